@@ -1,0 +1,1 @@
+//! ESP packet framing (RFC 4303). STUB: being written.

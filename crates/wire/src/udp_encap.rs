@@ -1,0 +1,1 @@
+//! UDP encapsulation on port 4500 (RFC 3948). STUB: being written.
