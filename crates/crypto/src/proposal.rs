@@ -1,0 +1,1 @@
+//! strongSwan proposal strings to wire proposals. STUB: being written.
