@@ -170,7 +170,10 @@ mod tests {
         let gcm8 = EncrAlg::new(EncrId::AES_GCM_8, Some(128)).unwrap();
         assert_eq!(gcm8.icv_len(), 8);
         let cbc = EncrAlg::new(EncrId::AES_CBC, Some(192)).unwrap();
-        assert_eq!((cbc.key_len(), cbc.keymat_len(), cbc.iv_len(), cbc.block_len(), cbc.is_aead()), (24, 24, 16, 16, false));
+        assert_eq!(
+            (cbc.key_len(), cbc.keymat_len(), cbc.iv_len(), cbc.block_len(), cbc.is_aead()),
+            (24, 24, 16, 16, false)
+        );
         let cc = EncrAlg::new(EncrId::CHACHA20_POLY1305, None).unwrap();
         assert_eq!((cc.key_len(), cc.keymat_len()), (32, 36));
         assert!(EncrAlg::new(EncrId::AES_CBC, None).is_err());

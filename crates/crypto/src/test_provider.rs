@@ -1,0 +1,1 @@
+//! A deterministic, NO-SECURITY provider for simulations and fuzzing. STUB: being written.
