@@ -816,6 +816,273 @@ mod tests {
         assert_eq!(parse_algorithm_identifier(&lax).unwrap(), SignatureScheme::RsaPssSha256);
     }
 
+    use crate::mac::AwsMac;
+    use aws_lc_rs::encoding::{EcPrivateKeyRfc5915Der, Pkcs8V1Der};
+    use oxswan_wire::PrfId;
+
+    fn load(der: &[u8]) -> Arc<dyn SigningKey> {
+        AwsSignature.load_private_key(der).unwrap()
+    }
+
+    fn rsa2048() -> Arc<dyn SigningKey> {
+        let kp = sig::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let der: Pkcs8V1Der<'static> = kp.as_der().unwrap();
+        load(der.as_ref())
+    }
+
+    fn ecdsa(alg: &'static sig::EcdsaSigningAlgorithm) -> Arc<dyn SigningKey> {
+        let kp = sig::EcdsaKeyPair::generate(alg).unwrap();
+        load(kp.to_pkcs8v1().unwrap().as_ref())
+    }
+
+    fn ed25519() -> Arc<dyn SigningKey> {
+        load(sig::Ed25519KeyPair::generate().unwrap().to_pkcs8().unwrap().as_ref())
+    }
+
+    /// RFC 8032 §7.1 TEST 1 (empty message) and TEST 2 (one octet 0x72): public key from the secret key,
+    /// deterministic signature, verification through the provider.
+    #[test]
+    fn ed25519_rfc8032_vectors() {
+        let cases = [
+            (
+                "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+                "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+                "",
+                "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155
+                 5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+            ),
+            (
+                "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+                "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+                "72",
+                "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da
+                 085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+            ),
+        ];
+        for (secret, public, message, signature) in cases {
+            let kp = sig::Ed25519KeyPair::from_seed_unchecked(&h(secret)).unwrap();
+            let key = load(kp.to_pkcs8().unwrap().as_ref());
+            assert_eq!(key.key_type(), KeyType::Ed25519);
+            // SubjectPublicKeyInfo of an Ed25519 key (RFC 8410 §4): the algorithm and the raw key.
+            let spki = key.public_key_spki();
+            assert_eq!(hex::encode(&spki), format!("302a300506032b6570032100{public}"));
+            assert_eq!(spki_kind(&spki).unwrap(), PublicKeyKind::Ed25519);
+            let out = key.sign(SignatureScheme::Ed25519, EcdsaEncoding::Asn1, &h(message)).unwrap();
+            assert_eq!(out, h(signature));
+            AwsSignature.verify(SignatureScheme::Ed25519, EcdsaEncoding::Asn1, &spki, &h(message), &out).unwrap();
+            // Through AUTH method 14.
+            let auth = sign_auth(key.as_ref(), AuthMethod::DIGITAL_SIGNATURE, false, &h(message)).unwrap();
+            let mut expected = vec![7];
+            expected.extend_from_slice(&h("300506032b6570"));
+            expected.extend_from_slice(&h(signature));
+            assert_eq!(auth.data, expected);
+            verify_auth(&AwsSignature, &spki, &auth, &h(message)).unwrap();
+        }
+    }
+
+    /// The AlgorithmIdentifiers of RFC 7427 Appendix A (A.1.1–A.1.4 PKCS#1 v1.5, A.3.2–A.3.4 ECDSA,
+    /// A.4.3 RSASSA-PSS with SHA-256) and id-Ed25519 (RFC 8410 §3), each encoded and decoded.
+    #[test]
+    fn rfc7427_algorithm_identifiers() {
+        let cases = [
+            (SignatureScheme::RsaPkcs1Sha1, "300d 0609 2a86 4886 f70d 0101 0505 00"),
+            (SignatureScheme::RsaPkcs1Sha256, "300d 0609 2a86 4886 f70d 0101 0b05 00"),
+            (SignatureScheme::RsaPkcs1Sha384, "300d 0609 2a86 4886 f70d 0101 0c05 00"),
+            (SignatureScheme::RsaPkcs1Sha512, "300d 0609 2a86 4886 f70d 0101 0d05 00"),
+            (SignatureScheme::EcdsaP256Sha256, "300a 0608 2a86 48ce 3d04 0302"),
+            (SignatureScheme::EcdsaP384Sha384, "300a 0608 2a86 48ce 3d04 0303"),
+            (SignatureScheme::EcdsaP521Sha512, "300a 0608 2a86 48ce 3d04 0304"),
+            (
+                SignatureScheme::RsaPssSha256,
+                "3041 0609 2a86 4886 f70d 0101 0a30 34a0
+                 0f30 0d06 0960 8648 0165 0304 0201 0500
+                 a11c 301a 0609 2a86 4886 f70d 0101 0830
+                 0d06 0960 8648 0165 0304 0201 0500 a203
+                 0201 20",
+            ),
+            (SignatureScheme::Ed25519, "3005 0603 2b65 70"),
+        ];
+        for (scheme, der) in cases {
+            let der = h(der);
+            assert_eq!(algorithm_identifier(scheme), der, "{scheme:?}");
+            let data = encode_signature_auth(scheme, b"SIG");
+            assert_eq!(usize::from(data[0]), der.len());
+            assert_eq!(&data[1..=der.len()], der);
+            assert_eq!(decode_signature_auth(&data).unwrap(), (scheme, &b"SIG"[..]));
+        }
+        // PSS with SHA-384 and SHA-512 round-trip too.
+        for scheme in [SignatureScheme::RsaPssSha384, SignatureScheme::RsaPssSha512] {
+            let data = encode_signature_auth(scheme, b"S");
+            assert_eq!(decode_signature_auth(&data).unwrap().0, scheme);
+        }
+        // PKCS#1 v1.5 with absent parameters is tolerated.
+        let mut data = vec![13];
+        data.extend_from_slice(&h("300b 0609 2a86 4886 f70d 0101 0b"));
+        data.push(1);
+        assert_eq!(decode_signature_auth(&data).unwrap().0, SignatureScheme::RsaPkcs1Sha256);
+    }
+
+    /// Sign → verify through method 14 for every scheme, and the failures: other key, altered octets,
+    /// altered signature.
+    #[test]
+    fn signature_round_trips() {
+        let rsa = rsa2048();
+        assert_eq!(rsa.key_type(), KeyType::Rsa(2048));
+        let p256 = ecdsa(&sig::ECDSA_P256_SHA256_ASN1_SIGNING);
+        let p384 = ecdsa(&sig::ECDSA_P384_SHA384_FIXED_SIGNING);
+        let p521 = ecdsa(&sig::ECDSA_P521_SHA512_ASN1_SIGNING);
+        let ed = ed25519();
+        assert_eq!(
+            (p256.key_type(), p384.key_type(), p521.key_type()),
+            (KeyType::EcdsaP256, KeyType::EcdsaP384, KeyType::EcdsaP521)
+        );
+        let other_rsa = rsa2048();
+        type Case<'a> = (&'a Arc<dyn SigningKey>, SignatureScheme, Arc<dyn SigningKey>);
+        let cases: Vec<Case<'_>> = vec![
+            (&rsa, SignatureScheme::RsaPkcs1Sha256, other_rsa.clone()),
+            (&rsa, SignatureScheme::RsaPkcs1Sha384, other_rsa.clone()),
+            (&rsa, SignatureScheme::RsaPkcs1Sha512, other_rsa.clone()),
+            (&rsa, SignatureScheme::RsaPssSha256, other_rsa.clone()),
+            (&rsa, SignatureScheme::RsaPssSha384, other_rsa.clone()),
+            (&rsa, SignatureScheme::RsaPssSha512, other_rsa.clone()),
+            (&p256, SignatureScheme::EcdsaP256Sha256, ecdsa(&sig::ECDSA_P256_SHA256_ASN1_SIGNING)),
+            (&p384, SignatureScheme::EcdsaP384Sha384, ecdsa(&sig::ECDSA_P384_SHA384_ASN1_SIGNING)),
+            (&p521, SignatureScheme::EcdsaP521Sha512, ecdsa(&sig::ECDSA_P521_SHA512_ASN1_SIGNING)),
+            (&ed, SignatureScheme::Ed25519, ed25519()),
+        ];
+        let octets = b"IKE_SA_INIT message | Nr | prf(SK_pi, IDi')";
+        for (key, scheme, other) in cases {
+            let spki = key.public_key_spki();
+            let auth = sign_auth_with(key.as_ref(), scheme, octets).unwrap();
+            assert_eq!(auth.method, AuthMethod::DIGITAL_SIGNATURE);
+            verify_auth(&AwsSignature, &spki, &auth, octets).unwrap();
+            assert_eq!(
+                verify_auth(&AwsSignature, &other.public_key_spki(), &auth, octets),
+                Err(CryptoError::BadSignature),
+                "{scheme:?} other key"
+            );
+            assert_eq!(verify_auth(&AwsSignature, &spki, &auth, b"other octets"), Err(CryptoError::BadSignature));
+            let mut bad = auth.clone();
+            let last = bad.data.len() - 1;
+            bad.data[last] ^= 0x01;
+            assert_eq!(verify_auth(&AwsSignature, &spki, &bad, octets), Err(CryptoError::BadSignature), "{scheme:?}");
+        }
+        // Defaults of sign_auth: RSA PKCS#1 SHA-256 or PSS, ECDSA by curve.
+        let auth = sign_auth(rsa.as_ref(), AuthMethod::DIGITAL_SIGNATURE, false, octets).unwrap();
+        assert_eq!(decode_signature_auth(&auth.data).unwrap().0, SignatureScheme::RsaPkcs1Sha256);
+        assert_eq!(decode_signature_auth(&auth.data).unwrap().1.len(), 256);
+        let auth = sign_auth(rsa.as_ref(), AuthMethod::DIGITAL_SIGNATURE, true, octets).unwrap();
+        assert_eq!(decode_signature_auth(&auth.data).unwrap().0, SignatureScheme::RsaPssSha256);
+        let auth = sign_auth(p384.as_ref(), AuthMethod::DIGITAL_SIGNATURE, true, octets).unwrap();
+        let (scheme, signature) = decode_signature_auth(&auth.data).unwrap();
+        assert_eq!(scheme, SignatureScheme::EcdsaP384Sha384);
+        assert_eq!(signature[0], 0x30, "RFC 7427 ECDSA signatures are DER");
+        // Debug shows no key material.
+        assert_eq!(format!("{rsa:?}"), "AwsSigningKey(Rsa(2048))");
+    }
+
+    /// Classic ECDSA methods 9, 10, 11 with fixed r‖s (RFC 4754 §7), and the key-type checks.
+    #[test]
+    fn classic_methods_and_mismatches() {
+        let octets = b"signed octets";
+        let keys = [
+            (ecdsa(&sig::ECDSA_P256_SHA256_FIXED_SIGNING), AuthMethod::ECDSA_SHA256_P256, 64),
+            (ecdsa(&sig::ECDSA_P384_SHA384_FIXED_SIGNING), AuthMethod::ECDSA_SHA384_P384, 96),
+            (ecdsa(&sig::ECDSA_P521_SHA512_FIXED_SIGNING), AuthMethod::ECDSA_SHA512_P521, 132),
+        ];
+        for (key, method, len) in &keys {
+            let auth = sign_auth(key.as_ref(), *method, false, octets).unwrap();
+            assert_eq!((auth.method, auth.data.len()), (*method, *len));
+            verify_auth(&AwsSignature, &key.public_key_spki(), &auth, octets).unwrap();
+            let mut bad = auth.clone();
+            bad.data[0] ^= 0x80;
+            assert_eq!(
+                verify_auth(&AwsSignature, &key.public_key_spki(), &bad, octets),
+                Err(CryptoError::BadSignature)
+            );
+        }
+        let (p256, p384) = (&keys[0].0, &keys[1].0);
+        // A P-256 key cannot sign or verify method 10 (P-384).
+        assert!(matches!(
+            sign_auth(p256.as_ref(), AuthMethod::ECDSA_SHA384_P384, false, octets),
+            Err(CryptoError::UnsupportedSignature(_))
+        ));
+        let auth = sign_auth(p256.as_ref(), AuthMethod::ECDSA_SHA256_P256, false, octets).unwrap();
+        let relabeled = AuthPayload { method: AuthMethod::ECDSA_SHA384_P384, data: auth.data.clone() };
+        assert!(matches!(
+            verify_auth(&AwsSignature, &p256.public_key_spki(), &relabeled, octets),
+            Err(CryptoError::UnsupportedSignature(_))
+        ));
+        assert!(matches!(
+            verify_auth(&AwsSignature, &p384.public_key_spki(), &auth, octets),
+            Err(CryptoError::UnsupportedSignature(_))
+        ));
+        // Method 14 with an ECDSA-P256 AlgorithmIdentifier against a P-384 key, or RSA against EC.
+        let auth14 = sign_auth(p256.as_ref(), AuthMethod::DIGITAL_SIGNATURE, false, octets).unwrap();
+        assert!(matches!(
+            verify_auth(&AwsSignature, &p384.public_key_spki(), &auth14, octets),
+            Err(CryptoError::UnsupportedSignature(_))
+        ));
+        let rsa = rsa2048();
+        let rsa_auth = sign_auth(rsa.as_ref(), AuthMethod::DIGITAL_SIGNATURE, false, octets).unwrap();
+        assert!(matches!(
+            verify_auth(&AwsSignature, &p256.public_key_spki(), &rsa_auth, octets),
+            Err(CryptoError::UnsupportedSignature(_))
+        ));
+        // Method 1 (RSA, SHA-1): an EC key is refused; an RSA key checks the signature; signing is not
+        // available with aws-lc-rs.
+        let m1 = AuthPayload { method: AuthMethod::RSA_DIGITAL_SIGNATURE, data: vec![0; 256] };
+        assert!(matches!(
+            verify_auth(&AwsSignature, &p256.public_key_spki(), &m1, octets),
+            Err(CryptoError::UnsupportedSignature(_))
+        ));
+        assert_eq!(verify_auth(&AwsSignature, &rsa.public_key_spki(), &m1, octets), Err(CryptoError::BadSignature));
+        assert!(sign_auth(rsa.as_ref(), AuthMethod::RSA_DIGITAL_SIGNATURE, false, octets).is_err());
+        // Schemes that do not suit the key.
+        assert!(rsa.sign(SignatureScheme::Ed25519, EcdsaEncoding::Asn1, octets).is_err());
+        assert!(p256.sign(SignatureScheme::EcdsaP384Sha384, EcdsaEncoding::Asn1, octets).is_err());
+        // PSK and NULL are not signature methods.
+        let psk = AuthPayload { method: AuthMethod::SHARED_KEY_MIC, data: vec![0; 32] };
+        assert!(matches!(
+            verify_auth(&AwsSignature, &p256.public_key_spki(), &psk, octets),
+            Err(CryptoError::UnsupportedSignature(_))
+        ));
+        // Garbage public keys.
+        assert!(matches!(verify_auth(&AwsSignature, b"junk", &auth, octets), Err(CryptoError::InvalidKey(_))));
+    }
+
+    /// Traditional key forms: SEC1 ECPrivateKey (RFC 5915); junk is rejected.
+    #[test]
+    fn key_loading() {
+        let kp = sig::EcdsaKeyPair::generate(&sig::ECDSA_P384_SHA384_ASN1_SIGNING).unwrap();
+        let sec1: EcPrivateKeyRfc5915Der<'static> = kp.private_key().as_der().unwrap();
+        let key = load(sec1.as_ref());
+        assert_eq!(key.key_type(), KeyType::EcdsaP384);
+        let spki = key.public_key_spki();
+        assert_eq!(spki_kind(&spki).unwrap(), PublicKeyKind::EcdsaP384);
+        let auth = sign_auth(key.as_ref(), AuthMethod::DIGITAL_SIGNATURE, false, b"x").unwrap();
+        verify_auth(&AwsSignature, &spki, &auth, b"x").unwrap();
+        assert!(matches!(AwsSignature.load_private_key(b"not a key"), Err(CryptoError::InvalidKey(_))));
+        assert_eq!(spki_kind(&rsa2048().public_key_spki()).unwrap(), PublicKeyKind::Rsa);
+    }
+
+    /// PSK AUTH (RFC 7296 §2.15) against its definition, and mismatches.
+    #[test]
+    fn psk_round_trip() {
+        let alg = PrfAlg::new(PrfId::HMAC_SHA2_256).unwrap();
+        let octets = signed_octets(b"message", b"nonce", &AwsMac, alg, b"sk_pi", b"\x02\0\0\0host").unwrap();
+        let maced = AwsMac.prf(alg, b"sk_pi", &[b"\x02\0\0\0host"]).unwrap();
+        assert_eq!(&octets[..12], b"messagenonce");
+        assert_eq!(&octets[12..], maced.expose());
+        let auth = psk_auth(&AwsMac, alg, b"secret", &octets).unwrap();
+        let pad_key = AwsMac.prf(alg, b"secret", &[b"Key Pad for IKEv2"]).unwrap();
+        assert_eq!(auth, AwsMac.prf(alg, pad_key.expose(), &[&octets]).unwrap());
+        verify_psk(&AwsMac, alg, b"secret", &octets, auth.expose()).unwrap();
+        assert_eq!(verify_psk(&AwsMac, alg, b"Secret", &octets, auth.expose()), Err(CryptoError::BadSignature));
+        assert_eq!(verify_psk(&AwsMac, alg, b"secret", b"other", auth.expose()), Err(CryptoError::BadSignature));
+        assert_eq!(verify_psk(&AwsMac, alg, b"secret", &octets, &auth.expose()[..31]), Err(CryptoError::BadSignature));
+    }
+
     #[test]
     fn scheme_hashes() {
         assert_eq!(scheme_hash(SignatureScheme::RsaPssSha384), HashAlgorithm::SHA2_384);

@@ -6,9 +6,10 @@
 use std::collections::HashMap;
 
 use oxswan_crypto::alg::{EncrAlg, PrfAlg};
-use oxswan_crypto::auth::{psk_auth, signed_octets, verify_psk};
+use oxswan_crypto::auth::{KEY_PAD, psk_auth, signed_octets, verify_psk};
 use oxswan_crypto::keys::{ChildSaKeys, ChildSuite, IkeSaKeys, IkeSuite, skeyseed};
 use oxswan_crypto::mac::AwsMac;
+use oxswan_crypto::provider::PrfProvider;
 use oxswan_wire::{EncrId, PrfId};
 
 const DATA: &str = include_str!("data/charon-psk-x25519-aes256gcm.txt");
@@ -85,6 +86,10 @@ fn psk_auth_matches_charon() {
     let prf = suite().prf;
     let psk = get(&v, "psk");
     let (ni, nr) = (get(&v, "ni"), get(&v, "nr"));
+    // prf(Shared Secret, "Key Pad for IKEv2"), the key of the PSK AUTH computation (RFC 7296 §2.15).
+    let pad_key = AwsMac.prf(prf, psk, &[KEY_PAD]).unwrap();
+    assert_eq!(pad_key.expose(), get(&v, "auth_i_psk_key"));
+    assert_eq!(pad_key.expose(), get(&v, "auth_r_psk_key"));
     for (who, sk_p, peer_nonce) in [("i", "sk_pi", nr), ("r", "sk_pr", ni)] {
         let octets_logged = get(&v, &format!("auth_{who}_octets"));
         // The logged octets are our IKE_SA_INIT message | the peer's nonce | prf(SK_p, IDx'), RFC 7296
