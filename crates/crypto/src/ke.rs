@@ -1,11 +1,11 @@
 //! Key exchange methods: ECP and Curve25519 on aws-lc-rs, MODP on crypto-bigint, ML-KEM on aws-lc-rs.
 //!
-//! - [`ec`]: Curve25519 (RFC 8031) and the ECP groups 19–21 (RFC 5903), through
+//! - `ec`: Curve25519 (RFC 8031) and the ECP groups 19–21 (RFC 5903), through
 //!   `aws_lc_rs::agreement`. KE data is the 32-octet u-coordinate, resp. x‖y without the SEC 1 `0x04`
 //!   prefix; the shared secret is the X25519 output, resp. the x coordinate.
-//! - [`modp`]: the MODP groups 14–16 (RFC 3526) and, only with [`DefaultKe::allow_modp1024`], group 2
+//! - `modp`: the MODP groups 14–16 (RFC 3526) and, only with [`DefaultKe::allow_modp1024`], group 2
 //!   (RFC 2409 §6.2), with constant-time exponentiation from crypto-bigint.
-//! - [`mlkem`]: ML-KEM-512/768/1024 (FIPS 203, draft-ietf-ipsecme-ikev2-mlkem, RFC 9370), through
+//! - `mlkem`: ML-KEM-512/768/1024 (FIPS 203, draft-ietf-ipsecme-ikev2-mlkem, RFC 9370), through
 //!   `aws_lc_rs::kem`: the initiator's KE data is the encapsulation key, the responder's the
 //!   ciphertext.
 //!

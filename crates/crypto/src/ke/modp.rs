@@ -204,9 +204,9 @@ impl<const L: usize> KeyExchange for ModpKe<L> {
 fn respond_in<const L: usize>(group: KeId, p: Odd<Uint<L>>, peer: &[u8]) -> Result<(Vec<u8>, Secret)> {
     // Validate before spending an exponentiation on our own key pair.
     let y = parse_peer(group, &p, peer)?;
-    let ke = ModpKe::generate(group, p)?;
+    let mut ke = ModpKe::generate(group, p)?;
     let secret = ke.agree(&y)?;
-    Ok((ke.public.clone(), secret))
+    Ok((core::mem::take(&mut ke.public), secret))
 }
 
 /// A new key pair as the initiator.
