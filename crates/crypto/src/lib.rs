@@ -4,7 +4,7 @@
 //!   [`proposal`]: strongSwan proposal strings (`aes256gcm16-prfsha256-x25519`) to wire proposals.
 //! - [`provider`]: the [`CryptoProvider`], a struct of trait objects for randomness, PRFs, integrity,
 //!   ciphers, key exchange and signatures; [`provider::default_provider`] implements them on aws-lc-rs
-//!   (MODP groups on crypto-bigint); with the `test-provider` feature, [`test_provider`] gives a
+//!   (MODP groups on crypto-bigint); with the `test-provider` feature, `test_provider` gives a
 //!   deterministic, NO-SECURITY one for simulations and fuzzing.
 //! - [`keys`]: prf+, SKEYSEED and the SK_* keys, CHILD SA KEYMAT, rekeying (RFC 7296 §2.13–2.18,
 //!   RFC 9370); [`sk`]: protecting and unprotecting SK payloads (RFC 7296 §3.14, RFC 5282);
