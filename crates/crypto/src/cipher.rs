@@ -188,3 +188,162 @@ impl CbcKey for AwsCbc {
             .map_err(|_| CryptoError::Internal("AES-CBC decrypt"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(s: &str) -> Vec<u8> {
+        hex::decode(s).unwrap()
+    }
+
+    fn gcm(id: EncrId, bits: u16) -> EncrAlg {
+        EncrAlg::new(id, Some(bits)).unwrap()
+    }
+
+    /// (key, IV, plaintext, AAD, ciphertext, tag) from McGrew & Viega, "The Galois/Counter Mode of
+    /// Operation (GCM)", test cases 2, 3, 4 (AES-128) and 14, 16 (AES-256).
+    const GCM_CASES: &[(&str, &str, &str, &str, &str, &str)] = &[
+        (
+            "00000000000000000000000000000000",
+            "000000000000000000000000",
+            "00000000000000000000000000000000",
+            "",
+            "0388dace60b6a392f328c2b971b2fe78",
+            "ab6e47d42cec13bdf53a67b21257bddf",
+        ),
+        (
+            "feffe9928665731c6d6a8f9467308308",
+            "cafebabefacedbaddecaf888",
+            "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255",
+            "",
+            "42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091473f5985",
+            "4d5c2af327cd64a62cf35abd2ba6fab4",
+        ),
+        (
+            "feffe9928665731c6d6a8f9467308308",
+            "cafebabefacedbaddecaf888",
+            "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+            "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+            "42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091",
+            "5bc94fbc3221a5db94fae95ae7121a47",
+        ),
+        (
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "000000000000000000000000",
+            "00000000000000000000000000000000",
+            "",
+            "cea7403d4d606b6e074ec5d3baf39d18",
+            "d0d1c8a799996bf0265b98b5d48ab919",
+        ),
+        (
+            "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308",
+            "cafebabefacedbaddecaf888",
+            "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+            "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+            "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662",
+            "76fc6ece0f4e1768cddf8853bb2d551b",
+        ),
+    ];
+
+    #[test]
+    fn gcm_known_answers_with_every_icv_length() {
+        for (key, iv, pt, aad, ct, tag) in GCM_CASES {
+            let (key, pt, aad, ct, tag) = (h(key), h(pt), h(aad), h(ct), h(tag));
+            let nonce: [u8; 12] = h(iv).try_into().unwrap();
+            let bits = u16::try_from(key.len() * 8).unwrap();
+            for (id, len) in [(EncrId::AES_GCM_16, 16), (EncrId::AES_GCM_12, 12), (EncrId::AES_GCM_8, 8)] {
+                let k = AwsCipher.aead(gcm(id, bits), &key).unwrap();
+                assert_eq!(k.tag_len(), len);
+                let mut data = pt.clone();
+                let mut t = vec![0u8; len];
+                k.seal_in_place(&nonce, &aad, &mut data, &mut t).unwrap();
+                assert_eq!(data, ct);
+                // RFC 4106 §6: the short ICVs are the leading octets of the full tag.
+                assert_eq!(t, tag[..len]);
+                k.open_in_place(&nonce, &aad, &mut data, &t).unwrap();
+                assert_eq!(data, pt);
+                // A wrong tag, or wrong AAD, fails and releases nothing.
+                let mut data = ct.clone();
+                let mut bad = t.clone();
+                bad[len - 1] ^= 1;
+                assert_eq!(k.open_in_place(&nonce, &aad, &mut data, &bad), Err(CryptoError::IntegrityCheckFailed));
+                let mut data = ct.clone();
+                assert_eq!(
+                    k.open_in_place(&nonce, b"other aad", &mut data, &t),
+                    Err(CryptoError::IntegrityCheckFailed)
+                );
+                if len < 16 {
+                    assert!(data.iter().all(|&b| b == 0), "plaintext released after a failed check");
+                }
+            }
+        }
+    }
+
+    /// RFC 8439 §2.8.2: the nonce's first 4 octets are the IKE/ESP salt, the other 8 the IV (RFC 7634 §2).
+    #[test]
+    fn chacha20_poly1305_rfc8439() {
+        let key = h("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f");
+        let nonce: [u8; 12] = h("070000004041424344454647").try_into().unwrap();
+        let aad = h("50515253c0c1c2c3c4c5c6c7");
+        let pt = b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.".to_vec();
+        let ct = h(concat!(
+            "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d63dbea45e8ca9671282fafb69da92728b",
+            "1a71de0a9e060b2905d6a5b67ecd3b3692ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc",
+            "3ff4def08e4b7a9de576d26586cec64b6116"
+        ));
+        let tag = h("1ae10b594f09e26a7e902ecbd0600691");
+        let alg = EncrAlg::new(EncrId::CHACHA20_POLY1305, None).unwrap();
+        let k = AwsCipher.aead(alg, &key).unwrap();
+        let mut data = pt.clone();
+        let mut t = [0u8; 16];
+        k.seal_in_place(&nonce, &aad, &mut data, &mut t).unwrap();
+        assert_eq!((data.clone(), t.to_vec()), (ct, tag));
+        k.open_in_place(&nonce, &aad, &mut data, &t).unwrap();
+        assert_eq!(data, pt);
+        t[0] ^= 0x80;
+        assert_eq!(k.open_in_place(&nonce, &aad, &mut data, &t), Err(CryptoError::IntegrityCheckFailed));
+    }
+
+    /// RFC 3602 §4 cases 1 and 2.
+    #[test]
+    fn aes_cbc_rfc3602() {
+        let cases = [
+            (
+                "06a9214036b8a15b512e03d534120006",
+                "3dafba429d9eb430b422da802c9fac41",
+                hex::encode(b"Single block msg"),
+                "e353779c1079aeb82708942dbe77181a",
+            ),
+            (
+                "c286696d887c9aa0611bbb3e2025a45a",
+                "562e17996d093d28ddb3ba695a2e6f58",
+                "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f".to_owned(),
+                "d296cd94c2cccf8a3a863028b5e1dc0a7586602d253cfff91b8266bea6d61ab1",
+            ),
+        ];
+        let alg = EncrAlg::new(EncrId::AES_CBC, Some(128)).unwrap();
+        for (key, iv, pt, ct) in cases {
+            let k = AwsCipher.cbc(alg, &h(key)).unwrap();
+            let iv: [u8; 16] = h(iv).try_into().unwrap();
+            let mut data = h(&pt);
+            k.encrypt_in_place(&iv, &mut data).unwrap();
+            assert_eq!(hex::encode(&data), ct);
+            k.decrypt_in_place(&iv, &mut data).unwrap();
+            assert_eq!(hex::encode(&data), pt);
+        }
+        let k = AwsCipher.cbc(alg, &[0; 16]).unwrap();
+        assert!(k.encrypt_in_place(&[0; 16], &mut [0u8; 15]).is_err());
+    }
+
+    #[test]
+    fn key_lengths_and_algorithms_are_checked() {
+        let g = gcm(EncrId::AES_GCM_16, 256);
+        assert!(matches!(AwsCipher.aead(g, &[0; 16]), Err(CryptoError::InvalidKeyLength { expected: 32, got: 16 })));
+        assert!(AwsCipher.cbc(g, &[0; 32]).is_err());
+        assert!(AwsCipher.aead(gcm(EncrId::AES_GCM_16, 192), &[0; 24]).is_ok());
+        assert!(AwsCipher.cbc(EncrAlg::new(EncrId::AES_CBC, Some(256)).unwrap(), &[0; 32]).is_ok());
+        let k = AwsCipher.aead(g, &[0; 32]).unwrap();
+        assert!(k.seal_in_place(&[0; 12], b"", &mut [0u8; 4], &mut [0u8; 12]).is_err());
+    }
+}

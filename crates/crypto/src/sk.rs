@@ -226,3 +226,144 @@ pub fn unprotect(provider: &CryptoProvider, keys: &SkKeys, message: &Message<'_>
     }
     Ok(parse_chain(d.next_inner, &d.data, d.offset)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::default_provider;
+    use oxswan_wire::payloads::NoncePayload;
+    use oxswan_wire::{EncrId, ExchangeType, Flags, IkeSpi, IntegId, NotifyType, notify::NotifyPayload};
+
+    fn header() -> Header {
+        Header::new(IkeSpi([1; 8]), IkeSpi([2; 8]), ExchangeType::IKE_AUTH, Flags::INITIATOR, 1)
+    }
+
+    fn inner() -> Vec<Payload> {
+        vec![
+            Payload::Notify(NotifyPayload::new(NotifyType::INITIAL_CONTACT, vec![])),
+            Payload::Nonce(NoncePayload { data: (0u8..37).collect() }),
+        ]
+    }
+
+    fn suites() -> Vec<SkKeys> {
+        let mut out = Vec::new();
+        for (id, bits) in [
+            (EncrId::AES_GCM_16, 128),
+            (EncrId::AES_GCM_16, 256),
+            (EncrId::AES_GCM_12, 256),
+            (EncrId::AES_GCM_8, 128),
+            (EncrId::CHACHA20_POLY1305, 256),
+        ] {
+            let e = EncrAlg::new(id, Some(bits)).unwrap();
+            out.push(SkKeys::new(e, None, Secret::new(vec![0x11; e.keymat_len()]), Secret::default()).unwrap());
+        }
+        for integ in
+            [IntegId::HMAC_SHA1_96, IntegId::HMAC_SHA2_256_128, IntegId::HMAC_SHA2_384_192, IntegId::HMAC_SHA2_512_256]
+        {
+            let e = EncrAlg::new(EncrId::AES_CBC, Some(256)).unwrap();
+            let i = IntegAlg::new(integ).unwrap();
+            out.push(
+                SkKeys::new(e, Some(i), Secret::new(vec![0x22; 32]), Secret::new(vec![0x33; i.key_len()])).unwrap(),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn round_trip_every_suite() {
+        let p = default_provider();
+        for keys in suites() {
+            let bytes = protect(&p, &keys, &header(), &inner()).unwrap();
+            let msg = Message::parse(&bytes).unwrap();
+            assert_eq!(msg.header().next_payload, PayloadType::SK);
+            assert_eq!(unprotect(&p, &keys, &msg).unwrap(), inner(), "{:?}", keys.encr);
+            if !keys.encr.is_aead() {
+                // Ciphertext is whole blocks for CBC.
+                let sk_body = bytes.len() - 32 - keys.encr.iv_len() - keys.icv_len();
+                assert_eq!(sk_body % 16, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn any_flipped_bit_is_detected() {
+        let p = default_provider();
+        for keys in suites() {
+            let bytes = protect(&p, &keys, &header(), &inner()).unwrap();
+            // Every octet: header (SPIs, types, flags, message ID), SK header, IV, ciphertext, ICV. A
+            // broken length or version fails earlier, in parsing.
+            for i in 0..bytes.len() {
+                let mut b = bytes.clone();
+                b[i] ^= 0x01;
+                if let Ok(msg) = Message::parse(&b) {
+                    assert!(unprotect(&p, &keys, &msg).is_err(), "{:?}: flip at {i} not detected", keys.encr);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_key_and_truncations_fail_cleanly() {
+        let p = default_provider();
+        for keys in suites() {
+            let bytes = protect(&p, &keys, &header(), &inner()).unwrap();
+            let mut other = keys.clone();
+            other.sk_e = Secret::new(vec![0x99; keys.encr.keymat_len()]);
+            if !keys.encr.is_aead() {
+                other.sk_a = Secret::new(vec![0x98; keys.sk_a.len()]);
+            }
+            assert!(unprotect(&p, &other, &Message::parse(&bytes).unwrap()).is_err());
+            // Cut the message anywhere and fix up the lengths so that it still parses as a message.
+            for cut in 32..bytes.len() {
+                let mut b = bytes[..cut].to_vec();
+                b[24..28].copy_from_slice(&u32::try_from(cut).unwrap().to_be_bytes());
+                b[30..32].copy_from_slice(&u16::try_from(cut - 28).unwrap().to_be_bytes());
+                let msg = Message::parse(&b).unwrap();
+                assert!(unprotect(&p, &keys, &msg).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn message_without_sk_is_rejected() {
+        let p = default_provider();
+        let bytes = header().encode(&inner()).unwrap();
+        let keys = suites().remove(0);
+        assert!(matches!(unprotect(&p, &keys, &Message::parse(&bytes).unwrap()), Err(CryptoError::Malformed(_))));
+    }
+
+    #[test]
+    fn fragments_round_trip_and_protect_their_numbers() {
+        let p = default_provider();
+        for keys in suites() {
+            let mut chain = Vec::new();
+            let first = emit_chain(&inner(), PayloadType::NONE, &mut chain).unwrap();
+            let (a, b) = chain.split_at(20);
+            let f1 = protect_fragment(&p, &keys, &header(), first, 1, 2, a).unwrap();
+            let f2 = protect_fragment(&p, &keys, &header(), PayloadType::NONE, 2, 2, b).unwrap();
+            let d1 = decrypt(&p, &keys, &Message::parse(&f1).unwrap()).unwrap();
+            let d2 = decrypt(&p, &keys, &Message::parse(&f2).unwrap()).unwrap();
+            assert_eq!((d1.fragment, d1.next_inner), (Some((1, 2)), first));
+            assert_eq!(d2.fragment, Some((2, 2)));
+            let joined = [d1.data, d2.data].concat();
+            assert_eq!(parse_chain(first, &joined, 0).unwrap(), inner());
+            // Fragment numbers are authenticated (RFC 7383 §2.5).
+            let mut forged = f2.clone();
+            forged[33] = 1;
+            assert!(decrypt(&p, &keys, &Message::parse(&forged).unwrap()).is_err());
+            // A fragment is not a whole message.
+            assert!(unprotect(&p, &keys, &Message::parse(&f1).unwrap()).is_err());
+        }
+    }
+
+    #[test]
+    fn key_lengths_are_checked() {
+        let gcm = EncrAlg::new(EncrId::AES_GCM_16, Some(256)).unwrap();
+        assert!(SkKeys::new(gcm, None, Secret::new(vec![0; 32]), Secret::default()).is_err());
+        let cbc = EncrAlg::new(EncrId::AES_CBC, Some(128)).unwrap();
+        assert!(SkKeys::new(cbc, None, Secret::new(vec![0; 16]), Secret::default()).is_err());
+        let sha = IntegAlg::new(IntegId::HMAC_SHA2_256_128).unwrap();
+        assert!(SkKeys::new(cbc, Some(sha), Secret::new(vec![0; 16]), Secret::new(vec![0; 31])).is_err());
+        assert!(SkKeys::new(gcm, Some(sha), Secret::new(vec![0; 36]), Secret::new(vec![0; 32])).is_err());
+    }
+}
