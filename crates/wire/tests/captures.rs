@@ -6,6 +6,7 @@
 //!
 //! Nothing here hard-codes the random parts (SPIs, nonces, keys), so a fresh capture passes as well.
 
+use oxswan_wire::id::Identity;
 use oxswan_wire::notify::NotifyPayload;
 use oxswan_wire::payloads::AuthPayload;
 use oxswan_wire::sa::{Proposal, SaPayload, Transform};
@@ -252,6 +253,7 @@ fn ike_auth_request() {
     );
     check_psk_auth(&inner);
     check_esp_proposal(sa(&inner));
+    check_ids_and_selectors(&inner, "left.example", Some("right.example"));
     let mut out = Vec::new();
     assert_eq!(emit_chain(&inner, PayloadType::NONE, &mut out).unwrap(), PayloadType::IDI);
     assert_eq!(out, AUTH_REQ_PLAIN);
@@ -277,6 +279,7 @@ fn ike_auth_response() {
     );
     assert_eq!(notify_types(&inner), vec![NotifyType::MOBIKE_SUPPORTED, NotifyType::NO_ADDITIONAL_ADDRESSES]);
     check_psk_auth(&inner);
+    check_ids_and_selectors(&inner, "right.example", None);
     let mut out = Vec::new();
     assert_eq!(emit_chain(&inner, PayloadType::NONE, &mut out).unwrap(), PayloadType::IDR);
     assert_eq!(out, AUTH_RESP_PLAIN);
@@ -355,4 +358,38 @@ fn every_truncation_is_an_error_not_a_panic() {
             }
         }
     }
+}
+
+/// The identities of the psk-left/psk-right configs, and TSi = 10.1.0.1/32, TSr = 10.2.0.1/32 (the
+/// initiator's view, in both messages: RFC 7296 §2.9 keeps TSi for the initiator's side).
+fn check_ids_and_selectors(inner: &[Payload], own: &str, expected_peer: Option<&str>) {
+    let fqdn = |s: &str| Identity::Fqdn(s.to_owned());
+    let (first, second): (Vec<_>, Vec<_>) = inner
+        .iter()
+        .filter_map(|p| match p {
+            Payload::IdI(id) => Some((true, id)),
+            Payload::IdR(id) => Some((false, id)),
+            _ => None,
+        })
+        .partition(|(initiator, _)| *initiator);
+    let own_id = first.first().or(second.first()).map(|(_, id)| id).unwrap();
+    assert_eq!(own_id.identity().unwrap(), fqdn(own));
+    assert_eq!(own_id.identity().unwrap().to_string(), own);
+    if let Some(peer) = expected_peer {
+        // The initiator names the responder it expects in an IDr (RFC 7296 §3.5).
+        assert_eq!(second[0].1.identity().unwrap(), fqdn(peer));
+    }
+    let ts = |want: PayloadType| -> Vec<String> {
+        inner
+            .iter()
+            .filter_map(|p| match p {
+                Payload::TsI(t) if want == PayloadType::TSI => Some(t),
+                Payload::TsR(t) if want == PayloadType::TSR => Some(t),
+                _ => None,
+            })
+            .flat_map(|t| t.selectors.iter().map(ToString::to_string))
+            .collect()
+    };
+    assert_eq!(ts(PayloadType::TSI), vec!["10.1.0.1/32"]);
+    assert_eq!(ts(PayloadType::TSR), vec!["10.2.0.1/32"]);
 }

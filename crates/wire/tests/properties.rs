@@ -1,12 +1,15 @@
 //! Property tests: every payload emits and parses back to itself, and no input makes a parser panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+use oxswan_wire::cp::{CfgAttribute, CpPayload};
+use oxswan_wire::id::IdPayload;
 use oxswan_wire::notify::{DeletePayload, NotifyPayload};
 use oxswan_wire::payloads::{
     AuthPayload, CertPayload, CertReqPayload, EapCode, EapPayload, KePayload, NoncePayload, UnknownPayload,
     VendorIdPayload,
 };
 use oxswan_wire::sa::{AttributeValue, Proposal, SaPayload, Transform, TransformAttribute};
+use oxswan_wire::ts::{TrafficSelector, TsAddrs, TsPayload};
 use oxswan_wire::*;
 use proptest::prelude::*;
 
@@ -46,6 +49,20 @@ fn proposal() -> impl Strategy<Value = Proposal> {
         })
 }
 
+fn selector() -> impl Strategy<Value = TrafficSelector> {
+    let addrs = prop_oneof![
+        (any::<u32>(), any::<u32>()).prop_map(|(a, b)| TsAddrs::V4 { start: a.into(), end: b.into() }),
+        (any::<u128>(), any::<u128>()).prop_map(|(a, b)| TsAddrs::V6 { start: a.into(), end: b.into() }),
+        (9u8..=255, bytes(12)).prop_map(|(t, data)| TsAddrs::Unknown { ts_type: TsType(t), data }),
+    ];
+    (any::<u8>(), any::<u16>(), any::<u16>(), addrs).prop_map(|(ip_protocol, start_port, end_port, addrs)| {
+        // Unknown types carry no port fields of their own.
+        let (start_port, end_port) =
+            if matches!(addrs, TsAddrs::Unknown { .. }) { (0, 0) } else { (start_port, end_port) };
+        TrafficSelector { ip_protocol, start_port, end_port, addrs }
+    })
+}
+
 /// Payloads whose parsers are total over their emitted form.
 fn payload() -> impl Strategy<Value = Payload> {
     prop_oneof![
@@ -62,6 +79,27 @@ fn payload() -> impl Strategy<Value = Payload> {
         prop::collection::vec(any::<u32>(), 0..5).prop_map(|spis| Payload::Delete(DeletePayload::esp(&spis))),
         Just(Payload::Delete(DeletePayload::ike())),
         bytes(32).prop_map(|data| Payload::VendorId(VendorIdPayload { data })),
+        prop::collection::vec(selector(), 0..4).prop_map(|selectors| Payload::TsI(TsPayload { selectors })),
+        prop::collection::vec(selector(), 0..4).prop_map(|selectors| Payload::TsR(TsPayload { selectors })),
+        (any::<u8>(), any::<[u8; 3]>(), bytes(40)).prop_map(|(t, reserved, data)| Payload::IdI(IdPayload {
+            id_type: IdType(t),
+            reserved,
+            data
+        })),
+        (any::<u8>(), any::<[u8; 3]>(), bytes(40)).prop_map(|(t, reserved, data)| Payload::IdR(IdPayload {
+            id_type: IdType(t),
+            reserved,
+            data
+        })),
+        (any::<u8>(), prop::collection::vec((0u16..0x8000, bytes(20)), 0..5)).prop_map(|(t, attrs)| {
+            Payload::Cp(CpPayload {
+                cfg_type: CfgType(t),
+                attributes: attrs
+                    .into_iter()
+                    .map(|(a, value)| CfgAttribute { attribute_type: CfgAttributeType(a), value })
+                    .collect(),
+            })
+        }),
         (1u8..=2, any::<u8>(), 1u8..=255, bytes(32)).prop_map(|(code, identifier, ty, mut data)| {
             data.insert(0, ty);
             Payload::Eap(EapPayload { code: EapCode(code), identifier, data })
