@@ -144,6 +144,12 @@ proptest! {
         for ty in PayloadType::KNOWN.iter().copied().chain([PayloadType(0), PayloadType(99)]) {
             let _ = parse_chain(ty, &data, 28);
         }
+        if let Ok(p) = oxswan_wire::esp::EspPacket::new_checked(&data[..]) {
+            if let Ok((len, _)) = oxswan_wire::esp::parse_trailer(p.payload()) {
+                prop_assert!(len <= p.payload().len());
+            }
+        }
+        let _ = oxswan_wire::udp_encap::classify(&data);
     }
 
     /// A valid message with any single byte changed still never panics, and most often still parses
