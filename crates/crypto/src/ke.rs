@@ -89,19 +89,10 @@ fn invalid(group: KeId, reason: &'static str) -> CryptoError {
 mod tests {
     use super::*;
 
-    const ALL: &[KeId] = &[
-        KeId::MODP1024,
-        KeId::MODP2048,
-        KeId::MODP3072,
-        KeId::MODP4096,
-        KeId::ECP256,
-        KeId::ECP384,
-        KeId::ECP521,
-        KeId::CURVE25519,
-        KeId::ML_KEM_512,
-        KeId::ML_KEM_768,
-        KeId::ML_KEM_1024,
-    ];
+    /// Every method, the legacy one included.
+    fn all() -> Vec<KeId> {
+        crate::alg::SUPPORTED_KE.iter().copied().chain([KeId::MODP1024]).collect()
+    }
 
     fn legacy() -> DefaultKe {
         DefaultKe { allow_modp1024: true }
@@ -140,7 +131,7 @@ mod tests {
             (KeId::ML_KEM_768, 1184, 1088, 32),
             (KeId::ML_KEM_1024, 1568, 1568, 32),
         ];
-        assert_eq!(sizes.len(), ALL.len());
+        assert_eq!(sizes.len(), all().len());
         let ke = legacy();
         for (g, i_len, r_len, s_len) in sizes {
             let initiator = ke.start(g).unwrap();
@@ -169,7 +160,7 @@ mod tests {
             Err(CryptoError::InvalidPublicValue { group, .. }) => assert_eq!(group, g),
             other => panic!("{g:?} {what}: {other:?}"),
         };
-        for &g in ALL {
+        for g in all() {
             let good = ke.start(g).unwrap();
             let i_len = good.public_value().len();
             let r_len = ke.respond(g, good.public_value()).unwrap().0.len();

@@ -12,23 +12,8 @@ use oxswan_crypto::mac::AwsMac;
 use oxswan_crypto::provider::PrfProvider;
 use oxswan_wire::{EncrId, PrfId};
 
-const DATA: &str = include_str!("data/charon-psk-x25519-aes256gcm.txt");
-
-/// The `name = hex` lines of the key file.
-fn values() -> HashMap<String, Vec<u8>> {
-    DATA.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let (name, value) = l.split_once('=').expect("name = hex");
-            (name.trim().to_owned(), hex::decode(value.trim()).expect("hex value"))
-        })
-        .collect()
-}
-
-fn get<'a>(v: &'a HashMap<String, Vec<u8>>, name: &str) -> &'a [u8] {
-    v.get(name).unwrap_or_else(|| panic!("{name} missing from the key file"))
-}
+mod common;
+use common::{get, values};
 
 fn spi(v: &HashMap<String, Vec<u8>>, name: &str) -> [u8; 8] {
     get(v, name).try_into().unwrap()

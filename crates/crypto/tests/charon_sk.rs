@@ -3,26 +3,15 @@
 //! inner payloads charon logged, and sealing charon's plaintext with its IV reproduces its ciphertext.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use std::collections::HashMap;
-
 use oxswan_crypto::alg::EncrAlg;
 use oxswan_crypto::default_provider;
 use oxswan_crypto::secret::Secret;
 use oxswan_crypto::sk::{SkKeys, decrypt, unprotect};
 use oxswan_wire::{EncrId, Message, parse_chain};
+use std::collections::HashMap;
 
-const KEYS: &str = include_str!("data/charon-psk-x25519-aes256gcm.txt");
-
-fn values() -> HashMap<String, Vec<u8>> {
-    KEYS.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let (name, value) = l.split_once('=').unwrap();
-            (name.trim().to_owned(), hex::decode(value.trim()).unwrap())
-        })
-        .collect()
-}
+mod common;
+use common::values;
 
 const MESSAGES: [(&str, &[u8], &[u8]); 4] = [
     (
