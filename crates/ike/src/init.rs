@@ -1,0 +1,404 @@
+//! The IKE_SA_INIT exchange (RFC 7296 §1.2): negotiate the IKE SA's algorithms, exchange KE and nonces,
+//! derive SKEYSEED and the SK_* keys.
+//!
+//! ```text
+//! Initiator                         Responder
+//! HDR, SAi1, KEi, Ni, N(...)  -->
+//!                             <--   HDR, SAr1, KEr, Nr, N(...)
+//! ```
+//!
+//! Each side is a consumed-state struct: [`InitRequestSent::handle_response`] takes `self`, so a
+//! response cannot be processed twice. Retransmission and message IDs belong to the IKE SA, not here.
+
+use oxswan_crypto::CryptoProvider;
+use oxswan_crypto::keys::{IkeSaKeys, IkeSuite};
+use oxswan_crypto::proposal::select_proposal;
+use oxswan_crypto::provider::KeyExchange;
+use oxswan_wire::notify::NotifyPayload;
+use oxswan_wire::payloads::{KePayload, NoncePayload};
+use oxswan_wire::sa::{Proposal, SaPayload};
+use oxswan_wire::{
+    ExchangeType, Flags, Header, IkeSpi, KeId, Message, NotifyType, Payload, PayloadType, TransformType,
+};
+
+use crate::error::{IkeError, Result};
+use crate::suite::ike_suite;
+
+/// Length of the nonces we send: 32 octets, at least half the key of every PRF we implement
+/// (RFC 7296 §2.10: at least 128 bits and at least half the PRF key size).
+pub const NONCE_LEN: usize = 32;
+
+/// The result of a completed IKE_SA_INIT, on either side: what IKE_AUTH needs.
+#[derive(Debug)]
+pub struct IkeSaInit {
+    /// Initiator's SPI.
+    pub spi_i: IkeSpi,
+    /// Responder's SPI.
+    pub spi_r: IkeSpi,
+    /// The selected proposal.
+    pub proposal: Proposal,
+    /// Its algorithms.
+    pub suite: IkeSuite,
+    /// SK_d, SK_a*, SK_e*, SK_p*.
+    pub keys: IkeSaKeys,
+    /// Initiator's nonce.
+    pub ni: Vec<u8>,
+    /// Responder's nonce.
+    pub nr: Vec<u8>,
+    /// The request as sent (signed by the initiator's AUTH, RFC 7296 §2.15).
+    pub request: Vec<u8>,
+    /// The response as sent (signed by the responder's AUTH).
+    pub response: Vec<u8>,
+}
+
+/// The initiator after sending its IKE_SA_INIT request.
+#[derive(Debug)]
+pub struct InitRequestSent {
+    spi_i: IkeSpi,
+    ni: Vec<u8>,
+    ke: Box<dyn KeyExchange>,
+    proposals: Vec<Proposal>,
+    request: Vec<u8>,
+}
+
+/// What the initiator learned from the response.
+#[derive(Debug)]
+pub enum InitResponse {
+    /// The IKE SA's keys are ready; IKE_AUTH can follow.
+    Established(Box<IkeSaInit>),
+    /// INVALID_KE_PAYLOAD: start again with this group, which is in our proposals (RFC 7296 §1.2).
+    RetryWithGroup(KeId),
+    /// COOKIE: send the request again with this cookie first (RFC 7296 §2.6).
+    RetryWithCookie(Vec<u8>),
+}
+
+fn random(provider: &CryptoProvider, len: usize) -> Result<Vec<u8>> {
+    let mut v = vec![0u8; len];
+    provider.random.fill(&mut v)?;
+    Ok(v)
+}
+
+/// A random, non-zero IKE SPI (RFC 7296 §2.6: zero means "not yet chosen").
+pub fn random_spi(provider: &CryptoProvider) -> Result<IkeSpi> {
+    loop {
+        let mut spi = [0u8; 8];
+        provider.random.fill(&mut spi)?;
+        if spi != [0; 8] {
+            return Ok(IkeSpi(spi));
+        }
+    }
+}
+
+/// The notifies both sides add to IKE_SA_INIT: SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4) and
+/// IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3).
+fn capability_notifies() -> [Payload; 2] {
+    [
+        Payload::Notify(NotifyPayload::new_signature_hash_algorithms(oxswan_crypto::auth::SIGNATURE_HASH_ALGORITHMS)),
+        Payload::Notify(NotifyPayload::new(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, Vec::new())),
+    ]
+}
+
+/// The nonce rule of RFC 7296 §2.10.
+fn check_nonce(nonce: &[u8], suite: &IkeSuite) -> Result<()> {
+    let n = nonce.len();
+    if (16..=256).contains(&n) && n.saturating_mul(2) >= suite.prf.key_len() {
+        Ok(())
+    } else {
+        Err(IkeError::BadNonce(n))
+    }
+}
+
+/// The payloads of an IKE_SA_INIT message, by kind.
+struct InitPayloads {
+    sa: Option<SaPayload>,
+    ke: Option<KePayload>,
+    nonce: Option<Vec<u8>>,
+    notifies: Vec<NotifyPayload>,
+}
+
+impl InitPayloads {
+    fn collect(payloads: Vec<Payload>) -> Self {
+        let mut out = Self { sa: None, ke: None, nonce: None, notifies: Vec::new() };
+        for p in payloads {
+            match p {
+                // RFC 7296 §3: only one of each is allowed; the first one counts.
+                Payload::Sa(sa) if out.sa.is_none() => out.sa = Some(sa),
+                Payload::Ke(ke) if out.ke.is_none() => out.ke = Some(ke),
+                Payload::Nonce(n) if out.nonce.is_none() => out.nonce = Some(n.data),
+                Payload::Notify(n) => out.notifies.push(n),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn notify(&self, ty: NotifyType) -> Option<&NotifyPayload> {
+        self.notifies.iter().find(|n| n.notify_type == ty)
+    }
+}
+
+impl InitRequestSent {
+    /// Builds the request. `group` is the KE method to send a public value for; by default the first KE
+    /// method of the first proposal. `cookie` is echoed first when the responder asked for one.
+    pub fn start(
+        provider: &CryptoProvider,
+        proposals: &[Proposal],
+        group: Option<KeId>,
+        cookie: Option<Vec<u8>>,
+    ) -> Result<Self> {
+        let proposals: Vec<Proposal> =
+            proposals.iter().zip(1u8..).map(|(p, number)| Proposal { number, spi: Vec::new(), ..p.clone() }).collect();
+        let group = match group {
+            Some(g) => g,
+            None => proposals
+                .first()
+                .and_then(|p| p.transforms_of(TransformType::KE).next())
+                .map(|t| KeId(t.transform_id))
+                .ok_or(IkeError::NoProposalChosen)?,
+        };
+        let ke = provider.ke.start(group)?;
+        let spi_i = random_spi(provider)?;
+        let ni = random(provider, NONCE_LEN)?;
+        let mut payloads = Vec::new();
+        if let Some(c) = cookie {
+            // RFC 7296 §2.6: the COOKIE notify must be the first payload.
+            payloads.push(Payload::Notify(NotifyPayload::new(NotifyType::COOKIE, c)));
+        }
+        payloads.push(Payload::Sa(SaPayload { proposals: proposals.clone() }));
+        payloads.push(Payload::Ke(KePayload { group, data: ke.public_value().to_vec() }));
+        payloads.push(Payload::Nonce(NoncePayload { data: ni.clone() }));
+        payloads.extend(capability_notifies());
+        let header = Header::new(spi_i, IkeSpi::ZERO, ExchangeType::IKE_SA_INIT, Flags::INITIATOR, 0);
+        let request = header.encode(&payloads)?;
+        Ok(Self { spi_i, ni, ke, proposals, request })
+    }
+
+    /// The request to send (and to retransmit unchanged).
+    pub fn request(&self) -> &[u8] {
+        &self.request
+    }
+
+    /// Our SPI, by which the response is routed back.
+    pub fn spi_i(&self) -> IkeSpi {
+        self.spi_i
+    }
+
+    /// Processes the response. Errors leave nothing behind: the caller gives up on this attempt (or,
+    /// for a response that is not ours at all, keeps waiting with a fresh `InitRequestSent`).
+    pub fn handle_response(self, provider: &CryptoProvider, bytes: &[u8]) -> Result<InitResponse> {
+        let msg = Message::parse(bytes)?;
+        let h = msg.header();
+        if h.exchange_type != ExchangeType::IKE_SA_INIT
+            || !h.flags.response()
+            || h.flags.initiator()
+            || h.message_id != 0
+            || h.spi_i != self.spi_i
+        {
+            return Err(IkeError::Unexpected("not the IKE_SA_INIT response to our request"));
+        }
+        let p = InitPayloads::collect(msg.parse_payloads()?);
+        if let Some(c) = p.notify(NotifyType::COOKIE) {
+            return Ok(InitResponse::RetryWithCookie(c.data.clone()));
+        }
+        if let Some(n) = p.notify(NotifyType::INVALID_KE_PAYLOAD) {
+            // Only a group we proposed is acceptable (RFC 7296 §1.2), and not the one we just sent.
+            let g = n.invalid_ke_group().ok_or(IkeError::PeerNotify(NotifyType::INVALID_KE_PAYLOAD))?;
+            let offered =
+                self.proposals.iter().any(|p| p.transforms_of(TransformType::KE).any(|t| t.transform_id == g.0));
+            return if offered && g != self.ke.group() {
+                Ok(InitResponse::RetryWithGroup(g))
+            } else {
+                Err(IkeError::PeerNotify(NotifyType::INVALID_KE_PAYLOAD))
+            };
+        }
+        if let Some(e) = p.notifies.iter().find(|n| n.notify_type.is_error()) {
+            return Err(IkeError::PeerNotify(e.notify_type));
+        }
+        if h.spi_r.is_zero() {
+            return Err(IkeError::Unexpected("responder SPI is zero"));
+        }
+        let sa = p.sa.ok_or(IkeError::MissingPayload(PayloadType::SA))?;
+        let ke = p.ke.ok_or(IkeError::MissingPayload(PayloadType::KE))?;
+        let nr = p.nonce.ok_or(IkeError::MissingPayload(PayloadType::NONCE))?;
+        // The responder must pick exactly one of our proposals, unchanged but for the reduction to one
+        // transform per type (RFC 7296 §2.7, §3.3.6).
+        let [chosen] = sa.proposals.as_slice() else {
+            return Err(IkeError::Unexpected("SA payload of a response must hold one proposal"));
+        };
+        let ours = self.proposals.iter().find(|p| p.number == chosen.number).ok_or(IkeError::NoProposalChosen)?;
+        let accepted = select_proposal(std::slice::from_ref(ours), std::slice::from_ref(chosen), false)
+            .ok_or(IkeError::NoProposalChosen)?;
+        if !same_transforms(&accepted, chosen) {
+            return Err(IkeError::NoProposalChosen);
+        }
+        let (suite, group) = ike_suite(chosen)?;
+        if group != self.ke.group() || ke.group != group {
+            return Err(IkeError::Unexpected("KE group differs from the one we sent"));
+        }
+        check_nonce(&nr, &suite)?;
+        let g_ir = self.ke.complete(&ke.data)?;
+        let keys = IkeSaKeys::from_ike_sa_init(
+            provider.prf.as_ref(),
+            &suite,
+            g_ir.expose(),
+            &self.ni,
+            &nr,
+            self.spi_i.0,
+            h.spi_r.0,
+        )?;
+        Ok(InitResponse::Established(Box::new(IkeSaInit {
+            spi_i: self.spi_i,
+            spi_r: h.spi_r,
+            proposal: chosen.clone(),
+            suite,
+            keys,
+            ni: self.ni,
+            nr,
+            request: self.request,
+            response: bytes.to_vec(),
+        })))
+    }
+}
+
+fn same_transforms(a: &Proposal, b: &Proposal) -> bool {
+    let key = |p: &Proposal| {
+        let mut t: Vec<_> = p.transforms.iter().map(|t| (t.transform_type, t.transform_id, t.key_length())).collect();
+        t.sort();
+        t
+    };
+    key(a) == key(b)
+}
+
+/// The responder's answer to an IKE_SA_INIT request.
+#[derive(Debug)]
+pub enum InitReply {
+    /// Send `response`; the SA is half-open until IKE_AUTH completes.
+    Accepted {
+        /// The response datagram.
+        response: Vec<u8>,
+        /// The negotiated state.
+        sa: Box<IkeSaInit>,
+    },
+    /// Send `response` (an error notify) and keep no state (RFC 7296 §2.21.1).
+    Rejected {
+        /// The response datagram.
+        response: Vec<u8>,
+        /// Why.
+        error: IkeError,
+    },
+}
+
+/// The responder's configuration for IKE_SA_INIT.
+#[derive(Debug, Clone)]
+pub struct ResponderParams<'a> {
+    /// Acceptable proposals, in our order of preference.
+    pub proposals: &'a [Proposal],
+    /// Choose by the initiator's order instead of ours.
+    pub prefer_initiator: bool,
+}
+
+/// Processes an IKE_SA_INIT request as the responder, choosing `spi_r` as our SPI.
+///
+/// Returns `Err` for a message to drop silently (unparseable, not a first IKE_SA_INIT request): RFC 7296
+/// §2.21.1 forbids answering what cannot be attributed. Otherwise the reply, which is an error notify
+/// (NO_PROPOSAL_CHOSEN, INVALID_KE_PAYLOAD naming our group, INVALID_SYNTAX) when the request is
+/// unacceptable.
+pub fn respond(
+    provider: &CryptoProvider,
+    params: &ResponderParams<'_>,
+    bytes: &[u8],
+    spi_r: IkeSpi,
+) -> Result<InitReply> {
+    let msg = Message::parse(bytes)?;
+    let h = *msg.header();
+    if h.exchange_type != ExchangeType::IKE_SA_INIT
+        || h.flags.response()
+        || !h.flags.initiator()
+        || h.message_id != 0
+        || !h.spi_r.is_zero()
+        || h.spi_i.is_zero()
+    {
+        return Err(IkeError::Unexpected("not an initial IKE_SA_INIT request"));
+    }
+    let reject = |notify: NotifyType, data: Vec<u8>, error: IkeError| -> Result<InitReply> {
+        // Error responses to IKE_SA_INIT carry a zero responder SPI: no state is kept (RFC 7296 §2.6).
+        let header = Header::new(h.spi_i, IkeSpi::ZERO, ExchangeType::IKE_SA_INIT, Flags::RESPONSE, 0);
+        let response = header.encode(&[Payload::Notify(NotifyPayload::new(notify, data))])?;
+        Ok(InitReply::Rejected { response, error })
+    };
+    let payloads = match msg.parse_payloads() {
+        Ok(p) => p,
+        Err(e) => {
+            let notify = match e.disposition() {
+                oxswan_wire::Disposition::Notify(n) => n,
+                oxswan_wire::Disposition::Drop => return Err(e.into()),
+            };
+            return reject(notify, e.notify_data(), IkeError::Wire(e));
+        }
+    };
+    let p = InitPayloads::collect(payloads);
+    let missing = |ty| reject(NotifyType::INVALID_SYNTAX, Vec::new(), IkeError::MissingPayload(ty));
+    let Some(sa) = p.sa else { return missing(PayloadType::SA) };
+    let Some(ke) = p.ke else { return missing(PayloadType::KE) };
+    let Some(ni) = p.nonce else { return missing(PayloadType::NONCE) };
+    let Some(mut chosen) = select_proposal(params.proposals, &sa.proposals, params.prefer_initiator) else {
+        return reject(NotifyType::NO_PROPOSAL_CHOSEN, Vec::new(), IkeError::NoProposalChosen);
+    };
+    if KeId(chosen.transforms_of(TransformType::KE).next().map_or(0, |t| t.transform_id)) != ke.group {
+        // Prefer the group the initiator already sent a value for, if some proposal with it is
+        // acceptable (saves a round trip); otherwise name ours in INVALID_KE_PAYLOAD (RFC 7296 §1.2).
+        let with_sent_group: Vec<Proposal> = sa
+            .proposals
+            .iter()
+            .map(|p| Proposal {
+                transforms: p
+                    .transforms
+                    .iter()
+                    .filter(|t| t.transform_type != TransformType::KE || t.transform_id == ke.group.0)
+                    .cloned()
+                    .collect(),
+                ..p.clone()
+            })
+            .collect();
+        match select_proposal(params.proposals, &with_sent_group, params.prefer_initiator) {
+            Some(c) => chosen = c,
+            None => {
+                let ours = chosen.transforms_of(TransformType::KE).next().map_or(0, |t| t.transform_id);
+                return reject(
+                    NotifyType::INVALID_KE_PAYLOAD,
+                    ours.to_be_bytes().to_vec(),
+                    IkeError::InvalidKePayload(KeId(ours)),
+                );
+            }
+        }
+    }
+    let (suite, group) = ike_suite(&chosen)?;
+    if let Err(e) = check_nonce(&ni, &suite) {
+        return reject(NotifyType::INVALID_SYNTAX, Vec::new(), e);
+    }
+    let (public, g_ir) = provider.ke.respond(group, &ke.data)?;
+    let nr = random(provider, NONCE_LEN)?;
+    let keys = IkeSaKeys::from_ike_sa_init(provider.prf.as_ref(), &suite, g_ir.expose(), &ni, &nr, h.spi_i.0, spi_r.0)?;
+    let mut out = vec![
+        Payload::Sa(SaPayload { proposals: vec![chosen.clone()] }),
+        Payload::Ke(KePayload { group, data: public }),
+        Payload::Nonce(NoncePayload { data: nr.clone() }),
+    ];
+    out.extend(capability_notifies());
+    let header = Header::new(h.spi_i, spi_r, ExchangeType::IKE_SA_INIT, Flags::RESPONSE, 0);
+    let response = header.encode(&out)?;
+    Ok(InitReply::Accepted {
+        response: response.clone(),
+        sa: Box::new(IkeSaInit {
+            spi_i: h.spi_i,
+            spi_r,
+            proposal: chosen,
+            suite,
+            keys,
+            ni,
+            nr,
+            request: bytes.to_vec(),
+            response,
+        }),
+    })
+}
