@@ -17,6 +17,7 @@ pub mod alg;
 pub mod auth;
 pub mod cipher;
 pub mod error;
+pub mod hash;
 pub mod ke;
 pub mod keys;
 pub mod mac;
