@@ -107,8 +107,10 @@ pub trait KeyExchange: Send + core::fmt::Debug {
     /// Our KE payload data.
     fn public_value(&self) -> &[u8];
     /// Completes with the peer's KE data (validated), giving the shared secret (for DH, g^ir in the
-    /// fixed length of the group, RFC 7296 §2.14; for a KEM, the decapsulated secret).
-    fn complete(self: Box<Self>, peer: &[u8]) -> Result<Secret>;
+    /// fixed length of the group, RFC 7296 §2.14; for a KEM, the decapsulated secret). Takes `&self`:
+    /// a forged IKE_SA_INIT response with a bad value must not cost the initiator its key pair, so it
+    /// can still complete with the genuine response that follows.
+    fn complete(&self, peer: &[u8]) -> Result<Secret>;
 }
 
 /// Signature schemes for AUTH (RFC 7296 §3.8 classic methods and RFC 7427).

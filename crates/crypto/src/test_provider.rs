@@ -170,7 +170,7 @@ impl KeyExchange for FakeExchange {
         &self.public
     }
 
-    fn complete(self: Box<Self>, peer: &[u8]) -> Result<Secret> {
+    fn complete(&self, peer: &[u8]) -> Result<Secret> {
         check_len(self.group, peer, self.peer_len)?;
         Ok(fake_secret(self.group, &self.public, peer))
     }

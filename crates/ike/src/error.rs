@@ -30,6 +30,12 @@ pub enum IkeError {
     /// The initiator's KE payload is not for the group we chose; we asked for this one instead.
     #[error("initiator must use KE method {0:?}")]
     InvalidKePayload(oxswan_wire::KeId),
+    /// No connection of that name is configured.
+    #[error("no such connection")]
+    UnknownConnection,
+    /// No IKE SA with that handle or SPI.
+    #[error("no such IKE SA")]
+    UnknownSa,
     /// The peer answered with an error notify.
     #[error("peer sent {0}")]
     PeerNotify(NotifyType),

@@ -18,7 +18,7 @@ use oxswan_wire::notify::NotifyPayload;
 use oxswan_wire::payloads::{KePayload, NoncePayload};
 use oxswan_wire::sa::{Proposal, SaPayload};
 use oxswan_wire::{
-    ExchangeType, Flags, Header, IkeSpi, KeId, Message, NotifyType, Payload, PayloadType, TransformType,
+    CertEncoding, ExchangeType, Flags, Header, IkeSpi, KeId, Message, NotifyType, Payload, PayloadType, TransformType,
 };
 
 use crate::error::{IkeError, Result};
@@ -49,6 +49,10 @@ pub struct IkeSaInit {
     pub request: Vec<u8>,
     /// The response as sent (signed by the responder's AUTH).
     pub response: Vec<u8>,
+    /// The peer's notifies (NAT detection, SIGNATURE_HASH_ALGORITHMS, ...), for the caller to evaluate.
+    pub peer_notifies: Vec<NotifyPayload>,
+    /// The CA key hashes of the peer's X.509 CERTREQ payloads, concatenated (RFC 7296 §3.7).
+    pub peer_certreq: Vec<u8>,
 }
 
 /// The initiator after sending its IKE_SA_INIT request.
@@ -58,6 +62,7 @@ pub struct InitRequestSent {
     ni: Vec<u8>,
     ke: Box<dyn KeyExchange>,
     proposals: Vec<Proposal>,
+    extra: Vec<Payload>,
     request: Vec<u8>,
 }
 
@@ -114,11 +119,12 @@ struct InitPayloads {
     ke: Option<KePayload>,
     nonce: Option<Vec<u8>>,
     notifies: Vec<NotifyPayload>,
+    certreq: Vec<u8>,
 }
 
 impl InitPayloads {
     fn collect(payloads: Vec<Payload>) -> Self {
-        let mut out = Self { sa: None, ke: None, nonce: None, notifies: Vec::new() };
+        let mut out = Self { sa: None, ke: None, nonce: None, notifies: Vec::new(), certreq: Vec::new() };
         for p in payloads {
             match p {
                 // RFC 7296 §3: only one of each is allowed; the first one counts.
@@ -126,6 +132,9 @@ impl InitPayloads {
                 Payload::Ke(ke) if out.ke.is_none() => out.ke = Some(ke),
                 Payload::Nonce(n) if out.nonce.is_none() => out.nonce = Some(n.data),
                 Payload::Notify(n) => out.notifies.push(n),
+                Payload::CertReq(c) if c.encoding == CertEncoding::X509_SIGNATURE => {
+                    out.certreq.extend(c.ca_key_hashes().flatten())
+                }
                 _ => {}
             }
         }
@@ -138,13 +147,15 @@ impl InitPayloads {
 }
 
 impl InitRequestSent {
-    /// Builds the request. `group` is the KE method to send a public value for; by default the first KE
-    /// method of the first proposal. `cookie` is echoed first when the responder asked for one.
+    /// Builds the request with our SPI `spi_i`. `group` is the KE method to send a public value for; by
+    /// default the first KE method of the first proposal. `extra` payloads (NAT detection, ...) follow
+    /// the nonce.
     pub fn start(
         provider: &CryptoProvider,
         proposals: &[Proposal],
         group: Option<KeId>,
-        cookie: Option<Vec<u8>>,
+        spi_i: IkeSpi,
+        extra: Vec<Payload>,
     ) -> Result<Self> {
         let proposals: Vec<Proposal> =
             proposals.iter().zip(1u8..).map(|(p, number)| Proposal { number, spi: Vec::new(), ..p.clone() }).collect();
@@ -157,20 +168,39 @@ impl InitRequestSent {
                 .ok_or(IkeError::NoProposalChosen)?,
         };
         let ke = provider.ke.start(group)?;
-        let spi_i = random_spi(provider)?;
         let ni = random(provider, NONCE_LEN)?;
-        let mut payloads = Vec::new();
+        let mut sent = Self { spi_i, ni, ke, proposals, extra, request: Vec::new() };
+        sent.request = sent.encode(None)?;
+        Ok(sent)
+    }
+
+    fn encode(&self, cookie: Option<&[u8]>) -> Result<Vec<u8>> {
+        let mut payloads = Vec::with_capacity(self.extra.len().saturating_add(6));
         if let Some(c) = cookie {
-            // RFC 7296 §2.6: the COOKIE notify must be the first payload.
-            payloads.push(Payload::Notify(NotifyPayload::new(NotifyType::COOKIE, c)));
+            // RFC 7296 §2.6: the COOKIE notify must be the first payload, the others unchanged.
+            payloads.push(Payload::Notify(NotifyPayload::new(NotifyType::COOKIE, c.to_vec())));
         }
-        payloads.push(Payload::Sa(SaPayload { proposals: proposals.clone() }));
-        payloads.push(Payload::Ke(KePayload { group, data: ke.public_value().to_vec() }));
-        payloads.push(Payload::Nonce(NoncePayload { data: ni.clone() }));
+        payloads.push(Payload::Sa(SaPayload { proposals: self.proposals.clone() }));
+        payloads.push(Payload::Ke(KePayload { group: self.ke.group(), data: self.ke.public_value().to_vec() }));
+        payloads.push(Payload::Nonce(NoncePayload { data: self.ni.clone() }));
+        payloads.extend(self.extra.iter().cloned());
         payloads.extend(capability_notifies());
-        let header = Header::new(spi_i, IkeSpi::ZERO, ExchangeType::IKE_SA_INIT, Flags::INITIATOR, 0);
-        let request = header.encode(&payloads)?;
-        Ok(Self { spi_i, ni, ke, proposals, request })
+        let header = Header::new(self.spi_i, IkeSpi::ZERO, ExchangeType::IKE_SA_INIT, Flags::INITIATOR, 0);
+        Ok(header.encode(&payloads)?)
+    }
+
+    /// The same request with the responder's cookie in front (RFC 7296 §2.6).
+    pub fn with_cookie(mut self, cookie: &[u8]) -> Result<Self> {
+        self.request = self.encode(Some(cookie))?;
+        Ok(self)
+    }
+
+    /// The request again with a key exchange in `group`, as INVALID_KE_PAYLOAD demands (RFC 7296 §1.2);
+    /// SPI, nonce and proposals stay.
+    pub fn retry_with_group(mut self, provider: &CryptoProvider, group: KeId) -> Result<Self> {
+        self.ke = provider.ke.start(group)?;
+        self.request = self.encode(None)?;
+        Ok(self)
     }
 
     /// The request to send (and to retransmit unchanged).
@@ -183,9 +213,9 @@ impl InitRequestSent {
         self.spi_i
     }
 
-    /// Processes the response. Errors leave nothing behind: the caller gives up on this attempt (or,
-    /// for a response that is not ours at all, keeps waiting with a fresh `InitRequestSent`).
-    pub fn handle_response(self, provider: &CryptoProvider, bytes: &[u8]) -> Result<InitResponse> {
+    /// Processes the response. It is unauthenticated, so an error leaves `self` usable: the caller may
+    /// keep waiting for a genuine response until its retransmissions run out (RFC 7296 §2.4).
+    pub fn handle_response(&self, provider: &CryptoProvider, bytes: &[u8]) -> Result<InitResponse> {
         let msg = Message::parse(bytes)?;
         let h = msg.header();
         if h.exchange_type != ExchangeType::IKE_SA_INIT
@@ -252,10 +282,12 @@ impl InitRequestSent {
             proposal: chosen.clone(),
             suite,
             keys,
-            ni: self.ni,
+            ni: self.ni.clone(),
             nr,
-            request: self.request,
+            request: self.request.clone(),
             response: bytes.to_vec(),
+            peer_notifies: p.notifies,
+            peer_certreq: p.certreq,
         })))
     }
 }
@@ -295,6 +327,8 @@ pub struct ResponderParams<'a> {
     pub proposals: &'a [Proposal],
     /// Choose by the initiator's order instead of ours.
     pub prefer_initiator: bool,
+    /// Payloads to add after the nonce (NAT detection for these SPIs, CERTREQ, ...).
+    pub extra: &'a [Payload],
 }
 
 /// Processes an IKE_SA_INIT request as the responder, choosing `spi_r` as our SPI.
@@ -384,6 +418,7 @@ pub fn respond(
         Payload::Ke(KePayload { group, data: public }),
         Payload::Nonce(NoncePayload { data: nr.clone() }),
     ];
+    out.extend(params.extra.iter().cloned());
     out.extend(capability_notifies());
     let header = Header::new(h.spi_i, spi_r, ExchangeType::IKE_SA_INIT, Flags::RESPONSE, 0);
     let response = header.encode(&out)?;
@@ -399,6 +434,8 @@ pub fn respond(
             nr,
             request: bytes.to_vec(),
             response,
+            peer_notifies: p.notifies,
+            peer_certreq: p.certreq,
         }),
     })
 }

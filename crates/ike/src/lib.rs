@@ -1,13 +1,31 @@
 //! The IKEv2 engine (RFC 7296), sans-IO: it never touches a socket, a thread or the clock.
 //!
-//! Work in progress (issue 3). What exists: the IKE_SA_INIT exchange as consumed-state structs
-//! ([`init`]) — the initiator's request and its processing of the response, including
-//! INVALID_KE_PAYLOAD and NO_PROPOSAL_CHOSEN, and the responder's processing of a request — ending with
-//! both sides holding the same [`oxswan_crypto::keys::IkeSaKeys`].
+//! An [`Endpoint`] holds every IKE SA of a daemon. The daemon feeds it datagrams
+//! ([`Endpoint::handle_datagram`]), time ([`Endpoint::handle_timeout`]) and commands
+//! ([`Endpoint::initiate`], [`Endpoint::delete_ike`], ...), and drains what it produced with
+//! [`Endpoint::poll_transmit`], [`Endpoint::poll_event`] and [`Endpoint::poll_timeout`].
+//!
+//! Inside, each IKE SA runs its exchanges with window size 1: IKE_SA_INIT ([`init`]), IKE_AUTH with
+//! PSK or certificates ([`cert`]) and the first CHILD SA ([`child`]), INFORMATIONAL (DELETE, liveness,
+//! error notifies); NAT detection ([`nat`]), cookies ([`cookie`]) and retransmission with strongSwan's
+//! backoff ([`config::Retransmit`]).
 #![forbid(unsafe_code)]
 
+pub mod cert;
+pub mod child;
+pub mod config;
+pub mod cookie;
+pub mod endpoint;
 pub mod error;
+pub mod event;
 pub mod init;
+pub mod nat;
+mod sa;
 pub mod suite;
 
+pub use config::{EndpointConfig, LocalAuth, PeerConfig, RemoteAuth, Retransmit};
+pub use endpoint::{Endpoint, Stats};
 pub use error::{IkeError, Result};
+pub use event::{ChildSa, DownReason, Event, IkeSaInfo, SaHandle};
+pub use nat::NatState;
+pub use sa::{IKE_PORT, NAT_T_PORT, Transmit};

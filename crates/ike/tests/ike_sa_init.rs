@@ -6,7 +6,7 @@ use oxswan_crypto::CryptoProvider;
 use oxswan_crypto::proposal::parse_ike_proposals;
 use oxswan_crypto::test_provider::TestProvider;
 use oxswan_ike::IkeError;
-use oxswan_ike::init::{InitReply, InitRequestSent, InitResponse, ResponderParams, respond};
+use oxswan_ike::init::{InitReply, InitRequestSent, InitResponse, ResponderParams, random_spi, respond};
 use oxswan_wire::sa::Proposal;
 use oxswan_wire::{IkeSpi, KeId, Message, NotifyType, Payload};
 
@@ -35,8 +35,8 @@ fn both_sides_derive_the_same_keys() {
         ] {
             let ours = proposals(suite);
             /* IKE_SA_INIT { SA, KE, Nonce, N(SIGNATURE_HASH_ALGORITHMS), N(FRAGMENTATION_SUPPORTED) } --> */
-            let init = InitRequestSent::start(&pi, &ours, None, None).unwrap();
-            let params = ResponderParams { proposals: &ours, prefer_initiator: false };
+            let init = InitRequestSent::start(&pi, &ours, None, random_spi(&pi).unwrap(), Vec::new()).unwrap();
+            let params = ResponderParams { proposals: &ours, prefer_initiator: false, extra: &[] };
             let InitReply::Accepted { response, sa: r } = respond(&pr, &params, init.request(), SPI_R).unwrap() else {
                 panic!("{name} {suite}: rejected")
             };
@@ -75,9 +75,9 @@ fn invalid_ke_payload_is_retried_once_with_the_responders_group() {
     let p = oxswan_crypto::default_provider();
     let initiator = proposals("aes256gcm16-prfsha256-x25519-ecp256");
     let responder = proposals("aes256gcm16-prfsha256-ecp256");
-    let params = ResponderParams { proposals: &responder, prefer_initiator: false };
+    let params = ResponderParams { proposals: &responder, prefer_initiator: false, extra: &[] };
     /* IKE_SA_INIT { SA, KE(x25519), Nonce } --> */
-    let first = InitRequestSent::start(&p, &initiator, None, None).unwrap();
+    let first = InitRequestSent::start(&p, &initiator, None, random_spi(&p).unwrap(), Vec::new()).unwrap();
     let InitReply::Rejected { response, error } = respond(&p, &params, first.request(), SPI_R).unwrap() else {
         panic!("accepted a group it does not allow")
     };
@@ -86,7 +86,9 @@ fn invalid_ke_payload_is_retried_once_with_the_responders_group() {
     let InitResponse::RetryWithGroup(g) = first.handle_response(&p, &response).unwrap() else { panic!() };
     assert_eq!(g, KeId::ECP256);
     /* IKE_SA_INIT { SA, KE(ecp256), Nonce } --> */
-    let second = InitRequestSent::start(&p, &initiator, Some(g), None).unwrap();
+    let spi_before = first.spi_i();
+    let second = first.retry_with_group(&p, g).unwrap();
+    assert_eq!(second.spi_i(), spi_before, "the retry keeps the SPI");
     let InitReply::Accepted { response, sa: r } = respond(&p, &params, second.request(), SPI_R).unwrap() else {
         panic!()
     };
@@ -101,8 +103,8 @@ fn responder_uses_the_sent_group_when_it_is_acceptable() {
     // We prefer ecp256 but accept x25519; the initiator sent x25519: no extra round trip.
     let responder = proposals("aes256gcm16-prfsha256-ecp256-x25519");
     let initiator = proposals("aes256gcm16-prfsha256-x25519-ecp256");
-    let init = InitRequestSent::start(&p, &initiator, None, None).unwrap();
-    let params = ResponderParams { proposals: &responder, prefer_initiator: false };
+    let init = InitRequestSent::start(&p, &initiator, None, random_spi(&p).unwrap(), Vec::new()).unwrap();
+    let params = ResponderParams { proposals: &responder, prefer_initiator: false, extra: &[] };
     let InitReply::Accepted { response, sa } = respond(&p, &params, init.request(), SPI_R).unwrap() else { panic!() };
     assert!(matches!(init.handle_response(&p, &response).unwrap(), InitResponse::Established(_)));
     assert_eq!(sa.proposal.transforms_of(oxswan_wire::TransformType::KE).next().unwrap().transform_id, 31);
@@ -111,9 +113,16 @@ fn responder_uses_the_sent_group_when_it_is_acceptable() {
 #[test]
 fn no_proposal_chosen_on_both_sides() {
     let p = oxswan_crypto::default_provider();
-    let init = InitRequestSent::start(&p, &proposals("aes256gcm16-prfsha256-x25519"), None, None).unwrap();
+    let init = InitRequestSent::start(
+        &p,
+        &proposals("aes256gcm16-prfsha256-x25519"),
+        None,
+        random_spi(&p).unwrap(),
+        Vec::new(),
+    )
+    .unwrap();
     let responder = proposals("aes128-sha256-modp2048");
-    let params = ResponderParams { proposals: &responder, prefer_initiator: false };
+    let params = ResponderParams { proposals: &responder, prefer_initiator: false, extra: &[] };
     let InitReply::Rejected { response, error } = respond(&p, &params, init.request(), SPI_R).unwrap() else {
         panic!()
     };
@@ -127,7 +136,14 @@ fn no_proposal_chosen_on_both_sides() {
 #[test]
 fn cookie_request_is_surfaced() {
     let p = oxswan_crypto::default_provider();
-    let init = InitRequestSent::start(&p, &proposals("aes256gcm16-prfsha256-x25519"), None, None).unwrap();
+    let init = InitRequestSent::start(
+        &p,
+        &proposals("aes256gcm16-prfsha256-x25519"),
+        None,
+        random_spi(&p).unwrap(),
+        Vec::new(),
+    )
+    .unwrap();
     let header = oxswan_wire::Header::new(
         init.spi_i(),
         IkeSpi::ZERO,
@@ -142,17 +158,20 @@ fn cookie_request_is_surfaced() {
     let InitResponse::RetryWithCookie(c) = init.handle_response(&p, &response).unwrap() else { panic!() };
     assert_eq!(c, cookie);
     // The retry carries the cookie as its first payload (RFC 7296 §2.6).
-    let retry = InitRequestSent::start(&p, &proposals("aes256gcm16-prfsha256-x25519"), None, Some(c)).unwrap();
-    let first = Message::parse(retry.request()).unwrap().parse_payloads().unwrap().remove(0);
+    let before = Message::parse(init.request()).unwrap().parse_payloads().unwrap();
+    let retry = init.with_cookie(&c).unwrap();
+    let mut after = Message::parse(retry.request()).unwrap().parse_payloads().unwrap();
+    let first = after.remove(0);
     assert!(matches!(first, Payload::Notify(n) if n.notify_type == NotifyType::COOKIE && n.data == cookie));
+    assert_eq!(after, before, "all other payloads unchanged");
 }
 
 #[test]
 fn tampered_responses_are_rejected() {
     let p = oxswan_crypto::default_provider();
     let ours = proposals("aes256gcm16-prfsha256-x25519");
-    let params = ResponderParams { proposals: &ours, prefer_initiator: false };
-    let fresh = || InitRequestSent::start(&p, &ours, None, None).unwrap();
+    let params = ResponderParams { proposals: &ours, prefer_initiator: false, extra: &[] };
+    let fresh = || InitRequestSent::start(&p, &ours, None, random_spi(&p).unwrap(), Vec::new()).unwrap();
 
     // Wrong initiator SPI.
     let init = fresh();
@@ -165,7 +184,7 @@ fn tampered_responses_are_rejected() {
     // A responder that picks a proposal we did not offer.
     let init = fresh();
     let other = proposals("aes128gcm16-prfsha256-x25519");
-    let evil = ResponderParams { proposals: &other, prefer_initiator: false };
+    let evil = ResponderParams { proposals: &other, prefer_initiator: false, extra: &[] };
     let mut req = Message::parse(init.request()).unwrap().parse_payloads().unwrap();
     if let Payload::Sa(sa) = &mut req[0] {
         sa.proposals = other.clone();
@@ -184,8 +203,8 @@ fn tampered_responses_are_rejected() {
 fn malformed_requests_are_dropped_or_answered() {
     let p = oxswan_crypto::default_provider();
     let ours = proposals("aes256gcm16-prfsha256-x25519");
-    let params = ResponderParams { proposals: &ours, prefer_initiator: false };
-    let init = InitRequestSent::start(&p, &ours, None, None).unwrap();
+    let params = ResponderParams { proposals: &ours, prefer_initiator: false, extra: &[] };
+    let init = InitRequestSent::start(&p, &ours, None, random_spi(&p).unwrap(), Vec::new()).unwrap();
     // A truncated datagram is dropped.
     assert!(respond(&p, &params, &init.request()[..20], SPI_R).is_err());
     // Without a nonce: INVALID_SYNTAX.
@@ -212,7 +231,7 @@ fn answers_strongswans_request() {
     let p = oxswan_crypto::default_provider();
     let request = include_bytes!("../../wire/tests/data/charon-psk-ike_sa_init-req.bin");
     let ours = proposals("aes256gcm16-prfsha256-x25519");
-    let params = ResponderParams { proposals: &ours, prefer_initiator: false };
+    let params = ResponderParams { proposals: &ours, prefer_initiator: false, extra: &[] };
     let InitReply::Accepted { response, sa } = respond(&p, &params, request, SPI_R).unwrap() else { panic!() };
     assert_eq!(sa.ni.len(), 32);
     let msg = Message::parse(&response).unwrap();

@@ -34,6 +34,7 @@ pub mod udp_encap;
 
 pub use error::{Context, Disposition, Error, ErrorKind, Result};
 pub use header::{Flags, Header, IkeSpi, Message};
+pub use id::Identity;
 pub use payload::{Payload, Payloads, RawPayload, emit_chain, parse_chain};
 pub use reader::Reader;
 pub use types::*;

@@ -147,7 +147,7 @@ impl KeyExchange for EcKe {
         &self.public
     }
 
-    fn complete(self: Box<Self>, peer: &[u8]) -> Result<Secret> {
+    fn complete(&self, peer: &[u8]) -> Result<Secret> {
         let parsed = parse_peer(self.group, self.curve, peer)?;
         self.agree(parsed)
     }
@@ -178,7 +178,7 @@ mod tests {
     /// X25519(k, u) through the agreement API: k imported as an X25519 private key.
     fn x25519(k: &[u8], u: &[u8]) -> Result<Secret> {
         let ke = EcKe::from_private(KeId::CURVE25519, k)?;
-        Box::new(ke).complete(u)
+        ke.complete(u)
     }
 
     /// RFC 7748 §5.2, the two single-step test vectors (the second has the top bit of u set, which the
@@ -231,8 +231,8 @@ mod tests {
         let b = EcKe::from_private(KeId::CURVE25519, &bob).unwrap();
         assert_eq!(hex::encode(a.public_value()), alice_pub);
         assert_eq!(hex::encode(b.public_value()), bob_pub);
-        assert_eq!(hex::encode(Box::new(a).complete(&h(bob_pub)).unwrap().expose()), k);
-        assert_eq!(hex::encode(Box::new(b).complete(&h(alice_pub)).unwrap().expose()), k);
+        assert_eq!(hex::encode(a.complete(&h(bob_pub)).unwrap().expose()), k);
+        assert_eq!(hex::encode(b.complete(&h(alice_pub)).unwrap().expose()), k);
     }
 
     /// RFC 8031 §2.3 / RFC 7748 §6.1: low-order points give an all-zero secret and are refused.
@@ -330,8 +330,8 @@ mod tests {
             let r = EcKe::from_private(v.group, &h(v.r)).unwrap();
             assert_eq!(i.public_value(), &gi[..], "{:?} g^i", v.group);
             assert_eq!(r.public_value(), &gr[..], "{:?} g^r", v.group);
-            assert_eq!(Box::new(i).complete(&gr).unwrap().expose(), &h(v.girx)[..], "{:?} initiator", v.group);
-            assert_eq!(Box::new(r).complete(&gi).unwrap().expose(), &h(v.girx)[..], "{:?} responder", v.group);
+            assert_eq!(i.complete(&gr).unwrap().expose(), &h(v.girx)[..], "{:?} initiator", v.group);
+            assert_eq!(r.complete(&gi).unwrap().expose(), &h(v.girx)[..], "{:?} responder", v.group);
         }
     }
 
@@ -349,7 +349,7 @@ mod tests {
             let all_ones = vec![0xff; gr.len()];
             for (what, bad) in [("off curve", &off_curve), ("0x04 prefix", &with_tag), ("x, y ≥ p", &all_ones)] {
                 let i = EcKe::from_private(g, &h(v.i)).unwrap();
-                match Box::new(i).complete(bad) {
+                match i.complete(bad) {
                     Err(CryptoError::InvalidPublicValue { group, .. }) => assert_eq!(group, g),
                     other => panic!("{g:?} {what}: {other:?}"),
                 }

@@ -85,7 +85,7 @@ impl KeyExchange for MlKemKe {
         &self.ek
     }
 
-    fn complete(self: Box<Self>, peer: &[u8]) -> Result<Secret> {
+    fn complete(&self, peer: &[u8]) -> Result<Secret> {
         // FIPS 203 §7.3 ciphertext type check. A ciphertext of the right length is never refused:
         // ML-KEM.Decaps rejects implicitly, returning a pseudorandom key the responder does not share,
         // so the exchange fails later at the AUTH payload.

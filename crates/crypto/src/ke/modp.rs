@@ -195,7 +195,7 @@ impl<const L: usize> KeyExchange for ModpKe<L> {
         &self.public
     }
 
-    fn complete(self: Box<Self>, peer: &[u8]) -> Result<Secret> {
+    fn complete(&self, peer: &[u8]) -> Result<Secret> {
         let y = parse_peer(self.group, &self.p, peer)?;
         self.agree(&y)
     }
@@ -290,8 +290,8 @@ mod tests {
         let mut thirty_two = vec![0u8; 256];
         thirty_two[255] = 32;
         assert_eq!(b.public, thirty_two);
-        let ab = Box::new(a).complete(&thirty_two).unwrap();
-        let ba = Box::new(b).complete(&eight).unwrap();
+        let ab = a.complete(&thirty_two).unwrap();
+        let ba = b.complete(&eight).unwrap();
         assert_eq!(ab, ba);
         // 2^15 = 32768.
         let mut expected = vec![0u8; 256];

@@ -1,0 +1,142 @@
+//! What the engine is told: per-peer connections and endpoint-wide limits. The daemon builds these from
+//! its TOML (issue 4); the engine checks nothing about files.
+
+use core::time::Duration;
+use std::sync::Arc;
+
+use oxswan_crypto::Secret;
+use oxswan_wire::Identity;
+use oxswan_wire::sa::Proposal;
+
+use crate::cert::{LocalCert, TrustStore};
+use crate::child::ChildConfig;
+
+/// How we prove our identity.
+#[derive(Debug, Clone)]
+pub enum LocalAuth {
+    /// Pre-shared key (RFC 7296 §2.15, method 2).
+    Psk(Secret),
+    /// Certificate and private key; the chain is sent in CERT payloads (RFC 7296 §3.6).
+    Cert(Arc<LocalCert>),
+}
+
+/// How the peer must prove its identity.
+#[derive(Debug, Clone)]
+pub enum RemoteAuth {
+    /// Pre-shared key.
+    Psk(Secret),
+    /// A certificate chaining to one of these CAs, whose subject or subjectAltName is the peer's ID.
+    Cert(TrustStore),
+}
+
+/// Retransmission of requests (RFC 7296 §2.1). The defaults are strongSwan's: 4 s, ×1.8 per try, 5
+/// retransmissions, so a request is given up about 165 s after it was first sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retransmit {
+    /// Time to the first retransmission.
+    pub timeout: Duration,
+    /// Factor applied per retransmission.
+    pub base: f64,
+    /// Number of retransmissions before giving up.
+    pub tries: u32,
+}
+
+impl Default for Retransmit {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(4), base: 1.8, tries: 5 }
+    }
+}
+
+impl Retransmit {
+    /// The wait after the `n`-th transmission (0 = the first send): `timeout × base^n`.
+    pub fn wait(&self, n: u32) -> Duration {
+        let factor = self.base.max(1.0).powi(i32::try_from(n).unwrap_or(i32::MAX));
+        // Saturate absurd configurations instead of panicking in `mul_f64`.
+        let secs = (self.timeout.as_secs_f64() * factor).min(86_400.0);
+        Duration::from_secs_f64(secs.max(0.0))
+    }
+}
+
+/// One connection to a peer (strongSwan's `connections.<name>`).
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    /// The connection's name, for logs and events.
+    pub name: String,
+    /// Acceptable IKE proposals, in our order of preference.
+    pub ike_proposals: Vec<Proposal>,
+    /// As responder, choose by the initiator's order rather than ours.
+    pub prefer_initiator: bool,
+    /// Our identity (IDi or IDr).
+    pub local_id: Identity,
+    /// The identity the peer must have; `None` accepts any that authenticates. As initiator a
+    /// `Some` is also sent as IDr (RFC 7296 §3.5: the responder identity the initiator wants).
+    pub remote_id: Option<Identity>,
+    /// How we authenticate.
+    pub local_auth: LocalAuth,
+    /// How the peer must authenticate.
+    pub remote_auth: RemoteAuth,
+    /// Sign RSA keys with RSASSA-PSS instead of PKCS#1 v1.5 (RFC 7427).
+    pub rsa_pss: bool,
+    /// The CHILD SAs; the first is created with IKE_AUTH when we initiate.
+    pub children: Vec<ChildConfig>,
+    /// Request retransmission.
+    pub retransmit: Retransmit,
+    /// Send INITIAL_CONTACT in IKE_AUTH (RFC 7296 §2.4) when initiating.
+    pub initial_contact: bool,
+    /// Float to UDP 4500 and encapsulate ESP even without a NAT (strongSwan's `encap`), by faking the
+    /// NAT_DETECTION_SOURCE_IP hash (RFC 7296 §2.23 allows it).
+    pub force_encap: bool,
+}
+
+/// Endpoint-wide limits against resource exhaustion (RFC 7296 §2.6). The defaults are strongSwan's
+/// (charon.cookie_threshold, .cookie_threshold_ip, .block_threshold, .half_open_timeout).
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// Above this many half-open IKE SAs in total, new IKE_SA_INIT requests must return a cookie.
+    pub cookie_threshold: usize,
+    /// Above this many half-open IKE SAs from one address, requests from it must return a cookie.
+    pub cookie_threshold_per_peer: usize,
+    /// At this many half-open IKE SAs from one address, further requests from it are dropped.
+    pub block_threshold_per_peer: usize,
+    /// At this many half-open IKE SAs in total, new requests are dropped.
+    pub half_open_limit: usize,
+    /// A half-open SA (IKE_SA_INIT answered, no IKE_AUTH) is removed after this long.
+    pub half_open_timeout: Duration,
+    /// The cookie secret changes this often; cookies made with the previous secret stay valid.
+    pub cookie_secret_lifetime: Duration,
+    /// Always demand a cookie (tests, or an administrator under attack).
+    pub force_cookies: bool,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        Self {
+            cookie_threshold: 30,
+            cookie_threshold_per_peer: 3,
+            block_threshold_per_peer: 5,
+            half_open_limit: 10_000,
+            half_open_timeout: Duration::from_secs(30),
+            cookie_secret_lifetime: Duration::from_secs(120),
+            force_cookies: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strongswan_backoff() {
+        let r = Retransmit::default();
+        let waits: Vec<f64> = (0..=5).map(|n| r.wait(n).as_secs_f64()).collect();
+        let expected = [4.0, 7.2, 12.96, 23.328, 41.99, 75.58];
+        for (w, e) in waits.iter().zip(expected) {
+            assert!((w - e).abs() < 0.01, "{waits:?}");
+        }
+        assert!(
+            Retransmit { timeout: Duration::from_secs(4), base: 1e300, tries: 5 }.wait(9)
+                <= Duration::from_secs(86_400)
+        );
+    }
+}

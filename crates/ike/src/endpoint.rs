@@ -1,0 +1,433 @@
+//! The endpoint: every IKE SA of one daemon, the routing of datagrams to them, and the defences of a
+//! responder that keeps state for strangers (RFC 7296 §2.6, §2.21).
+//!
+//! Sans-IO, in the manner of quinn-proto: feed it with [`Endpoint::handle_datagram`] and
+//! [`Endpoint::handle_timeout`] (and commands such as [`Endpoint::initiate`]), then drain
+//! [`Endpoint::poll_transmit`] and [`Endpoint::poll_event`] until they return `None`, and call
+//! `handle_timeout` again at [`Endpoint::poll_timeout`]. Time is always an argument.
+
+use core::net::{IpAddr, SocketAddr};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use oxswan_crypto::CryptoProvider;
+use oxswan_wire::notify::NotifyPayload;
+use oxswan_wire::payloads::CertReqPayload;
+use oxswan_wire::sa::Proposal;
+use oxswan_wire::{CertEncoding, ExchangeType, Flags, Header, IkeSpi, Message, NotifyType, Payload};
+
+use crate::config::{EndpointConfig, PeerConfig, RemoteAuth};
+use crate::cookie::CookieJar;
+use crate::error::{IkeError, Result};
+use crate::event::{ChildSa, Event, IkeSaInfo, SaHandle};
+use crate::init::{InitReply, ResponderParams, random_spi, respond};
+use crate::nat::nat_notifies;
+use crate::sa::{Ctx, IkeSa, Job, Outbox, Transmit};
+
+/// Counters of what the endpoint dropped or refused, for status and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams dropped: unparseable, unknown SPI, failed integrity, out of window.
+    pub dropped: u64,
+    /// COOKIE notifies sent.
+    pub cookies_sent: u64,
+    /// IKE_SA_INIT requests dropped by the half-open limits.
+    pub half_open_refused: u64,
+    /// INVALID_IKE_SPI notifies sent.
+    pub invalid_spi_sent: u64,
+    /// Retransmitted requests answered from the response cache.
+    pub retransmits_answered: u64,
+}
+
+/// All IKE SAs of a daemon.
+#[derive(Debug)]
+pub struct Endpoint {
+    config: EndpointConfig,
+    provider: CryptoProvider,
+    peers: Vec<Arc<PeerConfig>>,
+    /// Ordered so that timeouts and events come out in a reproducible order.
+    sas: BTreeMap<SaHandle, IkeSa>,
+    by_spi: HashMap<IkeSpi, SaHandle>,
+    /// Responder SAs by the initiator's SPI and address, for retransmitted IKE_SA_INIT requests,
+    /// which carry no responder SPI yet (§2.1).
+    by_init: HashMap<(IkeSpi, SocketAddr), SaHandle>,
+    half_open: HashMap<SaHandle, IpAddr>,
+    /// Every SA's next timer, ordered: `poll_timeout` is the first, `handle_timeout` takes the due ones.
+    timers: BTreeSet<(Instant, SaHandle)>,
+    timer_of: HashMap<SaHandle, Instant>,
+    half_open_per_ip: HashMap<IpAddr, usize>,
+    cookies: CookieJar,
+    out: Outbox,
+    next_handle: u64,
+    epoch: (Instant, u64),
+    stats: Stats,
+}
+
+impl Endpoint {
+    /// An endpoint with these connections. `unix_now` is the wall-clock time at `now` (seconds since
+    /// the Unix epoch); certificate validity is judged by it, advanced with `now`.
+    pub fn new(
+        config: EndpointConfig,
+        provider: CryptoProvider,
+        peers: Vec<PeerConfig>,
+        now: Instant,
+        unix_now: u64,
+    ) -> Result<Self> {
+        let cookies = CookieJar::new(&provider, now)?;
+        Ok(Self {
+            config,
+            provider,
+            peers: peers.into_iter().map(Arc::new).collect(),
+            sas: BTreeMap::new(),
+            by_spi: HashMap::new(),
+            by_init: HashMap::new(),
+            half_open: HashMap::new(),
+            timers: BTreeSet::new(),
+            timer_of: HashMap::new(),
+            half_open_per_ip: HashMap::new(),
+            cookies,
+            out: Outbox::default(),
+            next_handle: 1,
+            epoch: (now, unix_now),
+            stats: Stats::default(),
+        })
+    }
+
+    fn unix_at(&self, now: Instant) -> u64 {
+        self.epoch.1.saturating_add(now.saturating_duration_since(self.epoch.0).as_secs())
+    }
+
+    fn ctx_parts(&mut self, now: Instant) -> (Ctx<'_>, &mut BTreeMap<SaHandle, IkeSa>) {
+        let unix_now = self.unix_at(now);
+        (Ctx { provider: &self.provider, out: &mut self.out, now, unix_now, peers: &self.peers }, &mut self.sas)
+    }
+
+    /// The next datagram to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.transmits.pop_front()
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.out.events.pop_front()
+    }
+
+    /// When to call [`Self::handle_timeout`] next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// Drop counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Number of IKE SAs held, in any state.
+    pub fn sa_count(&self) -> usize {
+        self.sas.len()
+    }
+
+    /// Number of half-open responder SAs.
+    pub fn half_open_count(&self) -> usize {
+        self.half_open.len()
+    }
+
+    /// An established SA's parameters.
+    pub fn info(&self, sa: SaHandle) -> Option<IkeSaInfo> {
+        self.sas.get(&sa).filter(|s| s.is_established()).and_then(IkeSa::info)
+    }
+
+    /// An SA's CHILD SAs.
+    pub fn children(&self, sa: SaHandle) -> &[ChildSa] {
+        self.sas.get(&sa).map(IkeSa::children).unwrap_or_default()
+    }
+
+    /// Handles of the established SAs.
+    pub fn established(&self) -> Vec<SaHandle> {
+        self.sas.iter().filter(|(_, s)| s.is_established()).map(|(h, _)| *h).collect()
+    }
+
+    // -----------------------------------------------------------------------------------------------
+    // Commands
+    // -----------------------------------------------------------------------------------------------
+
+    /// Starts the connection `name` from `local` to `remote` (usually port 500).
+    pub fn initiate(&mut self, now: Instant, name: &str, local: SocketAddr, remote: SocketAddr) -> Result<SaHandle> {
+        let peer = self.peers.iter().find(|p| p.name == name).cloned().ok_or(IkeError::UnknownConnection)?;
+        let handle = SaHandle(self.next_handle);
+        self.next_handle = self.next_handle.wrapping_add(1);
+        let (mut ctx, _) = self.ctx_parts(now);
+        let sa = IkeSa::initiate(&mut ctx, handle, peer, local, remote)?;
+        self.by_spi.insert(sa.local_spi(), handle);
+        self.sas.insert(handle, sa);
+        self.settle(now, handle);
+        Ok(handle)
+    }
+
+    /// Deletes an IKE SA (and its children) with an INFORMATIONAL DELETE (§1.4.1).
+    pub fn delete_ike(&mut self, now: Instant, sa: SaHandle) -> Result<()> {
+        self.job(now, sa, Job::DeleteIke)
+    }
+
+    /// Deletes the CHILD SA with inbound SPI `spi_in`.
+    pub fn delete_child(&mut self, now: Instant, sa: SaHandle, spi_in: u32) -> Result<()> {
+        self.job(now, sa, Job::DeleteChild(spi_in))
+    }
+
+    /// Sends an empty INFORMATIONAL request; [`Event::LivenessConfirmed`] follows the answer, and an
+    /// unanswered probe ends the SA like any other request (§1.4, §2.4).
+    pub fn liveness(&mut self, now: Instant, sa: SaHandle) -> Result<()> {
+        self.job(now, sa, Job::Liveness)
+    }
+
+    fn job(&mut self, now: Instant, handle: SaHandle, job: Job) -> Result<()> {
+        let (mut ctx, sas) = self.ctx_parts(now);
+        let sa = sas.get_mut(&handle).ok_or(IkeError::UnknownSa)?;
+        sa.queue(&mut ctx, job);
+        self.settle(now, handle);
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------------
+    // Time
+    // -----------------------------------------------------------------------------------------------
+
+    /// Retransmissions, timeouts, removal of finished SAs.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<SaHandle> = self.timers.iter().take_while(|(t, _)| *t <= now).map(|(_, h)| *h).collect();
+        let (mut ctx, sas) = self.ctx_parts(now);
+        for h in &due {
+            if let Some(sa) = sas.get_mut(h) {
+                sa.handle_timeout(&mut ctx);
+            }
+        }
+        for h in due {
+            self.settle(now, h);
+        }
+    }
+
+    /// After an SA did something: removes it if finished, updates the half-open accounting and its
+    /// timer.
+    fn settle(&mut self, now: Instant, h: SaHandle) {
+        if self.sas.get(&h).is_some_and(|s| s.is_finished(now)) {
+            if let Some(sa) = self.sas.remove(&h) {
+                if self.by_spi.get(&sa.local_spi()) == Some(&h) {
+                    self.by_spi.remove(&sa.local_spi());
+                }
+                if let Some(key) = sa.init_key() {
+                    if self.by_init.get(&key) == Some(&h) {
+                        self.by_init.remove(&key);
+                    }
+                }
+            }
+        }
+        if self.half_open.contains_key(&h) && self.sas.get(&h).is_none_or(|s| !s.is_half_open()) {
+            if let Some(ip) = self.half_open.remove(&h) {
+                if let Some(n) = self.half_open_per_ip.get_mut(&ip) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.half_open_per_ip.remove(&ip);
+                    }
+                }
+            }
+        }
+        if let Some(old) = self.timer_of.remove(&h) {
+            self.timers.remove(&(old, h));
+        }
+        if let Some(t) = self.sas.get(&h).and_then(IkeSa::next_timeout) {
+            self.timers.insert((t, h));
+            self.timer_of.insert(h, t);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------------
+    // Datagrams
+    // -----------------------------------------------------------------------------------------------
+
+    /// An IKE message received on `local` from `remote` (without the non-ESP marker of port 4500).
+    /// Anything unacceptable is dropped or answered as RFC 7296 says; the endpoint never panics and
+    /// no SA changes state on a message it did not authenticate, except a half-open initiator, whose
+    /// IKE_SA_INIT response cannot be authenticated.
+    pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        let mut touched = None;
+        if self.dispatch(now, local, remote, data, &mut touched).is_err() {
+            self.stats.dropped = self.stats.dropped.saturating_add(1);
+        }
+        if let Some(h) = touched {
+            self.settle(now, h);
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+        touched: &mut Option<SaHandle>,
+    ) -> Result<()> {
+        let msg = Message::parse(data)?;
+        let h = *msg.header();
+        // The Initiator flag is set by the original initiator (§3.1); our SPI is the other one.
+        let from_initiator = h.flags.initiator();
+        let our_spi = if from_initiator { h.spi_r } else { h.spi_i };
+        if from_initiator && h.spi_r.is_zero() {
+            if h.exchange_type != ExchangeType::IKE_SA_INIT || h.flags.response() || h.message_id != 0 {
+                return Err(IkeError::Unexpected("zero responder SPI outside IKE_SA_INIT"));
+            }
+            if let Some(handle) = self.by_init.get(&(h.spi_i, remote)).copied() {
+                *touched = Some(handle);
+                return self.deliver(now, handle, local, remote, &msg);
+            }
+            return self.new_responder(now, local, remote, &msg);
+        }
+        let Some(handle) = self.by_spi.get(&our_spi).copied() else {
+            self.invalid_spi(&h, local, remote);
+            return Err(IkeError::UnknownSa);
+        };
+        let sa = self.sas.get(&handle).ok_or(IkeError::UnknownSa)?;
+        // The other SPI must be the one we know, except in the IKE_SA_INIT response that tells us.
+        let their_spi = if from_initiator { h.spi_i } else { h.spi_r };
+        let known = if from_initiator { sa.spi_i } else { sa.spi_r };
+        if !known.is_zero() && their_spi != known {
+            return Err(IkeError::Unexpected("peer SPI does not match"));
+        }
+        *touched = Some(handle);
+        self.deliver(now, handle, local, remote, &msg)
+    }
+
+    fn deliver(
+        &mut self,
+        now: Instant,
+        handle: SaHandle,
+        local: SocketAddr,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+    ) -> Result<()> {
+        let (mut ctx, sas) = self.ctx_parts(now);
+        let sa = sas.get_mut(&handle).ok_or(IkeError::UnknownSa)?;
+        let r = sa.handle_message(&mut ctx, local, remote, msg);
+        let hits = core::mem::take(&mut self.out.cache_hits);
+        self.stats.retransmits_answered = self.stats.retransmits_answered.saturating_add(hits);
+        r
+    }
+
+    /// §2.21.4: a request for an SA we do not know gets an unprotected INVALID_IKE_SPI, with the
+    /// SPIs and message ID copied; responses get nothing.
+    fn invalid_spi(&mut self, h: &Header, local: SocketAddr, remote: SocketAddr) {
+        if h.flags.response() {
+            return;
+        }
+        let flags = if h.flags.initiator() { Flags::RESPONSE } else { Flags::RESPONSE.with(Flags::INITIATOR) };
+        let header = Header::new(h.spi_i, h.spi_r, ExchangeType::INFORMATIONAL, flags, h.message_id);
+        if let Ok(payload) =
+            header.encode(&[Payload::Notify(NotifyPayload::new(NotifyType::INVALID_IKE_SPI, Vec::new()))])
+        {
+            self.stats.invalid_spi_sent = self.stats.invalid_spi_sent.saturating_add(1);
+            self.out.transmits.push_back(Transmit { local, remote, payload });
+        }
+    }
+
+    /// A first IKE_SA_INIT request: limits, cookie, then the exchange (§2.6).
+    fn new_responder(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, msg: &Message<'_>) -> Result<()> {
+        let h = *msg.header();
+        // A failure to draw a new secret keeps the old one: cookies keep working.
+        let _ = self.cookies.rotate_if_due(&self.provider, now, self.config.cookie_secret_lifetime);
+        let ip = remote.ip();
+        let total = self.half_open.len();
+        let from_ip = self.half_open_per_ip.get(&ip).copied().unwrap_or(0);
+        if total >= self.config.half_open_limit || from_ip >= self.config.block_threshold_per_peer {
+            self.stats.half_open_refused = self.stats.half_open_refused.saturating_add(1);
+            return Err(IkeError::Unexpected("half-open limit"));
+        }
+        if self.config.force_cookies
+            || total >= self.config.cookie_threshold
+            || from_ip >= self.config.cookie_threshold_per_peer
+        {
+            // Cheap checks only: the request is not yet worth a key exchange.
+            let mut nonce = None;
+            let mut cookie = None;
+            for (i, raw) in msg.payloads().enumerate() {
+                let raw = raw?;
+                let p = Payload::parse(&raw)?;
+                match p {
+                    Payload::Notify(n) if n.notify_type == NotifyType::COOKIE && i == 0 => cookie = Some(n.data),
+                    Payload::Nonce(n) => nonce = Some(n.data),
+                    _ => {}
+                }
+            }
+            let ni = nonce.ok_or(IkeError::MissingPayload(oxswan_wire::PayloadType::NONCE))?;
+            let valid = cookie.is_some_and(|c| self.cookies.check(&self.provider, &c, &ni, ip, h.spi_i));
+            if !valid {
+                let c = self.cookies.make(&self.provider, &ni, ip, h.spi_i)?;
+                let header = Header::new(h.spi_i, IkeSpi::ZERO, ExchangeType::IKE_SA_INIT, Flags::RESPONSE, 0);
+                let payload = header.encode(&[Payload::Notify(NotifyPayload::new(NotifyType::COOKIE, c))])?;
+                self.out.transmits.push_back(Transmit { local, remote, payload });
+                self.stats.cookies_sent = self.stats.cookies_sent.saturating_add(1);
+                return Ok(());
+            }
+        }
+        let spi_r = loop {
+            let s = random_spi(&self.provider)?;
+            if !self.by_spi.contains_key(&s) {
+                break s;
+            }
+        };
+        let proposals = self.all_proposals();
+        let mut extra: Vec<Payload> = Vec::new();
+        let hashes: Vec<u8> = self
+            .peers
+            .iter()
+            .filter_map(|p| match &p.remote_auth {
+                RemoteAuth::Cert(t) => Some(t.certreq_hashes()),
+                RemoteAuth::Psk(_) => None,
+            })
+            .flatten()
+            .collect();
+        if !hashes.is_empty() {
+            extra.push(Payload::CertReq(CertReqPayload { encoding: CertEncoding::X509_SIGNATURE, data: hashes }));
+        }
+        extra.extend(nat_notifies(h.spi_i, spi_r, local, remote));
+        let prefer_initiator = self.peers.iter().any(|p| p.prefer_initiator);
+        let params = ResponderParams { proposals: &proposals, prefer_initiator, extra: &extra };
+        match respond(&self.provider, &params, msg.as_bytes(), spi_r)? {
+            InitReply::Rejected { response, error } => {
+                self.out.transmits.push_back(Transmit { local, remote, payload: response });
+                let _ = error;
+                Ok(())
+            }
+            InitReply::Accepted { response, sa } => {
+                let handle = SaHandle(self.next_handle);
+                self.next_handle = self.next_handle.wrapping_add(1);
+                let timeout = self.config.half_open_timeout;
+                let (mut ctx, sas) = self.ctx_parts(now);
+                let ike_sa = IkeSa::responder(&mut ctx, handle, *sa, local, remote, timeout)?;
+                ctx.out.transmits.push_back(Transmit { local, remote, payload: response });
+                sas.insert(handle, ike_sa);
+                self.by_spi.insert(spi_r, handle);
+                self.by_init.insert((h.spi_i, remote), handle);
+                self.half_open.insert(handle, ip);
+                let n = self.half_open_per_ip.entry(ip).or_insert(0);
+                *n = n.saturating_add(1);
+                self.settle(now, handle);
+                Ok(())
+            }
+        }
+    }
+
+    /// The IKE proposals of every connection, in configuration order without repeats: before
+    /// IKE_AUTH the responder cannot know which connection the initiator wants.
+    fn all_proposals(&self) -> Vec<Proposal> {
+        let mut out: Vec<Proposal> = Vec::new();
+        for p in self.peers.iter().flat_map(|c| c.ike_proposals.iter()) {
+            if !out.iter().any(|o| o.transforms == p.transforms) {
+                out.push(p.clone());
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,158 @@
+//! What the engine reports to the daemon.
+
+use core::net::SocketAddr;
+
+use oxswan_crypto::Secret;
+use oxswan_crypto::keys::ChildSuite;
+use oxswan_wire::ts::TrafficSelector;
+use oxswan_wire::{Identity, IkeSpi, NotifyType};
+
+use crate::child::Mode;
+use crate::nat::NatState;
+
+/// A handle for an IKE SA inside one [`crate::Endpoint`]; never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SaHandle(pub u64);
+
+/// An established IKE SA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IkeSaInfo {
+    /// The connection's name.
+    pub name: String,
+    /// Whether we were the original initiator.
+    pub initiator: bool,
+    /// Initiator's SPI.
+    pub spi_i: IkeSpi,
+    /// Responder's SPI.
+    pub spi_r: IkeSpi,
+    /// Our address and port (after any float to 4500).
+    pub local: SocketAddr,
+    /// The peer's address and port.
+    pub remote: SocketAddr,
+    /// Our identity.
+    pub local_id: Identity,
+    /// The peer's authenticated identity.
+    pub remote_id: Identity,
+    /// The IKE proposal in strongSwan notation.
+    pub proposal: String,
+    /// NAT detection result.
+    pub nat: NatState,
+}
+
+/// The keys and parameters of a CHILD SA pair, for the ESP data plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildSa {
+    /// The child's configured name.
+    pub name: String,
+    /// SPI of the inbound SA (chosen by us).
+    pub spi_in: u32,
+    /// SPI of the outbound SA (chosen by the peer).
+    pub spi_out: u32,
+    /// Algorithms.
+    pub suite: ChildSuite,
+    /// Extended sequence numbers negotiated (RFC 4303 §2.2.1).
+    pub esn: bool,
+    /// The ESP proposal in strongSwan notation.
+    pub proposal: String,
+    /// Encryption key (with salt for AEADs) of the inbound SA.
+    pub encr_in: Secret,
+    /// Integrity key of the inbound SA (empty for AEADs).
+    pub integ_in: Secret,
+    /// Encryption key of the outbound SA.
+    pub encr_out: Secret,
+    /// Integrity key of the outbound SA.
+    pub integ_out: Secret,
+    /// Our side's selectors after narrowing.
+    pub local_ts: Vec<TrafficSelector>,
+    /// The peer's side's selectors after narrowing.
+    pub remote_ts: Vec<TrafficSelector>,
+    /// Tunnel or transport.
+    pub mode: Mode,
+    /// ESP must be UDP-encapsulated (RFC 3948) between `local` and `remote`.
+    pub encap: bool,
+    /// Our outer address and port.
+    pub local: SocketAddr,
+    /// The peer's outer address and port.
+    pub remote: SocketAddr,
+}
+
+/// Why an IKE SA ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DownReason {
+    /// The peer answered with an error notify (NO_PROPOSAL_CHOSEN, AUTHENTICATION_FAILED, ...).
+    PeerNotify(NotifyType),
+    /// We refused the peer's authentication (the reason stays local; the peer only learns
+    /// AUTHENTICATION_FAILED, RFC 7296 §2.21.2).
+    AuthFailed(String),
+    /// We could not accept the peer's messages (a response that breaks the protocol).
+    Protocol(String),
+    /// A request was retransmitted until the configured limit without an answer.
+    Timeout,
+    /// A half-open SA was never completed.
+    HalfOpenTimeout,
+    /// The peer deleted the IKE SA.
+    PeerDeleted,
+    /// We deleted it (command).
+    LocalDeleted,
+}
+
+/// An event for the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// IKE_AUTH completed; the IKE SA is established.
+    IkeSaUp {
+        /// Which SA.
+        sa: SaHandle,
+        /// Its parameters.
+        info: IkeSaInfo,
+    },
+    /// The IKE SA is gone (and with it all its CHILD SAs, each reported by [`Event::ChildSaDeleted`]
+    /// first).
+    IkeSaDown {
+        /// Which SA.
+        sa: SaHandle,
+        /// The connection's name, if known (a responder learns it in IKE_AUTH).
+        name: Option<String>,
+        /// Why.
+        reason: DownReason,
+    },
+    /// A CHILD SA pair is ready for the data plane.
+    ChildSaReady {
+        /// The IKE SA it belongs to.
+        sa: SaHandle,
+        /// Keys and parameters.
+        child: Box<ChildSa>,
+    },
+    /// No CHILD SA came with IKE_AUTH; the IKE SA stays up without it (RFC 7296 §1.2).
+    ChildSaFailed {
+        /// The IKE SA.
+        sa: SaHandle,
+        /// The child's name.
+        name: String,
+        /// The notify that says why (TS_UNACCEPTABLE, NO_PROPOSAL_CHOSEN, ...).
+        reason: NotifyType,
+    },
+    /// A CHILD SA pair was removed; the data plane drops its keys.
+    ChildSaDeleted {
+        /// The IKE SA it belonged to.
+        sa: SaHandle,
+        /// Inbound SPI.
+        spi_in: u32,
+        /// Outbound SPI.
+        spi_out: u32,
+    },
+    /// Authentication failed, on either side.
+    AuthFailed {
+        /// The IKE SA.
+        sa: SaHandle,
+        /// The peer's address.
+        peer: SocketAddr,
+        /// What went wrong.
+        reason: String,
+    },
+    /// An empty INFORMATIONAL request (a liveness check) we sent was answered.
+    LivenessConfirmed {
+        /// The IKE SA.
+        sa: SaHandle,
+    },
+}

@@ -1,0 +1,420 @@
+//! A simulated network for two (or more) endpoints, in the manner of quinn-proto's test `Pair`: a
+//! virtual clock, latency, jitter (which reorders), loss, duplication, an MTU and an optional NAT, all
+//! driven by a seeded generator so that every run is reproducible.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use oxswan_crypto::Secret;
+use oxswan_crypto::proposal::{parse_esp_proposals, parse_ike_proposals};
+use oxswan_ike::child::{ChildConfig, Mode, TsConfig};
+use oxswan_ike::{Endpoint, EndpointConfig, Event, LocalAuth, PeerConfig, RemoteAuth, Retransmit, Transmit};
+use oxswan_wire::Identity;
+use oxswan_wire::ts::TrafficSelector;
+
+/// 2026-11-24T00:00:00Z: certificate validity is judged against this wall-clock time.
+pub const UNIX_EPOCH_AT_START: u64 = 1_795_478_400;
+
+pub const ALICE_IP: &str = "192.0.2.1";
+pub const BOB_IP: &str = "192.0.2.2";
+
+pub fn addr(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
+/// SplitMix64: small, seeded, good enough to pick losses.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed ^ 0x9e37_79b9_7f4a_7c15)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        ((self.next_u64() >> 11) as f64 / ((1u64 << 53) as f64)) < p
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next_u64() % n }
+    }
+}
+
+/// Link properties.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub latency: Duration,
+    /// Extra random delay up to this much per datagram: reorders.
+    pub jitter: Duration,
+    pub loss: f64,
+    pub duplicate: f64,
+    pub mtu: usize,
+    /// A middlebox drops IP fragments.
+    pub drop_ip_fragments: bool,
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Self {
+            latency: Duration::from_millis(10),
+            jitter: Duration::ZERO,
+            loss: 0.0,
+            duplicate: 0.0,
+            mtu: 1500,
+            drop_ip_fragments: false,
+        }
+    }
+}
+
+/// A datagram on the wire.
+#[derive(Debug, Clone)]
+pub struct InFlight {
+    pub at: Instant,
+    pub seq: u64,
+    pub from: SocketAddr,
+    pub to: SocketAddr,
+    pub data: Vec<u8>,
+}
+
+/// A source NAT in front of one host: its private address is rewritten to `public` with a mapped port.
+#[derive(Debug, Clone)]
+pub struct Nat {
+    pub private_ip: IpAddr,
+    pub public_ip: IpAddr,
+    map: HashMap<SocketAddr, SocketAddr>,
+    back: HashMap<SocketAddr, SocketAddr>,
+    next_port: u16,
+}
+
+impl Nat {
+    pub fn new(private_ip: &str, public_ip: &str) -> Self {
+        Self {
+            private_ip: private_ip.parse().unwrap(),
+            public_ip: public_ip.parse().unwrap(),
+            map: HashMap::new(),
+            back: HashMap::new(),
+            next_port: 40000,
+        }
+    }
+    fn outbound(&mut self, from: SocketAddr) -> SocketAddr {
+        if let Some(m) = self.map.get(&from) {
+            return *m;
+        }
+        let m = SocketAddr::new(self.public_ip, self.next_port);
+        self.next_port += 1;
+        self.map.insert(from, m);
+        self.back.insert(m, from);
+        m
+    }
+}
+
+/// Decides by a datagram's index in the log and its bytes whether the network loses it.
+pub type DropFilter = Box<dyn FnMut(usize, &[u8]) -> bool>;
+
+/// Two or more endpoints on one simulated network.
+pub struct Sim {
+    pub now: Instant,
+    pub start: Instant,
+    pub rng: Rng,
+    pub link: Link,
+    pub nodes: BTreeMap<IpAddr, Endpoint>,
+    pub events: BTreeMap<IpAddr, Vec<Event>>,
+    pub wire: Vec<InFlight>,
+    pub seq: u64,
+    pub nat: Option<Nat>,
+    /// Every datagram put on the wire, for assertions: (from, to, bytes).
+    pub log: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+    /// A filter that may drop a datagram by its index in the log (for "lose exactly this message").
+    pub drop_filter: Option<DropFilter>,
+}
+
+impl Sim {
+    pub fn new(seed: u64, link: Link) -> Self {
+        let now = Instant::now();
+        Self {
+            now,
+            start: now,
+            rng: Rng::new(seed),
+            link,
+            nodes: BTreeMap::new(),
+            events: BTreeMap::new(),
+            wire: Vec::new(),
+            seq: 0,
+            nat: None,
+            log: Vec::new(),
+            drop_filter: None,
+        }
+    }
+
+    pub fn add(&mut self, ip: &str, config: EndpointConfig, peers: Vec<PeerConfig>) {
+        self.add_with(ip, config, peers, oxswan_crypto::default_provider());
+    }
+
+    pub fn add_with(
+        &mut self,
+        ip: &str,
+        config: EndpointConfig,
+        peers: Vec<PeerConfig>,
+        provider: oxswan_crypto::CryptoProvider,
+    ) {
+        let ep = Endpoint::new(config, provider, peers, self.now, UNIX_EPOCH_AT_START).unwrap();
+        let ip: IpAddr = ip.parse().unwrap();
+        self.nodes.insert(ip, ep);
+        self.events.insert(ip, Vec::new());
+    }
+
+    pub fn ep(&mut self, ip: &str) -> &mut Endpoint {
+        self.nodes.get_mut(&ip.parse::<IpAddr>().unwrap()).unwrap()
+    }
+
+    pub fn events(&self, ip: &str) -> &[Event] {
+        &self.events[&ip.parse::<IpAddr>().unwrap()]
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    /// Moves what the endpoints produced onto the wire and into the event logs.
+    fn collect(&mut self) {
+        let ips: Vec<IpAddr> = self.nodes.keys().copied().collect();
+        for ip in ips {
+            loop {
+                let ep = self.nodes.get_mut(&ip).unwrap();
+                let Some(t) = ep.poll_transmit() else { break };
+                self.send(t);
+            }
+            let ep = self.nodes.get_mut(&ip).unwrap();
+            while let Some(e) = ep.poll_event() {
+                self.events.get_mut(&ip).unwrap().push(e);
+            }
+        }
+    }
+
+    fn send(&mut self, t: Transmit) {
+        let Transmit { mut local, remote, payload } = t;
+        // A NAT rewrites the source of its private host's packets.
+        if let Some(nat) = self.nat.as_mut() {
+            if local.ip() == nat.private_ip {
+                local = nat.outbound(local);
+            }
+        }
+        let index = self.log.len();
+        self.log.push((local, remote, payload.clone()));
+        if let Some(f) = self.drop_filter.as_mut() {
+            if f(index, &payload) {
+                return;
+            }
+        }
+        // Larger than the MTU: IP fragments, each of which can be lost (or all are dropped by a
+        // middlebox that filters fragments). IKE fragmentation (RFC 7383) is not implemented yet.
+        let fragments = (payload.len() + 28).div_ceil(self.link.mtu.max(68));
+        if fragments > 1 && self.link.drop_ip_fragments {
+            return;
+        }
+        for _ in 0..fragments {
+            if self.rng.chance(self.link.loss) {
+                return;
+            }
+        }
+        let copies = if self.rng.chance(self.link.duplicate) { 2 } else { 1 };
+        for _ in 0..copies {
+            let jitter = Duration::from_micros(self.rng.below(self.link.jitter.as_micros() as u64 + 1));
+            self.seq += 1;
+            self.wire.push(InFlight {
+                at: self.now + self.link.latency + jitter,
+                seq: self.seq,
+                from: local,
+                to: remote,
+                data: payload.clone(),
+            });
+        }
+    }
+
+    /// Advances to the next thing that happens; false when nothing is left to do.
+    pub fn step(&mut self) -> bool {
+        self.collect();
+        let next_packet = self.wire.iter().map(|p| (p.at, p.seq)).min();
+        let next_timer = self.nodes.values().filter_map(|e| e.poll_timeout()).min();
+        let at = match (next_packet, next_timer) {
+            (None, None) => return false,
+            (Some((p, _)), None) => p,
+            (None, Some(t)) => t,
+            (Some((p, _)), Some(t)) => p.min(t),
+        };
+        if at > self.now {
+            self.now = at;
+        }
+        if next_packet.is_some_and(|(p, _)| p <= self.now) {
+            let (_, seq) = next_packet.unwrap();
+            let i = self.wire.iter().position(|p| p.seq == seq).unwrap();
+            let mut pkt = self.wire.remove(i);
+            if let Some(nat) = self.nat.as_ref() {
+                if let Some(orig) = nat.back.get(&pkt.to) {
+                    pkt.to = *orig;
+                }
+            }
+            let now = self.now;
+            if let Some(ep) = self.nodes.get_mut(&pkt.to.ip()) {
+                ep.handle_datagram(now, pkt.to, pkt.from, &pkt.data);
+            }
+        } else {
+            let now = self.now;
+            for ep in self.nodes.values_mut() {
+                if ep.poll_timeout().is_some_and(|t| t <= now) {
+                    ep.handle_timeout(now);
+                }
+            }
+        }
+        self.collect();
+        true
+    }
+
+    /// Runs until `done` holds or nothing is left to do or `limit` of virtual time has passed.
+    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Sim) -> bool) -> bool {
+        let deadline = self.now + limit;
+        loop {
+            if done(self) {
+                return true;
+            }
+            if self.now > deadline || !self.step() {
+                return done(self);
+            }
+        }
+    }
+
+    /// Runs until there is nothing left to do (or an hour of virtual time).
+    pub fn run(&mut self) {
+        self.run_until(Duration::from_secs(3600), |_| false);
+    }
+
+    /// Advances the clock by `d`, handling everything due in between.
+    pub fn advance(&mut self, d: Duration) {
+        let target = self.now + d;
+        self.run_until(d + Duration::from_secs(1), |s| {
+            let next_packet = s.wire.iter().map(|p| p.at).min();
+            let next_timer = s.nodes.values().filter_map(|e| e.poll_timeout()).min();
+            let next = [next_packet, next_timer].into_iter().flatten().min();
+            next.is_none_or(|n| n > target)
+        });
+        if self.now < target {
+            self.now = target;
+        }
+    }
+}
+
+/// The parameters of the (single) established SA of the endpoint at `ip`.
+pub fn info(sim: &mut Sim, ip: &str) -> oxswan_ike::IkeSaInfo {
+    let ep = sim.ep(ip);
+    let sa = ep.established()[0];
+    ep.info(sa).unwrap()
+}
+
+pub fn has_event(events: &[Event], f: impl Fn(&Event) -> bool) -> bool {
+    events.iter().any(f)
+}
+
+pub fn up(events: &[Event]) -> bool {
+    has_event(events, |e| matches!(e, Event::IkeSaUp { .. }))
+}
+
+pub fn down(events: &[Event]) -> Option<oxswan_ike::DownReason> {
+    events.iter().find_map(|e| match e {
+        Event::IkeSaDown { reason, .. } => Some(reason.clone()),
+        _ => None,
+    })
+}
+
+pub fn child(events: &[Event]) -> Option<oxswan_ike::ChildSa> {
+    events.iter().find_map(|e| match e {
+        Event::ChildSaReady { child, .. } => Some((**child).clone()),
+        _ => None,
+    })
+}
+
+pub fn ts(s: &str) -> TrafficSelector {
+    let (a, len) = s.split_once('/').unwrap();
+    TrafficSelector::from_prefix(a.parse().unwrap(), len.parse().unwrap(), 0, 0, u16::MAX).unwrap()
+}
+
+pub fn child_config(name: &str, local: &[&str], remote: &[&str]) -> ChildConfig {
+    ChildConfig {
+        name: name.into(),
+        esp_proposals: parse_esp_proposals("aes256gcm16").unwrap(),
+        local_ts: local
+            .iter()
+            .map(|s| if *s == "dynamic" { TsConfig::Dynamic } else { TsConfig::Selector(ts(s)) })
+            .collect(),
+        remote_ts: remote
+            .iter()
+            .map(|s| if *s == "dynamic" { TsConfig::Dynamic } else { TsConfig::Selector(ts(s)) })
+            .collect(),
+        mode: Mode::Tunnel,
+    }
+}
+
+/// A PSK connection between alice (10.1.0.0/16) and bob (10.2.0.0/16).
+pub fn psk_peer(
+    name: &str,
+    local_id: &str,
+    remote_id: &str,
+    psk: &str,
+    local_net: &str,
+    remote_net: &str,
+) -> PeerConfig {
+    PeerConfig {
+        name: name.into(),
+        ike_proposals: parse_ike_proposals("aes256gcm16-prfsha256-x25519").unwrap(),
+        prefer_initiator: false,
+        local_id: Identity::Fqdn(local_id.into()),
+        remote_id: Some(Identity::Fqdn(remote_id.into())),
+        local_auth: LocalAuth::Psk(Secret::from_slice(psk.as_bytes())),
+        remote_auth: RemoteAuth::Psk(Secret::from_slice(psk.as_bytes())),
+        rsa_pss: false,
+        children: vec![child_config("net", &[local_net], &[remote_net])],
+        retransmit: Retransmit::default(),
+        initial_contact: true,
+        force_encap: false,
+    }
+}
+
+pub fn alice_psk() -> PeerConfig {
+    psk_peer("to-bob", "alice.example", "bob.example", "correct horse battery staple", "10.1.0.0/16", "10.2.0.0/16")
+}
+
+pub fn bob_psk() -> PeerConfig {
+    psk_peer("to-alice", "bob.example", "alice.example", "correct horse battery staple", "10.2.0.0/16", "10.1.0.0/16")
+}
+
+/// Alice and Bob with one connection each, on a link.
+pub fn pair(seed: u64, link: Link, alice: PeerConfig, bob: PeerConfig) -> Sim {
+    let mut sim = Sim::new(seed, link);
+    sim.add(ALICE_IP, EndpointConfig::default(), vec![alice]);
+    sim.add(BOB_IP, EndpointConfig::default(), vec![bob]);
+    sim
+}
+
+/// Alice initiates her first connection to Bob on port 500.
+pub fn initiate(sim: &mut Sim) -> oxswan_ike::SaHandle {
+    let now = sim.now;
+    let name = "to-bob";
+    sim.ep(ALICE_IP).initiate(now, name, addr(ALICE_IP, 500), addr(BOB_IP, 500)).unwrap()
+}
+
+pub fn both_up(sim: &Sim) -> bool {
+    up(sim.events(ALICE_IP)) && up(sim.events(BOB_IP))
+}
+
+/// The exchange type, flags and message ID of an IKE message, for annotated assertions.
+pub fn describe(data: &[u8]) -> (oxswan_wire::ExchangeType, bool, u32) {
+    let h = oxswan_wire::Header::parse(data).unwrap();
+    (h.exchange_type, h.flags.response(), h.message_id)
+}

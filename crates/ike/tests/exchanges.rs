@@ -1,0 +1,689 @@
+//! Complete exchanges between two endpoints on a simulated network. Each step names the message it
+//! carries, as strongSwan's exchange tests do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod common;
+#[path = "common/pki.rs"]
+mod pki;
+
+use std::time::Duration;
+
+use common::*;
+use oxswan_crypto::proposal::{parse_esp_proposals, parse_ike_proposals};
+use oxswan_ike::{DownReason, EndpointConfig, Event};
+use oxswan_wire::{ExchangeType, NotifyType};
+
+fn messages(sim: &Sim) -> Vec<(ExchangeType, bool, u32)> {
+    sim.log.iter().map(|(_, _, d)| describe(d)).collect()
+}
+
+const IKE_SA_INIT: ExchangeType = ExchangeType::IKE_SA_INIT;
+const IKE_AUTH: ExchangeType = ExchangeType::IKE_AUTH;
+const INFORMATIONAL: ExchangeType = ExchangeType::INFORMATIONAL;
+
+#[test]
+fn psk_success() {
+    let mut sim = pair(1, Link::default(), alice_psk(), bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    assert_eq!(
+        messages(&sim),
+        [
+            /* IKE_SA_INIT { SA, KE, Ni, N(NAT_DETECTION_*), N(SIGNATURE_HASH_ALGORITHMS), N(FRAG_SUP) } --> */
+            (IKE_SA_INIT, false, 0),
+            /* <-- IKE_SA_INIT { SA, KE, Nr, N(NAT_DETECTION_*), N(...) } */
+            (IKE_SA_INIT, true, 0),
+            /* IKE_AUTH { IDi, IDr, AUTH, N(INITIAL_CONTACT), SA, TSi, TSr } --> */
+            (IKE_AUTH, false, 1),
+            /* <-- IKE_AUTH { IDr, AUTH, SA, TSi, TSr } */
+            (IKE_AUTH, true, 1),
+        ]
+    );
+    let a = child(sim.events(ALICE_IP)).expect("alice's child");
+    let b = child(sim.events(BOB_IP)).expect("bob's child");
+    // The two halves of each ESP SA share SPI and keys.
+    assert_eq!((a.spi_in, a.spi_out), (b.spi_out, b.spi_in));
+    assert_eq!(a.encr_out, b.encr_in);
+    assert_eq!(a.encr_in, b.encr_out);
+    assert_ne!(a.encr_in, a.encr_out);
+    assert_eq!(a.encr_in.len(), 36, "AES-256 key and 4-octet salt");
+    assert!(a.integ_in.is_empty());
+    assert_eq!(a.local_ts, vec![ts("10.1.0.0/16")]);
+    assert_eq!(a.remote_ts, vec![ts("10.2.0.0/16")]);
+    assert_eq!((b.local_ts.clone(), b.remote_ts.clone()), (a.remote_ts.clone(), a.local_ts.clone()));
+    assert!(!a.encap && !b.encap, "no NAT");
+    let info = sim.events(ALICE_IP).iter().find_map(|e| match e {
+        Event::IkeSaUp { info, .. } => Some(info.clone()),
+        _ => None,
+    });
+    let info = info.unwrap();
+    assert_eq!(info.proposal, "aes256gcm16-prfsha256-x25519");
+    assert_eq!(info.remote_id, oxswan_wire::Identity::Fqdn("bob.example".into()));
+    assert_eq!(info.remote, addr(BOB_IP, 500));
+}
+
+#[test]
+fn wrong_psk_fails_on_both_sides() {
+    let mut bob = bob_psk();
+    bob.remote_auth = oxswan_ike::RemoteAuth::Psk(oxswan_crypto::Secret::from_slice(b"wrong"));
+    let mut sim = pair(2, Link::default(), alice_psk(), bob);
+    initiate(&mut sim);
+    sim.run();
+    /* IKE_AUTH { IDi, AUTH, ... } -->  <-- IKE_AUTH { N(AUTHENTICATION_FAILED) } */
+    assert_eq!(down(sim.events(ALICE_IP)), Some(DownReason::PeerNotify(NotifyType::AUTHENTICATION_FAILED)));
+    assert!(matches!(down(sim.events(BOB_IP)), Some(DownReason::AuthFailed(r)) if r.contains("PSK")));
+    for ip in [ALICE_IP, BOB_IP] {
+        assert!(has_event(sim.events(ip), |e| matches!(e, Event::AuthFailed { .. })), "{ip}");
+        assert!(!up(sim.events(ip)));
+        assert_eq!(sim.ep(ip).sa_count(), 0, "{ip}: nothing left");
+    }
+}
+
+#[test]
+fn responder_auth_failure_is_reported_to_it() {
+    // Alice expects another PSK from Bob: Bob accepts Alice, Alice refuses Bob and tells him.
+    let mut alice = alice_psk();
+    alice.remote_auth = oxswan_ike::RemoteAuth::Psk(oxswan_crypto::Secret::from_slice(b"other"));
+    let mut sim = pair(3, Link::default(), alice, bob_psk());
+    initiate(&mut sim);
+    sim.run();
+    assert!(matches!(down(sim.events(ALICE_IP)), Some(DownReason::AuthFailed(_))));
+    /* INFORMATIONAL { N(AUTHENTICATION_FAILED) } --> */
+    assert!(messages(&sim).contains(&(INFORMATIONAL, false, 2)));
+    assert_eq!(down(sim.events(BOB_IP)), Some(DownReason::PeerNotify(NotifyType::AUTHENTICATION_FAILED)));
+    assert_eq!(sim.ep(BOB_IP).sa_count(), 0);
+}
+
+#[test]
+fn identity_mismatch_fails() {
+    let mut alice = alice_psk();
+    alice.remote_id = Some(oxswan_wire::Identity::Fqdn("mallory.example".into()));
+    let mut sim = pair(4, Link::default(), alice, bob_psk());
+    initiate(&mut sim);
+    sim.run();
+    // Bob has no connection whose local identity is the IDr Alice asks for.
+    assert_eq!(down(sim.events(ALICE_IP)), Some(DownReason::PeerNotify(NotifyType::AUTHENTICATION_FAILED)));
+    assert!(matches!(down(sim.events(BOB_IP)), Some(DownReason::AuthFailed(r)) if r.contains("no connection")));
+}
+
+#[test]
+fn invalid_ke_payload_retry() {
+    let mut alice = alice_psk();
+    alice.ike_proposals = parse_ike_proposals("aes256gcm16-prfsha256-x25519-ecp256").unwrap();
+    let mut bob = bob_psk();
+    bob.ike_proposals = parse_ike_proposals("aes256gcm16-prfsha256-ecp256").unwrap();
+    let mut sim = pair(5, Link::default(), alice, bob);
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    assert_eq!(
+        messages(&sim)[..3],
+        [
+            /* IKE_SA_INIT { SA, KE(x25519), Ni } --> */
+            (IKE_SA_INIT, false, 0),
+            /* <-- IKE_SA_INIT { N(INVALID_KE_PAYLOAD, ecp256) } */
+            (IKE_SA_INIT, true, 0),
+            /* IKE_SA_INIT { SA, KE(ecp256), Ni } --> */
+            (IKE_SA_INIT, false, 0),
+        ]
+    );
+    assert_eq!(sim.ep(BOB_IP).sa_count(), 1, "the refused attempt left no state");
+    let info = info(&mut sim, ALICE_IP);
+    assert_eq!(info.proposal, "aes256gcm16-prfsha256-ecp256");
+}
+
+#[test]
+fn cookie_demanded_and_honoured() {
+    let mut sim = Sim::new(6, Link::default());
+    sim.add(ALICE_IP, EndpointConfig::default(), vec![alice_psk()]);
+    sim.add(BOB_IP, EndpointConfig { force_cookies: true, ..EndpointConfig::default() }, vec![bob_psk()]);
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let m = messages(&sim);
+    assert_eq!(
+        m[..4],
+        [
+            /* IKE_SA_INIT { SA, KE, Ni } --> */
+            (IKE_SA_INIT, false, 0),
+            /* <-- IKE_SA_INIT { N(COOKIE) } */
+            (IKE_SA_INIT, true, 0),
+            /* IKE_SA_INIT { N(COOKIE), SA, KE, Ni } --> */
+            (IKE_SA_INIT, false, 0),
+            /* <-- IKE_SA_INIT { SA, KE, Nr } */
+            (IKE_SA_INIT, true, 0),
+        ]
+    );
+    assert_eq!(sim.ep(BOB_IP).stats().cookies_sent, 1);
+    // The first request left no state at Bob: only the SA of the honoured cookie exists.
+    assert_eq!(sim.ep(BOB_IP).sa_count(), 1);
+}
+
+#[test]
+fn no_proposal_chosen() {
+    let mut bob = bob_psk();
+    bob.ike_proposals = parse_ike_proposals("aes128-sha256-modp2048").unwrap();
+    let mut sim = pair(7, Link::default(), alice_psk(), bob);
+    initiate(&mut sim);
+    sim.run();
+    /* IKE_SA_INIT --> <-- IKE_SA_INIT { N(NO_PROPOSAL_CHOSEN) } */
+    assert_eq!(down(sim.events(ALICE_IP)), Some(DownReason::PeerNotify(NotifyType::NO_PROPOSAL_CHOSEN)));
+    assert_eq!(messages(&sim).len(), 2, "nothing retransmitted");
+    assert_eq!(sim.ep(BOB_IP).sa_count(), 0);
+    assert!(sim.events(BOB_IP).is_empty());
+}
+
+#[test]
+fn child_proposal_mismatch_keeps_the_ike_sa() {
+    let mut bob = bob_psk();
+    bob.children[0].esp_proposals = parse_esp_proposals("aes128-sha256").unwrap();
+    let mut sim = pair(8, Link::default(), alice_psk(), bob);
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    for ip in [ALICE_IP, BOB_IP] {
+        assert!(
+            has_event(
+                sim.events(ip),
+                |e| matches!(e, Event::ChildSaFailed { reason, .. } if *reason == NotifyType::NO_PROPOSAL_CHOSEN)
+            ),
+            "{ip}: {:?}",
+            sim.events(ip)
+        );
+        assert!(child(sim.events(ip)).is_none());
+        assert_eq!(sim.ep(ip).established().len(), 1, "§1.2: the IKE SA stays up");
+    }
+}
+
+#[test]
+fn ts_narrowing() {
+    // Bob admits only part of Alice's network and of his own: the child is narrowed to it.
+    let mut bob = bob_psk();
+    bob.children[0] = child_config("net", &["10.2.5.0/24"], &["10.1.1.0/24"]);
+    let mut sim = pair(9, Link::default(), alice_psk(), bob);
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let a = child(sim.events(ALICE_IP)).unwrap();
+    assert_eq!(a.local_ts, vec![ts("10.1.1.0/24")]);
+    assert_eq!(a.remote_ts, vec![ts("10.2.5.0/24")]);
+    let b = child(sim.events(BOB_IP)).unwrap();
+    assert_eq!((b.local_ts, b.remote_ts), (a.remote_ts, a.local_ts));
+}
+
+#[test]
+fn ts_unacceptable_keeps_the_ike_sa() {
+    let mut bob = bob_psk();
+    bob.children[0] = child_config("net", &["10.9.0.0/16"], &["10.1.0.0/16"]);
+    let mut sim = pair(10, Link::default(), alice_psk(), bob);
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    for ip in [ALICE_IP, BOB_IP] {
+        assert!(
+            has_event(
+                sim.events(ip),
+                |e| matches!(e, Event::ChildSaFailed { reason, .. } if *reason == NotifyType::TS_UNACCEPTABLE)
+            ),
+            "{ip}"
+        );
+        assert_eq!(sim.ep(ip).established().len(), 1);
+    }
+}
+
+#[test]
+fn dynamic_selectors_are_the_hosts() {
+    let mut alice = alice_psk();
+    alice.children[0] = child_config("host", &["dynamic"], &["dynamic"]);
+    let mut bob = bob_psk();
+    bob.children[0] = child_config("host", &["dynamic"], &["dynamic"]);
+    let mut sim = pair(11, Link::default(), alice, bob);
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let a = child(sim.events(ALICE_IP)).unwrap();
+    assert_eq!(a.local_ts, vec![ts("192.0.2.1/32")]);
+    assert_eq!(a.remote_ts, vec![ts("192.0.2.2/32")]);
+}
+
+/// Loses the n-th datagram sent (once): every one of the four handshake messages is recovered by
+/// retransmission, the responses from the responder's cache.
+#[test]
+fn loss_of_each_single_message_is_recovered() {
+    for lost in 0..4 {
+        let mut sim = pair(12, Link::default(), alice_psk(), bob_psk());
+        sim.drop_filter = Some(Box::new(move |i, _| i == lost));
+        initiate(&mut sim);
+        assert!(sim.run_until(Duration::from_secs(30), both_up), "message {lost} lost");
+        assert!(sim.elapsed() >= Duration::from_secs(4), "recovered by a retransmission after 4 s");
+        let a = child(sim.events(ALICE_IP)).unwrap();
+        let b = child(sim.events(BOB_IP)).unwrap();
+        assert_eq!(a.encr_out, b.encr_in, "message {lost} lost");
+        let ups = |ip| sim.events(ip).iter().filter(|e| matches!(e, Event::IkeSaUp { .. })).count();
+        assert_eq!((ups(ALICE_IP), ups(BOB_IP)), (1, 1));
+        if lost % 2 == 1 {
+            // A lost response: the retransmitted request was answered from the cache.
+            assert_eq!(sim.ep(BOB_IP).sa_count(), 1);
+        }
+    }
+}
+
+#[test]
+fn duplicated_requests_are_answered_from_the_cache() {
+    let link = Link { duplicate: 1.0, ..Link::default() };
+    let mut sim = pair(13, link, alice_psk(), bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    sim.run_until(Duration::from_secs(1), |_| false);
+    // Bob saw each request twice and answered the copy from its cache, not as a new exchange.
+    assert_eq!(sim.ep(BOB_IP).sa_count(), 1);
+    assert!(sim.ep(BOB_IP).stats().retransmits_answered >= 1);
+    let ups = |ip| sim.events(ip).iter().filter(|e| matches!(e, Event::IkeSaUp { .. })).count();
+    assert_eq!((ups(ALICE_IP), ups(BOB_IP)), (1, 1));
+    assert!(sim.ep(ALICE_IP).stats().dropped >= 1, "duplicate responses dropped");
+    let a = child(sim.events(ALICE_IP)).unwrap();
+    let b = child(sim.events(BOB_IP)).unwrap();
+    assert_eq!(a.encr_out, b.encr_in);
+}
+
+#[test]
+fn retransmission_gives_up_with_strongswans_timing() {
+    let mut sim = Sim::new(14, Link::default());
+    sim.add(ALICE_IP, EndpointConfig::default(), vec![alice_psk()]);
+    initiate(&mut sim);
+    sim.run_until(Duration::from_secs(3600), |s| down(s.events(ALICE_IP)).is_some());
+    assert_eq!(down(sim.events(ALICE_IP)), Some(DownReason::Timeout));
+    let sends = sim.log.len();
+    assert_eq!(sends, 6, "the request and 5 retransmissions");
+    // 4 + 7.2 + 12.96 + 23.33 + 41.99 + 75.58 = 165.06 s
+    let gave_up = sim.elapsed().as_secs_f64();
+    assert!((165.0..166.0).contains(&gave_up), "{gave_up}");
+}
+
+#[test]
+fn half_open_sa_expires() {
+    let mut sim = pair(15, Link::default(), alice_psk(), bob_psk());
+    // Alice's IKE_AUTH never arrives.
+    sim.drop_filter = Some(Box::new(|_, d| describe(d).0 == IKE_AUTH));
+    initiate(&mut sim);
+    sim.advance(Duration::from_secs(20));
+    assert_eq!(sim.ep(BOB_IP).half_open_count(), 1);
+    sim.advance(Duration::from_secs(20));
+    assert_eq!(down(sim.events(BOB_IP)), Some(DownReason::HalfOpenTimeout));
+    assert_eq!(sim.ep(BOB_IP).half_open_count(), 0);
+}
+
+#[test]
+fn delete_from_either_side() {
+    for deleter in [ALICE_IP, BOB_IP] {
+        let mut sim = pair(16, Link::default(), alice_psk(), bob_psk());
+        initiate(&mut sim);
+        assert!(sim.run_until(Duration::from_secs(5), both_up));
+        let sa = sim.ep(deleter).established()[0];
+        let now = sim.now;
+        /* INFORMATIONAL { D(IKE) } -->  <-- INFORMATIONAL { } */
+        sim.ep(deleter).delete_ike(now, sa).unwrap();
+        sim.run();
+        let other = if deleter == ALICE_IP { BOB_IP } else { ALICE_IP };
+        assert_eq!(down(sim.events(deleter)), Some(DownReason::LocalDeleted));
+        assert_eq!(down(sim.events(other)), Some(DownReason::PeerDeleted));
+        for ip in [ALICE_IP, BOB_IP] {
+            assert!(has_event(sim.events(ip), |e| matches!(e, Event::ChildSaDeleted { .. })), "{ip}");
+            assert_eq!(sim.ep(ip).sa_count(), 0, "{ip}");
+        }
+    }
+}
+
+#[test]
+fn delete_child_keeps_the_ike_sa() {
+    let mut sim = pair(17, Link::default(), alice_psk(), bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let b = child(sim.events(BOB_IP)).unwrap();
+    let sa = sim.ep(BOB_IP).established()[0];
+    let now = sim.now;
+    /* INFORMATIONAL { D(ESP, spi) } -->  <-- INFORMATIONAL { D(ESP, spi') } */
+    sim.ep(BOB_IP).delete_child(now, sa, b.spi_in).unwrap();
+    sim.run_until(Duration::from_secs(5), |s| {
+        has_event(s.events(BOB_IP), |e| matches!(e, Event::ChildSaDeleted { .. }))
+    });
+    for ip in [ALICE_IP, BOB_IP] {
+        assert!(has_event(sim.events(ip), |e| matches!(e, Event::ChildSaDeleted { .. })), "{ip}");
+        let sa = sim.ep(ip).established()[0];
+        assert!(sim.ep(ip).children(sa).is_empty());
+    }
+}
+
+#[test]
+fn liveness_probe_answered() {
+    let mut sim = pair(18, Link::default(), alice_psk(), bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    for ip in [ALICE_IP, BOB_IP] {
+        let sa = sim.ep(ip).established()[0];
+        let now = sim.now;
+        /* INFORMATIONAL { } -->  <-- INFORMATIONAL { } */
+        sim.ep(ip).liveness(now, sa).unwrap();
+        assert!(sim.run_until(Duration::from_secs(5), |s| {
+            has_event(s.events(ip), |e| matches!(e, Event::LivenessConfirmed { .. }))
+        }));
+    }
+    // Bob's first request as responder used message ID 0, Alice's third request ID 2.
+    let m = messages(&sim);
+    assert!(m.contains(&(INFORMATIONAL, false, 2)) && m.contains(&(INFORMATIONAL, false, 0)));
+}
+
+#[test]
+fn unanswered_liveness_probe_ends_the_sa() {
+    let mut sim = pair(19, Link::default(), alice_psk(), bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    sim.drop_filter = Some(Box::new(|_, _| true));
+    let sa = sim.ep(ALICE_IP).established()[0];
+    let now = sim.now;
+    sim.ep(ALICE_IP).liveness(now, sa).unwrap();
+    sim.run();
+    assert_eq!(down(sim.events(ALICE_IP)), Some(DownReason::Timeout));
+    assert!(has_event(sim.events(ALICE_IP), |e| matches!(e, Event::ChildSaDeleted { .. })));
+}
+
+#[test]
+fn nat_is_detected_and_ike_floats_to_4500() {
+    let mut sim = Sim::new(20, Link::default());
+    sim.nat = Some(Nat::new("10.0.0.2", "198.51.100.1"));
+    sim.add("10.0.0.2", EndpointConfig::default(), vec![alice_psk()]);
+    sim.add(BOB_IP, EndpointConfig::default(), vec![bob_psk()]);
+    let now = sim.now;
+    sim.ep("10.0.0.2").initiate(now, "to-bob", addr("10.0.0.2", 500), addr(BOB_IP, 500)).unwrap();
+    assert!(sim.run_until(Duration::from_secs(5), |s| up(s.events("10.0.0.2")) && up(s.events(BOB_IP))));
+    // IKE_AUTH went from and to port 4500 (through the NAT's mapping).
+    let auth = sim.log.iter().find(|(_, _, d)| describe(d) == (IKE_AUTH, false, 1)).unwrap();
+    assert_eq!(auth.1, addr(BOB_IP, 4500));
+    let a = child(sim.events("10.0.0.2")).unwrap();
+    let b = child(sim.events(BOB_IP)).unwrap();
+    assert!(a.encap && b.encap);
+    assert_eq!(a.local, addr("10.0.0.2", 4500));
+    assert_eq!(a.remote, addr(BOB_IP, 4500));
+    assert_eq!(b.remote, auth.0, "Bob answers the NAT's mapping of Alice's port 4500");
+    assert_eq!(b.local, addr(BOB_IP, 4500));
+    let i = info(&mut sim, "10.0.0.2");
+    assert!(i.nat.local_behind_nat && !i.nat.remote_behind_nat);
+    let info = info(&mut sim, BOB_IP);
+    assert!(info.nat.remote_behind_nat && !info.nat.local_behind_nat);
+}
+
+#[test]
+fn forced_encapsulation_without_nat() {
+    let mut alice = alice_psk();
+    alice.force_encap = true;
+    let mut sim = pair(21, Link::default(), alice, bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    assert!(child(sim.events(ALICE_IP)).unwrap().encap);
+    assert!(child(sim.events(BOB_IP)).unwrap().encap);
+    assert_eq!(child(sim.events(BOB_IP)).unwrap().remote, addr(ALICE_IP, 4500));
+}
+
+#[test]
+fn unknown_spi_request_gets_invalid_ike_spi() {
+    let mut sim = pair(22, Link::default(), alice_psk(), bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    // An INFORMATIONAL request for an SA Bob never had.
+    let h = oxswan_wire::Header::new(
+        oxswan_wire::IkeSpi([1; 8]),
+        oxswan_wire::IkeSpi([2; 8]),
+        INFORMATIONAL,
+        oxswan_wire::Flags::INITIATOR,
+        7,
+    );
+    let req = h.encode(&[]).unwrap();
+    let now = sim.now;
+    sim.ep(BOB_IP).handle_datagram(now, addr(BOB_IP, 500), addr(ALICE_IP, 500), &req);
+    let t = sim.ep(BOB_IP).poll_transmit().expect("INVALID_IKE_SPI");
+    let m = oxswan_wire::Message::parse(&t.payload).unwrap();
+    assert_eq!((m.header().spi_i, m.header().spi_r, m.header().message_id), (h.spi_i, h.spi_r, 7));
+    assert!(m.header().flags.response());
+    let p = m.parse_payloads().unwrap();
+    assert!(matches!(&p[0], oxswan_wire::Payload::Notify(n) if n.notify_type == NotifyType::INVALID_IKE_SPI));
+    // A response for an unknown SA gets nothing.
+    let h = oxswan_wire::Header::new(h.spi_i, h.spi_r, INFORMATIONAL, oxswan_wire::Flags::RESPONSE, 7);
+    sim.ep(BOB_IP).handle_datagram(now, addr(BOB_IP, 500), addr(ALICE_IP, 500), &h.encode(&[]).unwrap());
+    assert!(sim.ep(BOB_IP).poll_transmit().is_none());
+}
+
+#[test]
+fn half_open_limits_demand_cookies_then_block() {
+    let mut sim = Sim::new(23, Link::default());
+    sim.add(BOB_IP, EndpointConfig::default(), vec![bob_psk()]);
+    // Ten fresh initiators at one address: the first three get state, the rest a cookie.
+    sim.add(ALICE_IP, EndpointConfig::default(), vec![alice_psk()]);
+    for _ in 0..10 {
+        let now = sim.now;
+        sim.ep(ALICE_IP).initiate(now, "to-bob", addr(ALICE_IP, 500), addr(BOB_IP, 500)).unwrap();
+    }
+    // Deliver only the IKE_SA_INIT requests.
+    sim.drop_filter = Some(Box::new(|_, d| describe(d) != (IKE_SA_INIT, false, 0)));
+    sim.run_until(Duration::from_secs(1), |_| false);
+    assert_eq!(sim.ep(BOB_IP).half_open_count(), 3);
+    assert_eq!(sim.ep(BOB_IP).stats().cookies_sent, 7);
+    // With block_threshold_per_peer reached nothing more is accepted from that address, cookie or not.
+    let strict = EndpointConfig { cookie_threshold_per_peer: 100, block_threshold_per_peer: 2, ..Default::default() };
+    let mut sim = Sim::new(24, Link::default());
+    sim.add(BOB_IP, strict, vec![bob_psk()]);
+    sim.add(ALICE_IP, EndpointConfig::default(), vec![alice_psk()]);
+    for _ in 0..5 {
+        let now = sim.now;
+        sim.ep(ALICE_IP).initiate(now, "to-bob", addr(ALICE_IP, 500), addr(BOB_IP, 500)).unwrap();
+    }
+    sim.drop_filter = Some(Box::new(|_, d| describe(d) != (IKE_SA_INIT, false, 0)));
+    sim.run_until(Duration::from_secs(1), |_| false);
+    assert_eq!(sim.ep(BOB_IP).half_open_count(), 2);
+    assert_eq!(sim.ep(BOB_IP).stats().half_open_refused, 3);
+}
+
+/// The inner payloads of each protected message, readable because both endpoints use the test
+/// provider's NO-SECURITY null cipher (the keys do not matter to it).
+fn inner_payloads(data: &[u8]) -> Vec<oxswan_wire::PayloadType> {
+    let (provider, keys) = null_keys();
+    let msg = oxswan_wire::Message::parse(data).unwrap();
+    let payloads = oxswan_crypto::sk::unprotect(&provider, &keys, &msg).unwrap();
+    payloads.iter().map(|p| p.payload_type()).collect()
+}
+
+/// The null cipher and keys of the right length for AES-256-GCM (any value does).
+fn null_keys() -> (oxswan_crypto::CryptoProvider, oxswan_crypto::sk::SkKeys) {
+    use oxswan_crypto::alg::EncrAlg;
+    let keys = oxswan_crypto::sk::SkKeys::new(
+        EncrAlg::new(oxswan_wire::EncrId::AES_GCM_16, Some(256)).unwrap(),
+        None,
+        oxswan_crypto::Secret::new(vec![0; 36]),
+        oxswan_crypto::Secret::default(),
+    )
+    .unwrap();
+    (oxswan_crypto::test_provider::TestProvider::new(0).null_cipher().build(), keys)
+}
+
+fn null_cipher_pair(seed: u64, alice: oxswan_ike::PeerConfig, bob: oxswan_ike::PeerConfig) -> Sim {
+    use oxswan_crypto::test_provider::TestProvider;
+    let mut sim = Sim::new(seed, Link::default());
+    sim.add_with(ALICE_IP, EndpointConfig::default(), vec![alice], TestProvider::new(1).null_cipher().build());
+    sim.add_with(BOB_IP, EndpointConfig::default(), vec![bob], TestProvider::new(2).null_cipher().build());
+    sim
+}
+
+#[test]
+fn ike_auth_payloads_and_transport_mode() {
+    use oxswan_wire::PayloadType as P;
+    let mut alice = alice_psk();
+    alice.children[0].mode = oxswan_ike::child::Mode::Transport;
+    let mut bob = bob_psk();
+    bob.children[0].mode = oxswan_ike::child::Mode::Transport;
+    let mut sim = null_cipher_pair(30, alice, bob);
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    /* IKE_AUTH { IDi, IDr, AUTH, N(INITIAL_CONTACT), N(USE_TRANSPORT_MODE), SA, TSi, TSr } --> */
+    assert_eq!(inner_payloads(&sim.log[2].2), [P::IDI, P::IDR, P::AUTH, P::NOTIFY, P::NOTIFY, P::SA, P::TSI, P::TSR]);
+    /* <-- IKE_AUTH { IDr, AUTH, N(USE_TRANSPORT_MODE), SA, TSi, TSr } */
+    assert_eq!(inner_payloads(&sim.log[3].2), [P::IDR, P::AUTH, P::NOTIFY, P::SA, P::TSI, P::TSR]);
+    assert_eq!(child(sim.events(ALICE_IP)).unwrap().mode, oxswan_ike::child::Mode::Transport);
+    assert_eq!(child(sim.events(BOB_IP)).unwrap().mode, oxswan_ike::child::Mode::Transport);
+}
+
+#[test]
+fn transport_mode_needs_both_sides() {
+    let mut alice = alice_psk();
+    alice.children[0].mode = oxswan_ike::child::Mode::Transport;
+    let mut sim = pair(31, Link::default(), alice, bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    // §1.3.1: Bob is configured for tunnel mode and does not echo USE_TRANSPORT_MODE.
+    assert_eq!(child(sim.events(ALICE_IP)).unwrap().mode, oxswan_ike::child::Mode::Tunnel);
+    assert_eq!(child(sim.events(BOB_IP)).unwrap().mode, oxswan_ike::child::Mode::Tunnel);
+}
+
+#[test]
+fn create_child_sa_declined_and_unknown_exchange_dropped() {
+    use oxswan_crypto::sk::protect;
+    let mut sim = null_cipher_pair(32, alice_psk(), bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let (provider, keys) = null_keys();
+    let auth = oxswan_wire::Header::parse(&sim.log[2].2).unwrap();
+    let (from, to) = (sim.log[2].0, sim.log[2].1);
+    let send = |sim: &mut Sim, exchange, mid| {
+        let h = oxswan_wire::Header::new(auth.spi_i, auth.spi_r, exchange, oxswan_wire::Flags::INITIATOR, mid);
+        let m = protect(&provider, &keys, &h, &[]).unwrap();
+        let now = sim.now;
+        sim.ep(BOB_IP).handle_datagram(now, to, from, &m);
+        sim.ep(BOB_IP).poll_transmit()
+    };
+    // An exchange type nobody defined: dropped, message ID 2 not consumed.
+    assert!(send(&mut sim, oxswan_wire::ExchangeType(200), 2).is_none());
+    /* CREATE_CHILD_SA { } -->  <-- CREATE_CHILD_SA { N(NO_ADDITIONAL_SAS) } */
+    let r = send(&mut sim, ExchangeType::CREATE_CHILD_SA, 2).expect("answered");
+    let n = inner_payloads(&r.payload);
+    assert_eq!(n, [oxswan_wire::PayloadType::NOTIFY]);
+    let msg = oxswan_wire::Message::parse(&r.payload).unwrap();
+    let p = oxswan_crypto::sk::unprotect(&provider, &keys, &msg).unwrap();
+    assert!(matches!(&p[0], oxswan_wire::Payload::Notify(n) if n.notify_type == NotifyType::NO_ADDITIONAL_SAS));
+    assert_eq!(sim.ep(BOB_IP).established().len(), 1);
+}
+
+#[test]
+fn responder_can_prefer_the_initiators_order() {
+    let mut alice = alice_psk();
+    alice.ike_proposals = parse_ike_proposals("aes128gcm16-prfsha256-x25519,aes256gcm16-prfsha384-x25519").unwrap();
+    let mut bob = bob_psk();
+    bob.ike_proposals = parse_ike_proposals("aes256gcm16-prfsha384-x25519,aes128gcm16-prfsha256-x25519").unwrap();
+    let mut sim = pair(33, Link::default(), alice.clone(), bob.clone());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    assert_eq!(info(&mut sim, ALICE_IP).proposal, "aes256gcm16-prfsha384-x25519", "Bob's order");
+    bob.prefer_initiator = true;
+    let mut sim = pair(33, Link::default(), alice, bob);
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    assert_eq!(info(&mut sim, ALICE_IP).proposal, "aes128gcm16-prfsha256-x25519", "Alice's order");
+}
+
+fn cert_peer(
+    base: oxswan_ike::PeerConfig,
+    local: std::sync::Arc<oxswan_ike::cert::LocalCert>,
+    trust: oxswan_ike::cert::TrustStore,
+) -> oxswan_ike::PeerConfig {
+    oxswan_ike::PeerConfig {
+        local_auth: oxswan_ike::LocalAuth::Cert(local),
+        remote_auth: oxswan_ike::RemoteAuth::Cert(trust),
+        ..base
+    }
+}
+
+#[test]
+fn certificate_chains_for_every_key_type() {
+    use oxswan_wire::PayloadType as P;
+    for alg in pki::ALL {
+        let ca = pki::Ca::new("Test", alg);
+        let alice = cert_peer(alice_psk(), ca.local(alg, "alice", &["alice.example"]), ca.trust());
+        let bob = cert_peer(bob_psk(), ca.local(alg, "bob", &["bob.example"]), ca.trust());
+        let mut sim = null_cipher_pair(40, alice, bob);
+        initiate(&mut sim);
+        assert!(sim.run_until(Duration::from_secs(5), both_up), "{alg:?}: {:?}", sim.events(BOB_IP));
+        /* <-- IKE_SA_INIT { SA, KE, Nr, CERTREQ, N(NAT_DETECTION_*), N(...) } */
+        let init_r = oxswan_wire::Message::parse(&sim.log[1].2).unwrap().parse_payloads().unwrap();
+        assert!(init_r.iter().any(|p| matches!(p, oxswan_wire::Payload::CertReq(c) if c.data.len() == 20)));
+        /* IKE_AUTH { IDi, CERT, CERT, CERTREQ, IDr, AUTH, N(INITIAL_CONTACT), SA, TSi, TSr } --> */
+        assert_eq!(
+            inner_payloads(&sim.log[2].2),
+            [P::IDI, P::CERT, P::CERT, P::CERTREQ, P::IDR, P::AUTH, P::NOTIFY, P::SA, P::TSI, P::TSR],
+            "{alg:?}"
+        );
+        /* <-- IKE_AUTH { IDr, CERT, CERT, AUTH, SA, TSi, TSr } */
+        assert_eq!(inner_payloads(&sim.log[3].2), [P::IDR, P::CERT, P::CERT, P::AUTH, P::SA, P::TSI, P::TSR]);
+        let a = child(sim.events(ALICE_IP)).unwrap();
+        let b = child(sim.events(BOB_IP)).unwrap();
+        assert_eq!(a.encr_out, b.encr_in);
+    }
+}
+
+#[test]
+fn certificates_with_real_crypto_and_dn_identities() {
+    // The default provider end to end, RSA with PSS, and subject DNs as identities.
+    let ca = pki::Ca::new("Test", pki::Alg::Rsa2048);
+    let alice_cert = ca.local(pki::Alg::Rsa2048, "alice", &[]);
+    let bob_cert = ca.local(pki::Alg::Rsa2048, "bob", &[]);
+    let mut alice = cert_peer(alice_psk(), alice_cert.clone(), ca.trust());
+    let mut bob = cert_peer(bob_psk(), bob_cert.clone(), ca.trust());
+    alice.local_id = alice_cert.subject_identity().unwrap();
+    alice.remote_id = Some(bob_cert.subject_identity().unwrap());
+    alice.rsa_pss = true;
+    bob.local_id = bob_cert.subject_identity().unwrap();
+    bob.remote_id = None;
+    let mut sim = pair(41, Link::default(), alice, bob);
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    assert_eq!(info(&mut sim, BOB_IP).remote_id, alice_cert.subject_identity().unwrap());
+}
+
+fn expect_cert_failure(alice: oxswan_ike::PeerConfig, bob: oxswan_ike::PeerConfig, why: &str) {
+    let mut sim = pair(42, Link::default(), alice, bob);
+    initiate(&mut sim);
+    sim.run();
+    assert_eq!(down(sim.events(ALICE_IP)), Some(DownReason::PeerNotify(NotifyType::AUTHENTICATION_FAILED)), "{why}");
+    let reason = match down(sim.events(BOB_IP)) {
+        Some(DownReason::AuthFailed(r)) => r,
+        other => panic!("{why}: {other:?}"),
+    };
+    assert!(reason.contains(why), "{reason}");
+    assert_eq!(sim.ep(BOB_IP).sa_count(), 0);
+    assert_eq!(sim.ep(ALICE_IP).sa_count(), 0);
+}
+
+#[test]
+fn untrusted_expired_and_mismatched_certificates_fail() {
+    let ca = pki::Ca::new("Test", pki::Alg::P256);
+    let rogue = pki::Ca::new("Rogue", pki::Alg::P256);
+    let bob = cert_peer(bob_psk(), ca.local(pki::Alg::P256, "bob", &["bob.example"]), ca.trust());
+    // Alice's certificate comes from a CA Bob does not trust.
+    let alice = cert_peer(alice_psk(), rogue.local(pki::Alg::P256, "alice", &["alice.example"]), ca.trust());
+    expect_cert_failure(alice, bob.clone(), "untrusted");
+    // Alice's certificate expired.
+    let (old, key) = ca.issue(pki::Alg::P256, "alice", &["alice.example"], (2020, 2021));
+    let provider = oxswan_crypto::default_provider();
+    let expired = oxswan_ike::cert::LocalCert::new(&provider, vec![old, ca.intermediate_der.clone()], &key).unwrap();
+    let alice = cert_peer(alice_psk(), std::sync::Arc::new(expired), ca.trust());
+    expect_cert_failure(alice, bob.clone(), "expired");
+    // Alice claims an identity her certificate does not carry.
+    let alice = cert_peer(alice_psk(), ca.local(pki::Alg::P256, "mallory", &["mallory.example"]), ca.trust());
+    expect_cert_failure(alice, bob.clone(), "not in the peer's certificate");
+    // A PSK where Bob wants a certificate.
+    expect_cert_failure(alice_psk(), bob, "certificate is required");
+}
+
+#[test]
+fn initiator_refuses_an_untrusted_responder() {
+    let ca = pki::Ca::new("Test", pki::Alg::Ed25519);
+    let rogue = pki::Ca::new("Rogue", pki::Alg::Ed25519);
+    let alice = cert_peer(alice_psk(), ca.local(pki::Alg::Ed25519, "alice", &["alice.example"]), ca.trust());
+    let bob = cert_peer(bob_psk(), rogue.local(pki::Alg::Ed25519, "bob", &["bob.example"]), ca.trust());
+    let mut sim = pair(43, Link::default(), alice, bob);
+    initiate(&mut sim);
+    sim.run();
+    assert!(matches!(down(sim.events(ALICE_IP)), Some(DownReason::AuthFailed(r)) if r.contains("untrusted")));
+    /* INFORMATIONAL { N(AUTHENTICATION_FAILED) } --> */
+    assert_eq!(down(sim.events(BOB_IP)), Some(DownReason::PeerNotify(NotifyType::AUTHENTICATION_FAILED)));
+}
