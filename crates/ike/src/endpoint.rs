@@ -270,7 +270,15 @@ impl Endpoint {
         data: &[u8],
         touched: &mut Option<SaHandle>,
     ) -> Result<()> {
-        let msg = Message::parse(data)?;
+        let msg = match Message::parse(data) {
+            Ok(m) => m,
+            Err(e) => {
+                if let (oxswan_wire::ErrorKind::InvalidMajorVersion(_), Ok(h)) = (&e.kind, Header::parse(data)) {
+                    self.invalid_major_version(&h, local, remote);
+                }
+                return Err(e.into());
+            }
+        };
         let h = *msg.header();
         // The Initiator flag is set by the original initiator (§3.1); our SPI is the other one.
         let from_initiator = h.flags.initiator();
@@ -328,6 +336,21 @@ impl Endpoint {
             header.encode(&[Payload::Notify(NotifyPayload::new(NotifyType::INVALID_IKE_SPI, Vec::new()))])
         {
             self.stats.invalid_spi_sent = self.stats.invalid_spi_sent.saturating_add(1);
+            self.out.transmits.push_back(Transmit { local, remote, payload });
+        }
+    }
+
+    /// §2.5: a request of a major version we do not speak is answered, unprotected, with the version we
+    /// do (2, in the notify data); a response is dropped.
+    fn invalid_major_version(&mut self, h: &Header, local: SocketAddr, remote: SocketAddr) {
+        if h.flags.response() {
+            return;
+        }
+        let flags = if h.flags.initiator() { Flags::RESPONSE } else { Flags::RESPONSE.with(Flags::INITIATOR) };
+        let header = Header::new(h.spi_i, h.spi_r, h.exchange_type, flags, h.message_id);
+        if let Ok(payload) =
+            header.encode(&[Payload::Notify(NotifyPayload::new(NotifyType::INVALID_MAJOR_VERSION, vec![0x20]))])
+        {
             self.out.transmits.push_back(Transmit { local, remote, payload });
         }
     }

@@ -169,6 +169,13 @@ pub(crate) struct IkeSa {
     init_remote: SocketAddr,
 }
 
+/// `now + d` without the panic of `Instant + Duration` on overflow: configured durations are capped
+/// at a year.
+pub(crate) fn later(now: Instant, d: core::time::Duration) -> Instant {
+    let capped = d.min(core::time::Duration::from_secs(365 * 86_400));
+    now.checked_add(capped).unwrap_or(now)
+}
+
 fn notify(ty: NotifyType) -> Payload {
     Payload::Notify(NotifyPayload::new(ty, Vec::new()))
 }
@@ -217,7 +224,7 @@ impl IkeSa {
             sk_in: SkKeys::for_sender(&init.keys, &init.suite, true)?,
             init,
         }));
-        sa.state = State::HalfOpen { deadline: ctx.now + half_open_timeout };
+        sa.state = State::HalfOpen { deadline: later(ctx.now, half_open_timeout) };
         Ok(sa)
     }
 
@@ -369,7 +376,7 @@ impl IkeSa {
         ctx.out.transmits.push_back(Transmit { local: self.local, remote: self.remote, payload: datagram.clone() });
         let wait = self.retransmit().wait(0);
         self.pending =
-            Some(Pending { message_id: self.next_message_id, datagram, sent: 1, next_at: ctx.now + wait, job });
+            Some(Pending { message_id: self.next_message_id, datagram, sent: 1, next_at: later(ctx.now, wait), job });
         self.next_message_id = self.next_message_id.wrapping_add(1);
     }
 
@@ -388,7 +395,7 @@ impl IkeSa {
         ctx.out.events.push_back(Event::IkeSaDown { sa: self.handle, name: self.name().map(str::to_owned), reason });
         self.pending = None;
         self.queue.clear();
-        self.state = State::Closed { until: ctx.now + LINGER };
+        self.state = State::Closed { until: later(ctx.now, LINGER) };
     }
 
     fn auth_failed(&mut self, ctx: &mut Ctx<'_>, reason: String) {
@@ -422,7 +429,7 @@ impl IkeSa {
             return;
         }
         ctx.out.transmits.push_back(Transmit { local: self.local, remote: self.remote, payload: p.datagram.clone() });
-        p.next_at = ctx.now + retransmit.wait(p.sent);
+        p.next_at = later(ctx.now, retransmit.wait(p.sent));
         p.sent = p.sent.saturating_add(1);
     }
 

@@ -687,3 +687,35 @@ fn initiator_refuses_an_untrusted_responder() {
     /* INFORMATIONAL { N(AUTHENTICATION_FAILED) } --> */
     assert_eq!(down(sim.events(BOB_IP)), Some(DownReason::PeerNotify(NotifyType::AUTHENTICATION_FAILED)));
 }
+
+#[test]
+fn higher_major_version_is_answered_with_ours() {
+    let mut sim = pair(44, Link::default(), alice_psk(), bob_psk());
+    initiate(&mut sim);
+    let t = sim.ep(ALICE_IP).poll_transmit().unwrap();
+    let (from, to, mut req) = (t.local, t.remote, t.payload);
+    req[17] = 0x30; // IKEv3
+    let now = sim.now;
+    sim.ep(BOB_IP).handle_datagram(now, to, from, &req);
+    let t = sim.ep(BOB_IP).poll_transmit().expect("answered");
+    let h = oxswan_wire::Header::parse(&t.payload).unwrap();
+    assert_eq!((h.major_version, h.exchange_type, h.message_id), (2, IKE_SA_INIT, 0));
+    let p = oxswan_wire::Message::parse(&t.payload).unwrap().parse_payloads().unwrap();
+    assert!(matches!(&p[0], oxswan_wire::Payload::Notify(n) if n.notify_type == NotifyType::INVALID_MAJOR_VERSION && n.data == [0x20]));
+    assert_eq!(sim.ep(BOB_IP).sa_count(), 0, "no state for it");
+}
+
+#[test]
+fn absurd_timeouts_do_not_panic() {
+    let mut alice = alice_psk();
+    alice.retransmit = oxswan_ike::Retransmit { timeout: Duration::MAX, base: f64::MAX, tries: u32::MAX };
+    let mut sim = Sim::new(45, Link::default());
+    sim.add(ALICE_IP, EndpointConfig::default(), vec![alice]);
+    sim.add(
+        BOB_IP,
+        EndpointConfig { half_open_timeout: Duration::MAX, cookie_secret_lifetime: Duration::MAX, ..Default::default() },
+        vec![bob_psk()],
+    );
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+}
