@@ -12,10 +12,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use oxswan_crypto::Secret;
+use oxswan_crypto::auth::{sign_auth, verify_auth};
 use oxswan_crypto::proposal::{parse_esp_proposals, parse_ike_proposals};
 use oxswan_ike::child::{ChildConfig, Mode, TsConfig};
 use oxswan_ike::{Endpoint, EndpointConfig, Event, LocalAuth, PeerConfig, RemoteAuth, Retransmit};
-use oxswan_crypto::auth::{sign_auth, verify_auth};
 use oxswan_wire::{AuthMethod, Identity, KeId};
 
 #[path = "../tests/common/pki.rs"]
