@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use oxswan_crypto::CryptoProvider;
-use oxswan_crypto::auth::{psk_auth, sign_auth, signed_octets, verify_auth, verify_psk};
+use oxswan_crypto::auth::{psk_auth, scheme_hash, sign_auth, sign_auth_with, signed_octets, verify_auth, verify_psk};
 use oxswan_crypto::hash::sha1;
 use oxswan_crypto::keys::ChildSaKeys;
 use oxswan_crypto::proposal::{proposal_to_string, select_proposal};
-use oxswan_crypto::provider::KeyType;
+use oxswan_crypto::provider::{KeyType, SignatureScheme};
 use oxswan_crypto::sk::{SkKeys, decrypt, protect};
 use oxswan_wire::id::IdPayload;
 use oxswan_wire::notify::{DeletePayload, NotifyPayload};
@@ -23,8 +23,8 @@ use oxswan_wire::payloads::{AuthPayload, CertPayload, CertReqPayload};
 use oxswan_wire::sa::{Proposal, SaPayload};
 use oxswan_wire::ts::{TrafficSelector, TsPayload};
 use oxswan_wire::{
-    AuthMethod, CertEncoding, ExchangeType, Flags, Header, Identity, IkeSpi, Message, NotifyType, Payload, ProtocolId,
-    parse_chain,
+    AuthMethod, CertEncoding, ExchangeType, Flags, HashAlgorithm, Header, Identity, IkeSpi, Message, NotifyType,
+    Payload, ProtocolId, parse_chain,
 };
 
 use crate::child::{self, ChosenEsp, Mode};
@@ -164,7 +164,8 @@ pub(crate) struct IkeSa {
     children: Vec<ChildSa>,
     nat: NatState,
     peer_id: Option<Identity>,
-    peer_supports_rfc7427: bool,
+    /// The hashes of the peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4), if it sent the notify.
+    peer_hashes: Option<Vec<HashAlgorithm>>,
     /// Where the IKE_SA_INIT request came from (the key for its retransmissions).
     init_remote: SocketAddr,
 }
@@ -215,7 +216,7 @@ impl IkeSa {
     ) -> Result<Self> {
         let mut sa = Self::new(handle, false, None, local, remote, init.spi_i, init.spi_r);
         sa.nat = detect(&init.peer_notifies, init.spi_i, IkeSpi::ZERO, local, remote).unwrap_or_default();
-        sa.peer_supports_rfc7427 = supports_rfc7427(&init.peer_notifies);
+        sa.peer_hashes = signature_hashes(&init.peer_notifies);
         sa.cached =
             Some(Cached { message_id: 0, request_digest: sha1(&[&init.request]), response: init.response.clone() });
         sa.expected_message_id = 1;
@@ -255,7 +256,7 @@ impl IkeSa {
             children: Vec::new(),
             nat: NatState::default(),
             peer_id: None,
-            peer_supports_rfc7427: false,
+            peer_hashes: None,
             init_remote: remote,
         }
     }
@@ -584,7 +585,7 @@ impl IkeSa {
             InitResponse::Established(init) => {
                 self.pending = None;
                 self.spi_r = init.spi_r;
-                self.peer_supports_rfc7427 = supports_rfc7427(&init.peer_notifies);
+                self.peer_hashes = signature_hashes(&init.peer_notifies);
                 self.nat = detect(&init.peer_notifies, init.spi_i, init.spi_r, local, remote).unwrap_or_default();
                 if peer.force_encap {
                     self.nat.local_behind_nat = true;
@@ -681,17 +682,27 @@ impl IkeSa {
                 data: psk_auth(ctx.provider.prf.as_ref(), keys.init.suite.prf, psk.expose(), octets)?.expose().to_vec(),
             },
             LocalAuth::Cert(cert) => {
-                // RFC 7427 §4: Digital Signature only if the peer announced it; otherwise the classic
-                // method of the key (RFC 4754 for ECDSA). aws-lc-rs makes no SHA-1 signatures, so RSA and
-                // Ed25519 keys use Digital Signature either way.
-                let method = match cert.key.key_type() {
-                    _ if self.peer_supports_rfc7427 => AuthMethod::DIGITAL_SIGNATURE,
-                    KeyType::EcdsaP256 => AuthMethod::ECDSA_SHA256_P256,
-                    KeyType::EcdsaP384 => AuthMethod::ECDSA_SHA384_P384,
-                    KeyType::EcdsaP521 => AuthMethod::ECDSA_SHA512_P521,
-                    KeyType::Rsa(_) | KeyType::Ed25519 => AuthMethod::DIGITAL_SIGNATURE,
-                };
-                sign_auth(cert.key.as_ref(), method, peer.rsa_pss, octets)?
+                // RFC 7427 §4: Digital Signature with a hash the peer announced; without the notify,
+                // or without a common hash, the classic method of the key (RFC 4754 for ECDSA).
+                // aws-lc-rs makes no SHA-1 signatures, so RSA and Ed25519 keys use Digital Signature
+                // with our preferred hash either way.
+                let key_type = cert.key.key_type();
+                let announced = self.peer_hashes.as_ref().and_then(|hashes| {
+                    schemes_for(key_type, peer.rsa_pss).iter().find(|s| hashes.contains(&scheme_hash(**s)))
+                });
+                match (announced, key_type) {
+                    (Some(scheme), _) => sign_auth_with(cert.key.as_ref(), *scheme, octets)?,
+                    (None, KeyType::EcdsaP256) => {
+                        sign_auth(cert.key.as_ref(), AuthMethod::ECDSA_SHA256_P256, false, octets)?
+                    }
+                    (None, KeyType::EcdsaP384) => {
+                        sign_auth(cert.key.as_ref(), AuthMethod::ECDSA_SHA384_P384, false, octets)?
+                    }
+                    (None, KeyType::EcdsaP521) => {
+                        sign_auth(cert.key.as_ref(), AuthMethod::ECDSA_SHA512_P521, false, octets)?
+                    }
+                    (None, _) => sign_auth(cert.key.as_ref(), AuthMethod::DIGITAL_SIGNATURE, peer.rsa_pss, octets)?,
+                }
             }
         })
     }
@@ -1167,8 +1178,21 @@ fn init_nat_notifies(
     Ok(n)
 }
 
-fn supports_rfc7427(notifies: &[NotifyPayload]) -> bool {
-    notifies.iter().any(|n| n.notify_type == NotifyType::SIGNATURE_HASH_ALGORITHMS)
+fn signature_hashes(notifies: &[NotifyPayload]) -> Option<Vec<HashAlgorithm>> {
+    notifies.iter().find_map(NotifyPayload::signature_hash_algorithms)
+}
+
+/// The RFC 7427 schemes a key can sign with, our preference first.
+fn schemes_for(key_type: KeyType, rsa_pss: bool) -> &'static [SignatureScheme] {
+    use SignatureScheme as S;
+    match key_type {
+        KeyType::Rsa(_) if rsa_pss => &[S::RsaPssSha256, S::RsaPssSha384, S::RsaPssSha512],
+        KeyType::Rsa(_) => &[S::RsaPkcs1Sha256, S::RsaPkcs1Sha384, S::RsaPkcs1Sha512],
+        KeyType::EcdsaP256 => &[S::EcdsaP256Sha256],
+        KeyType::EcdsaP384 => &[S::EcdsaP384Sha384],
+        KeyType::EcdsaP521 => &[S::EcdsaP521Sha512],
+        KeyType::Ed25519 => &[S::Ed25519],
+    }
 }
 
 fn cert_payloads(chain: &[Vec<u8>]) -> impl Iterator<Item = Payload> + '_ {

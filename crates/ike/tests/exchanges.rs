@@ -617,7 +617,33 @@ fn certificate_chains_for_every_key_type() {
         let a = child(sim.events(ALICE_IP)).unwrap();
         let b = child(sim.events(BOB_IP)).unwrap();
         assert_eq!(a.encr_out, b.encr_in);
+        // RFC 7427 Digital Signature with the scheme of the key, as both announced SHA-2 hashes.
+        use oxswan_crypto::provider::SignatureScheme as S;
+        let expected = match alg {
+            pki::Alg::Rsa2048 => S::RsaPkcs1Sha256,
+            pki::Alg::P256 => S::EcdsaP256Sha256,
+            pki::Alg::P384 => S::EcdsaP384Sha384,
+            pki::Alg::Ed25519 => S::Ed25519,
+        };
+        for m in [2, 3] {
+            let auth = auth_payload(&sim.log[m].2);
+            assert_eq!(auth.method, oxswan_wire::AuthMethod::DIGITAL_SIGNATURE);
+            assert_eq!(oxswan_crypto::auth::decode_signature_auth(&auth.data).unwrap().0, expected, "{alg:?}");
+        }
     }
+}
+
+fn auth_payload(data: &[u8]) -> oxswan_wire::payloads::AuthPayload {
+    let (provider, keys) = null_keys();
+    let msg = oxswan_wire::Message::parse(data).unwrap();
+    let payloads = oxswan_crypto::sk::unprotect(&provider, &keys, &msg).unwrap();
+    payloads
+        .into_iter()
+        .find_map(|p| match p {
+            oxswan_wire::Payload::Auth(a) => Some(a),
+            _ => None,
+        })
+        .unwrap()
 }
 
 #[test]
