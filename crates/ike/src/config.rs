@@ -106,6 +106,9 @@ pub struct EndpointConfig {
     pub cookie_secret_lifetime: Duration,
     /// Always demand a cookie (tests, or an administrator under attack).
     pub force_cookies: bool,
+    /// Protected messages longer than this many octets are sent as IKE fragments (RFC 7383) when the
+    /// peer announced support; strongSwan's default `fragment_size` is 1280.
+    pub fragment_size: usize,
 }
 
 impl Default for EndpointConfig {
@@ -118,6 +121,7 @@ impl Default for EndpointConfig {
             half_open_timeout: Duration::from_secs(30),
             cookie_secret_lifetime: Duration::from_secs(120),
             force_cookies: false,
+            fragment_size: 1280,
         }
     }
 }

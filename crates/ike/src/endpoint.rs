@@ -100,7 +100,10 @@ impl Endpoint {
 
     fn ctx_parts(&mut self, now: Instant) -> (Ctx<'_>, &mut BTreeMap<SaHandle, IkeSa>) {
         let unix_now = self.unix_at(now);
-        (Ctx { provider: &self.provider, out: &mut self.out, now, unix_now, peers: &self.peers }, &mut self.sas)
+        let fragment_size = self.config.fragment_size;
+        let ctx =
+            Ctx { provider: &self.provider, out: &mut self.out, now, unix_now, peers: &self.peers, fragment_size };
+        (ctx, &mut self.sas)
     }
 
     /// The next datagram to send.

@@ -16,7 +16,7 @@ use oxswan_crypto::hash::sha1;
 use oxswan_crypto::keys::ChildSaKeys;
 use oxswan_crypto::proposal::{proposal_to_string, select_proposal};
 use oxswan_crypto::provider::{KeyType, SignatureScheme};
-use oxswan_crypto::sk::{SkKeys, decrypt, protect};
+use oxswan_crypto::sk::{SkKeys, decrypt, protect, protect_fragment};
 use oxswan_wire::id::IdPayload;
 use oxswan_wire::notify::{DeletePayload, NotifyPayload};
 use oxswan_wire::payloads::{AuthPayload, CertPayload, CertReqPayload};
@@ -24,7 +24,7 @@ use oxswan_wire::sa::{Proposal, SaPayload};
 use oxswan_wire::ts::{TrafficSelector, TsPayload};
 use oxswan_wire::{
     AuthMethod, CertEncoding, ExchangeType, Flags, HashAlgorithm, Header, Identity, IkeSpi, Message, NotifyType,
-    Payload, ProtocolId, parse_chain,
+    Payload, PayloadType, ProtocolId, emit_chain, parse_chain,
 };
 
 use crate::child::{self, ChosenEsp, Mode};
@@ -76,6 +76,8 @@ pub(crate) struct Ctx<'a> {
     pub unix_now: u64,
     /// Every configured connection: a responder picks one by the initiator's identities.
     pub peers: &'a [Arc<PeerConfig>],
+    /// Messages longer than this are sent as IKE fragments when the peer supports them.
+    pub fragment_size: usize,
 }
 
 /// The initiator's offer of the first CHILD SA in IKE_AUTH.
@@ -107,7 +109,8 @@ enum State {
 #[derive(Debug)]
 struct Pending {
     message_id: u32,
-    datagram: Vec<u8>,
+    /// The request: one datagram, or its IKE fragments (RFC 7383).
+    datagrams: Vec<Vec<u8>>,
     /// Transmissions so far.
     sent: u32,
     next_at: Instant,
@@ -133,8 +136,9 @@ pub(crate) enum Job {
 #[derive(Debug)]
 struct Cached {
     message_id: u32,
+    /// SHA-1 of the request datagram (of fragment 1 for a fragmented request, RFC 7383 §2.6.1).
     request_digest: [u8; 20],
-    response: Vec<u8>,
+    response: Vec<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -168,7 +172,40 @@ pub(crate) struct IkeSa {
     peer_hashes: Option<Vec<HashAlgorithm>>,
     /// Where the IKE_SA_INIT request came from (the key for its retransmissions).
     init_remote: SocketAddr,
+    /// The peer announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3), as we do.
+    peer_fragmentation: bool,
+    /// Fragments of a message being received.
+    reassembly: Option<Reassembly>,
 }
+
+/// The fragments of one message (RFC 7383 §2.6).
+#[derive(Debug)]
+struct Reassembly {
+    message_id: u32,
+    response: bool,
+    total: u16,
+    next_inner: PayloadType,
+    digest: Option<[u8; 20]>,
+    parts: Vec<Option<Vec<u8>>>,
+    bytes: usize,
+}
+
+/// What arrived.
+enum Inbound {
+    /// A fragment was stored; the message is not complete.
+    Partial,
+    /// The whole message.
+    Complete { payloads: core::result::Result<Vec<Payload>, oxswan_wire::Error>, digest: [u8; 20] },
+}
+
+/// At most this many fragments per message, and this many octets reassembled: a bound on what a peer
+/// can make us hold (a 64 KiB message in 512-octet fragments fits).
+const MAX_FRAGMENTS: u16 = 128;
+const MAX_REASSEMBLED: usize = 64 * 1024;
+
+/// The most an SKF fragment adds to its share of the inner payloads: IKE header, SKF header, IV (16),
+/// padding (up to 15), Pad Length and ICV (up to 32).
+const FRAGMENT_OVERHEAD: usize = 28 + 8 + 16 + 15 + 1 + 32;
 
 /// `now + d` without the panic of `Instant + Duration` on overflow: configured durations are capped
 /// at a year.
@@ -201,7 +238,7 @@ impl IkeSa {
         let mut sa = Self::new(handle, true, Some(peer), local, remote, spi_i, IkeSpi::ZERO);
         let datagram = req.request().to_vec();
         sa.state = State::InitSent { req: Box::new(req), cookie_tries: 0, ke_retried: false };
-        sa.send_request(ctx, Job::Init, datagram);
+        sa.send_request(ctx, Job::Init, vec![datagram]);
         Ok(sa)
     }
 
@@ -217,8 +254,12 @@ impl IkeSa {
         let mut sa = Self::new(handle, false, None, local, remote, init.spi_i, init.spi_r);
         sa.nat = detect(&init.peer_notifies, init.spi_i, IkeSpi::ZERO, local, remote).unwrap_or_default();
         sa.peer_hashes = signature_hashes(&init.peer_notifies);
-        sa.cached =
-            Some(Cached { message_id: 0, request_digest: sha1(&[&init.request]), response: init.response.clone() });
+        sa.peer_fragmentation = announces_fragmentation(&init.peer_notifies);
+        sa.cached = Some(Cached {
+            message_id: 0,
+            request_digest: sha1(&[&init.request]),
+            response: vec![init.response.clone()],
+        });
         sa.expected_message_id = 1;
         sa.keys = Some(Box::new(Keys {
             sk_out: SkKeys::for_sender(&init.keys, &init.suite, false)?,
@@ -258,6 +299,8 @@ impl IkeSa {
             peer_id: None,
             peer_hashes: None,
             init_remote: remote,
+            peer_fragmentation: false,
+            reassembly: None,
         }
     }
 
@@ -366,18 +409,41 @@ impl IkeSa {
         }
     }
 
-    fn encrypt_request(&mut self, ctx: &Ctx<'_>, exchange: ExchangeType, payloads: &[Payload]) -> Result<Vec<u8>> {
-        let keys = self.keys.as_ref().ok_or(IkeError::Unexpected("no keys"))?;
+    fn encrypt_request(&mut self, ctx: &Ctx<'_>, exchange: ExchangeType, payloads: &[Payload]) -> Result<Vec<Vec<u8>>> {
         let flags = if self.initiator { Flags::INITIATOR } else { Flags(0) };
         let header = Header::new(self.spi_i, self.spi_r, exchange, flags, self.next_message_id);
-        Ok(protect(ctx.provider, &keys.sk_out, &header, payloads)?)
+        self.seal(ctx, &header, payloads)
     }
 
-    fn send_request(&mut self, ctx: &mut Ctx<'_>, job: Job, datagram: Vec<u8>) {
-        ctx.out.transmits.push_back(Transmit { local: self.local, remote: self.remote, payload: datagram.clone() });
+    /// Protects a message, as IKE fragments (RFC 7383 §2.5) when both sides announced support and it
+    /// would exceed the fragment size.
+    fn seal(&self, ctx: &Ctx<'_>, header: &Header, payloads: &[Payload]) -> Result<Vec<Vec<u8>>> {
+        let keys = self.keys.as_ref().ok_or(IkeError::Unexpected("no keys"))?;
+        let mut plain = Vec::new();
+        let first = emit_chain(payloads, PayloadType::NONE, &mut plain)?;
+        let chunk = ctx.fragment_size.saturating_sub(FRAGMENT_OVERHEAD).max(64);
+        if !self.peer_fragmentation || plain.len() <= chunk {
+            return Ok(vec![protect(ctx.provider, &keys.sk_out, header, payloads)?]);
+        }
+        let parts: Vec<&[u8]> = plain.chunks(chunk).collect();
+        let total = u16::try_from(parts.len()).map_err(|_| IkeError::Unexpected("message too long to fragment"))?;
+        parts
+            .iter()
+            .zip(1u16..)
+            .map(|(part, n)| {
+                let next = if n == 1 { first } else { PayloadType::NONE };
+                Ok(protect_fragment(ctx.provider, &keys.sk_out, header, next, n, total, part)?)
+            })
+            .collect()
+    }
+
+    fn send_request(&mut self, ctx: &mut Ctx<'_>, job: Job, datagrams: Vec<Vec<u8>>) {
+        for d in &datagrams {
+            ctx.out.transmits.push_back(Transmit { local: self.local, remote: self.remote, payload: d.clone() });
+        }
         let wait = self.retransmit().wait(0);
         self.pending =
-            Some(Pending { message_id: self.next_message_id, datagram, sent: 1, next_at: later(ctx.now, wait), job });
+            Some(Pending { message_id: self.next_message_id, datagrams, sent: 1, next_at: later(ctx.now, wait), job });
         self.next_message_id = self.next_message_id.wrapping_add(1);
     }
 
@@ -429,7 +495,9 @@ impl IkeSa {
             self.close(ctx, reason);
             return;
         }
-        ctx.out.transmits.push_back(Transmit { local: self.local, remote: self.remote, payload: p.datagram.clone() });
+        for d in &p.datagrams {
+            ctx.out.transmits.push_back(Transmit { local: self.local, remote: self.remote, payload: d.clone() });
+        }
         p.next_at = later(ctx.now, retransmit.wait(p.sent));
         p.sent = p.sent.saturating_add(1);
     }
@@ -478,10 +546,11 @@ impl IkeSa {
         if (job == Job::Auth) != (h.exchange_type == ExchangeType::IKE_AUTH) {
             return Err(IkeError::Unexpected("response of another exchange type"));
         }
-        let payloads = match self.decrypt(ctx, msg)? {
-            Ok(p) => p,
+        let payloads = match self.receive(ctx, msg)? {
+            Inbound::Partial => return Ok(()),
+            Inbound::Complete { payloads: Ok(p), .. } => p,
             // A response we cannot parse after it authenticated: the peer is broken (§2.21.2).
-            Err(e) => {
+            Inbound::Complete { payloads: Err(e), .. } => {
                 self.pending = None;
                 self.close(ctx, DownReason::Protocol(e.to_string()));
                 return Ok(());
@@ -509,16 +578,65 @@ impl IkeSa {
         Ok(())
     }
 
-    /// Decrypts and parses an SK message. The outer `Err` is an integrity failure or garbage (drop,
-    /// §2.21.2 forbids answering); the inner one a payload error of an authentic message.
-    fn decrypt(&self, ctx: &Ctx<'_>, msg: &Message<'_>) -> Result<Result<Vec<Payload>, oxswan_wire::Error>> {
+    /// Decrypts an SK message, or an SKF fragment which it keeps until all fragments of the message
+    /// are in (RFC 7383 §2.6). The outer `Err` is an integrity failure or garbage (drop, §2.21.2 forbids
+    /// answering); `Partial` a stored fragment; `Complete` the inner payloads, or the payload error of
+    /// an authentic message, with the digest that identifies a retransmission of the request.
+    fn receive(&mut self, ctx: &Ctx<'_>, msg: &Message<'_>) -> Result<Inbound> {
         let keys = self.keys.as_ref().ok_or(IkeError::Unexpected("no keys yet"))?;
         let d = decrypt(ctx.provider, &keys.sk_in, msg)?;
-        if d.fragment.is_some() {
-            // IKE fragmentation (RFC 7383) is announced by neither side yet.
-            return Err(IkeError::Unexpected("IKE fragment"));
+        let h = msg.header();
+        let Some((number, total)) = d.fragment else {
+            return Ok(Inbound::Complete {
+                payloads: parse_chain(d.next_inner, &d.data, d.offset),
+                digest: sha1(&[msg.as_bytes()]),
+            });
+        };
+        if total > MAX_FRAGMENTS {
+            return Err(IkeError::Unexpected("too many fragments"));
         }
-        Ok(parse_chain(d.next_inner, &d.data, d.offset))
+        let response = h.flags.response();
+        let same = |r: &Reassembly| r.message_id == h.message_id && r.response == response;
+        match &self.reassembly {
+            // §2.6: fewer Total Fragments than before: a stale fragment, ignore it.
+            Some(r) if same(r) && total < r.total => return Ok(Inbound::Partial),
+            Some(r) if same(r) && total == r.total => {}
+            // More: the sender fragmented again with a smaller size; start over. Or another message.
+            _ => {
+                self.reassembly = Some(Reassembly {
+                    message_id: h.message_id,
+                    response,
+                    total,
+                    next_inner: PayloadType::NONE,
+                    digest: None,
+                    parts: vec![None; usize::from(total)],
+                    bytes: 0,
+                })
+            }
+        }
+        let Some(r) = self.reassembly.as_mut() else { return Ok(Inbound::Partial) };
+        let slot = r.parts.get_mut(usize::from(number).saturating_sub(1)).ok_or(IkeError::Unexpected("fragment"))?;
+        if slot.is_none() {
+            r.bytes = r.bytes.saturating_add(d.data.len());
+            if r.bytes > MAX_REASSEMBLED {
+                self.reassembly = None;
+                return Err(IkeError::Unexpected("reassembled message too long"));
+            }
+            *slot = Some(d.data);
+            if number == 1 {
+                r.next_inner = d.next_inner;
+                r.digest = Some(sha1(&[msg.as_bytes()]));
+            }
+        }
+        if r.parts.iter().any(Option::is_none) {
+            return Ok(Inbound::Partial);
+        }
+        let Some(r) = self.reassembly.take() else { return Ok(Inbound::Partial) };
+        let data: Vec<u8> = r.parts.into_iter().flatten().flatten().collect();
+        Ok(Inbound::Complete {
+            payloads: parse_chain(r.next_inner, &data, 0),
+            digest: r.digest.unwrap_or_else(|| sha1(&[msg.as_bytes()])),
+        })
     }
 
     /// §2.23: with a NAT in the path, the peer's address is where its latest authenticated message
@@ -586,6 +704,7 @@ impl IkeSa {
                 self.pending = None;
                 self.spi_r = init.spi_r;
                 self.peer_hashes = signature_hashes(&init.peer_notifies);
+                self.peer_fragmentation = announces_fragmentation(&init.peer_notifies);
                 self.nat = detect(&init.peer_notifies, init.spi_i, init.spi_r, local, remote).unwrap_or_default();
                 if peer.force_encap {
                     self.nat.local_behind_nat = true;
@@ -617,7 +736,7 @@ impl IkeSa {
         self.state = State::InitSent { req: Box::new(req), cookie_tries, ke_retried };
         // The retried request is a new message 0 (§2.6, §1.2), with a fresh retransmission budget.
         self.next_message_id = 0;
-        self.send_request(ctx, Job::Init, datagram);
+        self.send_request(ctx, Job::Init, vec![datagram]);
     }
 
     // -----------------------------------------------------------------------------------------------
@@ -732,10 +851,12 @@ impl IkeSa {
             Ok(id) => id,
             Err(reason) => {
                 // §2.21.2: tell the responder in a separate INFORMATIONAL exchange, once.
-                if let Ok(d) =
+                if let Ok(ds) =
                     self.encrypt_request(ctx, ExchangeType::INFORMATIONAL, &[notify(NotifyType::AUTHENTICATION_FAILED)])
                 {
-                    ctx.out.transmits.push_back(Transmit { local: self.local, remote: self.remote, payload: d });
+                    for d in ds {
+                        ctx.out.transmits.push_back(Transmit { local: self.local, remote: self.remote, payload: d });
+                    }
                 }
                 self.auth_failed(ctx, reason);
                 return;
@@ -790,8 +911,8 @@ impl IkeSa {
     fn delete_uninstalled_child(&mut self, ctx: &mut Ctx<'_>, spi_in: u32) {
         let payloads = [Payload::Delete(DeletePayload::esp(&[spi_in]))];
         if self.pending.is_none() {
-            if let Ok(d) = self.encrypt_request(ctx, ExchangeType::INFORMATIONAL, &payloads) {
-                self.send_request(ctx, Job::DeleteChild(spi_in), d);
+            if let Ok(ds) = self.encrypt_request(ctx, ExchangeType::INFORMATIONAL, &payloads) {
+                self.send_request(ctx, Job::DeleteChild(spi_in), ds);
             }
         }
     }
@@ -935,7 +1056,9 @@ impl IkeSa {
             if h.message_id == c.message_id {
                 if sha1(&[msg.as_bytes()]) == c.request_digest {
                     ctx.out.cache_hits = ctx.out.cache_hits.saturating_add(1);
-                    ctx.out.transmits.push_back(Transmit { local, remote, payload: c.response.clone() });
+                    for d in &c.response {
+                        ctx.out.transmits.push_back(Transmit { local, remote, payload: d.clone() });
+                    }
                     return Ok(());
                 }
                 return Err(IkeError::Unexpected("different request with the message ID of the last one"));
@@ -955,7 +1078,10 @@ impl IkeSa {
         if !valid {
             return Err(IkeError::Unexpected("exchange not valid in this state"));
         }
-        let parsed = self.decrypt(ctx, msg)?;
+        let (parsed, digest) = match self.receive(ctx, msg)? {
+            Inbound::Partial => return Ok(()),
+            Inbound::Complete { payloads, digest } => (payloads, digest),
+        };
         // Authentic: from here on the request is consumed and answered.
         self.expected_message_id = self.expected_message_id.wrapping_add(1);
         self.update_addresses(local, remote);
@@ -985,13 +1111,13 @@ impl IkeSa {
                 _ => vec![notify(NotifyType::NO_ADDITIONAL_SAS)],
             },
         };
-        let keys = self.keys.as_ref().ok_or(IkeError::Unexpected("no keys"))?;
         let flags = if self.initiator { Flags::RESPONSE.with(Flags::INITIATOR) } else { Flags::RESPONSE };
         let header = Header::new(self.spi_i, self.spi_r, exchange, flags, h.message_id);
-        let datagram = protect(ctx.provider, &keys.sk_out, &header, &response)?;
-        ctx.out.transmits.push_back(Transmit { local, remote, payload: datagram.clone() });
-        self.cached =
-            Some(Cached { message_id: h.message_id, request_digest: sha1(&[msg.as_bytes()]), response: datagram });
+        let datagrams = self.seal(ctx, &header, &response)?;
+        for d in &datagrams {
+            ctx.out.transmits.push_back(Transmit { local, remote, payload: d.clone() });
+        }
+        self.cached = Some(Cached { message_id: h.message_id, request_digest: digest, response: datagrams });
         self.send_next(ctx);
         Ok(())
     }
@@ -1176,6 +1302,10 @@ fn init_nat_notifies(
         }
     }
     Ok(n)
+}
+
+fn announces_fragmentation(notifies: &[NotifyPayload]) -> bool {
+    notifies.iter().any(|n| n.notify_type == NotifyType::IKEV2_FRAGMENTATION_SUPPORTED)
 }
 
 fn signature_hashes(notifies: &[NotifyPayload]) -> Option<Vec<HashAlgorithm>> {
