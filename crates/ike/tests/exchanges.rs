@@ -838,3 +838,49 @@ fn fragments_reassembled_in_any_order_with_loss_and_duplicates() {
     }
     assert!(established >= 45, "{established} of 50");
 }
+
+#[test]
+fn unknown_payloads_and_out_of_window_requests() {
+    use oxswan_crypto::sk::protect;
+    use oxswan_wire::payloads::UnknownPayload;
+    let mut sim = null_cipher_pair(49, alice_psk(), bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let (provider, keys) = null_keys();
+    let auth = oxswan_wire::Header::parse(&sim.log[2].2).unwrap();
+    let (from, to) = (sim.log[2].0, sim.log[2].1);
+    let send = |sim: &mut Sim, mid: u32, payloads: &[oxswan_wire::Payload]| {
+        let h = oxswan_wire::Header::new(auth.spi_i, auth.spi_r, INFORMATIONAL, oxswan_wire::Flags::INITIATOR, mid);
+        let m = protect(&provider, &keys, &h, payloads).unwrap();
+        let now = sim.now;
+        sim.ep(BOB_IP).handle_datagram(now, to, from, &m);
+        sim.ep(BOB_IP).poll_transmit().map(|t| {
+            let msg = oxswan_wire::Message::parse(&t.payload).unwrap();
+            (msg.header().message_id, oxswan_crypto::sk::unprotect(&provider, &keys, &msg).unwrap())
+        })
+    };
+    let unknown = |critical| {
+        oxswan_wire::Payload::Unknown(UnknownPayload {
+            payload_type: oxswan_wire::PayloadType(222),
+            critical,
+            data: vec![1, 2, 3],
+        })
+    };
+    // §2.5: an unknown payload without the critical bit is skipped; the request is answered.
+    /* INFORMATIONAL { U(222) } -->  <-- INFORMATIONAL { } */
+    let (mid, p) = send(&mut sim, 2, &[unknown(false)]).expect("answered");
+    assert_eq!((mid, p.len()), (2, 0));
+    // With the critical bit: UNSUPPORTED_CRITICAL_PAYLOAD naming the type.
+    /* INFORMATIONAL { U(222, critical) } -->  <-- INFORMATIONAL { N(UNSUPPORTED_CRITICAL_PAYLOAD, 222) } */
+    let (mid, p) = send(&mut sim, 3, &[unknown(true)]).expect("answered");
+    assert_eq!(mid, 3);
+    assert!(matches!(&p[0], oxswan_wire::Payload::Notify(n)
+        if n.notify_type == NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD && n.data == [222]));
+    // Out of the window (§2.3: window size 1): message 5 while 4 is expected, and an old one (2).
+    assert!(send(&mut sim, 5, &[]).is_none());
+    assert!(send(&mut sim, 2, &[]).is_none(), "not the cached request");
+    // The window has not moved.
+    let (mid, _) = send(&mut sim, 4, &[]).expect("answered");
+    assert_eq!(mid, 4);
+    assert_eq!(sim.ep(BOB_IP).established().len(), 1);
+}
