@@ -3,8 +3,10 @@
 //! the daemon exists (issue 4). No ESP: it negotiates, prints the events and answers the peer.
 //!
 //! ```text
-//! udp_peer LOCAL_IP REMOTE_IP LOCAL_ID REMOTE_ID PSK LOCAL_TS REMOTE_TS [initiate] [seconds]
+//! udp_peer LOCAL_IP REMOTE_IP LOCAL_ID REMOTE_ID PSK|cert:DIR LOCAL_TS REMOTE_TS [initiate] [seconds]
 //! ```
+//!
+//! With `cert:DIR`, DIR holds local.pem (our chain), local.der (our PKCS#8 key) and ca.pem.
 //!
 //! It binds LOCAL_IP:500 and LOCAL_IP:4500 (with the non-ESP marker there, RFC 3948 §2.2), runs for
 //! `seconds` (default 20), deletes what it established and exits.
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use oxswan_crypto::Secret;
 use oxswan_crypto::proposal::{parse_esp_proposals, parse_ike_proposals};
+use oxswan_ike::cert::{LocalCert, TrustStore, parse_certificates};
 use oxswan_ike::child::{ChildConfig, Mode, TsConfig};
 use oxswan_ike::{Endpoint, EndpointConfig, LocalAuth, PeerConfig, RemoteAuth, Retransmit};
 use oxswan_wire::Identity;
@@ -35,15 +38,27 @@ fn main() {
     let remote: IpAddr = args[2].parse().unwrap();
     let initiate = args.get(8).is_some_and(|a| a == "initiate");
     let seconds: u64 = args.last().and_then(|a| a.parse().ok()).unwrap_or(20);
+    // PSK, or `cert:DIR` with DIR/local.pem (our chain), DIR/local.der (PKCS#8 key), DIR/ca.pem.
     let psk = || Secret::from_slice(args[5].as_bytes());
+    let (local_auth, remote_auth) = match args[5].strip_prefix("cert:") {
+        Some(dir) => {
+            let read = |f: &str| std::fs::read(format!("{dir}/{f}")).unwrap();
+            let chain = parse_certificates(&read("local.pem")).unwrap();
+            let provider = oxswan_crypto::default_provider();
+            let local = LocalCert::new(&provider, chain, &read("local.der")).unwrap();
+            let trust = TrustStore::new(&parse_certificates(&read("ca.pem")).unwrap()).unwrap();
+            (LocalAuth::Cert(std::sync::Arc::new(local)), RemoteAuth::Cert(trust))
+        }
+        None => (LocalAuth::Psk(psk()), RemoteAuth::Psk(psk())),
+    };
     let peer = PeerConfig {
         name: "peer".into(),
         ike_proposals: parse_ike_proposals("aes256gcm16-prfsha256-x25519,aes128-sha256-modp2048").unwrap(),
         prefer_initiator: false,
         local_id: Identity::Fqdn(args[3].clone()),
         remote_id: Some(Identity::Fqdn(args[4].clone())),
-        local_auth: LocalAuth::Psk(psk()),
-        remote_auth: RemoteAuth::Psk(psk()),
+        local_auth,
+        remote_auth,
         rsa_pss: false,
         children: vec![ChildConfig {
             name: "net".into(),
