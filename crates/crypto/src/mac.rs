@@ -4,7 +4,7 @@ use aws_lc_rs::{constant_time, hmac, rand};
 
 use crate::alg::{IntegAlg, PrfAlg};
 use crate::error::{CryptoError, Result};
-use crate::provider::{IntegProvider, PrfProvider, SecureRandom};
+use crate::provider::{IntegKey, IntegProvider, PrfProvider, SecureRandom};
 use crate::secret::Secret;
 use oxswan_wire::{IntegId, PrfId};
 
@@ -77,6 +77,51 @@ impl IntegProvider for AwsMac {
         let expected = Self::icv(alg, key, data)?;
         constant_time::verify_slices_are_equal(&expected, icv).map_err(|_| CryptoError::IntegrityCheckFailed)
     }
+
+    fn key(&self, alg: IntegAlg, key: &[u8]) -> Result<Box<dyn IntegKey>> {
+        if key.len() != alg.key_len() {
+            return Err(CryptoError::InvalidKeyLength { expected: alg.key_len(), got: key.len() });
+        }
+        Ok(Box::new(AwsIntegKey { key: hmac::Key::new(integ_algorithm(alg.0)?, key), icv_len: alg.icv_len() }))
+    }
+}
+
+/// An HMAC key with its precomputed pads.
+struct AwsIntegKey {
+    key: hmac::Key,
+    icv_len: usize,
+}
+
+impl AwsIntegKey {
+    fn tag(&self, data: &[&[u8]]) -> hmac::Tag {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        for d in data {
+            ctx.update(d);
+        }
+        ctx.sign()
+    }
+}
+
+impl IntegKey for AwsIntegKey {
+    fn icv_len(&self) -> usize {
+        self.icv_len
+    }
+
+    fn sign_into(&self, data: &[&[u8]], icv: &mut [u8]) -> Result<()> {
+        let tag = self.tag(data);
+        let t = tag.as_ref().get(..self.icv_len).ok_or(CryptoError::Internal("ICV longer than HMAC"))?;
+        if icv.len() != t.len() {
+            return Err(CryptoError::Internal("ICV buffer length"));
+        }
+        icv.copy_from_slice(t);
+        Ok(())
+    }
+
+    fn verify(&self, data: &[&[u8]], icv: &[u8]) -> Result<()> {
+        let tag = self.tag(data);
+        let t = tag.as_ref().get(..self.icv_len).ok_or(CryptoError::Internal("ICV longer than HMAC"))?;
+        constant_time::verify_slices_are_equal(t, icv).map_err(|_| CryptoError::IntegrityCheckFailed)
+    }
 }
 
 #[cfg(test)]
@@ -118,6 +163,15 @@ mod tests {
         // RFC 4868 §2.7.2.1 PRF-SHA-256 test case 1 with a 32-octet key: 198a607e b44bfbc6 9903a0f1 cf2bbdc5 ...
         assert_eq!(hex::encode(&icv), "198a607eb44bfbc69903a0f1cf2bbdc5");
         AwsMac.verify(alg, &key, &[b"Hi ", b"There"], &icv).unwrap();
+        // The keyed instance gives the same ICV and checks it.
+        let k = AwsMac.key(alg, &key).unwrap();
+        let mut out = [0u8; 16];
+        k.sign_into(&[b"Hi", b" There"], &mut out).unwrap();
+        assert_eq!(out[..], icv[..]);
+        k.verify(&[b"Hi There"], &icv).unwrap();
+        assert!(k.verify(&[b"Hi there"], &icv).is_err());
+        assert!(k.sign_into(&[b"x"], &mut [0u8; 12]).is_err());
+        assert!(AwsMac.key(alg, &key[..31]).is_err());
         let mut bad = icv.clone();
         bad[0] ^= 1;
         assert_eq!(AwsMac.verify(alg, &key, &[b"Hi There"], &bad), Err(CryptoError::IntegrityCheckFailed));

@@ -55,6 +55,19 @@ pub trait IntegProvider: Send + Sync + core::fmt::Debug {
     fn sign(&self, alg: IntegAlg, key: &[u8], data: &[&[u8]]) -> Result<Vec<u8>>;
     /// Checks `icv` in constant time; [`crate::CryptoError::IntegrityCheckFailed`] if it differs.
     fn verify(&self, alg: IntegAlg, key: &[u8], data: &[&[u8]], icv: &[u8]) -> Result<()>;
+    /// A keyed instance for the per-packet path (ESP): the key schedule is computed once and nothing
+    /// is allocated per call.
+    fn key(&self, alg: IntegAlg, key: &[u8]) -> Result<Box<dyn IntegKey>>;
+}
+
+/// A keyed integrity algorithm (HMAC truncated to the ICV length, RFC 4868, RFC 2404).
+pub trait IntegKey: Send + Sync {
+    /// ICV length in octets.
+    fn icv_len(&self) -> usize;
+    /// Writes the ICV over `data[0] | data[1] | ...` into `icv` (exactly `icv_len()` octets).
+    fn sign_into(&self, data: &[&[u8]], icv: &mut [u8]) -> Result<()>;
+    /// Checks `icv` in constant time; [`crate::CryptoError::IntegrityCheckFailed`] if it differs.
+    fn verify(&self, data: &[&[u8]], icv: &[u8]) -> Result<()>;
 }
 
 /// Creates cipher instances for keys.
