@@ -1,0 +1,597 @@
+//! oxswan's configuration file: TOML in the shape of strongSwan's swanctl.conf (../shared/design.md),
+//! parsed, validated and turned into typed values. Every error names the file, the line and column,
+//! the key, and what is wrong with it. Pure: files the configuration refers to (certificates, keys) are
+//! named here and read by the daemon.
+#![forbid(unsafe_code)]
+
+use core::net::IpAddr;
+use core::time::Duration;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use oxswan_crypto::Secret;
+use oxswan_crypto::proposal::{parse_esp_proposal, parse_ike_proposal};
+use oxswan_ike::child::{Mode, TsConfig};
+use oxswan_wire::Identity;
+use oxswan_wire::sa::Proposal;
+use oxswan_wire::ts::TrafficSelector;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A configuration error, located.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}:{column}: {key}: {message}", file.display())]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// The key path, e.g. `connections.site.children.net.local_ts`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Daemon-wide settings (`[daemon]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Daemon {
+    /// Addresses to bind the IKE and NAT-T ports on (empty: the wildcard address).
+    pub listen: Vec<IpAddr>,
+    /// The IKE port (500).
+    pub ike_port: u16,
+    /// The NAT-T port (4500).
+    pub natt_port: u16,
+    /// The control socket.
+    pub socket: PathBuf,
+    /// The TUN device's name.
+    pub tun: String,
+    /// Packets in the anti-replay window of each inbound SA.
+    pub replay_window: u32,
+}
+
+/// How one side authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthKind {
+    /// Pre-shared key from `[[secrets.ike]]`.
+    Psk,
+    /// Certificate and private key (RFC 7427 signatures).
+    Pubkey,
+}
+
+/// `connections.<name>.local`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalSide {
+    /// How we authenticate.
+    pub auth: AuthKind,
+    /// Our identity; `None` with `pubkey` means the certificate's subject DN.
+    pub id: Option<Identity>,
+    /// Our certificate chain files (end entity first).
+    pub certs: Vec<PathBuf>,
+    /// Our private key file.
+    pub key: Option<PathBuf>,
+}
+
+/// `connections.<name>.remote`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteSide {
+    /// How the peer must authenticate.
+    pub auth: AuthKind,
+    /// The identity it must have; `None` (or `%any`) accepts any that authenticates.
+    pub id: Option<Identity>,
+    /// CA certificate files for `pubkey`.
+    pub cacerts: Vec<PathBuf>,
+}
+
+/// What to do with a child when the daemon starts (strongSwan's `start_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAction {
+    /// Wait for the peer or a command.
+    None,
+    /// Initiate at startup.
+    Start,
+    /// Initiate when the first packet for the child's selectors arrives.
+    Trap,
+}
+
+/// `connections.<name>.children.<child>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Child {
+    /// The child's name.
+    pub name: String,
+    /// Our side's selectors.
+    pub local_ts: Vec<TsConfig>,
+    /// The peer's side's selectors.
+    pub remote_ts: Vec<TsConfig>,
+    /// ESP proposals.
+    pub esp_proposals: Vec<Proposal>,
+    /// Start action.
+    pub start_action: StartAction,
+    /// Tunnel or transport mode.
+    pub mode: Mode,
+    /// Time to rekey the CHILD SA.
+    pub rekey_time: Option<Duration>,
+}
+
+/// `connections.<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// The connection's name.
+    pub name: String,
+    /// Our addresses (empty: any).
+    pub local_addrs: Vec<IpAddr>,
+    /// The peer's addresses; empty for `%any` (a responder for any peer).
+    pub remote_addrs: Vec<IpAddr>,
+    /// IKE proposals.
+    pub proposals: Vec<Proposal>,
+    /// Force UDP encapsulation.
+    pub encap: bool,
+    /// Liveness check interval.
+    pub dpd_delay: Option<Duration>,
+    /// Time to rekey the IKE SA.
+    pub rekey_time: Option<Duration>,
+    /// Our side.
+    pub local: LocalSide,
+    /// The peer's side.
+    pub remote: RemoteSide,
+    /// Children, in file order.
+    pub children: Vec<Child>,
+}
+
+/// One `[[secrets.ike]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IkeSecret {
+    /// The identities it is for.
+    pub ids: Vec<Identity>,
+    /// The key.
+    pub secret: Secret,
+}
+
+/// A whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `[daemon]`.
+    pub daemon: Daemon,
+    /// `[connections.*]`, in name order.
+    pub connections: Vec<Connection>,
+    /// `[[secrets.ike]]`.
+    pub secrets: Vec<IkeSecret>,
+}
+
+impl Config {
+    /// The PSK for a pair of identities, as swanctl picks it: an entry naming both, else one naming
+    /// one of them.
+    pub fn psk_for(&self, local: &Identity, remote: Option<&Identity>) -> Option<&Secret> {
+        let has = |s: &IkeSecret, id: &Identity| s.ids.iter().any(|i| i == id);
+        self.secrets
+            .iter()
+            .find(|s| has(s, local) && remote.is_some_and(|r| has(s, r)))
+            .or_else(|| self.secrets.iter().find(|s| has(s, local) || remote.is_some_and(|r| has(s, r))))
+            .map(|s| &s.secret)
+    }
+
+    /// A connection by name.
+    pub fn connection(&self, name: &str) -> Option<&Connection> {
+        self.connections.iter().find(|c| c.name == name)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The file as written
+// ---------------------------------------------------------------------------------------------------
+
+type S<T> = Spanned<T>;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    daemon: RawDaemon,
+    #[serde(default)]
+    connections: BTreeMap<String, S<RawConnection>>,
+    #[serde(default)]
+    secrets: RawSecrets,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    #[serde(default)]
+    listen: Vec<S<String>>,
+    ike_port: Option<S<u16>>,
+    natt_port: Option<S<u16>>,
+    socket: Option<S<String>>,
+    tun: Option<S<String>>,
+    replay_window: Option<S<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnection {
+    #[serde(default)]
+    local_addrs: Vec<S<String>>,
+    #[serde(default)]
+    remote_addrs: Vec<S<String>>,
+    #[serde(default)]
+    proposals: Vec<S<String>>,
+    encap: Option<bool>,
+    dpd_delay: Option<S<String>>,
+    rekey_time: Option<S<String>>,
+    local: S<RawSide>,
+    remote: S<RawSide>,
+    #[serde(default)]
+    children: BTreeMap<String, S<RawChild>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSide {
+    auth: S<String>,
+    id: Option<S<String>>,
+    #[serde(default)]
+    certs: Vec<S<String>>,
+    key: Option<S<String>>,
+    #[serde(default)]
+    cacerts: Vec<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChild {
+    #[serde(default)]
+    local_ts: Vec<S<String>>,
+    #[serde(default)]
+    remote_ts: Vec<S<String>>,
+    #[serde(default)]
+    esp_proposals: Vec<S<String>>,
+    start_action: Option<S<String>>,
+    mode: Option<S<String>>,
+    rekey_time: Option<S<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSecrets {
+    #[serde(default)]
+    ike: Vec<S<RawSecret>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    ids: Vec<S<String>>,
+    secret: S<String>,
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------------------------------
+
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: core::ops::Range<usize>, key: &str, message: impl Into<String>) -> ConfigError {
+        let before = self.text.get(..span.start.min(self.text.len())).unwrap_or("");
+        let line = before.matches('\n').count().saturating_add(1);
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()).saturating_add(1);
+        ConfigError { file: self.file.to_path_buf(), line, column, key: key.to_owned(), message: message.into() }
+    }
+}
+
+/// Parses and validates a configuration file's text; `file` is only for error messages.
+pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+    let ctx = Ctx { file, text };
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        ctx.err(span, "(file)", e.message().to_owned())
+    })?;
+    let daemon = daemon(&ctx, raw.daemon)?;
+    let mut connections = Vec::new();
+    for (name, c) in raw.connections {
+        connections.push(connection(&ctx, &name, c)?);
+    }
+    let mut secrets = Vec::new();
+    for (i, s) in raw.secrets.ike.into_iter().enumerate() {
+        let key = format!("secrets.ike[{i}]");
+        let span = s.span();
+        let s = s.into_inner();
+        if s.secret.get_ref().is_empty() {
+            return Err(ctx.err(s.secret.span(), &format!("{key}.secret"), "empty secret"));
+        }
+        if s.ids.is_empty() {
+            return Err(ctx.err(span, &format!("{key}.ids"), "names no identity"));
+        }
+        let ids = s
+            .ids
+            .iter()
+            .map(|id| {
+                identity(&ctx, id, &format!("{key}.ids"))?.ok_or_else(|| ctx.err(id.span(), &key, "%any has no secret"))
+            })
+            .collect::<Result<_, _>>()?;
+        secrets.push(IkeSecret { ids, secret: Secret::from_slice(s.secret.get_ref().as_bytes()) });
+    }
+    let config = Config { daemon, connections, secrets };
+    for c in &config.connections {
+        check_psk(&ctx, &config, c)?;
+    }
+    Ok(config)
+}
+
+/// Reads and parses a file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        key: "(file)".into(),
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+fn daemon(ctx: &Ctx<'_>, d: RawDaemon) -> Result<Daemon, ConfigError> {
+    let listen = d
+        .listen
+        .iter()
+        .map(|a| a.get_ref().parse().map_err(|_| ctx.err(a.span(), "daemon.listen", "not an IP address")))
+        .collect::<Result<_, _>>()?;
+    let port = |p: Option<S<u16>>, default: u16, key: &str| match p {
+        Some(p) if *p.get_ref() == 0 => Err(ctx.err(p.span(), key, "port 0")),
+        Some(p) => Ok(p.into_inner()),
+        None => Ok(default),
+    };
+    let tun = d.tun.map_or_else(|| "oxswan0".to_owned(), Spanned::into_inner);
+    // Linux limits interface names to 15 characters (IFNAMSIZ 16 with the terminator).
+    if tun.is_empty() || tun.len() > 15 || !tun.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err(ctx.err(
+            0..0,
+            "daemon.tun",
+            format!("`{tun}` is not a valid interface name (1-15 of a-z 0-9 - _ .)"),
+        ));
+    }
+    Ok(Daemon {
+        listen,
+        ike_port: port(d.ike_port, 500, "daemon.ike_port")?,
+        natt_port: port(d.natt_port, 4500, "daemon.natt_port")?,
+        socket: d.socket.map_or_else(|| PathBuf::from("/run/oxswan/oxswan.sock"), |s| PathBuf::from(s.into_inner())),
+        tun,
+        replay_window: d.replay_window.map_or(1024, Spanned::into_inner),
+    })
+}
+
+/// A duration as strongSwan writes them: a number of seconds, or with `s`, `m`, `h` or `d`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num.parse().ok()?;
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(factor).map(Duration::from_secs)
+}
+
+fn duration(ctx: &Ctx<'_>, v: Option<S<String>>, key: &str) -> Result<Option<Duration>, ConfigError> {
+    v.map(|v| {
+        parse_duration(v.get_ref()).filter(|d| !d.is_zero()).ok_or_else(|| {
+            ctx.err(v.span(), key, format!("`{}` is not a duration such as 30s, 15m, 4h, 1d", v.get_ref()))
+        })
+    })
+    .transpose()
+}
+
+/// An identity with strongSwan's rules: an IP address is ID_IPV4/IPV6_ADDR, `@x` forces ID_FQDN `x`,
+/// a name with `@` is ID_RFC822_ADDR, one with `=` a DN, anything else ID_FQDN; `%any` is `None`.
+pub fn parse_identity(s: &str) -> Result<Option<Identity>, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty identity".into());
+    }
+    if s == "%any" {
+        return Ok(None);
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(Some(match ip {
+            IpAddr::V4(a) => Identity::Ipv4(a),
+            IpAddr::V6(a) => Identity::Ipv6(a),
+        }));
+    }
+    if let Some(fqdn) = s.strip_prefix('@') {
+        return Ok(Some(Identity::Fqdn(fqdn.to_owned())));
+    }
+    if s.contains('=') {
+        return Err("distinguished names are not supported in the configuration yet; \
+                    omit `id` to use the certificate's subject"
+            .into());
+    }
+    if !s.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(format!("`{s}` has spaces or characters outside printable ASCII"));
+    }
+    Ok(Some(if s.contains('@') { Identity::Email(s.to_owned()) } else { Identity::Fqdn(s.to_owned()) }))
+}
+
+fn identity(ctx: &Ctx<'_>, v: &S<String>, key: &str) -> Result<Option<Identity>, ConfigError> {
+    parse_identity(v.get_ref()).map_err(|m| ctx.err(v.span(), key, m))
+}
+
+/// A traffic selector: `dynamic`, an address, or `address/prefix`.
+pub fn parse_ts(s: &str) -> Result<TsConfig, String> {
+    let s = s.trim();
+    if s == "dynamic" {
+        return Ok(TsConfig::Dynamic);
+    }
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let ip: IpAddr = addr.parse().map_err(|_| format!("`{s}` is not `dynamic`, an address or a subnet"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len: u8 = match len {
+        Some(l) => l.parse().ok().filter(|l| *l <= max).ok_or_else(|| format!("`{s}`: prefix length 0 to {max}"))?,
+        None => max,
+    };
+    TrafficSelector::from_prefix(ip, len, 0, 0, u16::MAX).map(TsConfig::Selector).ok_or_else(|| format!("`{s}`"))
+}
+
+fn side(
+    ctx: &Ctx<'_>,
+    key: &str,
+    s: S<RawSide>,
+    local: bool,
+) -> Result<(AuthKind, Option<Identity>, RawSide), ConfigError> {
+    let span = s.span();
+    let s = s.into_inner();
+    let auth = match s.auth.get_ref().as_str() {
+        "psk" => AuthKind::Psk,
+        "pubkey" => AuthKind::Pubkey,
+        other => {
+            return Err(ctx.err(
+                s.auth.span(),
+                &format!("{key}.auth"),
+                format!("`{other}`: use psk or pubkey (EAP comes later)"),
+            ));
+        }
+    };
+    let id = s.id.as_ref().map(|i| identity(ctx, i, &format!("{key}.id"))).transpose()?.flatten();
+    if local && id.is_none() && auth == AuthKind::Psk {
+        return Err(ctx.err(span, &format!("{key}.id"), "a PSK needs our identity"));
+    }
+    if local && auth == AuthKind::Pubkey && (s.certs.is_empty() || s.key.is_none()) {
+        return Err(ctx.err(span, key, "auth = \"pubkey\" needs `certs` and `key`"));
+    }
+    if !local && auth == AuthKind::Pubkey && s.cacerts.is_empty() {
+        return Err(ctx.err(span, &format!("{key}.cacerts"), "auth = \"pubkey\" needs the CA certificates to trust"));
+    }
+    Ok((auth, id, s))
+}
+
+fn connection(ctx: &Ctx<'_>, name: &str, c: S<RawConnection>) -> Result<Connection, ConfigError> {
+    let key = format!("connections.{name}");
+    let span = c.span();
+    let c = c.into_inner();
+    let addrs = |v: &[S<String>], k: &str| -> Result<Vec<IpAddr>, ConfigError> {
+        v.iter()
+            .filter(|a| a.get_ref() != "%any")
+            .map(|a| {
+                a.get_ref().parse().map_err(|_| ctx.err(a.span(), &format!("{key}.{k}"), "not an IP address or %any"))
+            })
+            .collect()
+    };
+    let proposals = |v: &[S<String>], k: &str, ike: bool| -> Result<Vec<Proposal>, ConfigError> {
+        v.iter()
+            .flat_map(|p| p.get_ref().split(',').map(move |s| (p.span(), s.trim().to_owned())))
+            .enumerate()
+            .map(|(i, (sp, s))| {
+                let parsed = if ike { parse_ike_proposal(&s) } else { parse_esp_proposal(&s) };
+                parsed
+                    .map(|mut p| {
+                        p.number = u8::try_from(i + 1).unwrap_or(u8::MAX);
+                        p
+                    })
+                    .map_err(|e| ctx.err(sp, &format!("{key}.{k}"), e.to_string()))
+            })
+            .collect()
+    };
+    let mut ike = proposals(&c.proposals, "proposals", true)?;
+    if ike.is_empty() {
+        ike = oxswan_crypto::proposal::parse_ike_proposals("default")
+            .map_err(|e| ctx.err(span.clone(), &key, e.to_string()))?;
+    }
+    let (lauth, lid, lraw) = side(ctx, &format!("{key}.local"), c.local, true)?;
+    let (rauth, rid, rraw) = side(ctx, &format!("{key}.remote"), c.remote, false)?;
+    let mut children = Vec::new();
+    for (cname, ch) in c.children {
+        let ckey = format!("{key}.children.{cname}");
+        let ch = ch.into_inner();
+        let ts = |v: &[S<String>], k: &str| -> Result<Vec<TsConfig>, ConfigError> {
+            if v.is_empty() {
+                return Ok(vec![TsConfig::Dynamic]);
+            }
+            v.iter().map(|t| parse_ts(t.get_ref()).map_err(|m| ctx.err(t.span(), &format!("{ckey}.{k}"), m))).collect()
+        };
+        let mut esp = proposals(&ch.esp_proposals, &format!("children.{cname}.esp_proposals"), false)?;
+        if esp.is_empty() {
+            esp = oxswan_crypto::proposal::parse_esp_proposals("default")
+                .map_err(|e| ctx.err(0..0, &ckey, e.to_string()))?;
+        }
+        let start_action = match ch.start_action.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+            None | Some(("none", _)) => StartAction::None,
+            Some(("start", _)) => StartAction::Start,
+            Some(("trap", _)) => StartAction::Trap,
+            Some((other, sp)) => {
+                return Err(ctx.err(
+                    sp,
+                    &format!("{ckey}.start_action"),
+                    format!("`{other}`: use none, start or trap"),
+                ));
+            }
+        };
+        let mode = match ch.mode.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+            None | Some(("tunnel", _)) => Mode::Tunnel,
+            Some(("transport", _)) => Mode::Transport,
+            Some((other, sp)) => {
+                return Err(ctx.err(sp, &format!("{ckey}.mode"), format!("`{other}`: use tunnel or transport")));
+            }
+        };
+        children.push(Child {
+            name: cname,
+            local_ts: ts(&ch.local_ts, "local_ts")?,
+            remote_ts: ts(&ch.remote_ts, "remote_ts")?,
+            esp_proposals: esp,
+            start_action,
+            mode,
+            rekey_time: duration(ctx, ch.rekey_time, &format!("{ckey}.rekey_time"))?,
+        });
+    }
+    let remote_addrs = addrs(&c.remote_addrs, "remote_addrs")?;
+    if remote_addrs.is_empty() && children.iter().any(|c| c.start_action != StartAction::None) {
+        return Err(ctx.err(
+            span,
+            &format!("{key}.remote_addrs"),
+            "a child with start_action start or trap needs a remote address",
+        ));
+    }
+    Ok(Connection {
+        name: name.to_owned(),
+        local_addrs: addrs(&c.local_addrs, "local_addrs")?,
+        remote_addrs,
+        proposals: ike,
+        encap: c.encap.unwrap_or(false),
+        dpd_delay: duration(ctx, c.dpd_delay, &format!("{key}.dpd_delay"))?,
+        rekey_time: duration(ctx, c.rekey_time, &format!("{key}.rekey_time"))?,
+        local: LocalSide {
+            auth: lauth,
+            id: lid,
+            certs: lraw.certs.into_iter().map(|p| PathBuf::from(p.into_inner())).collect(),
+            key: lraw.key.map(|p| PathBuf::from(p.into_inner())),
+        },
+        remote: RemoteSide {
+            auth: rauth,
+            id: rid,
+            cacerts: rraw.cacerts.into_iter().map(|p| PathBuf::from(p.into_inner())).collect(),
+        },
+        children,
+    })
+}
+
+fn check_psk(ctx: &Ctx<'_>, config: &Config, c: &Connection) -> Result<(), ConfigError> {
+    if c.local.auth != AuthKind::Psk && c.remote.auth != AuthKind::Psk {
+        return Ok(());
+    }
+    let Some(local) = &c.local.id else { return Ok(()) };
+    if config.psk_for(local, c.remote.id.as_ref()).is_none() {
+        let at = ctx.text.find(&format!("[connections.{}", c.name)).unwrap_or(0);
+        return Err(ctx.err(at..at, &format!("connections.{}", c.name), "no [[secrets.ike]] entry for its identities"));
+    }
+    Ok(())
+}

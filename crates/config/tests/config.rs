@@ -1,0 +1,156 @@
+//! The configuration file: the design's example, and one error of each kind with its location.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use oxswan_config::{AuthKind, ConfigError, StartAction, parse, parse_duration, parse_identity, parse_ts};
+use oxswan_ike::child::{Mode, TsConfig};
+use oxswan_wire::Identity;
+
+const SITE: &str = r#"
+[daemon]
+listen = ["192.0.2.1"]
+tun = "ox0"
+
+[connections.site]
+local_addrs  = ["192.0.2.1"]
+remote_addrs = ["192.0.2.2"]
+proposals    = ["aes256gcm16-prfsha256-x25519", "aes128-sha256-modp2048"]
+dpd_delay = "30s"
+rekey_time = "4h"
+
+[connections.site.local]
+auth = "psk"
+id   = "left.example"
+
+[connections.site.remote]
+auth = "psk"
+id   = "right.example"
+
+[connections.site.children.net]
+local_ts      = ["10.1.0.0/16"]
+remote_ts     = ["10.2.0.1"]
+esp_proposals = ["aes256gcm16"]
+start_action  = "start"
+
+[[secrets.ike]]
+ids    = ["left.example", "right.example"]
+secret = "correct horse battery staple 42"
+"#;
+
+fn err(text: &str) -> ConfigError {
+    parse(Path::new("test.toml"), text).unwrap_err()
+}
+
+#[test]
+fn the_design_example() {
+    let c = parse(Path::new("site.toml"), SITE).unwrap();
+    assert_eq!(c.daemon.tun, "ox0");
+    assert_eq!((c.daemon.ike_port, c.daemon.natt_port, c.daemon.replay_window), (500, 4500, 1024));
+    let s = c.connection("site").unwrap();
+    assert_eq!(s.remote_addrs, vec!["192.0.2.2".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(s.proposals.len(), 2);
+    assert_eq!((s.proposals[0].number, s.proposals[1].number), (1, 2));
+    assert_eq!(s.dpd_delay, Some(Duration::from_secs(30)));
+    assert_eq!(s.rekey_time, Some(Duration::from_secs(4 * 3600)));
+    assert_eq!(s.local.auth, AuthKind::Psk);
+    assert_eq!(s.remote.id, Some(Identity::Fqdn("right.example".into())));
+    let net = &s.children[0];
+    assert_eq!(net.start_action, StartAction::Start);
+    assert_eq!(net.mode, Mode::Tunnel);
+    assert_eq!(net.remote_ts, vec![parse_ts("10.2.0.1/32").unwrap()]);
+    let psk = c.psk_for(&Identity::Fqdn("left.example".into()), Some(&Identity::Fqdn("right.example".into())));
+    assert_eq!(psk.unwrap().expose(), b"correct horse battery staple 42");
+}
+
+#[test]
+fn errors_name_file_line_and_key() {
+    // A misspelt key.
+    let e = err(&SITE.replace("esp_proposals =", "esp_proposal ="));
+    assert_eq!((e.file.as_path(), e.line), (Path::new("test.toml"), 24), "{e}");
+    assert!(e.message.contains("esp_proposal"), "{e}");
+    // A bad proposal: the key and the line of the value.
+    let e = err(&SITE.replace("aes128-sha256-modp2048", "aes128-sha256-modp9999"));
+    assert_eq!((e.key.as_str(), e.line), ("connections.site.proposals", 9), "{e}");
+    assert!(e.to_string().starts_with("test.toml:9:"), "{e}");
+    let e = err(&SITE.replace(r#"esp_proposals = ["aes256gcm16"]"#, r#"esp_proposals = ["aes256gcm16-bogus"]"#));
+    assert!(e.key.ends_with("esp_proposals"), "{e}");
+    // Selectors, durations, actions, addresses, identities.
+    let e = err(&SITE.replace("10.1.0.0/16", "10.1.0.0/33"));
+    assert_eq!((e.key.as_str(), e.line), ("connections.site.children.net.local_ts", 22), "{e}");
+    let e = err(&SITE.replace("\"30s\"", "\"30 parsecs\""));
+    assert_eq!(e.key, "connections.site.dpd_delay", "{e}");
+    let e = err(&SITE.replace("\"start\"", "\"later\""));
+    assert!(e.message.contains("none, start or trap"), "{e}");
+    let e = err(&SITE.replace(r#"remote_addrs = ["192.0.2.2"]"#, r#"remote_addrs = ["moon"]"#));
+    assert_eq!(e.key, "connections.site.remote_addrs", "{e}");
+    let e = err(&SITE.replace(r#"id   = "right.example""#, r#"id   = "C=CH, CN=right""#));
+    assert!(e.message.contains("distinguished names"), "{e}");
+    // No secret for the identities.
+    let e = err(&SITE.replace(r#"ids    = ["left.example", "right.example"]"#, r#"ids    = ["other.example"]"#));
+    assert!(e.message.contains("secrets.ike"), "{e}");
+    // Certificates without files.
+    let e = err(&SITE.replace("auth = \"psk\"\nid   = \"left.example\"", "auth = \"pubkey\""));
+    assert!(e.message.contains("certs"), "{e}");
+    // TOML syntax.
+    let e = err("[connections.x\nlocal = 1");
+    assert_eq!(e.line, 1, "{e}");
+    // Interface names.
+    let e = err(&SITE.replace("\"ox0\"", "\"a-name-far-too-long\""));
+    assert_eq!(e.key, "daemon.tun");
+}
+
+#[test]
+fn identities_follow_strongswan() {
+    assert_eq!(parse_identity("192.0.2.1").unwrap(), Some(Identity::Ipv4("192.0.2.1".parse().unwrap())));
+    assert_eq!(parse_identity("2001:db8::1").unwrap(), Some(Identity::Ipv6("2001:db8::1".parse().unwrap())));
+    assert_eq!(parse_identity("vpn.example").unwrap(), Some(Identity::Fqdn("vpn.example".into())));
+    assert_eq!(parse_identity("@192.0.2.1").unwrap(), Some(Identity::Fqdn("192.0.2.1".into())));
+    assert_eq!(parse_identity("carol@example.org").unwrap(), Some(Identity::Email("carol@example.org".into())));
+    assert_eq!(parse_identity("%any").unwrap(), None);
+    assert!(parse_identity("").is_err());
+    assert!(parse_identity("two words").is_err());
+}
+
+#[test]
+fn durations_and_selectors() {
+    assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+    assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+    assert_eq!(parse_duration("1d"), Some(Duration::from_secs(86_400)));
+    assert_eq!(parse_duration("1w"), None);
+    assert_eq!(parse_duration("h"), None);
+    assert_eq!(parse_duration("99999999999999999999d"), None);
+    assert_eq!(parse_ts("dynamic").unwrap(), TsConfig::Dynamic);
+    assert!(parse_ts("fd00::/8").is_ok());
+    assert!(parse_ts("fd00::/129").is_err());
+    assert!(parse_ts("10.0.0.0/x").is_err());
+}
+
+#[test]
+fn defaults_and_responder_for_any_peer() {
+    let text = r#"
+[connections.road]
+remote_addrs = ["%any"]
+[connections.road.local]
+auth = "psk"
+id = "gw.example"
+[connections.road.remote]
+auth = "psk"
+[connections.road.children.all]
+[[secrets.ike]]
+ids = ["gw.example"]
+secret = "s"
+"#;
+    let c = parse(Path::new("road.toml"), text).unwrap();
+    let r = c.connection("road").unwrap();
+    assert!(r.remote_addrs.is_empty() && r.remote.id.is_none());
+    assert!(!r.proposals.is_empty(), "strongSwan's default proposals");
+    assert_eq!(r.children[0].local_ts, vec![TsConfig::Dynamic]);
+    assert_eq!(c.daemon.socket, Path::new("/run/oxswan/oxswan.sock"));
+    // A start action needs someone to start to.
+    let e =
+        err(&text
+            .replace("[connections.road.children.all]", "[connections.road.children.all]\nstart_action = \"start\""));
+    assert!(e.message.contains("remote address"), "{e}");
+}
