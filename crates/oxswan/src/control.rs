@@ -1,0 +1,128 @@
+//! The control protocol between the CLI and the daemon: one JSON request per line on a Unix socket,
+//! answered with one JSON line.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+/// A command.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    /// Bring a connection up and wait for the outcome.
+    Up {
+        /// The connection.
+        name: String,
+    },
+    /// Delete a connection's IKE SAs.
+    Down {
+        /// The connection.
+        name: String,
+    },
+    /// Report every SA.
+    Status,
+}
+
+/// The answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Response {
+    /// Done.
+    Ok {
+        /// What happened.
+        message: String,
+    },
+    /// Not done, and why.
+    Error {
+        /// Why.
+        message: String,
+    },
+    /// The SAs.
+    Status {
+        /// One entry per IKE SA.
+        ike_sas: Vec<IkeSaStatus>,
+    },
+}
+
+/// One IKE SA in `status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IkeSaStatus {
+    /// Connection name.
+    pub name: String,
+    /// ESTABLISHED, CONNECTING, ...
+    pub state: String,
+    /// Whether we initiated it.
+    pub initiator: bool,
+    /// Our address and port.
+    pub local: String,
+    /// The peer's address and port.
+    pub remote: String,
+    /// Our identity.
+    pub local_id: String,
+    /// The peer's identity.
+    pub remote_id: String,
+    /// IKE proposal.
+    pub proposal: String,
+    /// SPIs, initiator's then responder's.
+    pub spis: String,
+    /// A NAT was detected (or encapsulation forced).
+    pub nat: bool,
+    /// CHILD SAs.
+    pub children: Vec<ChildStatus>,
+}
+
+/// One CHILD SA in `status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChildStatus {
+    /// Child name.
+    pub name: String,
+    /// Inbound SPI.
+    pub spi_in: String,
+    /// Outbound SPI.
+    pub spi_out: String,
+    /// ESP proposal.
+    pub proposal: String,
+    /// Tunnel or transport.
+    pub mode: String,
+    /// UDP-encapsulated.
+    pub encap: bool,
+    /// Our selectors.
+    pub local_ts: Vec<String>,
+    /// The peer's selectors.
+    pub remote_ts: Vec<String>,
+    /// Inner octets received.
+    pub bytes_in: u64,
+    /// Packets received.
+    pub packets_in: u64,
+    /// Inner octets sent.
+    pub bytes_out: u64,
+    /// Packets sent.
+    pub packets_out: u64,
+    /// Packets dropped as replays.
+    pub replayed: u64,
+    /// Packets dropped for a bad ICV.
+    pub integrity_failed: u64,
+    /// Authentic packets dropped for lying outside the selectors.
+    pub outside_selectors: u64,
+}
+
+/// Sends a request to the daemon at `socket` and waits up to `timeout` for the answer.
+pub fn call(socket: &Path, request: &Request, timeout: Duration) -> anyhow::Result<Response> {
+    let mut stream = UnixStream::connect(socket).with_context(|| {
+        format!(
+            "cannot reach the daemon at {} (is `oxswan daemon` running? --socket selects another)",
+            socket.display()
+        )
+    })?;
+    stream.set_read_timeout(Some(timeout))?;
+    let mut line = serde_json::to_string(request)?;
+    line.push('\n');
+    stream.write_all(line.as_bytes())?;
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).with_context(|| format!("no answer within {timeout:?}"))?;
+    serde_json::from_str(&answer).with_context(|| format!("bad answer from the daemon: {answer:?}"))
+}

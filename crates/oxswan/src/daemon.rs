@@ -1,0 +1,495 @@
+//! The daemon: the IKE engine on one thread, the packet threads of the data plane, the control socket.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use oxswan_config::{Config, StartAction};
+use oxswan_crypto::CryptoProvider;
+use oxswan_esp::{InboundSa, OutboundSa, SaParams, Selectors};
+use oxswan_ike::{ChildSa, Endpoint, EndpointConfig, Event, SaHandle};
+use oxswan_wire::ts::{TrafficSelector, TsAddrs};
+use oxswan_wire::udp_encap::with_non_esp_marker;
+
+use crate::control::{ChildStatus, IkeSaStatus, Request, Response};
+use crate::dataplane::{ChildEntry, DataPlane, Tables};
+
+/// What the IKE thread waits for.
+#[derive(Debug)]
+pub enum Input {
+    /// An IKE message (without the non-ESP marker).
+    Datagram {
+        /// Our address it arrived on.
+        local: SocketAddr,
+        /// Its source.
+        remote: SocketAddr,
+        /// The message.
+        data: Vec<u8>,
+    },
+    /// A CLI command and where to answer.
+    Command(Request, mpsc::Sender<Response>),
+}
+
+/// The sockets of one local address.
+struct Sockets {
+    ike: Arc<UdpSocket>,
+    natt: Arc<UdpSocket>,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result<()> {
+    let config = oxswan_config::load(config_path)?;
+    let provider = oxswan_crypto::default_provider();
+    let mut peers = Vec::new();
+    for c in &config.connections {
+        peers.push(crate::peers::peer_config(&provider, &config, c)?);
+    }
+    let socket_path = socket_override.map_or_else(|| config.daemon.socket.clone(), Path::to_path_buf);
+
+    // Addresses: [daemon] listen, else every connection's local addresses.
+    let mut addrs: Vec<IpAddr> = config.daemon.listen.clone();
+    if addrs.is_empty() {
+        for c in &config.connections {
+            for a in &c.local_addrs {
+                if !addrs.contains(a) {
+                    addrs.push(*a);
+                }
+            }
+        }
+    }
+    if addrs.is_empty() {
+        bail!("{}: no address to listen on: set [daemon] listen or local_addrs", config_path.display());
+    }
+    let mut sockets: HashMap<IpAddr, Sockets> = HashMap::new();
+    for a in &addrs {
+        let bind = |port| {
+            UdpSocket::bind(SocketAddr::new(*a, port))
+                .with_context(|| format!("cannot bind UDP {}:{port} (in use, or not an address of this host?)", a))
+        };
+        let ike = bind(config.daemon.ike_port)?;
+        let natt = bind(config.daemon.natt_port)?;
+        for s in [&ike, &natt] {
+            s.set_read_timeout(Some(Duration::from_millis(200)))?;
+        }
+        sockets.insert(*a, Sockets { ike: Arc::new(ike), natt: Arc::new(natt) });
+    }
+
+    let tun =
+        tun_rs::DeviceBuilder::new().name(config.daemon.tun.clone()).mtu(1400).build_sync().with_context(|| {
+            format!("cannot create TUN device {} (is /dev/net/tun there? root?)", config.daemon.tun)
+        })?;
+    let dp = Arc::new(DataPlane {
+        tables: RwLock::new(Tables::default()),
+        tun,
+        natt: sockets.iter().map(|(a, s)| (*a, s.natt.clone())).collect(),
+        stop: AtomicBool::new(false),
+    });
+
+    if let Some(dir) = socket_path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let _ = std::fs::remove_file(&socket_path);
+    let listener = UnixListener::bind(&socket_path)
+        .with_context(|| format!("cannot bind control socket {}", socket_path.display()))?;
+
+    let (tx, rx) = mpsc::channel::<Input>();
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+
+    for s in sockets.values() {
+        let (sock, tx1) = (s.ike.clone(), tx.clone());
+        let stop = stop.clone();
+        std::thread::Builder::new().name("ike-rx".into()).spawn(move || ike_rx(&sock, &tx1, &stop))?;
+        let (dp, sock, tx) = (dp.clone(), s.natt.clone(), tx.clone());
+        std::thread::Builder::new().name("natt-rx".into()).spawn(move || dp.natt_loop(sock, tx))?;
+    }
+    {
+        let dp = dp.clone();
+        std::thread::Builder::new().name("tun-rx".into()).spawn(move || dp.tun_loop())?;
+    }
+    {
+        let tx = tx.clone();
+        std::thread::Builder::new().name("control".into()).spawn(move || control_loop(&listener, &tx))?;
+    }
+
+    let now = Instant::now();
+    let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let endpoint = Endpoint::new(EndpointConfig::default(), provider.clone(), peers, now, unix)?;
+    let mut ike =
+        Ike { config, provider, endpoint, sockets, dp: dp.clone(), waiters: Vec::new(), routes: HashMap::new() };
+    tracing::info!(
+        "oxswan daemon up: {} connection(s), TUN {}, control {}",
+        ike.config.connections.len(),
+        ike.config.daemon.tun,
+        socket_path.display()
+    );
+
+    let starts: Vec<String> = ike
+        .config
+        .connections
+        .iter()
+        .filter(|c| c.children.iter().any(|ch| ch.start_action == StartAction::Start))
+        .map(|c| c.name.clone())
+        .collect();
+    for name in starts {
+        if let Err(e) = ike.initiate(&name) {
+            tracing::warn!(conn = %name, "start: {e:#}");
+        }
+    }
+    ike.run(&rx, &stop);
+
+    // Orderly shutdown: DELETE every IKE SA, give the messages a moment to leave, remove routes.
+    let now = Instant::now();
+    for sa in ike.endpoint.established() {
+        let _ = ike.endpoint.delete_ike(now, sa);
+    }
+    ike.flush();
+    std::thread::sleep(Duration::from_millis(200));
+    ike.flush();
+    for (_, cidrs) in std::mem::take(&mut ike.routes) {
+        for r in cidrs {
+            route("del", &r, &ike.config.daemon.tun, None);
+        }
+    }
+    dp.stop.store(true, Ordering::Relaxed);
+    let _ = std::fs::remove_file(&socket_path);
+    tracing::info!("oxswan daemon stopped");
+    Ok(())
+}
+
+fn ike_rx(sock: &UdpSocket, tx: &mpsc::Sender<Input>, stop: &AtomicBool) {
+    let local = sock.local_addr().ok();
+    let mut buf = vec![0u8; 65536];
+    while !stop.load(Ordering::Relaxed) {
+        let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
+        if let (Some(local), Some(data)) = (local, buf.get(..n)) {
+            let _ = tx.send(Input::Datagram { local, remote: from, data: data.to_vec() });
+        }
+    }
+}
+
+fn control_loop(listener: &UnixListener, tx: &mpsc::Sender<Input>) {
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let tx = tx.clone();
+        let _ = std::thread::Builder::new().name("control-conn".into()).spawn(move || serve(stream, &tx));
+    }
+}
+
+fn serve(stream: UnixStream, tx: &mpsc::Sender<Input>) {
+    let mut line = String::new();
+    let Ok(mut writer) = stream.try_clone() else { return };
+    if BufReader::new(stream).read_line(&mut line).is_err() {
+        return;
+    }
+    let response = match serde_json::from_str::<Request>(&line) {
+        Ok(req) => {
+            let (rtx, rrx) = mpsc::channel();
+            if tx.send(Input::Command(req, rtx)).is_err() {
+                Response::Error { message: "daemon is stopping".into() }
+            } else {
+                rrx.recv().unwrap_or(Response::Error { message: "no answer".into() })
+            }
+        }
+        Err(e) => Response::Error { message: format!("bad request: {e}") },
+    };
+    if let Ok(mut s) = serde_json::to_string(&response) {
+        s.push('\n');
+        let _ = writer.write_all(s.as_bytes());
+    }
+}
+
+/// `ip route` on the TUN device; failures are logged.
+fn route(op: &str, cidr: &str, dev: &str, src: Option<IpAddr>) {
+    let mut cmd = Command::new("ip");
+    cmd.args(["route", op, cidr, "dev", dev]);
+    if let Some(s) = src {
+        cmd.args(["src", &s.to_string()]);
+    }
+    match cmd.output() {
+        Ok(o) if o.status.success() => tracing::debug!("ip route {op} {cidr} dev {dev}"),
+        Ok(o) => tracing::warn!("ip route {op} {cidr}: {}", String::from_utf8_lossy(&o.stderr).trim()),
+        Err(e) => tracing::warn!("ip route {op} {cidr}: cannot run ip: {e}"),
+    }
+}
+
+/// A selector as CIDR, if its range is one prefix.
+fn cidr(ts: &TrafficSelector) -> Option<String> {
+    let (start, end, bits) = match ts.addrs {
+        TsAddrs::V4 { start, end } => (u128::from(u32::from(start)), u128::from(u32::from(end)), 32u32),
+        TsAddrs::V6 { start, end } => (u128::from(start), u128::from(end), 128u32),
+        TsAddrs::Unknown { .. } => return None,
+    };
+    let span = end.checked_sub(start)?.checked_add(1);
+    let host_bits = match span {
+        None => bits,
+        Some(s) if s.is_power_of_two() && start % s == 0 => s.trailing_zeros(),
+        _ => return None,
+    };
+    let addr = match ts.addrs {
+        TsAddrs::V4 { start, .. } => start.to_string(),
+        TsAddrs::V6 { start, .. } => start.to_string(),
+        TsAddrs::Unknown { .. } => return None,
+    };
+    Some(format!("{addr}/{}", bits.saturating_sub(host_bits)))
+}
+
+/// An address of this host inside our selectors, as the source for routed traffic.
+fn local_source(local_ts: &[TrafficSelector]) -> Option<IpAddr> {
+    local_ts
+        .iter()
+        .find_map(|ts| match ts.addrs {
+            TsAddrs::V4 { start, end } if start == end => Some(IpAddr::V4(start)),
+            TsAddrs::V6 { start, end } if start == end => Some(IpAddr::V6(start)),
+            _ => None,
+        })
+        .filter(|a| UdpSocket::bind(SocketAddr::new(*a, 0)).is_ok())
+}
+
+struct Ike {
+    config: Config,
+    provider: CryptoProvider,
+    endpoint: Endpoint,
+    sockets: HashMap<IpAddr, Sockets>,
+    dp: Arc<DataPlane>,
+    waiters: Vec<(SaHandle, String, mpsc::Sender<Response>)>,
+    routes: HashMap<u32, Vec<String>>,
+}
+
+impl Ike {
+    fn run(&mut self, rx: &mpsc::Receiver<Input>, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            let wait = self
+                .endpoint
+                .poll_timeout()
+                .map_or(Duration::from_millis(200), |t| t.saturating_duration_since(now))
+                .min(Duration::from_millis(200));
+            match rx.recv_timeout(wait) {
+                Ok(Input::Datagram { local, remote, data }) => {
+                    self.endpoint.handle_datagram(Instant::now(), local, remote, &data)
+                }
+                Ok(Input::Command(req, reply)) => self.command(req, reply),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            let now = Instant::now();
+            if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+                self.endpoint.handle_timeout(now);
+            }
+            self.flush();
+        }
+    }
+
+    fn initiate(&mut self, name: &str) -> anyhow::Result<SaHandle> {
+        let c = self.config.connection(name).with_context(|| format!("no connection {name}"))?;
+        let remote = *c.remote_addrs.first().with_context(|| format!("{name} has no remote address"))?;
+        let local = c
+            .local_addrs
+            .first()
+            .copied()
+            .or_else(|| self.sockets.keys().find(|a| a.is_ipv4() == remote.is_ipv4()).copied())
+            .with_context(|| format!("{name}: no local address of the remote's family"))?;
+        let port = self.config.daemon.ike_port;
+        Ok(self.endpoint.initiate(Instant::now(), name, SocketAddr::new(local, port), SocketAddr::new(remote, port))?)
+    }
+
+    fn command(&mut self, req: Request, reply: mpsc::Sender<Response>) {
+        match req {
+            Request::Up { name } => {
+                let up = self.endpoint.established().into_iter().find(|sa| {
+                    self.endpoint.info(*sa).is_some_and(|i| i.name == name) && !self.endpoint.children(*sa).is_empty()
+                });
+                if up.is_some() {
+                    let _ = reply.send(Response::Ok { message: format!("{name} is already up") });
+                    return;
+                }
+                match self.initiate(&name) {
+                    Ok(sa) => self.waiters.push((sa, name, reply)),
+                    Err(e) => {
+                        let _ = reply.send(Response::Error { message: format!("{e:#}") });
+                    }
+                }
+            }
+            Request::Down { name } => {
+                let now = Instant::now();
+                let sas: Vec<SaHandle> = self
+                    .endpoint
+                    .established()
+                    .into_iter()
+                    .filter(|sa| self.endpoint.info(*sa).is_some_and(|i| i.name == name))
+                    .collect();
+                for sa in &sas {
+                    let _ = self.endpoint.delete_ike(now, *sa);
+                }
+                let message = if sas.is_empty() { format!("{name} is not up") } else { format!("{name}: deleting") };
+                let _ = reply.send(Response::Ok { message });
+            }
+            Request::Status => {
+                let _ = reply.send(Response::Status { ike_sas: self.status() });
+            }
+        }
+    }
+
+    fn status(&self) -> Vec<IkeSaStatus> {
+        let entries = self.dp.snapshot();
+        self.endpoint
+            .established()
+            .into_iter()
+            .filter_map(|sa| {
+                let info = self.endpoint.info(sa)?;
+                let children = self
+                    .endpoint
+                    .children(sa)
+                    .iter()
+                    .map(|c| {
+                        let e = entries.iter().find(|e| e.inb.spi() == c.spi_in);
+                        let get = |f: &dyn Fn(&ChildEntry) -> u64| e.map_or(0, |e| f(e));
+                        ChildStatus {
+                            name: c.name.clone(),
+                            spi_in: format!("{:08x}", c.spi_in),
+                            spi_out: format!("{:08x}", c.spi_out),
+                            proposal: c.proposal.clone(),
+                            mode: format!("{:?}", c.mode).to_lowercase(),
+                            encap: c.encap,
+                            local_ts: c.local_ts.iter().map(ToString::to_string).collect(),
+                            remote_ts: c.remote_ts.iter().map(ToString::to_string).collect(),
+                            bytes_in: get(&|e| e.inb.counters.bytes.load(Ordering::Relaxed)),
+                            packets_in: get(&|e| e.inb.counters.packets.load(Ordering::Relaxed)),
+                            bytes_out: get(&|e| e.out.counters.bytes.load(Ordering::Relaxed)),
+                            packets_out: get(&|e| e.out.counters.packets.load(Ordering::Relaxed)),
+                            replayed: get(&|e| e.inb.counters.replayed.load(Ordering::Relaxed)),
+                            integrity_failed: get(&|e| e.inb.counters.integrity_failed.load(Ordering::Relaxed)),
+                            outside_selectors: get(&|e| e.outside.load(Ordering::Relaxed)),
+                        }
+                    })
+                    .collect();
+                Some(IkeSaStatus {
+                    name: info.name,
+                    state: "ESTABLISHED".into(),
+                    initiator: info.initiator,
+                    local: info.local.to_string(),
+                    remote: info.remote.to_string(),
+                    local_id: format!("{:?}", info.local_id),
+                    remote_id: format!("{:?}", info.remote_id),
+                    proposal: info.proposal,
+                    spis: format!("{}_i {}_r", info.spi_i, info.spi_r),
+                    nat: info.nat.any(),
+                    children,
+                })
+            })
+            .collect()
+    }
+
+    /// Sends what the engine produced and acts on its events.
+    fn flush(&mut self) {
+        while let Some(t) = self.endpoint.poll_transmit() {
+            let Some(s) = self.sockets.get(&t.local.ip()) else { continue };
+            let r = if t.local.port() == self.config.daemon.natt_port {
+                s.natt.send_to(&with_non_esp_marker(&t.payload), t.remote)
+            } else {
+                s.ike.send_to(&t.payload, t.remote)
+            };
+            if let Err(e) = r {
+                tracing::debug!("send to {}: {e}", t.remote);
+            }
+        }
+        while let Some(e) = self.endpoint.poll_event() {
+            self.event(e);
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        match e {
+            Event::IkeSaUp { sa, info } => {
+                tracing::info!(conn = %info.name, ?sa, "IKE SA established with {} ({})", info.remote, info.proposal);
+            }
+            Event::ChildSaReady { sa, child } => {
+                tracing::info!(?sa, "CHILD SA {} up: {:08x}_i {:08x}_o", child.name, child.spi_in, child.spi_out);
+                if let Err(err) = self.install(sa, &child) {
+                    tracing::warn!("cannot install CHILD SA {}: {err:#}", child.name);
+                }
+                self.answer(sa, Response::Ok { message: format!("{} established", child.name) });
+            }
+            Event::ChildSaFailed { sa, name, reason } => {
+                tracing::warn!(?sa, "CHILD SA {name} failed: {reason}");
+                self.answer(sa, Response::Error { message: format!("CHILD SA {name} failed: {reason}") });
+            }
+            Event::ChildSaDeleted { sa, spi_in, .. } => {
+                tracing::info!(?sa, "CHILD SA {spi_in:08x}_i deleted");
+                self.dp.remove(spi_in);
+                for r in self.routes.remove(&spi_in).unwrap_or_default() {
+                    route("del", &r, &self.config.daemon.tun, None);
+                }
+            }
+            Event::IkeSaDown { sa, name, reason } => {
+                tracing::info!(?sa, conn = name.as_deref().unwrap_or("?"), "IKE SA down: {reason:?}");
+                self.answer(sa, Response::Error { message: format!("{reason:?}") });
+            }
+            Event::AuthFailed { peer, reason, .. } => tracing::warn!("authentication with {peer} failed: {reason}"),
+            Event::LivenessConfirmed { .. } => {}
+        }
+    }
+
+    fn answer(&mut self, sa: SaHandle, r: Response) {
+        let mut i = 0;
+        while i < self.waiters.len() {
+            if self.waiters.get(i).is_some_and(|w| w.0 == sa) {
+                let (_, _, tx) = self.waiters.swap_remove(i);
+                let _ = tx.send(r.clone());
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn install(&mut self, sa: SaHandle, c: &ChildSa) -> anyhow::Result<()> {
+        let params = |spi, encr: &oxswan_crypto::Secret, integ: &oxswan_crypto::Secret| SaParams {
+            spi,
+            suite: c.suite,
+            esn: c.esn,
+            encr_key: encr.clone(),
+            integ_key: integ.clone(),
+        };
+        let out = OutboundSa::new(&self.provider, &params(c.spi_out, &c.encr_out, &c.integ_out))
+            .map_err(|e| anyhow::anyhow!("outbound SA: {e}"))?;
+        let inb = InboundSa::new(
+            &self.provider,
+            &params(c.spi_in, &c.encr_in, &c.integ_in),
+            self.config.daemon.replay_window,
+        )
+        .map_err(|e| anyhow::anyhow!("inbound SA: {e}"))?;
+        let name = self.endpoint.info(sa).map_or_else(|| c.name.clone(), |i| format!("{}/{}", i.name, c.name));
+        // ESP goes to the peer's NAT-T port from ours (RFC 3948); the engine floated IKE there.
+        let remote = SocketAddr::new(c.remote.ip(), if c.remote.port() == 500 { 4500 } else { c.remote.port() });
+        self.dp.install(ChildEntry {
+            name,
+            out,
+            inb,
+            selectors: Selectors { local: c.local_ts.clone(), remote: c.remote_ts.clone() },
+            remote,
+            local: c.local,
+            outside: Default::default(),
+        });
+        let src = local_source(&c.local_ts);
+        let mut added = Vec::new();
+        for ts in &c.remote_ts {
+            if let Some(r) = cidr(ts) {
+                route("replace", &r, &self.config.daemon.tun, src.filter(|s| s.is_ipv4() == r.contains('.')));
+                added.push(r);
+            } else {
+                tracing::warn!("selector {ts} is not one prefix: no route for it");
+            }
+        }
+        self.routes.insert(c.spi_in, added);
+        Ok(())
+    }
+}

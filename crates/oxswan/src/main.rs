@@ -1,0 +1,147 @@
+//! `oxswan`: the IKEv2/IPsec daemon and its command line.
+#![forbid(unsafe_code)]
+
+mod control;
+mod daemon;
+mod dataplane;
+mod peers;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::control::{Request, Response};
+
+/// An IKEv2/IPsec VPN: the daemon and the commands that drive it.
+#[derive(Debug, Parser)]
+#[command(name = "oxswan", version, about)]
+struct Cli {
+    /// The daemon's control socket (one daemon per socket; [daemon] socket in its configuration).
+    #[arg(long, global = true, env = "OXSWAN_SOCKET", default_value = "/run/oxswan/oxswan.sock")]
+    socket: PathBuf,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the daemon in the foreground; logs go to stderr (RUST_LOG sets levels per subsystem).
+    Daemon {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Bring a connection up and wait for its CHILD SA; exits non-zero with the reason if it fails.
+    Up {
+        /// The connection's name.
+        name: String,
+        /// Seconds to wait.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Delete a connection's IKE SA and its CHILD SAs.
+    Down {
+        /// The connection's name.
+        name: String,
+    },
+    /// Show the IKE and CHILD SAs with their traffic counters.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a configuration file and exit.
+    CheckConfig {
+        /// The configuration file.
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("oxswan: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let socket_given = std::env::args().any(|a| a == "--socket" || a.starts_with("--socket="))
+        || std::env::var_os("OXSWAN_SOCKET").is_some();
+    match cli.command {
+        Cmd::Daemon { config } => {
+            daemon::run(&config, socket_given.then_some(cli.socket.as_path()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::CheckConfig { config } => {
+            let c = oxswan_config::load(&config)?;
+            println!("{}: {} connection(s), OK", config.display(), c.connections.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Up { name, timeout } => {
+            let r = control::call(&cli.socket, &Request::Up { name }, Duration::from_secs(timeout))?;
+            Ok(report(&r))
+        }
+        Cmd::Down { name } => {
+            let r = control::call(&cli.socket, &Request::Down { name }, Duration::from_secs(10))?;
+            Ok(report(&r))
+        }
+        Cmd::Status { json } => {
+            let r = control::call(&cli.socket, &Request::Status, Duration::from_secs(10))?;
+            match (&r, json) {
+                (Response::Status { ike_sas }, true) => println!("{}", serde_json::to_string_pretty(ike_sas)?),
+                (Response::Status { ike_sas }, false) => print_status(ike_sas),
+                _ => return Ok(report(&r)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn report(r: &Response) -> ExitCode {
+    match r {
+        Response::Ok { message } => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Response::Error { message } => {
+            eprintln!("oxswan: {message}");
+            ExitCode::FAILURE
+        }
+        Response::Status { .. } => ExitCode::SUCCESS,
+    }
+}
+
+fn print_status(sas: &[control::IkeSaStatus]) {
+    if sas.is_empty() {
+        println!("no IKE SAs");
+    }
+    for s in sas {
+        println!("{}: {}, IKEv2, {}", s.name, s.state, s.spis);
+        println!("  local  {} @ {}", s.local_id, s.local);
+        println!("  remote {} @ {}{}", s.remote_id, s.remote, if s.nat { " (UDP-encapsulated)" } else { "" });
+        println!("  {}", s.proposal);
+        for c in &s.children {
+            println!("  {}: {}, ESP {}, {}_i {}_o", c.name, c.mode, c.proposal, c.spi_in, c.spi_out);
+            println!(
+                "    in  {} bytes, {} packets (dropped: {} replayed, {} bad ICV, {} outside selectors)",
+                c.bytes_in, c.packets_in, c.replayed, c.integrity_failed, c.outside_selectors
+            );
+            println!("    out {} bytes, {} packets", c.bytes_out, c.packets_out);
+            println!("    local  {}", c.local_ts.join(", "));
+            println!("    remote {}", c.remote_ts.join(", "));
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! From the configuration to the engine's connection settings: reads certificate and key files and
+//! picks PSKs from the secrets.
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use oxswan_config::{AuthKind, Config, Connection};
+use oxswan_crypto::CryptoProvider;
+use oxswan_ike::cert::{LocalCert, TrustStore, parse_certificates};
+use oxswan_ike::child::ChildConfig;
+use oxswan_ike::{LocalAuth, PeerConfig, RemoteAuth, Retransmit};
+use rustls_pki_types::PrivateKeyDer;
+use rustls_pki_types::pem::PemObject;
+
+fn read(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn private_key(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    if bytes.starts_with(b"-----") {
+        let key = PrivateKeyDer::from_pem_slice(bytes).context("no private key in the PEM file")?;
+        return Ok(key.secret_der().to_vec());
+    }
+    Ok(bytes.to_vec())
+}
+
+/// The engine's settings for one connection.
+pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -> anyhow::Result<PeerConfig> {
+    let ctx = || format!("connection {}", c.name);
+    let local_auth = match c.local.auth {
+        AuthKind::Psk => {
+            let id = c.local.id.as_ref().with_context(ctx)?;
+            LocalAuth::Psk(config.psk_for(id, c.remote.id.as_ref()).with_context(ctx)?.clone())
+        }
+        AuthKind::Pubkey => {
+            let mut chain = Vec::new();
+            for p in &c.local.certs {
+                chain.extend(parse_certificates(&read(p)?).with_context(|| format!("{}", p.display()))?);
+            }
+            let key_path = c.local.key.as_ref().with_context(ctx)?;
+            let key = private_key(&read(key_path)?).with_context(|| format!("{}", key_path.display()))?;
+            LocalAuth::Cert(Arc::new(
+                LocalCert::new(provider, chain, &key).with_context(|| format!("{}: certificate and key", c.name))?,
+            ))
+        }
+    };
+    let local_id = match (&c.local.id, &local_auth) {
+        (Some(id), _) => id.clone(),
+        (None, LocalAuth::Cert(cert)) => cert.subject_identity()?,
+        (None, LocalAuth::Psk(_)) => bail!("{}: a PSK needs our identity", c.name),
+    };
+    let remote_auth = match c.remote.auth {
+        AuthKind::Psk => {
+            let psk = config.psk_for(&local_id, c.remote.id.as_ref()).with_context(ctx)?;
+            RemoteAuth::Psk(psk.clone())
+        }
+        AuthKind::Pubkey => {
+            let mut cas = Vec::new();
+            for p in &c.remote.cacerts {
+                cas.extend(parse_certificates(&read(p)?).with_context(|| format!("{}", p.display()))?);
+            }
+            RemoteAuth::Cert(TrustStore::new(&cas).with_context(ctx)?)
+        }
+    };
+    Ok(PeerConfig {
+        name: c.name.clone(),
+        ike_proposals: c.proposals.clone(),
+        prefer_initiator: false,
+        local_id,
+        remote_id: c.remote.id.clone(),
+        local_auth,
+        remote_auth,
+        rsa_pss: false,
+        children: c
+            .children
+            .iter()
+            .map(|ch| ChildConfig {
+                name: ch.name.clone(),
+                esp_proposals: ch.esp_proposals.clone(),
+                local_ts: ch.local_ts.clone(),
+                remote_ts: ch.remote_ts.clone(),
+                mode: ch.mode,
+            })
+            .collect(),
+        retransmit: Retransmit::default(),
+        initial_contact: true,
+        // The kernel here has no ESP: ESP travels in UDP to port 4500 on our user-space data plane, so
+        // encapsulation is always on, as with strongSwan's kernel-libipsec (RFC 7296 §2.23 allows
+        // faking NAT detection for this).
+        force_encap: true,
+    })
+}
