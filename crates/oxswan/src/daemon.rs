@@ -75,6 +75,14 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         };
         let ike = bind(config.daemon.ike_port)?;
         let natt = bind(config.daemon.natt_port)?;
+        // Bursts of ESP arrive faster than one thread drains them at times: a deep receive queue
+        // turns drops into latency (the kernel caps it at net.core.rmem_max unless root raises it).
+        let natt = {
+            let s = socket2::Socket::from(natt);
+            let _ = s.set_recv_buffer_size(8 << 20);
+            let _ = s.set_send_buffer_size(8 << 20);
+            UdpSocket::from(s)
+        };
         for s in [&ike, &natt] {
             s.set_read_timeout(Some(Duration::from_millis(200)))?;
         }
