@@ -49,6 +49,8 @@ pub struct Daemon {
     pub tun: String,
     /// Packets in the anti-replay window of each inbound SA.
     pub replay_window: u32,
+    /// Interval of NAT keepalives when we are behind a NAT (RFC 3948 §2.3); strongSwan's default 20 s.
+    pub keepalive: Duration,
 }
 
 /// How one side authenticates.
@@ -204,6 +206,7 @@ struct RawDaemon {
     socket: Option<S<String>>,
     tun: Option<S<String>>,
     replay_window: Option<S<u32>>,
+    keepalive: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -360,6 +363,7 @@ fn daemon(ctx: &Ctx<'_>, d: RawDaemon) -> Result<Daemon, ConfigError> {
         socket: d.socket.map_or_else(|| PathBuf::from("/run/oxswan/oxswan.sock"), |s| PathBuf::from(s.into_inner())),
         tun,
         replay_window: d.replay_window.map_or(1024, Spanned::into_inner),
+        keepalive: duration(ctx, d.keepalive, "daemon.keepalive")?.unwrap_or(Duration::from_secs(20)),
     })
 }
 

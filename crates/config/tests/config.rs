@@ -48,6 +48,9 @@ fn the_design_example() {
     let c = parse(Path::new("site.toml"), SITE).unwrap();
     assert_eq!(c.daemon.tun, "ox0");
     assert_eq!((c.daemon.ike_port, c.daemon.natt_port, c.daemon.replay_window), (500, 4500, 1024));
+    assert_eq!(c.daemon.keepalive, Duration::from_secs(20));
+    let k = parse(Path::new("k.toml"), &SITE.replace("[daemon]", "[daemon]\nkeepalive = \"5s\"")).unwrap();
+    assert_eq!(k.daemon.keepalive, Duration::from_secs(5));
     let s = c.connection("site").unwrap();
     assert_eq!(s.remote_addrs, vec!["192.0.2.2".parse::<std::net::IpAddr>().unwrap()]);
     assert_eq!(s.proposals.len(), 2);

@@ -45,6 +45,9 @@ pub enum Response {
     Status {
         /// One entry per IKE SA.
         ike_sas: Vec<IkeSaStatus>,
+        /// NAT keepalives received (RFC 3948 §2.3).
+        #[serde(default)]
+        keepalives_received: u64,
     },
 }
 

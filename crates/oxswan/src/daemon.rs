@@ -98,6 +98,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         tun,
         natt: sockets.iter().map(|(a, s)| (*a, s.natt.clone())).collect(),
         stop: AtomicBool::new(false),
+        keepalives: Default::default(),
     });
 
     if let Some(dir) = socket_path.parent() {
@@ -131,8 +132,16 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     let now = Instant::now();
     let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let endpoint = Endpoint::new(EndpointConfig::default(), provider.clone(), peers, now, unix)?;
-    let mut ike =
-        Ike { config, provider, endpoint, sockets, dp: dp.clone(), waiters: Vec::new(), routes: HashMap::new() };
+    let mut ike = Ike {
+        config,
+        provider,
+        endpoint,
+        sockets,
+        dp: dp.clone(),
+        waiters: Vec::new(),
+        routes: HashMap::new(),
+        keepalives: HashMap::new(),
+    };
     tracing::info!(
         "oxswan daemon up: {} connection(s), TUN {}, control {}",
         ike.config.connections.len(),
@@ -270,6 +279,7 @@ struct Ike {
     dp: Arc<DataPlane>,
     waiters: Vec<(SaHandle, String, mpsc::Sender<Response>)>,
     routes: HashMap<u32, Vec<String>>,
+    keepalives: HashMap<SaHandle, Instant>,
 }
 
 impl Ike {
@@ -294,6 +304,28 @@ impl Ike {
                 self.endpoint.handle_timeout(now);
             }
             self.flush();
+            self.keepalive(now);
+        }
+    }
+
+    /// RFC 3948 §2.3: behind a NAT, a one-octet 0xFF datagram to the peer's NAT-T port every
+    /// `keepalive` keeps the mapping alive while no other traffic flows.
+    fn keepalive(&mut self, now: Instant) {
+        let every = self.config.daemon.keepalive;
+        let established = self.endpoint.established();
+        self.keepalives.retain(|sa, _| established.contains(sa));
+        for sa in established {
+            let Some(info) = self.endpoint.info(sa) else { continue };
+            if !info.nat.local_behind_nat {
+                continue;
+            }
+            let due = self.keepalives.entry(sa).or_insert(now + every);
+            if now >= *due {
+                *due = now + every;
+                if let Some(s) = self.sockets.get(&info.local.ip()) {
+                    let _ = s.natt.send_to(&[0xff], info.remote);
+                }
+            }
         }
     }
 
@@ -342,7 +374,8 @@ impl Ike {
                 let _ = reply.send(Response::Ok { message });
             }
             Request::Status => {
-                let _ = reply.send(Response::Status { ike_sas: self.status() });
+                let keepalives_received = self.dp.keepalives.load(Ordering::Relaxed);
+                let _ = reply.send(Response::Status { ike_sas: self.status(), keepalives_received });
             }
         }
     }

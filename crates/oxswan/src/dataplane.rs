@@ -49,6 +49,8 @@ pub struct DataPlane {
     pub natt: HashMap<std::net::IpAddr, Arc<UdpSocket>>,
     /// Set when the daemon stops.
     pub stop: AtomicBool,
+    /// NAT keepalives received.
+    pub keepalives: std::sync::atomic::AtomicU64,
 }
 
 impl core::fmt::Debug for DataPlane {
@@ -141,7 +143,10 @@ impl DataPlane {
                     }
                 }
                 Ok(Udp4500::Esp(_)) => self.esp_in(pkt),
-                _ => {}
+                Ok(Udp4500::Keepalive) => {
+                    self.keepalives.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => {}
             }
         }
     }

@@ -101,8 +101,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Status { json } => {
             let r = control::call(&cli.socket, &Request::Status, Duration::from_secs(10))?;
             match (&r, json) {
-                (Response::Status { ike_sas }, true) => println!("{}", serde_json::to_string_pretty(ike_sas)?),
-                (Response::Status { ike_sas }, false) => print_status(ike_sas),
+                (Response::Status { .. }, true) => println!("{}", serde_json::to_string_pretty(&r)?),
+                (Response::Status { ike_sas, .. }, false) => print_status(ike_sas),
                 _ => return Ok(report(&r)),
             }
             Ok(ExitCode::SUCCESS)

@@ -69,6 +69,18 @@ impl Hosts {
 
     fn start(&mut self, side: &str) {
         let config = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../examples/{side}.toml"));
+        self.start_with(side, &config);
+    }
+
+    /// Starts a daemon with the example configuration changed by `edit`.
+    fn start_edited(&mut self, side: &str, edit: impl Fn(String) -> String) {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../examples/{side}.toml"));
+        let config = self.dir.join(format!("{side}.toml"));
+        std::fs::write(&config, edit(std::fs::read_to_string(example).unwrap())).unwrap();
+        self.start_with(side, &config);
+    }
+
+    fn start_with(&mut self, side: &str, config: &Path) {
         let log = std::fs::File::create(self.dir.join(format!("{side}.log"))).unwrap();
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns(side), OX, "--socket"])
@@ -128,7 +140,7 @@ impl Drop for Hosts {
 }
 
 fn counter(status: &serde_json::Value, key: &str) -> u64 {
-    status[0]["children"][0][key].as_u64().unwrap()
+    status["ike_sas"][0]["children"][0][key].as_u64().unwrap()
 }
 
 #[test]
@@ -151,8 +163,8 @@ fn psk_tunnel_carries_ping_and_iperf3_and_counts_it() {
     assert_eq!(counter(&after, "bytes_out") - counter(&before, "bytes_out"), 5 * 84);
     let right = h.status("right");
     assert_eq!(counter(&right, "packets_in"), counter(&after, "packets_out"), "what left sent, right received");
-    assert_eq!(after[0]["children"][0]["local_ts"][0], "10.1.0.1/32");
-    assert_eq!(after[0]["nat"], true, "ESP in UDP: the user-space data plane always encapsulates");
+    assert_eq!(after["ike_sas"][0]["children"][0]["local_ts"][0], "10.1.0.1/32");
+    assert_eq!(after["ike_sas"][0]["nat"], true, "ESP in UDP: the user-space data plane always encapsulates");
 
     // iperf3 through the tunnel.
     let server = Command::new("ip")
@@ -172,7 +184,7 @@ fn psk_tunnel_carries_ping_and_iperf3_and_counts_it() {
     // Down, then up again.
     assert!(h.ox("left", "down site").status.success());
     let deadline = Instant::now() + Duration::from_secs(5);
-    while h.status("right").as_array().is_some_and(|a| !a.is_empty()) {
+    while h.status("right")["ike_sas"].as_array().is_some_and(|a| !a.is_empty()) {
         assert!(Instant::now() < deadline, "right still has the SA after down");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -200,4 +212,20 @@ fn cli_reports_failures_clearly() {
     let o = h.ox("left", "up nosuch");
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("no connection nosuch"));
+}
+
+#[test]
+fn nat_keepalives_flow_from_the_encapsulating_initiator() {
+    if !root_with_tools() {
+        return;
+    }
+    let mut h = Hosts::new("oxe3");
+    h.start("right");
+    h.start_edited("left", |c| c.replace("[daemon]", "[daemon]\nkeepalive = \"1s\""));
+    assert!(h.ox("left", "up site").status.success(), "{}", h.log("left"));
+    std::thread::sleep(Duration::from_millis(3500));
+    // The initiator treats forced encapsulation as being behind a NAT (RFC 3948 §2.3).
+    let n = h.status("right")["keepalives_received"].as_u64().unwrap();
+    assert!((2..=5).contains(&n), "{n} keepalives in 3.5 s at 1 s intervals");
+    assert_eq!(h.status("left")["keepalives_received"].as_u64().unwrap(), 0, "the responder sends none");
 }
