@@ -229,3 +229,57 @@ fn nat_keepalives_flow_from_the_encapsulating_initiator() {
     assert!((2..=5).contains(&n), "{n} keepalives in 3.5 s at 1 s intervals");
     assert_eq!(h.status("left")["keepalives_received"].as_u64().unwrap(), 0, "the responder sends none");
 }
+
+/// Runs an nftables script in a namespace.
+fn nft(ns: &str, script: &str) {
+    let mut c = Command::new("ip").args(["netns", "exec", ns, "nft", "-f", "-"]).stdin(Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(c.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
+    assert!(c.wait().unwrap().success(), "nft: {script}");
+}
+
+#[test]
+fn replayed_and_corrupted_esp_are_dropped_and_counted() {
+    if !root_with_tools() {
+        return;
+    }
+    if !sh("command -v nft").status.success() {
+        eprintln!("SKIPPED: needs nft (nftables) to duplicate and corrupt packets on the wire");
+        return;
+    }
+    let mut h = Hosts::new("oxe4");
+    h.start("right");
+    h.start("left");
+    assert!(h.ox("left", "up site").status.success(), "{}", h.log("left"));
+    let dev = format!("{}l0", h.p);
+    // The wire duplicates every ESP packet (nftables `dup` on left's egress): Right accepts each once
+    // and drops and counts the copies as replays (RFC 4303 §3.4.3).
+    nft(
+        &h.ns("left"),
+        &format!(
+            "table netdev oxdup {{\n chain c {{\n type filter hook egress device \"{dev}\" priority 0;\n \
+         udp dport 4500 udp length > 100 dup to \"{dev}\"\n }}\n}}\n"
+        ),
+    );
+    assert!(h.ping(5), "ping with duplicated ESP");
+    let r = h.status("right");
+    assert_eq!(counter(&r, "packets_in"), 5, "each ping once");
+    assert!(counter(&r, "replayed") >= 5, "copies dropped as replays: {r}");
+    let _ = sh(&format!("ip netns exec {} nft delete table netdev oxdup", h.ns("left")));
+
+    // The wire corrupts every ESP packet (one octet of ciphertext overwritten): all are dropped and
+    // counted, and once the wire is clean again the SA works as before.
+    let before = h.status("right");
+    nft(
+        &h.ns("left"),
+        &format!(
+            "table netdev oxbad {{\n chain c {{\n type filter hook egress device \"{dev}\" priority 0;\n \
+         udp dport 4500 udp length > 100 @th,256,8 set 0x55\n }}\n}}\n"
+        ),
+    );
+    assert!(!h.ping(3), "corrupted ESP must not get through");
+    let during = h.status("right");
+    assert_eq!(counter(&during, "packets_in"), counter(&before, "packets_in"));
+    assert_eq!(counter(&during, "integrity_failed") - counter(&before, "integrity_failed"), 3);
+    let _ = sh(&format!("ip netns exec {} nft delete table netdev oxbad", h.ns("left")));
+    assert!(h.ping(2), "the SA is unharmed");
+}
