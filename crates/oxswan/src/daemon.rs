@@ -107,6 +107,12 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     let _ = std::fs::remove_file(&socket_path);
     let listener = UnixListener::bind(&socket_path)
         .with_context(|| format!("cannot bind control socket {}", socket_path.display()))?;
+    // Whoever can write to the socket controls the VPN: owner only.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict {}", socket_path.display()))?;
+    }
 
     let (tx, rx) = mpsc::channel::<Input>();
     let stop = Arc::new(AtomicBool::new(false));
@@ -204,7 +210,8 @@ fn control_loop(listener: &UnixListener, tx: &mpsc::Sender<Input>) {
 fn serve(stream: UnixStream, tx: &mpsc::Sender<Input>) {
     let mut line = String::new();
     let Ok(mut writer) = stream.try_clone() else { return };
-    if BufReader::new(stream).read_line(&mut line).is_err() {
+    // One request per connection, of bounded size.
+    if BufReader::new(std::io::Read::take(stream, 64 * 1024)).read_line(&mut line).is_err() {
         return;
     }
     let response = match serde_json::from_str::<Request>(&line) {

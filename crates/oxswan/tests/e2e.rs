@@ -153,6 +153,9 @@ fn psk_tunnel_carries_ping_and_iperf3_and_counts_it() {
     h.start("left");
     let up = h.ox("left", "up site");
     assert!(up.status.success(), "up failed: {}\n{}", String::from_utf8_lossy(&up.stderr), h.log("left"));
+    // The control socket is the owner's alone: whoever can write to it controls the VPN.
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(h.sock("left")).unwrap().permissions().mode() & 0o777, 0o600);
 
     // Counters match the traffic: 5 echo requests out, 5 replies in, 84-octet IPv4 packets.
     let before = h.status("left");
