@@ -51,6 +51,9 @@ pub struct Daemon {
     pub replay_window: u32,
     /// Interval of NAT keepalives when we are behind a NAT (RFC 3948 §2.3); strongSwan's default 20 s.
     pub keepalive: Duration,
+    /// Use the TUN device's segmentation and coalescing offloads (virtio-net header) when the
+    /// kernel offers them.
+    pub offload: bool,
 }
 
 /// How one side authenticates.
@@ -207,6 +210,7 @@ struct RawDaemon {
     tun: Option<S<String>>,
     replay_window: Option<S<u32>>,
     keepalive: Option<S<String>>,
+    offload: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -364,6 +368,7 @@ fn daemon(ctx: &Ctx<'_>, d: RawDaemon) -> Result<Daemon, ConfigError> {
         tun,
         replay_window: d.replay_window.map_or(1024, Spanned::into_inner),
         keepalive: duration(ctx, d.keepalive, "daemon.keepalive")?.unwrap_or(Duration::from_secs(20)),
+        offload: d.offload.unwrap_or(true),
     })
 }
 

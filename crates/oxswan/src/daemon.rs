@@ -5,7 +5,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -19,7 +18,12 @@ use oxswan_wire::ts::{TrafficSelector, TsAddrs};
 use oxswan_wire::udp_encap::with_non_esp_marker;
 
 use crate::control::{ChildStatus, IkeSaStatus, Request, Response};
-use crate::dataplane::{ChildEntry, DataPlane, Tables};
+use crate::dataplane::{ChildEntry, DataPlane, TUN_MTU, Tables};
+use oxswan_io::{Tun, UdpIo};
+
+fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
 
 /// What the IKE thread waits for.
 #[derive(Debug)]
@@ -40,7 +44,7 @@ pub enum Input {
 /// The sockets of one local address.
 struct Sockets {
     ike: Arc<UdpSocket>,
-    natt: Arc<UdpSocket>,
+    natt: Arc<UdpIo>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -86,13 +90,18 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         for s in [&ike, &natt] {
             s.set_read_timeout(Some(Duration::from_millis(200)))?;
         }
-        sockets.insert(*a, Sockets { ike: Arc::new(ike), natt: Arc::new(natt) });
+        sockets.insert(*a, Sockets { ike: Arc::new(ike), natt: Arc::new(UdpIo::new(natt)) });
     }
 
-    let tun =
-        tun_rs::DeviceBuilder::new().name(config.daemon.tun.clone()).mtu(1400).build_sync().with_context(|| {
-            format!("cannot create TUN device {} (is /dev/net/tun there? root?)", config.daemon.tun)
-        })?;
+    let tun = Tun::create(&config.daemon.tun, TUN_MTU, config.daemon.offload)
+        .with_context(|| format!("cannot create TUN device {} (is /dev/net/tun there? root?)", config.daemon.tun))?;
+    tracing::info!(
+        "TUN {}: offloads {}; UDP GSO {}, GRO {}",
+        tun.name(),
+        on_off(tun.offload()),
+        on_off(sockets.values().all(|s| s.natt.gso())),
+        on_off(sockets.values().all(|s| s.natt.gro()))
+    );
     let dp = Arc::new(DataPlane {
         tables: RwLock::new(Tables::default()),
         tun,
@@ -233,15 +242,10 @@ fn serve(stream: UnixStream, tx: &mpsc::Sender<Input>) {
 
 /// `ip route` on the TUN device; failures are logged.
 fn route(op: &str, cidr: &str, dev: &str, src: Option<IpAddr>) {
-    let mut cmd = Command::new("ip");
-    cmd.args(["route", op, cidr, "dev", dev]);
-    if let Some(s) = src {
-        cmd.args(["src", &s.to_string()]);
-    }
-    match cmd.output() {
-        Ok(o) if o.status.success() => tracing::debug!("ip route {op} {cidr} dev {dev}"),
-        Ok(o) => tracing::warn!("ip route {op} {cidr}: {}", String::from_utf8_lossy(&o.stderr).trim()),
-        Err(e) => tracing::warn!("ip route {op} {cidr}: cannot run ip: {e}"),
+    let r = if op == "del" { oxswan_io::route::delete(cidr, dev) } else { oxswan_io::route::replace(cidr, dev, src) };
+    match r {
+        Ok(()) => tracing::debug!(target: "route", "ip route {op} {cidr} dev {dev}"),
+        Err(e) => tracing::warn!(target: "route", "{e}"),
     }
 }
 
@@ -330,7 +334,7 @@ impl Ike {
             if now >= *due {
                 *due = now + every;
                 if let Some(s) = self.sockets.get(&info.local.ip()) {
-                    let _ = s.natt.send_to(&[0xff], info.remote);
+                    let _ = s.natt.socket().send_to(&[0xff], info.remote);
                 }
             }
         }
@@ -442,7 +446,7 @@ impl Ike {
         while let Some(t) = self.endpoint.poll_transmit() {
             let Some(s) = self.sockets.get(&t.local.ip()) else { continue };
             let r = if t.local.port() == self.config.daemon.natt_port {
-                s.natt.send_to(&with_non_esp_marker(&t.payload), t.remote)
+                s.natt.socket().send_to(&with_non_esp_marker(&t.payload), t.remote)
             } else {
                 s.ike.send_to(&t.payload, t.remote)
             };

@@ -1,15 +1,24 @@
 //! The user-space ESP data plane: TUN ↔ UDP-encapsulated ESP (RFC 3948), on plain threads.
 //!
-//! The SA tables are read-mostly: the IKE thread replaces entries behind an `RwLock`; the packet
-//! threads take the read lock per packet (uncontended, no allocation).
+//! Packets move in batches: a read from the TUN device yields up to a TCP super-packet's worth of
+//! segments, which are sealed in place and leave in one GSO send per peer; a receive on the NAT-T
+//! socket yields a run the kernel coalesced, whose inner packets go to the TUN device coalesced
+//! again. The SA tables are read-mostly: the IKE thread replaces entries behind an `RwLock` and the
+//! packet threads take the read lock once per batch. Nothing is allocated per packet.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, mpsc};
 
 use oxswan_esp::{HEADROOM, InboundSa, OutboundSa, PacketInfo, Selectors, TAILROOM};
+use oxswan_io::udp::{MAX_GSO_BYTES, MAX_SEGMENTS};
+use oxswan_io::{RecvScratch, Tun, TunRx, TunTx, UdpIo};
 use oxswan_wire::udp_encap::{Udp4500, classify};
+
+/// The TUN device's MTU: 1500 on the wire less the worst ESP-in-UDP overhead we send (IPv4 20,
+/// UDP 8, ESP header and IV 16–24, padding, trailer and ICV up to 34).
+pub const TUN_MTU: u16 = 1400;
 
 /// One CHILD SA pair installed in the data plane.
 #[derive(Debug)]
@@ -27,7 +36,7 @@ pub struct ChildEntry {
     /// Our address (which socket sends).
     pub local: SocketAddr,
     /// Authentic packets outside the selectors.
-    pub outside: std::sync::atomic::AtomicU64,
+    pub outside: AtomicU64,
 }
 
 /// The installed SAs.
@@ -40,23 +49,18 @@ pub struct Tables {
 }
 
 /// Shared state of the packet threads.
+#[derive(Debug)]
 pub struct DataPlane {
     /// The SA tables.
     pub tables: RwLock<Tables>,
     /// The TUN device.
-    pub tun: tun_rs::SyncDevice,
+    pub tun: Tun,
     /// NAT-T sockets by local address.
-    pub natt: HashMap<std::net::IpAddr, Arc<UdpSocket>>,
+    pub natt: HashMap<IpAddr, Arc<UdpIo>>,
     /// Set when the daemon stops.
     pub stop: AtomicBool,
     /// NAT keepalives received.
-    pub keepalives: std::sync::atomic::AtomicU64,
-}
-
-impl core::fmt::Debug for DataPlane {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("DataPlane").field("natt", &self.natt.keys()).finish()
-    }
+    pub keepalives: AtomicU64,
 }
 
 impl DataPlane {
@@ -86,90 +90,214 @@ impl DataPlane {
 
     /// TUN → ESP: one thread.
     pub fn tun_loop(self: Arc<Self>) {
-        let mut buf = vec![0u8; HEADROOM + 65536 + TAILROOM];
+        let mut rx = TunRx::new(TUN_MTU, HEADROOM, TAILROOM);
+        let mut out = GsoBatch::default();
         while !self.stop.load(Ordering::Relaxed) {
-            let Some(slot) = buf.get_mut(HEADROOM..HEADROOM + 65536) else { return };
-            let n = match self.tun.recv(slot) {
-                Ok(n) => n,
+            match self.tun.recv(&mut rx) {
+                Ok(_) => {}
                 Err(_) if self.stop.load(Ordering::Relaxed) => return,
                 Err(e) => {
-                    tracing::warn!(target: "dataplane", "TUN read: {e}");
+                    tracing::debug!(target: "dataplane", "TUN read: {e}");
                     continue;
                 }
-            };
-            let inner = HEADROOM..HEADROOM + n;
-            let Some(info) = buf.get(inner.clone()).and_then(PacketInfo::parse) else { continue };
-            let next_header = if info.src.is_ipv4() { 4 } else { 41 };
-            let child = self.read().children.iter().rev().find(|c| c.selectors.allows_outbound(&info)).cloned();
-            let Some(child) = child else { continue };
-            match child.out.seal(&mut buf, inner, next_header) {
-                Ok(range) => {
-                    let (Some(sock), Some(pkt)) = (self.natt.get(&child.local.ip()), buf.get(range)) else { continue };
-                    if let Err(e) = sock.send_to(pkt, child.remote) {
-                        tracing::debug!(target: "dataplane", "send to {}: {e}", child.remote);
-                    }
-                }
-                Err(e) => tracing::debug!(target: "dataplane", "{}: seal: {e}", child.name),
             }
+            let tables = self.read();
+            let mut last: Option<&Arc<ChildEntry>> = None;
+            for i in 0..rx.len() {
+                let Some((buf, inner)) = rx.packet(i) else { continue };
+                let Some(info) = buf.get(inner.clone()).and_then(PacketInfo::parse) else { continue };
+                // Segments of one super-packet share a flow: try the previous packet's SA first.
+                let child = match last {
+                    Some(c) if c.selectors.allows_outbound(&info) => c,
+                    _ => match tables.children.iter().rev().find(|c| c.selectors.allows_outbound(&info)) {
+                        Some(c) => c,
+                        None => continue,
+                    },
+                };
+                last = Some(child);
+                let next_header = if info.src.is_ipv4() { 4 } else { 41 };
+                match child.out.seal(buf, inner, next_header) {
+                    Ok(range) => {
+                        if let Some(pkt) = buf.get(range) {
+                            out.push(&self.natt, child.local.ip(), child.remote, pkt);
+                        }
+                    }
+                    Err(e) => tracing::debug!(target: "dataplane", "{}: seal: {e}", child.name),
+                }
+            }
+            drop(tables);
+            out.flush(&self.natt);
         }
     }
 
     /// UDP 4500 → TUN (ESP) or the IKE thread (IKE behind the non-ESP marker): one thread per socket.
-    pub fn natt_loop(self: Arc<Self>, sock: Arc<UdpSocket>, ike: mpsc::Sender<crate::daemon::Input>) {
-        let local = sock.local_addr().ok();
+    pub fn natt_loop(self: Arc<Self>, sock: Arc<UdpIo>, ike: mpsc::Sender<crate::daemon::Input>) {
+        let local = sock.socket().local_addr().ok();
         let mut buf = vec![0u8; 65536];
+        let mut scratch = RecvScratch::default();
+        let mut tx = TunTx::default();
         while !self.stop.load(Ordering::Relaxed) {
-            let (n, from) = match sock.recv_from(&mut buf) {
-                Ok(r) => r,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!(target: "dataplane", "UDP 4500: {e}");
-                    continue;
-                }
-            };
-            let Some(pkt) = buf.get_mut(..n) else { continue };
-            match classify(pkt) {
-                Ok(Udp4500::Ike(ike_msg)) => {
-                    if let Some(local) = local {
-                        let _ =
-                            ike.send(crate::daemon::Input::Datagram { local, remote: from, data: ike_msg.to_vec() });
+            // Wait for the first run, then take what else is queued without waiting, so the TUN
+            // device gets one coalesced write for many datagrams.
+            let mut wait = true;
+            for _ in 0..16 {
+                let d = match sock.recv(&mut buf, &mut scratch, wait) {
+                    Ok(d) => d,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock
+                                | std::io::ErrorKind::TimedOut
+                                | std::io::ErrorKind::Interrupted
+                        ) =>
+                    {
+                        break;
                     }
+                    Err(e) => {
+                        tracing::debug!(target: "dataplane", "UDP 4500: {e}");
+                        break;
+                    }
+                };
+                wait = false;
+                let Some(run) = buf.get_mut(..d.len) else { break };
+                let tables = self.read();
+                for pkt in run.chunks_mut(d.stride.max(1)) {
+                    match classify(pkt) {
+                        Ok(Udp4500::Esp(_)) => {}
+                        Ok(Udp4500::Ike(ike_msg)) => {
+                            if let Some(local) = local {
+                                let data = ike_msg.to_vec();
+                                let _ = ike.send(crate::daemon::Input::Datagram { local, remote: d.from, data });
+                            }
+                            continue;
+                        }
+                        Ok(Udp4500::Keepalive) => {
+                            self.keepalives.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        Err(_) => continue,
+                    }
+                    self.esp_in(&tables, pkt, &mut tx);
                 }
-                Ok(Udp4500::Esp(_)) => self.esp_in(pkt),
-                Ok(Udp4500::Keepalive) => {
-                    self.keepalives.fetch_add(1, Ordering::Relaxed);
+                drop(tables);
+                // A full receive may hold 64 datagrams: keep room for one more.
+                if tx.len() + MAX_SEGMENTS > oxswan_io::tun::BATCH {
+                    self.write_tun(&mut tx);
                 }
-                Err(_) => {}
             }
+            self.write_tun(&mut tx);
         }
     }
 
-    fn esp_in(&self, pkt: &mut [u8]) {
+    fn write_tun(&self, tx: &mut TunTx) {
+        if let Err(e) = self.tun.send(tx) {
+            tracing::debug!(target: "dataplane", "TUN write: {e}");
+        }
+    }
+
+    fn esp_in(&self, tables: &Tables, pkt: &mut [u8], tx: &mut TunTx) {
         let spi = match pkt.get(..4) {
             Some([a, b, c, d]) => u32::from_be_bytes([*a, *b, *c, *d]),
             _ => return,
         };
-        let Some(child) = self.read().by_spi.get(&spi).cloned() else { return };
+        let Some(child) = tables.by_spi.get(&spi) else { return };
         let Ok(opened) = child.inb.open(pkt) else { return };
         if opened.next_header == oxswan_wire::esp::NEXT_HEADER_NONE {
             return;
         }
         let Some(inner) = pkt.get(opened.inner) else { return };
-        // RFC 4301 §5.2: an inner packet outside the SA's selectors is dropped and counted.
+        // RFC 4301 §5.2: an inner packet outside the SA's selectors is dropped and counted. One
+        // whose IP length disagrees with what ESP carried is not handed to the kernel either.
         match PacketInfo::parse(inner) {
-            Some(info) if child.selectors.allows_inbound(&info) => {
-                let _ = self.tun.send(inner);
+            Some(info) if ip_length_matches(inner) && child.selectors.allows_inbound(&info) => {
+                if tx.is_full() {
+                    self.write_tun(tx);
+                }
+                tx.push(inner);
             }
             _ => {
                 child.outside.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+}
+
+/// Whether the IP header's length field covers exactly the packet.
+fn ip_length_matches(p: &[u8]) -> bool {
+    match (p.first().map(|b| b >> 4), p.get(2..4), p.get(4..6)) {
+        (Some(4), Some(&[a, b]), _) => usize::from(u16::from_be_bytes([a, b])) == p.len(),
+        (Some(6), _, Some(&[a, b])) => usize::from(u16::from_be_bytes([a, b])) + 40 == p.len(),
+        _ => false,
+    }
+}
+
+/// Sealed ESP packets for one peer, back to back, to leave in one GSO send: every datagram but
+/// the last has the size of the first (the kernel's rule for UDP_SEGMENT).
+#[derive(Debug)]
+struct GsoBatch {
+    buf: Vec<u8>,
+    segment: usize,
+    count: usize,
+    to: Option<(IpAddr, SocketAddr)>,
+    closed: bool,
+}
+
+impl Default for GsoBatch {
+    fn default() -> Self {
+        Self { buf: Vec::with_capacity(MAX_GSO_BYTES + 2048), segment: 0, count: 0, to: None, closed: false }
+    }
+}
+
+impl GsoBatch {
+    fn push(&mut self, socks: &HashMap<IpAddr, Arc<UdpIo>>, local: IpAddr, remote: SocketAddr, pkt: &[u8]) {
+        let fits = self.count == 0
+            || (self.to == Some((local, remote))
+                && !self.closed
+                && pkt.len() <= self.segment
+                && self.count < MAX_SEGMENTS
+                && self.buf.len() + pkt.len() <= MAX_GSO_BYTES);
+        if !fits {
+            self.flush(socks);
+        }
+        if self.count == 0 {
+            self.segment = pkt.len();
+            self.to = Some((local, remote));
+        }
+        self.closed = pkt.len() < self.segment;
+        self.buf.extend_from_slice(pkt);
+        self.count += 1;
+    }
+
+    fn flush(&mut self, socks: &HashMap<IpAddr, Arc<UdpIo>>) {
+        if let Some((local, remote)) = self.to.take() {
+            if let Some(sock) = socks.get(&local) {
+                if let Err(e) = sock.send_segments(remote, &self.buf, self.segment) {
+                    tracing::debug!(target: "dataplane", "send to {remote}: {e}");
+                }
+            }
+        }
+        self.buf.clear();
+        self.count = 0;
+        self.closed = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ip_length_matches;
+
+    #[test]
+    fn ip_length_must_cover_the_packet() {
+        let mut v4 = vec![0x45u8, 0, 0, 28];
+        v4.resize(28, 0);
+        assert!(ip_length_matches(&v4));
+        v4.push(0);
+        assert!(!ip_length_matches(&v4));
+        let mut v6 = vec![0x60u8, 0, 0, 0, 0, 8];
+        v6.resize(48, 0);
+        assert!(ip_length_matches(&v6));
+        assert!(!ip_length_matches(&v6[..47]));
+        assert!(!ip_length_matches(&[0x45]));
+        assert!(!ip_length_matches(&[]));
     }
 }
