@@ -54,6 +54,9 @@ pub struct Daemon {
     /// Use the TUN device's segmentation and coalescing offloads (virtio-net header) when the
     /// kernel offers them.
     pub offload: bool,
+    /// Log levels per subsystem, in `tracing`'s filter syntax (`info,dataplane=debug`); the
+    /// `RUST_LOG` environment variable overrides it.
+    pub log: String,
 }
 
 /// How one side authenticates.
@@ -211,6 +214,7 @@ struct RawDaemon {
     replay_window: Option<S<u32>>,
     keepalive: Option<S<String>>,
     offload: Option<bool>,
+    log: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -369,6 +373,7 @@ fn daemon(ctx: &Ctx<'_>, d: RawDaemon) -> Result<Daemon, ConfigError> {
         replay_window: d.replay_window.map_or(1024, Spanned::into_inner),
         keepalive: duration(ctx, d.keepalive, "daemon.keepalive")?.unwrap_or(Duration::from_secs(20)),
         offload: d.offload.unwrap_or(true),
+        log: d.log.map_or_else(|| "info".to_owned(), Spanned::into_inner),
     })
 }
 

@@ -158,6 +158,12 @@ impl Endpoint {
     // Commands
     // -----------------------------------------------------------------------------------------------
 
+    /// Replaces the connections (a configuration reload). New IKE SAs, ours or the peer's, use the
+    /// new set; established SAs keep the configuration they were made with until they end.
+    pub fn set_peers(&mut self, peers: Vec<PeerConfig>) {
+        self.peers = peers.into_iter().map(Arc::new).collect();
+    }
+
     /// Starts the connection `name` from `local` to `remote` (usually port 500).
     pub fn initiate(&mut self, now: Instant, name: &str, local: SocketAddr, remote: SocketAddr) -> Result<SaHandle> {
         let peer = self.peers.iter().find(|p| p.name == name).cloned().ok_or(IkeError::UnknownConnection)?;

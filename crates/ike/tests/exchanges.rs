@@ -884,3 +884,29 @@ fn unknown_payloads_and_out_of_window_requests() {
     assert_eq!(mid, 4);
     assert_eq!(sim.ep(BOB_IP).established().len(), 1);
 }
+
+/// A reload replaces the connections for new SAs and leaves the established one alone.
+#[test]
+fn reloaded_connections_apply_to_new_sas_only() {
+    let mut sim = pair(3, Link::default(), alice_psk(), bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let established = sim.ep(BOB_IP).established();
+    assert_eq!(established.len(), 1);
+    // Bob now knows alice only under another key: her SA stays, a new attempt fails.
+    let changed = psk_peer("to-alice", "bob.example", "alice.example", "a different key", "10.2.0.0/16", "10.1.0.0/16");
+    sim.ep(BOB_IP).set_peers(vec![changed]);
+    assert_eq!(sim.ep(BOB_IP).established(), established, "the established SA survives the reload");
+    let now = sim.now;
+    let err = sim.ep(BOB_IP).initiate(now, "gone", addr(BOB_IP, 500), addr(ALICE_IP, 500));
+    assert!(err.is_err(), "a connection that is no longer configured cannot start");
+    initiate(&mut sim);
+    sim.run_until(Duration::from_secs(10), |s| {
+        s.events(ALICE_IP).iter().filter(|e| matches!(e, Event::AuthFailed { .. })).count() > 0
+    });
+    assert!(
+        has_event(sim.events(ALICE_IP), |e| matches!(e, Event::AuthFailed { .. })),
+        "the second SA is checked against the reloaded key"
+    );
+    assert_eq!(sim.ep(BOB_IP).established(), established, "and the first is still there");
+}

@@ -25,6 +25,8 @@ pub enum Request {
     },
     /// Report every SA.
     Status,
+    /// Read the configuration file again.
+    Reload,
 }
 
 /// The answer.
@@ -54,6 +56,8 @@ pub enum Response {
 /// One IKE SA in `status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IkeSaStatus {
+    /// Seconds since it was established.
+    pub established_secs: u64,
     /// Connection name.
     pub name: String,
     /// ESTABLISHED, CONNECTING, ...
@@ -81,6 +85,8 @@ pub struct IkeSaStatus {
 /// One CHILD SA in `status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChildStatus {
+    /// Seconds since it was installed.
+    pub established_secs: u64,
     /// Child name.
     pub name: String,
     /// Inbound SPI.

@@ -13,7 +13,7 @@ use anyhow::{Context as _, bail};
 use oxswan_config::{Config, StartAction};
 use oxswan_crypto::CryptoProvider;
 use oxswan_esp::{InboundSa, OutboundSa, SaParams, Selectors};
-use oxswan_ike::{ChildSa, Endpoint, EndpointConfig, Event, SaHandle};
+use oxswan_ike::{ChildSa, DownReason, Endpoint, EndpointConfig, Event, SaHandle};
 use oxswan_wire::ts::{TrafficSelector, TsAddrs};
 use oxswan_wire::udp_encap::with_non_esp_marker;
 
@@ -47,9 +47,10 @@ struct Sockets {
     natt: Arc<UdpIo>,
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
+/// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads the configuration.
 pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result<()> {
     let config = oxswan_config::load(config_path)?;
+    crate::init_logging(Some(&config.daemon.log))?;
     let provider = oxswan_crypto::default_provider();
     let mut peers = Vec::new();
     for c in &config.connections {
@@ -127,6 +128,8 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
 
     for s in sockets.values() {
         let (sock, tx1) = (s.ike.clone(), tx.clone());
@@ -149,6 +152,8 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     let endpoint = Endpoint::new(EndpointConfig::default(), provider.clone(), peers, now, unix)?;
     let mut ike = Ike {
         config,
+        config_path: config_path.to_path_buf(),
+        since: HashMap::new(),
         provider,
         endpoint,
         sockets,
@@ -164,19 +169,9 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         socket_path.display()
     );
 
-    let starts: Vec<String> = ike
-        .config
-        .connections
-        .iter()
-        .filter(|c| c.children.iter().any(|ch| ch.start_action == StartAction::Start))
-        .map(|c| c.name.clone())
-        .collect();
-    for name in starts {
-        if let Err(e) = ike.initiate(&name) {
-            tracing::warn!(conn = %name, "start: {e:#}");
-        }
-    }
-    ike.run(&rx, &stop);
+    let starts = started(&ike.config, &[]);
+    ike.start(starts);
+    ike.run(&rx, &stop, &hup);
 
     // Orderly shutdown: DELETE every IKE SA, give the messages a moment to leave, remove routes.
     let now = Instant::now();
@@ -195,6 +190,30 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     let _ = std::fs::remove_file(&socket_path);
     tracing::info!("oxswan daemon stopped");
     Ok(())
+}
+
+/// Connections with a child to start at once, leaving out those in `except`.
+fn started(config: &Config, except: &[String]) -> Vec<String> {
+    config
+        .connections
+        .iter()
+        .filter(|c| c.children.iter().any(|ch| ch.start_action == StartAction::Start))
+        .map(|c| c.name.clone())
+        .filter(|n| !except.contains(n))
+        .collect()
+}
+
+/// What a user reads for why an IKE SA ended.
+fn down_reason(r: &DownReason) -> String {
+    match r {
+        DownReason::PeerNotify(n) => format!("the peer answered {n}"),
+        DownReason::AuthFailed(why) => format!("authentication of the peer failed: {why}"),
+        DownReason::Protocol(why) => format!("protocol error: {why}"),
+        DownReason::Timeout => "no answer from the peer (retransmissions exhausted)".into(),
+        DownReason::HalfOpenTimeout => "the peer never completed the exchange".into(),
+        DownReason::PeerDeleted => "deleted by the peer".into(),
+        DownReason::LocalDeleted => "deleted".into(),
+    }
 }
 
 fn ike_rx(sock: &UdpSocket, tx: &mpsc::Sender<Input>, stop: &AtomicBool) {
@@ -270,6 +289,10 @@ fn cidr(ts: &TrafficSelector) -> Option<String> {
     Some(format!("{addr}/{}", bits.saturating_sub(host_bits)))
 }
 
+fn join(ts: &[TrafficSelector]) -> String {
+    ts.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
 /// An address of this host inside our selectors, as the source for routed traffic.
 fn local_source(local_ts: &[TrafficSelector]) -> Option<IpAddr> {
     local_ts
@@ -284,6 +307,9 @@ fn local_source(local_ts: &[TrafficSelector]) -> Option<IpAddr> {
 
 struct Ike {
     config: Config,
+    config_path: std::path::PathBuf,
+    /// When each IKE SA and CHILD SA (by inbound SPI) came up.
+    since: HashMap<(SaHandle, Option<u32>), Instant>,
     provider: CryptoProvider,
     endpoint: Endpoint,
     sockets: HashMap<IpAddr, Sockets>,
@@ -294,8 +320,14 @@ struct Ike {
 }
 
 impl Ike {
-    fn run(&mut self, rx: &mpsc::Receiver<Input>, stop: &AtomicBool) {
+    fn run(&mut self, rx: &mpsc::Receiver<Input>, stop: &AtomicBool, hup: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
+            if hup.swap(false, Ordering::Relaxed) {
+                match self.reload() {
+                    Ok(m) => tracing::info!(target: "config", "SIGHUP: {m}"),
+                    Err(e) => tracing::warn!(target: "config", "SIGHUP: {e:#}"),
+                }
+            }
             let now = Instant::now();
             let wait = self
                 .endpoint
@@ -338,6 +370,47 @@ impl Ike {
                 }
             }
         }
+    }
+
+    fn start(&mut self, names: Vec<String>) {
+        for name in names {
+            if let Err(e) = self.initiate(&name) {
+                tracing::warn!(target: "ike", conn = %name, "start: {e:#}");
+            }
+        }
+    }
+
+    /// Reads the configuration file again. New SAs use the new connections; established SAs keep
+    /// theirs until they end (as strongSwan's `swanctl --load-conns`). A file with an error changes
+    /// nothing.
+    fn reload(&mut self) -> anyhow::Result<String> {
+        let mut config = oxswan_config::load(&self.config_path)?;
+        let mut peers = Vec::new();
+        for c in &config.connections {
+            peers.push(crate::peers::peer_config(&self.provider, &config, c)?);
+        }
+        let mut note = String::new();
+        if config.daemon != self.config.daemon {
+            note = "; [daemon] changes take effect at the next start".into();
+            config.daemon = self.config.daemon.clone();
+        }
+        let names = |c: &Config| c.connections.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+        let (old, new) = (names(&self.config), names(&config));
+        let added = new.iter().filter(|n| !old.contains(n)).count();
+        let removed = old.iter().filter(|n| !new.contains(n)).count();
+        self.endpoint.set_peers(peers);
+        self.config = config;
+        self.start(started(&self.config, &old));
+        Ok(format!(
+            "{}: {} connection(s), {added} added, {removed} removed{note}",
+            self.config_path.display(),
+            new.len()
+        ))
+    }
+
+    /// The connection name of an SA, for log lines.
+    fn conn(&self, sa: SaHandle) -> String {
+        self.endpoint.info(sa).map_or_else(|| "?".into(), |i| i.name)
     }
 
     fn initiate(&mut self, name: &str) -> anyhow::Result<SaHandle> {
@@ -384,6 +457,15 @@ impl Ike {
                 let message = if sas.is_empty() { format!("{name} is not up") } else { format!("{name}: deleting") };
                 let _ = reply.send(Response::Ok { message });
             }
+            Request::Reload => {
+                let r = match self.reload() {
+                    Ok(message) => Response::Ok { message },
+                    Err(e) => {
+                        Response::Error { message: format!("reload refused, the running configuration stays: {e:#}") }
+                    }
+                };
+                let _ = reply.send(r);
+            }
             Request::Status => {
                 let keepalives_received = self.dp.keepalives.load(Ordering::Relaxed);
                 let _ = reply.send(Response::Status { ike_sas: self.status(), keepalives_received });
@@ -407,6 +489,7 @@ impl Ike {
                         let get = |f: &dyn Fn(&ChildEntry) -> u64| e.map_or(0, |e| f(e));
                         ChildStatus {
                             name: c.name.clone(),
+                            established_secs: self.age(sa, Some(c.spi_in)),
                             spi_in: format!("{:08x}", c.spi_in),
                             spi_out: format!("{:08x}", c.spi_out),
                             proposal: c.proposal.clone(),
@@ -425,6 +508,7 @@ impl Ike {
                     })
                     .collect();
                 Some(IkeSaStatus {
+                    established_secs: self.age(sa, None),
                     name: info.name,
                     state: "ESTABLISHED".into(),
                     initiator: info.initiator,
@@ -439,6 +523,11 @@ impl Ike {
                 })
             })
             .collect()
+    }
+
+    /// Seconds since an SA came up.
+    fn age(&self, sa: SaHandle, child: Option<u32>) -> u64 {
+        self.since.get(&(sa, child)).map_or(0, |t| t.elapsed().as_secs())
     }
 
     /// Sends what the engine produced and acts on its events.
@@ -462,31 +551,51 @@ impl Ike {
     fn event(&mut self, e: Event) {
         match e {
             Event::IkeSaUp { sa, info } => {
-                tracing::info!(conn = %info.name, ?sa, "IKE SA established with {} ({})", info.remote, info.proposal);
+                self.since.insert((sa, None), Instant::now());
+                tracing::info!(
+                    target: "ike", conn = %info.name, sa = sa.0,
+                    "IKE SA established with {} ({}), {:?} @ {}{}",
+                    info.remote, info.proposal, info.remote_id, info.remote, if info.nat.any() { ", NAT" } else { "" }
+                );
             }
             Event::ChildSaReady { sa, child } => {
-                tracing::info!(?sa, "CHILD SA {} up: {:08x}_i {:08x}_o", child.name, child.spi_in, child.spi_out);
+                let conn = self.conn(sa);
+                self.since.insert((sa, Some(child.spi_in)), Instant::now());
+                tracing::info!(
+                    target: "ike", conn = %conn, sa = sa.0,
+                    "CHILD SA {} up: {:08x}_i {:08x}_o {}, {} === {}",
+                    child.name, child.spi_in, child.spi_out, child.proposal,
+                    join(&child.local_ts), join(&child.remote_ts)
+                );
                 if let Err(err) = self.install(sa, &child) {
-                    tracing::warn!("cannot install CHILD SA {}: {err:#}", child.name);
+                    tracing::warn!(target: "dataplane", conn = %conn, sa = sa.0, "cannot install CHILD SA {}: {err:#}", child.name);
                 }
                 self.answer(sa, Response::Ok { message: format!("{} established", child.name) });
             }
             Event::ChildSaFailed { sa, name, reason } => {
-                tracing::warn!(?sa, "CHILD SA {name} failed: {reason}");
-                self.answer(sa, Response::Error { message: format!("CHILD SA {name} failed: {reason}") });
+                tracing::warn!(target: "ike", conn = %self.conn(sa), sa = sa.0, "CHILD SA {name} failed: the peer answered {reason}");
+                self.answer(
+                    sa,
+                    Response::Error { message: format!("CHILD SA {name} failed: the peer answered {reason}") },
+                );
             }
             Event::ChildSaDeleted { sa, spi_in, .. } => {
-                tracing::info!(?sa, "CHILD SA {spi_in:08x}_i deleted");
+                tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "CHILD SA {spi_in:08x}_i deleted");
+                self.since.remove(&(sa, Some(spi_in)));
                 self.dp.remove(spi_in);
                 for r in self.routes.remove(&spi_in).unwrap_or_default() {
                     route("del", &r, &self.config.daemon.tun, None);
                 }
             }
             Event::IkeSaDown { sa, name, reason } => {
-                tracing::info!(?sa, conn = name.as_deref().unwrap_or("?"), "IKE SA down: {reason:?}");
-                self.answer(sa, Response::Error { message: format!("{reason:?}") });
+                let why = down_reason(&reason);
+                self.since.remove(&(sa, None));
+                tracing::info!(target: "ike", conn = name.as_deref().unwrap_or("?"), sa = sa.0, "IKE SA down: {why}");
+                self.answer(sa, Response::Error { message: why });
             }
-            Event::AuthFailed { peer, reason, .. } => tracing::warn!("authentication with {peer} failed: {reason}"),
+            Event::AuthFailed { sa, peer, reason } => {
+                tracing::warn!(target: "ike", conn = %self.conn(sa), sa = sa.0, "authentication with {peer} failed: {reason}");
+            }
             Event::LivenessConfirmed { .. } => {}
         }
     }

@@ -27,7 +27,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Run the daemon in the foreground; logs go to stderr (RUST_LOG sets levels per subsystem).
+    /// Run the daemon in the foreground; logs go to stderr. Levels per subsystem (ike, dataplane,
+    /// io, route, config, control) come from [daemon] log, or RUST_LOG, e.g. "info,dataplane=debug".
+    /// SIGHUP reloads the configuration; SIGTERM deletes every SA and exits.
     Daemon {
         /// The configuration file.
         #[arg(long)]
@@ -52,6 +54,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Read the configuration file again: new SAs use it, established ones keep theirs; a file
+    /// with an error changes nothing.
+    Reload,
     /// Check a configuration file and exit.
     CheckConfig {
         /// The configuration file.
@@ -61,13 +66,10 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    // The daemon sets up logging once it has read its configuration.
+    if !matches!(cli.command, Cmd::Daemon { .. }) {
+        let _ = init_logging(None);
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -75,6 +77,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr at the levels of `RUST_LOG`, else `configured`, else info.
+pub(crate) fn init_logging(configured: Option<&str>) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(env) if !env.is_empty() => {
+            tracing_subscriber::EnvFilter::try_new(&env).with_context(|| format!("RUST_LOG={env:?}"))?
+        }
+        _ => {
+            let c = configured.unwrap_or("info");
+            tracing_subscriber::EnvFilter::try_new(c).with_context(|| format!("[daemon] log = {c:?}"))?
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(filter)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("logging: {e}"))
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -92,6 +114,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Up { name, timeout } => {
             let r = control::call(&cli.socket, &Request::Up { name }, Duration::from_secs(timeout))?;
+            Ok(report(&r))
+        }
+        Cmd::Reload => {
+            let r = control::call(&cli.socket, &Request::Reload, Duration::from_secs(10))?;
             Ok(report(&r))
         }
         Cmd::Down { name } => {
@@ -129,12 +155,20 @@ fn print_status(sas: &[control::IkeSaStatus]) {
         println!("no IKE SAs");
     }
     for s in sas {
-        println!("{}: {}, IKEv2, {}", s.name, s.state, s.spis);
+        println!("{}: {} {}, IKEv2, {}", s.name, s.state, ago(s.established_secs), s.spis);
         println!("  local  {} @ {}", s.local_id, s.local);
         println!("  remote {} @ {}{}", s.remote_id, s.remote, if s.nat { " (UDP-encapsulated)" } else { "" });
         println!("  {}", s.proposal);
         for c in &s.children {
-            println!("  {}: {}, ESP {}, {}_i {}_o", c.name, c.mode, c.proposal, c.spi_in, c.spi_out);
+            println!(
+                "  {}: INSTALLED {}, {}, ESP {}, {}_i {}_o",
+                c.name,
+                ago(c.established_secs),
+                c.mode,
+                c.proposal,
+                c.spi_in,
+                c.spi_out
+            );
             println!(
                 "    in  {} bytes, {} packets (dropped: {} replayed, {} bad ICV, {} outside selectors)",
                 c.bytes_in, c.packets_in, c.replayed, c.integrity_failed, c.outside_selectors
@@ -143,5 +177,13 @@ fn print_status(sas: &[control::IkeSaStatus]) {
             println!("    local  {}", c.local_ts.join(", "));
             println!("    remote {}", c.remote_ts.join(", "));
         }
+    }
+}
+
+fn ago(secs: u64) -> String {
+    match secs {
+        0..120 => format!("{secs} seconds ago"),
+        120..7200 => format!("{} minutes ago", secs / 60),
+        _ => format!("{} hours ago", secs / 3600),
     }
 }

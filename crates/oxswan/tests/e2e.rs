@@ -286,3 +286,247 @@ fn replayed_and_corrupted_esp_are_dropped_and_counted() {
     let _ = sh(&format!("ip netns exec {} nft delete table netdev oxbad", h.ns("left")));
     assert!(h.ping(2), "the SA is unharmed");
 }
+
+/// The RFC 1071 checksum of `data`.
+fn inet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An ICMP echo request from `src` to `dst` as an IPv4 packet with valid checksums.
+fn echo_request(src: [u8; 4], dst: [u8; 4], seq: u16) -> Vec<u8> {
+    let mut icmp = vec![8u8, 0, 0, 0, 0x12, 0x34];
+    icmp.extend(seq.to_be_bytes());
+    icmp.extend(b"oxswan selector test....");
+    let c = inet_checksum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let total = (20 + icmp.len()) as u16;
+    let mut ip = vec![0x45u8, 0];
+    ip.extend(total.to_be_bytes());
+    ip.extend([0, 1, 0x40, 0, 64, 1, 0, 0]);
+    ip.extend(src);
+    ip.extend(dst);
+    let c = inet_checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    ip.extend(icmp);
+    ip
+}
+
+/// RFC 4301 §5.2: the test itself is the left host. It negotiates with the right daemon through
+/// oxswan's engine, so it holds the CHILD SA's keys, and sends two authentic ESP packets: one whose
+/// inner packet lies inside the selectors (answered) and one from an address outside them
+/// (dropped and counted by the daemon).
+#[test]
+fn inner_packets_outside_the_selectors_are_dropped_and_counted() {
+    use oxswan_crypto::Secret;
+    use oxswan_crypto::proposal::{parse_esp_proposals, parse_ike_proposals};
+    use oxswan_esp::{HEADROOM, InboundSa, OutboundSa, SaParams, TAILROOM};
+    use oxswan_ike::child::{ChildConfig, Mode, TsConfig};
+    use oxswan_ike::{Endpoint, EndpointConfig, Event, LocalAuth, PeerConfig, RemoteAuth, Retransmit};
+    use oxswan_wire::Identity;
+    use oxswan_wire::ts::TrafficSelector;
+    use oxswan_wire::udp_encap::{Udp4500, classify, with_non_esp_marker};
+    use std::net::{SocketAddr, UdpSocket};
+
+    if !root_with_tools() {
+        return;
+    }
+    let mut h = Hosts::new("oxts");
+    h.start("right");
+    let left_ns = h.ns("left");
+    let status_before = h.status("right");
+    assert!(status_before["ike_sas"].as_array().unwrap().is_empty());
+
+    // This thread (only) moves into the left host's network namespace.
+    let (sent, reply) = std::thread::spawn(move || {
+        let ns = std::fs::File::open(format!("/run/netns/{left_ns}")).unwrap();
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let psk = || Secret::from_slice(b"correct horse battery staple 42");
+        let ts =
+            |a: &str| TsConfig::Selector(TrafficSelector::from_prefix(a.parse().unwrap(), 32, 0, 0, u16::MAX).unwrap());
+        let peer = PeerConfig {
+            name: "site".into(),
+            ike_proposals: parse_ike_proposals("aes256gcm16-prfsha256-x25519").unwrap(),
+            prefer_initiator: false,
+            local_id: Identity::Fqdn("left.example".into()),
+            remote_id: Some(Identity::Fqdn("right.example".into())),
+            local_auth: LocalAuth::Psk(psk()),
+            remote_auth: RemoteAuth::Psk(psk()),
+            rsa_pss: false,
+            children: vec![ChildConfig {
+                name: "net".into(),
+                esp_proposals: parse_esp_proposals("aes256gcm16").unwrap(),
+                local_ts: vec![ts("10.1.0.1")],
+                remote_ts: vec![ts("10.2.0.1")],
+                mode: Mode::Tunnel,
+            }],
+            retransmit: Retransmit::default(),
+            initial_contact: true,
+            force_encap: false,
+        };
+        let provider = oxswan_crypto::default_provider();
+        let now = Instant::now();
+        let mut ep =
+            Endpoint::new(EndpointConfig::default(), provider.clone(), vec![peer], now, 1_800_000_000).unwrap();
+        let socks: Vec<UdpSocket> = [500u16, 4500]
+            .iter()
+            .map(|p| {
+                let s = UdpSocket::bind(("192.0.2.1", *p)).unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+                s
+            })
+            .collect();
+        let right: SocketAddr = "192.0.2.2:500".parse().unwrap();
+        ep.initiate(now, "site", "192.0.2.1:500".parse().unwrap(), right).unwrap();
+        let deadline = now + Duration::from_secs(10);
+        let mut buf = vec![0u8; 65536];
+        let child = loop {
+            assert!(Instant::now() < deadline, "no CHILD SA with the right daemon");
+            while let Some(t) = ep.poll_transmit() {
+                let (sock, data) = if t.local.port() == 4500 {
+                    (&socks[1], with_non_esp_marker(&t.payload))
+                } else {
+                    (&socks[0], t.payload.clone())
+                };
+                sock.send_to(&data, t.remote).unwrap();
+            }
+            let mut ready = None;
+            while let Some(e) = ep.poll_event() {
+                if let Event::ChildSaReady { child, .. } = e {
+                    ready = Some(child);
+                }
+            }
+            if let Some(c) = ready {
+                break c;
+            }
+            for (i, sock) in socks.iter().enumerate() {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
+                let local = sock.local_addr().unwrap();
+                match (i, classify(&buf[..n])) {
+                    (0, _) => ep.handle_datagram(Instant::now(), local, from, &buf[..n]),
+                    (_, Ok(Udp4500::Ike(m))) => ep.handle_datagram(Instant::now(), local, from, m),
+                    _ => {}
+                }
+            }
+            if ep.poll_timeout().is_some_and(|t| t <= Instant::now()) {
+                ep.handle_timeout(Instant::now());
+            }
+        };
+        let params = |spi, encr: &Secret, integ: &Secret| SaParams {
+            spi,
+            suite: child.suite,
+            esn: child.esn,
+            encr_key: encr.clone(),
+            integ_key: integ.clone(),
+        };
+        let out = OutboundSa::new(&provider, &params(child.spi_out, &child.encr_out, &child.integ_out)).unwrap();
+        let inb = InboundSa::new(&provider, &params(child.spi_in, &child.encr_in, &child.integ_in), 64).unwrap();
+        let esp_to: SocketAddr = "192.0.2.2:4500".parse().unwrap();
+        let send = |inner: &[u8]| {
+            let mut b = vec![0u8; HEADROOM + inner.len() + TAILROOM];
+            b[HEADROOM..HEADROOM + inner.len()].copy_from_slice(inner);
+            let r = out.seal(&mut b, HEADROOM..HEADROOM + inner.len(), 4).unwrap();
+            socks[1].send_to(&b[r], esp_to).unwrap();
+        };
+        // Outside: 10.1.0.99 is not in the SA's remote selector (10.1.0.1/32) as the right sees it.
+        send(&echo_request([10, 1, 0, 99], [10, 2, 0, 1], 1));
+        send(&echo_request([10, 1, 0, 1], [10, 2, 0, 1], 2));
+        // The answer to the inside packet comes back through the SA.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let reply = loop {
+            assert!(Instant::now() < deadline, "no ESP answer to the echo request inside the selectors");
+            let Ok((n, _)) = socks[1].recv_from(&mut buf) else { continue };
+            if let Ok(Udp4500::Esp(_)) = classify(&buf[..n]) {
+                let opened = inb.open(&mut buf[..n]).unwrap();
+                break buf[opened.inner].to_vec();
+            }
+        };
+        (2u64, reply)
+    })
+    .join()
+    .unwrap();
+
+    assert_eq!(&reply[12..16], &[10, 2, 0, 1], "the reply comes from the protected host");
+    assert_eq!(&reply[16..20], &[10, 1, 0, 1], "to the address inside the selectors");
+    assert_eq!(reply[20], 0, "an ICMP echo reply");
+    let r = h.status("right");
+    assert_eq!(counter(&r, "packets_in"), sent, "both packets were authentic ESP: {r}");
+    assert_eq!(counter(&r, "outside_selectors"), 1, "the packet from 10.1.0.99 was dropped: {r}");
+    assert_eq!(counter(&r, "packets_out"), 1, "only the inside packet was answered: {r}");
+}
+
+/// `up` reports the peer's refusal; `reload` refuses a broken file and keeps running, then takes
+/// the fixed one, and the next `up` uses it.
+#[test]
+fn reload_takes_a_fixed_configuration_and_refuses_a_broken_one() {
+    if !root_with_tools() {
+        return;
+    }
+    let mut h = Hosts::new("oxrl");
+    h.start("right");
+    let good = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/left.toml")).unwrap();
+    h.start_edited("left", |c| c.replace("correct horse battery staple 42", "a key the right does not know"));
+    let config = h.dir.join("left.toml");
+
+    let up = h.ox("left", "up site --timeout 15");
+    let err = String::from_utf8_lossy(&up.stderr).into_owned();
+    assert!(!up.status.success(), "up with the wrong key must fail");
+    assert!(err.contains("AUTHENTICATION_FAILED"), "the reason is the peer's notify: {err}");
+    assert!(h.status("right")["ike_sas"].as_array().unwrap().is_empty(), "nothing half-installed on the right");
+    assert!(h.status("left")["ike_sas"].as_array().unwrap().is_empty(), "nor on the left");
+
+    std::fs::write(&config, format!("{good}\n[connections.site.bogus]\nx = 1\n")).unwrap();
+    let r = h.ox("left", "reload");
+    let err = String::from_utf8_lossy(&r.stderr).into_owned();
+    assert!(!r.status.success(), "a broken file is refused");
+    assert!(err.contains("left.toml:") && err.contains("bogus"), "the error names the file and key: {err}");
+
+    std::fs::write(&config, &good).unwrap();
+    let r = h.ox("left", "reload");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(String::from_utf8_lossy(&r.stdout).contains("1 connection(s), 0 added, 0 removed"));
+    let up = h.ox("left", "up site");
+    assert!(up.status.success(), "up after the reload: {}\n{}", String::from_utf8_lossy(&up.stderr), h.log("left"));
+    assert!(h.ping(2), "traffic after the reload");
+}
+
+/// `start_action = "start"` connects without a command; SIGTERM deletes the SA on both sides and
+/// removes the route and the TUN device.
+#[test]
+fn start_action_connects_and_sigterm_cleans_up() {
+    if !root_with_tools() {
+        return;
+    }
+    let mut h = Hosts::new("oxsa");
+    h.start("right");
+    h.start_edited("left", |c| {
+        c.replace("esp_proposals = [\"aes256gcm16\"]", "esp_proposals = [\"aes256gcm16\"]\nstart_action = \"start\"")
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.status("left")["ike_sas"].as_array().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "start_action did not connect: {}", h.log("left"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(h.ping(2), "the started tunnel carries traffic");
+    let l = h.ns("left");
+    assert!(ok(&format!("ip -n {l} route")).contains("10.2.0.1 dev oxswan0"));
+
+    let left = h.daemons.pop().unwrap();
+    ok(&format!("kill -TERM {}", left.id()));
+    let mut left = left;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let code = loop {
+        if let Some(s) = left.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the daemon did not exit on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(code.success(), "exit status {code:?}: {}", h.log("left"));
+    assert!(!ok(&format!("ip -n {l} route")).contains("10.2.0.1"), "route removed");
+    assert!(!ok(&format!("ip -n {l} link")).contains("oxswan0"), "TUN device removed");
+    assert!(h.status("right")["ike_sas"].as_array().unwrap().is_empty(), "the right got the DELETE");
+}
