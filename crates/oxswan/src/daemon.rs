@@ -97,6 +97,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     let tun = Tun::create(&config.daemon.tun, TUN_MTU, config.daemon.offload)
         .with_context(|| format!("cannot create TUN device {} (is /dev/net/tun there? root?)", config.daemon.tun))?;
     tracing::info!(
+        target: "io",
         "TUN {}: offloads {}; UDP GSO {}, GRO {}",
         tun.name(),
         on_off(tun.offload()),
@@ -163,6 +164,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         keepalives: HashMap::new(),
     };
     tracing::info!(
+        target: "daemon",
         "oxswan daemon up: {} connection(s), TUN {}, control {}",
         ike.config.connections.len(),
         ike.config.daemon.tun,
@@ -188,7 +190,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     }
     dp.stop.store(true, Ordering::Relaxed);
     let _ = std::fs::remove_file(&socket_path);
-    tracing::info!("oxswan daemon stopped");
+    tracing::info!(target: "daemon", "oxswan daemon stopped");
     Ok(())
 }
 
@@ -540,7 +542,7 @@ impl Ike {
                 s.ike.send_to(&t.payload, t.remote)
             };
             if let Err(e) = r {
-                tracing::debug!("send to {}: {e}", t.remote);
+                tracing::debug!(target: "ike", "send to {}: {e}", t.remote);
             }
         }
         while let Some(e) = self.endpoint.poll_event() {
@@ -554,8 +556,8 @@ impl Ike {
                 self.since.insert((sa, None), Instant::now());
                 tracing::info!(
                     target: "ike", conn = %info.name, sa = sa.0,
-                    "IKE SA established with {} ({}), {:?} @ {}{}",
-                    info.remote, info.proposal, info.remote_id, info.remote, if info.nat.any() { ", NAT" } else { "" }
+                    "IKE SA established with {:?} @ {} ({}){}",
+                    info.remote_id, info.remote, info.proposal, if info.nat.any() { ", NAT or encapsulation" } else { "" }
                 );
             }
             Event::ChildSaReady { sa, child } => {
@@ -647,7 +649,7 @@ impl Ike {
                 route("replace", &r, &self.config.daemon.tun, src.filter(|s| s.is_ipv4() == r.contains('.')));
                 added.push(r);
             } else {
-                tracing::warn!("selector {ts} is not one prefix: no route for it");
+                tracing::warn!(target: "route", "selector {ts} is not one prefix: no route for it");
             }
         }
         self.routes.insert(c.spi_in, added);

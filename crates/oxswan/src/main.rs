@@ -27,8 +27,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Run the daemon in the foreground; logs go to stderr. Levels per subsystem (ike, dataplane,
-    /// io, route, config, control) come from [daemon] log, or RUST_LOG, e.g. "info,dataplane=debug".
+    /// Run the daemon in the foreground; logs go to stderr. Levels per subsystem (daemon, ike,
+    /// dataplane, io, route, config) come from [daemon] log, or RUST_LOG, e.g. "info,dataplane=debug".
     /// SIGHUP reloads the configuration; SIGTERM deletes every SA and exits.
     Daemon {
         /// The configuration file.
@@ -109,6 +109,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::CheckConfig { config } => {
             let c = oxswan_config::load(&config)?;
+            // What the daemon would build from it: certificates, keys and secrets are read too.
+            let provider = oxswan_crypto::default_provider();
+            for conn in &c.connections {
+                peers::peer_config(&provider, &c, conn)?;
+            }
             println!("{}: {} connection(s), OK", config.display(), c.connections.len());
             Ok(ExitCode::SUCCESS)
         }

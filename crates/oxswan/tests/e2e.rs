@@ -215,6 +215,17 @@ fn cli_reports_failures_clearly() {
     let o = h.ox("left", "up nosuch");
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("no connection nosuch"));
+    // A second daemon on the same ports stops at once and says which.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/left.toml");
+    let o = sh(&format!(
+        "timeout 10 ip netns exec {} {OX} --socket {}/second.sock daemon --config {}",
+        h.ns("left"),
+        h.dir.display(),
+        example.display()
+    ));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot bind UDP 192.0.2.1:500"), "{err}");
 }
 
 #[test]
@@ -504,6 +515,7 @@ fn start_action_connects_and_sigterm_cleans_up() {
     h.start("right");
     h.start_edited("left", |c| {
         c.replace("esp_proposals = [\"aes256gcm16\"]", "esp_proposals = [\"aes256gcm16\"]\nstart_action = \"start\"")
+            .replace("tun = \"oxswan0\"", "tun = \"oxswan0\"\nlog = \"warn,ike=info\"")
     });
     let deadline = Instant::now() + Duration::from_secs(10);
     while h.status("left")["ike_sas"].as_array().unwrap().is_empty() {
@@ -511,6 +523,10 @@ fn start_action_connects_and_sigterm_cleans_up() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(h.ping(2), "the started tunnel carries traffic");
+    // [daemon] log: the ike subsystem at info, the rest at warn; lines name the connection and SA.
+    let log = h.log("left");
+    assert!(log.contains("IKE SA established") && log.contains("conn=site") && log.contains("sa=1"), "{log}");
+    assert!(!log.contains("oxswan daemon up"), "the daemon subsystem is at warn: {log}");
     let l = h.ns("left");
     assert!(ok(&format!("ip -n {l} route")).contains("10.2.0.1 dev oxswan0"));
 
