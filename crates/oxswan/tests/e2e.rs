@@ -546,3 +546,25 @@ fn start_action_connects_and_sigterm_cleans_up() {
     assert!(!ok(&format!("ip -n {l} link")).contains("oxswan0"), "TUN device removed");
     assert!(h.status("right")["ike_sas"].as_array().unwrap().is_empty(), "the right got the DELETE");
 }
+
+/// The other ESP suites through the daemons: ChaCha20-Poly1305 (RFC 7634) and AES-CBC with
+/// HMAC-SHA2-256-128 (RFC 3602, RFC 4868), each both ways.
+#[test]
+fn chacha20poly1305_and_cbc_hmac_tunnels_carry_traffic() {
+    if !root_with_tools() {
+        return;
+    }
+    for (i, esp) in ["chacha20poly1305", "aes128-sha256"].iter().enumerate() {
+        let mut h = Hosts::new(&format!("oxs{i}"));
+        let edit = |c: String| c.replace("esp_proposals = [\"aes256gcm16\"]", &format!("esp_proposals = [\"{esp}\"]"));
+        h.start_edited("right", edit);
+        h.start_edited("left", edit);
+        let up = h.ox("left", "up site");
+        assert!(up.status.success(), "{esp}: {}", String::from_utf8_lossy(&up.stderr));
+        assert!(h.ping(3), "{esp}: ping");
+        let s = h.status("left");
+        assert_eq!(s["ike_sas"][0]["children"][0]["proposal"].as_str().unwrap(), format!("{esp}-noesn"));
+        assert_eq!(counter(&s, "packets_in"), 3, "{esp}: {s}");
+        assert_eq!(counter(&h.status("right"), "packets_in"), 3, "{esp}");
+    }
+}
