@@ -79,6 +79,8 @@ pub struct LocalSide {
     pub certs: Vec<PathBuf>,
     /// Our private key file.
     pub key: Option<PathBuf>,
+    /// Sign with RSASSA-PSS rather than PKCS#1 v1.5 when our key is RSA (strongSwan's `rsa_pss`).
+    pub rsa_pss: bool,
 }
 
 /// `connections.<name>.remote`.
@@ -243,6 +245,7 @@ struct RawSide {
     #[serde(default)]
     certs: Vec<S<String>>,
     key: Option<S<String>>,
+    rsa_pss: Option<bool>,
     #[serde(default)]
     cacerts: Vec<S<String>>,
 }
@@ -424,14 +427,80 @@ pub fn parse_identity(s: &str) -> Result<Option<Identity>, String> {
         return Ok(Some(Identity::Fqdn(fqdn.to_owned())));
     }
     if s.contains('=') {
-        return Err("distinguished names are not supported in the configuration yet; \
-                    omit `id` to use the certificate's subject"
-            .into());
+        return parse_dn(s).map(|der| Some(Identity::Dn(der)));
     }
     if !s.chars().all(|c| c.is_ascii_graphic()) {
         return Err(format!("`{s}` has spaces or characters outside printable ASCII"));
     }
     Ok(Some(if s.contains('@') { Identity::Email(s.to_owned()) } else { Identity::Fqdn(s.to_owned()) }))
+}
+
+/// A distinguished name as strongSwan writes it, `C=CH, O=Example, CN=vpn.example.com` (attributes
+/// in the order of the certificate's subject, `\,` for a literal comma), DER-encoded with one
+/// attribute per RDN and UTF8String values as strongSwan does (IA5String for `E` and `DC`). The
+/// engine compares DNs by attribute value, so this matches a certificate that uses PrintableString.
+pub fn parse_dn(s: &str) -> Result<Vec<u8>, String> {
+    // Attribute types by the names strongSwan accepts (RFC 4519 and PKCS #9 OIDs, DER body).
+    const TYPES: &[(&str, &[u8])] = &[
+        ("C", &[0x55, 0x04, 0x06]),
+        ("ST", &[0x55, 0x04, 0x08]),
+        ("L", &[0x55, 0x04, 0x07]),
+        ("O", &[0x55, 0x04, 0x0a]),
+        ("OU", &[0x55, 0x04, 0x0b]),
+        ("CN", &[0x55, 0x04, 0x03]),
+        ("SN", &[0x55, 0x04, 0x04]),
+        ("serialNumber", &[0x55, 0x04, 0x05]),
+        ("T", &[0x55, 0x04, 0x0c]),
+        ("G", &[0x55, 0x04, 0x2a]),
+        ("E", &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01]),
+        ("emailAddress", &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01]),
+        ("DC", &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19]),
+        ("UID", &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01]),
+    ];
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => cur.push(chars.next().ok_or("a DN may not end with `\\`")?),
+            ',' => parts.push(core::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    let mut rdns = Vec::new();
+    for part in parts.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
+        let (key, value) = part.split_once('=').ok_or_else(|| format!("`{part}` in a DN is not TYPE=value"))?;
+        let (key, value) = (key.trim(), value.trim());
+        let oid = TYPES.iter().find(|(n, _)| n.eq_ignore_ascii_case(key)).map(|(_, o)| *o).ok_or_else(|| {
+            format!("`{key}` is not a DN attribute type oxswan knows (C, ST, L, O, OU, CN, E, DC, ...)")
+        })?;
+        if value.is_empty() {
+            return Err(format!("`{key}=` has no value"));
+        }
+        let tag = if matches!(key.to_ascii_uppercase().as_str(), "E" | "EMAILADDRESS" | "DC") { 0x16 } else { 0x0c };
+        let atv = [der_tlv(0x06, oid), der_tlv(tag, value.as_bytes())].concat();
+        rdns.extend(der_tlv(0x31, &der_tlv(0x30, &atv)));
+    }
+    if rdns.is_empty() {
+        return Err("empty DN".into());
+    }
+    Ok(der_tlv(0x30, &rdns))
+}
+
+/// One DER TLV (definite length, short or long form).
+fn der_tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![tag];
+    let len = body.len();
+    if len < 0x80 {
+        v.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+        v.push(0x80 | bytes.len() as u8);
+        v.extend(bytes);
+    }
+    v.extend_from_slice(body);
+    v
 }
 
 fn identity(ctx: &Ctx<'_>, v: &S<String>, key: &str) -> Result<Option<Identity>, ConfigError> {
@@ -588,6 +657,7 @@ fn connection(ctx: &Ctx<'_>, name: &str, c: S<RawConnection>) -> Result<Connecti
             id: lid,
             certs: lraw.certs.into_iter().map(|p| PathBuf::from(p.into_inner())).collect(),
             key: lraw.key.map(|p| PathBuf::from(p.into_inner())),
+            rsa_pss: lraw.rsa_pss.unwrap_or(false),
         },
         remote: RemoteSide {
             auth: rauth,

@@ -88,8 +88,9 @@ fn errors_name_file_line_and_key() {
     assert!(e.message.contains("none, start or trap"), "{e}");
     let e = err(&SITE.replace(r#"remote_addrs = ["192.0.2.2"]"#, r#"remote_addrs = ["moon"]"#));
     assert_eq!(e.key, "connections.site.remote_addrs", "{e}");
-    let e = err(&SITE.replace(r#"id   = "right.example""#, r#"id   = "C=CH, CN=right""#));
-    assert!(e.message.contains("distinguished names"), "{e}");
+    let e = err(&SITE.replace(r#"id   = "right.example""#, r#"id   = "C=CH, XX=right""#));
+    assert!(e.message.contains("`XX` is not a DN attribute type"), "{e}");
+    assert_eq!(e.key, "connections.site.remote.id", "{e}");
     // No secret for the identities.
     let e = err(&SITE.replace(r#"ids    = ["left.example", "right.example"]"#, r#"ids    = ["other.example"]"#));
     assert!(e.message.contains("secrets.ike"), "{e}");
@@ -156,4 +157,31 @@ secret = "s"
         err(&text
             .replace("[connections.road.children.all]", "[connections.road.children.all]\nstart_action = \"start\""));
     assert!(e.message.contains("remote address"), "{e}");
+}
+
+/// DNs as strongSwan writes them: attributes in subject order, UTF8String values, `\,` for a comma.
+#[test]
+fn distinguished_names_encode_as_der() {
+    use oxswan_config::{parse_dn, parse_identity};
+    use oxswan_wire::Identity;
+    let der = parse_dn("C=CH, O=oxswan test, CN=left").unwrap();
+    let expected: Vec<u8> = [
+        &[0x30, 0x32][..],
+        &[0x31, 0x0b, 0x30, 0x09, 0x06, 0x03, 0x55, 0x04, 0x06, 0x0c, 0x02],
+        b"CH",
+        &[0x31, 0x14, 0x30, 0x12, 0x06, 0x03, 0x55, 0x04, 0x0a, 0x0c, 0x0b],
+        b"oxswan test",
+        &[0x31, 0x0d, 0x30, 0x0b, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x04],
+        b"left",
+    ]
+    .concat();
+    assert_eq!(der, expected, "the encoding charon sends for the same string");
+    assert_eq!(parse_identity("C=CH, O=oxswan test, CN=left").unwrap(), Some(Identity::Dn(der)));
+    let escaped = parse_dn(r"O=Smith\, Jones and Co, CN=x").unwrap();
+    assert!(escaped.windows(19).any(|w| w == b"Smith, Jones and Co"), "the escaped comma stays in the value");
+    let long = parse_dn(&format!("CN={}", "a".repeat(200))).unwrap();
+    assert_eq!(&long[..4], &[0x30, 0x81, 0xd6, 0x31], "long form lengths: 3 + 3 + 5 + 3 + 200");
+    for bad in ["C=CH, nonsense", "XX=1", "CN=", "=x", ",", "CN=a\\"] {
+        assert!(parse_dn(bad).is_err(), "{bad}");
+    }
 }

@@ -14,7 +14,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, SignatureVerificationAlgorithm, TrustAnchor, UnixTime};
 use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeId, KeyPurposeIdIter};
 use x509_parser::extensions::GeneralName;
-use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 
 /// Why a certificate was not accepted. The text is for our logs only: the peer learns nothing but
 /// AUTHENTICATION_FAILED (RFC 7296 §2.21.2).
@@ -199,7 +199,7 @@ impl PeerCert {
     /// are never vouched for.
     pub fn matches(&self, id: &Identity) -> bool {
         match id {
-            Identity::Dn(dn) => *dn == self.subject,
+            Identity::Dn(dn) => dn_equal(dn, &self.subject),
             Identity::Fqdn(n) => self.dns_names.iter().any(|d| d.eq_ignore_ascii_case(n)),
             Identity::Email(n) => self.emails.iter().any(|d| d.eq_ignore_ascii_case(n)),
             Identity::Ipv4(a) => self.ips.contains(&IpAddr::V4(*a)),
@@ -256,4 +256,39 @@ pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, CertError> {
     }
     parse(bytes)?;
     Ok(vec![bytes.to_vec()])
+}
+
+/// Whether two DER-encoded Names name the same subject: the same attribute types with the same
+/// values in the same order. Values are compared as strings whatever their ASN.1 string type and
+/// without regard to ASCII case (RFC 5280 §7.1's caseIgnoreMatch): strongSwan encodes a configured
+/// DN with UTF8String where a certificate may hold PrintableString, and the two must still match.
+pub fn dn_equal(a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    let (Some(xa), Some(xb)) = (dn_attributes(a), dn_attributes(b)) else { return false };
+    xa.len() == xb.len() && xa.iter().zip(&xb).all(|((ta, va), (tb, vb))| ta == tb && va.eq_ignore_ascii_case(vb))
+}
+
+/// The (type, value) pairs of a DER Name in order, if it parses completely and every value is a string.
+fn dn_attributes(der: &[u8]) -> Option<Vec<(String, String)>> {
+    let (rest, name) = X509Name::from_der(der).ok()?;
+    if !rest.is_empty() {
+        return None;
+    }
+    name.iter_rdn()
+        .flat_map(|rdn| rdn.iter())
+        .map(|atv| Some((atv.attr_type().to_id_string(), atv.as_str().ok()?.to_owned())))
+        .collect()
+}
+
+/// An identity as strongSwan prints it, with a DN in its `C=.., O=.., CN=..` form.
+pub fn identity_string(id: &Identity) -> String {
+    match id {
+        Identity::Dn(der) => match X509Name::from_der(der) {
+            Ok(([], name)) => name.to_string(),
+            _ => id.to_string(),
+        },
+        _ => id.to_string(),
+    }
 }

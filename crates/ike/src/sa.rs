@@ -1000,7 +1000,11 @@ impl IkeSa {
         let identity = id.identity().map_err(|e| format!("malformed identity: {e}"))?;
         if let Some(want) = &peer.remote_id {
             if !same_identity(want, &identity) {
-                return Err(format!("peer identity {identity:?} is not the configured {want:?}"));
+                return Err(format!(
+                    "peer identity {} is not the configured {}",
+                    crate::cert::identity_string(&identity),
+                    crate::cert::identity_string(want)
+                ));
             }
         }
         let (message, nonce, sk_p) = if peer_is_initiator {
@@ -1030,7 +1034,10 @@ impl IkeSa {
                     .verify(&end_entity.data, &intermediates, ctx.unix_now)
                     .map_err(|e| format!("certificate: {e}"))?;
                 if !cert.matches(&identity) {
-                    return Err(format!("identity {identity:?} is not in the peer's certificate"));
+                    return Err(format!(
+                        "identity {} is not in the peer's certificate",
+                        crate::cert::identity_string(&identity)
+                    ));
                 }
                 verify_auth(ctx.provider.signature.as_ref(), &cert.spki, auth, &octets)
                     .map_err(|e| format!("signature: {e}"))?;
@@ -1154,7 +1161,11 @@ impl IkeSa {
             })
             .cloned();
         let Some(peer) = candidate else {
-            return refuse(self, ctx, format!("no connection for identity {identity:?}"));
+            return refuse(
+                self,
+                ctx,
+                format!("no connection for identity {}", crate::cert::identity_string(&identity)),
+            );
         };
         self.peer = Some(peer.clone());
         let remote_id = match self.verify_peer(ctx, &peer, &idi, &auth, &p.certs, true) {
@@ -1334,6 +1345,7 @@ fn cert_payloads(chain: &[Vec<u8>]) -> impl Iterator<Item = Payload> + '_ {
 pub(crate) fn same_identity(a: &Identity, b: &Identity) -> bool {
     match (a, b) {
         (Identity::Fqdn(x), Identity::Fqdn(y)) | (Identity::Email(x), Identity::Email(y)) => x.eq_ignore_ascii_case(y),
+        (Identity::Dn(x), Identity::Dn(y)) => crate::cert::dn_equal(x, y),
         _ => a == b,
     }
 }

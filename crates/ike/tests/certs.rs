@@ -169,3 +169,37 @@ mod base64_like {
         out
     }
 }
+
+/// A Name with one RDN per (OID arc under 2.5.4, string tag, value), DER-encoded by hand.
+fn name_der(attrs: &[(u8, u8, &str)]) -> Vec<u8> {
+    fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+        assert!(body.len() < 128);
+        let mut v = vec![tag, body.len() as u8];
+        v.extend_from_slice(body);
+        v
+    }
+    let mut rdns = Vec::new();
+    for (arc, string_tag, value) in attrs {
+        let atv = [tlv(0x06, &[0x55, 0x04, *arc]), tlv(*string_tag, value.as_bytes())].concat();
+        rdns.extend(tlv(0x31, &tlv(0x30, &atv)));
+    }
+    tlv(0x30, &rdns)
+}
+
+/// strongSwan encodes a configured DN with UTF8String where rcgen's certificate holds
+/// PrintableString: the two name the same subject; a different value or order does not.
+#[test]
+fn dns_compare_by_value_not_by_string_type() {
+    use oxswan_ike::cert::{dn_equal, identity_string};
+    const PRINTABLE: u8 = 0x13;
+    const UTF8: u8 = 0x0c;
+    let cert = name_der(&[(6, PRINTABLE, "CH"), (10, UTF8, "oxswan test"), (3, UTF8, "left")]);
+    let charon = name_der(&[(6, UTF8, "CH"), (10, UTF8, "oxswan test"), (3, UTF8, "left")]);
+    assert!(dn_equal(&cert, &charon));
+    assert!(dn_equal(&cert, &name_der(&[(6, UTF8, "ch"), (10, UTF8, "OXSWAN TEST"), (3, UTF8, "Left")])));
+    assert!(!dn_equal(&cert, &name_der(&[(6, UTF8, "CH"), (10, UTF8, "oxswan test"), (3, UTF8, "right")])));
+    assert!(!dn_equal(&cert, &name_der(&[(10, UTF8, "oxswan test"), (6, UTF8, "CH"), (3, UTF8, "left")])));
+    assert!(!dn_equal(&cert, &name_der(&[(6, UTF8, "CH"), (10, UTF8, "oxswan test")])));
+    assert!(!dn_equal(&cert, b"\x30\x05garbage"));
+    assert_eq!(identity_string(&oxswan_wire::Identity::Dn(charon)), "C=CH, O=oxswan test, CN=left");
+}

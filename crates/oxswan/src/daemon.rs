@@ -13,6 +13,7 @@ use anyhow::{Context as _, bail};
 use oxswan_config::{Config, StartAction};
 use oxswan_crypto::CryptoProvider;
 use oxswan_esp::{InboundSa, OutboundSa, SaParams, Selectors};
+use oxswan_ike::cert::identity_string;
 use oxswan_ike::{ChildSa, DownReason, Endpoint, EndpointConfig, Event, SaHandle};
 use oxswan_wire::ts::{TrafficSelector, TsAddrs};
 use oxswan_wire::udp_encap::with_non_esp_marker;
@@ -516,8 +517,8 @@ impl Ike {
                     initiator: info.initiator,
                     local: info.local.to_string(),
                     remote: info.remote.to_string(),
-                    local_id: format!("{:?}", info.local_id),
-                    remote_id: format!("{:?}", info.remote_id),
+                    local_id: identity_string(&info.local_id),
+                    remote_id: identity_string(&info.remote_id),
                     proposal: info.proposal,
                     spis: format!("{}_i {}_r", info.spi_i, info.spi_r),
                     nat: info.nat.any(),
@@ -556,8 +557,8 @@ impl Ike {
                 self.since.insert((sa, None), Instant::now());
                 tracing::info!(
                     target: "ike", conn = %info.name, sa = sa.0,
-                    "IKE SA established with {:?} @ {} ({}){}",
-                    info.remote_id, info.remote, info.proposal, if info.nat.any() { ", NAT or encapsulation" } else { "" }
+                    "IKE SA established with {} @ {} ({}){}",
+                    identity_string(&info.remote_id), info.remote, info.proposal, if info.nat.any() { ", NAT or encapsulation" } else { "" }
                 );
             }
             Event::ChildSaReady { sa, child } => {

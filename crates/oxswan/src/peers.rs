@@ -79,7 +79,7 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
         remote_id: c.remote.id.clone(),
         local_auth,
         remote_auth,
-        rsa_pss: false,
+        rsa_pss: c.local.rsa_pss,
         children: c
             .children
             .iter()

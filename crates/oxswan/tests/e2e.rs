@@ -2,146 +2,12 @@
 //! iproute2, ping, iperf3, which .ci/run installs); elsewhere each test says why it skips.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const OX: &str = env!("CARGO_BIN_EXE_oxswan");
-
-fn root_with_tools() -> bool {
-    let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
-    let tools = ["ip", "ping", "iperf3"].iter().all(|t| {
-        Command::new("sh").args(["-c", &format!("command -v {t}")]).output().is_ok_and(|o| o.status.success())
-    });
-    if !root || !tools || !Path::new("/dev/net/tun").exists() {
-        eprintln!(
-            "SKIPPED: end-to-end tests need root, /dev/net/tun, ip, ping and iperf3 (bash .ci/run installs them)"
-        );
-        return false;
-    }
-    true
-}
-
-fn sh(cmd: &str) -> Output {
-    Command::new("sh").args(["-c", cmd]).output().unwrap()
-}
-
-fn ok(cmd: &str) -> String {
-    let o = sh(cmd);
-    assert!(o.status.success(), "{cmd}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Two hosts joined by a veth pair, with oxswan daemons; everything is removed on drop.
-struct Hosts {
-    p: String,
-    dir: PathBuf,
-    daemons: Vec<Child>,
-}
-
-impl Hosts {
-    fn new(p: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("oxswan-e2e-{p}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let h = Hosts { p: p.into(), dir, daemons: Vec::new() };
-        let (l, r) = (h.ns("left"), h.ns("right"));
-        for ns in [&l, &r] {
-            let _ = sh(&format!("ip netns del {ns}"));
-            ok(&format!("ip netns add {ns} && ip -n {ns} link set lo up"));
-        }
-        ok(&format!("ip link add {p}l0 netns {l} type veth peer name {p}r0 netns {r}"));
-        ok(&format!(
-            "ip -n {l} addr add 192.0.2.1/24 dev {p}l0 && ip -n {l} link set {p}l0 up && ip -n {l} addr add 10.1.0.1/32 dev lo"
-        ));
-        ok(&format!(
-            "ip -n {r} addr add 192.0.2.2/24 dev {p}r0 && ip -n {r} link set {p}r0 up && ip -n {r} addr add 10.2.0.1/32 dev lo"
-        ));
-        h
-    }
-
-    fn ns(&self, side: &str) -> String {
-        format!("{}-{side}", self.p)
-    }
-
-    fn sock(&self, side: &str) -> PathBuf {
-        self.dir.join(format!("{side}.sock"))
-    }
-
-    fn start(&mut self, side: &str) {
-        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../examples/{side}.toml"));
-        self.start_with(side, &config);
-    }
-
-    /// Starts a daemon with the example configuration changed by `edit`.
-    fn start_edited(&mut self, side: &str, edit: impl Fn(String) -> String) {
-        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../examples/{side}.toml"));
-        let config = self.dir.join(format!("{side}.toml"));
-        std::fs::write(&config, edit(std::fs::read_to_string(example).unwrap())).unwrap();
-        self.start_with(side, &config);
-    }
-
-    fn start_with(&mut self, side: &str, config: &Path) {
-        let log = std::fs::File::create(self.dir.join(format!("{side}.log"))).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(side), OX, "--socket"])
-            .arg(self.sock(side))
-            .args(["daemon", "--config"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.daemons.push(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.sock(side).exists() {
-            assert!(Instant::now() < deadline, "{side} daemon did not start: {}", self.log(side));
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log(&self, side: &str) -> String {
-        std::fs::read_to_string(self.dir.join(format!("{side}.log"))).unwrap_or_default()
-    }
-
-    fn ox(&self, side: &str, args: &str) -> Output {
-        sh(&format!("ip netns exec {} {OX} --socket {} {args}", self.ns(side), self.sock(side).display()))
-    }
-
-    fn status(&self, side: &str) -> serde_json::Value {
-        let o = self.ox(side, "status --json");
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        serde_json::from_slice(&o.stdout).unwrap()
-    }
-
-    fn ping(&self, count: u32) -> bool {
-        sh(&format!("ip netns exec {} ping -c {count} -i 0.2 -W 2 -I 10.1.0.1 10.2.0.1", self.ns("left")))
-            .status
-            .success()
-    }
-}
-
-impl Drop for Hosts {
-    fn drop(&mut self) {
-        for d in &mut self.daemons {
-            let _ = sh(&format!("kill -TERM {}", d.id()));
-        }
-        for d in &mut self.daemons {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline && d.try_wait().ok().flatten().is_none() {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = d.kill();
-        }
-        for side in ["left", "right"] {
-            let _ = sh(&format!("ip netns pids {} | xargs -r kill -9; ip netns del {}", self.ns(side), self.ns(side)));
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn counter(status: &serde_json::Value, key: &str) -> u64 {
-    status["ike_sas"][0]["children"][0][key].as_u64().unwrap()
-}
+mod common;
+use common::*;
 
 #[test]
 fn psk_tunnel_carries_ping_and_iperf3_and_counts_it() {
@@ -170,19 +36,9 @@ fn psk_tunnel_carries_ping_and_iperf3_and_counts_it() {
     assert_eq!(after["ike_sas"][0]["nat"], true, "ESP in UDP: the user-space data plane always encapsulates");
 
     // iperf3 through the tunnel.
-    let server = Command::new("ip")
-        .args(["netns", "exec", &h.ns("right"), "iperf3", "-s", "-1", "-B", "10.2.0.1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    let out = ok(&format!("ip netns exec {} iperf3 -c 10.2.0.1 -B 10.1.0.1 -t 2 -J", h.ns("left")));
-    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let bps = j["end"]["sum_received"]["bits_per_second"].as_f64().unwrap();
-    println!("iperf3 through the tunnel: {:.2} Gbit/s", bps / 1e9);
-    assert!(bps > 10e6, "{bps} bit/s");
-    drop(server);
+    let gbps = h.iperf(2);
+    println!("iperf3 through the tunnel: {gbps:.2} Gbit/s");
+    assert!(gbps > 0.01, "{gbps} Gbit/s");
 
     // Down, then up again.
     assert!(h.ox("left", "down site").status.success());

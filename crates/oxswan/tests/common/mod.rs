@@ -1,0 +1,305 @@
+//! What the end-to-end and interop tests share: test hosts in network namespaces, oxswan daemons
+//! and strongSwan's charon in them. Everything a test creates is removed when its `Hosts` drops.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const OX: &str = env!("CARGO_BIN_EXE_oxswan");
+
+pub fn root_with_tools() -> bool {
+    let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    let tools = ["ip", "ping", "iperf3"].iter().all(|t| {
+        Command::new("sh").args(["-c", &format!("command -v {t}")]).output().is_ok_and(|o| o.status.success())
+    });
+    if !root || !tools || !Path::new("/dev/net/tun").exists() {
+        eprintln!(
+            "SKIPPED: end-to-end tests need root, /dev/net/tun, ip, ping and iperf3 (bash .ci/run installs them)"
+        );
+        return false;
+    }
+    true
+}
+
+pub fn sh(cmd: &str) -> Output {
+    Command::new("sh").args(["-c", cmd]).output().unwrap()
+}
+
+pub fn ok(cmd: &str) -> String {
+    let o = sh(cmd);
+    assert!(o.status.success(), "{cmd}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Two hosts joined by a veth pair, with oxswan daemons; everything is removed on drop.
+pub struct Hosts {
+    pub p: String,
+    pub dir: PathBuf,
+    pub daemons: Vec<Child>,
+    /// strongSwan's charon per side (the child is charon itself: `ip netns exec`, `unshare` and `sh`
+    /// each exec the next).
+    pub charons: Vec<(String, Child)>,
+    /// Whether left sits behind a NAT box.
+    pub nat: bool,
+    /// Extra settings for charon's section of strongswan.conf (e.g. `rsa_pss = yes`).
+    pub charon_extra: String,
+}
+
+impl Hosts {
+    fn empty(p: &str, nat: bool) -> Self {
+        let dir = std::env::temp_dir().join(format!("oxswan-e2e-{p}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Hosts { p: p.into(), dir, daemons: Vec::new(), charons: Vec::new(), nat, charon_extra: String::new() }
+    }
+
+    pub fn new(p: &str) -> Self {
+        let h = Self::empty(p, false);
+        let (l, r) = (h.ns("left"), h.ns("right"));
+        for ns in [&l, &r, &h.ns("nat")] {
+            let _ = sh(&format!("ip netns del {ns} 2>/dev/null"));
+        }
+        for ns in [&l, &r] {
+            let _ = sh(&format!("ip netns del {ns}"));
+            ok(&format!("ip netns add {ns} && ip -n {ns} link set lo up"));
+        }
+        ok(&format!("ip link add {p}l0 netns {l} type veth peer name {p}r0 netns {r}"));
+        ok(&format!(
+            "ip -n {l} addr add 192.0.2.1/24 dev {p}l0 && ip -n {l} link set {p}l0 up && ip -n {l} addr add 10.1.0.1/32 dev lo"
+        ));
+        ok(&format!(
+            "ip -n {r} addr add 192.0.2.2/24 dev {p}r0 && ip -n {r} link set {p}r0 up && ip -n {r} addr add 10.2.0.1/32 dev lo"
+        ));
+        h
+    }
+
+    /// Left behind a NAT box (nftables masquerade with random ports): left 198.51.100.2 routes through
+    /// the box (198.51.100.1 inside, 192.0.2.3 outside) to right 192.0.2.2, which sees 192.0.2.3.
+    pub fn with_nat(p: &str) -> Self {
+        let h = Self::empty(p, true);
+        let (l, n, r) = (h.ns("left"), h.ns("nat"), h.ns("right"));
+        for ns in [&l, &n, &r] {
+            let _ = sh(&format!("ip netns del {ns} 2>/dev/null"));
+            ok(&format!("ip netns add {ns} && ip -n {ns} link set lo up"));
+        }
+        ok(&format!("ip link add {p}l0 netns {l} type veth peer name {p}n0 netns {n}"));
+        ok(&format!("ip link add {p}n1 netns {n} type veth peer name {p}r0 netns {r}"));
+        ok(&format!(
+            "ip -n {l} addr add 198.51.100.2/24 dev {p}l0 && ip -n {l} link set {p}l0 up && \
+             ip -n {l} route add default via 198.51.100.1 && ip -n {l} addr add 10.1.0.1/32 dev lo && \
+             ip -n {n} addr add 198.51.100.1/24 dev {p}n0 && ip -n {n} addr add 192.0.2.3/24 dev {p}n1 && \
+             ip -n {n} link set {p}n0 up && ip -n {n} link set {p}n1 up && \
+             ip -n {r} addr add 192.0.2.2/24 dev {p}r0 && ip -n {r} link set {p}r0 up && \
+             ip -n {r} addr add 10.2.0.1/32 dev lo && ip netns exec {n} sysctl -qw net.ipv4.ip_forward=1"
+        ));
+        let nft = format!(
+            "table ip nat {{\n chain post {{\n  type nat hook postrouting priority srcnat; oifname \"{p}n1\" masquerade random\n }}\n}}\n"
+        );
+        ok(&format!("printf '%s' '{nft}' | ip netns exec {n} nft -f -"));
+        h
+    }
+
+    /// Left's own address.
+    pub fn left_ip(&self) -> &'static str {
+        if self.nat { "198.51.100.2" } else { "192.0.2.1" }
+    }
+
+    /// Right's address.
+    pub fn right_ip(&self) -> &'static str {
+        "192.0.2.2"
+    }
+
+    /// Starts a daemon with this configuration text.
+    pub fn start_text(&mut self, side: &str, text: &str) {
+        let config = self.dir.join(format!("{side}.toml"));
+        std::fs::write(&config, text).unwrap();
+        self.start_with(side, &config);
+    }
+
+    /// Starts charon on `side` with `swanctl.conf` and `files` (paths relative to its swanctl
+    /// directory: x509/, x509ca/, private/), a private /run and its own strongswan.conf whose
+    /// kernel-libipsec plugin carries ESP through a TUN device; loads the configuration.
+    pub fn start_charon(&mut self, side: &str, swanctl_conf: &str, files: &[(&str, Vec<u8>)]) {
+        let dir = self.dir.join(format!("charon-{side}"));
+        for d in ["x509", "x509ca", "private", "conf.d"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        for (path, data) in files {
+            std::fs::write(dir.join(path), data).unwrap();
+        }
+        std::fs::write(dir.join("swanctl.conf"), swanctl_conf).unwrap();
+        std::fs::write(
+            dir.join("strongswan.conf"),
+            format!("charon {{\n  {}\n", self.charon_extra)
+                + "  load = random nonce openssl aes sha1 sha2 hmac gcm chapoly curve25519 x509 pem pkcs1 \
+             pkcs8 pubkey kdf constraints revocation kernel-libipsec kernel-netlink socket-default vici updown\n  \
+             filelog { stderr { default = 1 ike = 2 cfg = 2 enc = 1 } }\n  \
+             plugins { vici { socket = unix:///run/charon.vici } }\n}\n\
+             swanctl { socket = unix:///run/charon.vici }\n",
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("charon.log")).unwrap();
+        let d = dir.display();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(side), "unshare", "-m", "sh", "-c"])
+            .arg(format!(
+                "mount --make-rprivate / && mount -t tmpfs tmpfs /run && mount --bind '{d}' /etc/swanctl && \
+                 STRONGSWAN_CONF='{d}/strongswan.conf' exec /usr/lib/ipsec/charon"
+            ))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        self.charons.push((side.to_owned(), child));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !sh(&format!("nsenter -t {pid} -m -n test -S /run/charon.vici")).status.success() {
+            assert!(Instant::now() < deadline, "charon on {side} did not start: {}", self.charon_log(side));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let o = self.swanctl(side, "--load-all");
+        assert!(
+            o.status.success(),
+            "swanctl --load-all: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    /// swanctl against the charon on `side`.
+    pub fn swanctl(&self, side: &str, args: &str) -> Output {
+        let pid = self.charons.iter().find(|(s, _)| s == side).map(|(_, c)| c.id()).unwrap();
+        sh(&format!("nsenter -t {pid} -m -n swanctl {args}"))
+    }
+
+    /// What charon on `side` logged.
+    pub fn charon_log(&self, side: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("charon-{side}/charon.log"))).unwrap_or_default()
+    }
+
+    /// Whether charon on `side` has an IKE SA.
+    pub fn charon_has_sa(&self, side: &str) -> bool {
+        let o = self.swanctl(side, "--list-sas");
+        String::from_utf8_lossy(&o.stdout).contains("ESTABLISHED")
+    }
+
+    pub fn ns(&self, side: &str) -> String {
+        format!("{}-{side}", self.p)
+    }
+
+    pub fn sock(&self, side: &str) -> PathBuf {
+        self.dir.join(format!("{side}.sock"))
+    }
+
+    pub fn start(&mut self, side: &str) {
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../examples/{side}.toml"));
+        self.start_with(side, &config);
+    }
+
+    /// Starts a daemon with the example configuration changed by `edit`.
+    pub fn start_edited(&mut self, side: &str, edit: impl Fn(String) -> String) {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../examples/{side}.toml"));
+        let config = self.dir.join(format!("{side}.toml"));
+        std::fs::write(&config, edit(std::fs::read_to_string(example).unwrap())).unwrap();
+        self.start_with(side, &config);
+    }
+
+    pub fn start_with(&mut self, side: &str, config: &Path) {
+        let log = std::fs::File::create(self.dir.join(format!("{side}.log"))).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(side), OX, "--socket"])
+            .arg(self.sock(side))
+            .args(["daemon", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.daemons.push(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.sock(side).exists() {
+            assert!(Instant::now() < deadline, "{side} daemon did not start: {}", self.log(side));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self, side: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{side}.log"))).unwrap_or_default()
+    }
+
+    pub fn ox(&self, side: &str, args: &str) -> Output {
+        sh(&format!("ip netns exec {} {OX} --socket {} {args}", self.ns(side), self.sock(side).display()))
+    }
+
+    pub fn status(&self, side: &str) -> serde_json::Value {
+        let o = self.ox(side, "status --json");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    /// iperf3 TCP for `secs` from left's 10.1.0.1 to right's 10.2.0.1; Gbit/s received (0 on failure).
+    pub fn iperf(&self, secs: u32) -> f64 {
+        let mut server = Command::new("ip")
+            .args(["netns", "exec", &self.ns("right"), "iperf3", "-s", "-1", "-B", "10.2.0.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+        let out = sh(&format!(
+            "ip netns exec {} timeout {} iperf3 -c 10.2.0.1 -B 10.1.0.1 -t {secs} -J",
+            self.ns("left"),
+            secs + 20
+        ));
+        let _ = server.kill();
+        let _ = server.wait();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|j| j["end"]["sum_received"]["bits_per_second"].as_f64())
+            .unwrap_or(0.0)
+            / 1e9
+    }
+
+    pub fn ping(&self, count: u32) -> bool {
+        sh(&format!("ip netns exec {} ping -c {count} -i 0.2 -W 2 -I 10.1.0.1 10.2.0.1", self.ns("left")))
+            .status
+            .success()
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.charons {
+            let _ = sh(&format!("kill -TERM {}", c.id()));
+        }
+        for d in &mut self.daemons {
+            let _ = sh(&format!("kill -TERM {}", d.id()));
+        }
+        for d in &mut self.daemons {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && d.try_wait().ok().flatten().is_none() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = d.kill();
+        }
+        for (_, c) in &mut self.charons {
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline && c.try_wait().ok().flatten().is_none() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for side in ["left", "right", "nat"] {
+            let _ = sh(&format!(
+                "ip netns pids {ns} 2>/dev/null | xargs -r kill -9; ip netns del {ns} 2>/dev/null",
+                ns = self.ns(side)
+            ));
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn counter(status: &serde_json::Value, key: &str) -> u64 {
+    status["ike_sas"][0]["children"][0][key].as_u64().unwrap()
+}

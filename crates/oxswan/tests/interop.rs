@@ -1,0 +1,392 @@
+//! oxswan against strongSwan 5.9.8 (charon with its user-space data plane, kernel-libipsec) in network
+//! namespaces: both roles, PSK and certificates of every key type through an intermediate CA,
+//! identities of every kind, the proposals of issue 5, one link and a NAT box. Each cell brings the
+//! tunnel up, pings and runs iperf3 through it, deletes it from one side and checks that neither side
+//! keeps anything. Needs root, strongSwan, iperf3 and nftables (`bash .ci/run` installs them); elsewhere
+//! each test says why it skips.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod common;
+#[path = "../../ike/tests/common/pki.rs"]
+mod pki;
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use pki::{Alg, Ca};
+
+fn ready() -> bool {
+    if !root_with_tools() {
+        return false;
+    }
+    let have = |c: &str| sh(&format!("command -v {c}")).status.success();
+    if !Path::new("/usr/lib/ipsec/charon").exists() || !have("swanctl") || !have("nft") {
+        eprintln!("SKIPPED: interop tests need strongSwan (charon, swanctl) and nftables (bash .ci/run installs them)");
+        return false;
+    }
+    true
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Who {
+    Oxswan,
+    Charon,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Id {
+    Fqdn,
+    Email,
+    Ip,
+    Dn,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Auth {
+    Psk,
+    /// Key type, whether RSA keys sign with PSS, identity kind.
+    Cert(Alg, bool, Id),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Cell {
+    initiator: Who,
+    auth: Auth,
+    ike: &'static str,
+    esp: &'static str,
+    nat: bool,
+    /// Who deletes at the end.
+    delete_by_initiator: bool,
+}
+
+const PSK: &str = "interop shared secret 4711";
+
+impl Cell {
+    fn describe(&self) -> String {
+        let auth = match self.auth {
+            Auth::Psk => "PSK".to_owned(),
+            Auth::Cert(alg, pss, id) => format!("{alg:?}{} {id:?}", if pss { "-PSS" } else { "" }),
+        };
+        format!(
+            "{:<7} initiates | {:<18} | {:<34} | {:<26} | {:<4}",
+            format!("{:?}", self.initiator),
+            auth,
+            self.ike,
+            self.esp,
+            if self.nat { "NAT" } else { "link" }
+        )
+    }
+}
+
+/// The identity of a side ("left" or "right") of kind `id`, as oxswan and charon write it.
+fn identity(h: &Hosts, side: &str, id: Id) -> String {
+    match id {
+        Id::Fqdn => format!("{side}.example"),
+        Id::Email => format!("{side}@example.org"),
+        Id::Ip => (if side == "left" { h.left_ip() } else { h.right_ip() }).to_owned(),
+        Id::Dn => format!("C=CH, O=oxswan test, CN={side}"),
+    }
+}
+
+struct Creds {
+    root: Vec<u8>,
+    intermediate: Vec<u8>,
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
+
+fn creds(h: &Hosts, ca: &Ca, alg: Alg, side: &str) -> Creds {
+    let ip = if side == "left" { h.left_ip() } else { h.right_ip() };
+    let (cert, key) =
+        ca.issue(alg, side, &[&format!("{side}.example"), &format!("{side}@example.org"), ip], (2025, 2030));
+    Creds { root: ca.root_der.clone(), intermediate: ca.intermediate_der.clone(), cert, key }
+}
+
+fn ts(side: &str) -> &'static str {
+    if side == "left" { "10.1.0.1/32" } else { "10.2.0.1/32" }
+}
+
+fn other(side: &str) -> &'static str {
+    if side == "left" { "right" } else { "left" }
+}
+
+/// oxswan's configuration for `side`.
+fn oxswan_config(h: &Hosts, cell: &Cell, side: &str, creds: Option<&Creds>) -> String {
+    let initiator = side == "left";
+    let local_ip = if initiator { h.left_ip() } else { h.right_ip() };
+    // The responder answers whichever address the initiator comes from (behind the NAT: the box's).
+    let remote = if initiator { format!("\"{}\"", h.right_ip()) } else { String::new() };
+    let mut c = format!(
+        "[daemon]\ntun = \"oxswan0\"\n\n[connections.site]\nlocal_addrs = [\"{local_ip}\"]\nremote_addrs = [{remote}]\n\
+         proposals = [\"{}\"]\n\n",
+        cell.ike
+    );
+    match (cell.auth, creds) {
+        (Auth::Cert(_, pss, id), Some(cr)) => {
+            let dir = h.dir.join(format!("ox-{side}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            for (f, d) in
+                [("cert.der", &cr.cert), ("int.der", &cr.intermediate), ("key.der", &cr.key), ("root.der", &cr.root)]
+            {
+                std::fs::write(dir.join(f), d).unwrap();
+            }
+            let d = dir.display();
+            let local_id = format!("id = \"{}\"\n", identity(h, side, id));
+            let remote_id = format!("id = \"{}\"\n", identity(h, other(side), id));
+            let _ = write!(
+                c,
+                "[connections.site.local]\nauth = \"pubkey\"\n{local_id}certs = [\"{d}/cert.der\", \"{d}/int.der\"]\n\
+                 key = \"{d}/key.der\"\nrsa_pss = {pss}\n\n\
+                 [connections.site.remote]\nauth = \"pubkey\"\n{remote_id}cacerts = [\"{d}/root.der\"]\n\n"
+            );
+        }
+        _ => {
+            let _ = write!(
+                c,
+                "[connections.site.local]\nauth = \"psk\"\nid = \"{side}.example\"\n\n\
+                 [connections.site.remote]\nauth = \"psk\"\nid = \"{}.example\"\n\n",
+                other(side)
+            );
+        }
+    }
+    let _ = write!(
+        c,
+        "[connections.site.children.net]\nlocal_ts = [\"{}\"]\nremote_ts = [\"{}\"]\nesp_proposals = [\"{}\"]\n\n\
+         [[secrets.ike]]\nids = [\"left.example\", \"right.example\"]\nsecret = \"{PSK}\"\n",
+        ts(side),
+        ts(other(side)),
+        cell.esp
+    );
+    c
+}
+
+/// charon's swanctl.conf for `side`, and the files it needs.
+fn charon_config(h: &Hosts, cell: &Cell, side: &str, creds: Option<&Creds>) -> (String, Vec<(&'static str, Vec<u8>)>) {
+    let initiator = side == "left";
+    let local_ip = if initiator { h.left_ip() } else { h.right_ip() };
+    let remote = if initiator { h.right_ip() } else { "%any" };
+    let mut files = Vec::new();
+    let (local, remote_side) = match (cell.auth, creds) {
+        (Auth::Cert(_, _, id), Some(cr)) => {
+            files.push(("x509/cert.der", cr.cert.clone()));
+            files.push(("x509ca/root.der", cr.root.clone()));
+            files.push(("x509ca/int.der", cr.intermediate.clone()));
+            files.push(("private/key.der", cr.key.clone()));
+            // charon's own DN identity is its certificate's subject when `id` is left out.
+            let local_id = if id == Id::Dn { String::new() } else { format!("id = {}", identity(h, side, id)) };
+            (
+                format!("auth = pubkey\n certs = cert.der\n {local_id}"),
+                format!("auth = pubkey\n id = \"{}\"", identity(h, other(side), id)),
+            )
+        }
+        _ => (format!("auth = psk\n id = {side}.example"), format!("auth = psk\n id = {}.example", other(side))),
+    };
+    let conf = format!(
+        "connections {{\n site {{\n  version = 2\n  local_addrs = {local_ip}\n  remote_addrs = {remote}\n  \
+         proposals = {}\n  local {{\n {local}\n }}\n  remote {{\n {remote_side}\n }}\n  children {{\n   net {{\n    \
+         local_ts = {}\n    remote_ts = {}\n    esp_proposals = {}\n   }}\n  }}\n }}\n}}\n\
+         secrets {{\n ike-1 {{\n  id-1 = left.example\n  id-2 = right.example\n  secret = \"{PSK}\"\n }}\n}}\n",
+        cell.ike,
+        ts(side),
+        ts(other(side)),
+        cell.esp
+    );
+    (conf, files)
+}
+
+fn wait(what: &str, secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            eprintln!("timed out: {what}");
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn oxswan_has_sa(h: &Hosts, side: &str) -> bool {
+    h.status(side)["ike_sas"].as_array().is_some_and(|a| !a.is_empty())
+}
+
+/// One cell of the matrix; returns its line for the report (with iperf3's Gbit/s).
+fn run_cell(prefix: &str, cell: Cell) -> String {
+    let mut h = if cell.nat { Hosts::with_nat(prefix) } else { Hosts::new(prefix) };
+    let ox_side = if cell.initiator == Who::Oxswan { "left" } else { "right" };
+    let ch_side = other(ox_side);
+    let (ox_creds, ch_creds) = match cell.auth {
+        Auth::Cert(alg, ..) => {
+            let ca = Ca::new("interop", alg);
+            (Some(creds(&h, &ca, alg, ox_side)), Some(creds(&h, &ca, alg, ch_side)))
+        }
+        Auth::Psk => (None, None),
+    };
+    if let Auth::Cert(Alg::Rsa2048, true, _) = cell.auth {
+        h.charon_extra = "rsa_pss = yes".into();
+    }
+    let ox_conf = oxswan_config(&h, &cell, ox_side, ox_creds.as_ref());
+    let (ch_conf, ch_files) = charon_config(&h, &cell, ch_side, ch_creds.as_ref());
+    let d = cell.describe();
+    // The responder first.
+    if cell.initiator == Who::Oxswan {
+        h.start_charon(ch_side, &ch_conf, &ch_files);
+        h.start_text(ox_side, &ox_conf);
+        let up = h.ox(ox_side, "up site --timeout 20");
+        assert!(
+            up.status.success(),
+            "{d}: oxswan up: {}\n--- oxswan\n{}\n--- charon\n{}",
+            String::from_utf8_lossy(&up.stderr),
+            h.log(ox_side),
+            h.charon_log(ch_side)
+        );
+    } else {
+        h.start_text(ox_side, &ox_conf);
+        h.start_charon(ch_side, &ch_conf, &ch_files);
+        let up = h.swanctl(ch_side, "--initiate --child net --timeout 20");
+        assert!(
+            up.status.success(),
+            "{d}: swanctl --initiate: {}\n--- oxswan\n{}\n--- charon\n{}",
+            String::from_utf8_lossy(&up.stdout),
+            h.log(ox_side),
+            h.charon_log(ch_side)
+        );
+    }
+    assert!(wait("both sides up", 10, || oxswan_has_sa(&h, ox_side) && h.charon_has_sa(ch_side)), "{d}");
+    // charon verified oxswan's AUTH with the scheme the key type calls for (RFC 7427).
+    if let Auth::Cert(alg, pss, _) = cell.auth {
+        let scheme = match (alg, pss) {
+            (Alg::Rsa2048, false) => "RSA_EMSA_PKCS1_SHA2_256",
+            (Alg::Rsa2048, true) => "RSA_EMSA_PSS_SHA2_256",
+            (Alg::P256, _) => "ECDSA_WITH_SHA256_DER",
+            (Alg::P384, _) => "ECDSA_WITH_SHA384_DER",
+            (Alg::Ed25519, _) => "ED25519",
+        };
+        let log = h.charon_log(ch_side);
+        let verified = log
+            .lines()
+            .find(|l| l.contains("authentication of '") && !l.contains("(myself)") && l.contains("successful"));
+        assert!(
+            verified.is_some_and(|l| l.contains(scheme)),
+            "{d}: charon's verification of oxswan: {verified:?}, want {scheme}"
+        );
+    }
+    assert!(
+        h.ping(3),
+        "{d}: ping through the tunnel\n--- oxswan\n{}\n--- charon\n{}",
+        h.log(ox_side),
+        h.charon_log(ch_side)
+    );
+
+    let gbps = h.iperf(1);
+    assert!(gbps > 0.001, "{d}: iperf3 through the tunnel");
+
+    // A clean delete from one side leaves nothing on either.
+    let deleter = if cell.delete_by_initiator { "left" } else { "right" };
+    if deleter == ox_side {
+        assert!(h.ox(ox_side, "down site").status.success(), "{d}");
+    } else {
+        let o = h.swanctl(ch_side, "--terminate --ike site --timeout 10");
+        assert!(o.status.success(), "{d}: swanctl --terminate: {}", String::from_utf8_lossy(&o.stdout));
+    }
+    assert!(
+        wait("both sides down", 10, || !oxswan_has_sa(&h, ox_side) && !h.charon_has_sa(ch_side)),
+        "{d}: an SA survived the delete\n--- oxswan\n{}\n--- charon\n{}",
+        h.log(ox_side),
+        h.charon_log(ch_side)
+    );
+    let routes = ok(&format!("ip -n {} route", h.ns(ox_side)));
+    assert!(!routes.contains("oxswan0"), "{d}: oxswan's route outlived its SA: {routes}");
+    format!(
+        "{d} | up, ping, {gbps:5.2} Gbit/s, deleted by {deleter} ({:?})",
+        if deleter == ox_side { Who::Oxswan } else { Who::Charon }
+    )
+}
+
+fn run(prefix: &str, cells: &[Cell]) {
+    let mut report = Vec::new();
+    for (i, cell) in cells.iter().enumerate() {
+        let line = run_cell(&format!("{prefix}{i}"), *cell);
+        println!("{line}");
+        report.push(line);
+    }
+    println!("\n{}", report.join("\n"));
+}
+
+const GCM: &str = "aes256gcm16-prfsha256-x25519";
+const MODP: &str = "aes128-sha256-modp2048";
+const ECP: &str = "aes256-sha384-ecp384";
+const CHACHA: &str = "chacha20poly1305-prfsha256-x25519";
+
+fn cell(initiator: Who, auth: Auth, ike: &'static str, esp: &'static str, nat: bool, by_initiator: bool) -> Cell {
+    Cell { initiator, auth, ike, esp, nat, delete_by_initiator: by_initiator }
+}
+
+/// PSK in both roles, every IKE proposal and every ESP proposal with and without PFS, on one link.
+#[test]
+fn psk_both_roles_every_proposal() {
+    if !ready() {
+        return;
+    }
+    use Who::*;
+    run(
+        "oip",
+        &[
+            cell(Oxswan, Auth::Psk, GCM, "aes256gcm16", false, true),
+            cell(Charon, Auth::Psk, GCM, "aes256gcm16-x25519", false, false),
+            cell(Oxswan, Auth::Psk, MODP, "aes128-sha256", false, false),
+            cell(Charon, Auth::Psk, MODP, "aes128-sha256-modp2048", false, true),
+            cell(Oxswan, Auth::Psk, ECP, "chacha20poly1305", false, true),
+            cell(Charon, Auth::Psk, ECP, "chacha20poly1305-x25519", false, false),
+            cell(Oxswan, Auth::Psk, CHACHA, "aes256gcm16-modp2048", false, false),
+            cell(Charon, Auth::Psk, CHACHA, "aes128-sha256-x25519", false, true),
+        ],
+    );
+}
+
+/// Through the NAT box: oxswan behind it initiating to charon, and charon behind it initiating to
+/// oxswan; PSK and certificates.
+#[test]
+fn through_a_nat_both_roles() {
+    if !ready() {
+        return;
+    }
+    use Who::*;
+    run(
+        "oin",
+        &[
+            cell(Oxswan, Auth::Psk, GCM, "aes256gcm16", true, true),
+            cell(Charon, Auth::Psk, GCM, "aes256gcm16", true, false),
+            cell(Oxswan, Auth::Cert(Alg::P256, false, Id::Fqdn), CHACHA, "chacha20poly1305", true, false),
+            cell(Charon, Auth::Cert(Alg::P256, false, Id::Email), MODP, "aes128-sha256", true, true),
+        ],
+    );
+}
+
+/// Certificates of every key type through one intermediate, identities of every kind, both roles.
+#[test]
+fn certificates_every_key_type_and_identity() {
+    if !ready() {
+        return;
+    }
+    use Who::*;
+    run(
+        "oic",
+        &[
+            cell(Oxswan, Auth::Cert(Alg::Rsa2048, false, Id::Fqdn), GCM, "aes256gcm16", false, true),
+            cell(Charon, Auth::Cert(Alg::Rsa2048, false, Id::Email), GCM, "aes256gcm16", false, false),
+            cell(Oxswan, Auth::Cert(Alg::Rsa2048, true, Id::Ip), MODP, "aes128-sha256", false, false),
+            cell(Charon, Auth::Cert(Alg::Rsa2048, true, Id::Dn), GCM, "aes256gcm16", false, true),
+            cell(Oxswan, Auth::Cert(Alg::P256, false, Id::Dn), ECP, "aes256gcm16", false, true),
+            cell(Charon, Auth::Cert(Alg::P256, false, Id::Ip), GCM, "chacha20poly1305", false, false),
+            cell(Oxswan, Auth::Cert(Alg::P384, false, Id::Email), ECP, "aes256gcm16", false, false),
+            cell(Charon, Auth::Cert(Alg::P384, false, Id::Fqdn), CHACHA, "aes256gcm16", false, true),
+            cell(Oxswan, Auth::Cert(Alg::Ed25519, false, Id::Fqdn), GCM, "aes256gcm16", false, true),
+            cell(Charon, Auth::Cert(Alg::Ed25519, false, Id::Dn), GCM, "aes256gcm16", false, false),
+        ],
+    );
+}
