@@ -427,9 +427,9 @@ impl Endpoint {
         let prefer_initiator = self.peers.iter().any(|p| p.prefer_initiator);
         let params = ResponderParams { proposals: &proposals, prefer_initiator, extra: &extra };
         match respond(&self.provider, &params, msg.as_bytes(), spi_r)? {
-            InitReply::Rejected { response, error } => {
+            InitReply::Rejected { response, notify, error } => {
                 self.out.transmits.push_back(Transmit { local, remote, payload: response });
-                let _ = error;
+                self.out.events.push_back(Event::InitRejected { peer: remote, notify, reason: error.to_string() });
                 Ok(())
             }
             InitReply::Accepted { response, sa } => {

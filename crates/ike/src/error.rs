@@ -22,7 +22,7 @@ pub enum IkeError {
     #[error("unexpected message: {0}")]
     Unexpected(&'static str),
     /// No proposal of the peer is acceptable (RFC 7296 §2.7).
-    #[error("no proposal chosen")]
+    #[error("none of the peer's proposals matches ours")]
     NoProposalChosen,
     /// The peer's nonce is outside 16..=256 octets or shorter than half the PRF key (RFC 7296 §2.10).
     #[error("nonce of {0} octets")]

@@ -150,6 +150,16 @@ pub enum Event {
         /// What went wrong.
         reason: String,
     },
+    /// We answered an IKE_SA_INIT request with an error notify and kept no state (RFC 7296 §2.21.1):
+    /// no acceptable proposal, a key exchange in another group, or a malformed request.
+    InitRejected {
+        /// The initiator's address.
+        peer: SocketAddr,
+        /// The notify we answered with.
+        notify: NotifyType,
+        /// Why.
+        reason: String,
+    },
     /// An empty INFORMATIONAL request (a liveness check) we sent was answered.
     LivenessConfirmed {
         /// The IKE SA.

@@ -313,6 +313,8 @@ pub enum InitReply {
     },
     /// Send `response` (an error notify) and keep no state (RFC 7296 §2.21.1).
     Rejected {
+        /// The notify in the response.
+        notify: NotifyType,
         /// The response datagram.
         response: Vec<u8>,
         /// Why.
@@ -358,7 +360,7 @@ pub fn respond(
         // Error responses to IKE_SA_INIT carry a zero responder SPI: no state is kept (RFC 7296 §2.6).
         let header = Header::new(h.spi_i, IkeSpi::ZERO, ExchangeType::IKE_SA_INIT, Flags::RESPONSE, 0);
         let response = header.encode(&[Payload::Notify(NotifyPayload::new(notify, data))])?;
-        Ok(InitReply::Rejected { response, error })
+        Ok(InitReply::Rejected { response, notify, error })
     };
     let payloads = match msg.parse_payloads() {
         Ok(p) => p,

@@ -1164,7 +1164,14 @@ impl IkeSa {
             return refuse(
                 self,
                 ctx,
-                format!("no connection for identity {}", crate::cert::identity_string(&identity)),
+                match &wanted_idr {
+                    Some(w) => format!(
+                        "no connection for {} asking for us as {}",
+                        crate::cert::identity_string(&identity),
+                        crate::cert::identity_string(w)
+                    ),
+                    None => format!("no connection for identity {}", crate::cert::identity_string(&identity)),
+                },
             );
         };
         self.peer = Some(peer.clone());

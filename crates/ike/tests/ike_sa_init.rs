@@ -78,7 +78,7 @@ fn invalid_ke_payload_is_retried_once_with_the_responders_group() {
     let params = ResponderParams { proposals: &responder, prefer_initiator: false, extra: &[] };
     /* IKE_SA_INIT { SA, KE(x25519), Nonce } --> */
     let first = InitRequestSent::start(&p, &initiator, None, random_spi(&p).unwrap(), Vec::new()).unwrap();
-    let InitReply::Rejected { response, error } = respond(&p, &params, first.request(), SPI_R).unwrap() else {
+    let InitReply::Rejected { response, error, .. } = respond(&p, &params, first.request(), SPI_R).unwrap() else {
         panic!("accepted a group it does not allow")
     };
     assert!(matches!(error, IkeError::InvalidKePayload(KeId::ECP256)));
@@ -123,7 +123,7 @@ fn no_proposal_chosen_on_both_sides() {
     .unwrap();
     let responder = proposals("aes128-sha256-modp2048");
     let params = ResponderParams { proposals: &responder, prefer_initiator: false, extra: &[] };
-    let InitReply::Rejected { response, error } = respond(&p, &params, init.request(), SPI_R).unwrap() else {
+    let InitReply::Rejected { response, error, .. } = respond(&p, &params, init.request(), SPI_R).unwrap() else {
         panic!()
     };
     assert!(matches!(error, IkeError::NoProposalChosen));
@@ -211,7 +211,7 @@ fn malformed_requests_are_dropped_or_answered() {
     let mut payloads = Message::parse(init.request()).unwrap().parse_payloads().unwrap();
     payloads.retain(|p| !matches!(p, Payload::Nonce(_)));
     let bytes = Message::parse(init.request()).unwrap().header().encode(&payloads).unwrap();
-    let InitReply::Rejected { response, error } = respond(&p, &params, &bytes, SPI_R).unwrap() else { panic!() };
+    let InitReply::Rejected { response, error, .. } = respond(&p, &params, &bytes, SPI_R).unwrap() else { panic!() };
     assert!(matches!(error, IkeError::MissingPayload(oxswan_wire::PayloadType::NONCE)));
     let n = Message::parse(&response).unwrap().parse_payloads().unwrap().remove(0);
     assert!(matches!(n, Payload::Notify(n) if n.notify_type == NotifyType::INVALID_SYNTAX));

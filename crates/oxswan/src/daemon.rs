@@ -576,11 +576,22 @@ impl Ike {
                 self.answer(sa, Response::Ok { message: format!("{} established", child.name) });
             }
             Event::ChildSaFailed { sa, name, reason } => {
-                tracing::warn!(target: "ike", conn = %self.conn(sa), sa = sa.0, "CHILD SA {name} failed: the peer answered {reason}");
+                let ours = self.endpoint.info(sa).is_some_and(|i| i.initiator);
+                if ours {
+                    tracing::warn!(target: "ike", conn = %self.conn(sa), sa = sa.0, "CHILD SA {name} failed: the peer answered {reason}");
+                } else {
+                    tracing::warn!(target: "ike", conn = %self.conn(sa), sa = sa.0, "refused the peer's CHILD SA {name} with {reason}");
+                }
                 self.answer(
                     sa,
                     Response::Error { message: format!("CHILD SA {name} failed: the peer answered {reason}") },
                 );
+                // An IKE SA we started for a child that could not be made carries nothing: delete it
+                // rather than leave it half set up (strongSwan keeps it; the RFC allows either).
+                if ours && self.endpoint.children(sa).is_empty() {
+                    tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "deleting the IKE SA: it has no CHILD SA");
+                    let _ = self.endpoint.delete_ike(Instant::now(), sa);
+                }
             }
             Event::ChildSaDeleted { sa, spi_in, .. } => {
                 tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "CHILD SA {spi_in:08x}_i deleted");
@@ -598,6 +609,14 @@ impl Ike {
             }
             Event::AuthFailed { sa, peer, reason } => {
                 tracing::warn!(target: "ike", conn = %self.conn(sa), sa = sa.0, "authentication with {peer} failed: {reason}");
+            }
+            Event::InitRejected { peer, notify, reason } => {
+                // INVALID_KE_PAYLOAD is part of a normal negotiation (RFC 7296 §1.2); the rest is not.
+                if notify == oxswan_wire::NotifyType::INVALID_KE_PAYLOAD {
+                    tracing::info!(target: "ike", "IKE_SA_INIT from {peer}: asked for another key exchange ({reason})");
+                } else {
+                    tracing::warn!(target: "ike", "IKE_SA_INIT from {peer} refused with {notify}: {reason}");
+                }
             }
             Event::LivenessConfirmed { .. } => {}
         }

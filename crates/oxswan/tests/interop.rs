@@ -390,3 +390,143 @@ fn certificates_every_key_type_and_identity() {
         ],
     );
 }
+
+/// What goes wrong in a failure cell; the initiator's configuration is the one that is off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    WrongPsk,
+    UnknownCa,
+    IdentityMismatch,
+    IkeProposalMismatch,
+    EspProposalMismatch,
+    TsMismatch,
+}
+
+/// The initiator's configuration text with `f` applied (oxswan's TOML or charon's swanctl.conf).
+fn spoil(text: &str, f: Failure) -> String {
+    match f {
+        Failure::WrongPsk => text.replace(PSK, "not the shared secret"),
+        Failure::IdentityMismatch => text
+            .replace("id = \"right.example\"", "id = \"other.example\"")
+            .replace("id = right.example\n", "id = other.example\n"),
+        Failure::IkeProposalMismatch => text.replace(GCM, MODP),
+        Failure::EspProposalMismatch => text
+            .replace("esp_proposals = [\"aes256gcm16\"]", "esp_proposals = [\"aes128-sha256\"]")
+            .replace("esp_proposals = aes256gcm16\n", "esp_proposals = aes128-sha256\n"),
+        Failure::TsMismatch => text
+            .replace("remote_ts = [\"10.2.0.1/32\"]", "remote_ts = [\"10.9.0.1/32\"]")
+            .replace("remote_ts = 10.2.0.1/32", "remote_ts = 10.9.0.1/32"),
+        Failure::UnknownCa => text.to_owned(),
+    }
+}
+
+/// One failure: the initiation fails with `notify` reported to the initiator (oxswan's `up` exit
+/// status and message, or charon's log), the responder logs `responder_says`, and afterwards neither
+/// side has an SA and oxswan has no route.
+fn run_failure(prefix: &str, initiator: Who, f: Failure, notify: &str, responder_says: &str) -> String {
+    let mut h = Hosts::new(prefix);
+    let auth = if f == Failure::UnknownCa { Auth::Cert(Alg::P256, false, Id::Fqdn) } else { Auth::Psk };
+    let cell = cell(initiator, auth, GCM, "aes256gcm16", false, true);
+    let ox_side = if initiator == Who::Oxswan { "left" } else { "right" };
+    let ch_side = other(ox_side);
+    let (ox_creds, ch_creds) = match auth {
+        Auth::Cert(alg, ..) => {
+            let ca = Ca::new("interop", alg);
+            // The initiator's certificate comes from a CA the responder has never heard of.
+            let rogue = Ca::new("rogue", alg);
+            let mut initiator_creds = creds(&h, &rogue, alg, "left");
+            initiator_creds.root = ca.root_der.clone();
+            let responder = creds(&h, &ca, alg, "right");
+            if initiator == Who::Oxswan {
+                (Some(initiator_creds), Some(responder))
+            } else {
+                (Some(responder), Some(initiator_creds))
+            }
+        }
+        Auth::Psk => (None, None),
+    };
+    let mut ox_conf = oxswan_config(&h, &cell, ox_side, ox_creds.as_ref());
+    let (mut ch_conf, ch_files) = charon_config(&h, &cell, ch_side, ch_creds.as_ref());
+    if initiator == Who::Oxswan {
+        ox_conf = spoil(&ox_conf, f);
+    } else {
+        ch_conf = spoil(&ch_conf, f);
+    }
+    let d = format!("{initiator:?} initiates, {f:?}");
+    let (initiator_says, responder_log) = if initiator == Who::Oxswan {
+        h.start_charon(ch_side, &ch_conf, &ch_files);
+        h.start_text(ox_side, &ox_conf);
+        let up = h.ox(ox_side, "up site --timeout 20");
+        assert!(!up.status.success(), "{d}: up must fail");
+        let err = String::from_utf8_lossy(&up.stderr).trim().to_owned();
+        assert!(err.contains(notify), "{d}: oxswan up says {err:?}, want {notify}");
+        (err, h.charon_log(ch_side))
+    } else {
+        h.start_text(ox_side, &ox_conf);
+        h.start_charon(ch_side, &ch_conf, &ch_files);
+        let up = h.swanctl(ch_side, "--initiate --child net --timeout 20");
+        assert!(!up.status.success(), "{d}: swanctl --initiate must fail");
+        let log = h.charon_log(ch_side);
+        let line = log.lines().find(|l| l.contains(&format!("received {notify} notify"))).map(str::to_owned);
+        assert!(line.is_some(), "{d}: charon's log lacks `received {notify} notify`:\n{log}");
+        (line.unwrap_or_default(), h.log(ox_side))
+    };
+    let responder_line = responder_log.lines().find(|l| l.contains(responder_says)).map(str::to_owned);
+    assert!(responder_line.is_some(), "{d}: the responder's log lacks `{responder_says}`:\n{responder_log}");
+    if initiator == Who::Charon && matches!(f, Failure::EspProposalMismatch | Failure::TsMismatch) {
+        // charon keeps an IKE SA whose first CHILD SA failed ("keeping IKE_SA"); oxswan, the
+        // responder, keeps it with it. Neither may have a CHILD SA; then charon ends the IKE SA.
+        assert!(h.charon_log(ch_side).contains("keeping IKE_SA"), "{d}");
+        let children = h.status(ox_side)["ike_sas"][0]["children"].as_array().map_or(0, Vec::len);
+        assert_eq!(children, 0, "{d}: oxswan installed a CHILD SA");
+        let sas = String::from_utf8_lossy(&h.swanctl(ch_side, "--list-sas").stdout).into_owned();
+        assert!(!sas.contains("INSTALLED"), "{d}: charon installed a CHILD SA: {sas}");
+        assert!(h.swanctl(ch_side, "--terminate --ike site --timeout 10").status.success(), "{d}");
+    }
+    assert!(
+        wait("nothing left", 10, || !oxswan_has_sa(&h, ox_side) && !h.charon_has_sa(ch_side)),
+        "{d}: an SA was left behind\n--- oxswan\n{}\n--- charon\n{}",
+        h.log(ox_side),
+        h.charon_log(ch_side)
+    );
+    let routes = ok(&format!("ip -n {} route", h.ns(ox_side)));
+    assert!(!routes.contains("oxswan0"), "{d}: a route was left behind: {routes}");
+    let installed = sh(&format!("ip -n {} route show table 220", h.ns(ch_side)));
+    assert!(!String::from_utf8_lossy(&installed.stdout).contains("10."), "{d}: charon left a route");
+    format!(
+        "{d:<45} | initiator: {} | responder: {}",
+        initiator_says.split_whitespace().skip_while(|w| !w.contains(notify)).collect::<Vec<_>>().join(" "),
+        responder_line.unwrap_or_default().trim()
+    )
+}
+
+/// Every failure of issue 5 with each side as the initiator.
+#[test]
+fn failures_are_reported_and_leave_nothing_behind() {
+    if !ready() {
+        return;
+    }
+    use Failure::*;
+    use Who::*;
+    let cases: &[(Who, Failure, &str, &str)] = &[
+        (Oxswan, WrongPsk, "AUTHENTICATION_FAILED", "MAC mismatched"),
+        (Charon, WrongPsk, "AUTHENTICATION_FAILED", "does not verify (wrong PSK?)"),
+        (Oxswan, UnknownCa, "AUTHENTICATION_FAILED", "no trusted"),
+        (Charon, UnknownCa, "AUTHENTICATION_FAILED", "UnknownIssuer"),
+        (Oxswan, IdentityMismatch, "AUTHENTICATION_FAILED", "no matching peer config"),
+        (Charon, IdentityMismatch, "AUTHENTICATION_FAILED", "asking for us as other.example"),
+        (Oxswan, IkeProposalMismatch, "NO_PROPOSAL_CHOSEN", "received proposals unacceptable"),
+        (Charon, IkeProposalMismatch, "NO_PROPOSAL_CHOSEN", "refused with NO_PROPOSAL_CHOSEN"),
+        (Oxswan, EspProposalMismatch, "NO_PROPOSAL_CHOSEN", "no acceptable proposal"),
+        (Charon, EspProposalMismatch, "NO_PROPOSAL_CHOSEN", "refused the peer's CHILD SA net with NO_PROPOSAL_CHOSEN"),
+        (Oxswan, TsMismatch, "TS_UNACCEPTABLE", "traffic selectors"),
+        (Charon, TsMismatch, "TS_UNACCEPTABLE", "refused the peer's CHILD SA net with TS_UNACCEPTABLE"),
+    ];
+    let mut report = Vec::new();
+    for (i, (who, f, notify, says)) in cases.iter().enumerate() {
+        let line = run_failure(&format!("oif{i}"), *who, *f, notify, says);
+        println!("{line}");
+        report.push(line);
+    }
+    println!("\n{}", report.join("\n"));
+}
