@@ -163,6 +163,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         waiters: Vec::new(),
         routes: HashMap::new(),
         keepalives: HashMap::new(),
+        dpd: HashMap::new(),
     };
     tracing::info!(
         target: "daemon",
@@ -320,6 +321,9 @@ struct Ike {
     waiters: Vec<(SaHandle, String, mpsc::Sender<Response>)>,
     routes: HashMap<u32, Vec<String>>,
     keepalives: HashMap<SaHandle, Instant>,
+    /// Dead peer detection per IKE SA: ESP packets received at the last look, when that changed,
+    /// and whether a liveness check is outstanding.
+    dpd: HashMap<SaHandle, (u64, Instant, bool)>,
 }
 
 impl Ike {
@@ -351,6 +355,7 @@ impl Ike {
             }
             self.flush();
             self.keepalive(now);
+            self.dead_peer_detection(now);
         }
     }
 
@@ -370,6 +375,35 @@ impl Ike {
                 *due = now + every;
                 if let Some(s) = self.sockets.get(&info.local.ip()) {
                     let _ = s.natt.socket().send_to(&[0xff], info.remote);
+                }
+            }
+        }
+    }
+
+    /// RFC 7296 §2.4: when nothing came from the peer for the connection's `dpd_delay`, an empty
+    /// INFORMATIONAL request asks whether it is alive. The engine retransmits it and ends the SA
+    /// (with its CHILD SAs and routes) when no answer comes. Inbound ESP counts as a sign of life.
+    fn dead_peer_detection(&mut self, now: Instant) {
+        let established = self.endpoint.established();
+        self.dpd.retain(|sa, _| established.contains(sa));
+        let entries = self.dp.snapshot();
+        for sa in established {
+            let Some(info) = self.endpoint.info(sa) else { continue };
+            let Some(delay) = self.config.connection(&info.name).and_then(|c| c.dpd_delay) else { continue };
+            let spis: Vec<u32> = self.endpoint.children(sa).iter().map(|c| c.spi_in).collect();
+            let packets: u64 = entries
+                .iter()
+                .filter(|e| spis.contains(&e.inb.spi()))
+                .map(|e| e.inb.counters.packets.load(Ordering::Relaxed))
+                .sum();
+            let state = self.dpd.entry(sa).or_insert((packets, now, false));
+            if state.0 != packets {
+                *state = (packets, now, state.2);
+            } else if !state.2 && now.saturating_duration_since(state.1) >= delay {
+                state.2 = true;
+                tracing::debug!(target: "ike", conn = %info.name, sa = sa.0, "no traffic for {delay:?}: checking liveness");
+                if let Err(e) = self.endpoint.liveness(now, sa) {
+                    tracing::debug!(target: "ike", conn = %info.name, sa = sa.0, "liveness: {e}");
                 }
             }
         }
@@ -618,7 +652,12 @@ impl Ike {
                     tracing::warn!(target: "ike", "IKE_SA_INIT from {peer} refused with {notify}: {reason}");
                 }
             }
-            Event::LivenessConfirmed { .. } => {}
+            Event::LivenessConfirmed { sa } => {
+                tracing::debug!(target: "ike", conn = %self.conn(sa), sa = sa.0, "the peer is alive");
+                if let Some(state) = self.dpd.get_mut(&sa) {
+                    *state = (state.0, Instant::now(), false);
+                }
+            }
         }
     }
 

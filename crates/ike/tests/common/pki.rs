@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use oxswan_ike::cert::{LocalCert, TrustStore};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, RsaKeySize,
-    SanType, SignatureAlgorithm, date_time_ymd,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    RsaKeySize, SanType, SignatureAlgorithm, date_time_ymd,
 };
 
 /// The key types of the issue: RSA-2048, ECDSA P-256 and P-384, Ed25519.
@@ -41,7 +41,8 @@ fn sig_alg(alg: Alg) -> &'static SignatureAlgorithm {
 
 fn dn(cn: &str) -> DistinguishedName {
     let mut d = DistinguishedName::new();
-    d.push(DnType::CountryName, "CH");
+    // RFC 5280 Appendix A: countryName is a PrintableString (tshark flags a UTF8String there).
+    d.push(DnType::CountryName, DnValue::PrintableString("CH".try_into().unwrap()));
     d.push(DnType::OrganizationName, "oxswan test");
     d.push(DnType::CommonName, cn);
     d

@@ -44,13 +44,23 @@ pub struct Hosts {
     pub nat: bool,
     /// Extra settings for charon's section of strongswan.conf (e.g. `rsa_pss = yes`).
     pub charon_extra: String,
+    /// Let charon log key material (its `ike` log level 4), for decrypting captures.
+    pub charon_logs_keys: bool,
 }
 
 impl Hosts {
     fn empty(p: &str, nat: bool) -> Self {
         let dir = std::env::temp_dir().join(format!("oxswan-e2e-{p}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        Hosts { p: p.into(), dir, daemons: Vec::new(), charons: Vec::new(), nat, charon_extra: String::new() }
+        Hosts {
+            p: p.into(),
+            dir,
+            daemons: Vec::new(),
+            charons: Vec::new(),
+            nat,
+            charon_extra: String::new(),
+            charon_logs_keys: false,
+        }
     }
 
     pub fn new(p: &str) -> Self {
@@ -128,16 +138,18 @@ impl Hosts {
             std::fs::write(dir.join(path), data).unwrap();
         }
         std::fs::write(dir.join("swanctl.conf"), swanctl_conf).unwrap();
-        std::fs::write(
-            dir.join("strongswan.conf"),
-            format!("charon {{\n  {}\n", self.charon_extra)
-                + "  load = random nonce openssl aes sha1 sha2 hmac gcm chapoly curve25519 x509 pem pkcs1 \
-             pkcs8 pubkey kdf constraints revocation kernel-libipsec kernel-netlink socket-default vici updown\n  \
-             filelog { stderr { default = 1 ike = 2 cfg = 2 enc = 1 } }\n  \
-             plugins { vici { socket = unix:///run/charon.vici } }\n}\n\
-             swanctl { socket = unix:///run/charon.vici }\n",
-        )
-        .unwrap();
+        // Level 4 is where charon logs private data such as key material. One setting per line: a
+        // value runs to the end of its line.
+        let ike_level = if self.charon_logs_keys { 4 } else { 2 };
+        let conf = format!(
+            "charon {{\n  {}\n  load = random nonce openssl aes sha1 sha2 hmac gcm chapoly curve25519 x509 pem \
+             pkcs1 pkcs8 pubkey kdf constraints revocation kernel-libipsec kernel-netlink socket-default vici \
+             updown\n  filelog {{\n    stderr {{\n      default = 1\n      ike = {ike_level}\n      cfg = 2\n    }}\n  }}\n  \
+             plugins {{ vici {{ socket = unix:///run/charon.vici }} }}\n}}\n\
+             swanctl {{ socket = unix:///run/charon.vici }}\n",
+            self.charon_extra
+        );
+        std::fs::write(dir.join("strongswan.conf"), conf).unwrap();
         let log = std::fs::File::create(dir.join("charon.log")).unwrap();
         let d = dir.display();
         let child = Command::new("ip")
