@@ -173,7 +173,9 @@ fn charon_config(h: &Hosts, cell: &Cell, side: &str, creds: Option<&Creds>) -> (
         (Auth::Cert(_, _, id), Some(cr)) => {
             files.push(("x509/cert.der", cr.cert.clone()));
             files.push(("x509ca/root.der", cr.root.clone()));
-            files.push(("x509ca/int.der", cr.intermediate.clone()));
+            // Only the root is trusted: charon must build its own chain from the intermediate in
+            // x509/ and validate oxswan's through the intermediate oxswan sends.
+            files.push(("x509/int.der", cr.intermediate.clone()));
             files.push(("private/key.der", cr.key.clone()));
             // charon's own DN identity is its certificate's subject when `id` is left out.
             let local_id = if id == Id::Dn { String::new() } else { format!("id = {}", identity(h, side, id)) };
@@ -275,6 +277,15 @@ fn run_cell(prefix: &str, cell: Cell) -> String {
             verified.is_some_and(|l| l.contains(scheme)),
             "{d}: charon's verification of oxswan: {verified:?}, want {scheme}"
         );
+        // Chains and requests as each side expects: oxswan asks for its root CA (CERTREQ) and sends
+        // its certificate with the intermediate, which charon needs (it trusts only the root).
+        for want in [
+            "received cert request for \"C=CH, O=oxswan test, CN=interop Root CA\"",
+            "received end entity cert",
+            "received issuer cert \"C=CH, O=oxswan test, CN=interop Intermediate CA\"",
+        ] {
+            assert!(log.contains(want), "{d}: charon's log lacks `{want}`");
+        }
     }
     assert!(
         h.ping(3),
