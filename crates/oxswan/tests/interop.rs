@@ -485,7 +485,7 @@ fn run_failure(prefix: &str, initiator: Who, f: Failure, notify: &str, responder
     assert!(!String::from_utf8_lossy(&installed.stdout).contains("10."), "{d}: charon left a route");
     format!(
         "{d:<45} | initiator: {} | responder: {}",
-        initiator_says.split_whitespace().skip_while(|w| !w.contains(notify)).collect::<Vec<_>>().join(" "),
+        initiator_says.split_once("] ").map_or(initiator_says.as_str(), |(_, m)| m),
         responder_line.unwrap_or_default().trim()
     )
 }
@@ -509,7 +509,7 @@ fn failures_are_reported_and_leave_nothing_behind() {
         (Charon, IkeProposalMismatch, "NO_PROPOSAL_CHOSEN", "refused with NO_PROPOSAL_CHOSEN"),
         (Oxswan, EspProposalMismatch, "NO_PROPOSAL_CHOSEN", "no acceptable proposal"),
         (Charon, EspProposalMismatch, "NO_PROPOSAL_CHOSEN", "refused the peer's CHILD SA net with NO_PROPOSAL_CHOSEN"),
-        (Oxswan, TsMismatch, "TS_UNACCEPTABLE", "traffic selectors"),
+        (Oxswan, TsMismatch, "TS_UNACCEPTABLE", "=== 10.1.0.1/32 unacceptable"),
         (Charon, TsMismatch, "TS_UNACCEPTABLE", "refused the peer's CHILD SA net with TS_UNACCEPTABLE"),
     ];
     let mut report = Vec::new();
