@@ -384,6 +384,9 @@ impl Ike {
     /// INFORMATIONAL request asks whether it is alive. The engine retransmits it and ends the SA
     /// (with its CHILD SAs and routes) when no answer comes. Inbound ESP counts as a sign of life.
     fn dead_peer_detection(&mut self, now: Instant) {
+        if self.config.connections.iter().all(|c| c.dpd_delay.is_none()) {
+            return;
+        }
         let established = self.endpoint.established();
         self.dpd.retain(|sa, _| established.contains(sa));
         let entries = self.dp.snapshot();
