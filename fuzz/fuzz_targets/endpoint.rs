@@ -34,6 +34,7 @@ fn peer(name: &str, local: &str, remote: &str) -> Option<PeerConfig> {
             local_ts: vec![TsConfig::Dynamic],
             remote_ts: vec![TsConfig::Dynamic],
             mode: Mode::Tunnel,
+            lifetime: Default::default(),
         }],
         retransmit: Retransmit::default(),
         initial_contact: true,

@@ -122,6 +122,8 @@ pub struct Child {
     pub mode: Mode,
     /// Time to rekey the CHILD SA.
     pub rekey_time: Option<Duration>,
+    /// Up to this much earlier at random (default a tenth of `rekey_time`).
+    pub rand_time: Option<Duration>,
 }
 
 /// `connections.<name>`.
@@ -262,6 +264,7 @@ struct RawChild {
     start_action: Option<S<String>>,
     mode: Option<S<String>>,
     rekey_time: Option<S<String>>,
+    rand_time: Option<S<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -634,6 +637,7 @@ fn connection(ctx: &Ctx<'_>, name: &str, c: S<RawConnection>) -> Result<Connecti
             start_action,
             mode,
             rekey_time: duration(ctx, ch.rekey_time, &format!("{ckey}.rekey_time"))?,
+            rand_time: duration(ctx, ch.rand_time, &format!("{ckey}.rand_time"))?,
         });
     }
     let remote_addrs = addrs(&c.remote_addrs, "remote_addrs")?;

@@ -50,6 +50,7 @@ fn peer(name: &str, local: &str, remote: &str, local_auth: LocalAuth, remote_aut
             local_ts: vec![TsConfig::Dynamic],
             remote_ts: vec![TsConfig::Dynamic],
             mode: Mode::Tunnel,
+            lifetime: Default::default(),
         }],
         retransmit: Retransmit::default(),
         initial_contact: true,

@@ -66,6 +66,7 @@ fn main() {
             local_ts: vec![ts(&args[6])],
             remote_ts: vec![ts(&args[7])],
             mode: Mode::Tunnel,
+            lifetime: Default::default(),
         }],
         retransmit: Retransmit::default(),
         initial_contact: true,

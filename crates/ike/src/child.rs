@@ -58,6 +58,17 @@ pub struct ChildConfig {
     pub remote_ts: Vec<TsConfig>,
     /// Tunnel or transport.
     pub mode: Mode,
+    /// When to rekey.
+    pub lifetime: ChildLifetime,
+}
+
+/// When a CHILD SA is replaced (strongSwan's `rekey_time` and `rand_time`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChildLifetime {
+    /// Rekey this long after the CHILD SA was installed; `None`: never.
+    pub rekey_time: Option<core::time::Duration>,
+    /// Up to this much earlier, at random, so that the two peers rarely start at once (§2.8.1).
+    pub rand_time: core::time::Duration,
 }
 
 /// Responder narrowing (RFC 7296 §2.9): each received selector intersected with each of ours, in the

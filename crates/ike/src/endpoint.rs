@@ -149,6 +149,11 @@ impl Endpoint {
         self.sas.get(&sa).map(IkeSa::children).unwrap_or_default()
     }
 
+    /// When the CHILD SA with inbound SPI `spi_in` of `sa` is due for rekeying, if it is scheduled.
+    pub fn rekey_time(&self, sa: SaHandle, spi_in: u32) -> Option<Instant> {
+        self.sas.get(&sa).and_then(|s| s.rekey_time(spi_in))
+    }
+
     /// Handles of the established SAs.
     pub fn established(&self) -> Vec<SaHandle> {
         self.sas.iter().filter(|(_, s)| s.is_established()).map(|(h, _)| *h).collect()

@@ -74,6 +74,12 @@ pub struct ChildSa {
     pub local: SocketAddr,
     /// The peer's outer address and port.
     pub remote: SocketAddr,
+    /// The inbound SPI of the CHILD SA this one replaces (a rekey, RFC 7296 §2.8).
+    pub replaces: Option<u32>,
+    /// Whether to send on this SA at once. A rekey's responder waits for the initiator to delete
+    /// the old SA ([`Event::ChildSaOutbound`]), by which time the initiator has installed the new
+    /// inbound SA: no packet arrives for an SA the peer does not have yet.
+    pub outbound: bool,
 }
 
 /// Why an IKE SA ended.
@@ -149,6 +155,14 @@ pub enum Event {
         peer: SocketAddr,
         /// What went wrong.
         reason: String,
+    },
+    /// Start sending on the CHILD SA with this inbound SPI (the responder of a rekey, see
+    /// [`ChildSa::outbound`]).
+    ChildSaOutbound {
+        /// The IKE SA.
+        sa: SaHandle,
+        /// The new CHILD SA's inbound SPI.
+        spi_in: u32,
     },
     /// We answered an IKE_SA_INIT request with an error notify and kept no state (RFC 7296 §2.21.1):
     /// no acceptable proposal, a key exchange in another group, or a malformed request.

@@ -130,6 +130,8 @@ pub(crate) enum Job {
     DeleteChild(u32),
     /// An empty INFORMATIONAL request (§1.4: liveness check).
     Liveness,
+    /// CREATE_CHILD_SA rekeying the CHILD SA with this inbound SPI (§1.3.3).
+    RekeyChild(u32),
 }
 
 /// The last response we sent, by the request it answered.
@@ -176,7 +178,17 @@ pub(crate) struct IkeSa {
     peer_fragmentation: bool,
     /// Fragments of a message being received.
     reassembly: Option<Reassembly>,
+    /// Our CREATE_CHILD_SA rekey in flight.
+    rekey_offer: Option<Box<rekey::RekeyOffer>>,
+    /// When to rekey each CHILD SA, by inbound SPI.
+    rekey_at: Vec<(u32, Instant)>,
+    /// Rekeys we answered: (old inbound SPI, new inbound SPI) until the old pair is deleted.
+    successors: Vec<(u32, u32)>,
+    /// The peer rekeyed a pair we were rekeying too (§2.8.1).
+    collisions: Vec<rekey::Collision>,
 }
+
+mod rekey;
 
 /// The fragments of one message (RFC 7383 §2.6).
 #[derive(Debug)]
@@ -301,6 +313,10 @@ impl IkeSa {
             init_remote: remote,
             peer_fragmentation: false,
             reassembly: None,
+            rekey_offer: None,
+            rekey_at: Vec::new(),
+            successors: Vec::new(),
+            collisions: Vec::new(),
         }
     }
 
@@ -340,10 +356,22 @@ impl IkeSa {
     }
 
     /// The next moment [`Self::handle_timeout`] has work.
+    /// When the CHILD SA with this inbound SPI is due for rekeying.
+    pub fn rekey_time(&self, spi_in: u32) -> Option<Instant> {
+        self.rekey_at.iter().find(|(s, _)| *s == spi_in).map(|(_, at)| *at)
+    }
+
     pub fn next_timeout(&self) -> Option<Instant> {
         match self.state {
             State::HalfOpen { deadline } => Some(deadline),
             State::Closed { until } => Some(until),
+            State::Established => {
+                let rekey = self.rekey_at.iter().map(|(_, at)| *at).min();
+                match (self.pending.as_ref().map(|p| p.next_at), rekey) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
             _ => self.pending.as_ref().map(|p| p.next_at),
         }
     }
@@ -399,6 +427,14 @@ impl IkeSa {
                     vec![Payload::Delete(DeletePayload::esp(&[spi]))]
                 }
                 Job::Liveness => Vec::new(),
+                Job::RekeyChild(old) => {
+                    let Some(payloads) = self.rekey_request(ctx, old, None) else { continue };
+                    match self.encrypt_request(ctx, ExchangeType::CREATE_CHILD_SA, &payloads) {
+                        Ok(datagram) => self.send_request(ctx, job, datagram),
+                        Err(_) => self.close(ctx, DownReason::Protocol("cannot protect a request".into())),
+                    }
+                    return;
+                }
                 Job::Init | Job::Auth => continue,
             };
             match self.encrypt_request(ctx, ExchangeType::INFORMATIONAL, &payloads) {
@@ -482,6 +518,9 @@ impl IkeSa {
             }
             return;
         }
+        if self.is_established() {
+            self.rekey_timers(ctx);
+        }
         let retransmit = self.retransmit();
         let Some(p) = self.pending.as_mut() else { return };
         if ctx.now < p.next_at {
@@ -543,7 +582,12 @@ impl IkeSa {
         if job == Job::Init {
             return self.handle_init_response(ctx, local, remote, msg);
         }
-        if (job == Job::Auth) != (h.exchange_type == ExchangeType::IKE_AUTH) {
+        let expected = match job {
+            Job::Auth => ExchangeType::IKE_AUTH,
+            Job::RekeyChild(_) => ExchangeType::CREATE_CHILD_SA,
+            _ => ExchangeType::INFORMATIONAL,
+        };
+        if h.exchange_type != expected {
             return Err(IkeError::Unexpected("response of another exchange type"));
         }
         let payloads = match self.receive(ctx, msg)? {
@@ -564,14 +608,17 @@ impl IkeSa {
             Job::DeleteChild(spi) => {
                 if let Some(i) = self.children.iter().position(|c| c.spi_in == spi) {
                     let c = self.children.remove(i);
+                    self.rekey_at.retain(|(s, _)| *s != spi);
                     ctx.out.events.push_back(Event::ChildSaDeleted {
                         sa: self.handle,
                         spi_in: c.spi_in,
                         spi_out: c.spi_out,
                     });
+                    self.activate_successor(ctx, spi);
                 }
             }
             Job::Liveness => ctx.out.events.push_back(Event::LivenessConfirmed { sa: self.handle }),
+            Job::RekeyChild(old) => self.handle_rekey_response(ctx, old, payloads),
             Job::Init => {}
         }
         self.send_next(ctx);
@@ -945,6 +992,8 @@ impl IkeSa {
             encap: self.nat.any(),
             local: self.local,
             remote: self.remote,
+            replaces: None,
+            outbound: true,
         };
         let Some(keys) = self.keys.as_ref() else { return empty };
         let init = &keys.init;
@@ -981,7 +1030,9 @@ impl IkeSa {
             return;
         }
         ctx.out.events.push_back(Event::ChildSaReady { sa: self.handle, child: Box::new(c.clone()) });
+        let (spi, name) = (c.spi_in, c.name.clone());
         self.children.push(c);
+        self.schedule_rekey(ctx, spi, &name);
     }
 
     /// Checks the peer's AUTH (and certificate chain) over its signed octets; returns its identity or
@@ -1113,9 +1164,7 @@ impl IkeSa {
             Ok(payloads) => match exchange {
                 ExchangeType::IKE_AUTH => self.handle_auth_request(ctx, payloads),
                 ExchangeType::INFORMATIONAL => self.handle_informational(ctx, payloads),
-                // §1.3: additional CHILD SAs and rekeying come with issue 6; until then the responder
-                // declines with the notify the RFC provides.
-                _ => vec![notify(NotifyType::NO_ADDITIONAL_SAS)],
+                _ => self.handle_create_child_request(ctx, payloads),
             },
         };
         let flags = if self.initiator { Flags::RESPONSE.with(Flags::INITIATOR) } else { Flags::RESPONSE };
@@ -1268,12 +1317,14 @@ impl IkeSa {
                     for spi in d.spis_u32() {
                         if let Some(i) = self.children.iter().position(|c| c.spi_out == spi) {
                             let c = self.children.remove(i);
+                            self.rekey_at.retain(|(s, _)| *s != c.spi_in);
                             ctx.out.events.push_back(Event::ChildSaDeleted {
                                 sa: self.handle,
                                 spi_in: c.spi_in,
                                 spi_out: c.spi_out,
                             });
                             deleted_in.push(c.spi_in);
+                            self.activate_successor(ctx, c.spi_in);
                         }
                     }
                 }

@@ -87,6 +87,9 @@ pub struct IkeSaStatus {
 pub struct ChildStatus {
     /// Seconds since it was installed.
     pub established_secs: u64,
+    /// Seconds until it is rekeyed; absent when no rekey is scheduled (no `rekey_time`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekey_in_secs: Option<u64>,
     /// Child name.
     pub name: String,
     /// Inbound SPI.

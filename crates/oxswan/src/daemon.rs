@@ -530,6 +530,10 @@ impl Ike {
                         ChildStatus {
                             name: c.name.clone(),
                             established_secs: self.age(sa, Some(c.spi_in)),
+                            rekey_in_secs: self
+                                .endpoint
+                                .rekey_time(sa, c.spi_in)
+                                .map(|t| t.saturating_duration_since(Instant::now()).as_secs()),
                             spi_in: format!("{:08x}", c.spi_in),
                             spi_out: format!("{:08x}", c.spi_out),
                             proposal: c.proposal.clone(),
@@ -601,12 +605,19 @@ impl Ike {
             Event::ChildSaReady { sa, child } => {
                 let conn = self.conn(sa);
                 self.since.insert((sa, Some(child.spi_in)), Instant::now());
-                tracing::info!(
-                    target: "ike", conn = %conn, sa = sa.0,
-                    "CHILD SA {} up: {:08x}_i {:08x}_o {}, {} === {}",
-                    child.name, child.spi_in, child.spi_out, child.proposal,
-                    join(&child.local_ts), join(&child.remote_ts)
-                );
+                match child.replaces {
+                    Some(old) => tracing::info!(
+                        target: "ike", conn = %conn, sa = sa.0,
+                        "CHILD SA {} rekeyed: {old:08x}_i replaced by {:08x}_i {:08x}_o {}",
+                        child.name, child.spi_in, child.spi_out, child.proposal
+                    ),
+                    None => tracing::info!(
+                        target: "ike", conn = %conn, sa = sa.0,
+                        "CHILD SA {} up: {:08x}_i {:08x}_o {}, {} === {}",
+                        child.name, child.spi_in, child.spi_out, child.proposal,
+                        join(&child.local_ts), join(&child.remote_ts)
+                    ),
+                }
                 if let Err(err) = self.install(sa, &child) {
                     tracing::warn!(target: "dataplane", conn = %conn, sa = sa.0, "cannot install CHILD SA {}: {err:#}", child.name);
                 }
@@ -634,9 +645,16 @@ impl Ike {
                 tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "CHILD SA {spi_in:08x}_i deleted");
                 self.since.remove(&(sa, Some(spi_in)));
                 self.dp.remove(spi_in);
+                // A route stays while another pair (a rekey's successor) still covers its prefix.
                 for r in self.routes.remove(&spi_in).unwrap_or_default() {
-                    route("del", &r, &self.config.daemon.tun, None);
+                    if !self.routes.values().any(|rs| rs.contains(&r)) {
+                        route("del", &r, &self.config.daemon.tun, None);
+                    }
                 }
+            }
+            Event::ChildSaOutbound { sa, spi_in } => {
+                tracing::debug!(target: "ike", conn = %self.conn(sa), sa = sa.0, "sending on CHILD SA {spi_in:08x}_i");
+                self.dp.activate(spi_in);
             }
             Event::IkeSaDown { sa, name, reason } => {
                 let why = down_reason(&reason);
@@ -703,6 +721,7 @@ impl Ike {
             remote,
             local: c.local,
             outside: Default::default(),
+            outbound: AtomicBool::new(c.outbound),
         });
         let src = local_source(&c.local_ts);
         let mut added = Vec::new();

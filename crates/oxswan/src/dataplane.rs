@@ -37,6 +37,9 @@ pub struct ChildEntry {
     pub local: SocketAddr,
     /// Authentic packets outside the selectors.
     pub outside: AtomicU64,
+    /// Whether to send on this pair: the responder of a rekey waits until the old pair is deleted
+    /// (make before break, RFC 7296 §2.8).
+    pub outbound: AtomicBool,
 }
 
 /// The installed SAs.
@@ -83,6 +86,13 @@ impl DataPlane {
         t.by_spi.remove(&spi_in)
     }
 
+    /// Starts sending on the pair with inbound SPI `spi_in`.
+    pub fn activate(&self, spi_in: u32) {
+        if let Some(c) = self.read().by_spi.get(&spi_in) {
+            c.outbound.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// All installed pairs.
     pub fn snapshot(&self) -> Vec<Arc<ChildEntry>> {
         self.read().children.clone()
@@ -109,7 +119,12 @@ impl DataPlane {
                 // Segments of one super-packet share a flow: try the previous packet's SA first.
                 let child = match last {
                     Some(c) if c.selectors.allows_outbound(&info) => c,
-                    _ => match tables.children.iter().rev().find(|c| c.selectors.allows_outbound(&info)) {
+                    _ => match tables
+                        .children
+                        .iter()
+                        .rev()
+                        .find(|c| c.outbound.load(Ordering::Relaxed) && c.selectors.allows_outbound(&info))
+                    {
                         Some(c) => c,
                         None => continue,
                     },

@@ -165,8 +165,9 @@ fn print_status(sas: &[control::IkeSaStatus]) {
         println!("  remote {} @ {}{}", s.remote_id, s.remote, if s.nat { " (UDP-encapsulated)" } else { "" });
         println!("  {}", s.proposal);
         for c in &s.children {
+            let rekey = c.rekey_in_secs.map_or_else(String::new, |s| format!(", rekeying in {s}s"));
             println!(
-                "  {}: INSTALLED {}, {}, ESP {}, {}_i {}_o",
+                "  {}: INSTALLED {}{rekey}, {}, ESP {}, {}_i {}_o",
                 c.name,
                 ago(c.established_secs),
                 c.mode,

@@ -89,6 +89,12 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
                 local_ts: ch.local_ts.clone(),
                 remote_ts: ch.remote_ts.clone(),
                 mode: ch.mode,
+                lifetime: oxswan_ike::child::ChildLifetime {
+                    rekey_time: ch.rekey_time,
+                    rand_time: ch
+                        .rand_time
+                        .unwrap_or_else(|| ch.rekey_time.map_or(core::time::Duration::ZERO, |r| r / 10)),
+                },
             })
             .collect(),
         retransmit: Retransmit::default(),

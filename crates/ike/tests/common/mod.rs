@@ -358,6 +358,7 @@ pub fn child_config(name: &str, local: &[&str], remote: &[&str]) -> ChildConfig 
             .map(|s| if *s == "dynamic" { TsConfig::Dynamic } else { TsConfig::Selector(ts(s)) })
             .collect(),
         mode: Mode::Tunnel,
+        lifetime: Default::default(),
     }
 }
 

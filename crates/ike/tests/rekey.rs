@@ -1,0 +1,240 @@
+//! CHILD SA rekeying with CREATE_CHILD_SA (RFC 7296 §1.3.3, §2.8) on the simulated network.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use oxswan_crypto::proposal::parse_esp_proposals;
+use oxswan_ike::child::ChildLifetime;
+use oxswan_ike::{ChildSa, Event, PeerConfig};
+
+fn rekeying(mut p: PeerConfig, secs: u64) -> PeerConfig {
+    p.children[0].lifetime = ChildLifetime { rekey_time: Some(Duration::from_secs(secs)), rand_time: Duration::ZERO };
+    p
+}
+
+fn with_esp(mut p: PeerConfig, esp: &str) -> PeerConfig {
+    p.children[0].esp_proposals = parse_esp_proposals(esp).unwrap();
+    p
+}
+
+fn ready(events: &[Event]) -> Vec<ChildSa> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChildSaReady { child, .. } => Some((**child).clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn deleted(events: &[Event]) -> Vec<u32> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChildSaDeleted { spi_in, .. } => Some(*spi_in),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The two halves of a pair: same SPIs crosswise, same keys crosswise.
+fn halves(a: &ChildSa, b: &ChildSa) -> bool {
+    a.spi_in == b.spi_out
+        && a.spi_out == b.spi_in
+        && a.encr_in == b.encr_out
+        && a.encr_out == b.encr_in
+        && a.integ_in == b.integ_out
+        && a.integ_out == b.integ_in
+}
+
+/// Whether, within `secs` seconds, both sides hold exactly one CHILD SA and they are the two halves
+/// of one pair (an exchange may be in flight at the instant of asking).
+fn settles_to_one_pair(sim: &mut Sim, secs: u64) -> bool {
+    for _ in 0..=secs {
+        let (a_sas, b_sas) = (sim.ep(ALICE_IP).established(), sim.ep(BOB_IP).established());
+        if let (Some(x), Some(y)) = (a_sas.first(), b_sas.first()) {
+            let a = sim.ep(ALICE_IP).children(*x).to_vec();
+            let b = sim.ep(BOB_IP).children(*y).to_vec();
+            if a.len() == 1 && b.len() == 1 && halves(&a[0], &b[0]) {
+                return true;
+            }
+        }
+        sim.advance(Duration::from_secs(1));
+    }
+    false
+}
+
+/// Each side's current children (from the endpoints), matched as pairs.
+fn one_live_pair(sim: &mut Sim) -> (ChildSa, ChildSa) {
+    let a_sa = sim.ep(ALICE_IP).established()[0];
+    let b_sa = sim.ep(BOB_IP).established()[0];
+    let a = sim.ep(ALICE_IP).children(a_sa).to_vec();
+    let b = sim.ep(BOB_IP).children(b_sa).to_vec();
+    assert_eq!((a.len(), b.len()), (1, 1), "exactly one CHILD SA on each side");
+    assert!(halves(&a[0], &b[0]), "the two halves of one pair");
+    (a[0].clone(), b[0].clone())
+}
+
+#[test]
+fn child_sa_is_rekeyed_on_schedule_make_before_break() {
+    // Only alice has a rekey_time: she initiates every rekey.
+    let mut sim = pair(11, Link::default(), rekeying(alice_psk(), 10), bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let (a0, b0) = one_live_pair(&mut sim);
+
+    sim.advance(Duration::from_secs(11));
+    /* CREATE_CHILD_SA { N(REKEY_SA), SA, Ni, TSi, TSr } -->
+    <-- CREATE_CHILD_SA { SA, Nr, TSi, TSr }
+    INFORMATIONAL { D(old) } -->  <-- INFORMATIONAL { D(old) } */
+    let (a1, b1) = one_live_pair(&mut sim);
+    assert_ne!(a1.spi_in, a0.spi_in);
+    assert_ne!(a1.encr_in, a0.encr_in, "new keys");
+    assert_eq!(a1.replaces, Some(a0.spi_in));
+    assert_eq!(b1.replaces, Some(b0.spi_in));
+    assert_eq!((a1.local_ts.clone(), a1.remote_ts.clone()), (a0.local_ts.clone(), a0.remote_ts.clone()));
+
+    // Make before break, in the order the data plane sees it.
+    let a_ev = sim.events(ALICE_IP).to_vec();
+    let b_ev = sim.events(BOB_IP).to_vec();
+    let pos = |ev: &[Event], f: &dyn Fn(&Event) -> bool| ev.iter().position(f).unwrap();
+    let a_new = pos(&a_ev, &|e| matches!(e, Event::ChildSaReady { child, .. } if child.spi_in == a1.spi_in));
+    let a_old = pos(&a_ev, &|e| matches!(e, Event::ChildSaDeleted { spi_in, .. } if *spi_in == a0.spi_in));
+    assert!(a_new < a_old, "the initiator installs the new pair before deleting the old");
+    assert!(ready(&a_ev).last().unwrap().outbound, "and sends on it at once");
+    let b_new = pos(&b_ev, &|e| matches!(e, Event::ChildSaReady { child, .. } if child.spi_in == b1.spi_in));
+    let b_old = pos(&b_ev, &|e| matches!(e, Event::ChildSaDeleted { spi_in, .. } if *spi_in == b0.spi_in));
+    let b_out = pos(&b_ev, &|e| matches!(e, Event::ChildSaOutbound { spi_in, .. } if *spi_in == b1.spi_in));
+    assert!(!ready(&b_ev).last().unwrap().outbound, "the responder receives on the new pair first");
+    assert!(b_new < b_old && b_old < b_out, "and sends on it once the old one is deleted");
+
+    // Every 10 s from then on: 6 more rekeys in a minute, one live pair each time.
+    sim.advance(Duration::from_secs(60));
+    let (a7, _) = one_live_pair(&mut sim);
+    assert_eq!(ready(sim.events(ALICE_IP)).len(), 8, "the first CHILD SA and 7 rekeys");
+    assert_eq!(deleted(sim.events(ALICE_IP)).len(), 7);
+    assert_eq!(deleted(sim.events(BOB_IP)).len(), 7);
+    assert_ne!(a7.spi_in, a1.spi_in);
+}
+
+#[test]
+fn rekey_with_pfs_runs_a_new_key_exchange() {
+    let esp = "aes256gcm16-x25519";
+    let mut sim = pair(12, Link::default(), rekeying(with_esp(alice_psk(), esp), 10), with_esp(bob_psk(), esp));
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let (a0, _) = one_live_pair(&mut sim);
+    assert!(!a0.proposal.contains("x25519"), "the IKE_AUTH child has no key exchange of its own: {}", a0.proposal);
+    sim.advance(Duration::from_secs(11));
+    let (a1, _) = one_live_pair(&mut sim);
+    assert!(a1.proposal.contains("x25519"), "the rekey negotiated PFS: {}", a1.proposal);
+}
+
+#[test]
+fn invalid_ke_payload_makes_the_rekey_start_again_with_the_responders_group() {
+    // Alice guesses X25519; Bob accepts only MODP-2048 and names it (§1.3).
+    let alice = rekeying(with_esp(alice_psk(), "aes256gcm16-x25519,aes256gcm16-modp2048"), 10);
+    let mut sim = pair(13, Link::default(), alice, with_esp(bob_psk(), "aes256gcm16-modp2048"));
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    sim.advance(Duration::from_secs(11));
+    let (a1, _) = one_live_pair(&mut sim);
+    assert!(a1.proposal.contains("modp2048"), "{}", a1.proposal);
+    assert!(a1.replaces.is_some());
+}
+
+#[test]
+fn both_peers_with_a_rekey_time_keep_one_pair() {
+    // Both rekey every 10 s with up to 3 s of jitter; whoever is first rekeys, the other's timer is
+    // for a pair that no longer exists.
+    let jitter = |mut p: PeerConfig| {
+        p.children[0].lifetime =
+            ChildLifetime { rekey_time: Some(Duration::from_secs(10)), rand_time: Duration::from_secs(3) };
+        p
+    };
+    let mut sim = pair(14, Link::default(), jitter(alice_psk()), jitter(bob_psk()));
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    for _ in 0..6 {
+        sim.advance(Duration::from_secs(8));
+        assert!(settles_to_one_pair(&mut sim, 2), "one pair on both sides");
+    }
+    let rekeys = ready(sim.events(ALICE_IP)).len() - 1;
+    assert!((5..=9).contains(&rekeys), "{rekeys} rekeys in 60 s at 7-10 s each");
+}
+
+#[test]
+fn rekeys_converge_on_a_lossy_link() {
+    let (mut failures, mut rekeyed) = (Vec::new(), 0);
+    for seed in 0..50 {
+        let link = Link { loss: 0.1, duplicate: 0.1, ..Link::default() };
+        let mut sim = pair(seed, link, rekeying(alice_psk(), 10), bob_psk());
+        initiate(&mut sim);
+        if !sim.run_until(Duration::from_secs(60), both_up) {
+            continue;
+        }
+        sim.advance(Duration::from_secs(45));
+        if ready(sim.events(ALICE_IP)).len() >= 4 {
+            rekeyed += 1;
+        }
+        // An exchange may be in flight at any instant: within the next seconds (between two rekeys)
+        // the sides must agree, each pair alice has being the other half of one bob has.
+        let mut agreed = false;
+        for _ in 0..15 {
+            let a_sas = sim.ep(ALICE_IP).established();
+            let b_sas = sim.ep(BOB_IP).established();
+            if a_sas.is_empty() && b_sas.is_empty() {
+                agreed = true; // both gave up on the peer: consistent too
+                break;
+            }
+            if let (Some(x), Some(y)) = (a_sas.first(), b_sas.first()) {
+                let a = sim.ep(ALICE_IP).children(*x).to_vec();
+                let b = sim.ep(BOB_IP).children(*y).to_vec();
+                if !a.is_empty()
+                    && a.iter().all(|x| b.iter().any(|y| halves(x, y)))
+                    && b.iter().all(|y| a.iter().any(|x| halves(x, y)))
+                {
+                    agreed = true;
+                    break;
+                }
+            }
+            sim.advance(Duration::from_secs(1));
+        }
+        if !agreed {
+            failures.push(seed);
+        }
+    }
+    assert!(failures.is_empty(), "seeds where the two sides disagree: {failures:?}");
+    assert!(rekeyed >= 40, "only {rekeyed} of 50 runs rekeyed at least 3 times");
+}
+
+/// §2.8.1: both peers rekey the same pair at the same moment. Both exchanges complete; the pair made
+/// by the exchange with the lowest nonce is deleted by its initiator, the old pair by the other
+/// initiator, and one pair remains, the same on both sides. Over many seeds, as the nonces fall.
+#[test]
+fn simultaneous_rekeys_of_one_pair_leave_one_pair() {
+    let mut collided = 0;
+    for seed in 0..20 {
+        let link = Link { latency: Duration::from_millis(50), ..Link::default() };
+        // Bob installs the first pair one latency before alice: his timer runs that much longer, so
+        // both requests are on the wire at once.
+        let mut bob = bob_psk();
+        bob.children[0].lifetime =
+            ChildLifetime { rekey_time: Some(Duration::from_millis(10_050)), rand_time: Duration::ZERO };
+        let mut sim = pair(seed, link, rekeying(alice_psk(), 10), bob);
+        initiate(&mut sim);
+        assert!(sim.run_until(Duration::from_secs(5), both_up));
+        sim.advance(Duration::from_secs(9));
+        sim.advance(Duration::from_secs(2));
+        assert!(settles_to_one_pair(&mut sim, 5), "seed {seed}: one pair after the collision");
+        let a_ready = ready(sim.events(ALICE_IP)).len();
+        let b_ready = ready(sim.events(BOB_IP)).len();
+        if a_ready == 3 && b_ready == 3 {
+            collided += 1;
+        }
+    }
+    assert!(collided >= 10, "the rekeys collided in only {collided} of 20 runs");
+}
