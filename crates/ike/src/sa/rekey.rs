@@ -53,6 +53,19 @@ fn random(ctx: &Ctx<'_>, len: usize) -> Option<Vec<u8>> {
     Some(v)
 }
 
+/// The Nonce and KE payloads of a CREATE_CHILD_SA message, which `AuthPayloads` does not keep.
+fn nonce_and_ke(payloads: &[Payload]) -> (Option<Vec<u8>>, Option<KePayload>) {
+    let nonce = payloads.iter().find_map(|x| match x {
+        Payload::Nonce(n) => Some(n.data.clone()),
+        _ => None,
+    });
+    let ke = payloads.iter().find_map(|x| match x {
+        Payload::Ke(k) => Some(k.clone()),
+        _ => None,
+    });
+    (nonce, ke)
+}
+
 /// The first KE method of our proposals, for PFS.
 fn first_ke(proposals: &[Proposal]) -> Option<KeId> {
     proposals.iter().find_map(|p| {
@@ -140,14 +153,7 @@ impl IkeSa {
             return;
         }
         let p = AuthPayloads::collect(payloads.clone());
-        let nonce = payloads.iter().find_map(|x| match x {
-            Payload::Nonce(n) => Some(n.data.clone()),
-            _ => None,
-        });
-        let ke = payloads.iter().find_map(|x| match x {
-            Payload::Ke(k) => Some(k.clone()),
-            _ => None,
-        });
+        let (nonce, ke) = nonce_and_ke(&payloads);
         if let Some(err) = p.error() {
             match err {
                 // §1.3: start again once with the group the responder names.
@@ -266,14 +272,7 @@ impl IkeSa {
         if retiring {
             return vec![notify(NotifyType::TEMPORARY_FAILURE)];
         }
-        let nonce = payloads.iter().find_map(|x| match x {
-            Payload::Nonce(n) => Some(n.data.clone()),
-            _ => None,
-        });
-        let ke = payloads.iter().find_map(|x| match x {
-            Payload::Ke(k) => Some(k.clone()),
-            _ => None,
-        });
+        let (nonce, ke) = nonce_and_ke(&payloads);
         let (Some(sa), Some(ni)) = (&p.sa, nonce) else { return vec![notify(NotifyType::INVALID_SYNTAX)] };
         let Some(config) = self.child_config(&old.name) else { return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)] };
         let Ok(spi_in) = child::random_esp_spi(ctx.provider) else {
