@@ -964,6 +964,8 @@ impl IkeSa {
         }
     }
 
+    /// The CHILD SA of IKE_AUTH: KEYMAT from the IKE_SA_INIT nonces, no key exchange of its own
+    /// (§2.17), the IKE SA's initiator's keys first.
     #[allow(clippy::too_many_arguments)]
     fn child_sa(
         &self,
@@ -975,8 +977,31 @@ impl IkeSa {
         remote_ts: Vec<TrafficSelector>,
         mode: Mode,
     ) -> ChildSa {
+        // Without keys derive_child leaves the child keyless, which ready() refuses.
+        let (ni, nr) = self.keys.as_ref().map(|k| (k.init.ni.clone(), k.init.nr.clone())).unwrap_or_default();
+        let ts = (local_ts, remote_ts);
+        self.derive_child(ctx, &config.name, chosen, spi_in, ts, mode, None, &ni, &nr, self.initiator)
+    }
+
+    /// A CHILD SA with KEYMAT = prf+(SK_d, [g^ir (new)] | Ni | Nr) (§2.17): the initiator-to-responder
+    /// keys come first, the initiator being that of the exchange that made it (`we_initiated`). Keys
+    /// are left empty if the derivation fails; `ready` refuses such a child.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn derive_child(
+        &self,
+        ctx: &Ctx<'_>,
+        name: &str,
+        chosen: &ChosenEsp,
+        spi_in: u32,
+        (local_ts, remote_ts): (Vec<TrafficSelector>, Vec<TrafficSelector>),
+        mode: Mode,
+        shared: Option<&oxswan_crypto::Secret>,
+        ni: &[u8],
+        nr: &[u8],
+        we_initiated: bool,
+    ) -> ChildSa {
         let empty = ChildSa {
-            name: config.name.clone(),
+            name: name.to_owned(),
             spi_in,
             spi_out: chosen.peer_spi,
             suite: chosen.suite,
@@ -997,19 +1022,18 @@ impl IkeSa {
         };
         let Some(keys) = self.keys.as_ref() else { return empty };
         let init = &keys.init;
-        // §2.17: KEYMAT for the child of IKE_AUTH uses the IKE_SA_INIT nonces; the
-        // initiator-to-responder keys come first.
+        let secrets: Vec<&[u8]> = shared.map(|s| s.expose()).into_iter().collect();
         match ChildSaKeys::derive(
             ctx.provider.prf.as_ref(),
             init.suite.prf,
             init.keys.sk_d.expose(),
             &chosen.suite,
-            &[],
-            &init.ni,
-            &init.nr,
+            &secrets,
+            ni,
+            nr,
         ) {
             Ok(k) => {
-                let (encr_in, integ_in, encr_out, integ_out) = if self.initiator {
+                let (encr_in, integ_in, encr_out, integ_out) = if we_initiated {
                     (k.encr_r, k.integ_r, k.encr_i, k.integ_i)
                 } else {
                     (k.encr_i, k.integ_i, k.encr_r, k.integ_r)
@@ -1263,7 +1287,37 @@ impl IkeSa {
 
     /// The CHILD SA part of the IKE_AUTH response (§1.2); a failure here leaves the IKE SA up.
     fn respond_child(&mut self, ctx: &mut Ctx<'_>, peer: &PeerConfig, p: &AuthPayloads) -> Vec<Payload> {
-        let (Some(sa), Some(tsi), Some(tsr)) = (&p.sa, &p.tsi, &p.tsr) else { return Vec::new() };
+        let Ok(spi_in) = child::random_esp_spi(ctx.provider) else {
+            return vec![notify(NotifyType::TEMPORARY_FAILURE)];
+        };
+        let sel = match self.select_child(peer, p, spi_in, false) {
+            Ok(sel) => sel,
+            Err(SelectError::Missing) => return Vec::new(),
+            Err(SelectError::Refused(reason)) => return self.refuse_child(ctx, peer, reason),
+        };
+        let mode = if sel.transport { Mode::Transport } else { Mode::Tunnel };
+        let c = self.child_sa(ctx, &sel.config, &sel.chosen, spi_in, sel.tsr.clone(), sel.tsi.clone(), mode);
+        self.ready(ctx, c);
+        sel.payloads(Vec::new())
+    }
+
+    /// The responder's refusal of a CHILD SA: an event for the daemon and the notify for the peer.
+    fn refuse_child(&mut self, ctx: &mut Ctx<'_>, peer: &PeerConfig, reason: NotifyType) -> Vec<Payload> {
+        let name = peer.children.first().map(|c| c.name.clone()).unwrap_or_default();
+        ctx.out.events.push_back(Event::ChildSaFailed { sa: self.handle, name, reason });
+        vec![notify(reason)]
+    }
+
+    /// Picks our child for the initiator's offer (IKE_AUTH or CREATE_CHILD_SA): the first whose
+    /// selectors narrow with the offered ones (§2.9) and which accepts one of its proposals.
+    fn select_child(
+        &self,
+        peer: &PeerConfig,
+        p: &AuthPayloads,
+        spi_in: u32,
+        with_ke: bool,
+    ) -> core::result::Result<SelectedChild, SelectError> {
+        let (Some(sa), Some(tsi), Some(tsr)) = (&p.sa, &p.tsi, &p.tsr) else { return Err(SelectError::Missing) };
         let mut narrowed_any = false;
         for config in &peer.children {
             let ours_remote = child::resolve(&config.remote_ts, self.remote.ip());
@@ -1272,33 +1326,20 @@ impl IkeSa {
                 continue;
             };
             narrowed_any = true;
-            let spi_in = match child::random_esp_spi(ctx.provider) {
-                Ok(s) => s,
-                Err(_) => return vec![notify(NotifyType::TEMPORARY_FAILURE)],
-            };
             let Ok(chosen) =
-                child::choose_esp(&config.esp_proposals, &sa.proposals, spi_in, peer.prefer_initiator, false)
+                child::choose_esp(&config.esp_proposals, &sa.proposals, spi_in, peer.prefer_initiator, with_ke)
             else {
                 continue;
             };
             // §1.3.1: transport mode only if both want it.
             let transport = config.mode == Mode::Transport && p.has(NotifyType::USE_TRANSPORT_MODE);
-            let mode = if transport { Mode::Transport } else { Mode::Tunnel };
-            let c = self.child_sa(ctx, config, &chosen, spi_in, n_tsr.clone(), n_tsi.clone(), mode);
-            let mut out = Vec::new();
-            if transport {
-                out.push(notify(NotifyType::USE_TRANSPORT_MODE));
-            }
-            out.push(Payload::Sa(SaPayload { proposals: vec![chosen.proposal.clone()] }));
-            out.push(Payload::TsI(TsPayload { selectors: n_tsi }));
-            out.push(Payload::TsR(TsPayload { selectors: n_tsr }));
-            self.ready(ctx, c);
-            return out;
+            return Ok(SelectedChild { config: config.clone(), chosen, tsi: n_tsi, tsr: n_tsr, transport });
         }
-        let reason = if narrowed_any { NotifyType::NO_PROPOSAL_CHOSEN } else { NotifyType::TS_UNACCEPTABLE };
-        let name = peer.children.first().map(|c| c.name.clone()).unwrap_or_default();
-        ctx.out.events.push_back(Event::ChildSaFailed { sa: self.handle, name, reason });
-        vec![notify(reason)]
+        Err(SelectError::Refused(if narrowed_any {
+            NotifyType::NO_PROPOSAL_CHOSEN
+        } else {
+            NotifyType::TS_UNACCEPTABLE
+        }))
     }
 
     fn handle_informational(&mut self, ctx: &mut Ctx<'_>, payloads: Vec<Payload>) -> Vec<Payload> {
@@ -1346,6 +1387,37 @@ impl IkeSa {
         }
         out
     }
+}
+
+/// The child, proposal and narrowed selectors the responder chose.
+struct SelectedChild {
+    config: child::ChildConfig,
+    chosen: ChosenEsp,
+    tsi: Vec<TrafficSelector>,
+    tsr: Vec<TrafficSelector>,
+    transport: bool,
+}
+
+impl SelectedChild {
+    /// The response's payloads for this child, with `extra` (Nonce, KE) after the SA payload.
+    fn payloads(&self, extra: Vec<Payload>) -> Vec<Payload> {
+        let mut out = Vec::new();
+        if self.transport {
+            out.push(notify(NotifyType::USE_TRANSPORT_MODE));
+        }
+        out.push(Payload::Sa(SaPayload { proposals: vec![self.chosen.proposal.clone()] }));
+        out.extend(extra);
+        out.push(Payload::TsI(TsPayload { selectors: self.tsi.clone() }));
+        out.push(Payload::TsR(TsPayload { selectors: self.tsr.clone() }));
+        out
+    }
+}
+
+enum SelectError {
+    /// No SA or TS payloads: no child was asked for.
+    Missing,
+    /// None acceptable, with the notify that says why.
+    Refused(NotifyType),
 }
 
 /// Pseudo-reason for a child the initiator could not accept locally (no notify was received).

@@ -543,7 +543,7 @@ fn transport_mode_needs_both_sides() {
 }
 
 #[test]
-fn create_child_sa_declined_and_unknown_exchange_dropped() {
+fn empty_create_child_sa_is_invalid_syntax_and_unknown_exchange_dropped() {
     use oxswan_crypto::sk::protect;
     let mut sim = null_cipher_pair(32, alice_psk(), bob_psk());
     initiate(&mut sim);
@@ -560,13 +560,13 @@ fn create_child_sa_declined_and_unknown_exchange_dropped() {
     };
     // An exchange type nobody defined: dropped, message ID 2 not consumed.
     assert!(send(&mut sim, oxswan_wire::ExchangeType(200), 2).is_none());
-    /* CREATE_CHILD_SA { } -->  <-- CREATE_CHILD_SA { N(NO_ADDITIONAL_SAS) } */
+    /* CREATE_CHILD_SA { } -->  <-- CREATE_CHILD_SA { N(INVALID_SYNTAX) }: no SA, Nonce or TS (§1.3) */
     let r = send(&mut sim, ExchangeType::CREATE_CHILD_SA, 2).expect("answered");
     let n = inner_payloads(&r.payload);
     assert_eq!(n, [oxswan_wire::PayloadType::NOTIFY]);
     let msg = oxswan_wire::Message::parse(&r.payload).unwrap();
     let p = oxswan_crypto::sk::unprotect(&provider, &keys, &msg).unwrap();
-    assert!(matches!(&p[0], oxswan_wire::Payload::Notify(n) if n.notify_type == NotifyType::NO_ADDITIONAL_SAS));
+    assert!(matches!(&p[0], oxswan_wire::Payload::Notify(n) if n.notify_type == NotifyType::INVALID_SYNTAX));
     assert_eq!(sim.ep(BOB_IP).established().len(), 1);
 }
 

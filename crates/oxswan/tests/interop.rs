@@ -745,3 +745,39 @@ fn child_rekeys_with_charon_lose_nothing() {
         assert_eq!(s["ike_sas"][0]["children"].as_array().unwrap().len(), 1, "{rekeyer:?}: oxswan holds one: {s}");
     }
 }
+
+/// §1.3.1: charon adds a second CHILD SA to the IKE SA with CREATE_CHILD_SA (with PFS); oxswan picks
+/// its child by the selectors, and both pairs carry traffic.
+#[test]
+fn charon_adds_a_second_child_sa() {
+    if !ready() {
+        return;
+    }
+    let mut h = Hosts::new("oi2c");
+    ok(&format!("ip -n {} addr add 10.1.0.2/32 dev lo", h.ns("left")));
+    ok(&format!("ip -n {} addr add 10.2.0.2/32 dev lo", h.ns("right")));
+    let cell = cell(Who::Charon, Auth::Psk, GCM, "aes256gcm16-x25519", false, true);
+    let ox = oxswan_config(&h, &cell, "right", None)
+        + "\n[connections.site.children.net2]\nlocal_ts = [\"10.2.0.2/32\"]\nremote_ts = [\"10.1.0.2/32\"]\n\
+           esp_proposals = [\"aes256gcm16-x25519\"]\n";
+    let (ch, files) = charon_config(&h, &cell, "left", None);
+    let ch = ch.replace(
+        "  children {\n",
+        "  children {\n   net2 {\n    local_ts = 10.1.0.2/32\n    remote_ts = 10.2.0.2/32\n    \
+         esp_proposals = aes256gcm16-x25519\n   }\n",
+    );
+    h.start_text("right", &ox);
+    h.start_charon("left", &ch, &files);
+    for child in ["net", "net2"] {
+        let o = h.swanctl("left", &format!("--initiate --child {child} --timeout 20"));
+        assert!(o.status.success(), "{child}: {}\n--- oxswan\n{}", String::from_utf8_lossy(&o.stdout), h.log("right"));
+    }
+    assert!(h.charon_log("left").contains("generating CREATE_CHILD_SA request"), "net2 came by CREATE_CHILD_SA");
+    let s = h.status("right");
+    let children = s["ike_sas"][0]["children"].as_array().unwrap().clone();
+    assert_eq!(children.len(), 2, "{s}");
+    assert!(children.iter().any(|c| c["name"] == "net2" && c["proposal"].as_str().unwrap().contains("x25519")), "{s}");
+    assert!(h.ping(2), "the first pair");
+    let second = sh(&format!("ip netns exec {} ping -c 2 -i 0.2 -W 2 -I 10.1.0.2 10.2.0.2", h.ns("left")));
+    assert!(second.status.success(), "the second pair\n{}", h.log("right"));
+}

@@ -8,8 +8,6 @@
 
 use core::time::Duration;
 
-use oxswan_crypto::keys::ChildSaKeys;
-use oxswan_crypto::proposal::proposal_to_string;
 use oxswan_crypto::provider::KeyExchange;
 use oxswan_wire::notify::NotifyPayload;
 use oxswan_wire::payloads::{KePayload, NoncePayload};
@@ -64,6 +62,25 @@ fn nonce_and_ke(payloads: &[Payload]) -> (Option<Vec<u8>>, Option<KePayload>) {
         _ => None,
     });
     (nonce, ke)
+}
+
+/// The responder's side of a CREATE_CHILD_SA key exchange in `group` (§1.3): our KE payload and the
+/// shared secret; none without PFS; or the refusal to send, INVALID_KE_PAYLOAD naming our group when
+/// the initiator guessed another.
+#[allow(clippy::type_complexity)]
+fn respond_ke(
+    ctx: &Ctx<'_>,
+    group: Option<KeId>,
+    theirs: Option<&KePayload>,
+) -> core::result::Result<(Option<Payload>, Option<oxswan_crypto::Secret>), Vec<Payload>> {
+    let Some(g) = group else { return Ok((None, None)) };
+    match theirs {
+        Some(k) if k.group == g => match ctx.provider.ke.respond(g, &k.data) {
+            Ok((public, shared)) => Ok((Some(Payload::Ke(KePayload { group: g, data: public })), Some(shared))),
+            Err(_) => Err(vec![notify(NotifyType::INVALID_SYNTAX)]),
+        },
+        _ => Err(vec![Payload::Notify(NotifyPayload::new(NotifyType::INVALID_KE_PAYLOAD, g.0.to_be_bytes().to_vec()))]),
+    }
 }
 
 /// The first KE method of our proposals, for PFS.
@@ -248,12 +265,12 @@ impl IkeSa {
         }
     }
 
-    /// A CREATE_CHILD_SA request from the peer: a rekey of one of our CHILD SAs. New CHILD SAs in
-    /// CREATE_CHILD_SA are declined with NO_ADDITIONAL_SAS for now.
+    /// A CREATE_CHILD_SA request from the peer: a rekey of one of our CHILD SAs, or a new one
+    /// (§1.3.1), which strongSwan also sends to recreate a CHILD SA that expired.
     pub(super) fn handle_create_child_request(&mut self, ctx: &mut Ctx<'_>, payloads: Vec<Payload>) -> Vec<Payload> {
         let p = AuthPayloads::collect(payloads.clone());
         let Some(rekey) = p.notifies.iter().find(|n| n.notify_type == NotifyType::REKEY_SA) else {
-            return vec![notify(NotifyType::NO_ADDITIONAL_SAS)];
+            return self.new_child_request(ctx, &p, &payloads);
         };
         // The SPI the peer receives on: our outbound SPI of the pair.
         let spi = match rekey.spi.as_slice() {
@@ -282,27 +299,13 @@ impl IkeSa {
             return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)];
         };
         let mut out = vec![Payload::Sa(SaPayload { proposals: vec![chosen.proposal.clone()] })];
-        let shared = match chosen.ke {
-            None => None,
-            Some(g) => match &ke {
-                Some(k) if k.group == g => match ctx.provider.ke.respond(g, &k.data) {
-                    Ok((public, shared)) => {
-                        out.push(Payload::Ke(KePayload { group: g, data: public }));
-                        Some(shared)
-                    }
-                    Err(_) => return vec![notify(NotifyType::INVALID_SYNTAX)],
-                },
-                // §1.3: the group we chose, for the initiator to start again with.
-                _ => {
-                    return vec![Payload::Notify(NotifyPayload::new(
-                        NotifyType::INVALID_KE_PAYLOAD,
-                        g.0.to_be_bytes().to_vec(),
-                    ))];
-                }
-            },
+        let (ke_out, shared) = match respond_ke(ctx, chosen.ke, ke.as_ref()) {
+            Ok(x) => x,
+            Err(refusal) => return refusal,
         };
         let Some(nr) = random(ctx, NONCE_LEN) else { return vec![notify(NotifyType::TEMPORARY_FAILURE)] };
-        out.insert(1, Payload::Nonce(NoncePayload { data: nr.clone() }));
+        out.push(Payload::Nonce(NoncePayload { data: nr.clone() }));
+        out.extend(ke_out);
         let mut new = self.rekeyed_child(ctx, &old, &chosen, spi_in, shared.as_ref(), &ni, &nr, false);
         // Make before break: receive on the new pair now, send on it once the old one is deleted.
         new.outbound = false;
@@ -328,6 +331,38 @@ impl IkeSa {
         out
     }
 
+    /// A new CHILD SA asked for in CREATE_CHILD_SA (§1.3.1): chosen as in IKE_AUTH, with its own
+    /// nonces and, with PFS, key exchange.
+    fn new_child_request(&mut self, ctx: &mut Ctx<'_>, p: &AuthPayloads, payloads: &[Payload]) -> Vec<Payload> {
+        let Some(peer) = self.peer.clone() else { return vec![notify(NotifyType::NO_ADDITIONAL_SAS)] };
+        let (nonce, ke) = nonce_and_ke(payloads);
+        let Some(ni) = nonce else { return vec![notify(NotifyType::INVALID_SYNTAX)] };
+        let Ok(spi_in) = child::random_esp_spi(ctx.provider) else {
+            return vec![notify(NotifyType::TEMPORARY_FAILURE)];
+        };
+        let sel = match self.select_child(&peer, p, spi_in, true) {
+            Ok(sel) => sel,
+            Err(super::SelectError::Missing) => return vec![notify(NotifyType::INVALID_SYNTAX)],
+            Err(super::SelectError::Refused(reason)) => return self.refuse_child(ctx, &peer, reason),
+        };
+        let (ke_out, shared) = match respond_ke(ctx, sel.chosen.ke, ke.as_ref()) {
+            Ok(x) => x,
+            Err(refusal) => return refusal,
+        };
+        let Some(nr) = random(ctx, NONCE_LEN) else { return vec![notify(NotifyType::TEMPORARY_FAILURE)] };
+        let mode = if sel.transport { Mode::Transport } else { Mode::Tunnel };
+        let ts = (sel.tsr.clone(), sel.tsi.clone());
+        let c =
+            self.derive_child(ctx, &sel.config.name, &sel.chosen, spi_in, ts, mode, shared.as_ref(), &ni, &nr, false);
+        if c.encr_in.is_empty() {
+            return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)];
+        }
+        self.ready(ctx, c);
+        let mut extra = vec![Payload::Nonce(NoncePayload { data: nr })];
+        extra.extend(ke_out);
+        sel.payloads(extra)
+    }
+
     /// The old pair `old_in` is gone: the responder of its rekey starts sending on the new pair.
     pub(super) fn activate_successor(&mut self, ctx: &mut Ctx<'_>, old_in: u32) {
         let Some(i) = self.successors.iter().position(|(o, _)| *o == old_in) else { return };
@@ -338,8 +373,7 @@ impl IkeSa {
         }
     }
 
-    /// The keys of a rekeyed CHILD SA: KEYMAT = prf+(SK_d, [g^ir (new)] | Ni | Nr), with the nonces of
-    /// the CREATE_CHILD_SA exchange and its initiator's keys first (§2.17).
+    /// The pair replacing `old`: its name, selectors and mode, new SPIs and keys (§2.8).
     #[allow(clippy::too_many_arguments)]
     fn rekeyed_child(
         &self,
@@ -352,43 +386,8 @@ impl IkeSa {
         nr: &[u8],
         we_initiated: bool,
     ) -> ChildSa {
-        let empty = oxswan_crypto::Secret::new(Vec::new());
-        let mut c = ChildSa {
-            spi_in,
-            spi_out: chosen.peer_spi,
-            suite: chosen.suite,
-            esn: chosen.esn,
-            proposal: proposal_to_string(&chosen.proposal),
-            encr_in: empty.clone(),
-            integ_in: empty.clone(),
-            encr_out: empty.clone(),
-            integ_out: empty,
-            encap: self.nat.any(),
-            local: self.local,
-            remote: self.remote,
-            replaces: Some(old.spi_in),
-            outbound: true,
-            ..old.clone()
-        };
-        let Some(keys) = self.keys.as_ref() else { return c };
-        let init = &keys.init;
-        let secrets: Vec<&[u8]> = shared.map(|s| s.expose()).into_iter().collect();
-        if let Ok(k) = ChildSaKeys::derive(
-            ctx.provider.prf.as_ref(),
-            init.suite.prf,
-            init.keys.sk_d.expose(),
-            &chosen.suite,
-            &secrets,
-            ni,
-            nr,
-        ) {
-            let (encr_in, integ_in, encr_out, integ_out) = if we_initiated {
-                (k.encr_r, k.integ_r, k.encr_i, k.integ_i)
-            } else {
-                (k.encr_i, k.integ_i, k.encr_r, k.integ_r)
-            };
-            c = ChildSa { encr_in, integ_in, encr_out, integ_out, ..c };
-        }
-        c
+        let ts = (old.local_ts.clone(), old.remote_ts.clone());
+        let c = self.derive_child(ctx, &old.name, chosen, spi_in, ts, old.mode, shared, ni, nr, we_initiated);
+        ChildSa { replaces: Some(old.spi_in), ..c }
     }
 }
