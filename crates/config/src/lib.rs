@@ -35,7 +35,7 @@ pub struct ConfigError {
 }
 
 /// Daemon-wide settings (`[daemon]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Daemon {
     /// Addresses to bind the IKE and NAT-T ports on (empty: the wildcard address).
     pub listen: Vec<IpAddr>,
@@ -54,6 +54,13 @@ pub struct Daemon {
     /// Use the TUN device's segmentation and coalescing offloads (virtio-net header) when the
     /// kernel offers them.
     pub offload: bool,
+    /// Retransmission of IKE requests (strongSwan's `charon.retransmit_*`): the first wait, the factor
+    /// per retransmission and the number of retransmissions before the peer is given up.
+    pub retransmit_timeout: Duration,
+    /// See `retransmit_timeout`.
+    pub retransmit_base: f64,
+    /// See `retransmit_timeout`.
+    pub retransmit_tries: u32,
     /// Log levels per subsystem, in `tracing`'s filter syntax (`info,dataplane=debug`); the
     /// `RUST_LOG` environment variable overrides it.
     pub log: String,
@@ -92,6 +99,19 @@ pub struct RemoteSide {
     pub id: Option<Identity>,
     /// CA certificate files for `pubkey`.
     pub cacerts: Vec<PathBuf>,
+}
+
+/// What to do when a peer is found dead or closes the SA (strongSwan's `dpd_action` and
+/// `close_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PeerAction {
+    /// Remove the SAs (`clear` for `dpd_action`, `none` for `close_action`).
+    #[default]
+    Clear,
+    /// Connect again at once, and keep trying.
+    Restart,
+    /// Connect again when traffic for the connection's selectors arrives.
+    Trap,
 }
 
 /// What to do with a child when the daemon starts (strongSwan's `start_action`).
@@ -141,6 +161,10 @@ pub struct Connection {
     pub encap: bool,
     /// Liveness check interval.
     pub dpd_delay: Option<Duration>,
+    /// What to do when the peer stops answering.
+    pub dpd_action: PeerAction,
+    /// What to do when the peer deletes the IKE SA.
+    pub close_action: PeerAction,
     /// Time to rekey the IKE SA.
     pub rekey_time: Option<Duration>,
     /// Our side.
@@ -161,7 +185,7 @@ pub struct IkeSecret {
 }
 
 /// A whole configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `[daemon]`.
     pub daemon: Daemon,
@@ -219,6 +243,9 @@ struct RawDaemon {
     keepalive: Option<S<String>>,
     offload: Option<bool>,
     log: Option<S<String>>,
+    retransmit_timeout: Option<S<String>>,
+    retransmit_base: Option<S<f64>>,
+    retransmit_tries: Option<S<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -232,6 +259,8 @@ struct RawConnection {
     proposals: Vec<S<String>>,
     encap: Option<bool>,
     dpd_delay: Option<S<String>>,
+    dpd_action: Option<S<String>>,
+    close_action: Option<S<String>>,
     rekey_time: Option<S<String>>,
     local: S<RawSide>,
     remote: S<RawSide>,
@@ -379,6 +408,22 @@ fn daemon(ctx: &Ctx<'_>, d: RawDaemon) -> Result<Daemon, ConfigError> {
         replay_window: d.replay_window.map_or(1024, Spanned::into_inner),
         keepalive: duration(ctx, d.keepalive, "daemon.keepalive")?.unwrap_or(Duration::from_secs(20)),
         offload: d.offload.unwrap_or(true),
+        retransmit_timeout: duration(ctx, d.retransmit_timeout, "daemon.retransmit_timeout")?
+            .unwrap_or(Duration::from_secs(4)),
+        retransmit_base: match d.retransmit_base {
+            Some(b) if !(1.0..=10.0).contains(b.get_ref()) => {
+                return Err(ctx.err(b.span(), "daemon.retransmit_base", "a factor from 1.0 to 10.0"));
+            }
+            Some(b) => b.into_inner(),
+            None => 1.8,
+        },
+        retransmit_tries: match d.retransmit_tries {
+            Some(t) if *t.get_ref() > 20 => {
+                return Err(ctx.err(t.span(), "daemon.retransmit_tries", "at most 20 retransmissions"));
+            }
+            Some(t) => t.into_inner(),
+            None => 5,
+        },
         log: d.log.map_or_else(|| "info".to_owned(), Spanned::into_inner),
     })
 }
@@ -655,6 +700,8 @@ fn connection(ctx: &Ctx<'_>, name: &str, c: S<RawConnection>) -> Result<Connecti
         proposals: ike,
         encap: c.encap.unwrap_or(false),
         dpd_delay: duration(ctx, c.dpd_delay, &format!("{key}.dpd_delay"))?,
+        dpd_action: action(ctx, c.dpd_action.as_ref(), &format!("{key}.dpd_action"), "clear")?,
+        close_action: action(ctx, c.close_action.as_ref(), &format!("{key}.close_action"), "none")?,
         rekey_time: duration(ctx, c.rekey_time, &format!("{key}.rekey_time"))?,
         local: LocalSide {
             auth: lauth,
@@ -670,6 +717,18 @@ fn connection(ctx: &Ctx<'_>, name: &str, c: S<RawConnection>) -> Result<Connecti
         },
         children,
     })
+}
+
+/// `clear`/`none` or `restart`/`start`: strongSwan's words for the two actions (`trap` comes later).
+fn action(ctx: &Ctx<'_>, v: Option<&S<String>>, key: &str, off: &str) -> Result<PeerAction, ConfigError> {
+    let on = if off == "clear" { "restart" } else { "start" };
+    match v.map(|v| (v.get_ref().as_str(), v.span())) {
+        None => Ok(PeerAction::Clear),
+        Some((w, _)) if w == off => Ok(PeerAction::Clear),
+        Some((w, _)) if w == on => Ok(PeerAction::Restart),
+        Some(("trap", span)) => Err(ctx.err(span, key, "trap is not supported yet: use restart")),
+        Some((other, span)) => Err(ctx.err(span, key, format!("`{other}`: use {off} or {on}"))),
+    }
 }
 
 fn check_psk(ctx: &Ctx<'_>, config: &Config, c: &Connection) -> Result<(), ConfigError> {

@@ -185,3 +185,27 @@ fn distinguished_names_encode_as_der() {
         assert!(parse_dn(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn peer_actions_and_retransmission() {
+    use oxswan_config::PeerAction;
+    let text = SITE
+        .replace(
+            "[connections.site.local]",
+            "dpd_action = \"restart\"\nclose_action = \"start\"\n\n[connections.site.local]",
+        )
+        .replace("[daemon]\n", "[daemon]\nretransmit_timeout = \"2s\"\nretransmit_base = 1.5\nretransmit_tries = 3\n");
+    let c = parse(Path::new("site.toml"), &text).unwrap();
+    let conn = &c.connections[0];
+    assert_eq!((conn.dpd_action, conn.close_action), (PeerAction::Restart, PeerAction::Restart));
+    assert_eq!(c.daemon.retransmit_timeout, Duration::from_secs(2));
+    assert_eq!((c.daemon.retransmit_base, c.daemon.retransmit_tries), (1.5, 3));
+    let d = parse(Path::new("site.toml"), SITE).unwrap();
+    assert_eq!((d.connections[0].dpd_action, d.daemon.retransmit_tries), (PeerAction::Clear, 5));
+    let e = err(&SITE.replace("[connections.site.local]", "dpd_action = \"sometimes\"\n\n[connections.site.local]"));
+    assert!(e.message.contains("use clear or restart") && e.key == "connections.site.dpd_action", "{e}");
+    let e = err(&SITE.replace("[daemon]\n", "[daemon]\nretransmit_base = 0.5\n"));
+    assert_eq!(e.key, "daemon.retransmit_base", "{e}");
+    let e = err(&SITE.replace("[connections.site.local]", "close_action = \"trap\"\n\n[connections.site.local]"));
+    assert!(e.message.contains("not supported yet"), "{e}");
+}

@@ -272,7 +272,34 @@ impl Endpoint {
             self.stats.dropped = self.stats.dropped.saturating_add(1);
         }
         if let Some(h) = touched {
+            self.initial_contact(now, h);
             self.settle(now, h);
+        }
+    }
+
+    /// RFC 7296 §2.4: a peer that authenticated with INITIAL_CONTACT has restarted; our other IKE SAs
+    /// of the same connection with the same identity are stale and go without a DELETE.
+    fn initial_contact(&mut self, now: Instant, h: SaHandle) {
+        if !self.sas.get_mut(&h).is_some_and(IkeSa::take_initial_contact) {
+            return;
+        }
+        let Some(info) = self.sas.get(&h).and_then(IkeSa::info) else { return };
+        let stale: Vec<SaHandle> = self
+            .sas
+            .iter()
+            .filter(|(o, s)| {
+                **o != h
+                    && s.is_established()
+                    && s.info().is_some_and(|i| i.name == info.name && i.remote_id == info.remote_id)
+            })
+            .map(|(o, _)| *o)
+            .collect();
+        for o in stale {
+            let (mut ctx, sas) = self.ctx_parts(now);
+            if let Some(sa) = sas.get_mut(&o) {
+                sa.forget(&mut ctx, crate::event::DownReason::PeerRestarted);
+            }
+            self.settle(now, o);
         }
     }
 

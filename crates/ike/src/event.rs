@@ -100,6 +100,9 @@ pub enum DownReason {
     PeerDeleted,
     /// We deleted it (command).
     LocalDeleted,
+    /// The peer authenticated a new IKE SA with INITIAL_CONTACT (RFC 7296 §2.4): it restarted and
+    /// holds no state for this one, which is removed without telling it.
+    PeerRestarted,
 }
 
 /// An event for the daemon.

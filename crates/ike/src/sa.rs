@@ -186,6 +186,8 @@ pub(crate) struct IkeSa {
     successors: Vec<(u32, u32)>,
     /// The peer rekeyed a pair we were rekeying too (§2.8.1).
     collisions: Vec<rekey::Collision>,
+    /// The peer sent INITIAL_CONTACT with its IKE_AUTH, not yet acted upon (§2.4).
+    initial_contact: bool,
 }
 
 mod rekey;
@@ -317,6 +319,7 @@ impl IkeSa {
             rekey_at: Vec::new(),
             successors: Vec::new(),
             collisions: Vec::new(),
+            initial_contact: false,
         }
     }
 
@@ -356,6 +359,18 @@ impl IkeSa {
     }
 
     /// The next moment [`Self::handle_timeout`] has work.
+    /// Whether the peer announced INITIAL_CONTACT (once: the flag is cleared).
+    pub fn take_initial_contact(&mut self) -> bool {
+        core::mem::take(&mut self.initial_contact)
+    }
+
+    /// Removes the SA without a word to the peer (it restarted and knows nothing of it).
+    pub fn forget(&mut self, ctx: &mut Ctx<'_>, reason: DownReason) {
+        self.pending = None;
+        self.queue.clear();
+        self.close(ctx, reason);
+    }
+
     /// When the CHILD SA with this inbound SPI is due for rekeying.
     pub fn rekey_time(&self, spi_in: u32) -> Option<Instant> {
         self.rekey_at.iter().find(|(s, _)| *s == spi_in).map(|(_, at)| *at)
@@ -1278,6 +1293,7 @@ impl IkeSa {
         }
         out.push(Payload::Auth(our_auth));
         self.state = State::Established;
+        self.initial_contact = p.has(NotifyType::INITIAL_CONTACT);
         if let Some(info) = self.info() {
             ctx.out.events.push_back(Event::IkeSaUp { sa: self.handle, info });
         }

@@ -914,3 +914,30 @@ fn reloaded_connections_apply_to_new_sas_only() {
     );
     assert_eq!(sim.ep(BOB_IP).established(), established, "and the first is still there");
 }
+
+/// RFC 7296 §2.4: alice restarts (a fresh endpoint) and connects again with INITIAL_CONTACT; bob
+/// drops the stale SA without a DELETE (alice would not know it) and keeps only the new one.
+#[test]
+fn initial_contact_from_a_restarted_peer_removes_the_stale_sa() {
+    let mut sim = pair(41, Link::default(), alice_psk(), bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let stale = sim.ep(BOB_IP).established();
+    let before = sim.log.len();
+    sim.add(ALICE_IP, EndpointConfig::default(), vec![alice_psk()]);
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), |s| up(s.events(ALICE_IP))));
+    sim.run();
+    let now = sim.ep(BOB_IP).established();
+    assert_eq!(now.len(), 1, "one IKE SA with alice");
+    assert_ne!(now, stale, "the new one");
+    assert!(has_event(sim.events(BOB_IP), |e| matches!(
+        e,
+        Event::IkeSaDown { reason: DownReason::PeerRestarted, sa, .. } if *sa == stale[0]
+    )));
+    let informational = sim.log[before..]
+        .iter()
+        .filter(|(from, _, bytes)| from.ip().to_string() == BOB_IP && describe(bytes).0 == INFORMATIONAL)
+        .count();
+    assert_eq!(informational, 0, "no DELETE for the old SA: alice has no state for it");
+}

@@ -10,7 +10,10 @@ use std::sync::{Arc, RwLock, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use oxswan_config::{Config, StartAction};
+use oxswan_config::{Config, PeerAction, StartAction};
+
+/// The wait before a restart attempt (and between failed ones).
+const RESTART_RETRY: Duration = Duration::from_secs(2);
 use oxswan_crypto::CryptoProvider;
 use oxswan_esp::{InboundSa, OutboundSa, SaParams, Selectors};
 use oxswan_ike::cert::identity_string;
@@ -164,6 +167,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         routes: HashMap::new(),
         keepalives: HashMap::new(),
         dpd: HashMap::new(),
+        restarts: HashMap::new(),
     };
     tracing::info!(
         target: "daemon",
@@ -217,6 +221,7 @@ fn down_reason(r: &DownReason) -> String {
         DownReason::HalfOpenTimeout => "the peer never completed the exchange".into(),
         DownReason::PeerDeleted => "deleted by the peer".into(),
         DownReason::LocalDeleted => "deleted".into(),
+        DownReason::PeerRestarted => "the peer restarted (INITIAL_CONTACT)".into(),
     }
 }
 
@@ -324,6 +329,8 @@ struct Ike {
     /// Dead peer detection per IKE SA: ESP packets received at the last look, when that changed,
     /// and whether a liveness check is outstanding.
     dpd: HashMap<SaHandle, (u64, Instant, bool)>,
+    /// Connections to bring up again (`dpd_action`/`close_action` = restart), and when to try next.
+    restarts: HashMap<String, Instant>,
 }
 
 impl Ike {
@@ -356,6 +363,7 @@ impl Ike {
             self.flush();
             self.keepalive(now);
             self.dead_peer_detection(now);
+            self.restart_due(now);
         }
     }
 
@@ -408,6 +416,26 @@ impl Ike {
                 if let Err(e) = self.endpoint.liveness(now, sa) {
                     tracing::debug!(target: "ike", conn = %info.name, sa = sa.0, "liveness: {e}");
                 }
+            }
+        }
+    }
+
+    /// Initiates the connections whose restart is due. A failed attempt schedules the next one
+    /// (see the IkeSaDown event); an established SA ends the restarting.
+    fn restart_due(&mut self, now: Instant) {
+        let due: Vec<String> = self.restarts.iter().filter(|(_, at)| **at <= now).map(|(n, _)| n.clone()).collect();
+        for name in due {
+            self.restarts.insert(name.clone(), now + RESTART_RETRY * 10);
+            let busy =
+                self.endpoint.established().iter().any(|sa| self.endpoint.info(*sa).is_some_and(|i| i.name == name));
+            if busy {
+                self.restarts.remove(&name);
+                continue;
+            }
+            tracing::info!(target: "ike", conn = %name, "restarting the connection");
+            if let Err(e) = self.initiate(&name) {
+                tracing::warn!(target: "ike", conn = %name, "restart: {e:#}");
+                self.restarts.insert(name, now + RESTART_RETRY);
             }
         }
     }
@@ -484,6 +512,7 @@ impl Ike {
                 }
             }
             Request::Down { name } => {
+                self.restarts.remove(&name);
                 let now = Instant::now();
                 let sas: Vec<SaHandle> = self
                     .endpoint
@@ -595,6 +624,7 @@ impl Ike {
     fn event(&mut self, e: Event) {
         match e {
             Event::IkeSaUp { sa, info } => {
+                self.restarts.remove(&info.name);
                 self.since.insert((sa, None), Instant::now());
                 tracing::info!(
                     target: "ike", conn = %info.name, sa = sa.0,
@@ -658,6 +688,20 @@ impl Ike {
             }
             Event::IkeSaDown { sa, name, reason } => {
                 let why = down_reason(&reason);
+                // dpd_action (the peer stopped answering) and close_action (it deleted the SA); a
+                // connection being restarted keeps trying until an SA is up.
+                if let Some(n) = name.as_deref() {
+                    let c = self.config.connection(n);
+                    let restart = self.restarts.contains_key(n)
+                        || match reason {
+                            DownReason::Timeout => c.is_some_and(|c| c.dpd_action == PeerAction::Restart),
+                            DownReason::PeerDeleted => c.is_some_and(|c| c.close_action == PeerAction::Restart),
+                            _ => false,
+                        };
+                    if restart && c.is_some_and(|c| !c.remote_addrs.is_empty()) {
+                        self.restarts.insert(n.to_owned(), Instant::now() + RESTART_RETRY);
+                    }
+                }
                 self.since.remove(&(sa, None));
                 tracing::info!(target: "ike", conn = name.as_deref().unwrap_or("?"), sa = sa.0, "IKE SA down: {why}");
                 self.answer(sa, Response::Error { message: why });

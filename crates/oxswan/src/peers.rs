@@ -97,7 +97,11 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
                 },
             })
             .collect(),
-        retransmit: Retransmit::default(),
+        retransmit: Retransmit {
+            timeout: config.daemon.retransmit_timeout,
+            base: config.daemon.retransmit_base,
+            tries: config.daemon.retransmit_tries,
+        },
         initial_contact: true,
         // The kernel here has no ESP: ESP travels in UDP to port 4500 on our user-space data plane, so
         // encapsulation is always on, as with strongSwan's kernel-libipsec (RFC 7296 §2.23 allows

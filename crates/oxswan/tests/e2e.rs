@@ -456,3 +456,87 @@ fn child_rekeys_under_traffic_lose_nothing() {
     assert!(r["ike_sas"][0]["children"][0]["rekey_in_secs"].is_null(), "the right has no rekey_time");
     assert!(ok(&format!("ip -n {} route", h.ns("left"))).contains("10.2.0.1 dev oxswan0"), "the route stayed");
 }
+
+/// The left's settings for fast dead peer detection: a liveness check after 1 s without traffic,
+/// retransmissions after 1 s × 1.5ⁿ, 3 of them (about 8 s until the peer is given up).
+fn fast_dpd(c: String) -> String {
+    c.replace(
+        "tun = \"oxswan0\"",
+        "tun = \"oxswan0\"\nretransmit_timeout = \"1s\"\nretransmit_base = 1.5\nretransmit_tries = 3",
+    )
+    .replace(
+        "proposals    = [\"aes256gcm16-prfsha256-x25519\"]",
+        "proposals    = [\"aes256gcm16-prfsha256-x25519\"]\ndpd_delay = \"1s\"\ndpd_action = \"restart\"",
+    )
+}
+
+/// `kill -9` of the peer's daemon: dead peer detection notices within dpd_delay plus the
+/// retransmissions, removes the SAs and the route, and `dpd_action = "restart"` brings the tunnel
+/// back within seconds of the peer's return.
+#[test]
+fn dead_peer_is_detected_and_the_tunnel_restarts() {
+    if !root_with_tools() {
+        return;
+    }
+    let mut h = Hosts::new("oxdp");
+    h.start("right");
+    h.start_edited("left", fast_dpd);
+    assert!(h.ox("left", "up site").status.success(), "{}", h.log("left"));
+    assert!(h.ping(2));
+    let mut right = h.daemons.remove(0);
+    right.kill().unwrap();
+    right.wait().unwrap();
+    let killed = Instant::now();
+    let deadline = killed + Duration::from_secs(20);
+    while !h.log("left").contains("no answer from the peer") {
+        assert!(Instant::now() < deadline, "dead peer not detected\n{}", h.log("left"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let detected = killed.elapsed();
+    // dpd_delay 1 s, then 1 + 1.5 + 2.25 + 3.4 s of retransmissions, and the daemon's 200 ms tick.
+    assert!(detected <= Duration::from_secs(12), "detected after {detected:?}");
+    assert!(h.status("left")["ike_sas"].as_array().unwrap().is_empty());
+    assert!(!ok(&format!("ip -n {} route", h.ns("left"))).contains("oxswan0"), "route removed");
+
+    std::thread::sleep(Duration::from_secs(3));
+    h.start("right");
+    let back = Instant::now();
+    let deadline = back + Duration::from_secs(20);
+    while !h.ping(1) {
+        assert!(Instant::now() < deadline, "the tunnel did not come back\n{}", h.log("left"));
+    }
+    let restored = back.elapsed();
+    println!("dead peer detected after {detected:.1?}; tunnel back {restored:.1?} after the peer returned");
+    assert!(restored <= Duration::from_secs(10), "back after {restored:?}");
+    assert_eq!(h.status("right")["ike_sas"].as_array().unwrap().len(), 1);
+}
+
+/// RFC 7296 §2.4: the initiator's daemon is killed and starts again (`start_action = "start"`); its
+/// IKE_AUTH carries INITIAL_CONTACT, and the right forgets the stale SA instead of keeping two.
+#[test]
+fn a_restarted_peer_replaces_its_stale_sa() {
+    if !root_with_tools() {
+        return;
+    }
+    let mut h = Hosts::new("oxic");
+    h.start("right");
+    let started = |c: String| {
+        c.replace("esp_proposals = [\"aes256gcm16\"]", "esp_proposals = [\"aes256gcm16\"]\nstart_action = \"start\"")
+    };
+    h.start_edited("left", started);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !h.ping(1) {
+        assert!(Instant::now() < deadline, "{}", h.log("left"));
+    }
+    let mut left = h.daemons.pop().unwrap();
+    left.kill().unwrap();
+    left.wait().unwrap();
+    h.start_edited("left", started);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !h.log("right").contains("the peer restarted (INITIAL_CONTACT)") {
+        assert!(Instant::now() < deadline, "{}", h.log("right"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(h.status("right")["ike_sas"].as_array().unwrap().len(), 1, "the stale SA is gone");
+    assert!(h.ping(2), "and the new one carries traffic");
+}
