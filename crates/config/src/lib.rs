@@ -719,15 +719,15 @@ fn connection(ctx: &Ctx<'_>, name: &str, c: S<RawConnection>) -> Result<Connecti
     })
 }
 
-/// `clear`/`none` or `restart`/`start`: strongSwan's words for the two actions (`trap` comes later).
+/// `clear`/`none`, `restart`/`start` or `trap`: strongSwan's words for the two actions.
 fn action(ctx: &Ctx<'_>, v: Option<&S<String>>, key: &str, off: &str) -> Result<PeerAction, ConfigError> {
     let on = if off == "clear" { "restart" } else { "start" };
     match v.map(|v| (v.get_ref().as_str(), v.span())) {
         None => Ok(PeerAction::Clear),
         Some((w, _)) if w == off => Ok(PeerAction::Clear),
         Some((w, _)) if w == on => Ok(PeerAction::Restart),
-        Some(("trap", span)) => Err(ctx.err(span, key, "trap is not supported yet: use restart")),
-        Some((other, span)) => Err(ctx.err(span, key, format!("`{other}`: use {off} or {on}"))),
+        Some(("trap", _)) => Ok(PeerAction::Trap),
+        Some((other, span)) => Err(ctx.err(span, key, format!("`{other}`: use {off}, {on} or trap"))),
     }
 }
 

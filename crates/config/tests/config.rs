@@ -203,9 +203,13 @@ fn peer_actions_and_retransmission() {
     let d = parse(Path::new("site.toml"), SITE).unwrap();
     assert_eq!((d.connections[0].dpd_action, d.daemon.retransmit_tries), (PeerAction::Clear, 5));
     let e = err(&SITE.replace("[connections.site.local]", "dpd_action = \"sometimes\"\n\n[connections.site.local]"));
-    assert!(e.message.contains("use clear or restart") && e.key == "connections.site.dpd_action", "{e}");
+    assert!(e.message.contains("use clear, restart or trap") && e.key == "connections.site.dpd_action", "{e}");
     let e = err(&SITE.replace("[daemon]\n", "[daemon]\nretransmit_base = 0.5\n"));
     assert_eq!(e.key, "daemon.retransmit_base", "{e}");
-    let e = err(&SITE.replace("[connections.site.local]", "close_action = \"trap\"\n\n[connections.site.local]"));
-    assert!(e.message.contains("not supported yet"), "{e}");
+    let t = parse(
+        Path::new("site.toml"),
+        &SITE.replace("[connections.site.local]", "close_action = \"trap\"\n\n[connections.site.local]"),
+    )
+    .unwrap();
+    assert_eq!(t.connections[0].close_action, PeerAction::Trap);
 }

@@ -22,7 +22,7 @@ use oxswan_wire::ts::{TrafficSelector, TsAddrs};
 use oxswan_wire::udp_encap::with_non_esp_marker;
 
 use crate::control::{ChildStatus, IkeSaStatus, Request, Response};
-use crate::dataplane::{ChildEntry, DataPlane, TUN_MTU, Tables};
+use crate::dataplane::{ChildEntry, DataPlane, TUN_MTU, Tables, Trap};
 use oxswan_io::{Tun, UdpIo};
 
 fn on_off(b: bool) -> &'static str {
@@ -43,6 +43,8 @@ pub enum Input {
     },
     /// A CLI command and where to answer.
     Command(Request, mpsc::Sender<Response>),
+    /// Traffic for a trapped connection arrived.
+    Trap(String),
 }
 
 /// The sockets of one local address.
@@ -108,12 +110,15 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         on_off(sockets.values().all(|s| s.natt.gso())),
         on_off(sockets.values().all(|s| s.natt.gro()))
     );
+    let (tx, rx) = mpsc::channel::<Input>();
     let dp = Arc::new(DataPlane {
         tables: RwLock::new(Tables::default()),
         tun,
         natt: sockets.iter().map(|(a, s)| (*a, s.natt.clone())).collect(),
         stop: AtomicBool::new(false),
         keepalives: Default::default(),
+        traps: RwLock::new(Vec::new()),
+        ike: tx.clone(),
     });
 
     if let Some(dir) = socket_path.parent() {
@@ -129,7 +134,6 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
             .with_context(|| format!("cannot restrict {}", socket_path.display()))?;
     }
 
-    let (tx, rx) = mpsc::channel::<Input>();
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
@@ -168,7 +172,9 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         keepalives: HashMap::new(),
         dpd: HashMap::new(),
         restarts: HashMap::new(),
+        trap_routes: Vec::new(),
     };
+    ike.set_traps();
     tracing::info!(
         target: "daemon",
         "oxswan daemon up: {} connection(s), TUN {}, control {}",
@@ -189,10 +195,12 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     ike.flush();
     std::thread::sleep(Duration::from_millis(200));
     ike.flush();
-    for (_, cidrs) in std::mem::take(&mut ike.routes) {
-        for r in cidrs {
-            route("del", &r, &ike.config.daemon.tun, None);
-        }
+    let mut gone: Vec<String> = std::mem::take(&mut ike.trap_routes);
+    gone.extend(std::mem::take(&mut ike.routes).into_values().flatten());
+    gone.sort();
+    gone.dedup();
+    for r in gone {
+        route("del", &r, &ike.config.daemon.tun, None);
     }
     dp.stop.store(true, Ordering::Relaxed);
     let _ = std::fs::remove_file(&socket_path);
@@ -331,6 +339,8 @@ struct Ike {
     dpd: HashMap<SaHandle, (u64, Instant, bool)>,
     /// Connections to bring up again (`dpd_action`/`close_action` = restart), and when to try next.
     restarts: HashMap<String, Instant>,
+    /// Routes that send trapped connections' traffic to the TUN device while they have no SA.
+    trap_routes: Vec<String>,
 }
 
 impl Ike {
@@ -353,6 +363,22 @@ impl Ike {
                     self.endpoint.handle_datagram(Instant::now(), local, remote, &data)
                 }
                 Ok(Input::Command(req, reply)) => self.command(req, reply),
+                Ok(Input::Trap(name)) => {
+                    let up = self
+                        .endpoint
+                        .established()
+                        .iter()
+                        .any(|sa| self.endpoint.info(*sa).is_some_and(|i| i.name == name));
+                    if !up {
+                        tracing::info!(target: "ike", conn = %name, "traffic for the connection: connecting");
+                        if let Err(e) = self.initiate(&name) {
+                            tracing::warn!(target: "ike", conn = %name, "trap: {e:#}");
+                            self.rearm(&name);
+                        }
+                    } else {
+                        self.rearm(&name);
+                    }
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
@@ -440,6 +466,51 @@ impl Ike {
         }
     }
 
+    /// Installs the traps of the configuration: connections that start (again) on traffic, with a
+    /// route to their remote selectors through the TUN device so that the traffic arrives.
+    fn set_traps(&mut self) {
+        let mut traps = Vec::new();
+        let mut cidrs = Vec::new();
+        for c in &self.config.connections {
+            let trapped = c.dpd_action == PeerAction::Trap
+                || c.close_action == PeerAction::Trap
+                || c.children.iter().any(|ch| ch.start_action == StartAction::Trap);
+            let Some(remote) = c.remote_addrs.first() else { continue };
+            if !trapped {
+                continue;
+            }
+            let local = c.local_addrs.first().copied().unwrap_or(*remote);
+            let mut selectors = Selectors { local: Vec::new(), remote: Vec::new() };
+            for ch in &c.children {
+                selectors.local.extend(oxswan_ike::child::resolve(&ch.local_ts, local));
+                selectors.remote.extend(oxswan_ike::child::resolve(&ch.remote_ts, *remote));
+            }
+            let src = local_source(&selectors.local);
+            for ts in &selectors.remote {
+                if let Some(r) = cidr(ts) {
+                    route("replace", &r, &self.config.daemon.tun, src.filter(|s| s.is_ipv4() == r.contains('.')));
+                    cidrs.push(r);
+                }
+            }
+            traps.push(Arc::new(Trap { name: c.name.clone(), selectors, fired: AtomicBool::new(false) }));
+        }
+        for old in std::mem::take(&mut self.trap_routes) {
+            if !cidrs.contains(&old) && !self.routes.values().any(|rs| rs.contains(&old)) {
+                route("del", &old, &self.config.daemon.tun, None);
+            }
+        }
+        self.trap_routes = cidrs;
+        *self.dp.traps.write().unwrap_or_else(std::sync::PoisonError::into_inner) = traps;
+    }
+
+    /// Lets the next packet for `name` trigger a connection attempt again.
+    fn rearm(&self, name: &str) {
+        let traps = self.dp.traps.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(t) = traps.iter().find(|t| t.name == name) {
+            t.fired.store(false, Ordering::Relaxed);
+        }
+    }
+
     fn start(&mut self, names: Vec<String>) {
         for name in names {
             if let Err(e) = self.initiate(&name) {
@@ -468,6 +539,7 @@ impl Ike {
         let removed = old.iter().filter(|n| !new.contains(n)).count();
         self.endpoint.set_peers(peers);
         self.config = config;
+        self.set_traps();
         self.start(started(&self.config, &old));
         Ok(format!(
             "{}: {} connection(s), {added} added, {removed} removed{note}",
@@ -625,6 +697,7 @@ impl Ike {
         match e {
             Event::IkeSaUp { sa, info } => {
                 self.restarts.remove(&info.name);
+                self.rearm(&info.name);
                 self.since.insert((sa, None), Instant::now());
                 tracing::info!(
                     target: "ike", conn = %info.name, sa = sa.0,
@@ -677,7 +750,7 @@ impl Ike {
                 self.dp.remove(spi_in);
                 // A route stays while another pair (a rekey's successor) still covers its prefix.
                 for r in self.routes.remove(&spi_in).unwrap_or_default() {
-                    if !self.routes.values().any(|rs| rs.contains(&r)) {
+                    if !self.routes.values().any(|rs| rs.contains(&r)) && !self.trap_routes.contains(&r) {
                         route("del", &r, &self.config.daemon.tun, None);
                     }
                 }
@@ -691,6 +764,7 @@ impl Ike {
                 // dpd_action (the peer stopped answering) and close_action (it deleted the SA); a
                 // connection being restarted keeps trying until an SA is up.
                 if let Some(n) = name.as_deref() {
+                    self.rearm(n);
                     let c = self.config.connection(n);
                     let restart = self.restarts.contains_key(n)
                         || match reason {

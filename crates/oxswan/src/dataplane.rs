@@ -51,6 +51,18 @@ pub struct Tables {
     pub children: Vec<Arc<ChildEntry>>,
 }
 
+/// A connection that starts on traffic (`start_action`, `dpd_action` or `close_action` = trap): its
+/// selectors, and whether the IKE thread was already told.
+#[derive(Debug)]
+pub struct Trap {
+    /// The connection.
+    pub name: String,
+    /// Our and the peer's selectors of its children.
+    pub selectors: Selectors,
+    /// Set when a packet triggered it; the IKE thread clears it when the attempt ends.
+    pub fired: AtomicBool,
+}
+
 /// Shared state of the packet threads.
 #[derive(Debug)]
 pub struct DataPlane {
@@ -64,6 +76,10 @@ pub struct DataPlane {
     pub stop: AtomicBool,
     /// NAT keepalives received.
     pub keepalives: AtomicU64,
+    /// Connections waiting for traffic.
+    pub traps: RwLock<Vec<Arc<Trap>>>,
+    /// Where trap triggers go (the IKE thread).
+    pub ike: mpsc::Sender<crate::daemon::Input>,
 }
 
 impl DataPlane {
@@ -126,7 +142,10 @@ impl DataPlane {
                         .find(|c| c.outbound.load(Ordering::Relaxed) && c.selectors.allows_outbound(&info))
                     {
                         Some(c) => c,
-                        None => continue,
+                        None => {
+                            self.trap(&info);
+                            continue;
+                        }
                     },
                 };
                 last = Some(child);
@@ -201,6 +220,17 @@ impl DataPlane {
                 }
             }
             self.write_tun(&mut tx);
+        }
+    }
+
+    /// A packet no SA takes: if a trap covers it, ask the IKE thread once to connect (the packet is
+    /// dropped; the sender's retransmissions or the next packets will go through the new SA).
+    fn trap(&self, info: &PacketInfo) {
+        let traps = self.traps.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(t) = traps.iter().find(|t| t.selectors.allows_outbound(info)) {
+            if !t.fired.swap(true, Ordering::Relaxed) {
+                let _ = self.ike.send(crate::daemon::Input::Trap(t.name.clone()));
+            }
         }
     }
 

@@ -540,3 +540,29 @@ fn a_restarted_peer_replaces_its_stale_sa() {
     assert_eq!(h.status("right")["ike_sas"].as_array().unwrap().len(), 1, "the stale SA is gone");
     assert!(h.ping(2), "and the new one carries traffic");
 }
+
+/// `start_action = "trap"`: no SA until a packet for the selectors arrives on the TUN device; that
+/// packet brings the tunnel up, and the pings after it go through.
+#[test]
+fn a_trap_connection_comes_up_on_the_first_packet() {
+    if !root_with_tools() {
+        return;
+    }
+    let mut h = Hosts::new("oxtr");
+    h.start("right");
+    h.start_edited("left", |c| {
+        c.replace("esp_proposals = [\"aes256gcm16\"]", "esp_proposals = [\"aes256gcm16\"]\nstart_action = \"trap\"")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(h.status("left")["ike_sas"].as_array().unwrap().is_empty(), "no SA before traffic");
+    assert!(ok(&format!("ip -n {} route", h.ns("left"))).contains("10.2.0.1 dev oxswan0"), "the trap's route");
+    let out = sh(&format!("ip netns exec {} ping -c 6 -i 0.3 -W 1 -I 10.1.0.1 10.2.0.1", h.ns("left")));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let received: u32 = text
+        .lines()
+        .find_map(|l| l.split(", ").find(|p| p.ends_with(" received")).and_then(|p| p.split(' ').next()?.parse().ok()))
+        .unwrap_or(0);
+    assert!(received >= 4, "the first packet started the SA, the rest went through: {text}\n{}", h.log("left"));
+    assert!(h.log("left").contains("traffic for the connection: connecting"));
+    assert_eq!(h.status("left")["ike_sas"].as_array().unwrap().len(), 1);
+}
