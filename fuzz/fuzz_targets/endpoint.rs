@@ -37,6 +37,7 @@ fn peer(name: &str, local: &str, remote: &str) -> Option<PeerConfig> {
             lifetime: Default::default(),
         }],
         retransmit: Retransmit::default(),
+        ike_rekey_time: None,
         initial_contact: true,
         force_encap: false,
     })

@@ -53,6 +53,7 @@ fn peer(name: &str, local: &str, remote: &str, local_auth: LocalAuth, remote_aut
             lifetime: Default::default(),
         }],
         retransmit: Retransmit::default(),
+        ike_rekey_time: None,
         initial_contact: true,
         force_encap: false,
     }

@@ -69,6 +69,7 @@ fn main() {
             lifetime: Default::default(),
         }],
         retransmit: Retransmit::default(),
+        ike_rekey_time: None,
         initial_contact: true,
         force_encap: false,
     };

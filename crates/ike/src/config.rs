@@ -81,6 +81,9 @@ pub struct PeerConfig {
     pub children: Vec<ChildConfig>,
     /// Request retransmission.
     pub retransmit: Retransmit,
+    /// Rekey the IKE SA this long after it was established (a tenth of it as random jitter);
+    /// `None`: never.
+    pub ike_rekey_time: Option<core::time::Duration>,
     /// Send INITIAL_CONTACT in IKE_AUTH (RFC 7296 §2.4) when initiating.
     pub initial_contact: bool,
     /// Float to UDP 4500 and encapsulate ESP even without a NAT (strongSwan's `encap`), by faking the

@@ -277,6 +277,21 @@ impl Endpoint {
         }
     }
 
+    /// Takes in the IKE SAs that a rekey of `old` made (§2.18).
+    fn adopt(&mut self, now: Instant, old: SaHandle) {
+        for mut sa in core::mem::take(&mut self.out.spawned) {
+            let handle = SaHandle(self.next_handle);
+            self.next_handle = self.next_handle.wrapping_add(1);
+            sa.handle = handle;
+            self.by_spi.insert(sa.local_spi(), handle);
+            if let Some(info) = sa.info() {
+                self.out.events.push_back(Event::IkeSaRekeyed { old, new: handle, info });
+            }
+            self.sas.insert(handle, sa);
+            self.settle(now, handle);
+        }
+    }
+
     /// RFC 7296 §2.4: a peer that authenticated with INITIAL_CONTACT has restarted; our other IKE SAs
     /// of the same connection with the same identity are stale and go without a DELETE.
     fn initial_contact(&mut self, now: Instant, h: SaHandle) {
@@ -360,6 +375,7 @@ impl Endpoint {
         let (mut ctx, sas) = self.ctx_parts(now);
         let sa = sas.get_mut(&handle).ok_or(IkeError::UnknownSa)?;
         let r = sa.handle_message(&mut ctx, local, remote, msg);
+        self.adopt(now, handle);
         let hits = core::mem::take(&mut self.out.cache_hits);
         self.stats.retransmits_answered = self.stats.retransmits_answered.saturating_add(hits);
         r

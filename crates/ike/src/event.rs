@@ -100,6 +100,8 @@ pub enum DownReason {
     PeerDeleted,
     /// We deleted it (command).
     LocalDeleted,
+    /// A rekey replaced it (RFC 7296 §2.18); see [`Event::IkeSaRekeyed`].
+    Rekeyed,
     /// The peer authenticated a new IKE SA with INITIAL_CONTACT (RFC 7296 §2.4): it restarted and
     /// holds no state for this one, which is removed without telling it.
     PeerRestarted,
@@ -158,6 +160,16 @@ pub enum Event {
         peer: SocketAddr,
         /// What went wrong.
         reason: String,
+    },
+    /// The IKE SA `old` was rekeyed into `new`, which holds its CHILD SAs now (§2.18). `old` ends
+    /// with [`DownReason::Rekeyed`] once it is deleted.
+    IkeSaRekeyed {
+        /// The replaced SA.
+        old: SaHandle,
+        /// The new SA.
+        new: SaHandle,
+        /// The new SA's parameters (SPIs, proposal).
+        info: IkeSaInfo,
     },
     /// Start sending on the CHILD SA with this inbound SPI (the responder of a rekey, see
     /// [`ChildSa::outbound`]).

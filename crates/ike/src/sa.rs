@@ -65,6 +65,8 @@ pub(crate) struct Outbox {
     pub events: VecDeque<Event>,
     /// Retransmitted requests answered from a response cache since the endpoint last looked.
     pub cache_hits: u64,
+    /// IKE SAs that replace the one being handled (rekeyed, §2.18), for the endpoint to adopt.
+    pub spawned: Vec<IkeSa>,
 }
 
 /// What an exchange needs from the endpoint.
@@ -132,6 +134,8 @@ pub(crate) enum Job {
     Liveness,
     /// CREATE_CHILD_SA rekeying the CHILD SA with this inbound SPI (§1.3.3).
     RekeyChild(u32),
+    /// CREATE_CHILD_SA rekeying the IKE SA (§1.3.2).
+    RekeyIke,
 }
 
 /// The last response we sent, by the request it answered.
@@ -188,8 +192,15 @@ pub(crate) struct IkeSa {
     collisions: Vec<rekey::Collision>,
     /// The peer sent INITIAL_CONTACT with its IKE_AUTH, not yet acted upon (§2.4).
     initial_contact: bool,
+    /// Our IKE SA rekey in flight.
+    ike_rekey_offer: Option<Box<ike_rekey::IkeRekeyOffer>>,
+    /// When to rekey this IKE SA.
+    ike_rekey_at: Option<Instant>,
+    /// A rekey replaced this IKE SA; it only waits to be deleted.
+    rekeyed: bool,
 }
 
+mod ike_rekey;
 mod rekey;
 
 /// The fragments of one message (RFC 7383 §2.6).
@@ -320,6 +331,9 @@ impl IkeSa {
             successors: Vec::new(),
             collisions: Vec::new(),
             initial_contact: false,
+            ike_rekey_offer: None,
+            ike_rekey_at: None,
+            rekeyed: false,
         }
     }
 
@@ -381,7 +395,7 @@ impl IkeSa {
             State::HalfOpen { deadline } => Some(deadline),
             State::Closed { until } => Some(until),
             State::Established => {
-                let rekey = self.rekey_at.iter().map(|(_, at)| *at).min();
+                let rekey = self.rekey_at.iter().map(|(_, at)| *at).chain(self.ike_rekey_at).min();
                 match (self.pending.as_ref().map(|p| p.next_at), rekey) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -442,6 +456,14 @@ impl IkeSa {
                     vec![Payload::Delete(DeletePayload::esp(&[spi]))]
                 }
                 Job::Liveness => Vec::new(),
+                Job::RekeyIke => {
+                    let Some(payloads) = self.ike_rekey_request(ctx, None) else { continue };
+                    match self.encrypt_request(ctx, ExchangeType::CREATE_CHILD_SA, &payloads) {
+                        Ok(datagram) => self.send_request(ctx, job, datagram),
+                        Err(_) => self.close(ctx, DownReason::Protocol("cannot protect a request".into())),
+                    }
+                    return;
+                }
                 Job::RekeyChild(old) => {
                     let Some(payloads) = self.rekey_request(ctx, old, None) else { continue };
                     match self.encrypt_request(ctx, ExchangeType::CREATE_CHILD_SA, &payloads) {
@@ -510,6 +532,7 @@ impl IkeSa {
         for c in self.children.drain(..) {
             ctx.out.events.push_back(Event::ChildSaDeleted { sa: self.handle, spi_in: c.spi_in, spi_out: c.spi_out });
         }
+        let reason = self.down_reason(reason);
         ctx.out.events.push_back(Event::IkeSaDown { sa: self.handle, name: self.name().map(str::to_owned), reason });
         self.pending = None;
         self.queue.clear();
@@ -535,6 +558,10 @@ impl IkeSa {
         }
         if self.is_established() {
             self.rekey_timers(ctx);
+            if self.ike_rekey_at.is_some_and(|at| at <= ctx.now) {
+                self.ike_rekey_at = None;
+                self.queue(ctx, Job::RekeyIke);
+            }
         }
         let retransmit = self.retransmit();
         let Some(p) = self.pending.as_mut() else { return };
@@ -599,7 +626,7 @@ impl IkeSa {
         }
         let expected = match job {
             Job::Auth => ExchangeType::IKE_AUTH,
-            Job::RekeyChild(_) => ExchangeType::CREATE_CHILD_SA,
+            Job::RekeyChild(_) | Job::RekeyIke => ExchangeType::CREATE_CHILD_SA,
             _ => ExchangeType::INFORMATIONAL,
         };
         if h.exchange_type != expected {
@@ -634,6 +661,7 @@ impl IkeSa {
             }
             Job::Liveness => ctx.out.events.push_back(Event::LivenessConfirmed { sa: self.handle }),
             Job::RekeyChild(old) => self.handle_rekey_response(ctx, old, payloads),
+            Job::RekeyIke => self.handle_ike_rekey_response(ctx, payloads),
             Job::Init => {}
         }
         self.send_next(ctx);
@@ -928,6 +956,7 @@ impl IkeSa {
         self.state = State::Established;
         if let Some(info) = self.info() {
             ctx.out.events.push_back(Event::IkeSaUp { sa: self.handle, info });
+            self.schedule_ike_rekey(ctx);
         }
         if let Some(offer) = child {
             self.finish_child_offer(ctx, &peer, offer, &p);
@@ -1296,6 +1325,7 @@ impl IkeSa {
         self.initial_contact = p.has(NotifyType::INITIAL_CONTACT);
         if let Some(info) = self.info() {
             ctx.out.events.push_back(Event::IkeSaUp { sa: self.handle, info });
+            self.schedule_ike_rekey(ctx);
         }
         out.extend(self.respond_child(ctx, &peer, &p));
         out

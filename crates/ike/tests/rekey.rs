@@ -238,3 +238,59 @@ fn simultaneous_rekeys_of_one_pair_leave_one_pair() {
     }
     assert!(collided >= 10, "the rekeys collided in only {collided} of 20 runs");
 }
+
+/// RFC 7296 §1.3.2, §2.18: alice rekeys the IKE SA every 10 s. Each time both sides move to a new
+/// IKE SA with new SPIs and keys (a liveness check over it is answered), the CHILD SA moves along
+/// unchanged, and the old IKE SA ends as `Rekeyed` without taking the CHILD SA with it.
+#[test]
+fn ike_sa_is_rekeyed_and_keeps_its_child_sas() {
+    let mut alice = alice_psk();
+    alice.ike_rekey_time = Some(Duration::from_secs(10));
+    let mut sim = pair(21, Link::default(), alice, bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let (a0, _) = one_live_pair(&mut sim);
+    let first = sim.ep(ALICE_IP).established();
+
+    sim.advance(Duration::from_secs(11));
+    /* CREATE_CHILD_SA { SA(IKE, new SPIi), Ni, KEi } -->  <-- CREATE_CHILD_SA { SA(IKE, new SPIr), Nr, KEr }
+    INFORMATIONAL { D(IKE) } on the old SA -->  <-- INFORMATIONAL { } */
+    let (a_sas, b_sas) = (sim.ep(ALICE_IP).established(), sim.ep(BOB_IP).established());
+    assert_eq!((a_sas.len(), b_sas.len()), (1, 1), "one IKE SA on each side");
+    assert_ne!(a_sas, first, "a new one");
+    let (a_info, b_info) = (info(&mut sim, ALICE_IP), info(&mut sim, BOB_IP));
+    assert_eq!((a_info.spi_i, a_info.spi_r), (b_info.spi_i, b_info.spi_r), "the same new SPIs");
+    assert!(a_info.initiator && !b_info.initiator, "the rekey's initiator is the new SA's initiator");
+    let (a1, _) = one_live_pair(&mut sim);
+    assert_eq!(a1, a0, "the CHILD SA moved unchanged");
+    for ip in [ALICE_IP, BOB_IP] {
+        let ev = sim.events(ip);
+        assert!(has_event(ev, |e| matches!(e, Event::IkeSaRekeyed { .. })), "{ip}");
+        assert!(has_event(ev, |e| matches!(e, Event::IkeSaDown { reason: oxswan_ike::DownReason::Rekeyed, .. })));
+        assert!(deleted(ev).is_empty(), "{ip}: no CHILD SA went with the old IKE SA");
+    }
+    // The new keys work: a liveness check over the new SA is answered.
+    let now = sim.now;
+    let sa = sim.ep(ALICE_IP).established()[0];
+    sim.ep(ALICE_IP).liveness(now, sa).unwrap();
+    let answered =
+        |s: &Sim| has_event(s.events(ALICE_IP), |e| matches!(e, Event::LivenessConfirmed { sa: x } if *x == sa));
+    assert!(sim.run_until(Duration::from_secs(2), answered), "liveness over the new IKE SA");
+
+    // IKE and CHILD rekeys interleave for a minute: 5 more IKE rekeys, CHILD rekeys on whichever IKE
+    // SA is current, and still one IKE SA and one pair.
+    let mut sim2 = {
+        let mut alice = rekeying(alice_psk(), 7);
+        alice.ike_rekey_time = Some(Duration::from_secs(10));
+        pair(22, Link::default(), alice, bob_psk())
+    };
+    initiate(&mut sim2);
+    assert!(sim2.run_until(Duration::from_secs(5), both_up));
+    sim2.advance(Duration::from_secs(60));
+    assert!(settles_to_one_pair(&mut sim2, 5));
+    let ike_rekeys = sim2.events(ALICE_IP).iter().filter(|e| matches!(e, Event::IkeSaRekeyed { .. })).count();
+    let child_rekeys = ready(sim2.events(ALICE_IP)).len() - 1;
+    assert!(ike_rekeys >= 5, "{ike_rekeys} IKE rekeys");
+    assert!(child_rekeys >= 7, "{child_rekeys} CHILD rekeys");
+    assert_eq!(sim2.ep(BOB_IP).established().len(), 1);
+}

@@ -230,6 +230,7 @@ fn down_reason(r: &DownReason) -> String {
         DownReason::PeerDeleted => "deleted by the peer".into(),
         DownReason::LocalDeleted => "deleted".into(),
         DownReason::PeerRestarted => "the peer restarted (INITIAL_CONTACT)".into(),
+        DownReason::Rekeyed => "replaced by its rekeyed successor".into(),
     }
 }
 
@@ -752,6 +753,19 @@ impl Ike {
                 for r in self.routes.remove(&spi_in).unwrap_or_default() {
                     if !self.routes.values().any(|rs| rs.contains(&r)) && !self.trap_routes.contains(&r) {
                         route("del", &r, &self.config.daemon.tun, None);
+                    }
+                }
+            }
+            Event::IkeSaRekeyed { old, new, info } => {
+                tracing::info!(
+                    target: "ike", conn = %info.name, sa = new.0,
+                    "IKE SA rekeyed: {} replaces SA {} ({})", info.spi_i, old.0, info.proposal
+                );
+                // The CHILD SAs moved: so do their ages and the SA's own.
+                let moved: Vec<_> = self.since.keys().filter(|(sa, _)| *sa == old).copied().collect();
+                for key in moved {
+                    if let Some(t) = self.since.remove(&key) {
+                        self.since.insert((new, key.1), t);
                     }
                 }
             }

@@ -102,6 +102,7 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
             base: config.daemon.retransmit_base,
             tries: config.daemon.retransmit_tries,
         },
+        ike_rekey_time: c.rekey_time,
         initial_contact: true,
         // The kernel here has no ESP: ESP travels in UDP to port 4500 on our user-space data plane, so
         // encapsulation is always on, as with strongSwan's kernel-libipsec (RFC 7296 §2.23 allows

@@ -232,6 +232,7 @@ fn inner_packets_outside_the_selectors_are_dropped_and_counted() {
                 lifetime: Default::default(),
             }],
             retransmit: Retransmit::default(),
+            ike_rekey_time: None,
             initial_contact: true,
             force_encap: false,
         };
@@ -427,7 +428,8 @@ fn chacha20poly1305_and_cbc_hmac_tunnels_carry_traffic() {
 }
 
 /// RFC 7296 §2.8 make before break: with `rekey_time = "1s"` the CHILD SA is replaced about every
-/// second while 100 pings a second cross the tunnel (2000 of them); at least 20 rekeys, and not one ping lost.
+/// second, and with the connection's `rekey_time = "3s"` the IKE SA every three, while 100 pings a
+/// second cross the tunnel (2000 of them): at least 20 CHILD and 5 IKE rekeys, and not one ping lost.
 #[test]
 fn child_rekeys_under_traffic_lose_nothing() {
     if !root_with_tools() {
@@ -437,18 +439,23 @@ fn child_rekeys_under_traffic_lose_nothing() {
     h.start("right");
     h.start_edited("left", |c| {
         c.replace("esp_proposals = [\"aes256gcm16\"]", "esp_proposals = [\"aes256gcm16\"]\nrekey_time = \"1s\"")
+            .replace("[connections.site.local]", "rekey_time = \"3s\"\n\n[connections.site.local]")
     });
     assert!(h.ox("left", "up site").status.success(), "{}", h.log("left"));
     let out = ok(&format!("ip netns exec {} ping -q -c 2000 -i 0.01 -W 2 -I 10.1.0.1 10.2.0.1", h.ns("left")));
     let summary = out.lines().find(|l| l.contains("packets transmitted")).unwrap_or_default().to_owned();
-    let rekeys = h.log("left").matches("rekeyed").count();
-    let responder_rekeys = h.log("right").matches("rekeyed").count();
-    println!("{rekeys} CHILD SA rekeys during 2000 pings: {summary}");
+    let rekeys = h.log("left").matches("CHILD SA net rekeyed").count();
+    let responder_rekeys = h.log("right").matches("CHILD SA net rekeyed").count();
+    let ike_rekeys = h.log("left").matches("IKE SA rekeyed").count();
+    println!("{rekeys} CHILD SA and {ike_rekeys} IKE SA rekeys during 2000 pings: {summary}");
+    assert!(ike_rekeys >= 5, "{ike_rekeys} IKE rekeys\n{}", h.log("left"));
+    assert_eq!(h.log("right").matches("IKE SA rekeyed").count(), ike_rekeys);
     assert!(rekeys >= 20, "{rekeys} rekeys\n{}", h.log("left"));
     assert_eq!(responder_rekeys, rekeys, "the right saw each rekey");
     assert!(summary.contains("2000 received"), "pings lost across rekeys: {summary}");
     let l = h.status("left");
     let r = h.status("right");
+    assert_eq!(l["ike_sas"].as_array().unwrap().len(), 1, "one IKE SA left: {l}");
     assert_eq!(l["ike_sas"][0]["children"].as_array().unwrap().len(), 1, "one pair left: {l}");
     assert_eq!(r["ike_sas"][0]["children"].as_array().unwrap().len(), 1, "one pair right: {r}");
     let due = &l["ike_sas"][0]["children"][0]["rekey_in_secs"];

@@ -52,7 +52,7 @@ fn random(ctx: &Ctx<'_>, len: usize) -> Option<Vec<u8>> {
 }
 
 /// The Nonce and KE payloads of a CREATE_CHILD_SA message, which `AuthPayloads` does not keep.
-fn nonce_and_ke(payloads: &[Payload]) -> (Option<Vec<u8>>, Option<KePayload>) {
+pub(super) fn nonce_and_ke(payloads: &[Payload]) -> (Option<Vec<u8>>, Option<KePayload>) {
     let nonce = payloads.iter().find_map(|x| match x {
         Payload::Nonce(n) => Some(n.data.clone()),
         _ => None,
@@ -269,6 +269,9 @@ impl IkeSa {
     /// (§1.3.1), which strongSwan also sends to recreate a CHILD SA that expired.
     pub(super) fn handle_create_child_request(&mut self, ctx: &mut Ctx<'_>, payloads: Vec<Payload>) -> Vec<Payload> {
         let p = AuthPayloads::collect(payloads.clone());
+        if super::ike_rekey::is_ike_rekey(&p) {
+            return self.handle_ike_rekey_request(ctx, &p, &payloads);
+        }
         let Some(rekey) = p.notifies.iter().find(|n| n.notify_type == NotifyType::REKEY_SA) else {
             return self.new_child_request(ctx, &p, &payloads);
         };

@@ -382,6 +382,7 @@ pub fn psk_peer(
         rsa_pss: false,
         children: vec![child_config("net", &[local_net], &[remote_net])],
         retransmit: Retransmit::default(),
+        ike_rekey_time: None,
         initial_contact: true,
         force_encap: false,
     }

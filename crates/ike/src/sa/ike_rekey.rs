@@ -1,0 +1,248 @@
+//! IKE SA rekeying with CREATE_CHILD_SA (RFC 7296 §1.3.2, §2.18): new SPIs, a new key exchange and
+//! SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr). The CHILD SAs move to the new IKE SA, whose
+//! original initiator is the initiator of the rekey; that side then deletes the old IKE SA.
+
+use oxswan_crypto::keys::IkeSaKeys;
+use oxswan_crypto::proposal::select_proposal;
+use oxswan_crypto::provider::KeyExchange;
+use oxswan_crypto::sk::SkKeys;
+use oxswan_wire::notify::NotifyPayload;
+use oxswan_wire::payloads::{KePayload, NoncePayload};
+use oxswan_wire::sa::{Proposal, SaPayload};
+use oxswan_wire::{IkeSpi, NotifyType, Payload, ProtocolId};
+
+use super::rekey::nonce_and_ke;
+use super::{AuthPayloads, Ctx, IkeSa, Job, Keys, State, later, notify};
+use crate::event::DownReason;
+use crate::init::{IkeSaInit, NONCE_LEN, random_spi};
+use crate::suite::ike_suite;
+
+/// Our IKE SA rekey in flight.
+#[derive(Debug)]
+pub(super) struct IkeRekeyOffer {
+    spi: IkeSpi,
+    nonce: Vec<u8>,
+    offered: Vec<Proposal>,
+    ke: Box<dyn KeyExchange>,
+    ke_retried: bool,
+}
+
+fn spi_of(p: &Proposal) -> Option<IkeSpi> {
+    let b: [u8; 8] = p.spi.as_slice().try_into().ok()?;
+    let spi = IkeSpi(b);
+    (!spi.is_zero()).then_some(spi)
+}
+
+/// Whether a CREATE_CHILD_SA request rekeys the IKE SA: its SA payload proposes protocol IKE.
+pub(super) fn is_ike_rekey(p: &AuthPayloads) -> bool {
+    p.sa.as_ref().and_then(|sa| sa.proposals.first()).is_some_and(|p| p.protocol == ProtocolId::IKE)
+}
+
+impl IkeSa {
+    /// The IKE SA that replaces this one, with `spi_i`/`spi_r` and keys from this SA's SK_d.
+    #[allow(clippy::too_many_arguments)]
+    fn successor(
+        &mut self,
+        ctx: &Ctx<'_>,
+        we_initiated: bool,
+        proposal: Proposal,
+        g_ir: &[u8],
+        ni: Vec<u8>,
+        nr: Vec<u8>,
+        (spi_i, spi_r): (IkeSpi, IkeSpi),
+    ) -> Option<IkeSa> {
+        let (suite, _) = ike_suite(&proposal).ok()?;
+        let old = self.keys.as_ref()?;
+        // §2.18: the rekeying exchange belongs to the old IKE SA, so its PRF makes SKEYSEED.
+        let skeyseed = ctx.provider.prf.prf(old.init.suite.prf, old.init.keys.sk_d.expose(), &[g_ir, &ni, &nr]).ok()?;
+        let keys =
+            IkeSaKeys::derive(ctx.provider.prf.as_ref(), &suite, skeyseed.expose(), &ni, &nr, spi_i.0, spi_r.0).ok()?;
+        let sk_out = SkKeys::for_sender(&keys, &suite, we_initiated).ok()?;
+        let sk_in = SkKeys::for_sender(&keys, &suite, !we_initiated).ok()?;
+        let mut new = IkeSa::new(self.handle, we_initiated, self.peer.clone(), self.local, self.remote, spi_i, spi_r);
+        new.keys = Some(Box::new(Keys {
+            init: IkeSaInit {
+                spi_i,
+                spi_r,
+                proposal,
+                suite,
+                keys,
+                ni,
+                nr,
+                request: Vec::new(),
+                response: Vec::new(),
+                peer_notifies: Vec::new(),
+                peer_certreq: Vec::new(),
+            },
+            sk_out,
+            sk_in,
+        }));
+        new.state = State::Established;
+        new.nat = self.nat;
+        new.peer_id = self.peer_id.clone();
+        new.peer_hashes = self.peer_hashes.clone();
+        new.peer_fragmentation = self.peer_fragmentation;
+        new.init_remote = self.remote;
+        // The CHILD SAs and their timers move (§2.18); the old IKE SA keeps nothing to tear down.
+        new.children = core::mem::take(&mut self.children);
+        new.rekey_at = core::mem::take(&mut self.rekey_at);
+        new.successors = core::mem::take(&mut self.successors);
+        new.collisions = core::mem::take(&mut self.collisions);
+        new.schedule_ike_rekey(ctx);
+        self.rekeyed = true;
+        Some(new)
+    }
+
+    /// Arms the IKE SA's rekey timer from the connection's `ike_rekey_time`.
+    pub(super) fn schedule_ike_rekey(&mut self, ctx: &Ctx<'_>) {
+        let Some(life) = self.peer.as_ref().and_then(|p| p.ike_rekey_time) else { return };
+        let mut b = [0u8; 4];
+        let jitter = match ctx.provider.random.fill(&mut b) {
+            Ok(()) => (life / 10).mul_f64(f64::from(u32::from_be_bytes(b)) / f64::from(u32::MAX)),
+            Err(_) => core::time::Duration::ZERO,
+        };
+        self.ike_rekey_at = Some(later(ctx.now, life.saturating_sub(jitter).max(core::time::Duration::from_secs(1))));
+    }
+
+    /// The peer's CREATE_CHILD_SA that rekeys this IKE SA (§1.3.2): the answer, and the new SA in the
+    /// outbox for the endpoint.
+    pub(super) fn handle_ike_rekey_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        p: &AuthPayloads,
+        payloads: &[Payload],
+    ) -> Vec<Payload> {
+        // §2.25: not while our own rekey of it is in flight or a CHILD SA is being made (strongSwan
+        // does the same; the collision rules of §2.25.2 would apply otherwise).
+        if self.rekeyed || self.pending.is_some() {
+            return vec![notify(NotifyType::TEMPORARY_FAILURE)];
+        }
+        let Some(peer) = self.peer.clone() else { return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)] };
+        let (nonce, ke) = nonce_and_ke(payloads);
+        let (Some(sa), Some(ni), Some(ke)) = (&p.sa, nonce, ke) else {
+            return vec![notify(NotifyType::INVALID_SYNTAX)];
+        };
+        let ours: Vec<Proposal> =
+            peer.ike_proposals.iter().map(|p| Proposal { protocol: ProtocolId::IKE, ..p.clone() }).collect();
+        let Some(chosen) = select_proposal(&ours, &sa.proposals, peer.prefer_initiator) else {
+            return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)];
+        };
+        let (Some(their_spi), Ok((_, group))) = (spi_of(&chosen), ike_suite(&chosen)) else {
+            return vec![notify(NotifyType::INVALID_SYNTAX)];
+        };
+        if ke.group != group {
+            return vec![Payload::Notify(NotifyPayload::new(
+                NotifyType::INVALID_KE_PAYLOAD,
+                group.0.to_be_bytes().to_vec(),
+            ))];
+        }
+        let Ok((public, g_ir)) = ctx.provider.ke.respond(group, &ke.data) else {
+            return vec![notify(NotifyType::INVALID_SYNTAX)];
+        };
+        let (Ok(our_spi), Some(nr)) = (random_spi(ctx.provider), random(ctx)) else {
+            return vec![notify(NotifyType::TEMPORARY_FAILURE)];
+        };
+        let response_proposal = Proposal { spi: our_spi.0.to_vec(), ..chosen.clone() };
+        let Some(new) = self.successor(ctx, false, chosen, g_ir.expose(), ni, nr.clone(), (their_spi, our_spi)) else {
+            return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)];
+        };
+        ctx.out.spawned.push(new);
+        vec![
+            Payload::Sa(SaPayload { proposals: vec![response_proposal] }),
+            Payload::Nonce(NoncePayload { data: nr }),
+            Payload::Ke(KePayload { group, data: public }),
+        ]
+    }
+
+    /// Starts rekeying this IKE SA; the request's payloads.
+    pub(super) fn ike_rekey_request(
+        &mut self,
+        ctx: &Ctx<'_>,
+        group: Option<oxswan_wire::KeId>,
+    ) -> Option<Vec<Payload>> {
+        if self.rekeyed {
+            return None;
+        }
+        let peer = self.peer.clone()?;
+        let spi = random_spi(ctx.provider).ok()?;
+        let nonce = random(ctx)?;
+        let offered: Vec<Proposal> = peer
+            .ike_proposals
+            .iter()
+            .zip(1u8..)
+            .map(|(p, number)| Proposal { number, protocol: ProtocolId::IKE, spi: spi.0.to_vec(), ..p.clone() })
+            .collect();
+        // The group of the current IKE SA unless the responder asked for another (§1.3.2).
+        let group = match group {
+            Some(g) => g,
+            None => ike_suite(&self.keys.as_ref()?.init.proposal).ok()?.1,
+        };
+        let ke = ctx.provider.ke.start(group).ok()?;
+        let payloads = vec![
+            Payload::Sa(SaPayload { proposals: offered.clone() }),
+            Payload::Nonce(NoncePayload { data: nonce.clone() }),
+            Payload::Ke(KePayload { group, data: ke.public_value().to_vec() }),
+        ];
+        let ke_retried = group != ike_suite(&self.keys.as_ref()?.init.proposal).ok()?.1;
+        self.ike_rekey_offer = Some(Box::new(IkeRekeyOffer { spi, nonce, offered, ke, ke_retried }));
+        Some(payloads)
+    }
+
+    /// The answer to our IKE SA rekey.
+    pub(super) fn handle_ike_rekey_response(&mut self, ctx: &mut Ctx<'_>, payloads: Vec<Payload>) {
+        let Some(offer) = self.ike_rekey_offer.take() else { return };
+        let p = AuthPayloads::collect(payloads.clone());
+        if let Some(err) = p.error() {
+            if err == NotifyType::INVALID_KE_PAYLOAD && !offer.ke_retried {
+                let group = p
+                    .notifies
+                    .iter()
+                    .find(|n| n.notify_type == NotifyType::INVALID_KE_PAYLOAD)
+                    .and_then(|n| n.invalid_ke_group());
+                if let Some(payloads) = group.and_then(|g| self.ike_rekey_request(ctx, Some(g))) {
+                    if let Ok(d) = self.encrypt_request(ctx, oxswan_wire::ExchangeType::CREATE_CHILD_SA, &payloads) {
+                        self.send_request(ctx, Job::RekeyIke, d);
+                    }
+                    return;
+                }
+            }
+            // TEMPORARY_FAILURE and the like: try again shortly (§2.25).
+            self.ike_rekey_at = Some(later(ctx.now, core::time::Duration::from_secs(2)));
+            return;
+        }
+        let (nonce, ke) = nonce_and_ke(&payloads);
+        let (Some(sa), Some(nr), Some(ke)) = (&p.sa, nonce, ke) else { return };
+        let [chosen] = sa.proposals.as_slice() else { return };
+        // What the responder chose must be one of ours (§2.7), with its new SPI.
+        let ours = offer.offered.iter().find(|o| o.number == chosen.number);
+        let acceptable =
+            ours.and_then(|o| select_proposal(core::slice::from_ref(o), core::slice::from_ref(chosen), false));
+        let (Some(_), Some(their_spi), Ok((_, group))) = (acceptable, spi_of(chosen), ike_suite(chosen)) else {
+            return;
+        };
+        if ke.group != group || offer.ke.group() != group {
+            return;
+        }
+        let Ok(g_ir) = offer.ke.complete(&ke.data) else { return };
+        let proposal = Proposal { spi: Vec::new(), ..chosen.clone() };
+        let Some(new) = self.successor(ctx, true, proposal, g_ir.expose(), offer.nonce, nr, (offer.spi, their_spi))
+        else {
+            return;
+        };
+        ctx.out.spawned.push(new);
+        // §1.3.2: the initiator of the rekey deletes the old IKE SA.
+        self.queue.clear();
+        self.queue.push_front(Job::DeleteIke);
+    }
+
+    /// Whether this SA was replaced by a rekey: its end is not the connection's.
+    pub(super) fn down_reason(&self, reason: DownReason) -> DownReason {
+        if self.rekeyed { DownReason::Rekeyed } else { reason }
+    }
+}
+
+fn random(ctx: &Ctx<'_>) -> Option<Vec<u8>> {
+    let mut v = vec![0u8; NONCE_LEN];
+    ctx.provider.random.fill(&mut v).ok()?;
+    Some(v)
+}
