@@ -140,10 +140,21 @@ pub struct Child {
     pub start_action: StartAction,
     /// Tunnel or transport mode.
     pub mode: Mode,
-    /// Time to rekey the CHILD SA.
+    /// Time to rekey the CHILD SA (default 1h, as strongSwan; `0`: never).
     pub rekey_time: Option<Duration>,
+    /// Hard lifetime: delete the CHILD SA if it was not replaced by then (default 1.1 ×
+    /// `rekey_time`; `0`: never).
+    pub life_time: Option<Duration>,
     /// Up to this much earlier at random (default a tenth of `rekey_time`).
     pub rand_time: Option<Duration>,
+    /// Rekey after this many octets through the CHILD SA either way (0: never).
+    pub rekey_bytes: u64,
+    /// Delete after this many octets (default 1.1 × `rekey_bytes`; 0: never).
+    pub life_bytes: u64,
+    /// Rekey after this many packets either way (0: never).
+    pub rekey_packets: u64,
+    /// Delete after this many packets (default 1.1 × `rekey_packets`; 0: never).
+    pub life_packets: u64,
 }
 
 /// `connections.<name>`.
@@ -165,8 +176,15 @@ pub struct Connection {
     pub dpd_action: PeerAction,
     /// What to do when the peer deletes the IKE SA.
     pub close_action: PeerAction,
-    /// Time to rekey the IKE SA.
+    /// Time to rekey the IKE SA (default 4h, as strongSwan; `0`: never).
     pub rekey_time: Option<Duration>,
+    /// Time to reauthenticate: a new IKE SA from IKE_SA_INIT on (default never).
+    pub reauth_time: Option<Duration>,
+    /// Delete the IKE SA this long after its rekey or reauthentication was due if it did not happen
+    /// (default a tenth of that time).
+    pub over_time: Option<Duration>,
+    /// Up to this much earlier at random (default a tenth of the rekey or reauthentication time).
+    pub rand_time: Option<Duration>,
     /// Our side.
     pub local: LocalSide,
     /// The peer's side.
@@ -262,6 +280,9 @@ struct RawConnection {
     dpd_action: Option<S<String>>,
     close_action: Option<S<String>>,
     rekey_time: Option<S<String>>,
+    reauth_time: Option<S<String>>,
+    over_time: Option<S<String>>,
+    rand_time: Option<S<String>>,
     local: S<RawSide>,
     remote: S<RawSide>,
     #[serde(default)]
@@ -293,7 +314,12 @@ struct RawChild {
     start_action: Option<S<String>>,
     mode: Option<S<String>>,
     rekey_time: Option<S<String>>,
+    life_time: Option<S<String>>,
     rand_time: Option<S<String>>,
+    rekey_bytes: Option<S<toml::Value>>,
+    life_bytes: Option<S<toml::Value>>,
+    rekey_packets: Option<S<toml::Value>>,
+    life_packets: Option<S<toml::Value>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -453,6 +479,67 @@ fn duration(ctx: &Ctx<'_>, v: Option<S<String>>, key: &str) -> Result<Option<Dur
         })
     })
     .transpose()
+}
+
+/// strongSwan's default rekey times: 4h for IKE SAs, 1h for CHILD SAs.
+pub const IKE_REKEY_TIME: Duration = Duration::from_secs(4 * 3600);
+/// See [`IKE_REKEY_TIME`].
+pub const CHILD_REKEY_TIME: Duration = Duration::from_secs(3600);
+
+/// A rekey or life time: `default` when absent, never when `0`.
+fn lifetime(
+    ctx: &Ctx<'_>,
+    v: Option<S<String>>,
+    key: &str,
+    default: Option<Duration>,
+) -> Result<Option<Duration>, ConfigError> {
+    match span_of_time(ctx, v, key)? {
+        None => Ok(default),
+        Some(d) => Ok((!d.is_zero()).then_some(d)),
+    }
+}
+
+/// A duration that may be zero (`rand_time`, `over_time`).
+fn span_of_time(ctx: &Ctx<'_>, v: Option<S<String>>, key: &str) -> Result<Option<Duration>, ConfigError> {
+    v.map(|v| {
+        parse_duration(v.get_ref()).ok_or_else(|| {
+            ctx.err(v.span(), key, format!("`{}` is not a duration such as 30s, 15m, 4h, 1d", v.get_ref()))
+        })
+    })
+    .transpose()
+}
+
+/// An amount of octets or packets: an integer, or a string with a k, M or G suffix (powers of 1024,
+/// as strongSwan reads them).
+pub fn parse_volume(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, factor) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (s.get(..i)?, 1u64 << 10),
+        Some((i, 'm' | 'M')) => (s.get(..i)?, 1 << 20),
+        Some((i, 'g' | 'G')) => (s.get(..i)?, 1 << 30),
+        _ => (s, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(factor)
+}
+
+fn volume(ctx: &Ctx<'_>, v: Option<S<toml::Value>>, key: &str) -> Result<Option<u64>, ConfigError> {
+    let Some(v) = v else { return Ok(None) };
+    let parsed = match v.get_ref() {
+        toml::Value::Integer(n) => u64::try_from(*n).ok(),
+        toml::Value::String(s) => parse_volume(s),
+        _ => None,
+    };
+    parsed.map(Some).ok_or_else(|| {
+        ctx.err(v.span(), key, format!("{} is not an amount such as 1000, \"500M\" or \"2G\"", describe(v.get_ref())))
+    })
+}
+
+fn describe(v: &toml::Value) -> String {
+    match v {
+        toml::Value::Integer(n) => n.to_string(),
+        toml::Value::String(s) => format!("`{s}`"),
+        other => format!("a {}", other.type_str()),
+    }
 }
 
 /// An identity with strongSwan's rules: an IP address is ID_IPV4/IPV6_ADDR, `@x` forces ID_FQDN `x`,
@@ -674,6 +761,9 @@ fn connection(ctx: &Ctx<'_>, name: &str, c: S<RawConnection>) -> Result<Connecti
                 return Err(ctx.err(sp, &format!("{ckey}.mode"), format!("`{other}`: use tunnel or transport")));
             }
         };
+        let rekey_time = lifetime(ctx, ch.rekey_time, &format!("{ckey}.rekey_time"), Some(CHILD_REKEY_TIME))?;
+        let rekey_bytes = volume(ctx, ch.rekey_bytes, &format!("{ckey}.rekey_bytes"))?.unwrap_or(0);
+        let rekey_packets = volume(ctx, ch.rekey_packets, &format!("{ckey}.rekey_packets"))?.unwrap_or(0);
         children.push(Child {
             name: cname,
             local_ts: ts(&ch.local_ts, "local_ts")?,
@@ -681,8 +771,14 @@ fn connection(ctx: &Ctx<'_>, name: &str, c: S<RawConnection>) -> Result<Connecti
             esp_proposals: esp,
             start_action,
             mode,
-            rekey_time: duration(ctx, ch.rekey_time, &format!("{ckey}.rekey_time"))?,
-            rand_time: duration(ctx, ch.rand_time, &format!("{ckey}.rand_time"))?,
+            rekey_time,
+            life_time: lifetime(ctx, ch.life_time, &format!("{ckey}.life_time"), rekey_time.map(|r| r.mul_f64(1.1)))?,
+            rand_time: span_of_time(ctx, ch.rand_time, &format!("{ckey}.rand_time"))?,
+            rekey_bytes,
+            life_bytes: volume(ctx, ch.life_bytes, &format!("{ckey}.life_bytes"))?.unwrap_or(rekey_bytes / 10 * 11),
+            rekey_packets,
+            life_packets: volume(ctx, ch.life_packets, &format!("{ckey}.life_packets"))?
+                .unwrap_or(rekey_packets / 10 * 11),
         });
     }
     let remote_addrs = addrs(&c.remote_addrs, "remote_addrs")?;
@@ -702,7 +798,10 @@ fn connection(ctx: &Ctx<'_>, name: &str, c: S<RawConnection>) -> Result<Connecti
         dpd_delay: duration(ctx, c.dpd_delay, &format!("{key}.dpd_delay"))?,
         dpd_action: action(ctx, c.dpd_action.as_ref(), &format!("{key}.dpd_action"), "clear")?,
         close_action: action(ctx, c.close_action.as_ref(), &format!("{key}.close_action"), "none")?,
-        rekey_time: duration(ctx, c.rekey_time, &format!("{key}.rekey_time"))?,
+        rekey_time: lifetime(ctx, c.rekey_time, &format!("{key}.rekey_time"), Some(IKE_REKEY_TIME))?,
+        reauth_time: lifetime(ctx, c.reauth_time, &format!("{key}.reauth_time"), None)?,
+        over_time: span_of_time(ctx, c.over_time, &format!("{key}.over_time"))?,
+        rand_time: span_of_time(ctx, c.rand_time, &format!("{key}.rand_time"))?,
         local: LocalSide {
             auth: lauth,
             id: lid,

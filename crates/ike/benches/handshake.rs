@@ -53,7 +53,7 @@ fn peer(name: &str, local: &str, remote: &str, local_auth: LocalAuth, remote_aut
             lifetime: Default::default(),
         }],
         retransmit: Retransmit::default(),
-        ike_rekey_time: None,
+        ike_lifetime: Default::default(),
         initial_contact: true,
         force_encap: false,
     }

@@ -69,7 +69,7 @@ fn main() {
             lifetime: Default::default(),
         }],
         retransmit: Retransmit::default(),
-        ike_rekey_time: None,
+        ike_lifetime: Default::default(),
         initial_contact: true,
         force_encap: false,
     };

@@ -62,13 +62,16 @@ pub struct ChildConfig {
     pub lifetime: ChildLifetime,
 }
 
-/// When a CHILD SA is replaced (strongSwan's `rekey_time` and `rand_time`).
+/// When a CHILD SA is replaced and when it expires (strongSwan's `rekey_time`, `rand_time` and
+/// `life_time`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ChildLifetime {
     /// Rekey this long after the CHILD SA was installed; `None`: never.
     pub rekey_time: Option<core::time::Duration>,
     /// Up to this much earlier, at random, so that the two peers rarely start at once (§2.8.1).
     pub rand_time: core::time::Duration,
+    /// Delete the CHILD SA this long after it was installed if it was not replaced; `None`: never.
+    pub life_time: Option<core::time::Duration>,
 }
 
 /// Responder narrowing (RFC 7296 §2.9): each received selector intersected with each of ours, in the

@@ -81,14 +81,29 @@ pub struct PeerConfig {
     pub children: Vec<ChildConfig>,
     /// Request retransmission.
     pub retransmit: Retransmit,
-    /// Rekey the IKE SA this long after it was established (a tenth of it as random jitter);
-    /// `None`: never.
-    pub ike_rekey_time: Option<core::time::Duration>,
+    /// When the IKE SA is rekeyed, reauthenticated and given up.
+    pub ike_lifetime: IkeLifetime,
     /// Send INITIAL_CONTACT in IKE_AUTH (RFC 7296 §2.4) when initiating.
     pub initial_contact: bool,
     /// Float to UDP 4500 and encapsulate ESP even without a NAT (strongSwan's `encap`), by faking the
     /// NAT_DETECTION_SOURCE_IP hash (RFC 7296 §2.23 allows it).
     pub force_encap: bool,
+}
+
+/// When an IKE SA is replaced (strongSwan's connection `rekey_time`, `reauth_time`, `rand_time` and
+/// `over_time`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IkeLifetime {
+    /// Rekey with CREATE_CHILD_SA (§1.3.2) this long after establishment; `None`: never.
+    pub rekey_time: Option<core::time::Duration>,
+    /// Reauthenticate, with a new IKE_SA_INIT and IKE_AUTH, this long after establishment; `None`:
+    /// never.
+    pub reauth_time: Option<core::time::Duration>,
+    /// Up to this much earlier, at random, so that the two peers rarely start at once (§2.8.2).
+    pub rand_time: core::time::Duration,
+    /// How long after the rekey or reauthentication was due the IKE SA is deleted if it has not
+    /// been replaced; `None`: never.
+    pub over_time: Option<core::time::Duration>,
 }
 
 /// Endpoint-wide limits against resource exhaustion (RFC 7296 §2.6). The defaults are strongSwan's

@@ -23,7 +23,7 @@ use crate::error::{IkeError, Result};
 use crate::event::{ChildSa, Event, IkeSaInfo, SaHandle};
 use crate::init::{InitReply, ResponderParams, random_spi, respond};
 use crate::nat::nat_notifies;
-use crate::sa::{Ctx, IkeSa, Job, Outbox, Transmit};
+use crate::sa::{Ctx, IkeSa, Job, Outbox, Transmit, later};
 
 /// Counters of what the endpoint dropped or refused, for status and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,6 +39,9 @@ pub struct Stats {
     /// Retransmitted requests answered from the response cache.
     pub retransmits_answered: u64,
 }
+
+/// How long a failed reauthentication waits before the next try.
+const REAUTH_RETRY: core::time::Duration = core::time::Duration::from_secs(10);
 
 /// All IKE SAs of a daemon.
 #[derive(Debug)]
@@ -56,6 +59,8 @@ pub struct Endpoint {
     /// Every SA's next timer, ordered: `poll_timeout` is the first, `handle_timeout` takes the due ones.
     timers: BTreeSet<(Instant, SaHandle)>,
     timer_of: HashMap<SaHandle, Instant>,
+    /// Reauthentications under way: the new SA and the one it replaces.
+    reauths: HashMap<SaHandle, SaHandle>,
     half_open_per_ip: HashMap<IpAddr, usize>,
     cookies: CookieJar,
     out: Outbox,
@@ -85,6 +90,7 @@ impl Endpoint {
             half_open: HashMap::new(),
             timers: BTreeSet::new(),
             timer_of: HashMap::new(),
+            reauths: HashMap::new(),
             half_open_per_ip: HashMap::new(),
             cookies,
             out: Outbox::default(),
@@ -182,6 +188,40 @@ impl Endpoint {
         Ok(handle)
     }
 
+    /// Reauthenticates `old` (after [`Event::ReauthDue`]): a new IKE SA of the same connection from
+    /// `local` to `remote`, without INITIAL_CONTACT, with all the connection's CHILD SAs. Once it is
+    /// up with them the old SA is deleted (make before break); if it fails, the old SA tries again
+    /// later until its `over_time` runs out.
+    pub fn reauthenticate(
+        &mut self,
+        now: Instant,
+        old: SaHandle,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<SaHandle> {
+        let (peer, _, _) = self.sas.get(&old).and_then(IkeSa::reauth_target).ok_or(IkeError::UnknownSa)?;
+        let handle = SaHandle(self.next_handle);
+        self.next_handle = self.next_handle.wrapping_add(1);
+        let (mut ctx, _) = self.ctx_parts(now);
+        let mut sa = IkeSa::initiate(&mut ctx, handle, peer, local, remote)?;
+        sa.reauthenticating = true;
+        self.by_spi.insert(sa.local_spi(), handle);
+        self.sas.insert(handle, sa);
+        self.reauths.insert(handle, old);
+        self.settle(now, handle);
+        Ok(handle)
+    }
+
+    /// Rekeys the CHILD SA with inbound SPI `spi_in` now (a command, or its byte or packet limit).
+    pub fn rekey_child(&mut self, now: Instant, sa: SaHandle, spi_in: u32) -> Result<()> {
+        self.job(now, sa, Job::RekeyChild(spi_in))
+    }
+
+    /// Rekeys the IKE SA now.
+    pub fn rekey_ike(&mut self, now: Instant, sa: SaHandle) -> Result<()> {
+        self.job(now, sa, Job::RekeyIke)
+    }
+
     /// Deletes an IKE SA (and its children) with an INFORMATIONAL DELETE (§1.4.1).
     pub fn delete_ike(&mut self, now: Instant, sa: SaHandle) -> Result<()> {
         self.job(now, sa, Job::DeleteIke)
@@ -227,6 +267,9 @@ impl Endpoint {
     /// After an SA did something: removes it if finished, updates the half-open accounting and its
     /// timer.
     fn settle(&mut self, now: Instant, h: SaHandle) {
+        if let Some(old) = self.reauths.get(&h).copied() {
+            self.settle_reauth(now, h, old);
+        }
         if self.sas.get(&h).is_some_and(|s| s.is_finished(now)) {
             if let Some(sa) = self.sas.remove(&h) {
                 if self.by_spi.get(&sa.local_spi()) == Some(&h) {
@@ -277,18 +320,55 @@ impl Endpoint {
         }
     }
 
-    /// Takes in the IKE SAs that a rekey of `old` made (§2.18).
+    /// A reauthentication's new SA `h` did something: once it is up with all its CHILD SAs the old
+    /// one goes; if it failed the old one tries again in a while.
+    fn settle_reauth(&mut self, now: Instant, h: SaHandle, old: SaHandle) {
+        let new = self.sas.get(&h);
+        let done = new.is_some_and(IkeSa::is_idle);
+        let closed = new.is_none_or(IkeSa::is_closed);
+        if done {
+            self.reauths.remove(&h);
+            let (mut ctx, sas) = self.ctx_parts(now);
+            if let Some(sa) = sas.get_mut(&old) {
+                sa.reauthenticated(&mut ctx);
+            }
+            self.settle(now, old);
+        } else if closed {
+            self.reauths.remove(&h);
+            if let Some(sa) = self.sas.get_mut(&old) {
+                sa.retry_reauth(later(now, REAUTH_RETRY));
+            }
+            self.settle(now, old);
+        }
+    }
+
+    /// Takes in the IKE SAs that a rekey of `old` made, and hands `old`'s CHILD SAs to the one that
+    /// replaces it (§2.18).
     fn adopt(&mut self, now: Instant, old: SaHandle) {
         for mut sa in core::mem::take(&mut self.out.spawned) {
             let handle = SaHandle(self.next_handle);
             self.next_handle = self.next_handle.wrapping_add(1);
             sa.handle = handle;
             self.by_spi.insert(sa.local_spi(), handle);
-            if let Some(info) = sa.info() {
-                self.out.events.push_back(Event::IkeSaRekeyed { old, new: handle, info });
-            }
             self.sas.insert(handle, sa);
             self.settle(now, handle);
+        }
+        let Some((spi, inheritance)) = self.out.inherit.take() else { return };
+        let heir = self.by_spi.get(&spi).copied().filter(|h| self.sas.get(h).is_some_and(IkeSa::is_established));
+        match heir.and_then(|h| Some((h, self.sas.get_mut(&h)?))) {
+            Some((h, sa)) => {
+                sa.inherit(inheritance);
+                if let Some(info) = sa.info() {
+                    self.out.events.push_back(Event::IkeSaRekeyed { old, new: h, info });
+                }
+                self.settle(now, h);
+            }
+            // The heir is gone already (deleted by the peer before the handover): so are its children.
+            None => {
+                for (spi_in, spi_out) in inheritance.child_spis() {
+                    self.out.events.push_back(Event::ChildSaDeleted { sa: old, spi_in, spi_out });
+                }
+            }
         }
     }
 

@@ -102,6 +102,10 @@ pub enum DownReason {
     LocalDeleted,
     /// A rekey replaced it (RFC 7296 §2.18); see [`Event::IkeSaRekeyed`].
     Rekeyed,
+    /// It reached its hard lifetime (`over_time` after its rekey or reauthentication was due).
+    Expired,
+    /// A reauthentication replaced it with a new IKE SA.
+    Reauthenticated,
     /// The peer authenticated a new IKE SA with INITIAL_CONTACT (RFC 7296 §2.4): it restarted and
     /// holds no state for this one, which is removed without telling it.
     PeerRestarted,
@@ -170,6 +174,15 @@ pub enum Event {
         new: SaHandle,
         /// The new SA's parameters (SPIs, proposal).
         info: IkeSaInfo,
+    },
+    /// The IKE SA is due for reauthentication (`reauth_time`): call
+    /// [`Endpoint::reauthenticate`](crate::Endpoint::reauthenticate) with the addresses to use. The
+    /// old SA is deleted once the new one and all its CHILD SAs are up.
+    ReauthDue {
+        /// The IKE SA.
+        sa: SaHandle,
+        /// Its connection.
+        name: String,
     },
     /// Start sending on the CHILD SA with this inbound SPI (the responder of a rekey, see
     /// [`ChildSa::outbound`]).

@@ -23,7 +23,7 @@ pub mod nat;
 mod sa;
 pub mod suite;
 
-pub use config::{EndpointConfig, LocalAuth, PeerConfig, RemoteAuth, Retransmit};
+pub use config::{EndpointConfig, IkeLifetime, LocalAuth, PeerConfig, RemoteAuth, Retransmit};
 pub use endpoint::{Endpoint, Stats};
 pub use error::{IkeError, Result};
 pub use event::{ChildSa, DownReason, Event, IkeSaInfo, SaHandle};

@@ -67,6 +67,8 @@ pub(crate) struct Outbox {
     pub cache_hits: u64,
     /// IKE SAs that replace the one being handled (rekeyed, §2.18), for the endpoint to adopt.
     pub spawned: Vec<IkeSa>,
+    /// The CHILD SAs of the SA being handled, for the IKE SA with this (local) SPI that replaces it.
+    pub inherit: Option<(IkeSpi, ike_rekey::Inheritance)>,
 }
 
 /// What an exchange needs from the endpoint.
@@ -136,6 +138,8 @@ pub(crate) enum Job {
     RekeyChild(u32),
     /// CREATE_CHILD_SA rekeying the IKE SA (§1.3.2).
     RekeyIke,
+    /// CREATE_CHILD_SA for the connection's child with this index (§1.3.1).
+    NewChild(u16),
 }
 
 /// The last response we sent, by the request it answered.
@@ -194,13 +198,25 @@ pub(crate) struct IkeSa {
     initial_contact: bool,
     /// Our IKE SA rekey in flight.
     ike_rekey_offer: Option<Box<ike_rekey::IkeRekeyOffer>>,
-    /// When to rekey this IKE SA.
-    ike_rekey_at: Option<Instant>,
+    /// When to rekey, reauthenticate and give up this IKE SA.
+    ike_timers: ike_rekey::IkeTimers,
+    /// This SA reauthenticates another: no INITIAL_CONTACT, which would make the peer drop the
+    /// SA it replaces before the new one is complete (§2.4).
+    pub(crate) reauthenticating: bool,
+    /// A reauthentication replaced this SA.
+    reauthenticated: bool,
+    /// Our request for an additional CHILD SA in flight.
+    new_child_offer: Option<Box<new_child::NewChildOffer>>,
+    /// When each CHILD SA expires (its hard lifetime), by inbound SPI.
+    expire_at: Vec<(u32, Instant)>,
     /// A rekey replaced this IKE SA; it only waits to be deleted.
     rekeyed: bool,
+    /// The peer's rekey of this IKE SA crossed ours (§2.8.2), not yet resolved.
+    ike_collision: Option<ike_rekey::IkeCollision>,
 }
 
 mod ike_rekey;
+mod new_child;
 mod rekey;
 
 /// The fragments of one message (RFC 7383 §2.6).
@@ -332,8 +348,13 @@ impl IkeSa {
             collisions: Vec::new(),
             initial_contact: false,
             ike_rekey_offer: None,
-            ike_rekey_at: None,
+            ike_timers: ike_rekey::IkeTimers::default(),
+            expire_at: Vec::new(),
+            new_child_offer: None,
+            reauthenticating: false,
+            reauthenticated: false,
             rekeyed: false,
+            ike_collision: None,
         }
     }
 
@@ -355,6 +376,33 @@ impl IkeSa {
     /// Whether the SA is established.
     pub fn is_established(&self) -> bool {
         matches!(self.state, State::Established)
+    }
+
+    /// Established with no request in flight or queued: its CHILD SAs are all made.
+    pub fn is_idle(&self) -> bool {
+        self.is_established() && self.pending.is_none() && self.queue.is_empty()
+    }
+
+    /// Where this SA's reauthentication goes: its connection, and our and the peer's addresses.
+    pub fn reauth_target(&self) -> Option<(Arc<PeerConfig>, SocketAddr, SocketAddr)> {
+        Some((self.peer.clone()?, self.local, self.remote))
+    }
+
+    /// A reauthentication replaced this SA: delete it (§2.8.3, "reauthentication").
+    pub fn reauthenticated(&mut self, ctx: &mut Ctx<'_>) {
+        self.reauthenticated = true;
+        self.ike_timers = Default::default();
+        self.queue(ctx, Job::DeleteIke);
+    }
+
+    /// The reauthentication failed: try again at `at`.
+    pub fn retry_reauth(&mut self, at: Instant) {
+        self.ike_timers.retry_reauth(at);
+    }
+
+    /// Ended (it may linger a while to answer retransmissions).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed { .. })
     }
 
     /// Whether the endpoint may forget this SA.
@@ -395,7 +443,8 @@ impl IkeSa {
             State::HalfOpen { deadline } => Some(deadline),
             State::Closed { until } => Some(until),
             State::Established => {
-                let rekey = self.rekey_at.iter().map(|(_, at)| *at).chain(self.ike_rekey_at).min();
+                let rekey =
+                    self.rekey_at.iter().chain(&self.expire_at).map(|(_, at)| *at).chain(self.ike_timers.next()).min();
                 match (self.pending.as_ref().map(|p| p.next_at), rekey) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -456,16 +505,14 @@ impl IkeSa {
                     vec![Payload::Delete(DeletePayload::esp(&[spi]))]
                 }
                 Job::Liveness => Vec::new(),
-                Job::RekeyIke => {
-                    let Some(payloads) = self.ike_rekey_request(ctx, None) else { continue };
-                    match self.encrypt_request(ctx, ExchangeType::CREATE_CHILD_SA, &payloads) {
-                        Ok(datagram) => self.send_request(ctx, job, datagram),
-                        Err(_) => self.close(ctx, DownReason::Protocol("cannot protect a request".into())),
-                    }
-                    return;
-                }
-                Job::RekeyChild(old) => {
-                    let Some(payloads) = self.rekey_request(ctx, old, None) else { continue };
+                Job::RekeyIke | Job::NewChild(_) | Job::RekeyChild(_) => {
+                    let payloads = match job {
+                        Job::RekeyIke => self.ike_rekey_request(ctx, None),
+                        Job::NewChild(index) => self.additional_child_request(ctx, index, None),
+                        Job::RekeyChild(old) => self.rekey_request(ctx, old, None),
+                        _ => None,
+                    };
+                    let Some(payloads) = payloads else { continue };
                     match self.encrypt_request(ctx, ExchangeType::CREATE_CHILD_SA, &payloads) {
                         Ok(datagram) => self.send_request(ctx, job, datagram),
                         Err(_) => self.close(ctx, DownReason::Protocol("cannot protect a request".into())),
@@ -558,10 +605,7 @@ impl IkeSa {
         }
         if self.is_established() {
             self.rekey_timers(ctx);
-            if self.ike_rekey_at.is_some_and(|at| at <= ctx.now) {
-                self.ike_rekey_at = None;
-                self.queue(ctx, Job::RekeyIke);
-            }
+            self.ike_lifetime_timers(ctx);
         }
         let retransmit = self.retransmit();
         let Some(p) = self.pending.as_mut() else { return };
@@ -626,7 +670,7 @@ impl IkeSa {
         }
         let expected = match job {
             Job::Auth => ExchangeType::IKE_AUTH,
-            Job::RekeyChild(_) | Job::RekeyIke => ExchangeType::CREATE_CHILD_SA,
+            Job::RekeyChild(_) | Job::RekeyIke | Job::NewChild(_) => ExchangeType::CREATE_CHILD_SA,
             _ => ExchangeType::INFORMATIONAL,
         };
         if h.exchange_type != expected {
@@ -662,6 +706,7 @@ impl IkeSa {
             Job::Liveness => ctx.out.events.push_back(Event::LivenessConfirmed { sa: self.handle }),
             Job::RekeyChild(old) => self.handle_rekey_response(ctx, old, payloads),
             Job::RekeyIke => self.handle_ike_rekey_response(ctx, payloads),
+            Job::NewChild(index) => self.handle_new_child_response(ctx, index, payloads),
             Job::Init => {}
         }
         self.send_next(ctx);
@@ -859,7 +904,7 @@ impl IkeSa {
             &idi.auth_octets(),
         )?;
         payloads.push(Payload::Auth(self.make_auth(ctx, peer, &octets)?));
-        if peer.initial_contact {
+        if peer.initial_contact && !self.reauthenticating {
             payloads.push(notify(NotifyType::INITIAL_CONTACT));
         }
         let mut offer = None;
@@ -961,6 +1006,7 @@ impl IkeSa {
         if let Some(offer) = child {
             self.finish_child_offer(ctx, &peer, offer, &p);
         }
+        self.queue_more_children(ctx);
     }
 
     fn finish_child_offer(&mut self, ctx: &mut Ctx<'_>, peer: &PeerConfig, offer: ChildOffer, p: &AuthPayloads) {
@@ -1394,7 +1440,9 @@ impl IkeSa {
         for p in &payloads {
             match p {
                 Payload::Delete(d) if d.protocol == ProtocolId::IKE => {
-                    // §1.4.1: answer with an empty INFORMATIONAL; the SA and its children are gone.
+                    // §1.4.1: answer with an empty INFORMATIONAL; the SA and its children are gone,
+                    // unless a new SA from a simultaneous rekey takes the children (§2.8.2).
+                    self.peer_deletes_rekeyed(ctx);
                     self.close(ctx, DownReason::PeerDeleted);
                     return Vec::new();
                 }
@@ -1540,6 +1588,14 @@ struct AuthPayloads {
 }
 
 impl AuthPayloads {
+    /// The group the responder asked for with INVALID_KE_PAYLOAD (§1.2, §1.3).
+    fn invalid_ke_group(&self) -> Option<oxswan_wire::KeId> {
+        self.notifies
+            .iter()
+            .find(|n| n.notify_type == NotifyType::INVALID_KE_PAYLOAD)
+            .and_then(|n| n.invalid_ke_group())
+    }
+
     fn collect(payloads: Vec<Payload>) -> Self {
         let mut out = Self::default();
         for p in payloads {

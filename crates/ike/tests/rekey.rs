@@ -11,7 +11,8 @@ use oxswan_ike::child::ChildLifetime;
 use oxswan_ike::{ChildSa, Event, PeerConfig};
 
 fn rekeying(mut p: PeerConfig, secs: u64) -> PeerConfig {
-    p.children[0].lifetime = ChildLifetime { rekey_time: Some(Duration::from_secs(secs)), rand_time: Duration::ZERO };
+    p.children[0].lifetime =
+        ChildLifetime { rekey_time: Some(Duration::from_secs(secs)), rand_time: Duration::ZERO, life_time: None };
     p
 }
 
@@ -151,8 +152,11 @@ fn both_peers_with_a_rekey_time_keep_one_pair() {
     // Both rekey every 10 s with up to 3 s of jitter; whoever is first rekeys, the other's timer is
     // for a pair that no longer exists.
     let jitter = |mut p: PeerConfig| {
-        p.children[0].lifetime =
-            ChildLifetime { rekey_time: Some(Duration::from_secs(10)), rand_time: Duration::from_secs(3) };
+        p.children[0].lifetime = ChildLifetime {
+            rekey_time: Some(Duration::from_secs(10)),
+            rand_time: Duration::from_secs(3),
+            life_time: None,
+        };
         p
     };
     let mut sim = pair(14, Link::default(), jitter(alice_psk()), jitter(bob_psk()));
@@ -222,8 +226,11 @@ fn simultaneous_rekeys_of_one_pair_leave_one_pair() {
         // Bob installs the first pair one latency before alice: his timer runs that much longer, so
         // both requests are on the wire at once.
         let mut bob = bob_psk();
-        bob.children[0].lifetime =
-            ChildLifetime { rekey_time: Some(Duration::from_millis(10_050)), rand_time: Duration::ZERO };
+        bob.children[0].lifetime = ChildLifetime {
+            rekey_time: Some(Duration::from_millis(10_050)),
+            rand_time: Duration::ZERO,
+            life_time: None,
+        };
         let mut sim = pair(seed, link, rekeying(alice_psk(), 10), bob);
         initiate(&mut sim);
         assert!(sim.run_until(Duration::from_secs(5), both_up));
@@ -245,7 +252,7 @@ fn simultaneous_rekeys_of_one_pair_leave_one_pair() {
 #[test]
 fn ike_sa_is_rekeyed_and_keeps_its_child_sas() {
     let mut alice = alice_psk();
-    alice.ike_rekey_time = Some(Duration::from_secs(10));
+    alice.ike_lifetime.rekey_time = Some(Duration::from_secs(10));
     let mut sim = pair(21, Link::default(), alice, bob_psk());
     initiate(&mut sim);
     assert!(sim.run_until(Duration::from_secs(5), both_up));
@@ -281,7 +288,7 @@ fn ike_sa_is_rekeyed_and_keeps_its_child_sas() {
     // SA is current, and still one IKE SA and one pair.
     let mut sim2 = {
         let mut alice = rekeying(alice_psk(), 7);
-        alice.ike_rekey_time = Some(Duration::from_secs(10));
+        alice.ike_lifetime.rekey_time = Some(Duration::from_secs(10));
         pair(22, Link::default(), alice, bob_psk())
     };
     initiate(&mut sim2);
@@ -293,4 +300,314 @@ fn ike_sa_is_rekeyed_and_keeps_its_child_sas() {
     assert!(ike_rekeys >= 5, "{ike_rekeys} IKE rekeys");
     assert!(child_rekeys >= 7, "{child_rekeys} CHILD rekeys");
     assert_eq!(sim2.ep(BOB_IP).established().len(), 1);
+}
+
+fn ike_rekeying(mut p: PeerConfig, millis: u64) -> PeerConfig {
+    p.ike_lifetime = oxswan_ike::IkeLifetime { rekey_time: Some(Duration::from_millis(millis)), ..Default::default() };
+    p
+}
+
+fn count(events: &[Event], f: impl Fn(&Event) -> bool) -> usize {
+    events.iter().filter(|e| f(e)).count()
+}
+
+/// Whether both sides hold exactly one IKE SA, the same one (same SPIs).
+fn one_ike_sa(sim: &mut Sim) -> bool {
+    let (a, b) = (sim.ep(ALICE_IP).established(), sim.ep(BOB_IP).established());
+    if a.len() != 1 || b.len() != 1 {
+        return false;
+    }
+    let (x, y) = (info(sim, ALICE_IP), info(sim, BOB_IP));
+    (x.spi_i, x.spi_r) == (y.spi_i, y.spi_r) && x.initiator != y.initiator
+}
+
+/// §2.8.2: both peers rekey the IKE SA at the same moment. Both exchanges complete, so each side
+/// briefly holds two new IKE SAs; the one made by the exchange with the lowest nonce is deleted by its
+/// initiator, the old one by the other initiator, and the CHILD SA ends on the survivor on both sides,
+/// unchanged, without a CHILD SA lost. Over many seeds, as the nonces fall either way.
+#[test]
+fn simultaneous_ike_rekeys_leave_one_ike_sa_with_the_children() {
+    let (mut collided, mut ours_won, mut theirs_won) = (0, 0, 0);
+    for seed in 0..24 {
+        let link = Link { latency: Duration::from_millis(50), ..Link::default() };
+        // Bob's IKE SA is up one latency before alice's: his timer runs that much longer.
+        let mut sim = pair(seed, link, ike_rekeying(alice_psk(), 10_000), ike_rekeying(bob_psk(), 10_050));
+        initiate(&mut sim);
+        assert!(sim.run_until(Duration::from_secs(5), both_up));
+        let (a0, b0) = one_live_pair(&mut sim);
+        let first = info(&mut sim, ALICE_IP);
+        sim.advance(Duration::from_secs(11));
+        assert!(one_ike_sa(&mut sim), "seed {seed}: one IKE SA, the same on both sides");
+        let now = info(&mut sim, ALICE_IP);
+        assert_ne!(now.spi_i, first.spi_i, "seed {seed}: a new IKE SA");
+        let (a1, b1) = one_live_pair(&mut sim);
+        assert_eq!((a1, b1), (a0, b0), "seed {seed}: the CHILD SA moved along unchanged");
+        for ip in [ALICE_IP, BOB_IP] {
+            assert!(deleted(sim.events(ip)).is_empty(), "seed {seed} {ip}: no CHILD SA lost");
+            assert!(
+                !has_event(sim.events(ip), |e| matches!(
+                    e,
+                    Event::IkeSaDown { reason, .. } if *reason != oxswan_ike::DownReason::Rekeyed
+                )),
+                "seed {seed} {ip}: {:?}",
+                sim.events(ip)
+                    .iter()
+                    .filter(|e| matches!(e, Event::IkeSaDown { .. } | Event::IkeSaRekeyed { .. }))
+                    .collect::<Vec<_>>()
+            );
+        }
+        // Three IKE SAs ended as `Rekeyed` on a side when both new ones were made: the old one and
+        // the redundant one.
+        let ended = count(sim.events(ALICE_IP), |e| {
+            matches!(e, Event::IkeSaDown { reason: oxswan_ike::DownReason::Rekeyed, .. })
+        });
+        if ended == 2 {
+            collided += 1;
+            if now.initiator {
+                ours_won += 1;
+            } else {
+                theirs_won += 1;
+            }
+        }
+        // The survivor works: a liveness check over it is answered.
+        let t = sim.now;
+        let sa = sim.ep(BOB_IP).established()[0];
+        sim.ep(BOB_IP).liveness(t, sa).unwrap();
+        let answered =
+            |s: &Sim| has_event(s.events(BOB_IP), |e| matches!(e, Event::LivenessConfirmed { sa: x } if *x == sa));
+        assert!(sim.run_until(Duration::from_secs(2), answered), "seed {seed}: liveness over the survivor");
+    }
+    println!("{collided} of 24 collided: alice's SA survived {ours_won} times, bob's {theirs_won}");
+    assert!(collided >= 12, "the IKE rekeys collided in only {collided} of 24 runs");
+    assert!(ours_won > 0 && theirs_won > 0, "both outcomes of the nonce rule: {ours_won} / {theirs_won}");
+}
+
+/// §2.25: alice rekeys the IKE SA while bob rekeys the CHILD SA. Whichever request is refused with
+/// TEMPORARY_FAILURE is retried; in the end one IKE SA and one pair, the IKE SA new.
+#[test]
+fn ike_rekey_colliding_with_a_child_rekey_converges() {
+    let mut ike_rekeyed = 0;
+    for seed in 0..12 {
+        let link = Link { latency: Duration::from_millis(50), ..Link::default() };
+        let mut bob = bob_psk();
+        bob.children[0].lifetime = ChildLifetime {
+            rekey_time: Some(Duration::from_millis(10_050)),
+            rand_time: Duration::ZERO,
+            life_time: None,
+        };
+        let mut sim = pair(seed, link, ike_rekeying(alice_psk(), 10_000), bob);
+        initiate(&mut sim);
+        assert!(sim.run_until(Duration::from_secs(5), both_up));
+        let first = info(&mut sim, ALICE_IP);
+        sim.advance(Duration::from_secs(15));
+        assert!(settles_to_one_pair(&mut sim, 5), "seed {seed}: one pair");
+        assert!(one_ike_sa(&mut sim), "seed {seed}: one IKE SA");
+        if info(&mut sim, ALICE_IP).spi_i != first.spi_i {
+            ike_rekeyed += 1;
+        }
+        assert!(ready(sim.events(ALICE_IP)).len() >= 2, "seed {seed}: the CHILD SA was rekeyed");
+        for ip in [ALICE_IP, BOB_IP] {
+            let downs = count(
+                sim.events(ip),
+                |e| matches!(e, Event::IkeSaDown { reason, .. } if *reason != oxswan_ike::DownReason::Rekeyed),
+            );
+            assert_eq!(downs, 0, "seed {seed} {ip}: no IKE SA went down otherwise");
+        }
+    }
+    assert_eq!(ike_rekeyed, 12, "the IKE SA was rekeyed in every run");
+}
+
+/// §2.25.1: alice rekeys the CHILD SA while bob deletes it. Both sides end without it and without a
+/// stray new pair; the IKE SA stays up.
+#[test]
+fn child_rekey_colliding_with_its_delete_leaves_nothing_behind() {
+    for seed in 0..12 {
+        let link = Link { latency: Duration::from_millis(50), ..Link::default() };
+        let mut sim = pair(seed, link, rekeying(alice_psk(), 10), bob_psk());
+        initiate(&mut sim);
+        assert!(sim.run_until(Duration::from_secs(5), both_up));
+        let (_, b) = one_live_pair(&mut sim);
+        // Bob's DELETE leaves as alice's timer fires: the two requests cross.
+        sim.advance(Duration::from_millis(9_980));
+        let (t, sa) = (sim.now, sim.ep(BOB_IP).established()[0]);
+        sim.ep(BOB_IP).delete_child(t, sa, b.spi_in).unwrap();
+        sim.advance(Duration::from_secs(6));
+        let (a_sa, b_sa) = (sim.ep(ALICE_IP).established(), sim.ep(BOB_IP).established());
+        assert_eq!((a_sa.len(), b_sa.len()), (1, 1), "seed {seed}: the IKE SA stays");
+        let a_kids = sim.ep(ALICE_IP).children(a_sa[0]).len();
+        let b_kids = sim.ep(BOB_IP).children(b_sa[0]).len();
+        assert_eq!((a_kids, b_kids), (0, 0), "seed {seed}: no CHILD SA left on either side");
+        for ip in [ALICE_IP, BOB_IP] {
+            let made = ready(sim.events(ip)).len();
+            let gone = deleted(sim.events(ip)).len();
+            assert_eq!(made, gone, "seed {seed} {ip}: every CHILD SA made was deleted");
+        }
+    }
+}
+
+/// Hard lifetimes: a CHILD SA without a rekey time is deleted at its `life_time`; an IKE SA whose
+/// rekey cannot happen (the peer went silent) is deleted `over_time` after the rekey was due, well
+/// before the retransmissions would give up. The rekey times fall within `rand_time`.
+#[test]
+fn lifetimes_expire_and_rekeys_fall_within_rand_time() {
+    let mut alice = alice_psk();
+    alice.children[0].lifetime =
+        ChildLifetime { rekey_time: None, rand_time: Duration::ZERO, life_time: Some(Duration::from_secs(5)) };
+    let mut sim = pair(5, Link::default(), alice, bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(2), both_up));
+    let up_at = sim.now;
+    sim.advance(Duration::from_millis(4_800));
+    assert!(deleted(sim.events(ALICE_IP)).is_empty(), "not before its life_time");
+    sim.advance(Duration::from_millis(400));
+    assert_eq!(deleted(sim.events(ALICE_IP)).len(), 1, "deleted at its life_time");
+    assert_eq!(deleted(sim.events(BOB_IP)).len(), 1, "with a DELETE the peer acted on");
+    assert!(sim.now.duration_since(up_at) < Duration::from_secs(6));
+
+    let mut alice = alice_psk();
+    alice.ike_lifetime = oxswan_ike::IkeLifetime {
+        rekey_time: Some(Duration::from_secs(10)),
+        over_time: Some(Duration::from_secs(3)),
+        ..Default::default()
+    };
+    let mut sim = pair(6, Link::default(), alice, bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(2), both_up));
+    sim.advance(Duration::from_secs(5));
+    sim.link.loss = 1.0;
+    sim.advance(Duration::from_secs(7));
+    assert_eq!(down(sim.events(ALICE_IP)), None, "not before rekey_time + over_time");
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(down(sim.events(ALICE_IP)), Some(oxswan_ike::DownReason::Expired));
+
+    // rand_time: the rekey comes between rekey_time - rand_time and rekey_time, spread out.
+    let mut at = Vec::new();
+    for seed in 0..16 {
+        let mut alice = alice_psk();
+        alice.children[0].lifetime = ChildLifetime {
+            rekey_time: Some(Duration::from_secs(20)),
+            rand_time: Duration::from_secs(5),
+            life_time: None,
+        };
+        let mut sim = pair(100 + seed, Link::default(), alice, bob_psk());
+        initiate(&mut sim);
+        assert!(sim.run_until(Duration::from_secs(2), both_up));
+        let t0 = sim.now;
+        let rekeyed = |s: &Sim| ready(s.events(ALICE_IP)).len() >= 2;
+        assert!(sim.run_until(Duration::from_secs(25), rekeyed));
+        at.push(sim.now.duration_since(t0).as_secs_f64());
+    }
+    let (lo, hi) = at.iter().fold((f64::MAX, 0f64), |(l, h), x| (l.min(*x), h.max(*x)));
+    println!("CHILD rekeys after {lo:.2}..{hi:.2} s (rekey_time 20 s, rand_time 5 s)");
+    assert!(lo >= 14.9 && hi <= 20.1, "within [15, 20]: {at:?}");
+    assert!(hi - lo > 1.0, "spread by the jitter: {at:?}");
+}
+
+/// A second child (another pair of subnets) on both sides, with PFS.
+fn two_children(mut alice: PeerConfig, mut bob: PeerConfig) -> (PeerConfig, PeerConfig) {
+    let mut a2 = child_config("net2", &["10.11.0.0/16"], &["10.12.0.0/16"]);
+    a2.esp_proposals = parse_esp_proposals("aes128gcm16-x25519").unwrap();
+    let mut b2 = child_config("net2", &["10.12.0.0/16"], &["10.11.0.0/16"]);
+    b2.esp_proposals = parse_esp_proposals("aes128gcm16-x25519").unwrap();
+    alice.children.push(a2);
+    bob.children.push(b2);
+    (alice, bob)
+}
+
+/// Each side's children of its single IKE SA, as pairs matched by SPI: all must pair up.
+fn matched_pairs(sim: &mut Sim) -> Vec<(ChildSa, ChildSa)> {
+    let a_sa = sim.ep(ALICE_IP).established()[0];
+    let b_sa = sim.ep(BOB_IP).established()[0];
+    let a = sim.ep(ALICE_IP).children(a_sa).to_vec();
+    let b = sim.ep(BOB_IP).children(b_sa).to_vec();
+    assert_eq!(a.len(), b.len(), "as many CHILD SAs on each side");
+    a.into_iter()
+        .map(|x| {
+            let y = b.iter().find(|y| y.spi_in == x.spi_out).cloned().expect("the other half");
+            assert!(halves(&x, &y), "the two halves of one pair");
+            (x, y)
+        })
+        .collect()
+}
+
+/// §1.3.1: a connection with two children: the first rides on IKE_AUTH, the second comes with a
+/// CREATE_CHILD_SA of its own, with a new key exchange (its ESP proposal names x25519). Both are
+/// rekeyed on schedule and stay two.
+#[test]
+fn a_second_child_is_created_with_create_child_sa_and_rekeyed() {
+    let (alice, bob) = two_children(rekeying(alice_psk(), 10), bob_psk());
+    let mut alice = alice;
+    alice.children[1].lifetime =
+        ChildLifetime { rekey_time: Some(Duration::from_secs(7)), rand_time: Duration::ZERO, life_time: None };
+    let mut sim = pair(31, Link::default(), alice, bob);
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(3), both_up));
+    sim.advance(Duration::from_secs(1));
+    let pairs = matched_pairs(&mut sim);
+    let names: Vec<&str> = pairs.iter().map(|(a, _)| a.name.as_str()).collect();
+    assert_eq!(names, ["net", "net2"]);
+    let (net2, _) = &pairs[1];
+    assert_eq!(net2.local_ts, vec![ts("10.11.0.0/16")]);
+    assert_eq!(net2.remote_ts, vec![ts("10.12.0.0/16")]);
+    assert!(net2.encr_in != pairs[0].0.encr_in, "keys of its own");
+    // The exchange that made it: CREATE_CHILD_SA with a KE payload (PFS).
+    let creates =
+        sim.log.iter().filter(|(_, _, d)| describe(d).0 == oxswan_wire::ExchangeType::CREATE_CHILD_SA).count();
+    assert_eq!(creates, 2, "one request and its answer");
+
+    sim.advance(Duration::from_secs(30));
+    let pairs = matched_pairs(&mut sim);
+    assert_eq!(pairs.len(), 2, "still two pairs after the rekeys");
+    let net_rekeys = ready(sim.events(ALICE_IP)).iter().filter(|c| c.name == "net").count() - 1;
+    let net2_rekeys = ready(sim.events(ALICE_IP)).iter().filter(|c| c.name == "net2").count() - 1;
+    assert!(net_rekeys >= 3 && net2_rekeys >= 4, "rekeys: net {net_rekeys}, net2 {net2_rekeys}");
+}
+
+/// `reauth_time`: the IKE SA is replaced by a new one from IKE_SA_INIT on, with both CHILD SAs made
+/// again, before the old one is deleted (make before break); the peer sees no INITIAL_CONTACT, so
+/// it keeps the old SA until then.
+#[test]
+fn reauthentication_replaces_the_ike_sa_and_its_children_make_before_break() {
+    let (mut alice, bob) = two_children(alice_psk(), bob_psk());
+    alice.ike_lifetime = oxswan_ike::IkeLifetime {
+        reauth_time: Some(Duration::from_secs(10)),
+        over_time: Some(Duration::from_secs(5)),
+        ..Default::default()
+    };
+    let mut sim = pair(41, Link::default(), alice, bob);
+    let first = initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(3), both_up));
+    sim.advance(Duration::from_secs(1));
+    let before: Vec<u32> = matched_pairs(&mut sim).iter().map(|(a, _)| a.spi_in).collect();
+    let due = |s: &Sim| has_event(s.events(ALICE_IP), |e| matches!(e, Event::ReauthDue { .. }));
+    assert!(sim.run_until(Duration::from_secs(11), due));
+    let now = sim.now;
+    let new = sim.ep(ALICE_IP).reauthenticate(now, first, addr(ALICE_IP, 500), addr(BOB_IP, 500)).unwrap();
+    // While the new SA is being made, the old one and its CHILD SAs stay on both sides.
+    assert_eq!(sim.ep(ALICE_IP).children(first).len(), 2);
+    sim.advance(Duration::from_secs(3));
+    assert_eq!(sim.ep(ALICE_IP).established(), vec![new], "only the new IKE SA");
+    assert_eq!(sim.ep(BOB_IP).established().len(), 1, "bob too");
+    let after = matched_pairs(&mut sim);
+    assert_eq!(after.len(), 2, "both CHILD SAs made again");
+    assert!(after.iter().all(|(a, _)| !before.contains(&a.spi_in)), "new ones");
+    assert_eq!(down(sim.events(ALICE_IP)), Some(oxswan_ike::DownReason::Reauthenticated));
+    // The new CHILD SAs were ready before the old ones were deleted.
+    let ev = sim.events(ALICE_IP);
+    let last_ready = ev.iter().rposition(|e| matches!(e, Event::ChildSaReady { .. })).unwrap();
+    let first_delete = ev.iter().position(|e| matches!(e, Event::ChildSaDeleted { .. })).unwrap();
+    assert!(last_ready < first_delete, "make before break");
+    let auth_requests = sim
+        .log
+        .iter()
+        .filter(|(_, _, d)| describe(d).0 == oxswan_wire::ExchangeType::IKE_AUTH && !describe(d).1)
+        .count();
+    assert_eq!(auth_requests, 2, "two IKE_AUTH requests: the first and the reauthentication");
+    assert!(
+        !has_event(sim.events(BOB_IP), |e| matches!(
+            e,
+            Event::IkeSaDown { reason: oxswan_ike::DownReason::PeerRestarted, .. }
+        )),
+        "the reauthentication did not look like a restart to bob"
+    );
 }

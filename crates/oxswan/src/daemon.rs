@@ -231,6 +231,8 @@ fn down_reason(r: &DownReason) -> String {
         DownReason::LocalDeleted => "deleted".into(),
         DownReason::PeerRestarted => "the peer restarted (INITIAL_CONTACT)".into(),
         DownReason::Rekeyed => "replaced by its rekeyed successor".into(),
+        DownReason::Expired => "expired: not rekeyed or reauthenticated within its lifetime".into(),
+        DownReason::Reauthenticated => "replaced by a reauthenticated IKE SA".into(),
     }
 }
 
@@ -555,6 +557,13 @@ impl Ike {
     }
 
     fn initiate(&mut self, name: &str) -> anyhow::Result<SaHandle> {
+        let (local, remote) = self.addresses(name)?;
+        Ok(self.endpoint.initiate(Instant::now(), name, local, remote)?)
+    }
+
+    /// Where the connection `name` is initiated: its first remote address on the IKE port, from its
+    /// first local address or else ours of the same family.
+    fn addresses(&self, name: &str) -> anyhow::Result<(SocketAddr, SocketAddr)> {
         let c = self.config.connection(name).with_context(|| format!("no connection {name}"))?;
         let remote = *c.remote_addrs.first().with_context(|| format!("{name} has no remote address"))?;
         let local = c
@@ -564,7 +573,22 @@ impl Ike {
             .or_else(|| self.sockets.keys().find(|a| a.is_ipv4() == remote.is_ipv4()).copied())
             .with_context(|| format!("{name}: no local address of the remote's family"))?;
         let port = self.config.daemon.ike_port;
-        Ok(self.endpoint.initiate(Instant::now(), name, SocketAddr::new(local, port), SocketAddr::new(remote, port))?)
+        Ok((SocketAddr::new(local, port), SocketAddr::new(remote, port)))
+    }
+
+    /// `reauth_time` came for `sa`: a new IKE SA replaces it, to the connection's address or else to
+    /// the peer's current one.
+    fn reauthenticate(&mut self, sa: SaHandle, name: &str) {
+        let port = self.config.daemon.ike_port;
+        let target = self.addresses(name).ok().or_else(|| {
+            let i = self.endpoint.info(sa)?;
+            Some((SocketAddr::new(i.local.ip(), port), SocketAddr::new(i.remote.ip(), port)))
+        });
+        let Some((local, remote)) = target else { return };
+        match self.endpoint.reauthenticate(Instant::now(), sa, local, remote) {
+            Ok(new) => tracing::info!(target: "ike", conn = %name, sa = sa.0, "reauthenticating as SA {}", new.0),
+            Err(e) => tracing::warn!(target: "ike", conn = %name, sa = sa.0, "reauthentication: {e}"),
+        }
     }
 
     fn command(&mut self, req: Request, reply: mpsc::Sender<Response>) {
@@ -769,6 +793,7 @@ impl Ike {
                     }
                 }
             }
+            Event::ReauthDue { sa, name } => self.reauthenticate(sa, &name),
             Event::ChildSaOutbound { sa, spi_in } => {
                 tracing::debug!(target: "ike", conn = %self.conn(sa), sa = sa.0, "sending on CHILD SA {spi_in:08x}_i");
                 self.dp.activate(spi_in);

@@ -94,6 +94,7 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
                     rand_time: ch
                         .rand_time
                         .unwrap_or_else(|| ch.rekey_time.map_or(core::time::Duration::ZERO, |r| r / 10)),
+                    life_time: ch.life_time,
                 },
             })
             .collect(),
@@ -102,11 +103,24 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
             base: config.daemon.retransmit_base,
             tries: config.daemon.retransmit_tries,
         },
-        ike_rekey_time: c.rekey_time,
+        ike_lifetime: ike_lifetime(c),
         initial_contact: true,
         // The kernel here has no ESP: ESP travels in UDP to port 4500 on our user-space data plane, so
         // encapsulation is always on, as with strongSwan's kernel-libipsec (RFC 7296 §2.23 allows
         // faking NAT detection for this).
         force_encap: true,
     })
+}
+
+/// The IKE SA's lifetimes with strongSwan's defaults: `rand_time` and `over_time` a tenth of the
+/// rekey (or else reauthentication) time.
+fn ike_lifetime(c: &oxswan_config::Connection) -> oxswan_ike::IkeLifetime {
+    let base = c.rekey_time.or(c.reauth_time);
+    let tenth = base.map_or(core::time::Duration::ZERO, |d| d / 10);
+    oxswan_ike::IkeLifetime {
+        rekey_time: c.rekey_time,
+        reauth_time: c.reauth_time,
+        rand_time: c.rand_time.unwrap_or(tenth),
+        over_time: base.map(|_| c.over_time.unwrap_or(tenth)),
+    }
 }

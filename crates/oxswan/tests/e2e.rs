@@ -232,7 +232,7 @@ fn inner_packets_outside_the_selectors_are_dropped_and_counted() {
                 lifetime: Default::default(),
             }],
             retransmit: Retransmit::default(),
-            ike_rekey_time: None,
+            ike_lifetime: Default::default(),
             initial_contact: true,
             force_encap: false,
         };

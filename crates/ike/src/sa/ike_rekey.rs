@@ -2,6 +2,8 @@
 //! SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr). The CHILD SAs move to the new IKE SA, whose
 //! original initiator is the initiator of the rekey; that side then deletes the old IKE SA.
 
+use std::time::{Duration, Instant};
+
 use oxswan_crypto::keys::IkeSaKeys;
 use oxswan_crypto::proposal::select_proposal;
 use oxswan_crypto::provider::KeyExchange;
@@ -13,6 +15,7 @@ use oxswan_wire::{IkeSpi, NotifyType, Payload, ProtocolId};
 
 use super::rekey::nonce_and_ke;
 use super::{AuthPayloads, Ctx, IkeSa, Job, Keys, State, later, notify};
+use crate::event::ChildSa;
 use crate::event::DownReason;
 use crate::init::{IkeSaInit, NONCE_LEN, random_spi};
 use crate::suite::ike_suite;
@@ -25,6 +28,54 @@ pub(super) struct IkeRekeyOffer {
     offered: Vec<Proposal>,
     ke: Box<dyn KeyExchange>,
     ke_retried: bool,
+}
+
+/// When an IKE SA is rekeyed, reauthenticated, and given up.
+#[derive(Debug, Default)]
+pub(super) struct IkeTimers {
+    rekey: Option<Instant>,
+    reauth: Option<Instant>,
+    expire: Option<Instant>,
+    /// The SA reached its hard end.
+    pub(super) expired: bool,
+}
+
+impl IkeTimers {
+    pub(super) fn next(&self) -> Option<Instant> {
+        [self.rekey, self.reauth, self.expire].into_iter().flatten().min()
+    }
+
+    pub(super) fn retry_reauth(&mut self, at: Instant) {
+        if !self.expired {
+            self.reauth = Some(at);
+        }
+    }
+}
+
+/// The peer rekeyed this IKE SA while our own rekey of it was in flight (§2.8.2): the SA its exchange
+/// made, by our SPI of it, and the lowest nonce of that exchange. Which new SA survives is known once
+/// our exchange completes; until then the CHILD SAs stay here.
+#[derive(Debug)]
+pub(super) struct IkeCollision {
+    theirs: IkeSpi,
+    lowest_nonce: Vec<u8>,
+}
+
+/// What an IKE SA hands to the IKE SA that replaces it (§2.18): its CHILD SAs and their state.
+#[derive(Debug, Default)]
+pub(crate) struct Inheritance {
+    children: Vec<ChildSa>,
+    rekey_at: Vec<(u32, Instant)>,
+    expire_at: Vec<(u32, Instant)>,
+    successors: Vec<(u32, u32)>,
+    collisions: Vec<super::rekey::Collision>,
+}
+
+impl Inheritance {
+    /// The inbound and outbound SPIs of the CHILD SAs, for when nobody takes them.
+    pub(crate) fn child_spis(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.children.iter().map(|c| (c.spi_in, c.spi_out))
+    }
 }
 
 fn spi_of(p: &Proposal) -> Option<IkeSpi> {
@@ -83,27 +134,106 @@ impl IkeSa {
         new.peer_hashes = self.peer_hashes.clone();
         new.peer_fragmentation = self.peer_fragmentation;
         new.init_remote = self.remote;
-        // The CHILD SAs and their timers move (§2.18); the old IKE SA keeps nothing to tear down.
-        new.children = core::mem::take(&mut self.children);
-        new.rekey_at = core::mem::take(&mut self.rekey_at);
-        new.successors = core::mem::take(&mut self.successors);
-        new.collisions = core::mem::take(&mut self.collisions);
         new.schedule_ike_rekey(ctx);
         self.rekeyed = true;
         Some(new)
     }
 
-    /// Arms the IKE SA's rekey timer from the connection's `ike_rekey_time`.
-    pub(super) fn schedule_ike_rekey(&mut self, ctx: &Ctx<'_>) {
-        let Some(life) = self.peer.as_ref().and_then(|p| p.ike_rekey_time) else { return };
-        let mut b = [0u8; 4];
-        let jitter = match ctx.provider.random.fill(&mut b) {
-            Ok(()) => (life / 10).mul_f64(f64::from(u32::from_be_bytes(b)) / f64::from(u32::MAX)),
-            Err(_) => core::time::Duration::ZERO,
+    /// Hands the CHILD SAs and their timers to the IKE SA with our SPI `to` (§2.18), through the
+    /// endpoint; this SA keeps nothing to tear down.
+    pub(super) fn bequeath(&mut self, ctx: &mut Ctx<'_>, to: IkeSpi) {
+        let inheritance = Inheritance {
+            children: core::mem::take(&mut self.children),
+            rekey_at: core::mem::take(&mut self.rekey_at),
+            expire_at: core::mem::take(&mut self.expire_at),
+            successors: core::mem::take(&mut self.successors),
+            collisions: core::mem::take(&mut self.collisions),
         };
-        self.ike_rekey_at = Some(later(ctx.now, life.saturating_sub(jitter).max(core::time::Duration::from_secs(1))));
+        ctx.out.inherit = Some((to, inheritance));
     }
 
+    /// Takes the CHILD SAs of the IKE SA this one replaces.
+    pub(crate) fn inherit(&mut self, from: Inheritance) {
+        self.rekeyed = false;
+        self.children.extend(from.children);
+        self.rekey_at.extend(from.rekey_at);
+        self.expire_at.extend(from.expire_at);
+        self.successors.extend(from.successors);
+        self.collisions.extend(from.collisions);
+    }
+
+    /// The peer deletes this IKE SA while a simultaneous rekey is unresolved: it initiated the new SA
+    /// that survives (§2.8.2), so the CHILD SAs go there.
+    pub(super) fn peer_deletes_rekeyed(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(c) = self.ike_collision.take() {
+            self.ike_rekey_offer = None;
+            self.bequeath(ctx, c.theirs);
+        }
+    }
+
+    /// Arms the IKE SA's timers from the connection's [`IkeLifetime`](crate::config::IkeLifetime):
+    /// rekey and reauthentication up to `rand_time` early, the hard end `over_time` after the first
+    /// of them was due.
+    pub(super) fn schedule_ike_rekey(&mut self, ctx: &Ctx<'_>) {
+        let Some(life) = self.peer.as_ref().map(|p| p.ike_lifetime) else { return };
+        let mut b = [0u8; 4];
+        let jitter = match ctx.provider.random.fill(&mut b) {
+            Ok(()) => life.rand_time.mul_f64(f64::from(u32::from_be_bytes(b)) / f64::from(u32::MAX)),
+            Err(_) => Duration::ZERO,
+        };
+        let early = |d: Duration| later(ctx.now, d.saturating_sub(jitter).max(Duration::from_secs(1)));
+        let first_due = match (life.rekey_time, life.reauth_time) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.ike_timers = IkeTimers {
+            rekey: life.rekey_time.map(early),
+            reauth: life.reauth_time.map(early),
+            expire: first_due.zip(life.over_time).map(|(d, over)| later(ctx.now, d.saturating_add(over))),
+            expired: false,
+        };
+    }
+
+    /// Rekeys, reauthenticates or ends this IKE SA when its time has come.
+    pub(super) fn ike_lifetime_timers(&mut self, ctx: &mut Ctx<'_>) {
+        let due = |t: &mut Option<Instant>| {
+            let d = t.is_some_and(|at| at <= ctx.now);
+            if d {
+                *t = None;
+            }
+            d
+        };
+        if due(&mut self.ike_timers.expire) {
+            // Neither rekeyed nor reauthenticated in time: it ends now. The DELETE goes once, without
+            // waiting for an answer (the peer is likely gone), and only when no request is in flight:
+            // the peer would not take a message ID past one it has not seen (§2.3).
+            self.ike_timers = IkeTimers { expired: true, ..IkeTimers::default() };
+            if self.pending.is_none() {
+                let delete = [Payload::Delete(oxswan_wire::notify::DeletePayload::ike())];
+                if let Ok(datagrams) = self.encrypt_request(ctx, oxswan_wire::ExchangeType::INFORMATIONAL, &delete) {
+                    for payload in datagrams {
+                        ctx.out.transmits.push_back(super::Transmit {
+                            local: self.local,
+                            remote: self.remote,
+                            payload,
+                        });
+                    }
+                }
+            }
+            self.close(ctx, DownReason::Expired);
+            return;
+        }
+        if due(&mut self.ike_timers.reauth) && !self.rekeyed && !self.reauthenticated {
+            // A reauthentication replaces the rekey: the new IKE SA has timers of its own.
+            self.ike_timers.rekey = None;
+            if let Some(name) = self.name().map(str::to_owned) {
+                ctx.out.events.push_back(crate::event::Event::ReauthDue { sa: self.handle, name });
+            }
+        }
+        if due(&mut self.ike_timers.rekey) {
+            self.queue(ctx, Job::RekeyIke);
+        }
+    }
     /// The peer's CREATE_CHILD_SA that rekeys this IKE SA (§1.3.2): the answer, and the new SA in the
     /// outbox for the endpoint.
     pub(super) fn handle_ike_rekey_request(
@@ -112,9 +242,10 @@ impl IkeSa {
         p: &AuthPayloads,
         payloads: &[Payload],
     ) -> Vec<Payload> {
-        // §2.25: not while our own rekey of it is in flight or a CHILD SA is being made (strongSwan
-        // does the same; the collision rules of §2.25.2 would apply otherwise).
-        if self.rekeyed || self.pending.is_some() {
+        // §2.25.2: not while we delete it or after it was replaced; not while a CHILD SA is being made
+        // or deleted (strongSwan does the same). Our own rekey of it in flight is a collision (§2.8.2).
+        let colliding = self.ike_rekey_offer.is_some() && self.pending.as_ref().is_some_and(|p| p.job == Job::RekeyIke);
+        if self.rekeyed || (self.pending.is_some() && !colliding) || self.queue.contains(&Job::DeleteIke) {
             return vec![notify(NotifyType::TEMPORARY_FAILURE)];
         }
         let Some(peer) = self.peer.clone() else { return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)] };
@@ -143,10 +274,20 @@ impl IkeSa {
             return vec![notify(NotifyType::TEMPORARY_FAILURE)];
         };
         let response_proposal = Proposal { spi: our_spi.0.to_vec(), ..chosen.clone() };
-        let Some(new) = self.successor(ctx, false, chosen, g_ir.expose(), ni, nr.clone(), (their_spi, our_spi)) else {
+        let lowest_nonce = if ni <= nr { ni.clone() } else { nr.clone() };
+        let Some(mut new) = self.successor(ctx, false, chosen, g_ir.expose(), ni, nr.clone(), (their_spi, our_spi))
+        else {
             return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)];
         };
+        // In a collision the new SA is tentative, like a replaced one, until it inherits the CHILD
+        // SAs; if it turns out redundant its end is not the connection's.
+        new.rekeyed = colliding;
         ctx.out.spawned.push(new);
+        if colliding {
+            self.ike_collision = Some(IkeCollision { theirs: our_spi, lowest_nonce });
+        } else {
+            self.bequeath(ctx, our_spi);
+        }
         vec![
             Payload::Sa(SaPayload { proposals: vec![response_proposal] }),
             Payload::Nonce(NoncePayload { data: nr }),
@@ -194,11 +335,7 @@ impl IkeSa {
         let p = AuthPayloads::collect(payloads.clone());
         if let Some(err) = p.error() {
             if err == NotifyType::INVALID_KE_PAYLOAD && !offer.ke_retried {
-                let group = p
-                    .notifies
-                    .iter()
-                    .find(|n| n.notify_type == NotifyType::INVALID_KE_PAYLOAD)
-                    .and_then(|n| n.invalid_ke_group());
+                let group = p.invalid_ke_group();
                 if let Some(payloads) = group.and_then(|g| self.ike_rekey_request(ctx, Some(g))) {
                     if let Ok(d) = self.encrypt_request(ctx, oxswan_wire::ExchangeType::CREATE_CHILD_SA, &payloads) {
                         self.send_request(ctx, Job::RekeyIke, d);
@@ -206,8 +343,14 @@ impl IkeSa {
                     return;
                 }
             }
+            // The peer refused ours but we answered its own: its new SA is the one (§2.8.2), and the
+            // peer deletes this one.
+            if let Some(c) = self.ike_collision.take() {
+                self.bequeath(ctx, c.theirs);
+                return;
+            }
             // TEMPORARY_FAILURE and the like: try again shortly (§2.25).
-            self.ike_rekey_at = Some(later(ctx.now, core::time::Duration::from_secs(2)));
+            self.ike_timers.rekey = Some(later(ctx.now, Duration::from_secs(2)));
             return;
         }
         let (nonce, ke) = nonce_and_ke(&payloads);
@@ -225,19 +368,42 @@ impl IkeSa {
         }
         let Ok(g_ir) = offer.ke.complete(&ke.data) else { return };
         let proposal = Proposal { spi: Vec::new(), ..chosen.clone() };
-        let Some(new) = self.successor(ctx, true, proposal, g_ir.expose(), offer.nonce, nr, (offer.spi, their_spi))
+        let ours_lowest = if offer.nonce <= nr { offer.nonce.clone() } else { nr.clone() };
+        let Some(mut new) = self.successor(ctx, true, proposal, g_ir.expose(), offer.nonce, nr, (offer.spi, their_spi))
         else {
             return;
         };
+        // §2.8.2: both sides rekeyed at once. The new SA made by the exchange with the lowest of the
+        // four nonces is redundant and its initiator deletes it; the initiator of the other deletes
+        // the old SA; the CHILD SAs go to the survivor.
+        if let Some(c) = self.ike_collision.take() {
+            if ours_lowest < c.lowest_nonce {
+                new.rekeyed = true;
+                new.ike_timers = IkeTimers::default();
+                new.queue(ctx, Job::DeleteIke);
+                ctx.out.spawned.push(new);
+                self.bequeath(ctx, c.theirs);
+                return;
+            }
+        }
         ctx.out.spawned.push(new);
+        self.bequeath(ctx, offer.spi);
         // §1.3.2: the initiator of the rekey deletes the old IKE SA.
         self.queue.clear();
         self.queue.push_front(Job::DeleteIke);
     }
 
-    /// Whether this SA was replaced by a rekey: its end is not the connection's.
+    /// Whether this SA was replaced by a rekey (its end is not the connection's) or expired.
     pub(super) fn down_reason(&self, reason: DownReason) -> DownReason {
-        if self.rekeyed { DownReason::Rekeyed } else { reason }
+        if self.rekeyed {
+            DownReason::Rekeyed
+        } else if self.reauthenticated {
+            DownReason::Reauthenticated
+        } else if self.ike_timers.expired {
+            DownReason::Expired
+        } else {
+            reason
+        }
     }
 }
 

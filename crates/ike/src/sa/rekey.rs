@@ -84,7 +84,23 @@ fn respond_ke(
 }
 
 /// The first KE method of our proposals, for PFS.
-fn first_ke(proposals: &[Proposal]) -> Option<KeId> {
+/// With PFS the answer must complete our key exchange in the chosen group (§1.3.1, §1.3.3): the new
+/// shared secret, none without PFS, or `Err` for an answer that does not fit our offer.
+pub(super) fn complete_ke(
+    chosen: Option<KeId>,
+    ours: Option<&dyn KeyExchange>,
+    theirs: Option<&KePayload>,
+) -> Result<Option<oxswan_crypto::Secret>, ()> {
+    match (chosen, ours, theirs) {
+        (None, _, _) => Ok(None),
+        (Some(g), Some(ours), Some(theirs)) if g == ours.group() && theirs.group == g => {
+            ours.complete(&theirs.data).map(Some).map_err(|_| ())
+        }
+        _ => Err(()),
+    }
+}
+
+pub(super) fn first_ke(proposals: &[Proposal]) -> Option<KeId> {
     proposals.iter().find_map(|p| {
         p.transforms
             .iter()
@@ -102,6 +118,10 @@ impl IkeSa {
     /// `rand_time`, so that the two peers rarely start at once (§2.8.1).
     pub(super) fn schedule_rekey(&mut self, ctx: &Ctx<'_>, spi_in: u32, name: &str) {
         let Some(lifetime) = self.child_config(name).map(|c| c.lifetime) else { return };
+        if let Some(life) = lifetime.life_time {
+            self.expire_at.retain(|(s, _)| *s != spi_in);
+            self.expire_at.push((spi_in, later(ctx.now, life)));
+        }
         let Some(rekey) = lifetime.rekey_time else { return };
         let mut b = [0u8; 4];
         let jitter = match ctx.provider.random.fill(&mut b) {
@@ -113,8 +133,16 @@ impl IkeSa {
         self.rekey_at.push((spi_in, at));
     }
 
-    /// Queues the rekeys whose time has come.
+    /// Queues the rekeys whose time has come, and the deletes of CHILD SAs at their hard lifetime.
     pub(super) fn rekey_timers(&mut self, ctx: &mut Ctx<'_>) {
+        let children = &self.children;
+        self.expire_at.retain(|(s, _)| children.iter().any(|c| c.spi_in == *s));
+        let expired: Vec<u32> = self.expire_at.iter().filter(|(_, at)| *at <= ctx.now).map(|(s, _)| *s).collect();
+        for spi in expired {
+            self.expire_at.retain(|(s, _)| *s != spi);
+            self.rekey_at.retain(|(s, _)| *s != spi);
+            self.queue(ctx, Job::DeleteChild(spi));
+        }
         let due: Vec<u32> = self.rekey_at.iter().filter(|(_, at)| *at <= ctx.now).map(|(s, _)| *s).collect();
         if due.is_empty() {
             return;
@@ -175,11 +203,7 @@ impl IkeSa {
             match err {
                 // §1.3: start again once with the group the responder names.
                 NotifyType::INVALID_KE_PAYLOAD if !offer.ke_retried => {
-                    let group = p
-                        .notifies
-                        .iter()
-                        .find(|n| n.notify_type == NotifyType::INVALID_KE_PAYLOAD)
-                        .and_then(|n| n.invalid_ke_group());
+                    let group = p.invalid_ke_group();
                     if let Some(g) = group {
                         self.send_rekey(ctx, old, Some(g));
                         return;
@@ -221,17 +245,7 @@ impl IkeSa {
             });
             return;
         };
-        // With PFS the answer must complete our key exchange in the chosen group (§1.3.3).
-        let shared = match (chosen.ke, &offer.ke, ke) {
-            (None, _, _) => None,
-            (Some(g), Some(ours), Some(theirs)) if g == ours.group() && theirs.group == g => {
-                match ours.complete(&theirs.data) {
-                    Ok(s) => Some(s),
-                    Err(_) => return,
-                }
-            }
-            _ => return,
-        };
+        let Ok(shared) = complete_ke(chosen.ke, offer.ke.as_deref(), ke.as_ref()) else { return };
         let new = self.rekeyed_child(ctx, &c, &chosen, offer.spi_in, shared.as_ref(), &offer.nonce, &nr, true);
         if new.encr_in.is_empty() {
             return;
@@ -271,6 +285,11 @@ impl IkeSa {
         let p = AuthPayloads::collect(payloads.clone());
         if super::ike_rekey::is_ike_rekey(&p) {
             return self.handle_ike_rekey_request(ctx, &p, &payloads);
+        }
+        // This IKE SA was rekeyed: its CHILD SAs belong to the new one, or will once a simultaneous
+        // rekey is resolved (§2.8.2). The peer asks again there.
+        if self.rekeyed {
+            return vec![notify(NotifyType::TEMPORARY_FAILURE)];
         }
         let Some(rekey) = p.notifies.iter().find(|n| n.notify_type == NotifyType::REKEY_SA) else {
             return self.new_child_request(ctx, &p, &payloads);

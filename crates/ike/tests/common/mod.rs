@@ -298,6 +298,8 @@ impl Sim {
 
     /// Advances the clock by `d`, handling everything due in between.
     pub fn advance(&mut self, d: Duration) {
+        // What a command made the endpoints send goes on the wire first.
+        self.collect();
         let target = self.now + d;
         self.run_until(d + Duration::from_secs(1), |s| {
             let next_packet = s.wire.iter().map(|p| p.at).min();
@@ -382,7 +384,7 @@ pub fn psk_peer(
         rsa_pss: false,
         children: vec![child_config("net", &[local_net], &[remote_net])],
         retransmit: Retransmit::default(),
-        ike_rekey_time: None,
+        ike_lifetime: Default::default(),
         initial_contact: true,
         force_encap: false,
     }
