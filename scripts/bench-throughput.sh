@@ -17,7 +17,7 @@ RUN=$(mktemp -d /tmp/oxswan-bench.XXXXXX)
 [ "$(id -u)" = 0 ] || { echo "bench-throughput: run as root" >&2; exit 1; }
 pkgs=()
 command -v iperf3 >/dev/null || pkgs+=(iperf3)
-[ -x /usr/lib/ipsec/charon ] || pkgs+=(strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins)
+[ -e /usr/lib/ipsec/plugins/libstrongswan-gcm.so ] || pkgs+=(strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins libstrongswan-standard-plugins)
 if [ ${#pkgs[@]} -gt 0 ]; then
   apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pkgs[@]}" >/dev/null
 fi

@@ -188,6 +188,11 @@ impl OutboundSa {
         self.seq.load(Ordering::Relaxed)
     }
 
+    /// The last sequence number this SA may use: 2^32 - 1, or 2^64 - 1 with ESN (RFC 4303 §3.3.3).
+    pub fn sequence_limit(&self) -> u64 {
+        if self.esn { u64::MAX } else { u64::from(u32::MAX) }
+    }
+
     /// Continues the sequence numbers after `seq` (tests of ESN and exhaustion; not for normal use:
     /// reusing a number under the same key breaks GCM and ChaCha20-Poly1305).
     #[doc(hidden)]

@@ -23,6 +23,7 @@ use oxswan_wire::udp_encap::with_non_esp_marker;
 
 use crate::control::{ChildStatus, IkeSaStatus, Request, Response};
 use crate::dataplane::{ChildEntry, DataPlane, TUN_MTU, Tables, Trap};
+use crate::limits::{Usage, VolumeAction, VolumeLimits, volume_due};
 use oxswan_io::{Tun, UdpIo};
 
 fn on_off(b: bool) -> &'static str {
@@ -173,6 +174,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         dpd: HashMap::new(),
         restarts: HashMap::new(),
         trap_routes: Vec::new(),
+        volume_asked: HashMap::new(),
     };
     ike.set_traps();
     tracing::info!(
@@ -344,6 +346,8 @@ struct Ike {
     restarts: HashMap<String, Instant>,
     /// Routes that send trapped connections' traffic to the TUN device while they have no SA.
     trap_routes: Vec<String>,
+    /// CHILD SAs (by inbound SPI) whose volume limit asked for a rekey or delete already.
+    volume_asked: HashMap<u32, VolumeAction>,
 }
 
 impl Ike {
@@ -393,6 +397,60 @@ impl Ike {
             self.keepalive(now);
             self.dead_peer_detection(now);
             self.restart_due(now);
+            self.volume_limits(now);
+        }
+    }
+
+    /// `rekey_bytes`/`rekey_packets` (and the end of the sequence numbers) rekey a CHILD SA;
+    /// `life_bytes`/`life_packets` delete it. Once per CHILD SA and action.
+    fn volume_limits(&mut self, now: Instant) {
+        let installed: HashMap<u32, Arc<ChildEntry>> =
+            self.dp.snapshot().into_iter().map(|c| (c.inb.spi(), c)).collect();
+        self.volume_asked.retain(|spi, _| installed.contains_key(spi));
+        for sa in self.endpoint.established() {
+            let Some(info) = self.endpoint.info(sa) else { continue };
+            let Some(conn) = self.config.connection(&info.name) else { continue };
+            let children: Vec<(u32, String)> =
+                self.endpoint.children(sa).iter().map(|c| (c.spi_in, c.name.clone())).collect();
+            for (spi_in, name) in children {
+                let (Some(entry), Some(child)) =
+                    (installed.get(&spi_in), conn.children.iter().find(|c| c.name == name))
+                else {
+                    continue;
+                };
+                let limits = VolumeLimits {
+                    rekey_bytes: child.rekey_bytes,
+                    rekey_packets: child.rekey_packets,
+                    life_bytes: child.life_bytes,
+                    life_packets: child.life_packets,
+                };
+                let (i, o) = (&entry.inb.counters, &entry.out.counters);
+                let usage = Usage {
+                    bytes: i.bytes.load(Ordering::Relaxed).max(o.bytes.load(Ordering::Relaxed)),
+                    packets: i.packets.load(Ordering::Relaxed).max(o.packets.load(Ordering::Relaxed)),
+                    seq: entry.out.sequence_number(),
+                    seq_limit: entry.out.sequence_limit(),
+                };
+                let Some(action) = volume_due(&limits, &usage) else { continue };
+                if self.volume_asked.get(&spi_in) == Some(&action) {
+                    continue;
+                }
+                self.volume_asked.insert(spi_in, action);
+                let what = format!("{} octets, {} packets, sequence number {}", usage.bytes, usage.packets, usage.seq);
+                let r = match action {
+                    VolumeAction::Rekey => {
+                        tracing::info!(target: "ike", conn = %info.name, sa = sa.0, "CHILD SA {spi_in:08x}_i reached its rekey volume ({what}): rekeying");
+                        self.endpoint.rekey_child(now, sa, spi_in)
+                    }
+                    VolumeAction::Delete => {
+                        tracing::info!(target: "ike", conn = %info.name, sa = sa.0, "CHILD SA {spi_in:08x}_i reached its life volume ({what}): deleting");
+                        self.endpoint.delete_child(now, sa, spi_in)
+                    }
+                };
+                if let Err(e) = r {
+                    tracing::warn!(target: "ike", conn = %info.name, sa = sa.0, "CHILD SA {spi_in:08x}_i: {e}");
+                }
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 mod control;
 mod daemon;
 mod dataplane;
+mod limits;
 mod peers;
 
 use std::path::PathBuf;

@@ -113,9 +113,12 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
 }
 
 /// The IKE SA's lifetimes with strongSwan's defaults: `rand_time` and `over_time` a tenth of the
-/// rekey (or else reauthentication) time.
+/// rekey or reauthentication time, whichever comes first.
 fn ike_lifetime(c: &oxswan_config::Connection) -> oxswan_ike::IkeLifetime {
-    let base = c.rekey_time.or(c.reauth_time);
+    let base = match (c.rekey_time, c.reauth_time) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     let tenth = base.map_or(core::time::Duration::ZERO, |d| d / 10);
     oxswan_ike::IkeLifetime {
         rekey_time: c.rekey_time,

@@ -698,8 +698,9 @@ fn every_ike_proposal_with_every_esp_proposal() {
     run("oix", &cells);
 }
 
-/// CHILD SA rekeying with charon, each side initiating the rekeys in turn, with PFS (a new X25519
-/// exchange in every CREATE_CHILD_SA): 50 pings a second cross the tunnel and none is lost.
+/// CHILD SA (every second) and IKE SA (every 3 s) rekeying with charon, each side initiating the
+/// rekeys in turn, with PFS (a new X25519 exchange in every CREATE_CHILD_SA): 50 pings a second for
+/// 24 s cross the tunnel; at least 20 CHILD and 5 IKE rekeys, and no ping lost.
 #[test]
 fn child_rekeys_with_charon_lose_nothing() {
     if !ready() {
@@ -711,37 +712,48 @@ fn child_rekeys_with_charon_lose_nothing() {
         let mut ox = oxswan_config(&h, &cell, "left", None);
         let (mut ch, files) = charon_config(&h, &cell, "right", None);
         if rekeyer == Who::Oxswan {
-            ox = ox.replace(
-                "esp_proposals = [\"aes256gcm16-x25519\"]",
-                "esp_proposals = [\"aes256gcm16-x25519\"]\nrekey_time = \"1s\"",
-            );
+            ox = ox
+                .replace(
+                    "esp_proposals = [\"aes256gcm16-x25519\"]",
+                    "esp_proposals = [\"aes256gcm16-x25519\"]\nrekey_time = \"1s\"",
+                )
+                .replace("[connections.site.local]", "rekey_time = \"3s\"\n\n[connections.site.local]");
         } else {
             // charon's hard lifetime defaults to 1.1 x rekey_time, which kernel-libipsec may reach
             // before the rekey at such short times: give it room.
-            ch = ch.replace(
-                "esp_proposals = aes256gcm16-x25519\n",
-                "esp_proposals = aes256gcm16-x25519\n    rekey_time = 1s\n    life_time = 4s\n    rand_time = 0s\n",
-            );
+            ch = ch
+                .replace(
+                    "esp_proposals = aes256gcm16-x25519\n",
+                    "esp_proposals = aes256gcm16-x25519\n    rekey_time = 1s\n    life_time = 4s\n    rand_time = 0s\n",
+                )
+                .replace("  version = 2\n", "  version = 2\n  rekey_time = 3s\n  over_time = 10s\n  rand_time = 0s\n");
         }
         h.start_charon("right", &ch, &files);
         h.start_text("left", &ox);
         let up = h.ox("left", "up site");
-        assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
-        let out = ok(&format!("ip netns exec {} ping -q -c 600 -i 0.02 -W 2 -I 10.1.0.1 10.2.0.1", h.ns("left")));
-        let summary = out.lines().find(|l| l.contains("packets transmitted")).unwrap_or_default().to_owned();
-        let ours = h.log("left").matches("rekeyed").count();
-        println!("{rekeyer:?} rekeys: oxswan logged {ours} rekeys, {summary}");
         assert!(
-            ours >= 8,
-            "{rekeyer:?}: only {ours} rekeys\n--- oxswan\n{}\n--- charon\n{}",
+            up.status.success(),
+            "{}\n{}\n{}",
+            String::from_utf8_lossy(&up.stderr),
             h.log("left"),
             h.charon_log("right")
         );
-        assert!(summary.contains("600 received"), "{rekeyer:?}: pings lost across rekeys: {summary}");
+        let out = ok(&format!("ip netns exec {} ping -q -c 1200 -i 0.02 -W 2 -I 10.1.0.1 10.2.0.1", h.ns("left")));
+        let summary = out.lines().find(|l| l.contains("packets transmitted")).unwrap_or_default().to_owned();
+        let log = h.log("left");
+        let child = log.matches("CHILD SA net rekeyed").count();
+        let ike = log.matches("IKE SA rekeyed").count();
+        println!("{rekeyer:?} rekeys: oxswan logged {child} CHILD and {ike} IKE SA rekeys, {summary}");
+        let logs = || format!("--- oxswan\n{}\n--- charon\n{}", h.log("left"), h.charon_log("right"));
+        assert!(child >= 20, "{rekeyer:?}: only {child} CHILD rekeys\n{}", logs());
+        assert!(ike >= 5, "{rekeyer:?}: only {ike} IKE rekeys\n{}", logs());
+        assert!(summary.contains("1200 received"), "{rekeyer:?}: pings lost across rekeys: {summary}");
         let sas = String::from_utf8_lossy(&h.swanctl("right", "--list-sas").stdout).into_owned();
         assert_eq!(sas.matches("INSTALLED").count(), 1, "{rekeyer:?}: charon holds one CHILD SA: {sas}");
+        assert_eq!(sas.matches("ESTABLISHED").count(), 1, "{rekeyer:?}: charon holds one IKE SA: {sas}");
         assert!(sas.contains("X25519") || sas.contains("CURVE_25519"), "{rekeyer:?}: rekeyed with PFS: {sas}");
         let s = h.status("left");
+        assert_eq!(s["ike_sas"].as_array().unwrap().len(), 1, "{rekeyer:?}: oxswan holds one IKE SA: {s}");
         assert_eq!(s["ike_sas"][0]["children"].as_array().unwrap().len(), 1, "{rekeyer:?}: oxswan holds one: {s}");
     }
 }

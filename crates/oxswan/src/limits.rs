@@ -1,0 +1,80 @@
+//! Volume limits of CHILD SAs (strongSwan's `rekey_bytes`, `rekey_packets`, `life_bytes`,
+//! `life_packets`) and the end of the sequence number space (RFC 4303 §3.3.3): what the traffic
+//! counters of an installed pair call for.
+
+/// A child's limits; 0 is none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VolumeLimits {
+    pub rekey_bytes: u64,
+    pub rekey_packets: u64,
+    pub life_bytes: u64,
+    pub life_packets: u64,
+}
+
+/// The traffic through a pair: the larger of the two directions, as each SA counts for itself, and
+/// the outbound SA's sequence numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub bytes: u64,
+    pub packets: u64,
+    pub seq: u64,
+    pub seq_limit: u64,
+}
+
+/// What the usage calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolumeAction {
+    Rekey,
+    Delete,
+}
+
+/// The part of the sequence number space kept for traffic while the rekey runs: 1/16 (2^28 packets
+/// without ESN, minutes at line rate).
+const SEQ_MARGIN_SHIFT: u32 = 4;
+
+/// A hard limit (or the last sequence number) reached deletes the pair; a soft one rekeys it.
+pub fn volume_due(limits: &VolumeLimits, usage: &Usage) -> Option<VolumeAction> {
+    let over = |used: u64, limit: u64| limit != 0 && used >= limit;
+    if over(usage.bytes, limits.life_bytes) || over(usage.packets, limits.life_packets) || usage.seq >= usage.seq_limit
+    {
+        return Some(VolumeAction::Delete);
+    }
+    let seq_soft = usage.seq_limit - (usage.seq_limit >> SEQ_MARGIN_SHIFT);
+    if over(usage.bytes, limits.rekey_bytes) || over(usage.packets, limits.rekey_packets) || usage.seq >= seq_soft {
+        return Some(VolumeAction::Rekey);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const U32: u64 = u32::MAX as u64;
+
+    fn usage(bytes: u64, packets: u64, seq: u64) -> Usage {
+        Usage { bytes, packets, seq, seq_limit: U32 }
+    }
+
+    #[test]
+    fn soft_limits_rekey_and_hard_limits_delete() {
+        let l = VolumeLimits { rekey_bytes: 1000, rekey_packets: 10, life_bytes: 1100, life_packets: 11 };
+        assert_eq!(volume_due(&l, &usage(999, 9, 9)), None);
+        assert_eq!(volume_due(&l, &usage(1000, 1, 1)), Some(VolumeAction::Rekey));
+        assert_eq!(volume_due(&l, &usage(0, 10, 10)), Some(VolumeAction::Rekey));
+        assert_eq!(volume_due(&l, &usage(1100, 0, 0)), Some(VolumeAction::Delete));
+        assert_eq!(volume_due(&l, &usage(0, 11, 11)), Some(VolumeAction::Delete));
+    }
+
+    #[test]
+    fn no_limits_means_only_the_sequence_space_counts() {
+        let none = VolumeLimits::default();
+        assert_eq!(volume_due(&none, &usage(u64::MAX, u64::MAX, 5)), None);
+        // RFC 4303 §3.3.3: rekey well before 2^32 - 1, delete when it is reached.
+        assert_eq!(volume_due(&none, &usage(0, 0, U32 - (U32 >> 4) - 1)), None);
+        assert_eq!(volume_due(&none, &usage(0, 0, U32 - (U32 >> 4))), Some(VolumeAction::Rekey));
+        assert_eq!(volume_due(&none, &usage(0, 0, U32)), Some(VolumeAction::Delete));
+        let esn = Usage { seq: U32 + 1, seq_limit: u64::MAX, ..Usage::default() };
+        assert_eq!(volume_due(&none, &esn), None, "with ESN 2^32 is nowhere near the end");
+    }
+}
