@@ -213,3 +213,51 @@ fn peer_actions_and_retransmission() {
     .unwrap();
     assert_eq!(t.connections[0].close_action, PeerAction::Trap);
 }
+
+#[test]
+fn lifetimes_and_volumes_follow_strongswan() {
+    // Defaults: the IKE SA rekeyed after 4h, a CHILD SA after 1h with a hard life of 1.1 × that.
+    let c = parse(Path::new("d.toml"), &SITE.replace("rekey_time = \"4h\"\n", "")).unwrap();
+    let s = c.connection("site").unwrap();
+    assert_eq!(s.rekey_time, Some(Duration::from_secs(4 * 3600)));
+    assert_eq!((s.reauth_time, s.over_time, s.rand_time), (None, None, None));
+    let net = &s.children[0];
+    assert_eq!(net.rekey_time, Some(Duration::from_secs(3600)));
+    assert_eq!(net.life_time, Some(Duration::from_secs(3960)));
+    assert_eq!((net.rekey_bytes, net.rekey_packets, net.life_bytes, net.life_packets), (0, 0, 0, 0));
+
+    let text = SITE
+        .replace(
+            "rekey_time = \"4h\"",
+            "rekey_time = \"0\"\nreauth_time = \"2h\"\nover_time = \"5m\"\nrand_time = \"0s\"",
+        )
+        .replace(
+            "start_action  = \"start\"",
+            "start_action  = \"start\"\nrekey_time = \"0\"\nlife_time = \"30m\"\nrekey_bytes = \"500M\"\n\
+             rekey_packets = 1000000\nlife_packets = \"2k\"",
+        );
+    let c = parse(Path::new("l.toml"), &text).unwrap();
+    let s = c.connection("site").unwrap();
+    assert_eq!(s.rekey_time, None, "0 turns rekeying off");
+    assert_eq!(s.reauth_time, Some(Duration::from_secs(7200)));
+    assert_eq!((s.over_time, s.rand_time), (Some(Duration::from_secs(300)), Some(Duration::ZERO)));
+    let net = &s.children[0];
+    assert_eq!((net.rekey_time, net.life_time), (None, Some(Duration::from_secs(1800))));
+    assert_eq!(net.rekey_bytes, 500 << 20);
+    assert_eq!(net.life_bytes, (500 << 20) / 10 * 11, "1.1 × rekey_bytes");
+    assert_eq!((net.rekey_packets, net.life_packets), (1_000_000, 2048));
+
+    for (bad, key) in [
+        ("rekey_bytes = \"lots\"", "rekey_bytes"),
+        ("rekey_bytes = -5", "rekey_bytes"),
+        ("life_packets = \"99999999999999999999G\"", "life_packets"),
+        ("life_time = \"soon\"", "life_time"),
+    ] {
+        let e = err(&SITE.replace("start_action  = \"start\"", &format!("start_action  = \"start\"\n{bad}")));
+        assert_eq!(e.key, format!("connections.site.children.net.{key}"), "{e}");
+        assert_eq!(e.line, 26, "{e}");
+    }
+    assert_eq!(oxswan_config::parse_volume("1G"), Some(1 << 30));
+    assert_eq!(oxswan_config::parse_volume("12"), Some(12));
+    assert_eq!(oxswan_config::parse_volume("k"), None);
+}

@@ -583,6 +583,39 @@ fn dead_peer_is_detected_and_the_tunnel_restarts() {
     assert_eq!(h.status("right")["ike_sas"].as_array().unwrap().len(), 1);
 }
 
+/// `dpd_action = "trap"`: once the dead peer is given up, the connection waits for traffic; the first
+/// ping after the peer's return brings the tunnel up again (none before it: no restart timer).
+#[test]
+fn dpd_action_trap_reconnects_on_the_first_packet() {
+    if !root_with_tools() {
+        return;
+    }
+    let mut h = Hosts::new("oxdt");
+    h.start("right");
+    h.start_edited("left", |c| fast_dpd(c).replace("dpd_action = \"restart\"", "dpd_action = \"trap\""));
+    assert!(h.ox("left", "up site").status.success(), "{}", h.log("left"));
+    assert!(h.ping(2));
+    let mut right = h.daemons.remove(0);
+    right.kill().unwrap();
+    right.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !h.log("left").contains("no answer from the peer") {
+        assert!(Instant::now() < deadline, "dead peer not detected\n{}", h.log("left"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    h.start("right");
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(h.status("left")["ike_sas"].as_array().unwrap().is_empty(), "nothing starts without traffic");
+    let back = Instant::now();
+    let deadline = back + Duration::from_secs(15);
+    while !h.ping(1) {
+        assert!(Instant::now() < deadline, "the trap did not bring the tunnel back\n{}", h.log("left"));
+    }
+    println!("tunnel back {:.1?} after the first packet", back.elapsed());
+    assert!(h.log("left").contains("traffic for the connection: connecting"), "{}", h.log("left"));
+    assert_eq!(h.status("left")["ike_sas"].as_array().unwrap().len(), 1);
+}
+
 /// RFC 7296 §2.4: the initiator's daemon is killed and starts again (`start_action = "start"`); its
 /// IKE_AUTH carries INITIAL_CONTACT, and the right forgets the stale SA instead of keeping two.
 #[test]

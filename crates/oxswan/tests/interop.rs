@@ -758,6 +758,48 @@ fn child_rekeys_with_charon_lose_nothing() {
     }
 }
 
+/// `kill -9` of charon: oxswan's dead peer detection (`dpd_delay` 1 s, 3 retransmissions) notices,
+/// removes the SAs, and with `dpd_action = "restart"` the tunnel is back within seconds of charon's
+/// return.
+#[test]
+fn killed_charon_is_detected_and_the_tunnel_restarts() {
+    if !ready() {
+        return;
+    }
+    let mut h = Hosts::new("oikd");
+    let cell = cell(Who::Oxswan, Auth::Psk, GCM, "aes256gcm16", false, true);
+    let ox = oxswan_config(&h, &cell, "left", None)
+        .replace(
+            "tun = \"oxswan0\"",
+            "tun = \"oxswan0\"\nretransmit_timeout = \"1s\"\nretransmit_base = 1.5\nretransmit_tries = 3",
+        )
+        .replace(
+            "[connections.site.local]",
+            "dpd_delay = \"1s\"\ndpd_action = \"restart\"\n\n[connections.site.local]",
+        );
+    let (ch, files) = charon_config(&h, &cell, "right", None);
+    h.start_charon("right", &ch, &files);
+    h.start_text("left", &ox);
+    let up = h.ox("left", "up site");
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    assert!(h.ping(2));
+    let (_, mut charon) = h.charons.remove(0);
+    charon.kill().unwrap();
+    charon.wait().unwrap();
+    let killed = Instant::now();
+    assert!(wait("dead peer detection", 20, || h.log("left").contains("no answer from the peer")), "{}", h.log("left"));
+    let detected = killed.elapsed();
+    assert!(detected <= Duration::from_secs(12), "detected after {detected:?}");
+    std::thread::sleep(Duration::from_secs(2));
+    h.start_charon("right", &ch, &files);
+    let back = Instant::now();
+    assert!(wait("the tunnel back", 20, || h.ping(1)), "{}", h.log("left"));
+    let restored = back.elapsed();
+    println!("charon killed: detected after {detected:.1?}; tunnel back {restored:.1?} after charon returned");
+    assert!(restored <= Duration::from_secs(10), "back after {restored:?}");
+    assert!(h.charon_has_sa("right"));
+}
+
 /// §1.3.1: charon adds a second CHILD SA to the IKE SA with CREATE_CHILD_SA (with PFS); oxswan picks
 /// its child by the selectors, and both pairs carry traffic.
 #[test]
