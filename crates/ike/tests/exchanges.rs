@@ -385,6 +385,27 @@ fn unanswered_liveness_probe_ends_the_sa() {
     assert!(has_event(sim.events(ALICE_IP), |e| matches!(e, Event::ChildSaDeleted { .. })));
 }
 
+/// Dead peer detection's bound (§2.4): with a 1 s timeout, a factor of 1.5 and 3 retransmissions, an
+/// unanswered probe ends the SA 1 + 1.5 + 2.25 + 3.375 s after it was sent, not sooner and not later.
+#[test]
+fn a_dead_peer_is_given_up_within_the_retransmission_bound() {
+    let mut alice = alice_psk();
+    alice.retransmit = oxswan_ike::Retransmit { timeout: Duration::from_secs(1), base: 1.5, tries: 3 };
+    let mut sim = pair(23, Link::default(), alice, bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    sim.drop_filter = Some(Box::new(|_, _| true));
+    let sa = sim.ep(ALICE_IP).established()[0];
+    let sent = sim.now;
+    sim.ep(ALICE_IP).liveness(sent, sa).unwrap();
+    assert!(sim.run_until(Duration::from_secs(30), |s| down(s.events(ALICE_IP)).is_some()));
+    let took = sim.now.duration_since(sent).as_secs_f64();
+    assert!((8.1..8.2).contains(&took), "given up after {took} s");
+    assert_eq!(down(sim.events(ALICE_IP)), Some(DownReason::Timeout));
+    let probes = sim.log.iter().filter(|(_, _, d)| describe(d) == (INFORMATIONAL, false, 2)).count();
+    assert_eq!(probes, 4, "the probe and 3 retransmissions");
+}
+
 #[test]
 fn nat_is_detected_and_ike_floats_to_4500() {
     let mut sim = Sim::new(20, Link::default());

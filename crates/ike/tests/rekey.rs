@@ -611,3 +611,29 @@ fn reauthentication_replaces_the_ike_sa_and_its_children_make_before_break() {
         "the reauthentication did not look like a restart to bob"
     );
 }
+
+/// §2.25.2: alice rekeys the IKE SA while bob deletes it. The delete wins on both sides: no IKE SA
+/// and no CHILD SA remain, and no new IKE SA is left behind by the rekey.
+#[test]
+fn ike_rekey_colliding_with_its_delete_leaves_nothing_behind() {
+    for seed in 0..12 {
+        let link = Link { latency: Duration::from_millis(50), ..Link::default() };
+        let mut sim = pair(seed, link, ike_rekeying(alice_psk(), 10_000), bob_psk());
+        initiate(&mut sim);
+        assert!(sim.run_until(Duration::from_secs(5), both_up));
+        sim.advance(Duration::from_millis(9_980));
+        let (t, sa) = (sim.now, sim.ep(BOB_IP).established()[0]);
+        sim.ep(BOB_IP).delete_ike(t, sa).unwrap();
+        sim.advance(Duration::from_secs(40));
+        let crossed = sim.log.iter().any(|(f, _, d)| {
+            f.ip().to_string() == ALICE_IP && describe(d) == (oxswan_wire::ExchangeType::CREATE_CHILD_SA, false, 2)
+        });
+        assert!(crossed, "seed {seed}: alice's rekey request was on the wire with bob's DELETE");
+        for ip in [ALICE_IP, BOB_IP] {
+            assert!(sim.ep(ip).established().is_empty(), "seed {seed} {ip}: no IKE SA left");
+            assert_eq!(sim.ep(ip).sa_count(), 0, "seed {seed} {ip}: nothing half-made either");
+            let made = ready(sim.events(ip)).len();
+            assert_eq!(made, deleted(sim.events(ip)).len(), "seed {seed} {ip}: every CHILD SA deleted");
+        }
+    }
+}
