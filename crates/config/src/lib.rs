@@ -772,13 +772,19 @@ fn connection(ctx: &Ctx<'_>, name: &str, c: S<RawConnection>) -> Result<Connecti
             start_action,
             mode,
             rekey_time,
-            life_time: lifetime(ctx, ch.life_time, &format!("{ckey}.life_time"), rekey_time.map(|r| r.mul_f64(1.1)))?,
+            life_time: lifetime(
+                ctx,
+                ch.life_time,
+                &format!("{ckey}.life_time"),
+                rekey_time.map(|r| r.saturating_add(r / 10)),
+            )?,
             rand_time: span_of_time(ctx, ch.rand_time, &format!("{ckey}.rand_time"))?,
             rekey_bytes,
-            life_bytes: volume(ctx, ch.life_bytes, &format!("{ckey}.life_bytes"))?.unwrap_or(rekey_bytes / 10 * 11),
+            life_bytes: volume(ctx, ch.life_bytes, &format!("{ckey}.life_bytes"))?
+                .unwrap_or(rekey_bytes.saturating_add(rekey_bytes / 10)),
             rekey_packets,
             life_packets: volume(ctx, ch.life_packets, &format!("{ckey}.life_packets"))?
-                .unwrap_or(rekey_packets / 10 * 11),
+                .unwrap_or(rekey_packets.saturating_add(rekey_packets / 10)),
         });
     }
     let remote_addrs = addrs(&c.remote_addrs, "remote_addrs")?;

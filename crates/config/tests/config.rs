@@ -244,7 +244,7 @@ fn lifetimes_and_volumes_follow_strongswan() {
     let net = &s.children[0];
     assert_eq!((net.rekey_time, net.life_time), (None, Some(Duration::from_secs(1800))));
     assert_eq!(net.rekey_bytes, 500 << 20);
-    assert_eq!(net.life_bytes, (500 << 20) / 10 * 11, "1.1 × rekey_bytes");
+    assert_eq!(net.life_bytes, (500 << 20) + (500 << 20) / 10, "1.1 × rekey_bytes");
     assert_eq!((net.rekey_packets, net.life_packets), (1_000_000, 2048));
 
     for (bad, key) in [
@@ -257,6 +257,15 @@ fn lifetimes_and_volumes_follow_strongswan() {
         assert_eq!(e.key, format!("connections.site.children.net.{key}"), "{e}");
         assert_eq!(e.line, 26, "{e}");
     }
+    // Huge values saturate instead of overflowing.
+    let huge = SITE.replace(
+        "start_action  = \"start\"",
+        "start_action  = \"start\"\nrekey_time = \"213503982334601d\"\nrekey_packets = \"17179869183G\"",
+    );
+    let c = parse(Path::new("h.toml"), &huge).unwrap();
+    let net = &c.connection("site").unwrap().children[0];
+    assert!(net.life_time.unwrap() >= net.rekey_time.unwrap());
+    assert_eq!(net.life_packets, u64::MAX);
     assert_eq!(oxswan_config::parse_volume("1G"), Some(1 << 30));
     assert_eq!(oxswan_config::parse_volume("12"), Some(12));
     assert_eq!(oxswan_config::parse_volume("k"), None);
