@@ -215,6 +215,20 @@ fn rekeys_converge_on_a_lossy_link() {
     assert!(rekeyed >= 40, "only {rekeyed} of 50 runs rekeyed at least 3 times");
 }
 
+/// Alice (as configured) and bob, who rekeys the CHILD SA after 10.05 s, up on a link with 50 ms of
+/// latency. Bob installs the first pair one latency before alice, so his timer runs that much longer
+/// and a request of alice's at 10 s is on the wire together with his.
+fn crossing(seed: u64, alice: PeerConfig) -> Sim {
+    let link = Link { latency: Duration::from_millis(50), ..Link::default() };
+    let mut bob = bob_psk();
+    bob.children[0].lifetime =
+        ChildLifetime { rekey_time: Some(Duration::from_millis(10_050)), rand_time: Duration::ZERO, life_time: None };
+    let mut sim = pair(seed, link, alice, bob);
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    sim
+}
+
 /// §2.8.1: both peers rekey the same pair at the same moment. Both exchanges complete; the pair made
 /// by the exchange with the lowest nonce is deleted by its initiator, the old pair by the other
 /// initiator, and one pair remains, the same on both sides. Over many seeds, as the nonces fall.
@@ -222,18 +236,7 @@ fn rekeys_converge_on_a_lossy_link() {
 fn simultaneous_rekeys_of_one_pair_leave_one_pair() {
     let mut collided = 0;
     for seed in 0..20 {
-        let link = Link { latency: Duration::from_millis(50), ..Link::default() };
-        // Bob installs the first pair one latency before alice: his timer runs that much longer, so
-        // both requests are on the wire at once.
-        let mut bob = bob_psk();
-        bob.children[0].lifetime = ChildLifetime {
-            rekey_time: Some(Duration::from_millis(10_050)),
-            rand_time: Duration::ZERO,
-            life_time: None,
-        };
-        let mut sim = pair(seed, link, rekeying(alice_psk(), 10), bob);
-        initiate(&mut sim);
-        assert!(sim.run_until(Duration::from_secs(5), both_up));
+        let mut sim = crossing(seed, rekeying(alice_psk(), 10));
         sim.advance(Duration::from_secs(9));
         sim.advance(Duration::from_secs(2));
         assert!(settles_to_one_pair(&mut sim, 5), "seed {seed}: one pair after the collision");
@@ -388,16 +391,7 @@ fn simultaneous_ike_rekeys_leave_one_ike_sa_with_the_children() {
 fn ike_rekey_colliding_with_a_child_rekey_converges() {
     let mut ike_rekeyed = 0;
     for seed in 0..12 {
-        let link = Link { latency: Duration::from_millis(50), ..Link::default() };
-        let mut bob = bob_psk();
-        bob.children[0].lifetime = ChildLifetime {
-            rekey_time: Some(Duration::from_millis(10_050)),
-            rand_time: Duration::ZERO,
-            life_time: None,
-        };
-        let mut sim = pair(seed, link, ike_rekeying(alice_psk(), 10_000), bob);
-        initiate(&mut sim);
-        assert!(sim.run_until(Duration::from_secs(5), both_up));
+        let mut sim = crossing(seed, ike_rekeying(alice_psk(), 10_000));
         let first = info(&mut sim, ALICE_IP);
         sim.advance(Duration::from_secs(15));
         assert!(settles_to_one_pair(&mut sim, 5), "seed {seed}: one pair");
