@@ -199,7 +199,7 @@ impl Endpoint {
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Result<SaHandle> {
-        let (peer, _, _) = self.sas.get(&old).and_then(IkeSa::reauth_target).ok_or(IkeError::UnknownSa)?;
+        let peer = self.sas.get(&old).and_then(IkeSa::peer_config).ok_or(IkeError::UnknownSa)?;
         let handle = SaHandle(self.next_handle);
         self.next_handle = self.next_handle.wrapping_add(1);
         let (mut ctx, _) = self.ctx_parts(now);

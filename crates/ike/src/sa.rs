@@ -383,12 +383,12 @@ impl IkeSa {
         self.is_established() && self.pending.is_none() && self.queue.is_empty()
     }
 
-    /// Where this SA's reauthentication goes: its connection, and our and the peer's addresses.
-    pub fn reauth_target(&self) -> Option<(Arc<PeerConfig>, SocketAddr, SocketAddr)> {
-        Some((self.peer.clone()?, self.local, self.remote))
+    /// The connection this SA was made with (a reauthentication uses the same).
+    pub fn peer_config(&self) -> Option<Arc<PeerConfig>> {
+        self.peer.clone()
     }
 
-    /// A reauthentication replaced this SA: delete it (§2.8.3, "reauthentication").
+    /// A reauthentication replaced this SA: delete it (§2.8.3), after the new one is up.
     pub fn reauthenticated(&mut self, ctx: &mut Ctx<'_>) {
         self.reauthenticated = true;
         self.ike_timers = Default::default();

@@ -26,6 +26,9 @@ use crate::dataplane::{ChildEntry, DataPlane, TUN_MTU, Tables, Trap};
 use crate::limits::{Usage, VolumeAction, VolumeLimits, volume_due};
 use oxswan_io::{Tun, UdpIo};
 
+/// How often the IKE thread compares the CHILD SAs' counters with their volume limits.
+const VOLUME_CHECK: Duration = Duration::from_millis(200);
+
 fn on_off(b: bool) -> &'static str {
     if b { "on" } else { "off" }
 }
@@ -175,6 +178,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         restarts: HashMap::new(),
         trap_routes: Vec::new(),
         volume_asked: HashMap::new(),
+        volume_checked: Instant::now(),
     };
     ike.set_traps();
     tracing::info!(
@@ -348,6 +352,8 @@ struct Ike {
     trap_routes: Vec<String>,
     /// CHILD SAs (by inbound SPI) whose volume limit asked for a rekey or delete already.
     volume_asked: HashMap<u32, VolumeAction>,
+    /// When the volume limits were last looked at.
+    volume_checked: Instant,
 }
 
 impl Ike {
@@ -404,6 +410,12 @@ impl Ike {
     /// `rekey_bytes`/`rekey_packets` (and the end of the sequence numbers) rekey a CHILD SA;
     /// `life_bytes`/`life_packets` delete it. Once per CHILD SA and action.
     fn volume_limits(&mut self, now: Instant) {
+        // The loop turns once per IKE datagram too: a flood of them must not make it walk every SA
+        // each time (at a 15/16 margin of the sequence space, 200 ms is plenty).
+        if now.saturating_duration_since(self.volume_checked) < VOLUME_CHECK {
+            return;
+        }
+        self.volume_checked = now;
         let installed: HashMap<u32, Arc<ChildEntry>> =
             self.dp.snapshot().into_iter().map(|c| (c.inb.spi(), c)).collect();
         self.volume_asked.retain(|spi, _| installed.contains_key(spi));
