@@ -185,7 +185,8 @@ pub enum Event {
         name: String,
     },
     /// Start sending on the CHILD SA with this inbound SPI (the responder of a rekey, see
-    /// [`ChildSa::outbound`]).
+    /// [`ChildSa::outbound`]). It comes right before the old pair's [`Event::ChildSaDeleted`], so
+    /// that a data plane acting on the events in order always has a pair to send on.
     ChildSaOutbound {
         /// The IKE SA.
         sa: SaHandle,

@@ -695,12 +695,13 @@ impl IkeSa {
                 if let Some(i) = self.children.iter().position(|c| c.spi_in == spi) {
                     let c = self.children.remove(i);
                     self.rekey_at.retain(|(s, _)| *s != spi);
+                    // The successor sends before the old pair goes, so that no packet finds neither.
+                    self.activate_successor(ctx, spi);
                     ctx.out.events.push_back(Event::ChildSaDeleted {
                         sa: self.handle,
                         spi_in: c.spi_in,
                         spi_out: c.spi_out,
                     });
-                    self.activate_successor(ctx, spi);
                 }
             }
             Job::Liveness => ctx.out.events.push_back(Event::LivenessConfirmed { sa: self.handle }),
@@ -1453,13 +1454,16 @@ impl IkeSa {
                         if let Some(i) = self.children.iter().position(|c| c.spi_out == spi) {
                             let c = self.children.remove(i);
                             self.rekey_at.retain(|(s, _)| *s != c.spi_in);
+                            // §2.8: the responder of a rekey sends on the new pair once the old one
+                            // is deleted. Switching before the old pair goes leaves no instant in
+                            // which an outbound packet finds neither.
+                            self.activate_successor(ctx, c.spi_in);
                             ctx.out.events.push_back(Event::ChildSaDeleted {
                                 sa: self.handle,
                                 spi_in: c.spi_in,
                                 spi_out: c.spi_out,
                             });
                             deleted_in.push(c.spi_in);
-                            self.activate_successor(ctx, c.spi_in);
                         }
                     }
                 }

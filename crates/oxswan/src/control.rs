@@ -23,10 +23,29 @@ pub enum Request {
         /// The connection.
         name: String,
     },
+    /// Replace a connection's SAs now, before their time (`swanctl --rekey`).
+    Rekey {
+        /// The connection.
+        name: String,
+        /// What to replace.
+        what: RekeyWhat,
+    },
     /// Report every SA.
     Status,
     /// Read the configuration file again.
     Reload,
+}
+
+/// What `Request::Rekey` replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RekeyWhat {
+    /// Every CHILD SA, each by CREATE_CHILD_SA (RFC 7296 §1.3.3).
+    Children,
+    /// The IKE SA, by CREATE_CHILD_SA with new SPIs (§1.3.2); the CHILD SAs move to it.
+    Ike,
+    /// A new IKE SA from IKE_SA_INIT on, authenticated again, with new CHILD SAs (§2.8.3).
+    Reauth,
 }
 
 /// The answer.

@@ -21,7 +21,7 @@ use oxswan_ike::{ChildSa, DownReason, Endpoint, EndpointConfig, Event, SaHandle}
 use oxswan_wire::ts::{TrafficSelector, TsAddrs};
 use oxswan_wire::udp_encap::with_non_esp_marker;
 
-use crate::control::{ChildStatus, IkeSaStatus, Request, Response};
+use crate::control::{ChildStatus, IkeSaStatus, RekeyWhat, Request, Response};
 use crate::dataplane::{ChildEntry, DataPlane, TUN_MTU, Tables, Trap};
 use crate::limits::{Usage, VolumeAction, VolumeLimits, volume_due};
 use oxswan_io::{Tun, UdpIo};
@@ -648,17 +648,71 @@ impl Ike {
 
     /// `reauth_time` came for `sa`: a new IKE SA replaces it, to the connection's address or else to
     /// the peer's current one.
-    fn reauthenticate(&mut self, sa: SaHandle, name: &str) {
+    fn reauthenticate(&mut self, sa: SaHandle, name: &str) -> anyhow::Result<()> {
         let port = self.config.daemon.ike_port;
         let target = self.addresses(name).ok().or_else(|| {
             let i = self.endpoint.info(sa)?;
             Some((SocketAddr::new(i.local.ip(), port), SocketAddr::new(i.remote.ip(), port)))
         });
-        let Some((local, remote)) = target else { return };
+        let Some((local, remote)) = target else { anyhow::bail!("no address to reauthenticate to") };
         match self.endpoint.reauthenticate(Instant::now(), sa, local, remote) {
-            Ok(new) => tracing::info!(target: "ike", conn = %name, sa = sa.0, "reauthenticating as SA {}", new.0),
-            Err(e) => tracing::warn!(target: "ike", conn = %name, sa = sa.0, "reauthentication: {e}"),
+            Ok(new) => {
+                tracing::info!(target: "ike", conn = %name, sa = sa.0, "reauthenticating as SA {}", new.0);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(target: "ike", conn = %name, sa = sa.0, "reauthentication: {e}");
+                Err(e.into())
+            }
         }
+    }
+
+    /// The established IKE SAs of connection `name`.
+    fn established_sas(&self, name: &str) -> Vec<SaHandle> {
+        let ours = |sa: &SaHandle| self.endpoint.info(*sa).is_some_and(|i| i.name == name);
+        self.endpoint.established().into_iter().filter(ours).collect()
+    }
+
+    /// `oxswan rekey`: starts the exchanges that replace `name`'s SAs and answers without waiting
+    /// for them, as `swanctl --rekey` does; the log tells how each ends.
+    fn rekey(&mut self, name: &str, what: RekeyWhat) -> Response {
+        let now = Instant::now();
+        let sas = self.established_sas(name);
+        if sas.is_empty() {
+            return Response::Error { message: format!("{name} is not up") };
+        }
+        let mut started = 0;
+        let mut refused = Vec::new();
+        for sa in sas {
+            let outcome: Vec<Result<(), String>> = match what {
+                RekeyWhat::Children => {
+                    let spis: Vec<u32> = self.endpoint.children(sa).iter().map(|c| c.spi_in).collect();
+                    let rekey = |spi| self.endpoint.rekey_child(now, sa, spi).map_err(|e| format!("{spi:08x}: {e}"));
+                    spis.into_iter().map(rekey).collect()
+                }
+                RekeyWhat::Ike => vec![self.endpoint.rekey_ike(now, sa).map_err(|e| e.to_string())],
+                RekeyWhat::Reauth => vec![self.reauthenticate(sa, name).map_err(|e| format!("{e:#}"))],
+            };
+            for r in outcome {
+                match r {
+                    Ok(()) => started += 1,
+                    Err(e) => refused.push(e),
+                }
+            }
+        }
+        let what = match what {
+            RekeyWhat::Children => "CHILD SA rekey(s)",
+            RekeyWhat::Ike => "IKE SA rekey(s)",
+            RekeyWhat::Reauth => "reauthentication(s)",
+        };
+        if started == 0 {
+            return Response::Error { message: format!("{name}: no {what} started: {}", refused.join("; ")) };
+        }
+        let mut message = format!("{name}: {started} {what} started");
+        if !refused.is_empty() {
+            message.push_str(&format!(", {} refused: {}", refused.len(), refused.join("; ")));
+        }
+        Response::Ok { message }
     }
 
     fn command(&mut self, req: Request, reply: mpsc::Sender<Response>) {
@@ -681,17 +735,15 @@ impl Ike {
             Request::Down { name } => {
                 self.restarts.remove(&name);
                 let now = Instant::now();
-                let sas: Vec<SaHandle> = self
-                    .endpoint
-                    .established()
-                    .into_iter()
-                    .filter(|sa| self.endpoint.info(*sa).is_some_and(|i| i.name == name))
-                    .collect();
+                let sas = self.established_sas(&name);
                 for sa in &sas {
                     let _ = self.endpoint.delete_ike(now, *sa);
                 }
                 let message = if sas.is_empty() { format!("{name} is not up") } else { format!("{name}: deleting") };
                 let _ = reply.send(Response::Ok { message });
+            }
+            Request::Rekey { name, what } => {
+                let _ = reply.send(self.rekey(&name, what));
             }
             Request::Reload => {
                 let r = match self.reload() {
@@ -863,7 +915,9 @@ impl Ike {
                     }
                 }
             }
-            Event::ReauthDue { sa, name } => self.reauthenticate(sa, &name),
+            Event::ReauthDue { sa, name } => {
+                let _ = self.reauthenticate(sa, &name);
+            }
             Event::ChildSaOutbound { sa, spi_in } => {
                 tracing::debug!(target: "ike", conn = %self.conn(sa), sa = sa.0, "sending on CHILD SA {spi_in:08x}_i");
                 self.dp.activate(spi_in);

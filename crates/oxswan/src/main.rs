@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::control::{Request, Response};
+use crate::control::{RekeyWhat, Request, Response};
 
 /// An IKEv2/IPsec VPN: the daemon and the commands that drive it.
 #[derive(Debug, Parser)]
@@ -48,6 +48,18 @@ enum Cmd {
     Down {
         /// The connection's name.
         name: String,
+    },
+    /// Replace a connection's CHILD SAs now (make before break, no packet lost), or with --ike its
+    /// IKE SA, or with --reauth authenticate again; returns once the exchanges have started.
+    Rekey {
+        /// The connection's name.
+        name: String,
+        /// Rekey the IKE SA instead (new SPIs and keys; the CHILD SAs move to it).
+        #[arg(long, conflicts_with = "reauth")]
+        ike: bool,
+        /// Reauthenticate: a new IKE SA from IKE_SA_INIT on, then the old one is deleted.
+        #[arg(long)]
+        reauth: bool,
     },
     /// Show the IKE and CHILD SAs with their traffic counters.
     Status {
@@ -128,6 +140,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Down { name } => {
             let r = control::call(&cli.socket, &Request::Down { name }, Duration::from_secs(10))?;
+            Ok(report(&r))
+        }
+        Cmd::Rekey { name, ike, reauth } => {
+            let what = match (ike, reauth) {
+                (true, _) => RekeyWhat::Ike,
+                (false, true) => RekeyWhat::Reauth,
+                (false, false) => RekeyWhat::Children,
+            };
+            let r = control::call(&cli.socket, &Request::Rekey { name, what }, Duration::from_secs(10))?;
             Ok(report(&r))
         }
         Cmd::Status { json } => {

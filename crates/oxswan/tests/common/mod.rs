@@ -315,3 +315,29 @@ impl Drop for Hosts {
 pub fn counter(status: &serde_json::Value, key: &str) -> u64 {
     status["ike_sas"][0]["children"][0][key].as_u64().unwrap()
 }
+
+/// Polls `check` every 50 ms for up to `secs` until it passes, and panics with its last complaint
+/// if it never does. For the SAs left after a stream of rekeys: a snapshot taken while an exchange
+/// is in flight rightly shows an old SA beside its replacement (make before break), so what must
+/// hold is that the two sides settle on one set, not that every instant shows one.
+pub fn settles(secs: u64, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(why) if Instant::now() >= deadline => panic!("not settled after {secs} s: {why}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// `Err(what)` unless `cond`: the complaint for [`settles`].
+pub fn holds(cond: bool, what: impl FnOnce() -> String) -> Result<(), String> {
+    if cond { Ok(()) } else { Err(what()) }
+}
+
+/// How many IKE SAs a daemon's `status --json` lists, and how many pairs its first one holds.
+pub fn sa_counts(status: &serde_json::Value) -> (usize, usize) {
+    let ike = status["ike_sas"].as_array().map_or(0, Vec::len);
+    (ike, status["ike_sas"][0]["children"].as_array().map_or(0, Vec::len))
+}
