@@ -179,6 +179,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         trap_routes: Vec::new(),
         volume_asked: HashMap::new(),
         volume_checked: Instant::now(),
+        sequence_start: sequence_start()?,
     };
     ike.set_traps();
     tracing::info!(
@@ -354,6 +355,22 @@ struct Ike {
     volume_asked: HashMap<u32, VolumeAction>,
     /// When the volume limits were last looked at.
     volume_checked: Instant,
+    /// Where new outbound SAs start numbering (tests only, see [`sequence_start`]).
+    sequence_start: Option<u64>,
+}
+
+/// `OXSWAN_TEST_SEQUENCE_START`: new outbound SAs number their packets from there, so that a test
+/// can reach the end of the sequence space (RFC 4303 §3.3.3) without sending 2^32 packets. Numbers
+/// only move forward, so no (key, nonce) pair is used twice; the cost is an earlier rekey.
+fn sequence_start() -> anyhow::Result<Option<u64>> {
+    match std::env::var("OXSWAN_TEST_SEQUENCE_START") {
+        Ok(v) => {
+            let start = v.parse().with_context(|| format!("OXSWAN_TEST_SEQUENCE_START={v:?}"))?;
+            tracing::warn!(target: "daemon", "testing: outbound ESP sequence numbers start after {start}");
+            Ok(Some(start))
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 impl Ike {
@@ -985,6 +1002,9 @@ impl Ike {
         };
         let out = OutboundSa::new(&self.provider, &params(c.spi_out, &c.encr_out, &c.integ_out))
             .map_err(|e| anyhow::anyhow!("outbound SA: {e}"))?;
+        if let Some(start) = self.sequence_start {
+            out.skip_sequence_to(start);
+        }
         let inb = InboundSa::new(
             &self.provider,
             &params(c.spi_in, &c.encr_in, &c.integ_in),

@@ -578,6 +578,51 @@ fn rekey_command_replaces_each_kind_of_sa() {
     }
 }
 
+/// The end of the sequence space (RFC 4303 §3.3.3), reached by starting the left's outbound SAs
+/// near it (`OXSWAN_TEST_SEQUENCE_START`): without ESN the pair is rekeyed at 15/16 of 2^32 and no
+/// packet is lost; with ESN the numbers run on past 2^32 and the right takes them (the high half
+/// is only in the ICV, §2.2.1). The right's window is 64 there: a fresh SA places a first number
+/// within a window of 2^32 in the epoch before the first (Appendix A2.2), so a start 300 short of
+/// 2^32 must lie below 2^32 − W.
+#[test]
+fn sequence_space_end_rekeys_and_esn_runs_past_2_pow_32() {
+    if !root_with_tools() {
+        return;
+    }
+    let soft = u64::from(u32::MAX) - (u64::from(u32::MAX) >> 4);
+    for (esn, start) in [(false, soft - 150), (true, u64::from(u32::MAX) - 300)] {
+        let mut h = Hosts::new(if esn { "oxsq1" } else { "oxsq0" });
+        let proposal = |c: String| {
+            if esn {
+                c.replace("esp_proposals = [\"aes256gcm16\"]", "esp_proposals = [\"aes256gcm16-esn\"]")
+            } else {
+                c
+            }
+        };
+        h.start_edited("right", |c| proposal(c).replace("[daemon]", "[daemon]\nreplay_window = 64"));
+        h.daemon_env.push(("OXSWAN_TEST_SEQUENCE_START".into(), start.to_string()));
+        h.start_edited("left", proposal);
+        assert!(h.ox("left", "up site").status.success(), "{}", h.log("left"));
+        let out = ok(&format!("ip netns exec {} ping -q -c 600 -i 0.01 -W 2 -I 10.1.0.1 10.2.0.1", h.ns("left")));
+        let summary = out.lines().find(|l| l.contains("packets transmitted")).unwrap_or_default().to_owned();
+        let log = h.log("left");
+        let rekeys = log.lines().filter(|l| l.contains("reached its rekey volume")).count();
+        println!("ESN {esn}, outbound sequence numbers from {start}: {rekeys} rekeys, {summary}");
+        assert!(summary.contains("600 received"), "ESN {esn}: {summary}\n{log}");
+        let s = h.status("left");
+        let proposal = s["ike_sas"][0]["children"][0]["proposal"].as_str().unwrap_or_default().to_owned();
+        if esn {
+            assert_eq!(rekeys, 0, "2^64 is far: {log}");
+            assert!(proposal.ends_with("-esn"), "{proposal}");
+            assert!(counter(&s, "packets_out") >= 600, "600 packets past 2^32 on one SA: {s}");
+        } else {
+            // 150 packets to the soft limit on each new SA: 600 pings make 3 or 4 rekeys.
+            assert!((3..=4).contains(&rekeys), "{rekeys} rekeys: {log}");
+            assert!(proposal.ends_with("-noesn"), "{proposal}");
+        }
+    }
+}
+
 /// The left's settings for fast dead peer detection: a liveness check after 1 s without traffic,
 /// retransmissions after 1 s × 1.5ⁿ, 3 of them (about 8 s until the peer is given up).
 fn fast_dpd(c: String) -> String {

@@ -46,6 +46,8 @@ pub struct Hosts {
     pub charon_extra: String,
     /// Let charon log key material (its `ike` log level 4), for decrypting captures.
     pub charon_logs_keys: bool,
+    /// Environment of the oxswan daemons started from then on.
+    pub daemon_env: Vec<(String, String)>,
 }
 
 impl Hosts {
@@ -60,6 +62,7 @@ impl Hosts {
             nat,
             charon_extra: String::new(),
             charon_logs_keys: false,
+            daemon_env: Vec::new(),
         }
     }
 
@@ -223,6 +226,7 @@ impl Hosts {
             .arg(self.sock(side))
             .args(["daemon", "--config"])
             .arg(config)
+            .envs(self.daemon_env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
