@@ -23,11 +23,11 @@ use oxswan_wire::udp_encap::with_non_esp_marker;
 
 use crate::control::{ChildStatus, IkeSaStatus, RekeyWhat, Request, Response};
 use crate::dataplane::{ChildEntry, DataPlane, TUN_MTU, Tables, Trap};
-use crate::limits::{Usage, VolumeAction, VolumeLimits, volume_due};
+use crate::limits::{Usage, VolumeAction, VolumeLimits, volume_step};
 use oxswan_io::{Tun, UdpIo};
 
 /// How often the IKE thread compares the CHILD SAs' counters with their volume limits.
-const VOLUME_CHECK: Duration = Duration::from_millis(200);
+const VOLUME_CHECK: Duration = Duration::from_millis(100);
 
 fn on_off(b: bool) -> &'static str {
     if b { "on" } else { "off" }
@@ -173,6 +173,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         dp: dp.clone(),
         waiters: Vec::new(),
         routes: HashMap::new(),
+        successors: HashMap::new(),
         keepalives: HashMap::new(),
         dpd: HashMap::new(),
         restarts: HashMap::new(),
@@ -343,6 +344,9 @@ struct Ike {
     dp: Arc<DataPlane>,
     waiters: Vec<(SaHandle, String, mpsc::Sender<Response>)>,
     routes: HashMap<u32, Vec<String>>,
+    /// Pairs (inbound SPI) of a reauthentication's responder, held back until the pair they replace
+    /// (the key) is deleted.
+    successors: HashMap<u32, u32>,
     keepalives: HashMap<SaHandle, Instant>,
     /// Dead peer detection per IKE SA: ESP packets received at the last look, when that changed,
     /// and whether a liveness check is outstanding.
@@ -386,8 +390,8 @@ impl Ike {
             let wait = self
                 .endpoint
                 .poll_timeout()
-                .map_or(Duration::from_millis(200), |t| t.saturating_duration_since(now))
-                .min(Duration::from_millis(200));
+                .map_or(VOLUME_CHECK, |t| t.saturating_duration_since(now))
+                .min(VOLUME_CHECK);
             match rx.recv_timeout(wait) {
                 Ok(Input::Datagram { local, remote, data }) => {
                     self.endpoint.handle_datagram(Instant::now(), local, remote, &data)
@@ -428,7 +432,7 @@ impl Ike {
     /// `life_bytes`/`life_packets` delete it. Once per CHILD SA and action.
     fn volume_limits(&mut self, now: Instant) {
         // The loop turns once per IKE datagram too: a flood of them must not make it walk every SA
-        // each time (at a 15/16 margin of the sequence space, 200 ms is plenty).
+        // each time (at a 15/16 margin of the sequence space, a tenth of a second is plenty).
         if now.saturating_duration_since(self.volume_checked) < VOLUME_CHECK {
             return;
         }
@@ -460,10 +464,9 @@ impl Ike {
                     seq: entry.out.sequence_number(),
                     seq_limit: entry.out.sequence_limit(),
                 };
-                let Some(action) = volume_due(&limits, &usage) else { continue };
-                if self.volume_asked.get(&spi_in) == Some(&action) {
+                let Some(action) = volume_step(&limits, &usage, self.volume_asked.get(&spi_in).copied()) else {
                     continue;
-                }
+                };
                 self.volume_asked.insert(spi_in, action);
                 let what = format!("{} octets, {} packets, sequence number {}", usage.bytes, usage.packets, usage.seq);
                 let r = match action {
@@ -911,6 +914,12 @@ impl Ike {
             Event::ChildSaDeleted { sa, spi_in, .. } => {
                 tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "CHILD SA {spi_in:08x}_i deleted");
                 self.since.remove(&(sa, Some(spi_in)));
+                // A pair held back for this one sends from now on: before this one goes, so that
+                // traffic always has a pair.
+                if let Some(next) = self.successors.remove(&spi_in) {
+                    self.dp.activate(next);
+                }
+                self.successors.retain(|_, next| *next != spi_in);
                 self.dp.remove(spi_in);
                 // A route stays while another pair (a rekey's successor) still covers its prefix.
                 for r in self.routes.remove(&spi_in).unwrap_or_default() {
@@ -1011,18 +1020,36 @@ impl Ike {
             self.config.daemon.replay_window,
         )
         .map_err(|e| anyhow::anyhow!("inbound SA: {e}"))?;
-        let name = self.endpoint.info(sa).map_or_else(|| c.name.clone(), |i| format!("{}/{}", i.name, c.name));
+        let info = self.endpoint.info(sa);
+        let name = info.as_ref().map_or_else(|| c.name.clone(), |i| format!("{}/{}", i.name, c.name));
+        let selectors = Selectors { local: c.local_ts.clone(), remote: c.remote_ts.clone() };
+        // Make before break for a reauthentication too (RFC 7296 §2.8.3): as the responder of a new
+        // IKE SA, keep sending on the old IKE SA's pair with these selectors until it goes or the peer
+        // sends on the new one. Until then the peer may not have the keys: they are in our answer.
+        let responder = info.as_ref().is_some_and(|i| !i.initiator);
+        let predecessor = (responder && c.outbound && c.replaces.is_none())
+            .then(|| {
+                let same = |e: &Arc<ChildEntry>| {
+                    e.name == name && e.selectors == selectors && e.outbound.load(Ordering::Relaxed)
+                };
+                self.dp.snapshot().into_iter().find(same).map(|e| e.inb.spi())
+            })
+            .flatten();
+        if let Some(old) = predecessor {
+            tracing::debug!(target: "ike", conn = %name, sa = sa.0, "CHILD SA {:08x}_i sends once {old:08x}_i goes or the peer uses it", c.spi_in);
+            self.successors.insert(old, c.spi_in);
+        }
         // ESP goes to the peer's NAT-T port from ours (RFC 3948); the engine floated IKE there.
         let remote = SocketAddr::new(c.remote.ip(), if c.remote.port() == 500 { 4500 } else { c.remote.port() });
         self.dp.install(ChildEntry {
             name,
             out,
             inb,
-            selectors: Selectors { local: c.local_ts.clone(), remote: c.remote_ts.clone() },
+            selectors,
             remote,
             local: c.local,
             outside: Default::default(),
-            outbound: AtomicBool::new(c.outbound),
+            outbound: AtomicBool::new(c.outbound && predecessor.is_none()),
         });
         let src = local_source(&c.local_ts);
         let mut added = Vec::new();

@@ -37,8 +37,9 @@ pub struct ChildEntry {
     pub local: SocketAddr,
     /// Authentic packets outside the selectors.
     pub outside: AtomicU64,
-    /// Whether to send on this pair: the responder of a rekey waits until the old pair is deleted
-    /// (make before break, RFC 7296 §2.8).
+    /// Whether to send on this pair. The responder of a rekey (RFC 7296 §2.8) or of a
+    /// reauthentication holds back until the old pair is deleted or the peer sends on the new one,
+    /// whichever comes first: either shows that the peer has installed it (make before break).
     pub outbound: AtomicBool,
 }
 
@@ -247,6 +248,9 @@ impl DataPlane {
         };
         let Some(child) = tables.by_spi.get(&spi) else { return };
         let Ok(opened) = child.inb.open(pkt) else { return };
+        if !child.outbound.load(Ordering::Relaxed) {
+            child.outbound.store(true, Ordering::Relaxed);
+        }
         if opened.next_header == oxswan_wire::esp::NEXT_HEADER_NONE {
             return;
         }

@@ -46,6 +46,19 @@ pub fn volume_due(limits: &VolumeLimits, usage: &Usage) -> Option<VolumeAction> 
     None
 }
 
+/// What to do now, given what was asked of this pair before (`asked`): each action once, and a
+/// rekey before a delete. The daemon looks at the counters every 100–200 ms, so a busy pair can
+/// cross its soft and its hard limit between two looks; it is then rekeyed first and deleted at the
+/// next look only if the rekey has not replaced it by then, as if the soft limit had been seen in
+/// time. (The data plane refuses to send past the last sequence number whatever happens here.)
+pub fn volume_step(limits: &VolumeLimits, usage: &Usage, asked: Option<VolumeAction>) -> Option<VolumeAction> {
+    match (volume_due(limits, usage)?, asked) {
+        (due, Some(before)) if due == before => None,
+        (VolumeAction::Delete, None) => Some(VolumeAction::Rekey),
+        (due, _) => Some(due),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +77,24 @@ mod tests {
         assert_eq!(volume_due(&l, &usage(0, 10, 10)), Some(VolumeAction::Rekey));
         assert_eq!(volume_due(&l, &usage(1100, 0, 0)), Some(VolumeAction::Delete));
         assert_eq!(volume_due(&l, &usage(0, 11, 11)), Some(VolumeAction::Delete));
+    }
+
+    #[test]
+    fn each_action_once_and_a_rekey_before_a_delete() {
+        let l = VolumeLimits { rekey_packets: 150, life_packets: 165, ..VolumeLimits::default() };
+        let rekey = Some(VolumeAction::Rekey);
+        let delete = Some(VolumeAction::Delete);
+        assert_eq!(volume_step(&l, &usage(0, 149, 149), None), None);
+        assert_eq!(volume_step(&l, &usage(0, 150, 150), None), rekey);
+        assert_eq!(volume_step(&l, &usage(0, 160, 160), rekey), None, "asked already");
+        assert_eq!(volume_step(&l, &usage(0, 165, 165), rekey), delete);
+        assert_eq!(volume_step(&l, &usage(0, 170, 170), delete), None);
+        // Both limits crossed between two looks: the rekey first, the delete at the next look.
+        assert_eq!(volume_step(&l, &usage(0, 167, 167), None), rekey);
+        assert_eq!(volume_step(&l, &usage(0, 180, 180), rekey), delete);
+        // The same at the end of the sequence space.
+        assert_eq!(volume_step(&VolumeLimits::default(), &usage(0, 0, U32), None), rekey);
+        assert_eq!(volume_step(&VolumeLimits::default(), &usage(0, 0, U32), rekey), delete);
     }
 
     #[test]

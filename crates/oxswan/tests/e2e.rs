@@ -476,8 +476,8 @@ fn child_rekeys_under_traffic_lose_nothing() {
 /// A second child on both sides (10.1.0.2 ↔ 10.2.0.2, with PFS), made with its own CREATE_CHILD_SA
 /// (RFC 7296 §1.3.1); the first child rekeyed every 150 packets (`rekey_packets`); the IKE SA
 /// reauthenticated every 8 s (`reauth_time`), make before break. 2000 pings a pair: the counts are
-/// printed; no ping is lost to the volume rekeys, and at most a couple to each reauthentication (a
-/// new IKE SA, whose first packets from the responder may beat the IKE_AUTH answer).
+/// printed, and no ping is lost: neither to the volume rekeys nor to a reauthentication, whose
+/// responder keeps sending on the old pairs until the initiator shows it has the new ones.
 #[test]
 fn second_child_volume_rekeys_and_reauthentication() {
     if !root_with_tools() {
@@ -527,7 +527,11 @@ fn second_child_volume_rekeys_and_reauthentication() {
     );
     assert!(volume >= 5, "{volume} volume rekeys\n{log}");
     assert!(reauths >= 2 && replaced >= 2, "{reauths} reauthentications, {replaced} replaced\n{log}");
-    assert!(a >= 2000 - 2 * reauths as u32 && b >= 2000 - 2 * reauths as u32, "net {a}, net2 {b}\n{first}\n{second}");
+    assert!(
+        a == 2000 && b == 2000,
+        "net {a}, net2 {b}\n{first}\n{second}\n--- left\n{log}\n--- right\n{}",
+        h.log("right")
+    );
     settles(10, || {
         let (l, r) = (h.status("left"), h.status("right"));
         holds(sa_counts(&l) == (1, 2) && sa_counts(&r) == (1, 2), || format!("one IKE SA and two pairs:\n{l}\n{r}"))
@@ -659,7 +663,7 @@ fn dead_peer_is_detected_and_the_tunnel_restarts() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let detected = killed.elapsed();
-    // dpd_delay 1 s, then 1 + 1.5 + 2.25 + 3.4 s of retransmissions, and the daemon's 200 ms tick.
+    // dpd_delay 1 s, then 1 + 1.5 + 2.25 + 3.4 s of retransmissions, and the daemon's 100 ms tick.
     assert!(detected <= Duration::from_secs(12), "detected after {detected:?}");
     assert!(h.status("left")["ike_sas"].as_array().unwrap().is_empty());
     assert!(!ok(&format!("ip -n {} route", h.ns("left"))).contains("oxswan0"), "route removed");
