@@ -43,6 +43,10 @@ pub struct Stats {
 /// How long a failed reauthentication waits before the next try.
 const REAUTH_RETRY: core::time::Duration = core::time::Duration::from_secs(10);
 
+/// How long the peer has to delete the redundant SA of a simultaneous IKE rekey it initiated
+/// (§2.8.2) before it ends by itself: a few of the peer's retransmissions of its request.
+const REDUNDANT_GRACE: core::time::Duration = core::time::Duration::from_secs(15);
+
 /// All IKE SAs of a daemon.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -352,6 +356,14 @@ impl Endpoint {
             self.by_spi.insert(sa.local_spi(), handle);
             self.sas.insert(handle, sa);
             self.settle(now, handle);
+        }
+        for spi in core::mem::take(&mut self.out.redundant) {
+            if let Some(h) = self.by_spi.get(&spi).copied() {
+                if let Some(sa) = self.sas.get_mut(&h) {
+                    sa.await_peer_delete(later(now, REDUNDANT_GRACE));
+                }
+                self.settle(now, h);
+            }
         }
         let Some((spi, inheritance)) = self.out.inherit.take() else { return };
         let heir = self.by_spi.get(&spi).copied().filter(|h| self.sas.get(h).is_some_and(IkeSa::is_established));

@@ -69,6 +69,9 @@ pub(crate) struct Outbox {
     pub spawned: Vec<IkeSa>,
     /// The CHILD SAs of the SA being handled, for the IKE SA with this (local) SPI that replaces it.
     pub inherit: Option<(IkeSpi, ike_rekey::Inheritance)>,
+    /// IKE SAs (by our SPI) that the peer's side of a simultaneous rekey made and that lost
+    /// (§2.8.2): the peer should delete them, and they end by themselves if it does not.
+    pub redundant: Vec<IkeSpi>,
 }
 
 /// What an exchange needs from the endpoint.

@@ -386,6 +386,49 @@ fn simultaneous_ike_rekeys_leave_one_ike_sa_with_the_children() {
     assert!(ours_won > 0 && theirs_won > 0, "both outcomes of the nonce rule: {ours_won} / {theirs_won}");
 }
 
+/// §2.8.2 with a loss: the IKE SA rekeys cross, and alice's answer to bob's request is lost. When
+/// alice's own SA wins she deletes the old SA, and bob, who never got her answer, drops his exchange:
+/// the SA alice made for it is redundant and nobody will delete it for her. She ends it herself
+/// after a grace period; whichever SA wins, both sides end with one IKE SA and the CHILD SA.
+#[test]
+fn simultaneous_ike_rekeys_with_a_lost_answer_leave_one_ike_sa() {
+    let (mut ours_won, mut theirs_won) = (0, 0);
+    for seed in 0..16 {
+        let link = Link { latency: Duration::from_millis(50), ..Link::default() };
+        let mut sim = pair(seed, link, ike_rekeying(alice_psk(), 10_000), ike_rekeying(bob_psk(), 10_050));
+        initiate(&mut sim);
+        assert!(sim.run_until(Duration::from_secs(5), both_up));
+        let (a0, b0) = one_live_pair(&mut sim);
+        let first = info(&mut sim, ALICE_IP);
+        let mut dropped = false;
+        // Alice is the original initiator: her messages carry the Initiator flag.
+        sim.drop_filter = Some(Box::new(move |_, d| {
+            let Ok(h) = oxswan_wire::Header::parse(d) else { return false };
+            let hit = !dropped
+                && h.exchange_type == oxswan_wire::ExchangeType::CREATE_CHILD_SA
+                && h.flags.response()
+                && h.flags.initiator();
+            dropped |= hit;
+            hit
+        }));
+        sim.advance(Duration::from_secs(11));
+        sim.advance(Duration::from_secs(30));
+        assert!(one_ike_sa(&mut sim), "seed {seed}: one IKE SA, the same on both sides");
+        let now = info(&mut sim, ALICE_IP);
+        assert_ne!(now.spi_i, first.spi_i, "seed {seed}: a new IKE SA");
+        assert_eq!(one_live_pair(&mut sim), (a0, b0), "seed {seed}: the CHILD SA moved along unchanged");
+        for ip in [ALICE_IP, BOB_IP] {
+            assert!(deleted(sim.events(ip)).is_empty(), "seed {seed} {ip}: no CHILD SA lost");
+            let other_down =
+                |e: &Event| matches!(e, Event::IkeSaDown { reason, .. } if *reason != oxswan_ike::DownReason::Rekeyed);
+            assert!(!has_event(sim.events(ip), other_down), "seed {seed} {ip}: only rekeyed SAs ended");
+        }
+        if now.initiator { ours_won += 1 } else { theirs_won += 1 }
+    }
+    println!("alice's SA survived {ours_won} times, bob's {theirs_won}");
+    assert!(ours_won > 0 && theirs_won > 0, "both outcomes of the nonce rule: {ours_won} / {theirs_won}");
+}
+
 /// §2.25: alice rekeys the IKE SA while bob rekeys the CHILD SA. Whichever request is refused with
 /// TEMPORARY_FAILURE is retried; in the end one IKE SA and one pair, the IKE SA new.
 #[test]

@@ -162,6 +162,16 @@ impl IkeSa {
         self.collisions.extend(from.collisions);
     }
 
+    /// This SA, made by the peer's side of a simultaneous rekey, lost (§2.8.2). Its initiator, the
+    /// peer, deletes it once its exchange completes; but if our answer was lost and our DELETE of the
+    /// old SA reached the peer first, the peer dropped its exchange and never will. So it ends at
+    /// `at` unless the peer deleted it before: one DELETE, no CHILD SA lost (it has none).
+    pub(crate) fn await_peer_delete(&mut self, at: Instant) {
+        if self.rekeyed && self.children.is_empty() {
+            self.ike_timers = IkeTimers { expire: Some(at), ..IkeTimers::default() };
+        }
+    }
+
     /// The peer deletes this IKE SA while a simultaneous rekey is unresolved: it initiated the new SA
     /// that survives (§2.8.2), so the CHILD SAs go there.
     pub(super) fn peer_deletes_rekeyed(&mut self, ctx: &mut Ctx<'_>) {
@@ -385,6 +395,7 @@ impl IkeSa {
                 self.bequeath(ctx, c.theirs);
                 return;
             }
+            ctx.out.redundant.push(c.theirs);
         }
         ctx.out.spawned.push(new);
         self.bequeath(ctx, offer.spi);
