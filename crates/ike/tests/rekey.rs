@@ -311,6 +311,18 @@ fn ike_rekeying(mut p: PeerConfig, millis: u64) -> PeerConfig {
     p
 }
 
+/// Both sides rekey the IKE SA every 10 s, timed to cross; the SA up, its pair, and its info.
+fn ike_crossing(seed: u64) -> (Sim, (ChildSa, ChildSa), oxswan_ike::IkeSaInfo) {
+    let link = Link { latency: Duration::from_millis(50), ..Link::default() };
+    // Bob's IKE SA is up one latency before alice's: his timer runs that much longer.
+    let mut sim = pair(seed, link, ike_rekeying(alice_psk(), 10_000), ike_rekeying(bob_psk(), 10_050));
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let pair = one_live_pair(&mut sim);
+    let first = info(&mut sim, ALICE_IP);
+    (sim, pair, first)
+}
+
 fn count(events: &[Event], f: impl Fn(&Event) -> bool) -> usize {
     events.iter().filter(|e| f(e)).count()
 }
@@ -333,13 +345,7 @@ fn one_ike_sa(sim: &mut Sim) -> bool {
 fn simultaneous_ike_rekeys_leave_one_ike_sa_with_the_children() {
     let (mut collided, mut ours_won, mut theirs_won) = (0, 0, 0);
     for seed in 0..24 {
-        let link = Link { latency: Duration::from_millis(50), ..Link::default() };
-        // Bob's IKE SA is up one latency before alice's: his timer runs that much longer.
-        let mut sim = pair(seed, link, ike_rekeying(alice_psk(), 10_000), ike_rekeying(bob_psk(), 10_050));
-        initiate(&mut sim);
-        assert!(sim.run_until(Duration::from_secs(5), both_up));
-        let (a0, b0) = one_live_pair(&mut sim);
-        let first = info(&mut sim, ALICE_IP);
+        let (mut sim, (a0, b0), first) = ike_crossing(seed);
         sim.advance(Duration::from_secs(11));
         assert!(one_ike_sa(&mut sim), "seed {seed}: one IKE SA, the same on both sides");
         let now = info(&mut sim, ALICE_IP);
@@ -394,12 +400,7 @@ fn simultaneous_ike_rekeys_leave_one_ike_sa_with_the_children() {
 fn simultaneous_ike_rekeys_with_a_lost_answer_leave_one_ike_sa() {
     let (mut ours_won, mut theirs_won) = (0, 0);
     for seed in 0..16 {
-        let link = Link { latency: Duration::from_millis(50), ..Link::default() };
-        let mut sim = pair(seed, link, ike_rekeying(alice_psk(), 10_000), ike_rekeying(bob_psk(), 10_050));
-        initiate(&mut sim);
-        assert!(sim.run_until(Duration::from_secs(5), both_up));
-        let (a0, b0) = one_live_pair(&mut sim);
-        let first = info(&mut sim, ALICE_IP);
+        let (mut sim, (a0, b0), first) = ike_crossing(seed);
         let mut dropped = false;
         // Alice is the original initiator: her messages carry the Initiator flag.
         sim.drop_filter = Some(Box::new(move |_, d| {
