@@ -698,6 +698,18 @@ fn every_ike_proposal_with_every_esp_proposal() {
     run("oix", &cells);
 }
 
+/// Starts charon on the right with `ch` and oxswan on the left with `ox`, brings the tunnel up from
+/// the left, and sends `count` pings through it at 50 a second; ping's summary line.
+fn up_and_ping(h: &mut Hosts, ox: &str, ch: &str, files: &[(&str, Vec<u8>)], count: u32) -> String {
+    h.start_charon("right", ch, files);
+    h.start_text("left", ox);
+    let up = h.ox("left", "up site");
+    let why = || format!("{}\n{}\n{}", String::from_utf8_lossy(&up.stderr), h.log("left"), h.charon_log("right"));
+    assert!(up.status.success(), "{}", why());
+    let out = ok(&format!("ip netns exec {} ping -q -c {count} -i 0.02 -W 2 -I 10.1.0.1 10.2.0.1", h.ns("left")));
+    out.lines().find(|l| l.contains("packets transmitted")).unwrap_or_default().to_owned()
+}
+
 /// CHILD SA (every second) and IKE SA (every 3 s) rekeying with charon, each side initiating the
 /// rekeys in turn, with PFS (a new X25519 exchange in every CREATE_CHILD_SA): 50 pings a second for
 /// 24 s cross the tunnel; at least 20 CHILD and 5 IKE rekeys, and no ping lost.
@@ -728,18 +740,7 @@ fn child_rekeys_with_charon_lose_nothing() {
                 )
                 .replace("  version = 2\n", "  version = 2\n  rekey_time = 3s\n  over_time = 10s\n  rand_time = 0s\n");
         }
-        h.start_charon("right", &ch, &files);
-        h.start_text("left", &ox);
-        let up = h.ox("left", "up site");
-        assert!(
-            up.status.success(),
-            "{}\n{}\n{}",
-            String::from_utf8_lossy(&up.stderr),
-            h.log("left"),
-            h.charon_log("right")
-        );
-        let out = ok(&format!("ip netns exec {} ping -q -c 1200 -i 0.02 -W 2 -I 10.1.0.1 10.2.0.1", h.ns("left")));
-        let summary = out.lines().find(|l| l.contains("packets transmitted")).unwrap_or_default().to_owned();
+        let summary = up_and_ping(&mut h, &ox, &ch, &files, 1200);
         let log = h.log("left");
         let child = log.matches("CHILD SA net rekeyed").count();
         let ike = log.matches("IKE SA rekeyed").count();
@@ -758,6 +759,44 @@ fn child_rekeys_with_charon_lose_nothing() {
             holds(sas.contains("X25519") || sas.contains("CURVE_25519"), || format!("{rekeyer:?}: no PFS: {sas}"))?;
             let s = h.status("left");
             holds(sa_counts(&s) == (1, 1), || format!("{rekeyer:?}: oxswan should hold one IKE SA and one pair: {s}"))
+        });
+    }
+}
+
+/// Reauthentication with charon (RFC 7296 §2.8.3), each side initiating it every 4 s, make before
+/// break (charon's `make_before_break = yes`): a new IKE SA from IKE_SA_INIT on with a new CHILD SA,
+/// then the old one deleted. 50 pings a second for 12 s; the reauthentications and the lost pings
+/// are counted, and both sides end with one IKE SA and one CHILD SA.
+#[test]
+fn reauthentication_with_charon_both_ways() {
+    if !ready() {
+        return;
+    }
+    for (i, reauthenticator) in [Who::Oxswan, Who::Charon].into_iter().enumerate() {
+        let mut h = Hosts::new(&format!("oia{i}"));
+        let cell = cell(Who::Oxswan, Auth::Psk, GCM, "aes256gcm16", false, true);
+        let mut ox = oxswan_config(&h, &cell, "left", None);
+        let (mut ch, files) = charon_config(&h, &cell, "right", None);
+        if reauthenticator == Who::Oxswan {
+            ox = ox.replace("[connections.site.local]", "reauth_time = \"4s\"\n\n[connections.site.local]");
+        } else {
+            h.charon_extra = "make_before_break = yes".into();
+            ch = ch
+                .replace("  version = 2\n", "  version = 2\n  reauth_time = 4s\n  rand_time = 0s\n  over_time = 10s\n");
+        }
+        let summary = up_and_ping(&mut h, &ox, &ch, &files, 600);
+        let log = h.log("left");
+        let reauths = log.matches("IKE SA established").count().saturating_sub(1);
+        let logs = || format!("--- oxswan\n{}\n--- charon\n{}", h.log("left"), h.charon_log("right"));
+        println!("{reauthenticator:?} reauthenticates: {reauths} new IKE SAs, {summary}");
+        assert!(reauths >= 2, "{reauthenticator:?}: {reauths} reauthentications\n{}", logs());
+        assert!(summary.contains(" 600 received"), "{reauthenticator:?}: {summary}\n{}", logs());
+        settles(10, || {
+            let sas = String::from_utf8_lossy(&h.swanctl("right", "--list-sas").stdout).into_owned();
+            let one = |state: &str| sas.matches(state).count() == 1;
+            holds(one("INSTALLED") && one("ESTABLISHED"), || format!("charon: {sas}"))?;
+            let s = h.status("left");
+            holds(sa_counts(&s) == (1, 1), || format!("oxswan: {s}"))
         });
     }
 }
