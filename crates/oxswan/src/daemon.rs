@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, mpsc};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
@@ -23,6 +23,7 @@ use oxswan_wire::udp_encap::with_non_esp_marker;
 
 use crate::control::{ChildStatus, IkeSaStatus, RekeyWhat, Request, Response};
 use crate::dataplane::{ChildEntry, DataPlane, TUN_MTU, Tables, Trap};
+use crate::early::{EARLY_BYTES, EARLY_SLOTS, EarlyEsp};
 use crate::limits::{Usage, VolumeAction, VolumeLimits, volume_step};
 use oxswan_io::{Tun, UdpIo};
 
@@ -123,6 +124,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         keepalives: Default::default(),
         traps: RwLock::new(Vec::new()),
         ike: tx.clone(),
+        early: Mutex::new(EarlyEsp::new(EARLY_SLOTS, EARLY_BYTES)),
     });
 
     if let Some(dir) = socket_path.parent() {
@@ -1041,7 +1043,7 @@ impl Ike {
         }
         // ESP goes to the peer's NAT-T port from ours (RFC 3948); the engine floated IKE there.
         let remote = SocketAddr::new(c.remote.ip(), if c.remote.port() == 500 { 4500 } else { c.remote.port() });
-        self.dp.install(ChildEntry {
+        let entry = self.dp.install(ChildEntry {
             name,
             out,
             inb,
@@ -1062,6 +1064,7 @@ impl Ike {
             }
         }
         self.routes.insert(c.spi_in, added);
+        self.dp.deliver_early(&entry);
         Ok(())
     }
 }

@@ -4,17 +4,21 @@
 //! segments, which are sealed in place and leave in one GSO send per peer; a receive on the NAT-T
 //! socket yields a run the kernel coalesced, whose inner packets go to the TUN device coalesced
 //! again. The SA tables are read-mostly: the IKE thread replaces entries behind an `RwLock` and the
-//! packet threads take the read lock once per batch. Nothing is allocated per packet.
+//! packet threads take the read lock once per batch. Nothing is allocated per packet. ESP for an
+//! SPI not installed yet waits a moment in a preallocated ring ([`EarlyEsp`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, mpsc};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::time::Instant;
 
 use oxswan_esp::{HEADROOM, InboundSa, OutboundSa, PacketInfo, Selectors, TAILROOM};
 use oxswan_io::udp::{MAX_GSO_BYTES, MAX_SEGMENTS};
 use oxswan_io::{RecvScratch, Tun, TunRx, TunTx, UdpIo};
 use oxswan_wire::udp_encap::{Udp4500, classify};
+
+use crate::early::{EARLY_AGE, EarlyEsp};
 
 /// The TUN device's MTU: 1500 on the wire less the worst ESP-in-UDP overhead we send (IPv4 20,
 /// UDP 8, ESP header and IV 16–24, padding, trailer and ICV up to 34).
@@ -81,6 +85,8 @@ pub struct DataPlane {
     pub traps: RwLock<Vec<Arc<Trap>>>,
     /// Where trap triggers go (the IKE thread).
     pub ike: mpsc::Sender<crate::daemon::Input>,
+    /// ESP that came before its SA.
+    pub early: Mutex<EarlyEsp>,
 }
 
 impl DataPlane {
@@ -89,11 +95,25 @@ impl DataPlane {
     }
 
     /// Installs a CHILD SA pair.
-    pub fn install(&self, entry: ChildEntry) {
+    pub fn install(&self, entry: ChildEntry) -> Arc<ChildEntry> {
         let entry = Arc::new(entry);
         let mut t = self.tables.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         t.by_spi.insert(entry.inb.spi(), entry.clone());
-        t.children.push(entry);
+        t.children.push(entry.clone());
+        entry
+    }
+
+    /// Delivers what the peer sent on a pair before it was installed (see [`EarlyEsp`]); once the
+    /// routes are there too, so that the answers find their way back.
+    pub fn deliver_early(&self, entry: &ChildEntry) {
+        let mut tx = TunTx::default();
+        let mut early = self.early.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        early.take(Instant::now(), entry.inb.spi(), EARLY_AGE, |pkt| self.deliver(entry, pkt, &mut tx));
+        drop(early);
+        if !tx.is_empty() {
+            tracing::info!(target: "dataplane", "{}: delivered {} packet(s) that came before the SA", entry.name, tx.len());
+            self.write_tun(&mut tx);
+        }
     }
 
     /// Removes a CHILD SA pair by inbound SPI.
@@ -246,7 +266,16 @@ impl DataPlane {
             Some([a, b, c, d]) => u32::from_be_bytes([*a, *b, *c, *d]),
             _ => return,
         };
-        let Some(child) = tables.by_spi.get(&spi) else { return };
+        let Some(child) = tables.by_spi.get(&spi) else {
+            let now = Instant::now();
+            self.early.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keep(now, spi, pkt);
+            return;
+        };
+        self.deliver(child, pkt, tx);
+    }
+
+    /// Opens an ESP packet of `child` and queues its inner packet for the TUN device.
+    fn deliver(&self, child: &ChildEntry, pkt: &mut [u8], tx: &mut TunTx) {
         let Ok(opened) = child.inb.open(pkt) else { return };
         if !child.outbound.load(Ordering::Relaxed) {
             child.outbound.store(true, Ordering::Relaxed);

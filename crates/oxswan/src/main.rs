@@ -4,6 +4,7 @@
 mod control;
 mod daemon;
 mod dataplane;
+mod early;
 mod limits;
 mod peers;
 

@@ -107,6 +107,41 @@ fn nft(ns: &str, script: &str) {
     assert!(c.wait().unwrap().success(), "nft: {script}");
 }
 
+/// ESP that comes before its SA is kept for a moment: the right's first IKE_AUTH answer is lost,
+/// so the right (which installed its CHILD SA when it answered) pings the left over an SA the left
+/// learns of only from the retransmitted answer a second later. The pings sent meanwhile are
+/// answered once the left installs the SA, not lost.
+#[test]
+fn esp_before_its_sa_is_delivered_once_the_sa_is_installed() {
+    if !root_with_tools() {
+        return;
+    }
+    let mut h = Hosts::new("oxea");
+    h.start("right");
+    h.start_edited("left", |c| c.replace("tun = \"oxswan0\"", "tun = \"oxswan0\"\nretransmit_timeout = \"1s\""));
+    // IKE behind the non-ESP marker (RFC 3948 §2.2): exchange type IKE_AUTH (35) at octet 18 of the
+    // IKE header, the Response flag (0x20) at octet 19.
+    nft(
+        &h.ns("right"),
+        "table inet lose {\n chain out {\n  type filter hook output priority 0;\n  \
+         udp sport 4500 @th,64,32 0 @th,240,8 35 @th,248,8 & 0x20 == 0x20 drop\n }\n}\n",
+    );
+    let up = format!("ip netns exec {} {OX} --socket {} up site", h.ns("left"), h.sock("left").display());
+    let up = std::thread::spawn(move || sh(&up));
+    settles(5, || holds(sa_counts(&h.status("right")) == (1, 1), || "the right answered".into()));
+    let ping = format!("ip netns exec {} ping -c 4 -i 0.2 -W 5 -I 10.2.0.1 10.1.0.1", h.ns("right"));
+    let ping = std::thread::spawn(move || sh(&ping));
+    std::thread::sleep(Duration::from_millis(300));
+    ok(&format!("ip netns exec {} nft delete table inet lose", h.ns("right")));
+    assert!(up.join().unwrap().status.success(), "{}", h.log("left"));
+    let out = String::from_utf8_lossy(&ping.join().unwrap().stdout).into_owned();
+    let log = h.log("left");
+    let early = log.lines().find(|l| l.contains("came before the SA")).unwrap_or_default().to_owned();
+    println!("{early}; ping: {}", out.lines().find(|l| l.contains("transmitted")).unwrap_or_default());
+    assert!(!early.is_empty(), "no ESP came before the SA: the test did not test it\n{log}");
+    assert!(out.contains("4 received"), "{out}\n{log}");
+}
+
 #[test]
 fn replayed_and_corrupted_esp_are_dropped_and_counted() {
     if !root_with_tools() {

@@ -788,7 +788,10 @@ fn reauthentication_with_charon_both_ways() {
         let log = h.log("left");
         let reauths = log.matches("IKE SA established").count().saturating_sub(1);
         let logs = || format!("--- oxswan\n{}\n--- charon\n{}", h.log("left"), h.charon_log("right"));
-        println!("{reauthenticator:?} reauthenticates: {reauths} new IKE SAs, {summary}");
+        let early = log.matches("came before the SA").count();
+        println!(
+            "{reauthenticator:?} reauthenticates: {reauths} new IKE SAs ({early} with ESP before its SA), {summary}"
+        );
         assert!(reauths >= 2, "{reauthenticator:?}: {reauths} reauthentications\n{}", logs());
         assert!(summary.contains(" 600 received"), "{reauthenticator:?}: {summary}\n{}", logs());
         settles(10, || {
