@@ -23,7 +23,7 @@ use oxswan_wire::udp_encap::with_non_esp_marker;
 
 use crate::control::{ChildStatus, IkeSaStatus, RekeyWhat, Request, Response};
 use crate::dataplane::{ChildEntry, DataPlane, TUN_MTU, Tables, Trap};
-use crate::early::{EARLY_BYTES, EARLY_SLOTS, EarlyEsp};
+use crate::early::{EARLY_BYTES, EARLY_SLOTS, PacketRing};
 use crate::limits::{Usage, VolumeAction, VolumeLimits, volume_step};
 use oxswan_io::{Tun, UdpIo};
 
@@ -124,7 +124,8 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         keepalives: Default::default(),
         traps: RwLock::new(Vec::new()),
         ike: tx.clone(),
-        early: Mutex::new(EarlyEsp::new(EARLY_SLOTS, EARLY_BYTES)),
+        early: Mutex::new(PacketRing::new(EARLY_SLOTS, EARLY_BYTES)),
+        held: Mutex::new(PacketRing::new(EARLY_SLOTS, EARLY_BYTES)),
     });
 
     if let Some(dir) = socket_path.parent() {

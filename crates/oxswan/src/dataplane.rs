@@ -5,7 +5,8 @@
 //! socket yields a run the kernel coalesced, whose inner packets go to the TUN device coalesced
 //! again. The SA tables are read-mostly: the IKE thread replaces entries behind an `RwLock` and the
 //! packet threads take the read lock once per batch. Nothing is allocated per packet. ESP for an
-//! SPI not installed yet waits a moment in a preallocated ring ([`EarlyEsp`]).
+//! SPI not installed yet, and cleartext a trap caught, wait a moment in preallocated rings
+//! ([`PacketRing`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -18,7 +19,7 @@ use oxswan_io::udp::{MAX_GSO_BYTES, MAX_SEGMENTS};
 use oxswan_io::{RecvScratch, Tun, TunRx, TunTx, UdpIo};
 use oxswan_wire::udp_encap::{Udp4500, classify};
 
-use crate::early::{EARLY_AGE, EarlyEsp};
+use crate::early::{EARLY_AGE, HELD_AGE, PacketRing};
 
 /// The TUN device's MTU: 1500 on the wire less the worst ESP-in-UDP overhead we send (IPv4 20,
 /// UDP 8, ESP header and IV 16–24, padding, trailer and ICV up to 34).
@@ -85,8 +86,10 @@ pub struct DataPlane {
     pub traps: RwLock<Vec<Arc<Trap>>>,
     /// Where trap triggers go (the IKE thread).
     pub ike: mpsc::Sender<crate::daemon::Input>,
-    /// ESP that came before its SA.
-    pub early: Mutex<EarlyEsp>,
+    /// ESP that came before its SA, by SPI.
+    pub early: Mutex<PacketRing>,
+    /// Cleartext a trap caught, for the SA the trap brings up.
+    pub held: Mutex<PacketRing>,
 }
 
 impl DataPlane {
@@ -103,16 +106,54 @@ impl DataPlane {
         entry
     }
 
-    /// Delivers what the peer sent on a pair before it was installed (see [`EarlyEsp`]); once the
-    /// routes are there too, so that the answers find their way back.
+    /// Delivers what the peer sent on a pair before it was installed, and sends on it what a trap
+    /// held for it (see [`PacketRing`]); once the routes are there too, so that answers find
+    /// their way back.
     pub fn deliver_early(&self, entry: &ChildEntry) {
+        let now = Instant::now();
         let mut tx = TunTx::default();
+        let spi = entry.inb.spi();
         let mut early = self.early.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        early.take(Instant::now(), entry.inb.spi(), EARLY_AGE, |pkt| self.deliver(entry, pkt, &mut tx));
+        early.take(now, EARLY_AGE, |key, pkt| {
+            let ours = key == spi;
+            if ours {
+                self.deliver(entry, pkt, &mut tx);
+            }
+            ours
+        });
         drop(early);
         if !tx.is_empty() {
             tracing::info!(target: "dataplane", "{}: delivered {} packet(s) that came before the SA", entry.name, tx.len());
             self.write_tun(&mut tx);
+        }
+        if !entry.outbound.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut sent = 0;
+        let mut out = GsoBatch::default();
+        let mut buf = Vec::new();
+        let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        held.take(now, HELD_AGE, |_, pkt| {
+            let Some(info) = PacketInfo::parse(pkt).filter(|i| entry.selectors.allows_outbound(i)) else {
+                return false;
+            };
+            buf.clear();
+            buf.resize(HEADROOM, 0);
+            buf.extend_from_slice(pkt);
+            buf.resize(HEADROOM + pkt.len() + TAILROOM, 0);
+            let next_header = if info.src.is_ipv4() { 4 } else { 41 };
+            if let Ok(range) = entry.out.seal(&mut buf, HEADROOM..HEADROOM + pkt.len(), next_header) {
+                if let Some(esp) = buf.get(range) {
+                    out.push(&self.natt, entry.local.ip(), entry.remote, esp);
+                    sent += 1;
+                }
+            }
+            true
+        });
+        drop(held);
+        out.flush(&self.natt);
+        if sent > 0 {
+            tracing::info!(target: "dataplane", "{}: sent {sent} packet(s) held while the connection came up", entry.name);
         }
     }
 
@@ -164,7 +205,15 @@ impl DataPlane {
                     {
                         Some(c) => c,
                         None => {
-                            self.trap(&info);
+                            if self.trap(&info) {
+                                if let Some(pkt) = buf.get(inner.clone()) {
+                                    let now = Instant::now();
+                                    self.held
+                                        .lock()
+                                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                        .keep(now, 0, pkt);
+                                }
+                            }
                             continue;
                         }
                     },
@@ -244,15 +293,15 @@ impl DataPlane {
         }
     }
 
-    /// A packet no SA takes: if a trap covers it, ask the IKE thread once to connect (the packet is
-    /// dropped; the sender's retransmissions or the next packets will go through the new SA).
-    fn trap(&self, info: &PacketInfo) {
+    /// A packet no SA takes: if a trap covers it, ask the IKE thread once to connect, and say so:
+    /// the caller holds the packet for the new SA (bounded: the ring overwrites the oldest).
+    fn trap(&self, info: &PacketInfo) -> bool {
         let traps = self.traps.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(t) = traps.iter().find(|t| t.selectors.allows_outbound(info)) {
-            if !t.fired.swap(true, Ordering::Relaxed) {
-                let _ = self.ike.send(crate::daemon::Input::Trap(t.name.clone()));
-            }
+        let Some(t) = traps.iter().find(|t| t.selectors.allows_outbound(info)) else { return false };
+        if !t.fired.swap(true, Ordering::Relaxed) {
+            let _ = self.ike.send(crate::daemon::Input::Trap(t.name.clone()));
         }
+        true
     }
 
     fn write_tun(&self, tx: &mut TunTx) {
