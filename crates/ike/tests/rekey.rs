@@ -220,10 +220,15 @@ fn rekeys_converge_on_a_lossy_link() {
 /// latency. Bob installs the first pair one latency before alice, so his timer runs that much longer
 /// and a request of alice's at 10 s is on the wire together with his.
 fn crossing(seed: u64, alice: PeerConfig) -> Sim {
-    let link = Link { latency: Duration::from_millis(50), ..Link::default() };
     let mut bob = bob_psk();
     bob.children[0].lifetime =
         ChildLifetime { rekey_time: Some(Duration::from_millis(10_050)), rand_time: Duration::ZERO, life_time: None };
+    up_over_50ms(seed, alice, bob)
+}
+
+/// Alice and bob on a link with 50 ms latency, the first IKE SA and pair up.
+fn up_over_50ms(seed: u64, alice: PeerConfig, bob: PeerConfig) -> Sim {
+    let link = Link { latency: Duration::from_millis(50), ..Link::default() };
     let mut sim = pair(seed, link, alice, bob);
     initiate(&mut sim);
     assert!(sim.run_until(Duration::from_secs(5), both_up));
@@ -313,11 +318,8 @@ fn ike_rekeying(mut p: PeerConfig, millis: u64) -> PeerConfig {
 
 /// Both sides rekey the IKE SA every 10 s, timed to cross; the SA up, its pair, and its info.
 fn ike_crossing(seed: u64) -> (Sim, (ChildSa, ChildSa), oxswan_ike::IkeSaInfo) {
-    let link = Link { latency: Duration::from_millis(50), ..Link::default() };
     // Bob's IKE SA is up one latency before alice's: his timer runs that much longer.
-    let mut sim = pair(seed, link, ike_rekeying(alice_psk(), 10_000), ike_rekeying(bob_psk(), 10_050));
-    initiate(&mut sim);
-    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let mut sim = up_over_50ms(seed, ike_rekeying(alice_psk(), 10_000), ike_rekeying(bob_psk(), 10_050));
     let pair = one_live_pair(&mut sim);
     let first = info(&mut sim, ALICE_IP);
     (sim, pair, first)
@@ -461,10 +463,7 @@ fn ike_rekey_colliding_with_a_child_rekey_converges() {
 #[test]
 fn child_rekey_colliding_with_its_delete_leaves_nothing_behind() {
     for seed in 0..12 {
-        let link = Link { latency: Duration::from_millis(50), ..Link::default() };
-        let mut sim = pair(seed, link, rekeying(alice_psk(), 10), bob_psk());
-        initiate(&mut sim);
-        assert!(sim.run_until(Duration::from_secs(5), both_up));
+        let mut sim = up_over_50ms(seed, rekeying(alice_psk(), 10), bob_psk());
         let (_, b) = one_live_pair(&mut sim);
         // Bob's DELETE leaves as alice's timer fires: the two requests cross.
         sim.advance(Duration::from_millis(9_980));
@@ -656,10 +655,7 @@ fn reauthentication_replaces_the_ike_sa_and_its_children_make_before_break() {
 #[test]
 fn ike_rekey_colliding_with_its_delete_leaves_nothing_behind() {
     for seed in 0..12 {
-        let link = Link { latency: Duration::from_millis(50), ..Link::default() };
-        let mut sim = pair(seed, link, ike_rekeying(alice_psk(), 10_000), bob_psk());
-        initiate(&mut sim);
-        assert!(sim.run_until(Duration::from_secs(5), both_up));
+        let mut sim = up_over_50ms(seed, ike_rekeying(alice_psk(), 10_000), bob_psk());
         sim.advance(Duration::from_millis(9_980));
         let (t, sa) = (sim.now, sim.ep(BOB_IP).established()[0]);
         sim.ep(BOB_IP).delete_ike(t, sa).unwrap();

@@ -710,6 +710,20 @@ fn up_and_ping(h: &mut Hosts, ox: &str, ch: &str, files: &[(&str, Vec<u8>)], cou
     out.lines().find(|l| l.contains("packets transmitted")).unwrap_or_default().to_owned()
 }
 
+/// Waits up to 10 s for a moment when charon (right) lists one IKE SA and one CHILD SA, neither of
+/// them being rekeyed, that pass `also`, and oxswan (left) holds one IKE SA with one pair.
+fn settles_to_one_pair(h: &Hosts, what: &str, also: impl Fn(&str) -> bool) {
+    settles(10, || {
+        let sas = String::from_utf8_lossy(&h.swanctl("right", "--list-sas").stdout).into_owned();
+        let one = |state: &str| sas.matches(state).count() == 1;
+        holds(one("INSTALLED") && one("ESTABLISHED") && !sas.contains("REKEY") && also(&sas), || {
+            format!("{what}: charon should hold one IKE SA and one CHILD SA: {sas}")
+        })?;
+        let s = h.status("left");
+        holds(sa_counts(&s) == (1, 1), || format!("{what}: oxswan should hold one IKE SA and one pair: {s}"))
+    });
+}
+
 /// CHILD SA (every second) and IKE SA (every 3 s) rekeying with charon, each side initiating the
 /// rekeys in turn, with PFS (a new X25519 exchange in every CREATE_CHILD_SA): 50 pings a second for
 /// 24 s cross the tunnel; at least 20 CHILD and 5 IKE rekeys, and no ping lost.
@@ -749,17 +763,9 @@ fn child_rekeys_with_charon_lose_nothing() {
         assert!(child >= 20, "{rekeyer:?}: only {child} CHILD rekeys\n{}", logs());
         assert!(ike >= 5, "{rekeyer:?}: only {ike} IKE rekeys\n{}", logs());
         assert!(summary.contains("1200 received"), "{rekeyer:?}: pings lost across rekeys: {summary}");
-        // Rekeys go on after the pings: between two of them both sides hold one IKE SA and one pair.
-        settles(10, || {
-            let sas = String::from_utf8_lossy(&h.swanctl("right", "--list-sas").stdout).into_owned();
-            let one = |state: &str| sas.matches(state).count() == 1;
-            holds(one("INSTALLED") && one("ESTABLISHED") && !sas.contains("REKEY"), || {
-                format!("{rekeyer:?}: charon should hold one IKE SA and one CHILD SA: {sas}")
-            })?;
-            holds(sas.contains("X25519") || sas.contains("CURVE_25519"), || format!("{rekeyer:?}: no PFS: {sas}"))?;
-            let s = h.status("left");
-            holds(sa_counts(&s) == (1, 1), || format!("{rekeyer:?}: oxswan should hold one IKE SA and one pair: {s}"))
-        });
+        // Rekeys go on after the pings: between two of them both sides hold one IKE SA and one pair,
+        // made with PFS.
+        settles_to_one_pair(&h, &format!("{rekeyer:?}"), |sas| sas.contains("X25519") || sas.contains("CURVE_25519"));
     }
 }
 
@@ -794,13 +800,7 @@ fn reauthentication_with_charon_both_ways() {
         );
         assert!(reauths >= 2, "{reauthenticator:?}: {reauths} reauthentications\n{}", logs());
         assert!(summary.contains(" 600 received"), "{reauthenticator:?}: {summary}\n{}", logs());
-        settles(10, || {
-            let sas = String::from_utf8_lossy(&h.swanctl("right", "--list-sas").stdout).into_owned();
-            let one = |state: &str| sas.matches(state).count() == 1;
-            holds(one("INSTALLED") && one("ESTABLISHED"), || format!("charon: {sas}"))?;
-            let s = h.status("left");
-            holds(sa_counts(&s) == (1, 1), || format!("oxswan: {s}"))
-        });
+        settles_to_one_pair(&h, &format!("{reauthenticator:?}"), |_| true);
     }
 }
 
