@@ -69,6 +69,9 @@ pub enum Response {
         /// NAT keepalives received (RFC 3948 §2.3).
         #[serde(default)]
         keepalives_received: u64,
+        /// ESP datagrams for an SPI with no SA when they came (held a moment, see `early.rs`).
+        #[serde(default)]
+        esp_unknown_spi: u64,
     },
 }
 

@@ -122,6 +122,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         natt: sockets.iter().map(|(a, s)| (*a, s.natt.clone())).collect(),
         stop: AtomicBool::new(false),
         keepalives: Default::default(),
+        unknown_spi: Default::default(),
         traps: RwLock::new(Vec::new()),
         ike: tx.clone(),
         early: Mutex::new(PacketRing::new(EARLY_SLOTS, EARLY_BYTES)),
@@ -779,7 +780,8 @@ impl Ike {
             }
             Request::Status => {
                 let keepalives_received = self.dp.keepalives.load(Ordering::Relaxed);
-                let _ = reply.send(Response::Status { ike_sas: self.status(), keepalives_received });
+                let esp_unknown_spi = self.dp.unknown_spi.load(Ordering::Relaxed);
+                let _ = reply.send(Response::Status { ike_sas: self.status(), keepalives_received, esp_unknown_spi });
             }
         }
     }

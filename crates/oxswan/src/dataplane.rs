@@ -82,6 +82,8 @@ pub struct DataPlane {
     pub stop: AtomicBool,
     /// NAT keepalives received.
     pub keepalives: AtomicU64,
+    /// ESP datagrams whose SPI had no SA.
+    pub unknown_spi: AtomicU64,
     /// Connections waiting for traffic.
     pub traps: RwLock<Vec<Arc<Trap>>>,
     /// Where trap triggers go (the IKE thread).
@@ -316,6 +318,7 @@ impl DataPlane {
             _ => return,
         };
         let Some(child) = tables.by_spi.get(&spi) else {
+            self.unknown_spi.fetch_add(1, Ordering::Relaxed);
             let now = Instant::now();
             self.early.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keep(now, spi, pkt);
             return;

@@ -140,6 +140,8 @@ fn esp_before_its_sa_is_delivered_once_the_sa_is_installed() {
     println!("{early}; ping: {}", out.lines().find(|l| l.contains("transmitted")).unwrap_or_default());
     assert!(!early.is_empty(), "no ESP came before the SA: the test did not test it\n{log}");
     assert!(out.contains("4 received"), "{out}\n{log}");
+    let unknown = h.status("left")["esp_unknown_spi"].as_u64().unwrap_or(0);
+    assert!(unknown >= 4, "status counts ESP for an SPI with no SA: {unknown}");
 }
 
 #[test]
