@@ -803,7 +803,7 @@ fn reauthentication_with_charon_both_ways() {
         );
         assert!(reauths >= 2, "{reauthenticator:?}: {reauths} reauthentications\n{}", logs());
         // In 3 of about 9 CI runs one ping in 600 was lost here, in either direction; in 30 local
-        // runs none was. oxswan received no ESP for an unknown SPI in those runs, and the cause is
+        // runs none was. In the last, oxswan received no ESP for an unknown SPI, and the cause is
         // not found yet. Until it is, one lost ping per reauthentication is tolerated; oxswan to
         // oxswan (e2e.rs) and every rekey must lose nothing.
         let received: usize =
