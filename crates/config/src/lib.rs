@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use oxswan_crypto::Secret;
-use oxswan_crypto::proposal::{parse_esp_proposal, parse_ike_proposal};
+use oxswan_crypto::proposal::{lookup_keyword, parse_esp_proposal, parse_ike_proposal};
 use oxswan_ike::child::{Mode, TsConfig};
 use oxswan_wire::Identity;
 use oxswan_wire::sa::Proposal;
@@ -134,7 +134,7 @@ pub struct Child {
     pub local_ts: Vec<TsConfig>,
     /// The peer's side's selectors.
     pub remote_ts: Vec<TsConfig>,
-    /// ESP proposals.
+    /// ESP proposals; none has additional key exchanges (`ke1_`..`ke7_` are refused).
     pub esp_proposals: Vec<Proposal>,
     /// Start action.
     pub start_action: StartAction,
@@ -166,7 +166,7 @@ pub struct Connection {
     pub local_addrs: Vec<IpAddr>,
     /// The peer's addresses; empty for `%any` (a responder for any peer).
     pub remote_addrs: Vec<IpAddr>,
-    /// IKE proposals.
+    /// IKE proposals; none has additional key exchanges (`ke1_`..`ke7_` are refused).
     pub proposals: Vec<Proposal>,
     /// Force UDP encapsulation.
     pub encap: bool,
@@ -711,12 +711,10 @@ fn connection(ctx: &Ctx<'_>, name: &str, c: S<RawConnection>) -> Result<Connecti
             .enumerate()
             .map(|(i, (sp, s))| {
                 let parsed = if ike { parse_ike_proposal(&s) } else { parse_esp_proposal(&s) };
-                parsed
-                    .map(|mut p| {
-                        p.number = u8::try_from(i + 1).unwrap_or(u8::MAX);
-                        p
-                    })
-                    .map_err(|e| ctx.err(sp, &format!("{key}.{k}"), e.to_string()))
+                let mut p = parsed.map_err(|e| ctx.err(sp.clone(), &format!("{key}.{k}"), e.to_string()))?;
+                refuse_additional_ke(&p, &s, ike).map_err(|m| ctx.err(sp, &format!("{key}.{k}"), m))?;
+                p.number = u8::try_from(i + 1).unwrap_or(u8::MAX);
+                Ok(p)
             })
             .collect()
     };
@@ -822,6 +820,37 @@ fn connection(ctx: &Ctx<'_>, name: &str, c: S<RawConnection>) -> Result<Connecti
         },
         children,
     })
+}
+
+/// Refuses a proposal with additional key exchanges (RFC 9370 ADDKE transforms, `ke1_`..`ke7_`,
+/// `keN_none` included). oxswan-crypto parses them, but the engine has neither IKE_INTERMEDIATE
+/// (RFC 9242), which carries them when an IKE SA is set up, nor IKE_FOLLOWUP_KE (RFC 9370 §2.2.4),
+/// which carries them in CREATE_CHILD_SA: only the first key exchange would be made, and the one the
+/// proposal adds (typically the post-quantum ML-KEM) silently dropped. `text` is the proposal as
+/// written, for the message.
+fn refuse_additional_ke(p: &Proposal, text: &str, ike: bool) -> Result<(), String> {
+    if !p.transforms.iter().any(|t| t.transform_type.additional_ke_index().is_some()) {
+        return Ok(());
+    }
+    let mut words: Vec<String> = Vec::new();
+    for w in text.split('-').map(str::trim) {
+        let quoted = format!("'{w}'");
+        if lookup_keyword(w).is_some_and(|t| t.transform_type.additional_ke_index().is_some())
+            && !words.contains(&quoted)
+        {
+            words.push(quoted);
+        }
+    }
+    let what = if words.is_empty() { "an additional key exchange".to_owned() } else { words.join(", ") };
+    let exchange = if ike {
+        "need IKE_INTERMEDIATE (RFC 9242/9370)"
+    } else {
+        "in an ESP proposal need IKE_FOLLOWUP_KE (RFC 9370)"
+    };
+    Err(format!(
+        "{what} in proposal '{text}': additional key exchanges (ke1_…ke7_) {exchange}, which oxswan does not \
+         implement yet"
+    ))
 }
 
 /// `clear`/`none`, `restart`/`start` or `trap`: strongSwan's words for the two actions.

@@ -54,6 +54,37 @@ fn check_config_refuses_what_the_daemon_would_refuse() {
 }
 
 #[test]
+fn check_config_refuses_additional_key_exchanges() {
+    // IKE_INTERMEDIATE and IKE_FOLLOWUP_KE are not implemented: a `keN_` proposal would lose its ML-KEM.
+    let path = |name: &str| std::env::temp_dir().join(format!("oxswan-cli-{}-{name}/{name}.toml", std::process::id()));
+    let ike =
+        example("left").replace("\"aes256gcm16-prfsha256-x25519\"", "\"aes256gcm16-prfsha256-x25519-ke1_mlkem768\"");
+    let (ok, out, err) = check("addke-ike", &ike);
+    assert!(!ok, "{out}");
+    assert_eq!(
+        err,
+        format!(
+            "oxswan: {}:9:17: connections.site.proposals: 'ke1_mlkem768' in proposal \
+             'aes256gcm16-prfsha256-x25519-ke1_mlkem768': additional key exchanges (ke1_…ke7_) need \
+             IKE_INTERMEDIATE (RFC 9242/9370), which oxswan does not implement yet\n",
+            path("addke-ike").display()
+        )
+    );
+    let esp = example("left").replace("[\"aes256gcm16\"]", "[\"aes256gcm16-x25519-ke1_mlkem768\"]");
+    let (ok, out, err) = check("addke-esp", &esp);
+    assert!(!ok, "{out}");
+    assert_eq!(
+        err,
+        format!(
+            "oxswan: {}:22:18: connections.site.children.net.esp_proposals: 'ke1_mlkem768' in proposal \
+             'aes256gcm16-x25519-ke1_mlkem768': additional key exchanges (ke1_…ke7_) in an ESP proposal need \
+             IKE_FOLLOWUP_KE (RFC 9370), which oxswan does not implement yet\n",
+            path("addke-esp").display()
+        )
+    );
+}
+
+#[test]
 fn help_lists_every_command() {
     let o = Command::new(OX).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&o.stdout);
