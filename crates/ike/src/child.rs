@@ -11,7 +11,7 @@ use oxswan_wire::sa::{Proposal, Transform};
 use oxswan_wire::ts::{TrafficSelector, TsAddrs};
 use oxswan_wire::{EncrId, EsnId, IntegId, KeId, ProtocolId, TransformType};
 
-use crate::error::{IkeError, Result};
+use crate::error::{IkeError, Result, Unexpected};
 
 /// One side's selectors as the user writes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,7 +164,7 @@ fn spi_of(p: &Proposal) -> Result<u32> {
     // RFC 4303 §2.1: SPI 0 is reserved for local use, 1..=255 by IANA; ESP SPIs are 4 octets.
     match p.spi_u32() {
         Some(s) if s > 255 => Ok(s),
-        _ => Err(IkeError::Unexpected("ESP SPI must be 4 octets and above 255")),
+        _ => Err(IkeError::Unexpected(Unexpected::BadEspSpi)),
     }
 }
 
@@ -215,7 +215,7 @@ fn sorted(ts: &[Transform]) -> Vec<(TransformType, u16, Option<u16>)> {
 /// The initiator's check of the responder's single proposal: one we offered, reduced to one transform
 /// of each type we offered (§2.7, §3.3.6); returns the responder's SPI and the suite.
 pub fn accept_esp(offered: &[Proposal], response: &[Proposal], with_ke: bool) -> Result<ChosenEsp> {
-    let [chosen] = response else { return Err(IkeError::Unexpected("ESP SA payload must hold one proposal")) };
+    let [chosen] = response else { return Err(IkeError::Unexpected(Unexpected::NotOneProposal)) };
     if chosen.protocol != ProtocolId::ESP {
         return Err(IkeError::NoProposalChosen);
     }

@@ -19,11 +19,12 @@ use oxswan_wire::{CertEncoding, ExchangeType, Flags, Header, IkeSpi, Message, No
 
 use crate::config::{EndpointConfig, PeerConfig, RemoteAuth};
 use crate::cookie::CookieJar;
-use crate::error::{IkeError, Result};
+use crate::error::{IkeError, Result, Unexpected};
 use crate::event::{ChildSa, Event, IkeSaInfo, SaHandle};
+use crate::ike_sa::{Ctx, IkeSa, Outbox, Transmit, later};
 use crate::init::{InitReply, ResponderParams, random_spi, respond};
 use crate::nat::nat_notifies;
-use crate::sa::{Ctx, IkeSa, Job, Outbox, Transmit, later};
+use crate::task::Job;
 
 /// Counters of what the endpoint dropped or refused, for status and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,6 +67,10 @@ pub struct Endpoint {
     /// Reauthentications under way: the new SA and the one it replaces.
     reauths: HashMap<SaHandle, SaHandle>,
     half_open_per_ip: HashMap<IpAddr, usize>,
+    /// Every inbound ESP SPI an SA holds, and which: drawn unique (RFC 4303 §2.1, the SPI alone
+    /// names an inbound SA to the data plane), registered after each operation on an SA.
+    esp_spis: HashMap<u32, SaHandle>,
+    spis_of: HashMap<SaHandle, Vec<u32>>,
     cookies: CookieJar,
     out: Outbox,
     next_handle: u64,
@@ -96,6 +101,8 @@ impl Endpoint {
             timer_of: HashMap::new(),
             reauths: HashMap::new(),
             half_open_per_ip: HashMap::new(),
+            esp_spis: HashMap::new(),
+            spis_of: HashMap::new(),
             cookies,
             out: Outbox::default(),
             next_handle: 1,
@@ -111,8 +118,16 @@ impl Endpoint {
     fn ctx_parts(&mut self, now: Instant) -> (Ctx<'_>, &mut BTreeMap<SaHandle, IkeSa>) {
         let unix_now = self.unix_at(now);
         let fragment_size = self.config.fragment_size;
-        let ctx =
-            Ctx { provider: &self.provider, out: &mut self.out, now, unix_now, peers: &self.peers, fragment_size };
+        let ctx = Ctx {
+            provider: &self.provider,
+            out: &mut self.out,
+            now,
+            unix_now,
+            peers: &self.peers,
+            fragment_size,
+            esp_spis: &self.esp_spis,
+            fresh_spis: Vec::new(),
+        };
         (ctx, &mut self.sas)
     }
 
@@ -155,7 +170,7 @@ impl Endpoint {
     }
 
     /// An SA's CHILD SAs.
-    pub fn children(&self, sa: SaHandle) -> &[ChildSa] {
+    pub fn children(&self, sa: SaHandle) -> Vec<ChildSa> {
         self.sas.get(&sa).map(IkeSa::children).unwrap_or_default()
     }
 
@@ -208,7 +223,7 @@ impl Endpoint {
         self.next_handle = self.next_handle.wrapping_add(1);
         let (mut ctx, _) = self.ctx_parts(now);
         let mut sa = IkeSa::initiate(&mut ctx, handle, peer, local, remote)?;
-        sa.reauthenticating = true;
+        sa.set_reauthenticating();
         self.by_spi.insert(sa.local_spi(), handle);
         self.sas.insert(handle, sa);
         self.reauths.insert(handle, old);
@@ -296,12 +311,31 @@ impl Endpoint {
                 }
             }
         }
+        self.register_spis(h);
         if let Some(old) = self.timer_of.remove(&h) {
             self.timers.remove(&(old, h));
         }
         if let Some(t) = self.sas.get(&h).and_then(IkeSa::next_timeout) {
             self.timers.insert((t, h));
             self.timer_of.insert(h, t);
+        }
+    }
+
+    /// Records the inbound ESP SPIs that SA `h` holds now (none once it is gone), so that no other
+    /// SA draws one of them. An SPI that moved to another SA (a rekeyed IKE SA's CHILD SAs) stays
+    /// with the SA that took it, whichever of the two is looked at first.
+    fn register_spis(&mut self, h: SaHandle) {
+        let now_held = self.sas.get(&h).map(IkeSa::inbound_spis).unwrap_or_default();
+        for spi in self.spis_of.remove(&h).unwrap_or_default() {
+            if !now_held.contains(&spi) && self.esp_spis.get(&spi) == Some(&h) {
+                self.esp_spis.remove(&spi);
+            }
+        }
+        for spi in &now_held {
+            self.esp_spis.insert(*spi, h);
+        }
+        if !now_held.is_empty() {
+            self.spis_of.insert(h, now_held);
         }
     }
 
@@ -433,7 +467,7 @@ impl Endpoint {
         let our_spi = if from_initiator { h.spi_r } else { h.spi_i };
         if from_initiator && h.spi_r.is_zero() {
             if h.exchange_type != ExchangeType::IKE_SA_INIT || h.flags.response() || h.message_id != 0 {
-                return Err(IkeError::Unexpected("zero responder SPI outside IKE_SA_INIT"));
+                return Err(IkeError::Unexpected(Unexpected::ZeroSpiOutsideInit));
             }
             if let Some(handle) = self.by_init.get(&(h.spi_i, remote)).copied() {
                 *touched = Some(handle);
@@ -450,7 +484,7 @@ impl Endpoint {
         let their_spi = if from_initiator { h.spi_i } else { h.spi_r };
         let known = if from_initiator { sa.spi_i } else { sa.spi_r };
         if !known.is_zero() && their_spi != known {
-            return Err(IkeError::Unexpected("peer SPI does not match"));
+            return Err(IkeError::Unexpected(Unexpected::PeerSpiMismatch));
         }
         *touched = Some(handle);
         self.deliver(now, handle, local, remote, &msg)
@@ -514,7 +548,7 @@ impl Endpoint {
         let from_ip = self.half_open_per_ip.get(&ip).copied().unwrap_or(0);
         if total >= self.config.half_open_limit || from_ip >= self.config.block_threshold_per_peer {
             self.stats.half_open_refused = self.stats.half_open_refused.saturating_add(1);
-            return Err(IkeError::Unexpected("half-open limit"));
+            return Err(IkeError::Unexpected(Unexpected::HalfOpenLimit));
         }
         if self.config.force_cookies
             || total >= self.config.cookie_threshold

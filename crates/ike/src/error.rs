@@ -20,7 +20,19 @@ pub enum IkeError {
     MissingPayload(PayloadType),
     /// The message is not what this state expects (wrong exchange, flags, SPI or message ID).
     #[error("unexpected message: {0}")]
-    Unexpected(&'static str),
+    Unexpected(Unexpected),
+    /// An IKE fragment that cannot be taken (RFC 7383 §2.6): too many, out of range, too long.
+    #[error("IKE fragment: {0}")]
+    Fragment(&'static str),
+    /// A protected message before keys exist.
+    #[error("no keys yet")]
+    NoKeys,
+    /// A message too long to send even as IKE fragments.
+    #[error("message too long to fragment")]
+    TooLongToFragment,
+    /// No free inbound ESP SPI could be drawn (the random source repeats itself).
+    #[error("no free inbound SPI")]
+    SpiExhausted,
     /// No proposal of the peer is acceptable (RFC 7296 §2.7).
     #[error("none of the peer's proposals matches ours")]
     NoProposalChosen,
@@ -39,6 +51,64 @@ pub enum IkeError {
     /// The peer answered with an error notify.
     #[error("peer sent {0}")]
     PeerNotify(NotifyType),
+}
+
+/// Why a message does not fit the state it reached (it is dropped, RFC 7296 §2.21, unless the
+/// RFC names a notify for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unexpected {
+    /// The Initiator flag says we sent it (§3.1).
+    #[error("initiator flag of our own role")]
+    OwnRole,
+    /// A response when no request of ours is in flight.
+    #[error("no request in flight")]
+    NoRequestInFlight,
+    /// A response to another message ID than the request in flight (§2.2).
+    #[error("response to another message ID")]
+    OtherMessageId,
+    /// A response of another exchange type than the request in flight.
+    #[error("response of another exchange type")]
+    OtherExchange,
+    /// A request outside the window (§2.3).
+    #[error("request outside the window")]
+    OutsideWindow,
+    /// A different request with the message ID of the one answered last (§2.1).
+    #[error("different request with the message ID of the last one")]
+    ReusedMessageId,
+    /// An exchange not valid in the SA's state (an unknown one is dropped unread, as strongSwan does).
+    #[error("exchange not valid in this state")]
+    NotInThisState,
+    /// An IKE_SA_INIT response that does not answer our request.
+    #[error("not the IKE_SA_INIT response to our request")]
+    NotOurInitResponse,
+    /// A zero responder SPI where one is needed.
+    #[error("responder SPI is zero")]
+    ZeroResponderSpi,
+    /// A zero responder SPI outside an initial IKE_SA_INIT request.
+    #[error("zero responder SPI outside IKE_SA_INIT")]
+    ZeroSpiOutsideInit,
+    /// The peer's SPI is not the one of the SA its message reached.
+    #[error("peer SPI does not match")]
+    PeerSpiMismatch,
+    /// An SA payload of a response with other than one proposal (§3.3).
+    #[error("SA payload of a response must hold one proposal")]
+    NotOneProposal,
+    /// The responder's KE payload is in another group than ours (§1.2).
+    #[error("KE group differs from the one we sent")]
+    OtherKeGroup,
+    /// A request that cannot start an IKE SA (not an initial IKE_SA_INIT request).
+    #[error("not an initial IKE_SA_INIT request")]
+    NotInitialInit,
+    /// An ESP SPI of the wrong size or in the reserved range (RFC 4303 §2.1).
+    #[error("ESP SPI must be 4 octets and above 255")]
+    BadEspSpi,
+    /// A new IKE_SA_INIT request beyond the half-open limits (§2.6).
+    #[error("half-open limit")]
+    HalfOpenLimit,
+    /// An initiator SA without its connection.
+    #[error("initiator without configuration")]
+    NoConfig,
 }
 
 impl IkeError {

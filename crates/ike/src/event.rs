@@ -203,6 +203,16 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// The peer's address or port changed on an established IKE SA (a NAT rebinding, RFC 7296
+    /// §2.23): its IKE messages and its CHILD SAs' ESP go to `remote`, from `local`, from now on.
+    PathChanged {
+        /// The IKE SA.
+        sa: SaHandle,
+        /// Our address and port.
+        local: SocketAddr,
+        /// The peer's new address and port.
+        remote: SocketAddr,
+    },
     /// An empty INFORMATIONAL request (a liveness check) we sent was answered.
     LivenessConfirmed {
         /// The IKE SA.

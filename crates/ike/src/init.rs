@@ -21,7 +21,7 @@ use oxswan_wire::{
     CertEncoding, ExchangeType, Flags, Header, IkeSpi, KeId, Message, NotifyType, Payload, PayloadType, TransformType,
 };
 
-use crate::error::{IkeError, Result};
+use crate::error::{IkeError, Result, Unexpected};
 use crate::suite::ike_suite;
 
 /// Length of the nonces we send: 32 octets, at least half the key of every PRF we implement
@@ -224,7 +224,7 @@ impl InitRequestSent {
             || h.message_id != 0
             || h.spi_i != self.spi_i
         {
-            return Err(IkeError::Unexpected("not the IKE_SA_INIT response to our request"));
+            return Err(IkeError::Unexpected(Unexpected::NotOurInitResponse));
         }
         let p = InitPayloads::collect(msg.parse_payloads()?);
         if let Some(c) = p.notify(NotifyType::COOKIE) {
@@ -245,7 +245,7 @@ impl InitRequestSent {
             return Err(IkeError::PeerNotify(e.notify_type));
         }
         if h.spi_r.is_zero() {
-            return Err(IkeError::Unexpected("responder SPI is zero"));
+            return Err(IkeError::Unexpected(Unexpected::ZeroResponderSpi));
         }
         let sa = p.sa.ok_or(IkeError::MissingPayload(PayloadType::SA))?;
         let ke = p.ke.ok_or(IkeError::MissingPayload(PayloadType::KE))?;
@@ -253,7 +253,7 @@ impl InitRequestSent {
         // The responder must pick exactly one of our proposals, unchanged but for the reduction to one
         // transform per type (RFC 7296 §2.7, §3.3.6).
         let [chosen] = sa.proposals.as_slice() else {
-            return Err(IkeError::Unexpected("SA payload of a response must hold one proposal"));
+            return Err(IkeError::Unexpected(Unexpected::NotOneProposal));
         };
         let ours = self.proposals.iter().find(|p| p.number == chosen.number).ok_or(IkeError::NoProposalChosen)?;
         let accepted = select_proposal(std::slice::from_ref(ours), std::slice::from_ref(chosen), false)
@@ -263,7 +263,7 @@ impl InitRequestSent {
         }
         let (suite, group) = ike_suite(chosen)?;
         if group != self.ke.group() || ke.group != group {
-            return Err(IkeError::Unexpected("KE group differs from the one we sent"));
+            return Err(IkeError::Unexpected(Unexpected::OtherKeGroup));
         }
         check_nonce(&nr, &suite)?;
         let g_ir = self.ke.complete(&ke.data)?;
@@ -354,7 +354,7 @@ pub fn respond(
         || !h.spi_r.is_zero()
         || h.spi_i.is_zero()
     {
-        return Err(IkeError::Unexpected("not an initial IKE_SA_INIT request"));
+        return Err(IkeError::Unexpected(Unexpected::NotInitialInit));
     }
     let reject = |notify: NotifyType, data: Vec<u8>, error: IkeError| -> Result<InitReply> {
         // Error responses to IKE_SA_INIT carry a zero responder SPI: no state is kept (RFC 7296 §2.6).

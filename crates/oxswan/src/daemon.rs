@@ -985,6 +985,9 @@ impl Ike {
                     tracing::warn!(target: "ike", "IKE_SA_INIT from {peer} refused with {notify}: {reason}");
                 }
             }
+            Event::PathChanged { sa, local, remote } => {
+                tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "the peer moved: now {remote} (from {local})");
+            }
             Event::LivenessConfirmed { sa } => {
                 tracing::debug!(target: "ike", conn = %self.conn(sa), sa = sa.0, "the peer is alive");
                 if let Some(state) = self.dpd.get_mut(&sa) {

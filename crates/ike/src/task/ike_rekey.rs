@@ -1,6 +1,7 @@
 //! IKE SA rekeying with CREATE_CHILD_SA (RFC 7296 §1.3.2, §2.18): new SPIs, a new key exchange and
 //! SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr). The CHILD SAs move to the new IKE SA, whose
-//! original initiator is the initiator of the rekey; that side then deletes the old IKE SA.
+//! original initiator is the initiator of the rekey; that side then deletes the old IKE SA. Also the
+//! IKE SA's lifetime: when to rekey, reauthenticate, and give up.
 
 use std::time::{Duration, Instant};
 
@@ -11,18 +12,17 @@ use oxswan_crypto::sk::SkKeys;
 use oxswan_wire::notify::NotifyPayload;
 use oxswan_wire::payloads::{KePayload, NoncePayload};
 use oxswan_wire::sa::{Proposal, SaPayload};
-use oxswan_wire::{IkeSpi, NotifyType, Payload, ProtocolId};
+use oxswan_wire::{ExchangeType, IkeSpi, NotifyType, Payload, ProtocolId};
 
-use super::rekey::nonce_and_ke;
-use super::{AuthPayloads, Ctx, IkeSa, Job, Keys, State, later, notify};
-use crate::event::ChildSa;
+use super::{Collected, InFlight, Job, lowest, nonce, notify};
 use crate::event::DownReason;
-use crate::init::{IkeSaInit, NONCE_LEN, random_spi};
+use crate::ike_sa::{ChildRecord, Ctx, IkeSa, Keys, Lifecycle, State, Timer, later};
+use crate::init::{IkeSaInit, random_spi};
 use crate::suite::ike_suite;
 
 /// Our IKE SA rekey in flight.
 #[derive(Debug)]
-pub(super) struct IkeRekeyOffer {
+pub(crate) struct IkeRekeyOffer {
     spi: IkeSpi,
     nonce: Vec<u8>,
     offered: Vec<Proposal>,
@@ -30,51 +30,25 @@ pub(super) struct IkeRekeyOffer {
     ke_retried: bool,
 }
 
-/// When an IKE SA is rekeyed, reauthenticated, and given up.
-#[derive(Debug, Default)]
-pub(super) struct IkeTimers {
-    rekey: Option<Instant>,
-    reauth: Option<Instant>,
-    expire: Option<Instant>,
-    /// The SA reached its hard end.
-    pub(super) expired: bool,
-}
-
-impl IkeTimers {
-    pub(super) fn next(&self) -> Option<Instant> {
-        [self.rekey, self.reauth, self.expire].into_iter().flatten().min()
-    }
-
-    pub(super) fn retry_reauth(&mut self, at: Instant) {
-        if !self.expired {
-            self.reauth = Some(at);
-        }
-    }
-}
-
 /// The peer rekeyed this IKE SA while our own rekey of it was in flight (§2.8.2): the SA its exchange
 /// made, by our SPI of it, and the lowest nonce of that exchange. Which new SA survives is known once
 /// our exchange completes; until then the CHILD SAs stay here.
 #[derive(Debug)]
-pub(super) struct IkeCollision {
+pub(crate) struct IkeCollision {
     theirs: IkeSpi,
     lowest_nonce: Vec<u8>,
 }
 
-/// What an IKE SA hands to the IKE SA that replaces it (§2.18): its CHILD SAs and their state.
+/// What an IKE SA hands to the IKE SA that replaces it (§2.18): its CHILD SAs with their state.
 #[derive(Debug, Default)]
 pub(crate) struct Inheritance {
-    children: Vec<ChildSa>,
-    rekey_at: Vec<(u32, Instant)>,
-    expire_at: Vec<(u32, Instant)>,
-    successors: Vec<(u32, u32)>,
-    collisions: Vec<super::rekey::Collision>,
+    children: Vec<ChildRecord>,
 }
 
 impl Inheritance {
     /// The inbound and outbound SPIs of the CHILD SAs, for when nobody takes them.
     pub(crate) fn child_spis(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
-        self.children.iter().map(|c| (c.spi_in, c.spi_out))
+        self.children.iter().map(|c| (c.sa.spi_in, c.sa.spi_out))
     }
 }
 
@@ -85,7 +59,7 @@ fn spi_of(p: &Proposal) -> Option<IkeSpi> {
 }
 
 /// Whether a CREATE_CHILD_SA request rekeys the IKE SA: its SA payload proposes protocol IKE.
-pub(super) fn is_ike_rekey(p: &AuthPayloads) -> bool {
+pub(crate) fn is_ike_rekey(p: &Collected) -> bool {
     p.sa.as_ref().and_then(|sa| sa.proposals.first()).is_some_and(|p| p.protocol == ProtocolId::IKE)
 }
 
@@ -135,31 +109,22 @@ impl IkeSa {
         new.peer_fragmentation = self.peer_fragmentation;
         new.init_remote = self.remote;
         new.schedule_ike_rekey(ctx);
-        self.rekeyed = true;
+        self.supersede(Lifecycle::Rekeyed);
         Some(new)
     }
 
     /// Hands the CHILD SAs and their timers to the IKE SA with our SPI `to` (§2.18), through the
     /// endpoint; this SA keeps nothing to tear down.
-    pub(super) fn bequeath(&mut self, ctx: &mut Ctx<'_>, to: IkeSpi) {
-        let inheritance = Inheritance {
-            children: core::mem::take(&mut self.children),
-            rekey_at: core::mem::take(&mut self.rekey_at),
-            expire_at: core::mem::take(&mut self.expire_at),
-            successors: core::mem::take(&mut self.successors),
-            collisions: core::mem::take(&mut self.collisions),
-        };
-        ctx.out.inherit = Some((to, inheritance));
+    pub(crate) fn bequeath(&mut self, ctx: &mut Ctx<'_>, to: IkeSpi) {
+        ctx.out.inherit = Some((to, Inheritance { children: self.children.take() }));
     }
 
     /// Takes the CHILD SAs of the IKE SA this one replaces.
     pub(crate) fn inherit(&mut self, from: Inheritance) {
-        self.rekeyed = false;
+        if self.lifecycle == Lifecycle::Rekeyed {
+            self.lifecycle = Lifecycle::Live;
+        }
         self.children.extend(from.children);
-        self.rekey_at.extend(from.rekey_at);
-        self.expire_at.extend(from.expire_at);
-        self.successors.extend(from.successors);
-        self.collisions.extend(from.collisions);
     }
 
     /// This SA, made by the peer's side of a simultaneous rekey, lost (§2.8.2). Its initiator, the
@@ -167,16 +132,16 @@ impl IkeSa {
     /// old SA reached the peer first, the peer dropped its exchange and never will. So it ends at
     /// `at` unless the peer deleted it before: one DELETE, no CHILD SA lost (it has none).
     pub(crate) fn await_peer_delete(&mut self, at: Instant) {
-        if self.rekeyed && self.children.is_empty() {
-            self.ike_timers = IkeTimers { expire: Some(at), ..IkeTimers::default() };
+        if self.lifecycle == Lifecycle::Rekeyed && self.children.is_empty() && !self.is_closed() {
+            self.timers.stop_lifetime();
+            self.timers.set(Timer::IkeExpire, at);
         }
     }
 
     /// The peer deletes this IKE SA while a simultaneous rekey is unresolved: it initiated the new SA
     /// that survives (§2.8.2), so the CHILD SAs go there.
-    pub(super) fn peer_deletes_rekeyed(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn peer_deletes_rekeyed(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(c) = self.ike_collision.take() {
-            self.ike_rekey_offer = None;
             self.bequeath(ctx, c.theirs);
         }
     }
@@ -184,7 +149,7 @@ impl IkeSa {
     /// Arms the IKE SA's timers from the connection's [`IkeLifetime`](crate::config::IkeLifetime):
     /// rekey and reauthentication up to `rand_time` early, the hard end `over_time` after the first
     /// of them was due.
-    pub(super) fn schedule_ike_rekey(&mut self, ctx: &Ctx<'_>) {
+    pub(crate) fn schedule_ike_rekey(&mut self, ctx: &Ctx<'_>) {
         let Some(life) = self.peer.as_ref().map(|p| p.ike_lifetime) else { return };
         let mut b = [0u8; 4];
         let jitter = match ctx.provider.random.fill(&mut b) {
@@ -196,71 +161,59 @@ impl IkeSa {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        self.ike_timers = IkeTimers {
-            rekey: life.rekey_time.map(early),
-            reauth: life.reauth_time.map(early),
-            expire: first_due.zip(life.over_time).map(|(d, over)| later(ctx.now, d.saturating_add(over))),
-            expired: false,
-        };
+        self.timers.stop_lifetime();
+        let timers = [
+            (Timer::IkeRekey, life.rekey_time.map(early)),
+            (Timer::Reauth, life.reauth_time.map(early)),
+            (Timer::IkeExpire, first_due.zip(life.over_time).map(|(d, over)| later(ctx.now, d.saturating_add(over)))),
+        ];
+        for (timer, at) in timers {
+            if let Some(at) = at {
+                self.timers.set(timer, at);
+            }
+        }
     }
 
     /// Rekeys, reauthenticates or ends this IKE SA when its time has come.
-    pub(super) fn ike_lifetime_timers(&mut self, ctx: &mut Ctx<'_>) {
-        let due = |t: &mut Option<Instant>| {
-            let d = t.is_some_and(|at| at <= ctx.now);
-            if d {
-                *t = None;
-            }
-            d
-        };
-        if due(&mut self.ike_timers.expire) {
+    pub(crate) fn ike_lifetime_timers(&mut self, ctx: &mut Ctx<'_>) {
+        if self.timers.take_due(Timer::IkeExpire, ctx.now) {
             // Neither rekeyed nor reauthenticated in time: it ends now. The DELETE goes once, without
             // waiting for an answer (the peer is likely gone), and only when no request is in flight:
             // the peer would not take a message ID past one it has not seen (§2.3).
-            self.ike_timers = IkeTimers { expired: true, ..IkeTimers::default() };
+            self.timers.stop_lifetime();
+            self.supersede(Lifecycle::Expired);
             if self.pending.is_none() {
                 let delete = [Payload::Delete(oxswan_wire::notify::DeletePayload::ike())];
-                if let Ok(datagrams) = self.encrypt_request(ctx, oxswan_wire::ExchangeType::INFORMATIONAL, &delete) {
-                    for payload in datagrams {
-                        ctx.out.transmits.push_back(super::Transmit {
-                            local: self.local,
-                            remote: self.remote,
-                            payload,
-                        });
-                    }
-                }
+                self.send_once(ctx, ExchangeType::INFORMATIONAL, &delete);
             }
             self.close(ctx, DownReason::Expired);
             return;
         }
-        if due(&mut self.ike_timers.reauth) && !self.rekeyed && !self.reauthenticated {
+        if self.timers.take_due(Timer::Reauth, ctx.now) && self.lifecycle == Lifecycle::Live {
             // A reauthentication replaces the rekey: the new IKE SA has timers of its own.
-            self.ike_timers.rekey = None;
+            self.timers.stop(Timer::IkeRekey);
             if let Some(name) = self.name().map(str::to_owned) {
                 ctx.out.events.push_back(crate::event::Event::ReauthDue { sa: self.handle, name });
             }
         }
-        if due(&mut self.ike_timers.rekey) {
+        if self.timers.take_due(Timer::IkeRekey, ctx.now) {
             self.queue(ctx, Job::RekeyIke);
         }
     }
     /// The peer's CREATE_CHILD_SA that rekeys this IKE SA (§1.3.2): the answer, and the new SA in the
     /// outbox for the endpoint.
-    pub(super) fn handle_ike_rekey_request(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        p: &AuthPayloads,
-        payloads: &[Payload],
-    ) -> Vec<Payload> {
+    pub(crate) fn handle_ike_rekey_request(&mut self, ctx: &mut Ctx<'_>, p: &Collected) -> Vec<Payload> {
         // §2.25.2: not while we delete it or after it was replaced; not while a CHILD SA is being made
         // or deleted (strongSwan does the same). Our own rekey of it in flight is a collision (§2.8.2).
-        let colliding = self.ike_rekey_offer.is_some() && self.pending.as_ref().is_some_and(|p| p.job == Job::RekeyIke);
-        if self.rekeyed || (self.pending.is_some() && !colliding) || self.queue.contains(&Job::DeleteIke) {
+        let colliding = matches!(self.pending.as_ref().map(|p| &p.exchange), Some(InFlight::RekeyIke(_)));
+        if self.lifecycle == Lifecycle::Rekeyed
+            || (self.pending.is_some() && !colliding)
+            || self.queue.contains(&Job::DeleteIke)
+        {
             return vec![notify(NotifyType::TEMPORARY_FAILURE)];
         }
         let Some(peer) = self.peer.clone() else { return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)] };
-        let (nonce, ke) = nonce_and_ke(payloads);
-        let (Some(sa), Some(ni), Some(ke)) = (&p.sa, nonce, ke) else {
+        let (Some(sa), Some(ni), Some(ke)) = (&p.sa, p.nonce.clone(), &p.ke) else {
             return vec![notify(NotifyType::INVALID_SYNTAX)];
         };
         let ours: Vec<Proposal> =
@@ -280,18 +233,20 @@ impl IkeSa {
         let Ok((public, g_ir)) = ctx.provider.ke.respond(group, &ke.data) else {
             return vec![notify(NotifyType::INVALID_SYNTAX)];
         };
-        let (Ok(our_spi), Some(nr)) = (random_spi(ctx.provider), random(ctx)) else {
+        let (Ok(our_spi), Some(nr)) = (random_spi(ctx.provider), nonce(ctx)) else {
             return vec![notify(NotifyType::TEMPORARY_FAILURE)];
         };
         let response_proposal = Proposal { spi: our_spi.0.to_vec(), ..chosen.clone() };
-        let lowest_nonce = if ni <= nr { ni.clone() } else { nr.clone() };
+        let lowest_nonce = lowest(&ni, &nr);
         let Some(mut new) = self.successor(ctx, false, chosen, g_ir.expose(), ni, nr.clone(), (their_spi, our_spi))
         else {
             return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)];
         };
         // In a collision the new SA is tentative, like a replaced one, until it inherits the CHILD
         // SAs; if it turns out redundant its end is not the connection's.
-        new.rekeyed = colliding;
+        if colliding {
+            new.lifecycle = Lifecycle::Rekeyed;
+        }
         ctx.out.spawned.push(new);
         if colliding {
             self.ike_collision = Some(IkeCollision { theirs: our_spi, lowest_nonce });
@@ -305,18 +260,18 @@ impl IkeSa {
         ]
     }
 
-    /// Starts rekeying this IKE SA; the request's payloads.
-    pub(super) fn ike_rekey_request(
+    /// Starts rekeying this IKE SA: `{ SA, Ni, KEi }` and the offer.
+    pub(crate) fn ike_rekey_request(
         &mut self,
         ctx: &Ctx<'_>,
         group: Option<oxswan_wire::KeId>,
-    ) -> Option<Vec<Payload>> {
-        if self.rekeyed {
+    ) -> Option<(Vec<Payload>, Box<IkeRekeyOffer>)> {
+        if self.lifecycle == Lifecycle::Rekeyed {
             return None;
         }
         let peer = self.peer.clone()?;
         let spi = random_spi(ctx.provider).ok()?;
-        let nonce = random(ctx)?;
+        let nonce = nonce(ctx)?;
         let offered: Vec<Proposal> = peer
             .ike_proposals
             .iter()
@@ -324,32 +279,25 @@ impl IkeSa {
             .map(|(p, number)| Proposal { number, protocol: ProtocolId::IKE, spi: spi.0.to_vec(), ..p.clone() })
             .collect();
         // The group of the current IKE SA unless the responder asked for another (§1.3.2).
-        let group = match group {
-            Some(g) => g,
-            None => ike_suite(&self.keys.as_ref()?.init.proposal).ok()?.1,
-        };
+        let current = ike_suite(&self.keys.as_ref()?.init.proposal).ok()?.1;
+        let group = group.unwrap_or(current);
         let ke = ctx.provider.ke.start(group).ok()?;
         let payloads = vec![
             Payload::Sa(SaPayload { proposals: offered.clone() }),
             Payload::Nonce(NoncePayload { data: nonce.clone() }),
             Payload::Ke(KePayload { group, data: ke.public_value().to_vec() }),
         ];
-        let ke_retried = group != ike_suite(&self.keys.as_ref()?.init.proposal).ok()?.1;
-        self.ike_rekey_offer = Some(Box::new(IkeRekeyOffer { spi, nonce, offered, ke, ke_retried }));
-        Some(payloads)
+        let ke_retried = group != current;
+        Some((payloads, Box::new(IkeRekeyOffer { spi, nonce, offered, ke, ke_retried })))
     }
 
     /// The answer to our IKE SA rekey.
-    pub(super) fn handle_ike_rekey_response(&mut self, ctx: &mut Ctx<'_>, payloads: Vec<Payload>) {
-        let Some(offer) = self.ike_rekey_offer.take() else { return };
-        let p = AuthPayloads::collect(payloads.clone());
+    pub(crate) fn handle_ike_rekey_response(&mut self, ctx: &mut Ctx<'_>, offer: IkeRekeyOffer, p: &Collected) {
         if let Some(err) = p.error() {
             if err == NotifyType::INVALID_KE_PAYLOAD && !offer.ke_retried {
-                let group = p.invalid_ke_group();
-                if let Some(payloads) = group.and_then(|g| self.ike_rekey_request(ctx, Some(g))) {
-                    if let Ok(d) = self.encrypt_request(ctx, oxswan_wire::ExchangeType::CREATE_CHILD_SA, &payloads) {
-                        self.send_request(ctx, Job::RekeyIke, d);
-                    }
+                if let Some((payloads, offer)) = p.invalid_ke_group().and_then(|g| self.ike_rekey_request(ctx, Some(g)))
+                {
+                    self.send_protected(ctx, ExchangeType::CREATE_CHILD_SA, &payloads, InFlight::RekeyIke(offer));
                     return;
                 }
             }
@@ -360,11 +308,10 @@ impl IkeSa {
                 return;
             }
             // TEMPORARY_FAILURE and the like: try again shortly (§2.25).
-            self.ike_timers.rekey = Some(later(ctx.now, Duration::from_secs(2)));
+            self.timers.set(Timer::IkeRekey, later(ctx.now, Duration::from_secs(2)));
             return;
         }
-        let (nonce, ke) = nonce_and_ke(&payloads);
-        let (Some(sa), Some(nr), Some(ke)) = (&p.sa, nonce, ke) else { return };
+        let (Some(sa), Some(nr), Some(ke)) = (&p.sa, p.nonce.clone(), &p.ke) else { return };
         let [chosen] = sa.proposals.as_slice() else { return };
         // What the responder chose must be one of ours (§2.7), with its new SPI.
         let ours = offer.offered.iter().find(|o| o.number == chosen.number);
@@ -378,7 +325,7 @@ impl IkeSa {
         }
         let Ok(g_ir) = offer.ke.complete(&ke.data) else { return };
         let proposal = Proposal { spi: Vec::new(), ..chosen.clone() };
-        let ours_lowest = if offer.nonce <= nr { offer.nonce.clone() } else { nr.clone() };
+        let ours_lowest = lowest(&offer.nonce, &nr);
         let Some(mut new) = self.successor(ctx, true, proposal, g_ir.expose(), offer.nonce, nr, (offer.spi, their_spi))
         else {
             return;
@@ -388,8 +335,8 @@ impl IkeSa {
         // the old SA; the CHILD SAs go to the survivor.
         if let Some(c) = self.ike_collision.take() {
             if ours_lowest < c.lowest_nonce {
-                new.rekeyed = true;
-                new.ike_timers = IkeTimers::default();
+                new.lifecycle = Lifecycle::Rekeyed;
+                new.timers.stop_lifetime();
                 new.queue(ctx, Job::DeleteIke);
                 ctx.out.spawned.push(new);
                 self.bequeath(ctx, c.theirs);
@@ -403,23 +350,4 @@ impl IkeSa {
         self.queue.clear();
         self.queue.push_front(Job::DeleteIke);
     }
-
-    /// Whether this SA was replaced by a rekey (its end is not the connection's) or expired.
-    pub(super) fn down_reason(&self, reason: DownReason) -> DownReason {
-        if self.rekeyed {
-            DownReason::Rekeyed
-        } else if self.reauthenticated {
-            DownReason::Reauthenticated
-        } else if self.ike_timers.expired {
-            DownReason::Expired
-        } else {
-            reason
-        }
-    }
-}
-
-fn random(ctx: &Ctx<'_>) -> Option<Vec<u8>> {
-    let mut v = vec![0u8; NONCE_LEN];
-    ctx.provider.random.fill(&mut v).ok()?;
-    Some(v)
 }

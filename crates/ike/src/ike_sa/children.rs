@@ -1,0 +1,103 @@
+//! The CHILD SAs of one IKE SA: one record per pair, holding what the data plane was given and the
+//! pair's own state (its rekey and hard-lifetime timers, whether it waits to start sending, a
+//! crossing rekey), so that nothing about a pair can outlive it or be looked up in a parallel list.
+
+use std::time::Instant;
+
+use crate::event::ChildSa;
+
+/// One CHILD SA pair.
+#[derive(Debug, Clone)]
+pub(crate) struct ChildRecord {
+    /// What the data plane was given ([`crate::Event::ChildSaReady`]).
+    pub sa: ChildSa,
+    /// When to rekey it (`rekey_time` less jitter); `None` while a rekey is queued or in flight, or
+    /// when it is never rekeyed by time.
+    pub rekey_at: Option<Instant>,
+    /// When it ends if not replaced (`life_time`).
+    pub expire_at: Option<Instant>,
+    /// This pair answers the peer's rekey of the pair with this inbound SPI: it starts sending once
+    /// that one is deleted (RFC 7296 §2.8, make before break).
+    pub successor_of: Option<u32>,
+    /// The peer rekeyed this pair while our own rekey of it was in flight (§2.8.1): the lowest nonce
+    /// of the peer's exchange, compared with ours when our answer comes.
+    pub collision: Option<Vec<u8>>,
+}
+
+impl ChildRecord {
+    pub(crate) fn new(sa: ChildSa) -> Self {
+        Self { sa, rekey_at: None, expire_at: None, successor_of: None, collision: None }
+    }
+
+    /// The record's earliest deadline.
+    fn next(&self) -> Option<Instant> {
+        [self.rekey_at, self.expire_at].into_iter().flatten().min()
+    }
+}
+
+/// The pairs, in the order they were made.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ChildTable(Vec<ChildRecord>);
+
+impl ChildTable {
+    pub(crate) fn push(&mut self, record: ChildRecord) {
+        self.0.push(record);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut ChildRecord> {
+        self.0.iter_mut()
+    }
+
+    /// By our inbound SPI.
+    pub(crate) fn get(&self, spi_in: u32) -> Option<&ChildRecord> {
+        self.0.iter().find(|c| c.sa.spi_in == spi_in)
+    }
+
+    pub(crate) fn get_mut(&mut self, spi_in: u32) -> Option<&mut ChildRecord> {
+        self.0.iter_mut().find(|c| c.sa.spi_in == spi_in)
+    }
+
+    /// By the peer's inbound SPI (our outbound), as DELETE and REKEY_SA name them (§3.11, §1.3.3).
+    pub(crate) fn by_outbound(&self, spi_out: u32) -> Option<&ChildRecord> {
+        self.0.iter().find(|c| c.sa.spi_out == spi_out)
+    }
+
+    /// Removes the pair with this inbound SPI.
+    pub(crate) fn remove(&mut self, spi_in: u32) -> Option<ChildRecord> {
+        let i = self.0.iter().position(|c| c.sa.spi_in == spi_in)?;
+        Some(self.0.remove(i))
+    }
+
+    /// Whether a pair already answers the peer's rekey of `old`.
+    pub(crate) fn has_successor(&self, old: u32) -> bool {
+        self.0.iter().any(|c| c.successor_of == Some(old))
+    }
+
+    /// Takes every record (for the IKE SA that replaces this one, or to report them gone).
+    pub(crate) fn take(&mut self) -> Vec<ChildRecord> {
+        core::mem::take(&mut self.0)
+    }
+
+    pub(crate) fn extend(&mut self, records: impl IntoIterator<Item = ChildRecord>) {
+        self.0.extend(records);
+    }
+
+    /// The inbound SPIs held.
+    pub(crate) fn inbound_spis(&self) -> impl Iterator<Item = u32> + '_ {
+        self.0.iter().map(|c| c.sa.spi_in)
+    }
+
+    /// The earliest deadline of any pair.
+    pub(crate) fn next(&self) -> Option<Instant> {
+        self.0.iter().filter_map(ChildRecord::next).min()
+    }
+
+    /// The data plane's view of the pairs.
+    pub(crate) fn snapshot(&self) -> Vec<ChildSa> {
+        self.0.iter().map(|c| c.sa.clone()).collect()
+    }
+}

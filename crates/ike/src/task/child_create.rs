@@ -1,0 +1,444 @@
+//! Making a CHILD SA (RFC 7296 §1.2, §1.3.1, §2.9, §2.17): one offer and one check of the answer for
+//! the child that rides on IKE_AUTH and for those made with CREATE_CHILD_SA afterwards, and the
+//! responder's choice of child, proposal and narrowed selectors for both. Each CREATE_CHILD_SA child
+//! has nonces of its own and, when its ESP proposals name a key exchange, a new Diffie-Hellman (PFS).
+
+use oxswan_crypto::keys::ChildSaKeys;
+use oxswan_crypto::proposal::proposal_to_string;
+use oxswan_crypto::provider::KeyExchange;
+use oxswan_wire::payloads::{KePayload, NoncePayload};
+use oxswan_wire::sa::{Proposal, SaPayload};
+use oxswan_wire::ts::{TrafficSelector, TsPayload};
+use oxswan_wire::{ExchangeType, KeId, NotifyType, Payload};
+
+use super::{Collected, InFlight, Job, complete_ke, first_ke, nonce, notify, respond_ke};
+use crate::child::{self, ChosenEsp, Mode};
+use crate::config::PeerConfig;
+use crate::error::Result;
+use crate::event::{ChildSa, Event};
+use crate::ike_sa::{ChildRecord, Ctx, IkeSa};
+
+/// Pseudo-reason for a child the initiator could not accept locally (no notify was received).
+const NO_PROPOSAL_CHOSEN_LOCALLY: NotifyType = NotifyType::NO_PROPOSAL_CHOSEN;
+
+/// Our offer of a new CHILD SA, in flight with IKE_AUTH or CREATE_CHILD_SA.
+#[derive(Debug)]
+pub(crate) struct ChildOffer {
+    /// The child's index in the connection.
+    config: usize,
+    pub spi_in: u32,
+    /// Our nonce in CREATE_CHILD_SA; the child of IKE_AUTH takes its keys from the IKE_SA_INIT nonces
+    /// (§2.17).
+    nonce: Option<Vec<u8>>,
+    offered: Vec<Proposal>,
+    tsi: Vec<TrafficSelector>,
+    tsr: Vec<TrafficSelector>,
+    transport: bool,
+    ke: Option<Box<dyn KeyExchange>>,
+    ke_retried: bool,
+}
+
+impl ChildOffer {
+    /// The offer's payloads, with `extra` (Nonce, KE) after the SA payload.
+    pub(crate) fn payloads(&self, extra: Vec<Payload>) -> Vec<Payload> {
+        let mut out = Vec::new();
+        if self.transport {
+            out.push(notify(NotifyType::USE_TRANSPORT_MODE));
+        }
+        out.push(Payload::Sa(SaPayload { proposals: self.offered.clone() }));
+        out.extend(extra);
+        out.push(Payload::TsI(TsPayload { selectors: self.tsi.clone() }));
+        out.push(Payload::TsR(TsPayload { selectors: self.tsr.clone() }));
+        out
+    }
+}
+
+/// What a usable answer to a CHILD SA offer gives.
+pub(crate) struct Accepted {
+    pub chosen: ChosenEsp,
+    pub shared: Option<oxswan_crypto::Secret>,
+}
+
+/// Why an authentic answer to a CHILD SA offer cannot be used. The responder installed its half of
+/// the pair by then, so the initiator deletes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unusable {
+    /// No SA payload, Nonce, or selectors.
+    Missing,
+    /// The responder chose a proposal we did not offer (§2.7).
+    Proposal,
+    /// The responder widened the selectors (§2.9: it may only narrow).
+    Selectors,
+    /// The KE payload does not complete our key exchange (§1.3.1).
+    KeyExchange,
+}
+
+impl Unusable {
+    /// The reason the child is reported failed with.
+    pub(crate) fn reason(self) -> NotifyType {
+        match self {
+            Unusable::Missing | Unusable::Proposal => NO_PROPOSAL_CHOSEN_LOCALLY,
+            Unusable::Selectors => NotifyType::TS_UNACCEPTABLE,
+            Unusable::KeyExchange => NotifyType::INVALID_SYNTAX,
+        }
+    }
+}
+
+/// Checks an answer to a CHILD SA offer (a new one, or a rekey when `selectors` is `None`): the
+/// proposal must be one we offered, the KE must complete ours, and the selectors may only narrow.
+pub(crate) fn accept_answer(
+    offered: &[Proposal],
+    ours: Option<&dyn KeyExchange>,
+    p: &Collected,
+    with_ke: bool,
+    selectors: Option<(&[TrafficSelector], &[TrafficSelector])>,
+) -> core::result::Result<Accepted, Unusable> {
+    let sa = p.sa.as_ref().ok_or(Unusable::Missing)?;
+    if with_ke && p.nonce.is_none() {
+        return Err(Unusable::Missing);
+    }
+    if let Some((tsi, tsr)) = selectors {
+        let (Some(got_i), Some(got_r)) = (&p.tsi, &p.tsr) else { return Err(Unusable::Missing) };
+        let chosen = child::accept_esp(offered, &sa.proposals, with_ke).map_err(|_| Unusable::Proposal)?;
+        if !child::is_narrowing_of(tsi, &got_i.selectors) || !child::is_narrowing_of(tsr, &got_r.selectors) {
+            return Err(Unusable::Selectors);
+        }
+        let shared = complete_ke(chosen.ke, ours, p.ke.as_ref()).map_err(|_| Unusable::KeyExchange)?;
+        return Ok(Accepted { chosen, shared });
+    }
+    let chosen = child::accept_esp(offered, &sa.proposals, with_ke).map_err(|_| Unusable::Proposal)?;
+    let shared = complete_ke(chosen.ke, ours, p.ke.as_ref()).map_err(|_| Unusable::KeyExchange)?;
+    Ok(Accepted { chosen, shared })
+}
+
+impl IkeSa {
+    /// An offer of the connection's child `index`: in CREATE_CHILD_SA (`in_auth` false) with a nonce
+    /// and, with PFS, a key exchange in `group` or the first of its proposals.
+    pub(crate) fn child_offer(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        peer: &PeerConfig,
+        index: usize,
+        group: Option<Option<KeId>>,
+    ) -> Result<ChildOffer> {
+        let config = peer.children.get(index).ok_or(crate::error::IkeError::UnknownConnection)?;
+        let spi_in = ctx.new_esp_spi()?;
+        let offered = child::esp_offer(&config.esp_proposals, spi_in);
+        let (nonce, ke) = match group {
+            None => (None, None),
+            Some(g) => {
+                let n = nonce(ctx).ok_or(crate::error::IkeError::NoKeys)?;
+                let ke = match g.or_else(|| first_ke(&config.esp_proposals)) {
+                    Some(g) => Some(ctx.provider.ke.start(g)?),
+                    None => None,
+                };
+                (Some(n), ke)
+            }
+        };
+        Ok(ChildOffer {
+            config: index,
+            spi_in,
+            nonce,
+            offered,
+            tsi: child::resolve(&config.local_ts, self.local.ip()),
+            tsr: child::resolve(&config.remote_ts, self.remote.ip()),
+            transport: config.mode == Mode::Transport,
+            ke,
+            ke_retried: matches!(group, Some(Some(_))),
+        })
+    }
+
+    /// After IKE_AUTH, as initiator: one CREATE_CHILD_SA for each further child of the connection.
+    pub(crate) fn queue_more_children(&mut self, ctx: &mut Ctx<'_>) {
+        let n = self.peer.as_ref().map_or(0, |p| p.children.len());
+        for i in 1..n {
+            if let Ok(i) = u16::try_from(i) {
+                self.queue(ctx, Job::NewChild(i));
+            }
+        }
+    }
+
+    /// The CREATE_CHILD_SA request for child `index` (§1.3.1): `{ [N(USE_TRANSPORT_MODE)], SA, Ni,
+    /// [KEi], TSi, TSr }`, or `None` when there is no such child or no randomness.
+    pub(crate) fn additional_child_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        index: u16,
+        group: Option<KeId>,
+    ) -> Option<(Vec<Payload>, Box<ChildOffer>)> {
+        let peer = self.peer.clone()?;
+        let offer = self.child_offer(ctx, &peer, usize::from(index), Some(group)).ok()?;
+        let mut extra = vec![Payload::Nonce(NoncePayload { data: offer.nonce.clone().unwrap_or_default() })];
+        if let Some(k) = &offer.ke {
+            extra.push(Payload::Ke(KePayload { group: k.group(), data: k.public_value().to_vec() }));
+        }
+        Some((offer.payloads(extra), Box::new(offer)))
+    }
+
+    /// The answer to our request for an additional CHILD SA.
+    pub(crate) fn handle_new_child_response(&mut self, ctx: &mut Ctx<'_>, offer: ChildOffer, p: &Collected) {
+        // §1.3.1: start again once in the group the responder asked for.
+        if p.error() == Some(NotifyType::INVALID_KE_PAYLOAD) && !offer.ke_retried {
+            let index = u16::try_from(offer.config).ok();
+            let retry =
+                index.zip(p.invalid_ke_group()).and_then(|(i, g)| self.additional_child_request(ctx, i, Some(g)));
+            if let Some((payloads, offer)) = retry {
+                self.send_protected(ctx, ExchangeType::CREATE_CHILD_SA, &payloads, InFlight::NewChild(offer));
+                return;
+            }
+        }
+        self.conclude_child_offer(ctx, offer, p);
+    }
+
+    /// Reads the answer to a CHILD SA offer, in IKE_AUTH or CREATE_CHILD_SA: the pair is made, or
+    /// the child is reported failed (the IKE SA stays up without it, §1.2), and a pair the responder
+    /// made for an answer we cannot use is deleted (§1.4.1).
+    pub(crate) fn conclude_child_offer(&mut self, ctx: &mut Ctx<'_>, offer: ChildOffer, p: &Collected) {
+        let Some(peer) = self.peer.clone() else { return };
+        let Some(config) = peer.children.get(offer.config) else { return };
+        let fail = |s: &mut Self, ctx: &mut Ctx<'_>, reason| {
+            ctx.out.events.push_back(Event::ChildSaFailed { sa: s.handle, name: config.name.clone(), reason });
+        };
+        if let Some(err) = p.error() {
+            fail(self, ctx, err);
+            return;
+        }
+        let with_ke = offer.nonce.is_some();
+        let selectors = Some((offer.tsi.as_slice(), offer.tsr.as_slice()));
+        let accepted = match accept_answer(&offer.offered, offer.ke.as_deref(), p, with_ke, selectors) {
+            Ok(a) => a,
+            Err(unusable) => {
+                fail(self, ctx, unusable.reason());
+                if unusable != Unusable::Missing {
+                    self.queue.push_front(Job::DeleteUninstalled(offer.spi_in));
+                }
+                return;
+            }
+        };
+        let (Some(tsi), Some(tsr)) = (&p.tsi, &p.tsr) else { return };
+        let mode =
+            if offer.transport && p.has(NotifyType::USE_TRANSPORT_MODE) { Mode::Transport } else { Mode::Tunnel };
+        let ts = (tsi.selectors.clone(), tsr.selectors.clone());
+        // §2.17: the IKE_AUTH child's KEYMAT comes from the IKE_SA_INIT nonces, and its initiator is
+        // the IKE SA's.
+        let (ni, nr, we_initiated) = match (&offer.nonce, &p.nonce) {
+            (Some(ni), Some(nr)) => (ni.clone(), nr.clone(), true),
+            _ => match self.keys.as_ref() {
+                Some(k) => (k.init.ni.clone(), k.init.nr.clone(), self.initiator),
+                None => return,
+            },
+        };
+        let c = self.derive_child(
+            ctx,
+            &config.name,
+            &accepted.chosen,
+            offer.spi_in,
+            ts,
+            mode,
+            accepted.shared.as_ref(),
+            (&ni, &nr),
+            we_initiated,
+        );
+        self.ready(ctx, c);
+    }
+
+    /// The CHILD SA part of the IKE_AUTH response (§1.2); a failure here leaves the IKE SA up.
+    pub(crate) fn respond_child_in_auth(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        peer: &PeerConfig,
+        p: &Collected,
+    ) -> Vec<Payload> {
+        let Ok(spi_in) = ctx.new_esp_spi() else { return vec![notify(NotifyType::TEMPORARY_FAILURE)] };
+        let sel = match self.select_child(peer, p, spi_in, false) {
+            Ok(sel) => sel,
+            Err(SelectError::Missing) => return Vec::new(),
+            Err(SelectError::Refused(reason)) => return self.refuse_child(ctx, peer, reason),
+        };
+        let Some((ni, nr)) = self.keys.as_ref().map(|k| (k.init.ni.clone(), k.init.nr.clone())) else {
+            return vec![notify(NotifyType::TEMPORARY_FAILURE)];
+        };
+        let mode = if sel.transport { Mode::Transport } else { Mode::Tunnel };
+        let ts = (sel.tsr.clone(), sel.tsi.clone());
+        let c = self.derive_child(ctx, &sel.config.name, &sel.chosen, spi_in, ts, mode, None, (&ni, &nr), false);
+        self.ready(ctx, c);
+        sel.payloads(Vec::new())
+    }
+
+    /// A new CHILD SA asked for in CREATE_CHILD_SA (§1.3.1): chosen as in IKE_AUTH, with its own
+    /// nonces and, with PFS, key exchange. strongSwan also uses it to recreate a CHILD SA that expired.
+    pub(crate) fn new_child_request(&mut self, ctx: &mut Ctx<'_>, p: &Collected) -> Vec<Payload> {
+        let Some(peer) = self.peer.clone() else { return vec![notify(NotifyType::NO_ADDITIONAL_SAS)] };
+        let Some(ni) = p.nonce.clone() else { return vec![notify(NotifyType::INVALID_SYNTAX)] };
+        let Ok(spi_in) = ctx.new_esp_spi() else { return vec![notify(NotifyType::TEMPORARY_FAILURE)] };
+        let sel = match self.select_child(&peer, p, spi_in, true) {
+            Ok(sel) => sel,
+            Err(SelectError::Missing) => return vec![notify(NotifyType::INVALID_SYNTAX)],
+            Err(SelectError::Refused(reason)) => return self.refuse_child(ctx, &peer, reason),
+        };
+        let (ke_out, shared) = match respond_ke(ctx, sel.chosen.ke, p.ke.as_ref()) {
+            Ok(x) => x,
+            Err(refusal) => return refusal,
+        };
+        let Some(nr) = nonce(ctx) else { return vec![notify(NotifyType::TEMPORARY_FAILURE)] };
+        let mode = if sel.transport { Mode::Transport } else { Mode::Tunnel };
+        let ts = (sel.tsr.clone(), sel.tsi.clone());
+        let c =
+            self.derive_child(ctx, &sel.config.name, &sel.chosen, spi_in, ts, mode, shared.as_ref(), (&ni, &nr), false);
+        if c.encr_in.is_empty() {
+            return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)];
+        }
+        self.ready(ctx, c);
+        let mut extra = vec![Payload::Nonce(NoncePayload { data: nr })];
+        extra.extend(ke_out);
+        sel.payloads(extra)
+    }
+
+    /// The responder's refusal of a CHILD SA: an event for the daemon and the notify for the peer.
+    fn refuse_child(&mut self, ctx: &mut Ctx<'_>, peer: &PeerConfig, reason: NotifyType) -> Vec<Payload> {
+        let name = peer.children.first().map(|c| c.name.clone()).unwrap_or_default();
+        ctx.out.events.push_back(Event::ChildSaFailed { sa: self.handle, name, reason });
+        vec![notify(reason)]
+    }
+
+    /// Picks our child for the initiator's offer (IKE_AUTH or CREATE_CHILD_SA): the first whose
+    /// selectors narrow with the offered ones (§2.9) and which accepts one of its proposals.
+    fn select_child(
+        &self,
+        peer: &PeerConfig,
+        p: &Collected,
+        spi_in: u32,
+        with_ke: bool,
+    ) -> core::result::Result<SelectedChild, SelectError> {
+        let (Some(sa), Some(tsi), Some(tsr)) = (&p.sa, &p.tsi, &p.tsr) else { return Err(SelectError::Missing) };
+        let mut narrowed_any = false;
+        for config in &peer.children {
+            let ours_remote = child::resolve(&config.remote_ts, self.remote.ip());
+            let ours_local = child::resolve(&config.local_ts, self.local.ip());
+            let Some((n_tsi, n_tsr)) = child::narrow(&tsi.selectors, &tsr.selectors, &ours_remote, &ours_local) else {
+                continue;
+            };
+            narrowed_any = true;
+            let Ok(chosen) =
+                child::choose_esp(&config.esp_proposals, &sa.proposals, spi_in, peer.prefer_initiator, with_ke)
+            else {
+                continue;
+            };
+            // §1.3.1: transport mode only if both want it.
+            let transport = config.mode == Mode::Transport && p.has(NotifyType::USE_TRANSPORT_MODE);
+            return Ok(SelectedChild { config: config.clone(), chosen, tsi: n_tsi, tsr: n_tsr, transport });
+        }
+        Err(SelectError::Refused(if narrowed_any {
+            NotifyType::NO_PROPOSAL_CHOSEN
+        } else {
+            NotifyType::TS_UNACCEPTABLE
+        }))
+    }
+
+    /// A CHILD SA with KEYMAT = prf+(SK_d, [g^ir (new)] | Ni | Nr) (§2.17): the initiator-to-responder
+    /// keys come first, the initiator being that of the exchange that made it (`we_initiated`). Keys
+    /// are left empty if the derivation fails; `ready` refuses such a child.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn derive_child(
+        &self,
+        ctx: &Ctx<'_>,
+        name: &str,
+        chosen: &ChosenEsp,
+        spi_in: u32,
+        (local_ts, remote_ts): (Vec<TrafficSelector>, Vec<TrafficSelector>),
+        mode: Mode,
+        shared: Option<&oxswan_crypto::Secret>,
+        (ni, nr): (&[u8], &[u8]),
+        we_initiated: bool,
+    ) -> ChildSa {
+        let empty = ChildSa {
+            name: name.to_owned(),
+            spi_in,
+            spi_out: chosen.peer_spi,
+            suite: chosen.suite,
+            esn: chosen.esn,
+            proposal: proposal_to_string(&chosen.proposal),
+            encr_in: oxswan_crypto::Secret::new(Vec::new()),
+            integ_in: oxswan_crypto::Secret::new(Vec::new()),
+            encr_out: oxswan_crypto::Secret::new(Vec::new()),
+            integ_out: oxswan_crypto::Secret::new(Vec::new()),
+            local_ts,
+            remote_ts,
+            mode,
+            encap: self.nat.any(),
+            local: self.local,
+            remote: self.remote,
+            replaces: None,
+            outbound: true,
+        };
+        let Some(keys) = self.keys.as_ref() else { return empty };
+        let init = &keys.init;
+        let secrets: Vec<&[u8]> = shared.map(|s| s.expose()).into_iter().collect();
+        match ChildSaKeys::derive(
+            ctx.provider.prf.as_ref(),
+            init.suite.prf,
+            init.keys.sk_d.expose(),
+            &chosen.suite,
+            &secrets,
+            ni,
+            nr,
+        ) {
+            Ok(k) => {
+                let (encr_in, integ_in, encr_out, integ_out) = if we_initiated {
+                    (k.encr_r, k.integ_r, k.encr_i, k.integ_i)
+                } else {
+                    (k.encr_i, k.integ_i, k.encr_r, k.integ_r)
+                };
+                ChildSa { encr_in, integ_in, encr_out, integ_out, ..empty }
+            }
+            Err(_) => empty,
+        }
+    }
+
+    /// Reports a made pair to the data plane and keeps its record, with its timers armed.
+    pub(crate) fn ready(&mut self, ctx: &mut Ctx<'_>, c: ChildSa) {
+        if c.encr_in.is_empty() {
+            ctx.out.events.push_back(Event::ChildSaFailed {
+                sa: self.handle,
+                name: c.name,
+                reason: NO_PROPOSAL_CHOSEN_LOCALLY,
+            });
+            return;
+        }
+        ctx.out.events.push_back(Event::ChildSaReady { sa: self.handle, child: Box::new(c.clone()) });
+        let spi = c.spi_in;
+        self.children.push(ChildRecord::new(c));
+        self.schedule_rekey(ctx, spi);
+    }
+}
+
+/// The child, proposal and narrowed selectors the responder chose.
+struct SelectedChild {
+    config: child::ChildConfig,
+    chosen: ChosenEsp,
+    tsi: Vec<TrafficSelector>,
+    tsr: Vec<TrafficSelector>,
+    transport: bool,
+}
+
+impl SelectedChild {
+    /// The response's payloads for this child, with `extra` (Nonce, KE) after the SA payload.
+    fn payloads(&self, extra: Vec<Payload>) -> Vec<Payload> {
+        let mut out = Vec::new();
+        if self.transport {
+            out.push(notify(NotifyType::USE_TRANSPORT_MODE));
+        }
+        out.push(Payload::Sa(SaPayload { proposals: vec![self.chosen.proposal.clone()] }));
+        out.extend(extra);
+        out.push(Payload::TsI(TsPayload { selectors: self.tsi.clone() }));
+        out.push(Payload::TsR(TsPayload { selectors: self.tsr.clone() }));
+        out
+    }
+}
+
+enum SelectError {
+    /// No SA or TS payloads: no child was asked for.
+    Missing,
+    /// None acceptable, with the notify that says why.
+    Refused(NotifyType),
+}

@@ -1,0 +1,198 @@
+//! The exchanges of an IKE SA, one module per task in libcharon's manner: IKE_SA_INIT (`ike_init`),
+//! IKE_AUTH (`ike_auth`, with the first CHILD SA from `child_create`), CREATE_CHILD_SA
+//! (`child_create`, `child_rekey`, `ike_rekey`) and INFORMATIONAL (`informational`: DELETE,
+//! liveness). Each builds its part of a request and reads its part of the answer; what an exchange
+//! in flight needs to read its answer travels with the request ([`InFlight`]) and is consumed by it,
+//! so no state of a finished exchange is left behind.
+
+use oxswan_crypto::provider::KeyExchange;
+use oxswan_wire::id::IdPayload;
+use oxswan_wire::notify::NotifyPayload;
+use oxswan_wire::payloads::{AuthPayload, CertPayload, KePayload};
+use oxswan_wire::sa::{Proposal, SaPayload};
+use oxswan_wire::ts::TsPayload;
+use oxswan_wire::{KeId, NotifyType, Payload};
+
+use crate::ike_sa::Ctx;
+use crate::init::{InitRequestSent, NONCE_LEN};
+
+pub(crate) mod child_create;
+pub(crate) mod child_rekey;
+pub(crate) mod ike_auth;
+pub(crate) mod ike_init;
+pub(crate) mod ike_rekey;
+pub(crate) mod informational;
+
+pub(crate) use child_create::ChildOffer;
+
+/// An exchange waiting its turn on an established SA (window size 1, §2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Job {
+    /// DELETE of the IKE SA (§1.4.1).
+    DeleteIke,
+    /// DELETE of the CHILD SA with this inbound SPI.
+    DeleteChild(u32),
+    /// DELETE of a pair the peer installed for an answer we could not use, by the inbound SPI we
+    /// offered and never installed (§1.4.1): the peer drops its half.
+    DeleteUninstalled(u32),
+    /// An empty INFORMATIONAL request (§1.4: liveness check).
+    Liveness,
+    /// CREATE_CHILD_SA rekeying the CHILD SA with this inbound SPI (§1.3.3).
+    RekeyChild(u32),
+    /// CREATE_CHILD_SA rekeying the IKE SA (§1.3.2).
+    RekeyIke,
+    /// CREATE_CHILD_SA for the connection's child with this index (§1.3.1).
+    NewChild(u16),
+}
+
+/// The exchange a request in flight belongs to, with what reading its answer needs.
+#[derive(Debug)]
+pub(crate) enum InFlight {
+    /// IKE_SA_INIT (initiator).
+    Init {
+        req: Box<InitRequestSent>,
+        cookie_tries: u8,
+        ke_retried: bool,
+    },
+    /// IKE_AUTH (initiator), with the first CHILD SA if the connection has one.
+    Auth {
+        child: Option<Box<ChildOffer>>,
+    },
+    DeleteIke,
+    DeleteChild(u32),
+    DeleteUninstalled,
+    Liveness,
+    RekeyChild(Box<child_rekey::RekeyOffer>),
+    RekeyIke(Box<ike_rekey::IkeRekeyOffer>),
+    NewChild(Box<ChildOffer>),
+}
+
+impl InFlight {
+    /// The exchange type the answer must have.
+    pub(crate) fn exchange(&self) -> oxswan_wire::ExchangeType {
+        use oxswan_wire::ExchangeType as X;
+        match self {
+            InFlight::Init { .. } => X::IKE_SA_INIT,
+            InFlight::Auth { .. } => X::IKE_AUTH,
+            InFlight::RekeyChild(_) | InFlight::RekeyIke(_) | InFlight::NewChild(_) => X::CREATE_CHILD_SA,
+            InFlight::DeleteIke | InFlight::DeleteChild(_) | InFlight::DeleteUninstalled | InFlight::Liveness => {
+                X::INFORMATIONAL
+            }
+        }
+    }
+}
+
+/// The payloads of a message, by kind (the first of each, every CERT and notify).
+#[derive(Debug, Default)]
+pub(crate) struct Collected {
+    pub idi: Option<IdPayload>,
+    pub idr: Option<IdPayload>,
+    pub auth: Option<AuthPayload>,
+    pub certs: Vec<CertPayload>,
+    pub sa: Option<SaPayload>,
+    pub tsi: Option<TsPayload>,
+    pub tsr: Option<TsPayload>,
+    pub nonce: Option<Vec<u8>>,
+    pub ke: Option<KePayload>,
+    pub notifies: Vec<NotifyPayload>,
+}
+
+impl Collected {
+    pub(crate) fn collect(payloads: Vec<Payload>) -> Self {
+        let mut out = Self::default();
+        for p in payloads {
+            match p {
+                Payload::IdI(x) if out.idi.is_none() => out.idi = Some(x),
+                Payload::IdR(x) if out.idr.is_none() => out.idr = Some(x),
+                Payload::Auth(x) if out.auth.is_none() => out.auth = Some(x),
+                Payload::Cert(x) => out.certs.push(x),
+                Payload::Sa(x) if out.sa.is_none() => out.sa = Some(x),
+                Payload::TsI(x) if out.tsi.is_none() => out.tsi = Some(x),
+                Payload::TsR(x) if out.tsr.is_none() => out.tsr = Some(x),
+                Payload::Nonce(x) if out.nonce.is_none() => out.nonce = Some(x.data),
+                Payload::Ke(x) if out.ke.is_none() => out.ke = Some(x),
+                Payload::Notify(x) => out.notifies.push(x),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    pub(crate) fn has(&self, ty: NotifyType) -> bool {
+        self.notifies.iter().any(|n| n.notify_type == ty)
+    }
+
+    /// The first error notify (types below 16384, §3.10.1).
+    pub(crate) fn error(&self) -> Option<NotifyType> {
+        self.notifies.iter().map(|n| n.notify_type).find(|t| t.is_error())
+    }
+
+    /// The group the responder asked for with INVALID_KE_PAYLOAD (§1.2, §1.3).
+    pub(crate) fn invalid_ke_group(&self) -> Option<KeId> {
+        self.notifies
+            .iter()
+            .find(|n| n.notify_type == NotifyType::INVALID_KE_PAYLOAD)
+            .and_then(|n| n.invalid_ke_group())
+    }
+}
+
+pub(crate) fn notify(ty: NotifyType) -> Payload {
+    Payload::Notify(NotifyPayload::new(ty, Vec::new()))
+}
+
+/// A fresh nonce (§2.10), or `None` when the random source fails.
+pub(crate) fn nonce(ctx: &Ctx<'_>) -> Option<Vec<u8>> {
+    let mut v = vec![0u8; NONCE_LEN];
+    ctx.provider.random.fill(&mut v).ok()?;
+    Some(v)
+}
+
+/// The lower of two nonces, by which simultaneous rekeys are resolved (§2.8.1).
+pub(crate) fn lowest(a: &[u8], b: &[u8]) -> Vec<u8> {
+    if a <= b { a.to_vec() } else { b.to_vec() }
+}
+
+/// The first KE method of our proposals, for PFS.
+pub(crate) fn first_ke(proposals: &[Proposal]) -> Option<KeId> {
+    proposals.iter().find_map(|p| {
+        p.transforms
+            .iter()
+            .find(|t| t.transform_type == oxswan_wire::TransformType::KE && t.transform_id != KeId::NONE.0)
+            .map(|t| KeId(t.transform_id))
+    })
+}
+
+/// With PFS the answer must complete our key exchange in the chosen group (§1.3.1, §1.3.3): the new
+/// shared secret, none without PFS, or `Err` for an answer that does not fit our offer.
+pub(crate) fn complete_ke(
+    chosen: Option<KeId>,
+    ours: Option<&dyn KeyExchange>,
+    theirs: Option<&KePayload>,
+) -> Result<Option<oxswan_crypto::Secret>, ()> {
+    match (chosen, ours, theirs) {
+        (None, _, _) => Ok(None),
+        (Some(g), Some(ours), Some(theirs)) if g == ours.group() && theirs.group == g => {
+            ours.complete(&theirs.data).map(Some).map_err(|_| ())
+        }
+        _ => Err(()),
+    }
+}
+
+/// The responder's side of a CREATE_CHILD_SA key exchange in `group` (§1.3): our KE payload and the
+/// shared secret; none without PFS; or the refusal to send, INVALID_KE_PAYLOAD naming our group when
+/// the initiator guessed another.
+#[allow(clippy::type_complexity)]
+pub(crate) fn respond_ke(
+    ctx: &Ctx<'_>,
+    group: Option<KeId>,
+    theirs: Option<&KePayload>,
+) -> core::result::Result<(Option<Payload>, Option<oxswan_crypto::Secret>), Vec<Payload>> {
+    let Some(g) = group else { return Ok((None, None)) };
+    match theirs {
+        Some(k) if k.group == g => match ctx.provider.ke.respond(g, &k.data) {
+            Ok((public, shared)) => Ok((Some(Payload::Ke(KePayload { group: g, data: public })), Some(shared))),
+            Err(_) => Err(vec![notify(NotifyType::INVALID_SYNTAX)]),
+        },
+        _ => Err(vec![Payload::Notify(NotifyPayload::new(NotifyType::INVALID_KE_PAYLOAD, g.0.to_be_bytes().to_vec()))]),
+    }
+}
