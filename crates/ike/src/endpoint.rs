@@ -21,10 +21,10 @@ use crate::config::{EndpointConfig, PeerConfig, RemoteAuth};
 use crate::cookie::CookieJar;
 use crate::error::{IkeError, Result, Unexpected};
 use crate::event::{ChildSa, Event, IkeSaInfo, SaHandle};
-use crate::ike_sa::{Ctx, IkeSa, Outbox, Transmit, later};
+use crate::ike_sa::IkeSa;
 use crate::init::{InitReply, ResponderParams, random_spi, respond};
 use crate::nat::nat_notifies;
-use crate::task::Job;
+use crate::sa::{Ctx, Job, Outbox, Transmit, later};
 
 /// Counters of what the endpoint dropped or refused, for status and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -383,10 +383,15 @@ impl Endpoint {
     /// Takes in the IKE SAs that a rekey of `old` made, and hands `old`'s CHILD SAs to the one that
     /// replaces it (§2.18).
     fn adopt(&mut self, now: Instant, old: SaHandle) {
-        for mut sa in core::mem::take(&mut self.out.spawned) {
+        for (mut core, job) in core::mem::take(&mut self.out.spawned) {
             let handle = SaHandle(self.next_handle);
             self.next_handle = self.next_handle.wrapping_add(1);
-            sa.handle = handle;
+            core.handle = handle;
+            let mut sa = IkeSa::adopt(core);
+            if let Some(job) = job {
+                let (mut ctx, _) = self.ctx_parts(now);
+                sa.queue(&mut ctx, job);
+            }
             self.by_spi.insert(sa.local_spi(), handle);
             self.sas.insert(handle, sa);
             self.settle(now, handle);
@@ -482,7 +487,7 @@ impl Endpoint {
         let sa = self.sas.get(&handle).ok_or(IkeError::UnknownSa)?;
         // The other SPI must be the one we know, except in the IKE_SA_INIT response that tells us.
         let their_spi = if from_initiator { h.spi_i } else { h.spi_r };
-        let known = if from_initiator { sa.spi_i } else { sa.spi_r };
+        let known = if from_initiator { sa.core.spi_i } else { sa.core.spi_r };
         if !known.is_zero() && their_spi != known {
             return Err(IkeError::Unexpected(Unexpected::PeerSpiMismatch));
         }

@@ -21,6 +21,7 @@ pub mod event;
 mod ike_sa;
 pub mod init;
 pub mod nat;
+mod sa;
 pub mod suite;
 mod task;
 
@@ -28,5 +29,5 @@ pub use config::{EndpointConfig, IkeLifetime, LocalAuth, PeerConfig, RemoteAuth,
 pub use endpoint::{Endpoint, Stats};
 pub use error::{IkeError, Result, Unexpected};
 pub use event::{ChildSa, DownReason, Event, IkeSaInfo, SaHandle};
-pub use ike_sa::{IKE_PORT, NAT_T_PORT, Transmit};
 pub use nat::NatState;
+pub use sa::{IKE_PORT, NAT_T_PORT, Transmit};

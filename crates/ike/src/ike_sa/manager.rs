@@ -1,105 +1,153 @@
 //! The task manager of an IKE SA: the queue of exchanges waiting their turn, the request in flight
-//! and its retransmission (RFC 7296 §2.1, §2.3, §2.4).
+//! and its retransmission (RFC 7296 §2.1, §2.3, §2.4), and what the core asked for.
 
-use oxswan_wire::notify::DeletePayload;
-use oxswan_wire::{ExchangeType, Payload};
+use oxswan_wire::{ExchangeType, Flags, Header, Payload};
 
-use super::{Ctx, IkeSa, Pending, State, Timer, Transmit, later};
+use super::{IkeSa, Pending};
+use crate::error::Result;
 use crate::event::DownReason;
-use crate::task::{InFlight, Job};
+use crate::sa::{Ask, Ctx, Job, Timer, Transmit, later};
+use crate::task::{self, InFlight, Next};
 
 impl IkeSa {
     /// Queues an exchange; it is sent when no other request is in flight (window size 1).
     pub fn queue(&mut self, ctx: &mut Ctx<'_>, job: Job) {
-        match self.state {
-            State::Established => {
-                self.queue.push_back(job);
-                self.send_next(ctx);
+        self.core.queue(ctx, job);
+        self.settle(ctx);
+    }
+
+    /// Takes what the core asked for, then starts the next queued exchange. A closed SA drops its
+    /// request in flight and its queue.
+    pub(crate) fn settle(&mut self, ctx: &mut Ctx<'_>) {
+        loop {
+            let closed = self.core.is_closed();
+            for ask in core::mem::take(&mut self.core.asks) {
+                match ask {
+                    // A last word goes out even as the SA closes.
+                    Ask::Once(exchange, payloads) => self.send_once(ctx, exchange, &payloads),
+                    _ if closed => {}
+                    Ask::Queue(job) => self.queue.push_back(job),
+                    Ask::First(job) => self.queue.push_front(job),
+                    Ask::ClearQueue => self.queue.clear(),
+                }
             }
-            State::Closed => {}
-            // Deleting an SA that is not up yet: there is nothing to tell the peer with protection,
-            // so forget it (strongSwan does the same).
-            _ if job == Job::DeleteIke => self.close(ctx, DownReason::LocalDeleted),
-            _ => {}
+            if closed {
+                self.take_pending();
+                self.queue.clear();
+                return;
+            }
+            self.send_next(ctx);
+            if self.core.asks.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Carries out what reading an answer asked for.
+    pub(crate) fn next(&mut self, ctx: &mut Ctx<'_>, next: Next) {
+        match next {
+            Next::Done => {}
+            Next::Send { exchange, payloads, in_flight } => self.send_protected(ctx, exchange, &payloads, in_flight),
+            Next::Restart { datagram, in_flight } => {
+                // The retried request is a new message 0 (§2.6, §1.2), with a fresh retransmission budget.
+                self.next_message_id = 0;
+                self.send_request(ctx, in_flight, vec![datagram]);
+            }
         }
     }
 
     /// The request in flight, taken (its answer came, or it is abandoned), with its timer.
     pub(crate) fn take_pending(&mut self) -> Option<Pending> {
-        self.timers.stop(Timer::Retransmit);
+        self.core.timers.stop(Timer::Retransmit);
         self.pending.take()
-    }
-
-    /// Whether the request in flight, or one queued, is `job`.
-    pub(crate) fn has_job(&self, job: Job) -> bool {
-        let in_flight = match (self.pending.as_ref().map(|p| &p.exchange), job) {
-            (Some(InFlight::DeleteIke), Job::DeleteIke) | (Some(InFlight::RekeyIke(_)), Job::RekeyIke) => true,
-            (Some(InFlight::DeleteChild(a)), Job::DeleteChild(b)) => *a == b,
-            _ => false,
-        };
-        in_flight || self.queue.contains(&job)
     }
 
     /// Starts the next queued exchange, if none is in flight. A job whose object is gone meanwhile
     /// is skipped.
-    pub(crate) fn send_next(&mut self, ctx: &mut Ctx<'_>) {
+    fn send_next(&mut self, ctx: &mut Ctx<'_>) {
         if self.pending.is_some() || !self.is_established() {
             return;
         }
         while let Some(job) = self.queue.pop_front() {
-            let info = ExchangeType::INFORMATIONAL;
-            let (exchange_type, payloads, in_flight) = match job {
-                Job::DeleteIke => (info, vec![Payload::Delete(DeletePayload::ike())], InFlight::DeleteIke),
-                Job::DeleteChild(spi) => {
-                    if self.children.get(spi).is_none() {
-                        continue;
-                    }
-                    (info, vec![Payload::Delete(DeletePayload::esp(&[spi]))], InFlight::DeleteChild(spi))
-                }
-                Job::DeleteUninstalled(spi) => {
-                    (info, vec![Payload::Delete(DeletePayload::esp(&[spi]))], InFlight::DeleteUninstalled)
-                }
-                Job::Liveness => (info, Vec::new(), InFlight::Liveness),
-                Job::RekeyIke => match self.ike_rekey_request(ctx, None) {
-                    Some((payloads, offer)) => (ExchangeType::CREATE_CHILD_SA, payloads, InFlight::RekeyIke(offer)),
-                    None => continue,
-                },
-                Job::NewChild(index) => match self.additional_child_request(ctx, index, None) {
-                    Some((payloads, offer)) => (ExchangeType::CREATE_CHILD_SA, payloads, InFlight::NewChild(offer)),
-                    None => continue,
-                },
-                Job::RekeyChild(old) => match self.rekey_request(ctx, old, None) {
-                    Some((payloads, offer)) => (ExchangeType::CREATE_CHILD_SA, payloads, InFlight::RekeyChild(offer)),
-                    None => continue,
-                },
-            };
-            self.send_protected(ctx, exchange_type, &payloads, in_flight);
+            let Some((exchange, payloads, in_flight)) = task::request(&mut self.core, ctx, job) else { continue };
+            self.send_protected(ctx, exchange, &payloads, in_flight);
             return;
         }
     }
 
     /// Retransmits the request in flight when its time has come, or gives the peer up.
     pub(crate) fn retransmit_due(&mut self, ctx: &mut Ctx<'_>) {
-        if self.timers.get(Timer::Retransmit).is_none_or(|at| at > ctx.now) {
+        if self.core.timers.get(Timer::Retransmit).is_none_or(|at| at > ctx.now) {
             return;
         }
         let retransmit = self.retransmit();
         let Some(p) = self.pending.as_mut() else {
-            self.timers.stop(Timer::Retransmit);
+            self.core.timers.stop(Timer::Retransmit);
             return;
         };
         if p.sent > retransmit.tries {
             // §2.4: after the retransmissions are exhausted the peer is considered dead.
             let deleting = matches!(p.exchange, InFlight::DeleteIke);
             self.take_pending();
-            self.close(ctx, if deleting { DownReason::LocalDeleted } else { DownReason::Timeout });
+            self.core.close(ctx, if deleting { DownReason::LocalDeleted } else { DownReason::Timeout });
+            self.settle(ctx);
             return;
         }
         for d in &p.datagrams {
-            ctx.out.transmits.push_back(Transmit { local: self.local, remote: self.remote, payload: d.clone() });
+            ctx.out.transmits.push_back(Transmit {
+                local: self.core.local,
+                remote: self.core.remote,
+                payload: d.clone(),
+            });
         }
         let next = later(ctx.now, retransmit.wait(p.sent));
         p.sent = p.sent.saturating_add(1);
-        self.timers.set(Timer::Retransmit, next);
+        self.core.timers.set(Timer::Retransmit, next);
+    }
+
+    fn retransmit(&self) -> crate::config::Retransmit {
+        self.core.peer.as_ref().map(|p| p.retransmit).unwrap_or_default()
+    }
+
+    fn encrypt_request(&self, ctx: &Ctx<'_>, exchange: ExchangeType, payloads: &[Payload]) -> Result<Vec<Vec<u8>>> {
+        let flags = if self.core.initiator { Flags::INITIATOR } else { Flags(0) };
+        let header = Header::new(self.core.spi_i, self.core.spi_r, exchange, flags, self.next_message_id);
+        self.core.seal(ctx, &header, payloads)
+    }
+
+    /// Sends a request and keeps it in flight with the state its answer needs.
+    pub(crate) fn send_request(&mut self, ctx: &mut Ctx<'_>, exchange: InFlight, datagrams: Vec<Vec<u8>>) {
+        for d in &datagrams {
+            ctx.out.transmits.push_back(Transmit {
+                local: self.core.local,
+                remote: self.core.remote,
+                payload: d.clone(),
+            });
+        }
+        let wait = self.retransmit().wait(0);
+        self.core.timers.set(Timer::Retransmit, later(ctx.now, wait));
+        self.pending = Some(Pending { message_id: self.next_message_id, datagrams, sent: 1, exchange });
+        self.next_message_id = self.next_message_id.wrapping_add(1);
+    }
+
+    /// Protects and sends a request; a request we cannot protect ends the SA.
+    fn send_protected(&mut self, ctx: &mut Ctx<'_>, exchange: ExchangeType, payloads: &[Payload], in_flight: InFlight) {
+        match self.encrypt_request(ctx, exchange, payloads) {
+            Ok(datagrams) => self.send_request(ctx, in_flight, datagrams),
+            Err(e) => {
+                self.core.close(ctx, DownReason::Protocol(format!("cannot protect a request: {e}")));
+                self.settle(ctx);
+            }
+        }
+    }
+
+    /// Sends a request once, without keeping it in flight (a last word before the SA ends). It
+    /// takes the next message ID without consuming it: nothing follows it.
+    fn send_once(&mut self, ctx: &mut Ctx<'_>, exchange: ExchangeType, payloads: &[Payload]) {
+        if let Ok(datagrams) = self.encrypt_request(ctx, exchange, payloads) {
+            for payload in datagrams {
+                ctx.out.transmits.push_back(Transmit { local: self.core.local, remote: self.core.remote, payload });
+            }
+        }
     }
 }

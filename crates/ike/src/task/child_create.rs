@@ -11,12 +11,12 @@ use oxswan_wire::sa::{Proposal, SaPayload};
 use oxswan_wire::ts::{TrafficSelector, TsPayload};
 use oxswan_wire::{ExchangeType, KeId, NotifyType, Payload};
 
-use super::{Collected, InFlight, Job, complete_ke, first_ke, nonce, notify, respond_ke};
+use super::{Collected, InFlight, Next, complete_ke, first_ke, nonce, notify, respond_ke};
 use crate::child::{self, ChosenEsp, Mode};
 use crate::config::PeerConfig;
 use crate::error::Result;
 use crate::event::{ChildSa, Event};
-use crate::ike_sa::{ChildRecord, Ctx, IkeSa};
+use crate::sa::{Ask, ChildRecord, Ctx, Job, SaCore};
 
 /// Pseudo-reason for a child the initiator could not accept locally (no notify was received).
 const NO_PROPOSAL_CHOSEN_LOCALLY: NotifyType = NotifyType::NO_PROPOSAL_CHOSEN;
@@ -111,7 +111,7 @@ pub(crate) fn accept_answer(
     Ok(Accepted { chosen, shared })
 }
 
-impl IkeSa {
+impl SaCore {
     /// An offer of the connection's child `index`: in CREATE_CHILD_SA (`in_auth` false) with a nonce
     /// and, with PFS, a key exchange in `group` or the first of its proposals.
     pub(crate) fn child_offer(
@@ -176,18 +176,22 @@ impl IkeSa {
     }
 
     /// The answer to our request for an additional CHILD SA.
-    pub(crate) fn handle_new_child_response(&mut self, ctx: &mut Ctx<'_>, offer: ChildOffer, p: &Collected) {
+    pub(crate) fn handle_new_child_response(&mut self, ctx: &mut Ctx<'_>, offer: ChildOffer, p: &Collected) -> Next {
         // §1.3.1: start again once in the group the responder asked for.
         if p.error() == Some(NotifyType::INVALID_KE_PAYLOAD) && !offer.ke_retried {
             let index = u16::try_from(offer.config).ok();
             let retry =
                 index.zip(p.invalid_ke_group()).and_then(|(i, g)| self.additional_child_request(ctx, i, Some(g)));
             if let Some((payloads, offer)) = retry {
-                self.send_protected(ctx, ExchangeType::CREATE_CHILD_SA, &payloads, InFlight::NewChild(offer));
-                return;
+                return Next::Send {
+                    exchange: ExchangeType::CREATE_CHILD_SA,
+                    payloads,
+                    in_flight: InFlight::NewChild(offer),
+                };
             }
         }
         self.conclude_child_offer(ctx, offer, p);
+        Next::Done
     }
 
     /// Reads the answer to a CHILD SA offer, in IKE_AUTH or CREATE_CHILD_SA: the pair is made, or
@@ -210,7 +214,7 @@ impl IkeSa {
             Err(unusable) => {
                 fail(self, ctx, unusable.reason());
                 if unusable != Unusable::Missing {
-                    self.queue.push_front(Job::DeleteUninstalled(offer.spi_in));
+                    self.asks.push(Ask::First(Job::DeleteUninstalled(offer.spi_in)));
                 }
                 return;
             }

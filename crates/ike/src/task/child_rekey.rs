@@ -20,10 +20,10 @@ use oxswan_wire::ts::TsPayload;
 use oxswan_wire::{ExchangeType, KeId, NotifyType, Payload, ProtocolId};
 
 use super::child_create::accept_answer;
-use super::{Collected, InFlight, Job, first_ke, lowest, nonce, notify, respond_ke};
+use super::{Collected, InFlight, Next, Window, first_ke, lowest, nonce, notify, respond_ke};
 use crate::child::{self, ChildConfig, ChosenEsp, Mode};
 use crate::event::{ChildSa, Event};
-use crate::ike_sa::{ChildRecord, Ctx, IkeSa, Lifecycle, later};
+use crate::sa::{Ask, ChildRecord, Ctx, Job, Lifecycle, SaCore, later};
 
 /// Our CREATE_CHILD_SA rekey in flight.
 #[derive(Debug)]
@@ -60,7 +60,7 @@ enum RekeyEnd {
 /// How long to wait before trying again after TEMPORARY_FAILURE or a refused rekey.
 const RETRY: Duration = Duration::from_secs(2);
 
-impl IkeSa {
+impl SaCore {
     fn child_config(&self, name: &str) -> Option<ChildConfig> {
         self.peer.as_ref()?.children.iter().find(|c| c.name == name).cloned()
     }
@@ -164,9 +164,9 @@ impl IkeSa {
     }
 
     /// The answer to our CREATE_CHILD_SA rekey request.
-    pub(crate) fn handle_rekey_response(&mut self, ctx: &mut Ctx<'_>, offer: RekeyOffer, p: &Collected) {
+    pub(crate) fn handle_rekey_response(&mut self, ctx: &mut Ctx<'_>, offer: RekeyOffer, p: &Collected) -> Next {
         let end = self.conclude_rekey(ctx, &offer, p);
-        self.apply_rekey(ctx, offer, end);
+        self.apply_rekey(ctx, offer, end)
     }
 
     /// What the answer means; changes nothing.
@@ -213,12 +213,16 @@ impl IkeSa {
     }
 
     /// Carries out how the rekey ended.
-    fn apply_rekey(&mut self, ctx: &mut Ctx<'_>, offer: RekeyOffer, end: RekeyEnd) {
+    fn apply_rekey(&mut self, ctx: &mut Ctx<'_>, offer: RekeyOffer, end: RekeyEnd) -> Next {
         let old = offer.old;
         match end {
             RekeyEnd::Again(group) => match self.rekey_request(ctx, old, Some(group)) {
                 Some((payloads, offer)) => {
-                    self.send_protected(ctx, ExchangeType::CREATE_CHILD_SA, &payloads, InFlight::RekeyChild(offer))
+                    return Next::Send {
+                        exchange: ExchangeType::CREATE_CHILD_SA,
+                        payloads,
+                        in_flight: InFlight::RekeyChild(offer),
+                    };
                 }
                 None => self.rekey_later(ctx, old),
             },
@@ -228,14 +232,14 @@ impl IkeSa {
                     c.collision = None;
                 }
             }
-            RekeyEnd::Vanished { orphan } => self.queue.push_front(Job::DeleteUninstalled(orphan)),
+            RekeyEnd::Vanished { orphan } => self.asks.push(Ask::First(Job::DeleteUninstalled(orphan))),
             RekeyEnd::Retry { reason, orphan } => {
                 if let Some(name) = self.children.get(old).map(|c| c.sa.name.clone()) {
                     self.rekey_later(ctx, old);
                     ctx.out.events.push_back(Event::ChildSaFailed { sa: self.handle, name, reason });
                 }
                 if let Some(spi) = orphan {
-                    self.queue.push_front(Job::DeleteUninstalled(spi));
+                    self.asks.push(Ask::First(Job::DeleteUninstalled(spi)));
                 }
             }
             RekeyEnd::Replaced { new, delete } => {
@@ -250,16 +254,22 @@ impl IkeSa {
                 } else {
                     self.schedule_rekey(ctx, spi);
                 }
-                self.queue.push_front(Job::DeleteChild(delete));
+                self.asks.push(Ask::First(Job::DeleteChild(delete)));
             }
         }
+        Next::Done
     }
 
     /// A CREATE_CHILD_SA request from the peer: a rekey of the IKE SA or of one of our CHILD SAs, or
     /// a new CHILD SA (§1.3.1), which strongSwan also sends to recreate a CHILD SA that expired.
-    pub(crate) fn handle_create_child_request(&mut self, ctx: &mut Ctx<'_>, p: Collected) -> Vec<Payload> {
+    pub(crate) fn handle_create_child_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        window: Window<'_>,
+        p: Collected,
+    ) -> Vec<Payload> {
         if super::ike_rekey::is_ike_rekey(&p) {
-            return self.handle_ike_rekey_request(ctx, &p);
+            return self.handle_ike_rekey_request(ctx, window, &p);
         }
         // This IKE SA was rekeyed: its CHILD SAs belong to the new one, or will once a simultaneous
         // rekey is resolved (§2.8.2). The peer asks again there.
@@ -281,7 +291,7 @@ impl IkeSa {
             return vec![Payload::Notify(n)];
         };
         // §2.25.1: a pair we are deleting (our own rekey of it completed) is not rekeyed again.
-        if self.has_job(Job::DeleteChild(old.spi_in)) {
+        if window.deleting_child(old.spi_in) {
             return vec![notify(NotifyType::TEMPORARY_FAILURE)];
         }
         let (Some(sa), Some(ni)) = (&p.sa, p.nonce.clone()) else { return vec![notify(NotifyType::INVALID_SYNTAX)] };
@@ -316,11 +326,7 @@ impl IkeSa {
         self.schedule_rekey(ctx, spi_in);
         // §2.8.1: we are rekeying the same pair; which new pair survives is decided by the nonces once
         // our own exchange completes.
-        let ours_in_flight = matches!(
-            self.pending.as_ref().map(|p| &p.exchange),
-            Some(InFlight::RekeyChild(o)) if o.old == old.spi_in
-        );
-        if ours_in_flight {
+        if window.rekeying_child(old.spi_in) {
             if let Some(c) = self.children.get_mut(old.spi_in) {
                 c.collision = Some(lowest(&ni, &nr));
             }

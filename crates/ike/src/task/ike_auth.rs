@@ -9,16 +9,16 @@ use oxswan_wire::id::IdPayload;
 use oxswan_wire::payloads::{AuthPayload, CertPayload, CertReqPayload};
 use oxswan_wire::{AuthMethod, CertEncoding, ExchangeType, Identity, NotifyType, Payload};
 
-use super::{ChildOffer, Collected, InFlight, notify};
+use super::{ChildOffer, Collected, InFlight, Next, notify};
 use crate::config::{LocalAuth, PeerConfig, RemoteAuth};
 use crate::error::{IkeError, Result};
 use crate::event::{DownReason, Event};
-use crate::ike_sa::{Ctx, IkeSa, Origin, State, Transmit};
+use crate::sa::{Ask, Ctx, Origin, SaCore, State};
 
-impl IkeSa {
+impl SaCore {
     /// The IKE_AUTH request, after IKE_SA_INIT: `{ IDi, [CERT+], [CERTREQ], [IDr], AUTH,
     /// [N(INITIAL_CONTACT)], [N(USE_TRANSPORT_MODE)], SA, TSi, TSr }`.
-    pub(crate) fn send_auth_request(&mut self, ctx: &mut Ctx<'_>, peer: &PeerConfig) -> Result<()> {
+    pub(crate) fn auth_request(&mut self, ctx: &mut Ctx<'_>, peer: &PeerConfig) -> Result<Next> {
         let keys = self.keys.as_ref().ok_or(IkeError::NoKeys)?;
         let init = &keys.init;
         let idi = IdPayload::from_identity(&peer.local_id);
@@ -54,10 +54,8 @@ impl IkeSa {
         if let Some(o) = &offer {
             payloads.extend(o.payloads(Vec::new()));
         }
-        let datagram = self.encrypt_request(ctx, ExchangeType::IKE_AUTH, &payloads)?;
         self.state = State::Connecting;
-        self.send_request(ctx, InFlight::Auth { child: offer }, datagram);
-        Ok(())
+        Ok(Next::Send { exchange: ExchangeType::IKE_AUTH, payloads, in_flight: InFlight::Auth { child: offer } })
     }
 
     fn make_auth(&self, ctx: &Ctx<'_>, peer: &PeerConfig, octets: &[u8]) -> Result<AuthPayload> {
@@ -94,8 +92,13 @@ impl IkeSa {
     }
 
     /// The responder's IKE_AUTH answer: `{ IDr, [CERT+], AUTH, SA, TSi, TSr }`, or an error notify.
-    pub(crate) fn handle_auth_response(&mut self, ctx: &mut Ctx<'_>, child: Option<Box<ChildOffer>>, p: Collected) {
-        let Some(peer) = self.peer.clone() else { return };
+    pub(crate) fn handle_auth_response(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        child: Option<Box<ChildOffer>>,
+        p: &Collected,
+    ) -> Next {
+        let Some(peer) = self.peer.clone() else { return Next::Done };
         // An error notify without AUTH: the responder refused us (§2.21.2) or the exchange.
         let (Some(idr), Some(auth)) = (p.idr.clone(), p.auth.clone()) else {
             let reason = p.error().unwrap_or(NotifyType::INVALID_SYNTAX);
@@ -107,21 +110,16 @@ impl IkeSa {
                 });
             }
             self.close(ctx, DownReason::PeerNotify(reason));
-            return;
+            return Next::Done;
         };
         let remote_id = match self.verify_peer(ctx, &peer, &idr, &auth, &p.certs, false) {
             Ok(id) => id,
             Err(reason) => {
                 // §2.21.2: tell the responder in a separate INFORMATIONAL exchange, once.
-                if let Ok(ds) =
-                    self.encrypt_request(ctx, ExchangeType::INFORMATIONAL, &[notify(NotifyType::AUTHENTICATION_FAILED)])
-                {
-                    for d in ds {
-                        ctx.out.transmits.push_back(Transmit { local: self.local, remote: self.remote, payload: d });
-                    }
-                }
+                let refusal = vec![notify(NotifyType::AUTHENTICATION_FAILED)];
+                self.asks.push(Ask::Once(ExchangeType::INFORMATIONAL, refusal));
                 self.auth_failed(ctx, reason);
-                return;
+                return Next::Done;
             }
         };
         self.peer_id = Some(remote_id);
@@ -131,9 +129,10 @@ impl IkeSa {
             self.schedule_ike_rekey(ctx);
         }
         if let Some(offer) = child {
-            self.conclude_child_offer(ctx, *offer, &p);
+            self.conclude_child_offer(ctx, *offer, p);
         }
         self.queue_more_children(ctx);
+        Next::Done
     }
 
     /// Checks the peer's AUTH (and certificate chain) over its signed octets; returns its identity or

@@ -7,115 +7,117 @@ use core::net::SocketAddr;
 use oxswan_crypto::CryptoProvider;
 use oxswan_crypto::sk::SkKeys;
 use oxswan_wire::notify::NotifyPayload;
-use oxswan_wire::{HashAlgorithm, IkeSpi, Message, NotifyType, Payload};
+use oxswan_wire::{HashAlgorithm, IkeSpi, NotifyType, Payload};
 
-use super::InFlight;
+use super::{InFlight, Next};
 use crate::config::PeerConfig;
-use crate::error::{IkeError, Result, Unexpected};
+use crate::error::{IkeError, Result};
 use crate::event::DownReason;
-use crate::ike_sa::{Ctx, IKE_PORT, IkeSa, Keys, NAT_T_PORT};
 use crate::init::{InitRequestSent, InitResponse};
 use crate::nat::{detect, nat_notifies};
+use crate::sa::{Ctx, IKE_PORT, Keys, NAT_T_PORT, SaCore};
 
 /// Cookie round trips an initiator makes before it gives up (a responder asking again and again is
 /// broken or hostile).
 const MAX_COOKIE_TRIES: u8 = 3;
 
-impl IkeSa {
-    /// The IKE_SA_INIT response. It cannot be authenticated: anything but an accepted answer or an
-    /// error notify leaves the request in flight, waiting for the genuine response (§2.4).
-    pub(crate) fn handle_init_response(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        local: SocketAddr,
-        remote: SocketAddr,
-        msg: &Message<'_>,
-    ) -> Result<()> {
-        let Some(InFlight::Init { req, cookie_tries, ke_retried }) = self.pending.as_ref().map(|p| &p.exchange) else {
-            return Err(IkeError::Unexpected(Unexpected::NotInThisState));
-        };
-        let (cookie_tries, ke_retried) = (*cookie_tries, *ke_retried);
-        let response = match req.handle_response(ctx.provider, msg.as_bytes()) {
-            Ok(r) => r,
-            // An error notify ends the attempt, as with strongSwan: only who saw our request knows SPIi,
-            // and waiting out the retransmissions would not change the answer.
-            Err(IkeError::PeerNotify(n)) => {
-                self.take_pending();
-                self.close(ctx, DownReason::PeerNotify(n));
-                return Ok(());
+/// Whether this reading of an IKE_SA_INIT response ends the request in flight: an answer, or an
+/// error notify, which ends the attempt as with strongSwan (only who saw our request knows SPIi, and
+/// waiting out the retransmissions would not change the answer). Anything else may be forged or
+/// garbled: the request stays in flight, waiting for the genuine response (§2.4).
+pub(crate) fn is_final(response: &Result<InitResponse>) -> bool {
+    matches!(response, Ok(_) | Err(IkeError::PeerNotify(_)))
+}
+
+/// The IKE_SA_INIT response to our request `req`, read by [`InitRequestSent::handle_response`]:
+/// cookies, INVALID_KE_PAYLOAD, NAT detection and the float to port 4500, then IKE_AUTH.
+pub(crate) fn answer(
+    core: &mut SaCore,
+    ctx: &mut Ctx<'_>,
+    req: InitRequestSent,
+    (cookie_tries, ke_retried): (u8, bool),
+    response: Result<InitResponse>,
+    (local, remote): (SocketAddr, SocketAddr),
+) -> Next {
+    let response = match response {
+        Ok(r) => r,
+        Err(IkeError::PeerNotify(n)) => {
+            core.close(ctx, DownReason::PeerNotify(n));
+            return Next::Done;
+        }
+        Err(e) => {
+            core.close(ctx, DownReason::Protocol(e.to_string()));
+            return Next::Done;
+        }
+    };
+    let Some(peer) = core.peer.clone() else {
+        core.close(ctx, DownReason::Protocol("initiator without configuration".into()));
+        return Next::Done;
+    };
+    let restart =
+        |req: Result<InitRequestSent>, cookie_tries, ke_retried, core: &mut SaCore, ctx: &mut Ctx<'_>| match req {
+            Ok(req) => Next::Restart {
+                datagram: req.request().to_vec(),
+                in_flight: InFlight::Init { req: Box::new(req), cookie_tries, ke_retried },
+            },
+            Err(e) => {
+                core.close(ctx, DownReason::Protocol(e.to_string()));
+                Next::Done
             }
-            // Anything else may be forged or garbled: keep waiting for the genuine response (§2.4).
-            Err(e) => return Err(e),
         };
-        let Some(peer) = self.peer.clone() else { return Err(IkeError::Unexpected(Unexpected::NoConfig)) };
-        let Some(InFlight::Init { req, .. }) = self.take_pending().map(|p| p.exchange) else {
-            return Err(IkeError::Unexpected(Unexpected::NotInThisState));
-        };
-        match response {
-            InitResponse::RetryWithCookie(cookie) => {
-                if cookie_tries >= MAX_COOKIE_TRIES {
-                    self.close(ctx, DownReason::PeerNotify(NotifyType::COOKIE));
-                    return Ok(());
+    match response {
+        InitResponse::RetryWithCookie(cookie) => {
+            if cookie_tries >= MAX_COOKIE_TRIES {
+                core.close(ctx, DownReason::PeerNotify(NotifyType::COOKIE));
+                return Next::Done;
+            }
+            restart(req.with_cookie(&cookie), cookie_tries.saturating_add(1), false, core, ctx)
+        }
+        InitResponse::RetryWithGroup(group) => {
+            // §1.2: retry once with the responder's group; a second INVALID_KE_PAYLOAD ends it.
+            if ke_retried {
+                core.close(ctx, DownReason::PeerNotify(NotifyType::INVALID_KE_PAYLOAD));
+                return Next::Done;
+            }
+            restart(req.retry_with_group(ctx.provider, group), cookie_tries, true, core, ctx)
+        }
+        InitResponse::Established(init) => {
+            core.spi_r = init.spi_r;
+            core.peer_hashes = signature_hashes(&init.peer_notifies);
+            core.peer_fragmentation = announces_fragmentation(&init.peer_notifies);
+            core.nat = detect(&init.peer_notifies, init.spi_i, init.spi_r, local, remote).unwrap_or_default();
+            if peer.force_encap {
+                core.nat.local_behind_nat = true;
+            }
+            // §2.23: the initiator moves to port 4500 once a NAT is detected; strongSwan also floats
+            // for `encap`.
+            if core.nat.any() {
+                if core.local.port() == IKE_PORT {
+                    core.local.set_port(NAT_T_PORT);
                 }
-                match req.with_cookie(&cookie) {
-                    Ok(req) => self.restart_init(ctx, req, cookie_tries.saturating_add(1), false),
-                    Err(e) => self.close(ctx, DownReason::Protocol(e.to_string())),
+                if core.remote.port() == IKE_PORT {
+                    core.remote.set_port(NAT_T_PORT);
                 }
             }
-            InitResponse::RetryWithGroup(group) => {
-                // §1.2: retry once with the responder's group; a second INVALID_KE_PAYLOAD ends it.
-                if ke_retried {
-                    self.close(ctx, DownReason::PeerNotify(NotifyType::INVALID_KE_PAYLOAD));
-                    return Ok(());
+            // From here on a failure ends the attempt: nothing is in flight to wait for.
+            let keys = SkKeys::for_sender(&init.keys, &init.suite, true)
+                .and_then(|out| Ok((out, SkKeys::for_sender(&init.keys, &init.suite, false)?)));
+            let (sk_out, sk_in) = match keys {
+                Ok(k) => k,
+                Err(e) => {
+                    core.close(ctx, DownReason::Protocol(e.to_string()));
+                    return Next::Done;
                 }
-                match req.retry_with_group(ctx.provider, group) {
-                    Ok(req) => self.restart_init(ctx, req, cookie_tries, true),
-                    Err(e) => self.close(ctx, DownReason::Protocol(e.to_string())),
-                }
-            }
-            InitResponse::Established(init) => {
-                self.spi_r = init.spi_r;
-                self.peer_hashes = signature_hashes(&init.peer_notifies);
-                self.peer_fragmentation = announces_fragmentation(&init.peer_notifies);
-                self.nat = detect(&init.peer_notifies, init.spi_i, init.spi_r, local, remote).unwrap_or_default();
-                if peer.force_encap {
-                    self.nat.local_behind_nat = true;
-                }
-                // §2.23: the initiator moves to port 4500 once a NAT is detected; strongSwan also floats
-                // for `encap`.
-                if self.nat.any() {
-                    if self.local.port() == IKE_PORT {
-                        self.local.set_port(NAT_T_PORT);
-                    }
-                    if self.remote.port() == IKE_PORT {
-                        self.remote.set_port(NAT_T_PORT);
-                    }
-                }
-                // From here on a failure ends the attempt: nothing is in flight to wait for.
-                let keys = SkKeys::for_sender(&init.keys, &init.suite, true)
-                    .and_then(|out| Ok((out, SkKeys::for_sender(&init.keys, &init.suite, false)?)));
-                let (sk_out, sk_in) = match keys {
-                    Ok(k) => k,
-                    Err(e) => {
-                        self.close(ctx, DownReason::Protocol(e.to_string()));
-                        return Ok(());
-                    }
-                };
-                self.keys = Some(Box::new(Keys { sk_out, sk_in, init: *init }));
-                self.next_message_id = 1;
-                if let Err(e) = self.send_auth_request(ctx, &peer) {
-                    self.close(ctx, DownReason::Protocol(e.to_string()));
+            };
+            core.keys = Some(Box::new(Keys { sk_out, sk_in, init: *init }));
+            match core.auth_request(ctx, &peer) {
+                Ok(next) => next,
+                Err(e) => {
+                    core.close(ctx, DownReason::Protocol(e.to_string()));
+                    Next::Done
                 }
             }
         }
-        Ok(())
-    }
-
-    fn restart_init(&mut self, ctx: &mut Ctx<'_>, req: InitRequestSent, cookie_tries: u8, ke_retried: bool) {
-        let datagram = req.request().to_vec();
-        // The retried request is a new message 0 (§2.6, §1.2), with a fresh retransmission budget.
-        self.next_message_id = 0;
-        self.send_request(ctx, InFlight::Init { req: Box::new(req), cookie_tries, ke_retried }, vec![datagram]);
     }
 }
 

@@ -14,10 +14,10 @@ use oxswan_wire::payloads::{KePayload, NoncePayload};
 use oxswan_wire::sa::{Proposal, SaPayload};
 use oxswan_wire::{ExchangeType, IkeSpi, NotifyType, Payload, ProtocolId};
 
-use super::{Collected, InFlight, Job, lowest, nonce, notify};
+use super::{Collected, InFlight, Next, Window, lowest, nonce, notify};
 use crate::event::DownReason;
-use crate::ike_sa::{ChildRecord, Ctx, IkeSa, Keys, Lifecycle, State, Timer, later};
 use crate::init::{IkeSaInit, random_spi};
+use crate::sa::{Ask, Ctx, IkeCollision, Inheritance, Job, Keys, Lifecycle, SaCore, State, Timer, later};
 use crate::suite::ike_suite;
 
 /// Our IKE SA rekey in flight.
@@ -28,28 +28,6 @@ pub(crate) struct IkeRekeyOffer {
     offered: Vec<Proposal>,
     ke: Box<dyn KeyExchange>,
     ke_retried: bool,
-}
-
-/// The peer rekeyed this IKE SA while our own rekey of it was in flight (§2.8.2): the SA its exchange
-/// made, by our SPI of it, and the lowest nonce of that exchange. Which new SA survives is known once
-/// our exchange completes; until then the CHILD SAs stay here.
-#[derive(Debug)]
-pub(crate) struct IkeCollision {
-    theirs: IkeSpi,
-    lowest_nonce: Vec<u8>,
-}
-
-/// What an IKE SA hands to the IKE SA that replaces it (§2.18): its CHILD SAs with their state.
-#[derive(Debug, Default)]
-pub(crate) struct Inheritance {
-    children: Vec<ChildRecord>,
-}
-
-impl Inheritance {
-    /// The inbound and outbound SPIs of the CHILD SAs, for when nobody takes them.
-    pub(crate) fn child_spis(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
-        self.children.iter().map(|c| (c.sa.spi_in, c.sa.spi_out))
-    }
 }
 
 fn spi_of(p: &Proposal) -> Option<IkeSpi> {
@@ -63,7 +41,7 @@ pub(crate) fn is_ike_rekey(p: &Collected) -> bool {
     p.sa.as_ref().and_then(|sa| sa.proposals.first()).is_some_and(|p| p.protocol == ProtocolId::IKE)
 }
 
-impl IkeSa {
+impl SaCore {
     /// The IKE SA that replaces this one, with `spi_i`/`spi_r` and keys from this SA's SK_d.
     #[allow(clippy::too_many_arguments)]
     fn successor(
@@ -75,7 +53,7 @@ impl IkeSa {
         ni: Vec<u8>,
         nr: Vec<u8>,
         (spi_i, spi_r): (IkeSpi, IkeSpi),
-    ) -> Option<IkeSa> {
+    ) -> Option<SaCore> {
         let (suite, _) = ike_suite(&proposal).ok()?;
         let old = self.keys.as_ref()?;
         // §2.18: the rekeying exchange belongs to the old IKE SA, so its PRF makes SKEYSEED.
@@ -84,7 +62,7 @@ impl IkeSa {
             IkeSaKeys::derive(ctx.provider.prf.as_ref(), &suite, skeyseed.expose(), &ni, &nr, spi_i.0, spi_r.0).ok()?;
         let sk_out = SkKeys::for_sender(&keys, &suite, we_initiated).ok()?;
         let sk_in = SkKeys::for_sender(&keys, &suite, !we_initiated).ok()?;
-        let mut new = IkeSa::new(self.handle, we_initiated, self.peer.clone(), self.local, self.remote, spi_i, spi_r);
+        let mut new = SaCore::new(self.handle, we_initiated, self.peer.clone(), self.local, self.remote, spi_i, spi_r);
         new.keys = Some(Box::new(Keys {
             init: IkeSaInit {
                 spi_i,
@@ -175,16 +153,17 @@ impl IkeSa {
     }
 
     /// Rekeys, reauthenticates or ends this IKE SA when its time has come.
-    pub(crate) fn ike_lifetime_timers(&mut self, ctx: &mut Ctx<'_>) {
+    /// `idle`: no request of ours is in flight.
+    pub(crate) fn ike_lifetime_timers(&mut self, ctx: &mut Ctx<'_>, idle: bool) {
         if self.timers.take_due(Timer::IkeExpire, ctx.now) {
             // Neither rekeyed nor reauthenticated in time: it ends now. The DELETE goes once, without
             // waiting for an answer (the peer is likely gone), and only when no request is in flight:
             // the peer would not take a message ID past one it has not seen (§2.3).
             self.timers.stop_lifetime();
             self.supersede(Lifecycle::Expired);
-            if self.pending.is_none() {
-                let delete = [Payload::Delete(oxswan_wire::notify::DeletePayload::ike())];
-                self.send_once(ctx, ExchangeType::INFORMATIONAL, &delete);
+            if idle {
+                let delete = vec![Payload::Delete(oxswan_wire::notify::DeletePayload::ike())];
+                self.asks.push(Ask::Once(ExchangeType::INFORMATIONAL, delete));
             }
             self.close(ctx, DownReason::Expired);
             return;
@@ -202,13 +181,18 @@ impl IkeSa {
     }
     /// The peer's CREATE_CHILD_SA that rekeys this IKE SA (§1.3.2): the answer, and the new SA in the
     /// outbox for the endpoint.
-    pub(crate) fn handle_ike_rekey_request(&mut self, ctx: &mut Ctx<'_>, p: &Collected) -> Vec<Payload> {
+    pub(crate) fn handle_ike_rekey_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        window: Window<'_>,
+        p: &Collected,
+    ) -> Vec<Payload> {
         // §2.25.2: not while we delete it or after it was replaced; not while a CHILD SA is being made
         // or deleted (strongSwan does the same). Our own rekey of it in flight is a collision (§2.8.2).
-        let colliding = matches!(self.pending.as_ref().map(|p| &p.exchange), Some(InFlight::RekeyIke(_)));
+        let colliding = window.rekeying_ike();
         if self.lifecycle == Lifecycle::Rekeyed
-            || (self.pending.is_some() && !colliding)
-            || self.queue.contains(&Job::DeleteIke)
+            || (window.in_flight.is_some() && !colliding)
+            || window.queued.contains(&Job::DeleteIke)
         {
             return vec![notify(NotifyType::TEMPORARY_FAILURE)];
         }
@@ -247,7 +231,7 @@ impl IkeSa {
         if colliding {
             new.lifecycle = Lifecycle::Rekeyed;
         }
-        ctx.out.spawned.push(new);
+        ctx.out.spawned.push((new, None));
         if colliding {
             self.ike_collision = Some(IkeCollision { theirs: our_spi, lowest_nonce });
         } else {
@@ -292,25 +276,33 @@ impl IkeSa {
     }
 
     /// The answer to our IKE SA rekey.
-    pub(crate) fn handle_ike_rekey_response(&mut self, ctx: &mut Ctx<'_>, offer: IkeRekeyOffer, p: &Collected) {
+    pub(crate) fn handle_ike_rekey_response(&mut self, ctx: &mut Ctx<'_>, offer: IkeRekeyOffer, p: &Collected) -> Next {
         if let Some(err) = p.error() {
             if err == NotifyType::INVALID_KE_PAYLOAD && !offer.ke_retried {
                 if let Some((payloads, offer)) = p.invalid_ke_group().and_then(|g| self.ike_rekey_request(ctx, Some(g)))
                 {
-                    self.send_protected(ctx, ExchangeType::CREATE_CHILD_SA, &payloads, InFlight::RekeyIke(offer));
-                    return;
+                    return Next::Send {
+                        exchange: ExchangeType::CREATE_CHILD_SA,
+                        payloads,
+                        in_flight: InFlight::RekeyIke(offer),
+                    };
                 }
             }
             // The peer refused ours but we answered its own: its new SA is the one (§2.8.2), and the
             // peer deletes this one.
             if let Some(c) = self.ike_collision.take() {
                 self.bequeath(ctx, c.theirs);
-                return;
+                return Next::Done;
             }
             // TEMPORARY_FAILURE and the like: try again shortly (§2.25).
             self.timers.set(Timer::IkeRekey, later(ctx.now, Duration::from_secs(2)));
-            return;
+            return Next::Done;
         }
+        self.conclude_ike_rekey(ctx, offer, p);
+        Next::Done
+    }
+
+    fn conclude_ike_rekey(&mut self, ctx: &mut Ctx<'_>, offer: IkeRekeyOffer, p: &Collected) {
         let (Some(sa), Some(nr), Some(ke)) = (&p.sa, p.nonce.clone(), &p.ke) else { return };
         let [chosen] = sa.proposals.as_slice() else { return };
         // What the responder chose must be one of ours (§2.7), with its new SPI.
@@ -337,17 +329,16 @@ impl IkeSa {
             if ours_lowest < c.lowest_nonce {
                 new.lifecycle = Lifecycle::Rekeyed;
                 new.timers.stop_lifetime();
-                new.queue(ctx, Job::DeleteIke);
-                ctx.out.spawned.push(new);
+                ctx.out.spawned.push((new, Some(Job::DeleteIke)));
                 self.bequeath(ctx, c.theirs);
                 return;
             }
             ctx.out.redundant.push(c.theirs);
         }
-        ctx.out.spawned.push(new);
+        ctx.out.spawned.push((new, None));
         self.bequeath(ctx, offer.spi);
         // §1.3.2: the initiator of the rekey deletes the old IKE SA.
-        self.queue.clear();
-        self.queue.push_front(Job::DeleteIke);
+        self.asks.push(Ask::ClearQueue);
+        self.asks.push(Ask::First(Job::DeleteIke));
     }
 }

@@ -6,9 +6,9 @@ use oxswan_wire::notify::DeletePayload;
 use oxswan_wire::{NotifyType, Payload, ProtocolId};
 
 use crate::event::{DownReason, Event};
-use crate::ike_sa::{Ctx, IkeSa};
+use crate::sa::{Ctx, SaCore};
 
-impl IkeSa {
+impl SaCore {
     pub(crate) fn handle_informational(&mut self, ctx: &mut Ctx<'_>, payloads: &[Payload]) -> Vec<Payload> {
         let mut deleted_in = Vec::new();
         for p in payloads {

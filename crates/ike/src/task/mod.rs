@@ -4,17 +4,24 @@
 //! liveness). Each builds its part of a request and reads its part of the answer; what an exchange
 //! in flight needs to read its answer travels with the request ([`InFlight`]) and is consumed by it,
 //! so no state of a finished exchange is left behind.
+//!
+//! Tasks see only the SA's core ([`SaCore`]); the task manager ([`crate::ike_sa`]) sees only the
+//! three entry points here — [`request`], [`answer`], [`respond`] — and what they return ([`Next`]),
+//! so the import graph runs one way: manager → tasks → core.
+
+use std::collections::VecDeque;
 
 use oxswan_crypto::provider::KeyExchange;
 use oxswan_wire::id::IdPayload;
-use oxswan_wire::notify::NotifyPayload;
+use oxswan_wire::notify::{DeletePayload, NotifyPayload};
 use oxswan_wire::payloads::{AuthPayload, CertPayload, KePayload};
 use oxswan_wire::sa::{Proposal, SaPayload};
 use oxswan_wire::ts::TsPayload;
-use oxswan_wire::{KeId, NotifyType, Payload};
+use oxswan_wire::{ExchangeType, KeId, NotifyType, Payload};
 
-use crate::ike_sa::Ctx;
+use crate::event::Event;
 use crate::init::{InitRequestSent, NONCE_LEN};
+use crate::sa::{Ctx, Job, SaCore};
 
 pub(crate) mod child_create;
 pub(crate) mod child_rekey;
@@ -24,26 +31,6 @@ pub(crate) mod ike_rekey;
 pub(crate) mod informational;
 
 pub(crate) use child_create::ChildOffer;
-
-/// An exchange waiting its turn on an established SA (window size 1, §2.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Job {
-    /// DELETE of the IKE SA (§1.4.1).
-    DeleteIke,
-    /// DELETE of the CHILD SA with this inbound SPI.
-    DeleteChild(u32),
-    /// DELETE of a pair the peer installed for an answer we could not use, by the inbound SPI we
-    /// offered and never installed (§1.4.1): the peer drops its half.
-    DeleteUninstalled(u32),
-    /// An empty INFORMATIONAL request (§1.4: liveness check).
-    Liveness,
-    /// CREATE_CHILD_SA rekeying the CHILD SA with this inbound SPI (§1.3.3).
-    RekeyChild(u32),
-    /// CREATE_CHILD_SA rekeying the IKE SA (§1.3.2).
-    RekeyIke,
-    /// CREATE_CHILD_SA for the connection's child with this index (§1.3.1).
-    NewChild(u16),
-}
 
 /// The exchange a request in flight belongs to, with what reading its answer needs.
 #[derive(Debug)]
@@ -68,6 +55,15 @@ pub(crate) enum InFlight {
 }
 
 impl InFlight {
+    /// The inbound SPI offered in this request, which the SA holds while it is in flight.
+    pub(crate) fn offered_spi(&self) -> Option<u32> {
+        match self {
+            InFlight::Auth { child: Some(offer) } | InFlight::NewChild(offer) => Some(offer.spi_in),
+            InFlight::RekeyChild(offer) => Some(offer.spi_in),
+            _ => None,
+        }
+    }
+
     /// The exchange type the answer must have.
     pub(crate) fn exchange(&self) -> oxswan_wire::ExchangeType {
         use oxswan_wire::ExchangeType as X;
@@ -79,6 +75,113 @@ impl InFlight {
                 X::INFORMATIONAL
             }
         }
+    }
+}
+
+/// What the task manager does after an answer was read.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// The exchange is over: the next queued one may start.
+    Done,
+    /// Send this request now, in flight as `in_flight`: the exchange goes on (IKE_AUTH after
+    /// IKE_SA_INIT) or starts again (another group after INVALID_KE_PAYLOAD, §1.2, §1.3).
+    Send { exchange: ExchangeType, payloads: Vec<Payload>, in_flight: InFlight },
+    /// IKE_SA_INIT again as message 0 (with a cookie or in another group, §1.2, §2.6).
+    Restart { datagram: Vec<u8>, in_flight: InFlight },
+}
+
+/// What a responder task may know of the manager's own requests: the one in flight and the queue.
+/// The rules of simultaneous exchanges depend on them (§2.8.1, §2.8.2, §2.25).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window<'a> {
+    pub in_flight: Option<&'a InFlight>,
+    pub queued: &'a VecDeque<Job>,
+}
+
+impl Window<'_> {
+    /// Our request in flight rekeys the CHILD SA with this inbound SPI.
+    fn rekeying_child(&self, spi_in: u32) -> bool {
+        matches!(self.in_flight, Some(InFlight::RekeyChild(o)) if o.old == spi_in)
+    }
+
+    /// Our request in flight rekeys the IKE SA.
+    fn rekeying_ike(&self) -> bool {
+        matches!(self.in_flight, Some(InFlight::RekeyIke(_)))
+    }
+
+    /// The pair is being deleted by us: the DELETE is in flight or queued.
+    fn deleting_child(&self, spi_in: u32) -> bool {
+        matches!(self.in_flight, Some(InFlight::DeleteChild(s)) if *s == spi_in)
+            || self.queued.contains(&Job::DeleteChild(spi_in))
+    }
+}
+
+/// The request that starts a queued exchange, or `None` when its object is gone meanwhile.
+pub(crate) fn request(
+    core: &mut SaCore,
+    ctx: &mut Ctx<'_>,
+    job: Job,
+) -> Option<(ExchangeType, Vec<Payload>, InFlight)> {
+    let info = ExchangeType::INFORMATIONAL;
+    let delete = |spi| vec![Payload::Delete(DeletePayload::esp(&[spi]))];
+    Some(match job {
+        Job::DeleteIke => (info, vec![Payload::Delete(DeletePayload::ike())], InFlight::DeleteIke),
+        Job::DeleteChild(spi) => {
+            core.children.get(spi)?;
+            (info, delete(spi), InFlight::DeleteChild(spi))
+        }
+        Job::DeleteUninstalled(spi) => (info, delete(spi), InFlight::DeleteUninstalled),
+        Job::Liveness => (info, Vec::new(), InFlight::Liveness),
+        Job::RekeyIke => {
+            let (payloads, offer) = core.ike_rekey_request(ctx, None)?;
+            (ExchangeType::CREATE_CHILD_SA, payloads, InFlight::RekeyIke(offer))
+        }
+        Job::NewChild(index) => {
+            let (payloads, offer) = core.additional_child_request(ctx, index, None)?;
+            (ExchangeType::CREATE_CHILD_SA, payloads, InFlight::NewChild(offer))
+        }
+        Job::RekeyChild(old) => {
+            let (payloads, offer) = core.rekey_request(ctx, old, None)?;
+            (ExchangeType::CREATE_CHILD_SA, payloads, InFlight::RekeyChild(offer))
+        }
+    })
+}
+
+/// Reads the answer to our request (not IKE_SA_INIT's, see [`ike_init::answer`]).
+pub(crate) fn answer(core: &mut SaCore, ctx: &mut Ctx<'_>, in_flight: InFlight, p: &Collected) -> Next {
+    match in_flight {
+        InFlight::Auth { child } => core.handle_auth_response(ctx, child, p),
+        InFlight::DeleteIke => {
+            core.close(ctx, crate::event::DownReason::LocalDeleted);
+            Next::Done
+        }
+        InFlight::DeleteChild(spi) => {
+            core.child_gone(ctx, spi);
+            Next::Done
+        }
+        InFlight::DeleteUninstalled | InFlight::Init { .. } => Next::Done,
+        InFlight::Liveness => {
+            ctx.out.events.push_back(Event::LivenessConfirmed { sa: core.handle });
+            Next::Done
+        }
+        InFlight::RekeyChild(offer) => core.handle_rekey_response(ctx, *offer, p),
+        InFlight::RekeyIke(offer) => core.handle_ike_rekey_response(ctx, *offer, p),
+        InFlight::NewChild(offer) => core.handle_new_child_response(ctx, *offer, p),
+    }
+}
+
+/// Answers the peer's request of `exchange` (authenticated, parsed): the response's payloads.
+pub(crate) fn respond(
+    core: &mut SaCore,
+    ctx: &mut Ctx<'_>,
+    window: Window<'_>,
+    exchange: ExchangeType,
+    payloads: Vec<Payload>,
+) -> Vec<Payload> {
+    match exchange {
+        ExchangeType::IKE_AUTH => core.handle_auth_request(ctx, Collected::collect(payloads)),
+        ExchangeType::INFORMATIONAL => core.handle_informational(ctx, &payloads),
+        _ => core.handle_create_child_request(ctx, window, Collected::collect(payloads)),
     }
 }
 

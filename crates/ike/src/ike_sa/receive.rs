@@ -1,0 +1,120 @@
+//! What reaches an IKE SA: decryption, reassembly of IKE fragments (RFC 7383 §2.6), and the state
+//! of the task manager's requests and responses.
+
+use oxswan_crypto::hash::sha1;
+use oxswan_crypto::sk::decrypt;
+use oxswan_wire::{Message, Payload, PayloadType, parse_chain};
+
+use super::IkeSa;
+use crate::error::{IkeError, Result};
+use crate::sa::Ctx;
+use crate::task::InFlight;
+
+/// The last response we sent, by the request it answered.
+#[derive(Debug)]
+pub(crate) struct Cached {
+    pub message_id: u32,
+    /// SHA-1 of the request datagram (of fragment 1 for a fragmented request, RFC 7383 §2.6.1).
+    pub request_digest: [u8; 20],
+    pub response: Vec<Vec<u8>>,
+}
+
+/// A request of ours in flight.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub message_id: u32,
+    /// The request: one datagram, or its IKE fragments (RFC 7383).
+    pub datagrams: Vec<Vec<u8>>,
+    /// Transmissions so far.
+    pub sent: u32,
+    /// The exchange, and what reading its answer needs.
+    pub exchange: InFlight,
+}
+
+/// The fragments of one message (RFC 7383 §2.6).
+#[derive(Debug)]
+pub(crate) struct Reassembly {
+    message_id: u32,
+    response: bool,
+    total: u16,
+    next_inner: PayloadType,
+    digest: Option<[u8; 20]>,
+    parts: Vec<Option<Vec<u8>>>,
+    bytes: usize,
+}
+
+/// What arrived.
+pub(crate) enum Inbound {
+    /// A fragment was stored; the message is not complete.
+    Partial,
+    /// The whole message.
+    Complete { payloads: core::result::Result<Vec<Payload>, oxswan_wire::Error>, digest: [u8; 20] },
+}
+
+/// At most this many fragments per message, and this many octets reassembled: a bound on what a peer
+/// can make us hold (a 64 KiB message in 512-octet fragments fits).
+const MAX_FRAGMENTS: u16 = 128;
+const MAX_REASSEMBLED: usize = 64 * 1024;
+
+impl IkeSa {
+    /// Decrypts an SK message, or an SKF fragment which it keeps until all fragments of the message
+    /// are in (RFC 7383 §2.6). The outer `Err` is an integrity failure or garbage (drop, §2.21.2 forbids
+    /// answering); `Partial` a stored fragment; `Complete` the inner payloads, or the payload error of
+    /// an authentic message, with the digest that identifies a retransmission of the request.
+    pub(crate) fn receive(&mut self, ctx: &Ctx<'_>, msg: &Message<'_>) -> Result<Inbound> {
+        let keys = self.core.keys.as_ref().ok_or(IkeError::NoKeys)?;
+        let d = decrypt(ctx.provider, &keys.sk_in, msg)?;
+        let h = msg.header();
+        let Some((number, total)) = d.fragment else {
+            return Ok(Inbound::Complete {
+                payloads: parse_chain(d.next_inner, &d.data, d.offset),
+                digest: sha1(&[msg.as_bytes()]),
+            });
+        };
+        if total > MAX_FRAGMENTS {
+            return Err(IkeError::Fragment("more fragments than we hold"));
+        }
+        let response = h.flags.response();
+        let same = |r: &Reassembly| r.message_id == h.message_id && r.response == response;
+        match &self.reassembly {
+            // §2.6: fewer Total Fragments than before: a stale fragment, ignore it.
+            Some(r) if same(r) && total < r.total => return Ok(Inbound::Partial),
+            Some(r) if same(r) && total == r.total => {}
+            // More: the sender fragmented again with a smaller size; start over. Or another message.
+            _ => {
+                self.reassembly = Some(Reassembly {
+                    message_id: h.message_id,
+                    response,
+                    total,
+                    next_inner: PayloadType::NONE,
+                    digest: None,
+                    parts: vec![None; usize::from(total)],
+                    bytes: 0,
+                })
+            }
+        }
+        let Some(r) = self.reassembly.as_mut() else { return Ok(Inbound::Partial) };
+        let slot = r.parts.get_mut(usize::from(number).saturating_sub(1)).ok_or(IkeError::Fragment("number"))?;
+        if slot.is_none() {
+            r.bytes = r.bytes.saturating_add(d.data.len());
+            if r.bytes > MAX_REASSEMBLED {
+                self.reassembly = None;
+                return Err(IkeError::Fragment("reassembled message too long"));
+            }
+            *slot = Some(d.data);
+            if number == 1 {
+                r.next_inner = d.next_inner;
+                r.digest = Some(sha1(&[msg.as_bytes()]));
+            }
+        }
+        if r.parts.iter().any(Option::is_none) {
+            return Ok(Inbound::Partial);
+        }
+        let Some(r) = self.reassembly.take() else { return Ok(Inbound::Partial) };
+        let data: Vec<u8> = r.parts.into_iter().flatten().flatten().collect();
+        Ok(Inbound::Complete {
+            payloads: parse_chain(r.next_inner, &data, 0),
+            digest: r.digest.unwrap_or_else(|| sha1(&[msg.as_bytes()])),
+        })
+    }
+}

@@ -1,0 +1,330 @@
+//! The core of one IKE SA (RFC 7296 §1, §2.8, §2.23): SPIs, role, the connection, keys, the path,
+//! its lifecycle, one table of timers and one table of CHILD SAs. The tasks of [`crate::task`] read
+//! and change it; the task manager of [`crate::ike_sa`] owns message IDs and the request in flight,
+//! and takes the exchanges the core asks for ([`Ask`]).
+
+use core::net::SocketAddr;
+use std::sync::Arc;
+
+use oxswan_crypto::proposal::proposal_to_string;
+use oxswan_crypto::sk::SkKeys;
+use oxswan_wire::{ExchangeType, HashAlgorithm, Identity, IkeSpi, Payload};
+
+use crate::config::PeerConfig;
+use crate::event::{ChildSa, DownReason, Event, IkeSaInfo, SaHandle};
+use crate::init::IkeSaInit;
+use crate::nat::NatState;
+
+mod children;
+mod timers;
+mod transport;
+
+pub(crate) use children::{ChildRecord, ChildTable};
+pub(crate) use timers::{Timer, TimerTable};
+pub use transport::Transmit;
+pub(crate) use transport::{Ctx, Outbox, later};
+
+/// How long a closed SA lingers to answer retransmissions of the request that closed it from its cache.
+const LINGER: core::time::Duration = core::time::Duration::from_secs(10);
+
+/// The standard IKE ports (RFC 7296 §2.23, RFC 3948 §2).
+pub const IKE_PORT: u16 = 500;
+/// The NAT-T port.
+pub const NAT_T_PORT: u16 = 4500;
+
+/// Where the SA is in its exchanges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Initiator: IKE_SA_INIT or IKE_AUTH in flight.
+    Connecting,
+    /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH ([`Timer::HalfOpen`]).
+    HalfOpen,
+    /// Both sides authenticated.
+    Established,
+    /// Gone; answers retransmissions from the cache until [`Timer::Linger`], then is removed.
+    Closed,
+}
+
+/// Whether the SA is still the connection's, or was replaced and only waits to go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lifecycle {
+    /// In service.
+    Live,
+    /// A rekey replaced it (§2.18), or it is the tentative or redundant SA of a simultaneous rekey
+    /// (§2.8.2): its end is not the connection's.
+    Rekeyed,
+    /// A reauthentication replaced it; it is being deleted.
+    Reauthenticated,
+    /// It reached its hard end (`over_time`).
+    Expired,
+}
+
+/// Why the SA was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A connection coming up, or a responder.
+    Connect,
+    /// It reauthenticates another SA of the connection: no INITIAL_CONTACT, which would make the
+    /// peer drop the SA it replaces before the new one is complete (§2.4).
+    Reauthentication,
+}
+
+/// An exchange waiting its turn on an established SA (window size 1, §2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Job {
+    /// DELETE of the IKE SA (§1.4.1).
+    DeleteIke,
+    /// DELETE of the CHILD SA with this inbound SPI.
+    DeleteChild(u32),
+    /// DELETE of a pair the peer installed for an answer we could not use, by the inbound SPI we
+    /// offered and never installed (§1.4.1): the peer drops its half.
+    DeleteUninstalled(u32),
+    /// An empty INFORMATIONAL request (§1.4: liveness check).
+    Liveness,
+    /// CREATE_CHILD_SA rekeying the CHILD SA with this inbound SPI (§1.3.3).
+    RekeyChild(u32),
+    /// CREATE_CHILD_SA rekeying the IKE SA (§1.3.2).
+    RekeyIke,
+    /// CREATE_CHILD_SA for the connection's child with this index (§1.3.1).
+    NewChild(u16),
+}
+
+/// What the core asks of the task manager, which takes it after every step.
+#[derive(Debug)]
+pub(crate) enum Ask {
+    /// Queue an exchange behind the others.
+    Queue(Job),
+    /// Queue an exchange before the others (a consequence of the one just done).
+    First(Job),
+    /// Forget what is queued: the SA is replaced.
+    ClearQueue,
+    /// Send a request once, without waiting for its answer (a last word before the SA ends).
+    Once(ExchangeType, Vec<Payload>),
+}
+
+#[derive(Debug)]
+pub(crate) struct Keys {
+    pub init: IkeSaInit,
+    pub sk_out: SkKeys,
+    pub sk_in: SkKeys,
+}
+
+/// The peer rekeyed this IKE SA while our own rekey of it was in flight (§2.8.2): the SA its exchange
+/// made, by our SPI of it, and the lowest nonce of that exchange. Which new SA survives is known once
+/// our exchange completes; until then the CHILD SAs stay here.
+#[derive(Debug)]
+pub(crate) struct IkeCollision {
+    pub theirs: IkeSpi,
+    pub lowest_nonce: Vec<u8>,
+}
+
+/// What an IKE SA hands to the IKE SA that replaces it (§2.18): its CHILD SAs with their state.
+#[derive(Debug, Default)]
+pub(crate) struct Inheritance {
+    pub children: Vec<ChildRecord>,
+}
+
+impl Inheritance {
+    /// The inbound and outbound SPIs of the CHILD SAs, for when nobody takes them.
+    pub(crate) fn child_spis(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.children.iter().map(|c| (c.sa.spi_in, c.sa.spi_out))
+    }
+}
+
+/// The core of one IKE SA.
+#[derive(Debug)]
+pub(crate) struct SaCore {
+    pub handle: SaHandle,
+    pub initiator: bool,
+    pub peer: Option<Arc<PeerConfig>>,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub spi_i: IkeSpi,
+    pub spi_r: IkeSpi,
+    pub state: State,
+    pub lifecycle: Lifecycle,
+    pub origin: Origin,
+    pub keys: Option<Box<Keys>>,
+    pub timers: TimerTable,
+    pub children: ChildTable,
+    pub nat: NatState,
+    pub peer_id: Option<Identity>,
+    /// The hashes of the peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4), if it sent the notify.
+    pub peer_hashes: Option<Vec<HashAlgorithm>>,
+    /// Where the IKE_SA_INIT request came from (the key for its retransmissions).
+    pub init_remote: SocketAddr,
+    /// The peer announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3), as we do.
+    pub peer_fragmentation: bool,
+    /// The peer sent INITIAL_CONTACT with its IKE_AUTH, not yet acted upon (§2.4).
+    pub initial_contact: bool,
+    /// The peer's rekey of this IKE SA crossed ours (§2.8.2), not yet resolved.
+    pub ike_collision: Option<IkeCollision>,
+    /// What the task manager is to do next, in order.
+    pub asks: Vec<Ask>,
+}
+
+impl SaCore {
+    pub(crate) fn new(
+        handle: SaHandle,
+        initiator: bool,
+        peer: Option<Arc<PeerConfig>>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        spi_i: IkeSpi,
+        spi_r: IkeSpi,
+    ) -> Self {
+        Self {
+            handle,
+            initiator,
+            peer,
+            local,
+            remote,
+            spi_i,
+            spi_r,
+            state: State::Established,
+            lifecycle: Lifecycle::Live,
+            origin: Origin::Connect,
+            keys: None,
+            timers: TimerTable::default(),
+            children: ChildTable::default(),
+            nat: NatState::default(),
+            peer_id: None,
+            peer_hashes: None,
+            init_remote: remote,
+            peer_fragmentation: false,
+            initial_contact: false,
+            ike_collision: None,
+            asks: Vec::new(),
+        }
+    }
+
+    /// Our SPI, by which the peer's messages reach us.
+    pub(crate) fn local_spi(&self) -> IkeSpi {
+        if self.initiator { self.spi_i } else { self.spi_r }
+    }
+
+    pub(crate) fn is_established(&self) -> bool {
+        self.state == State::Established
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// The connection's name, once known.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.peer.as_deref().map(|p| p.name.as_str())
+    }
+
+    /// Asks for an exchange: queued on an established SA; a DELETE of an SA not up yet forgets it,
+    /// as there is nothing to tell the peer with protection (strongSwan does the same).
+    pub(crate) fn queue(&mut self, ctx: &mut Ctx<'_>, job: Job) {
+        match self.state {
+            State::Established => self.asks.push(Ask::Queue(job)),
+            State::Closed => {}
+            _ if job == Job::DeleteIke => self.close(ctx, DownReason::LocalDeleted),
+            _ => {}
+        }
+    }
+
+    /// Moves the lifecycle on: a rekey outranks everything, a reauthentication or the hard end
+    /// only an SA still in service.
+    pub(crate) fn supersede(&mut self, to: Lifecycle) {
+        if to == Lifecycle::Rekeyed || self.lifecycle == Lifecycle::Live {
+            self.lifecycle = to;
+        }
+    }
+
+    /// Parameters for status and events.
+    pub(crate) fn info(&self) -> Option<IkeSaInfo> {
+        let peer = self.peer.as_ref()?;
+        let keys = self.keys.as_ref()?;
+        Some(IkeSaInfo {
+            name: peer.name.clone(),
+            initiator: self.initiator,
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            local: self.local,
+            remote: self.remote,
+            local_id: peer.local_id.clone(),
+            remote_id: self.peer_id.clone()?,
+            proposal: proposal_to_string(&keys.init.proposal),
+            nat: self.nat,
+        })
+    }
+
+    /// The CHILD SAs as the data plane knows them.
+    pub(crate) fn children(&self) -> Vec<ChildSa> {
+        self.children.snapshot()
+    }
+
+    /// Ends the SA: reports its children and itself gone and lingers to answer retransmissions. The
+    /// task manager drops its request in flight and its queue when it sees the SA closed.
+    pub(crate) fn close(&mut self, ctx: &mut Ctx<'_>, reason: DownReason) {
+        if self.state == State::Closed {
+            return;
+        }
+        for c in self.children.take() {
+            ctx.out.events.push_back(Event::ChildSaDeleted {
+                sa: self.handle,
+                spi_in: c.sa.spi_in,
+                spi_out: c.sa.spi_out,
+            });
+        }
+        let reason = self.down_reason(reason);
+        ctx.out.events.push_back(Event::IkeSaDown { sa: self.handle, name: self.name().map(str::to_owned), reason });
+        self.timers.clear();
+        self.timers.set(Timer::Linger, later(ctx.now, LINGER));
+        self.state = State::Closed;
+    }
+
+    /// Why this SA ended: its lifecycle when it was replaced or expired, else `reason`.
+    pub(crate) fn down_reason(&self, reason: DownReason) -> DownReason {
+        match self.lifecycle {
+            Lifecycle::Rekeyed => DownReason::Rekeyed,
+            Lifecycle::Reauthenticated => DownReason::Reauthenticated,
+            Lifecycle::Expired => DownReason::Expired,
+            Lifecycle::Live => reason,
+        }
+    }
+
+    pub(crate) fn auth_failed(&mut self, ctx: &mut Ctx<'_>, reason: String) {
+        ctx.out.events.push_back(Event::AuthFailed { sa: self.handle, peer: self.remote, reason: reason.clone() });
+        self.close(ctx, DownReason::AuthFailed(reason));
+    }
+
+    /// §2.23: with a NAT in the path, the peer's address is where its latest authenticated message
+    /// came from; without one the addresses still follow the initiator's float to port 4500. A
+    /// change on an established SA (a NAT rebinding) moves its CHILD SAs' ESP too: the data plane
+    /// hears of it through [`Event::PathChanged`].
+    pub(crate) fn update_addresses(&mut self, ctx: &mut Ctx<'_>, local: SocketAddr, remote: SocketAddr) {
+        if !(self.nat.any() || local.port() == NAT_T_PORT) || (local, remote) == (self.local, self.remote) {
+            return;
+        }
+        self.local = local;
+        self.remote = remote;
+        if self.is_established() {
+            for c in self.children.iter_mut() {
+                c.sa.local = local;
+                c.sa.remote = remote;
+            }
+            ctx.out.events.push_back(Event::PathChanged { sa: self.handle, local, remote });
+        }
+    }
+
+    /// The pair with inbound SPI `spi` is gone (deleted by either side): the responder of its rekey
+    /// starts sending on the successor first, so that no packet finds neither (§2.8).
+    pub(crate) fn child_gone(&mut self, ctx: &mut Ctx<'_>, spi: u32) {
+        let Some(c) = self.children.remove(spi) else { return };
+        self.activate_successor(ctx, spi);
+        ctx.out.events.push_back(Event::ChildSaDeleted { sa: self.handle, spi_in: c.sa.spi_in, spi_out: c.sa.spi_out });
+    }
+
+    /// The old pair `old_in` is gone: the responder of its rekey starts sending on the new pair.
+    pub(crate) fn activate_successor(&mut self, ctx: &mut Ctx<'_>, old_in: u32) {
+        let Some(c) = self.children.iter_mut().find(|c| c.successor_of == Some(old_in)) else { return };
+        c.successor_of = None;
+        c.sa.outbound = true;
+        ctx.out.events.push_back(Event::ChildSaOutbound { sa: self.handle, spi_in: c.sa.spi_in });
+    }
+}

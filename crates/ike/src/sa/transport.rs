@@ -1,0 +1,116 @@
+//! What leaves an IKE SA: the outbox of datagrams and events, what a step needs from the endpoint
+//! ([`Ctx`]), and protection with SK, as IKE fragments (RFC 7383) when the message is long.
+
+use core::net::SocketAddr;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use oxswan_crypto::CryptoProvider;
+use oxswan_crypto::sk::{protect, protect_fragment};
+use oxswan_wire::{Header, IkeSpi, Payload, PayloadType, emit_chain};
+
+use super::{Inheritance, Job, SaCore};
+use crate::config::PeerConfig;
+use crate::error::{IkeError, Result};
+use crate::event::{Event, SaHandle};
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Our address and port to send from.
+    pub local: SocketAddr,
+    /// Where to.
+    pub remote: SocketAddr,
+    /// The IKE message. From or to port 4500 the I/O layer prepends the four-octet non-ESP marker
+    /// (RFC 3948 §2.2).
+    pub payload: Vec<u8>,
+}
+
+/// What the engine produced, drained by the `poll_*` methods.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    pub transmits: VecDeque<Transmit>,
+    pub events: VecDeque<Event>,
+    /// Retransmitted requests answered from a response cache since the endpoint last looked.
+    pub cache_hits: u64,
+    /// IKE SAs that replace the one being handled (rekeyed, §2.18), for the endpoint to adopt, each
+    /// with the exchange to start on it (the DELETE of a redundant one, §2.8.2).
+    pub spawned: Vec<(SaCore, Option<Job>)>,
+    /// The CHILD SAs of the SA being handled, for the IKE SA with this (local) SPI that replaces it.
+    pub inherit: Option<(IkeSpi, Inheritance)>,
+    /// IKE SAs (by our SPI) that the peer's side of a simultaneous rekey made and that lost
+    /// (§2.8.2): the peer should delete them, and they end by themselves if it does not.
+    pub redundant: Vec<IkeSpi>,
+}
+
+/// What an exchange needs from the endpoint.
+pub(crate) struct Ctx<'a> {
+    pub provider: &'a CryptoProvider,
+    pub out: &'a mut Outbox,
+    pub now: Instant,
+    /// Seconds since the Unix epoch, for certificate validity.
+    pub unix_now: u64,
+    /// Every configured connection: a responder picks one by the initiator's identities.
+    pub peers: &'a [Arc<PeerConfig>],
+    /// Messages longer than this are sent as IKE fragments when the peer supports them.
+    pub fragment_size: usize,
+    /// The inbound ESP SPIs the endpoint's SAs hold, by SA.
+    pub esp_spis: &'a HashMap<u32, SaHandle>,
+    /// Inbound ESP SPIs drawn since the endpoint last registered what its SAs hold.
+    pub fresh_spis: Vec<u32>,
+}
+
+/// Draws of an inbound SPI before giving up: with a working random source a collision among 2^32
+/// values is rare, so reaching this bound means the source is broken.
+const SPI_TRIES: usize = 64;
+
+impl Ctx<'_> {
+    /// A random inbound ESP SPI above 255 (RFC 4303 §2.1) that no SA of the endpoint holds: the SPI
+    /// alone identifies an inbound SA to the data plane, so a duplicate would replace another SA.
+    pub(crate) fn new_esp_spi(&mut self) -> Result<u32> {
+        for _ in 0..SPI_TRIES {
+            let spi = crate::child::random_esp_spi(self.provider)?;
+            if !self.esp_spis.contains_key(&spi) && !self.fresh_spis.contains(&spi) {
+                self.fresh_spis.push(spi);
+                return Ok(spi);
+            }
+        }
+        Err(IkeError::SpiExhausted)
+    }
+}
+
+/// The most an SKF fragment adds to its share of the inner payloads: IKE header, SKF header, IV (16),
+/// padding (up to 15), Pad Length and ICV (up to 32).
+const FRAGMENT_OVERHEAD: usize = 28 + 8 + 16 + 15 + 1 + 32;
+
+/// `now + d` without the panic of `Instant + Duration` on overflow: configured durations are capped
+/// at a year.
+pub(crate) fn later(now: Instant, d: core::time::Duration) -> Instant {
+    let capped = d.min(core::time::Duration::from_secs(365 * 86_400));
+    now.checked_add(capped).unwrap_or(now)
+}
+
+impl SaCore {
+    /// Protects a message, as IKE fragments (RFC 7383 §2.5) when both sides announced support and it
+    /// would exceed the fragment size.
+    pub(crate) fn seal(&self, ctx: &Ctx<'_>, header: &Header, payloads: &[Payload]) -> Result<Vec<Vec<u8>>> {
+        let keys = self.keys.as_ref().ok_or(IkeError::NoKeys)?;
+        let mut plain = Vec::new();
+        let first = emit_chain(payloads, PayloadType::NONE, &mut plain)?;
+        let chunk = ctx.fragment_size.saturating_sub(FRAGMENT_OVERHEAD).max(64);
+        if !self.peer_fragmentation || plain.len() <= chunk {
+            return Ok(vec![protect(ctx.provider, &keys.sk_out, header, payloads)?]);
+        }
+        let parts: Vec<&[u8]> = plain.chunks(chunk).collect();
+        let total = u16::try_from(parts.len()).map_err(|_| IkeError::TooLongToFragment)?;
+        parts
+            .iter()
+            .zip(1u16..)
+            .map(|(part, n)| {
+                let next = if n == 1 { first } else { PayloadType::NONE };
+                Ok(protect_fragment(ctx.provider, &keys.sk_out, header, next, n, total, part)?)
+            })
+            .collect()
+    }
+}
