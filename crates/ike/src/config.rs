@@ -16,6 +16,9 @@ use crate::child::ChildConfig;
 pub enum LocalAuth {
     /// Pre-shared key (RFC 7296 §2.15, method 2).
     Psk(Secret),
+    /// A pre-shared key looked up in the endpoint's [`Credentials`](crate::auth::Credentials) by our
+    /// identity and the peer's when authenticating.
+    SharedKey,
     /// Certificate and private key; the chain is sent in CERT payloads (RFC 7296 §3.6).
     Cert(Arc<LocalCert>),
 }
@@ -25,6 +28,10 @@ pub enum LocalAuth {
 pub enum RemoteAuth {
     /// Pre-shared key.
     Psk(Secret),
+    /// A pre-shared key looked up in the endpoint's [`Credentials`](crate::auth::Credentials) by our
+    /// identity and the peer's, once the peer named itself: a `%any` connection serves peers with
+    /// keys of their own.
+    SharedKey,
     /// A certificate chaining to one of these CAs, whose subject or subjectAltName is the peer's ID.
     Cert(TrustStore),
 }

@@ -17,6 +17,7 @@ use oxswan_wire::payloads::CertReqPayload;
 use oxswan_wire::sa::Proposal;
 use oxswan_wire::{CertEncoding, ExchangeType, Flags, Header, IkeSpi, Message, NotifyType, Payload};
 
+use crate::auth::{Credentials, SharedKeys};
 use crate::config::{EndpointConfig, PeerConfig, RemoteAuth};
 use crate::cookie::CookieJar;
 use crate::error::{IkeError, Result, Unexpected};
@@ -72,6 +73,7 @@ pub struct Endpoint {
     esp_spis: HashMap<u32, SaHandle>,
     spis_of: HashMap<SaHandle, Vec<u32>>,
     cookies: CookieJar,
+    credentials: Arc<dyn Credentials>,
     out: Outbox,
     next_handle: u64,
     epoch: (Instant, u64),
@@ -104,6 +106,7 @@ impl Endpoint {
             esp_spis: HashMap::new(),
             spis_of: HashMap::new(),
             cookies,
+            credentials: Arc::new(SharedKeys::new()),
             out: Outbox::default(),
             next_handle: 1,
             epoch: (now, unix_now),
@@ -127,6 +130,7 @@ impl Endpoint {
             fragment_size,
             esp_spis: &self.esp_spis,
             fresh_spis: Vec::new(),
+            credentials: self.credentials.as_ref(),
         };
         (ctx, &mut self.sas)
     }
@@ -192,6 +196,14 @@ impl Endpoint {
     /// new set; established SAs keep the configuration they were made with until they end.
     pub fn set_peers(&mut self, peers: Vec<PeerConfig>) {
         self.peers = peers.into_iter().map(Arc::new).collect();
+    }
+
+    /// Replaces where shared keys are looked up for connections that authenticate with
+    /// [`LocalAuth::SharedKey`](crate::LocalAuth::SharedKey) or
+    /// [`RemoteAuth::SharedKey`](crate::RemoteAuth::SharedKey); asked at each authentication, so a
+    /// reload takes effect for the next one.
+    pub fn set_credentials(&mut self, credentials: Arc<dyn Credentials>) {
+        self.credentials = credentials;
     }
 
     /// Starts the connection `name` from `local` to `remote` (usually port 500).
@@ -595,7 +607,7 @@ impl Endpoint {
             .iter()
             .filter_map(|p| match &p.remote_auth {
                 RemoteAuth::Cert(t) => Some(t.certreq_hashes()),
-                RemoteAuth::Psk(_) => None,
+                RemoteAuth::Psk(_) | RemoteAuth::SharedKey => None,
             })
             .flatten()
             .collect();

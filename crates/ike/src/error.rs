@@ -30,6 +30,9 @@ pub enum IkeError {
     /// A message too long to send even as IKE fragments.
     #[error("message too long to fragment")]
     TooLongToFragment,
+    /// Our AUTH payload cannot be made (no key for the identities, a signing failure).
+    #[error("authentication: {0}")]
+    Auth(String),
     /// No free inbound ESP SPI could be drawn (the random source repeats itself).
     #[error("no free inbound SPI")]
     SpiExhausted,

@@ -11,6 +11,7 @@
 //! backoff ([`config::Retransmit`]).
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod cert;
 pub mod child;
 pub mod config;

@@ -59,6 +59,8 @@ pub(crate) struct Ctx<'a> {
     pub esp_spis: &'a HashMap<u32, SaHandle>,
     /// Inbound ESP SPIs drawn since the endpoint last registered what its SAs hold.
     pub fresh_spis: Vec<u32>,
+    /// Where shared keys are looked up.
+    pub credentials: &'a dyn crate::auth::Credentials,
 }
 
 /// Draws of an inbound SPI before giving up: with a working random source a collision among 2^32

@@ -2,14 +2,13 @@
 //! signature (RFC 7427), INITIAL_CONTACT, and the first CHILD SA riding on the exchange
 //! ([`super::child_create`]).
 
-use oxswan_crypto::auth::{psk_auth, scheme_hash, sign_auth, sign_auth_with, signed_octets, verify_auth, verify_psk};
 use oxswan_crypto::proposal::select_proposal;
-use oxswan_crypto::provider::{KeyType, SignatureScheme};
 use oxswan_wire::id::IdPayload;
 use oxswan_wire::payloads::{AuthPayload, CertPayload, CertReqPayload};
-use oxswan_wire::{AuthMethod, CertEncoding, ExchangeType, Identity, NotifyType, Payload};
+use oxswan_wire::{CertEncoding, ExchangeType, Identity, NotifyType, Payload};
 
 use super::{ChildOffer, Collected, InFlight, Next, notify};
+use crate::auth::{AuthCtx, AuthError, Authenticator, Credentials, PubkeyAuth, SharedKeyAuth, SignedOctets};
 use crate::config::{LocalAuth, PeerConfig, RemoteAuth};
 use crate::error::{IkeError, Result};
 use crate::event::{DownReason, Event};
@@ -35,15 +34,19 @@ impl SaCore {
         if let Some(r) = &peer.remote_id {
             payloads.push(Payload::IdR(IdPayload::from_identity(r)));
         }
-        let octets = signed_octets(
-            &init.request,
-            &init.nr,
-            ctx.provider.prf.as_ref(),
-            init.suite.prf,
-            init.keys.sk_pi.expose(),
-            &idi.auth_octets(),
-        )?;
-        payloads.push(Payload::Auth(self.make_auth(ctx, peer, &octets)?));
+        let octets = SignedOctets {
+            message: &init.request,
+            nonce: &init.nr,
+            sk_p: init.keys.sk_pi.expose(),
+            id_body: &idi.auth_octets(),
+            ppk: None,
+            int_auth: None,
+        }
+        .compute(ctx.provider.prf.as_ref(), init.suite.prf)
+        .map_err(|e| IkeError::Auth(e.to_string()))?;
+        let auth =
+            self.make_auth(ctx, peer, &octets, peer.remote_id.as_ref()).map_err(|e| IkeError::Auth(e.to_string()))?;
+        payloads.push(Payload::Auth(auth));
         if peer.initial_contact && self.origin != Origin::Reauthentication {
             payloads.push(notify(NotifyType::INITIAL_CONTACT));
         }
@@ -58,37 +61,24 @@ impl SaCore {
         Ok(Next::Send { exchange: ExchangeType::IKE_AUTH, payloads, in_flight: InFlight::Auth { child: offer } })
     }
 
-    fn make_auth(&self, ctx: &Ctx<'_>, peer: &PeerConfig, octets: &[u8]) -> Result<AuthPayload> {
-        let keys = self.keys.as_ref().ok_or(IkeError::NoKeys)?;
-        Ok(match &peer.local_auth {
-            LocalAuth::Psk(psk) => AuthPayload {
-                method: AuthMethod::SHARED_KEY_MIC,
-                data: psk_auth(ctx.provider.prf.as_ref(), keys.init.suite.prf, psk.expose(), octets)?.expose().to_vec(),
-            },
-            LocalAuth::Cert(cert) => {
-                // RFC 7427 §4: Digital Signature with a hash the peer announced; without the notify,
-                // or without a common hash, the classic method of the key (RFC 4754 for ECDSA).
-                // aws-lc-rs makes no SHA-1 signatures, so RSA and Ed25519 keys use Digital Signature
-                // with our preferred hash either way.
-                let key_type = cert.key.key_type();
-                let announced = self.peer_hashes.as_ref().and_then(|hashes| {
-                    schemes_for(key_type, peer.rsa_pss).iter().find(|s| hashes.contains(&scheme_hash(**s)))
-                });
-                match (announced, key_type) {
-                    (Some(scheme), _) => sign_auth_with(cert.key.as_ref(), *scheme, octets)?,
-                    (None, KeyType::EcdsaP256) => {
-                        sign_auth(cert.key.as_ref(), AuthMethod::ECDSA_SHA256_P256, false, octets)?
-                    }
-                    (None, KeyType::EcdsaP384) => {
-                        sign_auth(cert.key.as_ref(), AuthMethod::ECDSA_SHA384_P384, false, octets)?
-                    }
-                    (None, KeyType::EcdsaP521) => {
-                        sign_auth(cert.key.as_ref(), AuthMethod::ECDSA_SHA512_P521, false, octets)?
-                    }
-                    (None, _) => sign_auth(cert.key.as_ref(), AuthMethod::DIGITAL_SIGNATURE, peer.rsa_pss, octets)?,
-                }
-            }
-        })
+    /// Our AUTH over `octets`, by the connection's method, for the peer `theirs` (if known yet).
+    fn make_auth(
+        &self,
+        ctx: &Ctx<'_>,
+        peer: &PeerConfig,
+        octets: &[u8],
+        theirs: Option<&Identity>,
+    ) -> core::result::Result<AuthPayload, AuthError> {
+        let keys = self.keys.as_ref().ok_or_else(|| AuthError::Crypto("no keys".into()))?;
+        let actx = AuthCtx {
+            provider: ctx.provider,
+            prf: keys.init.suite.prf,
+            unix_now: ctx.unix_now,
+            ours: &peer.local_id,
+            peer: theirs,
+            peer_hashes: self.peer_hashes.as_deref(),
+        };
+        local_authenticator(peer, ctx.credentials).build(&actx, octets)
     }
 
     /// The responder's IKE_AUTH answer: `{ IDr, [CERT+], AUTH, SA, TSi, TSr }`, or an error notify.
@@ -163,37 +153,19 @@ impl SaCore {
         } else {
             (&init.response, &init.ni, &init.keys.sk_pr)
         };
-        let octets =
-            signed_octets(message, nonce, ctx.provider.prf.as_ref(), init.suite.prf, sk_p.expose(), &id.auth_octets())
-                .map_err(|e| e.to_string())?;
-        match &peer.remote_auth {
-            RemoteAuth::Psk(psk) => {
-                if auth.method != AuthMethod::SHARED_KEY_MIC {
-                    return Err(format!("peer used AUTH method {:?}, PSK expected", auth.method));
-                }
-                verify_psk(ctx.provider.prf.as_ref(), init.suite.prf, psk.expose(), &octets, &auth.data)
-                    .map_err(|_| "PSK authentication data does not verify (wrong PSK?)".to_string())?;
-            }
-            RemoteAuth::Cert(trust) => {
-                if auth.method == AuthMethod::SHARED_KEY_MIC {
-                    return Err("peer used a PSK, a certificate is required".into());
-                }
-                let mut x509 = certs.iter().filter(|c| c.encoding == CertEncoding::X509_SIGNATURE);
-                let end_entity = x509.next().ok_or("peer sent no certificate")?;
-                let intermediates: Vec<Vec<u8>> = x509.map(|c| c.data.clone()).collect();
-                let cert = trust
-                    .verify(&end_entity.data, &intermediates, ctx.unix_now)
-                    .map_err(|e| format!("certificate: {e}"))?;
-                if !cert.matches(&identity) {
-                    return Err(format!(
-                        "identity {} is not in the peer's certificate",
-                        crate::cert::identity_string(&identity)
-                    ));
-                }
-                verify_auth(ctx.provider.signature.as_ref(), &cert.spki, auth, &octets)
-                    .map_err(|e| format!("signature: {e}"))?;
-            }
-        }
+        let id_body = id.auth_octets();
+        let octets = SignedOctets { message, nonce, sk_p: sk_p.expose(), id_body: &id_body, ppk: None, int_auth: None }
+            .compute(ctx.provider.prf.as_ref(), init.suite.prf)
+            .map_err(|e| e.to_string())?;
+        let actx = AuthCtx {
+            provider: ctx.provider,
+            prf: init.suite.prf,
+            unix_now: ctx.unix_now,
+            ours: &peer.local_id,
+            peer: Some(&identity),
+            peer_hashes: self.peer_hashes.as_deref(),
+        };
+        remote_authenticator(peer, ctx.credentials).verify(&actx, &octets, auth, certs).map_err(|e| e.to_string())?;
         Ok(identity)
     }
 
@@ -253,20 +225,23 @@ impl SaCore {
         let Some(keys) = self.keys.as_ref() else { return refuse(self, ctx, "no keys".into()) };
         let init = &keys.init;
         let idr = IdPayload::from_identity(&peer.local_id);
-        let octets = match signed_octets(
-            &init.response,
-            &init.ni,
-            ctx.provider.prf.as_ref(),
-            init.suite.prf,
-            init.keys.sk_pr.expose(),
-            &idr.auth_octets(),
-        ) {
+        let id_body = idr.auth_octets();
+        let signed = SignedOctets {
+            message: &init.response,
+            nonce: &init.ni,
+            sk_p: init.keys.sk_pr.expose(),
+            id_body: &id_body,
+            ppk: None,
+            int_auth: None,
+        };
+        let octets = match signed.compute(ctx.provider.prf.as_ref(), init.suite.prf) {
             Ok(o) => o,
             Err(e) => return refuse(self, ctx, e.to_string()),
         };
-        let our_auth = match self.make_auth(ctx, &peer, &octets) {
+        let theirs = self.peer_id.clone();
+        let our_auth = match self.make_auth(ctx, &peer, &octets, theirs.as_ref()) {
             Ok(a) => a,
-            Err(e) => return refuse(self, ctx, format!("cannot sign: {e}")),
+            Err(e) => return refuse(self, ctx, e.to_string()),
         };
         let mut out = vec![Payload::IdR(idr)];
         if let LocalAuth::Cert(cert) = &peer.local_auth {
@@ -284,16 +259,21 @@ impl SaCore {
     }
 }
 
-/// The RFC 7427 schemes a key can sign with, our preference first.
-fn schemes_for(key_type: KeyType, rsa_pss: bool) -> &'static [SignatureScheme] {
-    use SignatureScheme as S;
-    match key_type {
-        KeyType::Rsa(_) if rsa_pss => &[S::RsaPssSha256, S::RsaPssSha384, S::RsaPssSha512],
-        KeyType::Rsa(_) => &[S::RsaPkcs1Sha256, S::RsaPkcs1Sha384, S::RsaPkcs1Sha512],
-        KeyType::EcdsaP256 => &[S::EcdsaP256Sha256],
-        KeyType::EcdsaP384 => &[S::EcdsaP384Sha384],
-        KeyType::EcdsaP521 => &[S::EcdsaP521Sha512],
-        KeyType::Ed25519 => &[S::Ed25519],
+/// How we prove our identity on this connection.
+fn local_authenticator<'a>(peer: &'a PeerConfig, credentials: &'a dyn Credentials) -> Box<dyn Authenticator + 'a> {
+    match &peer.local_auth {
+        LocalAuth::Psk(k) => Box::new(SharedKeyAuth { fixed: Some(k), credentials }),
+        LocalAuth::SharedKey => Box::new(SharedKeyAuth { fixed: None, credentials }),
+        LocalAuth::Cert(c) => Box::new(PubkeyAuth { local: Some(c), trust: None, rsa_pss: peer.rsa_pss }),
+    }
+}
+
+/// How the peer must prove its identity on this connection.
+fn remote_authenticator<'a>(peer: &'a PeerConfig, credentials: &'a dyn Credentials) -> Box<dyn Authenticator + 'a> {
+    match &peer.remote_auth {
+        RemoteAuth::Psk(k) => Box::new(SharedKeyAuth { fixed: Some(k), credentials }),
+        RemoteAuth::SharedKey => Box::new(SharedKeyAuth { fixed: None, credentials }),
+        RemoteAuth::Cert(t) => Box::new(PubkeyAuth { local: None, trust: Some(t), rsa_pss: peer.rsa_pss }),
     }
 }
 
