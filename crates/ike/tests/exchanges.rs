@@ -501,38 +501,6 @@ fn half_open_limits_demand_cookies_then_block() {
     assert_eq!(sim.ep(BOB_IP).stats().half_open_refused, 3);
 }
 
-/// The inner payloads of each protected message, readable because both endpoints use the test
-/// provider's NO-SECURITY null cipher (the keys do not matter to it).
-fn inner_payloads(data: &[u8]) -> Vec<oxswan_wire::PayloadType> {
-    let (provider, keys) = null_keys();
-    let msg = oxswan_wire::Message::parse(data).unwrap();
-    let payloads = oxswan_crypto::sk::unprotect(&provider, &keys, &msg).unwrap();
-    payloads.iter().map(|p| p.payload_type()).collect()
-}
-
-/// The null cipher and keys of the right length for AES-256-GCM (any value does).
-fn null_keys() -> (oxswan_crypto::CryptoProvider, oxswan_crypto::sk::SkKeys) {
-    use oxswan_crypto::alg::EncrAlg;
-    let keys = oxswan_crypto::sk::SkKeys::new(
-        EncrAlg::new(oxswan_wire::EncrId::AES_GCM_16, Some(256)).unwrap(),
-        None,
-        oxswan_crypto::Secret::new(vec![0; 36]),
-        oxswan_crypto::Secret::default(),
-    )
-    .unwrap();
-    (oxswan_crypto::test_provider::TestProvider::new(0).null_cipher().build(), keys)
-}
-
-fn null_cipher_pair(seed: u64, alice: oxswan_ike::PeerConfig, bob: oxswan_ike::PeerConfig) -> Sim {
-    use oxswan_crypto::test_provider::TestProvider;
-    // Whole messages (no IKE fragments) so that the tests can read them.
-    let config = EndpointConfig { fragment_size: 65_535, ..EndpointConfig::default() };
-    let mut sim = Sim::new(seed, Link::default());
-    sim.add_with(ALICE_IP, config.clone(), vec![alice], TestProvider::new(1).null_cipher().build());
-    sim.add_with(BOB_IP, config, vec![bob], TestProvider::new(2).null_cipher().build());
-    sim
-}
-
 #[test]
 fn ike_auth_payloads_and_transport_mode() {
     use oxswan_wire::PayloadType as P;
@@ -540,13 +508,13 @@ fn ike_auth_payloads_and_transport_mode() {
     alice.children[0].mode = oxswan_ike::child::Mode::Transport;
     let mut bob = bob_psk();
     bob.children[0].mode = oxswan_ike::child::Mode::Transport;
-    let mut sim = null_cipher_pair(30, alice, bob);
+    let mut sim = null_cipher_pair(30, Link::default(), alice, bob);
     initiate(&mut sim);
     assert!(sim.run_until(Duration::from_secs(5), both_up));
     /* IKE_AUTH { IDi, IDr, AUTH, N(INITIAL_CONTACT), N(USE_TRANSPORT_MODE), SA, TSi, TSr } --> */
-    assert_eq!(inner_payloads(&sim.log[2].2), [P::IDI, P::IDR, P::AUTH, P::NOTIFY, P::NOTIFY, P::SA, P::TSI, P::TSR]);
+    assert_eq!(payload_types(&sim.log[2].2), [P::IDI, P::IDR, P::AUTH, P::NOTIFY, P::NOTIFY, P::SA, P::TSI, P::TSR]);
     /* <-- IKE_AUTH { IDr, AUTH, N(USE_TRANSPORT_MODE), SA, TSi, TSr } */
-    assert_eq!(inner_payloads(&sim.log[3].2), [P::IDR, P::AUTH, P::NOTIFY, P::SA, P::TSI, P::TSR]);
+    assert_eq!(payload_types(&sim.log[3].2), [P::IDR, P::AUTH, P::NOTIFY, P::SA, P::TSI, P::TSR]);
     assert_eq!(child(sim.events(ALICE_IP)).unwrap().mode, oxswan_ike::child::Mode::Transport);
     assert_eq!(child(sim.events(BOB_IP)).unwrap().mode, oxswan_ike::child::Mode::Transport);
 }
@@ -566,7 +534,7 @@ fn transport_mode_needs_both_sides() {
 #[test]
 fn empty_create_child_sa_is_invalid_syntax_and_unknown_exchange_dropped() {
     use oxswan_crypto::sk::protect;
-    let mut sim = null_cipher_pair(32, alice_psk(), bob_psk());
+    let mut sim = null_cipher_pair(32, Link::default(), alice_psk(), bob_psk());
     initiate(&mut sim);
     assert!(sim.run_until(Duration::from_secs(5), both_up));
     let (provider, keys) = null_keys();
@@ -583,7 +551,7 @@ fn empty_create_child_sa_is_invalid_syntax_and_unknown_exchange_dropped() {
     assert!(send(&mut sim, oxswan_wire::ExchangeType(200), 2).is_none());
     /* CREATE_CHILD_SA { } -->  <-- CREATE_CHILD_SA { N(INVALID_SYNTAX) }: no SA, Nonce or TS (§1.3) */
     let r = send(&mut sim, ExchangeType::CREATE_CHILD_SA, 2).expect("answered");
-    let n = inner_payloads(&r.payload);
+    let n = payload_types(&r.payload);
     assert_eq!(n, [oxswan_wire::PayloadType::NOTIFY]);
     let msg = oxswan_wire::Message::parse(&r.payload).unwrap();
     let p = oxswan_crypto::sk::unprotect(&provider, &keys, &msg).unwrap();
@@ -627,7 +595,7 @@ fn certificate_chains_for_every_key_type() {
         let ca = pki::Ca::new("Test", alg);
         let alice = cert_peer(alice_psk(), ca.local(alg, "alice", &["alice.example"]), ca.trust());
         let bob = cert_peer(bob_psk(), ca.local(alg, "bob", &["bob.example"]), ca.trust());
-        let mut sim = null_cipher_pair(40, alice, bob);
+        let mut sim = null_cipher_pair(40, Link::default(), alice, bob);
         initiate(&mut sim);
         assert!(sim.run_until(Duration::from_secs(5), both_up), "{alg:?}: {:?}", sim.events(BOB_IP));
         /* <-- IKE_SA_INIT { SA, KE, Nr, CERTREQ, N(NAT_DETECTION_*), N(...) } */
@@ -635,12 +603,12 @@ fn certificate_chains_for_every_key_type() {
         assert!(init_r.iter().any(|p| matches!(p, oxswan_wire::Payload::CertReq(c) if c.data.len() == 20)));
         /* IKE_AUTH { IDi, CERT, CERT, CERTREQ, IDr, AUTH, N(INITIAL_CONTACT), SA, TSi, TSr } --> */
         assert_eq!(
-            inner_payloads(&sim.log[2].2),
+            payload_types(&sim.log[2].2),
             [P::IDI, P::CERT, P::CERT, P::CERTREQ, P::IDR, P::AUTH, P::NOTIFY, P::SA, P::TSI, P::TSR],
             "{alg:?}"
         );
         /* <-- IKE_AUTH { IDr, CERT, CERT, AUTH, SA, TSi, TSr } */
-        assert_eq!(inner_payloads(&sim.log[3].2), [P::IDR, P::CERT, P::CERT, P::AUTH, P::SA, P::TSI, P::TSR]);
+        assert_eq!(payload_types(&sim.log[3].2), [P::IDR, P::CERT, P::CERT, P::AUTH, P::SA, P::TSI, P::TSR]);
         let a = child(sim.events(ALICE_IP)).unwrap();
         let b = child(sim.events(BOB_IP)).unwrap();
         assert_eq!(a.encr_out, b.encr_in);
@@ -868,7 +836,7 @@ fn fragments_reassembled_in_any_order_with_loss_and_duplicates() {
 fn unknown_payloads_and_out_of_window_requests() {
     use oxswan_crypto::sk::protect;
     use oxswan_wire::payloads::UnknownPayload;
-    let mut sim = null_cipher_pair(49, alice_psk(), bob_psk());
+    let mut sim = null_cipher_pair(49, Link::default(), alice_psk(), bob_psk());
     initiate(&mut sim);
     assert!(sim.run_until(Duration::from_secs(5), both_up));
     let (provider, keys) = null_keys();
