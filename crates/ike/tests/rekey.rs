@@ -11,6 +11,9 @@ use oxswan_ike::child::ChildLifetime;
 use oxswan_ike::{ChildSa, DownReason, Event, IkeSaInfo, PeerConfig};
 use oxswan_wire::{ExchangeType, ProtocolId};
 
+const CCS: ExchangeType = ExchangeType::CREATE_CHILD_SA;
+const INFO: ExchangeType = ExchangeType::INFORMATIONAL;
+
 fn rekeying(mut p: PeerConfig, secs: u64) -> PeerConfig {
     p.children[0].lifetime =
         ChildLifetime { rekey_time: Some(Duration::from_secs(secs)), rand_time: Duration::ZERO, life_time: None };
@@ -83,16 +86,41 @@ fn one_live_pair(sim: &mut Sim) -> (ChildSa, ChildSa) {
 #[test]
 fn child_sa_is_rekeyed_on_schedule_make_before_break() {
     // Only alice has a rekey_time: she initiates every rekey.
-    let mut sim = pair(11, Link::default(), rekeying(alice_psk(), 10), bob_psk());
+    let mut sim = null_cipher_pair(11, Link::default(), rekeying(alice_psk(), 10), bob_psk());
     initiate(&mut sim);
     assert!(sim.run_until(Duration::from_secs(5), both_up));
     let (a0, b0) = one_live_pair(&mut sim);
 
+    let from = sim.log.len();
     sim.advance(Duration::from_secs(11));
-    /* CREATE_CHILD_SA { N(REKEY_SA), SA, Ni, TSi, TSr } -->
-    <-- CREATE_CHILD_SA { SA, Nr, TSi, TSr }
-    INFORMATIONAL { D(old) } -->  <-- INFORMATIONAL { D(old) } */
+    assert_eq!(
+        named_messages(&sim, from),
+        [
+            /* CREATE_CHILD_SA { N(REKEY_SA), SA, No, TSi, TSr } --> */
+            msg("alice", CCS, REQUEST, &["N(REKEY_SA)", "SA", "No", "TSi", "TSr"]),
+            /* <-- CREATE_CHILD_SA { SA, No, TSi, TSr } */
+            msg("bob", CCS, RESPONSE, &["SA", "No", "TSi", "TSr"]),
+            /* INFORMATIONAL { D(ESP) } --> */
+            msg("alice", INFO, REQUEST, &["D(ESP)"]),
+            /* <-- INFORMATIONAL { D(ESP) } */
+            msg("bob", INFO, RESPONSE, &["D(ESP)"]),
+        ]
+    );
     let (a1, b1) = one_live_pair(&mut sim);
+    // §1.3.3: REKEY_SA names the pair by the initiator's inbound SPI; the SA payloads carry the new
+    // pair's SPIs; each DELETE names its sender's inbound SPI of the old pair.
+    let request = &sim.log[from].2;
+    let rekey_sa = plain_payloads(request).into_iter().find_map(|p| match p {
+        oxswan_wire::Payload::Notify(n) if n.notify_type == oxswan_wire::NotifyType::REKEY_SA => {
+            Some((n.protocol, n.spi))
+        }
+        _ => None,
+    });
+    assert_eq!(rekey_sa, Some((ProtocolId::ESP, a0.spi_in.to_be_bytes().to_vec())));
+    assert_eq!(proposal_spi(request), Some(a1.spi_in.to_be_bytes().to_vec()));
+    assert_eq!(proposal_spi(&sim.log[from + 1].2), Some(b1.spi_in.to_be_bytes().to_vec()));
+    assert_eq!(deletes_of(&sim.log[from + 2].2), esp(a0.spi_in));
+    assert_eq!(deletes_of(&sim.log[from + 3].2), esp(b0.spi_in));
     assert_ne!(a1.spi_in, a0.spi_in);
     assert_ne!(a1.encr_in, a0.encr_in, "new keys");
     assert_eq!(a1.replaces, Some(a0.spi_in));
@@ -126,12 +154,23 @@ fn child_sa_is_rekeyed_on_schedule_make_before_break() {
 #[test]
 fn rekey_with_pfs_runs_a_new_key_exchange() {
     let esp = "aes256gcm16-x25519";
-    let mut sim = pair(12, Link::default(), rekeying(with_esp(alice_psk(), esp), 10), with_esp(bob_psk(), esp));
+    let mut sim =
+        null_cipher_pair(12, Link::default(), rekeying(with_esp(alice_psk(), esp), 10), with_esp(bob_psk(), esp));
     initiate(&mut sim);
     assert!(sim.run_until(Duration::from_secs(5), both_up));
     let (a0, _) = one_live_pair(&mut sim);
     assert!(!a0.proposal.contains("x25519"), "the IKE_AUTH child has no key exchange of its own: {}", a0.proposal);
+    let from = sim.log.len();
     sim.advance(Duration::from_secs(11));
+    assert_eq!(
+        named_messages(&sim, from)[..2],
+        [
+            /* CREATE_CHILD_SA { N(REKEY_SA), SA, No, KE, TSi, TSr } --> */
+            msg("alice", CCS, REQUEST, &["N(REKEY_SA)", "SA", "No", "KE", "TSi", "TSr"]),
+            /* <-- CREATE_CHILD_SA { SA, No, KE, TSi, TSr } */
+            msg("bob", CCS, RESPONSE, &["SA", "No", "KE", "TSi", "TSr"]),
+        ]
+    );
     let (a1, _) = one_live_pair(&mut sim);
     assert!(a1.proposal.contains("x25519"), "the rekey negotiated PFS: {}", a1.proposal);
 }
@@ -140,10 +179,35 @@ fn rekey_with_pfs_runs_a_new_key_exchange() {
 fn invalid_ke_payload_makes_the_rekey_start_again_with_the_responders_group() {
     // Alice guesses X25519; Bob accepts only MODP-2048 and names it (§1.3).
     let alice = rekeying(with_esp(alice_psk(), "aes256gcm16-x25519,aes256gcm16-modp2048"), 10);
-    let mut sim = pair(13, Link::default(), alice, with_esp(bob_psk(), "aes256gcm16-modp2048"));
+    let mut sim = null_cipher_pair(13, Link::default(), alice, with_esp(bob_psk(), "aes256gcm16-modp2048"));
     initiate(&mut sim);
     assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let from = sim.log.len();
     sim.advance(Duration::from_secs(11));
+    assert_eq!(
+        named_messages(&sim, from),
+        [
+            /* CREATE_CHILD_SA { N(REKEY_SA), SA, No, KE(x25519), TSi, TSr } --> */
+            msg("alice", CCS, REQUEST, &["N(REKEY_SA)", "SA", "No", "KE", "TSi", "TSr"]),
+            /* <-- CREATE_CHILD_SA { N(INVAL_KE, modp2048) } */
+            msg("bob", CCS, RESPONSE, &["N(INVALID_KE_PAYLOAD)"]),
+            /* CREATE_CHILD_SA { N(REKEY_SA), SA, No, KE(modp2048), TSi, TSr } --> */
+            msg("alice", CCS, REQUEST, &["N(REKEY_SA)", "SA", "No", "KE", "TSi", "TSr"]),
+            /* <-- CREATE_CHILD_SA { SA, No, KE, TSi, TSr } */
+            msg("bob", CCS, RESPONSE, &["SA", "No", "KE", "TSi", "TSr"]),
+            /* INFORMATIONAL { D(ESP) } -->  <-- INFORMATIONAL { D(ESP) } */
+            msg("alice", INFO, REQUEST, &["D(ESP)"]),
+            msg("bob", INFO, RESPONSE, &["D(ESP)"]),
+        ]
+    );
+    let ke_group = |d: &[u8]| {
+        plain_payloads(d).into_iter().find_map(|p| match p {
+            oxswan_wire::Payload::Ke(k) => Some(k.group),
+            _ => None,
+        })
+    };
+    assert_eq!(ke_group(&sim.log[from].2), Some(oxswan_wire::KeId::CURVE25519));
+    assert_eq!(ke_group(&sim.log[from + 2].2), Some(oxswan_wire::KeId::MODP2048));
     let (a1, _) = one_live_pair(&mut sim);
     assert!(a1.proposal.contains("modp2048"), "{}", a1.proposal);
     assert!(a1.replaces.is_some());
@@ -226,30 +290,6 @@ fn crossing(offset: i64, alice: PeerConfig) -> Sim {
     bob.children[0].lifetime =
         ChildLifetime { rekey_time: Some(Duration::from_millis(millis)), rand_time: Duration::ZERO, life_time: None };
     readable_up(alice, bob)
-}
-
-/// A message as [`messages_since`] names it, with its sender's name.
-type Named = (&'static str, ExchangeType, bool, Vec<String>);
-
-fn named(m: &[(std::net::IpAddr, ExchangeType, bool, Vec<String>)]) -> Vec<Named> {
-    m.iter()
-        .map(|(ip, e, r, p)| (if ip.to_string() == ALICE_IP { "alice" } else { "bob" }, *e, *r, p.clone()))
-        .collect()
-}
-
-/// [`named`], sorted: for requests that cross, whose order on the wire depends on the moment.
-fn sorted(m: &[(std::net::IpAddr, ExchangeType, bool, Vec<String>)]) -> Vec<Named> {
-    sorted_expected(&named(m))
-}
-
-fn sorted_expected(v: &[Named]) -> Vec<Named> {
-    let mut v = v.to_vec();
-    v.sort();
-    v
-}
-
-fn msg(who: &'static str, e: ExchangeType, response: bool, p: &[&str]) -> Named {
-    (who, e, response, p.iter().map(|s| s.to_string()).collect())
 }
 
 /// The moments, relative to alice's request, at which a crossing request of bob's leaves in the
@@ -579,21 +619,41 @@ fn simultaneous_child_rekeys_with_the_losers_answer_lost() {
 fn ike_sa_is_rekeyed_and_keeps_its_child_sas() {
     let mut alice = alice_psk();
     alice.ike_lifetime.rekey_time = Some(Duration::from_secs(10));
-    let mut sim = pair(21, Link::default(), alice, bob_psk());
+    let mut sim = null_cipher_pair(21, Link::default(), alice, bob_psk());
     initiate(&mut sim);
     assert!(sim.run_until(Duration::from_secs(5), both_up));
     let (a0, _) = one_live_pair(&mut sim);
     let first = sim.ep(ALICE_IP).established();
+    let old = info(&mut sim, ALICE_IP);
 
+    let from = sim.log.len();
     sim.advance(Duration::from_secs(11));
-    /* CREATE_CHILD_SA { SA(IKE, new SPIi), Ni, KEi } -->  <-- CREATE_CHILD_SA { SA(IKE, new SPIr), Nr, KEr }
-    INFORMATIONAL { D(IKE) } on the old SA -->  <-- INFORMATIONAL { } */
+    assert_eq!(
+        named_messages(&sim, from),
+        [
+            /* CREATE_CHILD_SA { SA, No, KE } --> */
+            msg("alice", CCS, REQUEST, &["SA", "No", "KE"]),
+            /* <-- CREATE_CHILD_SA { SA, No, KE } */
+            msg("bob", CCS, RESPONSE, &["SA", "No", "KE"]),
+            /* INFORMATIONAL { D(IKE) } --> */
+            msg("alice", INFO, REQUEST, &["D(IKE)"]),
+            /* <-- INFORMATIONAL { } */
+            msg("bob", INFO, RESPONSE, &[]),
+        ]
+    );
     let (a_sas, b_sas) = (sim.ep(ALICE_IP).established(), sim.ep(BOB_IP).established());
     assert_eq!((a_sas.len(), b_sas.len()), (1, 1), "one IKE SA on each side");
     assert_ne!(a_sas, first, "a new one");
     let (a_info, b_info) = (info(&mut sim, ALICE_IP), info(&mut sim, BOB_IP));
     assert_eq!((a_info.spi_i, a_info.spi_r), (b_info.spi_i, b_info.spi_r), "the same new SPIs");
     assert!(a_info.initiator && !b_info.initiator, "the rekey's initiator is the new SA's initiator");
+    // §1.3.2: the SA payloads carry the new SPIs; the exchange and the DELETE ride on the old SA.
+    let new_spis = (proposal_spi(&sim.log[from].2).unwrap(), proposal_spi(&sim.log[from + 1].2).unwrap());
+    assert_eq!(new_spis, (a_info.spi_i.0.to_vec(), a_info.spi_r.0.to_vec()));
+    for (_, _, d) in &sim.log[from..] {
+        let h = oxswan_wire::Header::parse(d).unwrap();
+        assert_eq!((h.spi_i, h.spi_r), (old.spi_i, old.spi_r));
+    }
     let (a1, _) = one_live_pair(&mut sim);
     assert_eq!(a1, a0, "the CHILD SA moved unchanged");
     for ip in [ALICE_IP, BOB_IP] {
@@ -822,46 +882,44 @@ fn simultaneous_ike_rekeys_with_a_lost_answer_leave_the_right_ike_sa() {
 /// rekey, and retries hers 2 s later. In the end one IKE SA and one pair, both new.
 #[test]
 fn ike_rekey_colliding_with_a_child_rekey_converges() {
-    const CCS: ExchangeType = ExchangeType::CREATE_CHILD_SA;
-    const INFO: ExchangeType = ExchangeType::INFORMATIONAL;
     for offset in OFFSETS {
         let mut sim = crossing(offset, ike_rekeying(alice_psk(), 10_000));
         let first = info(&mut sim, ALICE_IP);
         let from = sim.log.len();
         sim.advance(Duration::from_secs(15));
-        let m = messages_since(&sim, from);
+        let m = named_messages(&sim, from);
         assert_eq!(m.len(), 10, "{offset} ms: {m:?}");
         // In an order that depends on the moment:
         assert_eq!(
-            sorted(&m[..6]),
-            sorted_expected(&[
+            sorted(m[..6].to_vec()),
+            sorted(vec![
                 /* CREATE_CHILD_SA { SA, No, KE } --> */
-                msg("alice", CCS, false, &["SA", "No", "KE"]),
+                msg("alice", CCS, REQUEST, &["SA", "No", "KE"]),
                 /* <-- CREATE_CHILD_SA { N(REKEY_SA), SA, No, TSi, TSr } */
-                msg("bob", CCS, false, &["N(REKEY_SA)", "SA", "No", "TSi", "TSr"]),
+                msg("bob", CCS, REQUEST, &["N(REKEY_SA)", "SA", "No", "TSi", "TSr"]),
                 /* <-- CREATE_CHILD_SA { N(TEMPORARY_FAILURE) } */
-                msg("bob", CCS, true, &["N(TEMPORARY_FAILURE)"]),
+                msg("bob", CCS, RESPONSE, &["N(TEMPORARY_FAILURE)"]),
                 /* CREATE_CHILD_SA { SA, No, TSi, TSr } --> */
-                msg("alice", CCS, true, &["SA", "No", "TSi", "TSr"]),
+                msg("alice", CCS, RESPONSE, &["SA", "No", "TSi", "TSr"]),
                 /* <-- INFORMATIONAL { D(ESP) } */
-                msg("bob", INFO, false, &["D(ESP)"]),
+                msg("bob", INFO, REQUEST, &["D(ESP)"]),
                 /* INFORMATIONAL { D(ESP) } --> */
-                msg("alice", INFO, true, &["D(ESP)"]),
+                msg("alice", INFO, RESPONSE, &["D(ESP)"]),
             ]),
             "{offset} ms"
         );
         // Then, in this order:
         assert_eq!(
-            named(&m[6..]),
+            m[6..],
             [
                 /* CREATE_CHILD_SA { SA, No, KE } --> */
-                msg("alice", CCS, false, &["SA", "No", "KE"]),
+                msg("alice", CCS, REQUEST, &["SA", "No", "KE"]),
                 /* <-- CREATE_CHILD_SA { SA, No, KE } */
-                msg("bob", CCS, true, &["SA", "No", "KE"]),
+                msg("bob", CCS, RESPONSE, &["SA", "No", "KE"]),
                 /* INFORMATIONAL { D(IKE) } --> */
-                msg("alice", INFO, false, &["D(IKE)"]),
+                msg("alice", INFO, REQUEST, &["D(IKE)"]),
                 /* <-- INFORMATIONAL { } */
-                msg("bob", INFO, true, &[]),
+                msg("bob", INFO, RESPONSE, &[]),
             ],
             "{offset} ms: alice retries"
         );
@@ -887,8 +945,6 @@ fn ike_rekey_colliding_with_a_child_rekey_converges() {
 /// DELETE; both sides end without the CHILD SA and without a stray new pair; the IKE SA stays up.
 #[test]
 fn child_rekey_colliding_with_its_delete_leaves_nothing_behind() {
-    const CCS: ExchangeType = ExchangeType::CREATE_CHILD_SA;
-    const INFO: ExchangeType = ExchangeType::INFORMATIONAL;
     for offset in OFFSETS {
         let mut sim = readable_up(rekeying(alice_psk(), 10), bob_psk());
         let (_, b) = one_live_pair(&mut sim);
@@ -899,16 +955,16 @@ fn child_rekey_colliding_with_its_delete_leaves_nothing_behind() {
         sim.ep(BOB_IP).delete_child(t, sa, b.spi_in).unwrap();
         sim.advance(Duration::from_secs(6));
         assert_eq!(
-            sorted(&messages_since(&sim, from)),
-            sorted_expected(&[
+            sorted_messages(&sim, from),
+            sorted(vec![
                 /* CREATE_CHILD_SA { N(REKEY_SA), SA, No, TSi, TSr } --> */
-                msg("alice", CCS, false, &["N(REKEY_SA)", "SA", "No", "TSi", "TSr"]),
+                msg("alice", CCS, REQUEST, &["N(REKEY_SA)", "SA", "No", "TSi", "TSr"]),
                 /* <-- INFORMATIONAL { D(ESP) } */
-                msg("bob", INFO, false, &["D(ESP)"]),
+                msg("bob", INFO, REQUEST, &["D(ESP)"]),
                 /* <-- CREATE_CHILD_SA { N(TEMPORARY_FAILURE) } */
-                msg("bob", CCS, true, &["N(TEMPORARY_FAILURE)"]),
+                msg("bob", CCS, RESPONSE, &["N(TEMPORARY_FAILURE)"]),
                 /* INFORMATIONAL { D(ESP) } --> */
-                msg("alice", INFO, true, &["D(ESP)"]),
+                msg("alice", INFO, RESPONSE, &["D(ESP)"]),
             ]),
             "{offset} ms: the two exchanges, and nothing after them"
         );
@@ -1018,10 +1074,20 @@ fn a_second_child_is_created_with_create_child_sa_and_rekeyed() {
     let mut alice = alice;
     alice.children[1].lifetime =
         ChildLifetime { rekey_time: Some(Duration::from_secs(7)), rand_time: Duration::ZERO, life_time: None };
-    let mut sim = pair(31, Link::default(), alice, bob);
+    let mut sim = null_cipher_pair(31, Link::default(), alice, bob);
     initiate(&mut sim);
     assert!(sim.run_until(Duration::from_secs(3), both_up));
     sim.advance(Duration::from_secs(1));
+    assert_eq!(
+        named_messages(&sim, 4),
+        [
+            /* CREATE_CHILD_SA { SA, No, KE, TSi, TSr } --> */
+            msg("alice", CCS, REQUEST, &["SA", "No", "KE", "TSi", "TSr"]),
+            /* <-- CREATE_CHILD_SA { SA, No, KE, TSi, TSr } */
+            msg("bob", CCS, RESPONSE, &["SA", "No", "KE", "TSi", "TSr"]),
+        ],
+        "§1.3.1: the second child comes right after IKE_AUTH"
+    );
     let pairs = matched_pairs(&mut sim);
     let names: Vec<&str> = pairs.iter().map(|(a, _)| a.name.as_str()).collect();
     assert_eq!(names, ["net", "net2"]);
@@ -1029,10 +1095,8 @@ fn a_second_child_is_created_with_create_child_sa_and_rekeyed() {
     assert_eq!(net2.local_ts, vec![ts("10.11.0.0/16")]);
     assert_eq!(net2.remote_ts, vec![ts("10.12.0.0/16")]);
     assert!(net2.encr_in != pairs[0].0.encr_in, "keys of its own");
-    // The exchange that made it: CREATE_CHILD_SA with a KE payload (PFS).
-    let creates =
-        sim.log.iter().filter(|(_, _, d)| describe(d).0 == oxswan_wire::ExchangeType::CREATE_CHILD_SA).count();
-    assert_eq!(creates, 2, "one request and its answer");
+    let spi = |i: usize| proposal_spi(&sim.log[i].2).map(|s| spi_u32(&s));
+    assert_eq!((spi(4), spi(5)), (Some(net2.spi_in), Some(net2.spi_out)), "the SA payloads carry its SPIs");
 
     sim.advance(Duration::from_secs(30));
     let pairs = matched_pairs(&mut sim);
@@ -1053,11 +1117,13 @@ fn reauthentication_replaces_the_ike_sa_and_its_children_make_before_break() {
         over_time: Some(Duration::from_secs(5)),
         ..Default::default()
     };
-    let mut sim = pair(41, Link::default(), alice, bob);
+    let mut sim = null_cipher_pair(41, Link::default(), alice, bob);
     let first = initiate(&mut sim);
     assert!(sim.run_until(Duration::from_secs(3), both_up));
     sim.advance(Duration::from_secs(1));
     let before: Vec<u32> = matched_pairs(&mut sim).iter().map(|(a, _)| a.spi_in).collect();
+    let old = info(&mut sim, ALICE_IP);
+    let from = sim.log.len();
     let due = |s: &Sim| has_event(s.events(ALICE_IP), |e| matches!(e, Event::ReauthDue { .. }));
     assert!(sim.run_until(Duration::from_secs(11), due));
     let now = sim.now;
@@ -1082,6 +1148,40 @@ fn reauthentication_replaces_the_ike_sa_and_its_children_make_before_break() {
         .filter(|(_, _, d)| describe(d).0 == oxswan_wire::ExchangeType::IKE_AUTH && !describe(d).1)
         .count();
     assert_eq!(auth_requests, 2, "two IKE_AUTH requests: the first and the reauthentication");
+    const INIT: ExchangeType = ExchangeType::IKE_SA_INIT;
+    const AUTH: ExchangeType = ExchangeType::IKE_AUTH;
+    let sa_init = [
+        "SA",
+        "KE",
+        "No",
+        "N(NAT_DETECTION_SOURCE_IP)",
+        "N(NAT_DETECTION_DESTINATION_IP)",
+        "N(SIGNATURE_HASH_ALGORITHMS)",
+        "N(IKEV2_FRAGMENTATION_SUPPORTED)",
+    ];
+    assert_eq!(
+        named_messages(&sim, from),
+        [
+            /* IKE_SA_INIT { SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } --> */
+            msg("alice", INIT, REQUEST, &sa_init),
+            /* <-- IKE_SA_INIT { SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } */
+            msg("bob", INIT, RESPONSE, &sa_init),
+            /* IKE_AUTH { IDi, IDr, AUTH, SA, TSi, TSr } -->: no INITIAL_CONTACT */
+            msg("alice", AUTH, REQUEST, &["IDi", "IDr", "AUTH", "SA", "TSi", "TSr"]),
+            /* <-- IKE_AUTH { IDr, AUTH, SA, TSi, TSr } */
+            msg("bob", AUTH, RESPONSE, &["IDr", "AUTH", "SA", "TSi", "TSr"]),
+            /* CREATE_CHILD_SA { SA, No, KE, TSi, TSr } -->: the second child */
+            msg("alice", CCS, REQUEST, &["SA", "No", "KE", "TSi", "TSr"]),
+            /* <-- CREATE_CHILD_SA { SA, No, KE, TSi, TSr } */
+            msg("bob", CCS, RESPONSE, &["SA", "No", "KE", "TSi", "TSr"]),
+            /* INFORMATIONAL { D(IKE) } --> on the old IKE SA */
+            msg("alice", INFO, REQUEST, &["D(IKE)"]),
+            /* <-- INFORMATIONAL { } */
+            msg("bob", INFO, RESPONSE, &[]),
+        ]
+    );
+    let h = oxswan_wire::Header::parse(&sim.log[from + 6].2).unwrap();
+    assert_eq!((h.spi_i, h.spi_r), (old.spi_i, old.spi_r), "the DELETE is for the old IKE SA");
     assert!(
         !has_event(sim.events(BOB_IP), |e| matches!(
             e,
@@ -1096,8 +1196,6 @@ fn reauthentication_replaces_the_ike_sa_and_its_children_make_before_break() {
 /// both sides: no IKE SA and no CHILD SA remain, and no new IKE SA is left behind by the rekey.
 #[test]
 fn ike_rekey_colliding_with_its_delete_leaves_nothing_behind() {
-    const CCS: ExchangeType = ExchangeType::CREATE_CHILD_SA;
-    const INFO: ExchangeType = ExchangeType::INFORMATIONAL;
     for offset in OFFSETS {
         let mut sim = readable_up(ike_rekeying(alice_psk(), 10_000), bob_psk());
         let from = sim.log.len();
@@ -1106,16 +1204,16 @@ fn ike_rekey_colliding_with_its_delete_leaves_nothing_behind() {
         sim.ep(BOB_IP).delete_ike(t, sa).unwrap();
         sim.advance(Duration::from_secs(40));
         assert_eq!(
-            sorted(&messages_since(&sim, from)),
-            sorted_expected(&[
+            sorted_messages(&sim, from),
+            sorted(vec![
                 /* CREATE_CHILD_SA { SA, No, KE } --> */
-                msg("alice", CCS, false, &["SA", "No", "KE"]),
+                msg("alice", CCS, REQUEST, &["SA", "No", "KE"]),
                 /* <-- INFORMATIONAL { D(IKE) } */
-                msg("bob", INFO, false, &["D(IKE)"]),
+                msg("bob", INFO, REQUEST, &["D(IKE)"]),
                 /* <-- CREATE_CHILD_SA { N(TEMPORARY_FAILURE) } */
-                msg("bob", CCS, true, &["N(TEMPORARY_FAILURE)"]),
+                msg("bob", CCS, RESPONSE, &["N(TEMPORARY_FAILURE)"]),
                 /* INFORMATIONAL { } --> */
-                msg("alice", INFO, true, &[]),
+                msg("alice", INFO, RESPONSE, &[]),
             ]),
             "{offset} ms: the two exchanges, and nothing after them"
         );

@@ -115,3 +115,69 @@ fn endpoints_and_restarts_draw_from_streams_of_their_own() {
     assert_ne!(again[..8], first_init[..8], "a new IKE SPI");
     assert_ne!(nonce_of(again), nonce_of(&first_init), "a new nonce");
 }
+
+/// Steering sets the first octet of the endpoint's next nonces and nothing else: the queued octets
+/// one nonce each, then the standing one. The rest of each nonce, and every other draw, is what the
+/// same seed gives unsteered.
+#[test]
+fn steering_sets_the_first_octet_of_the_next_nonces_only() {
+    let run = |steer: bool| {
+        let mut sim = null_cipher_pair(5, Link::default(), alice_psk(), bob_psk());
+        if steer {
+            sim.steer_nonces(ALICE_IP, &[0x11, 0x22]);
+            sim.steer_all_nonces(ALICE_IP, Some(0x33));
+        }
+        initiate(&mut sim);
+        assert!(sim.run_until(Duration::from_secs(5), both_up));
+        for _ in 0..2 {
+            let (now, sa) = (sim.now, sim.ep(ALICE_IP).established()[0]);
+            let spi = sim.ep(ALICE_IP).children(sa)[0].spi_in;
+            sim.ep(ALICE_IP).rekey_child(now, sa, spi).unwrap();
+            sim.advance(Duration::from_secs(1));
+        }
+        let (now, sa) = (sim.now, sim.ep(ALICE_IP).established()[0]);
+        sim.ep(ALICE_IP).rekey_ike(now, sa).unwrap();
+        sim.advance(Duration::from_secs(1));
+        sim
+    };
+    let (plain, steered) = (run(false), run(true));
+    let (a, b) = (nonces_of(&plain, ALICE_IP), nonces_of(&steered, ALICE_IP));
+    assert_eq!(b.len(), 4, "IKE_SA_INIT, two CHILD rekeys, an IKE rekey");
+    assert_eq!(b.iter().map(|n| n[0]).collect::<Vec<_>>(), [0x11, 0x22, 0x33, 0x33]);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x[1..], y[1..], "only the first octet changes");
+    }
+    // What went on the wire is the same otherwise: same lengths, same SPIs in the SA payloads.
+    assert_eq!(plain.log.len(), steered.log.len());
+    let spis = |sim: &Sim| sim.log.iter().map(|(_, _, d)| proposal_spi(d)).collect::<Vec<_>>();
+    assert_eq!(spis(&plain), spis(&steered));
+    // The draws as handed out: the cookie secret drawn at creation, before the steering, then the
+    // four nonces.
+    let drawn = steered.nonces_drawn(ALICE_IP);
+    assert_eq!(drawn[1..], b[..]);
+    // Bob was not steered.
+    assert_eq!(nonces_of(&plain, BOB_IP), nonces_of(&steered, BOB_IP));
+}
+
+fn nonces_of(sim: &Sim, ip: &str) -> Vec<Vec<u8>> {
+    sim.log.iter().filter(|(f, _, _)| f.ip().to_string() == ip).filter_map(|(_, _, d)| nonce_of(d)).collect()
+}
+
+/// The payload reader sees inside SK only for the null cipher: a message sealed with the real cipher
+/// is refused, not misread.
+#[test]
+fn payloads_read_inside_sk_with_the_null_cipher_only() {
+    let mut readable = null_cipher_pair(6, Link::default(), alice_psk(), bob_psk());
+    initiate(&mut readable);
+    assert!(readable.run_until(Duration::from_secs(5), both_up));
+    assert_eq!(payloads(&readable.log[3].2), ["IDr", "AUTH", "SA", "TSi", "TSr"]);
+    use oxswan_wire::PayloadType as P;
+    assert_eq!(payload_types(&readable.log[3].2), [P::IDR, P::AUTH, P::SA, P::TSI, P::TSR]);
+    let mut sealed = pair(6, Link::default(), alice_psk(), bob_psk());
+    initiate(&mut sealed);
+    assert!(sealed.run_until(Duration::from_secs(5), both_up));
+    // IKE_SA_INIT is not encrypted: readable either way.
+    assert_eq!(payloads(&sealed.log[1].2), payloads(&readable.log[1].2));
+    let auth = sealed.log[3].2.clone();
+    assert!(std::panic::catch_unwind(|| payloads(&auth)).is_err(), "a real ICV is not all zeros");
+}

@@ -650,6 +650,52 @@ pub fn messages_since(sim: &Sim, from: usize) -> Vec<(IpAddr, ExchangeType, bool
         .collect()
 }
 
+/// A message as the exchange tests assert it: its sender (`"alice"` for [`ALICE_IP`] and the NAT's
+/// public address, `"bob"` for [`BOB_IP`], the address otherwise), exchange type, whether it is a
+/// response, and its payloads as [`payloads`] names them.
+pub type Named = (String, ExchangeType, bool, Vec<String>);
+
+/// `response` of [`msg`]: the message is a request.
+pub const REQUEST: bool = false;
+/// `response` of [`msg`]: the message is a response.
+pub const RESPONSE: bool = true;
+
+/// An expected message, for comparing with [`named_messages`].
+pub fn msg(sender: &str, exchange: ExchangeType, response: bool, payloads: &[&str]) -> Named {
+    (sender.to_string(), exchange, response, payloads.iter().map(|p| p.to_string()).collect())
+}
+
+/// The messages of the log from index `from` on, as [`Named`].
+pub fn named_messages(sim: &Sim, from: usize) -> Vec<Named> {
+    let public = sim.nat.as_ref().map(|n| n.public_ip);
+    sim.log[from..]
+        .iter()
+        .map(|(src, _, d)| {
+            let ip = src.ip();
+            let who = if ip.to_string() == ALICE_IP || Some(ip) == public {
+                "alice".to_string()
+            } else if ip.to_string() == BOB_IP {
+                "bob".to_string()
+            } else {
+                ip.to_string()
+            };
+            let (e, r, p) = message(d);
+            (who, e, r, p)
+        })
+        .collect()
+}
+
+/// [`named_messages`], sorted: for messages that cross, whose order on the wire depends on the moment.
+pub fn sorted_messages(sim: &Sim, from: usize) -> Vec<Named> {
+    sorted(named_messages(sim, from))
+}
+
+/// `v`, sorted.
+pub fn sorted(mut v: Vec<Named>) -> Vec<Named> {
+    v.sort();
+    v
+}
+
 /// The Nonce payload of a message (null cipher), if it has one.
 pub fn nonce_of(datagram: &[u8]) -> Option<Vec<u8>> {
     plain_payloads(datagram).into_iter().find_map(|p| match p {
