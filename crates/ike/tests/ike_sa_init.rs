@@ -2,6 +2,10 @@
 //! crypto providers. Each step names the message it carries.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod common;
+
+use common::payloads;
+
 use oxswan_crypto::CryptoProvider;
 use oxswan_crypto::proposal::parse_ike_proposals;
 use oxswan_crypto::test_provider::TestProvider;
@@ -15,6 +19,10 @@ fn proposals(s: &str) -> Vec<Proposal> {
 }
 
 const SPI_R: IkeSpi = IkeSpi([0x52; 8]);
+
+/// IKE_SA_INIT without the NAT detection notifies, which the endpoint adds: `{ SA, KE, No, N(HASH_ALG),
+/// N(FRAG_SUP) }`.
+const SA_INIT: [&str; 5] = ["SA", "KE", "No", "N(SIGNATURE_HASH_ALGORITHMS)", "N(IKEV2_FRAGMENTATION_SUPPORTED)"];
 
 fn providers() -> Vec<(&'static str, CryptoProvider, CryptoProvider)> {
     vec![
@@ -34,13 +42,15 @@ fn both_sides_derive_the_same_keys() {
             "aes256gcm16-prfsha384-mlkem768",
         ] {
             let ours = proposals(suite);
-            /* IKE_SA_INIT { SA, KE, Nonce, N(SIGNATURE_HASH_ALGORITHMS), N(FRAGMENTATION_SUPPORTED) } --> */
+            /* IKE_SA_INIT { SA, KE, No, N(HASH_ALG), N(FRAG_SUP) } --> (no NAT detection: no addresses given) */
             let init = InitRequestSent::start(&pi, &ours, None, random_spi(&pi).unwrap(), Vec::new()).unwrap();
+            assert_eq!(payloads(init.request()), SA_INIT, "{name} {suite}");
             let params = ResponderParams { proposals: &ours, prefer_initiator: false, extra: &[] };
             let InitReply::Accepted { response, sa: r } = respond(&pr, &params, init.request(), SPI_R).unwrap() else {
                 panic!("{name} {suite}: rejected")
             };
-            /* <-- IKE_SA_INIT { SA, KE, Nonce, N(...) } */
+            /* <-- IKE_SA_INIT { SA, KE, No, N(HASH_ALG), N(FRAG_SUP) } */
+            assert_eq!(payloads(&response), SA_INIT, "{name} {suite}");
             let InitResponse::Established(i) = init.handle_response(&pi, &response).unwrap() else {
                 panic!("{name} {suite}: not established")
             };
@@ -76,23 +86,27 @@ fn invalid_ke_payload_is_retried_once_with_the_responders_group() {
     let initiator = proposals("aes256gcm16-prfsha256-x25519-ecp256");
     let responder = proposals("aes256gcm16-prfsha256-ecp256");
     let params = ResponderParams { proposals: &responder, prefer_initiator: false, extra: &[] };
-    /* IKE_SA_INIT { SA, KE(x25519), Nonce } --> */
+    /* IKE_SA_INIT { SA, KE(x25519), No, N(HASH_ALG), N(FRAG_SUP) } --> */
     let first = InitRequestSent::start(&p, &initiator, None, random_spi(&p).unwrap(), Vec::new()).unwrap();
+    assert_eq!(payloads(first.request()), SA_INIT);
     let InitReply::Rejected { response, error, .. } = respond(&p, &params, first.request(), SPI_R).unwrap() else {
         panic!("accepted a group it does not allow")
     };
     assert!(matches!(error, IkeError::InvalidKePayload(KeId::ECP256)));
-    /* <-- IKE_SA_INIT { N(INVALID_KE_PAYLOAD, ecp256) } */
+    /* <-- IKE_SA_INIT { N(INVAL_KE, ecp256) } */
+    assert_eq!(payloads(&response), ["N(INVALID_KE_PAYLOAD)"]);
     let InitResponse::RetryWithGroup(g) = first.handle_response(&p, &response).unwrap() else { panic!() };
     assert_eq!(g, KeId::ECP256);
-    /* IKE_SA_INIT { SA, KE(ecp256), Nonce } --> */
+    /* IKE_SA_INIT { SA, KE(ecp256), No, N(HASH_ALG), N(FRAG_SUP) } --> */
     let spi_before = first.spi_i();
     let second = first.retry_with_group(&p, g).unwrap();
+    assert_eq!(payloads(second.request()), SA_INIT);
     assert_eq!(second.spi_i(), spi_before, "the retry keeps the SPI");
     let InitReply::Accepted { response, sa: r } = respond(&p, &params, second.request(), SPI_R).unwrap() else {
         panic!()
     };
-    /* <-- IKE_SA_INIT { SA, KE(ecp256), Nonce } */
+    /* <-- IKE_SA_INIT { SA, KE(ecp256), No, N(HASH_ALG), N(FRAG_SUP) } */
+    assert_eq!(payloads(&response), SA_INIT);
     let InitResponse::Established(i) = second.handle_response(&p, &response).unwrap() else { panic!() };
     assert_eq!(i.keys.sk_d, r.keys.sk_d);
 }
@@ -129,7 +143,8 @@ fn no_proposal_chosen_on_both_sides() {
     assert!(matches!(error, IkeError::NoProposalChosen));
     // No state: the error response carries a zero responder SPI.
     assert!(Message::parse(&response).unwrap().header().spi_r.is_zero());
-    /* <-- IKE_SA_INIT { N(NO_PROPOSAL_CHOSEN) } */
+    /* <-- IKE_SA_INIT { N(NO_PROP) } */
+    assert_eq!(payloads(&response), ["N(NO_PROPOSAL_CHOSEN)"]);
     assert!(matches!(init.handle_response(&p, &response), Err(IkeError::PeerNotify(NotifyType::NO_PROPOSAL_CHOSEN))));
 }
 

@@ -179,7 +179,6 @@ fn garbage_and_truncations_change_nothing() {
 /// must answer or drop every one without panicking, and the pair must stay consistent.
 #[test]
 fn forged_protected_requests() {
-    use oxswan_crypto::test_provider::TestProvider;
     use oxswan_wire::notify::{DeletePayload, NotifyPayload};
     use oxswan_wire::{ExchangeType, Flags, Header, NotifyType, Payload, PayloadType, emit_chain};
 
@@ -187,8 +186,8 @@ fn forged_protected_requests() {
     for seed in 0..40u64 {
         let mut sim = Sim::new(seed, Link::default());
         let ep = oxswan_ike::EndpointConfig::default();
-        sim.add_with(ALICE_IP, ep.clone(), vec![alice_psk()], TestProvider::new(1).null_cipher().build());
-        sim.add_with(BOB_IP, ep, vec![bob_psk()], TestProvider::new(2).null_cipher().build());
+        sim.add_null_cipher(ALICE_IP, ep.clone(), vec![alice_psk()]);
+        sim.add_null_cipher(BOB_IP, ep, vec![bob_psk()]);
         initiate(&mut sim);
         assert!(sim.run_until(Duration::from_secs(5), both_up));
         let auth = oxswan_wire::Header::parse(&sim.log[2].2).unwrap();
@@ -295,8 +294,8 @@ fn hostile_fragments() {
     for seed in 0..20u64 {
         let mut sim = Sim::new(seed, Link::default());
         let ep = oxswan_ike::EndpointConfig::default();
-        sim.add_with(ALICE_IP, ep.clone(), vec![alice_psk()], TestProvider::new(1).null_cipher().build());
-        sim.add_with(BOB_IP, ep, vec![bob_psk()], TestProvider::new(2).null_cipher().build());
+        sim.add_null_cipher(ALICE_IP, ep.clone(), vec![alice_psk()]);
+        sim.add_null_cipher(BOB_IP, ep, vec![bob_psk()]);
         initiate(&mut sim);
         assert!(sim.run_until(Duration::from_secs(5), both_up));
         let auth = Header::parse(&sim.log[2].2).unwrap();

@@ -1,18 +1,38 @@
 //! A simulated network for two (or more) endpoints, in the manner of quinn-proto's test `Pair`: a
 //! virtual clock, latency, jitter (which reorders), loss, duplication, an MTU and an optional NAT, all
 //! driven by a seeded generator so that every run is reproducible.
+//!
+//! The endpoints' randomness follows the seed too: [`Sim::add`] gives each endpoint the test provider
+//! (`oxswan_crypto::test_provider`) seeded from the sim's seed, the endpoint's address and how many
+//! endpoints that address had before (a restarted host draws anew), with the real ciphers, PRFs and
+//! signatures and real X25519/ECP key exchanges whose private keys come from the seed as well (MODP and
+//! ML-KEM are the test provider's fake ones). Nonces, SPIs, IVs, KE data and rekey jitter therefore
+//! repeat with the seed, and a failing seed replays. Certificates made with rcgen, and ECDSA or RSA-PSS
+//! signatures, are the exceptions: aws-lc draws their randomness itself.
+//!
+//! Every endpoint's random source passes through a [`SteeredRandom`], so that a test can choose the
+//! first octet of an endpoint's next nonces ([`Sim::steer_nonces`]) and with it the outcome of a
+//! collision (RFC 7296 §2.8.1, §2.8.2: the exchange with the lowest nonce loses).
+//!
+//! Endpoints added with [`Sim::add_null_cipher`] (or the pair of [`null_cipher_pair`]) protect their
+//! messages with the test provider's identity cipher, so that [`payloads`] can read what is inside the
+//! SK payload of every message on the wire.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use oxswan_crypto::Secret;
 use oxswan_crypto::proposal::{parse_esp_proposals, parse_ike_proposals};
+use oxswan_crypto::provider::SecureRandom;
+use oxswan_crypto::test_provider::TestProvider;
+use oxswan_crypto::{CryptoProvider, Secret};
 use oxswan_ike::child::{ChildConfig, Mode, TsConfig};
+use oxswan_ike::init::NONCE_LEN;
 use oxswan_ike::{Endpoint, EndpointConfig, Event, LocalAuth, PeerConfig, RemoteAuth, Retransmit, Transmit};
-use oxswan_wire::Identity;
 use oxswan_wire::ts::TrafficSelector;
+use oxswan_wire::{ExchangeType, Identity, Payload, PayloadType, ProtocolId};
 
 /// 2026-11-24T00:00:00Z: certificate validity is judged against this wall-clock time.
 pub const UNIX_EPOCH_AT_START: u64 = 1_795_478_400;
@@ -119,6 +139,56 @@ impl Nat {
 /// Decides by a datagram's index in the log and its bytes whether the network loses it.
 pub type DropFilter = Box<dyn FnMut(usize, &[u8]) -> bool>;
 
+/// The seed of the provider of the `incarnation`-th endpoint (0 for the first) at `ip` in a sim seeded
+/// with `seed`: different for every endpoint, and for a host that restarts.
+pub fn endpoint_seed(seed: u64, ip: IpAddr, incarnation: u32) -> u64 {
+    let octets = match ip {
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        IpAddr::V6(a) => a.octets(),
+    };
+    let mut x = Rng::new(seed).next_u64();
+    for chunk in octets.chunks(8).chain([&u64::from(incarnation).to_be_bytes()[..]]) {
+        x = Rng::new(x ^ u64::from_be_bytes(chunk.try_into().unwrap())).next_u64();
+    }
+    x
+}
+
+/// What a test chose for the first octet of an endpoint's nonces.
+#[derive(Debug, Default)]
+struct NonceSteer {
+    /// For the next nonces, one each, in order.
+    queue: VecDeque<u8>,
+    /// For every nonce after those.
+    standing: Option<u8>,
+    /// Every nonce-sized draw so far, as handed out.
+    drawn: Vec<Vec<u8>>,
+}
+
+/// A random source that hands out its inner source's octets, except that the first octet of a draw of
+/// `NONCE_LEN` octets (the length of the nonces the engine makes) can be chosen: see
+/// [`Sim::steer_nonces`]. Other draws (SPIs, IVs, jitter) are untouched. The engine draws nothing else
+/// of that length during an exchange, except a new cookie secret on an IKE_SA_INIT when the old one
+/// has expired.
+#[derive(Debug)]
+pub struct SteeredRandom {
+    inner: Arc<dyn SecureRandom>,
+    steer: Arc<Mutex<NonceSteer>>,
+}
+
+impl SecureRandom for SteeredRandom {
+    fn fill(&self, dest: &mut [u8]) -> oxswan_crypto::Result<()> {
+        self.inner.fill(dest)?;
+        if dest.len() == NONCE_LEN {
+            let mut steer = self.steer.lock().unwrap();
+            if let Some(first) = steer.queue.pop_front().or(steer.standing) {
+                dest[0] = first;
+            }
+            steer.drawn.push(dest.to_vec());
+        }
+        Ok(())
+    }
+}
+
 /// Two or more endpoints on one simulated network.
 pub struct Sim {
     pub now: Instant,
@@ -134,6 +204,16 @@ pub struct Sim {
     pub log: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     /// A filter that may drop a datagram by its index in the log (for "lose exactly this message").
     pub drop_filter: Option<DropFilter>,
+    /// The seed everything follows from.
+    pub seed: u64,
+    /// When each datagram of `log` was sent, from the start.
+    pub log_at: Vec<Duration>,
+    /// How many datagrams of `log` the link lost (loss, dropped IP fragments; not the drop filter).
+    pub lost: usize,
+    /// How many endpoints each address has had.
+    incarnations: BTreeMap<IpAddr, u32>,
+    /// The nonce steering of each address's current endpoint.
+    steering: BTreeMap<IpAddr, Arc<Mutex<NonceSteer>>>,
 }
 
 impl Sim {
@@ -151,24 +231,69 @@ impl Sim {
             nat: None,
             log: Vec::new(),
             drop_filter: None,
+            seed,
+            log_at: Vec::new(),
+            lost: 0,
+            incarnations: BTreeMap::new(),
+            steering: BTreeMap::new(),
         }
     }
 
+    /// An endpoint with the seeded provider (real ciphers) at `ip`, replacing any endpoint there.
     pub fn add(&mut self, ip: &str, config: EndpointConfig, peers: Vec<PeerConfig>) {
-        self.add_with(ip, config, peers, oxswan_crypto::default_provider());
+        let provider = self.next_provider(ip, false);
+        self.add_with(ip, config, peers, provider);
     }
 
-    pub fn add_with(
-        &mut self,
-        ip: &str,
-        config: EndpointConfig,
-        peers: Vec<PeerConfig>,
-        provider: oxswan_crypto::CryptoProvider,
-    ) {
-        let ep = Endpoint::new(config, provider, peers, self.now, UNIX_EPOCH_AT_START).unwrap();
+    /// An endpoint with the seeded provider and the NO-SECURITY null cipher: [`payloads`] reads its
+    /// messages.
+    pub fn add_null_cipher(&mut self, ip: &str, config: EndpointConfig, peers: Vec<PeerConfig>) {
+        let provider = self.next_provider(ip, true);
+        self.add_with(ip, config, peers, provider);
+    }
+
+    /// The provider the next endpoint added at `ip` gets from [`Sim::add`] (`null_cipher` false) or
+    /// [`Sim::add_null_cipher`] (true): the test provider seeded by [`endpoint_seed`], with real
+    /// X25519/ECP key exchanges.
+    pub fn next_provider(&self, ip: &str, null_cipher: bool) -> CryptoProvider {
         let ip: IpAddr = ip.parse().unwrap();
+        let incarnation = self.incarnations.get(&ip).copied().unwrap_or(0);
+        let p = TestProvider::new(endpoint_seed(self.seed, ip, incarnation)).real_ke();
+        if null_cipher { p.null_cipher().build() } else { p.build() }
+    }
+
+    /// An endpoint with `provider` at `ip`, replacing any endpoint there. Its random source is wrapped
+    /// in a [`SteeredRandom`] (which changes nothing until a test steers it).
+    pub fn add_with(&mut self, ip: &str, config: EndpointConfig, peers: Vec<PeerConfig>, provider: CryptoProvider) {
+        let ip: IpAddr = ip.parse().unwrap();
+        let steer = Arc::new(Mutex::new(NonceSteer::default()));
+        let provider = CryptoProvider {
+            random: Arc::new(SteeredRandom { inner: provider.random, steer: steer.clone() }),
+            ..provider
+        };
+        let ep = Endpoint::new(config, provider, peers, self.now, UNIX_EPOCH_AT_START).unwrap();
         self.nodes.insert(ip, ep);
         self.events.insert(ip, Vec::new());
+        *self.incarnations.entry(ip).or_default() += 1;
+        self.steering.insert(ip, steer);
+    }
+
+    /// The next nonces the endpoint at `ip` makes start with the octets of `first`, one each, in
+    /// order (after any still queued). With [`Sim::steer_all_nonces`] this decides the lowest of the
+    /// four nonces of a collision.
+    pub fn steer_nonces(&mut self, ip: &str, first: &[u8]) {
+        self.steering[&ip.parse::<IpAddr>().unwrap()].lock().unwrap().queue.extend(first);
+    }
+
+    /// Every nonce the endpoint at `ip` makes from now on (after those queued by
+    /// [`Sim::steer_nonces`]) starts with `first`; `None` leaves them as drawn.
+    pub fn steer_all_nonces(&mut self, ip: &str, first: Option<u8>) {
+        self.steering[&ip.parse::<IpAddr>().unwrap()].lock().unwrap().standing = first;
+    }
+
+    /// Every nonce-sized draw of the endpoint at `ip` so far, in order, as it was handed out.
+    pub fn nonces_drawn(&self, ip: &str) -> Vec<Vec<u8>> {
+        self.steering[&ip.parse::<IpAddr>().unwrap()].lock().unwrap().drawn.clone()
     }
 
     pub fn ep(&mut self, ip: &str) -> &mut Endpoint {
@@ -209,6 +334,7 @@ impl Sim {
         }
         let index = self.log.len();
         self.log.push((local, remote, payload.clone()));
+        self.log_at.push(self.elapsed());
         if let Some(f) = self.drop_filter.as_mut() {
             if f(index, &payload) {
                 return;
@@ -218,10 +344,12 @@ impl Sim {
         // middlebox that filters fragments). IKE fragmentation (RFC 7383) is not implemented yet.
         let fragments = (payload.len() + 28).div_ceil(self.link.mtu.max(68));
         if fragments > 1 && self.link.drop_ip_fragments {
+            self.lost += 1;
             return;
         }
         for _ in 0..fragments {
             if self.rng.chance(self.link.loss) {
+                self.lost += 1;
                 return;
             }
         }
@@ -406,6 +534,16 @@ pub fn pair(seed: u64, link: Link, alice: PeerConfig, bob: PeerConfig) -> Sim {
     sim
 }
 
+/// [`pair`] with the null cipher on both sides and whole messages (no IKE fragments), so that
+/// [`payloads`] reads every message.
+pub fn null_cipher_pair(seed: u64, link: Link, alice: PeerConfig, bob: PeerConfig) -> Sim {
+    let config = EndpointConfig { fragment_size: 65_535, ..EndpointConfig::default() };
+    let mut sim = Sim::new(seed, link);
+    sim.add_null_cipher(ALICE_IP, config.clone(), vec![alice]);
+    sim.add_null_cipher(BOB_IP, config, vec![bob]);
+    sim
+}
+
 /// Alice initiates her first connection to Bob on port 500.
 pub fn initiate(sim: &mut Sim) -> oxswan_ike::SaHandle {
     let now = sim.now;
@@ -421,4 +559,167 @@ pub fn both_up(sim: &Sim) -> bool {
 pub fn describe(data: &[u8]) -> (oxswan_wire::ExchangeType, bool, u32) {
     let h = oxswan_wire::Header::parse(data).unwrap();
     (h.exchange_type, h.flags.response(), h.message_id)
+}
+
+/// The provider and keys that open an SK payload sealed by the null cipher with AES-GCM-16 (any key
+/// size: the null cipher ignores the key; 8-octet IV, 16-octet all-zero ICV).
+pub fn null_keys() -> (CryptoProvider, oxswan_crypto::sk::SkKeys) {
+    use oxswan_crypto::alg::EncrAlg;
+    let keys = oxswan_crypto::sk::SkKeys::new(
+        EncrAlg::new(oxswan_wire::EncrId::AES_GCM_16, Some(256)).unwrap(),
+        None,
+        Secret::new(vec![0; 36]),
+        Secret::default(),
+    )
+    .unwrap();
+    (TestProvider::new(0).null_cipher().build(), keys)
+}
+
+/// The payloads of an IKE message as its receiver sees them: the unencrypted ones, and in place of an
+/// SK payload the payloads inside it, which only works for endpoints with the null cipher and an
+/// AES-GCM-16 IKE SA (panics on anything else: a test that reads an encrypted message is wrong). An
+/// SKF fragment stays as it is.
+pub fn plain_payloads(datagram: &[u8]) -> Vec<Payload> {
+    let msg = oxswan_wire::Message::parse(datagram).unwrap();
+    let mut out = Vec::new();
+    for p in msg.parse_payloads().unwrap() {
+        match p {
+            Payload::Sk(_) => {
+                let (provider, keys) = null_keys();
+                let inner = oxswan_crypto::sk::unprotect(&provider, &keys, &msg)
+                    .expect("an SK payload sealed by the null cipher with AES-GCM-16");
+                out.extend(inner);
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The types of [`plain_payloads`].
+pub fn payload_types(datagram: &[u8]) -> Vec<PayloadType> {
+    plain_payloads(datagram).iter().map(Payload::payload_type).collect()
+}
+
+/// A payload as strongSwan's exchange tests name it: `SA`, `KE`, `No`, `IDi`, `IDr`, `CERT`, `CERTREQ`,
+/// `AUTH`, `TSi`, `TSr`, `CP`, `EAP`, `V`, `N(<notify type>)`, `D(IKE)` / `D(ESP)`, `SKF(n/total)`.
+pub fn payload_name(p: &Payload) -> String {
+    match p {
+        Payload::Sa(_) => "SA".into(),
+        Payload::Ke(_) => "KE".into(),
+        Payload::IdI(_) => "IDi".into(),
+        Payload::IdR(_) => "IDr".into(),
+        Payload::Cert(_) => "CERT".into(),
+        Payload::CertReq(_) => "CERTREQ".into(),
+        Payload::Auth(_) => "AUTH".into(),
+        Payload::Nonce(_) => "No".into(),
+        Payload::Notify(n) => format!("N({:?})", n.notify_type),
+        Payload::Delete(d) => format!("D({:?})", d.protocol),
+        Payload::VendorId(_) => "V".into(),
+        Payload::TsI(_) => "TSi".into(),
+        Payload::TsR(_) => "TSr".into(),
+        Payload::Sk(_) => "SK".into(),
+        Payload::Skf(f) => format!("SKF({}/{})", f.fragment_number, f.total_fragments),
+        Payload::Cp(_) => "CP".into(),
+        Payload::Eap(_) => "EAP".into(),
+        Payload::Unknown(u) => format!("{:?}", u.payload_type),
+    }
+}
+
+/// The names of the payloads of a message, inner ones included (see [`plain_payloads`]).
+pub fn payloads(datagram: &[u8]) -> Vec<String> {
+    plain_payloads(datagram).iter().map(payload_name).collect()
+}
+
+/// One message of the log as the annotations of the exchange tests name it: exchange type, whether it
+/// is a response, and its payloads (inner ones included).
+pub fn message(datagram: &[u8]) -> (ExchangeType, bool, Vec<String>) {
+    let (exchange, response, _) = describe(datagram);
+    (exchange, response, payloads(datagram))
+}
+
+/// The messages of the log from index `from` on, as [`message`] names them, with their sender's
+/// address.
+pub fn messages_since(sim: &Sim, from: usize) -> Vec<(IpAddr, ExchangeType, bool, Vec<String>)> {
+    sim.log[from..]
+        .iter()
+        .map(|(src, _, d)| {
+            let (e, r, p) = message(d);
+            (src.ip(), e, r, p)
+        })
+        .collect()
+}
+
+/// A message as the exchange tests assert it: its sender (`"alice"` for [`ALICE_IP`] and the NAT's
+/// public address, `"bob"` for [`BOB_IP`], the address otherwise), exchange type, whether it is a
+/// response, and its payloads as [`payloads`] names them.
+pub type Named = (String, ExchangeType, bool, Vec<String>);
+
+/// `response` of [`msg`]: the message is a request.
+pub const REQUEST: bool = false;
+/// `response` of [`msg`]: the message is a response.
+pub const RESPONSE: bool = true;
+
+/// An expected message, for comparing with [`named_messages`].
+pub fn msg(sender: &str, exchange: ExchangeType, response: bool, payloads: &[&str]) -> Named {
+    (sender.to_string(), exchange, response, payloads.iter().map(|p| p.to_string()).collect())
+}
+
+/// The messages of the log from index `from` on, as [`Named`].
+pub fn named_messages(sim: &Sim, from: usize) -> Vec<Named> {
+    let public = sim.nat.as_ref().map(|n| n.public_ip);
+    sim.log[from..]
+        .iter()
+        .map(|(src, _, d)| {
+            let ip = src.ip();
+            let who = if ip.to_string() == ALICE_IP || Some(ip) == public {
+                "alice".to_string()
+            } else if ip.to_string() == BOB_IP {
+                "bob".to_string()
+            } else {
+                ip.to_string()
+            };
+            let (e, r, p) = message(d);
+            (who, e, r, p)
+        })
+        .collect()
+}
+
+/// [`named_messages`], sorted: for messages that cross, whose order on the wire depends on the moment.
+pub fn sorted_messages(sim: &Sim, from: usize) -> Vec<Named> {
+    sorted(named_messages(sim, from))
+}
+
+/// `v`, sorted.
+pub fn sorted(mut v: Vec<Named>) -> Vec<Named> {
+    v.sort();
+    v
+}
+
+/// The Nonce payload of a message (null cipher), if it has one.
+pub fn nonce_of(datagram: &[u8]) -> Option<Vec<u8>> {
+    plain_payloads(datagram).into_iter().find_map(|p| match p {
+        Payload::Nonce(n) => Some(n.data),
+        _ => None,
+    })
+}
+
+/// The SPI of the (first) proposal of a message's SA payload (null cipher), if it has one: the
+/// sender's inbound ESP SPI (4 octets) or its IKE SPI of a rekeyed IKE SA (8 octets).
+pub fn proposal_spi(datagram: &[u8]) -> Option<Vec<u8>> {
+    plain_payloads(datagram).into_iter().find_map(|p| match p {
+        Payload::Sa(sa) => sa.proposals.first().map(|p| p.spi.clone()),
+        _ => None,
+    })
+}
+
+/// The SPIs a message's Delete payloads name (null cipher): `(protocol, SPIs)` for each.
+pub fn deletes_of(datagram: &[u8]) -> Vec<(ProtocolId, Vec<Vec<u8>>)> {
+    plain_payloads(datagram)
+        .into_iter()
+        .filter_map(|p| match p {
+            Payload::Delete(d) => Some((d.protocol, d.spis)),
+            _ => None,
+        })
+        .collect()
 }
