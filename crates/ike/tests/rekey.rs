@@ -580,15 +580,12 @@ fn simultaneous_child_rekeys_with_the_winners_answer_lost() {
 
 /// §2.8.1 with a loss, the other way: alice's answer to bob's request is lost and bob's exchange is
 /// the one with the lowest nonce. Alice has seen all four nonces: her exchange wins, she deletes the
-/// old pair and keeps the pair she made for bob's request only until bob deletes it. But bob's
-/// retransmission arrives after the old pair is gone, and he drops alice's (cached) answer without
-/// deleting the pair it made: alice keeps that redundant pair for good, and even switches her sending
-/// to it when the old pair goes (`ChildSaOutbound`), a pair bob never installed. The IKE SA case
-/// (`simultaneous_ike_rekeys_with_a_lost_answer_leave_the_right_ike_sa`) is handled: there alice deletes
-/// the SA of bob's unfinished exchange herself after a grace period. What this test asserts is the
-/// outcome the RFC asks for, and the engine does not reach it today.
+/// old pair and keeps the pair she made for bob's request only until bob deletes it, never sending
+/// on it. Bob's retransmission arrives after the old pair is gone: he deletes the pair alice made for
+/// his request (the old pair vanished under his rekey). Before the fix bob dropped that answer
+/// silently, and alice kept the redundant pair for good and even switched her sending to it
+/// (`ChildSaOutbound`) when the old pair went.
 #[test]
-#[ignore = "engine: a redundant CHILD pair survives when the loser's answer is lost (see the comment)"]
 fn simultaneous_child_rekeys_with_the_losers_answer_lost() {
     for lowest in [Lowest::BobsNi, Lowest::AlicesNr] {
         let (mut sim, old, from) = child_collision_losing_alices_answer(lowest);
@@ -1278,9 +1275,8 @@ fn simultaneous_ike_rekeys_on_a_lossy_link_converge() {
     lossy_collisions(true);
 }
 
-/// Fails for 5 of 60 runs today: the engine bug of `simultaneous_child_rekeys_with_the_losers_answer_lost`.
+/// Failed for 5 of 60 runs before the fix of `simultaneous_child_rekeys_with_the_losers_answer_lost`.
 #[test]
-#[ignore = "engine: a redundant CHILD pair survives when the loser's answer is lost"]
 fn simultaneous_child_rekeys_on_a_lossy_link_converge() {
     lossy_collisions(false);
 }

@@ -242,16 +242,23 @@ impl SaCore {
                     self.asks.push(Ask::First(Job::DeleteUninstalled(spi)));
                 }
             }
-            RekeyEnd::Replaced { new, delete } => {
-                if let Some(c) = self.children.get_mut(old) {
-                    c.collision = None;
-                }
+            RekeyEnd::Replaced { mut new, delete } => {
+                let collided = self.children.get_mut(old).and_then(|c| c.collision.take()).is_some();
                 let spi = new.spi_in;
+                let redundant = delete == spi;
+                if redundant {
+                    // §2.8.1: ours lost to the peer's crossing rekey: never sent on, deleted at once.
+                    new.outbound = false;
+                } else if collided {
+                    // Ours won: the pair the peer's exchange made is redundant and the peer deletes
+                    // it. It must not start sending when the old pair goes.
+                    if let Some(theirs) = self.children.iter_mut().find(|c| c.successor_of == Some(old)) {
+                        theirs.successor_of = None;
+                    }
+                }
                 ctx.out.events.push_back(Event::ChildSaReady { sa: self.handle, child: new.clone() });
                 self.children.push(ChildRecord::new(*new));
-                if delete == spi {
-                    // Redundant: it goes at once and is not rekeyed.
-                } else {
+                if !redundant {
                     self.schedule_rekey(ctx, spi);
                 }
                 self.asks.push(Ask::First(Job::DeleteChild(delete)));
