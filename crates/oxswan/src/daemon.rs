@@ -166,7 +166,8 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
 
     let now = Instant::now();
     let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let endpoint = Endpoint::new(EndpointConfig::default(), provider.clone(), peers, now, unix)?;
+    let mut endpoint = Endpoint::new(EndpointConfig::default(), provider.clone(), peers, now, unix)?;
+    endpoint.set_credentials(crate::peers::credentials(&config));
     let mut ike = Ike {
         config,
         config_path: config_path.to_path_buf(),
@@ -635,6 +636,7 @@ impl Ike {
         let added = new.iter().filter(|n| !old.contains(n)).count();
         let removed = old.iter().filter(|n| !new.contains(n)).count();
         self.endpoint.set_peers(peers);
+        self.endpoint.set_credentials(crate::peers::credentials(&config));
         self.config = config;
         self.set_traps();
         self.start(started(&self.config, &old));

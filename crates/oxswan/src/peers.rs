@@ -1,5 +1,5 @@
-//! From the configuration to the engine's connection settings: reads certificate and key files and
-//! picks PSKs from the secrets.
+//! From the configuration to the engine's connection settings: reads certificate and key files, and
+//! hands the secrets to the engine, which looks a PSK up by both identities when it authenticates.
 
 use std::sync::Arc;
 
@@ -29,8 +29,11 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
     let ctx = || format!("connection {}", c.name);
     let local_auth = match c.local.auth {
         AuthKind::Psk => {
+            // A connection without any key that could serve it is an error at load, not at the
+            // first handshake.
             let id = c.local.id.as_ref().with_context(ctx)?;
-            LocalAuth::Psk(config.psk_for(id, c.remote.id.as_ref()).with_context(ctx)?.clone())
+            config.psk_for(id, c.remote.id.as_ref()).with_context(ctx)?;
+            LocalAuth::SharedKey
         }
         AuthKind::Pubkey => {
             let mut chain = Vec::new();
@@ -56,12 +59,12 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
     let local_id = match (&c.local.id, &local_auth) {
         (Some(id), _) => id.clone(),
         (None, LocalAuth::Cert(cert)) => cert.subject_identity()?,
-        (None, LocalAuth::Psk(_)) => bail!("{}: a PSK needs our identity", c.name),
+        (None, LocalAuth::Psk(_) | LocalAuth::SharedKey) => bail!("{}: a PSK needs our identity", c.name),
     };
     let remote_auth = match c.remote.auth {
         AuthKind::Psk => {
-            let psk = config.psk_for(&local_id, c.remote.id.as_ref()).with_context(ctx)?;
-            RemoteAuth::Psk(psk.clone())
+            config.psk_for(&local_id, c.remote.id.as_ref()).with_context(ctx)?;
+            RemoteAuth::SharedKey
         }
         AuthKind::Pubkey => {
             let mut cas = Vec::new();
@@ -126,4 +129,14 @@ fn ike_lifetime(c: &oxswan_config::Connection) -> oxswan_ike::IkeLifetime {
         rand_time: c.rand_time.unwrap_or(tenth),
         over_time: base.map(|_| c.over_time.unwrap_or(tenth)),
     }
+}
+
+/// The configuration's `[[secrets.ike]]`, for the engine to look PSKs up in by (our identity, the
+/// peer's) when it authenticates.
+pub fn credentials(config: &Config) -> std::sync::Arc<oxswan_ike::auth::SharedKeys> {
+    let mut keys = oxswan_ike::auth::SharedKeys::new();
+    for s in &config.secrets {
+        keys.add(s.ids.clone(), s.secret.clone());
+    }
+    std::sync::Arc::new(keys)
 }
