@@ -35,11 +35,13 @@ fn peer(name: &str, local: &str, remote: &str) -> Option<PeerConfig> {
             remote_ts: vec![TsConfig::Dynamic],
             mode: Mode::Tunnel,
             lifetime: Default::default(),
+            volume: Default::default(),
         }],
         retransmit: Retransmit::default(),
         ike_lifetime: Default::default(),
         initial_contact: true,
         force_encap: false,
+        dpd_delay: None,
     })
 }
 

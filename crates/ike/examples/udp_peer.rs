@@ -67,11 +67,13 @@ fn main() {
             remote_ts: vec![ts(&args[7])],
             mode: Mode::Tunnel,
             lifetime: Default::default(),
+            volume: Default::default(),
         }],
         retransmit: Retransmit::default(),
         ike_lifetime: Default::default(),
         initial_contact: true,
         force_encap: false,
+        dpd_delay: None,
     };
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let start = Instant::now();

@@ -60,6 +60,8 @@ pub struct ChildConfig {
     pub mode: Mode,
     /// When to rekey.
     pub lifetime: ChildLifetime,
+    /// How much traffic it carries before it is rekeyed or deleted.
+    pub volume: crate::volume::VolumeLimits,
 }
 
 /// When a CHILD SA is replaced and when it expires (strongSwan's `rekey_time`, `rand_time` and

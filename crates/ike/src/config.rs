@@ -95,6 +95,9 @@ pub struct PeerConfig {
     /// Float to UDP 4500 and encapsulate ESP even without a NAT (strongSwan's `encap`), by faking the
     /// NAT_DETECTION_SOURCE_IP hash (RFC 7296 §2.23 allows it).
     pub force_encap: bool,
+    /// Check that the peer is alive (an empty INFORMATIONAL, §2.4) when nothing came from it, IKE or
+    /// ESP, for this long (strongSwan's `dpd_delay`); `None`: never.
+    pub dpd_delay: Option<Duration>,
 }
 
 /// When an IKE SA is replaced (strongSwan's connection `rekey_time`, `reauth_time`, `rand_time` and

@@ -213,6 +213,18 @@ pub enum Event {
         /// The peer's new address and port.
         remote: SocketAddr,
     },
+    /// A CHILD SA reached a volume limit (or the end of its sequence numbers, RFC 4303 §3.3.3): it is
+    /// being rekeyed, or deleted.
+    VolumeLimit {
+        /// The IKE SA.
+        sa: SaHandle,
+        /// The pair's inbound SPI.
+        spi_in: u32,
+        /// What happens to it.
+        action: crate::volume::VolumeAction,
+        /// The counters that reached the limit.
+        usage: crate::volume::ChildUsage,
+    },
     /// An empty INFORMATIONAL request (a liveness check) we sent was answered.
     LivenessConfirmed {
         /// The IKE SA.

@@ -25,6 +25,7 @@ pub mod nat;
 mod sa;
 pub mod suite;
 mod task;
+pub mod volume;
 
 pub use config::{EndpointConfig, IkeLifetime, LocalAuth, PeerConfig, RemoteAuth, Retransmit};
 pub use endpoint::{Endpoint, Stats};

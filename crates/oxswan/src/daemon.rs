@@ -17,6 +17,7 @@ const RESTART_RETRY: Duration = Duration::from_secs(2);
 use oxswan_crypto::CryptoProvider;
 use oxswan_esp::{InboundSa, OutboundSa, SaParams, Selectors};
 use oxswan_ike::cert::identity_string;
+use oxswan_ike::volume::{ChildUsage, VolumeAction};
 use oxswan_ike::{ChildSa, DownReason, Endpoint, EndpointConfig, Event, SaHandle};
 use oxswan_wire::ts::{TrafficSelector, TsAddrs};
 use oxswan_wire::udp_encap::with_non_esp_marker;
@@ -24,7 +25,6 @@ use oxswan_wire::udp_encap::with_non_esp_marker;
 use crate::control::{ChildStatus, IkeSaStatus, RekeyWhat, Request, Response};
 use crate::dataplane::{ChildEntry, DataPlane, TUN_MTU, Tables, Trap};
 use crate::early::{EARLY_BYTES, EARLY_SLOTS, PacketRing};
-use crate::limits::{Usage, VolumeAction, VolumeLimits, volume_step};
 use oxswan_io::{Tun, UdpIo};
 
 /// How often the IKE thread compares the CHILD SAs' counters with their volume limits.
@@ -178,13 +178,10 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         dp: dp.clone(),
         waiters: Vec::new(),
         routes: HashMap::new(),
-        successors: HashMap::new(),
         keepalives: HashMap::new(),
-        dpd: HashMap::new(),
         restarts: HashMap::new(),
         trap_routes: Vec::new(),
-        volume_asked: HashMap::new(),
-        volume_checked: Instant::now(),
+        usage_reported: Instant::now(),
         sequence_start: sequence_start()?,
     };
     ike.set_traps();
@@ -349,21 +346,13 @@ struct Ike {
     dp: Arc<DataPlane>,
     waiters: Vec<(SaHandle, String, mpsc::Sender<Response>)>,
     routes: HashMap<u32, Vec<String>>,
-    /// Pairs (inbound SPI) of a reauthentication's responder, held back until the pair they replace
-    /// (the key) is deleted.
-    successors: HashMap<u32, u32>,
     keepalives: HashMap<SaHandle, Instant>,
-    /// Dead peer detection per IKE SA: ESP packets received at the last look, when that changed,
-    /// and whether a liveness check is outstanding.
-    dpd: HashMap<SaHandle, (u64, Instant, bool)>,
     /// Connections to bring up again (`dpd_action`/`close_action` = restart), and when to try next.
     restarts: HashMap<String, Instant>,
     /// Routes that send trapped connections' traffic to the TUN device while they have no SA.
     trap_routes: Vec<String>,
-    /// CHILD SAs (by inbound SPI) whose volume limit asked for a rekey or delete already.
-    volume_asked: HashMap<u32, VolumeAction>,
-    /// When the volume limits were last looked at.
-    volume_checked: Instant,
+    /// When the data plane's counters were last handed to the engine.
+    usage_reported: Instant,
     /// Where new outbound SAs start numbering (tests only, see [`sequence_start`]).
     sequence_start: Option<u64>,
 }
@@ -427,65 +416,35 @@ impl Ike {
             }
             self.flush();
             self.keepalive(now);
-            self.dead_peer_detection(now);
             self.restart_due(now);
-            self.volume_limits(now);
+            self.report_usage(now);
         }
     }
 
-    /// `rekey_bytes`/`rekey_packets` (and the end of the sequence numbers) rekey a CHILD SA;
-    /// `life_bytes`/`life_packets` delete it. Once per CHILD SA and action.
-    fn volume_limits(&mut self, now: Instant) {
-        // The loop turns once per IKE datagram too: a flood of them must not make it walk every SA
-        // each time (at a 15/16 margin of the sequence space, a tenth of a second is plenty).
-        if now.saturating_duration_since(self.volume_checked) < VOLUME_CHECK {
+    /// Hands the engine the data plane's counters of every installed pair, every 100 ms at most:
+    /// it decides on volume limits, dead peer detection and when a new pair starts sending. The
+    /// loop turns once per IKE datagram too; a flood of them must not make it walk every SA each time.
+    fn report_usage(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.usage_reported) < VOLUME_CHECK {
             return;
         }
-        self.volume_checked = now;
+        self.usage_reported = now;
         let installed: HashMap<u32, Arc<ChildEntry>> =
             self.dp.snapshot().into_iter().map(|c| (c.inb.spi(), c)).collect();
-        self.volume_asked.retain(|spi, _| installed.contains_key(spi));
         for sa in self.endpoint.established() {
-            let Some(info) = self.endpoint.info(sa) else { continue };
-            let Some(conn) = self.config.connection(&info.name) else { continue };
-            let children: Vec<(u32, String)> =
-                self.endpoint.children(sa).iter().map(|c| (c.spi_in, c.name.clone())).collect();
-            for (spi_in, name) in children {
-                let (Some(entry), Some(child)) =
-                    (installed.get(&spi_in), conn.children.iter().find(|c| c.name == name))
-                else {
-                    continue;
-                };
-                let limits = VolumeLimits {
-                    rekey_bytes: child.rekey_bytes,
-                    rekey_packets: child.rekey_packets,
-                    life_bytes: child.life_bytes,
-                    life_packets: child.life_packets,
-                };
+            for c in self.endpoint.children(sa) {
+                let Some(entry) = installed.get(&c.spi_in) else { continue };
                 let (i, o) = (&entry.inb.counters, &entry.out.counters);
-                let usage = Usage {
-                    bytes: i.bytes.load(Ordering::Relaxed).max(o.bytes.load(Ordering::Relaxed)),
-                    packets: i.packets.load(Ordering::Relaxed).max(o.packets.load(Ordering::Relaxed)),
+                let usage = ChildUsage {
+                    bytes_in: i.bytes.load(Ordering::Relaxed),
+                    packets_in: i.packets.load(Ordering::Relaxed),
+                    bytes_out: o.bytes.load(Ordering::Relaxed),
+                    packets_out: o.packets.load(Ordering::Relaxed),
                     seq: entry.out.sequence_number(),
                     seq_limit: entry.out.sequence_limit(),
                 };
-                let Some(action) = volume_step(&limits, &usage, self.volume_asked.get(&spi_in).copied()) else {
-                    continue;
-                };
-                self.volume_asked.insert(spi_in, action);
-                let what = format!("{} octets, {} packets, sequence number {}", usage.bytes, usage.packets, usage.seq);
-                let r = match action {
-                    VolumeAction::Rekey => {
-                        tracing::info!(target: "ike", conn = %info.name, sa = sa.0, "CHILD SA {spi_in:08x}_i reached its rekey volume ({what}): rekeying");
-                        self.endpoint.rekey_child(now, sa, spi_in)
-                    }
-                    VolumeAction::Delete => {
-                        tracing::info!(target: "ike", conn = %info.name, sa = sa.0, "CHILD SA {spi_in:08x}_i reached its life volume ({what}): deleting");
-                        self.endpoint.delete_child(now, sa, spi_in)
-                    }
-                };
-                if let Err(e) = r {
-                    tracing::warn!(target: "ike", conn = %info.name, sa = sa.0, "CHILD SA {spi_in:08x}_i: {e}");
+                if let Err(e) = self.endpoint.handle_usage(now, sa, c.spi_in, usage) {
+                    tracing::debug!(target: "ike", sa = sa.0, "usage of {:08x}_i: {e}", c.spi_in);
                 }
             }
         }
@@ -507,38 +466,6 @@ impl Ike {
                 *due = now + every;
                 if let Some(s) = self.sockets.get(&info.local.ip()) {
                     let _ = s.natt.socket().send_to(&[0xff], info.remote);
-                }
-            }
-        }
-    }
-
-    /// RFC 7296 §2.4: when nothing came from the peer for the connection's `dpd_delay`, an empty
-    /// INFORMATIONAL request asks whether it is alive. The engine retransmits it and ends the SA
-    /// (with its CHILD SAs and routes) when no answer comes. Inbound ESP counts as a sign of life.
-    fn dead_peer_detection(&mut self, now: Instant) {
-        if self.config.connections.iter().all(|c| c.dpd_delay.is_none()) {
-            return;
-        }
-        let established = self.endpoint.established();
-        self.dpd.retain(|sa, _| established.contains(sa));
-        let entries = self.dp.snapshot();
-        for sa in established {
-            let Some(info) = self.endpoint.info(sa) else { continue };
-            let Some(delay) = self.config.connection(&info.name).and_then(|c| c.dpd_delay) else { continue };
-            let spis: Vec<u32> = self.endpoint.children(sa).iter().map(|c| c.spi_in).collect();
-            let packets: u64 = entries
-                .iter()
-                .filter(|e| spis.contains(&e.inb.spi()))
-                .map(|e| e.inb.counters.packets.load(Ordering::Relaxed))
-                .sum();
-            let state = self.dpd.entry(sa).or_insert((packets, now, false));
-            if state.0 != packets {
-                *state = (packets, now, state.2);
-            } else if !state.2 && now.saturating_duration_since(state.1) >= delay {
-                state.2 = true;
-                tracing::debug!(target: "ike", conn = %info.name, sa = sa.0, "no traffic for {delay:?}: checking liveness");
-                if let Err(e) = self.endpoint.liveness(now, sa) {
-                    tracing::debug!(target: "ike", conn = %info.name, sa = sa.0, "liveness: {e}");
                 }
             }
         }
@@ -921,12 +848,6 @@ impl Ike {
             Event::ChildSaDeleted { sa, spi_in, .. } => {
                 tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "CHILD SA {spi_in:08x}_i deleted");
                 self.since.remove(&(sa, Some(spi_in)));
-                // A pair held back for this one sends from now on: before this one goes, so that
-                // traffic always has a pair.
-                if let Some(next) = self.successors.remove(&spi_in) {
-                    self.dp.activate(next);
-                }
-                self.successors.retain(|_, next| *next != spi_in);
                 self.dp.remove(spi_in);
                 // A route stays while another pair (a rekey's successor) still covers its prefix.
                 for r in self.routes.remove(&spi_in).unwrap_or_default() {
@@ -992,9 +913,19 @@ impl Ike {
             }
             Event::LivenessConfirmed { sa } => {
                 tracing::debug!(target: "ike", conn = %self.conn(sa), sa = sa.0, "the peer is alive");
-                if let Some(state) = self.dpd.get_mut(&sa) {
-                    *state = (state.0, Instant::now(), false);
-                }
+            }
+            Event::VolumeLimit { sa, spi_in, action, usage } => {
+                let what = format!(
+                    "{} octets, {} packets, sequence number {}",
+                    usage.bytes_in.max(usage.bytes_out),
+                    usage.packets_in.max(usage.packets_out),
+                    usage.seq
+                );
+                let (limit, doing) = match action {
+                    VolumeAction::Rekey => ("rekey", "rekeying"),
+                    VolumeAction::Delete => ("life", "deleting"),
+                };
+                tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "CHILD SA {spi_in:08x}_i reached its {limit} volume ({what}): {doing}");
             }
         }
     }
@@ -1033,21 +964,10 @@ impl Ike {
         let info = self.endpoint.info(sa);
         let name = info.as_ref().map_or_else(|| c.name.clone(), |i| format!("{}/{}", i.name, c.name));
         let selectors = Selectors { local: c.local_ts.clone(), remote: c.remote_ts.clone() };
-        // Make before break for a reauthentication too (RFC 7296 §2.8.3): as the responder of a new
-        // IKE SA, keep sending on the old IKE SA's pair with these selectors until it goes or the peer
-        // sends on the new one. Until then the peer may not have the keys: they are in our answer.
-        let responder = info.as_ref().is_some_and(|i| !i.initiator);
-        let predecessor = (responder && c.outbound && c.replaces.is_none())
-            .then(|| {
-                let same = |e: &Arc<ChildEntry>| {
-                    e.name == name && e.selectors == selectors && e.outbound.load(Ordering::Relaxed)
-                };
-                self.dp.snapshot().into_iter().find(same).map(|e| e.inb.spi())
-            })
-            .flatten();
-        if let Some(old) = predecessor {
-            tracing::debug!(target: "ike", conn = %name, sa = sa.0, "CHILD SA {:08x}_i sends once {old:08x}_i goes or the peer uses it", c.spi_in);
-            self.successors.insert(old, c.spi_in);
+        // The engine says when a pair starts sending (make before break, RFC 7296 §2.8, §2.8.3):
+        // `outbound` now, or Event::ChildSaOutbound later.
+        if !c.outbound {
+            tracing::debug!(target: "ike", conn = %name, sa = sa.0, "CHILD SA {:08x}_i waits to send", c.spi_in);
         }
         // ESP goes to the peer's NAT-T port from ours (RFC 3948); the engine floated IKE there.
         let remote = SocketAddr::new(c.remote.ip(), if c.remote.port() == 500 { 4500 } else { c.remote.port() });
@@ -1059,7 +979,7 @@ impl Ike {
             remote,
             local: c.local,
             outside: Default::default(),
-            outbound: AtomicBool::new(c.outbound && predecessor.is_none()),
+            outbound: AtomicBool::new(c.outbound),
         });
         let src = local_source(&c.local_ts);
         let mut added = Vec::new();

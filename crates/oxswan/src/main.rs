@@ -5,7 +5,6 @@ mod control;
 mod daemon;
 mod dataplane;
 mod early;
-mod limits;
 mod peers;
 
 use std::path::PathBuf;

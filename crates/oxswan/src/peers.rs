@@ -99,6 +99,12 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
                         .unwrap_or_else(|| ch.rekey_time.map_or(core::time::Duration::ZERO, |r| r / 10)),
                     life_time: ch.life_time,
                 },
+                volume: oxswan_ike::volume::VolumeLimits {
+                    rekey_bytes: ch.rekey_bytes,
+                    rekey_packets: ch.rekey_packets,
+                    life_bytes: ch.life_bytes,
+                    life_packets: ch.life_packets,
+                },
             })
             .collect(),
         retransmit: Retransmit {
@@ -112,6 +118,7 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
         // encapsulation is always on, as with strongSwan's kernel-libipsec (RFC 7296 §2.23 allows
         // faking NAT detection for this).
         force_encap: true,
+        dpd_delay: c.dpd_delay,
     })
 }
 

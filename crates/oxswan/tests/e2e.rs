@@ -267,11 +267,13 @@ fn inner_packets_outside_the_selectors_are_dropped_and_counted() {
                 remote_ts: vec![ts("10.2.0.1")],
                 mode: Mode::Tunnel,
                 lifetime: Default::default(),
+                volume: Default::default(),
             }],
             retransmit: Retransmit::default(),
             ike_lifetime: Default::default(),
             initial_contact: true,
             force_encap: false,
+            dpd_delay: None,
         };
         let provider = oxswan_crypto::default_provider();
         let now = Instant::now();

@@ -204,6 +204,17 @@ impl IkeSa {
         core::mem::take(&mut self.core.initial_contact)
     }
 
+    /// Whether it just came up as responder (once).
+    pub fn take_fresh_responder(&mut self) -> bool {
+        core::mem::take(&mut self.core.fresh_responder)
+    }
+
+    /// The data plane's counters of one pair (see [`crate::Endpoint::handle_usage`]).
+    pub fn handle_usage(&mut self, ctx: &mut Ctx<'_>, spi_in: u32, usage: crate::volume::ChildUsage) {
+        self.core.handle_usage(ctx, spi_in, usage);
+        self.settle(ctx);
+    }
+
     /// Removes the SA without a word to the peer (it restarted and knows nothing of it).
     pub fn forget(&mut self, ctx: &mut Ctx<'_>, reason: DownReason) {
         self.take_pending();
@@ -226,7 +237,7 @@ impl IkeSa {
             State::Closed => timers.get(Timer::Linger),
             State::Established => [timers.get(Timer::IkeRekey), timers.get(Timer::Reauth)]
                 .into_iter()
-                .chain([timers.get(Timer::IkeExpire), self.core.children.next()])
+                .chain([timers.get(Timer::IkeExpire), timers.get(Timer::Dpd), self.core.children.next()])
                 .flatten()
                 .min(),
             State::Connecting => None,
@@ -250,6 +261,8 @@ impl IkeSa {
             self.core.child_timers(ctx);
             let idle = self.pending.is_none();
             self.core.ike_lifetime_timers(ctx, idle);
+            let idle = self.pending.is_none() && self.queue.is_empty();
+            self.core.dpd_timer(ctx, idle);
             self.settle(ctx);
         }
         self.retransmit_due(ctx);
@@ -335,6 +348,7 @@ impl IkeSa {
         let Some(pending) = self.take_pending() else { return Ok(()) };
         self.core.update_addresses(ctx, local, remote);
         let next = task::answer(&mut self.core, ctx, pending.exchange, &Collected::collect(payloads));
+        self.core.heard_from_peer(ctx);
         self.next(ctx, next);
         Ok(())
     }
@@ -401,7 +415,9 @@ impl IkeSa {
             }
             Ok(payloads) => {
                 let window = Window { in_flight: self.pending.as_ref().map(|p| &p.exchange), queued: &self.queue };
-                task::respond(&mut self.core, ctx, window, exchange, payloads)
+                let response = task::respond(&mut self.core, ctx, window, exchange, payloads);
+                self.core.heard_from_peer(ctx);
+                response
             }
         };
         let initiator = self.core.initiator;

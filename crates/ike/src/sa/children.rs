@@ -22,11 +22,27 @@ pub(crate) struct ChildRecord {
     /// The peer rekeyed this pair while our own rekey of it was in flight (§2.8.1): the lowest nonce
     /// of the peer's exchange, compared with ours when our answer comes.
     pub collision: Option<Vec<u8>>,
+    /// This pair of a reauthentication's responder waits to send until the pair it replaces, in
+    /// the IKE SA being replaced, goes (by that SA and its inbound SPI), or the peer sends on it.
+    pub held_for: Option<(crate::event::SaHandle, u32)>,
+    /// What the data plane counted at its last report.
+    pub usage: crate::volume::ChildUsage,
+    /// What the volume limits asked for already (each once, a rekey before a delete).
+    pub volume_asked: Option<crate::volume::VolumeAction>,
 }
 
 impl ChildRecord {
     pub(crate) fn new(sa: ChildSa) -> Self {
-        Self { sa, rekey_at: None, expire_at: None, successor_of: None, collision: None }
+        Self {
+            sa,
+            rekey_at: None,
+            expire_at: None,
+            successor_of: None,
+            collision: None,
+            held_for: None,
+            usage: Default::default(),
+            volume_asked: None,
+        }
     }
 
     /// The record's earliest deadline.

@@ -157,6 +157,8 @@ pub(crate) struct SaCore {
     pub peer_fragmentation: bool,
     /// The peer sent INITIAL_CONTACT with its IKE_AUTH, not yet acted upon (§2.4).
     pub initial_contact: bool,
+    /// It came up as responder and the endpoint has not yet looked for pairs it replaces.
+    pub fresh_responder: bool,
     /// The peer's rekey of this IKE SA crossed ours (§2.8.2), not yet resolved.
     pub ike_collision: Option<IkeCollision>,
     /// What the task manager is to do next, in order.
@@ -193,6 +195,7 @@ impl SaCore {
             init_remote: remote,
             peer_fragmentation: false,
             initial_contact: false,
+            fresh_responder: false,
             ike_collision: None,
             asks: Vec::new(),
         }

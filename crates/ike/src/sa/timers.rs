@@ -19,11 +19,20 @@ pub(crate) enum Timer {
     Reauth,
     /// The hard end: neither rekeyed nor reauthenticated in time (`over_time`).
     IkeExpire,
+    /// Nothing came from the peer for `dpd_delay`: check that it is alive (§2.4).
+    Dpd,
 }
 
 impl Timer {
-    const ALL: [Timer; 6] =
-        [Timer::Retransmit, Timer::HalfOpen, Timer::Linger, Timer::IkeRekey, Timer::Reauth, Timer::IkeExpire];
+    const ALL: [Timer; 7] = [
+        Timer::Retransmit,
+        Timer::HalfOpen,
+        Timer::Linger,
+        Timer::IkeRekey,
+        Timer::Reauth,
+        Timer::IkeExpire,
+        Timer::Dpd,
+    ];
 
     fn index(self) -> usize {
         self as usize

@@ -87,6 +87,7 @@ impl SaCore {
         new.peer_fragmentation = self.peer_fragmentation;
         new.init_remote = self.remote;
         new.schedule_ike_rekey(ctx);
+        new.heard_from_peer(ctx);
         self.supersede(Lifecycle::Rekeyed);
         Some(new)
     }

@@ -29,6 +29,7 @@ pub(crate) mod ike_auth;
 pub(crate) mod ike_init;
 pub(crate) mod ike_rekey;
 pub(crate) mod informational;
+pub(crate) mod usage;
 
 pub(crate) use child_create::ChildOffer;
 

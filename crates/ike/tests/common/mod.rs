@@ -489,6 +489,7 @@ pub fn child_config(name: &str, local: &[&str], remote: &[&str]) -> ChildConfig 
             .collect(),
         mode: Mode::Tunnel,
         lifetime: Default::default(),
+        volume: Default::default(),
     }
 }
 
@@ -515,6 +516,7 @@ pub fn psk_peer(
         ike_lifetime: Default::default(),
         initial_contact: true,
         force_encap: false,
+        dpd_delay: None,
     }
 }
 

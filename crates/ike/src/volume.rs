@@ -1,20 +1,54 @@
 //! Volume limits of CHILD SAs (strongSwan's `rekey_bytes`, `rekey_packets`, `life_bytes`,
 //! `life_packets`) and the end of the sequence number space (RFC 4303 §3.3.3): what the traffic
-//! counters of an installed pair call for.
+//! counters of an installed pair call for. The data plane reports the counters
+//! ([`crate::Endpoint::handle_usage`]); the engine decides.
 
 /// A child's limits; 0 is none.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct VolumeLimits {
+    /// Rekey after this many octets (either way).
     pub rekey_bytes: u64,
+    /// Rekey after this many packets (either way).
     pub rekey_packets: u64,
+    /// Delete after this many octets.
     pub life_bytes: u64,
+    /// Delete after this many packets.
     pub life_packets: u64,
+}
+
+/// What the data plane counted on one installed pair since it was installed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChildUsage {
+    /// Octets and packets received on the inbound SA (authentic ones only).
+    pub bytes_in: u64,
+    /// Packets received on the inbound SA.
+    pub packets_in: u64,
+    /// Octets sent on the outbound SA.
+    pub bytes_out: u64,
+    /// Packets sent on the outbound SA.
+    pub packets_out: u64,
+    /// The outbound SA's last sequence number used.
+    pub seq: u64,
+    /// The last sequence number the outbound SA may use (2^32 - 1 without ESN).
+    pub seq_limit: u64,
+}
+
+impl ChildUsage {
+    /// The larger of the two directions, as each SA counts for itself.
+    pub(crate) fn volume(&self) -> Usage {
+        Usage {
+            bytes: self.bytes_in.max(self.bytes_out),
+            packets: self.packets_in.max(self.packets_out),
+            seq: self.seq,
+            seq_limit: self.seq_limit,
+        }
+    }
 }
 
 /// The traffic through a pair: the larger of the two directions, as each SA counts for itself, and
 /// the outbound SA's sequence numbers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
+pub(crate) struct Usage {
     pub bytes: u64,
     pub packets: u64,
     pub seq: u64,
@@ -24,7 +58,9 @@ pub struct Usage {
 /// What the usage calls for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VolumeAction {
+    /// Rekey the pair.
     Rekey,
+    /// Delete it.
     Delete,
 }
 
@@ -33,7 +69,7 @@ pub enum VolumeAction {
 const SEQ_MARGIN_SHIFT: u32 = 4;
 
 /// A hard limit (or the last sequence number) reached deletes the pair; a soft one rekeys it.
-pub fn volume_due(limits: &VolumeLimits, usage: &Usage) -> Option<VolumeAction> {
+pub(crate) fn volume_due(limits: &VolumeLimits, usage: &Usage) -> Option<VolumeAction> {
     let over = |used: u64, limit: u64| limit != 0 && used >= limit;
     if over(usage.bytes, limits.life_bytes) || over(usage.packets, limits.life_packets) || usage.seq >= usage.seq_limit
     {
@@ -51,7 +87,7 @@ pub fn volume_due(limits: &VolumeLimits, usage: &Usage) -> Option<VolumeAction> 
 /// cross its soft and its hard limit between two looks; it is then rekeyed first and deleted at the
 /// next look only if the rekey has not replaced it by then, as if the soft limit had been seen in
 /// time. (The data plane refuses to send past the last sequence number whatever happens here.)
-pub fn volume_step(limits: &VolumeLimits, usage: &Usage, asked: Option<VolumeAction>) -> Option<VolumeAction> {
+pub(crate) fn volume_step(limits: &VolumeLimits, usage: &Usage, asked: Option<VolumeAction>) -> Option<VolumeAction> {
     match (volume_due(limits, usage)?, asked) {
         (due, Some(before)) if due == before => None,
         (VolumeAction::Delete, None) => Some(VolumeAction::Rekey),

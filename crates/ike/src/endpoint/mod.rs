@@ -15,9 +15,12 @@ use oxswan_crypto::CryptoProvider;
 use oxswan_wire::notify::NotifyPayload;
 use oxswan_wire::payloads::CertReqPayload;
 use oxswan_wire::sa::Proposal;
-use oxswan_wire::{CertEncoding, ExchangeType, Flags, Header, IkeSpi, Message, NotifyType, Payload};
+use oxswan_wire::{CertEncoding, ExchangeType, Flags, Header, Identity, IkeSpi, Message, NotifyType, Payload};
 
 use crate::auth::{Credentials, SharedKeys};
+
+mod by_peer;
+mod spis;
 use crate::config::{EndpointConfig, PeerConfig, RemoteAuth};
 use crate::cookie::CookieJar;
 use crate::error::{IkeError, Result, Unexpected};
@@ -26,6 +29,7 @@ use crate::ike_sa::IkeSa;
 use crate::init::{InitReply, ResponderParams, random_spi, respond};
 use crate::nat::nat_notifies;
 use crate::sa::{Ctx, Job, Outbox, Transmit, later};
+use crate::volume::ChildUsage;
 
 /// Counters of what the endpoint dropped or refused, for status and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,6 +76,12 @@ pub struct Endpoint {
     /// names an inbound SA to the data plane), registered after each operation on an SA.
     esp_spis: HashMap<u32, SaHandle>,
     spis_of: HashMap<SaHandle, Vec<u32>>,
+    /// Established IKE SAs by connection and peer identity (INITIAL_CONTACT, reauthentication).
+    by_peer: HashMap<(String, Identity), BTreeSet<SaHandle>>,
+    peer_of: HashMap<SaHandle, (String, Identity)>,
+    /// Pairs of a reauthentication's responder held back, by the IKE SA of the pair each waits for:
+    /// (that pair's inbound SPI, the held pair's SA and inbound SPI).
+    held_by: HashMap<SaHandle, Vec<(u32, SaHandle, u32)>>,
     cookies: CookieJar,
     credentials: Arc<dyn Credentials>,
     out: Outbox,
@@ -105,6 +115,9 @@ impl Endpoint {
             half_open_per_ip: HashMap::new(),
             esp_spis: HashMap::new(),
             spis_of: HashMap::new(),
+            by_peer: HashMap::new(),
+            peer_of: HashMap::new(),
+            held_by: HashMap::new(),
             cookies,
             credentials: Arc::new(SharedKeys::new()),
             out: Outbox::default(),
@@ -269,6 +282,19 @@ impl Endpoint {
         self.job(now, sa, Job::Liveness)
     }
 
+    /// What the data plane counted on the CHILD SA with inbound SPI `spi_in` of `sa`, since it was
+    /// installed. Call it for each installed pair every 100–200 ms (or whenever the counters moved):
+    /// the engine rekeys or deletes pairs at their volume limits, counts inbound traffic as a sign
+    /// of life for dead peer detection, and starts sending on a new pair once the peer sends on it
+    /// ([`Event::ChildSaOutbound`]).
+    pub fn handle_usage(&mut self, now: Instant, sa: SaHandle, spi_in: u32, usage: ChildUsage) -> Result<()> {
+        let (mut ctx, sas) = self.ctx_parts(now);
+        let s = sas.get_mut(&sa).ok_or(IkeError::UnknownSa)?;
+        s.handle_usage(&mut ctx, spi_in, usage);
+        self.settle(now, sa);
+        Ok(())
+    }
+
     fn job(&mut self, now: Instant, handle: SaHandle, job: Job) -> Result<()> {
         let (mut ctx, sas) = self.ctx_parts(now);
         let sa = sas.get_mut(&handle).ok_or(IkeError::UnknownSa)?;
@@ -324,30 +350,14 @@ impl Endpoint {
             }
         }
         self.register_spis(h);
+        self.index_peer(h);
+        self.release_held(h);
         if let Some(old) = self.timer_of.remove(&h) {
             self.timers.remove(&(old, h));
         }
         if let Some(t) = self.sas.get(&h).and_then(IkeSa::next_timeout) {
             self.timers.insert((t, h));
             self.timer_of.insert(h, t);
-        }
-    }
-
-    /// Records the inbound ESP SPIs that SA `h` holds now (none once it is gone), so that no other
-    /// SA draws one of them. An SPI that moved to another SA (a rekeyed IKE SA's CHILD SAs) stays
-    /// with the SA that took it, whichever of the two is looked at first.
-    fn register_spis(&mut self, h: SaHandle) {
-        let now_held = self.sas.get(&h).map(IkeSa::inbound_spis).unwrap_or_default();
-        for spi in self.spis_of.remove(&h).unwrap_or_default() {
-            if !now_held.contains(&spi) && self.esp_spis.get(&spi) == Some(&h) {
-                self.esp_spis.remove(&spi);
-            }
-        }
-        for spi in &now_held {
-            self.esp_spis.insert(*spi, h);
-        }
-        if !now_held.is_empty() {
-            self.spis_of.insert(h, now_held);
         }
     }
 
@@ -366,6 +376,7 @@ impl Endpoint {
         }
         if let Some(h) = touched {
             self.initial_contact(now, h);
+            self.hold_replaced_pairs(h);
             self.settle(now, h);
         }
     }
@@ -432,32 +443,6 @@ impl Endpoint {
                     self.out.events.push_back(Event::ChildSaDeleted { sa: old, spi_in, spi_out });
                 }
             }
-        }
-    }
-
-    /// RFC 7296 §2.4: a peer that authenticated with INITIAL_CONTACT has restarted; our other IKE SAs
-    /// of the same connection with the same identity are stale and go without a DELETE.
-    fn initial_contact(&mut self, now: Instant, h: SaHandle) {
-        if !self.sas.get_mut(&h).is_some_and(IkeSa::take_initial_contact) {
-            return;
-        }
-        let Some(info) = self.sas.get(&h).and_then(IkeSa::info) else { return };
-        let stale: Vec<SaHandle> = self
-            .sas
-            .iter()
-            .filter(|(o, s)| {
-                **o != h
-                    && s.is_established()
-                    && s.info().is_some_and(|i| i.name == info.name && i.remote_id == info.remote_id)
-            })
-            .map(|(o, _)| *o)
-            .collect();
-        for o in stale {
-            let (mut ctx, sas) = self.ctx_parts(now);
-            if let Some(sa) = sas.get_mut(&o) {
-                sa.forget(&mut ctx, crate::event::DownReason::PeerRestarted);
-            }
-            self.settle(now, o);
         }
     }
 

@@ -1,0 +1,114 @@
+//! The endpoint's view across the IKE SAs of one peer (a connection and the peer's identity):
+//! INITIAL_CONTACT forgets the stale ones (RFC 7296 §2.4), and a reauthentication's responder holds
+//! each new pair back while the pair it replaces, in the old IKE SA, still carries the traffic
+//! (make before break: the peer may not have the new pair's keys before our answer reached it).
+//! Looked up by an index, so nothing here walks every SA.
+
+use std::time::Instant;
+
+use super::Endpoint;
+use crate::event::{DownReason, Event, SaHandle};
+use crate::ike_sa::IkeSa;
+
+impl Endpoint {
+    /// Keeps the index of established SAs by (connection, peer identity) up to date for `h`.
+    pub(super) fn index_peer(&mut self, h: SaHandle) {
+        let key = self.sas.get(&h).filter(|s| s.is_established()).and_then(IkeSa::info).map(|i| (i.name, i.remote_id));
+        if self.peer_of.get(&h) == key.as_ref() {
+            return;
+        }
+        if let Some(old) = self.peer_of.remove(&h) {
+            if let Some(set) = self.by_peer.get_mut(&old) {
+                set.remove(&h);
+                if set.is_empty() {
+                    self.by_peer.remove(&old);
+                }
+            }
+        }
+        if let Some(key) = key {
+            self.by_peer.entry(key.clone()).or_default().insert(h);
+            self.peer_of.insert(h, key);
+        }
+    }
+
+    /// The other established SAs of `h`'s connection and peer.
+    fn same_peer(&self, h: SaHandle) -> Vec<SaHandle> {
+        let Some(key) = self.peer_of.get(&h) else { return Vec::new() };
+        self.by_peer.get(key).map_or_else(Vec::new, |set| set.iter().copied().filter(|o| *o != h).collect())
+    }
+
+    /// RFC 7296 §2.4: a peer that authenticated with INITIAL_CONTACT has restarted; our other IKE SAs
+    /// of the same connection with the same identity are stale and go without a DELETE.
+    pub(super) fn initial_contact(&mut self, now: Instant, h: SaHandle) {
+        if !self.sas.get_mut(&h).is_some_and(IkeSa::take_initial_contact) {
+            return;
+        }
+        self.index_peer(h);
+        for o in self.same_peer(h) {
+            let (mut ctx, sas) = self.ctx_parts(now);
+            if let Some(sa) = sas.get_mut(&o) {
+                sa.forget(&mut ctx, DownReason::PeerRestarted);
+            }
+            self.settle(now, o);
+        }
+    }
+
+    /// After `h` came up as a responder: each of its new pairs that has a sending twin (same child,
+    /// same selectors) in an older SA of the same peer waits for that twin to go, or for the peer
+    /// to send on it (RFC 7296 §2.8.3). The event that announced it is told so before anyone reads it.
+    pub(super) fn hold_replaced_pairs(&mut self, h: SaHandle) {
+        if !self.sas.get_mut(&h).is_some_and(IkeSa::take_fresh_responder) {
+            return;
+        }
+        self.index_peer(h);
+        let new_children = self.sas.get(&h).map(IkeSa::children).unwrap_or_default();
+        for o in self.same_peer(h) {
+            let old_children = self.sas.get(&o).map(IkeSa::children).unwrap_or_default();
+            for c in new_children.iter().filter(|c| c.outbound && c.replaces.is_none()) {
+                let twin = old_children
+                    .iter()
+                    .find(|t| t.outbound && t.name == c.name && t.local_ts == c.local_ts && t.remote_ts == c.remote_ts);
+                let Some(twin) = twin else { continue };
+                if !self.sas.get_mut(&h).is_some_and(|s| s.core.hold(c.spi_in, (o, twin.spi_in))) {
+                    continue;
+                }
+                for e in self.out.events.iter_mut() {
+                    if let Event::ChildSaReady { sa, child } = e {
+                        if *sa == h && child.spi_in == c.spi_in {
+                            child.outbound = false;
+                        }
+                    }
+                }
+                self.held_by.entry(o).or_default().push((twin.spi_in, h, c.spi_in));
+            }
+        }
+    }
+
+    /// After `o` did something: the held pairs whose twin in `o` is gone start sending, announced
+    /// right before the twin's deletion so that a data plane acting on the events in order always
+    /// has a pair to send on.
+    pub(super) fn release_held(&mut self, o: SaHandle) {
+        let Some(waiting) = self.held_by.remove(&o) else { return };
+        let mut still = Vec::new();
+        for (twin, h, spi) in waiting {
+            let twin_alive = self.sas.get(&o).is_some_and(|s| s.core.children.get(twin).is_some());
+            if twin_alive {
+                still.push((twin, h, spi));
+                continue;
+            }
+            let Some(event) = self.sas.get_mut(&h).and_then(|s| s.core.release(spi)) else { continue };
+            let deleted = self
+                .out
+                .events
+                .iter()
+                .position(|e| matches!(e, Event::ChildSaDeleted { sa, spi_in, .. } if *sa == o && *spi_in == twin));
+            match deleted {
+                Some(i) => self.out.events.insert(i, event),
+                None => self.out.events.push_back(event),
+            }
+        }
+        if !still.is_empty() {
+            self.held_by.insert(o, still);
+        }
+    }
+}
