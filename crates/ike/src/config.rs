@@ -137,6 +137,8 @@ pub struct EndpointConfig {
     /// Protected messages longer than this many octets are sent as IKE fragments (RFC 7383) when the
     /// peer announced support; strongSwan's default `fragment_size` is 1280.
     pub fragment_size: usize,
+    /// Behind a NAT, send a NAT keepalive (RFC 3948 §2.3) to the peer this often; `None`: never.
+    pub keepalive: Option<Duration>,
 }
 
 impl Default for EndpointConfig {
@@ -150,6 +152,7 @@ impl Default for EndpointConfig {
             cookie_secret_lifetime: Duration::from_secs(120),
             force_cookies: false,
             fragment_size: 1280,
+            keepalive: None,
         }
     }
 }

@@ -32,4 +32,4 @@ pub use endpoint::{Endpoint, Stats};
 pub use error::{IkeError, Result, Unexpected};
 pub use event::{ChildSa, DownReason, Event, IkeSaInfo, SaHandle};
 pub use nat::NatState;
-pub use sa::{IKE_PORT, NAT_T_PORT, Transmit};
+pub use sa::{IKE_PORT, NAT_KEEPALIVE, NAT_T_PORT, Transmit};

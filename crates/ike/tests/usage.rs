@@ -218,3 +218,29 @@ fn a_reauthentications_responder_holds_new_pairs_until_the_old_ones_go() {
         assert_eq!(outbound_events(ev), vec![new_b.spi_in], "{peer_sends_first}: once");
     }
 }
+
+/// RFC 3948 §2.3: behind a NAT the engine sends a one-octet keepalive to the peer's NAT-T port at
+/// the configured interval; without a NAT, or without the setting, none.
+#[test]
+fn nat_keepalives_hold_the_mapping() {
+    for (behind_nat, keepalive, expected) in [(true, Some(20), 2), (false, Some(20), 0), (true, None, 0)] {
+        let mut sim = Sim::new(55, Link::default());
+        let alice_ip = if behind_nat { "10.0.0.2" } else { ALICE_IP };
+        if behind_nat {
+            sim.nat = Some(Nat::new("10.0.0.2", "198.51.100.1"));
+        }
+        let config =
+            oxswan_ike::EndpointConfig { keepalive: keepalive.map(Duration::from_secs), ..Default::default() };
+        sim.add(alice_ip, config, vec![alice_psk()]);
+        sim.add(BOB_IP, oxswan_ike::EndpointConfig::default(), vec![bob_psk()]);
+        let now = sim.now;
+        sim.ep(alice_ip).initiate(now, "to-bob", addr(alice_ip, 500), addr(BOB_IP, 500)).unwrap();
+        assert!(sim.run_until(Duration::from_secs(5), |s| up(s.events(alice_ip)) && up(s.events(BOB_IP))));
+        let from = sim.log.len();
+        sim.advance(Duration::from_secs(45));
+        let keepalives: Vec<_> = sim.log[from..].iter().filter(|(_, _, d)| d.as_slice() == [0xff]).collect();
+        assert_eq!(keepalives.len(), expected, "behind a NAT {behind_nat}, keepalive {keepalive:?}");
+        assert!(keepalives.iter().all(|(_, to, _)| *to == addr(BOB_IP, 4500)), "to the NAT-T port");
+        assert_eq!(sim.log.len() - from, expected, "nothing else was sent");
+    }
+}

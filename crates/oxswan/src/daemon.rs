@@ -166,7 +166,8 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
 
     let now = Instant::now();
     let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let mut endpoint = Endpoint::new(EndpointConfig::default(), provider.clone(), peers, now, unix)?;
+    let engine = EndpointConfig { keepalive: Some(config.daemon.keepalive), ..EndpointConfig::default() };
+    let mut endpoint = Endpoint::new(engine, provider.clone(), peers, now, unix)?;
     endpoint.set_credentials(crate::peers::credentials(&config));
     let mut ike = Ike {
         config,
@@ -178,7 +179,6 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         dp: dp.clone(),
         waiters: Vec::new(),
         routes: HashMap::new(),
-        keepalives: HashMap::new(),
         restarts: HashMap::new(),
         trap_routes: Vec::new(),
         usage_reported: Instant::now(),
@@ -346,7 +346,6 @@ struct Ike {
     dp: Arc<DataPlane>,
     waiters: Vec<(SaHandle, String, mpsc::Sender<Response>)>,
     routes: HashMap<u32, Vec<String>>,
-    keepalives: HashMap<SaHandle, Instant>,
     /// Connections to bring up again (`dpd_action`/`close_action` = restart), and when to try next.
     restarts: HashMap<String, Instant>,
     /// Routes that send trapped connections' traffic to the TUN device while they have no SA.
@@ -415,7 +414,6 @@ impl Ike {
                 self.endpoint.handle_timeout(now);
             }
             self.flush();
-            self.keepalive(now);
             self.restart_due(now);
             self.report_usage(now);
         }
@@ -445,27 +443,6 @@ impl Ike {
                 };
                 if let Err(e) = self.endpoint.handle_usage(now, sa, c.spi_in, usage) {
                     tracing::debug!(target: "ike", sa = sa.0, "usage of {:08x}_i: {e}", c.spi_in);
-                }
-            }
-        }
-    }
-
-    /// RFC 3948 §2.3: behind a NAT, a one-octet 0xFF datagram to the peer's NAT-T port every
-    /// `keepalive` keeps the mapping alive while no other traffic flows.
-    fn keepalive(&mut self, now: Instant) {
-        let every = self.config.daemon.keepalive;
-        let established = self.endpoint.established();
-        self.keepalives.retain(|sa, _| established.contains(sa));
-        for sa in established {
-            let Some(info) = self.endpoint.info(sa) else { continue };
-            if !info.nat.local_behind_nat {
-                continue;
-            }
-            let due = self.keepalives.entry(sa).or_insert(now + every);
-            if now >= *due {
-                *due = now + every;
-                if let Some(s) = self.sockets.get(&info.local.ip()) {
-                    let _ = s.natt.socket().send_to(&[0xff], info.remote);
                 }
             }
         }
@@ -780,7 +757,10 @@ impl Ike {
     fn flush(&mut self) {
         while let Some(t) = self.endpoint.poll_transmit() {
             let Some(s) = self.sockets.get(&t.local.ip()) else { continue };
-            let r = if t.local.port() == self.config.daemon.natt_port {
+            // A NAT keepalive (RFC 3948 §2.3) goes as it is; IKE on port 4500 behind the non-ESP marker.
+            let r = if t.is_keepalive() {
+                s.natt.socket().send_to(&t.payload, t.remote)
+            } else if t.local.port() == self.config.daemon.natt_port {
                 s.natt.socket().send_to(&with_non_esp_marker(&t.payload), t.remote)
             } else {
                 s.ike.send_to(&t.payload, t.remote)

@@ -769,6 +769,37 @@ fn child_rekeys_with_charon_lose_nothing() {
     }
 }
 
+/// charon initiates the rekeys in the setting where they used to lose pings (2–6 of 2250 per run
+/// before oxswan's responder switched to the new pair at charon's first packet on it): CHILD SAs
+/// every 5 s and the IKE SA every 20 s, ESP without PFS, 50 pings a second for 45 s from oxswan's
+/// side. No ping may be lost.
+#[test]
+fn charon_initiated_rekeys_without_pfs_lose_no_ping() {
+    if !ready() {
+        return;
+    }
+    let mut h = Hosts::new("oirn");
+    let cell = cell(Who::Oxswan, Auth::Psk, GCM, "aes256gcm16", false, true);
+    let ox = oxswan_config(&h, &cell, "left", None);
+    let (ch, files) = charon_config(&h, &cell, "right", None);
+    let ch = ch
+        .replace(
+            "esp_proposals = aes256gcm16\n",
+            "esp_proposals = aes256gcm16\n    rekey_time = 5s\n    life_time = 10s\n    rand_time = 0s\n",
+        )
+        .replace("  version = 2\n", "  version = 2\n  rekey_time = 20s\n  rand_time = 0s\n");
+    assert!(ch.contains("rekey_time = 5s") && ch.contains("rekey_time = 20s"), "{ch}");
+    let summary = up_and_ping(&mut h, &ox, &ch, &files, 2250);
+    let log = h.log("left");
+    let child = log.matches("CHILD SA net rekeyed").count();
+    let ike = log.matches("IKE SA rekeyed").count();
+    println!("charon rekeys without PFS: oxswan logged {child} CHILD and {ike} IKE SA rekeys, {summary}");
+    let logs = || format!("--- oxswan\n{}\n--- charon\n{}", h.log("left"), h.charon_log("right"));
+    assert!(child >= 7, "only {child} CHILD rekeys\n{}", logs());
+    assert!(ike >= 2, "only {ike} IKE rekeys\n{}", logs());
+    assert!(summary.contains("2250 received"), "pings lost across rekeys: {summary}\n{}", logs());
+}
+
 /// Reauthentication with charon (RFC 7296 §2.8.3), each side initiating it every 4 s, make before
 /// break (charon's `make_before_break = yes`): a new IKE SA from IKE_SA_INIT on with a new CHILD SA,
 /// then the old one deleted. 50 pings a second for 12 s; the reauthentications and the lost pings

@@ -144,6 +144,7 @@ impl Endpoint {
             esp_spis: &self.esp_spis,
             fresh_spis: Vec::new(),
             credentials: self.credentials.as_ref(),
+            keepalive: self.config.keepalive,
         };
         (ctx, &mut self.sas)
     }

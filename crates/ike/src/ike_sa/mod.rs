@@ -237,7 +237,8 @@ impl IkeSa {
             State::Closed => timers.get(Timer::Linger),
             State::Established => [timers.get(Timer::IkeRekey), timers.get(Timer::Reauth)]
                 .into_iter()
-                .chain([timers.get(Timer::IkeExpire), timers.get(Timer::Dpd), self.core.children.next()])
+                .chain([timers.get(Timer::IkeExpire), timers.get(Timer::Dpd), timers.get(Timer::Keepalive)])
+                .chain([self.core.children.next()])
                 .flatten()
                 .min(),
             State::Connecting => None,
@@ -263,6 +264,7 @@ impl IkeSa {
             self.core.ike_lifetime_timers(ctx, idle);
             let idle = self.pending.is_none() && self.queue.is_empty();
             self.core.dpd_timer(ctx, idle);
+            self.core.keepalive_timer(ctx);
             self.settle(ctx);
         }
         self.retransmit_due(ctx);

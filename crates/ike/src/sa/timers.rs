@@ -21,10 +21,12 @@ pub(crate) enum Timer {
     IkeExpire,
     /// Nothing came from the peer for `dpd_delay`: check that it is alive (§2.4).
     Dpd,
+    /// Behind a NAT: the next NAT keepalive (RFC 3948 §2.3).
+    Keepalive,
 }
 
 impl Timer {
-    const ALL: [Timer; 7] = [
+    const ALL: [Timer; 8] = [
         Timer::Retransmit,
         Timer::HalfOpen,
         Timer::Linger,
@@ -32,6 +34,7 @@ impl Timer {
         Timer::Reauth,
         Timer::IkeExpire,
         Timer::Dpd,
+        Timer::Keepalive,
     ];
 
     fn index(self) -> usize {

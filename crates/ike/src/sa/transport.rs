@@ -27,6 +27,17 @@ pub struct Transmit {
     pub payload: Vec<u8>,
 }
 
+/// A NAT keepalive (RFC 3948 §2.3): one octet 0xFF, sent to the peer's NAT-T port as it is, without
+/// the non-ESP marker. No IKE message is this short.
+pub const NAT_KEEPALIVE: [u8; 1] = [0xff];
+
+impl Transmit {
+    /// Whether this is a NAT keepalive rather than an IKE message.
+    pub fn is_keepalive(&self) -> bool {
+        self.payload == NAT_KEEPALIVE
+    }
+}
+
 /// What the engine produced, drained by the `poll_*` methods.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
@@ -61,6 +72,8 @@ pub(crate) struct Ctx<'a> {
     pub fresh_spis: Vec<u32>,
     /// Where shared keys are looked up.
     pub credentials: &'a dyn crate::auth::Credentials,
+    /// How often to send NAT keepalives behind a NAT.
+    pub keepalive: Option<core::time::Duration>,
 }
 
 /// Draws of an inbound SPI before giving up: with a working random source a collision among 2^32

@@ -5,7 +5,7 @@
 //! break, §2.8). One rule for each, here, instead of copies in the daemon and the data plane.
 
 use crate::event::Event;
-use crate::sa::{Ctx, Job, SaCore, State, Timer, later};
+use crate::sa::{Ctx, Job, NAT_KEEPALIVE, SaCore, State, Timer, Transmit, later};
 use crate::volume::{ChildUsage, VolumeAction, volume_step};
 
 impl SaCore {
@@ -45,9 +45,30 @@ impl SaCore {
     /// The peer showed it is alive (an authentic message, or ESP): the liveness check waits another
     /// `dpd_delay`.
     pub(crate) fn heard_from_peer(&mut self, ctx: &Ctx<'_>) {
-        let delay = self.peer.as_ref().and_then(|p| p.dpd_delay);
-        if let (Some(delay), State::Established) = (delay, self.state) {
+        if self.state != State::Established {
+            return;
+        }
+        if let Some(delay) = self.peer.as_ref().and_then(|p| p.dpd_delay) {
             self.timers.set(Timer::Dpd, later(ctx.now, delay));
+        }
+        // RFC 3948 §2.3: behind a NAT, keepalives hold the mapping open from the moment the SA is up.
+        if let Some(every) = ctx.keepalive.filter(|_| self.nat.local_behind_nat) {
+            if self.timers.get(Timer::Keepalive).is_none() {
+                self.timers.set(Timer::Keepalive, later(ctx.now, every));
+            }
+        }
+    }
+
+    /// Sends the NAT keepalive when it is due, and arms the next.
+    pub(crate) fn keepalive_timer(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(every) = ctx.keepalive else { return };
+        if self.timers.take_due(Timer::Keepalive, ctx.now) {
+            ctx.out.transmits.push_back(Transmit {
+                local: self.local,
+                remote: self.remote,
+                payload: NAT_KEEPALIVE.to_vec(),
+            });
+            self.timers.set(Timer::Keepalive, later(ctx.now, every));
         }
     }
 
