@@ -7,39 +7,86 @@
 //! of the shard list and of one shard, about n/64 entries.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::Arc;
 
 /// Shards per map: enough that a shard of a 10,000-entry map stays small (about 160 entries), few
 /// enough that copying the list of shards is cheap for a map of one entry.
-const SHARDS: usize = 64;
+const SHARD_BITS: u32 = 6;
+const SHARDS: usize = 1 << SHARD_BITS;
+
+/// Picks a key's shard: a multiply-rotate hash seeded per map, one multiplication per word of the key
+/// (SipHash, which the shards themselves use, would double the cost of a lookup). Its top bits are the
+/// best mixed and choose the shard. Keys a peer influences (addresses in its traffic selectors) cannot
+/// target one shard without the seed; if they could, that shard's copies would grow, never a lookup,
+/// which the shard's own `HashMap` keeps safe.
+#[derive(Debug, Clone, Copy)]
+struct ShardHasher(u64);
+
+impl ShardHasher {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(23) ^ word).wrapping_mul(Self::K);
+    }
+}
+
+impl Hasher for ShardHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.add(u64::from(*b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_u128(&mut self, i: u128) {
+        self.add(i as u64);
+        self.add((i >> 64) as u64);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// A copy-on-write sharded hash map. `clone` is O(1); `insert`/`remove` on a clone copy one shard.
 #[derive(Debug)]
 pub(crate) struct CowMap<K, V> {
-    /// Picks the shard. Seeded per map (as `HashMap`'s own hasher is), so that keys a peer can
-    /// influence (addresses in its traffic selectors) cannot be chosen to fill one shard.
-    hasher: RandomState,
-    shards: Arc<Vec<Arc<HashMap<K, V>>>>,
+    seed: u64,
+    shards: Arc<[Arc<HashMap<K, V>>; SHARDS]>,
     len: usize,
 }
 
 impl<K, V> Clone for CowMap<K, V> {
     fn clone(&self) -> Self {
-        Self { hasher: self.hasher.clone(), shards: self.shards.clone(), len: self.len }
+        Self { seed: self.seed, shards: self.shards.clone(), len: self.len }
     }
 }
 
 impl<K, V> Default for CowMap<K, V> {
     fn default() -> Self {
-        Self { hasher: RandomState::new(), shards: Arc::new((0..SHARDS).map(|_| Arc::default()).collect()), len: 0 }
+        let seed = RandomState::new().hash_one(0u8);
+        Self { seed, shards: Arc::new(core::array::from_fn(|_| Arc::default())), len: 0 }
     }
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
     fn shard(&self, key: &K) -> usize {
-        // SHARDS divides 2^64, so the remainder is as uniform as the hash.
-        (self.hasher.hash_one(key) % SHARDS as u64) as usize
+        let mut h = ShardHasher(self.seed);
+        key.hash(&mut h);
+        (h.finish() >> (64 - SHARD_BITS)) as usize
     }
 
     /// The value under `key`. No allocation.
@@ -141,5 +188,22 @@ mod tests {
         let shared = a.shards.iter().zip(b.shards.iter()).filter(|(x, y)| Arc::ptr_eq(x, y)).count();
         assert!(shared >= SHARDS - 6, "{shared} shards shared: six keys changed");
         assert_eq!(b.values().count(), 999);
+    }
+
+    #[test]
+    fn keys_spread_over_the_shards() {
+        let mut spis = CowMap::default();
+        let mut addrs = CowMap::default();
+        for i in 0..6400u32 {
+            spis.insert(i, ());
+            addrs.insert(u128::from(0x6440_0000 + i), ());
+        }
+        let spread = |m: Vec<usize>| (m.iter().copied().min().unwrap(), m.iter().copied().max().unwrap());
+        for (min, max) in [
+            spread(spis.shards.iter().map(|s| s.len()).collect()),
+            spread(addrs.shards.iter().map(|s| s.len()).collect()),
+        ] {
+            assert!(min > 50 && max < 150, "100 per shard expected: {min}..{max}");
+        }
     }
 }
