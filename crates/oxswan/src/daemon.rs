@@ -22,7 +22,7 @@ use oxswan_wire::ts::{TrafficSelector, TsAddrs};
 use oxswan_wire::udp_encap::with_non_esp_marker;
 
 use crate::control::{ChildStatus, IkeSaStatus, RekeyWhat, Request, Response};
-use crate::dataplane::{ChildEntry, DataPlane, TUN_MTU, Tables, Trap};
+use crate::dataplane::{ChildEntry, DataPlane, EspPath, SaTables, TUN_MTU, Trap};
 use crate::early::{EARLY_BYTES, EARLY_SLOTS, PacketRing};
 use crate::limits::{Usage, VolumeAction, VolumeLimits, volume_step};
 use oxswan_io::{Tun, UdpIo};
@@ -117,7 +117,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     );
     let (tx, rx) = mpsc::channel::<Input>();
     let dp = Arc::new(DataPlane {
-        tables: RwLock::new(Tables::default()),
+        tables: SaTables::default(),
         tun,
         natt: sockets.iter().map(|(a, s)| (*a, s.natt.clone())).collect(),
         stop: AtomicBool::new(false),
@@ -1040,22 +1040,16 @@ impl Ike {
                 self.dp.snapshot().into_iter().find(same).map(|e| e.inb.spi())
             })
             .flatten();
+        // ESP goes to the peer's NAT-T port from ours (RFC 3948); the engine floated IKE there.
+        let remote = SocketAddr::new(c.remote.ip(), if c.remote.port() == 500 { 4500 } else { c.remote.port() });
+        let path = EspPath { local: c.local, remote };
+        let outbound = c.outbound && predecessor.is_none();
+        let entry = self.dp.install(ChildEntry::new(name.clone(), out, inb, selectors, path, outbound))?;
+        // Only an installed pair waits for its predecessor.
         if let Some(old) = predecessor {
             tracing::debug!(target: "ike", conn = %name, sa = sa.0, "CHILD SA {:08x}_i sends once {old:08x}_i goes or the peer uses it", c.spi_in);
             self.successors.insert(old, c.spi_in);
         }
-        // ESP goes to the peer's NAT-T port from ours (RFC 3948); the engine floated IKE there.
-        let remote = SocketAddr::new(c.remote.ip(), if c.remote.port() == 500 { 4500 } else { c.remote.port() });
-        let entry = self.dp.install(ChildEntry {
-            name,
-            out,
-            inb,
-            selectors,
-            remote,
-            local: c.local,
-            outside: Default::default(),
-            outbound: AtomicBool::new(c.outbound && predecessor.is_none()),
-        });
         let src = local_source(&c.local_ts);
         let mut added = Vec::new();
         for ts in &c.remote_ts {
