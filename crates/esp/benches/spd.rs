@@ -6,8 +6,9 @@
 //! another, each into a new snapshot made from the previous one (what the data plane publishes),
 //! next to snapshots that copy a plain map and list each time.
 //!
-//! With 10,000 pairs spread lookups miss the caches (each touches a hash bucket, an entry and the pair's
-//! flag, about 1.5 MB for the SPD alone), which the "one flow" column leaves out.
+//! With 10,000 pairs, lookups spread over all of them miss the caches (each touches a hash bucket, an
+//! entry and the pair's flag, in tables larger than a core's L2), which the "one flow" column leaves
+//! out.
 //!
 //! Run with `cargo bench -p oxswan-esp --bench spd`; about 10 seconds.
 
