@@ -23,7 +23,7 @@ use oxswan_wire::ts::{TrafficSelector, TsAddrs};
 use oxswan_wire::udp_encap::with_non_esp_marker;
 
 use crate::control::{ChildStatus, IkeSaStatus, RekeyWhat, Request, Response};
-use crate::dataplane::{ChildEntry, DataPlane, TUN_MTU, Tables, Trap};
+use crate::dataplane::{ChildEntry, DataPlane, EspPath, SaTables, TUN_MTU, Trap};
 use crate::early::{EARLY_BYTES, EARLY_SLOTS, PacketRing};
 use oxswan_io::{Tun, UdpIo};
 
@@ -117,7 +117,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     );
     let (tx, rx) = mpsc::channel::<Input>();
     let dp = Arc::new(DataPlane {
-        tables: RwLock::new(Tables::default()),
+        tables: SaTables::default(),
         tun,
         natt: sockets.iter().map(|(a, s)| (*a, s.natt.clone())).collect(),
         stop: AtomicBool::new(false),
@@ -803,7 +803,9 @@ impl Ike {
                     ),
                 }
                 if let Err(err) = self.install(sa, &child) {
-                    tracing::warn!(target: "dataplane", conn = %conn, sa = sa.0, "cannot install CHILD SA {}: {err:#}", child.name);
+                    // A pair the data plane does not hold must not stay in the engine either.
+                    tracing::warn!(target: "dataplane", conn = %conn, sa = sa.0, "cannot install CHILD SA {}: {err:#}; deleting it", child.name);
+                    let _ = self.endpoint.delete_child(Instant::now(), sa, child.spi_in);
                 }
                 self.answer(sa, Response::Ok { message: format!("{} established", child.name) });
             }
@@ -889,7 +891,14 @@ impl Ike {
                 }
             }
             Event::PathChanged { sa, local, remote } => {
+                // RFC 7296 §2.23: ESP follows IKE to the peer's new mapping.
                 tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "the peer moved: now {remote} (from {local})");
+                for c in self.endpoint.children(sa) {
+                    let esp = SocketAddr::new(c.remote.ip(), if c.remote.port() == 500 { 4500 } else { c.remote.port() });
+                    if !self.dp.update_path(c.spi_in, c.local, esp) {
+                        tracing::debug!(target: "dataplane", sa = sa.0, "no pair {:08x}_i to move", c.spi_in);
+                    }
+                }
             }
             Event::LivenessConfirmed { sa } => {
                 tracing::debug!(target: "ike", conn = %self.conn(sa), sa = sa.0, "the peer is alive");
@@ -951,16 +960,8 @@ impl Ike {
         }
         // ESP goes to the peer's NAT-T port from ours (RFC 3948); the engine floated IKE there.
         let remote = SocketAddr::new(c.remote.ip(), if c.remote.port() == 500 { 4500 } else { c.remote.port() });
-        let entry = self.dp.install(ChildEntry {
-            name,
-            out,
-            inb,
-            selectors,
-            remote,
-            local: c.local,
-            outside: Default::default(),
-            outbound: AtomicBool::new(c.outbound),
-        });
+        let path = EspPath { local: c.local, remote };
+        let entry = self.dp.install(ChildEntry::new(name, out, inb, selectors, path, c.outbound))?;
         let src = local_source(&c.local_ts);
         let mut added = Vec::new();
         for ts in &c.remote_ts {
