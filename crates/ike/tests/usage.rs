@@ -229,8 +229,7 @@ fn nat_keepalives_hold_the_mapping() {
         if behind_nat {
             sim.nat = Some(Nat::new("10.0.0.2", "198.51.100.1"));
         }
-        let config =
-            oxswan_ike::EndpointConfig { keepalive: keepalive.map(Duration::from_secs), ..Default::default() };
+        let config = oxswan_ike::EndpointConfig { keepalive: keepalive.map(Duration::from_secs), ..Default::default() };
         sim.add(alice_ip, config, vec![alice_psk()]);
         sim.add(BOB_IP, oxswan_ike::EndpointConfig::default(), vec![bob_psk()]);
         let now = sim.now;

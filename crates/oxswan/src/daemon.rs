@@ -894,7 +894,8 @@ impl Ike {
                 // RFC 7296 §2.23: ESP follows IKE to the peer's new mapping.
                 tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "the peer moved: now {remote} (from {local})");
                 for c in self.endpoint.children(sa) {
-                    let esp = SocketAddr::new(c.remote.ip(), if c.remote.port() == 500 { 4500 } else { c.remote.port() });
+                    let esp =
+                        SocketAddr::new(c.remote.ip(), if c.remote.port() == 500 { 4500 } else { c.remote.port() });
                     if !self.dp.update_path(c.spi_in, c.local, esp) {
                         tracing::debug!(target: "dataplane", sa = sa.0, "no pair {:08x}_i to move", c.spi_in);
                     }

@@ -21,8 +21,8 @@ mod transport;
 
 pub(crate) use children::{ChildRecord, ChildTable};
 pub(crate) use timers::{Timer, TimerTable};
-pub use transport::{NAT_KEEPALIVE, Transmit};
 pub(crate) use transport::{Ctx, Outbox, later};
+pub use transport::{NAT_KEEPALIVE, Transmit};
 
 /// How long a closed SA lingers to answer retransmissions of the request that closed it from its cache.
 const LINGER: core::time::Duration = core::time::Duration::from_secs(10);
