@@ -15,16 +15,18 @@ use oxswan_config::{Config, PeerAction, StartAction};
 /// The wait before a restart attempt (and between failed ones).
 const RESTART_RETRY: Duration = Duration::from_secs(2);
 use oxswan_crypto::CryptoProvider;
-use oxswan_esp::{InboundSa, OutboundSa, SaParams, Selectors};
+use oxswan_esp::Selectors;
 use oxswan_ike::cert::identity_string;
-use oxswan_ike::volume::{ChildUsage, VolumeAction};
+use oxswan_ike::volume::VolumeAction;
 use oxswan_ike::{ChildSa, DownReason, Endpoint, EndpointConfig, Event, SaHandle};
 use oxswan_wire::ts::{TrafficSelector, TsAddrs};
 use oxswan_wire::udp_encap::with_non_esp_marker;
 
 use crate::control::{ChildStatus, IkeSaStatus, RekeyWhat, Request, Response};
-use crate::dataplane::{ChildEntry, DataPlane, EspPath, SaTables, TUN_MTU, Trap};
+use crate::datapath::{Datapath, DatapathStats, PairCounters};
+use crate::dataplane::{DataPlane, SaTables, TUN_MTU};
 use crate::early::{EARLY_BYTES, EARLY_SLOTS, PacketRing};
+use crate::input::Input;
 use oxswan_io::{Tun, UdpIo};
 
 /// How often the IKE thread compares the CHILD SAs' counters with their volume limits.
@@ -32,24 +34,6 @@ const VOLUME_CHECK: Duration = Duration::from_millis(100);
 
 fn on_off(b: bool) -> &'static str {
     if b { "on" } else { "off" }
-}
-
-/// What the IKE thread waits for.
-#[derive(Debug)]
-pub enum Input {
-    /// An IKE message (without the non-ESP marker).
-    Datagram {
-        /// Our address it arrived on.
-        local: SocketAddr,
-        /// Its source.
-        remote: SocketAddr,
-        /// The message.
-        data: Vec<u8>,
-    },
-    /// A CLI command and where to answer.
-    Command(Request, mpsc::Sender<Response>),
-    /// Traffic for a trapped connection arrived.
-    Trap(String),
 }
 
 /// The sockets of one local address.
@@ -127,6 +111,9 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         ike: tx.clone(),
         early: Mutex::new(PacketRing::new(EARLY_SLOTS, EARLY_BYTES)),
         held: Mutex::new(PacketRing::new(EARLY_SLOTS, EARLY_BYTES)),
+        provider: provider.clone(),
+        replay_window: config.daemon.replay_window,
+        sequence_start: sequence_start()?,
     });
 
     if let Some(dir) = socket_path.parent() {
@@ -176,13 +163,12 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         provider,
         endpoint,
         sockets,
-        dp: dp.clone(),
+        dp: dp.clone() as Arc<dyn Datapath>,
         waiters: Vec::new(),
         routes: HashMap::new(),
         restarts: HashMap::new(),
         trap_routes: Vec::new(),
         usage_reported: Instant::now(),
-        sequence_start: sequence_start()?,
     };
     ike.set_traps();
     tracing::info!(
@@ -212,7 +198,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     for r in gone {
         route("del", &r, &ike.config.daemon.tun, None);
     }
-    dp.stop.store(true, Ordering::Relaxed);
+    ike.dp.stop();
     let _ = std::fs::remove_file(&socket_path);
     tracing::info!(target: "daemon", "oxswan daemon stopped");
     Ok(())
@@ -343,7 +329,7 @@ struct Ike {
     provider: CryptoProvider,
     endpoint: Endpoint,
     sockets: HashMap<IpAddr, Sockets>,
-    dp: Arc<DataPlane>,
+    dp: Arc<dyn Datapath>,
     waiters: Vec<(SaHandle, String, mpsc::Sender<Response>)>,
     routes: HashMap<u32, Vec<String>>,
     /// Connections to bring up again (`dpd_action`/`close_action` = restart), and when to try next.
@@ -352,8 +338,6 @@ struct Ike {
     trap_routes: Vec<String>,
     /// When the data plane's counters were last handed to the engine.
     usage_reported: Instant,
-    /// Where new outbound SAs start numbering (tests only, see [`sequence_start`]).
-    sequence_start: Option<u64>,
 }
 
 /// `OXSWAN_TEST_SEQUENCE_START`: new outbound SAs number their packets from there, so that a test
@@ -427,21 +411,11 @@ impl Ike {
             return;
         }
         self.usage_reported = now;
-        let installed: HashMap<u32, Arc<ChildEntry>> =
-            self.dp.snapshot().into_iter().map(|c| (c.inb.spi(), c)).collect();
+        let installed: HashMap<u32, PairCounters> = self.dp.counters().into_iter().collect();
         for sa in self.endpoint.established() {
             for c in self.endpoint.children(sa) {
-                let Some(entry) = installed.get(&c.spi_in) else { continue };
-                let (i, o) = (&entry.inb.counters, &entry.out.counters);
-                let usage = ChildUsage {
-                    bytes_in: i.bytes.load(Ordering::Relaxed),
-                    packets_in: i.packets.load(Ordering::Relaxed),
-                    bytes_out: o.bytes.load(Ordering::Relaxed),
-                    packets_out: o.packets.load(Ordering::Relaxed),
-                    seq: entry.out.sequence_number(),
-                    seq_limit: entry.out.sequence_limit(),
-                };
-                if let Err(e) = self.endpoint.handle_usage(now, sa, c.spi_in, usage) {
+                let Some(counters) = installed.get(&c.spi_in) else { continue };
+                if let Err(e) = self.endpoint.handle_usage(now, sa, c.spi_in, counters.usage) {
                     tracing::debug!(target: "ike", sa = sa.0, "usage of {:08x}_i: {e}", c.spi_in);
                 }
             }
@@ -494,7 +468,7 @@ impl Ike {
                     cidrs.push(r);
                 }
             }
-            traps.push(Arc::new(Trap { name: c.name.clone(), selectors, fired: AtomicBool::new(false) }));
+            traps.push((c.name.clone(), selectors));
         }
         for old in std::mem::take(&mut self.trap_routes) {
             if !cidrs.contains(&old) && !self.routes.values().any(|rs| rs.contains(&old)) {
@@ -502,15 +476,12 @@ impl Ike {
             }
         }
         self.trap_routes = cidrs;
-        *self.dp.traps.write().unwrap_or_else(std::sync::PoisonError::into_inner) = traps;
+        self.dp.set_traps(traps);
     }
 
     /// Lets the next packet for `name` trigger a connection attempt again.
     fn rearm(&self, name: &str) {
-        let traps = self.dp.traps.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(t) = traps.iter().find(|t| t.name == name) {
-            t.fired.store(false, Ordering::Relaxed);
-        }
+        self.dp.rearm_trap(name);
     }
 
     fn start(&mut self, names: Vec<String>) {
@@ -685,15 +656,14 @@ impl Ike {
                 let _ = reply.send(r);
             }
             Request::Status => {
-                let keepalives_received = self.dp.keepalives.load(Ordering::Relaxed);
-                let esp_unknown_spi = self.dp.unknown_spi.load(Ordering::Relaxed);
+                let DatapathStats { keepalives_received, esp_unknown_spi } = self.dp.stats();
                 let _ = reply.send(Response::Status { ike_sas: self.status(), keepalives_received, esp_unknown_spi });
             }
         }
     }
 
     fn status(&self) -> Vec<IkeSaStatus> {
-        let entries = self.dp.snapshot();
+        let counters: HashMap<u32, PairCounters> = self.dp.counters().into_iter().collect();
         self.endpoint
             .established()
             .into_iter()
@@ -704,8 +674,7 @@ impl Ike {
                     .children(sa)
                     .iter()
                     .map(|c| {
-                        let e = entries.iter().find(|e| e.inb.spi() == c.spi_in);
-                        let get = |f: &dyn Fn(&ChildEntry) -> u64| e.map_or(0, |e| f(e));
+                        let k = counters.get(&c.spi_in).copied().unwrap_or_default();
                         ChildStatus {
                             name: c.name.clone(),
                             established_secs: self.age(sa, Some(c.spi_in)),
@@ -720,13 +689,13 @@ impl Ike {
                             encap: c.encap,
                             local_ts: c.local_ts.iter().map(ToString::to_string).collect(),
                             remote_ts: c.remote_ts.iter().map(ToString::to_string).collect(),
-                            bytes_in: get(&|e| e.inb.counters.bytes.load(Ordering::Relaxed)),
-                            packets_in: get(&|e| e.inb.counters.packets.load(Ordering::Relaxed)),
-                            bytes_out: get(&|e| e.out.counters.bytes.load(Ordering::Relaxed)),
-                            packets_out: get(&|e| e.out.counters.packets.load(Ordering::Relaxed)),
-                            replayed: get(&|e| e.inb.counters.replayed.load(Ordering::Relaxed)),
-                            integrity_failed: get(&|e| e.inb.counters.integrity_failed.load(Ordering::Relaxed)),
-                            outside_selectors: get(&|e| e.outside.load(Ordering::Relaxed)),
+                            bytes_in: k.usage.bytes_in,
+                            packets_in: k.usage.packets_in,
+                            bytes_out: k.usage.bytes_out,
+                            packets_out: k.usage.packets_out,
+                            replayed: k.replayed,
+                            integrity_failed: k.integrity_failed,
+                            outside_selectors: k.outside_selectors,
                         }
                     })
                     .collect();
@@ -856,7 +825,7 @@ impl Ike {
             }
             Event::ChildSaOutbound { sa, spi_in } => {
                 tracing::debug!(target: "ike", conn = %self.conn(sa), sa = sa.0, "sending on CHILD SA {spi_in:08x}_i");
-                self.dp.activate(spi_in);
+                self.dp.set_outbound(spi_in);
             }
             Event::IkeSaDown { sa, name, reason } => {
                 let why = down_reason(&reason);
@@ -933,36 +902,14 @@ impl Ike {
     }
 
     fn install(&mut self, sa: SaHandle, c: &ChildSa) -> anyhow::Result<()> {
-        let params = |spi, encr: &oxswan_crypto::Secret, integ: &oxswan_crypto::Secret| SaParams {
-            spi,
-            suite: c.suite,
-            esn: c.esn,
-            encr_key: encr.clone(),
-            integ_key: integ.clone(),
-        };
-        let out = OutboundSa::new(&self.provider, &params(c.spi_out, &c.encr_out, &c.integ_out))
-            .map_err(|e| anyhow::anyhow!("outbound SA: {e}"))?;
-        if let Some(start) = self.sequence_start {
-            out.skip_sequence_to(start);
-        }
-        let inb = InboundSa::new(
-            &self.provider,
-            &params(c.spi_in, &c.encr_in, &c.integ_in),
-            self.config.daemon.replay_window,
-        )
-        .map_err(|e| anyhow::anyhow!("inbound SA: {e}"))?;
         let info = self.endpoint.info(sa);
         let name = info.as_ref().map_or_else(|| c.name.clone(), |i| format!("{}/{}", i.name, c.name));
-        let selectors = Selectors { local: c.local_ts.clone(), remote: c.remote_ts.clone() };
         // The engine says when a pair starts sending (make before break, RFC 7296 §2.8, §2.8.3):
         // `outbound` now, or Event::ChildSaOutbound later.
         if !c.outbound {
             tracing::debug!(target: "ike", conn = %name, sa = sa.0, "CHILD SA {:08x}_i waits to send", c.spi_in);
         }
-        // ESP goes to the peer's NAT-T port from ours (RFC 3948); the engine floated IKE there.
-        let remote = SocketAddr::new(c.remote.ip(), if c.remote.port() == 500 { 4500 } else { c.remote.port() });
-        let path = EspPath { local: c.local, remote };
-        let entry = self.dp.install(ChildEntry::new(name, out, inb, selectors, path, c.outbound))?;
+        self.dp.install(name, c)?;
         let src = local_source(&c.local_ts);
         let mut added = Vec::new();
         for ts in &c.remote_ts {
@@ -974,7 +921,7 @@ impl Ike {
             }
         }
         self.routes.insert(c.spi_in, added);
-        self.dp.deliver_early(&entry);
+        self.dp.release_waiting(c.spi_in);
         Ok(())
     }
 }

@@ -3,8 +3,10 @@
 
 mod control;
 mod daemon;
+mod datapath;
 mod dataplane;
 mod early;
+mod input;
 mod peers;
 
 use std::path::PathBuf;

@@ -12,8 +12,6 @@ use oxswan_crypto::{CryptoProvider, Secret};
 use oxswan_wire::Identity;
 use oxswan_wire::payloads::{AuthPayload, CertPayload};
 
-use crate::task::ike_auth::same_identity;
-
 mod psk;
 mod pubkey;
 
@@ -163,6 +161,16 @@ impl SignedOctets<'_> {
             out.extend_from_slice(int_auth);
         }
         Ok(out)
+    }
+}
+
+/// Identity comparison as configured: FQDN and email case-insensitively (DNS names and the domain
+/// part of mail addresses are; strongSwan compares both ways), others byte for byte.
+pub(crate) fn same_identity(a: &Identity, b: &Identity) -> bool {
+    match (a, b) {
+        (Identity::Fqdn(x), Identity::Fqdn(y)) | (Identity::Email(x), Identity::Email(y)) => x.eq_ignore_ascii_case(y),
+        (Identity::Dn(x), Identity::Dn(y)) => crate::cert::dn_equal(x, y),
+        _ => a == b,
     }
 }
 

@@ -8,7 +8,9 @@ use oxswan_wire::payloads::{AuthPayload, CertPayload, CertReqPayload};
 use oxswan_wire::{CertEncoding, ExchangeType, Identity, NotifyType, Payload};
 
 use super::{ChildOffer, Collected, InFlight, Next, notify};
-use crate::auth::{AuthCtx, AuthError, Authenticator, Credentials, PubkeyAuth, SharedKeyAuth, SignedOctets};
+use crate::auth::{
+    AuthCtx, AuthError, Authenticator, Credentials, PubkeyAuth, SharedKeyAuth, SignedOctets, same_identity,
+};
 use crate::config::{LocalAuth, PeerConfig, RemoteAuth};
 use crate::error::{IkeError, Result};
 use crate::event::{DownReason, Event};
@@ -280,14 +282,4 @@ fn remote_authenticator<'a>(peer: &'a PeerConfig, credentials: &'a dyn Credentia
 
 fn cert_payloads(chain: &[Vec<u8>]) -> impl Iterator<Item = Payload> + '_ {
     chain.iter().map(|der| Payload::Cert(CertPayload { encoding: CertEncoding::X509_SIGNATURE, data: der.clone() }))
-}
-
-/// Identity comparison as configured: FQDN and email case-insensitively (DNS names and the domain
-/// part of mail addresses are; strongSwan compares both ways), others byte for byte.
-pub(crate) fn same_identity(a: &Identity, b: &Identity) -> bool {
-    match (a, b) {
-        (Identity::Fqdn(x), Identity::Fqdn(y)) | (Identity::Email(x), Identity::Email(y)) => x.eq_ignore_ascii_case(y),
-        (Identity::Dn(x), Identity::Dn(y)) => crate::cert::dn_equal(x, y),
-        _ => a == b,
-    }
 }

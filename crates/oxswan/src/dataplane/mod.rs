@@ -15,187 +15,24 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, mpsc};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
-use oxswan_esp::{HEADROOM, InboundSa, OutboundSa, PacketInfo, Selectors, Spd, SpdError, TAILROOM};
+use oxswan_esp::{HEADROOM, PacketInfo, Selectors, TAILROOM};
 use oxswan_io::udp::{MAX_GSO_BYTES, MAX_SEGMENTS};
 use oxswan_io::{RecvScratch, Tun, TunRx, TunTx, UdpIo};
 use oxswan_wire::udp_encap::{Udp4500, classify};
 
 use crate::early::{EARLY_AGE, HELD_AGE, PacketRing};
 
+mod seam;
+mod tables;
+
+pub use tables::{ChildEntry, EspPath, SaTables, Tables};
+
 /// The TUN device's MTU: 1500 on the wire less the worst ESP-in-UDP overhead we send (IPv4 20,
 /// UDP 8, ESP header and IV 16–24, padding, trailer and ICV up to 34).
 pub const TUN_MTU: u16 = 1400;
-
-/// Where a pair's ESP travels: from our address (which socket sends) to the peer's NAT-T address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EspPath {
-    /// Our address.
-    pub local: SocketAddr,
-    /// The peer's address and port (4500, or what a NAT mapped it to).
-    pub remote: SocketAddr,
-}
-
-/// One CHILD SA pair installed in the data plane.
-#[derive(Debug)]
-pub struct ChildEntry {
-    /// The connection and child.
-    pub name: String,
-    /// Outbound SA.
-    pub out: OutboundSa,
-    /// Inbound SA.
-    pub inb: InboundSa,
-    /// The negotiated selectors.
-    pub selectors: Selectors,
-    /// Where ESP goes. It changes when the peer's NAT mapping does (RFC 7296 §2.23), while the SAs,
-    /// shared with the packet threads, stay: so it is swapped on its own ([`DataPlane::update_path`]).
-    path: ArcSwap<EspPath>,
-    /// Authentic packets outside the selectors.
-    pub outside: AtomicU64,
-    /// Whether to send on this pair. The responder of a rekey (RFC 7296 §2.8) or of a
-    /// reauthentication holds back until the old pair is deleted or the peer sends on the new one,
-    /// whichever comes first: either shows that the peer has installed it (make before break).
-    pub outbound: AtomicBool,
-}
-
-impl ChildEntry {
-    /// A pair to install, sending (`outbound`) or held back.
-    pub fn new(
-        name: String,
-        out: OutboundSa,
-        inb: InboundSa,
-        selectors: Selectors,
-        path: EspPath,
-        outbound: bool,
-    ) -> Self {
-        Self {
-            name,
-            out,
-            inb,
-            selectors,
-            path: ArcSwap::from_pointee(path),
-            outside: AtomicU64::new(0),
-            outbound: AtomicBool::new(outbound),
-        }
-    }
-
-    /// Where ESP goes now.
-    pub fn path(&self) -> EspPath {
-        **self.path.load()
-    }
-}
-
-/// Why a pair was not installed.
-#[derive(Debug, thiserror::Error)]
-pub enum InstallError {
-    /// Inbound ESP is found by SPI alone (RFC 4303 §2.1, RFC 4301 §4.4.2), so two pairs cannot share
-    /// one: the installed pair stays, the new one is refused rather than silently replacing it.
-    #[error("inbound SPI {spi:08x} is already installed (for {holder})")]
-    SpiInUse {
-        /// The SPI.
-        spi: u32,
-        /// The pair that has it.
-        holder: String,
-    },
-    /// The SPD refused it otherwise.
-    #[error("SPD: {0}")]
-    Spd(SpdError),
-}
-
-/// One snapshot of the installed SAs: never changed once published, replaced as a whole.
-#[derive(Debug, Default, Clone)]
-pub struct Tables {
-    /// The pairs by inbound SPI (unique), indexed by their selectors for outbound lookups.
-    spd: Spd<u32, Arc<ChildEntry>>,
-}
-
-impl Tables {
-    /// The pair whose inbound SA has `spi`: where inbound ESP goes.
-    pub fn by_spi(&self, spi: u32) -> Option<&Arc<ChildEntry>> {
-        self.spd.get(&spi)
-    }
-
-    /// The pair a packet from our side is sent on (RFC 4301 §5.1): of those sending, the newest
-    /// installed whose selectors admit it, so that a rekeyed pair takes over from its predecessor.
-    pub fn outbound(&self, info: &PacketInfo) -> Option<&Arc<ChildEntry>> {
-        self.spd.lookup(info, |c| c.outbound.load(Ordering::Relaxed))
-    }
-}
-
-/// The installed SAs: a snapshot the packet threads load without a lock, replaced by the IKE thread.
-#[derive(Debug, Default)]
-pub struct SaTables {
-    current: ArcSwap<Tables>,
-    /// Serializes the writers, so that none loses another's change between loading and storing.
-    writer: Mutex<()>,
-}
-
-impl SaTables {
-    /// The current snapshot: for a batch of packets, then dropped.
-    pub fn load(&self) -> arc_swap::Guard<Arc<Tables>> {
-        self.current.load()
-    }
-
-    /// Publishes `change` applied to a copy of the current snapshot; the copy shares all it does not
-    /// change, so this costs microseconds whatever the number of SAs.
-    fn change<R>(&self, change: impl FnOnce(&mut Tables) -> R) -> R {
-        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut next = Tables::clone(&self.current.load());
-        let r = change(&mut next);
-        self.current.store(Arc::new(next));
-        r
-    }
-
-    /// Installs a pair as the newest; refuses one whose inbound SPI is installed already.
-    pub fn install(&self, entry: ChildEntry) -> Result<Arc<ChildEntry>, InstallError> {
-        let entry = Arc::new(entry);
-        let spi = entry.inb.spi();
-        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut next = Tables::clone(&self.current.load());
-        match next.spd.insert(spi, &entry.selectors, entry.clone()) {
-            Ok(()) => {}
-            Err(SpdError::KeyInUse) => {
-                let holder = next.by_spi(spi).map_or_else(String::new, |c| c.name.clone());
-                return Err(InstallError::SpiInUse { spi, holder });
-            }
-            Err(e) => return Err(InstallError::Spd(e)),
-        }
-        self.current.store(Arc::new(next));
-        Ok(entry)
-    }
-
-    /// Removes the pair with inbound SPI `spi_in`.
-    pub fn remove(&self, spi_in: u32) -> Option<Arc<ChildEntry>> {
-        // Nothing to publish for an SPI that is not there (a DELETE for a pair refused at install).
-        self.load().by_spi(spi_in)?;
-        self.change(|t| t.spd.remove(&spi_in))
-    }
-
-    /// Starts sending on the pair with inbound SPI `spi_in`.
-    pub fn activate(&self, spi_in: u32) {
-        if let Some(c) = self.load().by_spi(spi_in) {
-            c.outbound.store(true, Ordering::Relaxed);
-        }
-    }
-
-    /// Sends the ESP of the pair with inbound SPI `spi_in` along `path` from now on; false if there is
-    /// no such pair. The entry is shared with the packet threads, so only its path is swapped: a
-    /// batch being sealed goes out the old way, the next batch the new one.
-    pub fn update_path(&self, spi_in: u32, path: EspPath) -> bool {
-        let tables = self.load();
-        let Some(c) = tables.by_spi(spi_in) else { return false };
-        c.path.store(Arc::new(path));
-        true
-    }
-
-    /// All installed pairs, oldest first.
-    pub fn snapshot(&self) -> Vec<Arc<ChildEntry>> {
-        self.load().spd.values().into_iter().cloned().collect()
-    }
-}
 
 /// A connection that starts on traffic (`start_action`, `dpd_action` or `close_action` = trap): its
 /// selectors, and whether the IKE thread was already told.
@@ -227,28 +64,20 @@ pub struct DataPlane {
     /// Connections waiting for traffic.
     pub traps: RwLock<Vec<Arc<Trap>>>,
     /// Where trap triggers go (the IKE thread).
-    pub ike: mpsc::Sender<crate::daemon::Input>,
+    pub ike: mpsc::Sender<crate::input::Input>,
     /// ESP that came before its SA, by SPI.
     pub early: Mutex<PacketRing>,
     /// Cleartext a trap caught, for the SA the trap brings up.
     pub held: Mutex<PacketRing>,
+    /// Cryptography for the SAs it installs.
+    pub provider: oxswan_crypto::CryptoProvider,
+    /// The anti-replay window of its inbound SAs (RFC 4303 §3.4.3).
+    pub replay_window: u32,
+    /// Where new outbound SAs start numbering (tests only, `OXSWAN_TEST_SEQUENCE_START`).
+    pub sequence_start: Option<u64>,
 }
 
 impl DataPlane {
-    /// Installs a CHILD SA pair; refuses one whose inbound SPI is installed already
-    /// ([`InstallError::SpiInUse`]), which the caller logs.
-    pub fn install(&self, entry: ChildEntry) -> Result<Arc<ChildEntry>, InstallError> {
-        self.tables.install(entry)
-    }
-
-    /// Sends the ESP of the pair with inbound SPI `spi_in` from `local` to `remote` from now on, for
-    /// a peer whose NAT mapping changed (RFC 7296 §2.23: the other end of a NAT sends to the address
-    /// and port the last authenticated IKE message came from; `remote` is that, with the port ESP goes
-    /// to). One call per pair: the caller walks the IKE SA's CHILD SAs. False if there is no such pair.
-    pub fn update_path(&self, spi_in: u32, local: SocketAddr, remote: SocketAddr) -> bool {
-        self.tables.update_path(spi_in, EspPath { local, remote })
-    }
-
     /// Delivers what the peer sent on a pair before it was installed, and sends on it what a trap
     /// held for it (see [`PacketRing`]); once the routes are there too, so that answers find
     /// their way back.
@@ -299,21 +128,6 @@ impl DataPlane {
         if sent > 0 {
             tracing::info!(target: "dataplane", "{}: sent {sent} packet(s) held while the connection came up", entry.name);
         }
-    }
-
-    /// Removes a CHILD SA pair by inbound SPI.
-    pub fn remove(&self, spi_in: u32) -> Option<Arc<ChildEntry>> {
-        self.tables.remove(spi_in)
-    }
-
-    /// Starts sending on the pair with inbound SPI `spi_in`.
-    pub fn activate(&self, spi_in: u32) {
-        self.tables.activate(spi_in);
-    }
-
-    /// All installed pairs, oldest first.
-    pub fn snapshot(&self) -> Vec<Arc<ChildEntry>> {
-        self.tables.snapshot()
     }
 
     /// TUN → ESP: one thread.
@@ -371,7 +185,7 @@ impl DataPlane {
     }
 
     /// UDP 4500 → TUN (ESP) or the IKE thread (IKE behind the non-ESP marker): one thread per socket.
-    pub fn natt_loop(self: Arc<Self>, sock: Arc<UdpIo>, ike: mpsc::Sender<crate::daemon::Input>) {
+    pub fn natt_loop(self: Arc<Self>, sock: Arc<UdpIo>, ike: mpsc::Sender<crate::input::Input>) {
         let local = sock.socket().local_addr().ok();
         let mut buf = vec![0u8; 65536];
         let mut scratch = RecvScratch::default();
@@ -407,7 +221,7 @@ impl DataPlane {
                         Ok(Udp4500::Ike(ike_msg)) => {
                             if let Some(local) = local {
                                 let data = ike_msg.to_vec();
-                                let _ = ike.send(crate::daemon::Input::Datagram { local, remote: d.from, data });
+                                let _ = ike.send(crate::input::Input::Datagram { local, remote: d.from, data });
                             }
                             continue;
                         }
@@ -435,7 +249,7 @@ impl DataPlane {
         let traps = self.traps.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(t) = traps.iter().find(|t| t.selectors.allows_outbound(info)) else { return false };
         if !t.fired.swap(true, Ordering::Relaxed) {
-            let _ = self.ike.send(crate::daemon::Input::Trap(t.name.clone()));
+            let _ = self.ike.send(crate::input::Input::Trap(t.name.clone()));
         }
         true
     }
@@ -547,122 +361,7 @@ impl GsoBatch {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
-    use oxswan_crypto::Secret;
-    use oxswan_crypto::alg::EncrAlg;
-    use oxswan_crypto::keys::ChildSuite;
-    use oxswan_esp::SaParams;
-    use oxswan_wire::EncrId;
-    use oxswan_wire::ts::TrafficSelector;
-
-    use super::*;
-
-    fn path(local: &str, remote: &str) -> EspPath {
-        EspPath { local: local.parse().unwrap(), remote: remote.parse().unwrap() }
-    }
-
-    fn pair(spi_in: u32, remote_ts: &str, outbound: bool) -> ChildEntry {
-        let p = oxswan_crypto::default_provider();
-        let encr = EncrAlg::new(EncrId::AES_GCM_16, Some(128)).unwrap();
-        let params = |spi| SaParams {
-            spi,
-            suite: ChildSuite { encr, integ: None },
-            esn: false,
-            encr_key: Secret::new(vec![7; encr.keymat_len()]),
-            integ_key: Secret::new(Vec::new()),
-        };
-        let (a, l) = remote_ts.split_once('/').unwrap();
-        let remote = TrafficSelector::from_prefix(a.parse().unwrap(), l.parse().unwrap(), 0, 0, u16::MAX).unwrap();
-        let selectors = Selectors { local: vec![TrafficSelector::any_v4()], remote: vec![remote] };
-        ChildEntry::new(
-            format!("conn/{spi_in:x}"),
-            OutboundSa::new(&p, &params(spi_in ^ 0xffff_0000)).unwrap(),
-            InboundSa::new(&p, &params(spi_in), 64).unwrap(),
-            selectors,
-            path("192.0.2.1:4500", "198.51.100.1:4500"),
-            outbound,
-        )
-    }
-
-    fn to(dst: &str) -> PacketInfo {
-        PacketInfo { src: "10.0.0.1".parse().unwrap(), dst: dst.parse().unwrap(), protocol: 17, ports: Some((1, 2)) }
-    }
-
-    fn out_spi(t: &SaTables, dst: &str) -> Option<u32> {
-        t.load().outbound(&to(dst)).map(|c| c.inb.spi())
-    }
-
-    #[test]
-    fn an_inbound_spi_is_installed_once() {
-        let t = SaTables::default();
-        t.install(pair(0x1000, "10.2.0.0/16", true)).unwrap();
-        let err = t.install(pair(0x1000, "10.9.0.0/16", true)).unwrap_err();
-        assert!(matches!(&err, InstallError::SpiInUse { spi: 0x1000, holder } if holder == "conn/1000"), "{err}");
-        assert_eq!(err.to_string(), "inbound SPI 00001000 is already installed (for conn/1000)");
-        // The first pair stays where it was, with its selectors; the refused one is nowhere.
-        let tables = t.load();
-        let c = tables.by_spi(0x1000).unwrap();
-        assert_eq!(c.selectors.remote[0].to_string(), "10.2.0.0/16");
-        assert_eq!(out_spi(&t, "10.2.0.1"), Some(0x1000));
-        assert_eq!(out_spi(&t, "10.9.0.1"), None);
-        assert_eq!(t.snapshot().len(), 1);
-    }
-
-    #[test]
-    fn newest_sending_pair_wins_and_removal_falls_back() {
-        let t = SaTables::default();
-        t.install(pair(1, "10.2.0.0/16", true)).unwrap();
-        // A rekey's responder holds the new pair back until the old one goes.
-        t.install(pair(2, "10.2.0.0/16", false)).unwrap();
-        assert_eq!(out_spi(&t, "10.2.0.1"), Some(1));
-        let before = t.load();
-        t.activate(2);
-        assert_eq!(out_spi(&t, "10.2.0.1"), Some(2));
-        assert_eq!(t.remove(1).map(|c| c.inb.spi()), Some(1));
-        assert!(t.remove(1).is_none());
-        assert_eq!(out_spi(&t, "10.2.0.1"), Some(2));
-        // A snapshot a packet thread still holds is unchanged by what was published since.
-        assert!(before.by_spi(1).is_some());
-        t.install(pair(3, "10.2.0.7/32", true)).unwrap();
-        assert_eq!(out_spi(&t, "10.2.0.7"), Some(3));
-        assert_eq!(out_spi(&t, "10.2.0.8"), Some(2));
-        let order: Vec<u32> = t.snapshot().iter().map(|c| c.inb.spi()).collect();
-        assert_eq!(order, [2, 3], "oldest first");
-    }
-
-    #[test]
-    fn the_path_changes_under_a_held_entry() {
-        let t = SaTables::default();
-        let entry = t.install(pair(7, "10.2.0.0/16", true)).unwrap();
-        let tables = t.load();
-        let held = tables.outbound(&to("10.2.0.1")).unwrap();
-        assert_eq!(held.path(), path("192.0.2.1:4500", "198.51.100.1:4500"));
-        // The peer's NAT mapped it to another port (RFC 7296 §2.23).
-        assert!(t.update_path(7, path("192.0.2.1:4500", "198.51.100.1:61000")));
-        assert_eq!(held.path().remote, "198.51.100.1:61000".parse().unwrap(), "seen through the old snapshot");
-        assert_eq!(entry.path(), held.path());
-        assert!(Arc::ptr_eq(held, &entry), "the SAs themselves stay");
-        assert!(!t.update_path(8, path("192.0.2.1:4500", "198.51.100.1:1")));
-    }
-
-    /// Installing one pair after another publishes a snapshot each time: that stays cheap with many
-    /// SAs (`cargo bench -p oxswan-esp --bench spd` has the release figure for the tables alone).
-    #[test]
-    fn ten_thousand_installs() {
-        let pairs: Vec<ChildEntry> =
-            (0..10_000u32).map(|i| pair(0x10_0000 + i, &format!("100.64.{}.{}/32", i >> 8, i & 0xff), true)).collect();
-        let t = SaTables::default();
-        let start = Instant::now();
-        for p in pairs {
-            t.install(p).unwrap();
-        }
-        let took = start.elapsed();
-        println!("10,000 installs: {took:?} ({:?} each)", took / 10_000);
-        assert_eq!(out_spi(&t, "100.64.39.15"), Some(0x10_0000 + 39 * 256 + 15));
-        assert_eq!(t.snapshot().len(), 10_000);
-        assert!(took.as_secs() < 10, "{took:?}");
-    }
+    use super::ip_length_matches;
 
     #[test]
     fn ip_length_must_cover_the_packet() {

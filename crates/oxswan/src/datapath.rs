@@ -1,0 +1,59 @@
+//! The seam between the daemon and a data plane: what the daemon asks of one, whichever carries the
+//! packets (the user-space one of [`crate::dataplane`] today; the kernel's XFRM later). The daemon
+//! holds a `dyn Datapath` and knows nothing else of it; the data plane reports back through
+//! [`crate::input::Input`] (IKE messages that arrived on its sockets, traffic a trap caught).
+
+use std::net::SocketAddr;
+
+use oxswan_esp::Selectors;
+use oxswan_ike::ChildSa;
+use oxswan_ike::volume::ChildUsage;
+
+/// What a data plane counted on one installed pair.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PairCounters {
+    /// Traffic both ways and the outbound sequence numbers, as the engine takes them.
+    pub usage: ChildUsage,
+    /// Inbound packets dropped as replays (RFC 4303 §3.4.3).
+    pub replayed: u64,
+    /// Inbound packets whose ICV did not verify (RFC 4303 §3.4.4).
+    pub integrity_failed: u64,
+    /// Authentic inbound packets outside the pair's selectors (RFC 4301 §5.2).
+    pub outside_selectors: u64,
+}
+
+/// Counters of the whole data plane.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DatapathStats {
+    /// NAT keepalives received (RFC 3948 §2.3).
+    pub keepalives_received: u64,
+    /// ESP datagrams for an SPI with no pair.
+    pub esp_unknown_spi: u64,
+}
+
+/// A data plane.
+pub trait Datapath: Send + Sync {
+    /// Installs a CHILD SA pair: its keys, selectors and path, sending at once if `c.outbound`.
+    /// An inbound SPI already installed is refused, never replaced.
+    fn install(&self, name: String, c: &ChildSa) -> anyhow::Result<()>;
+    /// Hands the pair what waited for it: ESP that came before it, packets a trap held. Called once
+    /// the routes to its selectors are in place, so that answers find their way back.
+    fn release_waiting(&self, spi_in: u32);
+    /// Starts sending on the pair.
+    fn set_outbound(&self, spi_in: u32);
+    /// Sends the pair's ESP from `local` to `remote` from now on (a NAT rebinding, RFC 7296 §2.23);
+    /// false if there is no such pair.
+    fn update_path(&self, spi_in: u32, local: SocketAddr, remote: SocketAddr) -> bool;
+    /// Removes the pair.
+    fn remove(&self, spi_in: u32);
+    /// The counters of every installed pair, by inbound SPI.
+    fn counters(&self) -> Vec<(u32, PairCounters)>;
+    /// Connections that start on traffic: their names and the selectors of their children.
+    fn set_traps(&self, traps: Vec<(String, Selectors)>);
+    /// Lets the next packet for `name` trigger it again.
+    fn rearm_trap(&self, name: &str);
+    /// Counters of the whole data plane.
+    fn stats(&self) -> DatapathStats;
+    /// Stops its threads.
+    fn stop(&self);
+}

@@ -1,0 +1,107 @@
+//! The user-space data plane behind the daemon's [`Datapath`] seam.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+use oxswan_esp::{InboundSa, OutboundSa, SaParams, Selectors};
+use oxswan_ike::ChildSa;
+use oxswan_ike::volume::ChildUsage;
+
+use super::{ChildEntry, DataPlane, EspPath, Trap};
+use crate::datapath::{Datapath, DatapathStats, PairCounters};
+
+impl Datapath for DataPlane {
+    fn install(&self, name: String, c: &ChildSa) -> anyhow::Result<()> {
+        let params = |spi, encr: &oxswan_crypto::Secret, integ: &oxswan_crypto::Secret| SaParams {
+            spi,
+            suite: c.suite,
+            esn: c.esn,
+            encr_key: encr.clone(),
+            integ_key: integ.clone(),
+        };
+        let out = OutboundSa::new(&self.provider, &params(c.spi_out, &c.encr_out, &c.integ_out))
+            .map_err(|e| anyhow::anyhow!("outbound SA: {e}"))?;
+        if let Some(start) = self.sequence_start {
+            out.skip_sequence_to(start);
+        }
+        let inb = InboundSa::new(&self.provider, &params(c.spi_in, &c.encr_in, &c.integ_in), self.replay_window)
+            .map_err(|e| anyhow::anyhow!("inbound SA: {e}"))?;
+        let selectors = Selectors { local: c.local_ts.clone(), remote: c.remote_ts.clone() };
+        // ESP goes to the peer's NAT-T port from ours (RFC 3948); the engine floated IKE there.
+        let remote = SocketAddr::new(c.remote.ip(), if c.remote.port() == 500 { 4500 } else { c.remote.port() });
+        let path = EspPath { local: c.local, remote };
+        self.tables.install(ChildEntry::new(name, out, inb, selectors, path, c.outbound)).context("install")?;
+        Ok(())
+    }
+
+    fn release_waiting(&self, spi_in: u32) {
+        if let Some(entry) = self.tables.load().by_spi(spi_in).cloned() {
+            self.deliver_early(&entry);
+        }
+    }
+
+    fn set_outbound(&self, spi_in: u32) {
+        self.tables.activate(spi_in);
+    }
+
+    fn update_path(&self, spi_in: u32, local: SocketAddr, remote: SocketAddr) -> bool {
+        self.tables.update_path(spi_in, EspPath { local, remote })
+    }
+
+    fn remove(&self, spi_in: u32) {
+        self.tables.remove(spi_in);
+    }
+
+    fn counters(&self) -> Vec<(u32, PairCounters)> {
+        self.tables
+            .snapshot()
+            .iter()
+            .map(|e| {
+                let (i, o) = (&e.inb.counters, &e.out.counters);
+                let usage = ChildUsage {
+                    bytes_in: i.bytes.load(Ordering::Relaxed),
+                    packets_in: i.packets.load(Ordering::Relaxed),
+                    bytes_out: o.bytes.load(Ordering::Relaxed),
+                    packets_out: o.packets.load(Ordering::Relaxed),
+                    seq: e.out.sequence_number(),
+                    seq_limit: e.out.sequence_limit(),
+                };
+                let counters = PairCounters {
+                    usage,
+                    replayed: i.replayed.load(Ordering::Relaxed),
+                    integrity_failed: i.integrity_failed.load(Ordering::Relaxed),
+                    outside_selectors: e.outside.load(Ordering::Relaxed),
+                };
+                (e.inb.spi(), counters)
+            })
+            .collect()
+    }
+
+    fn set_traps(&self, traps: Vec<(String, Selectors)>) {
+        let traps = traps
+            .into_iter()
+            .map(|(name, selectors)| Arc::new(Trap { name, selectors, fired: AtomicBool::new(false) }))
+            .collect();
+        *self.traps.write().unwrap_or_else(std::sync::PoisonError::into_inner) = traps;
+    }
+
+    fn rearm_trap(&self, name: &str) {
+        let traps = self.traps.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(t) = traps.iter().find(|t| t.name == name) {
+            t.fired.store(false, Ordering::Relaxed);
+        }
+    }
+
+    fn stats(&self) -> DatapathStats {
+        DatapathStats {
+            keepalives_received: self.keepalives.load(Ordering::Relaxed),
+            esp_unknown_spi: self.unknown_spi.load(Ordering::Relaxed),
+        }
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

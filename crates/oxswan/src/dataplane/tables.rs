@@ -1,0 +1,298 @@
+//! The data plane's SA tables: the pairs by inbound SPI and, for outbound packets, in an SPD by
+//! destination ([`oxswan_esp::Spd`]), as an immutable snapshot the IKE thread swaps and the packet
+//! threads load once per batch without a lock.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::ArcSwap;
+use oxswan_esp::{InboundSa, OutboundSa, PacketInfo, Selectors, Spd, SpdError};
+
+/// Where a pair's ESP travels: from our address (which socket sends) to the peer's NAT-T address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EspPath {
+    /// Our address.
+    pub local: SocketAddr,
+    /// The peer's address and port (4500, or what a NAT mapped it to).
+    pub remote: SocketAddr,
+}
+
+/// One CHILD SA pair installed in the data plane.
+#[derive(Debug)]
+pub struct ChildEntry {
+    /// The connection and child.
+    pub name: String,
+    /// Outbound SA.
+    pub out: OutboundSa,
+    /// Inbound SA.
+    pub inb: InboundSa,
+    /// The negotiated selectors.
+    pub selectors: Selectors,
+    /// Where ESP goes. It changes when the peer's NAT mapping does (RFC 7296 §2.23), while the SAs,
+    /// shared with the packet threads, stay: so it is swapped on its own ([`DataPlane::update_path`]).
+    path: ArcSwap<EspPath>,
+    /// Authentic packets outside the selectors.
+    pub outside: AtomicU64,
+    /// Whether to send on this pair. The responder of a rekey (RFC 7296 §2.8) or of a
+    /// reauthentication holds back until the old pair is deleted or the peer sends on the new one,
+    /// whichever comes first: either shows that the peer has installed it (make before break).
+    pub outbound: AtomicBool,
+}
+
+impl ChildEntry {
+    /// A pair to install, sending (`outbound`) or held back.
+    pub fn new(
+        name: String,
+        out: OutboundSa,
+        inb: InboundSa,
+        selectors: Selectors,
+        path: EspPath,
+        outbound: bool,
+    ) -> Self {
+        Self {
+            name,
+            out,
+            inb,
+            selectors,
+            path: ArcSwap::from_pointee(path),
+            outside: AtomicU64::new(0),
+            outbound: AtomicBool::new(outbound),
+        }
+    }
+
+    /// Where ESP goes now.
+    pub fn path(&self) -> EspPath {
+        **self.path.load()
+    }
+}
+
+/// Why a pair was not installed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// Inbound ESP is found by SPI alone (RFC 4303 §2.1, RFC 4301 §4.4.2), so two pairs cannot share
+    /// one: the installed pair stays, the new one is refused rather than silently replacing it.
+    #[error("inbound SPI {spi:08x} is already installed (for {holder})")]
+    SpiInUse {
+        /// The SPI.
+        spi: u32,
+        /// The pair that has it.
+        holder: String,
+    },
+    /// The SPD refused it otherwise.
+    #[error("SPD: {0}")]
+    Spd(SpdError),
+}
+
+/// One snapshot of the installed SAs: never changed once published, replaced as a whole.
+#[derive(Debug, Default, Clone)]
+pub struct Tables {
+    /// The pairs by inbound SPI (unique), indexed by their selectors for outbound lookups.
+    spd: Spd<u32, Arc<ChildEntry>>,
+}
+
+impl Tables {
+    /// The pair whose inbound SA has `spi`: where inbound ESP goes.
+    pub fn by_spi(&self, spi: u32) -> Option<&Arc<ChildEntry>> {
+        self.spd.get(&spi)
+    }
+
+    /// The pair a packet from our side is sent on (RFC 4301 §5.1): of those sending, the newest
+    /// installed whose selectors admit it, so that a rekeyed pair takes over from its predecessor.
+    pub fn outbound(&self, info: &PacketInfo) -> Option<&Arc<ChildEntry>> {
+        self.spd.lookup(info, |c| c.outbound.load(Ordering::Relaxed))
+    }
+}
+
+/// The installed SAs: a snapshot the packet threads load without a lock, replaced by the IKE thread.
+#[derive(Debug, Default)]
+pub struct SaTables {
+    current: ArcSwap<Tables>,
+    /// Serializes the writers, so that none loses another's change between loading and storing.
+    writer: Mutex<()>,
+}
+
+impl SaTables {
+    /// The current snapshot: for a batch of packets, then dropped.
+    pub fn load(&self) -> arc_swap::Guard<Arc<Tables>> {
+        self.current.load()
+    }
+
+    /// Publishes `change` applied to a copy of the current snapshot; the copy shares all it does not
+    /// change, so this costs microseconds whatever the number of SAs.
+    fn change<R>(&self, change: impl FnOnce(&mut Tables) -> R) -> R {
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut next = Tables::clone(&self.current.load());
+        let r = change(&mut next);
+        self.current.store(Arc::new(next));
+        r
+    }
+
+    /// Installs a pair as the newest; refuses one whose inbound SPI is installed already.
+    pub fn install(&self, entry: ChildEntry) -> Result<Arc<ChildEntry>, InstallError> {
+        let entry = Arc::new(entry);
+        let spi = entry.inb.spi();
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut next = Tables::clone(&self.current.load());
+        match next.spd.insert(spi, &entry.selectors, entry.clone()) {
+            Ok(()) => {}
+            Err(SpdError::KeyInUse) => {
+                let holder = next.by_spi(spi).map_or_else(String::new, |c| c.name.clone());
+                return Err(InstallError::SpiInUse { spi, holder });
+            }
+            Err(e) => return Err(InstallError::Spd(e)),
+        }
+        self.current.store(Arc::new(next));
+        Ok(entry)
+    }
+
+    /// Removes the pair with inbound SPI `spi_in`.
+    pub fn remove(&self, spi_in: u32) -> Option<Arc<ChildEntry>> {
+        // Nothing to publish for an SPI that is not there (a DELETE for a pair refused at install).
+        self.load().by_spi(spi_in)?;
+        self.change(|t| t.spd.remove(&spi_in))
+    }
+
+    /// Starts sending on the pair with inbound SPI `spi_in`.
+    pub fn activate(&self, spi_in: u32) {
+        if let Some(c) = self.load().by_spi(spi_in) {
+            c.outbound.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends the ESP of the pair with inbound SPI `spi_in` along `path` from now on; false if there is
+    /// no such pair. The entry is shared with the packet threads, so only its path is swapped: a
+    /// batch being sealed goes out the old way, the next batch the new one.
+    pub fn update_path(&self, spi_in: u32, path: EspPath) -> bool {
+        let tables = self.load();
+        let Some(c) = tables.by_spi(spi_in) else { return false };
+        c.path.store(Arc::new(path));
+        true
+    }
+
+    /// All installed pairs, oldest first.
+    pub fn snapshot(&self) -> Vec<Arc<ChildEntry>> {
+        self.load().spd.values().into_iter().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use oxswan_crypto::Secret;
+    use oxswan_crypto::alg::EncrAlg;
+    use oxswan_crypto::keys::ChildSuite;
+    use oxswan_esp::SaParams;
+    use oxswan_wire::EncrId;
+    use oxswan_wire::ts::TrafficSelector;
+
+    use super::*;
+    use oxswan_esp::{InboundSa, OutboundSa};
+
+    fn path(local: &str, remote: &str) -> EspPath {
+        EspPath { local: local.parse().unwrap(), remote: remote.parse().unwrap() }
+    }
+
+    fn pair(spi_in: u32, remote_ts: &str, outbound: bool) -> ChildEntry {
+        let p = oxswan_crypto::default_provider();
+        let encr = EncrAlg::new(EncrId::AES_GCM_16, Some(128)).unwrap();
+        let params = |spi| SaParams {
+            spi,
+            suite: ChildSuite { encr, integ: None },
+            esn: false,
+            encr_key: Secret::new(vec![7; encr.keymat_len()]),
+            integ_key: Secret::new(Vec::new()),
+        };
+        let (a, l) = remote_ts.split_once('/').unwrap();
+        let remote = TrafficSelector::from_prefix(a.parse().unwrap(), l.parse().unwrap(), 0, 0, u16::MAX).unwrap();
+        let selectors = Selectors { local: vec![TrafficSelector::any_v4()], remote: vec![remote] };
+        ChildEntry::new(
+            format!("conn/{spi_in:x}"),
+            OutboundSa::new(&p, &params(spi_in ^ 0xffff_0000)).unwrap(),
+            InboundSa::new(&p, &params(spi_in), 64).unwrap(),
+            selectors,
+            path("192.0.2.1:4500", "198.51.100.1:4500"),
+            outbound,
+        )
+    }
+
+    fn to(dst: &str) -> PacketInfo {
+        PacketInfo { src: "10.0.0.1".parse().unwrap(), dst: dst.parse().unwrap(), protocol: 17, ports: Some((1, 2)) }
+    }
+
+    fn out_spi(t: &SaTables, dst: &str) -> Option<u32> {
+        t.load().outbound(&to(dst)).map(|c| c.inb.spi())
+    }
+
+    #[test]
+    fn an_inbound_spi_is_installed_once() {
+        let t = SaTables::default();
+        t.install(pair(0x1000, "10.2.0.0/16", true)).unwrap();
+        let err = t.install(pair(0x1000, "10.9.0.0/16", true)).unwrap_err();
+        assert!(matches!(&err, InstallError::SpiInUse { spi: 0x1000, holder } if holder == "conn/1000"), "{err}");
+        assert_eq!(err.to_string(), "inbound SPI 00001000 is already installed (for conn/1000)");
+        // The first pair stays where it was, with its selectors; the refused one is nowhere.
+        let tables = t.load();
+        let c = tables.by_spi(0x1000).unwrap();
+        assert_eq!(c.selectors.remote[0].to_string(), "10.2.0.0/16");
+        assert_eq!(out_spi(&t, "10.2.0.1"), Some(0x1000));
+        assert_eq!(out_spi(&t, "10.9.0.1"), None);
+        assert_eq!(t.snapshot().len(), 1);
+    }
+
+    #[test]
+    fn newest_sending_pair_wins_and_removal_falls_back() {
+        let t = SaTables::default();
+        t.install(pair(1, "10.2.0.0/16", true)).unwrap();
+        // A rekey's responder holds the new pair back until the old one goes.
+        t.install(pair(2, "10.2.0.0/16", false)).unwrap();
+        assert_eq!(out_spi(&t, "10.2.0.1"), Some(1));
+        let before = t.load();
+        t.activate(2);
+        assert_eq!(out_spi(&t, "10.2.0.1"), Some(2));
+        assert_eq!(t.remove(1).map(|c| c.inb.spi()), Some(1));
+        assert!(t.remove(1).is_none());
+        assert_eq!(out_spi(&t, "10.2.0.1"), Some(2));
+        // A snapshot a packet thread still holds is unchanged by what was published since.
+        assert!(before.by_spi(1).is_some());
+        t.install(pair(3, "10.2.0.7/32", true)).unwrap();
+        assert_eq!(out_spi(&t, "10.2.0.7"), Some(3));
+        assert_eq!(out_spi(&t, "10.2.0.8"), Some(2));
+        let order: Vec<u32> = t.snapshot().iter().map(|c| c.inb.spi()).collect();
+        assert_eq!(order, [2, 3], "oldest first");
+    }
+
+    #[test]
+    fn the_path_changes_under_a_held_entry() {
+        let t = SaTables::default();
+        let entry = t.install(pair(7, "10.2.0.0/16", true)).unwrap();
+        let tables = t.load();
+        let held = tables.outbound(&to("10.2.0.1")).unwrap();
+        assert_eq!(held.path(), path("192.0.2.1:4500", "198.51.100.1:4500"));
+        // The peer's NAT mapped it to another port (RFC 7296 §2.23).
+        assert!(t.update_path(7, path("192.0.2.1:4500", "198.51.100.1:61000")));
+        assert_eq!(held.path().remote, "198.51.100.1:61000".parse().unwrap(), "seen through the old snapshot");
+        assert_eq!(entry.path(), held.path());
+        assert!(Arc::ptr_eq(held, &entry), "the SAs themselves stay");
+        assert!(!t.update_path(8, path("192.0.2.1:4500", "198.51.100.1:1")));
+    }
+
+    /// Installing one pair after another publishes a snapshot each time: that stays cheap with many
+    /// SAs (`cargo bench -p oxswan-esp --bench spd` has the release figure for the tables alone).
+    #[test]
+    fn ten_thousand_installs() {
+        let pairs: Vec<ChildEntry> =
+            (0..10_000u32).map(|i| pair(0x10_0000 + i, &format!("100.64.{}.{}/32", i >> 8, i & 0xff), true)).collect();
+        let t = SaTables::default();
+        let start = Instant::now();
+        for p in pairs {
+            t.install(p).unwrap();
+        }
+        let took = start.elapsed();
+        println!("10,000 installs: {took:?} ({:?} each)", took / 10_000);
+        assert_eq!(out_spi(&t, "100.64.39.15"), Some(0x10_0000 + 39 * 256 + 15));
+        assert_eq!(t.snapshot().len(), 10_000);
+        assert!(took.as_secs() < 10, "{took:?}");
+    }
+}

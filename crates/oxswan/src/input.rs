@@ -1,0 +1,24 @@
+//! What the IKE thread takes in, from the sockets, the data plane and the control socket.
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+
+use crate::control::{Request, Response};
+
+/// What the IKE thread waits for.
+#[derive(Debug)]
+pub enum Input {
+    /// An IKE message (without the non-ESP marker).
+    Datagram {
+        /// Our address it arrived on.
+        local: SocketAddr,
+        /// Its source.
+        remote: SocketAddr,
+        /// The message.
+        data: Vec<u8>,
+    },
+    /// A CLI command and where to answer.
+    Command(Request, mpsc::Sender<Response>),
+    /// Traffic for a trapped connection arrived.
+    Trap(String),
+}
