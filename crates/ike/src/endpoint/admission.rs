@@ -1,0 +1,158 @@
+//! What the endpoint answers before any IKE SA takes a message (RFC 7296 §2.5, §2.6, §2.21.4): an
+//! unknown SPI, an unknown major version, and a first IKE_SA_INIT request, which meets the half-open
+//! limits and the cookie before it is worth a key exchange.
+
+use core::net::SocketAddr;
+use std::time::Instant;
+
+use oxswan_wire::notify::NotifyPayload;
+use oxswan_wire::payloads::CertReqPayload;
+use oxswan_wire::sa::Proposal;
+use oxswan_wire::{CertEncoding, ExchangeType, Flags, Header, IkeSpi, Message, NotifyType, Payload};
+
+use super::Endpoint;
+use crate::config::RemoteAuth;
+use crate::error::{IkeError, Result, Unexpected};
+use crate::event::{Event, SaHandle};
+use crate::ike_sa::IkeSa;
+use crate::init::{InitReply, ResponderParams, random_spi, respond};
+use crate::nat::nat_notifies;
+use crate::sa::Transmit;
+
+impl Endpoint {
+    /// §2.21.4: a request for an SA we do not know gets an unprotected INVALID_IKE_SPI, with the
+    /// SPIs and message ID copied; responses get nothing.
+    pub(super) fn invalid_spi(&mut self, h: &Header, local: SocketAddr, remote: SocketAddr) {
+        if h.flags.response() {
+            return;
+        }
+        let flags = if h.flags.initiator() { Flags::RESPONSE } else { Flags::RESPONSE.with(Flags::INITIATOR) };
+        let header = Header::new(h.spi_i, h.spi_r, ExchangeType::INFORMATIONAL, flags, h.message_id);
+        if let Ok(payload) =
+            header.encode(&[Payload::Notify(NotifyPayload::new(NotifyType::INVALID_IKE_SPI, Vec::new()))])
+        {
+            self.stats.invalid_spi_sent = self.stats.invalid_spi_sent.saturating_add(1);
+            self.out.transmits.push_back(Transmit { local, remote, payload });
+        }
+    }
+
+    /// §2.5: a request of a major version we do not speak is answered, unprotected, with the version we
+    /// do (2, in the notify data); a response is dropped.
+    pub(super) fn invalid_major_version(&mut self, h: &Header, local: SocketAddr, remote: SocketAddr) {
+        if h.flags.response() {
+            return;
+        }
+        let flags = if h.flags.initiator() { Flags::RESPONSE } else { Flags::RESPONSE.with(Flags::INITIATOR) };
+        let header = Header::new(h.spi_i, h.spi_r, h.exchange_type, flags, h.message_id);
+        if let Ok(payload) =
+            header.encode(&[Payload::Notify(NotifyPayload::new(NotifyType::INVALID_MAJOR_VERSION, vec![0x20]))])
+        {
+            self.out.transmits.push_back(Transmit { local, remote, payload });
+        }
+    }
+
+    /// A first IKE_SA_INIT request: limits, cookie, then the exchange (§2.6).
+    pub(super) fn new_responder(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+    ) -> Result<()> {
+        let h = *msg.header();
+        // A failure to draw a new secret keeps the old one: cookies keep working.
+        let _ = self.cookies.rotate_if_due(&self.provider, now, self.config.cookie_secret_lifetime);
+        let ip = remote.ip();
+        let total = self.half_open.len();
+        let from_ip = self.half_open_per_ip.get(&ip).copied().unwrap_or(0);
+        if total >= self.config.half_open_limit || from_ip >= self.config.block_threshold_per_peer {
+            self.stats.half_open_refused = self.stats.half_open_refused.saturating_add(1);
+            return Err(IkeError::Unexpected(Unexpected::HalfOpenLimit));
+        }
+        if self.config.force_cookies
+            || total >= self.config.cookie_threshold
+            || from_ip >= self.config.cookie_threshold_per_peer
+        {
+            // Cheap checks only: the request is not yet worth a key exchange.
+            let mut nonce = None;
+            let mut cookie = None;
+            for (i, raw) in msg.payloads().enumerate() {
+                let raw = raw?;
+                let p = Payload::parse(&raw)?;
+                match p {
+                    Payload::Notify(n) if n.notify_type == NotifyType::COOKIE && i == 0 => cookie = Some(n.data),
+                    Payload::Nonce(n) => nonce = Some(n.data),
+                    _ => {}
+                }
+            }
+            let ni = nonce.ok_or(IkeError::MissingPayload(oxswan_wire::PayloadType::NONCE))?;
+            let valid = cookie.is_some_and(|c| self.cookies.check(&self.provider, &c, &ni, ip, h.spi_i));
+            if !valid {
+                let c = self.cookies.make(&self.provider, &ni, ip, h.spi_i)?;
+                let header = Header::new(h.spi_i, IkeSpi::ZERO, ExchangeType::IKE_SA_INIT, Flags::RESPONSE, 0);
+                let payload = header.encode(&[Payload::Notify(NotifyPayload::new(NotifyType::COOKIE, c))])?;
+                self.out.transmits.push_back(Transmit { local, remote, payload });
+                self.stats.cookies_sent = self.stats.cookies_sent.saturating_add(1);
+                return Ok(());
+            }
+        }
+        let spi_r = loop {
+            let s = random_spi(&self.provider)?;
+            if !self.by_spi.contains_key(&s) {
+                break s;
+            }
+        };
+        let proposals = self.all_proposals();
+        let mut extra: Vec<Payload> = Vec::new();
+        let hashes: Vec<u8> = self
+            .peers
+            .iter()
+            .filter_map(|p| match &p.remote_auth {
+                RemoteAuth::Cert(t) => Some(t.certreq_hashes()),
+                RemoteAuth::Psk(_) | RemoteAuth::SharedKey => None,
+            })
+            .flatten()
+            .collect();
+        if !hashes.is_empty() {
+            extra.push(Payload::CertReq(CertReqPayload { encoding: CertEncoding::X509_SIGNATURE, data: hashes }));
+        }
+        extra.extend(nat_notifies(h.spi_i, spi_r, local, remote));
+        let prefer_initiator = self.peers.iter().any(|p| p.prefer_initiator);
+        let params = ResponderParams { proposals: &proposals, prefer_initiator, extra: &extra };
+        match respond(&self.provider, &params, msg.as_bytes(), spi_r)? {
+            InitReply::Rejected { response, notify, error } => {
+                self.out.transmits.push_back(Transmit { local, remote, payload: response });
+                self.out.events.push_back(Event::InitRejected { peer: remote, notify, reason: error.to_string() });
+                Ok(())
+            }
+            InitReply::Accepted { response, sa } => {
+                let handle = SaHandle(self.next_handle);
+                self.next_handle = self.next_handle.wrapping_add(1);
+                let timeout = self.config.half_open_timeout;
+                let (mut ctx, sas) = self.ctx_parts(now);
+                let ike_sa = IkeSa::responder(&mut ctx, handle, *sa, local, remote, timeout)?;
+                ctx.out.transmits.push_back(Transmit { local, remote, payload: response });
+                sas.insert(handle, ike_sa);
+                self.by_spi.insert(spi_r, handle);
+                self.by_init.insert((h.spi_i, remote), handle);
+                self.half_open.insert(handle, ip);
+                let n = self.half_open_per_ip.entry(ip).or_insert(0);
+                *n = n.saturating_add(1);
+                self.settle(now, handle);
+                Ok(())
+            }
+        }
+    }
+
+    /// The IKE proposals of every connection, in configuration order without repeats: before
+    /// IKE_AUTH the responder cannot know which connection the initiator wants.
+    fn all_proposals(&self) -> Vec<Proposal> {
+        let mut out: Vec<Proposal> = Vec::new();
+        for p in self.peers.iter().flat_map(|c| c.ike_proposals.iter()) {
+            if !out.iter().any(|o| o.transforms == p.transforms) {
+                out.push(p.clone());
+            }
+        }
+        out
+    }
+}
