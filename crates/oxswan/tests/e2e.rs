@@ -100,6 +100,50 @@ fn nat_keepalives_flow_from_the_encapsulating_initiator() {
     assert_eq!(h.status("left")["keepalives_received"].as_u64().unwrap(), 0, "the responder sends none");
 }
 
+/// RFC 7296 §2.23: the NAT in front of the left restarts its mappings (flushed, and new ports from
+/// now on). The left's ESP arrives from the new mapping at once, but the right learns of the move
+/// from the left's next authenticated IKE message only (here its liveness check after `dpd_delay`
+/// without an answer); from then on the right's ESP must go where IKE goes. Before the fix the
+/// engine moved IKE but the data plane kept sending ESP to the old mapping, which the NAT had
+/// forgotten: no ping came back.
+#[test]
+fn a_nat_rebinding_moves_the_peers_esp_along() {
+    if !root_with_tools() {
+        return;
+    }
+    if !sh("command -v conntrack && command -v nft").status.success() {
+        missing("the NAT rebinding test needs conntrack and nft (bash .ci/run installs them)");
+        return;
+    }
+    let mut h = Hosts::with_nat("oxnb");
+    h.start_edited("right", |c| c.replace("remote_addrs = [\"192.0.2.1\"]", "remote_addrs = [\"192.0.2.3\"]"));
+    h.start_edited("left", |c| {
+        c.replace("local_addrs  = [\"192.0.2.1\"]", "local_addrs  = [\"198.51.100.2\"]")
+            .replace("proposals    = [", "dpd_delay    = \"1s\"\nproposals    = [")
+    });
+    assert!(h.ox("left", "up site").status.success(), "{}", h.log("left"));
+    assert!(h.ping(3), "through the NAT");
+    let remote = |h: &Hosts| h.status("right")["ike_sas"][0]["remote"].as_str().unwrap_or_default().to_owned();
+    let before = remote(&h);
+    // New mappings from a ten-port range the old one is almost surely not in, and the old ones gone.
+    let n = h.ns("nat");
+    nft(&n, "flush ruleset\n");
+    nft(
+        &n,
+        "table ip nat {\n chain post {\n  type nat hook postrouting priority srcnat; oifname \"oxnbn1\" \
+         meta l4proto udp masquerade to :40000-40009\n }\n}\n",
+    );
+    ok(&format!("ip netns exec {n} conntrack -F 2>/dev/null || true"));
+    settles(15, || {
+        let now = remote(&h);
+        holds(now != before && now.starts_with("192.0.2.3:4000"), || format!("the right still sends to {now}"))
+    });
+    let after = remote(&h);
+    assert!(h.log("right").contains("the peer moved"), "{}", h.log("right"));
+    assert!(h.ping(5), "ESP follows IKE from {before} to {after}\n{}\n{}", h.log("left"), h.log("right"));
+    println!("the right moved from {before} to {after}; pings answered");
+}
+
 /// Runs an nftables script in a namespace.
 fn nft(ns: &str, script: &str) {
     let mut c = Command::new("ip").args(["netns", "exec", ns, "nft", "-f", "-"]).stdin(Stdio::piped()).spawn().unwrap();

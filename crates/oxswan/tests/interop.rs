@@ -24,8 +24,7 @@ fn ready() -> bool {
     }
     let have = |c: &str| sh(&format!("command -v {c}")).status.success();
     if !Path::new("/usr/lib/ipsec/charon").exists() || !have("swanctl") || !have("nft") {
-        eprintln!("SKIPPED: interop tests need strongSwan (charon, swanctl) and nftables (bash .ci/run installs them)");
-        return false;
+        return missing("interop tests need strongSwan (charon, swanctl) and nftables (bash .ci/run installs them)");
     }
     true
 }
