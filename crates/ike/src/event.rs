@@ -89,7 +89,7 @@ pub enum DownReason {
     PeerNotify(NotifyType),
     /// We refused the peer's authentication (the reason stays local; the peer only learns
     /// AUTHENTICATION_FAILED, RFC 7296 §2.21.2).
-    AuthFailed(String),
+    AuthFailed(crate::auth::AuthError),
     /// We could not accept the peer's messages (a response that breaks the protocol).
     Protocol(String),
     /// A request was retransmitted until the configured limit without an answer.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use oxswan_crypto::Secret;
-use oxswan_ike::auth::SharedKeys;
+use oxswan_ike::auth::{AuthError, SharedKeys};
 use oxswan_ike::{DownReason, EndpointConfig, Event, LocalAuth, RemoteAuth};
 use oxswan_wire::Identity;
 
@@ -103,6 +103,9 @@ fn a_peer_without_any_key_is_refused_and_told_authentication_failed() {
     );
     assert_eq!(
         down(sim.events(GW)),
-        Some(DownReason::AuthFailed("no shared key for gw.example and alice.example".into()))
+        Some(DownReason::AuthFailed(AuthError::NoSharedKey {
+            ours: "gw.example".into(),
+            peer: "alice.example".into()
+        }))
     );
 }

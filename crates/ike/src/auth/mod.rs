@@ -47,7 +47,7 @@ pub enum AuthError {
     NoCertificate,
     /// The certificate chain does not validate.
     #[error("certificate: {0}")]
-    Certificate(String),
+    Certificate(crate::cert::CertError),
     /// The peer used a shared key where its certificate is required.
     #[error("peer used a PSK, a certificate is required")]
     PskWhereCertificate,
@@ -60,6 +60,31 @@ pub enum AuthError {
     /// A cryptographic operation failed.
     #[error("{0}")]
     Crypto(String),
+    /// The peer's identity is not the one the connection names.
+    #[error("peer identity {got} is not the configured {want}")]
+    WrongIdentity {
+        /// The identity it sent.
+        got: String,
+        /// The configured one.
+        want: String,
+    },
+    /// The identity payload does not parse.
+    #[error("malformed identity: {0}")]
+    MalformedIdentity(String),
+    /// IKE_AUTH without AUTH: the initiator wants EAP (RFC 7296 §2.16), which is not offered yet.
+    #[error("no AUTH payload (EAP is not supported)")]
+    NoAuthPayload,
+    /// No connection admits the initiator's identity (and the identity it asked us to have).
+    #[error("no connection for {id}{}", asked.as_ref().map(|a| format!(" asking for us as {a}")).unwrap_or_default())]
+    NoConnection {
+        /// The initiator's identity.
+        id: String,
+        /// The IDr it asked for, if any.
+        asked: Option<String>,
+    },
+    /// Authentication before the keys exist.
+    #[error("no keys")]
+    NoKeys,
 }
 
 impl From<oxswan_crypto::CryptoError> for AuthError {

@@ -54,9 +54,7 @@ impl Authenticator for PubkeyAuth<'_> {
         let mut x509 = certs.iter().filter(|c| c.encoding == CertEncoding::X509_SIGNATURE);
         let end_entity = x509.next().ok_or(AuthError::NoCertificate)?;
         let intermediates: Vec<Vec<u8>> = x509.map(|c| c.data.clone()).collect();
-        let cert = trust
-            .verify(&end_entity.data, &intermediates, ctx.unix_now)
-            .map_err(|e| AuthError::Certificate(e.to_string()))?;
+        let cert = trust.verify(&end_entity.data, &intermediates, ctx.unix_now).map_err(AuthError::Certificate)?;
         let peer = ctx.peer.ok_or(AuthError::NoCertificate)?;
         if !cert.matches(peer) {
             return Err(AuthError::IdentityNotInCertificate(identity_string(peer)));

@@ -291,8 +291,9 @@ impl SaCore {
         }
     }
 
-    pub(crate) fn auth_failed(&mut self, ctx: &mut Ctx<'_>, reason: String) {
-        ctx.out.events.push_back(Event::AuthFailed { sa: self.handle, peer: self.remote, reason: reason.clone() });
+    pub(crate) fn auth_failed(&mut self, ctx: &mut Ctx<'_>, reason: crate::auth::AuthError) {
+        let text = reason.to_string();
+        ctx.out.events.push_back(Event::AuthFailed { sa: self.handle, peer: self.remote, reason: text });
         self.close(ctx, DownReason::AuthFailed(reason));
     }
 

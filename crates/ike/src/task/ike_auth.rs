@@ -137,17 +137,16 @@ impl SaCore {
         auth: &AuthPayload,
         certs: &[CertPayload],
         peer_is_initiator: bool,
-    ) -> core::result::Result<Identity, String> {
-        let keys = self.keys.as_ref().ok_or("no keys")?;
+    ) -> core::result::Result<Identity, AuthError> {
+        let keys = self.keys.as_ref().ok_or(AuthError::NoKeys)?;
         let init = &keys.init;
-        let identity = id.identity().map_err(|e| format!("malformed identity: {e}"))?;
+        let identity = id.identity().map_err(|e| AuthError::MalformedIdentity(e.to_string()))?;
         if let Some(want) = &peer.remote_id {
             if !same_identity(want, &identity) {
-                return Err(format!(
-                    "peer identity {} is not the configured {}",
-                    crate::cert::identity_string(&identity),
-                    crate::cert::identity_string(want)
-                ));
+                return Err(AuthError::WrongIdentity {
+                    got: crate::cert::identity_string(&identity),
+                    want: crate::cert::identity_string(want),
+                });
             }
         }
         let (message, nonce, sk_p) = if peer_is_initiator {
@@ -157,8 +156,7 @@ impl SaCore {
         };
         let id_body = id.auth_octets();
         let octets = SignedOctets { message, nonce, sk_p: sk_p.expose(), id_body: &id_body, ppk: None, int_auth: None }
-            .compute(ctx.provider.prf.as_ref(), init.suite.prf)
-            .map_err(|e| e.to_string())?;
+            .compute(ctx.provider.prf.as_ref(), init.suite.prf)?;
         let actx = AuthCtx {
             provider: ctx.provider,
             prf: init.suite.prf,
@@ -167,14 +165,14 @@ impl SaCore {
             peer: Some(&identity),
             peer_hashes: self.peer_hashes.as_deref(),
         };
-        remote_authenticator(peer, ctx.credentials).verify(&actx, &octets, auth, certs).map_err(|e| e.to_string())?;
+        remote_authenticator(peer, ctx.credentials).verify(&actx, &octets, auth, certs)?;
         Ok(identity)
     }
 
     /// The initiator's IKE_AUTH request, as responder: picks the connection by the identities,
     /// verifies the peer, authenticates us, and answers the CHILD SA part.
     pub(crate) fn handle_auth_request(&mut self, ctx: &mut Ctx<'_>, p: Collected) -> Vec<Payload> {
-        let refuse = |s: &mut Self, ctx: &mut Ctx<'_>, reason: String| {
+        let refuse = |s: &mut Self, ctx: &mut Ctx<'_>, reason: AuthError| {
             s.auth_failed(ctx, reason);
             vec![notify(NotifyType::AUTHENTICATION_FAILED)]
         };
@@ -184,13 +182,14 @@ impl SaCore {
         };
         let Some(auth) = p.auth.clone() else {
             // EAP (no AUTH from the initiator, §2.16) is not offered yet.
-            return refuse(self, ctx, "no AUTH payload (EAP is not supported)".into());
+            return refuse(self, ctx, AuthError::NoAuthPayload);
         };
-        let Ok(identity) = idi.identity() else {
-            return refuse(self, ctx, "malformed IDi".into());
+        let identity = match idi.identity() {
+            Ok(id) => id,
+            Err(e) => return refuse(self, ctx, AuthError::MalformedIdentity(e.to_string())),
         };
         let wanted_idr = p.idr.as_ref().and_then(|i| i.identity().ok());
-        let Some(keys) = self.keys.as_ref() else { return refuse(self, ctx, "no keys".into()) };
+        let Some(keys) = self.keys.as_ref() else { return refuse(self, ctx, AuthError::NoKeys) };
         let negotiated = keys.init.proposal.clone();
         // Pick the connection: the first whose remote identity admits IDi, whose local identity is the
         // IDr the initiator asked for (if any), and which accepts the negotiated IKE proposal.
@@ -204,18 +203,9 @@ impl SaCore {
             })
             .cloned();
         let Some(peer) = candidate else {
-            return refuse(
-                self,
-                ctx,
-                match &wanted_idr {
-                    Some(w) => format!(
-                        "no connection for {} asking for us as {}",
-                        crate::cert::identity_string(&identity),
-                        crate::cert::identity_string(w)
-                    ),
-                    None => format!("no connection for identity {}", crate::cert::identity_string(&identity)),
-                },
-            );
+            let id = crate::cert::identity_string(&identity);
+            let asked = wanted_idr.as_ref().map(crate::cert::identity_string);
+            return refuse(self, ctx, AuthError::NoConnection { id, asked });
         };
         self.peer = Some(peer.clone());
         let remote_id = match self.verify_peer(ctx, &peer, &idi, &auth, &p.certs, true) {
@@ -224,7 +214,7 @@ impl SaCore {
         };
         self.peer_id = Some(remote_id);
         // Our side.
-        let Some(keys) = self.keys.as_ref() else { return refuse(self, ctx, "no keys".into()) };
+        let Some(keys) = self.keys.as_ref() else { return refuse(self, ctx, AuthError::NoKeys) };
         let init = &keys.init;
         let idr = IdPayload::from_identity(&peer.local_id);
         let id_body = idr.auth_octets();
@@ -238,12 +228,12 @@ impl SaCore {
         };
         let octets = match signed.compute(ctx.provider.prf.as_ref(), init.suite.prf) {
             Ok(o) => o,
-            Err(e) => return refuse(self, ctx, e.to_string()),
+            Err(e) => return refuse(self, ctx, e),
         };
         let theirs = self.peer_id.clone();
         let our_auth = match self.make_auth(ctx, &peer, &octets, theirs.as_ref()) {
             Ok(a) => a,
-            Err(e) => return refuse(self, ctx, e.to_string()),
+            Err(e) => return refuse(self, ctx, e),
         };
         let mut out = vec![Payload::IdR(idr)];
         if let LocalAuth::Cert(cert) = &peer.local_auth {
