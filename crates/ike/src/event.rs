@@ -212,6 +212,9 @@ pub enum Event {
         local: SocketAddr,
         /// The peer's new address and port.
         remote: SocketAddr,
+        /// The CHILD SAs (by inbound SPI) whose ESP moves: named here, as the exchange that showed
+        /// the move may hand them to another IKE SA (a rekey) before the event is read.
+        spis_in: Vec<u32>,
     },
     /// A CHILD SA reached a volume limit (or the end of its sequence numbers, RFC 4303 §3.3.3): it is
     /// being rekeyed, or deleted.

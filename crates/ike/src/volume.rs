@@ -71,12 +71,19 @@ const SEQ_MARGIN_SHIFT: u32 = 4;
 /// A hard limit (or the last sequence number) reached deletes the pair; a soft one rekeys it.
 pub(crate) fn volume_due(limits: &VolumeLimits, usage: &Usage) -> Option<VolumeAction> {
     let over = |used: u64, limit: u64| limit != 0 && used >= limit;
-    if over(usage.bytes, limits.life_bytes) || over(usage.packets, limits.life_packets) || usage.seq >= usage.seq_limit
+    // A data plane that cannot tell its sequence numbers reports a limit of 0: unknown, not reached.
+    let seq_known = usage.seq_limit != 0;
+    if over(usage.bytes, limits.life_bytes)
+        || over(usage.packets, limits.life_packets)
+        || (seq_known && usage.seq >= usage.seq_limit)
     {
         return Some(VolumeAction::Delete);
     }
     let seq_soft = usage.seq_limit - (usage.seq_limit >> SEQ_MARGIN_SHIFT);
-    if over(usage.bytes, limits.rekey_bytes) || over(usage.packets, limits.rekey_packets) || usage.seq >= seq_soft {
+    if over(usage.bytes, limits.rekey_bytes)
+        || over(usage.packets, limits.rekey_packets)
+        || (seq_known && usage.seq >= seq_soft)
+    {
         return Some(VolumeAction::Rekey);
     }
     None

@@ -259,7 +259,10 @@ fn a_nat_rebinding_moves_the_child_sas_and_is_reported() {
         .events(BOB_IP)
         .iter()
         .filter_map(|e| match e {
-            Event::PathChanged { local, remote, .. } => Some((*local, *remote)),
+            Event::PathChanged { local, remote, spis_in, .. } => {
+                assert_eq!(spis_in.len(), 1, "the one CHILD SA moves");
+                Some((*local, *remote))
+            }
             _ => None,
         })
         .collect();
@@ -271,4 +274,33 @@ fn a_nat_rebinding_moves_the_child_sas_and_is_reported() {
     let children = sim.ep(BOB_IP).children(bob_sa);
     assert_eq!(children.len(), 1);
     assert_eq!(children[0].remote, after, "the CHILD SA's ESP goes to the new mapping");
+}
+
+/// A CHILD rekey whose timer fires while our IKE rekey is in flight waits in the queue; the IKE
+/// rekey's answer hands the CHILD SAs to the new IKE SA. Before the fix the queue was cleared and the
+/// job lost with its timer spent, so the pair was never rekeyed by time again.
+#[test]
+fn a_child_rekey_queued_behind_an_ike_rekey_goes_to_the_new_ike_sa() {
+    let mut alice = alice_psk();
+    alice.ike_lifetime = IkeLifetime { rekey_time: Some(Duration::from_secs(10)), ..Default::default() };
+    alice.children[0].lifetime =
+        ChildLifetime { rekey_time: Some(Duration::from_millis(10_500)), rand_time: Duration::ZERO, life_time: None };
+    let mut sim = Sim::new(61, Link { latency: Duration::from_millis(600), ..Link::default() });
+    sim.add(ALICE_IP, EndpointConfig::default(), vec![alice]);
+    let mut bob = bob_psk();
+    bob.ike_lifetime = IkeLifetime { rekey_time: None, reauth_time: None, ..Default::default() };
+    bob.children[0].lifetime = ChildLifetime { rekey_time: None, rand_time: Duration::ZERO, life_time: None };
+    sim.add(BOB_IP, EndpointConfig::default(), vec![bob]);
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let first_child = child(sim.events(ALICE_IP)).unwrap();
+    // The IKE rekey leaves at ~10 s and is answered at ~11.2 s; the CHILD rekey falls due at ~10.5 s.
+    sim.advance(Duration::from_secs(9));
+    let from = sim.events(ALICE_IP).len();
+    sim.advance(Duration::from_secs(6));
+    let ev = &sim.events(ALICE_IP)[from..];
+    assert!(ev.iter().any(|e| matches!(e, Event::IkeSaRekeyed { .. })), "the IKE SA was rekeyed: {ev:?}");
+    let rekeyed =
+        ev.iter().any(|e| matches!(e, Event::ChildSaReady { child, .. } if child.replaces == Some(first_child.spi_in)));
+    assert!(rekeyed, "the queued CHILD rekey ran on the new IKE SA: {ev:?}");
 }

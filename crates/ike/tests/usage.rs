@@ -243,3 +243,43 @@ fn nat_keepalives_hold_the_mapping() {
         assert_eq!(sim.log.len() - from, expected, "nothing else was sent");
     }
 }
+
+/// §2.8.3 with two CHILD SAs: the second one, which the reauthenticating peer makes with
+/// CREATE_CHILD_SA after IKE_AUTH, is held back like the first until its twin goes.
+#[test]
+fn a_reauthentications_responder_holds_every_new_pair() {
+    let (mut alice, mut bob) = (alice_psk(), bob_psk());
+    alice.children.push(child_config("net2", &["10.1.9.0/24"], &["10.2.9.0/24"]));
+    bob.children.push(child_config("net2", &["10.2.9.0/24"], &["10.1.9.0/24"]));
+    let mut sim = null_cipher_pair(56, Link::default(), alice, bob);
+    let first = initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), |s| {
+        s.events(BOB_IP).iter().filter(|e| matches!(e, Event::ChildSaReady { .. })).count() == 2
+    }));
+    let sa = sim.ep(BOB_IP).established()[0];
+    let old: Vec<u32> = sim.ep(BOB_IP).children(sa).iter().map(|c| c.spi_in).collect();
+    let events_before = sim.events(BOB_IP).len();
+    let now = sim.now;
+    sim.ep(ALICE_IP).reauthenticate(now, first, addr(ALICE_IP, 500), addr(BOB_IP, 500)).unwrap();
+    sim.advance(Duration::from_secs(3));
+    let ev = &sim.events(BOB_IP)[events_before..];
+    let made: Vec<ChildSa> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChildSaReady { child, .. } => Some((**child).clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(made.len(), 2, "{ev:?}");
+    assert!(made.iter().all(|c| !c.outbound), "both held: {made:?}");
+    for c in &made {
+        let outbound =
+            ev.iter().position(|e| matches!(e, Event::ChildSaOutbound { spi_in, .. } if *spi_in == c.spi_in));
+        let Some(outbound) = outbound else { panic!("{} never sends: {ev:?}", c.name) };
+        assert!(
+            matches!(&ev[outbound + 1], Event::ChildSaDeleted { spi_in, .. } if old.contains(spi_in)),
+            "{} starts right before its twin goes: {ev:?}",
+            c.name
+        );
+    }
+}

@@ -29,7 +29,7 @@ use crate::early::{EARLY_BYTES, EARLY_SLOTS, PacketRing};
 use crate::input::Input;
 use oxswan_io::{Tun, UdpIo};
 
-/// How often the IKE thread compares the CHILD SAs' counters with their volume limits.
+/// How often the IKE thread hands the engine the data plane's counters.
 const VOLUME_CHECK: Duration = Duration::from_millis(100);
 
 fn on_off(b: bool) -> &'static str {
@@ -169,6 +169,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         restarts: HashMap::new(),
         trap_routes: Vec::new(),
         usage_reported: Instant::now(),
+        refused: Default::default(),
     };
     ike.set_traps();
     tracing::info!(
@@ -338,6 +339,8 @@ struct Ike {
     trap_routes: Vec<String>,
     /// When the data plane's counters were last handed to the engine.
     usage_reported: Instant,
+    /// Pairs (inbound SPI) the data plane refused to install, being deleted in the engine.
+    refused: std::collections::HashSet<u32>,
 }
 
 /// `OXSWAN_TEST_SEQUENCE_START`: new outbound SAs number their packets from there, so that a test
@@ -774,6 +777,7 @@ impl Ike {
                 if let Err(err) = self.install(sa, &child) {
                     // A pair the data plane does not hold must not stay in the engine either.
                     tracing::warn!(target: "dataplane", conn = %conn, sa = sa.0, "cannot install CHILD SA {}: {err:#}; deleting it", child.name);
+                    self.refused.insert(child.spi_in);
                     let _ = self.endpoint.delete_child(Instant::now(), sa, child.spi_in);
                 }
                 self.answer(sa, Response::Ok { message: format!("{} established", child.name) });
@@ -799,7 +803,10 @@ impl Ike {
             Event::ChildSaDeleted { sa, spi_in, .. } => {
                 tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "CHILD SA {spi_in:08x}_i deleted");
                 self.since.remove(&(sa, Some(spi_in)));
-                self.dp.remove(spi_in);
+                // A pair the data plane refused is not its to remove: the SPI may be another's.
+                if !self.refused.remove(&spi_in) {
+                    self.dp.remove(spi_in);
+                }
                 // A route stays while another pair (a rekey's successor) still covers its prefix.
                 for r in self.routes.remove(&spi_in).unwrap_or_default() {
                     if !self.routes.values().any(|rs| rs.contains(&r)) && !self.trap_routes.contains(&r) {
@@ -859,14 +866,13 @@ impl Ike {
                     tracing::warn!(target: "ike", "IKE_SA_INIT from {peer} refused with {notify}: {reason}");
                 }
             }
-            Event::PathChanged { sa, local, remote } => {
-                // RFC 7296 §2.23: ESP follows IKE to the peer's new mapping.
+            Event::PathChanged { sa, local, remote, spis_in } => {
+                // RFC 7296 §2.23: ESP follows IKE to the peer's new mapping (to its NAT-T port).
                 tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "the peer moved: now {remote} (from {local})");
-                for c in self.endpoint.children(sa) {
-                    let esp =
-                        SocketAddr::new(c.remote.ip(), if c.remote.port() == 500 { 4500 } else { c.remote.port() });
-                    if !self.dp.update_path(c.spi_in, c.local, esp) {
-                        tracing::debug!(target: "dataplane", sa = sa.0, "no pair {:08x}_i to move", c.spi_in);
+                let esp = SocketAddr::new(remote.ip(), if remote.port() == 500 { 4500 } else { remote.port() });
+                for spi in spis_in {
+                    if !self.dp.update_path(spi, local, esp) {
+                        tracing::debug!(target: "dataplane", sa = sa.0, "no pair {spi:08x}_i to move");
                     }
                 }
             }

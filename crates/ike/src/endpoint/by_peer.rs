@@ -53,62 +53,56 @@ impl Endpoint {
         }
     }
 
-    /// After `h` came up as a responder: each of its new pairs that has a sending twin (same child,
-    /// same selectors) in an older SA of the same peer waits for that twin to go, or for the peer
-    /// to send on it (RFC 7296 §2.8.3). The event that announced it is told so before anyone reads it.
+    /// After `h` made pairs as a responder: each that has a sending twin (same child, same
+    /// selectors) in an older SA of the same peer waits for that twin to go, or for the peer to send
+    /// on it (RFC 7296 §2.8.3). The event that announced it is told so before anyone reads it.
     pub(super) fn hold_replaced_pairs(&mut self, h: SaHandle) {
-        if !self.sas.get_mut(&h).is_some_and(IkeSa::take_fresh_responder) {
+        let fresh = self.sas.get_mut(&h).map(IkeSa::take_fresh_pairs).unwrap_or_default();
+        if fresh.is_empty() {
             return;
         }
         self.index_peer(h);
         let new_children = self.sas.get(&h).map(IkeSa::children).unwrap_or_default();
-        for o in self.same_peer(h) {
-            let old_children = self.sas.get(&o).map(IkeSa::children).unwrap_or_default();
-            for c in new_children.iter().filter(|c| c.outbound && c.replaces.is_none()) {
-                let twin = old_children
-                    .iter()
-                    .find(|t| t.outbound && t.name == c.name && t.local_ts == c.local_ts && t.remote_ts == c.remote_ts);
-                let Some(twin) = twin else { continue };
-                if !self.sas.get_mut(&h).is_some_and(|s| s.core.hold(c.spi_in, (o, twin.spi_in))) {
-                    continue;
-                }
-                for e in self.out.events.iter_mut() {
-                    if let Event::ChildSaReady { sa, child } = e {
-                        if *sa == h && child.spi_in == c.spi_in {
-                            child.outbound = false;
-                        }
+        let older: Vec<_> =
+            self.same_peer(h).iter().filter_map(|o| self.sas.get(o)).flat_map(IkeSa::children).collect();
+        for c in new_children.iter().filter(|c| fresh.contains(&c.spi_in) && c.outbound) {
+            let twin = older
+                .iter()
+                .find(|t| t.outbound && t.name == c.name && t.local_ts == c.local_ts && t.remote_ts == c.remote_ts);
+            let Some(twin) = twin else { continue };
+            if !self.sas.get_mut(&h).is_some_and(|s| s.core.hold(c.spi_in)) {
+                continue;
+            }
+            for e in self.out.events.iter_mut() {
+                if let Event::ChildSaReady { sa, child } = e {
+                    if *sa == h && child.spi_in == c.spi_in {
+                        child.outbound = false;
                     }
                 }
-                self.held_by.entry(o).or_default().push((twin.spi_in, h, c.spi_in));
             }
+            self.held.insert(twin.spi_in, c.spi_in);
         }
     }
 
-    /// After `o` did something: the held pairs whose twin in `o` is gone start sending, announced
+    /// The pairs held for twins that are gone now (no SA holds their SPI) start sending, announced
     /// right before the twin's deletion so that a data plane acting on the events in order always
     /// has a pair to send on.
-    pub(super) fn release_held(&mut self, o: SaHandle) {
-        let Some(waiting) = self.held_by.remove(&o) else { return };
-        let mut still = Vec::new();
-        for (twin, h, spi) in waiting {
-            let twin_alive = self.sas.get(&o).is_some_and(|s| s.core.children.get(twin).is_some());
-            if twin_alive {
-                still.push((twin, h, spi));
+    pub(super) fn release_held(&mut self, gone: &[u32]) {
+        for twin in gone {
+            let Some(spi) = self.held.remove(twin) else { continue };
+            let holder = self.esp_spis.get(&spi).copied();
+            let Some(event) = holder.and_then(|h| self.sas.get_mut(&h)).and_then(|s| s.core.release(spi)) else {
                 continue;
-            }
-            let Some(event) = self.sas.get_mut(&h).and_then(|s| s.core.release(spi)) else { continue };
+            };
             let deleted = self
                 .out
                 .events
                 .iter()
-                .position(|e| matches!(e, Event::ChildSaDeleted { sa, spi_in, .. } if *sa == o && *spi_in == twin));
+                .position(|e| matches!(e, Event::ChildSaDeleted { spi_in, .. } if spi_in == twin));
             match deleted {
                 Some(i) => self.out.events.insert(i, event),
                 None => self.out.events.push_back(event),
             }
-        }
-        if !still.is_empty() {
-            self.held_by.insert(o, still);
         }
     }
 }

@@ -75,9 +75,9 @@ pub struct Endpoint {
     /// Established IKE SAs by connection and peer identity (INITIAL_CONTACT, reauthentication).
     by_peer: HashMap<(String, Identity), BTreeSet<SaHandle>>,
     peer_of: HashMap<SaHandle, (String, Identity)>,
-    /// Pairs of a reauthentication's responder held back, by the IKE SA of the pair each waits for:
-    /// (that pair's inbound SPI, the held pair's SA and inbound SPI).
-    held_by: HashMap<SaHandle, Vec<(u32, SaHandle, u32)>>,
+    /// Pairs of a reauthentication's responder held back (inbound SPI), by the inbound SPI of the
+    /// pair each waits for. Both are found through `esp_spis`, whichever IKE SA holds them by then.
+    held: HashMap<u32, u32>,
     cookies: CookieJar,
     credentials: Arc<dyn Credentials>,
     out: Outbox,
@@ -113,7 +113,7 @@ impl Endpoint {
             spis_of: HashMap::new(),
             by_peer: HashMap::new(),
             peer_of: HashMap::new(),
-            held_by: HashMap::new(),
+            held: HashMap::new(),
             cookies,
             credentials: Arc::new(SharedKeys::new()),
             out: Outbox::default(),
@@ -346,9 +346,9 @@ impl Endpoint {
                 }
             }
         }
-        self.register_spis(h);
+        let gone = self.register_spis(h);
         self.index_peer(h);
-        self.release_held(h);
+        self.release_held(&gone);
         if let Some(old) = self.timer_of.remove(&h) {
             self.timers.remove(&(old, h));
         }
@@ -426,12 +426,14 @@ impl Endpoint {
         }
         let Some((spi, inheritance)) = self.out.inherit.take() else { return };
         let heir = self.by_spi.get(&spi).copied().filter(|h| self.sas.get(h).is_some_and(IkeSa::is_established));
-        match heir.and_then(|h| Some((h, self.sas.get_mut(&h)?))) {
+        let (mut ctx, sas) = self.ctx_parts(now);
+        match heir.and_then(|h| Some((h, sas.get_mut(&h)?))) {
             Some((h, sa)) => {
-                sa.inherit(inheritance);
+                // The event first: the heir's queued exchanges may already report on its CHILD SAs.
                 if let Some(info) = sa.info() {
-                    self.out.events.push_back(Event::IkeSaRekeyed { old, new: h, info });
+                    ctx.out.events.push_back(Event::IkeSaRekeyed { old, new: h, info });
                 }
+                sa.inherit(&mut ctx, inheritance);
                 self.settle(now, h);
             }
             // The heir is gone already (deleted by the peer before the handover): so are its children.

@@ -28,7 +28,15 @@ impl IkeSa {
                     _ if closed => {}
                     Ask::Queue(job) => self.queue.push_back(job),
                     Ask::First(job) => self.queue.push_front(job),
-                    Ask::ClearQueue => self.queue.clear(),
+                    Ask::ClearQueue => self.queue.retain(|j| j.is_child_job()),
+                }
+            }
+            // The CHILD SAs went to an heir (§2.18): so do the exchanges queued for them, which
+            // would otherwise be lost with their timers already spent.
+            if let Some((_, heir)) = ctx.out.inherit.as_mut() {
+                if self.core.children.is_empty() {
+                    heir.jobs.extend(self.queue.iter().copied().filter(|j| j.is_child_job()));
+                    self.queue.retain(|j| !j.is_child_job());
                 }
             }
             if closed {

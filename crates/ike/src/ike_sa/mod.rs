@@ -177,8 +177,13 @@ impl IkeSa {
     }
 
     /// Takes the CHILD SAs of the IKE SA this one replaces.
-    pub fn inherit(&mut self, from: crate::sa::Inheritance) {
+    pub fn inherit(&mut self, ctx: &mut Ctx<'_>, mut from: crate::sa::Inheritance) {
+        let jobs = core::mem::take(&mut from.jobs);
         self.core.inherit(from);
+        for job in jobs {
+            self.core.queue(ctx, job);
+        }
+        self.settle(ctx);
     }
 
     /// The CHILD SAs.
@@ -204,9 +209,9 @@ impl IkeSa {
         core::mem::take(&mut self.core.initial_contact)
     }
 
-    /// Whether it just came up as responder (once).
-    pub fn take_fresh_responder(&mut self) -> bool {
-        core::mem::take(&mut self.core.fresh_responder)
+    /// The pairs it just made as responder, not by a rekey (once).
+    pub fn take_fresh_pairs(&mut self) -> Vec<u32> {
+        core::mem::take(&mut self.core.fresh_pairs)
     }
 
     /// The data plane's counters of one pair (see [`crate::Endpoint::handle_usage`]).
@@ -262,9 +267,12 @@ impl IkeSa {
             self.core.child_timers(ctx);
             let idle = self.pending.is_none();
             self.core.ike_lifetime_timers(ctx, idle);
+            self.core.keepalive_timer(ctx);
+            self.settle(ctx);
+            // §2.4: a request already in flight (perhaps one the timers above just started) checks
+            // the peer as well as an empty INFORMATIONAL would.
             let idle = self.pending.is_none() && self.queue.is_empty();
             self.core.dpd_timer(ctx, idle);
-            self.core.keepalive_timer(ctx);
             self.settle(ctx);
         }
         self.retransmit_due(ctx);

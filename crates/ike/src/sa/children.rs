@@ -23,8 +23,8 @@ pub(crate) struct ChildRecord {
     /// of the peer's exchange, compared with ours when our answer comes.
     pub collision: Option<Vec<u8>>,
     /// This pair of a reauthentication's responder waits to send until the pair it replaces, in
-    /// the IKE SA being replaced, goes (by that SA and its inbound SPI), or the peer sends on it.
-    pub held_for: Option<(crate::event::SaHandle, u32)>,
+    /// the IKE SA being replaced, goes (the endpoint watches that one), or the peer sends on it.
+    pub held: bool,
     /// What the data plane counted at its last report.
     pub usage: crate::volume::ChildUsage,
     /// What the volume limits asked for already (each once, a rekey before a delete).
@@ -39,7 +39,7 @@ impl ChildRecord {
             expire_at: None,
             successor_of: None,
             collision: None,
-            held_for: None,
+            held: false,
             usage: Default::default(),
             volume_asked: None,
         }

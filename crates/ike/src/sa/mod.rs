@@ -96,7 +96,8 @@ pub(crate) enum Ask {
     Queue(Job),
     /// Queue an exchange before the others (a consequence of the one just done).
     First(Job),
-    /// Forget what is queued: the SA is replaced.
+    /// Forget the exchanges queued for the IKE SA itself: the SA is replaced. Those for its CHILD
+    /// SAs go with them to the heir.
     ClearQueue,
     /// Send a request once, without waiting for its answer (a last word before the SA ends).
     Once(ExchangeType, Vec<Payload>),
@@ -118,10 +119,20 @@ pub(crate) struct IkeCollision {
     pub lowest_nonce: Vec<u8>,
 }
 
-/// What an IKE SA hands to the IKE SA that replaces it (§2.18): its CHILD SAs with their state.
+/// What an IKE SA hands to the IKE SA that replaces it (§2.18): its CHILD SAs with their state, and
+/// the exchanges queued for them (a rekey or delete whose timer already fired).
 #[derive(Debug, Default)]
 pub(crate) struct Inheritance {
     pub children: Vec<ChildRecord>,
+    pub jobs: Vec<Job>,
+}
+
+impl Job {
+    /// Whether the job is about a CHILD SA (and goes with the CHILD SAs to an heir) rather than
+    /// about the IKE SA itself.
+    pub(crate) fn is_child_job(self) -> bool {
+        matches!(self, Job::DeleteChild(_) | Job::DeleteUninstalled(_) | Job::RekeyChild(_) | Job::NewChild(_))
+    }
 }
 
 impl Inheritance {
@@ -157,8 +168,9 @@ pub(crate) struct SaCore {
     pub peer_fragmentation: bool,
     /// The peer sent INITIAL_CONTACT with its IKE_AUTH, not yet acted upon (§2.4).
     pub initial_contact: bool,
-    /// It came up as responder and the endpoint has not yet looked for pairs it replaces.
-    pub fresh_responder: bool,
+    /// Pairs (inbound SPIs) this step made as responder, not by a rekey: the endpoint looks for the
+    /// pairs they replace (a reauthentication, §2.8.3).
+    pub fresh_pairs: Vec<u32>,
     /// The peer's rekey of this IKE SA crossed ours (§2.8.2), not yet resolved.
     pub ike_collision: Option<IkeCollision>,
     /// What the task manager is to do next, in order.
@@ -195,7 +207,7 @@ impl SaCore {
             init_remote: remote,
             peer_fragmentation: false,
             initial_contact: false,
-            fresh_responder: false,
+            fresh_pairs: Vec::new(),
             ike_collision: None,
             asks: Vec::new(),
         }
@@ -298,21 +310,29 @@ impl SaCore {
     }
 
     /// §2.23: with a NAT in the path, the peer's address is where its latest authenticated message
-    /// came from; without one the addresses still follow the initiator's float to port 4500. A
-    /// change on an established SA (a NAT rebinding) moves its CHILD SAs' ESP too: the data plane
-    /// hears of it through [`Event::PathChanged`].
+    /// came from; without one the addresses still follow the initiator's float to port 4500. A host
+    /// behind a NAT does not follow (§2.23: it would open a denial of service, as the UDP header is
+    /// not protected), nor does an SA that floated to 4500 go back to 500. A change on an
+    /// established SA (a NAT rebinding) moves its CHILD SAs' ESP too: the data plane hears of it
+    /// through [`Event::PathChanged`].
     pub(crate) fn update_addresses(&mut self, ctx: &mut Ctx<'_>, local: SocketAddr, remote: SocketAddr) {
         if !(self.nat.any() || local.port() == NAT_T_PORT) || (local, remote) == (self.local, self.remote) {
+            return;
+        }
+        let unfloat = self.local.port() == NAT_T_PORT && local.port() != NAT_T_PORT;
+        if (self.is_established() && self.nat.local_behind_nat) || unfloat {
             return;
         }
         self.local = local;
         self.remote = remote;
         if self.is_established() {
+            let mut spis_in = Vec::new();
             for c in self.children.iter_mut() {
                 c.sa.local = local;
                 c.sa.remote = remote;
+                spis_in.push(c.sa.spi_in);
             }
-            ctx.out.events.push_back(Event::PathChanged { sa: self.handle, local, remote });
+            ctx.out.events.push_back(Event::PathChanged { sa: self.handle, local, remote, spis_in });
         }
     }
 

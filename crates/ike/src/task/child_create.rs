@@ -266,6 +266,7 @@ impl SaCore {
         let ts = (sel.tsr.clone(), sel.tsi.clone());
         let c = self.derive_child(ctx, &sel.config.name, &sel.chosen, spi_in, ts, mode, None, (&ni, &nr), false);
         self.ready(ctx, c);
+        self.fresh_pairs.push(spi_in);
         sel.payloads(Vec::new())
     }
 
@@ -293,6 +294,7 @@ impl SaCore {
             return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)];
         }
         self.ready(ctx, c);
+        self.fresh_pairs.push(spi_in);
         let mut extra = vec![Payload::Nonce(NoncePayload { data: nr })];
         extra.extend(ke_out);
         sel.payloads(extra)

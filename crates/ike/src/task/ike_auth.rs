@@ -242,7 +242,6 @@ impl SaCore {
         out.push(Payload::Auth(our_auth));
         self.state = State::Established;
         self.initial_contact = p.has(NotifyType::INITIAL_CONTACT);
-        self.fresh_responder = true;
         if let Some(info) = self.info() {
             ctx.out.events.push_back(Event::IkeSaUp { sa: self.handle, info });
             self.schedule_ike_rekey(ctx);

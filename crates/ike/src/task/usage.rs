@@ -19,11 +19,10 @@ impl SaCore {
         let heard = usage.packets_in > record.usage.packets_in;
         record.usage = usage;
         // The peer sends on the new pair: it has it, and so may we.
-        let start_sending =
-            heard && !record.sa.outbound && (record.successor_of.is_some() || record.held_for.is_some());
+        let start_sending = heard && !record.sa.outbound && (record.successor_of.is_some() || record.held);
         if start_sending {
             record.successor_of = None;
-            record.held_for = None;
+            record.held = false;
             record.sa.outbound = true;
             ctx.out.events.push_back(Event::ChildSaOutbound { sa: self.handle, spi_in });
         }
@@ -81,19 +80,22 @@ impl SaCore {
         }
     }
 
-    /// Holds the pair `spi_in` back until the pair `old` of the SA being reauthenticated goes or
-    /// the peer sends on it (§2.8.3, make before break: until then the peer may not have its keys).
-    pub(crate) fn hold(&mut self, spi_in: u32, old: (crate::event::SaHandle, u32)) -> bool {
+    /// Holds the pair `spi_in` back until the pair it replaces, in the SA being reauthenticated,
+    /// goes or the peer sends on it (§2.8.3, make before break: until then the peer may not have its
+    /// keys).
+    pub(crate) fn hold(&mut self, spi_in: u32) -> bool {
         let Some(c) = self.children.get_mut(spi_in) else { return false };
         c.sa.outbound = false;
-        c.held_for = Some(old);
+        c.held = true;
         true
     }
 
     /// The pair a held pair waited for is gone: send on it.
     pub(crate) fn release(&mut self, spi_in: u32) -> Option<Event> {
         let c = self.children.get_mut(spi_in)?;
-        c.held_for.take()?;
+        if !core::mem::take(&mut c.held) {
+            return None;
+        }
         c.sa.outbound = true;
         Some(Event::ChildSaOutbound { sa: self.handle, spi_in })
     }
