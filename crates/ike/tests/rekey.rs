@@ -461,17 +461,6 @@ fn check_child_collision(sim: &mut Sim, from: usize, lowest: Lowest, old: (Child
     }
 }
 
-/// The inbound SPIs of the pairs `events` switch the sending to (`ChildSaOutbound`).
-fn switched_to(events: &[Event]) -> Vec<u32> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::ChildSaOutbound { spi_in, .. } => Some(*spi_in),
-            _ => None,
-        })
-        .collect()
-}
-
 /// §2.8.1: both peers' rekey timers for the same pair fire at the same moment; both exchanges
 /// complete. The exchange with the lowest of the four nonces made a redundant pair, which its
 /// initiator deletes; the other initiator deletes the old pair; one pair remains, the same on both

@@ -36,16 +36,6 @@ fn the_pair(sim: &mut Sim, ip: &str) -> (oxswan_ike::SaHandle, ChildSa) {
     (sa, children[0].clone())
 }
 
-fn outbound_events(events: &[Event]) -> Vec<u32> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::ChildSaOutbound { spi_in, .. } => Some(*spi_in),
-            _ => None,
-        })
-        .collect()
-}
-
 /// `rekey_packets` rekeys the pair, `life_packets` deletes it, each once, and a pair that crossed
 /// both between two reports is rekeyed before it is deleted.
 #[test]
@@ -166,14 +156,14 @@ fn the_rekey_responder_sends_on_the_new_pair_once_the_peer_does() {
     let sa_a = sim.ep(ALICE_IP).established()[0];
     let now = sim.now;
     sim.ep(ALICE_IP).handle_usage(now, sa_a, new_a.spi_in, received(1)).unwrap();
-    assert_eq!(outbound_events(sim.events(ALICE_IP)), Vec::<u32>::new(), "events not collected yet");
+    assert_eq!(switched_to(sim.events(ALICE_IP)), Vec::<u32>::new(), "events not collected yet");
     sim.advance(Duration::from_millis(1));
-    assert_eq!(outbound_events(sim.events(ALICE_IP)), vec![new_a.spi_in]);
+    assert_eq!(switched_to(sim.events(ALICE_IP)), vec![new_a.spi_in]);
     let deleted_old = |s: &Sim| has_event(s.events(ALICE_IP), |e| matches!(e, Event::ChildSaDeleted { .. }));
     assert!(!deleted_old(&sim), "before the DELETE");
     sim.advance(Duration::from_secs(2));
     assert!(deleted_old(&sim));
-    assert_eq!(outbound_events(sim.events(ALICE_IP)), vec![new_a.spi_in], "once");
+    assert_eq!(switched_to(sim.events(ALICE_IP)), vec![new_a.spi_in], "once");
 }
 
 /// §2.8.3: the responder of a reauthentication holds each new pair back while its twin in the old
@@ -215,7 +205,7 @@ fn a_reauthentications_responder_holds_new_pairs_until_the_old_ones_go() {
         } else {
             assert_eq!(outbound + 1, gone, "right before the old pair goes");
         }
-        assert_eq!(outbound_events(ev), vec![new_b.spi_in], "{peer_sends_first}: once");
+        assert_eq!(switched_to(ev), vec![new_b.spi_in], "{peer_sends_first}: once");
     }
 }
 

@@ -23,7 +23,7 @@ use oxswan_wire::ts::{TrafficSelector, TsAddrs};
 use oxswan_wire::udp_encap::with_non_esp_marker;
 
 use crate::control::{ChildStatus, IkeSaStatus, RekeyWhat, Request, Response};
-use crate::datapath::{Datapath, DatapathStats, PairCounters};
+use crate::datapath::{Datapath, DatapathStats, PairCounters, esp_destination};
 use crate::dataplane::{DataPlane, SaTables, TUN_MTU};
 use crate::early::{EARLY_BYTES, EARLY_SLOTS, PacketRing};
 use crate::input::Input;
@@ -869,7 +869,7 @@ impl Ike {
             Event::PathChanged { sa, local, remote, spis_in } => {
                 // RFC 7296 §2.23: ESP follows IKE to the peer's new mapping (to its NAT-T port).
                 tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "the peer moved: now {remote} (from {local})");
-                let esp = SocketAddr::new(remote.ip(), if remote.port() == 500 { 4500 } else { remote.port() });
+                let esp = esp_destination(remote);
                 for spi in spis_in {
                     if !self.dp.update_path(spi, local, esp) {
                         tracing::debug!(target: "dataplane", sa = sa.0, "no pair {spi:08x}_i to move");

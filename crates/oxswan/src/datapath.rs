@@ -9,6 +9,13 @@ use oxswan_esp::Selectors;
 use oxswan_ike::ChildSa;
 use oxswan_ike::volume::ChildUsage;
 
+/// Where a pair's ESP goes for the peer's IKE address: its NAT-T port (RFC 3948), as the engine
+/// floated IKE there; a peer still on 500 gets ESP on 4500.
+pub fn esp_destination(ike_remote: SocketAddr) -> SocketAddr {
+    let port = if ike_remote.port() == 500 { 4500 } else { ike_remote.port() };
+    SocketAddr::new(ike_remote.ip(), port)
+}
+
 /// What a data plane counted on one installed pair.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PairCounters {

@@ -302,29 +302,29 @@ impl SaCore {
         // An answer we cannot use (a proposal we did not offer, a KE that does not fit) leaves this SA
         // as it is. The responder moved to the SA it made, which we cannot speak for without its
         // keys; trying again would only meet its TEMPORARY_FAILURE, so it is not tried again.
-        let _replaced = self.conclude_ike_rekey(ctx, offer, p);
+        self.conclude_ike_rekey(ctx, offer, p);
         Next::Done
     }
 
-    fn conclude_ike_rekey(&mut self, ctx: &mut Ctx<'_>, offer: IkeRekeyOffer, p: &Collected) -> bool {
-        let (Some(sa), Some(nr), Some(ke)) = (&p.sa, p.nonce.clone(), &p.ke) else { return false };
-        let [chosen] = sa.proposals.as_slice() else { return false };
+    fn conclude_ike_rekey(&mut self, ctx: &mut Ctx<'_>, offer: IkeRekeyOffer, p: &Collected) {
+        let (Some(sa), Some(nr), Some(ke)) = (&p.sa, p.nonce.clone(), &p.ke) else { return };
+        let [chosen] = sa.proposals.as_slice() else { return };
         // What the responder chose must be one of ours (§2.7), with its new SPI.
         let ours = offer.offered.iter().find(|o| o.number == chosen.number);
         let acceptable =
             ours.and_then(|o| select_proposal(core::slice::from_ref(o), core::slice::from_ref(chosen), false));
         let (Some(_), Some(their_spi), Ok((_, group))) = (acceptable, spi_of(chosen), ike_suite(chosen)) else {
-            return false;
+            return;
         };
         if ke.group != group || offer.ke.group() != group {
-            return false;
+            return;
         }
-        let Ok(g_ir) = offer.ke.complete(&ke.data) else { return false };
+        let Ok(g_ir) = offer.ke.complete(&ke.data) else { return };
         let proposal = Proposal { spi: Vec::new(), ..chosen.clone() };
         let ours_lowest = lowest(&offer.nonce, &nr);
         let Some(mut new) = self.successor(ctx, true, proposal, g_ir.expose(), offer.nonce, nr, (offer.spi, their_spi))
         else {
-            return false;
+            return;
         };
         // §2.8.2: both sides rekeyed at once. The new SA made by the exchange with the lowest of the
         // four nonces is redundant and its initiator deletes it; the initiator of the other deletes
@@ -335,7 +335,7 @@ impl SaCore {
                 new.timers.stop_lifetime();
                 ctx.out.spawned.push((new, Some(Job::DeleteIke)));
                 self.bequeath(ctx, c.theirs);
-                return true;
+                return;
             }
             ctx.out.redundant.push(c.theirs);
         }
@@ -344,6 +344,5 @@ impl SaCore {
         // §1.3.2: the initiator of the rekey deletes the old IKE SA.
         self.asks.push(Ask::ClearQueue);
         self.asks.push(Ask::First(Job::DeleteIke));
-        true
     }
 }

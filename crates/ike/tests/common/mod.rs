@@ -463,6 +463,17 @@ pub fn down(events: &[Event]) -> Option<oxswan_ike::DownReason> {
     })
 }
 
+/// The inbound SPIs of the pairs `events` switch the sending to (`ChildSaOutbound`).
+pub fn switched_to(events: &[Event]) -> Vec<u32> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChildSaOutbound { spi_in, .. } => Some(*spi_in),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn child(events: &[Event]) -> Option<oxswan_ike::ChildSa> {
     events.iter().find_map(|e| match e {
         Event::ChildSaReady { child, .. } => Some((**child).clone()),

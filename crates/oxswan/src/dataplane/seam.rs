@@ -10,7 +10,7 @@ use oxswan_ike::ChildSa;
 use oxswan_ike::volume::ChildUsage;
 
 use super::{ChildEntry, DataPlane, EspPath, Trap};
-use crate::datapath::{Datapath, DatapathStats, PairCounters};
+use crate::datapath::{Datapath, DatapathStats, PairCounters, esp_destination};
 
 impl Datapath for DataPlane {
     fn install(&self, name: String, c: &ChildSa) -> anyhow::Result<()> {
@@ -29,9 +29,7 @@ impl Datapath for DataPlane {
         let inb = InboundSa::new(&self.provider, &params(c.spi_in, &c.encr_in, &c.integ_in), self.replay_window)
             .map_err(|e| anyhow::anyhow!("inbound SA: {e}"))?;
         let selectors = Selectors { local: c.local_ts.clone(), remote: c.remote_ts.clone() };
-        // ESP goes to the peer's NAT-T port from ours (RFC 3948); the engine floated IKE there.
-        let remote = SocketAddr::new(c.remote.ip(), if c.remote.port() == 500 { 4500 } else { c.remote.port() });
-        let path = EspPath { local: c.local, remote };
+        let path = EspPath { local: c.local, remote: esp_destination(c.remote) };
         self.tables.install(ChildEntry::new(name, out, inb, selectors, path, c.outbound)).context("install")?;
         Ok(())
     }
