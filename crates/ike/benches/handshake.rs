@@ -58,6 +58,9 @@ fn peer(name: &str, local: &str, remote: &str, local_auth: LocalAuth, remote_aut
         initial_contact: true,
         force_encap: false,
         dpd_delay: None,
+        pools: Vec::new(),
+        vips: Vec::new(),
+        unique: Default::default(),
     }
 }
 

@@ -74,6 +74,9 @@ fn main() {
         initial_contact: true,
         force_encap: false,
         dpd_delay: None,
+        pools: Vec::new(),
+        vips: Vec::new(),
+        unique: Default::default(),
     };
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let start = Instant::now();

@@ -25,15 +25,30 @@ pub enum TsConfig {
 
 /// Selectors with `Dynamic` replaced by `host`.
 pub fn resolve(cfg: &[TsConfig], host: IpAddr) -> Vec<TrafficSelector> {
-    cfg.iter()
-        .filter_map(|c| match c {
+    resolve_hosts(cfg, &[host])
+}
+
+/// Selectors with `Dynamic` replaced by one selector per host: the address itself, or every address
+/// of its family for an unspecified one (a virtual IP asked for and not known yet, which the
+/// responder narrows to the address it hands out, RFC 7296 §2.9).
+pub fn resolve_hosts(cfg: &[TsConfig], hosts: &[IpAddr]) -> Vec<TrafficSelector> {
+    let mut out = Vec::new();
+    for c in cfg {
+        match c {
             TsConfig::Dynamic => {
-                let len = if host.is_ipv4() { 32 } else { 128 };
-                TrafficSelector::from_prefix(host, len, 0, 0, u16::MAX)
+                for host in hosts {
+                    let len = match (host.is_unspecified(), host.is_ipv4()) {
+                        (true, _) => 0,
+                        (false, true) => 32,
+                        (false, false) => 128,
+                    };
+                    out.extend(TrafficSelector::from_prefix(*host, len, 0, 0, u16::MAX));
+                }
             }
-            TsConfig::Selector(ts) => Some(ts.clone()),
-        })
-        .collect()
+            TsConfig::Selector(ts) => out.push(ts.clone()),
+        }
+    }
+    out
 }
 
 /// Tunnel or transport mode (RFC 7296 §1.3.1).
@@ -332,6 +347,8 @@ mod tests {
         let r = resolve(&[TsConfig::Dynamic, TsConfig::Selector(ts("10.0.0.0/8"))], "192.0.2.7".parse().unwrap());
         assert_eq!(r, vec![ts("192.0.2.7/32"), ts("10.0.0.0/8")]);
         assert_eq!(resolve(&[TsConfig::Dynamic], "2001:db8::1".parse().unwrap()), vec![ts("2001:db8::1/128")]);
+        let hosts: Vec<IpAddr> = vec!["0.0.0.0".parse().unwrap(), "::".parse().unwrap(), "10.3.0.1".parse().unwrap()];
+        assert_eq!(resolve_hosts(&[TsConfig::Dynamic], &hosts), vec![ts("0.0.0.0/0"), ts("::/0"), ts("10.3.0.1/32")]);
     }
 
     #[test]

@@ -98,6 +98,30 @@ pub struct PeerConfig {
     /// Check that the peer is alive (an empty INFORMATIONAL, §2.4) when nothing came from it, IKE or
     /// ESP, for this long (strongSwan's `dpd_delay`); `None`: never.
     pub dpd_delay: Option<Duration>,
+    /// As responder: the pools virtual IPs are handed out from (RFC 7296 §3.15), by name, tried in
+    /// order for each address family the client asks for.
+    pub pools: Vec<String>,
+    /// As initiator: the virtual IPs to ask for with CP(CFG_REQUEST) (strongSwan's `vips`); an
+    /// unspecified address (`0.0.0.0`, `::`) asks for any of its family.
+    pub vips: Vec<core::net::IpAddr>,
+    /// What a new IKE SA of a peer identity does to the others of that identity on this
+    /// connection (strongSwan's `unique`).
+    pub unique: Unique,
+}
+
+/// The uniqueness policy of a connection's peer identities (strongSwan's `unique`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unique {
+    /// Several IKE SAs of one identity coexist, unless the new one sends INITIAL_CONTACT (RFC 7296
+    /// §2.4), which replaces the others. Apple clients open several tunnels per user.
+    #[default]
+    No,
+    /// As `No`, and INITIAL_CONTACT is ignored too.
+    Never,
+    /// A new IKE SA of the identity replaces the old ones, which are deleted.
+    Replace,
+    /// The old IKE SA stays and the new one is refused.
+    Keep,
 }
 
 /// When an IKE SA is replaced (strongSwan's connection `rekey_time`, `reauth_time`, `rand_time` and

@@ -37,6 +37,16 @@ pub struct IkeSaInfo {
     pub proposal: String,
     /// NAT detection result.
     pub nat: NatState,
+    /// As client: the virtual IPs the gateway gave us (RFC 7296 §3.15).
+    pub local_vips: Vec<core::net::IpAddr>,
+    /// As gateway: the virtual IPs lent to the client.
+    pub remote_vips: Vec<core::net::IpAddr>,
+    /// As client: the DNS servers the gateway named.
+    pub dns: Vec<core::net::IpAddr>,
+    /// As client: the DNS domains those servers are for (RFC 8598).
+    pub dns_domains: Vec<String>,
+    /// The peer's EAP identity, when it authenticated with EAP (RFC 7296 §2.16).
+    pub eap_id: Option<String>,
 }
 
 /// The keys and parameters of a CHILD SA pair, for the ESP data plane.
@@ -109,12 +119,27 @@ pub enum DownReason {
     /// The peer authenticated a new IKE SA with INITIAL_CONTACT (RFC 7296 §2.4): it restarted and
     /// holds no state for this one, which is removed without telling it.
     PeerRestarted,
+    /// As gateway: no virtual IP for the client (INTERNAL_ADDRESS_FAILURE, RFC 7296 §3.15.4).
+    AddressFailure(crate::leases::LeaseError),
+    /// As client: the gateway gave none of the virtual IPs we asked for.
+    NoVirtualIp,
+    /// A new IKE SA of the same peer identity replaced it (`unique = replace`).
+    Replaced,
 }
 
 /// An event for the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// IKE_AUTH completed; the IKE SA is established.
+    /// No virtual IP could be lent to a client (RFC 7296 §3.15.4): its IKE SA fails.
+    AddressFailure {
+        /// Which SA.
+        sa: SaHandle,
+        /// Whom the address was for.
+        owner: String,
+        /// Why.
+        error: crate::leases::LeaseError,
+    },
     IkeSaUp {
         /// Which SA.
         sa: SaHandle,

@@ -21,13 +21,14 @@ pub mod error;
 pub mod event;
 mod ike_sa;
 pub mod init;
+pub mod leases;
 pub mod nat;
 mod sa;
 pub mod suite;
 mod task;
 pub mod volume;
 
-pub use config::{EndpointConfig, IkeLifetime, LocalAuth, PeerConfig, RemoteAuth, Retransmit};
+pub use config::{EndpointConfig, IkeLifetime, LocalAuth, PeerConfig, RemoteAuth, Retransmit, Unique};
 pub use endpoint::{Endpoint, Stats};
 pub use error::{IkeError, Result, Unexpected};
 pub use event::{ChildSa, DownReason, Event, IkeSaInfo, SaHandle};

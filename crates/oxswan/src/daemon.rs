@@ -230,6 +230,9 @@ fn down_reason(r: &DownReason) -> String {
         DownReason::Rekeyed => "replaced by its rekeyed successor".into(),
         DownReason::Expired => "expired: not rekeyed or reauthenticated within its lifetime".into(),
         DownReason::Reauthenticated => "replaced by a reauthenticated IKE SA".into(),
+        DownReason::AddressFailure(why) => format!("no virtual IP for the client: {why}"),
+        DownReason::NoVirtualIp => "the gateway gave no virtual IP".into(),
+        DownReason::Replaced => "replaced by a new IKE SA of the same identity (unique = replace)".into(),
     }
 }
 
@@ -757,6 +760,9 @@ impl Ike {
                     "IKE SA established with {} @ {} ({}){}",
                     identity_string(&info.remote_id), info.remote, info.proposal, if info.nat.any() { ", NAT or encapsulation" } else { "" }
                 );
+            }
+            Event::AddressFailure { sa, owner, error } => {
+                tracing::warn!(target: "ike", conn = %self.conn(sa), sa = sa.0, "no virtual IP for {owner}: {error}; sending INTERNAL_ADDRESS_FAILURE");
             }
             Event::ChildSaReady { sa, child } => {
                 let conn = self.conn(sa);

@@ -119,6 +119,9 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
         // faking NAT detection for this).
         force_encap: true,
         dpd_delay: c.dpd_delay,
+        pools: Vec::new(),
+        vips: Vec::new(),
+        unique: Default::default(),
     })
 }
 

@@ -318,6 +318,9 @@ fn inner_packets_outside_the_selectors_are_dropped_and_counted() {
             initial_contact: true,
             force_encap: false,
             dpd_delay: None,
+            pools: Vec::new(),
+            vips: Vec::new(),
+            unique: Default::default(),
         };
         let provider = oxswan_crypto::default_provider();
         let now = Instant::now();

@@ -24,6 +24,7 @@ use crate::cookie::CookieJar;
 use crate::error::{IkeError, Result, Unexpected};
 use crate::event::{ChildSa, Event, IkeSaInfo, SaHandle};
 use crate::ike_sa::IkeSa;
+use crate::leases::{AddressLeases, NoPools};
 use crate::sa::{Ctx, Job, Outbox, Transmit, later};
 use crate::volume::ChildUsage;
 
@@ -80,6 +81,7 @@ pub struct Endpoint {
     held: HashMap<u32, u32>,
     cookies: CookieJar,
     credentials: Arc<dyn Credentials>,
+    leases: Box<dyn AddressLeases>,
     out: Outbox,
     next_handle: u64,
     epoch: (Instant, u64),
@@ -116,6 +118,7 @@ impl Endpoint {
             held: HashMap::new(),
             cookies,
             credentials: Arc::new(SharedKeys::new()),
+            leases: Box::new(NoPools),
             out: Outbox::default(),
             next_handle: 1,
             epoch: (now, unix_now),
@@ -141,6 +144,7 @@ impl Endpoint {
             fresh_spis: Vec::new(),
             credentials: self.credentials.as_ref(),
             keepalive: self.config.keepalive,
+            leases: self.leases.as_mut(),
         };
         (ctx, &mut self.sas)
     }
@@ -214,6 +218,12 @@ impl Endpoint {
     /// reload takes effect for the next one.
     pub fn set_credentials(&mut self, credentials: Arc<dyn Credentials>) {
         self.credentials = credentials;
+    }
+
+    /// Sets where virtual IPs for remote-access clients come from (RFC 7296 §3.15); without it no
+    /// client gets one.
+    pub fn set_leases(&mut self, leases: Box<dyn AddressLeases>) {
+        self.leases = leases;
     }
 
     /// Starts the connection `name` from `local` to `remote` (usually port 500).

@@ -175,6 +175,25 @@ pub(crate) struct SaCore {
     pub ike_collision: Option<IkeCollision>,
     /// What the task manager is to do next, in order.
     pub asks: Vec<Ask>,
+    /// Virtual IPs: those the gateway gave us, or those we lent the client (RFC 7296 §3.15).
+    pub vips: VirtualIps,
+}
+
+/// The virtual IPs of an IKE SA and what came with them (RFC 7296 §2.19).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct VirtualIps {
+    /// As client: our addresses, given by the gateway.
+    pub local: Vec<core::net::IpAddr>,
+    /// As client: the DNS servers the gateway named.
+    pub dns: Vec<core::net::IpAddr>,
+    /// As client: the subnets the gateway said are behind it.
+    pub split_include: Vec<(core::net::IpAddr, u8)>,
+    /// As client: the DNS domains of those servers (RFC 8598).
+    pub dns_domains: Vec<String>,
+    /// As gateway: the addresses lent to the client, released when the SA goes.
+    pub leases: Vec<crate::leases::Lease>,
+    /// As gateway: whom the leases belong to (the client's EAP identity, else its IKE identity).
+    pub owner: String,
 }
 
 impl SaCore {
@@ -210,6 +229,7 @@ impl SaCore {
             fresh_pairs: Vec::new(),
             ike_collision: None,
             asks: Vec::new(),
+            vips: VirtualIps::default(),
         }
     }
 
@@ -250,6 +270,13 @@ impl SaCore {
         }
     }
 
+    /// Gives back the virtual IPs lent to the client: the IKE SA that held them is gone.
+    pub(crate) fn release_leases(&mut self, ctx: &mut Ctx<'_>) {
+        for lease in core::mem::take(&mut self.vips.leases) {
+            ctx.leases.release(&lease, &self.vips.owner, ctx.now);
+        }
+    }
+
     /// Parameters for status and events.
     pub(crate) fn info(&self) -> Option<IkeSaInfo> {
         let peer = self.peer.as_ref()?;
@@ -265,6 +292,11 @@ impl SaCore {
             remote_id: self.peer_id.clone()?,
             proposal: proposal_to_string(&keys.init.proposal),
             nat: self.nat,
+            local_vips: self.vips.local.clone(),
+            remote_vips: self.vips.leases.iter().map(|l| l.addr).collect(),
+            dns: self.vips.dns.clone(),
+            dns_domains: self.vips.dns_domains.clone(),
+            eap_id: None,
         })
     }
 
@@ -288,6 +320,7 @@ impl SaCore {
         }
         let reason = self.down_reason(reason);
         ctx.out.events.push_back(Event::IkeSaDown { sa: self.handle, name: self.name().map(str::to_owned), reason });
+        self.release_leases(ctx);
         self.timers.clear();
         self.timers.set(Timer::Linger, later(ctx.now, LINGER));
         self.state = State::Closed;

@@ -74,6 +74,8 @@ pub(crate) struct Ctx<'a> {
     pub credentials: &'a dyn crate::auth::Credentials,
     /// How often to send NAT keepalives behind a NAT.
     pub keepalive: Option<core::time::Duration>,
+    /// Where virtual IPs for clients come from.
+    pub leases: &'a mut dyn crate::leases::AddressLeases,
 }
 
 /// Draws of an inbound SPI before giving up: with a working random source a collision among 2^32

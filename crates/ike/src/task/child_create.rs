@@ -140,7 +140,7 @@ impl SaCore {
             spi_in,
             nonce,
             offered,
-            tsi: child::resolve(&config.local_ts, self.local.ip()),
+            tsi: child::resolve_hosts(&config.local_ts, &self.local_hosts()),
             tsr: child::resolve(&config.remote_ts, self.remote.ip()),
             transport: config.mode == Mode::Transport,
             ke,
@@ -319,7 +319,7 @@ impl SaCore {
         let (Some(sa), Some(tsi), Some(tsr)) = (&p.sa, &p.tsi, &p.tsr) else { return Err(SelectError::Missing) };
         let mut narrowed_any = false;
         for config in &peer.children {
-            let ours_remote = child::resolve(&config.remote_ts, self.remote.ip());
+            let ours_remote = child::resolve_hosts(&config.remote_ts, &self.remote_hosts());
             let ours_local = child::resolve(&config.local_ts, self.local.ip());
             let Some((n_tsi, n_tsr)) = child::narrow(&tsi.selectors, &tsr.selectors, &ours_remote, &ours_local) else {
                 continue;

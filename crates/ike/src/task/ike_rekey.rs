@@ -17,7 +17,7 @@ use oxswan_wire::{ExchangeType, IkeSpi, NotifyType, Payload, ProtocolId};
 use super::{Collected, InFlight, Next, Window, lowest, nonce, notify};
 use crate::event::DownReason;
 use crate::init::{IkeSaInit, random_spi};
-use crate::sa::{Ask, Ctx, IkeCollision, Inheritance, Job, Keys, Lifecycle, SaCore, State, Timer, later};
+use crate::sa::{Ask, Ctx, IkeCollision, Inheritance, Job, Keys, Lifecycle, SaCore, State, Timer, VirtualIps, later};
 use crate::suite::ike_suite;
 
 /// Our IKE SA rekey in flight.
@@ -46,7 +46,7 @@ impl SaCore {
     #[allow(clippy::too_many_arguments)]
     fn successor(
         &mut self,
-        ctx: &Ctx<'_>,
+        ctx: &mut Ctx<'_>,
         we_initiated: bool,
         proposal: Proposal,
         g_ir: &[u8],
@@ -86,6 +86,15 @@ impl SaCore {
         new.peer_hashes = self.peer_hashes.clone();
         new.peer_fragmentation = self.peer_fragmentation;
         new.init_remote = self.remote;
+        // The virtual IPs stay the client's (§2.18): the new SA holds a reference of its own to each
+        // lease, so whichever SA goes first gives back only its own.
+        new.vips = VirtualIps { leases: Vec::new(), ..self.vips.clone() };
+        for lease in &self.vips.leases {
+            let pool = core::slice::from_ref(&lease.pool);
+            if let Ok(l) = ctx.leases.acquire(pool, lease.addr.is_ipv6(), &self.vips.owner, Some(lease.addr), ctx.now) {
+                new.vips.leases.push(l);
+            }
+        }
         new.schedule_ike_rekey(ctx);
         new.heard_from_peer(ctx);
         self.supersede(Lifecycle::Rekeyed);

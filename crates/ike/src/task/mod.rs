@@ -26,6 +26,7 @@ use crate::sa::{Ctx, Job, SaCore};
 pub(crate) mod child_create;
 pub(crate) mod child_rekey;
 pub(crate) mod ike_auth;
+pub(crate) mod ike_config;
 pub(crate) mod ike_init;
 pub(crate) mod ike_rekey;
 pub(crate) mod informational;
@@ -198,6 +199,8 @@ pub(crate) struct Collected {
     pub tsr: Option<TsPayload>,
     pub nonce: Option<Vec<u8>>,
     pub ke: Option<KePayload>,
+    pub cp: Option<oxswan_wire::cp::CpPayload>,
+    pub eap: Option<oxswan_wire::payloads::EapPayload>,
     pub notifies: Vec<NotifyPayload>,
 }
 
@@ -215,6 +218,8 @@ impl Collected {
                 Payload::TsR(x) if out.tsr.is_none() => out.tsr = Some(x),
                 Payload::Nonce(x) if out.nonce.is_none() => out.nonce = Some(x.data),
                 Payload::Ke(x) if out.ke.is_none() => out.ke = Some(x),
+                Payload::Cp(x) if out.cp.is_none() => out.cp = Some(x),
+                Payload::Eap(x) if out.eap.is_none() => out.eap = Some(x),
                 Payload::Notify(x) => out.notifies.push(x),
                 _ => {}
             }

@@ -300,6 +300,10 @@ impl Sim {
         self.nodes.get_mut(&ip.parse::<IpAddr>().unwrap()).unwrap()
     }
 
+    pub fn ep_ref(&self, ip: &str) -> &Endpoint {
+        &self.nodes[&ip.parse::<IpAddr>().unwrap()]
+    }
+
     pub fn events(&self, ip: &str) -> &[Event] {
         &self.events[&ip.parse::<IpAddr>().unwrap()]
     }
@@ -528,6 +532,9 @@ pub fn psk_peer(
         initial_contact: true,
         force_encap: false,
         dpd_delay: None,
+        pools: Vec::new(),
+        vips: Vec::new(),
+        unique: Default::default(),
     }
 }
 

@@ -4,6 +4,7 @@
 
 use oxswan_crypto::proposal::select_proposal;
 use oxswan_wire::id::IdPayload;
+use oxswan_wire::notify::DeletePayload;
 use oxswan_wire::payloads::{AuthPayload, CertPayload, CertReqPayload};
 use oxswan_wire::{CertEncoding, ExchangeType, Identity, NotifyType, Payload};
 
@@ -56,6 +57,7 @@ impl SaCore {
             Some(_) => Some(Box::new(self.child_offer(ctx, peer, 0, None)?)),
             None => None,
         };
+        payloads.extend(super::ike_config::request(peer));
         if let Some(o) = &offer {
             payloads.extend(o.payloads(Vec::new()));
         }
@@ -116,6 +118,10 @@ impl SaCore {
         };
         self.peer_id = Some(remote_id);
         self.state = State::Established;
+        if !self.read_cp_reply(ctx, p) {
+            self.asks.push(Ask::Once(ExchangeType::INFORMATIONAL, vec![Payload::Delete(DeletePayload::ike())]));
+            return Next::Done;
+        }
         if let Some(info) = self.info() {
             ctx.out.events.push_back(Event::IkeSaUp { sa: self.handle, info });
             self.schedule_ike_rekey(ctx);
@@ -240,6 +246,11 @@ impl SaCore {
             out.extend(cert_payloads(&cert.chain));
         }
         out.push(Payload::Auth(our_auth));
+        self.vips.owner = crate::cert::identity_string(&identity);
+        match self.answer_cp_request(ctx, &peer, &p) {
+            Ok(cp) => out.extend(cp),
+            Err(failure) => return vec![failure],
+        }
         self.state = State::Established;
         self.initial_contact = p.has(NotifyType::INITIAL_CONTACT);
         if let Some(info) = self.info() {
