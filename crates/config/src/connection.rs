@@ -7,7 +7,7 @@ use oxswan_crypto::proposal::{lookup_keyword, parse_esp_proposal, parse_ike_prop
 use oxswan_ike::child::{Mode, TsConfig};
 use oxswan_wire::sa::Proposal;
 
-use crate::auth::{Known, local_side, remote_side};
+use crate::auth::{AuthKind, Known, local_side, remote_side};
 use crate::raw::{RawConnection, S};
 use crate::values::{duration, lifetime, parse_ts, span_of_time, volume};
 use crate::{
@@ -50,16 +50,16 @@ pub(crate) fn connection(
         ike = oxswan_crypto::proposal::parse_ike_proposals("default")
             .map_err(|e| ctx.err(span.clone(), &key, e.to_string()))?;
     }
-    let remote_span = c.remote.span();
-    let local = local_side(ctx, &format!("{key}.local"), c.local, known)?;
-    let remote = remote_side(ctx, &format!("{key}.remote"), c.remote, known)?;
-    if local.auth.eap().is_some() && remote.auth.eap().is_some() {
+    let eap = |s: &S<crate::raw::RawSide>| AuthKind::parse(s.get_ref().auth.get_ref()).and_then(AuthKind::eap);
+    if eap(&c.local).is_some() && eap(&c.remote).is_some() {
         return Err(ctx.err(
-            remote_span,
+            c.remote.get_ref().auth.span(),
             &format!("{key}.remote.auth"),
             "EAP on both sides: only the client (the initiator) authenticates with EAP (RFC 7296 §2.16)",
         ));
     }
+    let local = local_side(ctx, &format!("{key}.local"), c.local, known)?;
+    let remote = remote_side(ctx, &format!("{key}.remote"), c.remote, known)?;
     for p in &c.pools {
         if !pools.iter().any(|q| q.name == *p.get_ref()) {
             return Err(ctx.err(
