@@ -248,6 +248,10 @@ pub(crate) fn local_side(ctx: &Ctx<'_>, key: &str, s: S<RawSide>, known: &Known<
     if let AuthKind::Eap(kind @ (EapKind::Mschapv2 | EapKind::Md5 | EapKind::Dynamic)) = auth {
         let at = s.eap_id.as_ref().map_or(span, S::span);
         let Some(name) = side.eap_identity() else {
+            if kind == EapKind::Dynamic && has_cert {
+                // EAP-TLS with the certificate's subject.
+                return Ok(side);
+            }
             return Err(ctx.err(at, &format!("{key}.eap_id"), "our IKE identity is a DN: name our EAP identity"));
         };
         let found = known.eap_secrets.iter().any(|e| e.id == name);

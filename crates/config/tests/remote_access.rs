@@ -425,6 +425,16 @@ fn eap_errors() {
         (e.key.as_str(), e.message.as_str()),
         ("connections.home.local.eap_id", "our IKE identity is a DN: name our EAP identity")
     );
+    let dn_dynamic = with(
+        &with(
+            &no_eap_id,
+            "id     = \"alice@corp.example\"",
+            "id     = \"CN=alice, O=corp\"\ncerts = [\"a.pem\"]\nkey = \"a.key\"",
+        ),
+        "auth   = \"eap-mschapv2\"",
+        "auth   = \"eap-dynamic\"",
+    );
+    assert_eq!(ok(&dn_dynamic).connections[0].local.eap_identity(), None, "EAP-TLS with the certificate's subject");
     let e = err(&with(CLIENT, "auth   = \"eap-mschapv2\"", "auth   = \"eap-tls\""));
     expect(
         &e,
