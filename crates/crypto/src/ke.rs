@@ -113,6 +113,11 @@ mod tests {
             assert_eq!(legacy().start(g).err(), Some(CryptoError::UnsupportedKe(g)));
             assert_eq!(legacy().respond(g, &[1; 32]).err(), Some(CryptoError::UnsupportedKe(g)));
         }
+        // The providers the daemon builds: MODP 1024 only when asked for.
+        assert!(!crate::default_provider().ke.supports(KeId::MODP1024));
+        assert!(!crate::default_provider_with(false).ke.supports(KeId::MODP1024));
+        assert!(crate::default_provider_with(true).ke.supports(KeId::MODP1024));
+        assert!(crate::default_provider_with(true).ke.start(KeId::MODP1024).is_ok());
     }
 
     /// start / respond / complete agree for every method, and public values have the wire sizes.

@@ -29,5 +29,5 @@ pub mod sk;
 pub mod test_provider;
 
 pub use error::{CryptoError, Result};
-pub use provider::{CryptoProvider, default_provider};
+pub use provider::{CryptoProvider, default_provider, default_provider_with};
 pub use secret::Secret;

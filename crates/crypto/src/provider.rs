@@ -25,14 +25,21 @@ pub struct CryptoProvider {
     pub signature: Arc<dyn SignatureProvider>,
 }
 
-/// The production provider: aws-lc-rs, with MODP groups on crypto-bigint.
+/// The production provider: aws-lc-rs, with MODP groups on crypto-bigint; MODP 1024 refused.
 pub fn default_provider() -> CryptoProvider {
+    default_provider_with(false)
+}
+
+/// The production provider, with MODP 1024 (group 2) accepted when `allow_modp1024` (for old
+/// Windows clients; RFC 8247 §2.4: it SHOULD NOT be used). A daemon passes
+/// `oxswan_config::Config::needs_modp1024()`, true only where a proposal names `modp1024`.
+pub fn default_provider_with(allow_modp1024: bool) -> CryptoProvider {
     CryptoProvider {
         random: Arc::new(crate::mac::AwsRandom),
         prf: Arc::new(crate::mac::AwsMac),
         integ: Arc::new(crate::mac::AwsMac),
         cipher: Arc::new(crate::cipher::AwsCipher),
-        ke: Arc::new(crate::ke::DefaultKe::default()),
+        ke: Arc::new(crate::ke::DefaultKe { allow_modp1024 }),
         signature: Arc::new(crate::auth::AwsSignature),
     }
 }

@@ -46,6 +46,7 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
                 LocalCert::new(provider, chain, &key).with_context(|| format!("{}: certificate and key", c.name))?,
             ))
         }
+        AuthKind::Eap(m) => bail!("{}: local auth = \"{m}\": the daemon has no EAP yet", c.name),
     };
     // The data plane carries whole IP packets between TUN devices: tunnel mode only (transport
     // mode would need the kernel's own ESP).
@@ -73,6 +74,7 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
             }
             RemoteAuth::Cert(TrustStore::new(&cas).with_context(ctx)?)
         }
+        AuthKind::Eap(m) => bail!("{}: remote auth = \"{m}\": the daemon has no EAP yet", c.name),
     };
     Ok(PeerConfig {
         name: c.name.clone(),

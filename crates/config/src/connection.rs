@@ -1,0 +1,227 @@
+//! `[connections.*]`: addresses, proposals, sides, children, and the remote-access keys.
+
+use core::net::IpAddr;
+use std::str::FromStr as _;
+
+use oxswan_crypto::proposal::{lookup_keyword, parse_esp_proposal, parse_ike_proposal};
+use oxswan_ike::child::{Mode, TsConfig};
+use oxswan_wire::sa::Proposal;
+
+use crate::auth::{AuthKind, Known, local_side, remote_side};
+use crate::raw::{RawConnection, S};
+use crate::values::{duration, lifetime, parse_ts, span_of_time, volume};
+use crate::{
+    CHILD_REKEY_TIME, Child, ConfigError, Connection, Ctx, IKE_REKEY_TIME, PeerAction, PoolConfig, StartAction, Unique,
+};
+
+pub(crate) fn connection(
+    ctx: &Ctx<'_>,
+    name: &str,
+    c: S<RawConnection>,
+    known: &Known<'_>,
+    pools: &[PoolConfig],
+) -> Result<Connection, ConfigError> {
+    let key = format!("connections.{name}");
+    let span = c.span();
+    let c = c.into_inner();
+    let addrs = |v: &[S<String>], k: &str| -> Result<Vec<IpAddr>, ConfigError> {
+        v.iter()
+            .filter(|a| a.get_ref() != "%any")
+            .map(|a| {
+                a.get_ref().parse().map_err(|_| ctx.err(a.span(), &format!("{key}.{k}"), "not an IP address or %any"))
+            })
+            .collect()
+    };
+    let proposals = |v: &[S<String>], k: &str, ike: bool| -> Result<Vec<Proposal>, ConfigError> {
+        v.iter()
+            .flat_map(|p| p.get_ref().split(',').map(move |s| (p.span(), s.trim().to_owned())))
+            .enumerate()
+            .map(|(i, (sp, s))| {
+                let parsed = if ike { parse_ike_proposal(&s) } else { parse_esp_proposal(&s) };
+                let mut p = parsed.map_err(|e| ctx.err(sp.clone(), &format!("{key}.{k}"), e.to_string()))?;
+                refuse_additional_ke(&p, &s, ike).map_err(|m| ctx.err(sp, &format!("{key}.{k}"), m))?;
+                p.number = u8::try_from(i + 1).unwrap_or(u8::MAX);
+                Ok(p)
+            })
+            .collect()
+    };
+    let mut ike = proposals(&c.proposals, "proposals", true)?;
+    if ike.is_empty() {
+        ike = oxswan_crypto::proposal::parse_ike_proposals("default")
+            .map_err(|e| ctx.err(span.clone(), &key, e.to_string()))?;
+    }
+    let eap = |s: &S<crate::raw::RawSide>| AuthKind::parse(s.get_ref().auth.get_ref()).and_then(AuthKind::eap);
+    if eap(&c.local).is_some() && eap(&c.remote).is_some() {
+        return Err(ctx.err(
+            c.remote.get_ref().auth.span(),
+            &format!("{key}.remote.auth"),
+            "EAP on both sides: only the client (the initiator) authenticates with EAP (RFC 7296 §2.16)",
+        ));
+    }
+    let local = local_side(ctx, &format!("{key}.local"), c.local, known)?;
+    let remote = remote_side(ctx, &format!("{key}.remote"), c.remote, known)?;
+    for p in &c.pools {
+        if !pools.iter().any(|q| q.name == *p.get_ref()) {
+            return Err(ctx.err(
+                p.span(),
+                &format!("{key}.pools"),
+                format!("`{}`: no [pools.{}] table", p.get_ref(), p.get_ref()),
+            ));
+        }
+    }
+    let unique = match c.unique.as_ref().map(|u| (u.get_ref().as_str(), u.span())) {
+        None | Some(("no", _)) => Unique::No,
+        Some(("never", _)) => Unique::Never,
+        Some(("replace", _)) => Unique::Replace,
+        Some(("keep", _)) => Unique::Keep,
+        Some((other, sp)) => {
+            return Err(ctx.err(sp, &format!("{key}.unique"), format!("`{other}`: use no, never, replace or keep")));
+        }
+    };
+    let vips = c
+        .vips
+        .iter()
+        .map(|v| {
+            IpAddr::from_str(v.get_ref().trim()).map_err(|_| {
+                ctx.err(
+                    v.span(),
+                    &format!("{key}.vips"),
+                    format!("`{}` is not an IP address (0.0.0.0 or :: asks for any)", v.get_ref()),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut children = Vec::new();
+    for (cname, ch) in c.children {
+        let ckey = format!("{key}.children.{cname}");
+        let ch = ch.into_inner();
+        let ts = |v: &[S<String>], k: &str| -> Result<Vec<TsConfig>, ConfigError> {
+            if v.is_empty() {
+                return Ok(vec![TsConfig::Dynamic]);
+            }
+            v.iter().map(|t| parse_ts(t.get_ref()).map_err(|m| ctx.err(t.span(), &format!("{ckey}.{k}"), m))).collect()
+        };
+        let mut esp = proposals(&ch.esp_proposals, &format!("children.{cname}.esp_proposals"), false)?;
+        if esp.is_empty() {
+            esp = oxswan_crypto::proposal::parse_esp_proposals("default")
+                .map_err(|e| ctx.err(0..0, &ckey, e.to_string()))?;
+        }
+        let start_action = match ch.start_action.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+            None | Some(("none", _)) => StartAction::None,
+            Some(("start", _)) => StartAction::Start,
+            Some(("trap", _)) => StartAction::Trap,
+            Some((other, sp)) => {
+                return Err(ctx.err(
+                    sp,
+                    &format!("{ckey}.start_action"),
+                    format!("`{other}`: use none, start or trap"),
+                ));
+            }
+        };
+        let mode = match ch.mode.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+            None | Some(("tunnel", _)) => Mode::Tunnel,
+            Some(("transport", _)) => Mode::Transport,
+            Some((other, sp)) => {
+                return Err(ctx.err(sp, &format!("{ckey}.mode"), format!("`{other}`: use tunnel or transport")));
+            }
+        };
+        let rekey_time = lifetime(ctx, ch.rekey_time, &format!("{ckey}.rekey_time"), Some(CHILD_REKEY_TIME))?;
+        let rekey_bytes = volume(ctx, ch.rekey_bytes, &format!("{ckey}.rekey_bytes"))?.unwrap_or(0);
+        let rekey_packets = volume(ctx, ch.rekey_packets, &format!("{ckey}.rekey_packets"))?.unwrap_or(0);
+        children.push(Child {
+            name: cname,
+            local_ts: ts(&ch.local_ts, "local_ts")?,
+            remote_ts: ts(&ch.remote_ts, "remote_ts")?,
+            esp_proposals: esp,
+            start_action,
+            mode,
+            rekey_time,
+            life_time: lifetime(
+                ctx,
+                ch.life_time,
+                &format!("{ckey}.life_time"),
+                rekey_time.map(|r| r.saturating_add(r / 10)),
+            )?,
+            rand_time: span_of_time(ctx, ch.rand_time, &format!("{ckey}.rand_time"))?,
+            rekey_bytes,
+            life_bytes: volume(ctx, ch.life_bytes, &format!("{ckey}.life_bytes"))?
+                .unwrap_or(rekey_bytes.saturating_add(rekey_bytes / 10)),
+            rekey_packets,
+            life_packets: volume(ctx, ch.life_packets, &format!("{ckey}.life_packets"))?
+                .unwrap_or(rekey_packets.saturating_add(rekey_packets / 10)),
+        });
+    }
+    let remote_addrs = addrs(&c.remote_addrs, "remote_addrs")?;
+    if remote_addrs.is_empty() && children.iter().any(|c| c.start_action != StartAction::None) {
+        return Err(ctx.err(
+            span,
+            &format!("{key}.remote_addrs"),
+            "a child with start_action start or trap needs a remote address",
+        ));
+    }
+    Ok(Connection {
+        name: name.to_owned(),
+        local_addrs: addrs(&c.local_addrs, "local_addrs")?,
+        remote_addrs,
+        proposals: ike,
+        encap: c.encap.unwrap_or(false),
+        dpd_delay: duration(ctx, c.dpd_delay, &format!("{key}.dpd_delay"))?,
+        dpd_action: action(ctx, c.dpd_action.as_ref(), &format!("{key}.dpd_action"), "clear")?,
+        close_action: action(ctx, c.close_action.as_ref(), &format!("{key}.close_action"), "none")?,
+        rekey_time: lifetime(ctx, c.rekey_time, &format!("{key}.rekey_time"), Some(IKE_REKEY_TIME))?,
+        reauth_time: lifetime(ctx, c.reauth_time, &format!("{key}.reauth_time"), None)?,
+        over_time: span_of_time(ctx, c.over_time, &format!("{key}.over_time"))?,
+        rand_time: span_of_time(ctx, c.rand_time, &format!("{key}.rand_time"))?,
+        pools: c.pools.into_iter().map(S::into_inner).collect(),
+        unique,
+        mobike: c.mobike.unwrap_or(true),
+        fragmentation: c.fragmentation.unwrap_or(true),
+        vips,
+        local,
+        remote,
+        children,
+    })
+}
+
+/// Refuses a proposal with additional key exchanges (RFC 9370 ADDKE transforms, `ke1_`..`ke7_`,
+/// `keN_none` included). oxswan-crypto parses them, but the engine has neither IKE_INTERMEDIATE
+/// (RFC 9242), which carries them when an IKE SA is set up, nor IKE_FOLLOWUP_KE (RFC 9370 §2.2.4),
+/// which carries them in CREATE_CHILD_SA: only the first key exchange would be made, and the one the
+/// proposal adds (typically the post-quantum ML-KEM) silently dropped. `text` is the proposal as
+/// written, for the message.
+fn refuse_additional_ke(p: &Proposal, text: &str, ike: bool) -> Result<(), String> {
+    if !p.transforms.iter().any(|t| t.transform_type.additional_ke_index().is_some()) {
+        return Ok(());
+    }
+    let mut words: Vec<String> = Vec::new();
+    for w in text.split('-').map(str::trim) {
+        let quoted = format!("'{w}'");
+        if lookup_keyword(w).is_some_and(|t| t.transform_type.additional_ke_index().is_some())
+            && !words.contains(&quoted)
+        {
+            words.push(quoted);
+        }
+    }
+    let what = if words.is_empty() { "an additional key exchange".to_owned() } else { words.join(", ") };
+    let exchange = if ike {
+        "need IKE_INTERMEDIATE (RFC 9242/9370)"
+    } else {
+        "in an ESP proposal need IKE_FOLLOWUP_KE (RFC 9370)"
+    };
+    Err(format!(
+        "{what} in proposal '{text}': additional key exchanges (ke1_…ke7_) {exchange}, which oxswan does not \
+         implement yet"
+    ))
+}
+
+/// `clear`/`none`, `restart`/`start` or `trap`: strongSwan's words for the two actions.
+fn action(ctx: &Ctx<'_>, v: Option<&S<String>>, key: &str, off: &str) -> Result<PeerAction, ConfigError> {
+    let on = if off == "clear" { "restart" } else { "start" };
+    match v.map(|v| (v.get_ref().as_str(), v.span())) {
+        None => Ok(PeerAction::Clear),
+        Some((w, _)) if w == off => Ok(PeerAction::Clear),
+        Some((w, _)) if w == on => Ok(PeerAction::Restart),
+        Some(("trap", _)) => Ok(PeerAction::Trap),
+        Some((other, span)) => Err(ctx.err(span, key, format!("`{other}`: use {off}, {on} or trap"))),
+    }
+}
