@@ -685,3 +685,24 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn sides_are_send_and_sync_and_errors_name_the_user() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<EapServer>();
+    assert_send_sync::<EapPeer>();
+    assert_send_sync::<ServerStep>();
+    assert_send_sync::<PeerStep>();
+    assert_eq!(EapError::UnknownUser("bob".into()).identity(), Some("bob"));
+    assert_eq!(EapError::PeerAborted("bob".into()).identity(), Some("bob"));
+    assert_eq!(EapError::NoCommonMethod.identity(), None);
+    assert_eq!(EapError::WrongSecret("bob".into()).to_string(), "EAP authentication of 'bob' failed: wrong secret");
+    // Control characters in a hostile identity cannot forge log lines.
+    let end = converse(
+        server_config(&[MethodType::Md5], true, None),
+        peer_config("evil\nuser", &[]),
+        &alice(),
+        &Secrets::with(&[("evil\nuser", "x")]),
+    );
+    assert!(matches!(&end.server, ServerStep::Failure { error: EapError::UnknownUser(u), .. } if u == "evil?user"));
+}
