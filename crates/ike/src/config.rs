@@ -21,6 +21,29 @@ pub enum LocalAuth {
     SharedKey,
     /// Certificate and private key; the chain is sent in CERT payloads (RFC 7296 §3.6).
     Cert(Arc<LocalCert>),
+    /// EAP as the client (RFC 7296 §2.16): no AUTH in the first IKE_AUTH request; the gateway runs
+    /// an EAP method with us and both AUTH payloads then come from the method's key.
+    Eap(EapClient),
+}
+
+/// Our side of EAP as a client.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EapClient {
+    /// Our EAP identity (strongSwan's `eap_id`); `None`: our IKE identity.
+    pub identity: Option<String>,
+    /// The methods we take part in; empty: any we implement.
+    pub methods: Vec<oxswan_eap::MethodType>,
+}
+
+/// The gateway's side of EAP: how a client must authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EapServer {
+    /// The methods, in our order of preference (more than one: the client may pick, strongSwan's
+    /// `eap-dynamic`).
+    pub methods: Vec<oxswan_eap::MethodType>,
+    /// Ask the client for its EAP identity first (`eap_id = "%any"`); otherwise its IKE identity
+    /// is the EAP identity.
+    pub ask_identity: bool,
 }
 
 /// How the peer must prove its identity.
@@ -34,6 +57,9 @@ pub enum RemoteAuth {
     SharedKey,
     /// A certificate chaining to one of these CAs, whose subject or subjectAltName is the peer's ID.
     Cert(TrustStore),
+    /// EAP, run by us (RFC 7296 §2.16), with the users' secrets from the endpoint's
+    /// [`Credentials`](crate::auth::Credentials).
+    Eap(EapServer),
 }
 
 /// Retransmission of requests (RFC 7296 §2.1). The defaults are strongSwan's: 4 s, ×1.8 per try, 5

@@ -12,9 +12,11 @@ use oxswan_crypto::{CryptoProvider, Secret};
 use oxswan_wire::Identity;
 use oxswan_wire::payloads::{AuthPayload, CertPayload};
 
+mod eap;
 mod psk;
 mod pubkey;
 
+pub(crate) use eap::{EapCredentials, MskAuth};
 pub(crate) use psk::SharedKeyAuth;
 pub(crate) use pubkey::PubkeyAuth;
 
@@ -71,9 +73,23 @@ pub enum AuthError {
     /// The identity payload does not parse.
     #[error("malformed identity: {0}")]
     MalformedIdentity(String),
-    /// IKE_AUTH without AUTH: the initiator wants EAP (RFC 7296 §2.16), which is not offered yet.
-    #[error("no AUTH payload (EAP is not supported)")]
+    /// IKE_AUTH without AUTH, and the connection does not run EAP (RFC 7296 §2.16).
+    #[error("no AUTH payload, and EAP is not configured for the peer")]
     NoAuthPayload,
+    /// The EAP method failed; `user` is the EAP identity, when known.
+    #[error("EAP{}: {reason}", user.as_ref().map(|u| format!(" for {u}")).unwrap_or_default())]
+    Eap {
+        /// The EAP identity.
+        user: Option<String>,
+        /// Why.
+        reason: String,
+    },
+    /// The AUTH after EAP does not verify with the method's key.
+    #[error("AUTH after EAP does not verify with the EAP key")]
+    BadEapAuth,
+    /// A message of the EAP rounds is missing what it must carry.
+    #[error("IKE_AUTH of the EAP rounds without {0}")]
+    EapMissing(&'static str),
     /// No connection admits the initiator's identity (and the identity it asked us to have).
     #[error("no connection for {id}{}", asked.as_ref().map(|a| format!(" asking for us as {a}")).unwrap_or_default())]
     NoConnection {
@@ -97,6 +113,12 @@ impl From<oxswan_crypto::CryptoError> for AuthError {
 pub trait Credentials: Send + Sync + fmt::Debug {
     /// The shared key between `ours` and `peer` (`None`: not known yet, any), if one is configured.
     fn shared_key(&self, ours: &Identity, peer: Option<&Identity>) -> Option<Secret>;
+
+    /// The EAP secret (password) of the user `identity` (strongSwan's `secrets.eap`).
+    fn eap_secret(&self, identity: &[u8]) -> Option<Secret> {
+        let _ = identity;
+        None
+    }
 }
 
 /// Shared keys by the identities they are for, matched as strongSwan matches them: an entry must
@@ -105,6 +127,7 @@ pub trait Credentials: Send + Sync + fmt::Debug {
 #[derive(Debug, Default, Clone)]
 pub struct SharedKeys {
     entries: Vec<(Vec<Identity>, Secret)>,
+    eap: Vec<(Vec<u8>, Secret)>,
 }
 
 impl SharedKeys {
@@ -116,6 +139,11 @@ impl SharedKeys {
     /// Adds a key for these identities (none: for anyone).
     pub fn add(&mut self, ids: Vec<Identity>, secret: Secret) {
         self.entries.push((ids, secret));
+    }
+
+    /// Adds the EAP secret of the user `identity`; the first for an identity wins.
+    pub fn add_eap(&mut self, identity: impl Into<Vec<u8>>, secret: Secret) {
+        self.eap.push((identity.into(), secret));
     }
 
     /// Number of keys.
@@ -150,6 +178,11 @@ impl Credentials for SharedKeys {
             }
         }
         best.map(|(_, s)| s.clone())
+    }
+
+    fn eap_secret(&self, identity: &[u8]) -> Option<Secret> {
+        // EAP identities are user names, compared exactly as strongSwan does.
+        self.eap.iter().find(|(id, _)| id.as_slice() == identity).map(|(_, s)| s.clone())
     }
 }
 

@@ -259,7 +259,10 @@ impl IkeSa {
     pub fn handle_timeout(&mut self, ctx: &mut Ctx<'_>) {
         if self.core.state == State::HalfOpen {
             if self.core.timers.take_due(Timer::HalfOpen, ctx.now) {
-                self.core.close(ctx, DownReason::HalfOpenTimeout);
+                // An EAP client that went silent after its method failed (MSCHAPv2's Failure-Request
+                // is never answered by charon or Windows) failed to authenticate.
+                let eap = self.core.eap.take().and_then(|e| e.pending_failure());
+                self.core.close(ctx, eap.map_or(DownReason::HalfOpenTimeout, DownReason::AuthFailed));
             }
             return;
         }

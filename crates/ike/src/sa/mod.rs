@@ -177,6 +177,40 @@ pub(crate) struct SaCore {
     pub asks: Vec<Ask>,
     /// Virtual IPs: those the gateway gave us, or those we lent the client (RFC 7296 §3.15).
     pub vips: VirtualIps,
+    /// As responder: EAP in progress between IKE_AUTH rounds (§2.16).
+    pub eap: Option<Box<EapResponder>>,
+    /// The peer's EAP identity, once it authenticated with EAP.
+    pub eap_identity: Option<String>,
+}
+
+/// The responder's EAP between the IKE_AUTH rounds (RFC 7296 §2.16).
+#[derive(Debug)]
+pub(crate) struct EapResponder {
+    /// The connection chosen in the first round.
+    pub peer: Arc<PeerConfig>,
+    /// The method's state.
+    pub server: oxswan_eap::EapServer,
+    /// The initiator's IDi of the first round, which its final AUTH covers.
+    pub idi: oxswan_wire::id::IdPayload,
+    /// Its identity.
+    pub identity: Identity,
+    /// Our IDr's octets, which our final AUTH covers.
+    pub idr_body: Vec<u8>,
+    /// The first request's CP, CHILD SA and notify payloads, answered in the last round.
+    pub first: Vec<Payload>,
+    /// The method succeeded: the EAP identity and the key for both AUTH payloads.
+    pub done: Option<(String, Option<oxswan_crypto::Secret>)>,
+    /// The method's failure was reported already (an MSCHAPv2 Failure-Request went out, which
+    /// charon and Windows never answer).
+    pub reported: bool,
+}
+
+impl EapResponder {
+    /// The failure the method is about to end with, as an authentication error.
+    pub(crate) fn pending_failure(&self) -> Option<crate::auth::AuthError> {
+        let e = self.server.pending_error()?;
+        Some(crate::auth::AuthError::Eap { user: e.identity().map(str::to_owned), reason: e.to_string() })
+    }
 }
 
 /// The virtual IPs of an IKE SA and what came with them (RFC 7296 §2.19).
@@ -230,6 +264,8 @@ impl SaCore {
             ike_collision: None,
             asks: Vec::new(),
             vips: VirtualIps::default(),
+            eap: None,
+            eap_identity: None,
         }
     }
 
@@ -296,7 +332,7 @@ impl SaCore {
             remote_vips: self.vips.leases.iter().map(|l| l.addr).collect(),
             dns: self.vips.dns.clone(),
             dns_domains: self.vips.dns_domains.clone(),
-            eap_id: None,
+            eap_id: self.eap_identity.clone(),
         })
     }
 

@@ -47,6 +47,8 @@ pub(crate) enum InFlight {
     Auth {
         child: Option<Box<ChildOffer>>,
     },
+    /// IKE_AUTH rounds of EAP as the client (§2.16).
+    AuthEap(Box<ike_auth::eap::EapRounds>),
     DeleteIke,
     DeleteChild(u32),
     DeleteUninstalled,
@@ -61,6 +63,7 @@ impl InFlight {
     pub(crate) fn offered_spi(&self) -> Option<u32> {
         match self {
             InFlight::Auth { child: Some(offer) } | InFlight::NewChild(offer) => Some(offer.spi_in),
+            InFlight::AuthEap(rounds) => rounds.child.as_ref().map(|o| o.spi_in),
             InFlight::RekeyChild(offer) => Some(offer.spi_in),
             _ => None,
         }
@@ -71,7 +74,7 @@ impl InFlight {
         use oxswan_wire::ExchangeType as X;
         match self {
             InFlight::Init { .. } => X::IKE_SA_INIT,
-            InFlight::Auth { .. } => X::IKE_AUTH,
+            InFlight::Auth { .. } | InFlight::AuthEap(_) => X::IKE_AUTH,
             InFlight::RekeyChild(_) | InFlight::RekeyIke(_) | InFlight::NewChild(_) => X::CREATE_CHILD_SA,
             InFlight::DeleteIke | InFlight::DeleteChild(_) | InFlight::DeleteUninstalled | InFlight::Liveness => {
                 X::INFORMATIONAL
@@ -153,6 +156,7 @@ pub(crate) fn request(
 pub(crate) fn answer(core: &mut SaCore, ctx: &mut Ctx<'_>, in_flight: InFlight, p: &Collected) -> Next {
     match in_flight {
         InFlight::Auth { child } => core.handle_auth_response(ctx, child, p),
+        InFlight::AuthEap(rounds) => core.handle_eap_answer(ctx, *rounds, p),
         InFlight::DeleteIke => {
             core.close(ctx, crate::event::DownReason::LocalDeleted);
             Next::Done
@@ -205,6 +209,17 @@ pub(crate) struct Collected {
 }
 
 impl Collected {
+    /// The CP, SA, TS and notify payloads, in an order that collects back to the same: what an
+    /// EAP responder keeps of the first IKE_AUTH request to answer in the last (§2.16).
+    pub(crate) fn child_part(&self) -> Vec<Payload> {
+        let mut out: Vec<Payload> = self.notifies.iter().cloned().map(Payload::Notify).collect();
+        out.extend(self.cp.clone().map(Payload::Cp));
+        out.extend(self.sa.clone().map(Payload::Sa));
+        out.extend(self.tsi.clone().map(Payload::TsI));
+        out.extend(self.tsr.clone().map(Payload::TsR));
+        out
+    }
+
     pub(crate) fn collect(payloads: Vec<Payload>) -> Self {
         let mut out = Self::default();
         for p in payloads {

@@ -1,6 +1,7 @@
 //! IKE_AUTH (RFC 7296 §1.2, §2.15, §2.21.2): identities, certificates, AUTH with a PSK or a
-//! signature (RFC 7427), INITIAL_CONTACT, and the first CHILD SA riding on the exchange
-//! ([`super::child_create`]).
+//! signature (RFC 7427), INITIAL_CONTACT, the configuration payload ([`super::ike_config`]) and
+//! the first CHILD SA riding on the exchange ([`super::child_create`]). With EAP (§2.16, [`eap`])
+//! the exchange takes several rounds; the CP and CHILD SA parts are answered in the last.
 
 use oxswan_crypto::proposal::select_proposal;
 use oxswan_wire::id::IdPayload;
@@ -16,6 +17,8 @@ use crate::config::{LocalAuth, PeerConfig, RemoteAuth};
 use crate::error::{IkeError, Result};
 use crate::event::{DownReason, Event};
 use crate::sa::{Ask, Ctx, Origin, SaCore, State};
+
+pub(crate) mod eap;
 
 impl SaCore {
     /// The IKE_AUTH request, after IKE_SA_INIT: `{ IDi, [CERT+], [CERTREQ], [IDr], AUTH,
@@ -37,19 +40,23 @@ impl SaCore {
         if let Some(r) = &peer.remote_id {
             payloads.push(Payload::IdR(IdPayload::from_identity(r)));
         }
-        let octets = SignedOctets {
-            message: &init.request,
-            nonce: &init.nr,
-            sk_p: init.keys.sk_pi.expose(),
-            id_body: &idi.auth_octets(),
-            ppk: None,
-            int_auth: None,
+        // §2.16: an EAP client leaves AUTH out; the gateway then starts EAP.
+        if !matches!(peer.local_auth, LocalAuth::Eap(_)) {
+            let octets = SignedOctets {
+                message: &init.request,
+                nonce: &init.nr,
+                sk_p: init.keys.sk_pi.expose(),
+                id_body: &idi.auth_octets(),
+                ppk: None,
+                int_auth: None,
+            }
+            .compute(ctx.provider.prf.as_ref(), init.suite.prf)
+            .map_err(|e| IkeError::Auth(e.to_string()))?;
+            let auth = self
+                .make_auth(ctx, peer, &octets, peer.remote_id.as_ref())
+                .map_err(|e| IkeError::Auth(e.to_string()))?;
+            payloads.push(Payload::Auth(auth));
         }
-        .compute(ctx.provider.prf.as_ref(), init.suite.prf)
-        .map_err(|e| IkeError::Auth(e.to_string()))?;
-        let auth =
-            self.make_auth(ctx, peer, &octets, peer.remote_id.as_ref()).map_err(|e| IkeError::Auth(e.to_string()))?;
-        payloads.push(Payload::Auth(auth));
         if peer.initial_contact && self.origin != Origin::Reauthentication {
             payloads.push(notify(NotifyType::INITIAL_CONTACT));
         }
@@ -63,6 +70,20 @@ impl SaCore {
         }
         self.state = State::Connecting;
         Ok(Next::Send { exchange: ExchangeType::IKE_AUTH, payloads, in_flight: InFlight::Auth { child: offer } })
+    }
+
+    /// An answer without what we need is an error notify: the responder refused us (§2.21.2) or
+    /// the exchange.
+    pub(crate) fn refused_by_responder(&mut self, ctx: &mut Ctx<'_>, p: &Collected) {
+        let reason = p.error().unwrap_or(NotifyType::INVALID_SYNTAX);
+        if reason == NotifyType::AUTHENTICATION_FAILED {
+            ctx.out.events.push_back(Event::AuthFailed {
+                sa: self.handle,
+                peer: self.remote,
+                reason: "peer sent AUTHENTICATION_FAILED".into(),
+            });
+        }
+        self.close(ctx, DownReason::PeerNotify(reason));
     }
 
     /// Our AUTH over `octets`, by the connection's method, for the peer `theirs` (if known yet).
@@ -93,17 +114,8 @@ impl SaCore {
         p: &Collected,
     ) -> Next {
         let Some(peer) = self.peer.clone() else { return Next::Done };
-        // An error notify without AUTH: the responder refused us (§2.21.2) or the exchange.
         let (Some(idr), Some(auth)) = (p.idr.clone(), p.auth.clone()) else {
-            let reason = p.error().unwrap_or(NotifyType::INVALID_SYNTAX);
-            if reason == NotifyType::AUTHENTICATION_FAILED {
-                ctx.out.events.push_back(Event::AuthFailed {
-                    sa: self.handle,
-                    peer: self.remote,
-                    reason: "peer sent AUTHENTICATION_FAILED".into(),
-                });
-            }
-            self.close(ctx, DownReason::PeerNotify(reason));
+            self.refused_by_responder(ctx, p);
             return Next::Done;
         };
         let remote_id = match self.verify_peer(ctx, &peer, &idr, &auth, &p.certs, false) {
@@ -116,6 +128,21 @@ impl SaCore {
                 return Next::Done;
             }
         };
+        if let LocalAuth::Eap(client) = &peer.local_auth {
+            return self.start_eap_client(ctx, client, child, idr, remote_id, p);
+        }
+        self.auth_complete_as_initiator(ctx, remote_id, child, p)
+    }
+
+    /// The initiator's end of IKE_AUTH, the responder authenticated: the SA is up, with the virtual
+    /// IPs of the CP reply and the CHILD SA of the answer.
+    pub(crate) fn auth_complete_as_initiator(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        remote_id: Identity,
+        child: Option<Box<ChildOffer>>,
+        p: &Collected,
+    ) -> Next {
         self.peer_id = Some(remote_id);
         self.state = State::Established;
         if !self.read_cp_reply(ctx, p) {
@@ -176,78 +203,105 @@ impl SaCore {
     }
 
     /// The initiator's IKE_AUTH request, as responder: picks the connection by the identities,
-    /// verifies the peer, authenticates us, and answers the CHILD SA part.
+    /// verifies the peer (or starts EAP with it, §2.16), authenticates us, and answers the CP and
+    /// CHILD SA parts.
     pub(crate) fn handle_auth_request(&mut self, ctx: &mut Ctx<'_>, p: Collected) -> Vec<Payload> {
-        let refuse = |s: &mut Self, ctx: &mut Ctx<'_>, reason: AuthError| {
-            s.auth_failed(ctx, reason);
-            vec![notify(NotifyType::AUTHENTICATION_FAILED)]
-        };
+        if let Some(rounds) = self.eap.take() {
+            return self.eap_round(ctx, *rounds, p);
+        }
         let Some(idi) = p.idi.clone() else {
             self.close(ctx, DownReason::Protocol("IKE_AUTH without IDi".into()));
             return vec![notify(NotifyType::INVALID_SYNTAX)];
         };
-        let Some(auth) = p.auth.clone() else {
-            // EAP (no AUTH from the initiator, §2.16) is not offered yet.
-            return refuse(self, ctx, AuthError::NoAuthPayload);
-        };
         let identity = match idi.identity() {
             Ok(id) => id,
-            Err(e) => return refuse(self, ctx, AuthError::MalformedIdentity(e.to_string())),
+            Err(e) => return self.refuse_auth(ctx, AuthError::MalformedIdentity(e.to_string())),
         };
         let wanted_idr = p.idr.as_ref().and_then(|i| i.identity().ok());
-        let Some(keys) = self.keys.as_ref() else { return refuse(self, ctx, AuthError::NoKeys) };
+        let Some(keys) = self.keys.as_ref() else { return self.refuse_auth(ctx, AuthError::NoKeys) };
         let negotiated = keys.init.proposal.clone();
+        // §2.16: an initiator without AUTH wants EAP.
+        let wants_eap = p.auth.is_none();
         // Pick the connection: the first whose remote identity admits IDi, whose local identity is the
-        // IDr the initiator asked for (if any), and which accepts the negotiated IKE proposal.
-        let candidate = ctx
-            .peers
-            .iter()
-            .find(|c| {
-                c.remote_id.as_ref().is_none_or(|r| same_identity(r, &identity))
-                    && wanted_idr.as_ref().is_none_or(|w| same_identity(w, &c.local_id))
-                    && select_proposal(&c.ike_proposals, core::slice::from_ref(&negotiated), false).is_some()
-            })
-            .cloned();
+        // IDr the initiator asked for (if any), which accepts the negotiated IKE proposal, and which
+        // runs EAP exactly when the initiator asks for it.
+        let fits = |c: &PeerConfig| {
+            c.remote_id.as_ref().is_none_or(|r| same_identity(r, &identity))
+                && wanted_idr.as_ref().is_none_or(|w| same_identity(w, &c.local_id))
+                && select_proposal(&c.ike_proposals, core::slice::from_ref(&negotiated), false).is_some()
+        };
+        let candidate =
+            ctx.peers.iter().find(|c| fits(c) && matches!(c.remote_auth, RemoteAuth::Eap(_)) == wants_eap).cloned();
         let Some(peer) = candidate else {
+            if wants_eap {
+                return self.refuse_auth(ctx, AuthError::NoAuthPayload);
+            }
             let id = crate::cert::identity_string(&identity);
             let asked = wanted_idr.as_ref().map(crate::cert::identity_string);
-            return refuse(self, ctx, AuthError::NoConnection { id, asked });
+            return self.refuse_auth(ctx, AuthError::NoConnection { id, asked });
         };
         self.peer = Some(peer.clone());
+        let Some(auth) = p.auth.clone() else {
+            return self.start_eap_server(ctx, peer, idi, identity, p);
+        };
         let remote_id = match self.verify_peer(ctx, &peer, &idi, &auth, &p.certs, true) {
             Ok(id) => id,
-            Err(reason) => return refuse(self, ctx, reason),
+            Err(reason) => return self.refuse_auth(ctx, reason),
         };
         self.peer_id = Some(remote_id);
-        // Our side.
-        let Some(keys) = self.keys.as_ref() else { return refuse(self, ctx, AuthError::NoKeys) };
+        let out = match self.our_identity_as_responder(ctx, &peer) {
+            Ok((out, _)) => out,
+            Err(e) => return self.refuse_auth(ctx, e),
+        };
+        self.vips.owner = crate::cert::identity_string(&identity);
+        self.auth_complete_as_responder(ctx, &peer, &p, out)
+    }
+
+    /// Refuses the initiator (§2.21.2): the reason stays local, the answer is AUTHENTICATION_FAILED.
+    pub(crate) fn refuse_auth(&mut self, ctx: &mut Ctx<'_>, reason: AuthError) -> Vec<Payload> {
+        self.auth_failed(ctx, reason);
+        vec![notify(NotifyType::AUTHENTICATION_FAILED)]
+    }
+
+    /// `{ IDr, [CERT+], AUTH }` by the connection's method, and IDr's octets for a later AUTH.
+    pub(crate) fn our_identity_as_responder(
+        &self,
+        ctx: &Ctx<'_>,
+        peer: &PeerConfig,
+    ) -> core::result::Result<(Vec<Payload>, Vec<u8>), AuthError> {
+        let keys = self.keys.as_ref().ok_or(AuthError::NoKeys)?;
         let init = &keys.init;
         let idr = IdPayload::from_identity(&peer.local_id);
         let id_body = idr.auth_octets();
-        let signed = SignedOctets {
+        let octets = SignedOctets {
             message: &init.response,
             nonce: &init.ni,
             sk_p: init.keys.sk_pr.expose(),
             id_body: &id_body,
             ppk: None,
             int_auth: None,
-        };
-        let octets = match signed.compute(ctx.provider.prf.as_ref(), init.suite.prf) {
-            Ok(o) => o,
-            Err(e) => return refuse(self, ctx, e),
-        };
+        }
+        .compute(ctx.provider.prf.as_ref(), init.suite.prf)?;
         let theirs = self.peer_id.clone();
-        let our_auth = match self.make_auth(ctx, &peer, &octets, theirs.as_ref()) {
-            Ok(a) => a,
-            Err(e) => return refuse(self, ctx, e),
-        };
+        let our_auth = self.make_auth(ctx, peer, &octets, theirs.as_ref())?;
         let mut out = vec![Payload::IdR(idr)];
         if let LocalAuth::Cert(cert) = &peer.local_auth {
             out.extend(cert_payloads(&cert.chain));
         }
         out.push(Payload::Auth(our_auth));
-        self.vips.owner = crate::cert::identity_string(&identity);
-        match self.answer_cp_request(ctx, &peer, &p) {
+        Ok((out, id_body))
+    }
+
+    /// The responder's end of IKE_AUTH, the initiator authenticated: `out` (our identity and
+    /// AUTH), the CP reply, and the CHILD SA.
+    pub(crate) fn auth_complete_as_responder(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        peer: &PeerConfig,
+        p: &Collected,
+        mut out: Vec<Payload>,
+    ) -> Vec<Payload> {
+        match self.answer_cp_request(ctx, peer, p) {
             Ok(cp) => out.extend(cp),
             Err(failure) => return vec![failure],
         }
@@ -257,7 +311,7 @@ impl SaCore {
             ctx.out.events.push_back(Event::IkeSaUp { sa: self.handle, info });
             self.schedule_ike_rekey(ctx);
         }
-        out.extend(self.respond_child_in_auth(ctx, &peer, &p));
+        out.extend(self.respond_child_in_auth(ctx, peer, p));
         out
     }
 }
@@ -268,6 +322,8 @@ fn local_authenticator<'a>(peer: &'a PeerConfig, credentials: &'a dyn Credential
         LocalAuth::Psk(k) => Box::new(SharedKeyAuth { fixed: Some(k), credentials }),
         LocalAuth::SharedKey => Box::new(SharedKeyAuth { fixed: None, credentials }),
         LocalAuth::Cert(c) => Box::new(PubkeyAuth { local: Some(c), trust: None, rsa_pss: peer.rsa_pss }),
+        // Only after the method, with its key (eap.rs); never over the first round's octets.
+        LocalAuth::Eap(_) => Box::new(Refuse),
     }
 }
 
@@ -277,6 +333,26 @@ fn remote_authenticator<'a>(peer: &'a PeerConfig, credentials: &'a dyn Credentia
         RemoteAuth::Psk(k) => Box::new(SharedKeyAuth { fixed: Some(k), credentials }),
         RemoteAuth::SharedKey => Box::new(SharedKeyAuth { fixed: None, credentials }),
         RemoteAuth::Cert(t) => Box::new(PubkeyAuth { local: None, trust: Some(t), rsa_pss: peer.rsa_pss }),
+        RemoteAuth::Eap(_) => Box::new(Refuse),
+    }
+}
+
+/// The AUTH of an EAP side outside the EAP rounds: there is none to make or accept.
+struct Refuse;
+
+impl Authenticator for Refuse {
+    fn build(&self, _ctx: &AuthCtx<'_>, _octets: &[u8]) -> core::result::Result<AuthPayload, AuthError> {
+        Err(AuthError::EapMissing("the EAP method's key"))
+    }
+
+    fn verify(
+        &self,
+        _ctx: &AuthCtx<'_>,
+        _octets: &[u8],
+        auth: &AuthPayload,
+        _certs: &[CertPayload],
+    ) -> core::result::Result<(), AuthError> {
+        Err(AuthError::WrongMethod { got: format!("{:?}", auth.method), want: "EAP" })
     }
 }
 

@@ -1,0 +1,226 @@
+//! EAP in IKE_AUTH (RFC 7296 §2.16): the gateway authenticates with its certificate, the client
+//! with EAP-MSCHAPv2 or EAP-MD5, and both final AUTH payloads come from the method's key; the users'
+//! passwords are looked up by EAP identity; a wrong password or an unknown user fails with nothing
+//! left behind; the lease belongs to the EAP identity.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod common;
+#[path = "common/pki.rs"]
+mod pki;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use oxswan_crypto::Secret;
+use oxswan_eap::MethodType;
+use oxswan_ike::auth::{AuthError, SharedKeys};
+use oxswan_ike::config::{EapClient, EapServer};
+use oxswan_ike::leases::{MemoryLeases, PoolAttributes};
+use oxswan_ike::{DownReason, EndpointConfig, Event, LocalAuth, PeerConfig, RemoteAuth};
+use oxswan_pool::{AddrRange, Pool};
+use oxswan_wire::ExchangeType;
+use oxswan_wire::Identity;
+
+const GW: &str = "192.0.2.10";
+
+fn wide() -> EndpointConfig {
+    EndpointConfig { fragment_size: 65_535, ..EndpointConfig::default() }
+}
+
+struct Setup {
+    sim: Sim,
+    ca: pki::Ca,
+}
+
+/// A gateway `vpn.example` with a certificate, running `methods` (asking for the EAP identity
+/// when `ask_identity`), with the users alice and bob and a pool of IPv4 addresses.
+fn gateway(seed: u64, methods: &[MethodType], ask_identity: bool) -> Setup {
+    let mut sim = Sim::new(seed, Link::default());
+    let ca = pki::Ca::new("Test CA", pki::Alg::P256);
+    let mut gw = psk_peer("rw", "vpn.example", "unused", "unused", "10.2.0.0/24", "0.0.0.0/0");
+    gw.remote_id = None;
+    gw.local_auth = LocalAuth::Cert(ca.local(pki::Alg::P256, "vpn.example", &["vpn.example"]));
+    gw.remote_auth = RemoteAuth::Eap(EapServer { methods: methods.to_vec(), ask_identity });
+    gw.children[0] = child_config("net", &["10.2.0.0/24"], &["dynamic"]);
+    gw.pools = vec!["rw4".into()];
+    sim.add_null_cipher(GW, wide(), vec![gw]);
+    let mut users = SharedKeys::new();
+    users.add_eap("alice", Secret::from_slice(b"alice's password"));
+    users.add_eap("bob", Secret::from_slice(b"bob's password"));
+    sim.ep(GW).set_credentials(Arc::new(users));
+    let mut leases = MemoryLeases::new();
+    leases.insert(
+        Pool::new("rw4", AddrRange::parse("10.10.0.0/24").unwrap(), Duration::from_secs(3600)),
+        PoolAttributes { dns: vec!["10.10.0.53".parse().unwrap()], ..Default::default() },
+    );
+    sim.ep(GW).set_leases(Box::new(leases));
+    Setup { sim, ca }
+}
+
+/// A client at `ip` with the IKE identity `id` (its address, as Windows sends), the EAP identity
+/// `user` and `password`, accepting `methods`.
+fn client(s: &mut Setup, ip: &str, user: &str, password: &str, methods: &[MethodType]) {
+    let mut p: PeerConfig = psk_peer("to-gw", "unused", "vpn.example", "unused", "10.1.0.0/16", "10.2.0.0/24");
+    p.local_id = Identity::Ipv4(ip.parse().unwrap());
+    p.local_auth = LocalAuth::Eap(EapClient { identity: Some(user.into()), methods: methods.to_vec() });
+    p.remote_auth = RemoteAuth::Cert(s.ca.trust());
+    p.children[0] = child_config("net", &["dynamic"], &["10.2.0.0/24"]);
+    p.vips = vec!["0.0.0.0".parse().unwrap()];
+    s.sim.add_null_cipher(ip, wide(), vec![p]);
+    let mut own = SharedKeys::new();
+    own.add_eap(user, Secret::from_slice(password.as_bytes()));
+    s.sim.ep(ip).set_credentials(Arc::new(own));
+    let now = s.sim.now;
+    s.sim.ep(ip).initiate(now, "to-gw", addr(ip, 500), addr(GW, 500)).unwrap();
+}
+
+fn settled(sim: &Sim, ip: &str) -> bool {
+    child(sim.events(ip)).is_some() || down(sim.events(ip)).is_some()
+}
+
+fn auth_failures(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::AuthFailed { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn eap_mschapv2_with_the_identity_asked_for() {
+    let mut s = gateway(51, &[MethodType::MsChapV2], true);
+    client(&mut s, ALICE_IP, "alice", "alice's password", &[]);
+    assert!(s.sim.run_until(Duration::from_secs(10), |sim| settled(sim, ALICE_IP)), "{:?}", s.sim.events(GW));
+    assert!(child(s.sim.events(ALICE_IP)).is_some(), "{:?}\n{:?}", s.sim.events(ALICE_IP), s.sim.events(GW));
+
+    let auth: Vec<(String, bool, Vec<String>)> = named_messages(&s.sim, 0)
+        .into_iter()
+        .filter(|m| m.1 == ExchangeType::IKE_AUTH)
+        .map(|m| (m.0, m.2, m.3.into_iter().filter(|p| !p.starts_with("N(")).collect()))
+        .collect();
+    let round = |who: &str, response: bool, p: &[&str]| {
+        (who.to_string(), response, p.iter().map(|x| x.to_string()).collect::<Vec<_>>())
+    };
+    assert_eq!(
+        auth,
+        vec![
+            // No AUTH: the client wants EAP (§2.16).
+            round("alice", REQUEST, &["IDi", "CERTREQ", "IDr", "CP", "SA", "TSi", "TSr"]),
+            round(GW, RESPONSE, &["IDr", "CERT", "CERT", "AUTH", "EAP"]),
+            // EAP-Identity, MSCHAPv2 Challenge/Response, Success-Request/Response, EAP-Success.
+            round("alice", REQUEST, &["EAP"]),
+            round(GW, RESPONSE, &["EAP"]),
+            round("alice", REQUEST, &["EAP"]),
+            round(GW, RESPONSE, &["EAP"]),
+            round("alice", REQUEST, &["EAP"]),
+            round(GW, RESPONSE, &["EAP"]),
+            // Both AUTH from the MSK; the CP and CHILD SA parts answered last.
+            round("alice", REQUEST, &["AUTH"]),
+            round(GW, RESPONSE, &["AUTH", "CP", "SA", "TSi", "TSr"]),
+        ]
+    );
+    let gw = info(&mut s.sim, GW);
+    assert_eq!(gw.eap_id.as_deref(), Some("alice"));
+    assert_eq!(gw.remote_id, Identity::Ipv4(ALICE_IP.parse().unwrap()));
+    assert_eq!(info(&mut s.sim, ALICE_IP).local_vips, vec!["10.10.0.1".parse::<std::net::IpAddr>().unwrap()]);
+}
+
+#[test]
+fn eap_mschapv2_with_the_ike_identity_as_eap_identity() {
+    // Without asking, the gateway takes the client's IKE identity as its EAP identity.
+    let mut s = gateway(52, &[MethodType::MsChapV2], false);
+    let mut users = SharedKeys::new();
+    users.add_eap(ALICE_IP, Secret::from_slice(b"alice's password"));
+    s.sim.ep(GW).set_credentials(Arc::new(users));
+    client(&mut s, ALICE_IP, ALICE_IP, "alice's password", &[]);
+    assert!(s.sim.run_until(Duration::from_secs(10), |sim| settled(sim, ALICE_IP)));
+    assert!(child(s.sim.events(ALICE_IP)).is_some(), "{:?}", s.sim.events(GW));
+    assert_eq!(info(&mut s.sim, GW).eap_id.as_deref(), Some(ALICE_IP));
+}
+
+#[test]
+fn a_wrong_password_fails_on_both_sides_naming_the_user() {
+    let mut s = gateway(53, &[MethodType::MsChapV2], true);
+    client(&mut s, ALICE_IP, "alice", "not alice's password", &[]);
+    assert!(s.sim.run_until(Duration::from_secs(10), |sim| down(sim.events(ALICE_IP)).is_some()
+        && down(sim.events(GW)).is_some()));
+    let failures = auth_failures(s.sim.events(GW));
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].contains("alice"), "the log says which user failed: {failures:?}");
+    assert!(
+        matches!(down(s.sim.events(GW)), Some(DownReason::AuthFailed(AuthError::Eap { user: Some(u), .. })) if u == "alice")
+    );
+    assert!(
+        matches!(down(s.sim.events(ALICE_IP)), Some(DownReason::AuthFailed(AuthError::Eap { .. }))),
+        "{:?}",
+        down(s.sim.events(ALICE_IP))
+    );
+    assert!(s.sim.ep(GW).established().is_empty() && s.sim.ep(ALICE_IP).established().is_empty());
+    assert!(child(s.sim.events(GW)).is_none(), "no CHILD SA was made");
+}
+
+#[test]
+fn an_unknown_user_fails() {
+    let mut s = gateway(54, &[MethodType::MsChapV2], true);
+    client(&mut s, ALICE_IP, "mallory", "whatever", &[]);
+    assert!(s.sim.run_until(Duration::from_secs(10), |sim| down(sim.events(GW)).is_some()));
+    let failures = auth_failures(s.sim.events(GW));
+    assert!(failures.iter().any(|f| f.contains("mallory")), "{failures:?}");
+    assert!(s.sim.ep(GW).established().is_empty());
+}
+
+#[test]
+fn eap_md5_authenticates_with_sk_p_as_it_makes_no_key() {
+    let mut s = gateway(55, &[MethodType::Md5], true);
+    client(&mut s, ALICE_IP, "bob", "bob's password", &[]);
+    assert!(s.sim.run_until(Duration::from_secs(10), |sim| settled(sim, ALICE_IP)));
+    assert!(child(s.sim.events(ALICE_IP)).is_some(), "{:?}", s.sim.events(GW));
+    assert_eq!(info(&mut s.sim, GW).eap_id.as_deref(), Some("bob"));
+}
+
+#[test]
+fn eap_dynamic_lets_the_client_pick_with_a_nak() {
+    // The gateway proposes MD5 first; the client takes MSCHAPv2 only and answers with a Nak.
+    let mut s = gateway(56, &[MethodType::Md5, MethodType::MsChapV2], true);
+    client(&mut s, ALICE_IP, "alice", "alice's password", &[MethodType::MsChapV2]);
+    assert!(s.sim.run_until(Duration::from_secs(10), |sim| settled(sim, ALICE_IP)));
+    assert!(child(s.sim.events(ALICE_IP)).is_some(), "{:?}", s.sim.events(GW));
+}
+
+#[test]
+fn no_common_method_fails() {
+    let mut s = gateway(57, &[MethodType::Md5], true);
+    client(&mut s, ALICE_IP, "alice", "alice's password", &[MethodType::MsChapV2]);
+    assert!(s.sim.run_until(Duration::from_secs(10), |sim| down(sim.events(GW)).is_some()));
+    assert!(s.sim.ep(GW).established().is_empty());
+}
+
+#[test]
+fn the_lease_belongs_to_the_eap_identity() {
+    // Alice from two devices (two IKE identities) shares one address; bob has his own.
+    let mut s = gateway(58, &[MethodType::MsChapV2], true);
+    client(&mut s, "192.0.2.1", "alice", "alice's password", &[]);
+    client(&mut s, "192.0.2.3", "alice", "alice's password", &[]);
+    client(&mut s, "192.0.2.4", "bob", "bob's password", &[]);
+    let all = ["192.0.2.1", "192.0.2.3", "192.0.2.4"];
+    assert!(s.sim.run_until(Duration::from_secs(10), |sim| all.iter().all(|c| settled(sim, c))));
+    let vip = |s: &mut Setup, c: &str| info(&mut s.sim, c).local_vips;
+    assert_eq!(vip(&mut s, "192.0.2.1"), vip(&mut s, "192.0.2.3"));
+    assert_ne!(vip(&mut s, "192.0.2.1"), vip(&mut s, "192.0.2.4"));
+}
+
+#[test]
+fn a_client_that_skips_eap_is_refused() {
+    // The client sends AUTH with a PSK to a gateway that requires EAP: no connection fits.
+    let mut s = gateway(59, &[MethodType::MsChapV2], true);
+    let mut p = psk_peer("to-gw", "alice.example", "vpn.example", "a key", "10.1.0.0/16", "10.2.0.0/24");
+    p.remote_auth = RemoteAuth::Cert(s.ca.trust());
+    s.sim.add_null_cipher(ALICE_IP, wide(), vec![p]);
+    let now = s.sim.now;
+    s.sim.ep(ALICE_IP).initiate(now, "to-gw", addr(ALICE_IP, 500), addr(GW, 500)).unwrap();
+    assert!(s.sim.run_until(Duration::from_secs(10), |sim| down(sim.events(GW)).is_some()));
+    assert!(matches!(down(s.sim.events(GW)), Some(DownReason::AuthFailed(AuthError::NoConnection { .. }))));
+}
