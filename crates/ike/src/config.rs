@@ -41,9 +41,11 @@ pub struct EapServer {
     /// The methods, in our order of preference (more than one: the client may pick, strongSwan's
     /// `eap-dynamic`).
     pub methods: Vec<oxswan_eap::MethodType>,
-    /// Ask the client for its EAP identity first (`eap_id = "%any"`); otherwise its IKE identity
-    /// is the EAP identity.
+    /// Ask the client for its EAP identity first (`eap_id = "%any"` or a name); otherwise its IKE
+    /// identity is the EAP identity.
     pub ask_identity: bool,
+    /// The one EAP identity the connection admits (`eap_id = "alice"`); `None`: any.
+    pub identity: Option<String>,
 }
 
 /// How the peer must prove its identity.

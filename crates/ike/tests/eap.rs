@@ -36,12 +36,18 @@ struct Setup {
 /// A gateway `vpn.example` with a certificate, running `methods` (asking for the EAP identity
 /// when `ask_identity`), with the users alice and bob and a pool of IPv4 addresses.
 fn gateway(seed: u64, methods: &[MethodType], ask_identity: bool) -> Setup {
+    gateway_for(seed, methods, ask_identity, None)
+}
+
+/// [`gateway`] admitting only the EAP identity `identity`, if one is given.
+fn gateway_for(seed: u64, methods: &[MethodType], ask_identity: bool, identity: Option<&str>) -> Setup {
     let mut sim = Sim::new(seed, Link::default());
     let ca = pki::Ca::new("Test CA", pki::Alg::P256);
     let mut gw = psk_peer("rw", "vpn.example", "unused", "unused", "10.2.0.0/24", "0.0.0.0/0");
     gw.remote_id = None;
     gw.local_auth = LocalAuth::Cert(ca.local(pki::Alg::P256, "vpn.example", &["vpn.example"]));
-    gw.remote_auth = RemoteAuth::Eap(EapServer { methods: methods.to_vec(), ask_identity });
+    gw.remote_auth =
+        RemoteAuth::Eap(EapServer { methods: methods.to_vec(), ask_identity, identity: identity.map(str::to_owned) });
     gw.children[0] = child_config("net", &["10.2.0.0/24"], &["dynamic"]);
     gw.pools = vec!["rw4".into()];
     sim.add_null_cipher(GW, wide(), vec![gw]);
@@ -210,6 +216,21 @@ fn the_lease_belongs_to_the_eap_identity() {
     let vip = |s: &mut Setup, c: &str| info(&mut s.sim, c).local_vips;
     assert_eq!(vip(&mut s, "192.0.2.1"), vip(&mut s, "192.0.2.3"));
     assert_ne!(vip(&mut s, "192.0.2.1"), vip(&mut s, "192.0.2.4"));
+}
+
+#[test]
+fn a_connection_for_one_eap_identity_refuses_others() {
+    let mut s = gateway_for(60, &[MethodType::MsChapV2], true, Some("alice"));
+    client(&mut s, "192.0.2.1", "bob", "bob's password", &[]);
+    client(&mut s, "192.0.2.3", "alice", "alice's password", &[]);
+    assert!(s.sim.run_until(Duration::from_secs(10), |sim| down(sim.events("192.0.2.1")).is_some()
+        && settled(sim, "192.0.2.3")));
+    assert!(child(s.sim.events("192.0.2.3")).is_some(), "alice is in");
+    assert!(
+        auth_failures(s.sim.events(GW)).iter().any(|f| f.contains("bob") && f.contains("alice only")),
+        "{:?}",
+        auth_failures(s.sim.events(GW))
+    );
 }
 
 #[test]

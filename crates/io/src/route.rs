@@ -11,9 +11,9 @@ pub enum RouteError {
     #[error("cannot run ip: {0}")]
     Spawn(#[from] std::io::Error),
     /// `ip` refused.
-    #[error("ip route {op} {cidr}: {stderr}")]
+    #[error("ip {op} {cidr}: {stderr}")]
     Refused {
-        /// replace or del.
+        /// The command: route replace, address del, ...
         op: &'static str,
         /// The destination.
         cidr: String,
@@ -28,13 +28,31 @@ pub fn replace(cidr: &str, dev: &str, src: Option<IpAddr>) -> Result<(), RouteEr
     if let Some(s) = src {
         args.extend(["src".to_owned(), s.to_string()]);
     }
-    ip("replace", cidr, &args)
+    ip("route replace", cidr, &args)
 }
 
 /// Removes the route to `cidr` through `dev`.
 pub fn delete(cidr: &str, dev: &str) -> Result<(), RouteError> {
     let args = ["route".to_owned(), "del".into(), cidr.into(), "dev".into(), dev.into()];
-    ip("del", cidr, &args)
+    ip("route del", cidr, &args)
+}
+
+/// Puts `addr` (a host address: /32, /128) on `dev`: a client's virtual IP (RFC 7296 §2.19).
+pub fn add_address(addr: IpAddr, dev: &str) -> Result<(), RouteError> {
+    let cidr = host_cidr(addr);
+    let args = ["address".to_owned(), "replace".into(), cidr.clone(), "dev".into(), dev.into()];
+    ip("address replace", &cidr, &args)
+}
+
+/// Takes `addr` off `dev`.
+pub fn delete_address(addr: IpAddr, dev: &str) -> Result<(), RouteError> {
+    let cidr = host_cidr(addr);
+    let args = ["address".to_owned(), "del".into(), cidr.clone(), "dev".into(), dev.into()];
+    ip("address del", &cidr, &args)
+}
+
+fn host_cidr(addr: IpAddr) -> String {
+    format!("{addr}/{}", if addr.is_ipv4() { 32 } else { 128 })
 }
 
 fn ip(op: &'static str, cidr: &str, args: &[String]) -> Result<(), RouteError> {

@@ -100,6 +100,18 @@ pub struct IkeSaStatus {
     pub spis: String,
     /// A NAT was detected (or encapsulation forced).
     pub nat: bool,
+    /// The peer's EAP identity, when it authenticated with EAP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eap_id: Option<String>,
+    /// As client: the virtual IPs the gateway gave us.
+    #[serde(default)]
+    pub local_vips: Vec<String>,
+    /// As gateway: the virtual IPs lent to the client.
+    #[serde(default)]
+    pub remote_vips: Vec<String>,
+    /// As client: the DNS servers the gateway gave.
+    #[serde(default)]
+    pub dns: Vec<String>,
     /// CHILD SAs.
     pub children: Vec<ChildStatus>,
 }

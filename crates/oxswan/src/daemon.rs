@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,7 +46,8 @@ struct Sockets {
 pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result<()> {
     let config = oxswan_config::load(config_path)?;
     crate::init_logging(Some(&config.daemon.log))?;
-    let provider = oxswan_crypto::default_provider();
+    // MODP1024 only where a connection names it (RFC 8247: SHOULD NOT; Windows' default).
+    let provider = oxswan_crypto::default_provider_with(config.needs_modp1024());
     let mut peers = Vec::new();
     for c in &config.connections {
         peers.push(crate::peers::peer_config(&provider, &config, c)?);
@@ -57,7 +58,13 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     let mut addrs: Vec<IpAddr> = config.daemon.listen.clone();
     if addrs.is_empty() {
         for c in &config.connections {
-            for a in &c.local_addrs {
+            // An initiator without local_addrs: the source the route to its peer picks, as
+            // strongSwan does.
+            let from_route = match (c.local_addrs.is_empty(), c.remote_addrs.first()) {
+                (true, Some(r)) => route_source(*r),
+                _ => None,
+            };
+            for a in c.local_addrs.iter().chain(from_route.as_ref()) {
                 if !addrs.contains(a) {
                     addrs.push(*a);
                 }
@@ -156,7 +163,10 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     let engine = EndpointConfig { keepalive: Some(config.daemon.keepalive), ..EndpointConfig::default() };
     let mut endpoint = Endpoint::new(engine, provider.clone(), peers, now, unix)?;
     endpoint.set_credentials(crate::peers::credentials(&config));
+    endpoint.set_leases(Box::new(crate::peers::leases(&config)));
+    let access = crate::access::RemoteAccess::new(&config.daemon.tun, config.daemon.dns, &config.pools);
     let mut ike = Ike {
+        access,
         config,
         config_path: config_path.to_path_buf(),
         since: HashMap::new(),
@@ -199,6 +209,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     for r in gone {
         route("del", &r, &ike.config.daemon.tun, None);
     }
+    ike.access.shutdown();
     ike.dp.stop();
     let _ = std::fs::remove_file(&socket_path);
     tracing::info!(target: "daemon", "oxswan daemon stopped");
@@ -214,6 +225,15 @@ fn started(config: &Config, except: &[String]) -> Vec<String> {
         .map(|c| c.name.clone())
         .filter(|n| !except.contains(n))
         .collect()
+}
+
+/// The source address the kernel's routes pick for traffic to `remote` (no packet is sent: a UDP
+/// socket's connect only looks the route up).
+fn route_source(remote: IpAddr) -> Option<IpAddr> {
+    let any: IpAddr = if remote.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
+    let s = UdpSocket::bind(SocketAddr::new(any, 0)).ok()?;
+    s.connect(SocketAddr::new(remote, 500)).ok()?;
+    s.local_addr().ok().map(|a| a.ip()).filter(|a| !a.is_unspecified())
 }
 
 /// What a user reads for why an IKE SA ended.
@@ -326,6 +346,8 @@ fn local_source(local_ts: &[TrafficSelector]) -> Option<IpAddr> {
 }
 
 struct Ike {
+    /// Virtual IPs, DNS and pool routes.
+    access: crate::access::RemoteAccess,
     config: Config,
     config_path: std::path::PathBuf,
     /// When each IKE SA and CHILD SA (by inbound SPI) came up.
@@ -511,6 +533,15 @@ impl Ike {
         if config.daemon != self.config.daemon {
             note = "; [daemon] changes take effect at the next start".into();
             config.daemon = self.config.daemon.clone();
+        }
+        // The leases live in the pools: changing them under the clients would hand out addresses
+        // that are in use.
+        if config.pools != self.config.pools {
+            note.push_str("; [pools] changes take effect at the next start");
+            config.pools = self.config.pools.clone();
+        }
+        if config.needs_modp1024() && !self.config.needs_modp1024() {
+            note.push_str("; modp1024 takes effect at the next start");
         }
         let names = |c: &Config| c.connections.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
         let (old, new) = (names(&self.config), names(&config));
@@ -717,6 +748,10 @@ impl Ike {
                     proposal: info.proposal,
                     spis: format!("{}_i {}_r", info.spi_i, info.spi_r),
                     nat: info.nat.any(),
+                    eap_id: info.eap_id,
+                    local_vips: info.local_vips.iter().map(ToString::to_string).collect(),
+                    remote_vips: info.remote_vips.iter().map(ToString::to_string).collect(),
+                    dns: info.dns.iter().map(ToString::to_string).collect(),
                     children,
                 })
             })
@@ -753,8 +788,16 @@ impl Ike {
         match e {
             Event::IkeSaUp { sa, info } => {
                 self.restarts.remove(&info.name);
+                if let Some(eap) = &info.eap_id {
+                    tracing::info!(target: "ike", conn = %info.name, sa = sa.0, "EAP identity {eap}");
+                }
+                if !info.remote_vips.is_empty() {
+                    let vips = info.remote_vips.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+                    tracing::info!(target: "ike", conn = %info.name, sa = sa.0, "virtual IPs {vips} lent to the peer");
+                }
                 self.rearm(&info.name);
                 self.since.insert((sa, None), Instant::now());
+                self.access.up(sa, &info);
                 tracing::info!(
                     target: "ike", conn = %info.name, sa = sa.0,
                     "IKE SA established with {} @ {} ({}){}",
@@ -858,6 +901,10 @@ impl Ike {
                     }
                 }
                 self.since.remove(&(sa, None));
+                // A rekeyed IKE SA hands its handle and its virtual IPs to its successor.
+                if reason != DownReason::Rekeyed {
+                    self.access.down(sa);
+                }
                 tracing::info!(target: "ike", conn = name.as_deref().unwrap_or("?"), sa = sa.0, "IKE SA down: {why}");
                 self.answer(sa, Response::Error { message: why });
             }
@@ -926,6 +973,10 @@ impl Ike {
         let mut added = Vec::new();
         for ts in &c.remote_ts {
             if let Some(r) = cidr(ts) {
+                // A client's virtual IP: the pool's one route takes it in already.
+                if self.access.routed(&r) {
+                    continue;
+                }
                 route("replace", &r, &self.config.daemon.tun, src.filter(|s| s.is_ipv4() == r.contains('.')));
                 added.push(r);
             } else {

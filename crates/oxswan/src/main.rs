@@ -1,6 +1,7 @@
 //! `oxswan`: the IKEv2/IPsec daemon and its command line.
 #![forbid(unsafe_code)]
 
+mod access;
 mod control;
 mod daemon;
 mod datapath;
@@ -125,7 +126,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::CheckConfig { config } => {
             let c = oxswan_config::load(&config)?;
             // What the daemon would build from it: certificates, keys and secrets are read too.
-            let provider = oxswan_crypto::default_provider();
+            let provider = oxswan_crypto::default_provider_with(c.needs_modp1024());
             for conn in &c.connections {
                 peers::peer_config(&provider, &c, conn)?;
             }
@@ -187,6 +188,18 @@ fn print_status(sas: &[control::IkeSaStatus]) {
         println!("{}: {} {}, IKEv2, {}", s.name, s.state, ago(s.established_secs), s.spis);
         println!("  local  {} @ {}", s.local_id, s.local);
         println!("  remote {} @ {}{}", s.remote_id, s.remote, if s.nat { " (UDP-encapsulated)" } else { "" });
+        if let Some(eap) = &s.eap_id {
+            println!("  remote EAP identity {eap}");
+        }
+        if !s.local_vips.is_empty() {
+            println!("  local virtual IPs {}", s.local_vips.join(", "));
+        }
+        if !s.remote_vips.is_empty() {
+            println!("  remote virtual IPs {}", s.remote_vips.join(", "));
+        }
+        if !s.dns.is_empty() {
+            println!("  DNS {}", s.dns.join(", "));
+        }
         println!("  {}", s.proposal);
         for c in &s.children {
             let rekey = c.rekey_in_secs.map_or_else(String::new, |s| format!(", rekeying in {s}s"));

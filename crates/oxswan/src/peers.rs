@@ -4,11 +4,14 @@
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use oxswan_config::{AuthKind, Config, Connection};
+use oxswan_config::{AuthKind, Config, Connection, EapId, EapKind};
 use oxswan_crypto::CryptoProvider;
+use oxswan_eap::MethodType;
 use oxswan_ike::cert::{LocalCert, TrustStore, parse_certificates};
 use oxswan_ike::child::ChildConfig;
-use oxswan_ike::{LocalAuth, PeerConfig, RemoteAuth, Retransmit};
+use oxswan_ike::config::{EapClient, EapServer};
+use oxswan_ike::leases::{MemoryLeases, PoolAttributes};
+use oxswan_ike::{LocalAuth, PeerConfig, RemoteAuth, Retransmit, Unique};
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject;
 
@@ -46,7 +49,16 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
                 LocalCert::new(provider, chain, &key).with_context(|| format!("{}: certificate and key", c.name))?,
             ))
         }
-        AuthKind::Eap(m) => bail!("{}: local auth = \"{m}\": the daemon has no EAP yet", c.name),
+        AuthKind::Eap(kind) => LocalAuth::Eap(EapClient {
+            identity: c.local.eap_identity(),
+            methods: match kind {
+                EapKind::Mschapv2 => vec![MethodType::MsChapV2],
+                EapKind::Md5 => vec![MethodType::Md5],
+                // Whatever the gateway asks for among the methods we have secrets for.
+                EapKind::Dynamic => vec![MethodType::MsChapV2, MethodType::Md5],
+                EapKind::Tls | EapKind::Radius => bail!("{}: local auth = \"{kind}\" is not available yet", c.name),
+            },
+        }),
     };
     // The data plane carries whole IP packets between TUN devices: tunnel mode only (transport
     // mode would need the kernel's own ESP).
@@ -61,6 +73,7 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
         (Some(id), _) => id.clone(),
         (None, LocalAuth::Cert(cert)) => cert.subject_identity()?,
         (None, LocalAuth::Psk(_) | LocalAuth::SharedKey) => bail!("{}: a PSK needs our identity", c.name),
+        (None, LocalAuth::Eap(_)) => bail!("{}: an EAP client needs our identity (local id)", c.name),
     };
     let remote_auth = match c.remote.auth {
         AuthKind::Psk => {
@@ -74,7 +87,22 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
             }
             RemoteAuth::Cert(TrustStore::new(&cas).with_context(ctx)?)
         }
-        AuthKind::Eap(m) => bail!("{}: remote auth = \"{m}\": the daemon has no EAP yet", c.name),
+        AuthKind::Eap(kind) => RemoteAuth::Eap(EapServer {
+            methods: match kind {
+                EapKind::Mschapv2 => vec![MethodType::MsChapV2],
+                EapKind::Md5 => vec![MethodType::Md5],
+                // strongSwan's eap-dynamic: our preference first, the client may Nak to another.
+                EapKind::Dynamic => vec![MethodType::MsChapV2, MethodType::Md5],
+                EapKind::Tls | EapKind::Radius => {
+                    bail!("{}: remote auth = \"{kind}\" is not available yet", c.name)
+                }
+            },
+            ask_identity: c.remote.eap_id.is_some(),
+            identity: match &c.remote.eap_id {
+                Some(EapId::Name(n)) => Some(n.clone()),
+                _ => None,
+            },
+        }),
     };
     Ok(PeerConfig {
         name: c.name.clone(),
@@ -121,9 +149,14 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
         // faking NAT detection for this).
         force_encap: true,
         dpd_delay: c.dpd_delay,
-        pools: Vec::new(),
-        vips: Vec::new(),
-        unique: Default::default(),
+        pools: c.pools.clone(),
+        vips: c.vips.clone(),
+        unique: match c.unique {
+            oxswan_config::Unique::No => Unique::No,
+            oxswan_config::Unique::Never => Unique::Never,
+            oxswan_config::Unique::Replace => Unique::Replace,
+            oxswan_config::Unique::Keep => Unique::Keep,
+        },
     })
 }
 
@@ -150,5 +183,22 @@ pub fn credentials(config: &Config) -> std::sync::Arc<oxswan_ike::auth::SharedKe
     for s in &config.secrets {
         keys.add(s.ids.clone(), s.secret.clone());
     }
+    for s in &config.eap_secrets {
+        keys.add_eap(s.id.as_bytes(), s.secret.clone());
+    }
     std::sync::Arc::new(keys)
+}
+
+/// The configuration's `[pools.*]`, for the engine to lend virtual IPs from.
+pub fn leases(config: &Config) -> MemoryLeases {
+    let mut leases = MemoryLeases::new();
+    for p in &config.pools {
+        let attributes = PoolAttributes {
+            dns: p.dns.clone(),
+            split_include: p.split_include.iter().map(|s| (s.addr, s.prefix)).collect(),
+            dns_domains: p.dns_domains.clone(),
+        };
+        leases.insert(oxswan_pool::Pool::new(p.name.clone(), p.range, p.grace), attributes);
+    }
+    leases
 }

@@ -90,6 +90,18 @@ impl Ca {
     /// An end-entity certificate for `cn` with these subjectAltNames, valid from `from` to `to`
     /// (years), and its PKCS#8 key.
     pub fn issue(&self, alg: Alg, cn: &str, sans: &[&str], years: (i32, i32)) -> (Vec<u8>, Vec<u8>) {
+        self.issue_for(alg, cn, sans, years, &[])
+    }
+
+    /// [`Ca::issue`] with extended key usages (a VPN gateway's serverAuth, which Windows requires).
+    pub fn issue_for(
+        &self,
+        alg: Alg,
+        cn: &str,
+        sans: &[&str],
+        years: (i32, i32),
+        eku: &[rcgen::ExtendedKeyUsagePurpose],
+    ) -> (Vec<u8>, Vec<u8>) {
         let k = key(alg);
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.distinguished_name = dn(cn);
@@ -108,6 +120,7 @@ impl Ca {
         p.not_before = date_time_ymd(years.0, 1, 1);
         p.not_after = date_time_ymd(years.1, 1, 1);
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = eku.to_vec();
         let _ = sig_alg(self.alg);
         let cert = p.signed_by(&k, &self.intermediate).unwrap();
         (cert.der().to_vec(), k.serialize_der())

@@ -252,6 +252,15 @@ impl SaCore {
                 vec![Payload::Eap(request)]
             }
             ServerStep::Success { packet, identity, msk, .. } => {
+                let wanted = match &rounds.peer.remote_auth {
+                    RemoteAuth::Eap(server) => server.identity.clone(),
+                    _ => None,
+                };
+                if let Some(want) = wanted.filter(|w| w.as_bytes() != identity.as_slice()) {
+                    let user = Some(String::from_utf8_lossy(&identity).into_owned());
+                    let reason = format!("the connection admits the EAP identity {want} only");
+                    return self.refuse_auth(ctx, AuthError::Eap { user, reason });
+                }
                 rounds.done = Some((String::from_utf8_lossy(&identity).into_owned(), msk));
                 self.eap = Some(Box::new(rounds));
                 self.timers.set(Timer::HalfOpen, later(ctx.now, EAP_ROUND_WAIT));
