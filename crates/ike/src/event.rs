@@ -125,6 +125,8 @@ pub enum DownReason {
     NoVirtualIp,
     /// A new IKE SA of the same peer identity replaced it (`unique = replace`).
     Replaced,
+    /// An IKE SA of the same peer identity exists from another address (`unique = keep`).
+    Duplicate,
 }
 
 /// An event for the daemon.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use oxswan_ike::leases::{MemoryLeases, PoolAttributes};
-use oxswan_ike::{DownReason, EndpointConfig, Event, PeerConfig};
+use oxswan_ike::{DownReason, EndpointConfig, Event, PeerConfig, Unique};
 use oxswan_pool::{AddrRange, Pool};
 use oxswan_wire::NotifyType;
 
@@ -23,10 +23,15 @@ fn ip(s: &str) -> IpAddr {
 /// The gateway: one connection for any client with pools `rw4` (`v4`) and `rw6` (`fd10::/120`),
 /// clients' selectors `dynamic`.
 fn gateway(sim: &mut Sim, v4: &str) {
+    gateway_unique(sim, v4, Unique::No);
+}
+
+fn gateway_unique(sim: &mut Sim, v4: &str, unique: Unique) {
     let mut gw = psk_peer("rw", "gw.example", "unused", "road warriors' key", "10.2.0.0/24", "0.0.0.0/0");
     gw.remote_id = None;
     gw.children[0] = child_config("net", &["10.2.0.0/24", "fd02::/64"], &["dynamic"]);
     gw.pools = vec!["rw4".into(), "rw6".into()];
+    gw.unique = unique;
     sim.add_null_cipher(GW, wide(), vec![gw]);
     let mut leases = MemoryLeases::new();
     let attrs = PoolAttributes { dns: vec![ip("10.10.0.53")], ..Default::default() };
@@ -201,4 +206,75 @@ fn wide() -> EndpointConfig {
 
 fn null_cipher_pair_free(seed: u64) -> Sim {
     Sim::new(seed, Link::default())
+}
+
+/// Alice connects from `first`, then again from `second` (both with INITIAL_CONTACT, as every
+/// client sends on its first connection), to a gateway with `unique`.
+fn twice(seed: u64, unique: Unique, first: &str, second: &str) -> Sim {
+    let mut sim = null_cipher_pair_free(seed);
+    gateway_unique(&mut sim, "10.10.0.0/24", unique);
+    sim.add_null_cipher(first, wide(), vec![client_config("alice.example", &["0.0.0.0"])]);
+    connect(&mut sim, first);
+    assert!(sim.run_until(Duration::from_secs(10), |s| settled(s, &[first])));
+    if second != first {
+        sim.add_null_cipher(second, wide(), vec![client_config("alice.example", &["0.0.0.0"])]);
+    }
+    let now = sim.now;
+    sim.ep(second).initiate(now, "to-gw", addr(second, 4500), addr(GW, 500)).unwrap();
+    sim.run_until(Duration::from_secs(10), |s| {
+        s.events(second).iter().filter(|e| matches!(e, Event::ChildSaReady { .. })).count()
+            >= if second == first { 2 } else { 1 }
+    });
+    sim.run_until(Duration::from_secs(5), |_| false);
+    sim
+}
+
+fn gateway_downs(sim: &Sim) -> Vec<DownReason> {
+    sim.events(GW)
+        .iter()
+        .filter_map(|e| match e {
+            Event::IkeSaDown { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn unique_no_lets_initial_contact_replace_the_stale_sa() {
+    let sim = twice(46, Unique::No, ALICE_IP, "192.0.2.3");
+    assert_eq!(gateway_downs(&sim), vec![DownReason::PeerRestarted]);
+    assert_eq!(sim.ep_ref(GW).established().len(), 1);
+}
+
+#[test]
+fn unique_never_keeps_both_even_with_initial_contact() {
+    let sim = twice(47, Unique::Never, ALICE_IP, "192.0.2.3");
+    assert_eq!(gateway_downs(&sim), Vec::new());
+    assert_eq!(sim.ep_ref(GW).established().len(), 2);
+}
+
+#[test]
+fn unique_replace_deletes_the_old_sa() {
+    let sim = twice(48, Unique::Replace, ALICE_IP, "192.0.2.3");
+    assert_eq!(gateway_downs(&sim), vec![DownReason::Replaced]);
+    assert_eq!(sim.ep_ref(GW).established().len(), 1);
+    assert_eq!(down(sim.events(ALICE_IP)), Some(DownReason::PeerDeleted), "the old one is told");
+}
+
+#[test]
+fn unique_keep_refuses_a_second_sa_from_elsewhere_but_not_from_the_same_host() {
+    let sim = twice(49, Unique::Keep, ALICE_IP, "192.0.2.3");
+    assert_eq!(gateway_downs(&sim), vec![DownReason::Duplicate]);
+    assert_eq!(sim.ep_ref(GW).established().len(), 1);
+    assert!(
+        matches!(down(sim.events("192.0.2.3")), Some(DownReason::PeerDeleted)),
+        "{:?}",
+        down(sim.events("192.0.2.3"))
+    );
+    assert!(down(sim.events(ALICE_IP)).is_none(), "the first stays");
+
+    // From the address of the first: taken for a reauthentication, both stay.
+    let sim = twice(50, Unique::Keep, ALICE_IP, ALICE_IP);
+    assert_eq!(gateway_downs(&sim), Vec::new());
+    assert_eq!(sim.ep_ref(GW).established().len(), 2);
 }

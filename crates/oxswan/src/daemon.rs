@@ -253,6 +253,7 @@ fn down_reason(r: &DownReason) -> String {
         DownReason::AddressFailure(why) => format!("no virtual IP for the client: {why}"),
         DownReason::NoVirtualIp => "the gateway gave no virtual IP".into(),
         DownReason::Replaced => "replaced by a new IKE SA of the same identity (unique = replace)".into(),
+        DownReason::Duplicate => "an IKE SA of the same identity exists (unique = keep)".into(),
     }
 }
 

@@ -1,5 +1,7 @@
-//! The endpoint's view across the IKE SAs of one peer (a connection and the peer's identity):
-//! INITIAL_CONTACT forgets the stale ones (RFC 7296 §2.4), and a reauthentication's responder holds
+//! The endpoint's view across the IKE SAs of one peer (a connection and the peer's identity: its
+//! EAP identity when it has one, as strongSwan's, else its IKE identity): INITIAL_CONTACT forgets the
+//! stale ones (RFC 7296 §2.4), the connection's `unique` policy replaces or keeps them, and a
+//! reauthentication's responder holds
 //! each new pair back while the pair it replaces, in the old IKE SA, still carries the traffic
 //! (make before break: the peer may not have the new pair's keys before our answer reached it).
 //! Looked up by an index, so nothing here walks every SA.
@@ -7,13 +9,17 @@
 use std::time::Instant;
 
 use super::Endpoint;
+use crate::config::Unique;
 use crate::event::{DownReason, Event, SaHandle};
 use crate::ike_sa::IkeSa;
 
 impl Endpoint {
     /// Keeps the index of established SAs by (connection, peer identity) up to date for `h`.
     pub(super) fn index_peer(&mut self, h: SaHandle) {
-        let key = self.sas.get(&h).filter(|s| s.is_established()).and_then(IkeSa::info).map(|i| (i.name, i.remote_id));
+        let key = self.sas.get(&h).filter(|s| s.is_established()).and_then(IkeSa::info).map(|i| {
+            let who = i.eap_id.unwrap_or_else(|| crate::cert::identity_string(&i.remote_id));
+            (i.name, who)
+        });
         if self.peer_of.get(&h) == key.as_ref() {
             return;
         }
@@ -43,6 +49,11 @@ impl Endpoint {
         if !self.sas.get_mut(&h).is_some_and(IkeSa::take_initial_contact) {
             return;
         }
+        // Only `unique = no` heeds it, as strongSwan: `never` keeps several SAs per identity whatever
+        // the peer says, `keep` keeps the first, and `replace` deletes the old ones in any case.
+        if self.sas.get(&h).and_then(|s| s.core.peer.as_ref()).is_some_and(|p| p.unique != Unique::No) {
+            return;
+        }
         self.index_peer(h);
         for o in self.same_peer(h) {
             let (mut ctx, sas) = self.ctx_parts(now);
@@ -50,6 +61,40 @@ impl Endpoint {
                 sa.forget(&mut ctx, DownReason::PeerRestarted);
             }
             self.settle(now, o);
+        }
+    }
+
+    /// The connection's `unique` policy (strongSwan's), once the responder's SA `h` is up: with
+    /// `replace` the peer's older SAs are deleted; with `keep` the new one is, unless it comes from
+    /// the address of the old one, where it is taken for a reauthentication (RFC 7296 §2.8.3), as
+    /// strongSwan does.
+    pub(super) fn uniqueness(&mut self, now: Instant, h: SaHandle) {
+        let Some(sa) = self.sas.get_mut(&h) else { return };
+        if !core::mem::take(&mut sa.core.just_established) || sa.core.initiator {
+            return;
+        }
+        let policy = sa.core.peer.as_ref().map_or(Unique::No, |p| p.unique);
+        let remote = sa.core.remote.ip();
+        if matches!(policy, Unique::No | Unique::Never) {
+            return;
+        }
+        self.index_peer(h);
+        let others = self.same_peer(h);
+        let doomed = match policy {
+            Unique::Replace => others,
+            Unique::Keep if others.iter().any(|o| self.sas.get(o).is_some_and(|s| s.core.remote.ip() != remote)) => {
+                vec![h]
+            }
+            _ => Vec::new(),
+        };
+        let reason = if policy == Unique::Replace { DownReason::Replaced } else { DownReason::Duplicate };
+        for d in doomed {
+            let (mut ctx, sas) = self.ctx_parts(now);
+            if let Some(sa) = sas.get_mut(&d) {
+                sa.core.delete_reason = Some(reason.clone());
+                sa.queue(&mut ctx, crate::sa::Job::DeleteIke);
+            }
+            self.settle(now, d);
         }
     }
 

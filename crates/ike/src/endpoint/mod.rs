@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use oxswan_crypto::CryptoProvider;
-use oxswan_wire::{ExchangeType, Header, Identity, IkeSpi, Message};
+use oxswan_wire::{ExchangeType, Header, IkeSpi, Message};
 
 use crate::auth::{Credentials, SharedKeys};
 
@@ -74,8 +74,8 @@ pub struct Endpoint {
     esp_spis: HashMap<u32, SaHandle>,
     spis_of: HashMap<SaHandle, Vec<u32>>,
     /// Established IKE SAs by connection and peer identity (INITIAL_CONTACT, reauthentication).
-    by_peer: HashMap<(String, Identity), BTreeSet<SaHandle>>,
-    peer_of: HashMap<SaHandle, (String, Identity)>,
+    by_peer: HashMap<(String, String), BTreeSet<SaHandle>>,
+    peer_of: HashMap<SaHandle, (String, String)>,
     /// Pairs of a reauthentication's responder held back (inbound SPI), by the inbound SPI of the
     /// pair each waits for. Both are found through `esp_spis`, whichever IKE SA holds them by then.
     held: HashMap<u32, u32>,
@@ -383,6 +383,7 @@ impl Endpoint {
         }
         if let Some(h) = touched {
             self.initial_contact(now, h);
+            self.uniqueness(now, h);
             self.hold_replaced_pairs(h);
             self.settle(now, h);
         }

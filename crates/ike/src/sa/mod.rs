@@ -181,6 +181,10 @@ pub(crate) struct SaCore {
     pub eap: Option<Box<EapResponder>>,
     /// The peer's EAP identity, once it authenticated with EAP.
     pub eap_identity: Option<String>,
+    /// It just came up, and the endpoint has not applied the connection's `unique` policy yet.
+    pub just_established: bool,
+    /// Why our DELETE of it is sent (the uniqueness policy), instead of a plain local delete.
+    pub delete_reason: Option<DownReason>,
 }
 
 /// The responder's EAP between the IKE_AUTH rounds (RFC 7296 §2.16).
@@ -266,6 +270,8 @@ impl SaCore {
             vips: VirtualIps::default(),
             eap: None,
             eap_identity: None,
+            just_established: false,
+            delete_reason: None,
         }
     }
 

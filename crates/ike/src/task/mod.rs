@@ -158,7 +158,8 @@ pub(crate) fn answer(core: &mut SaCore, ctx: &mut Ctx<'_>, in_flight: InFlight, 
         InFlight::Auth { child } => core.handle_auth_response(ctx, child, p),
         InFlight::AuthEap(rounds) => core.handle_eap_answer(ctx, *rounds, p),
         InFlight::DeleteIke => {
-            core.close(ctx, crate::event::DownReason::LocalDeleted);
+            let reason = core.delete_reason.take().unwrap_or(crate::event::DownReason::LocalDeleted);
+            core.close(ctx, reason);
             Next::Done
         }
         InFlight::DeleteChild(spi) => {

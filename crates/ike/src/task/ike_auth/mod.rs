@@ -306,6 +306,7 @@ impl SaCore {
             Err(failure) => return vec![failure],
         }
         self.state = State::Established;
+        self.just_established = true;
         self.initial_contact = p.has(NotifyType::INITIAL_CONTACT);
         if let Some(info) = self.info() {
             ctx.out.events.push_back(Event::IkeSaUp { sa: self.handle, info });
