@@ -61,6 +61,7 @@ fn peer(name: &str, local: &str, remote: &str, local_auth: LocalAuth, remote_aut
         pools: Vec::new(),
         vips: Vec::new(),
         unique: Default::default(),
+        fragmentation: true,
     }
 }
 

@@ -77,6 +77,7 @@ fn main() {
         pools: Vec::new(),
         vips: Vec::new(),
         unique: Default::default(),
+        fragmentation: true,
     };
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let start = Instant::now();

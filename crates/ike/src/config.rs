@@ -135,6 +135,9 @@ pub struct PeerConfig {
     /// What a new IKE SA of a peer identity does to the others of that identity on this
     /// connection (strongSwan's `unique`).
     pub unique: Unique,
+    /// Use IKE fragmentation (RFC 7383) on this connection: announce it as initiator and fragment
+    /// our long messages when the peer announced it too (strongSwan's `fragmentation`).
+    pub fragmentation: bool,
 }
 
 /// The uniqueness policy of a connection's peer identities (strongSwan's `unique`).

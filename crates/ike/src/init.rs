@@ -64,6 +64,8 @@ pub struct InitRequestSent {
     proposals: Vec<Proposal>,
     extra: Vec<Payload>,
     request: Vec<u8>,
+    /// Announce IKEV2_FRAGMENTATION_SUPPORTED (the connection's `fragmentation`).
+    fragmentation: bool,
 }
 
 /// What the initiator learned from the response.
@@ -96,11 +98,14 @@ pub fn random_spi(provider: &CryptoProvider) -> Result<IkeSpi> {
 
 /// The notifies both sides add to IKE_SA_INIT: SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4) and
 /// IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3).
-fn capability_notifies() -> [Payload; 2] {
-    [
-        Payload::Notify(NotifyPayload::new_signature_hash_algorithms(oxswan_crypto::auth::SIGNATURE_HASH_ALGORITHMS)),
-        Payload::Notify(NotifyPayload::new(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, Vec::new())),
-    ]
+fn capability_notifies(fragmentation: bool) -> Vec<Payload> {
+    let mut out = vec![Payload::Notify(NotifyPayload::new_signature_hash_algorithms(
+        oxswan_crypto::auth::SIGNATURE_HASH_ALGORITHMS,
+    ))];
+    if fragmentation {
+        out.push(Payload::Notify(NotifyPayload::new(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, Vec::new())));
+    }
+    out
 }
 
 /// The nonce rule of RFC 7296 §2.10.
@@ -169,9 +174,17 @@ impl InitRequestSent {
         };
         let ke = provider.ke.start(group)?;
         let ni = random(provider, NONCE_LEN)?;
-        let mut sent = Self { spi_i, ni, ke, proposals, extra, request: Vec::new() };
+        let mut sent = Self { spi_i, ni, ke, proposals, extra, request: Vec::new(), fragmentation: true };
         sent.request = sent.encode(None)?;
         Ok(sent)
+    }
+
+    /// The same request without IKEV2_FRAGMENTATION_SUPPORTED: the connection does not use IKE
+    /// fragmentation (RFC 7383 §2.3 makes it an option of each side).
+    pub fn without_fragmentation(mut self) -> Result<Self> {
+        self.fragmentation = false;
+        self.request = self.encode(None)?;
+        Ok(self)
     }
 
     fn encode(&self, cookie: Option<&[u8]>) -> Result<Vec<u8>> {
@@ -184,7 +197,7 @@ impl InitRequestSent {
         payloads.push(Payload::Ke(KePayload { group: self.ke.group(), data: self.ke.public_value().to_vec() }));
         payloads.push(Payload::Nonce(NoncePayload { data: self.ni.clone() }));
         payloads.extend(self.extra.iter().cloned());
-        payloads.extend(capability_notifies());
+        payloads.extend(capability_notifies(self.fragmentation));
         let header = Header::new(self.spi_i, IkeSpi::ZERO, ExchangeType::IKE_SA_INIT, Flags::INITIATOR, 0);
         Ok(header.encode(&payloads)?)
     }
@@ -421,7 +434,7 @@ pub fn respond(
         Payload::Nonce(NoncePayload { data: nr.clone() }),
     ];
     out.extend(params.extra.iter().cloned());
-    out.extend(capability_notifies());
+    out.extend(capability_notifies(true));
     let header = Header::new(h.spi_i, spi_r, ExchangeType::IKE_SA_INIT, Flags::RESPONSE, 0);
     let response = header.encode(&out)?;
     Ok(InitReply::Accepted {

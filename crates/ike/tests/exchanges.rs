@@ -1035,6 +1035,26 @@ fn ike_fragmentation_passes_a_middlebox_that_drops_ip_fragments() {
 }
 
 #[test]
+fn a_connection_without_fragmentation_neither_announces_nor_fragments() {
+    // `fragmentation = false` on alice: her IKE_SA_INIT does not announce it, so neither side
+    // fragments and the large IKE_AUTH goes whole (here over a link that keeps IP fragments).
+    let ca = pki::Ca::new("Test", pki::Alg::Rsa2048);
+    let mut alice = cert_peer(alice_psk(), ca.local(pki::Alg::Rsa2048, "alice", &["alice.example"]), ca.trust());
+    alice.fragmentation = false;
+    let bob = cert_peer(bob_psk(), ca.local(pki::Alg::Rsa2048, "bob", &["bob.example"]), ca.trust());
+    let mut sim = Sim::new(49, Link::default());
+    sim.add_null_cipher(ALICE_IP, EndpointConfig::default(), vec![alice]);
+    sim.add_null_cipher(BOB_IP, EndpointConfig::default(), vec![bob]);
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    assert!(sim.log.iter().any(|(_, _, d)| d.len() > 1280), "messages above the fragment size went whole");
+    let messages = named_messages(&sim, 0);
+    assert!(!messages[0].3.contains(&"N(IKEV2_FRAGMENTATION_SUPPORTED)".to_string()), "{:?}", messages[0]);
+    assert!(messages[1].3.contains(&"N(IKEV2_FRAGMENTATION_SUPPORTED)".to_string()), "bob still announces it");
+    assert!(messages.iter().all(|m| !m.3.iter().any(|p| p.starts_with("SKF"))), "{messages:?}");
+}
+
+#[test]
 fn fragments_reassembled_in_any_order_with_loss_and_duplicates() {
     let ca = pki::Ca::new("Test", pki::Alg::Rsa2048);
     let alice = cert_peer(alice_psk(), ca.local(pki::Alg::Rsa2048, "alice", &["alice.example"]), ca.trust());

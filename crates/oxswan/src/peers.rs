@@ -157,6 +157,7 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
             oxswan_config::Unique::Replace => Unique::Replace,
             oxswan_config::Unique::Keep => Unique::Keep,
         },
+        fragmentation: c.fragmentation,
     })
 }
 

@@ -321,6 +321,7 @@ fn inner_packets_outside_the_selectors_are_dropped_and_counted() {
             pools: Vec::new(),
             vips: Vec::new(),
             unique: Default::default(),
+            fragmentation: true,
         };
         let provider = oxswan_crypto::default_provider();
         let now = Instant::now();

@@ -74,6 +74,7 @@ impl IkeSa {
             spi_i,
             task::ike_init::init_nat_notifies(ctx.provider, &peer, spi_i, IkeSpi::ZERO, local, remote)?,
         )?;
+        let req = if peer.fragmentation { req } else { req.without_fragmentation()? };
         let mut core = SaCore::new(handle, true, Some(peer), local, remote, spi_i, IkeSpi::ZERO);
         core.state = State::Connecting;
         let mut sa = Self::adopt(core);

@@ -116,7 +116,9 @@ impl SaCore {
         let mut plain = Vec::new();
         let first = emit_chain(payloads, PayloadType::NONE, &mut plain)?;
         let chunk = ctx.fragment_size.saturating_sub(FRAGMENT_OVERHEAD).max(64);
-        if !self.peer_fragmentation || plain.len() <= chunk {
+        // RFC 7383 §2.3: only when both announced it, and the connection (once known) wants it.
+        let ours = self.peer.as_ref().is_none_or(|p| p.fragmentation);
+        if !self.peer_fragmentation || !ours || plain.len() <= chunk {
             return Ok(vec![protect(ctx.provider, &keys.sk_out, header, payloads)?]);
         }
         let parts: Vec<&[u8]> = plain.chunks(chunk).collect();

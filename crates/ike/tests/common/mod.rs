@@ -535,6 +535,7 @@ pub fn psk_peer(
         pools: Vec::new(),
         vips: Vec::new(),
         unique: Default::default(),
+        fragmentation: true,
     }
 }
 
