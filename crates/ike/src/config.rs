@@ -62,6 +62,20 @@ pub enum RemoteAuth {
     /// EAP, run by us (RFC 7296 §2.16), with the users' secrets from the endpoint's
     /// [`Credentials`](crate::auth::Credentials).
     Eap(EapServer),
+    /// EAP passed through to an authentication server by the daemon (RADIUS, RFC 3579): each of
+    /// the client's EAP messages becomes an [`Event::EapRelay`](crate::Event::EapRelay), and the
+    /// response waits for [`Endpoint::relay_answer`](crate::Endpoint::relay_answer).
+    EapRelay(EapRelay),
+}
+
+/// The gateway's side of EAP passed through to an authentication server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EapRelay {
+    /// Ask the client for its EAP identity first (`eap_id = "%any"` or a name); otherwise its IKE
+    /// identity is the EAP identity.
+    pub ask_identity: bool,
+    /// The one EAP identity the connection admits; `None`: any.
+    pub identity: Option<String>,
 }
 
 /// Retransmission of requests (RFC 7296 §2.1). The defaults are strongSwan's: 4 s, ×1.8 per try, 5

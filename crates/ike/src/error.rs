@@ -67,6 +67,9 @@ pub enum Unexpected {
     /// A response when no request of ours is in flight.
     #[error("no request in flight")]
     NoRequestInFlight,
+    /// An authentication server's answer when no request waits for one.
+    #[error("no request waits for an authentication server")]
+    NoDeferredRequest,
     /// A response to another message ID than the request in flight (§2.2).
     #[error("response to another message ID")]
     OtherMessageId,

@@ -129,6 +129,30 @@ pub enum DownReason {
     Duplicate,
 }
 
+/// What the authentication server answered to an [`Event::EapRelay`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayAnswer {
+    /// The next EAP Request for the client (RADIUS Access-Challenge).
+    Challenge(oxswan_wire::payloads::EapPayload),
+    /// Authenticated (Access-Accept): the EAP-Success to pass on, if the server sent one, and the
+    /// MSK (RADIUS MS-MPPE-Recv-Key | MS-MPPE-Send-Key).
+    Accept {
+        /// The EAP-Success.
+        eap: Option<oxswan_wire::payloads::EapPayload>,
+        /// The key for the AUTH payloads.
+        msk: Option<oxswan_crypto::Secret>,
+    },
+    /// Refused (Access-Reject), with the EAP-Failure if one came, and the server's reason.
+    Reject {
+        /// The EAP-Failure.
+        eap: Option<oxswan_wire::payloads::EapPayload>,
+        /// Why (RADIUS Reply-Message, or what the daemon knows).
+        reason: String,
+    },
+    /// No server answered.
+    Timeout,
+}
+
 /// An event for the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -141,6 +165,20 @@ pub enum Event {
         owner: String,
         /// Why.
         error: crate::leases::LeaseError,
+    },
+    /// The client's EAP message for the authentication server (EAP relayed, e.g. to RADIUS, RFC
+    /// 3579): the IKE_AUTH response waits for [`crate::Endpoint::relay_answer`].
+    EapRelay {
+        /// Which SA.
+        sa: SaHandle,
+        /// The client's EAP identity (from EAP-Identity, or its IKE identity).
+        identity: Vec<u8>,
+        /// The EAP message, a Response.
+        eap: oxswan_wire::payloads::EapPayload,
+        /// The client's address (RADIUS Calling-Station-Id).
+        peer: SocketAddr,
+        /// Our address (RADIUS Called-Station-Id, NAS-IP-Address).
+        local: SocketAddr,
     },
     IkeSaUp {
         /// Which SA.

@@ -31,6 +31,6 @@ pub mod volume;
 pub use config::{EndpointConfig, IkeLifetime, LocalAuth, PeerConfig, RemoteAuth, Retransmit, Unique};
 pub use endpoint::{Endpoint, Stats};
 pub use error::{IkeError, Result, Unexpected};
-pub use event::{ChildSa, DownReason, Event, IkeSaInfo, SaHandle};
+pub use event::{ChildSa, DownReason, Event, IkeSaInfo, RelayAnswer, SaHandle};
 pub use nat::NatState;
 pub use sa::{IKE_PORT, NAT_KEEPALIVE, NAT_T_PORT, Transmit};

@@ -245,3 +245,142 @@ fn a_client_that_skips_eap_is_refused() {
     assert!(s.sim.run_until(Duration::from_secs(10), |sim| down(sim.events(GW)).is_some()));
     assert!(matches!(down(s.sim.events(GW)), Some(DownReason::AuthFailed(AuthError::NoConnection { .. }))));
 }
+
+/// A gateway that passes EAP to an authentication server (RADIUS, RFC 3579, in the daemon): here
+/// the test plays the server with a local EAP-MSCHAPv2 server, answering each
+/// [`Event::EapRelay`] after `delay` of virtual time, as a server on the network would.
+fn relayed(seed: u64, ask_identity: bool, password: &str, delay: Duration, silent: bool) -> (Setup, Vec<Vec<u8>>) {
+    let mut s = gateway(seed, &[MethodType::MsChapV2], ask_identity);
+    let mut gw = psk_peer("rw", "vpn.example", "unused", "unused", "10.2.0.0/24", "0.0.0.0/0");
+    gw.remote_id = None;
+    gw.local_auth = LocalAuth::Cert(s.ca.local(pki::Alg::P256, "vpn.example", &["vpn.example"]));
+    gw.remote_auth = RemoteAuth::EapRelay(oxswan_ike::config::EapRelay { ask_identity, identity: None });
+    gw.children[0] = child_config("net", &["10.2.0.0/24"], &["dynamic"]);
+    gw.pools = vec!["rw4".into()];
+    s.sim.ep(GW).set_peers(vec![gw]);
+    // The gateway itself knows no passwords: only the "server" does.
+    s.sim.ep(GW).set_credentials(Arc::new(SharedKeys::new()));
+    let user = if ask_identity { "alice" } else { ALICE_IP };
+    client(&mut s, ALICE_IP, user, password, &[]);
+    let mut server_users = SharedKeys::new();
+    server_users.add_eap(user, Secret::from_slice(b"alice's password"));
+    let secrets = ServerSecrets(server_users);
+    let random = oxswan_crypto::default_provider().random;
+    let mut server: Option<oxswan_eap::EapServer> = None;
+    let mut identities = Vec::new();
+    let mut seen = 0;
+    let mut due: Vec<(std::time::Instant, oxswan_ike::SaHandle, oxswan_ike::RelayAnswer)> = Vec::new();
+    let deadline = s.sim.now + Duration::from_secs(60);
+    while s.sim.now < deadline && !(settled(&s.sim, ALICE_IP) && due.is_empty()) {
+        let events = s.sim.events(GW)[seen..].to_vec();
+        seen += events.len();
+        for e in events {
+            let Event::EapRelay { sa, identity, eap, peer, .. } = e else { continue };
+            assert_eq!(peer.ip().to_string(), ALICE_IP);
+            identities.push(identity.clone());
+            let server = server.get_or_insert_with(|| {
+                let config = oxswan_eap::ServerConfig {
+                    methods: vec![MethodType::MsChapV2],
+                    ask_identity: false,
+                    identity: Some(identity.clone()),
+                };
+                // The first request the server would send after the identity response.
+                let (server, first) = oxswan_eap::EapServer::start(config, random.as_ref()).unwrap();
+                due.push((s.sim.now + delay, sa, oxswan_ike::RelayAnswer::Challenge(first)));
+                server
+            });
+            if eap.data.first() == Some(&1) {
+                continue; // the identity response started the server above
+            }
+            let answer = match server.handle(&eap, &secrets, random.as_ref()) {
+                oxswan_eap::ServerStep::Continue(r) => oxswan_ike::RelayAnswer::Challenge(r),
+                oxswan_eap::ServerStep::Success { packet, msk, .. } => {
+                    oxswan_ike::RelayAnswer::Accept { eap: Some(packet), msk }
+                }
+                oxswan_eap::ServerStep::Failure { packet, .. } => {
+                    oxswan_ike::RelayAnswer::Reject { eap: Some(packet), reason: "Access-Reject".into() }
+                }
+            };
+            due.push((s.sim.now + delay, sa, answer));
+        }
+        if silent {
+            due.clear();
+        }
+        let next_due = due.iter().map(|(at, ..)| *at).min();
+        match (next_due, s.sim.next_event_at()) {
+            (Some(d), n) if n.is_none_or(|n| d <= n) => {
+                s.sim.now = s.sim.now.max(d);
+                let now = s.sim.now;
+                let (ready, later): (Vec<_>, Vec<_>) = due.drain(..).partition(|(at, ..)| *at <= now);
+                due = later;
+                for (_, sa, answer) in ready {
+                    s.sim.ep(GW).relay_answer(now, sa, answer).unwrap();
+                }
+            }
+            (_, Some(_)) => {
+                s.sim.step();
+            }
+            _ => break,
+        }
+    }
+    (s, identities)
+}
+
+#[derive(Debug)]
+struct ServerSecrets(SharedKeys);
+
+impl oxswan_eap::EapSecrets for ServerSecrets {
+    fn eap_secret(&self, identity: &[u8]) -> Option<Secret> {
+        oxswan_ike::auth::Credentials::eap_secret(&self.0, identity)
+    }
+}
+
+#[test]
+fn eap_relayed_to_an_authentication_server_that_answers_later() {
+    // The server takes 5 s per answer, longer than the client's first retransmission (after 4 s):
+    // the gateway ignores the retransmissions and answers each request once, when the server did.
+    for ask_identity in [true, false] {
+        let (mut s, identities) = relayed(61, ask_identity, "alice's password", Duration::from_secs(5), false);
+        let auth: Vec<_> = s
+            .sim
+            .log
+            .iter()
+            .map(|(src, _, d)| (src.ip().to_string(), describe(d)))
+            .filter(|(_, (x, ..))| *x == ExchangeType::IKE_AUTH)
+            .collect();
+        let requests = auth.iter().filter(|(who, (_, response, _))| who == ALICE_IP && !response).count();
+        let mut ids: Vec<u32> = auth.iter().filter(|(who, _)| who == ALICE_IP).map(|(_, (_, _, id))| *id).collect();
+        ids.dedup();
+        let responses = auth.iter().filter(|(who, (_, response, _))| who == GW && *response).count();
+        assert!(requests > ids.len(), "{ask_identity}: the client retransmitted: {auth:?}");
+        assert_eq!(responses, ids.len(), "{ask_identity}: one response per request: {auth:?}");
+        assert!(
+            child(s.sim.events(ALICE_IP)).is_some(),
+            "{ask_identity}: {:?}\n{:?}",
+            s.sim.events(ALICE_IP),
+            s.sim.events(GW)
+        );
+        let want: &[u8] = if ask_identity { b"alice" } else { ALICE_IP.as_bytes() };
+        assert!(identities.iter().all(|i| i == want), "{identities:?}");
+        let gw = info(&mut s.sim, GW);
+        assert_eq!(gw.eap_id.as_deref().map(str::as_bytes), Some(want));
+        assert_eq!(info(&mut s.sim, ALICE_IP).local_vips, vec!["10.10.0.1".parse::<std::net::IpAddr>().unwrap()]);
+    }
+}
+
+#[test]
+fn a_relayed_wrong_password_and_a_silent_server_fail() {
+    let (s, _) = relayed(62, true, "not alice's password", Duration::from_millis(50), false);
+    assert!(
+        matches!(down(s.sim.events(GW)), Some(DownReason::AuthFailed(AuthError::Eap { user: Some(u), .. })) if u == "alice"),
+        "{:?}",
+        down(s.sim.events(GW))
+    );
+    assert!(s.sim.ep_ref(GW).established().is_empty());
+
+    // The server never answers: the gateway gives the client up after its round's wait.
+    let (s, _) = relayed(63, true, "alice's password", Duration::from_millis(50), true);
+    assert!(child(s.sim.events(ALICE_IP)).is_none());
+    assert_eq!(down(s.sim.events(GW)), Some(DownReason::HalfOpenTimeout), "{:?}", s.sim.events(GW));
+    assert!(s.sim.ep_ref(GW).established().is_empty());
+}

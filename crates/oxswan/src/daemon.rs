@@ -805,6 +805,13 @@ impl Ike {
                     identity_string(&info.remote_id), info.remote, info.proposal, if info.nat.any() { ", NAT or encapsulation" } else { "" }
                 );
             }
+            Event::EapRelay { sa, identity, .. } => {
+                // No connection of the configuration relays EAP yet (eap-radius comes with the
+                // RADIUS client): refuse rather than keep the client waiting.
+                let who = String::from_utf8_lossy(&identity).into_owned();
+                tracing::warn!(target: "ike", conn = %self.conn(sa), sa = sa.0, "EAP of {who} for an authentication server, but none is configured");
+                let _ = self.endpoint.relay_answer(Instant::now(), sa, oxswan_ike::RelayAnswer::Timeout);
+            }
             Event::AddressFailure { sa, owner, error } => {
                 tracing::warn!(target: "ike", conn = %self.conn(sa), sa = sa.0, "no virtual IP for {owner}: {error}; sending INTERNAL_ADDRESS_FAILURE");
             }

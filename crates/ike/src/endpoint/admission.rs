@@ -109,7 +109,7 @@ impl Endpoint {
             .iter()
             .filter_map(|p| match &p.remote_auth {
                 RemoteAuth::Cert(t) => Some(t.certreq_hashes()),
-                RemoteAuth::Psk(_) | RemoteAuth::SharedKey | RemoteAuth::Eap(_) => None,
+                RemoteAuth::Psk(_) | RemoteAuth::SharedKey | RemoteAuth::Eap(_) | RemoteAuth::EapRelay(_) => None,
             })
             .flatten()
             .collect();

@@ -278,6 +278,19 @@ impl Endpoint {
         self.job(now, sa, Job::DeleteIke)
     }
 
+    /// The authentication server's answer to the [`Event::EapRelay`] of `sa`: the IKE_AUTH response
+    /// that waited for it goes out.
+    pub fn relay_answer(&mut self, now: Instant, sa: SaHandle, answer: crate::event::RelayAnswer) -> Result<()> {
+        let (mut ctx, sas) = self.ctx_parts(now);
+        let s = sas.get_mut(&sa).ok_or(IkeError::UnknownSa)?;
+        let r = s.relay_answer(&mut ctx, answer);
+        self.initial_contact(now, sa);
+        self.uniqueness(now, sa);
+        self.hold_replaced_pairs(sa);
+        self.settle(now, sa);
+        r
+    }
+
     /// Deletes the CHILD SA with inbound SPI `spi_in`.
     pub fn delete_child(&mut self, now: Instant, sa: SaHandle, spi_in: u32) -> Result<()> {
         self.job(now, sa, Job::DeleteChild(spi_in))

@@ -42,6 +42,18 @@ pub(crate) struct IkeSa {
     cached: Option<Cached>,
     /// Fragments of a message being received.
     reassembly: Option<Reassembly>,
+    /// The peer's request whose response waits for an authentication server (EAP relayed).
+    deferred: Option<Deferred>,
+}
+
+/// A request answered later (§2.3 lets the responder take its time; the initiator retransmits).
+#[derive(Debug)]
+struct Deferred {
+    message_id: u32,
+    exchange: ExchangeType,
+    request_digest: [u8; 20],
+    local: SocketAddr,
+    remote: SocketAddr,
 }
 
 impl IkeSa {
@@ -55,6 +67,7 @@ impl IkeSa {
             expected_message_id: 0,
             cached: None,
             reassembly: None,
+            deferred: None,
         }
     }
 
@@ -377,6 +390,15 @@ impl IkeSa {
         msg: &Message<'_>,
     ) -> Result<()> {
         let h = *msg.header();
+        // A retransmission of the request we are still answering: the answer goes out once the
+        // authentication server gave it.
+        if self
+            .deferred
+            .as_ref()
+            .is_some_and(|d| d.message_id == h.message_id && d.request_digest == sha1(&[msg.as_bytes()]))
+        {
+            return Ok(());
+        }
         // §2.1: a retransmitted request is answered from the cache, without processing it again.
         if let Some(c) = &self.cached {
             if h.message_id == c.message_id {
@@ -431,17 +453,52 @@ impl IkeSa {
                 let window = Window { in_flight: self.pending.as_ref().map(|p| &p.exchange), queued: &self.queue };
                 let response = task::respond(&mut self.core, ctx, window, exchange, payloads);
                 self.core.heard_from_peer(ctx);
-                response
+                match response {
+                    Some(r) => r,
+                    None => {
+                        self.deferred = Some(Deferred {
+                            message_id: h.message_id,
+                            exchange,
+                            request_digest: digest,
+                            local,
+                            remote,
+                        });
+                        return Ok(());
+                    }
+                }
             }
         };
+        self.send_response(ctx, (exchange, h.message_id, digest), (local, remote), &response)
+    }
+
+    /// Sends and caches our response to the request `(exchange, message_id, digest)`.
+    fn send_response(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        (exchange, message_id, request_digest): (ExchangeType, u32, [u8; 20]),
+        (local, remote): (SocketAddr, SocketAddr),
+        response: &[Payload],
+    ) -> Result<()> {
         let initiator = self.core.initiator;
         let flags = if initiator { Flags::RESPONSE.with(Flags::INITIATOR) } else { Flags::RESPONSE };
-        let header = Header::new(self.core.spi_i, self.core.spi_r, exchange, flags, h.message_id);
-        let datagrams = self.core.seal(ctx, &header, &response)?;
+        let header = Header::new(self.core.spi_i, self.core.spi_r, exchange, flags, message_id);
+        let datagrams = self.core.seal(ctx, &header, response)?;
         for d in &datagrams {
             ctx.out.transmits.push_back(Transmit { local, remote, payload: d.clone() });
         }
-        self.cached = Some(Cached { message_id: h.message_id, request_digest: digest, response: datagrams });
+        self.cached = Some(Cached { message_id, request_digest, response: datagrams });
         Ok(())
+    }
+
+    /// The authentication server answered: the deferred response goes out.
+    pub fn relay_answer(&mut self, ctx: &mut Ctx<'_>, answer: crate::event::RelayAnswer) -> Result<()> {
+        let Some(d) = self.deferred.take() else { return Err(IkeError::Unexpected(Unexpected::NoDeferredRequest)) };
+        if self.core.is_closed() {
+            return Ok(());
+        }
+        let response = task::resume(&mut self.core, ctx, answer);
+        let r = self.send_response(ctx, (d.exchange, d.message_id, d.request_digest), (d.local, d.remote), &response);
+        self.settle(ctx);
+        r
     }
 }

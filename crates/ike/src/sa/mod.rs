@@ -192,8 +192,8 @@ pub(crate) struct SaCore {
 pub(crate) struct EapResponder {
     /// The connection chosen in the first round.
     pub peer: Arc<PeerConfig>,
-    /// The method's state.
-    pub server: oxswan_eap::EapServer,
+    /// Who runs the method.
+    pub backend: EapBackend,
     /// The initiator's IDi of the first round, which its final AUTH covers.
     pub idi: oxswan_wire::id::IdPayload,
     /// Its identity.
@@ -209,10 +209,32 @@ pub(crate) struct EapResponder {
     pub reported: bool,
 }
 
+/// Who runs the gateway's EAP method.
+#[derive(Debug)]
+pub(crate) enum EapBackend {
+    /// We do.
+    Local(oxswan_eap::EapServer),
+    /// An authentication server the daemon asks (RADIUS).
+    Relay(EapRelayState),
+}
+
+/// EAP passed through: what the rounds need besides the server's answers.
+#[derive(Debug, Default)]
+pub(crate) struct EapRelayState {
+    /// The client's EAP identity, once it said it.
+    pub identity: Option<Vec<u8>>,
+    /// Payloads that go before the server's EAP message in the waiting response (the first
+    /// round's IDr, CERT and AUTH).
+    pub prefix: Vec<Payload>,
+    /// The identifier of the client's last EAP Response, which an EAP-Success made here takes.
+    pub last_identifier: u8,
+}
+
 impl EapResponder {
     /// The failure the method is about to end with, as an authentication error.
     pub(crate) fn pending_failure(&self) -> Option<crate::auth::AuthError> {
-        let e = self.server.pending_error()?;
+        let EapBackend::Local(server) = &self.backend else { return None };
+        let e = server.pending_error()?;
         Some(crate::auth::AuthError::Eap { user: e.identity().map(str::to_owned), reason: e.to_string() })
     }
 }

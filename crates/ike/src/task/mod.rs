@@ -177,19 +177,27 @@ pub(crate) fn answer(core: &mut SaCore, ctx: &mut Ctx<'_>, in_flight: InFlight, 
     }
 }
 
-/// Answers the peer's request of `exchange` (authenticated, parsed): the response's payloads.
+/// Answers the peer's request of `exchange` (authenticated, parsed): the response's payloads, or
+/// `None` when the answer comes later, from an authentication server the daemon asks
+/// ([`Event::EapRelay`], then [`resume`]).
 pub(crate) fn respond(
     core: &mut SaCore,
     ctx: &mut Ctx<'_>,
     window: Window<'_>,
     exchange: ExchangeType,
     payloads: Vec<Payload>,
-) -> Vec<Payload> {
+) -> Option<Vec<Payload>> {
     match exchange {
         ExchangeType::IKE_AUTH => core.handle_auth_request(ctx, Collected::collect(payloads)),
-        ExchangeType::INFORMATIONAL => core.handle_informational(ctx, &payloads),
-        _ => core.handle_create_child_request(ctx, window, Collected::collect(payloads)),
+        ExchangeType::INFORMATIONAL => Some(core.handle_informational(ctx, &payloads)),
+        _ => Some(core.handle_create_child_request(ctx, window, Collected::collect(payloads))),
     }
+}
+
+/// The authentication server's answer for the request whose response was deferred: the response's
+/// payloads.
+pub(crate) fn resume(core: &mut SaCore, ctx: &mut Ctx<'_>, answer: crate::event::RelayAnswer) -> Vec<Payload> {
+    core.relay_answered(ctx, answer)
 }
 
 /// The payloads of a message, by kind (the first of each, every CERT and notify).

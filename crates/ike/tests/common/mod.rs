@@ -371,6 +371,15 @@ impl Sim {
         }
     }
 
+    /// When the next packet arrives or timer fires, with what the endpoints just produced on the
+    /// wire first.
+    pub fn next_event_at(&mut self) -> Option<Instant> {
+        self.collect();
+        let next_packet = self.wire.iter().map(|p| p.at).min();
+        let next_timer = self.nodes.values().filter_map(|e| e.poll_timeout()).min();
+        [next_packet, next_timer].into_iter().flatten().min()
+    }
+
     /// Advances to the next thing that happens; false when nothing is left to do.
     pub fn step(&mut self) -> bool {
         self.collect();

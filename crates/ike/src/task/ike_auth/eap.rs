@@ -15,20 +15,14 @@
 //! CHILD SA parts of the first request are answered in the last response.
 
 use oxswan_crypto::Secret;
-use oxswan_eap::{EapPeer, EapServer, PeerStep, ServerConfig, ServerStep};
+use oxswan_eap::{EapPeer, PeerStep};
 use oxswan_wire::id::IdPayload;
 use oxswan_wire::{ExchangeType, Identity, NotifyType, Payload};
-use std::sync::Arc;
 
 use super::super::{ChildOffer, Collected, InFlight, Next, notify};
 use crate::auth::{AuthCtx, AuthError, Authenticator, EapCredentials, MskAuth, SignedOctets};
-use crate::config::{EapClient, PeerConfig, RemoteAuth};
-use crate::event::{DownReason, Event};
-use crate::sa::{Ask, Ctx, EapResponder, SaCore, Timer, later};
-
-/// How long a gateway waits for each round of the client's EAP (the half-open timer, re-armed).
-/// Clients ask their users for passwords before they connect, so a round is short.
-const EAP_ROUND_WAIT: core::time::Duration = core::time::Duration::from_secs(30);
+use crate::config::{EapClient, PeerConfig};
+use crate::sa::{Ask, Ctx, SaCore};
 
 /// The client's EAP rounds, in flight with each IKE_AUTH request.
 #[derive(Debug)]
@@ -46,7 +40,7 @@ pub(crate) struct EapRounds {
 
 /// Which side's octets an AUTH covers.
 #[derive(Clone, Copy)]
-enum Side {
+pub(super) enum Side {
     Initiator,
     Responder,
 }
@@ -54,7 +48,7 @@ enum Side {
 impl SaCore {
     /// The signed octets of `side` with `id_body`, and the key of an AUTH after EAP: the MSK, or
     /// that side's SK_p without one (§2.16).
-    fn eap_octets(
+    pub(super) fn eap_octets(
         &self,
         ctx: &Ctx<'_>,
         side: Side,
@@ -72,7 +66,7 @@ impl SaCore {
         Ok((octets, msk.cloned().unwrap_or_else(|| sk_p.clone())))
     }
 
-    fn auth_ctx<'a>(&'a self, ctx: &'a Ctx<'_>, peer: &'a PeerConfig) -> Result<AuthCtx<'a>, AuthError> {
+    pub(super) fn auth_ctx<'a>(&'a self, ctx: &'a Ctx<'_>, peer: &'a PeerConfig) -> Result<AuthCtx<'a>, AuthError> {
         let keys = self.keys.as_ref().ok_or(AuthError::NoKeys)?;
         Ok(AuthCtx {
             provider: ctx.provider,
@@ -182,137 +176,5 @@ impl SaCore {
             return Next::Done;
         }
         self.auth_complete_as_initiator(ctx, rounds.remote_id, rounds.child, p)
-    }
-
-    // ---- the gateway -----------------------------------------------------------------------
-
-    /// The first round as gateway: we authenticate ourselves and send the first EAP request.
-    pub(crate) fn start_eap_server(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        peer: Arc<PeerConfig>,
-        idi: IdPayload,
-        identity: Identity,
-        p: Collected,
-    ) -> Vec<Payload> {
-        let RemoteAuth::Eap(server) = &peer.remote_auth else {
-            return self.refuse_auth(ctx, AuthError::NoAuthPayload);
-        };
-        let (mut out, idr_body) = match self.our_identity_as_responder(ctx, &peer) {
-            Ok(x) => x,
-            Err(e) => return self.refuse_auth(ctx, e),
-        };
-        let config = ServerConfig {
-            methods: server.methods.clone(),
-            ask_identity: server.ask_identity,
-            identity: Some(crate::cert::identity_string(&identity).into_bytes()),
-        };
-        let (eap, first_request) = match EapServer::start(config, ctx.provider.random.as_ref()) {
-            Ok(x) => x,
-            Err(e) => return self.refuse_auth(ctx, AuthError::Eap { user: None, reason: e.to_string() }),
-        };
-        out.push(Payload::Eap(first_request));
-        self.eap = Some(Box::new(EapResponder {
-            peer,
-            server: eap,
-            idi,
-            identity,
-            idr_body,
-            first: p.child_part(),
-            done: None,
-            reported: false,
-        }));
-        self.timers.set(Timer::HalfOpen, later(ctx.now, EAP_ROUND_WAIT));
-        out
-    }
-
-    /// A later round as gateway: the client's EAP response, or its AUTH after the method.
-    pub(crate) fn eap_round(&mut self, ctx: &mut Ctx<'_>, mut rounds: EapResponder, p: Collected) -> Vec<Payload> {
-        if let Some((eap_identity, msk)) = rounds.done.take() {
-            return self.eap_server_final(ctx, rounds, eap_identity, msk, &p);
-        }
-        let Some(response) = p.eap.as_ref() else {
-            return self.refuse_auth(ctx, AuthError::EapMissing("EAP"));
-        };
-        let secrets = EapCredentials(ctx.credentials);
-        match rounds.server.handle(response, &secrets, ctx.provider.random.as_ref()) {
-            ServerStep::Continue(request) => {
-                // A failure told to the client before the method's end (MSCHAPv2's Failure-Request):
-                // the log names the user now, as charon and Windows never answer it.
-                if let Some(reason) = rounds.pending_failure().filter(|_| !rounds.reported) {
-                    rounds.reported = true;
-                    ctx.out.events.push_back(Event::AuthFailed {
-                        sa: self.handle,
-                        peer: self.remote,
-                        reason: reason.to_string(),
-                    });
-                }
-                self.eap = Some(Box::new(rounds));
-                self.timers.set(Timer::HalfOpen, later(ctx.now, EAP_ROUND_WAIT));
-                vec![Payload::Eap(request)]
-            }
-            ServerStep::Success { packet, identity, msk, .. } => {
-                let wanted = match &rounds.peer.remote_auth {
-                    RemoteAuth::Eap(server) => server.identity.clone(),
-                    _ => None,
-                };
-                if let Some(want) = wanted.filter(|w| w.as_bytes() != identity.as_slice()) {
-                    let user = Some(String::from_utf8_lossy(&identity).into_owned());
-                    let reason = format!("the connection admits the EAP identity {want} only");
-                    return self.refuse_auth(ctx, AuthError::Eap { user, reason });
-                }
-                rounds.done = Some((String::from_utf8_lossy(&identity).into_owned(), msk));
-                self.eap = Some(Box::new(rounds));
-                self.timers.set(Timer::HalfOpen, later(ctx.now, EAP_ROUND_WAIT));
-                vec![Payload::Eap(packet)]
-            }
-            ServerStep::Failure { packet, identity, error } => {
-                let user = identity.map(|i| String::from_utf8_lossy(&i).into_owned());
-                let reason = AuthError::Eap { user, reason: error.to_string() };
-                if rounds.reported {
-                    self.close(ctx, DownReason::AuthFailed(reason));
-                } else {
-                    self.auth_failed(ctx, reason);
-                }
-                vec![Payload::Eap(packet)]
-            }
-        }
-    }
-
-    /// The client's AUTH after the method: checked with the method's key, ours made with it, and
-    /// the first request's CP and CHILD SA answered.
-    fn eap_server_final(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        rounds: EapResponder,
-        eap_identity: String,
-        msk: Option<Secret>,
-        p: &Collected,
-    ) -> Vec<Payload> {
-        let Some(auth) = p.auth.as_ref() else {
-            return self.refuse_auth(ctx, AuthError::EapMissing("AUTH"));
-        };
-        let peer = rounds.peer.clone();
-        self.peer_id = Some(rounds.identity.clone());
-        let checked =
-            self.eap_octets(ctx, Side::Initiator, &rounds.idi.auth_octets(), msk.as_ref()).and_then(|(octets, key)| {
-                let actx = self.auth_ctx(ctx, &peer)?;
-                MskAuth { key: key.expose() }.verify(&actx, &octets, auth, &[])
-            });
-        if let Err(reason) = checked {
-            return self.refuse_auth(ctx, reason);
-        }
-        let ours = self.eap_octets(ctx, Side::Responder, &rounds.idr_body, msk.as_ref()).and_then(|(octets, key)| {
-            let actx = self.auth_ctx(ctx, &peer)?;
-            MskAuth { key: key.expose() }.build(&actx, &octets)
-        });
-        let ours = match ours {
-            Ok(a) => a,
-            Err(e) => return self.refuse_auth(ctx, e),
-        };
-        self.vips.owner.clone_from(&eap_identity);
-        self.eap_identity = Some(eap_identity);
-        let first = Collected::collect(rounds.first);
-        self.auth_complete_as_responder(ctx, &peer, &first, vec![Payload::Auth(ours)])
     }
 }

@@ -19,6 +19,7 @@ use crate::event::{DownReason, Event};
 use crate::sa::{Ask, Ctx, Origin, SaCore, State};
 
 pub(crate) mod eap;
+mod gateway;
 
 impl SaCore {
     /// The IKE_AUTH request, after IKE_SA_INIT: `{ IDi, [CERT+], [CERTREQ], [IDr], AUTH,
@@ -205,20 +206,20 @@ impl SaCore {
     /// The initiator's IKE_AUTH request, as responder: picks the connection by the identities,
     /// verifies the peer (or starts EAP with it, §2.16), authenticates us, and answers the CP and
     /// CHILD SA parts.
-    pub(crate) fn handle_auth_request(&mut self, ctx: &mut Ctx<'_>, p: Collected) -> Vec<Payload> {
+    pub(crate) fn handle_auth_request(&mut self, ctx: &mut Ctx<'_>, p: Collected) -> Option<Vec<Payload>> {
         if let Some(rounds) = self.eap.take() {
             return self.eap_round(ctx, *rounds, p);
         }
         let Some(idi) = p.idi.clone() else {
             self.close(ctx, DownReason::Protocol("IKE_AUTH without IDi".into()));
-            return vec![notify(NotifyType::INVALID_SYNTAX)];
+            return Some(vec![notify(NotifyType::INVALID_SYNTAX)]);
         };
         let identity = match idi.identity() {
             Ok(id) => id,
-            Err(e) => return self.refuse_auth(ctx, AuthError::MalformedIdentity(e.to_string())),
+            Err(e) => return Some(self.refuse_auth(ctx, AuthError::MalformedIdentity(e.to_string()))),
         };
         let wanted_idr = p.idr.as_ref().and_then(|i| i.identity().ok());
-        let Some(keys) = self.keys.as_ref() else { return self.refuse_auth(ctx, AuthError::NoKeys) };
+        let Some(keys) = self.keys.as_ref() else { return Some(self.refuse_auth(ctx, AuthError::NoKeys)) };
         let negotiated = keys.init.proposal.clone();
         // §2.16: an initiator without AUTH wants EAP.
         let wants_eap = p.auth.is_none();
@@ -230,15 +231,15 @@ impl SaCore {
                 && wanted_idr.as_ref().is_none_or(|w| same_identity(w, &c.local_id))
                 && select_proposal(&c.ike_proposals, core::slice::from_ref(&negotiated), false).is_some()
         };
-        let candidate =
-            ctx.peers.iter().find(|c| fits(c) && matches!(c.remote_auth, RemoteAuth::Eap(_)) == wants_eap).cloned();
+        let eap = |c: &PeerConfig| matches!(c.remote_auth, RemoteAuth::Eap(_) | RemoteAuth::EapRelay(_));
+        let candidate = ctx.peers.iter().find(|c| fits(c) && eap(c) == wants_eap).cloned();
         let Some(peer) = candidate else {
             if wants_eap {
-                return self.refuse_auth(ctx, AuthError::NoAuthPayload);
+                return Some(self.refuse_auth(ctx, AuthError::NoAuthPayload));
             }
             let id = crate::cert::identity_string(&identity);
             let asked = wanted_idr.as_ref().map(crate::cert::identity_string);
-            return self.refuse_auth(ctx, AuthError::NoConnection { id, asked });
+            return Some(self.refuse_auth(ctx, AuthError::NoConnection { id, asked }));
         };
         self.peer = Some(peer.clone());
         let Some(auth) = p.auth.clone() else {
@@ -246,15 +247,15 @@ impl SaCore {
         };
         let remote_id = match self.verify_peer(ctx, &peer, &idi, &auth, &p.certs, true) {
             Ok(id) => id,
-            Err(reason) => return self.refuse_auth(ctx, reason),
+            Err(reason) => return Some(self.refuse_auth(ctx, reason)),
         };
         self.peer_id = Some(remote_id);
         let out = match self.our_identity_as_responder(ctx, &peer) {
             Ok((out, _)) => out,
-            Err(e) => return self.refuse_auth(ctx, e),
+            Err(e) => return Some(self.refuse_auth(ctx, e)),
         };
         self.vips.owner = crate::cert::identity_string(&identity);
-        self.auth_complete_as_responder(ctx, &peer, &p, out)
+        Some(self.auth_complete_as_responder(ctx, &peer, &p, out))
     }
 
     /// Refuses the initiator (§2.21.2): the reason stays local, the answer is AUTHENTICATION_FAILED.
@@ -334,7 +335,7 @@ fn remote_authenticator<'a>(peer: &'a PeerConfig, credentials: &'a dyn Credentia
         RemoteAuth::Psk(k) => Box::new(SharedKeyAuth { fixed: Some(k), credentials }),
         RemoteAuth::SharedKey => Box::new(SharedKeyAuth { fixed: None, credentials }),
         RemoteAuth::Cert(t) => Box::new(PubkeyAuth { local: None, trust: Some(t), rsa_pss: peer.rsa_pss }),
-        RemoteAuth::Eap(_) => Box::new(Refuse),
+        RemoteAuth::Eap(_) | RemoteAuth::EapRelay(_) => Box::new(Refuse),
     }
 }
 
