@@ -125,6 +125,19 @@ impl RemoteAccess {
         }
     }
 
+    /// An IKE rekey moved `old`'s CHILD SAs to `new` (RFC 7296 §2.18): so do its virtual IPs and
+    /// DNS servers.
+    pub fn rekeyed(&mut self, old: SaHandle, new: SaHandle) {
+        for holders in self.vips.values_mut() {
+            if holders.remove(&old) {
+                holders.insert(new);
+            }
+        }
+        if let Some((sa, _)) = self.dns.as_mut().filter(|(sa, _)| *sa == old) {
+            *sa = new;
+        }
+    }
+
     /// The daemon stops: everything goes back.
     pub fn shutdown(&mut self) {
         let sas: BTreeSet<SaHandle> = self.vips.values().flatten().copied().collect();

@@ -165,8 +165,13 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     endpoint.set_credentials(crate::peers::credentials(&config));
     endpoint.set_leases(Box::new(crate::peers::leases(&config)));
     let access = crate::access::RemoteAccess::new(&config.daemon.tun, config.daemon.dns, &config.pools);
+    let radius = match &config.radius {
+        Some(r) => Some(crate::radius::Radius::start(r, provider.random.clone(), tx.clone(), stop.clone())?),
+        None => None,
+    };
     let mut ike = Ike {
         access,
+        radius,
         config,
         config_path: config_path.to_path_buf(),
         since: HashMap::new(),
@@ -234,6 +239,18 @@ fn route_source(remote: IpAddr) -> Option<IpAddr> {
     let s = UdpSocket::bind(SocketAddr::new(any, 0)).ok()?;
     s.connect(SocketAddr::new(remote, 500)).ok()?;
     s.local_addr().ok().map(|a| a.ip()).filter(|a| !a.is_unspecified())
+}
+
+/// Acct-Terminate-Cause (RFC 2866 §5.10) for why an IKE SA ended.
+fn terminate_cause(r: &DownReason) -> oxswan_radius::TerminateCause {
+    use oxswan_radius::TerminateCause as C;
+    match r {
+        DownReason::PeerDeleted | DownReason::PeerRestarted => C::USER_REQUEST,
+        DownReason::Timeout => C::LOST_CARRIER,
+        DownReason::Expired => C::SESSION_TIMEOUT,
+        DownReason::LocalDeleted => C::ADMIN_RESET,
+        _ => C::NAS_REQUEST,
+    }
 }
 
 /// What a user reads for why an IKE SA ended.
@@ -349,6 +366,8 @@ fn local_source(local_ts: &[TrafficSelector]) -> Option<IpAddr> {
 struct Ike {
     /// Virtual IPs, DNS and pool routes.
     access: crate::access::RemoteAccess,
+    /// The RADIUS client, with `[radius]`.
+    radius: Option<crate::radius::Radius>,
     config: Config,
     config_path: std::path::PathBuf,
     /// When each IKE SA and CHILD SA (by inbound SPI) came up.
@@ -393,11 +412,11 @@ impl Ike {
                 }
             }
             let now = Instant::now();
-            let wait = self
-                .endpoint
-                .poll_timeout()
-                .map_or(VOLUME_CHECK, |t| t.saturating_duration_since(now))
-                .min(VOLUME_CHECK);
+            let next = [self.endpoint.poll_timeout(), self.radius.as_ref().and_then(|r| r.poll_timeout())]
+                .into_iter()
+                .flatten()
+                .min();
+            let wait = next.map_or(VOLUME_CHECK, |t| t.saturating_duration_since(now)).min(VOLUME_CHECK);
             match rx.recv_timeout(wait) {
                 Ok(Input::Datagram { local, remote, data }) => {
                     self.endpoint.handle_datagram(Instant::now(), local, remote, &data)
@@ -419,6 +438,12 @@ impl Ike {
                         self.rearm(&name);
                     }
                 }
+                Ok(Input::Radius { from, data }) => {
+                    let answer = self.radius.as_mut().and_then(|r| r.datagram(Instant::now(), from, &data));
+                    if let Some((sa, answer)) = answer {
+                        let _ = self.endpoint.relay_answer(Instant::now(), sa, answer);
+                    }
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
@@ -426,9 +451,35 @@ impl Ike {
             if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
                 self.endpoint.handle_timeout(now);
             }
+            self.radius_due(now);
             self.flush();
             self.restart_due(now);
             self.report_usage(now);
+        }
+    }
+
+    /// RADIUS retransmissions, timeouts and Interim-Updates that are due.
+    fn radius_due(&mut self, now: Instant) {
+        let Some(r) = self.radius.as_mut() else { return };
+        if r.poll_timeout().is_none_or(|t| t > now) {
+            return;
+        }
+        for (sa, answer) in r.timeout(now) {
+            let _ = self.endpoint.relay_answer(now, sa, answer);
+        }
+        if self.radius.as_ref().is_some_and(|r| r.interim_due(now)) {
+            let counters: HashMap<u32, PairCounters> = self.dp.counters().into_iter().collect();
+            let endpoint = &self.endpoint;
+            let usage = |sa| {
+                endpoint
+                    .children(sa)
+                    .iter()
+                    .filter_map(|c| counters.get(&c.spi_in))
+                    .fold(oxswan_radius::Usage::default(), |t, k| crate::radius::add(t, crate::radius::usage_of(&k.usage)))
+            };
+            if let Some(r) = self.radius.as_mut() {
+                r.interim(now, usage);
+            }
         }
     }
 
@@ -799,18 +850,23 @@ impl Ike {
                 self.rearm(&info.name);
                 self.since.insert((sa, None), Instant::now());
                 self.access.up(sa, &info);
+                if let Some(r) = self.radius.as_mut() {
+                    r.up(Instant::now(), sa, &info);
+                }
                 tracing::info!(
                     target: "ike", conn = %info.name, sa = sa.0,
                     "IKE SA established with {} @ {} ({}){}",
                     identity_string(&info.remote_id), info.remote, info.proposal, if info.nat.any() { ", NAT or encapsulation" } else { "" }
                 );
             }
-            Event::EapRelay { sa, identity, .. } => {
-                // No connection of the configuration relays EAP yet (eap-radius comes with the
-                // RADIUS client): refuse rather than keep the client waiting.
-                let who = String::from_utf8_lossy(&identity).into_owned();
-                tracing::warn!(target: "ike", conn = %self.conn(sa), sa = sa.0, "EAP of {who} for an authentication server, but none is configured");
-                let _ = self.endpoint.relay_answer(Instant::now(), sa, oxswan_ike::RelayAnswer::Timeout);
+            Event::EapRelay { sa, identity, eap, peer, local } => {
+                let sent = match self.radius.as_mut() {
+                    Some(r) => r.relay(Instant::now(), sa, &identity, &eap, (peer, local)),
+                    None => Err(oxswan_ike::RelayAnswer::Timeout),
+                };
+                if let Err(answer) = sent {
+                    let _ = self.endpoint.relay_answer(Instant::now(), sa, answer);
+                }
             }
             Event::AddressFailure { sa, owner, error } => {
                 tracing::warn!(target: "ike", conn = %self.conn(sa), sa = sa.0, "no virtual IP for {owner}: {error}; sending INTERNAL_ADDRESS_FAILURE");
@@ -860,6 +916,12 @@ impl Ike {
             Event::ChildSaDeleted { sa, spi_in, .. } => {
                 tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "CHILD SA {spi_in:08x}_i deleted");
                 self.since.remove(&(sa, Some(spi_in)));
+                if self.radius.as_ref().is_some_and(|r| r.accounts(sa)) {
+                    let last = self.dp.counters().into_iter().find(|(spi, _)| *spi == spi_in).map(|(_, k)| k.usage);
+                    if let (Some(r), Some(u)) = (self.radius.as_mut(), last) {
+                        r.pair_gone(sa, crate::radius::usage_of(&u));
+                    }
+                }
                 // A pair the data plane refused is not its to remove: the SPI may be another's.
                 if !self.refused.remove(&spi_in) {
                     self.dp.remove(spi_in);
@@ -876,6 +938,10 @@ impl Ike {
                     target: "ike", conn = %info.name, sa = new.0,
                     "IKE SA rekeyed: {} replaces SA {} ({})", info.spi_i, old.0, info.proposal
                 );
+                self.access.rekeyed(old, new);
+                if let Some(r) = self.radius.as_mut() {
+                    r.rekeyed(old, new);
+                }
                 // The CHILD SAs moved: so do their ages and the SA's own.
                 let moved: Vec<_> = self.since.keys().filter(|(sa, _)| *sa == old).copied().collect();
                 for key in moved {
@@ -909,9 +975,11 @@ impl Ike {
                     }
                 }
                 self.since.remove(&(sa, None));
-                // A rekeyed IKE SA hands its handle and its virtual IPs to its successor.
-                if reason != DownReason::Rekeyed {
-                    self.access.down(sa);
+                // A rekeyed IKE SA handed its virtual IPs and accounting to its successor
+                // (IkeSaRekeyed), so this touches only what it still has.
+                self.access.down(sa);
+                if let Some(r) = self.radius.as_mut() {
+                    r.down(Instant::now(), sa, terminate_cause(&reason));
                 }
                 tracing::info!(target: "ike", conn = name.as_deref().unwrap_or("?"), sa = sa.0, "IKE SA down: {why}");
                 self.answer(sa, Response::Error { message: why });

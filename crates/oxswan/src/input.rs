@@ -21,4 +21,11 @@ pub enum Input {
     Command(Request, mpsc::Sender<Response>),
     /// Traffic for a trapped connection arrived.
     Trap(String),
+    /// A datagram from a RADIUS server.
+    Radius {
+        /// Its source.
+        from: SocketAddr,
+        /// The datagram.
+        data: Vec<u8>,
+    },
 }

@@ -9,6 +9,7 @@ mod dataplane;
 mod early;
 mod input;
 mod peers;
+mod radius;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -9,7 +9,7 @@ use oxswan_crypto::CryptoProvider;
 use oxswan_eap::MethodType;
 use oxswan_ike::cert::{LocalCert, TrustStore, parse_certificates};
 use oxswan_ike::child::ChildConfig;
-use oxswan_ike::config::{EapClient, EapServer};
+use oxswan_ike::config::{EapClient, EapRelay, EapServer};
 use oxswan_ike::leases::{MemoryLeases, PoolAttributes};
 use oxswan_ike::{LocalAuth, PeerConfig, RemoteAuth, Retransmit, Unique};
 use rustls_pki_types::PrivateKeyDer;
@@ -87,6 +87,13 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
             }
             RemoteAuth::Cert(TrustStore::new(&cas).with_context(ctx)?)
         }
+        AuthKind::Eap(EapKind::Radius) => RemoteAuth::EapRelay(EapRelay {
+            ask_identity: c.remote.eap_id.is_some(),
+            identity: match &c.remote.eap_id {
+                Some(EapId::Name(n)) => Some(n.clone()),
+                _ => None,
+            },
+        }),
         AuthKind::Eap(kind) => RemoteAuth::Eap(EapServer {
             methods: match kind {
                 EapKind::Mschapv2 => vec![MethodType::MsChapV2],
