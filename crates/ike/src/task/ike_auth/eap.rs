@@ -98,8 +98,11 @@ impl SaCore {
     ) -> Next {
         let Some(peer) = self.peer.clone() else { return Next::Done };
         let identity = client.identity.clone().unwrap_or_else(|| crate::cert::identity_string(&peer.local_id));
-        let eap =
-            EapPeer::new(oxswan_eap::PeerConfig { identity: identity.into_bytes(), methods: client.methods.clone() });
+        let eap = EapPeer::new(oxswan_eap::PeerConfig {
+            identity: identity.into_bytes(),
+            methods: client.methods.clone(),
+            tls: None,
+        });
         let rounds = EapRounds { child, peer: eap, idr, remote_id, key: None };
         self.eap_client_step(ctx, rounds, p)
     }
@@ -206,6 +209,7 @@ impl SaCore {
             methods: server.methods.clone(),
             ask_identity: server.ask_identity,
             identity: Some(crate::cert::identity_string(&identity).into_bytes()),
+            tls: None,
         };
         let (eap, first_request) = match EapServer::start(config, ctx.provider.random.as_ref()) {
             Ok(x) => x,
