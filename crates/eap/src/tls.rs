@@ -4,7 +4,8 @@
 //!
 //! Type-Data is one Flags octet — L (0x80, a 4-octet TLS Message Length follows), M (0x40, more
 //! fragments follow), S (0x20, EAP-TLS Start, only in the server's first Request) — then the TLS
-//! data: records of one flight, split over as many EAP packets as it takes (RFC 5216 §2.1.5).
+//! data: records of one flight, split over as many EAP packets as it takes (RFC 5216 §2.1.5,
+//! RFC 9190 §2.1.9).
 //! Each fragment is acknowledged by an EAP-TLS packet without data from the other side, and the
 //! first fragment carries the length of the whole flight (we also put it on unfragmented
 //! messages, as strongSwan does with its default `include_length = yes`; RFC 5216 §3.1 allows
@@ -34,13 +35,20 @@
 //! unseen, so once the server has verified the client's Finished it sends one octet 0x00 of
 //! application data, the "protected success indication"; the peer answers it with an empty
 //! Response and accepts EAP-Success only after receiving it (a Success before it is refused).
-//! This is also exactly what strongSwan (5.9.8 and 6.0, `eap_tls.c` and `tls_eap.c`) does: it
-//! sends the 0x00 in its own Request after the client's last flight, takes the empty Response as
-//! the acknowledgement and then sends EAP-Success; its peer fails the MSK without having received
-//! the 0x00. The server sends no NewSessionTicket (no resumption here), so the 0x00 is the only
-//! record after the handshake.
+//! The server sends no NewSessionTicket (no resumption here), so the 0x00 is the only record
+//! after the handshake.
 //!
-//! # Failures (RFC 5216 §2.1.3)
+//! strongSwan does the same since 5.9.10 (6.0 included; `eap_tls.c` and `tls_eap.c`): its
+//! server sends the 0x00 in a Request of its own after the client's last flight, takes the empty
+//! Response as the acknowledgement and then sends EAP-Success, and its peer refuses the MSK
+//! without having received the 0x00. Two things to know for charon:
+//! - its TLS versions default to 1.2 only (`charon.tls.version_min` and `version_max` are 1.2
+//!   unless configured), so EAP-TLS with it is TLS 1.2 by default, which both our roles take;
+//! - 5.9.8 (and everything before 5.9.10) has no success indication in either role: with a
+//!   5.9.8 gateway configured for TLS 1.3 our peer refuses its EAP-Success, as RFC 9190 wants;
+//!   set `max_version` to TLS 1.2 for such a gateway rather than weaken the check.
+//!
+//! # Failures (RFC 5216 §2.1.3, RFC 9190 §2.1.4)
 //!
 //! A side that refuses the other's certificate or messages sends the TLS alert rustls makes; the
 //! server waits for the peer's answer to its alert (an empty Response) before EAP-Failure, and
@@ -1015,6 +1023,191 @@ mod tests {
         }
         assert!(matches!(result, Err(Refusal::Fatal(EapError::TooLarge(_)))));
         assert!(rx.reassembly.len() <= MAX_MESSAGE_LEN);
+    }
+
+    /// The key log of the peer: the TLS 1.2 master secret or the TLS 1.3 exporter master secret.
+    #[derive(Debug, Default)]
+    struct Log(std::sync::Mutex<Vec<Logged>>);
+
+    /// Label, client random, secret.
+    type Logged = (String, Vec<u8>, Vec<u8>);
+    /// DER certificate and PKCS#8 key.
+    type Credential = (Vec<u8>, Vec<u8>);
+
+    impl rustls::KeyLog for Log {
+        fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+            self.0.lock().unwrap().push((label.to_owned(), client_random.to_vec(), secret.to_vec()));
+        }
+    }
+
+    #[derive(Debug)]
+    struct NoSecrets;
+
+    impl crate::EapSecrets for NoSecrets {
+        fn eap_secret(&self, _identity: &[u8]) -> Option<Secret> {
+            None
+        }
+    }
+
+    #[derive(Debug)]
+    struct Zero;
+
+    impl oxswan_crypto::provider::SecureRandom for Zero {
+        fn fill(&self, dest: &mut [u8]) -> oxswan_crypto::Result<()> {
+            dest.fill(0);
+            Ok(())
+        }
+    }
+
+    /// A CA, a server and a client certificate with their PKCS#8 keys.
+    fn pki() -> (Vec<u8>, Credential, Credential) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let issue = |name: &str| {
+            let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+            let cert = CertificateParams::new(vec![name.to_owned()]).unwrap().signed_by(&key, &issuer).unwrap();
+            (cert.der().to_vec(), key.serialize_der())
+        };
+        (ca_cert.der().to_vec(), issue("gw.example"), issue("peer.example"))
+    }
+
+    /// RFC 5246 §5: P_hash(secret, label || seed), for TLS 1.2's PRF.
+    fn tls12_prf(alg: aws_lc_rs::hmac::Algorithm, secret: &[u8], label: &[u8], seed: &[u8], len: usize) -> Vec<u8> {
+        use aws_lc_rs::hmac;
+        let key = hmac::Key::new(alg, secret);
+        let label_seed = [label, seed].concat();
+        let mut a = hmac::sign(&key, &label_seed).as_ref().to_vec();
+        let mut out = Vec::new();
+        while out.len() < len {
+            out.extend_from_slice(hmac::sign(&key, &[&a[..], &label_seed].concat()).as_ref());
+            a = hmac::sign(&key, &a).as_ref().to_vec();
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// RFC 8446 §7.1: HKDF-Expand-Label.
+    fn expand_label(
+        alg: aws_lc_rs::hkdf::Algorithm,
+        secret: &[u8],
+        label: &str,
+        context: &[u8],
+        len: usize,
+    ) -> Vec<u8> {
+        struct Len(usize);
+        impl aws_lc_rs::hkdf::KeyType for Len {
+            fn len(&self) -> usize {
+                self.0
+            }
+        }
+        let full = format!("tls13 {label}");
+        let info = [
+            &u16::try_from(len).unwrap().to_be_bytes()[..],
+            &[u8::try_from(full.len()).unwrap()],
+            full.as_bytes(),
+            &[u8::try_from(context.len()).unwrap()],
+            context,
+        ]
+        .concat();
+        let prk = aws_lc_rs::hkdf::Prk::new_less_safe(alg, secret);
+        let mut out = vec![0; len];
+        prk.expand(&[&info], Len(len)).unwrap().fill(&mut out).unwrap();
+        out
+    }
+
+    /// The MSKs of both sides against their definitions, recomputed here from the secrets the
+    /// peer's key log gives: RFC 5216 §2.3 (TLS 1.2) and RFC 9190 §2.3 (TLS 1.3).
+    #[test]
+    fn msk_matches_the_rfcs() {
+        use aws_lc_rs::{digest, hkdf, hmac};
+        let (ca, (server_cert, server_key), (client_cert, client_key)) = pki();
+        for version in [TlsVersion::Tls12, TlsVersion::Tls13] {
+            let server = ServerSetup::new(&TlsServerConfig {
+                cert_chain: vec![server_cert.clone()],
+                key: server_key.clone(),
+                client_cas: vec![ca.clone()],
+                min_version: Some(version),
+                max_version: Some(version),
+                fragment_size: None,
+            })
+            .unwrap();
+            let mut peer_setup = PeerSetup::new(&TlsPeerConfig {
+                cert_chain: vec![client_cert.clone()],
+                key: client_key.clone(),
+                server_cas: vec![ca.clone()],
+                server_name: Some("gw.example".into()),
+                ..TlsPeerConfig::default()
+            })
+            .unwrap();
+            let log = Arc::new(Log::default());
+            let mut client_config = (*peer_setup.config).clone();
+            client_config.key_log = log.clone();
+            peer_setup.config = Arc::new(client_config);
+            let (mut s, mut p) = (TlsServer::new(server), TlsPeer::new(peer_setup));
+            let sctx = ServerContext { identity: b"peer", identifier: 1, secrets: &NoSecrets, random: &Zero };
+            let pctx = PeerContext { identity: b"peer", identifier: 1, secrets: &NoSecrets, random: &Zero };
+            let mut td = s.initiate(&sctx).unwrap();
+            let mut server_random = None;
+            let server_msk = loop {
+                let PeerOutcome::Respond(response) = p.process(&td, &pctx) else { panic!() };
+                match s.process(&response, &sctx) {
+                    ServerOutcome::Request(next) => {
+                        // The first data after the Start opens with the ServerHello: Flags and
+                        // Length (5), record header (5), handshake header (4), version (2).
+                        if server_random.is_none() && next.len() > 48 {
+                            server_random = Some(next[16..48].to_vec());
+                        }
+                        td = next;
+                    }
+                    ServerOutcome::Success { msk: Some(msk), identity } => {
+                        assert_eq!(identity, b"peer");
+                        break msk;
+                    }
+                    other => panic!("{other:?}"),
+                }
+            };
+            let peer_msk = p.success().unwrap().unwrap();
+            assert_eq!(server_msk, peer_msk);
+            let conn = p.conn.as_ref().unwrap();
+            let suite = conn.negotiated_cipher_suite().unwrap();
+            let sha384 = format!("{:?}", suite.suite()).ends_with("SHA384");
+            let logged = log.0.lock().unwrap().clone();
+            let entry = |label: &str| logged.iter().find(|(l, _, _)| l == label).cloned().unwrap();
+            let expected = match version {
+                TlsVersion::Tls12 => {
+                    // Key_Material = TLS-PRF-128(master_secret, "client EAP encryption",
+                    // client.random || server.random).
+                    let (_, client_random, master) = entry("CLIENT_RANDOM");
+                    let alg = if sha384 { hmac::HMAC_SHA384 } else { hmac::HMAC_SHA256 };
+                    let randoms = [client_random, server_random.clone().unwrap()].concat();
+                    tls12_prf(alg, &master, b"client EAP encryption", &randoms, 128)
+                }
+                TlsVersion::Tls13 => {
+                    // TLS-Exporter("EXPORTER_EAP_TLS_Key_Material", 0x0D, 128), RFC 8446 §7.5.
+                    let (_, _, exporter_master) = entry("EXPORTER_SECRET");
+                    let (alg, hash) = if sha384 {
+                        (hkdf::HKDF_SHA384, &digest::SHA384)
+                    } else {
+                        (hkdf::HKDF_SHA256, &digest::SHA256)
+                    };
+                    let empty = digest::digest(hash, b"");
+                    let derived = expand_label(
+                        alg,
+                        &exporter_master,
+                        "EXPORTER_EAP_TLS_Key_Material",
+                        empty.as_ref(),
+                        hash.output_len(),
+                    );
+                    let context = digest::digest(hash, &[0x0d]);
+                    expand_label(alg, &derived, "exporter", context.as_ref(), 128)
+                }
+            };
+            assert_eq!(server_msk.expose(), &expected[..64], "{version:?}");
+        }
     }
 
     #[test]
