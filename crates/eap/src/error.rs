@@ -41,6 +41,18 @@ pub enum EapError {
     /// The method is not implemented (yet).
     #[error("EAP method {0} is not implemented")]
     Unsupported(MethodType),
+    /// The TLS handshake of EAP-TLS failed: rustls's cause (a protocol error, or the alert the
+    /// other side sent, RFC 5216 §2.1.3).
+    #[error("EAP-TLS: {0}")]
+    Tls(String),
+    /// EAP-TLS: the other side's certificate was refused or missing (the webpki or rustls
+    /// cause: unknown issuer, expired, not valid for the server name, none presented).
+    #[error("EAP-TLS certificate refused: {0}")]
+    Certificate(String),
+    /// Something the other side sent is over one of our caps (EAP-TLS: the TLS Message Length,
+    /// the reassembled message, the number of packets).
+    #[error("{0} over its limit")]
+    TooLarge(&'static str),
     /// The configuration cannot work (no method, no identity, an identity too long for a packet).
     #[error("EAP configuration: {0}")]
     Config(&'static str),

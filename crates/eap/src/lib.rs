@@ -15,8 +15,11 @@
 //! - Methods: [`md5`] (EAP-MD5-Challenge, RFC 3748 §5.4) and [`mschapv2`] (EAP-MS-CHAPv2:
 //!   draft-kamath-pppext-eap-mschapv2 framing, RFC 2759 computations, RFC 3079 keys). Each method
 //!   is a state machine behind the crate's `ServerMethod` and `PeerMethod` traits, which take
-//!   one Type-Data and give the next, for as many rounds as the method needs: EAP-TLS (RFC 5216),
-//!   with its fragmentation, will be one more implementation of them.
+//!   one Type-Data and give the next, for as many rounds as the method needs; [`tls`] (EAP-TLS,
+//!   RFC 5216 with TLS 1.2 and RFC 9190 with TLS 1.3, on rustls) fragments and reassembles its
+//!   flights over those rounds.
+//!
+//! EAP-TLS authenticates with certificates ([`TlsServerConfig`], [`TlsPeerConfig`]) instead.
 //!
 //! Passwords come from an [`EapSecrets`] at the moment they are needed, as [`Secret`]s; every
 //! buffer holding a password, its hash or a key derived from it is zeroized. Errors and `Debug`
@@ -30,11 +33,13 @@ pub mod mschapv2;
 mod packet;
 mod peer;
 mod server;
+pub mod tls;
 
 pub use error::EapError;
 pub use oxswan_crypto::Secret;
 pub use peer::{EapPeer, PeerConfig, PeerStep};
 pub use server::{EapServer, ServerConfig, ServerStep};
+pub use tls::{TlsPeerConfig, TlsServerConfig, TlsVersion};
 
 /// EAP Type codes (RFC 3748 §5, IANA "Method Types") that this crate knows, also those that are
 /// not authentication methods.
@@ -62,8 +67,8 @@ pub enum MethodType {
     Md5,
     /// EAP-MS-CHAPv2 (type 26).
     MsChapV2,
-    /// EAP-TLS (type 13, RFC 5216). Named so that configurations can say it; not implemented yet
-    /// ([`MethodType::is_implemented`]).
+    /// EAP-TLS (type 13, RFC 5216 with TLS 1.2, RFC 9190 with TLS 1.3): needs
+    /// [`ServerConfig::tls`] or [`PeerConfig::tls`].
     Tls,
 }
 
@@ -127,11 +132,11 @@ impl MethodType {
         }
     }
 
-    /// Whether this crate can run the method now (EAP-TLS is still to come).
+    /// Whether this crate can run the method (all of them now; EAP-TLS also needs its
+    /// certificates configured).
     pub fn is_implemented(self) -> bool {
         match self {
-            MethodType::Md5 | MethodType::MsChapV2 => true,
-            MethodType::Tls => false,
+            MethodType::Md5 | MethodType::MsChapV2 | MethodType::Tls => true,
         }
     }
 }

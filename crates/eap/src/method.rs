@@ -5,11 +5,12 @@
 //! method (RFC 3748 §2, §4, §5.1–5.3); a method sees only its own Type-Data, one packet at a time,
 //! and answers with the next Type-Data or an outcome. A method may run any number of rounds and
 //! carry any data that fits a packet; one that must split larger messages (EAP-TLS, RFC 5216
-//! §2.1.5) keeps its fragments and acknowledgements in its own state.
+//! §2.1.5, [`crate::tls`]) keeps its fragments and acknowledgements in its own state.
 
 use oxswan_crypto::Secret;
 use oxswan_crypto::provider::SecureRandom;
 
+use crate::tls::{PeerSetup, ServerSetup, TlsPeer, TlsServer};
 use crate::{EapError, EapSecrets, MethodType, md5, mschapv2};
 
 /// What a server method sees of the conversation.
@@ -52,14 +53,25 @@ pub(crate) trait ServerMethod: Send + Sync + core::fmt::Debug {
     fn pending_error(&self) -> Option<&EapError> {
         None
     }
+    /// The peer's certificate (DER, the end entity), once the method authenticated it by one
+    /// (EAP-TLS).
+    fn peer_certificate(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
-/// A new server method of `method`.
-pub(crate) fn new_server_method(method: MethodType) -> Result<Box<dyn ServerMethod>, EapError> {
+/// A new server method of `method`; EAP-TLS needs the rustls configuration `tls`.
+pub(crate) fn new_server_method(
+    method: MethodType,
+    tls: Option<&ServerSetup>,
+) -> Result<Box<dyn ServerMethod>, EapError> {
     match method {
         MethodType::Md5 => Ok(Box::new(md5::Md5Server::new())),
         MethodType::MsChapV2 => Ok(Box::new(mschapv2::MsChapV2Server::new())),
-        MethodType::Tls => Err(EapError::Unsupported(method)),
+        MethodType::Tls => match tls {
+            Some(setup) => Ok(Box::new(TlsServer::new(setup.clone()))),
+            None => Err(EapError::Config("EAP-TLS without a TLS configuration")),
+        },
     }
 }
 
@@ -100,13 +112,29 @@ pub(crate) trait PeerMethod: Send + Sync + core::fmt::Debug {
     fn failure_message(&self) -> Option<&str> {
         None
     }
+    /// EAP-Failure arrived: why, if the method knows better than "the server refused us" (EAP-TLS:
+    /// our verdict on the server's certificate, or the alert the server sent).
+    fn failure_error(&self) -> Option<EapError> {
+        None
+    }
+    /// The server's certificate (DER, the end entity), once the method verified it (EAP-TLS).
+    fn peer_certificate(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
-/// A new peer method of `method`.
-pub(crate) fn new_peer_method(method: MethodType) -> Result<Box<dyn PeerMethod>, EapError> {
+/// A new peer method of `method`; EAP-TLS needs the rustls configuration `tls`, made here from
+/// the peer's configuration.
+pub(crate) fn new_peer_method(
+    method: MethodType,
+    tls: Option<&crate::TlsPeerConfig>,
+) -> Result<Box<dyn PeerMethod>, EapError> {
     match method {
         MethodType::Md5 => Ok(Box::new(md5::Md5Peer::new())),
         MethodType::MsChapV2 => Ok(Box::new(mschapv2::MsChapV2Peer::new())),
-        MethodType::Tls => Err(EapError::Unsupported(method)),
+        MethodType::Tls => match tls {
+            Some(config) => Ok(Box::new(TlsPeer::new(PeerSetup::new(config)?))),
+            None => Err(EapError::Config("EAP-TLS without a TLS configuration")),
+        },
     }
 }

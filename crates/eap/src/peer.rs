@@ -15,6 +15,9 @@ pub struct PeerConfig {
     /// Methods we accept (empty: any we implement); a Request of another method is answered with
     /// a Nak naming these.
     pub methods: Vec<MethodType>,
+    /// EAP-TLS: our certificate, key and the CAs of the server's certificate. Without it we do
+    /// not accept EAP-TLS (and Nak it).
+    pub tls: Option<crate::TlsPeerConfig>,
 }
 
 /// What the peer does with the server's packet.
@@ -80,9 +83,19 @@ impl EapPeer {
         self.method.as_ref().and_then(|m| m.failure_message())
     }
 
-    /// Whether we accept `m`: implemented, and listed (or nothing listed).
+    /// The server's certificate (DER, the end entity) as the method verified it (EAP-TLS), once
+    /// the handshake has finished: for a caller that checks the gateway's identity itself (a
+    /// distinguished name, which [`crate::TlsPeerConfig::server_name`] cannot say).
+    pub fn server_certificate(&self) -> Option<&[u8]> {
+        self.method.as_ref().and_then(|m| m.peer_certificate())
+    }
+
+    /// Whether we accept `m`: implemented, and listed (or nothing listed); EAP-TLS only with
+    /// certificates.
     fn accepts(&self, m: MethodType) -> bool {
-        m.is_implemented() && (self.config.methods.is_empty() || self.config.methods.contains(&m))
+        m.is_implemented()
+            && (m != MethodType::Tls || self.config.tls.is_some())
+            && (self.config.methods.is_empty() || self.config.methods.contains(&m))
     }
 
     /// The types a Nak names: those we accept, in our order; 0 if none (RFC 3748 §5.3.1).
@@ -147,7 +160,10 @@ impl EapPeer {
                     Err(e) => self.fail(e),
                 }
             }
-            EapCode::FAILURE => self.fail(EapError::PeerFailure),
+            EapCode::FAILURE => {
+                let error = self.method.as_ref().and_then(|m| m.failure_error()).unwrap_or(EapError::PeerFailure);
+                self.fail(error)
+            }
             other => PeerStep::Failure(EapError::Unexpected(format!(
                 "EAP {} where a Request, Success or Failure was expected",
                 packet::code_name(other)
@@ -192,7 +208,7 @@ impl EapPeer {
                     }
                     Some(method) => (method.process(type_data, &ctx), None),
                     None => match MethodType::from_code(eap_type).filter(|&m| self.accepts(m)) {
-                        Some(offered) => match new_peer_method(offered) {
+                        Some(offered) => match new_peer_method(offered, self.config.tls.as_ref()) {
                             Ok(mut method) => (method.process(type_data, &ctx), Some(method)),
                             Err(e) => return PeerStep::Failure(e),
                         },

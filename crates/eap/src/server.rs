@@ -5,6 +5,7 @@ use oxswan_crypto::provider::SecureRandom;
 use oxswan_wire::payloads::{EapCode, EapPayload};
 
 use crate::method::{ServerContext, ServerMethod, ServerOutcome, new_server_method};
+use crate::tls::{ServerSetup, TlsServerConfig};
 use crate::{EapError, EapSecrets, MethodType, packet, types};
 
 /// How the server runs a conversation.
@@ -19,6 +20,9 @@ pub struct ServerConfig {
     /// The EAP identity when not asking (the peer's IKE identity, as text bytes). When asking, it
     /// stands in for an empty Identity Response, as strongSwan assumes the IKE identity then.
     pub identity: Option<Vec<u8>>,
+    /// EAP-TLS: our certificate, key and the CAs of client certificates. Required when `methods`
+    /// has [`MethodType::Tls`]; ignored otherwise.
+    pub tls: Option<TlsServerConfig>,
 }
 
 /// What the server does with the peer's Response.
@@ -82,6 +86,10 @@ pub struct EapServer {
     /// Methods already proposed.
     tried: Vec<MethodType>,
     phase: Phase,
+    /// EAP-TLS's rustls configuration, made at the start when the methods have EAP-TLS.
+    tls: Option<ServerSetup>,
+    /// The peer's certificate (DER) that the method authenticated it by, on success.
+    peer_certificate: Option<Vec<u8>>,
 }
 
 impl EapServer {
@@ -96,6 +104,15 @@ impl EapServer {
         if !config.ask_identity && config.identity.is_none() {
             return Err(EapError::Config("neither asking for the EAP identity nor given one"));
         }
+        // Certificates and keys are checked now rather than when a Nak picks EAP-TLS.
+        let tls = if config.methods.contains(&MethodType::Tls) {
+            let Some(tls) = &config.tls else {
+                return Err(EapError::Config("EAP-TLS without a TLS configuration"));
+            };
+            Some(ServerSetup::new(tls)?)
+        } else {
+            None
+        };
         // RFC 3748 §4.1: the first Identifier is best random, so that Identifiers of a new
         // conversation do not repeat an older one's.
         let mut id = [0u8; 1];
@@ -107,6 +124,8 @@ impl EapServer {
             identifier,
             tried: Vec::new(),
             phase: Phase::Done,
+            tls,
+            peer_certificate: None,
         };
         let request = if server.config.ask_identity {
             server.phase = Phase::Identity;
@@ -120,6 +139,16 @@ impl EapServer {
     /// The EAP identity, once known.
     pub fn identity(&self) -> Option<&[u8]> {
         self.identity.as_deref()
+    }
+
+    /// The certificate (DER, the end entity) that the peer authenticated with, once
+    /// [`ServerStep::Success`] was given by a method that uses one (EAP-TLS: the client
+    /// certificate, verified against the configured CAs). Its subject and subjectAltNames are
+    /// the peer's certified names; the EAP identity of [`ServerStep::Success`] is the one it
+    /// claimed in EAP-Identity, which policy may want to match against them (strongSwan looks the
+    /// client's key up by that identity).
+    pub fn peer_certificate(&self) -> Option<&[u8]> {
+        self.peer_certificate.as_deref()
     }
 
     /// The method running (or that ran), once one was proposed.
@@ -152,7 +181,7 @@ impl EapServer {
         new_identifier: bool,
         nak_allowed: bool,
     ) -> Result<EapPayload, EapError> {
-        let mut m = new_server_method(method)?;
+        let mut m = new_server_method(method, self.tls.as_ref())?;
         let identifier = if new_identifier { self.identifier.wrapping_add(1) } else { self.identifier };
         let identity = self.identity.as_deref().unwrap_or_default();
         let ctx = ServerContext { identity, identifier, secrets: &NoSecrets, random };
@@ -251,6 +280,7 @@ impl EapServer {
                         }
                     }
                     ServerOutcome::Success { identity, msk } => {
+                        self.peer_certificate = method.peer_certificate().map(<[u8]>::to_vec);
                         self.phase = Phase::Done;
                         self.identity = Some(identity.clone());
                         ServerStep::Success { packet: packet::success(id), identity, method: current, msk }

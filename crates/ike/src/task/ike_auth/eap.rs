@@ -92,8 +92,11 @@ impl SaCore {
     ) -> Next {
         let Some(peer) = self.peer.clone() else { return Next::Done };
         let identity = client.identity.clone().unwrap_or_else(|| crate::cert::identity_string(&peer.local_id));
-        let eap =
-            EapPeer::new(oxswan_eap::PeerConfig { identity: identity.into_bytes(), methods: client.methods.clone() });
+        let eap = EapPeer::new(oxswan_eap::PeerConfig {
+            identity: identity.into_bytes(),
+            methods: client.methods.clone(),
+            tls: None,
+        });
         let rounds = EapRounds { child, peer: eap, idr, remote_id, key: None };
         self.eap_client_step(ctx, rounds, p)
     }

@@ -51,6 +51,7 @@ impl SaCore {
                     methods: server.methods.clone(),
                     ask_identity: server.ask_identity,
                     identity: Some(ike_identity),
+                    tls: None,
                 };
                 match EapServer::start(config, ctx.provider.random.as_ref()) {
                     Ok((eap, first)) => (EapBackend::Local(eap), Some(first)),
