@@ -475,7 +475,9 @@ impl Ike {
                     .children(sa)
                     .iter()
                     .filter_map(|c| counters.get(&c.spi_in))
-                    .fold(oxswan_radius::Usage::default(), |t, k| crate::radius::add(t, crate::radius::usage_of(&k.usage)))
+                    .fold(oxswan_radius::Usage::default(), |t, k| {
+                        crate::radius::add(t, crate::radius::usage_of(&k.usage))
+                    })
             };
             if let Some(r) = self.radius.as_mut() {
                 r.interim(now, usage);

@@ -15,8 +15,8 @@ use oxswan_config::Radius as RadiusConfig;
 use oxswan_crypto::provider::SecureRandom;
 use oxswan_ike::{IkeSaInfo, RelayAnswer, SaHandle};
 use oxswan_radius::{
-    AccountingRecord, AcctStatus, Answer, ClientConfig, EapSession, RadiusClient, RequestId, ServerConfig, TerminateCause,
-    Usage, station_id,
+    AccountingRecord, AcctStatus, Answer, ClientConfig, EapSession, RadiusClient, RequestId, ServerConfig,
+    TerminateCause, Usage, station_id,
 };
 use oxswan_wire::payloads::EapPayload;
 
@@ -66,7 +66,12 @@ pub struct Radius {
 /// The RADIUS view of a pair's counters: input is what the gateway received from the client
 /// (RFC 2866 §5.3).
 pub fn usage_of(c: &oxswan_ike::volume::ChildUsage) -> Usage {
-    Usage { input_octets: c.bytes_in, output_octets: c.bytes_out, input_packets: c.packets_in, output_packets: c.packets_out }
+    Usage {
+        input_octets: c.bytes_in,
+        output_octets: c.bytes_out,
+        input_packets: c.packets_in,
+        output_packets: c.packets_out,
+    }
 }
 
 /// Two counters added.
@@ -216,7 +221,8 @@ impl Radius {
             }
             Answer::Reject { eap, reply_message } => {
                 self.conversations.remove(&sa);
-                let reason = reply_message.map_or_else(|| "RADIUS Access-Reject".to_owned(), |m| format!("RADIUS Access-Reject: {m}"));
+                let reason = reply_message
+                    .map_or_else(|| "RADIUS Access-Reject".to_owned(), |m| format!("RADIUS Access-Reject: {m}"));
                 RelayAnswer::Reject { eap, reason }
             }
             Answer::Timeout => {
@@ -313,7 +319,8 @@ impl Radius {
         r.calling_station.clone_from(&s.calling);
         r.called_station.clone_from(&s.called);
         if status != AcctStatus::Start {
-            r.session_time = Some(u32::try_from(now.saturating_duration_since(s.started).as_secs()).unwrap_or(u32::MAX));
+            r.session_time =
+                Some(u32::try_from(now.saturating_duration_since(s.started).as_secs()).unwrap_or(u32::MAX));
         }
         r
     }

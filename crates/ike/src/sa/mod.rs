@@ -213,7 +213,7 @@ pub(crate) struct EapResponder {
 #[derive(Debug)]
 pub(crate) enum EapBackend {
     /// We do.
-    Local(oxswan_eap::EapServer),
+    Local(Box<oxswan_eap::EapServer>),
     /// An authentication server the daemon asks (RADIUS).
     Relay(EapRelayState),
 }

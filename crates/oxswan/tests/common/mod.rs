@@ -2,6 +2,8 @@
 //! and strongSwan's charon in them. Everything a test creates is removed when its `Hosts` drops.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+pub mod lan;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -54,7 +54,7 @@ impl SaCore {
                     tls: None,
                 };
                 match EapServer::start(config, ctx.provider.random.as_ref()) {
-                    Ok((eap, first)) => (EapBackend::Local(eap), Some(first)),
+                    Ok((eap, first)) => (EapBackend::Local(Box::new(eap)), Some(first)),
                     Err(e) => return Some(self.refuse_auth(ctx, AuthError::Eap { user: None, reason: e.to_string() })),
                 }
             }
