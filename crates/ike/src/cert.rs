@@ -209,6 +209,29 @@ impl PeerCert {
     }
 }
 
+/// Whether a certificate vouches for an identity given as text, an EAP identity after EAP-TLS
+/// (RFC 5216 §5.2: the peer's identity is to be checked against its certificate): an email
+/// address, IP address or DNS name in its subjectAltName, its subject's common name, or its whole
+/// subject written as strongSwan writes DNs.
+pub fn vouches_for(der: &[u8], identity: &str) -> bool {
+    let Ok(cert) = parse(der) else { return false };
+    let Ok(peer) = PeerCert::from_der(der) else { return false };
+    let typed = if let Ok(ip) = identity.parse::<IpAddr>() {
+        match ip {
+            IpAddr::V4(a) => Identity::Ipv4(a),
+            IpAddr::V6(a) => Identity::Ipv6(a),
+        }
+    } else if identity.contains('@') {
+        Identity::Email(identity.to_owned())
+    } else {
+        Identity::Fqdn(identity.to_owned())
+    };
+    let squash = |s: &str| s.split(',').map(str::trim).collect::<Vec<_>>().join(",");
+    peer.matches(&typed)
+        || cert.subject().iter_common_name().any(|cn| cn.as_str().is_ok_and(|c| c == identity))
+        || squash(&cert.subject().to_string()) == squash(identity)
+}
+
 /// Our certificate chain (end entity first, then intermediates) and private key.
 #[derive(Debug, Clone)]
 pub struct LocalCert {

@@ -33,6 +33,9 @@ pub struct EapClient {
     pub identity: Option<String>,
     /// The methods we take part in; empty: any we implement.
     pub methods: Vec<oxswan_eap::MethodType>,
+    /// EAP-TLS (RFC 5216, RFC 9190): our certificate and key, the CAs of the gateway's. Without
+    /// it we Nak EAP-TLS.
+    pub tls: Option<oxswan_eap::TlsPeerConfig>,
 }
 
 /// The gateway's side of EAP: how a client must authenticate.
@@ -46,6 +49,14 @@ pub struct EapServer {
     pub ask_identity: bool,
     /// The one EAP identity the connection admits (`eap_id = "alice"`); `None`: any.
     pub identity: Option<String>,
+    /// EAP-TLS: our certificate and key for the TLS server, the CAs of the clients'. Required when
+    /// `methods` has it.
+    pub tls: Option<oxswan_eap::TlsServerConfig>,
+    /// Leave CERT and AUTH out of the first answer when the client offers EAP-only authentication
+    /// (RFC 5998) and every method is mutual and makes a key. Off by default: a client that offers
+    /// it may still insist on the gateway's AUTH by its configuration (charon does, unless its
+    /// remote side authenticates by EAP).
+    pub eap_only: bool,
 }
 
 /// How the peer must prove its identity.

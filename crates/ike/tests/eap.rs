@@ -46,8 +46,13 @@ fn gateway_for(seed: u64, methods: &[MethodType], ask_identity: bool, identity: 
     let mut gw = psk_peer("rw", "vpn.example", "unused", "unused", "10.2.0.0/24", "0.0.0.0/0");
     gw.remote_id = None;
     gw.local_auth = LocalAuth::Cert(ca.local(pki::Alg::P256, "vpn.example", &["vpn.example"]));
-    gw.remote_auth =
-        RemoteAuth::Eap(EapServer { methods: methods.to_vec(), ask_identity, identity: identity.map(str::to_owned) });
+    gw.remote_auth = RemoteAuth::Eap(EapServer {
+        methods: methods.to_vec(),
+        ask_identity,
+        identity: identity.map(str::to_owned),
+        tls: None,
+        eap_only: false,
+    });
     gw.children[0] = child_config("net", &["10.2.0.0/24"], &["dynamic"]);
     gw.pools = vec!["rw4".into()];
     sim.add_null_cipher(GW, wide(), vec![gw]);
@@ -69,7 +74,7 @@ fn gateway_for(seed: u64, methods: &[MethodType], ask_identity: bool, identity: 
 fn client(s: &mut Setup, ip: &str, user: &str, password: &str, methods: &[MethodType]) {
     let mut p: PeerConfig = psk_peer("to-gw", "unused", "vpn.example", "unused", "10.1.0.0/16", "10.2.0.0/24");
     p.local_id = Identity::Ipv4(ip.parse().unwrap());
-    p.local_auth = LocalAuth::Eap(EapClient { identity: Some(user.into()), methods: methods.to_vec() });
+    p.local_auth = LocalAuth::Eap(EapClient { identity: Some(user.into()), methods: methods.to_vec(), tls: None });
     p.remote_auth = RemoteAuth::Cert(s.ca.trust());
     p.children[0] = child_config("net", &["dynamic"], &["10.2.0.0/24"]);
     p.vips = vec!["0.0.0.0".parse().unwrap()];
@@ -283,6 +288,7 @@ fn relayed(seed: u64, ask_identity: bool, password: &str, delay: Duration, silen
                     methods: vec![MethodType::MsChapV2],
                     ask_identity: false,
                     identity: Some(identity.clone()),
+                    tls: None,
                 };
                 // The first request the server would send after the identity response.
                 let (server, first) = oxswan_eap::EapServer::start(config, random.as_ref()).unwrap();
@@ -383,4 +389,122 @@ fn a_relayed_wrong_password_and_a_silent_server_fail() {
     assert!(child(s.sim.events(ALICE_IP)).is_none());
     assert_eq!(down(s.sim.events(GW)), Some(DownReason::HalfOpenTimeout), "{:?}", s.sim.events(GW));
     assert!(s.sim.ep_ref(GW).established().is_empty());
+}
+
+/// A gateway running EAP-TLS with its IKE certificate as the TLS server's, and a client with a
+/// certificate for `cert_for` from `client_ca` using the EAP identity `user`.
+fn eap_tls(seed: u64, user: &str, cert_for: &str, client_ca: Option<&pki::Ca>) -> Setup {
+    let mut s = gateway(seed, &[MethodType::Tls], true);
+    let provider = oxswan_crypto::default_provider();
+    let (gw_cert, gw_key) = s.ca.issue(pki::Alg::P256, "vpn.example", &["vpn.example"], (2025, 2030));
+    let chain = vec![gw_cert, s.ca.intermediate_der.clone()];
+    let mut gw = psk_peer("rw", "vpn.example", "unused", "unused", "10.2.0.0/24", "0.0.0.0/0");
+    gw.remote_id = None;
+    gw.local_auth =
+        LocalAuth::Cert(Arc::new(oxswan_ike::cert::LocalCert::new(&provider, chain.clone(), &gw_key).unwrap()));
+    gw.remote_auth = RemoteAuth::Eap(EapServer {
+        methods: vec![MethodType::Tls],
+        ask_identity: true,
+        identity: None,
+        tls: Some(oxswan_eap::TlsServerConfig {
+            cert_chain: chain,
+            key: gw_key,
+            client_cas: vec![s.ca.root_der.clone()],
+            ..Default::default()
+        }),
+        eap_only: true,
+    });
+    gw.children[0] = child_config("net", &["10.2.0.0/24"], &["dynamic"]);
+    gw.pools = vec!["rw4".into()];
+    s.sim.ep(GW).set_peers(vec![gw]);
+    let issuer = client_ca.unwrap_or(&s.ca);
+    let (cert, key) = issuer.issue(pki::Alg::P256, cert_for, &[cert_for], (2025, 2030));
+    let tls = oxswan_eap::TlsPeerConfig {
+        cert_chain: vec![cert, issuer.intermediate_der.clone()],
+        key,
+        server_cas: vec![s.ca.root_der.clone()],
+        server_name: Some("vpn.example".into()),
+        ..Default::default()
+    };
+    let mut p: PeerConfig = psk_peer("to-gw", "unused", "vpn.example", "unused", "10.1.0.0/16", "10.2.0.0/24");
+    p.local_id = Identity::Ipv4(ALICE_IP.parse().unwrap());
+    p.local_auth =
+        LocalAuth::Eap(EapClient { identity: Some(user.into()), methods: vec![MethodType::Tls], tls: Some(tls) });
+    p.remote_auth = RemoteAuth::Cert(s.ca.trust());
+    p.children[0] = child_config("net", &["dynamic"], &["10.2.0.0/24"]);
+    p.vips = vec!["0.0.0.0".parse().unwrap()];
+    s.sim.add_null_cipher(ALICE_IP, wide(), vec![p]);
+    let now = s.sim.now;
+    s.sim.ep(ALICE_IP).initiate(now, "to-gw", addr(ALICE_IP, 500), addr(GW, 500)).unwrap();
+    s.sim.run_until(Duration::from_secs(20), |sim| {
+        settled(sim, ALICE_IP) && (child(sim.events(ALICE_IP)).is_some() || down(sim.events(GW)).is_some())
+    });
+    s
+}
+
+#[test]
+fn eap_tls_with_a_client_certificate() {
+    let mut s = eap_tls(64, "alice@example.org", "alice@example.org", None);
+    assert!(child(s.sim.events(ALICE_IP)).is_some(), "{:?}\n{:?}", s.sim.events(ALICE_IP), s.sim.events(GW));
+    assert_eq!(info(&mut s.sim, GW).eap_id.as_deref(), Some("alice@example.org"));
+    // The TLS flights are larger than one EAP packet: several rounds carry them.
+    let auth: Vec<_> = named_messages(&s.sim, 0).into_iter().filter(|m| m.1 == ExchangeType::IKE_AUTH).collect();
+    assert!(auth.len() >= 8, "{} IKE_AUTH messages", auth.len());
+    // RFC 5998: the client offered EAP-only authentication and EAP-TLS is mutual: the gateway's
+    // first answer has neither CERT nor AUTH; EAP-TLS authenticates it, the last AUTH is the MSK's.
+    assert!(auth[0].3.contains(&"N(EAP_ONLY_AUTHENTICATION)".to_string()), "{:?}", auth[0]);
+    let first: Vec<&str> = auth[1].3.iter().map(String::as_str).collect();
+    assert_eq!(first, ["IDr", "EAP"], "{first:?}");
+    assert!(auth.last().unwrap().3.contains(&"AUTH".to_string()));
+}
+
+#[test]
+fn eap_tls_refuses_a_certificate_of_another_user_or_ca() {
+    // A certificate for bob, used with alice's EAP identity.
+    let s = eap_tls(65, "alice@example.org", "bob@example.org", None);
+    assert!(child(s.sim.events(ALICE_IP)).is_none(), "{:?}", s.sim.events(GW));
+    let failures = auth_failures(s.sim.events(GW));
+    assert!(
+        failures.iter().any(|f| f.contains("alice@example.org") && f.contains("not for its EAP identity")),
+        "{failures:?}"
+    );
+    assert!(s.sim.ep_ref(GW).established().is_empty());
+
+    // A certificate from a CA the gateway does not trust.
+    let other = pki::Ca::new("Other CA", pki::Alg::P256);
+    let s = eap_tls(66, "alice@example.org", "alice@example.org", Some(&other));
+    assert!(child(s.sim.events(ALICE_IP)).is_none());
+    assert!(!auth_failures(s.sim.events(GW)).is_empty(), "{:?}", s.sim.events(GW));
+    assert!(s.sim.ep_ref(GW).established().is_empty());
+}
+
+#[test]
+fn eap_only_is_not_taken_with_a_method_that_does_not_authenticate_the_gateway() {
+    // The client could run EAP-TLS and offers EAP-only, but the gateway runs MSCHAPv2: it proves
+    // itself with its certificate as usual.
+    let mut s = gateway(67, &[MethodType::MsChapV2], true);
+    let mut p: PeerConfig = psk_peer("to-gw", "unused", "vpn.example", "unused", "10.1.0.0/16", "10.2.0.0/24");
+    p.local_id = Identity::Ipv4(ALICE_IP.parse().unwrap());
+    let (cert, key) = s.ca.issue(pki::Alg::P256, "alice@example.org", &["alice@example.org"], (2025, 2030));
+    let tls = oxswan_eap::TlsPeerConfig {
+        cert_chain: vec![cert],
+        key,
+        server_cas: vec![s.ca.root_der.clone()],
+        ..Default::default()
+    };
+    p.local_auth = LocalAuth::Eap(EapClient { identity: Some("alice".into()), methods: vec![], tls: Some(tls) });
+    p.remote_auth = RemoteAuth::Cert(s.ca.trust());
+    p.children[0] = child_config("net", &["dynamic"], &["10.2.0.0/24"]);
+    p.vips = vec!["0.0.0.0".parse().unwrap()];
+    s.sim.add_null_cipher(ALICE_IP, wide(), vec![p]);
+    let mut own = SharedKeys::new();
+    own.add_eap("alice", Secret::from_slice(b"alice's password"));
+    s.sim.ep(ALICE_IP).set_credentials(Arc::new(own));
+    let now = s.sim.now;
+    s.sim.ep(ALICE_IP).initiate(now, "to-gw", addr(ALICE_IP, 500), addr(GW, 500)).unwrap();
+    assert!(s.sim.run_until(Duration::from_secs(10), |sim| settled(sim, ALICE_IP)));
+    assert!(child(s.sim.events(ALICE_IP)).is_some(), "{:?}", s.sim.events(GW));
+    let auth: Vec<_> = named_messages(&s.sim, 0).into_iter().filter(|m| m.1 == ExchangeType::IKE_AUTH).collect();
+    assert!(auth[0].3.contains(&"N(EAP_ONLY_AUTHENTICATION)".to_string()));
+    assert!(auth[1].3.contains(&"AUTH".to_string()) && auth[1].3.contains(&"CERT".to_string()), "{:?}", auth[1]);
 }

@@ -12,6 +12,7 @@ use oxswan_ike::child::ChildConfig;
 use oxswan_ike::config::{EapClient, EapRelay, EapServer};
 use oxswan_ike::leases::{MemoryLeases, PoolAttributes};
 use oxswan_ike::{LocalAuth, PeerConfig, RemoteAuth, Retransmit, Unique};
+use oxswan_wire::Identity;
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject;
 
@@ -27,6 +28,26 @@ fn private_key(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
     Ok(bytes.to_vec())
 }
 
+/// Our certificate chain (end entity first) and private key (DER) of connection `c`.
+fn own_certificate(c: &Connection) -> anyhow::Result<(Vec<Vec<u8>>, Vec<u8>)> {
+    let mut chain = Vec::new();
+    for p in &c.local.certs {
+        chain.extend(parse_certificates(&read(p)?).with_context(|| format!("{}", p.display()))?);
+    }
+    let key_path = c.local.key.as_ref().with_context(|| format!("connection {}: no local key", c.name))?;
+    let key = private_key(&read(key_path)?).with_context(|| format!("{}", key_path.display()))?;
+    Ok((chain, key))
+}
+
+/// The CA certificates in these files.
+fn ca_certificates(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut cas = Vec::new();
+    for p in paths {
+        cas.extend(parse_certificates(&read(p)?).with_context(|| format!("{}", p.display()))?);
+    }
+    Ok(cas)
+}
+
 /// The engine's settings for one connection.
 pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -> anyhow::Result<PeerConfig> {
     let ctx = || format!("connection {}", c.name);
@@ -39,26 +60,49 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
             LocalAuth::SharedKey
         }
         AuthKind::Pubkey => {
-            let mut chain = Vec::new();
-            for p in &c.local.certs {
-                chain.extend(parse_certificates(&read(p)?).with_context(|| format!("{}", p.display()))?);
-            }
-            let key_path = c.local.key.as_ref().with_context(ctx)?;
-            let key = private_key(&read(key_path)?).with_context(|| format!("{}", key_path.display()))?;
+            let (chain, key) = own_certificate(c)?;
             LocalAuth::Cert(Arc::new(
                 LocalCert::new(provider, chain, &key).with_context(|| format!("{}: certificate and key", c.name))?,
             ))
         }
-        AuthKind::Eap(kind) => LocalAuth::Eap(EapClient {
-            identity: c.local.eap_identity(),
-            methods: match kind {
-                EapKind::Mschapv2 => vec![MethodType::MsChapV2],
-                EapKind::Md5 => vec![MethodType::Md5],
-                // Whatever the gateway asks for among the methods we have secrets for.
-                EapKind::Dynamic => vec![MethodType::MsChapV2, MethodType::Md5],
-                EapKind::Tls | EapKind::Radius => bail!("{}: local auth = \"{kind}\" is not available yet", c.name),
-            },
-        }),
+        AuthKind::Eap(kind) => {
+            // EAP-TLS needs our certificate and the gateway's CAs (its TLS server certificate must
+            // chain to them, RFC 5216 §5.3), and checks the gateway's name.
+            let tls = if matches!(kind, EapKind::Tls | EapKind::Dynamic) && c.local.key.is_some() {
+                let (cert_chain, key) = own_certificate(c)?;
+                let server_name = c.remote.id.as_ref().and_then(|id| match id {
+                    Identity::Fqdn(n) => Some(n.clone()),
+                    Identity::Ipv4(a) => Some(a.to_string()),
+                    Identity::Ipv6(a) => Some(a.to_string()),
+                    _ => None,
+                });
+                Some(oxswan_eap::TlsPeerConfig {
+                    cert_chain,
+                    key,
+                    server_cas: ca_certificates(&c.remote.cacerts)?,
+                    server_name,
+                    ..Default::default()
+                })
+            } else {
+                None
+            };
+            LocalAuth::Eap(EapClient {
+                identity: c.local.eap_identity(),
+                methods: match kind {
+                    EapKind::Mschapv2 => vec![MethodType::MsChapV2],
+                    EapKind::Md5 => vec![MethodType::Md5],
+                    EapKind::Tls => vec![MethodType::Tls],
+                    // Whatever the gateway asks for among the methods we have secrets for.
+                    EapKind::Dynamic => {
+                        let mut m = vec![MethodType::MsChapV2, MethodType::Md5];
+                        m.extend(tls.is_some().then_some(MethodType::Tls));
+                        m
+                    }
+                    EapKind::Radius => bail!("{}: local auth = \"{kind}\": only a gateway relays EAP", c.name),
+                },
+                tls,
+            })
+        }
     };
     // The data plane carries whole IP packets between TUN devices: tunnel mode only (transport
     // mode would need the kernel's own ESP).
@@ -73,6 +117,12 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
         (Some(id), _) => id.clone(),
         (None, LocalAuth::Cert(cert)) => cert.subject_identity()?,
         (None, LocalAuth::Psk(_) | LocalAuth::SharedKey) => bail!("{}: a PSK needs our identity", c.name),
+        // EAP-TLS without an id: our certificate's subject, as strongSwan.
+        (None, LocalAuth::Eap(EapClient { tls: Some(tls), .. })) => {
+            LocalCert::new(provider, tls.cert_chain.clone(), &tls.key)
+                .with_context(|| format!("{}: certificate and key", c.name))?
+                .subject_identity()?
+        }
         (None, LocalAuth::Eap(_)) => bail!("{}: an EAP client needs our identity (local id)", c.name),
     };
     let remote_auth = match c.remote.auth {
@@ -80,13 +130,7 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
             config.psk_for(&local_id, c.remote.id.as_ref()).with_context(ctx)?;
             RemoteAuth::SharedKey
         }
-        AuthKind::Pubkey => {
-            let mut cas = Vec::new();
-            for p in &c.remote.cacerts {
-                cas.extend(parse_certificates(&read(p)?).with_context(|| format!("{}", p.display()))?);
-            }
-            RemoteAuth::Cert(TrustStore::new(&cas).with_context(ctx)?)
-        }
+        AuthKind::Pubkey => RemoteAuth::Cert(TrustStore::new(&ca_certificates(&c.remote.cacerts)?).with_context(ctx)?),
         AuthKind::Eap(EapKind::Radius) => RemoteAuth::EapRelay(EapRelay {
             ask_identity: c.remote.eap_id.is_some(),
             identity: match &c.remote.eap_id {
@@ -94,22 +138,41 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
                 _ => None,
             },
         }),
-        AuthKind::Eap(kind) => RemoteAuth::Eap(EapServer {
-            methods: match kind {
-                EapKind::Mschapv2 => vec![MethodType::MsChapV2],
-                EapKind::Md5 => vec![MethodType::Md5],
-                // strongSwan's eap-dynamic: our preference first, the client may Nak to another.
-                EapKind::Dynamic => vec![MethodType::MsChapV2, MethodType::Md5],
-                EapKind::Tls | EapKind::Radius => {
-                    bail!("{}: remote auth = \"{kind}\" is not available yet", c.name)
-                }
-            },
-            ask_identity: c.remote.eap_id.is_some(),
-            identity: match &c.remote.eap_id {
-                Some(EapId::Name(n)) => Some(n.clone()),
-                _ => None,
-            },
-        }),
+        AuthKind::Eap(kind) => {
+            // EAP-TLS: the TLS server's certificate is our IKE one; clients' chain to cacerts.
+            let tls = if matches!(kind, EapKind::Tls | EapKind::Dynamic) && !c.remote.cacerts.is_empty() {
+                let (cert_chain, key) = own_certificate(c)?;
+                Some(oxswan_eap::TlsServerConfig {
+                    cert_chain,
+                    key,
+                    client_cas: ca_certificates(&c.remote.cacerts)?,
+                    ..Default::default()
+                })
+            } else {
+                None
+            };
+            RemoteAuth::Eap(EapServer {
+                methods: match kind {
+                    EapKind::Mschapv2 => vec![MethodType::MsChapV2],
+                    EapKind::Md5 => vec![MethodType::Md5],
+                    EapKind::Tls => vec![MethodType::Tls],
+                    // strongSwan's eap-dynamic: our preference first, the client may Nak to another.
+                    EapKind::Dynamic => {
+                        let mut m = vec![MethodType::MsChapV2, MethodType::Md5];
+                        m.extend(tls.is_some().then_some(MethodType::Tls));
+                        m
+                    }
+                    EapKind::Radius => vec![],
+                },
+                ask_identity: c.remote.eap_id.is_some(),
+                identity: match &c.remote.eap_id {
+                    Some(EapId::Name(n)) => Some(n.clone()),
+                    _ => None,
+                },
+                tls,
+                eap_only: false,
+            })
+        }
     };
     Ok(PeerConfig {
         name: c.name.clone(),

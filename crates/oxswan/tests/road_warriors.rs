@@ -245,3 +245,71 @@ fn oxswan_as_the_client_of_a_charon_gateway_with_pools() {
     let addrs = ok(&format!("ip -n {} addr show oxswan0", lan.ns("c0")));
     assert!(!addrs.contains("10.20.0.1"), "the virtual IP is gone: {addrs}");
 }
+
+#[test]
+fn eap_tls_with_a_client_certificate() {
+    if !ready() {
+        return;
+    }
+    let mut lan = Lan::new("rwt", 2);
+    let ca = pki::Ca::new("road warriors", pki::Alg::P256);
+    let (cert, key) = ca.issue_for(
+        pki::Alg::P256,
+        "vpn.example",
+        &["vpn.example"],
+        (2025, 2030),
+        &[rcgen::ExtendedKeyUsagePurpose::ServerAuth],
+    );
+    let pki = Pki { root: ca.root_der.clone(), intermediate: ca.intermediate_der.clone(), cert, key };
+    // The gateway checks the clients' certificates against the same CA.
+    std::fs::write(lan.dir.join("root.der"), &pki.root).unwrap();
+    let gw = gateway_config(&lan, &pki, "10.10.0.0/24", "eap-tls").replace(
+        "eap_id = \"%any\"\n",
+        &format!("eap_id = \"%any\"\ncacerts = [\"{}/root.der\"]\n", lan.dir.display()),
+    );
+    lan.oxswan("gw", &gw);
+    let client = |user: &str, cert_for: &str| {
+        let (cert, key) = ca.issue(pki::Alg::P256, cert_for, &[cert_for], (2025, 2030));
+        let conf = format!(
+            "connections {{\n rw {{\n  version = 2\n  remote_addrs = {GW_IP}\n  vips = 0.0.0.0\n  proposals = aes256-sha256-modp2048\n  \
+             local {{\n   auth = eap-tls\n   certs = client.der\n   id = {user}\n  }}\n  remote {{\n   auth = pubkey\n   id = vpn.example\n  }}\n  \
+             children {{\n   net {{\n    remote_ts = 10.2.0.0/24\n    esp_proposals = aes256-sha256\n   }}\n  }}\n }}\n}}\n"
+        );
+        let files = vec![
+            ("x509ca/root.der", pki.root.clone()),
+            ("x509/int.der", pki.intermediate.clone()),
+            ("x509/client.der", cert),
+            ("private/client.der", key),
+        ];
+        (conf, files)
+    };
+    let (conf, files) = client("alice@example.org", "alice@example.org");
+    lan.charon("c0", &conf, &files);
+    let up = lan.swanctl("c0", "--initiate --child net --timeout 20");
+    assert!(
+        up.status.success(),
+        "{}\n--- gateway\n{}\n--- charon\n{}",
+        String::from_utf8_lossy(&up.stdout),
+        lan.log("gw"),
+        lan.charon_log("c0")
+    );
+    let vips = charon_vips(&lan, "c0");
+    assert_eq!(vips, vec!["10.10.0.1"]);
+    assert!(ping(&lan, 0, "10.10.0.1", "10.2.0.1"));
+    assert_eq!(gateway_sas(&lan), vec![("alice@example.org".to_owned(), vips)]);
+    eprintln!("| charon as EAP-TLS client | aes256-sha256-modp2048 | EAP-TLS | 10.10.0.1 |");
+
+    // Only a certificate for bob, to log in as alice: charon has none to send for alice, and the
+    // gateway refuses the client without one, naming the user.
+    let (conf, files) = client("alice@example.org", "bob@example.org");
+    lan.charon("c1", &conf, &files);
+    let up = lan.swanctl("c1", "--initiate --child net --timeout 20");
+    assert!(!up.status.success(), "{}", lan.log("gw"));
+    assert!(
+        wait(5, || lan.log("gw").contains("EAP for alice@example.org: EAP-TLS certificate refused")),
+        "{}\n{}",
+        lan.log("gw"),
+        lan.charon_log("c1")
+    );
+    assert_eq!(gateway_sas(&lan).len(), 1);
+}

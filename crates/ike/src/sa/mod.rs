@@ -235,7 +235,11 @@ impl EapResponder {
     pub(crate) fn pending_failure(&self) -> Option<crate::auth::AuthError> {
         let EapBackend::Local(server) = &self.backend else { return None };
         let e = server.pending_error()?;
-        Some(crate::auth::AuthError::Eap { user: e.identity().map(str::to_owned), reason: e.to_string() })
+        let user = e
+            .identity()
+            .map(str::to_owned)
+            .or_else(|| server.identity().map(|i| String::from_utf8_lossy(i).into_owned()));
+        Some(crate::auth::AuthError::Eap { user, reason: e.to_string() })
     }
 }
 

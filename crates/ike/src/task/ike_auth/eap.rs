@@ -36,6 +36,8 @@ pub(crate) struct EapRounds {
     /// Set once the method succeeded and our AUTH went out: the key the gateway's AUTH must
     /// verify with.
     key: Option<Secret>,
+    /// The gateway sent no AUTH (RFC 5998): the method must authenticate it.
+    eap_only: bool,
 }
 
 /// Which side's octets an AUTH covers.
@@ -86,18 +88,18 @@ impl SaCore {
         ctx: &mut Ctx<'_>,
         client: &EapClient,
         child: Option<Box<ChildOffer>>,
-        idr: IdPayload,
-        remote_id: Identity,
+        (idr, remote_id): (IdPayload, Identity),
         p: &Collected,
+        eap_only: bool,
     ) -> Next {
         let Some(peer) = self.peer.clone() else { return Next::Done };
         let identity = client.identity.clone().unwrap_or_else(|| crate::cert::identity_string(&peer.local_id));
         let eap = EapPeer::new(oxswan_eap::PeerConfig {
             identity: identity.into_bytes(),
             methods: client.methods.clone(),
-            tls: None,
+            tls: client.tls.clone(),
         });
-        let rounds = EapRounds { child, peer: eap, idr, remote_id, key: None };
+        let rounds = EapRounds { child, peer: eap, idr, remote_id, key: None, eap_only };
         self.eap_client_step(ctx, rounds, p)
     }
 
@@ -126,6 +128,11 @@ impl SaCore {
                 payloads: vec![Payload::Eap(response)],
                 in_flight: InFlight::AuthEap(Box::new(rounds)),
             },
+            PeerStep::Success { method, .. } if rounds.eap_only && !method.is_mutual() => {
+                let reason = format!("EAP-only authentication with {method}, which does not authenticate the gateway");
+                self.auth_failed(ctx, AuthError::Eap { user: None, reason });
+                Next::Done
+            }
             PeerStep::Success { msk, .. } => {
                 let Some(peer) = self.peer.clone() else { return Next::Done };
                 let idi = IdPayload::from_identity(&peer.local_id);

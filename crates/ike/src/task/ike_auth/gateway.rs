@@ -44,6 +44,18 @@ impl SaCore {
             Ok(x) => x,
             Err(e) => return Some(self.refuse_auth(ctx, e)),
         };
+        // RFC 5998 §4: configured for it, the client offered EAP-only authentication, and every
+        // method we may run authenticates us and makes a key: IDr alone, no CERT or AUTH.
+        if let RemoteAuth::Eap(server) = &peer.remote_auth {
+            let mutual = |m: &oxswan_eap::MethodType| m.is_mutual() && m.is_key_generating();
+            if server.eap_only
+                && p.has(NotifyType::EAP_ONLY_AUTHENTICATION)
+                && !server.methods.is_empty()
+                && server.methods.iter().all(mutual)
+            {
+                out.retain(|x| matches!(x, Payload::IdR(_)));
+            }
+        }
         let ike_identity = crate::cert::identity_string(&identity).into_bytes();
         let (backend, first_request) = match &peer.remote_auth {
             RemoteAuth::Eap(server) => {
@@ -51,7 +63,7 @@ impl SaCore {
                     methods: server.methods.clone(),
                     ask_identity: server.ask_identity,
                     identity: Some(ike_identity),
-                    tls: None,
+                    tls: server.tls.clone(),
                 };
                 match EapServer::start(config, ctx.provider.random.as_ref()) {
                     Ok((eap, first)) => (EapBackend::Local(Box::new(eap)), Some(first)),
@@ -156,11 +168,28 @@ impl SaCore {
                 self.timers.set(Timer::HalfOpen, later(ctx.now, EAP_ROUND_WAIT));
                 vec![Payload::Eap(request)]
             }
-            ServerStep::Success { packet, identity, msk, .. } => {
+            ServerStep::Success { packet, identity, msk, method } => {
+                // RFC 5216 §5.2: after EAP-TLS the EAP identity must be the certificate's.
+                if method == oxswan_eap::MethodType::Tls {
+                    let name = String::from_utf8_lossy(&identity).into_owned();
+                    let cert = match &rounds.backend {
+                        EapBackend::Local(server) => server.peer_certificate(),
+                        EapBackend::Relay(_) => None,
+                    };
+                    if !cert.is_some_and(|c| crate::cert::vouches_for(c, &name)) {
+                        let reason = "the client's certificate is not for its EAP identity".to_owned();
+                        return Some(self.refuse_auth(ctx, AuthError::Eap { user: Some(name), reason }));
+                    }
+                }
                 self.eap_succeeded(ctx, rounds, &identity, msk, packet)
             }
             ServerStep::Failure { packet, identity, error } => {
-                let user = identity.map(|i| String::from_utf8_lossy(&i).into_owned());
+                // The user the method failed for, or else the one EAP-Identity named.
+                let known = match &rounds.backend {
+                    EapBackend::Local(server) => server.identity().map(<[u8]>::to_vec),
+                    EapBackend::Relay(relay) => relay.identity.clone(),
+                };
+                let user = identity.or(known).map(|i| String::from_utf8_lossy(&i).into_owned());
                 let reason = AuthError::Eap { user, reason: error.to_string() };
                 if rounds.reported {
                     self.close(ctx, DownReason::AuthFailed(reason));

@@ -65,6 +65,11 @@ impl SaCore {
             Some(_) => Some(Box::new(self.child_offer(ctx, peer, 0, None)?)),
             None => None,
         };
+        if let LocalAuth::Eap(client) = &peer.local_auth {
+            if offers_eap_only(client) {
+                payloads.push(notify(NotifyType::EAP_ONLY_AUTHENTICATION));
+            }
+        }
         payloads.extend(super::ike_config::request(peer));
         if let Some(o) = &offer {
             payloads.extend(o.payloads(Vec::new()));
@@ -115,6 +120,27 @@ impl SaCore {
         p: &Collected,
     ) -> Next {
         let Some(peer) = self.peer.clone() else { return Next::Done };
+        // RFC 5998: after our EAP_ONLY_AUTHENTICATION the gateway may leave its AUTH out and be
+        // authenticated by a mutual EAP method instead (checked when the method ends).
+        if let (LocalAuth::Eap(client), Some(idr), None, Some(_)) = (&peer.local_auth, &p.idr, &p.auth, &p.eap) {
+            if offers_eap_only(client) {
+                let claimed = idr.identity().map_err(|e| AuthError::MalformedIdentity(e.to_string()));
+                let checked = claimed.and_then(|id| match &peer.remote_id {
+                    Some(want) if !same_identity(want, &id) => Err(AuthError::WrongIdentity {
+                        got: crate::cert::identity_string(&id),
+                        want: crate::cert::identity_string(want),
+                    }),
+                    _ => Ok(id),
+                });
+                return match checked {
+                    Ok(remote_id) => self.start_eap_client(ctx, client, child, (idr.clone(), remote_id), p, true),
+                    Err(reason) => {
+                        self.auth_failed(ctx, reason);
+                        Next::Done
+                    }
+                };
+            }
+        }
         let (Some(idr), Some(auth)) = (p.idr.clone(), p.auth.clone()) else {
             self.refused_by_responder(ctx, p);
             return Next::Done;
@@ -130,7 +156,7 @@ impl SaCore {
             }
         };
         if let LocalAuth::Eap(client) = &peer.local_auth {
-            return self.start_eap_client(ctx, client, child, idr, remote_id, p);
+            return self.start_eap_client(ctx, client, child, (idr, remote_id), p, false);
         }
         self.auth_complete_as_initiator(ctx, remote_id, child, p)
     }
@@ -316,6 +342,13 @@ impl SaCore {
         out.extend(self.respond_child_in_auth(ctx, peer, p));
         out
     }
+}
+
+/// Whether a client offers EAP-only authentication (RFC 5998 §4): only when it can run a method
+/// that authenticates the gateway too and makes a key (EAP-TLS).
+fn offers_eap_only(client: &crate::config::EapClient) -> bool {
+    client.tls.is_some()
+        && (client.methods.is_empty() || client.methods.iter().any(|m| m.is_mutual() && m.is_key_generating()))
 }
 
 /// How we prove our identity on this connection.
