@@ -208,16 +208,22 @@ fn null_cipher_pair_free(seed: u64) -> Sim {
     Sim::new(seed, Link::default())
 }
 
-/// Alice connects from `first`, then again from `second` (both with INITIAL_CONTACT, as every
-/// client sends on its first connection), to a gateway with `unique`.
-fn twice(seed: u64, unique: Unique, first: &str, second: &str) -> Sim {
+/// Alice connects from `first`, then again from `second` (with INITIAL_CONTACT as a client sends
+/// on its first connection, or without as on another device of hers), to a gateway with `unique`.
+fn twice(seed: u64, unique: Unique, first: &str, second: &str, initial_contact: bool) -> Sim {
     let mut sim = null_cipher_pair_free(seed);
     gateway_unique(&mut sim, "10.10.0.0/24", unique);
-    sim.add_null_cipher(first, wide(), vec![client_config("alice.example", &["0.0.0.0"])]);
+    // The first connection's INITIAL_CONTACT finds nothing; the flag matters for the second, which
+    // may come from the same endpoint.
+    let mut c = client_config("alice.example", &["0.0.0.0"]);
+    c.initial_contact = initial_contact;
+    sim.add_null_cipher(first, wide(), vec![c]);
     connect(&mut sim, first);
     assert!(sim.run_until(Duration::from_secs(10), |s| settled(s, &[first])));
     if second != first {
-        sim.add_null_cipher(second, wide(), vec![client_config("alice.example", &["0.0.0.0"])]);
+        let mut c = client_config("alice.example", &["0.0.0.0"]);
+        c.initial_contact = initial_contact;
+        sim.add_null_cipher(second, wide(), vec![c]);
     }
     let now = sim.now;
     sim.ep(second).initiate(now, "to-gw", addr(second, 4500), addr(GW, 500)).unwrap();
@@ -241,21 +247,25 @@ fn gateway_downs(sim: &Sim) -> Vec<DownReason> {
 
 #[test]
 fn unique_no_lets_initial_contact_replace_the_stale_sa() {
-    let sim = twice(46, Unique::No, ALICE_IP, "192.0.2.3");
+    let sim = twice(46, Unique::No, ALICE_IP, "192.0.2.3", true);
     assert_eq!(gateway_downs(&sim), vec![DownReason::PeerRestarted]);
     assert_eq!(sim.ep_ref(GW).established().len(), 1);
+    // Without INITIAL_CONTACT (another device of alice's) both stay.
+    let sim = twice(51, Unique::No, ALICE_IP, "192.0.2.3", false);
+    assert_eq!(gateway_downs(&sim), Vec::new());
+    assert_eq!(sim.ep_ref(GW).established().len(), 2);
 }
 
 #[test]
 fn unique_never_keeps_both_even_with_initial_contact() {
-    let sim = twice(47, Unique::Never, ALICE_IP, "192.0.2.3");
+    let sim = twice(47, Unique::Never, ALICE_IP, "192.0.2.3", true);
     assert_eq!(gateway_downs(&sim), Vec::new());
     assert_eq!(sim.ep_ref(GW).established().len(), 2);
 }
 
 #[test]
 fn unique_replace_deletes_the_old_sa() {
-    let sim = twice(48, Unique::Replace, ALICE_IP, "192.0.2.3");
+    let sim = twice(48, Unique::Replace, ALICE_IP, "192.0.2.3", false);
     assert_eq!(gateway_downs(&sim), vec![DownReason::Replaced]);
     assert_eq!(sim.ep_ref(GW).established().len(), 1);
     assert_eq!(down(sim.events(ALICE_IP)), Some(DownReason::PeerDeleted), "the old one is told");
@@ -263,7 +273,7 @@ fn unique_replace_deletes_the_old_sa() {
 
 #[test]
 fn unique_keep_refuses_a_second_sa_from_elsewhere_but_not_from_the_same_host() {
-    let sim = twice(49, Unique::Keep, ALICE_IP, "192.0.2.3");
+    let sim = twice(49, Unique::Keep, ALICE_IP, "192.0.2.3", false);
     assert_eq!(gateway_downs(&sim), vec![DownReason::Duplicate]);
     assert_eq!(sim.ep_ref(GW).established().len(), 1);
     assert!(
@@ -274,7 +284,12 @@ fn unique_keep_refuses_a_second_sa_from_elsewhere_but_not_from_the_same_host() {
     assert!(down(sim.events(ALICE_IP)).is_none(), "the first stays");
 
     // From the address of the first: taken for a reauthentication, both stay.
-    let sim = twice(50, Unique::Keep, ALICE_IP, ALICE_IP);
+    let sim = twice(50, Unique::Keep, ALICE_IP, ALICE_IP, false);
     assert_eq!(gateway_downs(&sim), Vec::new());
     assert_eq!(sim.ep_ref(GW).established().len(), 2);
+
+    // INITIAL_CONTACT still replaces the stale SA, as strongSwan.
+    let sim = twice(52, Unique::Keep, ALICE_IP, "192.0.2.3", true);
+    assert_eq!(gateway_downs(&sim), vec![DownReason::PeerRestarted]);
+    assert_eq!(sim.ep_ref(GW).established().len(), 1);
 }

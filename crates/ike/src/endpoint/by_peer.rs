@@ -49,9 +49,9 @@ impl Endpoint {
         if !self.sas.get_mut(&h).is_some_and(IkeSa::take_initial_contact) {
             return;
         }
-        // Only `unique = no` heeds it, as strongSwan: `never` keeps several SAs per identity whatever
-        // the peer says, `keep` keeps the first, and `replace` deletes the old ones in any case.
-        if self.sas.get(&h).and_then(|s| s.core.peer.as_ref()).is_some_and(|p| p.unique != Unique::No) {
+        // As strongSwan: every policy but `never` heeds it (`keep` and `replace` apply to a new SA
+        // without INITIAL_CONTACT).
+        if self.sas.get(&h).and_then(|s| s.core.peer.as_ref()).is_some_and(|p| p.unique == Unique::Never) {
             return;
         }
         self.index_peer(h);
