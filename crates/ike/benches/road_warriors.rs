@@ -281,6 +281,7 @@ fn peer(
         pools: pools.iter().map(|p| (*p).to_owned()).collect(),
         vips: vips.iter().map(|v| v.parse().unwrap()).collect(),
         unique: Default::default(),
+        fragmentation: true,
     }
 }
 
@@ -308,7 +309,13 @@ fn rw_gateway(gw_cert: &Arc<oxswan_ike::cert::LocalCert>, users: Range<usize>, n
         Identity::Fqdn("vpn.example".into()),
         None,
         LocalAuth::Cert(gw_cert.clone()),
-        RemoteAuth::Eap(EapServer { methods: vec![MethodType::MsChapV2], ask_identity: true, identity: None }),
+        RemoteAuth::Eap(EapServer {
+            methods: vec![MethodType::MsChapV2],
+            ask_identity: true,
+            identity: None,
+            tls: None,
+            eap_only: false,
+        }),
         child(vec![sel("0.0.0.0/0"), sel("::/0")], vec![TsConfig::Dynamic]),
         &["rw4", "rw6"],
         &[],
@@ -331,7 +338,7 @@ fn rw_client(i: usize, u: usize, trust: &oxswan_ike::cert::TrustStore, now: Inst
         "to-gw",
         Identity::Ipv4(ip),
         Some(Identity::Fqdn("vpn.example".into())),
-        LocalAuth::Eap(EapClient { identity: Some(user(u)), methods: Vec::new() }),
+        LocalAuth::Eap(EapClient { identity: Some(user(u)), methods: Vec::new(), tls: None }),
         RemoteAuth::Cert(trust.clone()),
         child(vec![TsConfig::Dynamic], vec![sel("0.0.0.0/0"), sel("::/0")]),
         &[],

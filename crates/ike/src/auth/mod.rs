@@ -127,7 +127,9 @@ pub trait Credentials: Send + Sync + fmt::Debug {
 #[derive(Debug, Default, Clone)]
 pub struct SharedKeys {
     entries: Vec<(Vec<Identity>, Secret)>,
-    eap: Vec<(Vec<u8>, Secret)>,
+    /// EAP secrets by user: looked up once per EAP authentication, so a gateway with thousands of
+    /// users must not scan them.
+    eap: std::collections::HashMap<Vec<u8>, Secret>,
 }
 
 impl SharedKeys {
@@ -143,7 +145,7 @@ impl SharedKeys {
 
     /// Adds the EAP secret of the user `identity`; the first for an identity wins.
     pub fn add_eap(&mut self, identity: impl Into<Vec<u8>>, secret: Secret) {
-        self.eap.push((identity.into(), secret));
+        self.eap.entry(identity.into()).or_insert(secret);
     }
 
     /// Number of keys.
@@ -182,7 +184,7 @@ impl Credentials for SharedKeys {
 
     fn eap_secret(&self, identity: &[u8]) -> Option<Secret> {
         // EAP identities are user names, compared exactly as strongSwan does.
-        self.eap.iter().find(|(id, _)| id.as_slice() == identity).map(|(_, s)| s.clone())
+        self.eap.get(identity).cloned()
     }
 }
 
