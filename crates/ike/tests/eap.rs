@@ -283,6 +283,7 @@ fn relayed(seed: u64, ask_identity: bool, password: &str, delay: Duration, silen
                     methods: vec![MethodType::MsChapV2],
                     ask_identity: false,
                     identity: Some(identity.clone()),
+                    tls: None,
                 };
                 // The first request the server would send after the identity response.
                 let (server, first) = oxswan_eap::EapServer::start(config, random.as_ref()).unwrap();
@@ -383,4 +384,26 @@ fn a_relayed_wrong_password_and_a_silent_server_fail() {
     assert!(child(s.sim.events(ALICE_IP)).is_none());
     assert_eq!(down(s.sim.events(GW)), Some(DownReason::HalfOpenTimeout), "{:?}", s.sim.events(GW));
     assert!(s.sim.ep_ref(GW).established().is_empty());
+}
+
+#[test]
+fn an_ike_rekey_keeps_the_eap_identity() {
+    // The new IKE SA is still alice's (§2.18): `status`, accounting and the uniqueness policy,
+    // which looks for a client's other SAs by EAP identity, go by it.
+    let mut s = gateway(59, &[MethodType::MsChapV2], true);
+    client(&mut s, ALICE_IP, "alice", "alice's password", &[]);
+    assert!(s.sim.run_until(Duration::from_secs(10), |sim| settled(sim, ALICE_IP)));
+    let now = s.sim.now;
+    let sa = s.sim.ep(ALICE_IP).established()[0];
+    s.sim.ep(ALICE_IP).rekey_ike(now, sa).unwrap();
+    let rekeyed = |sim: &Sim| {
+        sim.events(GW).iter().find_map(|e| match e {
+            Event::IkeSaRekeyed { new, info, .. } => Some((*new, info.eap_id.clone())),
+            _ => None,
+        })
+    };
+    assert!(s.sim.run_until(Duration::from_secs(10), |sim| rekeyed(sim).is_some()), "{:?}", s.sim.events(GW));
+    let (new, eap_id) = rekeyed(&s.sim).unwrap();
+    assert_eq!(eap_id.as_deref(), Some("alice"));
+    assert_eq!(s.sim.ep(GW).info(new).unwrap().eap_id.as_deref(), Some("alice"));
 }
