@@ -508,3 +508,25 @@ fn eap_only_is_not_taken_with_a_method_that_does_not_authenticate_the_gateway() 
     assert!(auth[0].3.contains(&"N(EAP_ONLY_AUTHENTICATION)".to_string()));
     assert!(auth[1].3.contains(&"AUTH".to_string()) && auth[1].3.contains(&"CERT".to_string()), "{:?}", auth[1]);
 }
+
+#[test]
+fn an_ike_rekey_keeps_the_eap_identity() {
+    // The new IKE SA is still alice's (§2.18): `status`, accounting and the uniqueness policy,
+    // which looks for a client's other SAs by EAP identity, go by it.
+    let mut s = gateway(59, &[MethodType::MsChapV2], true);
+    client(&mut s, ALICE_IP, "alice", "alice's password", &[]);
+    assert!(s.sim.run_until(Duration::from_secs(10), |sim| settled(sim, ALICE_IP)));
+    let now = s.sim.now;
+    let sa = s.sim.ep(ALICE_IP).established()[0];
+    s.sim.ep(ALICE_IP).rekey_ike(now, sa).unwrap();
+    let rekeyed = |sim: &Sim| {
+        sim.events(GW).iter().find_map(|e| match e {
+            Event::IkeSaRekeyed { new, info, .. } => Some((*new, info.eap_id.clone())),
+            _ => None,
+        })
+    };
+    assert!(s.sim.run_until(Duration::from_secs(10), |sim| rekeyed(sim).is_some()), "{:?}", s.sim.events(GW));
+    let (new, eap_id) = rekeyed(&s.sim).unwrap();
+    assert_eq!(eap_id.as_deref(), Some("alice"));
+    assert_eq!(s.sim.ep(GW).info(new).unwrap().eap_id.as_deref(), Some("alice"));
+}

@@ -32,6 +32,9 @@ use oxswan_io::{Tun, UdpIo};
 /// How often the IKE thread hands the engine the data plane's counters.
 const VOLUME_CHECK: Duration = Duration::from_millis(100);
 
+/// How long a stopping daemon waits for the RADIUS servers to take its accounting Stops.
+const SHUTDOWN_ACCOUNTING: Duration = Duration::from_secs(3);
+
 fn on_off(b: bool) -> &'static str {
     if b { "on" } else { "off" }
 }
@@ -166,7 +169,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     endpoint.set_leases(Box::new(crate::peers::leases(&config)));
     let access = crate::access::RemoteAccess::new(&config.daemon.tun, config.daemon.dns, &config.pools);
     let radius = match &config.radius {
-        Some(r) => Some(crate::radius::Radius::start(r, provider.random.clone(), tx.clone(), stop.clone())?),
+        Some(r) => Some(crate::radius::Radius::start(r, provider.random.clone(), tx.clone())?),
         None => None,
     };
     let mut ike = Ike {
@@ -199,7 +202,9 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     ike.start(starts);
     ike.run(&rx, &stop, &hup);
 
-    // Orderly shutdown: DELETE every IKE SA, give the messages a moment to leave, remove routes.
+    // Orderly shutdown: accounting Stop for every client, DELETE every IKE SA, give the messages a
+    // moment to leave, remove routes.
+    ike.stop_accounting(&rx);
     let now = Instant::now();
     for sa in ike.endpoint.established() {
         let _ = ike.endpoint.delete_ike(now, sa);
@@ -455,6 +460,46 @@ impl Ike {
             self.flush();
             self.restart_due(now);
             self.report_usage(now);
+        }
+    }
+
+    /// At shutdown: accounting Stop (Admin-Reboot) for every accounted IKE SA, with the traffic of
+    /// its pairs, and up to [`SHUTDOWN_ACCOUNTING`] for the servers to take them. The IkeSaDown
+    /// that would send them otherwise comes with the answer to our DELETE, which shutdown does not
+    /// wait for.
+    fn stop_accounting(&mut self, rx: &mpsc::Receiver<Input>) {
+        let Some(r) = self.radius.as_ref() else { return };
+        let now = Instant::now();
+        let accounted: Vec<SaHandle> = self.endpoint.established().into_iter().filter(|sa| r.accounts(*sa)).collect();
+        let counters: HashMap<u32, PairCounters> = self.dp.counters().into_iter().collect();
+        for sa in accounted {
+            let usage = self
+                .endpoint
+                .children(sa)
+                .iter()
+                .filter_map(|c| counters.get(&c.spi_in))
+                .fold(oxswan_radius::Usage::default(), |t, k| crate::radius::add(t, crate::radius::usage_of(&k.usage)));
+            if let Some(r) = self.radius.as_mut() {
+                r.pair_gone(sa, usage);
+                r.down(now, sa, oxswan_radius::TerminateCause::ADMIN_REBOOT);
+            }
+        }
+        let deadline = now + SHUTDOWN_ACCOUNTING;
+        while let Some(r) = self.radius.as_mut().filter(|r| r.accounting_in_flight()) {
+            let now = Instant::now();
+            if now >= deadline {
+                tracing::warn!(target: "radius", "stopping without the servers' answer to the accounting Stops");
+                return;
+            }
+            let until = r.poll_timeout().map_or(deadline, |t| t.min(deadline));
+            match rx.recv_timeout(until.saturating_duration_since(now)) {
+                Ok(Input::Radius { from, data }) => {
+                    let _ = r.datagram(Instant::now(), from, &data);
+                }
+                Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            let _ = r.timeout(Instant::now());
         }
     }
 

@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -91,7 +90,6 @@ impl Radius {
         config: &RadiusConfig,
         random: Arc<dyn SecureRandom>,
         tx: mpsc::Sender<Input>,
-        stop: Arc<AtomicBool>,
     ) -> anyhow::Result<Self> {
         let servers: Vec<ServerConfig> = config
             .servers
@@ -121,12 +119,16 @@ impl Radius {
         });
         let socket = Arc::new(socket);
         let reader = socket.clone();
+        // It reads on while the daemon stops, for the answers to the accounting Stops; it ends
+        // with the IKE thread's receiver.
         std::thread::Builder::new().name("radius-rx".into()).spawn(move || {
             let mut buf = vec![0u8; 4096];
-            while !stop.load(Ordering::Relaxed) {
+            loop {
                 let Ok((n, from)) = reader.recv_from(&mut buf) else { continue };
-                if let Some(data) = buf.get(..n) {
-                    let _ = tx.send(Input::Radius { from, data: data.to_vec() });
+                if let Some(data) = buf.get(..n)
+                    && tx.send(Input::Radius { from, data: data.to_vec() }).is_err()
+                {
+                    return;
                 }
             }
         })?;
@@ -346,6 +348,11 @@ impl Radius {
     /// Whether `sa` has an accounting session (the daemon then reports its pairs' traffic).
     pub fn accounts(&self, sa: SaHandle) -> bool {
         self.sessions.contains_key(&sa)
+    }
+
+    /// Whether accounting requests are waiting for a server's answer.
+    pub fn accounting_in_flight(&self) -> bool {
+        self.pending.values().any(|p| matches!(p, Purpose::Accounting))
     }
 
     /// Whether an Interim-Update is due.

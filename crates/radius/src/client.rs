@@ -153,13 +153,13 @@ impl TerminateCause {
     pub const SESSION_TIMEOUT: TerminateCause = TerminateCause(5);
     /// Admin Reset: the administrator ended it.
     pub const ADMIN_RESET: TerminateCause = TerminateCause(6);
-    /// Admin Reboot.
+    /// Admin Reboot: the administrator stopped the gateway.
     pub const ADMIN_REBOOT: TerminateCause = TerminateCause(7);
     /// Port Error.
     pub const PORT_ERROR: TerminateCause = TerminateCause(8);
     /// NAS Error.
     pub const NAS_ERROR: TerminateCause = TerminateCause(9);
-    /// NAS Request: the gateway ended it (shutdown, rekey failure).
+    /// NAS Request: the gateway ended it (a failed rekey, for instance).
     pub const NAS_REQUEST: TerminateCause = TerminateCause(10);
     /// NAS Reboot.
     pub const NAS_REBOOT: TerminateCause = TerminateCause(11);

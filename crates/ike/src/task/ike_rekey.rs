@@ -86,6 +86,9 @@ impl SaCore {
         new.peer_hashes = self.peer_hashes.clone();
         new.peer_fragmentation = self.peer_fragmentation;
         new.init_remote = self.remote;
+        // The client authenticated as this EAP identity, and the new SA is still its (status,
+        // accounting, uniqueness).
+        new.eap_identity.clone_from(&self.eap_identity);
         // The virtual IPs stay the client's (§2.18): the new SA holds a reference of its own to each
         // lease, so whichever SA goes first gives back only its own.
         new.vips = VirtualIps { leases: Vec::new(), ..self.vips.clone() };
