@@ -334,7 +334,7 @@ fn rw_gateway(gw_cert: &Arc<oxswan_ike::cert::LocalCert>, users: Range<usize>, n
 /// for an address of each family, everything through the tunnel.
 fn rw_client(i: usize, u: usize, trust: &oxswan_ike::cert::TrustStore, now: Instant) -> Endpoint {
     let IpAddr::V4(ip) = client_addr(i).ip() else { unreachable!() };
-    let p = peer(
+    let mut p = peer(
         "to-gw",
         Identity::Ipv4(ip),
         Some(Identity::Fqdn("vpn.example".into())),
@@ -344,6 +344,9 @@ fn rw_client(i: usize, u: usize, trust: &oxswan_ike::cert::TrustStore, now: Inst
         &[],
         &["0.0.0.0", "::"],
     );
+    // A second device of a user (another address than the user's own) sends no INITIAL_CONTACT,
+    // which would replace the user's first IKE SA (RFC 7296 §2.4; SAs are indexed by EAP identity).
+    p.initial_contact = i == u;
     let mut ep = endpoint(vec![p], now);
     let mut own = SharedKeys::new();
     own.add_eap(user(u), password(u));

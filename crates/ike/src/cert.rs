@@ -209,6 +209,12 @@ impl PeerCert {
     }
 }
 
+/// Whether a certificate (DER, not validated here) vouches for an IKE identity, as
+/// [`PeerCert::matches`].
+pub fn certificate_matches(der: &[u8], id: &Identity) -> bool {
+    PeerCert::from_der(der).is_ok_and(|p| p.matches(id))
+}
+
 /// Whether a certificate vouches for an identity given as text, an EAP identity after EAP-TLS
 /// (RFC 5216 §5.2: the peer's identity is to be checked against its certificate): an email
 /// address, IP address or DNS name in its subjectAltName, its subject's common name, or its whole

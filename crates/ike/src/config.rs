@@ -80,13 +80,16 @@ pub enum RemoteAuth {
 }
 
 /// The gateway's side of EAP passed through to an authentication server.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EapRelay {
     /// Ask the client for its EAP identity first (`eap_id = "%any"` or a name); otherwise its IKE
     /// identity is the EAP identity.
     pub ask_identity: bool,
     /// The one EAP identity the connection admits; `None`: any.
     pub identity: Option<String>,
+    /// How long a round may wait for the server's answer (at least the 30 s of a local method):
+    /// the daemon makes it cover its retransmissions to every server.
+    pub wait: core::time::Duration,
 }
 
 /// Retransmission of requests (RFC 7296 §2.1). The defaults are strongSwan's: 4 s, ×1.8 per try, 5

@@ -141,6 +141,10 @@ pub enum RelayAnswer {
         eap: Option<oxswan_wire::payloads::EapPayload>,
         /// The key for the AUTH payloads.
         msk: Option<oxswan_crypto::Secret>,
+        /// The identity the server authenticated (RADIUS User-Name in the Access-Accept), which
+        /// outranks what the client said in EAP-Identity (an outer identity of PEAP or TTLS may be
+        /// `anonymous`).
+        identity: Option<Vec<u8>>,
     },
     /// Refused (Access-Reject), with the EAP-Failure if one came, and the server's reason.
     Reject {

@@ -259,7 +259,8 @@ fn relayed(seed: u64, ask_identity: bool, password: &str, delay: Duration, silen
     let mut gw = psk_peer("rw", "vpn.example", "unused", "unused", "10.2.0.0/24", "0.0.0.0/0");
     gw.remote_id = None;
     gw.local_auth = LocalAuth::Cert(s.ca.local(pki::Alg::P256, "vpn.example", &["vpn.example"]));
-    gw.remote_auth = RemoteAuth::EapRelay(oxswan_ike::config::EapRelay { ask_identity, identity: None });
+    gw.remote_auth =
+        RemoteAuth::EapRelay(oxswan_ike::config::EapRelay { ask_identity, identity: None, wait: Duration::ZERO });
     gw.children[0] = child_config("net", &["10.2.0.0/24"], &["dynamic"]);
     gw.pools = vec!["rw4".into()];
     s.sim.ep(GW).set_peers(vec![gw]);
@@ -301,7 +302,7 @@ fn relayed(seed: u64, ask_identity: bool, password: &str, delay: Duration, silen
             let answer = match server.handle(&eap, &secrets, random.as_ref()) {
                 oxswan_eap::ServerStep::Continue(r) => oxswan_ike::RelayAnswer::Challenge(r),
                 oxswan_eap::ServerStep::Success { packet, msk, .. } => {
-                    oxswan_ike::RelayAnswer::Accept { eap: Some(packet), msk }
+                    oxswan_ike::RelayAnswer::Accept { eap: Some(packet), msk, identity: None }
                 }
                 oxswan_eap::ServerStep::Failure { packet, .. } => {
                     oxswan_ike::RelayAnswer::Reject { eap: Some(packet), reason: "Access-Reject".into() }

@@ -293,3 +293,21 @@ fn unique_keep_refuses_a_second_sa_from_elsewhere_but_not_from_the_same_host() {
     assert_eq!(gateway_downs(&sim), vec![DownReason::PeerRestarted]);
     assert_eq!(sim.ep_ref(GW).established().len(), 1);
 }
+
+#[test]
+fn a_dual_stack_client_on_an_ipv4_only_gateway_gets_its_ipv4_address() {
+    let mut sim = null_cipher_pair_free(53);
+    gateway(&mut sim, "10.10.0.0/24");
+    let mut gw = psk_peer("rw", "gw.example", "unused", "road warriors' key", "10.2.0.0/24", "0.0.0.0/0");
+    gw.remote_id = None;
+    gw.children[0] = child_config("net", &["10.2.0.0/24"], &["dynamic"]);
+    gw.pools = vec!["rw4".into()];
+    sim.ep(GW).set_peers(vec![gw]);
+    let mut c = client_config("alice.example", &["0.0.0.0", "::"]);
+    c.children[0] = child_config("net", &["dynamic"], &["10.2.0.0/24"]);
+    sim.add_null_cipher(ALICE_IP, wide(), vec![c]);
+    connect(&mut sim, ALICE_IP);
+    assert!(sim.run_until(Duration::from_secs(10), |s| settled(s, &[ALICE_IP])));
+    assert_eq!(up_info(&mut sim, ALICE_IP).local_vips, vec![ip("10.10.0.1")], "{:?}", sim.events(GW));
+    assert_eq!(child(sim.events(ALICE_IP)).unwrap().local_ts, vec![ts("10.10.0.1/32")]);
+}

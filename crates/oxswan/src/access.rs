@@ -35,8 +35,9 @@ pub struct RemoteAccess {
     /// Virtual IPs on the TUN device and the IKE SAs holding each: a reauthentication's new SA
     /// comes up with the same address before the old one goes.
     vips: BTreeMap<IpAddr, BTreeSet<SaHandle>>,
-    /// The IKE SA whose DNS servers are applied, and how.
-    dns: Option<(SaHandle, AppliedDns)>,
+    /// The DNS servers applied, how, and the IKE SAs that brought them: a reauthentication's new
+    /// SA comes up before the old one goes, and the servers stay until the last goes.
+    dns: Option<(BTreeSet<SaHandle>, AppliedDns)>,
     /// The gateway's routes into the TUN device, one per pool.
     pool_routes: Vec<(IpAddr, u8)>,
 }
@@ -90,12 +91,14 @@ impl RemoteAccess {
             }
             holders.insert(sa);
         }
-        if !info.dns.is_empty() && self.dns.is_none() {
+        if let Some((holders, _)) = self.dns.as_mut().filter(|_| !info.dns.is_empty()) {
+            holders.insert(sa);
+        } else if !info.dns.is_empty() {
             match self.apply_dns(&info.dns, &info.dns_domains) {
                 Ok(Some(applied)) => {
                     let servers = info.dns.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
                     tracing::info!(target: "ike", conn = %info.name, sa = sa.0, "DNS {servers} ({})", applied.name());
-                    self.dns = Some((sa, applied));
+                    self.dns = Some((BTreeSet::from([sa]), applied));
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(target: "ike", conn = %info.name, sa = sa.0, "cannot apply DNS servers: {e}"),
@@ -118,7 +121,8 @@ impl RemoteAccess {
                 tracing::warn!(target: "ike", sa = sa.0, "virtual IP {vip}: {e}");
             }
         }
-        if self.dns.as_ref().is_some_and(|(s, _)| *s == sa) {
+        let last = self.dns.as_mut().is_some_and(|(holders, _)| holders.remove(&sa) && holders.is_empty());
+        if last {
             if let Some((_, applied)) = self.dns.take() {
                 self.restore_dns(applied);
             }
@@ -133,8 +137,10 @@ impl RemoteAccess {
                 holders.insert(new);
             }
         }
-        if let Some((sa, _)) = self.dns.as_mut().filter(|(sa, _)| *sa == old) {
-            *sa = new;
+        if let Some((holders, _)) = self.dns.as_mut() {
+            if holders.remove(&old) {
+                holders.insert(new);
+            }
         }
     }
 

@@ -964,7 +964,7 @@ impl Ike {
                 tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "CHILD SA {spi_in:08x}_i deleted");
                 self.since.remove(&(sa, Some(spi_in)));
                 if self.radius.as_ref().is_some_and(|r| r.accounts(sa)) {
-                    let last = self.dp.counters().into_iter().find(|(spi, _)| *spi == spi_in).map(|(_, k)| k.usage);
+                    let last = self.dp.pair_counters(spi_in).map(|k| k.usage);
                     if let (Some(r), Some(u)) = (self.radius.as_mut(), last) {
                         r.pair_gone(sa, crate::radius::usage_of(&u));
                     }

@@ -55,6 +55,8 @@ pub trait Datapath: Send + Sync {
     fn remove(&self, spi_in: u32);
     /// The counters of every installed pair, by inbound SPI.
     fn counters(&self) -> Vec<(u32, PairCounters)>;
+    /// The counters of the pair with inbound SPI `spi_in`, if it is installed.
+    fn pair_counters(&self, spi_in: u32) -> Option<PairCounters>;
     /// Connections that start on traffic: their names and the selectors of their children.
     fn set_traps(&self, traps: Vec<(String, Selectors)>);
     /// Lets the next packet for `name` trigger it again.

@@ -137,6 +137,11 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
                 Some(EapId::Name(n)) => Some(n.clone()),
                 _ => None,
             },
+            // Every server tried `tries` times, `timeout` apart, and a margin.
+            wait: config.radius.as_ref().map_or(core::time::Duration::ZERO, |r| {
+                let sends = r.tries.max(1).saturating_mul(u32::try_from(r.servers.len()).unwrap_or(u32::MAX));
+                r.timeout.saturating_mul(sends).saturating_add(core::time::Duration::from_secs(5))
+            }),
         }),
         AuthKind::Eap(kind) => {
             // EAP-TLS: the TLS server's certificate is our IKE one; clients' chain to cacerts.

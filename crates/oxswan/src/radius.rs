@@ -216,10 +216,16 @@ impl Radius {
                 }
                 RelayAnswer::Challenge(eap)
             }
-            Answer::Accept { eap, msk, class, .. } => {
-                self.conversations.remove(&sa);
-                self.class.insert(sa, class);
-                RelayAnswer::Accept { eap, msk }
+            Answer::Accept { eap, msk, class, attributes, .. } => {
+                // An answer for a conversation that ended meanwhile (the SA gave up) keeps nothing.
+                if self.conversations.remove(&sa).is_some() {
+                    self.class.insert(sa, class);
+                }
+                let identity = attributes.into_iter().find_map(|a| match a {
+                    oxswan_radius::Attribute::UserName(u) => Some(u),
+                    _ => None,
+                });
+                RelayAnswer::Accept { eap, msk, identity }
             }
             Answer::Reject { eap, reply_message } => {
                 self.conversations.remove(&sa);
@@ -256,7 +262,7 @@ impl Radius {
             calling: station_id(info.remote),
             called: station_id(info.local),
             started: now,
-            next_interim: self.interim.map(|i| now + i),
+            next_interim: self.interim.and_then(|i| now.checked_add(i)),
         };
         let record = self.record(&session, AcctStatus::Start, now, None);
         self.sessions.insert(sa, session);
@@ -270,7 +276,7 @@ impl Radius {
             self.sessions.iter().filter(|(_, s)| s.next_interim.is_some_and(|t| t <= now)).map(|(sa, _)| *sa).collect();
         for sa in due {
             let Some(s) = self.sessions.get_mut(&sa) else { continue };
-            s.next_interim = Some(now + every);
+            s.next_interim = now.checked_add(every);
             let mut record = Self::record_of(s, AcctStatus::InterimUpdate, now);
             record.usage = Some(add(usage(sa), self.gone.get(&sa).copied().unwrap_or_default()));
             self.account(now, &record);

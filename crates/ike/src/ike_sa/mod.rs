@@ -399,6 +399,10 @@ impl IkeSa {
         {
             return Ok(());
         }
+        // Window size 1 (§2.3): no other request before the deferred one is answered.
+        if self.deferred.is_some() {
+            return Err(IkeError::Unexpected(Unexpected::OutsideWindow));
+        }
         // §2.1: a retransmitted request is answered from the cache, without processing it again.
         if let Some(c) = &self.cached {
             if h.message_id == c.message_id {

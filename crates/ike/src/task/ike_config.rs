@@ -58,6 +58,17 @@ fn usable(a: IpAddr) -> bool {
     !(a.is_unspecified() || a.is_loopback() || a.is_multicast())
 }
 
+/// A DNS name: labels of letters, digits, `-` and `_`, at most 63 octets each, 253 in all, with
+/// an optional final dot.
+fn is_dns_name(d: &str) -> bool {
+    let d = d.strip_suffix('.').unwrap_or(d);
+    !d.is_empty()
+        && d.len() <= 253
+        && d.split('.').all(|l| {
+            (1..=63).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
 /// The prefix length of an IPv4 netmask, if it is one.
 fn mask_len(mask: Ipv4Addr) -> Option<u8> {
     let m = u32::from(mask);
@@ -114,12 +125,18 @@ impl SaCore {
                     (A::INTERNAL_IP6_SUBNET, CfgValue::Ipv6Prefix(x, len)) => {
                         self.vips.split_include.push((x.into(), len))
                     }
-                    (A::INTERNAL_DNS_DOMAIN, CfgValue::Text(d)) if !d.is_empty() => self.vips.dns_domains.push(d),
+                    // It goes into the resolver's configuration: a DNS name only (RFC 8598 §4).
+                    (A::INTERNAL_DNS_DOMAIN, CfgValue::Text(d)) if is_dns_name(&d) => self.vips.dns_domains.push(d),
                     _ => {}
                 }
             }
         }
-        self.vips.local.dedup();
+        let mut seen = Vec::new();
+        self.vips.local.retain(|a| {
+            let fresh = !seen.contains(a);
+            seen.push(*a);
+            fresh
+        });
         if self.vips.local.is_empty() {
             self.close(ctx, DownReason::NoVirtualIp);
             return false;
@@ -162,10 +179,19 @@ impl SaCore {
         if wanted.is_empty() {
             return Ok(None);
         }
+        let mut none_of = None;
         for (v6, requested) in wanted {
             match ctx.leases.acquire(&peer.pools, v6, &self.vips.owner, requested, ctx.now) {
                 Ok(lease) => self.vips.leases.push(lease),
+                // No pool of that family: the client gets no address of it (a dual-stack client
+                // on an IPv4-only gateway), as long as it gets one of the other.
+                Err(error @ LeaseError::NoPool { .. }) => none_of = Some(error),
                 Err(error) => return Err(self.address_failure(ctx, error)),
+            }
+        }
+        if self.vips.leases.is_empty() {
+            if let Some(error) = none_of {
+                return Err(self.address_failure(ctx, error));
             }
         }
         Ok(Some(reply(&self.vips.leases, dns4, dns6)))
@@ -243,6 +269,18 @@ fn subnet6(addr: Ipv6Addr, len: u8) -> CfgAttribute {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+
+    #[test]
+    fn only_dns_names_are_taken_as_domains() {
+        assert!(is_dns_name("corp.example"));
+        assert!(is_dns_name("corp.example."));
+        assert!(is_dns_name("_srv.x-y.example"));
+        assert!(!is_dns_name(""));
+        assert!(!is_dns_name("x\nnameserver 203.0.113.9"));
+        assert!(!is_dns_name("two words"));
+        assert!(!is_dns_name("a..b"));
+        assert!(!is_dns_name(&"a".repeat(64)));
+    }
 
     #[test]
     fn netmask_lengths() {

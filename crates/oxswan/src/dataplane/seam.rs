@@ -53,28 +53,11 @@ impl Datapath for DataPlane {
     }
 
     fn counters(&self) -> Vec<(u32, PairCounters)> {
-        self.tables
-            .snapshot()
-            .iter()
-            .map(|e| {
-                let (i, o) = (&e.inb.counters, &e.out.counters);
-                let usage = ChildUsage {
-                    bytes_in: i.bytes.load(Ordering::Relaxed),
-                    packets_in: i.packets.load(Ordering::Relaxed),
-                    bytes_out: o.bytes.load(Ordering::Relaxed),
-                    packets_out: o.packets.load(Ordering::Relaxed),
-                    seq: e.out.sequence_number(),
-                    seq_limit: e.out.sequence_limit(),
-                };
-                let counters = PairCounters {
-                    usage,
-                    replayed: i.replayed.load(Ordering::Relaxed),
-                    integrity_failed: i.integrity_failed.load(Ordering::Relaxed),
-                    outside_selectors: e.outside.load(Ordering::Relaxed),
-                };
-                (e.inb.spi(), counters)
-            })
-            .collect()
+        self.tables.snapshot().iter().map(|e| (e.inb.spi(), counters_of(e))).collect()
+    }
+
+    fn pair_counters(&self, spi_in: u32) -> Option<PairCounters> {
+        self.tables.load().by_spi(spi_in).map(|e| counters_of(e))
     }
 
     fn set_traps(&self, traps: Vec<(String, Selectors)>) {
@@ -101,5 +84,24 @@ impl Datapath for DataPlane {
 
     fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A pair's counters, read without stopping the packet threads.
+fn counters_of(e: &ChildEntry) -> PairCounters {
+    let (i, o) = (&e.inb.counters, &e.out.counters);
+    let usage = ChildUsage {
+        bytes_in: i.bytes.load(Ordering::Relaxed),
+        packets_in: i.packets.load(Ordering::Relaxed),
+        bytes_out: o.bytes.load(Ordering::Relaxed),
+        packets_out: o.packets.load(Ordering::Relaxed),
+        seq: e.out.sequence_number(),
+        seq_limit: e.out.sequence_limit(),
+    };
+    PairCounters {
+        usage,
+        replayed: i.replayed.load(Ordering::Relaxed),
+        integrity_failed: i.integrity_failed.load(Ordering::Relaxed),
+        outside_selectors: e.outside.load(Ordering::Relaxed),
     }
 }

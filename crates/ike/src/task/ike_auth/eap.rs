@@ -94,11 +94,23 @@ impl SaCore {
     ) -> Next {
         let Some(peer) = self.peer.clone() else { return Next::Done };
         let identity = client.identity.clone().unwrap_or_else(|| crate::cert::identity_string(&peer.local_id));
-        let eap = EapPeer::new(oxswan_eap::PeerConfig {
-            identity: identity.into_bytes(),
-            methods: client.methods.clone(),
-            tls: client.tls.clone(),
-        });
+        // RFC 5998 §4: a gateway that did not authenticate itself gets no answer to a method that
+        // would not authenticate it either (a password's MD5 or MSCHAPv2 response could be
+        // attacked offline): only mutual, key-generating methods, the others are Nak'ed.
+        let methods = if eap_only {
+            let all =
+                if client.methods.is_empty() { oxswan_eap::MethodType::ALL.to_vec() } else { client.methods.clone() };
+            let mutual: Vec<_> = all.into_iter().filter(|m| m.is_mutual() && m.is_key_generating()).collect();
+            if mutual.is_empty() {
+                self.auth_failed(ctx, AuthError::EapMissing("a mutual method for EAP-only authentication"));
+                return Next::Done;
+            }
+            mutual
+        } else {
+            client.methods.clone()
+        };
+        let eap =
+            EapPeer::new(oxswan_eap::PeerConfig { identity: identity.into_bytes(), methods, tls: client.tls.clone() });
         let rounds = EapRounds { child, peer: eap, idr, remote_id, key: None, eap_only };
         self.eap_client_step(ctx, rounds, p)
     }
@@ -130,6 +142,22 @@ impl SaCore {
             },
             PeerStep::Success { method, .. } if rounds.eap_only && !method.is_mutual() => {
                 let reason = format!("EAP-only authentication with {method}, which does not authenticate the gateway");
+                self.auth_failed(ctx, AuthError::Eap { user: None, reason });
+                Next::Done
+            }
+            // RFC 5998 §4: without its AUTH, the gateway's IDr is vouched for by the method only:
+            // the TLS server's certificate must be for it, whatever name the TLS check used.
+            PeerStep::Success { .. }
+                if rounds.eap_only
+                    && !rounds
+                        .peer
+                        .server_certificate()
+                        .is_some_and(|c| crate::cert::certificate_matches(c, &rounds.remote_id)) =>
+            {
+                let reason = format!(
+                    "the gateway's TLS certificate is not for its identity {}",
+                    crate::cert::identity_string(&rounds.remote_id)
+                );
                 self.auth_failed(ctx, AuthError::Eap { user: None, reason });
                 Next::Done
             }

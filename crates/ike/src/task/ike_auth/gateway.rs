@@ -26,6 +26,14 @@ use crate::sa::{Ctx, EapBackend, EapRelayState, EapResponder, SaCore, Timer, lat
 /// answers within its retransmissions (RADIUS: seconds), so a round is short.
 const EAP_ROUND_WAIT: core::time::Duration = core::time::Duration::from_secs(30);
 
+/// The wait for a round: a relayed one as long as the daemon's retransmissions to every server.
+fn round_wait(peer: Option<&PeerConfig>) -> core::time::Duration {
+    match peer.map(|p| &p.remote_auth) {
+        Some(RemoteAuth::EapRelay(relay)) => relay.wait.max(EAP_ROUND_WAIT),
+        _ => EAP_ROUND_WAIT,
+    }
+}
+
 /// EAP type Identity (RFC 3748 §5.1).
 const EAP_IDENTITY: u8 = 1;
 
@@ -103,7 +111,7 @@ impl SaCore {
             done: None,
             reported: false,
         }));
-        self.timers.set(Timer::HalfOpen, later(ctx.now, EAP_ROUND_WAIT));
+        self.timers.set(Timer::HalfOpen, later(ctx.now, round_wait(self.peer.as_deref())));
         (!waiting).then_some(out)
     }
 
@@ -146,7 +154,7 @@ impl SaCore {
             relay.last_identifier = response.identifier;
             self.relay(ctx, &identity, response.clone());
             self.eap = Some(Box::new(rounds));
-            self.timers.set(Timer::HalfOpen, later(ctx.now, EAP_ROUND_WAIT));
+            self.timers.set(Timer::HalfOpen, later(ctx.now, round_wait(self.peer.as_deref())));
             return None;
         }
         let EapBackend::Local(server) = &mut rounds.backend else { return None };
@@ -165,7 +173,7 @@ impl SaCore {
                     });
                 }
                 self.eap = Some(Box::new(rounds));
-                self.timers.set(Timer::HalfOpen, later(ctx.now, EAP_ROUND_WAIT));
+                self.timers.set(Timer::HalfOpen, later(ctx.now, round_wait(self.peer.as_deref())));
                 vec![Payload::Eap(request)]
             }
             ServerStep::Success { packet, identity, msk, method } => {
@@ -223,7 +231,7 @@ impl SaCore {
         }
         rounds.done = Some((user, msk));
         self.eap = Some(Box::new(rounds));
-        self.timers.set(Timer::HalfOpen, later(ctx.now, EAP_ROUND_WAIT));
+        self.timers.set(Timer::HalfOpen, later(ctx.now, round_wait(self.peer.as_deref())));
         vec![Payload::Eap(success)]
     }
 
@@ -240,7 +248,7 @@ impl SaCore {
         match answer {
             RelayAnswer::Challenge(request) if request.code == EapCode::REQUEST => {
                 self.eap = Some(rounds);
-                self.timers.set(Timer::HalfOpen, later(ctx.now, EAP_ROUND_WAIT));
+                self.timers.set(Timer::HalfOpen, later(ctx.now, round_wait(self.peer.as_deref())));
                 out.push(Payload::Eap(request));
                 out
             }
@@ -248,7 +256,8 @@ impl SaCore {
                 ctx,
                 AuthError::Eap { user: Some(name), reason: "the server's challenge is no EAP Request".into() },
             ),
-            RelayAnswer::Accept { eap, msk } => {
+            RelayAnswer::Accept { eap, msk, identity } => {
+                let user = identity.filter(|i| !i.is_empty()).unwrap_or(user);
                 // RFC 3579 §2.6.3: an Access-Accept carries EAP-Success; one without gets ours.
                 let success = eap.filter(|e| e.code == EapCode::SUCCESS).unwrap_or(EapPayload {
                     code: EapCode::SUCCESS,
