@@ -5,7 +5,7 @@
 //! engine keeps no pool state of its own.
 
 use core::fmt;
-use core::net::IpAddr;
+use core::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 /// What a pool gives its clients besides an address.
@@ -34,8 +34,9 @@ pub struct Lease {
 pub use oxswan_pool::PoolError as LeaseError;
 
 /// Where virtual IPs come from. A lease belongs to the client's identity (`owner`): the same
-/// identity gets the same address again, and several IKE SAs of one identity share it, each
-/// holding one reference until it goes.
+/// identity gets the same address again, and several IKE SAs of one identity from one client host
+/// (`host`, its outer address) share it, each holding one reference until it goes; another device
+/// of the identity gets an address of its own, as with strongSwan's pools.
 pub trait AddressLeases: Send + fmt::Debug {
     /// An address of the family `v6` for `owner` from the first of `pools` that has one; the
     /// client's `requested` address is honoured where the pool allows it.
@@ -44,6 +45,7 @@ pub trait AddressLeases: Send + fmt::Debug {
         pools: &[String],
         v6: bool,
         owner: &str,
+        host: SocketAddr,
         requested: Option<IpAddr>,
         now: Instant,
     ) -> Result<Lease, LeaseError>;
@@ -83,11 +85,13 @@ impl AddressLeases for MemoryLeases {
         pools: &[String],
         v6: bool,
         owner: &str,
+        host: SocketAddr,
         requested: Option<IpAddr>,
         now: Instant,
     ) -> Result<Lease, LeaseError> {
         let family = if v6 { oxswan_pool::Family::V6 } else { oxswan_pool::Family::V4 };
-        let got = self.pools.acquire(pools, family, owner.as_bytes(), requested, now)?;
+        let host = host.to_string();
+        let got = self.pools.acquire_for(pools, family, owner.as_bytes(), host.as_bytes(), requested, now)?;
         let attributes = self.attributes.get(&got.pool).cloned().unwrap_or_default();
         Ok(Lease { pool: got.pool, addr: got.addr, attributes })
     }
@@ -109,6 +113,7 @@ impl AddressLeases for NoPools {
         pools: &[String],
         _v6: bool,
         _owner: &str,
+        _host: SocketAddr,
         _requested: Option<IpAddr>,
         _now: Instant,
     ) -> Result<Lease, LeaseError> {

@@ -72,12 +72,18 @@ fn gateway_for(seed: u64, methods: &[MethodType], ask_identity: bool, identity: 
 /// A client at `ip` with the IKE identity `id` (its address, as Windows sends), the EAP identity
 /// `user` and `password`, accepting `methods`.
 fn client(s: &mut Setup, ip: &str, user: &str, password: &str, methods: &[MethodType]) {
+    client_contact(s, ip, user, password, methods, true);
+}
+
+/// [`client`], with or without INITIAL_CONTACT (off for a second device of a user).
+fn client_contact(s: &mut Setup, ip: &str, user: &str, password: &str, methods: &[MethodType], initial_contact: bool) {
     let mut p: PeerConfig = psk_peer("to-gw", "unused", "vpn.example", "unused", "10.1.0.0/16", "10.2.0.0/24");
     p.local_id = Identity::Ipv4(ip.parse().unwrap());
     p.local_auth = LocalAuth::Eap(EapClient { identity: Some(user.into()), methods: methods.to_vec(), tls: None });
     p.remote_auth = RemoteAuth::Cert(s.ca.trust());
     p.children[0] = child_config("net", &["dynamic"], &["10.2.0.0/24"]);
     p.vips = vec!["0.0.0.0".parse().unwrap()];
+    p.initial_contact = initial_contact;
     s.sim.add_null_cipher(ip, wide(), vec![p]);
     let mut own = SharedKeys::new();
     own.add_eap(user, Secret::from_slice(password.as_bytes()));
@@ -211,16 +217,29 @@ fn no_common_method_fails() {
 
 #[test]
 fn the_lease_belongs_to_the_eap_identity() {
-    // Alice from two devices (two IKE identities) shares one address; bob has his own.
+    // Alice from two devices at once gets an address for each (two online devices of one user
+    // must not share one, as with strongSwan's pools); bob has his own. When her first device
+    // comes back from elsewhere, it gets her reserved address again.
     let mut s = gateway(58, &[MethodType::MsChapV2], true);
     client(&mut s, "192.0.2.1", "alice", "alice's password", &[]);
-    client(&mut s, "192.0.2.3", "alice", "alice's password", &[]);
+    assert!(s.sim.run_until(Duration::from_secs(10), |sim| settled(sim, "192.0.2.1")));
+    client_contact(&mut s, "192.0.2.3", "alice", "alice's password", &[], false);
     client(&mut s, "192.0.2.4", "bob", "bob's password", &[]);
     let all = ["192.0.2.1", "192.0.2.3", "192.0.2.4"];
     assert!(s.sim.run_until(Duration::from_secs(10), |sim| all.iter().all(|c| settled(sim, c))));
     let vip = |s: &mut Setup, c: &str| info(&mut s.sim, c).local_vips;
-    assert_eq!(vip(&mut s, "192.0.2.1"), vip(&mut s, "192.0.2.3"));
-    assert_ne!(vip(&mut s, "192.0.2.1"), vip(&mut s, "192.0.2.4"));
+    let (phone, laptop, bob) = (vip(&mut s, "192.0.2.1"), vip(&mut s, "192.0.2.3"), vip(&mut s, "192.0.2.4"));
+    assert_ne!(phone, laptop);
+    assert!(bob != phone && bob != laptop);
+    assert_eq!(s.sim.ep(GW).established().len(), 3);
+
+    let now = s.sim.now;
+    let sa = s.sim.ep("192.0.2.1").established()[0];
+    s.sim.ep("192.0.2.1").delete_ike(now, sa).unwrap();
+    assert!(s.sim.run_until(Duration::from_secs(5), |sim| down(sim.events("192.0.2.1")).is_some()));
+    client_contact(&mut s, "192.0.2.9", "alice", "alice's password", &[], false);
+    assert!(s.sim.run_until(Duration::from_secs(10), |sim| settled(sim, "192.0.2.9")));
+    assert_eq!(vip(&mut s, "192.0.2.9"), phone);
 }
 
 #[test]

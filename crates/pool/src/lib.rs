@@ -74,6 +74,8 @@ pub struct Lease<'a> {
 #[derive(Debug, Clone)]
 struct Entry {
     owner: Box<[u8]>,
+    /// The client host (its outer address) that holds it online, or held it last.
+    host: Box<[u8]>,
     refs: u32,
     /// Key in `Pool::offline` while `refs` is 0.
     offline: Option<(Instant, u64)>,
@@ -89,8 +91,9 @@ pub struct Pool {
     next: Option<u128>,
     /// Every lease by address: exactly the addresses from the range's first to below `next`.
     by_addr: BTreeMap<u128, Entry>,
-    /// The address of each owner's lease.
-    by_owner: HashMap<Box<[u8]>, u128>,
+    /// The addresses of each owner's leases: one per client host of the identity that is online
+    /// at once (two devices of one user must not share an address).
+    by_owner: HashMap<Box<[u8]>, Vec<u128>>,
     /// Offline leases by the time they went offline (and a sequence number for ties).
     offline: BTreeMap<(Instant, u64), u128>,
     seq: u64,
@@ -139,26 +142,53 @@ impl Pool {
     /// fresh one out of order. The unspecified address (`0.0.0.0`, `::`, "any") is no request; one of
     /// the other family (but `0.0.0.0` or `::`) is [`PoolError::WrongFamily`].
     pub fn acquire(&mut self, owner: &[u8], requested: Option<IpAddr>, now: Instant) -> Result<IpAddr, PoolError> {
+        self.acquire_for(owner, &[], requested, now)
+    }
+
+    /// [`Pool::acquire`] for the client host `host` of the owner (its outer address, as bytes), as
+    /// strongSwan's pools do: the owner's online lease is shared only with the same host (several
+    /// tunnels of one device, a reauthentication); another device of the identity gets the owner's
+    /// offline lease or an address of its own, so that two online devices never share an address.
+    /// The owner's lease asked for by `requested` is taken whatever the host (an IKE rekey's new SA).
+    pub fn acquire_for(
+        &mut self,
+        owner: &[u8],
+        host: &[u8],
+        requested: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<IpAddr, PoolError> {
         if let Some(addr) = requested.filter(|a| !a.is_unspecified() && Family::of(*a) != self.range.family()) {
             return Err(PoolError::WrongFamily { addr, family: self.range.family() });
         }
-        if let Some(n) = self.by_owner.get(owner).copied() {
-            self.retain(n);
+        let mine = self.by_owner.get(owner).cloned().unwrap_or_default();
+        let wanted = requested.filter(|a| !a.is_unspecified() && self.range.contains(*a)).map(to_u128);
+        let entry_of = |n: &u128| self.by_addr.get(n);
+        let reuse = wanted
+            .filter(|n| mine.contains(n))
+            .or_else(|| mine.iter().copied().find(|n| entry_of(n).is_some_and(|e| e.refs > 0 && *e.host == *host)))
+            .or_else(|| mine.iter().copied().find(|n| entry_of(n).is_some_and(|e| e.refs == 0)));
+        if let Some(n) = reuse {
+            self.retain(n, host);
             return self.addr(n);
         }
         if let Some(n) = self.next {
             let (_, last) = self.range.bounds();
             self.next = if n < last { n.checked_add(1) } else { None };
-            self.by_addr.insert(n, Entry { owner: owner.into(), refs: 1, offline: None });
-            self.by_owner.insert(owner.into(), n);
+            self.by_addr.insert(n, Entry { owner: owner.into(), host: host.into(), refs: 1, offline: None });
+            self.by_owner.entry(owner.into()).or_default().push(n);
             return self.addr(n);
         }
         if let Some((key, n)) = self.reclaimable(now) {
             self.offline.remove(&key);
             if let Some(entry) = self.by_addr.get_mut(&n) {
-                self.by_owner.remove(&entry.owner);
-                *entry = Entry { owner: owner.into(), refs: 1, offline: None };
-                self.by_owner.insert(owner.into(), n);
+                if let Some(list) = self.by_owner.get_mut(&entry.owner) {
+                    list.retain(|x| *x != n);
+                    if list.is_empty() {
+                        self.by_owner.remove(&entry.owner);
+                    }
+                }
+                *entry = Entry { owner: owner.into(), host: host.into(), refs: 1, offline: None };
+                self.by_owner.entry(owner.into()).or_default().push(n);
                 return self.addr(n);
             }
         }
@@ -173,7 +203,7 @@ impl Pool {
             return false;
         }
         let n = to_u128(addr);
-        if self.by_owner.get(owner) != Some(&n) {
+        if !self.by_owner.get(owner).is_some_and(|l| l.contains(&n)) {
             return false;
         }
         let Some(entry) = self.by_addr.get_mut(&n) else { return false };
@@ -211,9 +241,9 @@ impl Pool {
         self.by_addr.iter().filter_map(|(n, e)| self.lease_of(*n, e))
     }
 
-    /// The owner's lease, if it has one.
+    /// The owner's (first) lease, if it has one.
     pub fn lease(&self, owner: &[u8]) -> Option<Lease<'_>> {
-        let n = self.by_owner.get(owner)?;
+        let n = self.by_owner.get(owner)?.first()?;
         self.lease_of(*n, self.by_addr.get(n)?)
     }
 
@@ -224,6 +254,14 @@ impl Pool {
         }
         let n = to_u128(addr);
         self.lease_of(n, self.by_addr.get(&n)?)
+    }
+
+    /// Whether [`Pool::acquire_for`] would give `owner` at `host` one of its own leases.
+    pub fn can_reuse(&self, owner: &[u8], host: &[u8], requested: Option<IpAddr>) -> bool {
+        let Some(mine) = self.by_owner.get(owner) else { return false };
+        let wanted = requested.filter(|a| !a.is_unspecified() && self.range.contains(*a)).map(to_u128);
+        wanted.is_some_and(|n| mine.contains(&n))
+            || mine.iter().any(|n| self.by_addr.get(n).is_some_and(|e| e.refs == 0 || *e.host == *host))
     }
 
     /// Whether `owner` holds a lease here, online or offline.
@@ -247,9 +285,12 @@ impl Pool {
         (gone >= self.grace).then_some((*key, *n))
     }
 
-    /// One reference more to the lease at `n`; an offline one is online again.
-    fn retain(&mut self, n: u128) {
+    /// One reference more to the lease at `n`, for `host`; an offline one is online again.
+    fn retain(&mut self, n: u128, host: &[u8]) {
         if let Some(entry) = self.by_addr.get_mut(&n) {
+            if entry.refs == 0 {
+                entry.host = host.into();
+            }
             entry.refs = entry.refs.saturating_add(1);
             if let Some(key) = entry.offline.take() {
                 self.offline.remove(&key);
@@ -339,6 +380,19 @@ impl Pools {
         requested: Option<IpAddr>,
         now: Instant,
     ) -> Result<Acquired, PoolError> {
+        self.acquire_for(names, family, owner, &[], requested, now)
+    }
+
+    /// [`Pools::acquire`] for the owner's client host `host` (see [`Pool::acquire_for`]).
+    pub fn acquire_for<S: AsRef<str>>(
+        &mut self,
+        names: &[S],
+        family: Family,
+        owner: &[u8],
+        host: &[u8],
+        requested: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<Acquired, PoolError> {
         if let Some(addr) = requested.filter(|a| !a.is_unspecified() && Family::of(*a) != family) {
             return Err(PoolError::WrongFamily { addr, family });
         }
@@ -355,13 +409,13 @@ impl Pools {
         }
         let chosen = candidates
             .iter()
-            .find(|n| self.pools.get(**n).is_some_and(|p| p.holds(owner)))
+            .find(|n| self.pools.get(**n).is_some_and(|p| p.can_reuse(owner, host, requested)))
             .or_else(|| candidates.iter().find(|n| self.pools.get(**n).is_some_and(|p| p.next.is_some())))
             .or_else(|| candidates.iter().find(|n| self.pools.get(**n).is_some_and(|p| p.has_free(now))));
         let Some(pool) = chosen.and_then(|n| self.pools.get_mut(*n)) else {
             return Err(PoolError::Exhausted { pool: candidates.join(", ") });
         };
-        let addr = pool.acquire(owner, requested, now)?;
+        let addr = pool.acquire_for(owner, host, requested, now)?;
         Ok(Acquired { pool: pool.name.clone(), addr })
     }
 

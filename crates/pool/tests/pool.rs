@@ -369,3 +369,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn two_devices_of_one_identity_get_an_address_each() {
+    // As strongSwan's pools: an online lease is shared with the same client host only (several
+    // tunnels of one device, a reauthentication), never with another device of the identity.
+    let now = Instant::now();
+    let mut p = Pool::new("rw", AddrRange::parse("10.10.0.0/29").unwrap(), Duration::ZERO);
+    let phone = p.acquire_for(b"alice", b"198.51.100.1[4500]", None, now).unwrap();
+    let laptop = p.acquire_for(b"alice", b"203.0.113.7[4500]", None, now).unwrap();
+    assert_ne!(phone, laptop);
+    assert_eq!(p.acquire_for(b"alice", b"198.51.100.1[4500]", None, now).unwrap(), phone, "same device: shared");
+    assert_eq!(p.online(), 2);
+    // Whatever the host, the owner's lease asked for by address (an IKE rekey's new SA).
+    assert_eq!(p.acquire_for(b"alice", b"elsewhere", Some(laptop), now).unwrap(), laptop);
+    // All gone offline: a reconnect from a new address takes one of alice's reserved leases.
+    for _ in 0..2 {
+        assert!(p.release(b"alice", phone, now));
+    }
+    for _ in 0..2 {
+        assert!(p.release(b"alice", laptop, now));
+    }
+    assert_eq!(p.offline(), 2);
+    let again = p.acquire_for(b"alice", b"192.0.2.99[4500]", None, now).unwrap();
+    assert!(again == phone || again == laptop, "{again}");
+    // Another identity takes neither while fresh addresses remain.
+    let bob = p.acquire_for(b"bob", b"192.0.2.99[4500]", None, now).unwrap();
+    assert!(bob != phone && bob != laptop);
+}

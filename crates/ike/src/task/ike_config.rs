@@ -181,7 +181,7 @@ impl SaCore {
         }
         let mut none_of = None;
         for (v6, requested) in wanted {
-            match ctx.leases.acquire(&peer.pools, v6, &self.vips.owner, requested, ctx.now) {
+            match ctx.leases.acquire(&peer.pools, v6, &self.vips.owner, self.remote, requested, ctx.now) {
                 Ok(lease) => self.vips.leases.push(lease),
                 // No pool of that family: the client gets no address of it (a dual-stack client
                 // on an IPv4-only gateway), as long as it gets one of the other.
