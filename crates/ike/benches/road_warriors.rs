@@ -862,8 +862,8 @@ fn main() {
     let mut held = Vec::with_capacity(2 * n);
     let before = LIVE_BYTES.load(Relaxed);
     for (i, owner) in owners.iter().enumerate() {
-        held.push(pools.acquire(&names, false, owner, client_addr(i), None, now).unwrap());
-        held.push(pools.acquire(&names, true, owner, client_addr(i), None, now).unwrap());
+        held.push(pools.acquire(&names, false, owner, Some(client_addr(i)), None, now).unwrap());
+        held.push(pools.acquire(&names, true, owner, Some(client_addr(i)), None, now).unwrap());
     }
     // The engine keeps each `Lease` (its pool's name, the address, the pool's attributes) in the
     // IKE SA too; they are counted here, in `held`'s heap parts (the vector itself was allocated

@@ -36,7 +36,8 @@ pub use oxswan_pool::PoolError as LeaseError;
 /// Where virtual IPs come from. A lease belongs to the client's identity (`owner`): the same
 /// identity gets the same address again, and several IKE SAs of one identity from one client host
 /// (`host`, its outer address) share it, each holding one reference until it goes; another device
-/// of the identity gets an address of its own, as with strongSwan's pools.
+/// of the identity gets an address of its own, as with strongSwan's pools. Without a host (a client
+/// that restarted, INITIAL_CONTACT) any lease of the identity is taken.
 pub trait AddressLeases: Send + fmt::Debug {
     /// An address of the family `v6` for `owner` from the first of `pools` that has one; the
     /// client's `requested` address is honoured where the pool allows it.
@@ -45,7 +46,7 @@ pub trait AddressLeases: Send + fmt::Debug {
         pools: &[String],
         v6: bool,
         owner: &str,
-        host: SocketAddr,
+        host: Option<SocketAddr>,
         requested: Option<IpAddr>,
         now: Instant,
     ) -> Result<Lease, LeaseError>;
@@ -85,12 +86,12 @@ impl AddressLeases for MemoryLeases {
         pools: &[String],
         v6: bool,
         owner: &str,
-        host: SocketAddr,
+        host: Option<SocketAddr>,
         requested: Option<IpAddr>,
         now: Instant,
     ) -> Result<Lease, LeaseError> {
         let family = if v6 { oxswan_pool::Family::V6 } else { oxswan_pool::Family::V4 };
-        let host = host.to_string();
+        let host = host.map(|h| h.to_string()).unwrap_or_default();
         let got = self.pools.acquire_for(pools, family, owner.as_bytes(), host.as_bytes(), requested, now)?;
         let attributes = self.attributes.get(&got.pool).cloned().unwrap_or_default();
         Ok(Lease { pool: got.pool, addr: got.addr, attributes })
@@ -113,7 +114,7 @@ impl AddressLeases for NoPools {
         pools: &[String],
         _v6: bool,
         _owner: &str,
-        _host: SocketAddr,
+        _host: Option<SocketAddr>,
         _requested: Option<IpAddr>,
         _now: Instant,
     ) -> Result<Lease, LeaseError> {

@@ -247,13 +247,17 @@ fn gateway_downs(sim: &Sim) -> Vec<DownReason> {
 
 #[test]
 fn unique_no_lets_initial_contact_replace_the_stale_sa() {
-    let sim = twice(46, Unique::No, ALICE_IP, "192.0.2.3", true);
+    let mut sim = twice(46, Unique::No, ALICE_IP, "192.0.2.3", true);
     assert_eq!(gateway_downs(&sim), vec![DownReason::PeerRestarted]);
     assert_eq!(sim.ep_ref(GW).established().len(), 1);
+    // The restarted client takes its address over from the SA it replaces.
+    assert_eq!(up_info(&mut sim, "192.0.2.3").local_vips, up_info(&mut sim, ALICE_IP).local_vips);
+    // Another device, no INITIAL_CONTACT: an address of its own (checked below: both stay).
     // Without INITIAL_CONTACT (another device of alice's) both stay.
-    let sim = twice(51, Unique::No, ALICE_IP, "192.0.2.3", false);
+    let mut sim = twice(51, Unique::No, ALICE_IP, "192.0.2.3", false);
     assert_eq!(gateway_downs(&sim), Vec::new());
     assert_eq!(sim.ep_ref(GW).established().len(), 2);
+    assert_ne!(up_info(&mut sim, "192.0.2.3").local_vips, up_info(&mut sim, ALICE_IP).local_vips);
 }
 
 #[test]

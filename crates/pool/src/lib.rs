@@ -149,7 +149,9 @@ impl Pool {
     /// strongSwan's pools do: the owner's online lease is shared only with the same host (several
     /// tunnels of one device, a reauthentication); another device of the identity gets the owner's
     /// offline lease or an address of its own, so that two online devices never share an address.
-    /// The owner's lease asked for by `requested` is taken whatever the host (an IKE rekey's new SA).
+    /// The owner's lease asked for by `requested` is taken whatever the host (an IKE rekey's new SA),
+    /// and so is any of its online leases for an empty `host` (a client that restarted, saying so
+    /// with INITIAL_CONTACT, from another address: its old SA is about to go).
     pub fn acquire_for(
         &mut self,
         owner: &[u8],
@@ -165,7 +167,11 @@ impl Pool {
         let entry_of = |n: &u128| self.by_addr.get(n);
         let reuse = wanted
             .filter(|n| mine.contains(n))
-            .or_else(|| mine.iter().copied().find(|n| entry_of(n).is_some_and(|e| e.refs > 0 && *e.host == *host)))
+            .or_else(|| {
+                mine.iter()
+                    .copied()
+                    .find(|n| entry_of(n).is_some_and(|e| e.refs > 0 && (host.is_empty() || *e.host == *host)))
+            })
             .or_else(|| mine.iter().copied().find(|n| entry_of(n).is_some_and(|e| e.refs == 0)));
         if let Some(n) = reuse {
             self.retain(n, host);
@@ -261,7 +267,9 @@ impl Pool {
         let Some(mine) = self.by_owner.get(owner) else { return false };
         let wanted = requested.filter(|a| !a.is_unspecified() && self.range.contains(*a)).map(to_u128);
         wanted.is_some_and(|n| mine.contains(&n))
-            || mine.iter().any(|n| self.by_addr.get(n).is_some_and(|e| e.refs == 0 || *e.host == *host))
+            || mine
+                .iter()
+                .any(|n| self.by_addr.get(n).is_some_and(|e| e.refs == 0 || host.is_empty() || *e.host == *host))
     }
 
     /// Whether `owner` holds a lease here, online or offline.

@@ -179,9 +179,14 @@ impl SaCore {
         if wanted.is_empty() {
             return Ok(None);
         }
+        // A client that restarted (INITIAL_CONTACT, §2.4) replaces its old SA, which the endpoint
+        // forgets right after this step unless `unique = never`: it takes the old lease over from
+        // whatever address it comes now. Otherwise leases are shared with the same host only.
+        let restarted = p.has(NotifyType::INITIAL_CONTACT) && peer.unique != crate::config::Unique::Never;
+        let host = (!restarted).then_some(self.remote);
         let mut none_of = None;
         for (v6, requested) in wanted {
-            match ctx.leases.acquire(&peer.pools, v6, &self.vips.owner, self.remote, requested, ctx.now) {
+            match ctx.leases.acquire(&peer.pools, v6, &self.vips.owner, host, requested, ctx.now) {
                 Ok(lease) => self.vips.leases.push(lease),
                 // No pool of that family: the client gets no address of it (a dual-stack client
                 // on an IPv4-only gateway), as long as it gets one of the other.

@@ -94,9 +94,14 @@ impl SaCore {
         new.vips = VirtualIps { leases: Vec::new(), ..self.vips.clone() };
         for lease in &self.vips.leases {
             let pool = core::slice::from_ref(&lease.pool);
-            if let Ok(l) =
-                ctx.leases.acquire(pool, lease.addr.is_ipv6(), &self.vips.owner, self.remote, Some(lease.addr), ctx.now)
-            {
+            if let Ok(l) = ctx.leases.acquire(
+                pool,
+                lease.addr.is_ipv6(),
+                &self.vips.owner,
+                Some(self.remote),
+                Some(lease.addr),
+                ctx.now,
+            ) {
                 new.vips.leases.push(l);
             }
         }
