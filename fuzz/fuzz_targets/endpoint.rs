@@ -42,6 +42,10 @@ fn peer(name: &str, local: &str, remote: &str) -> Option<PeerConfig> {
         initial_contact: true,
         force_encap: false,
         dpd_delay: None,
+        pools: Vec::new(),
+        vips: Vec::new(),
+        unique: Default::default(),
+        fragmentation: true,
     })
 }
 
