@@ -134,8 +134,8 @@ pub enum TlsVersion {
 pub struct TlsServerConfig {
     /// Our certificate chain, DER, the end entity first.
     pub cert_chain: Vec<Vec<u8>>,
-    /// Our private key, DER: PKCS#8, SEC1 (EC) or PKCS#1 (RSA). Never printed.
-    pub key: Vec<u8>,
+    /// Our private key, DER: PKCS#8, SEC1 (EC) or PKCS#1 (RSA). Never printed; wiped when dropped.
+    pub key: zeroize::Zeroizing<Vec<u8>>,
     /// The CA certificates, DER, that client certificates must chain to. Must be non-empty: a
     /// client certificate is required.
     pub client_cas: Vec<Vec<u8>>,
@@ -168,8 +168,8 @@ pub struct TlsPeerConfig {
     /// Empty, with an empty `key`: we present none (RFC 5216 §2.1.1 leaves asking for one to
     /// the server; ours always does, and refuses a peer without).
     pub cert_chain: Vec<Vec<u8>>,
-    /// Our private key, DER: PKCS#8, SEC1 (EC) or PKCS#1 (RSA). Never printed.
-    pub key: Vec<u8>,
+    /// Our private key, DER: PKCS#8, SEC1 (EC) or PKCS#1 (RSA). Never printed; wiped when dropped.
+    pub key: zeroize::Zeroizing<Vec<u8>>,
     /// The CA certificates, DER, that the server's certificate must chain to. Must be non-empty.
     pub server_cas: Vec<Vec<u8>>,
     /// The name the server's certificate must be valid for: a DNS name or an IP address, as
@@ -1128,7 +1128,7 @@ mod tests {
         for version in [TlsVersion::Tls12, TlsVersion::Tls13] {
             let server = ServerSetup::new(&TlsServerConfig {
                 cert_chain: vec![server_cert.clone()],
-                key: server_key.clone(),
+                key: server_key.clone().into(),
                 client_cas: vec![ca.clone()],
                 min_version: Some(version),
                 max_version: Some(version),
@@ -1137,7 +1137,7 @@ mod tests {
             .unwrap();
             let mut peer_setup = PeerSetup::new(&TlsPeerConfig {
                 cert_chain: vec![client_cert.clone()],
-                key: client_key.clone(),
+                key: client_key.clone().into(),
                 server_cas: vec![ca.clone()],
                 server_name: Some("gw.example".into()),
                 ..TlsPeerConfig::default()
@@ -1217,7 +1217,7 @@ mod tests {
         assert_eq!(fragment_size(None).unwrap(), 1024);
         assert!(versions(Some(TlsVersion::Tls13), Some(TlsVersion::Tls12)).is_err());
         assert_eq!(versions(None, Some(TlsVersion::Tls12)).unwrap().len(), 1);
-        let c = TlsServerConfig { key: vec![0x30, 1, 2, 3], ..Default::default() };
+        let c = TlsServerConfig { key: vec![0x30, 1, 2, 3].into(), ..Default::default() };
         assert!(!format!("{c:?}").contains("48"));
         assert!(matches!(ServerSetup::new(&c), Err(EapError::Config(_))));
     }

@@ -126,7 +126,7 @@ impl Pki {
     fn server(&self) -> TlsServerConfig {
         TlsServerConfig {
             cert_chain: vec![self.server_cert.clone(), self.intermediate.clone()],
-            key: self.server_key.clone(),
+            key: self.server_key.clone().into(),
             client_cas: vec![self.root.clone()],
             ..TlsServerConfig::default()
         }
@@ -135,7 +135,7 @@ impl Pki {
     fn peer(&self) -> TlsPeerConfig {
         TlsPeerConfig {
             cert_chain: vec![self.client_cert.clone(), self.intermediate.clone()],
-            key: self.client_key.clone(),
+            key: self.client_key.clone().into(),
             server_cas: vec![self.root.clone()],
             server_name: Some("vpn.example.org".into()),
             ..TlsPeerConfig::default()
@@ -405,7 +405,7 @@ fn client_certificate_of_an_unknown_ca_is_refused() {
         let rogue = rogue();
         let peer = TlsPeerConfig {
             cert_chain: vec![rogue.client_cert.clone(), rogue.intermediate.clone()],
-            key: rogue.client_key.clone(),
+            key: rogue.client_key.clone().into(),
             ..pki().peer()
         };
         let end = converse(server_config(&[MethodType::Tls], Some(forced_server(v))), peer_config(&[], Some(peer)));
@@ -427,7 +427,7 @@ fn client_certificate_of_an_unknown_ca_is_refused() {
 #[test]
 fn peer_without_a_certificate_is_refused() {
     for v in [TlsVersion::Tls12, TlsVersion::Tls13] {
-        let peer = TlsPeerConfig { cert_chain: Vec::new(), key: Vec::new(), ..pki().peer() };
+        let peer = TlsPeerConfig { cert_chain: Vec::new(), key: Vec::new().into(), ..pki().peer() };
         let end = converse(server_config(&[MethodType::Tls], Some(forced_server(v))), peer_config(&[], Some(peer)));
         assert!(
             matches!(&end.server, ServerStep::Failure { error: EapError::Certificate(why), .. } if why.contains("no certificate")),
@@ -485,7 +485,7 @@ fn expired_client_certificate_is_refused() {
     let cert = params.signed_by(&key, &p.issuer).unwrap();
     let peer = TlsPeerConfig {
         cert_chain: vec![cert.der().to_vec(), p.intermediate.clone()],
-        key: key.serialize_der(),
+        key: key.serialize_der().into(),
         ..p.peer()
     };
     let end = converse(server_config(&[MethodType::Tls], Some(p.server())), peer_config(&[], Some(peer)));
@@ -902,10 +902,13 @@ fn configuration_is_checked_at_the_start() {
         start(Some(TlsServerConfig { cert_chain: Vec::new(), ..pki().server() })),
         Some(EapError::Config(_))
     ));
-    assert!(matches!(start(Some(TlsServerConfig { key: vec![1, 2, 3], ..pki().server() })), Some(EapError::Config(_))));
+    assert!(matches!(
+        start(Some(TlsServerConfig { key: vec![1, 2, 3].into(), ..pki().server() })),
+        Some(EapError::Config(_))
+    ));
     // A key that is not the certificate's.
     assert!(matches!(
-        start(Some(TlsServerConfig { key: pki().client_key.clone(), ..pki().server() })),
+        start(Some(TlsServerConfig { key: pki().client_key.clone().into(), ..pki().server() })),
         Some(EapError::Tls(_))
     ));
     assert!(matches!(

@@ -428,7 +428,7 @@ fn eap_tls(seed: u64, user: &str, cert_for: &str, client_ca: Option<&pki::Ca>) -
         identity: None,
         tls: Some(oxswan_eap::TlsServerConfig {
             cert_chain: chain,
-            key: gw_key,
+            key: gw_key.into(),
             client_cas: vec![s.ca.root_der.clone()],
             ..Default::default()
         }),
@@ -441,7 +441,7 @@ fn eap_tls(seed: u64, user: &str, cert_for: &str, client_ca: Option<&pki::Ca>) -
     let (cert, key) = issuer.issue(pki::Alg::P256, cert_for, &[cert_for], (2025, 2030));
     let tls = oxswan_eap::TlsPeerConfig {
         cert_chain: vec![cert, issuer.intermediate_der.clone()],
-        key,
+        key: key.into(),
         server_cas: vec![s.ca.root_der.clone()],
         server_name: Some("vpn.example".into()),
         ..Default::default()
@@ -508,7 +508,7 @@ fn eap_only_is_not_taken_with_a_method_that_does_not_authenticate_the_gateway() 
     let (cert, key) = s.ca.issue(pki::Alg::P256, "alice@example.org", &["alice@example.org"], (2025, 2030));
     let tls = oxswan_eap::TlsPeerConfig {
         cert_chain: vec![cert],
-        key,
+        key: key.into(),
         server_cas: vec![s.ca.root_der.clone()],
         ..Default::default()
     };

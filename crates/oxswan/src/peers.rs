@@ -78,7 +78,7 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
                 });
                 Some(oxswan_eap::TlsPeerConfig {
                     cert_chain,
-                    key,
+                    key: key.into(),
                     server_cas: ca_certificates(&c.remote.cacerts)?,
                     server_name,
                     ..Default::default()
@@ -149,7 +149,7 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
                 let (cert_chain, key) = own_certificate(c)?;
                 Some(oxswan_eap::TlsServerConfig {
                     cert_chain,
-                    key,
+                    key: key.into(),
                     client_cas: ca_certificates(&c.remote.cacerts)?,
                     ..Default::default()
                 })
