@@ -3,10 +3,10 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use super::{OX, missing, ok, root_with_tools, sh};
+use super::{OX, missing, ok, root_with_tools, sh, spawn_charon, spawn_oxswan, stop_all};
 
 pub const GW_IP: &str = "192.0.2.2";
 pub const NAT_OUT: &str = "192.0.2.3";
@@ -100,23 +100,10 @@ impl Lan {
     pub fn oxswan(&mut self, host: &str, config: &str) {
         let path = self.dir.join(format!("{host}.toml"));
         std::fs::write(&path, config).unwrap();
-        let log = std::fs::File::create(self.dir.join(format!("{host}.log"))).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(host), OX, "--socket"])
-            .arg(self.sock(host))
-            .args(["daemon", "--config"])
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let log = self.dir.join(format!("{host}.log"));
+        let env = [("RUST_LOG".to_owned(), "info".to_owned())];
+        let child = spawn_oxswan(&self.ns(host), &self.sock(host), &path, &log, &env);
         self.daemons.push(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.sock(host).exists() {
-            assert!(Instant::now() < deadline, "{host} daemon did not start: {}", self.log(host));
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 
     pub fn ox(&self, host: &str, args: &str) -> std::process::Output {
@@ -132,47 +119,15 @@ impl Lan {
     /// charon on `host` with `swanctl.conf` and `files` (relative to its swanctl directory), with
     /// the EAP plugins, kernel-libipsec for ESP, and its virtual IPs on its TUN device.
     pub fn charon(&mut self, host: &str, swanctl_conf: &str, files: &[(&str, Vec<u8>)]) {
-        let dir = self.dir.join(format!("charon-{host}"));
-        for d in ["x509", "x509ca", "private", "conf.d"] {
-            std::fs::create_dir_all(dir.join(d)).unwrap();
-        }
-        for (path, data) in files {
-            std::fs::write(dir.join(path), data).unwrap();
-        }
-        std::fs::write(dir.join("swanctl.conf"), swanctl_conf).unwrap();
         let conf = "charon {\n  load = random nonce openssl aes sha1 sha2 md4 md5 des hmac gcm chapoly curve25519 \
                     gmp x509 pem pkcs1 pkcs8 pubkey kdf constraints revocation attr eap-identity eap-md5 \
                     eap-mschapv2 eap-tls kernel-libipsec kernel-netlink socket-default vici updown\n  \
                     filelog {\n    stderr {\n      default = 1\n      ike = 2\n      cfg = 2\n    }\n  }\n  \
                     plugins { vici { socket = unix:///run/charon.vici } }\n}\n\
                     swanctl { socket = unix:///run/charon.vici }\n";
-        std::fs::write(dir.join("strongswan.conf"), conf).unwrap();
-        let log = std::fs::File::create(dir.join("charon.log")).unwrap();
-        let d = dir.display();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(host), "unshare", "-m", "sh", "-c"])
-            .arg(format!(
-                "mount --make-rprivate / && mount -t tmpfs tmpfs /run && mount --bind '{d}' /etc/swanctl && \
-                 STRONGSWAN_CONF='{d}/strongswan.conf' exec /usr/lib/ipsec/charon"
-            ))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let pid = child.id();
+        let dir = self.dir.join(format!("charon-{host}"));
+        let child = spawn_charon(&self.ns(host), &dir, swanctl_conf, conf, files);
         self.charons.push((host.to_owned(), child));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !sh(&format!("nsenter -t {pid} -m -n test -S /run/charon.vici")).status.success() {
-            assert!(Instant::now() < deadline, "charon on {host} did not start: {}", self.charon_log(host));
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let o = self.swanctl(host, "--load-all");
-        assert!(
-            o.status.success(),
-            "swanctl --load-all: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
     }
 
     pub fn swanctl(&self, host: &str, args: &str) -> std::process::Output {
@@ -187,27 +142,7 @@ impl Lan {
 
 impl Drop for Lan {
     fn drop(&mut self) {
-        for (_, c) in &mut self.charons {
-            let _ = sh(&format!("kill -TERM {}", c.id()));
-        }
-        for d in &mut self.daemons {
-            let _ = sh(&format!("kill -TERM {}", d.id()));
-        }
-        for d in &mut self.daemons {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline && d.try_wait().ok().flatten().is_none() {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = d.kill();
-        }
-        for (_, c) in &mut self.charons {
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < deadline && c.try_wait().ok().flatten().is_none() {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        stop_all(&mut self.daemons, &mut self.charons);
         self.remove_namespaces();
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -140,14 +140,6 @@ impl Hosts {
     /// directory: x509/, x509ca/, private/), a private /run and its own strongswan.conf whose
     /// kernel-libipsec plugin carries ESP through a TUN device; loads the configuration.
     pub fn start_charon(&mut self, side: &str, swanctl_conf: &str, files: &[(&str, Vec<u8>)]) {
-        let dir = self.dir.join(format!("charon-{side}"));
-        for d in ["x509", "x509ca", "private", "conf.d"] {
-            std::fs::create_dir_all(dir.join(d)).unwrap();
-        }
-        for (path, data) in files {
-            std::fs::write(dir.join(path), data).unwrap();
-        }
-        std::fs::write(dir.join("swanctl.conf"), swanctl_conf).unwrap();
         // Level 4 is where charon logs private data such as key material. One setting per line: a
         // value runs to the end of its line.
         let ike_level = if self.charon_logs_keys { 4 } else { 2 };
@@ -159,33 +151,9 @@ impl Hosts {
              swanctl {{ socket = unix:///run/charon.vici }}\n",
             self.charon_extra
         );
-        std::fs::write(dir.join("strongswan.conf"), conf).unwrap();
-        let log = std::fs::File::create(dir.join("charon.log")).unwrap();
-        let d = dir.display();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(side), "unshare", "-m", "sh", "-c"])
-            .arg(format!(
-                "mount --make-rprivate / && mount -t tmpfs tmpfs /run && mount --bind '{d}' /etc/swanctl && \
-                 STRONGSWAN_CONF='{d}/strongswan.conf' exec /usr/lib/ipsec/charon"
-            ))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let pid = child.id();
+        let dir = self.dir.join(format!("charon-{side}"));
+        let child = spawn_charon(&self.ns(side), &dir, swanctl_conf, &conf, files);
         self.charons.push((side.to_owned(), child));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !sh(&format!("nsenter -t {pid} -m -n test -S /run/charon.vici")).status.success() {
-            assert!(Instant::now() < deadline, "charon on {side} did not start: {}", self.charon_log(side));
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let o = self.swanctl(side, "--load-all");
-        assert!(
-            o.status.success(),
-            "swanctl --load-all: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
     }
 
     /// swanctl against the charon on `side`.
@@ -227,23 +195,9 @@ impl Hosts {
     }
 
     pub fn start_with(&mut self, side: &str, config: &Path) {
-        let log = std::fs::File::create(self.dir.join(format!("{side}.log"))).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(side), OX, "--socket"])
-            .arg(self.sock(side))
-            .args(["daemon", "--config"])
-            .arg(config)
-            .envs(self.daemon_env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let log = self.dir.join(format!("{side}.log"));
+        let child = spawn_oxswan(&self.ns(side), &self.sock(side), config, &log, &self.daemon_env);
         self.daemons.push(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.sock(side).exists() {
-            assert!(Instant::now() < deadline, "{side} daemon did not start: {}", self.log(side));
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 
     pub fn log(&self, side: &str) -> String {
@@ -292,27 +246,7 @@ impl Hosts {
 
 impl Drop for Hosts {
     fn drop(&mut self) {
-        for (_, c) in &mut self.charons {
-            let _ = sh(&format!("kill -TERM {}", c.id()));
-        }
-        for d in &mut self.daemons {
-            let _ = sh(&format!("kill -TERM {}", d.id()));
-        }
-        for d in &mut self.daemons {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline && d.try_wait().ok().flatten().is_none() {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = d.kill();
-        }
-        for (_, c) in &mut self.charons {
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < deadline && c.try_wait().ok().flatten().is_none() {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        stop_all(&mut self.daemons, &mut self.charons);
         for side in ["left", "right", "nat"] {
             let _ = sh(&format!(
                 "ip netns pids {ns} 2>/dev/null | xargs -r kill -9; ip netns del {ns} 2>/dev/null",
@@ -320,6 +254,105 @@ impl Drop for Hosts {
             ));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts charon in the network namespace `ns` with its own mount namespace: `dir` becomes its
+/// /etc/swanctl (with `swanctl_conf` and `files`, paths relative to it: x509/, x509ca/, private/), a
+/// private /run holds its VICI socket, `strongswan_conf` its settings; kernel-libipsec carries ESP
+/// through a TUN device. Waits for the socket and loads the configuration.
+pub fn spawn_charon(
+    ns: &str,
+    dir: &Path,
+    swanctl_conf: &str,
+    strongswan_conf: &str,
+    files: &[(&str, Vec<u8>)],
+) -> Child {
+    for d in ["x509", "x509ca", "private", "conf.d"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    for (path, data) in files {
+        std::fs::write(dir.join(path), data).unwrap();
+    }
+    std::fs::write(dir.join("swanctl.conf"), swanctl_conf).unwrap();
+    std::fs::write(dir.join("strongswan.conf"), strongswan_conf).unwrap();
+    let log = std::fs::File::create(dir.join("charon.log")).unwrap();
+    let d = dir.display();
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns, "unshare", "-m", "sh", "-c"])
+        .arg(format!(
+            "mount --make-rprivate / && mount -t tmpfs tmpfs /run && mount --bind '{d}' /etc/swanctl && \
+             STRONGSWAN_CONF='{d}/strongswan.conf' exec /usr/lib/ipsec/charon"
+        ))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let charon_log = || std::fs::read_to_string(dir.join("charon.log")).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sh(&format!("nsenter -t {pid} -m -n test -S /run/charon.vici")).status.success() {
+        assert!(Instant::now() < deadline, "charon in {ns} did not start: {}", charon_log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = sh(&format!("nsenter -t {pid} -m -n swanctl --load-all"));
+    assert!(
+        o.status.success(),
+        "swanctl --load-all: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    child
+}
+
+/// Starts an oxswan daemon in `ns` with `config`, its control socket at `sock`, logging to `log`;
+/// waits for the socket.
+pub fn spawn_oxswan(ns: &str, sock: &Path, config: &Path, log: &Path, env: &[(String, String)]) -> Child {
+    let log_file = std::fs::File::create(log).unwrap();
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns, OX, "--socket"])
+        .arg(sock)
+        .args(["daemon", "--config"])
+        .arg(config)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "daemon in {ns} did not start: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+/// Stops the daemons (SIGTERM: they delete their SAs) and charons, killing what does not go.
+pub fn stop_all(daemons: &mut [Child], charons: &mut [(String, Child)]) {
+    for (_, c) in charons.iter_mut() {
+        let _ = sh(&format!("kill -TERM {}", c.id()));
+    }
+    for d in daemons.iter_mut() {
+        let _ = sh(&format!("kill -TERM {}", d.id()));
+    }
+    for d in daemons.iter_mut() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && d.try_wait().ok().flatten().is_none() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = d.kill();
+    }
+    for (_, c) in charons.iter_mut() {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline && c.try_wait().ok().flatten().is_none() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
     }
 }
 
