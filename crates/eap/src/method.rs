@@ -10,8 +10,7 @@
 use oxswan_crypto::Secret;
 use oxswan_crypto::provider::SecureRandom;
 
-use crate::tls::{PeerSetup, ServerSetup, TlsPeer, TlsServer};
-use crate::{EapError, EapSecrets, MethodType, md5, mschapv2};
+use crate::{EapError, EapSecrets, MethodType};
 
 /// What a server method sees of the conversation.
 pub(crate) struct ServerContext<'a> {
@@ -60,21 +59,6 @@ pub(crate) trait ServerMethod: Send + Sync + core::fmt::Debug {
     }
 }
 
-/// A new server method of `method`; EAP-TLS needs the rustls configuration `tls`.
-pub(crate) fn new_server_method(
-    method: MethodType,
-    tls: Option<&ServerSetup>,
-) -> Result<Box<dyn ServerMethod>, EapError> {
-    match method {
-        MethodType::Md5 => Ok(Box::new(md5::Md5Server::new())),
-        MethodType::MsChapV2 => Ok(Box::new(mschapv2::MsChapV2Server::new())),
-        MethodType::Tls => match tls {
-            Some(setup) => Ok(Box::new(TlsServer::new(setup.clone()))),
-            None => Err(EapError::Config("EAP-TLS without a TLS configuration")),
-        },
-    }
-}
-
 /// What a peer method sees of the conversation.
 pub(crate) struct PeerContext<'a> {
     /// Our EAP identity.
@@ -120,21 +104,5 @@ pub(crate) trait PeerMethod: Send + Sync + core::fmt::Debug {
     /// The server's certificate (DER, the end entity), once the method verified it (EAP-TLS).
     fn peer_certificate(&self) -> Option<&[u8]> {
         None
-    }
-}
-
-/// A new peer method of `method`; EAP-TLS needs the rustls configuration `tls`, made here from
-/// the peer's configuration.
-pub(crate) fn new_peer_method(
-    method: MethodType,
-    tls: Option<&crate::TlsPeerConfig>,
-) -> Result<Box<dyn PeerMethod>, EapError> {
-    match method {
-        MethodType::Md5 => Ok(Box::new(md5::Md5Peer::new())),
-        MethodType::MsChapV2 => Ok(Box::new(mschapv2::MsChapV2Peer::new())),
-        MethodType::Tls => match tls {
-            Some(config) => Ok(Box::new(TlsPeer::new(PeerSetup::new(config)?))),
-            None => Err(EapError::Config("EAP-TLS without a TLS configuration")),
-        },
     }
 }

@@ -4,8 +4,10 @@ use oxswan_crypto::Secret;
 use oxswan_crypto::provider::SecureRandom;
 use oxswan_wire::payloads::{EapCode, EapPayload};
 
-use crate::method::{PeerContext, PeerMethod, PeerOutcome, new_peer_method};
+use crate::method::{PeerContext, PeerMethod, PeerOutcome};
+use crate::tls::{PeerSetup, TlsPeer};
 use crate::{EapError, EapSecrets, MethodType, packet, types};
+use crate::{md5, mschapv2};
 
 /// How the peer answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,5 +239,21 @@ impl EapPeer {
                 }
             }
         }
+    }
+}
+
+/// A new peer method of `method`; EAP-TLS needs the rustls configuration `tls`, made here from
+/// the peer's configuration.
+pub(crate) fn new_peer_method(
+    method: MethodType,
+    tls: Option<&crate::TlsPeerConfig>,
+) -> Result<Box<dyn PeerMethod>, EapError> {
+    match method {
+        MethodType::Md5 => Ok(Box::new(md5::Md5Peer::new())),
+        MethodType::MsChapV2 => Ok(Box::new(mschapv2::MsChapV2Peer::new())),
+        MethodType::Tls => match tls {
+            Some(config) => Ok(Box::new(TlsPeer::new(PeerSetup::new(config)?))),
+            None => Err(EapError::Config("EAP-TLS without a TLS configuration")),
+        },
     }
 }

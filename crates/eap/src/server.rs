@@ -4,9 +4,11 @@ use oxswan_crypto::Secret;
 use oxswan_crypto::provider::SecureRandom;
 use oxswan_wire::payloads::{EapCode, EapPayload};
 
-use crate::method::{ServerContext, ServerMethod, ServerOutcome, new_server_method};
+use crate::method::{ServerContext, ServerMethod, ServerOutcome};
+use crate::tls::TlsServer;
 use crate::tls::{ServerSetup, TlsServerConfig};
 use crate::{EapError, EapSecrets, MethodType, packet, types};
+use crate::{md5, mschapv2};
 
 /// How the server runs a conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -319,5 +321,20 @@ struct NoSecrets;
 impl EapSecrets for NoSecrets {
     fn eap_secret(&self, _identity: &[u8]) -> Option<Secret> {
         None
+    }
+}
+
+/// A new server method of `method`; EAP-TLS needs the rustls configuration `tls`.
+pub(crate) fn new_server_method(
+    method: MethodType,
+    tls: Option<&ServerSetup>,
+) -> Result<Box<dyn ServerMethod>, EapError> {
+    match method {
+        MethodType::Md5 => Ok(Box::new(md5::Md5Server::new())),
+        MethodType::MsChapV2 => Ok(Box::new(mschapv2::MsChapV2Server::new())),
+        MethodType::Tls => match tls {
+            Some(setup) => Ok(Box::new(TlsServer::new(setup.clone()))),
+            None => Err(EapError::Config("EAP-TLS without a TLS configuration")),
+        },
     }
 }

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use crate::packet::Code;
+use crate::code::Code;
 
 /// Why octets are not a well-formed RADIUS packet (RFC 2865 §3, §5), or why a packet cannot be
 /// encoded.

@@ -77,6 +77,7 @@
 
 pub mod attribute;
 mod client;
+mod code;
 mod error;
 pub mod mppe;
 pub mod packet;

@@ -6,6 +6,7 @@ use md5::{Digest, Md5};
 use subtle::ConstantTimeEq;
 
 use crate::attribute::{Attribute, types};
+pub use crate::code::Code;
 use crate::error::{CodecError, DropReason};
 
 /// Code, Identifier, Length and Authenticator.
@@ -14,51 +15,6 @@ pub const HEADER_LEN: usize = 20;
 pub const MAX_PACKET_LEN: usize = 4096;
 /// Offset of the Authenticator in the packet.
 const AUTH_RANGE: core::ops::Range<usize> = 4..20;
-
-/// A RADIUS Code (RFC 2865 §3, RFC 2866 §3).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Code(pub u8);
-
-impl Code {
-    /// Access-Request.
-    pub const ACCESS_REQUEST: Code = Code(1);
-    /// Access-Accept.
-    pub const ACCESS_ACCEPT: Code = Code(2);
-    /// Access-Reject.
-    pub const ACCESS_REJECT: Code = Code(3);
-    /// Accounting-Request.
-    pub const ACCOUNTING_REQUEST: Code = Code(4);
-    /// Accounting-Response.
-    pub const ACCOUNTING_RESPONSE: Code = Code(5);
-    /// Access-Challenge.
-    pub const ACCESS_CHALLENGE: Code = Code(11);
-
-    fn name(self) -> Option<&'static str> {
-        Some(match self {
-            Code::ACCESS_REQUEST => "Access-Request",
-            Code::ACCESS_ACCEPT => "Access-Accept",
-            Code::ACCESS_REJECT => "Access-Reject",
-            Code::ACCOUNTING_REQUEST => "Accounting-Request",
-            Code::ACCOUNTING_RESPONSE => "Accounting-Response",
-            Code::ACCESS_CHALLENGE => "Access-Challenge",
-            _ => return None,
-        })
-    }
-
-    /// Whether the client sends this code (and a server answers it).
-    pub fn is_request(self) -> bool {
-        matches!(self, Code::ACCESS_REQUEST | Code::ACCOUNTING_REQUEST)
-    }
-}
-
-impl core::fmt::Debug for Code {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self.name() {
-            Some(n) => f.write_str(n),
-            None => write!(f, "Code({})", self.0),
-        }
-    }
-}
 
 /// A received packet, checked for structure only: Length within 20..=4096 and no more than the
 /// octets received (those past it are padding, RFC 2865 §3), and attributes that exactly fill it.
