@@ -11,9 +11,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use oxswan_config::{Config, PeerAction, StartAction};
-
-/// The wait before a restart attempt (and between failed ones).
-const RESTART_RETRY: Duration = Duration::from_secs(2);
 use oxswan_crypto::CryptoProvider;
 use oxswan_esp::Selectors;
 use oxswan_ike::cert::identity_string;
@@ -28,6 +25,12 @@ use crate::dataplane::{DataPlane, SaTables, TUN_MTU};
 use crate::early::{EARLY_BYTES, EARLY_SLOTS, PacketRing};
 use crate::input::Input;
 use oxswan_io::{Tun, UdpIo};
+
+mod commands;
+mod events;
+
+/// The wait before a restart attempt (and between failed ones).
+const RESTART_RETRY: Duration = Duration::from_secs(2);
 
 /// How often the IKE thread hands the engine the data plane's counters.
 const VOLUME_CHECK: Duration = Duration::from_millis(100);
@@ -244,39 +247,6 @@ fn route_source(remote: IpAddr) -> Option<IpAddr> {
     let s = UdpSocket::bind(SocketAddr::new(any, 0)).ok()?;
     s.connect(SocketAddr::new(remote, 500)).ok()?;
     s.local_addr().ok().map(|a| a.ip()).filter(|a| !a.is_unspecified())
-}
-
-/// Acct-Terminate-Cause (RFC 2866 §5.10) for why an IKE SA ended.
-fn terminate_cause(r: &DownReason) -> oxswan_radius::TerminateCause {
-    use oxswan_radius::TerminateCause as C;
-    match r {
-        DownReason::PeerDeleted | DownReason::PeerRestarted => C::USER_REQUEST,
-        DownReason::Timeout => C::LOST_CARRIER,
-        DownReason::Expired => C::SESSION_TIMEOUT,
-        DownReason::LocalDeleted => C::ADMIN_RESET,
-        _ => C::NAS_REQUEST,
-    }
-}
-
-/// What a user reads for why an IKE SA ended.
-fn down_reason(r: &DownReason) -> String {
-    match r {
-        DownReason::PeerNotify(n) => format!("the peer answered {n}"),
-        DownReason::AuthFailed(why) => format!("authentication of the peer failed: {why}"),
-        DownReason::Protocol(why) => format!("protocol error: {why}"),
-        DownReason::Timeout => "no answer from the peer (retransmissions exhausted)".into(),
-        DownReason::HalfOpenTimeout => "the peer never completed the exchange".into(),
-        DownReason::PeerDeleted => "deleted by the peer".into(),
-        DownReason::LocalDeleted => "deleted".into(),
-        DownReason::PeerRestarted => "the peer restarted (INITIAL_CONTACT)".into(),
-        DownReason::Rekeyed => "replaced by its rekeyed successor".into(),
-        DownReason::Expired => "expired: not rekeyed or reauthenticated within its lifetime".into(),
-        DownReason::Reauthenticated => "replaced by a reauthenticated IKE SA".into(),
-        DownReason::AddressFailure(why) => format!("no virtual IP for the client: {why}"),
-        DownReason::NoVirtualIp => "the gateway gave no virtual IP".into(),
-        DownReason::Replaced => "replaced by a new IKE SA of the same identity (unique = replace)".into(),
-        DownReason::Duplicate => "an IKE SA of the same identity exists (unique = keep)".into(),
-    }
 }
 
 fn ike_rx(sock: &UdpSocket, tx: &mpsc::Sender<Input>, stop: &AtomicBool) {
@@ -710,158 +680,6 @@ impl Ike {
         self.endpoint.established().into_iter().filter(ours).collect()
     }
 
-    /// `oxswan rekey`: starts the exchanges that replace `name`'s SAs and answers without waiting
-    /// for them, as `swanctl --rekey` does; the log tells how each ends.
-    fn rekey(&mut self, name: &str, what: RekeyWhat) -> Response {
-        let now = Instant::now();
-        let sas = self.established_sas(name);
-        if sas.is_empty() {
-            return Response::Error { message: format!("{name} is not up") };
-        }
-        let mut started = 0;
-        let mut refused = Vec::new();
-        for sa in sas {
-            let outcome: Vec<Result<(), String>> = match what {
-                RekeyWhat::Children => {
-                    let spis: Vec<u32> = self.endpoint.children(sa).iter().map(|c| c.spi_in).collect();
-                    let rekey = |spi| self.endpoint.rekey_child(now, sa, spi).map_err(|e| format!("{spi:08x}: {e}"));
-                    spis.into_iter().map(rekey).collect()
-                }
-                RekeyWhat::Ike => vec![self.endpoint.rekey_ike(now, sa).map_err(|e| e.to_string())],
-                RekeyWhat::Reauth => vec![self.reauthenticate(sa, name).map_err(|e| format!("{e:#}"))],
-            };
-            for r in outcome {
-                match r {
-                    Ok(()) => started += 1,
-                    Err(e) => refused.push(e),
-                }
-            }
-        }
-        let what = match what {
-            RekeyWhat::Children => "CHILD SA rekey(s)",
-            RekeyWhat::Ike => "IKE SA rekey(s)",
-            RekeyWhat::Reauth => "reauthentication(s)",
-        };
-        if started == 0 {
-            return Response::Error { message: format!("{name}: no {what} started: {}", refused.join("; ")) };
-        }
-        let mut message = format!("{name}: {started} {what} started");
-        if !refused.is_empty() {
-            message.push_str(&format!(", {} refused: {}", refused.len(), refused.join("; ")));
-        }
-        Response::Ok { message }
-    }
-
-    fn command(&mut self, req: Request, reply: mpsc::Sender<Response>) {
-        match req {
-            Request::Up { name } => {
-                let up = self.endpoint.established().into_iter().find(|sa| {
-                    self.endpoint.info(*sa).is_some_and(|i| i.name == name) && !self.endpoint.children(*sa).is_empty()
-                });
-                if up.is_some() {
-                    let _ = reply.send(Response::Ok { message: format!("{name} is already up") });
-                    return;
-                }
-                match self.initiate(&name) {
-                    Ok(sa) => self.waiters.push((sa, name, reply)),
-                    Err(e) => {
-                        let _ = reply.send(Response::Error { message: format!("{e:#}") });
-                    }
-                }
-            }
-            Request::Down { name } => {
-                self.restarts.remove(&name);
-                let now = Instant::now();
-                let sas = self.established_sas(&name);
-                for sa in &sas {
-                    let _ = self.endpoint.delete_ike(now, *sa);
-                }
-                let message = if sas.is_empty() { format!("{name} is not up") } else { format!("{name}: deleting") };
-                let _ = reply.send(Response::Ok { message });
-            }
-            Request::Rekey { name, what } => {
-                let _ = reply.send(self.rekey(&name, what));
-            }
-            Request::Reload => {
-                let r = match self.reload() {
-                    Ok(message) => Response::Ok { message },
-                    Err(e) => {
-                        Response::Error { message: format!("reload refused, the running configuration stays: {e:#}") }
-                    }
-                };
-                let _ = reply.send(r);
-            }
-            Request::Status => {
-                let DatapathStats { keepalives_received, esp_unknown_spi } = self.dp.stats();
-                let _ = reply.send(Response::Status { ike_sas: self.status(), keepalives_received, esp_unknown_spi });
-            }
-        }
-    }
-
-    fn status(&self) -> Vec<IkeSaStatus> {
-        let counters: HashMap<u32, PairCounters> = self.dp.counters().into_iter().collect();
-        self.endpoint
-            .established()
-            .into_iter()
-            .filter_map(|sa| {
-                let info = self.endpoint.info(sa)?;
-                let children = self
-                    .endpoint
-                    .children(sa)
-                    .iter()
-                    .map(|c| {
-                        let k = counters.get(&c.spi_in).copied().unwrap_or_default();
-                        ChildStatus {
-                            name: c.name.clone(),
-                            established_secs: self.age(sa, Some(c.spi_in)),
-                            rekey_in_secs: self
-                                .endpoint
-                                .rekey_time(sa, c.spi_in)
-                                .map(|t| t.saturating_duration_since(Instant::now()).as_secs()),
-                            spi_in: format!("{:08x}", c.spi_in),
-                            spi_out: format!("{:08x}", c.spi_out),
-                            proposal: c.proposal.clone(),
-                            mode: format!("{:?}", c.mode).to_lowercase(),
-                            encap: c.encap,
-                            local_ts: c.local_ts.iter().map(ToString::to_string).collect(),
-                            remote_ts: c.remote_ts.iter().map(ToString::to_string).collect(),
-                            bytes_in: k.usage.bytes_in,
-                            packets_in: k.usage.packets_in,
-                            bytes_out: k.usage.bytes_out,
-                            packets_out: k.usage.packets_out,
-                            replayed: k.replayed,
-                            integrity_failed: k.integrity_failed,
-                            outside_selectors: k.outside_selectors,
-                        }
-                    })
-                    .collect();
-                Some(IkeSaStatus {
-                    established_secs: self.age(sa, None),
-                    name: info.name,
-                    state: "ESTABLISHED".into(),
-                    initiator: info.initiator,
-                    local: info.local.to_string(),
-                    remote: info.remote.to_string(),
-                    local_id: identity_string(&info.local_id),
-                    remote_id: identity_string(&info.remote_id),
-                    proposal: info.proposal,
-                    spis: format!("{}_i {}_r", info.spi_i, info.spi_r),
-                    nat: info.nat.any(),
-                    eap_id: info.eap_id,
-                    local_vips: info.local_vips.iter().map(ToString::to_string).collect(),
-                    remote_vips: info.remote_vips.iter().map(ToString::to_string).collect(),
-                    dns: info.dns.iter().map(ToString::to_string).collect(),
-                    children,
-                })
-            })
-            .collect()
-    }
-
-    /// Seconds since an SA came up.
-    fn age(&self, sa: SaHandle, child: Option<u32>) -> u64 {
-        self.since.get(&(sa, child)).map_or(0, |t| t.elapsed().as_secs())
-    }
-
     /// Sends what the engine produced and acts on its events.
     fn flush(&mut self) {
         while let Some(t) = self.endpoint.poll_transmit() {
@@ -883,194 +701,6 @@ impl Ike {
         }
     }
 
-    fn event(&mut self, e: Event) {
-        match e {
-            Event::IkeSaUp { sa, info } => {
-                self.restarts.remove(&info.name);
-                if let Some(eap) = &info.eap_id {
-                    tracing::info!(target: "ike", conn = %info.name, sa = sa.0, "EAP identity {eap}");
-                }
-                if !info.remote_vips.is_empty() {
-                    let vips = info.remote_vips.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-                    tracing::info!(target: "ike", conn = %info.name, sa = sa.0, "virtual IPs {vips} lent to the peer");
-                }
-                self.rearm(&info.name);
-                self.since.insert((sa, None), Instant::now());
-                self.access.up(sa, &info);
-                if let Some(r) = self.radius.as_mut() {
-                    r.up(Instant::now(), sa, &info);
-                }
-                tracing::info!(
-                    target: "ike", conn = %info.name, sa = sa.0,
-                    "IKE SA established with {} @ {} ({}){}",
-                    identity_string(&info.remote_id), info.remote, info.proposal, if info.nat.any() { ", NAT or encapsulation" } else { "" }
-                );
-            }
-            Event::EapRelay { sa, identity, eap, peer, local } => {
-                let sent = match self.radius.as_mut() {
-                    Some(r) => r.relay(Instant::now(), sa, &identity, &eap, (peer, local)),
-                    None => Err(oxswan_ike::RelayAnswer::Timeout),
-                };
-                if let Err(answer) = sent {
-                    let _ = self.endpoint.relay_answer(Instant::now(), sa, answer);
-                }
-            }
-            Event::AddressFailure { sa, owner, error } => {
-                tracing::warn!(target: "ike", conn = %self.conn(sa), sa = sa.0, "no virtual IP for {owner}: {error}; sending INTERNAL_ADDRESS_FAILURE");
-            }
-            Event::ChildSaReady { sa, child } => {
-                let conn = self.conn(sa);
-                self.since.insert((sa, Some(child.spi_in)), Instant::now());
-                match child.replaces {
-                    Some(old) => tracing::info!(
-                        target: "ike", conn = %conn, sa = sa.0,
-                        "CHILD SA {} rekeyed: {old:08x}_i replaced by {:08x}_i {:08x}_o {}",
-                        child.name, child.spi_in, child.spi_out, child.proposal
-                    ),
-                    None => tracing::info!(
-                        target: "ike", conn = %conn, sa = sa.0,
-                        "CHILD SA {} up: {:08x}_i {:08x}_o {}, {} === {}",
-                        child.name, child.spi_in, child.spi_out, child.proposal,
-                        join(&child.local_ts), join(&child.remote_ts)
-                    ),
-                }
-                if let Err(err) = self.install(sa, &child) {
-                    // A pair the data plane does not hold must not stay in the engine either.
-                    tracing::warn!(target: "dataplane", conn = %conn, sa = sa.0, "cannot install CHILD SA {}: {err:#}; deleting it", child.name);
-                    self.refused.insert(child.spi_in);
-                    let _ = self.endpoint.delete_child(Instant::now(), sa, child.spi_in);
-                }
-                self.answer(sa, Response::Ok { message: format!("{} established", child.name) });
-            }
-            Event::ChildSaFailed { sa, name, reason } => {
-                let ours = self.endpoint.info(sa).is_some_and(|i| i.initiator);
-                if ours {
-                    tracing::warn!(target: "ike", conn = %self.conn(sa), sa = sa.0, "CHILD SA {name} failed: the peer answered {reason}");
-                } else {
-                    tracing::warn!(target: "ike", conn = %self.conn(sa), sa = sa.0, "refused the peer's CHILD SA {name} with {reason}");
-                }
-                self.answer(
-                    sa,
-                    Response::Error { message: format!("CHILD SA {name} failed: the peer answered {reason}") },
-                );
-                // An IKE SA we started for a child that could not be made carries nothing: delete it
-                // rather than leave it half set up (strongSwan keeps it; the RFC allows either).
-                if ours && self.endpoint.children(sa).is_empty() {
-                    tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "deleting the IKE SA: it has no CHILD SA");
-                    let _ = self.endpoint.delete_ike(Instant::now(), sa);
-                }
-            }
-            Event::ChildSaDeleted { sa, spi_in, .. } => {
-                tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "CHILD SA {spi_in:08x}_i deleted");
-                self.since.remove(&(sa, Some(spi_in)));
-                if self.radius.as_ref().is_some_and(|r| r.accounts(sa)) {
-                    let last = self.dp.pair_counters(spi_in).map(|k| k.usage);
-                    if let (Some(r), Some(u)) = (self.radius.as_mut(), last) {
-                        r.pair_gone(sa, crate::radius::usage_of(&u));
-                    }
-                }
-                // A pair the data plane refused is not its to remove: the SPI may be another's.
-                if !self.refused.remove(&spi_in) {
-                    self.dp.remove(spi_in);
-                }
-                // A route stays while another pair (a rekey's successor) still covers its prefix.
-                for r in self.routes.remove(&spi_in).unwrap_or_default() {
-                    if !self.routes.values().any(|rs| rs.contains(&r)) && !self.trap_routes.contains(&r) {
-                        route("del", &r, &self.config.daemon.tun, None);
-                    }
-                }
-            }
-            Event::IkeSaRekeyed { old, new, info } => {
-                tracing::info!(
-                    target: "ike", conn = %info.name, sa = new.0,
-                    "IKE SA rekeyed: {} replaces SA {} ({})", info.spi_i, old.0, info.proposal
-                );
-                self.access.rekeyed(old, new);
-                if let Some(r) = self.radius.as_mut() {
-                    r.rekeyed(old, new);
-                }
-                // The CHILD SAs moved: so do their ages and the SA's own.
-                let moved: Vec<_> = self.since.keys().filter(|(sa, _)| *sa == old).copied().collect();
-                for key in moved {
-                    if let Some(t) = self.since.remove(&key) {
-                        self.since.insert((new, key.1), t);
-                    }
-                }
-            }
-            Event::ReauthDue { sa, name } => {
-                let _ = self.reauthenticate(sa, &name);
-            }
-            Event::ChildSaOutbound { sa, spi_in } => {
-                tracing::debug!(target: "ike", conn = %self.conn(sa), sa = sa.0, "sending on CHILD SA {spi_in:08x}_i");
-                self.dp.set_outbound(spi_in);
-            }
-            Event::IkeSaDown { sa, name, reason } => {
-                let why = down_reason(&reason);
-                // dpd_action (the peer stopped answering) and close_action (it deleted the SA); a
-                // connection being restarted keeps trying until an SA is up.
-                if let Some(n) = name.as_deref() {
-                    self.rearm(n);
-                    let c = self.config.connection(n);
-                    let restart = self.restarts.contains_key(n)
-                        || match reason {
-                            DownReason::Timeout => c.is_some_and(|c| c.dpd_action == PeerAction::Restart),
-                            DownReason::PeerDeleted => c.is_some_and(|c| c.close_action == PeerAction::Restart),
-                            _ => false,
-                        };
-                    if restart && c.is_some_and(|c| !c.remote_addrs.is_empty()) {
-                        self.restarts.insert(n.to_owned(), Instant::now() + RESTART_RETRY);
-                    }
-                }
-                self.since.remove(&(sa, None));
-                // A rekeyed IKE SA handed its virtual IPs and accounting to its successor
-                // (IkeSaRekeyed), so this touches only what it still has.
-                self.access.down(sa);
-                if let Some(r) = self.radius.as_mut() {
-                    r.down(Instant::now(), sa, terminate_cause(&reason));
-                }
-                tracing::info!(target: "ike", conn = name.as_deref().unwrap_or("?"), sa = sa.0, "IKE SA down: {why}");
-                self.answer(sa, Response::Error { message: why });
-            }
-            Event::AuthFailed { sa, peer, reason } => {
-                tracing::warn!(target: "ike", conn = %self.conn(sa), sa = sa.0, "authentication with {peer} failed: {reason}");
-            }
-            Event::InitRejected { peer, notify, reason } => {
-                // INVALID_KE_PAYLOAD is part of a normal negotiation (RFC 7296 §1.2); the rest is not.
-                if notify == oxswan_wire::NotifyType::INVALID_KE_PAYLOAD {
-                    tracing::info!(target: "ike", "IKE_SA_INIT from {peer}: asked for another key exchange ({reason})");
-                } else {
-                    tracing::warn!(target: "ike", "IKE_SA_INIT from {peer} refused with {notify}: {reason}");
-                }
-            }
-            Event::PathChanged { sa, local, remote, spis_in } => {
-                // RFC 7296 §2.23: ESP follows IKE to the peer's new mapping (to its NAT-T port).
-                tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "the peer moved: now {remote} (from {local})");
-                let esp = esp_destination(remote);
-                for spi in spis_in {
-                    if !self.dp.update_path(spi, local, esp) {
-                        tracing::debug!(target: "dataplane", sa = sa.0, "no pair {spi:08x}_i to move");
-                    }
-                }
-            }
-            Event::LivenessConfirmed { sa } => {
-                tracing::debug!(target: "ike", conn = %self.conn(sa), sa = sa.0, "the peer is alive");
-            }
-            Event::VolumeLimit { sa, spi_in, action, usage } => {
-                let what = format!(
-                    "{} octets, {} packets, sequence number {}",
-                    usage.bytes_in.max(usage.bytes_out),
-                    usage.packets_in.max(usage.packets_out),
-                    usage.seq
-                );
-                let (limit, doing) = match action {
-                    VolumeAction::Rekey => ("rekey", "rekeying"),
-                    VolumeAction::Delete => ("life", "deleting"),
-                };
-                tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "CHILD SA {spi_in:08x}_i reached its {limit} volume ({what}): {doing}");
-            }
-        }
-    }
-
     fn answer(&mut self, sa: SaHandle, r: Response) {
         let mut i = 0;
         while i < self.waiters.len() {
@@ -1081,33 +711,5 @@ impl Ike {
                 i += 1;
             }
         }
-    }
-
-    fn install(&mut self, sa: SaHandle, c: &ChildSa) -> anyhow::Result<()> {
-        let info = self.endpoint.info(sa);
-        let name = info.as_ref().map_or_else(|| c.name.clone(), |i| format!("{}/{}", i.name, c.name));
-        // The engine says when a pair starts sending (make before break, RFC 7296 §2.8, §2.8.3):
-        // `outbound` now, or Event::ChildSaOutbound later.
-        if !c.outbound {
-            tracing::debug!(target: "ike", conn = %name, sa = sa.0, "CHILD SA {:08x}_i waits to send", c.spi_in);
-        }
-        self.dp.install(name, c)?;
-        let src = local_source(&c.local_ts);
-        let mut added = Vec::new();
-        for ts in &c.remote_ts {
-            if let Some(r) = cidr(ts) {
-                // A client's virtual IP: the pool's one route takes it in already.
-                if self.access.routed(&r) {
-                    continue;
-                }
-                route("replace", &r, &self.config.daemon.tun, src.filter(|s| s.is_ipv4() == r.contains('.')));
-                added.push(r);
-            } else {
-                tracing::warn!(target: "route", "selector {ts} is not one prefix: no route for it");
-            }
-        }
-        self.routes.insert(c.spi_in, added);
-        self.dp.release_waiting(c.spi_in);
-        Ok(())
     }
 }

@@ -1,0 +1,157 @@
+//! The control socket's commands, as the IKE thread answers them: up, down, rekey, status, reload.
+
+use super::*;
+
+impl Ike {
+    /// `oxswan rekey`: starts the exchanges that replace `name`'s SAs and answers without waiting
+    /// for them, as `swanctl --rekey` does; the log tells how each ends.
+    pub(super) fn rekey(&mut self, name: &str, what: RekeyWhat) -> Response {
+        let now = Instant::now();
+        let sas = self.established_sas(name);
+        if sas.is_empty() {
+            return Response::Error { message: format!("{name} is not up") };
+        }
+        let mut started = 0;
+        let mut refused = Vec::new();
+        for sa in sas {
+            let outcome: Vec<Result<(), String>> = match what {
+                RekeyWhat::Children => {
+                    let spis: Vec<u32> = self.endpoint.children(sa).iter().map(|c| c.spi_in).collect();
+                    let rekey = |spi| self.endpoint.rekey_child(now, sa, spi).map_err(|e| format!("{spi:08x}: {e}"));
+                    spis.into_iter().map(rekey).collect()
+                }
+                RekeyWhat::Ike => vec![self.endpoint.rekey_ike(now, sa).map_err(|e| e.to_string())],
+                RekeyWhat::Reauth => vec![self.reauthenticate(sa, name).map_err(|e| format!("{e:#}"))],
+            };
+            for r in outcome {
+                match r {
+                    Ok(()) => started += 1,
+                    Err(e) => refused.push(e),
+                }
+            }
+        }
+        let what = match what {
+            RekeyWhat::Children => "CHILD SA rekey(s)",
+            RekeyWhat::Ike => "IKE SA rekey(s)",
+            RekeyWhat::Reauth => "reauthentication(s)",
+        };
+        if started == 0 {
+            return Response::Error { message: format!("{name}: no {what} started: {}", refused.join("; ")) };
+        }
+        let mut message = format!("{name}: {started} {what} started");
+        if !refused.is_empty() {
+            message.push_str(&format!(", {} refused: {}", refused.len(), refused.join("; ")));
+        }
+        Response::Ok { message }
+    }
+
+    pub(super) fn command(&mut self, req: Request, reply: mpsc::Sender<Response>) {
+        match req {
+            Request::Up { name } => {
+                let up = self.endpoint.established().into_iter().find(|sa| {
+                    self.endpoint.info(*sa).is_some_and(|i| i.name == name) && !self.endpoint.children(*sa).is_empty()
+                });
+                if up.is_some() {
+                    let _ = reply.send(Response::Ok { message: format!("{name} is already up") });
+                    return;
+                }
+                match self.initiate(&name) {
+                    Ok(sa) => self.waiters.push((sa, name, reply)),
+                    Err(e) => {
+                        let _ = reply.send(Response::Error { message: format!("{e:#}") });
+                    }
+                }
+            }
+            Request::Down { name } => {
+                self.restarts.remove(&name);
+                let now = Instant::now();
+                let sas = self.established_sas(&name);
+                for sa in &sas {
+                    let _ = self.endpoint.delete_ike(now, *sa);
+                }
+                let message = if sas.is_empty() { format!("{name} is not up") } else { format!("{name}: deleting") };
+                let _ = reply.send(Response::Ok { message });
+            }
+            Request::Rekey { name, what } => {
+                let _ = reply.send(self.rekey(&name, what));
+            }
+            Request::Reload => {
+                let r = match self.reload() {
+                    Ok(message) => Response::Ok { message },
+                    Err(e) => {
+                        Response::Error { message: format!("reload refused, the running configuration stays: {e:#}") }
+                    }
+                };
+                let _ = reply.send(r);
+            }
+            Request::Status => {
+                let DatapathStats { keepalives_received, esp_unknown_spi } = self.dp.stats();
+                let _ = reply.send(Response::Status { ike_sas: self.status(), keepalives_received, esp_unknown_spi });
+            }
+        }
+    }
+
+    pub(super) fn status(&self) -> Vec<IkeSaStatus> {
+        let counters: HashMap<u32, PairCounters> = self.dp.counters().into_iter().collect();
+        self.endpoint
+            .established()
+            .into_iter()
+            .filter_map(|sa| {
+                let info = self.endpoint.info(sa)?;
+                let children = self
+                    .endpoint
+                    .children(sa)
+                    .iter()
+                    .map(|c| {
+                        let k = counters.get(&c.spi_in).copied().unwrap_or_default();
+                        ChildStatus {
+                            name: c.name.clone(),
+                            established_secs: self.age(sa, Some(c.spi_in)),
+                            rekey_in_secs: self
+                                .endpoint
+                                .rekey_time(sa, c.spi_in)
+                                .map(|t| t.saturating_duration_since(Instant::now()).as_secs()),
+                            spi_in: format!("{:08x}", c.spi_in),
+                            spi_out: format!("{:08x}", c.spi_out),
+                            proposal: c.proposal.clone(),
+                            mode: format!("{:?}", c.mode).to_lowercase(),
+                            encap: c.encap,
+                            local_ts: c.local_ts.iter().map(ToString::to_string).collect(),
+                            remote_ts: c.remote_ts.iter().map(ToString::to_string).collect(),
+                            bytes_in: k.usage.bytes_in,
+                            packets_in: k.usage.packets_in,
+                            bytes_out: k.usage.bytes_out,
+                            packets_out: k.usage.packets_out,
+                            replayed: k.replayed,
+                            integrity_failed: k.integrity_failed,
+                            outside_selectors: k.outside_selectors,
+                        }
+                    })
+                    .collect();
+                Some(IkeSaStatus {
+                    established_secs: self.age(sa, None),
+                    name: info.name,
+                    state: "ESTABLISHED".into(),
+                    initiator: info.initiator,
+                    local: info.local.to_string(),
+                    remote: info.remote.to_string(),
+                    local_id: identity_string(&info.local_id),
+                    remote_id: identity_string(&info.remote_id),
+                    proposal: info.proposal,
+                    spis: format!("{}_i {}_r", info.spi_i, info.spi_r),
+                    nat: info.nat.any(),
+                    eap_id: info.eap_id,
+                    local_vips: info.local_vips.iter().map(ToString::to_string).collect(),
+                    remote_vips: info.remote_vips.iter().map(ToString::to_string).collect(),
+                    dns: info.dns.iter().map(ToString::to_string).collect(),
+                    children,
+                })
+            })
+            .collect()
+    }
+
+    /// Seconds since an SA came up.
+    pub(super) fn age(&self, sa: SaHandle, child: Option<u32>) -> u64 {
+        self.since.get(&(sa, child)).map_or(0, |t| t.elapsed().as_secs())
+    }
+}
