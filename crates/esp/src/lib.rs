@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod cow;
+pub mod mss;
 pub mod replay;
 pub mod sa;
 pub mod selectors;
