@@ -45,13 +45,7 @@ fn ready_radius() -> bool {
 
 fn pki() -> Pki {
     let ca = pki::Ca::new("radius", pki::Alg::P256);
-    let (cert, key) = ca.issue_for(
-        pki::Alg::P256,
-        "vpn.example",
-        &["vpn.example"],
-        (2025, 2030),
-        &[rcgen::ExtendedKeyUsagePurpose::ServerAuth],
-    );
+    let (cert, key) = ca.issue_gateway("vpn.example");
     Pki { root: ca.root_der.clone(), intermediate: ca.intermediate_der.clone(), cert, key }
 }
 

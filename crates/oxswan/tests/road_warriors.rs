@@ -21,14 +21,12 @@ use common::lan::*;
 use common::ok;
 
 fn pki() -> Pki {
-    let ca = pki::Ca::new("road warriors", pki::Alg::P256);
-    let (cert, key) = ca.issue_for(
-        pki::Alg::P256,
-        "vpn.example",
-        &["vpn.example"],
-        (2025, 2030),
-        &[rcgen::ExtendedKeyUsagePurpose::ServerAuth],
-    );
+    gateway_pki(&pki::Ca::new("road warriors", pki::Alg::P256))
+}
+
+/// The gateway's certificate for vpn.example from `ca`, with the CA's certificates.
+fn gateway_pki(ca: &pki::Ca) -> Pki {
+    let (cert, key) = ca.issue_gateway("vpn.example");
     Pki { root: ca.root_der.clone(), intermediate: ca.intermediate_der.clone(), cert, key }
 }
 
@@ -253,14 +251,7 @@ fn eap_tls_with_a_client_certificate() {
     }
     let mut lan = Lan::new("rwt", 2);
     let ca = pki::Ca::new("road warriors", pki::Alg::P256);
-    let (cert, key) = ca.issue_for(
-        pki::Alg::P256,
-        "vpn.example",
-        &["vpn.example"],
-        (2025, 2030),
-        &[rcgen::ExtendedKeyUsagePurpose::ServerAuth],
-    );
-    let pki = Pki { root: ca.root_der.clone(), intermediate: ca.intermediate_der.clone(), cert, key };
+    let pki = gateway_pki(&ca);
     // The gateway checks the clients' certificates against the same CA.
     std::fs::write(lan.dir.join("root.der"), &pki.root).unwrap();
     let gw = gateway_config(&lan, &pki, "10.10.0.0/24", "eap-tls").replace(

@@ -126,6 +126,12 @@ impl Ca {
         (cert.der().to_vec(), k.serialize_der())
     }
 
+    /// A VPN gateway's certificate for `name` (its DNS subjectAltName, and the serverAuth extended
+    /// key usage Windows requires) and its key, P-256.
+    pub fn issue_gateway(&self, name: &str) -> (Vec<u8>, Vec<u8>) {
+        self.issue_for(Alg::P256, name, &[name], (2025, 2030), &[rcgen::ExtendedKeyUsagePurpose::ServerAuth])
+    }
+
     /// Our credential for an end entity: its certificate, then the intermediate.
     pub fn local(&self, alg: Alg, cn: &str, sans: &[&str]) -> Arc<LocalCert> {
         let (cert, key) = self.issue(alg, cn, sans, (2025, 2030));
