@@ -71,14 +71,19 @@ impl IkeSa {
         }
     }
 
-    /// Starts an IKE SA as initiator: sends IKE_SA_INIT.
+    /// Starts an IKE SA as initiator: sends IKE_SA_INIT, over TCP to the connection's TCP port if
+    /// `tcp` (RFC 9329), else over UDP to `remote`.
     pub fn initiate(
         ctx: &mut Ctx<'_>,
         handle: SaHandle,
         peer: Arc<PeerConfig>,
         local: SocketAddr,
-        remote: SocketAddr,
+        mut remote: SocketAddr,
+        tcp: bool,
     ) -> Result<Self> {
+        if tcp {
+            remote.set_port(peer.tcp.port);
+        }
         let spi_i = crate::init::random_spi(ctx.provider)?;
         let req = InitRequestSent::start(
             ctx.provider,
@@ -90,6 +95,9 @@ impl IkeSa {
         let req = if peer.fragmentation { req } else { req.without_fragmentation()? };
         let mut core = SaCore::new(handle, true, Some(peer), local, remote, spi_i, IkeSpi::ZERO);
         core.state = State::Connecting;
+        if tcp {
+            core.transport = crate::sa::Transport::Tcp;
+        }
         let mut sa = Self::adopt(core);
         let datagram = req.request().to_vec();
         sa.send_request(ctx, InFlight::Init { req: Box::new(req), cookie_tries: 0, ke_retried: false }, vec![datagram]);
@@ -107,6 +115,8 @@ impl IkeSa {
     ) -> Result<Self> {
         use crate::task::ike_init::{announces_fragmentation, signature_hashes};
         let mut core = SaCore::new(handle, false, None, local, remote, init.spi_i, init.spi_r);
+        // The transport the initiator chose (RFC 9329 §6: the responder answers on its stream).
+        core.transport = ctx.transport;
         core.nat = detect(&init.peer_notifies, init.spi_i, IkeSpi::ZERO, local, remote).unwrap_or_default();
         core.peer_hashes = signature_hashes(&init.peer_notifies);
         core.peer_fragmentation = announces_fragmentation(&init.peer_notifies);
@@ -133,6 +143,11 @@ impl IkeSa {
     /// Our SPI, by which the peer's messages reach us.
     pub fn local_spi(&self) -> IkeSpi {
         self.core.local_spi()
+    }
+
+    /// UDP or TCP.
+    pub fn transport(&self) -> crate::sa::Transport {
+        self.core.transport
     }
 
     /// Responder, IKE_SA_INIT answered but IKE_AUTH not yet complete.
@@ -409,7 +424,8 @@ impl IkeSa {
                 if sha1(&[msg.as_bytes()]) == c.request_digest {
                     ctx.out.cache_hits = ctx.out.cache_hits.saturating_add(1);
                     for d in &c.response {
-                        ctx.out.transmits.push_back(Transmit { local, remote, payload: d.clone() });
+                        let transport = ctx.transport;
+                        ctx.out.transmits.push_back(Transmit { local, remote, transport, payload: d.clone() });
                     }
                     return Ok(());
                 }
@@ -488,7 +504,8 @@ impl IkeSa {
         let header = Header::new(self.core.spi_i, self.core.spi_r, exchange, flags, message_id);
         let datagrams = self.core.seal(ctx, &header, response)?;
         for d in &datagrams {
-            ctx.out.transmits.push_back(Transmit { local, remote, payload: d.clone() });
+            let transport = ctx.transport;
+            ctx.out.transmits.push_back(Transmit { local, remote, transport, payload: d.clone() });
         }
         self.cached = Some(Cached { message_id, request_digest, response: datagrams });
         Ok(())
@@ -501,6 +518,8 @@ impl IkeSa {
             return Ok(());
         }
         let response = task::resume(&mut self.core, ctx, answer);
+        // The request came in over the SA's transport; the answer goes back that way.
+        ctx.transport = self.core.transport;
         let r = self.send_response(ctx, (d.exchange, d.message_id, d.request_digest), (d.local, d.remote), &response);
         self.settle(ctx);
         r

@@ -90,8 +90,9 @@ pub(crate) fn answer(
                 core.nat.local_behind_nat = true;
             }
             // §2.23: the initiator moves to port 4500 once a NAT is detected; strongSwan also floats
-            // for `encap`.
-            if core.nat.any() {
+            // for `encap`. Not over TCP: the stream carries IKE and ESP whatever NAT detection
+            // found (RFC 9329 §6).
+            if core.nat.any() && core.transport == crate::sa::Transport::Udp {
                 if core.local.port() == IKE_PORT {
                     core.local.set_port(NAT_T_PORT);
                 }

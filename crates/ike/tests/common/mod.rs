@@ -17,6 +17,14 @@
 //! Endpoints added with [`Sim::add_null_cipher`] (or the pair of [`null_cipher_pair`]) protect their
 //! messages with the test provider's identity cipher, so that [`payloads`] can read what is inside the
 //! SK payload of every message on the wire.
+//!
+//! TCP (RFC 9329) is simulated as streams: a `Transport::Tcp` transmit to a node's TCP port
+//! ([`Sim::tcp_port`]) opens a stream from a fresh ephemeral port of the sender unless one is open
+//! between the two; what goes on a stream arrives in order, without loss or MTU, after the link's
+//! latency; the acceptor's transmits go back on the stream, and are dropped when it is gone (the
+//! responder never connects back, §6). [`Sim::break_streams`] drops every stream and what is in
+//! flight on it, as a reset would; [`Sim::block_udp`] drops every UDP datagram, as a network that
+//! blocks UDP.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -30,7 +38,7 @@ use oxswan_crypto::test_provider::TestProvider;
 use oxswan_crypto::{CryptoProvider, Secret};
 use oxswan_ike::child::{ChildConfig, Mode, TsConfig};
 use oxswan_ike::init::NONCE_LEN;
-use oxswan_ike::{Endpoint, EndpointConfig, Event, LocalAuth, PeerConfig, RemoteAuth, Retransmit, Transmit};
+use oxswan_ike::{Endpoint, EndpointConfig, Event, LocalAuth, PeerConfig, RemoteAuth, Retransmit, Transmit, Transport};
 use oxswan_wire::ts::TrafficSelector;
 use oxswan_wire::{ExchangeType, Identity, Payload, PayloadType, ProtocolId};
 
@@ -102,6 +110,7 @@ pub struct InFlight {
     pub from: SocketAddr,
     pub to: SocketAddr,
     pub data: Vec<u8>,
+    pub transport: Transport,
 }
 
 /// A source NAT in front of one host: its private address is rewritten to `public` with a mapped port.
@@ -214,6 +223,18 @@ pub struct Sim {
     incarnations: BTreeMap<IpAddr, u32>,
     /// The nonce steering of each address's current endpoint.
     steering: BTreeMap<IpAddr, Arc<Mutex<NonceSteer>>>,
+    /// The transport of each datagram of `log`.
+    pub log_transport: Vec<Transport>,
+    /// Every UDP datagram is dropped (and counted in `lost`).
+    pub block_udp: bool,
+    /// Every node accepts TCP streams on this port; `None`: none listens (a connection is refused).
+    pub tcp_port: Option<u16>,
+    /// Open streams: (opener's address, acceptor's address and port) → the opener's port.
+    pub streams: HashMap<(IpAddr, SocketAddr), u16>,
+    /// The next ephemeral port an opener gets.
+    next_port: u16,
+    /// Streams opened so far.
+    pub streams_opened: usize,
 }
 
 impl Sim {
@@ -236,7 +257,44 @@ impl Sim {
             lost: 0,
             incarnations: BTreeMap::new(),
             steering: BTreeMap::new(),
+            log_transport: Vec::new(),
+            block_udp: false,
+            tcp_port: Some(4500),
+            streams: HashMap::new(),
+            next_port: 40_000,
+            streams_opened: 0,
         }
+    }
+
+    /// Drops every TCP stream and what is in flight on them, as a reset would (RFC 9329 §6).
+    pub fn break_streams(&mut self) {
+        self.streams.clear();
+        self.wire.retain(|p| p.transport != Transport::Tcp);
+    }
+
+    /// The stream ends of a TCP transmit from `local` to `remote`: the source address the peer sees,
+    /// or `None` when there is no stream and the transmit may not open one.
+    fn stream(&mut self, local: SocketAddr, remote: SocketAddr) -> Option<SocketAddr> {
+        // The opener, on a stream it has.
+        if let Some(port) = self.streams.get(&(local.ip(), remote)) {
+            return Some(SocketAddr::new(local.ip(), *port));
+        }
+        // The acceptor, back on a stream to the opener's port.
+        let accepted = self.streams.iter().find(|((opener, server), port)| {
+            *opener == remote.ip() && **port == remote.port() && server.ip() == local.ip()
+        });
+        if let Some(((_, server), _)) = accepted {
+            return Some(*server);
+        }
+        // A new stream, to a port that listens.
+        if Some(remote.port()) != self.tcp_port {
+            return None;
+        }
+        let port = self.next_port;
+        self.next_port = self.next_port.wrapping_add(1).max(40_000);
+        self.streams.insert((local.ip(), remote), port);
+        self.streams_opened += 1;
+        Some(SocketAddr::new(local.ip(), port))
     }
 
     /// An endpoint with the seeded provider (real ciphers) at `ip`, replacing any endpoint there.
@@ -329,7 +387,27 @@ impl Sim {
     }
 
     fn send(&mut self, t: Transmit) {
-        let Transmit { mut local, remote, payload } = t;
+        let Transmit { mut local, remote, transport, payload } = t;
+        if transport == Transport::Tcp {
+            self.log.push((local, remote, payload.clone()));
+            self.log_at.push(self.elapsed());
+            self.log_transport.push(transport);
+            let Some(from) = self.stream(local, remote) else {
+                self.lost += 1;
+                return;
+            };
+            self.seq += 1;
+            // In order: a stream's packets never overtake one another (no jitter).
+            self.wire.push(InFlight {
+                at: self.now + self.link.latency,
+                seq: self.seq,
+                from,
+                to: remote,
+                data: payload,
+                transport,
+            });
+            return;
+        }
         // A NAT rewrites the source of its private host's packets.
         if let Some(nat) = self.nat.as_mut() {
             if local.ip() == nat.private_ip {
@@ -339,6 +417,11 @@ impl Sim {
         let index = self.log.len();
         self.log.push((local, remote, payload.clone()));
         self.log_at.push(self.elapsed());
+        self.log_transport.push(transport);
+        if self.block_udp {
+            self.lost += 1;
+            return;
+        }
         if let Some(f) = self.drop_filter.as_mut() {
             if f(index, &payload) {
                 return;
@@ -367,6 +450,7 @@ impl Sim {
                 from: local,
                 to: remote,
                 data: payload.clone(),
+                transport,
             });
         }
     }
@@ -405,7 +489,10 @@ impl Sim {
             }
             let now = self.now;
             if let Some(ep) = self.nodes.get_mut(&pkt.to.ip()) {
-                ep.handle_datagram(now, pkt.to, pkt.from, &pkt.data);
+                match pkt.transport {
+                    Transport::Udp => ep.handle_datagram(now, pkt.to, pkt.from, &pkt.data),
+                    Transport::Tcp => ep.handle_tcp(now, pkt.to, pkt.from, &pkt.data),
+                }
             }
         } else {
             let now = self.now;
@@ -545,6 +632,7 @@ pub fn psk_peer(
         vips: Vec::new(),
         unique: Default::default(),
         fragmentation: true,
+        tcp: oxswan_ike::TcpConfig::NO,
     }
 }
 
