@@ -86,7 +86,9 @@ impl Ike {
             }
             Request::Status => {
                 let DatapathStats { keepalives_received, esp_unknown_spi } = self.dp.stats();
-                let _ = reply.send(Response::Status { ike_sas: self.status(), keepalives_received, esp_unknown_spi });
+                let tcp = self.streams.status();
+                let _ =
+                    reply.send(Response::Status { ike_sas: self.status(), keepalives_received, esp_unknown_spi, tcp });
             }
         }
     }
@@ -140,6 +142,10 @@ impl Ike {
                     proposal: info.proposal,
                     spis: format!("{}_i {}_r", info.spi_i, info.spi_r),
                     nat: info.nat.any(),
+                    transport: match info.transport {
+                        oxswan_ike::Transport::Udp => "udp".into(),
+                        oxswan_ike::Transport::Tcp => "tcp".into(),
+                    },
                     eap_id: info.eap_id,
                     local_vips: info.local_vips.iter().map(ToString::to_string).collect(),
                     remote_vips: info.remote_vips.iter().map(ToString::to_string).collect(),

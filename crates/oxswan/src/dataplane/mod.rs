@@ -24,6 +24,8 @@ use oxswan_io::{RecvScratch, Tun, TunRx, TunTx, UdpIo};
 use oxswan_wire::udp_encap::{Udp4500, classify};
 
 use crate::early::{EARLY_AGE, HELD_AGE, PacketRing};
+use crate::streams::TcpBatch;
+use oxswan_ike::Transport;
 
 mod seam;
 mod tables;
@@ -75,6 +77,8 @@ pub struct DataPlane {
     pub replay_window: u32,
     /// Where new outbound SAs start numbering (tests only, `OXSWAN_TEST_SEQUENCE_START`).
     pub sequence_start: Option<u64>,
+    /// TCP streams (RFC 9329): ESP of pairs whose IKE SA is on TCP goes into them.
+    pub tcp: Arc<crate::streams::Streams>,
 }
 
 impl DataPlane {
@@ -104,6 +108,7 @@ impl DataPlane {
         }
         let mut sent = 0;
         let mut out = GsoBatch::default();
+        let mut tcp = TcpBatch::default();
         let mut buf = Vec::new();
         let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         held.take(now, HELD_AGE, |_, pkt| {
@@ -117,7 +122,10 @@ impl DataPlane {
             let next_header = if info.src.is_ipv4() { 4 } else { 41 };
             if let Ok(range) = entry.out.seal(&mut buf, HEADROOM..HEADROOM + pkt.len(), next_header) {
                 if let Some(esp) = buf.get(range) {
-                    out.push(&self.natt, path.local.ip(), path.remote, esp);
+                    match path.transport {
+                        Transport::Udp => out.push(&self.natt, path.local.ip(), path.remote, esp),
+                        Transport::Tcp => tcp.push(&self.tcp, (path.local.ip(), path.remote), esp),
+                    }
                     sent += 1;
                 }
             }
@@ -125,6 +133,7 @@ impl DataPlane {
         });
         drop(held);
         out.flush(&self.natt);
+        tcp.flush(&self.tcp);
         if sent > 0 {
             tracing::info!(target: "dataplane", "{}: sent {sent} packet(s) held while the connection came up", entry.name);
         }
@@ -134,6 +143,7 @@ impl DataPlane {
     pub fn tun_loop(self: Arc<Self>) {
         let mut rx = TunRx::new(TUN_MTU, HEADROOM, TAILROOM);
         let mut out = GsoBatch::default();
+        let mut tcp = TcpBatch::default();
         while !self.stop.load(Ordering::Relaxed) {
             match self.tun.recv(&mut rx) {
                 Ok(_) => {}
@@ -173,7 +183,11 @@ impl DataPlane {
                 match child.out.seal(buf, inner, next_header) {
                     Ok(range) => {
                         if let Some(pkt) = buf.get(range) {
-                            out.push(&self.natt, path.local.ip(), path.remote, pkt);
+                            match path.transport {
+                                Transport::Udp => out.push(&self.natt, path.local.ip(), path.remote, pkt),
+                                // RFC 9329 §3.2: into the IKE SA's stream, framed.
+                                Transport::Tcp => tcp.push(&self.tcp, (path.local.ip(), path.remote), pkt),
+                            }
                         }
                     }
                     Err(e) => tracing::debug!(target: "dataplane", "{}: seal: {e}", child.name),
@@ -181,6 +195,7 @@ impl DataPlane {
             }
             drop(tables);
             out.flush(&self.natt);
+            tcp.flush(&self.tcp);
         }
     }
 
@@ -254,13 +269,15 @@ impl DataPlane {
         true
     }
 
-    fn write_tun(&self, tx: &mut TunTx) {
+    pub(crate) fn write_tun(&self, tx: &mut TunTx) {
         if let Err(e) = self.tun.send(tx) {
             tracing::debug!(target: "dataplane", "TUN write: {e}");
         }
     }
 
-    fn esp_in(&self, tables: &Tables, pkt: &mut [u8], tx: &mut TunTx) {
+    /// ESP from UDP 4500 or a TCP stream (RFC 9329 §3.2): by SPI to its pair, opened, to the TUN
+    /// device; for an SPI not installed yet, kept a moment.
+    pub(crate) fn esp_in(&self, tables: &Tables, pkt: &mut [u8], tx: &mut TunTx) {
         let spi = match pkt.get(..4) {
             Some([a, b, c, d]) => u32::from_be_bytes([*a, *b, *c, *d]),
             _ => return,

@@ -9,13 +9,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use arc_swap::ArcSwap;
 use oxswan_esp::{InboundSa, OutboundSa, PacketInfo, Selectors, Spd, SpdError};
 
-/// Where a pair's ESP travels: from our address (which socket sends) to the peer's NAT-T address.
+/// Where a pair's ESP travels: from our address (which socket sends) to the peer's NAT-T address,
+/// or into the IKE SA's TCP stream between the two (RFC 9329 §3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EspPath {
     /// Our address.
     pub local: SocketAddr,
-    /// The peer's address and port (4500, or what a NAT mapped it to).
+    /// The peer's address and port (4500, or what a NAT mapped it to; over TCP the peer's end of
+    /// the stream).
     pub remote: SocketAddr,
+    /// UDP, or the stream from `local`'s address to `remote`.
+    pub transport: oxswan_ike::Transport,
 }
 
 /// One CHILD SA pair installed in the data plane.
@@ -160,13 +164,15 @@ impl SaTables {
         }
     }
 
-    /// Sends the ESP of the pair with inbound SPI `spi_in` along `path` from now on; false if there is
-    /// no such pair. The entry is shared with the packet threads, so only its path is swapped: a
+    /// Sends the ESP of the pair with inbound SPI `spi_in` to `local` and `remote` from now on,
+    /// over the transport it has (an SA keeps its transport, RFC 9329 §6); false if there is no
+    /// such pair. The entry is shared with the packet threads, so only its path is swapped: a
     /// batch being sealed goes out the old way, the next batch the new one.
-    pub fn update_path(&self, spi_in: u32, path: EspPath) -> bool {
+    pub fn update_path(&self, spi_in: u32, local: SocketAddr, remote: SocketAddr) -> bool {
         let tables = self.load();
         let Some(c) = tables.by_spi(spi_in) else { return false };
-        c.path.store(Arc::new(path));
+        let transport = c.path().transport;
+        c.path.store(Arc::new(EspPath { local, remote, transport }));
         true
     }
 
@@ -191,7 +197,11 @@ mod tests {
     use oxswan_esp::{InboundSa, OutboundSa};
 
     fn path(local: &str, remote: &str) -> EspPath {
-        EspPath { local: local.parse().unwrap(), remote: remote.parse().unwrap() }
+        EspPath {
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+            transport: oxswan_ike::Transport::Udp,
+        }
     }
 
     fn pair(spi_in: u32, remote_ts: &str, outbound: bool) -> ChildEntry {
@@ -271,11 +281,11 @@ mod tests {
         let held = tables.outbound(&to("10.2.0.1")).unwrap();
         assert_eq!(held.path(), path("192.0.2.1:4500", "198.51.100.1:4500"));
         // The peer's NAT mapped it to another port (RFC 7296 §2.23).
-        assert!(t.update_path(7, path("192.0.2.1:4500", "198.51.100.1:61000")));
+        assert!(t.update_path(7, "192.0.2.1:4500".parse().unwrap(), "198.51.100.1:61000".parse().unwrap()));
         assert_eq!(held.path().remote, "198.51.100.1:61000".parse().unwrap(), "seen through the old snapshot");
         assert_eq!(entry.path(), held.path());
         assert!(Arc::ptr_eq(held, &entry), "the SAs themselves stay");
-        assert!(!t.update_path(8, path("192.0.2.1:4500", "198.51.100.1:1")));
+        assert!(!t.update_path(8, "192.0.2.1:4500".parse().unwrap(), "198.51.100.1:1".parse().unwrap()));
     }
 
     /// Installing one pair after another publishes a snapshot each time: that stays cheap with many
