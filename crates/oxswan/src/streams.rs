@@ -113,14 +113,18 @@ pub struct Streams {
     /// The TCP ports of our connections' responders: a transmit to one may open a stream.
     open_ports: Mutex<HashSet<u16>>,
     stop: AtomicBool,
+    /// How long a stream without an IKE SA may stay silent ([`IDLE`]; tests shorten it).
+    idle: Duration,
     /// Counters.
     pub stats: StreamStats,
 }
 
 impl Streams {
-    /// An empty table; IKE from streams goes to `ike`.
-    pub fn new(ike: mpsc::Sender<Input>) -> Self {
+    /// An empty table; IKE from streams goes to `ike`; streams without an IKE SA close after
+    /// `idle` of silence.
+    pub fn new(ike: mpsc::Sender<Input>, idle: Duration) -> Self {
         Self {
+            idle,
             map: Mutex::new(HashMap::new()),
             ike,
             plane: OnceLock::new(),
@@ -225,7 +229,7 @@ impl Streams {
     /// [`IDLE`]. Called by the IKE thread now and then.
     pub fn close_idle(&self, used: &HashSet<StreamKey>) {
         let idle: Vec<Arc<Stream>> =
-            self.map().values().filter(|s| !used.contains(&s.key) && s.idle_for() >= IDLE).cloned().collect();
+            self.map().values().filter(|s| !used.contains(&s.key) && s.idle_for() >= self.idle).cloned().collect();
         for s in idle {
             tracing::info!(target: "io", "closing the idle TCP stream with {}", s.key.1);
             self.close(&s, false);

@@ -982,3 +982,54 @@ fn a_reset_tcp_stream_is_reopened_and_traffic_resumes() {
         right["ike_sas"][0]["remote"]
     );
 }
+
+/// A responder's TCP port is open to anyone, so everything it keeps for a stream is bounded: a
+/// stranger whose stream does not begin with `IKETCP` is turned away at once (§4); one that says
+/// nothing is closed once idle; no more than 256 streams are held; the tunnel over TCP meanwhile
+/// keeps working and its stream, used by an IKE SA, is not closed however quiet.
+#[test]
+fn strangers_on_the_tcp_port_are_bounded() {
+    if !root_with_tools() || !needs_nft() {
+        return;
+    }
+    let mut h = Hosts::new("oxt3");
+    h.daemon_env.push(("OXSWAN_TEST_TCP_IDLE".into(), "2".into()));
+    h.start_edited("right", tcp_responder);
+    h.start_edited("left", tcp_initiator("always"));
+    assert!(h.ox("left", "up site --timeout 10").status.success(), "{}\n{}", h.log("left"), h.log("right"));
+    let left = h.ns("left");
+    // Not IKE over TCP: closed at the first octet that is not the prefix.
+    let t = Instant::now();
+    let o = sh(&format!(
+        "ip netns exec {left} timeout 5 bash -c 'exec 3<>/dev/tcp/192.0.2.2/4500; printf \"GET / HTTP/1.1\\r\\n\" >&3; cat <&3'"
+    ));
+    assert!(o.status.success() && t.elapsed() < Duration::from_secs(2), "{o:?} after {:?}", t.elapsed());
+    assert_eq!(h.status("right")["tcp"]["refused"], 1);
+    // Silent: closed after the idle time (2 s here), seen as EOF by the stranger.
+    let t = Instant::now();
+    let o = sh(&format!("ip netns exec {left} timeout 8 bash -c 'exec 3<>/dev/tcp/192.0.2.2/4500; cat <&3'"));
+    let silent = t.elapsed();
+    assert!(o.status.success() && silent >= Duration::from_secs(2) && silent < Duration::from_secs(5), "{o:?} after {silent:?}");
+    // Three hundred at once: 256 held at most (the tunnel's among them), the rest refused.
+    let mut flood = Command::new("ip")
+        .args(["netns", "exec", &left, "bash", "-c", "for i in $(seq 300); do exec {fd}<>/dev/tcp/192.0.2.2/4500; done; sleep 4"])
+        .spawn()
+        .unwrap();
+    // Until every one of them was either accepted or refused, the table never holds more than 256.
+    settles(10, || {
+        let tcp = h.status("right")["tcp"].clone();
+        let n = |k: &str| tcp[k].as_u64().unwrap_or(0);
+        assert!(n("streams") <= 256, "{tcp}");
+        holds(n("accepted") + n("refused") >= 3 + 300, || format!("{tcp}"))
+    });
+    let tcp = h.status("right")["tcp"].clone();
+    assert!(tcp["refused"].as_u64().unwrap() >= 2, "some of the flood refused: {tcp}");
+    assert!(h.log("right").contains("refusing a TCP stream"));
+    let _ = flood.wait();
+    settles(6, || {
+        let n = h.status("right")["tcp"]["streams"].as_u64().unwrap_or(0);
+        holds(n == 1, || format!("{n} streams: only the tunnel's should remain"))
+    });
+    assert!(h.ping(3), "the tunnel's stream stays\n{}", h.log("right"));
+    assert_eq!(h.status("left")["tcp"]["opened"], 1, "never closed and reopened");
+}

@@ -114,7 +114,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         on_off(sockets.values().all(|s| s.natt.gro()))
     );
     let (tx, rx) = mpsc::channel::<Input>();
-    let streams = Arc::new(Streams::new(tx.clone()));
+    let streams = Arc::new(Streams::new(tx.clone(), tcp_idle()?));
     streams.set_open_ports(config.connections.iter().map(|c| c.tcp_port));
     let dp = Arc::new(DataPlane {
         tables: SaTables::default(),
@@ -385,6 +385,19 @@ struct Ike {
     streams: Arc<Streams>,
     /// When idle streams were last looked for.
     streams_checked: Instant,
+}
+
+/// `OXSWAN_TEST_TCP_IDLE`: seconds after which a silent TCP stream without an IKE SA is closed
+/// (tests only; [`crate::streams::IDLE`] otherwise).
+fn tcp_idle() -> anyhow::Result<Duration> {
+    match std::env::var("OXSWAN_TEST_TCP_IDLE") {
+        Ok(v) => {
+            let secs: u64 = v.parse().with_context(|| format!("OXSWAN_TEST_TCP_IDLE={v:?}"))?;
+            tracing::warn!(target: "daemon", "testing: idle TCP streams close after {secs} s");
+            Ok(Duration::from_secs(secs))
+        }
+        Err(_) => Ok(crate::streams::IDLE),
+    }
 }
 
 /// `OXSWAN_TEST_SEQUENCE_START`: new outbound SAs number their packets from there, so that a test
