@@ -1009,10 +1009,20 @@ fn strangers_on_the_tcp_port_are_bounded() {
     let t = Instant::now();
     let o = sh(&format!("ip netns exec {left} timeout 8 bash -c 'exec 3<>/dev/tcp/192.0.2.2/4500; cat <&3'"));
     let silent = t.elapsed();
-    assert!(o.status.success() && silent >= Duration::from_secs(2) && silent < Duration::from_secs(5), "{o:?} after {silent:?}");
+    assert!(
+        o.status.success() && silent >= Duration::from_secs(2) && silent < Duration::from_secs(5),
+        "{o:?} after {silent:?}"
+    );
     // Three hundred at once: 256 held at most (the tunnel's among them), the rest refused.
     let mut flood = Command::new("ip")
-        .args(["netns", "exec", &left, "bash", "-c", "for i in $(seq 300); do exec {fd}<>/dev/tcp/192.0.2.2/4500; done; sleep 4"])
+        .args([
+            "netns",
+            "exec",
+            &left,
+            "bash",
+            "-c",
+            "for i in $(seq 300); do exec {fd}<>/dev/tcp/192.0.2.2/4500; done; sleep 4",
+        ])
         .spawn()
         .unwrap();
     // Until every one of them was either accepted or refused, the table never holds more than 256.
