@@ -166,6 +166,9 @@ pub struct PeerConfig {
     /// Use IKE fragmentation (RFC 7383) on this connection: announce it as initiator and fragment
     /// our long messages when the peer announced it too (strongSwan's `fragmentation`).
     pub fragmentation: bool,
+    /// Announce and use MOBIKE (RFC 4555) on this connection (strongSwan's `mobike`): the IKE SA
+    /// and its CHILD SAs move to new addresses with UPDATE_SA_ADDRESSES instead of being set up anew.
+    pub mobike: bool,
 }
 
 /// The uniqueness policy of a connection's peer identities (strongSwan's `unique`).

@@ -47,6 +47,8 @@ pub struct IkeSaInfo {
     pub dns_domains: Vec<String>,
     /// The peer's EAP identity, when it authenticated with EAP (RFC 7296 §2.16).
     pub eap_id: Option<String>,
+    /// Both sides agreed on MOBIKE (RFC 4555): the SA can move to other addresses.
+    pub mobike: bool,
 }
 
 /// The keys and parameters of a CHILD SA pair, for the ESP data plane.

@@ -233,6 +233,7 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
             oxswan_config::Unique::Keep => Unique::Keep,
         },
         fragmentation: c.fragmentation,
+        mobike: c.mobike,
     })
 }
 

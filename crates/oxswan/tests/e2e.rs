@@ -322,6 +322,7 @@ fn inner_packets_outside_the_selectors_are_dropped_and_counted() {
             vips: Vec::new(),
             unique: Default::default(),
             fragmentation: true,
+            mobike: true,
         };
         let provider = oxswan_crypto::default_provider();
         let now = Instant::now();

@@ -76,6 +76,9 @@ pub(crate) struct Ctx<'a> {
     pub keepalive: Option<core::time::Duration>,
     /// Where virtual IPs for clients come from.
     pub leases: &'a mut dyn crate::leases::AddressLeases,
+    /// This host's addresses, as the daemon last told them: MOBIKE announces the others than an
+    /// SA's own (RFC 4555 §3.4).
+    pub local_addresses: &'a [core::net::IpAddr],
 }
 
 /// Draws of an inbound SPI before giving up: with a working random source a collision among 2^32

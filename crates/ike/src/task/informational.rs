@@ -10,6 +10,14 @@ use crate::sa::{Ctx, SaCore};
 
 impl SaCore {
     pub(crate) fn handle_informational(&mut self, ctx: &mut Ctx<'_>, payloads: &[Payload]) -> Vec<Payload> {
+        let notifies: Vec<_> = payloads
+            .iter()
+            .filter_map(|p| match p {
+                Payload::Notify(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut out = self.handle_mobike_request(ctx, &notifies);
         let mut deleted_in = Vec::new();
         for p in payloads {
             match p {
@@ -44,6 +52,9 @@ impl SaCore {
                 _ => {}
             }
         }
-        if deleted_in.is_empty() { Vec::new() } else { vec![Payload::Delete(DeletePayload::esp(&deleted_in))] }
+        if !deleted_in.is_empty() {
+            out.push(Payload::Delete(DeletePayload::esp(&deleted_in)));
+        }
+        out
     }
 }

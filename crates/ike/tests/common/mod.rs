@@ -214,6 +214,11 @@ pub struct Sim {
     incarnations: BTreeMap<IpAddr, u32>,
     /// The nonce steering of each address's current endpoint.
     steering: BTreeMap<IpAddr, Arc<Mutex<NonceSteer>>>,
+    /// More addresses of an endpoint (a host with two uplinks): datagrams to the key reach the
+    /// endpoint added at the value.
+    pub aliases: BTreeMap<IpAddr, IpAddr>,
+    /// Addresses that are gone: datagrams from or to them are lost.
+    pub unreachable: std::collections::BTreeSet<IpAddr>,
 }
 
 impl Sim {
@@ -236,6 +241,8 @@ impl Sim {
             lost: 0,
             incarnations: BTreeMap::new(),
             steering: BTreeMap::new(),
+            aliases: BTreeMap::new(),
+            unreachable: Default::default(),
         }
     }
 
@@ -344,6 +351,10 @@ impl Sim {
                 return;
             }
         }
+        if self.unreachable.contains(&local.ip()) || self.unreachable.contains(&remote.ip()) {
+            self.lost += 1;
+            return;
+        }
         // Larger than the MTU: IP fragments, each of which can be lost (or all are dropped by a
         // middlebox that filters fragments). IKE fragmentation (RFC 7383) is not implemented yet.
         let fragments = (payload.len() + 28).div_ceil(self.link.mtu.max(68));
@@ -404,7 +415,8 @@ impl Sim {
                 }
             }
             let now = self.now;
-            if let Some(ep) = self.nodes.get_mut(&pkt.to.ip()) {
+            let node = self.aliases.get(&pkt.to.ip()).copied().unwrap_or(pkt.to.ip());
+            if let Some(ep) = self.nodes.get_mut(&node) {
                 ep.handle_datagram(now, pkt.to, pkt.from, &pkt.data);
             }
         } else {
@@ -545,6 +557,8 @@ pub fn psk_peer(
         vips: Vec::new(),
         unique: Default::default(),
         fragmentation: true,
+        // Off here so that the annotated exchanges stay as they were; tests/mobility.rs turns it on.
+        mobike: false,
     }
 }
 
