@@ -297,6 +297,11 @@ impl InboundSa {
         self.spi
     }
 
+    /// The highest sequence number received and authenticated so far (the replay window's top).
+    pub fn highest(&self) -> u64 {
+        self.window().top()
+    }
+
     /// Moves the replay window as if `seq` had been received (tests of ESN across 2^32).
     #[doc(hidden)]
     pub fn skip_window_to(&self, seq: u64) {

@@ -100,6 +100,9 @@ pub struct IkeSaStatus {
     pub spis: String,
     /// A NAT was detected (or encapsulation forced).
     pub nat: bool,
+    /// MOBIKE (RFC 4555) was agreed: the SA follows our address changes.
+    #[serde(default)]
+    pub mobike: bool,
     /// The peer's EAP identity, when it authenticated with EAP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eap_id: Option<String>,

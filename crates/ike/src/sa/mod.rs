@@ -372,7 +372,7 @@ impl SaCore {
         let keys = self.keys.as_ref()?;
         Some(IkeSaInfo {
             name: peer.name.clone(),
-            initiator: self.initiator,
+            initiator: self.original_initiator,
             spi_i: self.spi_i,
             spi_r: self.spi_r,
             local: self.local,

@@ -116,21 +116,28 @@ impl SaCore {
         }
         let (local, remote) = self.request_path();
         let mut payloads = vec![notify(NotifyType::UPDATE_SA_ADDRESSES)];
+        payloads.extend(self.nat_detection(ctx, local, remote)?);
+        let mut cookie2 = vec![0u8; COOKIE2_LEN];
+        ctx.provider.random.fill(&mut cookie2).ok()?;
+        payloads.push(Payload::Notify(NotifyPayload::new(NotifyType::COOKIE2, cookie2.clone())));
+        payloads.extend(self.address_list(ctx));
+        Some((payloads, InFlight::UpdateAddresses { cookie2: Some(cookie2) }))
+    }
+
+    /// Our NAT detection notifies for a message from `local` to `remote`. With `force_encap` the
+    /// source hash matches no address, as in IKE_SA_INIT, so the peer keeps ESP in UDP after the
+    /// move (§2.23; strongSwan's `encap` does the same): a peer whose data plane cannot change
+    /// the encapsulation of an SA (charon's kernel-libipsec) would rekey it instead.
+    fn nat_detection(&self, ctx: &Ctx<'_>, local: SocketAddr, remote: SocketAddr) -> Option<Vec<Payload>> {
         let mut nat = nat_notifies(self.spi_i, self.spi_r, local, remote);
         if self.peer.as_ref().is_some_and(|p| p.force_encap) {
-            // As in IKE_SA_INIT: a source hash that matches no address keeps ESP in UDP (§2.23).
             let mut fake = [0u8; 20];
             ctx.provider.random.fill(&mut fake).ok()?;
             if let [Payload::Notify(src), _] = &mut nat {
                 src.data = fake.to_vec();
             }
         }
-        payloads.extend(nat);
-        let mut cookie2 = vec![0u8; COOKIE2_LEN];
-        ctx.provider.random.fill(&mut cookie2).ok()?;
-        payloads.push(Payload::Notify(NotifyPayload::new(NotifyType::COOKIE2, cookie2.clone())));
-        payloads.extend(self.address_list(ctx));
-        Some((payloads, InFlight::UpdateAddresses { cookie2: Some(cookie2) }))
+        Some(nat.to_vec())
     }
 
     /// The answer to our update (§3.5): the cookie must come back as sent (§3.8, else the answer is
@@ -182,7 +189,7 @@ impl SaCore {
             self.move_to(ctx, local, remote);
         }
         if natd {
-            out.extend(nat_notifies(self.spi_i, self.spi_r, local, remote));
+            out.extend(self.nat_detection(ctx, local, remote).unwrap_or_default());
         }
         if let Some(c) = notifies.iter().find(|n| n.notify_type == NotifyType::COOKIE2) {
             if COOKIE2_RANGE.contains(&c.data.len()) {

@@ -140,6 +140,7 @@ impl Ike {
                     proposal: info.proposal,
                     spis: format!("{}_i {}_r", info.spi_i, info.spi_r),
                     nat: info.nat.any(),
+                    mobike: info.mobike,
                     eap_id: info.eap_id,
                     local_vips: info.local_vips.iter().map(ToString::to_string).collect(),
                     remote_vips: info.remote_vips.iter().map(ToString::to_string).collect(),

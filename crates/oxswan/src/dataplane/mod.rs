@@ -16,7 +16,9 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
 
 use oxswan_esp::{HEADROOM, PacketInfo, Selectors, TAILROOM};
 use oxswan_io::udp::{MAX_GSO_BYTES, MAX_SEGMENTS};
@@ -53,8 +55,8 @@ pub struct DataPlane {
     pub tables: SaTables,
     /// The TUN device.
     pub tun: Tun,
-    /// NAT-T sockets by local address.
-    pub natt: HashMap<IpAddr, Arc<UdpIo>>,
+    /// NAT-T sockets by local address; more come when the host gains an address (MOBIKE).
+    pub natt: ArcSwap<HashMap<IpAddr, Arc<UdpIo>>>,
     /// Set when the daemon stops.
     pub stop: AtomicBool,
     /// NAT keepalives received.
@@ -90,7 +92,7 @@ impl DataPlane {
         early.take(now, EARLY_AGE, |key, pkt| {
             let ours = key == spi;
             if ours {
-                self.deliver(entry, pkt, &mut tx);
+                self.deliver(entry, pkt, None, &mut tx);
             }
             ours
         });
@@ -104,6 +106,7 @@ impl DataPlane {
         }
         let mut sent = 0;
         let mut out = GsoBatch::default();
+        let socks = self.natt.load();
         let mut buf = Vec::new();
         let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         held.take(now, HELD_AGE, |_, pkt| {
@@ -117,14 +120,14 @@ impl DataPlane {
             let next_header = if info.src.is_ipv4() { 4 } else { 41 };
             if let Ok(range) = entry.out.seal(&mut buf, HEADROOM..HEADROOM + pkt.len(), next_header) {
                 if let Some(esp) = buf.get(range) {
-                    out.push(&self.natt, path.local.ip(), path.remote, esp);
+                    out.push(&socks, path.local.ip(), path.remote, esp);
                     sent += 1;
                 }
             }
             true
         });
         drop(held);
-        out.flush(&self.natt);
+        out.flush(&socks);
         if sent > 0 {
             tracing::info!(target: "dataplane", "{}: sent {sent} packet(s) held while the connection came up", entry.name);
         }
@@ -144,6 +147,7 @@ impl DataPlane {
                 }
             }
             let tables = self.tables.load();
+            let socks = self.natt.load();
             let mut last: Option<(PacketInfo, &Arc<ChildEntry>, EspPath)> = None;
             for i in 0..rx.len() {
                 let Some((buf, inner)) = rx.packet(i) else { continue };
@@ -173,14 +177,14 @@ impl DataPlane {
                 match child.out.seal(buf, inner, next_header) {
                     Ok(range) => {
                         if let Some(pkt) = buf.get(range) {
-                            out.push(&self.natt, path.local.ip(), path.remote, pkt);
+                            out.push(&socks, path.local.ip(), path.remote, pkt);
                         }
                     }
                     Err(e) => tracing::debug!(target: "dataplane", "{}: seal: {e}", child.name),
                 }
             }
             drop(tables);
-            out.flush(&self.natt);
+            out.flush(&socks);
         }
     }
 
@@ -231,7 +235,7 @@ impl DataPlane {
                         }
                         Err(_) => continue,
                     }
-                    self.esp_in(&tables, pkt, &mut tx);
+                    self.esp_in(&tables, pkt, d.from, &mut tx);
                 }
                 drop(tables);
                 // A full receive may hold 64 datagrams: keep room for one more.
@@ -260,7 +264,7 @@ impl DataPlane {
         }
     }
 
-    fn esp_in(&self, tables: &Tables, pkt: &mut [u8], tx: &mut TunTx) {
+    fn esp_in(&self, tables: &Tables, pkt: &mut [u8], from: SocketAddr, tx: &mut TunTx) {
         let spi = match pkt.get(..4) {
             Some([a, b, c, d]) => u32::from_be_bytes([*a, *b, *c, *d]),
             _ => return,
@@ -271,14 +275,18 @@ impl DataPlane {
             self.early.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keep(now, spi, pkt);
             return;
         };
-        self.deliver(child, pkt, tx);
+        self.deliver(child, pkt, Some(from), tx);
     }
 
-    /// Opens an ESP packet of `child` and queues its inner packet for the TUN device.
-    fn deliver(&self, child: &ChildEntry, pkt: &mut [u8], tx: &mut TunTx) {
+    /// Opens an ESP packet of `child` that came `from` there and queues its inner packet for the
+    /// TUN device.
+    fn deliver(&self, child: &ChildEntry, pkt: &mut [u8], from: Option<SocketAddr>, tx: &mut TunTx) {
         // Whether the peer's first packet on a new pair lets us send on it is the engine's rule
         // (the counters reach it through `Endpoint::handle_usage`), not this thread's.
         let Ok(opened) = child.inb.open(pkt) else { return };
+        if let Some(from) = from.filter(|f| *f != child.path().remote) {
+            self.moved(child, from, opened.sequence_number);
+        }
         if opened.next_header == oxswan_wire::esp::NEXT_HEADER_NONE {
             return;
         }
@@ -298,6 +306,39 @@ impl DataPlane {
         }
     }
 }
+
+impl DataPlane {
+    /// Authentic ESP of `child` came from `from`, not from where the pair sends: the peer's NAT
+    /// mapping changed (RFC 7296 §2.23). The IKE thread hears of it, and the engine decides
+    /// whether the SA follows; only for the pair's newest packet (a late one from the old mapping
+    /// must not pull it back), and once a second per source.
+    fn moved(&self, child: &ChildEntry, from: SocketAddr, seq: u64) {
+        if seq < child.inb.highest() {
+            return;
+        }
+        let now = Instant::now();
+        let mut last = child.moved.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|(at, when)| at == from && now.saturating_duration_since(when) < MOVED_REPORT) {
+            return;
+        }
+        *last = Some((from, now));
+        drop(last);
+        let _ = self.ike.send(crate::input::Input::EspMoved { spi_in: child.inb.spi(), from });
+    }
+
+    /// Adds the NAT-T socket of a local address that appeared (MOBIKE): the packet threads see it
+    /// from their next batch.
+    pub fn add_socket(&self, addr: IpAddr, sock: Arc<UdpIo>) {
+        self.natt.rcu(|m| {
+            let mut m = HashMap::clone(m);
+            m.insert(addr, sock.clone());
+            m
+        });
+    }
+}
+
+/// How often a pair's new source is reported at most.
+const MOVED_REPORT: Duration = Duration::from_secs(1);
 
 /// Whether the IP header's length field covers exactly the packet.
 fn ip_length_matches(p: &[u8]) -> bool {

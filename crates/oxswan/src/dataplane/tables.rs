@@ -38,6 +38,8 @@ pub struct ChildEntry {
     /// reauthentication holds back until the old pair is deleted or the peer sends on the new one,
     /// whichever comes first: either shows that the peer has installed it (make before break).
     pub outbound: AtomicBool,
+    /// The last new source of authentic ESP reported to the IKE thread, and when.
+    pub moved: Mutex<Option<(SocketAddr, std::time::Instant)>>,
 }
 
 impl ChildEntry {
@@ -58,6 +60,7 @@ impl ChildEntry {
             path: ArcSwap::from_pointee(path),
             outside: AtomicU64::new(0),
             outbound: AtomicBool::new(outbound),
+            moved: Mutex::new(None),
         }
     }
 
