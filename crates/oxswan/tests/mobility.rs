@@ -27,6 +27,19 @@ fn pki() -> Pki {
     Pki { root: ca.root_der.clone(), intermediate: ca.intermediate_der.clone(), cert, key }
 }
 
+/// The road-warrior network with one client, and its gateway running (EAP-MSCHAPv2, pool
+/// 10.10.0.0/24); the client gets its second uplink when `second`.
+fn gateway(p: &str, second: bool) -> (Lan, Pki) {
+    let mut lan = Lan::new(p, 1);
+    if second {
+        lan.second_uplink(0);
+    }
+    let pki = pki();
+    let gw = gateway_config(&lan, &pki, "10.10.0.0/24", "eap-mschapv2");
+    lan.oxswan("gw", &gw);
+    (lan, pki)
+}
+
 /// The gateway's one IKE SA: (remote address, SPIs, the inbound SPIs of its CHILD SAs).
 fn gateway_sa(lan: &Lan) -> (String, String, Vec<String>) {
     let st = lan.status("gw");
@@ -81,6 +94,18 @@ fn ping_through(lan: &Lan, from: &str, to: &str, during: impl FnOnce()) -> Strea
     Stream { sent: PINGS, answered: seqs.len() as u32, longest_gap }
 }
 
+/// Prints the time to resume and the pings lost, and checks that traffic resumed within 2 s.
+fn report(what: &str, from: &str, to: &str, stream: &Stream, log: impl Fn() -> String) {
+    let gap = stream.gap();
+    println!(
+        "{what} {from} → {to}: {}/{} pings answered, longest gap {} ms",
+        stream.answered,
+        stream.sent,
+        gap.as_millis()
+    );
+    assert!(gap <= Duration::from_secs(2), "traffic resumed within 2 s: {} ms\n{}", gap.as_millis(), log());
+}
+
 /// Removes client 0's address on its first uplink (its default route goes with it).
 fn leave_first_uplink(lan: &Lan) {
     ok(&format!("ip -n {} addr del {}/24 dev {}c0", lan.ns("c0"), client_ip(0), lan.p));
@@ -116,11 +141,7 @@ fn a_charon_client_moves_to_its_other_uplink_and_keeps_its_ike_sa() {
     if !ready() {
         return;
     }
-    let mut lan = Lan::new("mbc", 1);
-    lan.second_uplink(0);
-    let pki = pki();
-    let gw = gateway_config(&lan, &pki, "10.10.0.0/24", "eap-mschapv2");
-    lan.oxswan("gw", &gw);
+    let (mut lan, pki) = gateway("mbc", true);
     let vips = connect(&mut lan, &pki, 0, IOS, "alice", "alice's password")
         .unwrap_or_else(|e| panic!("{e}\n--- gateway\n{}\n--- charon\n{}", lan.log("gw"), lan.charon_log("c0")));
     let vip = vips.iter().find(|v| v.contains('.')).cloned().unwrap();
@@ -135,19 +156,7 @@ fn a_charon_client_moves_to_its_other_uplink_and_keeps_its_ike_sa() {
     // XFRM it would keep them. The IKE SA stays; the new pair comes from charon's rekey.
     let now = moved_and_same(&lan, &before, false, log);
     assert!(lan.charon_log("c0").contains("UPD_SA_ADDR"), "charon moved with MOBIKE\n{}", log());
-    println!(
-        "charon client moved {} → {now}: {}/{} pings answered, longest gap {} ms",
-        before.0,
-        stream.answered,
-        stream.sent,
-        stream.gap().as_millis()
-    );
-    assert!(
-        stream.gap() <= Duration::from_secs(2),
-        "traffic resumed within 2 s: {} ms\n{}",
-        stream.gap().as_millis(),
-        log()
-    );
+    report("charon client moved", &before.0, &now, &stream, log);
     assert!(lan.log("gw").contains("the peer moved"), "{}", log());
 }
 
@@ -156,23 +165,8 @@ fn an_oxswan_client_moves_to_its_other_uplink_and_keeps_its_sas() {
     if !ready() {
         return;
     }
-    let mut lan = Lan::new("mbo", 1);
-    lan.second_uplink(0);
-    let pki = pki();
-    let gw = gateway_config(&lan, &pki, "10.10.0.0/24", "eap-mschapv2");
-    lan.oxswan("gw", &gw);
-    let d = lan.dir.join("c0-pki");
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("root.der"), &pki.root).unwrap();
-    let client = format!(
-        "[daemon]\ntun = \"oxswan0\"\n\n\
-         [connections.home]\nremote_addrs = [\"{GW_IP}\"]\nvips = [\"0.0.0.0\"]\nproposals = [\"aes256gcm16-prfsha256-x25519\"]\n\n\
-         [connections.home.local]\nauth = \"eap-mschapv2\"\nid = \"alice@example.org\"\neap_id = \"alice\"\n\n\
-         [connections.home.remote]\nauth = \"pubkey\"\nid = \"vpn.example\"\ncacerts = [\"{}/root.der\"]\n\n\
-         [connections.home.children.net]\nlocal_ts = [\"dynamic\"]\nremote_ts = [\"10.2.0.0/24\"]\nesp_proposals = [\"aes256gcm16\"]\n\n\
-         [[secrets.eap]]\nid = \"alice\"\nsecret = \"alice's password\"\n",
-        d.display()
-    );
+    let (mut lan, pki) = gateway("mbo", true);
+    let client = oxswan_client_config(&lan, &pki.root, "");
     lan.oxswan("c0", &client);
     let up = lan.ox("c0", "up home --timeout 20");
     let log = || format!("--- gateway\n{}\n--- client\n{}", lan.log("gw"), lan.log("c0"));
@@ -188,19 +182,7 @@ fn an_oxswan_client_moves_to_its_other_uplink_and_keeps_its_sas() {
     let client_side = lan.status("c0");
     let local = client_side["ike_sas"][0]["local"].as_str().unwrap().to_owned();
     assert!(local.starts_with(&second_ip(0)), "the client's status shows its new address: {local}");
-    println!(
-        "oxswan client moved {} → {now}: {}/{} pings answered, longest gap {} ms",
-        before.0,
-        stream.answered,
-        stream.sent,
-        stream.gap().as_millis()
-    );
-    assert!(
-        stream.gap() <= Duration::from_secs(2),
-        "traffic resumed within 2 s: {} ms\n{}",
-        stream.gap().as_millis(),
-        log()
-    );
+    report("oxswan client moved", &before.0, &now, &stream, log);
     assert!(lan.log("c0").contains("MOBIKE: moving"), "{}", log());
 }
 
@@ -218,10 +200,7 @@ fn a_flushed_nat_mapping_is_followed_without_a_new_sa() {
         common::missing("the NAT flush test needs conntrack (bash .ci/run installs it)");
         return;
     }
-    let mut lan = Lan::new("mbn", 1);
-    let pki = pki();
-    let gw = gateway_config(&lan, &pki, "10.10.0.0/24", "eap-mschapv2");
-    lan.oxswan("gw", &gw);
+    let (mut lan, pki) = gateway("mbn", false);
     let vips = connect(&mut lan, &pki, 0, IOS, "alice", "alice's password")
         .unwrap_or_else(|e| panic!("{e}\n--- gateway\n{}\n--- charon\n{}", lan.log("gw"), lan.charon_log("c0")));
     let vip = vips.iter().find(|v| v.contains('.')).cloned().unwrap();
@@ -235,18 +214,5 @@ fn a_flushed_nat_mapping_is_followed_without_a_new_sa() {
     assert_ne!(after.0, before.0, "a new mapping: the test did not test a move\n{}", log());
     assert_eq!((&after.1, &after.2), (&before.1, &before.2), "the same IKE SA and CHILD SAs\n{}", log());
     assert!(lan.log("gw").contains("the peer moved"), "the gateway followed the new mapping\n{}", log());
-    println!(
-        "NAT mapping flushed {} → {}: {}/{} pings answered, longest gap {} ms",
-        before.0,
-        after.0,
-        stream.answered,
-        stream.sent,
-        stream.gap().as_millis()
-    );
-    assert!(
-        stream.gap() <= Duration::from_secs(2),
-        "traffic resumed within 2 s: {} ms\n{}",
-        stream.gap().as_millis(),
-        log()
-    );
+    report("NAT mapping flushed", &before.0, &after.0, &stream, log);
 }

@@ -166,6 +166,23 @@ pub fn client_ip(i: usize) -> String {
     format!("198.51.100.{}", 10 + i)
 }
 
+/// An oxswan client on `c0` of a gateway at [`GW_IP`] (vpn.example, certified by `root`): user
+/// alice with EAP-MSCHAPv2, a virtual IP, connection `home`; `daemon` goes into `[daemon]`.
+pub fn oxswan_client_config(lan: &Lan, root: &[u8], daemon: &str) -> String {
+    let d = lan.dir.join("c0-pki");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("root.der"), root).unwrap();
+    format!(
+        "[daemon]\ntun = \"oxswan0\"\n{daemon}\n\
+         [connections.home]\nremote_addrs = [\"{GW_IP}\"]\nvips = [\"0.0.0.0\"]\nproposals = [\"aes256gcm16-prfsha256-x25519\"]\n\n\
+         [connections.home.local]\nauth = \"eap-mschapv2\"\nid = \"alice@example.org\"\neap_id = \"alice\"\n\n\
+         [connections.home.remote]\nauth = \"pubkey\"\nid = \"vpn.example\"\ncacerts = [\"{}/root.der\"]\n\n\
+         [connections.home.children.net]\nlocal_ts = [\"dynamic\"]\nremote_ts = [\"10.2.0.0/24\"]\nesp_proposals = [\"aes256gcm16\"]\n\n\
+         [[secrets.eap]]\nid = \"alice\"\nsecret = \"alice's password\"\n",
+        d.display()
+    )
+}
+
 /// Client `i`'s address on its second uplink ([`Lan::second_uplink`]).
 pub fn second_ip(i: usize) -> String {
     format!("203.0.113.{}", 10 + i)
