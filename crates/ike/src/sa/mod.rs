@@ -372,7 +372,8 @@ impl SaCore {
         let keys = self.keys.as_ref()?;
         Some(IkeSaInfo {
             name: peer.name.clone(),
-            initiator: self.original_initiator,
+            initiator: self.initiator,
+            original_initiator: self.original_initiator,
             spi_i: self.spi_i,
             spi_r: self.spi_r,
             local: self.local,

@@ -131,7 +131,7 @@ impl Ike {
         let now = Instant::now();
         for sa in self.endpoint.established() {
             let Some(info) = self.endpoint.info(sa) else { continue };
-            if !info.mobike || !info.initiator {
+            if !info.mobike || !info.original_initiator {
                 continue;
             }
             let mut paths = Vec::new();
