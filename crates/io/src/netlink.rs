@@ -36,7 +36,12 @@ impl Watcher {
     /// return per burst.
     pub fn wait(&mut self, settle: Duration) -> io::Result<()> {
         self.buf.clear();
-        self.sock.recv(&mut self.buf, 0)?;
+        match self.sock.recv(&mut self.buf, 0) {
+            Ok(_) => {}
+            // The kernel dropped messages (ENOBUFS): a change still happened; the subscription stays.
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => {}
+            Err(e) => return Err(e),
+        }
         std::thread::sleep(settle);
         self.sock.set_non_blocking(true)?;
         let drained = loop {

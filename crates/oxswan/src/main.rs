@@ -188,7 +188,13 @@ fn print_status(sas: &[control::IkeSaStatus]) {
     for s in sas {
         println!("{}: {} {}, IKEv2, {}", s.name, s.state, ago(s.established_secs), s.spis);
         println!("  local  {} @ {}", s.local_id, s.local);
-        println!("  remote {} @ {}{}", s.remote_id, s.remote, if s.nat { " (UDP-encapsulated)" } else { "" });
+        println!(
+            "  remote {} @ {}{}{}",
+            s.remote_id,
+            s.remote,
+            if s.nat { " (UDP-encapsulated)" } else { "" },
+            if s.mobike { ", MOBIKE" } else { "" }
+        );
         if let Some(eap) = &s.eap_id {
             println!("  remote EAP identity {eap}");
         }

@@ -10,14 +10,19 @@ use crate::sa::{Ctx, SaCore};
 
 impl SaCore {
     pub(crate) fn handle_informational(&mut self, ctx: &mut Ctx<'_>, payloads: &[Payload]) -> Vec<Payload> {
-        let notifies: Vec<_> = payloads
-            .iter()
-            .filter_map(|p| match p {
-                Payload::Notify(n) => Some(n.clone()),
-                _ => None,
-            })
-            .collect();
-        let mut out = self.handle_mobike_request(ctx, &notifies);
+        // Only a MOBIKE SA reads the MOBIKE notifies: a liveness check of any other costs nothing more.
+        let mut out = if self.mobike {
+            let notifies: Vec<_> = payloads
+                .iter()
+                .filter_map(|p| match p {
+                    Payload::Notify(n) => Some(n.clone()),
+                    _ => None,
+                })
+                .collect();
+            self.handle_mobike_request(ctx, &notifies)
+        } else {
+            Vec::new()
+        };
         let mut deleted_in = Vec::new();
         for p in payloads {
             match p {
