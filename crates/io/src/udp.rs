@@ -140,6 +140,11 @@ fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
     a.as_sockaddr_in().map(|v4| SocketAddr::from(*v4)).or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6)))
 }
 
+/// Whether a send failed because the datagram exceeds the path MTU the kernel knows (EMSGSIZE).
+pub fn is_too_big(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(Errno::EMSGSIZE as i32)
+}
+
 /// The path MTU the kernel knows from `local` to `remote`: the route's MTU, or the smaller one path
 /// MTU discovery learned since from ICMP "fragmentation needed" or ICMPv6 "packet too big" for any
 /// socket's datagrams to that peer (RFC 1191, RFC 8201: the kernel keeps it per destination). Read
