@@ -120,7 +120,7 @@ impl Hosts {
     }
 
     /// Left and right on either side of a router whose link to the right carries at most
-    /// `link_mtu` octets, and which drops IP fragments (a path that blackholes them): left
+    /// `link_mtu` octets (left also has fd01::1 and right fd02::1 on lo, for IPv6 inside), and which drops IP fragments (a path that blackholes them): left
     /// 198.51.100.2 routes through the router (198.51.100.1 on its side, 192.0.2.3 on the
     /// right's) to right 192.0.2.2, whose own link has the small MTU too, so the right's kernel
     /// knows it from its route while the left's learns it only from the router's ICMP errors.
@@ -136,6 +136,7 @@ impl Hosts {
         ok(&format!(
             "ip -n {l} addr add 198.51.100.2/24 dev {p}l0 && ip -n {l} link set {p}l0 up && \
              ip -n {l} route add default via 198.51.100.1 && ip -n {l} addr add 10.1.0.1/32 dev lo && \
+             ip -n {l} addr add fd01::1/128 dev lo && ip -n {r} addr add fd02::1/128 dev lo && \
              ip -n {m} addr add 198.51.100.1/24 dev {p}m0 && ip -n {m} addr add 192.0.2.3/24 dev {p}m1 && \
              ip -n {m} link set {p}m0 up && ip -n {m} link set {p}m1 mtu {link_mtu} up && \
              ip -n {r} addr add 192.0.2.2/24 dev {p}r0 && ip -n {r} link set {p}r0 mtu {link_mtu} up && \
