@@ -894,6 +894,12 @@ impl Transfer {
     fn completed(&self, bytes: u64) -> bool {
         self.sent >= bytes && self.received >= bytes / 4 * 3
     }
+
+    /// The figures, for the test's output.
+    fn figures(&self) -> String {
+        let Transfer { sent, received, retransmits, gbps } = self;
+        format!("{sent} octets sent, {received} counted by the receiver, {retransmits} retransmits, {gbps:.2} Gbit/s")
+    }
 }
 
 /// iperf3 of `bytes` from left's 10.1.0.1 to right's 10.2.0.1 within 30 s.
@@ -953,7 +959,7 @@ fn mss_clamping_lets_tcp_through_a_narrow_path() {
     let child = &right["ike_sas"][0]["children"][0];
     assert_eq!((child["path_mtu"].as_u64(), child["inner_mtu"].as_u64()), (Some(1280), Some(1218)), "{child}");
     let t = transfer(&h, 20 << 20);
-    println!("20 MiB through a 1280-octet path that drops fragments: {t:?}");
+    println!("20 MiB through a 1280-octet path that drops fragments: {}", t.figures());
     assert!(t.completed(20 << 20), "{t:?}\n{}\n{}", h.log("left"), h.log("right"));
     let (clamped, larger) = (nft_counter(&h.ns("right"), "clamped"), nft_counter(&h.ns("right"), "larger"));
     println!("SYNs out of the right's tunnel: {clamped} with MSS 1178, {larger} larger");
@@ -1018,6 +1024,6 @@ fn too_big_packets_get_icmp_fragmentation_needed_with_the_tunnel_mtu() {
 
     // TCP without clamping: its segments shrink to what our ICMP errors said.
     let t = transfer(&h, 20 << 20);
-    println!("20 MiB without MSS clamping, by path MTU discovery: {t:?}");
+    println!("20 MiB without MSS clamping, by path MTU discovery: {}", t.figures());
     assert!(t.completed(20 << 20), "{t:?}\n{}", h.log("left"));
 }
