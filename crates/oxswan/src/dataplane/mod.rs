@@ -575,7 +575,45 @@ impl GsoBatch {
 
 #[cfg(test)]
 mod tests {
-    use super::ip_length_matches;
+    #![allow(clippy::indexing_slicing)]
+    use super::{ICMP_BURST, IcmpOut, ip_length_matches};
+
+    /// A DF IPv4 packet of `len` octets from 10.1.0.1 to 10.2.0.1.
+    fn df_packet(len: usize) -> Vec<u8> {
+        let mut p = vec![0u8; len];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        p[6] = 0x40;
+        p[8] = 64;
+        p[9] = 17;
+        p[12..16].copy_from_slice(&[10, 1, 0, 1]);
+        p[16..20].copy_from_slice(&[10, 2, 0, 1]);
+        p
+    }
+
+    #[test]
+    fn icmp_errors_are_rate_limited_and_the_packets_dropped_all_the_same() {
+        let mut icmp = IcmpOut::new();
+        let big = df_packet(1400);
+        // A burst: the first ten are answered, the rest dropped unanswered.
+        for _ in 0..25 {
+            assert!(icmp.answer(&big, 1218), "a DF packet that does not fit is dropped");
+        }
+        assert_eq!(icmp.tx.len(), ICMP_BURST as usize);
+        // Without DF it goes on (the outer datagram is fragmented), and no error is queued.
+        let mut no_df = big.clone();
+        no_df[6] = 0;
+        assert!(!icmp.answer(&no_df, 1218));
+        assert_eq!(icmp.tx.len(), ICMP_BURST as usize);
+        // The bucket refills at one per 10 ms.
+        std::thread::sleep(std::time::Duration::from_millis(35));
+        let before = icmp.tx.len();
+        for _ in 0..10 {
+            icmp.answer(&big, 1218);
+        }
+        let refilled = icmp.tx.len() - before;
+        assert!((3..=ICMP_BURST as usize).contains(&refilled), "{refilled} after 35 ms or more");
+    }
 
     #[test]
     fn ip_length_must_cover_the_packet() {
