@@ -967,6 +967,12 @@ fn mss_clamping_lets_tcp_through_a_narrow_path() {
     // The blackhole at the router saw no fragment: nothing needed one.
     let frags = ok(&format!("ip netns exec {} nft list table ip blackhole", h.ns("mid")));
     assert!(frags.contains("packets 0 "), "{frags}");
+    // And no ESP datagram of the left's was too big for the link: had one been, the router's ICMP
+    // error would have taught the left's kernel the 1280, which the daemon reads every second.
+    std::thread::sleep(Duration::from_millis(1500));
+    let left = h.status("left");
+    let child = &left["ike_sas"][0]["children"][0];
+    assert_eq!((child["path_mtu"].as_u64(), left["too_big"].as_u64()), (Some(1500), Some(0)), "{left}");
 }
 
 /// Issue 14, path MTU discovery through the tunnel: with `clamp_mss = false`, a DF ping larger than
