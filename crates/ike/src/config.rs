@@ -220,8 +220,10 @@ pub struct EndpointConfig {
     pub cookie_secret_lifetime: Duration,
     /// Always demand a cookie (tests, or an administrator under attack).
     pub force_cookies: bool,
-    /// Protected messages longer than this many octets are sent as IKE fragments (RFC 7383) when the
-    /// peer announced support; strongSwan's default `fragment_size` is 1280.
+    /// When the peer announced IKE fragmentation (RFC 7383), messages whose datagram would exceed
+    /// this many octets go as fragments that fit it. As strongSwan's `charon.fragment_size` (default
+    /// 1280) it is the whole IP datagram: the path's IP header (20 or 40), UDP (8) and the non-ESP
+    /// marker (4, on port 4500) count (RFC 7383 §2.5.1); 0 means 576 for IPv4 and 1280 for IPv6.
     pub fragment_size: usize,
     /// Behind a NAT, send a NAT keepalive (RFC 3948 §2.3) to the peer this often; `None`: never.
     pub keepalive: Option<Duration>,

@@ -72,6 +72,12 @@ pub enum Response {
         /// ESP datagrams for an SPI with no SA when they came (held a moment, see `early.rs`).
         #[serde(default)]
         esp_unknown_spi: u64,
+        /// Inner packets too big for their SA's path, dropped.
+        #[serde(default)]
+        too_big: u64,
+        /// ICMP "fragmentation needed" / ICMPv6 "packet too big" written back for them.
+        #[serde(default)]
+        icmp_too_big_sent: u64,
     },
 }
 
@@ -157,6 +163,12 @@ pub struct ChildStatus {
     pub integrity_failed: u64,
     /// Authentic packets dropped for lying outside the selectors.
     pub outside_selectors: u64,
+    /// The path MTU to the peer the kernel reports.
+    #[serde(default)]
+    pub path_mtu: u16,
+    /// The largest inner packet the pair carries whole on that path.
+    #[serde(default)]
+    pub inner_mtu: u16,
 }
 
 /// Sends a request to the daemon at `socket` and waits up to `timeout` for the answer.

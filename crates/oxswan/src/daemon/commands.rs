@@ -85,8 +85,15 @@ impl Ike {
                 let _ = reply.send(r);
             }
             Request::Status => {
-                let DatapathStats { keepalives_received, esp_unknown_spi } = self.dp.stats();
-                let _ = reply.send(Response::Status { ike_sas: self.status(), keepalives_received, esp_unknown_spi });
+                let DatapathStats { keepalives_received, esp_unknown_spi, too_big, icmp_too_big_sent } =
+                    self.dp.stats();
+                let _ = reply.send(Response::Status {
+                    ike_sas: self.status(),
+                    keepalives_received,
+                    esp_unknown_spi,
+                    too_big,
+                    icmp_too_big_sent,
+                });
             }
         }
     }
@@ -125,6 +132,8 @@ impl Ike {
                             replayed: k.replayed,
                             integrity_failed: k.integrity_failed,
                             outside_selectors: k.outside_selectors,
+                            path_mtu: k.path_mtu,
+                            inner_mtu: k.inner_mtu,
                         }
                     })
                     .collect();

@@ -22,7 +22,7 @@ use oxswan_wire::udp_encap::with_non_esp_marker;
 
 use crate::control::{ChildStatus, IkeSaStatus, RekeyWhat, Request, Response};
 use crate::datapath::{Datapath, DatapathStats, PairCounters, esp_destination};
-use crate::dataplane::{DataPlane, SaTables, TUN_MTU};
+use crate::dataplane::{DataPlane, SaTables};
 use crate::early::{EARLY_BYTES, EARLY_SLOTS, PacketRing};
 use crate::input::Input;
 use oxswan_io::{Tun, UdpIo};
@@ -87,7 +87,9 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         sockets.insert(*a, mobility::open_sockets(*a, &config.daemon)?);
     }
 
-    let tun = Tun::create(&config.daemon.tun, TUN_MTU, config.daemon.offload)
+    // The TUN device's MTU is the same for every SA: over IPv6 outside if any address is IPv6.
+    let tun_mtu = crate::dataplane::tun_mtu(addrs.iter().any(IpAddr::is_ipv6));
+    let tun = Tun::create(&config.daemon.tun, tun_mtu, config.daemon.offload)
         .with_context(|| format!("cannot create TUN device {} (is /dev/net/tun there? root?)", config.daemon.tun))?;
     tracing::info!(
         target: "io",
@@ -97,6 +99,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         on_off(sockets.values().all(|s| s.natt.gso())),
         on_off(sockets.values().all(|s| s.natt.gro()))
     );
+    tracing::info!(target: "io", "TUN {}: MTU {tun_mtu}; TCP MSS clamping {:?}", tun.name(), config.daemon.clamp_mss);
     let (tx, rx) = mpsc::channel::<Input>();
     let dp = Arc::new(DataPlane {
         tables: SaTables::default(),
@@ -112,6 +115,13 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         provider: provider.clone(),
         replay_window: config.daemon.replay_window,
         sequence_start: sequence_start()?,
+        tun_mtu,
+        clamp_mss: config.daemon.clamp_mss,
+        pmtu_check: AtomicBool::new(false),
+        mtu_refreshed: Mutex::new(None),
+        mtu_cursor: Default::default(),
+        too_big: Default::default(),
+        icmp_sent: Default::default(),
     });
 
     if let Some(dir) = socket_path.parent() {
@@ -148,7 +158,11 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
 
     let now = Instant::now();
     let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let engine = EndpointConfig { keepalive: Some(config.daemon.keepalive), ..EndpointConfig::default() };
+    let engine = EndpointConfig {
+        keepalive: Some(config.daemon.keepalive),
+        fragment_size: usize::from(config.daemon.fragment_size),
+        ..EndpointConfig::default()
+    };
     let mut endpoint = Endpoint::new(engine, provider.clone(), peers, now, unix)?;
     endpoint.set_credentials(crate::peers::credentials(&config));
     endpoint.set_leases(Box::new(crate::peers::leases(&config)));
@@ -424,6 +438,7 @@ impl Ike {
             self.flush();
             self.restart_due(now);
             self.report_usage(now);
+            self.dp.refresh_mtu(now);
         }
     }
 

@@ -30,7 +30,19 @@ impl Datapath for DataPlane {
             .map_err(|e| anyhow::anyhow!("inbound SA: {e}"))?;
         let selectors = Selectors { local: c.local_ts.clone(), remote: c.remote_ts.clone() };
         let path = EspPath { local: c.local, remote: esp_destination(c.remote) };
-        self.tables.install(ChildEntry::new(name, out, inb, selectors, path, c.outbound)).context("install")?;
+        let entry = ChildEntry::new(name, out, inb, selectors, path, c.outbound);
+        // What fits from the first packet on: the kernel's path MTU to the peer now.
+        if let Ok(mtu) = oxswan_io::udp::path_mtu(path.local.ip(), path.remote) {
+            entry.set_path_mtu(mtu);
+        }
+        tracing::debug!(
+            target: "dataplane",
+            "{}: path MTU {}, inner packets up to {} octets",
+            entry.name,
+            entry.path_mtu(),
+            entry.inner_mtu()
+        );
+        self.tables.install(entry).context("install")?;
         Ok(())
     }
 
@@ -79,7 +91,13 @@ impl Datapath for DataPlane {
         DatapathStats {
             keepalives_received: self.keepalives.load(Ordering::Relaxed),
             esp_unknown_spi: self.unknown_spi.load(Ordering::Relaxed),
+            too_big: self.too_big.load(Ordering::Relaxed),
+            icmp_too_big_sent: self.icmp_sent.load(Ordering::Relaxed),
         }
+    }
+
+    fn refresh_mtu(&self, now: std::time::Instant) {
+        DataPlane::refresh_mtu(self, now);
     }
 
     fn stop(&self) {
@@ -103,5 +121,7 @@ fn counters_of(e: &ChildEntry) -> PairCounters {
         replayed: i.replayed.load(Ordering::Relaxed),
         integrity_failed: i.integrity_failed.load(Ordering::Relaxed),
         outside_selectors: e.outside.load(Ordering::Relaxed),
+        path_mtu: e.path_mtu(),
+        inner_mtu: e.inner_mtu(),
     }
 }

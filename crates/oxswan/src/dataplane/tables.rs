@@ -3,7 +3,7 @@
 //! threads load once per batch without a lock.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -40,7 +40,16 @@ pub struct ChildEntry {
     pub outbound: AtomicBool,
     /// The last new source of authentic ESP reported to the IKE thread, and when.
     pub moved: Mutex<Option<(SocketAddr, std::time::Instant)>>,
+    /// The path MTU to the peer as the kernel last told the IKE thread ([`ChildEntry::set_path_mtu`]).
+    path_mtu: AtomicU16,
+    /// The largest inner packet that fits it once sealed by this pair's outbound SA and carried in
+    /// UDP over the path's family: a property of the pair set by the IKE thread, so the packet
+    /// threads only compare a length with it.
+    inner_mtu: AtomicU16,
 }
+
+/// The path MTU assumed until the kernel says otherwise: Ethernet's.
+pub const DEFAULT_PATH_MTU: u16 = 1500;
 
 impl ChildEntry {
     /// A pair to install, sending (`outbound`) or held back.
@@ -52,6 +61,7 @@ impl ChildEntry {
         path: EspPath,
         outbound: bool,
     ) -> Self {
+        let inner = out.inner_mtu(DEFAULT_PATH_MTU, path.remote.is_ipv6());
         Self {
             name,
             out,
@@ -61,12 +71,33 @@ impl ChildEntry {
             outside: AtomicU64::new(0),
             outbound: AtomicBool::new(outbound),
             moved: Mutex::new(None),
+            path_mtu: AtomicU16::new(DEFAULT_PATH_MTU),
+            inner_mtu: AtomicU16::new(inner),
         }
     }
 
     /// Where ESP goes now.
     pub fn path(&self) -> EspPath {
         **self.path.load()
+    }
+
+    /// Takes `path_mtu` as the MTU of the pair's path: the inner MTU follows from the outbound SA's
+    /// exact overhead and the path's family. Returns the old and the new inner MTU if it changed.
+    pub fn set_path_mtu(&self, path_mtu: u16) -> Option<(u16, u16)> {
+        let inner = self.out.inner_mtu(path_mtu, self.path().remote.is_ipv6());
+        self.path_mtu.store(path_mtu, Ordering::Relaxed);
+        let old = self.inner_mtu.swap(inner, Ordering::Relaxed);
+        (old != inner).then_some((old, inner))
+    }
+
+    /// The path MTU last set.
+    pub fn path_mtu(&self) -> u16 {
+        self.path_mtu.load(Ordering::Relaxed)
+    }
+
+    /// The largest inner packet the pair carries whole on its path.
+    pub fn inner_mtu(&self) -> u16 {
+        self.inner_mtu.load(Ordering::Relaxed)
     }
 }
 
@@ -279,6 +310,21 @@ mod tests {
         assert_eq!(entry.path(), held.path());
         assert!(Arc::ptr_eq(held, &entry), "the SAs themselves stay");
         assert!(!t.update_path(8, path("192.0.2.1:4500", "198.51.100.1:1")));
+    }
+
+    #[test]
+    fn the_inner_mtu_follows_the_path_and_its_family() {
+        // AES-GCM-16 over IPv4: 1500 - 20 - 8 - 8 - 8 - 2 - 16.
+        let e = pair(9, "10.2.0.0/16", true);
+        assert_eq!((e.path_mtu(), e.inner_mtu()), (1500, 1438));
+        assert_eq!(e.set_path_mtu(1280), Some((1438, 1218)));
+        assert_eq!(e.set_path_mtu(1280), None, "unchanged");
+        assert_eq!(e.path_mtu(), 1280);
+        let t = SaTables::default();
+        let e = t.install(pair(10, "10.2.0.0/16", true)).unwrap();
+        assert!(t.update_path(10, path("[2001:db8::1]:4500", "[2001:db8::2]:4500")));
+        // IPv6 outside costs 20 octets more.
+        assert_eq!(e.set_path_mtu(1500), Some((1438, 1418)));
     }
 
     /// Installing one pair after another publishes a snapshot each time: that stays cheap with many
