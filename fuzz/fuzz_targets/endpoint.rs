@@ -47,6 +47,7 @@ fn peer(name: &str, local: &str, remote: &str) -> Option<PeerConfig> {
         unique: Default::default(),
         fragmentation: true,
         tcp: oxswan_ike::TcpConfig::NO,
+        mobike: true,
     })
 }
 

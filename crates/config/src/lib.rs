@@ -81,7 +81,33 @@ pub struct Daemon {
     pub log: String,
     /// How a client applies the DNS servers a gateway sends it.
     pub dns: DnsMode,
+    /// The TCP MSS of tunnelled SYNs (`clamp_mss`).
+    pub clamp_mss: ClampMss,
+    /// The largest IP datagram an IKE fragment is sent in (RFC 7383 §2.5.1; strongSwan's
+    /// `charon.fragment_size`: the whole datagram, IP and UDP headers included); 0 for the family's
+    /// default (576 for IPv4, 1280 for IPv6).
+    pub fragment_size: u16,
 }
+
+/// How the MSS option of TCP SYNs through the tunnel is clamped (`[daemon] clamp_mss`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClampMss {
+    /// `false`: SYNs pass as they are.
+    Off,
+    /// `true` (the default): to what fits the SA's tunnel MTU, less 40 octets of IPv4 and TCP
+    /// headers or 60 of IPv6 and TCP.
+    Auto,
+    /// At most this MSS, whatever the tunnel.
+    Fixed(u16),
+}
+
+/// The smallest MSS `clamp_mss` takes: Linux's TCP_MIN_MSS (88), below which no stack sends.
+pub const MIN_CLAMP_MSS: u16 = 88;
+/// The largest: a 65535-octet IPv4 datagram less its IP and TCP headers.
+pub const MAX_CLAMP_MSS: u16 = 65_495;
+/// The smallest `fragment_size` other than 0: IPv4's minimum reassembly size (RFC 791), which is
+/// also room for the headers of an IKE fragment and some data.
+pub const MIN_FRAGMENT_SIZE: u16 = 576;
 
 /// What to do when a peer is found dead or closes the SA (strongSwan's `dpd_action` and
 /// `close_action`).
@@ -403,5 +429,47 @@ fn daemon(ctx: &Ctx<'_>, d: RawDaemon) -> Result<Daemon, ConfigError> {
         },
         log: d.log.map_or_else(|| "info".to_owned(), Spanned::into_inner),
         dns: pools::dns_mode(ctx, d.dns)?,
+        clamp_mss: match d.clamp_mss {
+            None => ClampMss::Auto,
+            Some(c) => {
+                let mss = match c.get_ref() {
+                    toml::Value::Boolean(true) => Some(ClampMss::Auto),
+                    toml::Value::Boolean(false) => Some(ClampMss::Off),
+                    toml::Value::Integer(m) => u16::try_from(*m)
+                        .ok()
+                        .filter(|m| (MIN_CLAMP_MSS..=MAX_CLAMP_MSS).contains(m))
+                        .map(ClampMss::Fixed),
+                    _ => None,
+                };
+                let shown = match c.get_ref() {
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::String(s) => format!("{s:?}"),
+                    other => format!("a {}", other.type_str()),
+                };
+                mss.ok_or_else(|| {
+                    ctx.err(
+                        c.span(),
+                        "daemon.clamp_mss",
+                        format!("true, false or an MSS from {MIN_CLAMP_MSS} to {MAX_CLAMP_MSS}, not {shown}"),
+                    )
+                })?
+            }
+        },
+        fragment_size: match d.fragment_size {
+            None => 1280,
+            Some(f) => match u16::try_from(*f.get_ref()) {
+                Ok(n) if n == 0 || n >= MIN_FRAGMENT_SIZE => n,
+                _ => {
+                    return Err(ctx.err(
+                        f.span(),
+                        "daemon.fragment_size",
+                        format!(
+                            "0 (the family's default) or a datagram size from {MIN_FRAGMENT_SIZE} to 65535, not {}",
+                            f.get_ref()
+                        ),
+                    ));
+                }
+            },
+        },
     })
 }

@@ -40,6 +40,9 @@ pub(crate) struct RawDaemon {
     pub retransmit_base: Option<S<f64>>,
     pub retransmit_tries: Option<S<u32>>,
     pub dns: Option<S<String>>,
+    /// `true`, `false` or an MSS: read as a value so that a wrong type is reported at its key.
+    pub clamp_mss: Option<S<toml::Value>>,
+    pub fragment_size: Option<S<i64>>,
 }
 
 #[derive(Deserialize)]

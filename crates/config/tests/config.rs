@@ -352,3 +352,35 @@ fn tcp_keys() {
     let e = err(&SITE.replace("tun = \"ox0\"", "tun = \"ox0\"\ntcp_port = 70000"));
     assert!(e.to_string().starts_with("test.toml:5:"), "{e}");
 }
+
+#[test]
+fn clamp_mss_and_fragment_size() {
+    use oxswan_config::ClampMss;
+    let d = parse(Path::new("site.toml"), SITE).unwrap().daemon;
+    assert_eq!((d.clamp_mss, d.fragment_size), (ClampMss::Auto, 1280), "on by default; strongSwan's 1280");
+    let with = |line: &str| SITE.replace("[daemon]\n", &format!("[daemon]\n{line}\n"));
+    for (line, want) in [
+        ("clamp_mss = true", ClampMss::Auto),
+        ("clamp_mss = false", ClampMss::Off),
+        ("clamp_mss = 1200", ClampMss::Fixed(1200)),
+        ("clamp_mss = 88", ClampMss::Fixed(88)),
+        ("clamp_mss = 65495", ClampMss::Fixed(65495)),
+    ] {
+        assert_eq!(parse(Path::new("site.toml"), &with(line)).unwrap().daemon.clamp_mss, want, "{line}");
+    }
+    for bad in ["clamp_mss = 87", "clamp_mss = 65496", "clamp_mss = -1", "clamp_mss = 0"] {
+        let e = err(&with(bad));
+        assert_eq!((e.key.as_str(), e.line, e.column), ("daemon.clamp_mss", 3, 13), "{bad}: {e}");
+        assert!(e.message.contains("true, false or an MSS from 88 to 65495"), "{e}");
+        assert!(e.to_string().starts_with("test.toml:3:13: daemon.clamp_mss: "), "{e}");
+    }
+    let e = err(&with("clamp_mss = \"yes\""));
+    assert_eq!(e.to_string(), "test.toml:3:13: daemon.clamp_mss: true, false or an MSS from 88 to 65495, not \"yes\"");
+    for (line, want) in [("fragment_size = 0", 0), ("fragment_size = 576", 576), ("fragment_size = 65535", 65535)] {
+        assert_eq!(parse(Path::new("site.toml"), &with(line)).unwrap().daemon.fragment_size, want, "{line}");
+    }
+    for bad in ["fragment_size = 575", "fragment_size = 65536", "fragment_size = -5"] {
+        let e = err(&with(bad));
+        assert_eq!((e.key.as_str(), e.line, e.column), ("daemon.fragment_size", 3, 17), "{bad}: {e}");
+    }
+}

@@ -8,7 +8,9 @@
 #![forbid(unsafe_code)]
 
 mod cow;
+pub mod icmp;
 pub mod mss;
+pub mod mtu;
 pub mod replay;
 pub mod sa;
 pub mod selectors;

@@ -205,6 +205,17 @@ impl OutboundSa {
         HEADER_LEN + self.crypto.iv_len + pad_len(len, self.crypto.block) + 2 + self.crypto.icv_len
     }
 
+    /// The sizes that decide what fits the path ([`crate::mtu::inner_mtu`]).
+    pub fn sizes(&self) -> crate::mtu::EspSizes {
+        crate::mtu::EspSizes { iv: self.crypto.iv_len, icv: self.crypto.icv_len, block: self.crypto.block }
+    }
+
+    /// The largest inner packet this SA can seal into an ESP-in-UDP datagram of at most `outer_mtu`
+    /// octets over IPv6 (`outer_v6`) or IPv4.
+    pub fn inner_mtu(&self, outer_mtu: u16, outer_v6: bool) -> u16 {
+        crate::mtu::inner_mtu(outer_mtu, outer_v6, self.sizes())
+    }
+
     /// Encrypts the inner packet in `buf[inner]` into an ESP packet around it and returns the range
     /// of the ESP packet in `buf`. `next_header` is 4 for IPv4, 41 for IPv6 (RFC 4303 §2.6).
     pub fn seal(&self, buf: &mut [u8], inner: Range<usize>, next_header: u8) -> Result<Range<usize>, EspError> {
@@ -295,6 +306,11 @@ impl InboundSa {
     /// The SPI.
     pub fn spi(&self) -> u32 {
         self.spi
+    }
+
+    /// The highest sequence number received and authenticated so far (the replay window's top).
+    pub fn highest(&self) -> u64 {
+        self.window().top()
     }
 
     /// Moves the replay window as if `seq` had been received (tests of ESN across 2^32).

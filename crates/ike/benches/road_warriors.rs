@@ -283,6 +283,7 @@ fn peer(
         unique: Default::default(),
         fragmentation: true,
         tcp: oxswan_ike::TcpConfig::NO,
+        mobike: true,
     }
 }
 

@@ -79,6 +79,7 @@ fn main() {
         unique: Default::default(),
         fragmentation: true,
         tcp: oxswan_ike::TcpConfig::NO,
+        mobike: true,
     };
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let start = Instant::now();

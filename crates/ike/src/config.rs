@@ -168,6 +168,9 @@ pub struct PeerConfig {
     pub fragmentation: bool,
     /// IKE and ESP over TCP as initiator (RFC 9329, Libreswan's `enable-tcp`).
     pub tcp: TcpConfig,
+    /// Announce and use MOBIKE (RFC 4555) on this connection (strongSwan's `mobike`): the IKE SA
+    /// and its CHILD SAs move to new addresses with UPDATE_SA_ADDRESSES instead of being set up anew.
+    pub mobike: bool,
 }
 
 /// Whether an initiator uses TCP (RFC 9329): Libreswan's `enable-tcp` and `tcp-remoteport`.
@@ -252,8 +255,10 @@ pub struct EndpointConfig {
     pub cookie_secret_lifetime: Duration,
     /// Always demand a cookie (tests, or an administrator under attack).
     pub force_cookies: bool,
-    /// Protected messages longer than this many octets are sent as IKE fragments (RFC 7383) when the
-    /// peer announced support; strongSwan's default `fragment_size` is 1280.
+    /// When the peer announced IKE fragmentation (RFC 7383), messages whose datagram would exceed
+    /// this many octets go as fragments that fit it. As strongSwan's `charon.fragment_size` (default
+    /// 1280) it is the whole IP datagram: the path's IP header (20 or 40), UDP (8) and the non-ESP
+    /// marker (4, on port 4500) count (RFC 7383 §2.5.1); 0 means 576 for IPv4 and 1280 for IPv6.
     pub fragment_size: usize,
     /// Behind a NAT, send a NAT keepalive (RFC 3948 §2.3) to the peer this often; `None`: never.
     pub keepalive: Option<Duration>,

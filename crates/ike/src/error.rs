@@ -54,6 +54,13 @@ pub enum IkeError {
     /// The peer answered with an error notify.
     #[error("peer sent {0}")]
     PeerNotify(NotifyType),
+    /// The IKE SA cannot move: MOBIKE (RFC 4555) was not agreed on it.
+    #[error("MOBIKE is not enabled on this IKE SA")]
+    NoMobike,
+    /// No path to try: none of the addresses given pairs one of ours with one of the peer's of the
+    /// same family.
+    #[error("no usable path")]
+    NoPath,
 }
 
 /// Why a message does not fit the state it reached (it is dropped, RFC 7296 §2.21, unless the

@@ -19,8 +19,11 @@ pub struct SaHandle(pub u64);
 pub struct IkeSaInfo {
     /// The connection's name.
     pub name: String,
-    /// Whether we were the original initiator.
+    /// Whether we initiated this IKE SA (for a rekeyed SA: its rekey).
     pub initiator: bool,
+    /// Whether we started the first IKE SA it descends from (RFC 4555 §3.1: that side decides on
+    /// MOBIKE's addresses).
+    pub original_initiator: bool,
     /// Initiator's SPI.
     pub spi_i: IkeSpi,
     /// Responder's SPI.
@@ -49,6 +52,8 @@ pub struct IkeSaInfo {
     pub dns_domains: Vec<String>,
     /// The peer's EAP identity, when it authenticated with EAP (RFC 7296 §2.16).
     pub eap_id: Option<String>,
+    /// Both sides agreed on MOBIKE (RFC 4555): the SA can move to other addresses.
+    pub mobike: bool,
 }
 
 /// The keys and parameters of a CHILD SA pair, for the ESP data plane.

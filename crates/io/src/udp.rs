@@ -3,7 +3,7 @@
 //! Linux 5.0): the per-datagram cost of the socket layer is paid once per run.
 
 use std::io::{self, IoSlice, IoSliceMut};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -71,6 +71,13 @@ impl UdpIo {
         self.gro
     }
 
+    /// Tries GSO again after it was turned off: a send refused because its segments exceeded a
+    /// path MTU that has since been accounted for (the kernel answers EINVAL for that too) is not a
+    /// device that cannot segment. If it is one, the next GSO send turns it off again.
+    pub fn retry_gso(&self) {
+        self.gso.store(true, Ordering::Relaxed);
+    }
+
     /// Sends `data`, datagrams of `segment` octets back to back (the last may be shorter), to `dest`:
     /// one system call with GSO, else one per datagram.
     pub fn send_segments(&self, dest: SocketAddr, data: &[u8], segment: usize) -> io::Result<()> {
@@ -133,6 +140,25 @@ fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
     a.as_sockaddr_in().map(|v4| SocketAddr::from(*v4)).or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6)))
 }
 
+/// Whether a send failed because the datagram exceeds the path MTU the kernel knows (EMSGSIZE).
+pub fn is_too_big(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(Errno::EMSGSIZE as i32)
+}
+
+/// The path MTU the kernel knows from `local` to `remote`: the route's MTU, or the smaller one path
+/// MTU discovery learned since from ICMP "fragmentation needed" or ICMPv6 "packet too big" for any
+/// socket's datagrams to that peer (RFC 1191, RFC 8201: the kernel keeps it per destination). Read
+/// with `IP_MTU` from a UDP socket connected to the peer; connecting sends nothing. (`IP_MTU` at the
+/// IP level answers for IPv6 sockets too: it reads the socket's route, whatever its family.)
+pub fn path_mtu(local: IpAddr, remote: SocketAddr) -> io::Result<u16> {
+    let any: IpAddr = if remote.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
+    let bind = if local.is_ipv4() == remote.is_ipv4() { local } else { any };
+    let sock = UdpSocket::bind(SocketAddr::new(bind, 0))?;
+    sock.connect(remote)?;
+    let mtu = nix::sys::socket::getsockopt(&sock, sockopt::IpMtu)?;
+    Ok(u16::try_from(mtu).unwrap_or(u16::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -143,6 +169,17 @@ mod tests {
         let b = UdpSocket::bind("127.0.0.1:0").unwrap();
         b.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
         (UdpIo::new(a), b)
+    }
+
+    #[test]
+    fn the_path_mtu_is_the_route_s() {
+        // Loopback's MTU is 65536: capped at what a u16 holds.
+        let v4 = path_mtu("127.0.0.1".parse().unwrap(), "127.0.0.1:4500".parse().unwrap()).unwrap();
+        assert_eq!(v4, u16::MAX);
+        match path_mtu("::1".parse().unwrap(), "[::1]:4500".parse().unwrap()) {
+            Ok(v6) => assert_eq!(v6, u16::MAX),
+            Err(e) => eprintln!("no IPv6 loopback here: {e}"),
+        }
     }
 
     #[test]

@@ -75,6 +75,12 @@ pub enum Response {
         /// TCP streams (RFC 9329).
         #[serde(default)]
         tcp: TcpStatus,
+        /// Inner packets too big for their SA's path, dropped.
+        #[serde(default)]
+        too_big: u64,
+        /// ICMP "fragmentation needed" / ICMPv6 "packet too big" written back for them.
+        #[serde(default)]
+        icmp_too_big_sent: u64,
     },
 }
 
@@ -123,6 +129,9 @@ pub struct IkeSaStatus {
     /// `udp`, or `tcp` (RFC 9329).
     #[serde(default)]
     pub transport: String,
+    /// MOBIKE (RFC 4555) was agreed: the SA follows our address changes.
+    #[serde(default)]
+    pub mobike: bool,
     /// The peer's EAP identity, when it authenticated with EAP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eap_id: Option<String>,
@@ -177,6 +186,12 @@ pub struct ChildStatus {
     pub integrity_failed: u64,
     /// Authentic packets dropped for lying outside the selectors.
     pub outside_selectors: u64,
+    /// The path MTU to the peer the kernel reports.
+    #[serde(default)]
+    pub path_mtu: u16,
+    /// The largest inner packet the pair carries whole on that path.
+    #[serde(default)]
+    pub inner_mtu: u16,
 }
 
 /// Sends a request to the daemon at `socket` and waits up to `timeout` for the answer.

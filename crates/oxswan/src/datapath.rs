@@ -27,6 +27,10 @@ pub struct PairCounters {
     pub integrity_failed: u64,
     /// Authentic inbound packets outside the pair's selectors (RFC 4301 §5.2).
     pub outside_selectors: u64,
+    /// The path MTU to the peer.
+    pub path_mtu: u16,
+    /// The largest inner packet the pair carries whole on it.
+    pub inner_mtu: u16,
 }
 
 /// Counters of the whole data plane.
@@ -36,6 +40,10 @@ pub struct DatapathStats {
     pub keepalives_received: u64,
     /// ESP datagrams for an SPI with no pair.
     pub esp_unknown_spi: u64,
+    /// Inner packets too big for their pair's path, dropped.
+    pub too_big: u64,
+    /// ICMP errors written back for them.
+    pub icmp_too_big_sent: u64,
 }
 
 /// A data plane.
@@ -63,6 +71,9 @@ pub trait Datapath: Send + Sync {
     fn rearm_trap(&self, name: &str);
     /// Counters of the whole data plane.
     fn stats(&self) -> DatapathStats;
+    /// Looks up the path MTUs of the installed pairs if it is time to (or a send hinted at a
+    /// change) and sets what each pair carries whole; called often by the IKE thread.
+    fn refresh_mtu(&self, now: std::time::Instant);
     /// Stops its threads.
     fn stop(&self);
 }

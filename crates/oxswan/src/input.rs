@@ -37,6 +37,16 @@ pub enum Input {
     Command(Request, mpsc::Sender<Response>),
     /// Traffic for a trapped connection arrived.
     Trap(String),
+    /// Authentic ESP of the pair with this inbound SPI came from another address than the pair's
+    /// peer: a NAT rebinding (RFC 7296 §2.23), reported at most once a second per pair.
+    EspMoved {
+        /// The pair.
+        spi_in: u32,
+        /// Where the packet came from.
+        from: SocketAddr,
+    },
+    /// The kernel reported address or route changes (MOBIKE, RFC 4555 §3.5).
+    NetworkChanged,
     /// A datagram from a RADIUS server.
     Radius {
         /// Its source.

@@ -194,7 +194,7 @@ fn print_status(sas: &[control::IkeSaStatus]) {
             (_, true) => " (UDP-encapsulated)",
             _ => "",
         };
-        println!("  remote {} @ {}{how}", s.remote_id, s.remote);
+        println!("  remote {} @ {}{how}{}", s.remote_id, s.remote, if s.mobike { ", MOBIKE" } else { "" });
         if let Some(eap) = &s.eap_id {
             println!("  remote EAP identity {eap}");
         }
@@ -224,6 +224,9 @@ fn print_status(sas: &[control::IkeSaStatus]) {
                 c.bytes_in, c.packets_in, c.replayed, c.integrity_failed, c.outside_selectors
             );
             println!("    out {} bytes, {} packets", c.bytes_out, c.packets_out);
+            if c.path_mtu > 0 {
+                println!("    path MTU {}, inner packets up to {} octets", c.path_mtu, c.inner_mtu);
+            }
             println!("    local  {}", c.local_ts.join(", "));
             println!("    remote {}", c.remote_ts.join(", "));
         }

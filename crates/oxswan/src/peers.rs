@@ -241,6 +241,7 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
             },
             port: c.tcp_port,
         },
+        mobike: c.mobike,
     })
 }
 

@@ -409,7 +409,7 @@ impl Streams {
                     }
                     Ok(Some(Frame::Esp(esp))) => {
                         if let (Some(p), Some(t)) = (plane.as_ref(), tables.as_ref()) {
-                            p.esp_in(t, esp, &mut tx);
+                            p.esp_in(t, esp, None, &mut tx);
                             if tx.len() >= oxswan_io::tun::BATCH {
                                 p.write_tun(&mut tx);
                             }

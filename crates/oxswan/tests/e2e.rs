@@ -323,6 +323,7 @@ fn inner_packets_outside_the_selectors_are_dropped_and_counted() {
             unique: Default::default(),
             fragmentation: true,
             tcp: oxswan_ike::TcpConfig::NO,
+            mobike: true,
         };
         let provider = oxswan_crypto::default_provider();
         let now = Instant::now();
@@ -1042,4 +1043,179 @@ fn strangers_on_the_tcp_port_are_bounded() {
     });
     assert!(h.ping(3), "the tunnel's stream stays\n{}", h.log("right"));
     assert_eq!(h.status("left")["tcp"]["opened"], 1, "never closed and reopened");
+}
+
+/// The two daemons on either side of [`Hosts::with_router`]'s narrow link, a tunnel up.
+fn narrow_path(p: &str, link_mtu: u32, daemon: &str) -> Hosts {
+    let mut h = Hosts::with_router(p, link_mtu);
+    let daemon = format!("[daemon]\n{daemon}\n");
+    // IPv6 inside too: the selectors get fd01::1 and fd02::1.
+    let edit = |c: String| {
+        c.replace("[daemon]\n", &daemon)
+            .replace("= [\"10.1.0.1/32\"]", "= [\"10.1.0.1/32\", \"fd01::1/128\"]")
+            .replace("= [\"10.2.0.1/32\"]", "= [\"10.2.0.1/32\", \"fd02::1/128\"]")
+    };
+    h.start_edited("right", |c| edit(c.replace("remote_addrs = [\"192.0.2.1\"]", "remote_addrs = [\"198.51.100.2\"]")));
+    h.start_edited("left", |c| edit(c.replace("local_addrs  = [\"192.0.2.1\"]", "local_addrs  = [\"198.51.100.2\"]")));
+    let up = h.ox("left", "up site");
+    assert!(up.status.success(), "{}\n{}", String::from_utf8_lossy(&up.stderr), h.log("left"));
+    h
+}
+
+/// What an iperf3 transfer of a fixed size did: octets sent, octets the receiver counted,
+/// retransmitted segments, Gbit/s received.
+#[derive(Debug)]
+struct Transfer {
+    sent: u64,
+    received: u64,
+    retransmits: u64,
+    gbps: f64,
+}
+
+impl Transfer {
+    /// Whether it completed: iperf3 wrote every octet within the timeout (rounded up to its
+    /// 128 KiB blocks), which it can only do once the receiver acknowledged all but a socket
+    /// buffer's worth; the receiver's count ends when the sender's does, so it may fall short of
+    /// that by what was in flight.
+    fn completed(&self, bytes: u64) -> bool {
+        self.sent >= bytes && self.received >= bytes / 4 * 3
+    }
+
+    /// The figures, for the test's output.
+    fn figures(&self) -> String {
+        let Transfer { sent, received, retransmits, gbps } = self;
+        format!("{sent} octets sent, {received} counted by the receiver, {retransmits} retransmits, {gbps:.2} Gbit/s")
+    }
+}
+
+/// iperf3 of `bytes` from left's 10.1.0.1 to right's 10.2.0.1 within 30 s.
+fn transfer(h: &Hosts, bytes: u64) -> Transfer {
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", &h.ns("right"), "iperf3", "-s", "-1", "-B", "10.2.0.1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let out = sh(&format!("ip netns exec {} timeout 30 iperf3 -c 10.2.0.1 -B 10.1.0.1 -n {bytes} -J", h.ns("left")));
+    let _ = server.kill();
+    let _ = server.wait();
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let end = &j["end"];
+    Transfer {
+        sent: if out.status.success() { end["sum_sent"]["bytes"].as_u64().unwrap_or(0) } else { 0 },
+        received: end["sum_received"]["bytes"].as_u64().unwrap_or(0),
+        retransmits: end["sum_sent"]["retransmits"].as_u64().unwrap_or(0),
+        gbps: end["sum_received"]["bits_per_second"].as_f64().unwrap_or(0.0) / 1e9,
+    }
+}
+
+/// The packets an nftables counter named `name` in table `inet t` of `ns` counted.
+fn nft_counter(ns: &str, name: &str) -> u64 {
+    let out = ok(&format!("ip netns exec {ns} nft list counter inet t {name}"));
+    out.split_whitespace().skip_while(|w| *w != "packets").nth(1).and_then(|n| n.parse().ok()).unwrap()
+}
+
+/// Issue 14, MSS clamping: the path between the daemons carries 1280 octets and drops IP
+/// fragments. The right's kernel knows its link's MTU, so its pair's inner MTU is 1218 (1280 less
+/// IPv4 20, UDP 8, ESP 8, IV 8, trailer 2, ICV 16 of AES-GCM-16) from the start; it clamps the
+/// MSS of the SYNs it delivers and of the SYN-ACKs it sends to 1178. The left's kernel does not
+/// know the narrow link (its own is 1500), yet its TCP never sends a segment that does not fit, and
+/// the transfer completes. Without the clamp the first full-sized segments would be dropped at the
+/// router (their outer datagrams are 1461 octets) until path MTU discovery caught up, and any
+/// locally fragmented datagram would vanish.
+#[test]
+fn mss_clamping_lets_tcp_through_a_narrow_path() {
+    if !root_with_tools() {
+        return;
+    }
+    if !sh("command -v nft").status.success() {
+        missing("the MTU tests need nft (bash .ci/run installs it)");
+        return;
+    }
+    let h = narrow_path("oxm1", 1280, "");
+    // SYNs (not SYN-ACKs) reaching the right's TCP from the tunnel, by their MSS.
+    nft(
+        &h.ns("right"),
+        "table inet t {\n counter clamped {}\n counter larger {}\n chain in {\n  type filter hook input priority 0;\n  \
+         iifname \"oxswan0\" tcp flags & (syn | ack) == syn tcp option maxseg size 1178 counter name clamped\n  \
+         iifname \"oxswan0\" tcp flags & (syn | ack) == syn tcp option maxseg size > 1178 counter name larger\n }\n}\n",
+    );
+    let right = h.status("right");
+    let child = &right["ike_sas"][0]["children"][0];
+    assert_eq!((child["path_mtu"].as_u64(), child["inner_mtu"].as_u64()), (Some(1280), Some(1218)), "{child}");
+    let t = transfer(&h, 20 << 20);
+    println!("20 MiB through a 1280-octet path that drops fragments: {}", t.figures());
+    assert!(t.completed(20 << 20), "{t:?}\n{}\n{}", h.log("left"), h.log("right"));
+    let (clamped, larger) = (nft_counter(&h.ns("right"), "clamped"), nft_counter(&h.ns("right"), "larger"));
+    println!("SYNs out of the right's tunnel: {clamped} with MSS 1178, {larger} larger");
+    assert!(clamped >= 1 && larger == 0, "clamped {clamped}, larger {larger}");
+    // The blackhole at the router saw no fragment: nothing needed one.
+    let frags = ok(&format!("ip netns exec {} nft list table ip blackhole", h.ns("mid")));
+    assert!(frags.contains("packets 0 "), "{frags}");
+    // And no ESP datagram of the left's was too big for the link: had one been, the router's ICMP
+    // error would have taught the left's kernel the 1280, which the daemon reads every second.
+    std::thread::sleep(Duration::from_millis(1500));
+    let left = h.status("left");
+    let child = &left["ike_sas"][0]["children"][0];
+    assert_eq!((child["path_mtu"].as_u64(), left["too_big"].as_u64()), (Some(1500), Some(0)), "{left}");
+}
+
+/// Issue 14, path MTU discovery through the tunnel: with `clamp_mss = false`, a DF ping larger than
+/// the tunnel gets ICMP "fragmentation needed" back from the data plane, naming the MTU that fits.
+/// On the right at once (its route knows the link's 1280); on the left once its kernel learned the
+/// path MTU from the router's ICMP error about an ESP datagram that did not fit, and the IKE thread
+/// read it. Then a TCP transfer completes on the MTU the sender learned from our ICMP errors alone.
+#[test]
+fn too_big_packets_get_icmp_fragmentation_needed_with_the_tunnel_mtu() {
+    if !root_with_tools() {
+        return;
+    }
+    if !sh("command -v nft").status.success() {
+        missing("the MTU tests need nft (bash .ci/run installs it)");
+        return;
+    }
+    let h = narrow_path("oxm2", 1280, "clamp_mss = false");
+    let ping = |side: &str, from: &str, to: &str, size: u32| {
+        let o = sh(&format!("ip netns exec {} ping -M do -s {size} -c 1 -W 1 -I {from} {to}", h.ns(side)));
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+    };
+    // 1218 octets fit (1190 of ICMP data and 28 of headers); 1219 do not.
+    assert!(ping("right", "10.2.0.1", "10.1.0.1", 1190).contains("1 received"), "{}", h.log("right"));
+    let out = ping("right", "10.2.0.1", "10.1.0.1", 1191);
+    println!("right, DF ping of 1219 octets: {}", out.lines().find(|l| l.contains("mtu")).unwrap_or(&out));
+    assert!(out.contains("Frag needed and DF set (mtu = 1218)"), "{out}");
+    assert!(out.contains("From 10.1.0.1"), "from the address the ping was for: {out}");
+    assert_eq!(h.status("right")["icmp_too_big_sent"].as_u64(), Some(1));
+    // A ping that is not DF is fragmented on the outside: the router drops that, but no ICMP is due.
+    let _ = sh(&format!("ip netns exec {} ping -M dont -s 1191 -c 1 -W 1 -I 10.2.0.1 10.1.0.1", h.ns("right")));
+    assert_eq!(h.status("right")["icmp_too_big_sent"].as_u64(), Some(1), "no error without DF");
+
+    // IPv6 inside: up to 1280 octets go on, fragmented outside (RFC 8200 §5: a link narrower than
+    // IPv6's minimum fragments below it); a larger DF packet hears of 1280, from an address of
+    // ours (RFC 4443 §2.2).
+    let out = sh(&format!("ip netns exec {} ping -6 -M do -s 1300 -c 1 -W 1 -I fd02::1 fd01::1", h.ns("right")));
+    let out = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    println!("right, IPv6 ping of 1348 octets: {}", out.lines().find(|l| l.contains("mtu")).unwrap_or(&out));
+    assert!(out.contains("From fd02::1") && out.contains("Packet too big: mtu=1280"), "{out}\n{}", h.log("right"));
+    assert_eq!(h.status("right")["icmp_too_big_sent"].as_u64(), Some(2));
+
+    // The left learns the narrow link from the router: its first 1328-octet ping goes out as a
+    // 1390-octet datagram, which the router refuses with an ICMP error the left's kernel keeps.
+    let mut seen = String::new();
+    settles(10, || {
+        seen = ping("left", "10.1.0.1", "10.2.0.1", 1300);
+        holds(seen.contains("mtu = 1218") || seen.contains("mtu=1218"), || seen.clone())
+    });
+    println!("left, DF ping of 1328 octets: {}", seen.lines().find(|l| l.contains("mtu")).unwrap_or(&seen));
+    let left = h.status("left");
+    let child = &left["ike_sas"][0]["children"][0];
+    assert_eq!((child["path_mtu"].as_u64(), child["inner_mtu"].as_u64()), (Some(1280), Some(1218)), "{child}");
+    assert!(left["icmp_too_big_sent"].as_u64() >= Some(1), "{left}");
+    assert!(h.log("left").contains("path MTU to 192.0.2.2 is 1280: inner packets up to 1218 octets (was 1438)"));
+
+    // TCP without clamping: its segments shrink to what our ICMP errors said.
+    let t = transfer(&h, 20 << 20);
+    println!("20 MiB without MSS clamping, by path MTU discovery: {}", t.figures());
+    assert!(t.completed(20 << 20), "{t:?}\n{}", h.log("left"));
 }

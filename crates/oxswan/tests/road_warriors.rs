@@ -203,18 +203,7 @@ fn oxswan_as_the_client_of_a_charon_gateway_with_pools() {
     std::fs::create_dir_all(&etc).unwrap();
     let original = "nameserver 198.51.100.53\n";
     std::fs::write(etc.join("resolv.conf"), original).unwrap();
-    let d = lan.dir.join("c0-pki");
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("root.der"), &pki.root).unwrap();
-    let client = format!(
-        "[daemon]\ntun = \"oxswan0\"\ndns = \"resolv.conf\"\n\n\
-         [connections.home]\nremote_addrs = [\"{GW_IP}\"]\nvips = [\"0.0.0.0\"]\nproposals = [\"aes256gcm16-prfsha256-x25519\"]\n\n\
-         [connections.home.local]\nauth = \"eap-mschapv2\"\nid = \"alice@example.org\"\neap_id = \"alice\"\n\n\
-         [connections.home.remote]\nauth = \"pubkey\"\nid = \"vpn.example\"\ncacerts = [\"{}/root.der\"]\n\n\
-         [connections.home.children.net]\nlocal_ts = [\"dynamic\"]\nremote_ts = [\"10.2.0.0/24\"]\nesp_proposals = [\"aes256gcm16\"]\n\n\
-         [[secrets.eap]]\nid = \"alice\"\nsecret = \"alice's password\"\n",
-        d.display()
-    );
+    let client = oxswan_client_config(&lan, &pki.root, "dns = \"resolv.conf\"\n");
     lan.oxswan("c0", &client);
     let up = lan.ox("c0", "up home --timeout 20");
     assert!(

@@ -88,6 +88,8 @@ pub struct Endpoint {
     stats: Stats,
     /// How the message being handled arrived; UDP outside [`Endpoint::handle_tcp`].
     arrival: Transport,
+    /// This host's addresses (see [`Endpoint::set_local_addresses`]).
+    local_addresses: Vec<IpAddr>,
 }
 
 impl Endpoint {
@@ -126,6 +128,7 @@ impl Endpoint {
             epoch: (now, unix_now),
             stats: Stats::default(),
             arrival: Transport::Udp,
+            local_addresses: Vec::new(),
         })
     }
 
@@ -149,6 +152,7 @@ impl Endpoint {
             keepalive: self.config.keepalive,
             leases: self.leases.as_mut(),
             transport: self.arrival,
+            local_addresses: &self.local_addresses,
         };
         (ctx, &mut self.sas)
     }
@@ -308,6 +312,45 @@ impl Endpoint {
     /// unanswered probe ends the SA like any other request (§1.4, §2.4).
     pub fn liveness(&mut self, now: Instant, sa: SaHandle) -> Result<()> {
         self.job(now, sa, Job::Liveness)
+    }
+
+    /// This host's addresses, which MOBIKE announces to peers (RFC 4555 §3.4). The daemon updates
+    /// them when the kernel reports a change.
+    pub fn set_local_addresses(&mut self, addrs: Vec<IpAddr>) {
+        self.local_addresses = addrs;
+    }
+
+    /// Our addresses changed under the IKE SA `sa` (MOBIKE, RFC 4555 §3.5): it moves to the first
+    /// of `paths` (our address, the peer's) that answers, keeping its SPIs, keys and CHILD SAs.
+    /// [`Event::PathChanged`] follows the peer's answer. Fails when MOBIKE is off on the SA.
+    pub fn roam(&mut self, now: Instant, sa: SaHandle, paths: &[(IpAddr, IpAddr)]) -> Result<()> {
+        let (mut ctx, sas) = self.ctx_parts(now);
+        let s = sas.get_mut(&sa).ok_or(IkeError::UnknownSa)?;
+        let r = s.roam(&mut ctx, paths);
+        self.settle(now, sa);
+        r
+    }
+
+    /// The peer's addresses for a new path of `sa`: its current one first, then those it announced
+    /// with MOBIKE (RFC 4555 §3.4).
+    pub fn peer_addresses(&self, sa: SaHandle) -> Vec<IpAddr> {
+        let Some(s) = self.sas.get(&sa) else { return Vec::new() };
+        let mut out = vec![s.core.remote.ip()];
+        out.extend(s.peer_addresses().iter().copied().filter(|a| *a != s.core.remote.ip()));
+        out
+    }
+
+    /// The data plane opened authentic ESP on the pair with inbound SPI `spi_in` from `remote`,
+    /// which is not where the pair sends: a NAT rebinding seen in ESP first (RFC 7296 §2.23). The
+    /// IKE SA and its CHILD SAs follow when the peer is behind a NAT and we are not; returns whether
+    /// they did ([`Event::PathChanged`] follows).
+    pub fn esp_moved(&mut self, now: Instant, spi_in: u32, remote: SocketAddr) -> bool {
+        let Some(h) = self.esp_spis.get(&spi_in).copied() else { return false };
+        let (mut ctx, sas) = self.ctx_parts(now);
+        let Some(s) = sas.get_mut(&h) else { return false };
+        let moved = s.esp_moved(&mut ctx, remote);
+        self.settle(now, h);
+        moved
     }
 
     /// What the data plane counted on the CHILD SA with inbound SPI `spi_in` of `sa`, since it was

@@ -119,8 +119,10 @@ impl IkeSa {
             self.settle(ctx);
             return;
         }
-        for d in &p.datagrams {
-            ctx.out.transmits.push_back(self.core.transmit(d.clone()));
+        for (local, remote) in self.core.retransmit_paths() {
+            for d in &p.datagrams {
+                ctx.out.transmits.push_back(self.core.transmit_on((local, remote), d.clone()));
+            }
         }
         let next = later(ctx.now, retransmit.wait(p.sent));
         p.sent = p.sent.saturating_add(1);
@@ -139,8 +141,9 @@ impl IkeSa {
 
     /// Sends a request and keeps it in flight with the state its answer needs.
     pub(crate) fn send_request(&mut self, ctx: &mut Ctx<'_>, exchange: InFlight, datagrams: Vec<Vec<u8>>) {
+        let (local, remote) = self.core.request_path();
         for d in &datagrams {
-            ctx.out.transmits.push_back(self.core.transmit(d.clone()));
+            ctx.out.transmits.push_back(self.core.transmit_on((local, remote), d.clone()));
         }
         let wait = self.retransmit().wait(0);
         self.core.timers.set(Timer::Retransmit, later(ctx.now, wait));
@@ -163,8 +166,9 @@ impl IkeSa {
     /// takes the next message ID without consuming it: nothing follows it.
     fn send_once(&mut self, ctx: &mut Ctx<'_>, exchange: ExchangeType, payloads: &[Payload]) {
         if let Ok(datagrams) = self.encrypt_request(ctx, exchange, payloads) {
+            let (local, remote) = self.core.request_path();
             for payload in datagrams {
-                ctx.out.transmits.push_back(self.core.transmit(payload));
+                ctx.out.transmits.push_back(self.core.transmit_on((local, remote), payload));
             }
         }
     }

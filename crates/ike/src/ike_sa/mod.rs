@@ -388,6 +388,7 @@ impl IkeSa {
             }
         };
         let Some(pending) = self.take_pending() else { return Ok(()) };
+        self.core.received_on = (local, remote);
         self.core.update_addresses(ctx, local, remote);
         let next = task::answer(&mut self.core, ctx, pending.exchange, &Collected::collect(payloads));
         self.core.heard_from_peer(ctx);
@@ -452,6 +453,7 @@ impl IkeSa {
         };
         // Authentic: from here on the request is consumed and answered.
         self.expected_message_id = self.expected_message_id.wrapping_add(1);
+        self.core.received_on = (local, remote);
         self.core.update_addresses(ctx, local, remote);
         if exchange == ExchangeType::IKE_AUTH {
             // The initiator floated (or not): answer and send from where IKE_AUTH came (§2.23).
@@ -509,6 +511,52 @@ impl IkeSa {
         }
         self.cached = Some(Cached { message_id, request_digest, response: datagrams });
         Ok(())
+    }
+
+    /// Our addresses changed (MOBIKE, RFC 4555 §3.5): the SA tries `addrs` (our address, the
+    /// peer's; the preferred first) with an UPDATE_SA_ADDRESSES request, queued before anything else.
+    /// A request already in flight is sent again at once on the preferred path, and its
+    /// retransmissions try every path (§3.7), so it does not wait on a path that is gone. As
+    /// responder the SA only tells the peer its new address list (§3.6).
+    pub fn roam(&mut self, ctx: &mut Ctx<'_>, addrs: &[(core::net::IpAddr, core::net::IpAddr)]) -> Result<()> {
+        if !self.is_established() {
+            return Err(IkeError::Unexpected(Unexpected::NotInThisState));
+        }
+        if !self.core.mobike {
+            return Err(IkeError::NoMobike);
+        }
+        if self.core.original_initiator {
+            let paths = self.core.probe_paths(addrs);
+            if paths.is_empty() {
+                return Err(IkeError::NoPath);
+            }
+            self.core.probe = paths;
+            if let Some(p) = &self.pending {
+                let (local, remote) = self.core.request_path();
+                for d in &p.datagrams {
+                    ctx.out.transmits.push_back(self.core.transmit_on((local, remote), d.clone()));
+                }
+            }
+        }
+        // A newer update supersedes one queued; one in flight still completes (its answer moves
+        // the SA), and the new one follows it.
+        self.queue.retain(|j| *j != Job::UpdateAddresses);
+        self.queue.push_front(Job::UpdateAddresses);
+        self.settle(ctx);
+        Ok(())
+    }
+
+    /// Authentic ESP of the pair `spi_in` came from `remote` (see [`SaCore::esp_moved`]); whether
+    /// the SA followed.
+    pub fn esp_moved(&mut self, ctx: &mut Ctx<'_>, remote: SocketAddr) -> bool {
+        let moved = self.core.esp_moved(ctx, remote);
+        self.settle(ctx);
+        moved
+    }
+
+    /// The peer's other addresses it announced with MOBIKE (RFC 4555 §3.4).
+    pub fn peer_addresses(&self) -> &[core::net::IpAddr] {
+        &self.core.peer_addresses
     }
 
     /// The authentication server answered: the deferred response goes out.

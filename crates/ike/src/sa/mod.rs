@@ -87,6 +87,9 @@ pub(crate) enum Job {
     RekeyIke,
     /// CREATE_CHILD_SA for the connection's child with this index (§1.3.1).
     NewChild(u16),
+    /// INFORMATIONAL with UPDATE_SA_ADDRESSES: the SA moves to the first of its probed paths
+    /// (RFC 4555 §3.5).
+    UpdateAddresses,
 }
 
 /// What the core asks of the task manager, which takes it after every step.
@@ -187,6 +190,19 @@ pub(crate) struct SaCore {
     pub just_established: bool,
     /// Why our DELETE of it is sent (the uniqueness policy), instead of a plain local delete.
     pub delete_reason: Option<DownReason>,
+    /// We made the first IKE SA of this lineage (rekeys pass it on): the original initiator decides
+    /// on MOBIKE's addresses (RFC 4555 §3.1).
+    pub original_initiator: bool,
+    /// Both sides announced MOBIKE_SUPPORTED in IKE_AUTH (RFC 4555 §3.3).
+    pub mobike: bool,
+    /// The peer's other addresses (ADDITIONAL_IP4/6_ADDRESS, RFC 4555 §3.4, §3.6), where a new path
+    /// may lead when its current address is unreachable.
+    pub peer_addresses: Vec<core::net::IpAddr>,
+    /// Paths (our address, the peer's) that a MOBIKE update in progress tries, the preferred first;
+    /// empty when the SA stays where it is (RFC 4555 §3.5, §3.7).
+    pub probe: Vec<(SocketAddr, SocketAddr)>,
+    /// The addresses of the message being handled: on which of ours and from where it came.
+    pub received_on: (SocketAddr, SocketAddr),
 }
 
 /// The responder's EAP between the IKE_AUTH rounds (RFC 7296 §2.16).
@@ -301,6 +317,11 @@ impl SaCore {
             eap_identity: None,
             just_established: false,
             delete_reason: None,
+            original_initiator: initiator,
+            mobike: false,
+            peer_addresses: Vec::new(),
+            probe: Vec::new(),
+            received_on: (local, remote),
         }
     }
 
@@ -355,6 +376,7 @@ impl SaCore {
         Some(IkeSaInfo {
             name: peer.name.clone(),
             initiator: self.initiator,
+            original_initiator: self.original_initiator,
             spi_i: self.spi_i,
             spi_r: self.spi_r,
             local: self.local,
@@ -369,6 +391,7 @@ impl SaCore {
             dns: self.vips.dns.clone(),
             dns_domains: self.vips.dns_domains.clone(),
             eap_id: self.eap_identity.clone(),
+            mobike: self.mobike,
         })
     }
 
@@ -417,8 +440,9 @@ impl SaCore {
     /// §2.23: with a NAT in the path, the peer's address is where its latest authenticated message
     /// came from; without one the addresses still follow the initiator's float to port 4500. A host
     /// behind a NAT does not follow (§2.23: it would open a denial of service, as the UDP header is
-    /// not protected), nor does an SA that floated to 4500 go back to 500. A change on an
-    /// established SA (a NAT rebinding) moves its CHILD SAs' ESP too: the data plane hears of it
+    /// not protected), nor does an SA that floated to 4500 go back to 500, nor a MOBIKE SA whose
+    /// peer is not behind a NAT: it moves by UPDATE_SA_ADDRESSES only (RFC 4555 §3.5). A change on
+    /// an established SA (a NAT rebinding) moves its CHILD SAs' ESP too: the data plane hears of it
     /// through [`Event::PathChanged`].
     pub(crate) fn update_addresses(&mut self, ctx: &mut Ctx<'_>, local: SocketAddr, remote: SocketAddr) {
         if ctx.transport != self.transport || (local, remote) == (self.local, self.remote) {
@@ -435,7 +459,27 @@ impl SaCore {
             return;
         }
         let unfloat = self.local.port() == NAT_T_PORT && local.port() != NAT_T_PORT;
-        if !tcp && ((self.is_established() && self.nat.local_behind_nat) || unfloat) {
+        let established = self.is_established();
+        if !tcp
+            && ((established && self.nat.local_behind_nat)
+                || unfloat
+                || (established && self.mobike && !self.nat.remote_behind_nat))
+        {
+            return;
+        }
+        if established {
+            self.move_to(ctx, local, remote);
+        } else {
+            self.local = local;
+            self.remote = remote;
+        }
+    }
+
+    /// Moves the SA and its CHILD SAs to `(local, remote)` and ends any probing: the data plane hears
+    /// of it through [`Event::PathChanged`].
+    pub(crate) fn move_to(&mut self, ctx: &mut Ctx<'_>, local: SocketAddr, remote: SocketAddr) {
+        self.probe.clear();
+        if (local, remote) == (self.local, self.remote) {
             return;
         }
         self.local = local;
@@ -449,6 +493,34 @@ impl SaCore {
             }
             ctx.out.events.push_back(Event::PathChanged { sa: self.handle, local, remote, spis_in });
         }
+    }
+
+    /// Authentic ESP of one of our pairs came from `remote`, not from where the SA's ESP goes: the
+    /// NAT in front of the peer gave it a new mapping (RFC 7296 §2.23, RFC 3948). The SA follows at
+    /// once, as the kernel's XFRM mapping events make strongSwan do, rather than waiting for the
+    /// peer's next IKE message; only when the peer is behind a NAT and we are not (§2.23).
+    pub(crate) fn esp_moved(&mut self, ctx: &mut Ctx<'_>, remote: SocketAddr) -> bool {
+        let follows = self.is_established()
+            && self.nat.remote_behind_nat
+            && !self.nat.local_behind_nat
+            && remote != self.remote
+            && remote.is_ipv4() == self.remote.is_ipv4()
+            && remote.port() != 0;
+        if follows {
+            let local = self.local;
+            self.move_to(ctx, local, remote);
+        }
+        follows
+    }
+    /// Where requests go: the first path a MOBIKE update tries, else the SA's.
+    pub(crate) fn request_path(&self) -> (SocketAddr, SocketAddr) {
+        self.probe.first().copied().unwrap_or((self.local, self.remote))
+    }
+
+    /// Where retransmissions go: every path the update tries (§3.7: the initiator of MOBIKE
+    /// decides which paths to try), else the SA's.
+    pub(crate) fn retransmit_paths(&self) -> Vec<(SocketAddr, SocketAddr)> {
+        if self.probe.is_empty() { vec![(self.local, self.remote)] } else { self.probe.clone() }
     }
 
     /// The pair with inbound SPI `spi` is gone (deleted by either side): the responder of its rekey

@@ -79,7 +79,8 @@ pub(crate) struct Ctx<'a> {
     pub unix_now: u64,
     /// Every configured connection: a responder picks one by the initiator's identities.
     pub peers: &'a [Arc<PeerConfig>],
-    /// Messages longer than this are sent as IKE fragments when the peer supports them.
+    /// The largest IP datagram a message or fragment is sent in when the peer supports IKE
+    /// fragmentation ([`crate::EndpointConfig::fragment_size`]).
     pub fragment_size: usize,
     /// The inbound ESP SPIs the endpoint's SAs hold, by SA.
     pub esp_spis: &'a HashMap<u32, SaHandle>,
@@ -94,6 +95,9 @@ pub(crate) struct Ctx<'a> {
     /// How the message being handled arrived (UDP for timers and commands): its answer goes back
     /// the same way.
     pub transport: Transport,
+    /// This host's addresses, as the daemon last told them: MOBIKE announces the others than an
+    /// SA's own (RFC 4555 §3.4).
+    pub local_addresses: &'a [core::net::IpAddr],
 }
 
 /// Draws of an inbound SPI before giving up: with a working random source a collision among 2^32
@@ -119,6 +123,24 @@ impl Ctx<'_> {
 /// padding (up to 15), Pad Length and ICV (up to 32).
 const FRAGMENT_OVERHEAD: usize = 28 + 8 + 16 + 15 + 1 + 32;
 
+/// The most octets an IKE message may have for its datagram to fit `fragment_size`, the whole IP
+/// datagram as with strongSwan's `charon.fragment_size` (RFC 7383 §2.5.1: IP and UDP headers
+/// count), on the path from `local` to `remote`: less the IP header of the path's family (no
+/// options or extension headers), UDP's 8 octets, and the non-ESP marker's 4 (RFC 3948 §2.2) unless
+/// a port is IKE's own. 0 means the family's default: 576 for IPv4 (RFC 791's minimum reassembly
+/// size, what RFC 7383 §2.5.1 suggests for it) and 1280 for IPv6 (RFC 8200 §5's minimum MTU).
+pub(crate) fn message_limit(fragment_size: usize, local: SocketAddr, remote: SocketAddr) -> usize {
+    let v6 = remote.is_ipv6();
+    let size = match fragment_size {
+        0 if v6 => 1280,
+        0 => 576,
+        n => n,
+    };
+    let ip = if v6 { 40 } else { 20 };
+    let marker = if local.port() != super::IKE_PORT && remote.port() != super::IKE_PORT { 4 } else { 0 };
+    size.saturating_sub(ip + 8 + marker)
+}
+
 /// `now + d` without the panic of `Instant + Duration` on overflow: configured durations are capped
 /// at a year.
 pub(crate) fn later(now: Instant, d: core::time::Duration) -> Instant {
@@ -132,13 +154,19 @@ impl SaCore {
         Transmit { local: self.local, remote: self.remote, transport: self.transport, payload }
     }
 
-    /// Protects a message, as IKE fragments (RFC 7383 §2.5) when both sides announced support and it
-    /// would exceed the fragment size.
+    /// A message to the peer along `(local, remote)` (a path MOBIKE probes), on the SA's transport.
+    pub(crate) fn transmit_on(&self, (local, remote): (SocketAddr, SocketAddr), payload: Vec<u8>) -> Transmit {
+        Transmit { local, remote, transport: self.transport, payload }
+    }
+
+    /// Protects a message, as IKE fragments (RFC 7383 §2.5) when both sides announced support and its
+    /// datagram on the SA's current path would exceed the fragment size ([`message_limit`]).
     pub(crate) fn seal(&self, ctx: &Ctx<'_>, header: &Header, payloads: &[Payload]) -> Result<Vec<Vec<u8>>> {
         let keys = self.keys.as_ref().ok_or(IkeError::NoKeys)?;
         let mut plain = Vec::new();
         let first = emit_chain(payloads, PayloadType::NONE, &mut plain)?;
-        let chunk = ctx.fragment_size.saturating_sub(FRAGMENT_OVERHEAD).max(64);
+        let limit = message_limit(ctx.fragment_size, self.local, self.remote);
+        let chunk = limit.saturating_sub(FRAGMENT_OVERHEAD).max(64);
         // RFC 7383 §2.3: only when both announced it, and the connection (once known) wants it.
         let ours = self.peer.as_ref().is_none_or(|p| p.fragmentation);
         if !self.peer_fragmentation || !ours || plain.len() <= chunk {
@@ -154,5 +182,30 @@ impl SaCore {
                 Ok(protect_fragment(ctx.provider, &keys.sk_out, header, next, n, total, part)?)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_limit_counts_the_family_s_header_udp_and_the_marker() {
+        // IPv4 on 500: 1280 - 20 - 8.
+        assert_eq!(message_limit(1280, a("192.0.2.1:500"), a("192.0.2.2:500")), 1252);
+        // On 4500 the non-ESP marker takes 4 more.
+        assert_eq!(message_limit(1280, a("192.0.2.1:4500"), a("192.0.2.2:4500")), 1248);
+        // IPv6 costs 20 more than IPv4.
+        assert_eq!(message_limit(1280, a("[2001:db8::1]:500"), a("[2001:db8::2]:500")), 1232);
+        assert_eq!(message_limit(1280, a("[2001:db8::1]:4500"), a("[2001:db8::2]:4500")), 1228);
+        // 0: the family's default.
+        assert_eq!(message_limit(0, a("192.0.2.1:500"), a("192.0.2.2:500")), 548);
+        assert_eq!(message_limit(0, a("[2001:db8::1]:500"), a("[2001:db8::2]:500")), 1232);
+        assert_eq!(message_limit(10, a("192.0.2.1:500"), a("192.0.2.2:500")), 0);
     }
 }

@@ -85,14 +85,16 @@ pub(crate) fn answer(
             core.spi_r = init.spi_r;
             core.peer_hashes = signature_hashes(&init.peer_notifies);
             core.peer_fragmentation = announces_fragmentation(&init.peer_notifies);
-            core.nat = detect(&init.peer_notifies, init.spi_i, init.spi_r, local, remote).unwrap_or_default();
+            let detected = detect(&init.peer_notifies, init.spi_i, init.spi_r, local, remote);
+            core.nat = detected.unwrap_or_default();
             if peer.force_encap {
                 core.nat.local_behind_nat = true;
             }
             // §2.23: the initiator moves to port 4500 once a NAT is detected; strongSwan also floats
-            // for `encap`. Not over TCP: the stream carries IKE and ESP whatever NAT detection
-            // found (RFC 9329 §6).
-            if core.nat.any() && core.transport == crate::sa::Transport::Udp {
+            // for `encap`, and with MOBIKE whenever the responder does NAT traversal (RFC 4555 §3.3:
+            // a later move may bring a NAT, and MOBIKE's paths use port 4500). Not over TCP: the
+            // stream carries IKE and ESP whatever NAT detection found (RFC 9329 §6).
+            if core.transport == crate::sa::Transport::Udp && (core.nat.any() || (peer.mobike && detected.is_some())) {
                 if core.local.port() == IKE_PORT {
                     core.local.set_port(NAT_T_PORT);
                 }

@@ -87,6 +87,10 @@ impl SaCore {
         new.peer_id = self.peer_id.clone();
         new.peer_hashes = self.peer_hashes.clone();
         new.peer_fragmentation = self.peer_fragmentation;
+        // RFC 4555 §3.1: MOBIKE stays with the SA and with the one who started its lineage.
+        new.original_initiator = self.original_initiator;
+        new.mobike = self.mobike;
+        new.peer_addresses = self.peer_addresses.clone();
         new.init_remote = self.remote;
         // The client authenticated as this EAP identity, and the new SA is still its (status,
         // accounting, uniqueness).

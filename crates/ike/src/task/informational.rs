@@ -10,6 +10,19 @@ use crate::sa::{Ctx, SaCore};
 
 impl SaCore {
     pub(crate) fn handle_informational(&mut self, ctx: &mut Ctx<'_>, payloads: &[Payload]) -> Vec<Payload> {
+        // Only a MOBIKE SA reads the MOBIKE notifies: a liveness check of any other costs nothing more.
+        let mut out = if self.mobike {
+            let notifies: Vec<_> = payloads
+                .iter()
+                .filter_map(|p| match p {
+                    Payload::Notify(n) => Some(n.clone()),
+                    _ => None,
+                })
+                .collect();
+            self.handle_mobike_request(ctx, &notifies)
+        } else {
+            Vec::new()
+        };
         let mut deleted_in = Vec::new();
         for p in payloads {
             match p {
@@ -44,6 +57,9 @@ impl SaCore {
                 _ => {}
             }
         }
-        if deleted_in.is_empty() { Vec::new() } else { vec![Payload::Delete(DeletePayload::esp(&deleted_in))] }
+        if !deleted_in.is_empty() {
+            out.push(Payload::Delete(DeletePayload::esp(&deleted_in)));
+        }
+        out
     }
 }

@@ -30,6 +30,7 @@ pub(crate) mod ike_config;
 pub(crate) mod ike_init;
 pub(crate) mod ike_rekey;
 pub(crate) mod informational;
+pub(crate) mod mobike;
 pub(crate) mod usage;
 
 pub(crate) use child_create::ChildOffer;
@@ -56,6 +57,10 @@ pub(crate) enum InFlight {
     RekeyChild(Box<child_rekey::RekeyOffer>),
     RekeyIke(Box<ike_rekey::IkeRekeyOffer>),
     NewChild(Box<ChildOffer>),
+    /// A MOBIKE update (RFC 4555 §3.5), with the COOKIE2 the answer must echo (§3.8).
+    UpdateAddresses {
+        cookie2: Option<Vec<u8>>,
+    },
 }
 
 impl InFlight {
@@ -76,9 +81,11 @@ impl InFlight {
             InFlight::Init { .. } => X::IKE_SA_INIT,
             InFlight::Auth { .. } | InFlight::AuthEap(_) => X::IKE_AUTH,
             InFlight::RekeyChild(_) | InFlight::RekeyIke(_) | InFlight::NewChild(_) => X::CREATE_CHILD_SA,
-            InFlight::DeleteIke | InFlight::DeleteChild(_) | InFlight::DeleteUninstalled | InFlight::Liveness => {
-                X::INFORMATIONAL
-            }
+            InFlight::DeleteIke
+            | InFlight::DeleteChild(_)
+            | InFlight::DeleteUninstalled
+            | InFlight::Liveness
+            | InFlight::UpdateAddresses { .. } => X::INFORMATIONAL,
         }
     }
 }
@@ -149,6 +156,10 @@ pub(crate) fn request(
             let (payloads, offer) = core.rekey_request(ctx, old, None)?;
             (ExchangeType::CREATE_CHILD_SA, payloads, InFlight::RekeyChild(offer))
         }
+        Job::UpdateAddresses => {
+            let (payloads, in_flight) = core.update_request(ctx)?;
+            (info, payloads, in_flight)
+        }
     })
 }
 
@@ -174,6 +185,7 @@ pub(crate) fn answer(core: &mut SaCore, ctx: &mut Ctx<'_>, in_flight: InFlight, 
         InFlight::RekeyChild(offer) => core.handle_rekey_response(ctx, *offer, p),
         InFlight::RekeyIke(offer) => core.handle_ike_rekey_response(ctx, *offer, p),
         InFlight::NewChild(offer) => core.handle_new_child_response(ctx, *offer, p),
+        InFlight::UpdateAddresses { cookie2 } => core.handle_update_answer(ctx, cookie2, p),
     }
 }
 

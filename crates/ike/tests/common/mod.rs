@@ -235,6 +235,11 @@ pub struct Sim {
     next_port: u16,
     /// Streams opened so far.
     pub streams_opened: usize,
+    /// More addresses of an endpoint (a host with two uplinks): datagrams to the key reach the
+    /// endpoint added at the value.
+    pub aliases: BTreeMap<IpAddr, IpAddr>,
+    /// Addresses that are gone: datagrams from or to them are lost.
+    pub unreachable: std::collections::BTreeSet<IpAddr>,
 }
 
 impl Sim {
@@ -263,6 +268,8 @@ impl Sim {
             streams: HashMap::new(),
             next_port: 40_000,
             streams_opened: 0,
+            aliases: BTreeMap::new(),
+            unreachable: Default::default(),
         }
     }
 
@@ -427,6 +434,10 @@ impl Sim {
                 return;
             }
         }
+        if self.unreachable.contains(&local.ip()) || self.unreachable.contains(&remote.ip()) {
+            self.lost += 1;
+            return;
+        }
         // Larger than the MTU: IP fragments, each of which can be lost (or all are dropped by a
         // middlebox that filters fragments). IKE fragmentation (RFC 7383) is not implemented yet.
         let fragments = (payload.len() + 28).div_ceil(self.link.mtu.max(68));
@@ -488,7 +499,8 @@ impl Sim {
                 }
             }
             let now = self.now;
-            if let Some(ep) = self.nodes.get_mut(&pkt.to.ip()) {
+            let node = self.aliases.get(&pkt.to.ip()).copied().unwrap_or(pkt.to.ip());
+            if let Some(ep) = self.nodes.get_mut(&node) {
                 match pkt.transport {
                     Transport::Udp => ep.handle_datagram(now, pkt.to, pkt.from, &pkt.data),
                     Transport::Tcp => ep.handle_tcp(now, pkt.to, pkt.from, &pkt.data),
@@ -633,6 +645,8 @@ pub fn psk_peer(
         unique: Default::default(),
         fragmentation: true,
         tcp: oxswan_ike::TcpConfig::NO,
+        // Off here so that the annotated exchanges stay as they were; tests/mobility.rs turns it on.
+        mobike: false,
     }
 }
 

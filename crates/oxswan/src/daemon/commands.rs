@@ -85,10 +85,17 @@ impl Ike {
                 let _ = reply.send(r);
             }
             Request::Status => {
-                let DatapathStats { keepalives_received, esp_unknown_spi } = self.dp.stats();
+                let DatapathStats { keepalives_received, esp_unknown_spi, too_big, icmp_too_big_sent } =
+                    self.dp.stats();
                 let tcp = self.streams.status();
-                let _ =
-                    reply.send(Response::Status { ike_sas: self.status(), keepalives_received, esp_unknown_spi, tcp });
+                let _ = reply.send(Response::Status {
+                    ike_sas: self.status(),
+                    keepalives_received,
+                    esp_unknown_spi,
+                    too_big,
+                    icmp_too_big_sent,
+                    tcp,
+                });
             }
         }
     }
@@ -127,6 +134,8 @@ impl Ike {
                             replayed: k.replayed,
                             integrity_failed: k.integrity_failed,
                             outside_selectors: k.outside_selectors,
+                            path_mtu: k.path_mtu,
+                            inner_mtu: k.inner_mtu,
                         }
                     })
                     .collect();
@@ -146,6 +155,7 @@ impl Ike {
                         oxswan_ike::Transport::Udp => "udp".into(),
                         oxswan_ike::Transport::Tcp => "tcp".into(),
                     },
+                    mobike: info.mobike,
                     eap_id: info.eap_id,
                     local_vips: info.local_vips.iter().map(ToString::to_string).collect(),
                     remote_vips: info.remote_vips.iter().map(ToString::to_string).collect(),

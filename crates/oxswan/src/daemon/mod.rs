@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
+use arc_swap::ArcSwap;
 use oxswan_config::{Config, PeerAction, StartAction};
 use oxswan_crypto::CryptoProvider;
 use oxswan_esp::Selectors;
@@ -21,7 +22,7 @@ use oxswan_wire::udp_encap::with_non_esp_marker;
 
 use crate::control::{ChildStatus, IkeSaStatus, RekeyWhat, Request, Response};
 use crate::datapath::{Datapath, DatapathStats, PairCounters, esp_destination};
-use crate::dataplane::{DataPlane, SaTables, TUN_MTU};
+use crate::dataplane::{DataPlane, SaTables};
 use crate::early::{EARLY_BYTES, EARLY_SLOTS, PacketRing};
 use crate::input::Input;
 use crate::streams::Streams;
@@ -29,6 +30,7 @@ use oxswan_io::{Tun, UdpIo};
 
 mod commands;
 mod events;
+mod mobility;
 
 /// The wait before a restart attempt (and between failed ones).
 const RESTART_RETRY: Duration = Duration::from_secs(2);
@@ -83,27 +85,12 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     }
     let mut sockets: HashMap<IpAddr, Sockets> = HashMap::new();
     for a in &addrs {
-        let bind = |port| {
-            UdpSocket::bind(SocketAddr::new(*a, port))
-                .with_context(|| format!("cannot bind UDP {}:{port} (in use, or not an address of this host?)", a))
-        };
-        let ike = bind(config.daemon.ike_port)?;
-        let natt = bind(config.daemon.natt_port)?;
-        // Bursts of ESP arrive faster than one thread drains them at times: a deep receive queue
-        // turns drops into latency (the kernel caps it at net.core.rmem_max unless root raises it).
-        let natt = {
-            let s = socket2::Socket::from(natt);
-            let _ = s.set_recv_buffer_size(8 << 20);
-            let _ = s.set_send_buffer_size(8 << 20);
-            UdpSocket::from(s)
-        };
-        for s in [&ike, &natt] {
-            s.set_read_timeout(Some(Duration::from_millis(200)))?;
-        }
-        sockets.insert(*a, Sockets { ike: Arc::new(ike), natt: Arc::new(UdpIo::new(natt)) });
+        sockets.insert(*a, mobility::open_sockets(*a, &config.daemon)?);
     }
 
-    let tun = Tun::create(&config.daemon.tun, TUN_MTU, config.daemon.offload)
+    // The TUN device's MTU is the same for every SA: over IPv6 outside if any address is IPv6.
+    let tun_mtu = crate::dataplane::tun_mtu(addrs.iter().any(IpAddr::is_ipv6));
+    let tun = Tun::create(&config.daemon.tun, tun_mtu, config.daemon.offload)
         .with_context(|| format!("cannot create TUN device {} (is /dev/net/tun there? root?)", config.daemon.tun))?;
     tracing::info!(
         target: "io",
@@ -113,13 +100,14 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         on_off(sockets.values().all(|s| s.natt.gso())),
         on_off(sockets.values().all(|s| s.natt.gro()))
     );
+    tracing::info!(target: "io", "TUN {}: MTU {tun_mtu}; TCP MSS clamping {:?}", tun.name(), config.daemon.clamp_mss);
     let (tx, rx) = mpsc::channel::<Input>();
     let streams = Arc::new(Streams::new(tx.clone(), tcp_idle()?));
     streams.set_open_ports(config.connections.iter().map(|c| c.tcp_port));
     let dp = Arc::new(DataPlane {
         tables: SaTables::default(),
         tun,
-        natt: sockets.iter().map(|(a, s)| (*a, s.natt.clone())).collect(),
+        natt: ArcSwap::from_pointee(sockets.iter().map(|(a, s)| (*a, s.natt.clone())).collect()),
         stop: AtomicBool::new(false),
         keepalives: Default::default(),
         unknown_spi: Default::default(),
@@ -131,6 +119,13 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         replay_window: config.daemon.replay_window,
         sequence_start: sequence_start()?,
         tcp: streams.clone(),
+        tun_mtu,
+        clamp_mss: config.daemon.clamp_mss,
+        pmtu_check: AtomicBool::new(false),
+        mtu_refreshed: Mutex::new(None),
+        mtu_cursor: Default::default(),
+        too_big: Default::default(),
+        icmp_sent: Default::default(),
     });
     streams.set_plane(&dp);
     // RFC 9329: a responder for IKE and ESP over TCP, when asked for (off by default, as
@@ -166,12 +161,9 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
 
     for s in sockets.values() {
-        let (sock, tx1) = (s.ike.clone(), tx.clone());
-        let stop = stop.clone();
-        std::thread::Builder::new().name("ike-rx".into()).spawn(move || ike_rx(&sock, &tx1, &stop))?;
-        let (dp, sock, tx) = (dp.clone(), s.natt.clone(), tx.clone());
-        std::thread::Builder::new().name("natt-rx".into()).spawn(move || dp.natt_loop(sock, tx))?;
+        mobility::serve_sockets(s, &dp, &tx, &stop)?;
     }
+    mobility::watch_network(&tx);
     {
         let dp = dp.clone();
         std::thread::Builder::new().name("tun-rx".into()).spawn(move || dp.tun_loop())?;
@@ -183,7 +175,11 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
 
     let now = Instant::now();
     let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let engine = EndpointConfig { keepalive: Some(config.daemon.keepalive), ..EndpointConfig::default() };
+    let engine = EndpointConfig {
+        keepalive: Some(config.daemon.keepalive),
+        fragment_size: usize::from(config.daemon.fragment_size),
+        ..EndpointConfig::default()
+    };
     let mut endpoint = Endpoint::new(engine, provider.clone(), peers, now, unix)?;
     endpoint.set_credentials(crate::peers::credentials(&config));
     endpoint.set_leases(Box::new(crate::peers::leases(&config)));
@@ -210,7 +206,11 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         refused: Default::default(),
         streams: streams.clone(),
         streams_checked: Instant::now(),
+        data_plane: dp.clone(),
+        tx: tx.clone(),
+        stop: stop.clone(),
     };
+    ike.network_changed();
     ike.set_traps();
     tracing::info!(
         target: "daemon",
@@ -269,7 +269,7 @@ fn route_source(remote: IpAddr) -> Option<IpAddr> {
     s.local_addr().ok().map(|a| a.ip()).filter(|a| !a.is_unspecified())
 }
 
-fn ike_rx(sock: &UdpSocket, tx: &mpsc::Sender<Input>, stop: &AtomicBool) {
+pub(super) fn ike_rx(sock: &UdpSocket, tx: &mpsc::Sender<Input>, stop: &AtomicBool) {
     let local = sock.local_addr().ok();
     let mut buf = vec![0u8; 65536];
     while !stop.load(Ordering::Relaxed) {
@@ -385,6 +385,12 @@ struct Ike {
     streams: Arc<Streams>,
     /// When idle streams were last looked for.
     streams_checked: Instant,
+    /// The user-space data plane itself, for the sockets of addresses that appear.
+    data_plane: Arc<DataPlane>,
+    /// Where the threads of new sockets send what they receive.
+    tx: mpsc::Sender<Input>,
+    /// Set when the daemon stops.
+    stop: Arc<AtomicBool>,
 }
 
 /// `OXSWAN_TEST_TCP_IDLE`: seconds after which a silent TCP stream without an IKE SA is closed
@@ -454,6 +460,8 @@ impl Ike {
                         self.rearm(&name);
                     }
                 }
+                Ok(Input::EspMoved { spi_in, from }) => self.esp_moved(spi_in, from),
+                Ok(Input::NetworkChanged) => self.network_changed(),
                 Ok(Input::Radius { from, data }) => {
                     let answer = self.radius.as_mut().and_then(|r| r.datagram(Instant::now(), from, &data));
                     if let Some((sa, answer)) = answer {
@@ -472,6 +480,7 @@ impl Ike {
             self.restart_due(now);
             self.report_usage(now);
             self.idle_streams(now);
+            self.dp.refresh_mtu(now);
         }
     }
 
@@ -733,13 +742,18 @@ impl Ike {
 
     /// Where the connection `name` is initiated: its first remote address on the IKE port, from its
     /// first local address or else ours of the same family.
-    fn addresses(&self, name: &str) -> anyhow::Result<(SocketAddr, SocketAddr)> {
+    fn addresses(&mut self, name: &str) -> anyhow::Result<(SocketAddr, SocketAddr)> {
         let c = self.config.connection(name).with_context(|| format!("no connection {name}"))?;
         let remote = *c.remote_addrs.first().with_context(|| format!("{name} has no remote address"))?;
-        let local = c
-            .local_addrs
-            .first()
-            .copied()
+        let fixed = c.local_addrs.first().copied();
+        // Without local_addrs, the source the route to the peer picks now (it may have moved since
+        // the start, MOBIKE), if we have or can open its sockets; else any of ours of the family.
+        let routed = match fixed {
+            Some(_) => None,
+            None => route_source(remote).filter(|a| self.open(*a)),
+        };
+        let local = fixed
+            .or(routed)
             .or_else(|| self.sockets.keys().find(|a| a.is_ipv4() == remote.is_ipv4()).copied())
             .with_context(|| format!("{name}: no local address of the remote's family"))?;
         let port = self.config.daemon.ike_port;

@@ -11,13 +11,25 @@
 //! removal, made from the previous one by copy on write (oxswan-esp's `Spd`), so it costs a few
 //! microseconds whatever the number of SAs. The outbound lookup (RFC 4301 §5.1's SPD search) is by
 //! destination ([`oxswan_esp::Spd`]); the inbound one by SPI (the SAD, RFC 4301 §4.4.2, §5.2).
+//!
+//! What fits the tunnel (issue 14): each pair carries its inner MTU, which the IKE thread derives
+//! from the kernel's path MTU to the peer and the SA's exact overhead ([`DataPlane::refresh_mtu`]).
+//! An inner packet larger than that gets ICMP "fragmentation needed" / ICMPv6 "packet too big"
+//! back on the TUN device ([`oxswan_esp::icmp`]), and the MSS of TCP SYNs both ways is clamped to
+//! what fits ([`oxswan_esp::mss`]); a packet thread compares a length and, for TCP, looks at the
+//! SYN flag, nothing more.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
+
+use oxswan_config::ClampMss;
+use oxswan_esp::icmp::{MAX_ERROR_LEN, too_big};
+use oxswan_esp::mss::clamp_mss;
 use oxswan_esp::{HEADROOM, PacketInfo, Selectors, TAILROOM};
 use oxswan_io::udp::{MAX_GSO_BYTES, MAX_SEGMENTS};
 use oxswan_io::{RecvScratch, Tun, TunRx, TunTx, UdpIo};
@@ -30,11 +42,24 @@ use oxswan_ike::Transport;
 mod seam;
 mod tables;
 
-pub use tables::{ChildEntry, EspPath, SaTables, Tables};
+pub use tables::{ChildEntry, DEFAULT_PATH_MTU, EspPath, SaTables, Tables};
 
-/// The TUN device's MTU: 1500 on the wire less the worst ESP-in-UDP overhead we send (IPv4 20,
-/// UDP 8, ESP header and IV 16–24, padding, trailer and ICV up to 34).
-pub const TUN_MTU: u16 = 1400;
+/// The TUN device's MTU, shared by every SA: a 1500-octet path less the largest ESP-in-UDP overhead
+/// of any suite, over IPv6 when some outer address is IPv6 (20 octets more than IPv4): 1399 or
+/// 1379. An SA whose path is narrower answers its too-big packets with ICMP (see the module).
+pub fn tun_mtu(outer_v6: bool) -> u16 {
+    oxswan_esp::mtu::worst_inner_mtu(DEFAULT_PATH_MTU, outer_v6)
+}
+
+/// How often the IKE thread asks the kernel for the path MTUs (besides when a send hinted at a
+/// change); at most [`MTU_LOOKUPS`] paths per round, round-robin, so many peers cost little.
+const MTU_REFRESH: Duration = Duration::from_secs(1);
+const MTU_LOOKUPS: usize = 256;
+
+/// ICMP errors the TUN thread writes: a bucket of 10, refilled at 100 per second (Linux rate-limits
+/// destination unreachable too, `icmp_ratelimit`; RFC 1812 §4.3.2.8, RFC 4443 §2.4 (f)).
+const ICMP_BURST: u32 = 10;
+const ICMP_EVERY: Duration = Duration::from_millis(10);
 
 /// A connection that starts on traffic (`start_action`, `dpd_action` or `close_action` = trap): its
 /// selectors, and whether the IKE thread was already told.
@@ -55,8 +80,8 @@ pub struct DataPlane {
     pub tables: SaTables,
     /// The TUN device.
     pub tun: Tun,
-    /// NAT-T sockets by local address.
-    pub natt: HashMap<IpAddr, Arc<UdpIo>>,
+    /// NAT-T sockets by local address; more come when the host gains an address (MOBIKE).
+    pub natt: ArcSwap<HashMap<IpAddr, Arc<UdpIo>>>,
     /// Set when the daemon stops.
     pub stop: AtomicBool,
     /// NAT keepalives received.
@@ -79,6 +104,84 @@ pub struct DataPlane {
     pub sequence_start: Option<u64>,
     /// TCP streams (RFC 9329): ESP of pairs whose IKE SA is on TCP goes into them.
     pub tcp: Arc<crate::streams::Streams>,
+    /// The TUN device's MTU ([`tun_mtu`]).
+    pub tun_mtu: u16,
+    /// `[daemon] clamp_mss`.
+    pub clamp_mss: ClampMss,
+    /// Set by a packet thread when a send hinted that a path MTU changed; the IKE thread looks.
+    pub pmtu_check: AtomicBool,
+    /// When the path MTUs were last looked up, and where the next round starts.
+    pub mtu_refreshed: Mutex<Option<Instant>>,
+    /// See `mtu_refreshed`.
+    pub mtu_cursor: AtomicUsize,
+    /// Inner packets too big for their SA's path, dropped (with an ICMP error unless rate-limited).
+    pub too_big: AtomicU64,
+    /// ICMP errors written to the TUN device for them.
+    pub icmp_sent: AtomicU64,
+}
+
+/// The ICMP errors of one TUN thread: a buffer to build them in, the batch they are written in,
+/// and the rate limit.
+#[derive(Debug)]
+struct IcmpOut {
+    buf: Vec<u8>,
+    tx: TunTx,
+    tokens: u32,
+    refilled: Option<Instant>,
+}
+
+impl IcmpOut {
+    fn new() -> Self {
+        Self { buf: vec![0; MAX_ERROR_LEN], tx: TunTx::default(), tokens: ICMP_BURST, refilled: None }
+    }
+
+    /// Whether an error may go now; refills the bucket first.
+    fn allowed(&mut self) -> bool {
+        let now = Instant::now();
+        let since = self.refilled.map_or(ICMP_EVERY * ICMP_BURST, |t| now.saturating_duration_since(t));
+        let add = u32::try_from(since.as_millis() / ICMP_EVERY.as_millis().max(1)).unwrap_or(u32::MAX);
+        if add > 0 {
+            self.tokens = self.tokens.saturating_add(add).min(ICMP_BURST);
+            self.refilled = Some(now);
+        }
+        self.tokens > 0
+    }
+
+    /// For a packet longer than `mtu`: queues the ICMP error due (if the rate allows) and says
+    /// whether one was due, in which case the packet is dropped. A packet that may go on (IPv4
+    /// without DF, IPv6 up to 1280, a non-first fragment, an ICMP error) gets `false`: the kernel
+    /// fragments its ESP datagram.
+    fn answer(&mut self, pkt: &[u8], mtu: u16) -> bool {
+        let allowed = self.allowed();
+        // Over the rate, the source lookup is skipped: the answer is only "was one due".
+        let source = |sender: IpAddr, dest: IpAddr| if allowed { error_source(sender, dest) } else { Some(dest) };
+        let Some(n) = too_big(pkt, mtu, source, &mut self.buf) else { return false };
+        if allowed && !self.tx.is_full() {
+            if let Some(e) = self.buf.get(..n) {
+                self.tx.push(e);
+                self.tokens = self.tokens.saturating_sub(1);
+            }
+        }
+        true
+    }
+}
+
+/// The source of an ICMP error about a packet from `sender` to `dest`, written into the TUN device
+/// as if it came from the tunnel. IPv6: an address of ours, the one the route to the sender picks
+/// (RFC 4443 §2.2 (c)). IPv4: the packet's destination. RFC 1812 §4.3.2.4 would have one of the
+/// router's addresses, but a packet the kernel receives from one of its own addresses (what the
+/// TUN device is to it) is a martian source and dropped unless `accept_local`, and reverse-path
+/// filtering would drop it too; the destination is routed into the TUN device, so it passes either,
+/// and the sender's path MTU discovery reads only the quoted header (RFC 1191 §4).
+fn error_source(sender: IpAddr, dest: IpAddr) -> Option<IpAddr> {
+    match sender {
+        IpAddr::V4(_) => Some(dest),
+        IpAddr::V6(_) => {
+            let s = UdpSocket::bind(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0)).ok();
+            let ours = s.filter(|s| s.connect(SocketAddr::new(sender, 9)).is_ok()).and_then(|s| s.local_addr().ok());
+            Some(ours.map_or(dest, |a| a.ip()))
+        }
+    }
 }
 
 impl DataPlane {
@@ -94,7 +197,7 @@ impl DataPlane {
         early.take(now, EARLY_AGE, |key, pkt| {
             let ours = key == spi;
             if ours {
-                self.deliver(entry, pkt, &mut tx);
+                self.deliver(entry, pkt, None, &mut tx);
             }
             ours
         });
@@ -109,6 +212,7 @@ impl DataPlane {
         let mut sent = 0;
         let mut out = GsoBatch::default();
         let mut tcp = TcpBatch::default();
+        let socks = self.natt.load();
         let mut buf = Vec::new();
         let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         held.take(now, HELD_AGE, |_, pkt| {
@@ -119,11 +223,17 @@ impl DataPlane {
             buf.resize(HEADROOM, 0);
             buf.extend_from_slice(pkt);
             buf.resize(HEADROOM + pkt.len() + TAILROOM, 0);
+            // A trap usually catches a connection's first packet: a SYN.
+            if let (Some(mss), Some(p)) =
+                (self.mss(entry, info.src.is_ipv6()), buf.get_mut(HEADROOM..HEADROOM + pkt.len()))
+            {
+                clamp_mss(p, mss);
+            }
             let next_header = if info.src.is_ipv4() { 4 } else { 41 };
             if let Ok(range) = entry.out.seal(&mut buf, HEADROOM..HEADROOM + pkt.len(), next_header) {
                 if let Some(esp) = buf.get(range) {
                     match path.transport {
-                        Transport::Udp => out.push(&self.natt, path.local.ip(), path.remote, esp),
+                        Transport::Udp => out.push(&socks, path.local.ip(), path.remote, esp),
                         Transport::Tcp => tcp.push(&self.tcp, (path.local.ip(), path.remote), esp),
                     }
                     sent += 1;
@@ -132,18 +242,91 @@ impl DataPlane {
             true
         });
         drop(held);
-        out.flush(&self.natt);
+        out.flush(&socks);
         tcp.flush(&self.tcp);
+        self.note_sends(&mut out);
         if sent > 0 {
             tracing::info!(target: "dataplane", "{}: sent {sent} packet(s) held while the connection came up", entry.name);
         }
     }
 
+    /// The MSS TCP SYNs through `child` are clamped to, if any (`[daemon] clamp_mss`): what fits
+    /// the pair's inner MTU and the TUN device's, less the IP and TCP headers of the family.
+    fn mss(&self, child: &ChildEntry, ipv6: bool) -> Option<u16> {
+        match self.clamp_mss {
+            ClampMss::Off => None,
+            ClampMss::Fixed(m) => Some(m),
+            ClampMss::Auto => Some(oxswan_esp::mtu::mss_for(child.inner_mtu().min(self.tun_mtu), ipv6)),
+        }
+    }
+
+    /// After a send: a send the kernel refused as too big, or a GSO send that turned GSO off,
+    /// may mean the path MTU fell; the IKE thread then looks at once.
+    fn note_sends(&self, out: &mut GsoBatch) {
+        if std::mem::take(&mut out.suspect) {
+            self.pmtu_check.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Asks the kernel for the path MTU of each pair's path and sets the pairs' inner MTUs: every
+    /// [`MTU_REFRESH`], or at once after a send hinted at a change ([`DataPlane::pmtu_check`]). The
+    /// kernel learns a smaller path MTU from the ICMP errors routers send about our ESP datagrams
+    /// (RFC 1191, RFC 8201), whichever socket sent them. Called by the IKE thread.
+    pub fn refresh_mtu(&self, now: Instant) {
+        let forced = self.pmtu_check.swap(false, Ordering::Relaxed);
+        {
+            let mut last = self.mtu_refreshed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !forced && last.is_some_and(|t| now.saturating_duration_since(t) < MTU_REFRESH) {
+                return;
+            }
+            *last = Some(now);
+        }
+        let entries = self.tables.snapshot();
+        if entries.is_empty() {
+            return;
+        }
+        let start = self.mtu_cursor.load(Ordering::Relaxed) % entries.len();
+        let mut known: HashMap<(IpAddr, SocketAddr), u16> = HashMap::new();
+        let mut changed = false;
+        let mut done = 0;
+        for e in entries.iter().cycle().skip(start).take(entries.len()) {
+            let path = e.path();
+            let key = (path.local.ip(), path.remote);
+            let mtu = match known.get(&key) {
+                Some(m) => *m,
+                None if known.len() >= MTU_LOOKUPS => break,
+                None => {
+                    let m = oxswan_io::udp::path_mtu(key.0, key.1).unwrap_or(DEFAULT_PATH_MTU);
+                    known.insert(key, m);
+                    m
+                }
+            };
+            done += 1;
+            if let Some((old, new)) = e.set_path_mtu(mtu) {
+                changed = true;
+                tracing::info!(
+                    target: "dataplane",
+                    "{}: path MTU to {} is {mtu}: inner packets up to {new} octets (was {old})",
+                    e.name,
+                    path.remote.ip()
+                );
+            }
+        }
+        self.mtu_cursor.store(start + done, Ordering::Relaxed);
+        // GSO may have been turned off by sends whose segments exceeded the old path MTU.
+        if changed {
+            for s in self.natt.load().values() {
+                s.retry_gso();
+            }
+        }
+    }
+
     /// TUN → ESP: one thread.
     pub fn tun_loop(self: Arc<Self>) {
-        let mut rx = TunRx::new(TUN_MTU, HEADROOM, TAILROOM);
+        let mut rx = TunRx::new(self.tun_mtu, HEADROOM, TAILROOM);
         let mut out = GsoBatch::default();
         let mut tcp = TcpBatch::default();
+        let mut icmp = IcmpOut::new();
         while !self.stop.load(Ordering::Relaxed) {
             match self.tun.recv(&mut rx) {
                 Ok(_) => {}
@@ -154,16 +337,17 @@ impl DataPlane {
                 }
             }
             let tables = self.tables.load();
-            let mut last: Option<(PacketInfo, &Arc<ChildEntry>, EspPath)> = None;
+            let socks = self.natt.load();
+            let mut last: Option<(PacketInfo, &Arc<ChildEntry>, EspPath, u16)> = None;
             for i in 0..rx.len() {
                 let Some((buf, inner)) = rx.packet(i) else { continue };
                 let Some(info) = buf.get(inner.clone()).and_then(PacketInfo::parse) else { continue };
                 // Segments of one super-packet are one flow: the same addresses, protocol and ports get
                 // the same answer from the same snapshot, so the previous packet's lookup stands.
-                let (child, path) = match last {
-                    Some((flow, c, path)) if flow == info => (c, path),
+                let (child, path, mtu) = match last {
+                    Some((flow, c, path, mtu)) if flow == info => (c, path, mtu),
                     _ => match tables.outbound(&info) {
-                        Some(c) => (c, c.path()),
+                        Some(c) => (c, c.path(), c.inner_mtu()),
                         None => {
                             if self.trap(&info) {
                                 if let Some(pkt) = buf.get(inner.clone()) {
@@ -178,13 +362,24 @@ impl DataPlane {
                         }
                     },
                 };
-                last = Some((info, child, path));
+                last = Some((info, child, path, mtu));
+                // Too big for the SA's path: the sender hears of it (and its packet goes no further).
+                if inner.len() > usize::from(mtu) && buf.get(inner.clone()).is_some_and(|p| icmp.answer(p, mtu)) {
+                    self.too_big.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                // SYNs are never super-packets: for TCP the clamp reads the flags and stops there.
+                if info.protocol == 6 {
+                    if let (Some(mss), Some(p)) = (self.mss(child, info.src.is_ipv6()), buf.get_mut(inner.clone())) {
+                        clamp_mss(p, mss);
+                    }
+                }
                 let next_header = if info.src.is_ipv4() { 4 } else { 41 };
                 match child.out.seal(buf, inner, next_header) {
                     Ok(range) => {
                         if let Some(pkt) = buf.get(range) {
                             match path.transport {
-                                Transport::Udp => out.push(&self.natt, path.local.ip(), path.remote, pkt),
+                                Transport::Udp => out.push(&socks, path.local.ip(), path.remote, pkt),
                                 // RFC 9329 §3.2: into the IKE SA's stream, framed.
                                 Transport::Tcp => tcp.push(&self.tcp, (path.local.ip(), path.remote), pkt),
                             }
@@ -194,8 +389,13 @@ impl DataPlane {
                 }
             }
             drop(tables);
-            out.flush(&self.natt);
+            out.flush(&socks);
             tcp.flush(&self.tcp);
+            self.note_sends(&mut out);
+            if !icmp.tx.is_empty() {
+                self.icmp_sent.fetch_add(icmp.tx.len() as u64, Ordering::Relaxed);
+                self.write_tun(&mut icmp.tx);
+            }
         }
     }
 
@@ -246,7 +446,7 @@ impl DataPlane {
                         }
                         Err(_) => continue,
                     }
-                    self.esp_in(&tables, pkt, &mut tx);
+                    self.esp_in(&tables, pkt, Some(d.from), &mut tx);
                 }
                 drop(tables);
                 // A full receive may hold 64 datagrams: keep room for one more.
@@ -276,8 +476,9 @@ impl DataPlane {
     }
 
     /// ESP from UDP 4500 or a TCP stream (RFC 9329 §3.2): by SPI to its pair, opened, to the TUN
-    /// device; for an SPI not installed yet, kept a moment.
-    pub(crate) fn esp_in(&self, tables: &Tables, pkt: &mut [u8], tx: &mut TunTx) {
+    /// device; for an SPI not installed yet, kept a moment. `from` is the UDP source; `None` over
+    /// TCP, where the stream is the path and a move follows the stream the initiator reopens (§6).
+    pub(crate) fn esp_in(&self, tables: &Tables, pkt: &mut [u8], from: Option<SocketAddr>, tx: &mut TunTx) {
         let spi = match pkt.get(..4) {
             Some([a, b, c, d]) => u32::from_be_bytes([*a, *b, *c, *d]),
             _ => return,
@@ -288,22 +489,32 @@ impl DataPlane {
             self.early.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keep(now, spi, pkt);
             return;
         };
-        self.deliver(child, pkt, tx);
+        self.deliver(child, pkt, from, tx);
     }
 
-    /// Opens an ESP packet of `child` and queues its inner packet for the TUN device.
-    fn deliver(&self, child: &ChildEntry, pkt: &mut [u8], tx: &mut TunTx) {
+    /// Opens an ESP packet of `child` that came `from` there and queues its inner packet for the
+    /// TUN device.
+    fn deliver(&self, child: &ChildEntry, pkt: &mut [u8], from: Option<SocketAddr>, tx: &mut TunTx) {
         // Whether the peer's first packet on a new pair lets us send on it is the engine's rule
         // (the counters reach it through `Endpoint::handle_usage`), not this thread's.
         let Ok(opened) = child.inb.open(pkt) else { return };
+        if let Some(from) = from.filter(|f| *f != child.path().remote) {
+            self.moved(child, from, opened.sequence_number);
+        }
         if opened.next_header == oxswan_wire::esp::NEXT_HEADER_NONE {
             return;
         }
-        let Some(inner) = pkt.get(opened.inner) else { return };
+        let Some(inner) = pkt.get_mut(opened.inner) else { return };
         // RFC 4301 §5.2: an inner packet outside the SA's selectors is dropped and counted. One
         // whose IP length disagrees with what ESP carried is not handed to the kernel either.
         match PacketInfo::parse(inner) {
             Some(info) if ip_length_matches(inner) && child.selectors.allows_inbound(&info) => {
+                // A SYN out of the tunnel: its MSS is what our side may send it, through this tunnel.
+                if info.protocol == 6 {
+                    if let Some(mss) = self.mss(child, info.src.is_ipv6()) {
+                        clamp_mss(inner, mss);
+                    }
+                }
                 if tx.is_full() {
                     self.write_tun(tx);
                 }
@@ -315,6 +526,39 @@ impl DataPlane {
         }
     }
 }
+
+impl DataPlane {
+    /// Authentic ESP of `child` came from `from`, not from where the pair sends: the peer's NAT
+    /// mapping changed (RFC 7296 §2.23). The IKE thread hears of it, and the engine decides
+    /// whether the SA follows; only for the pair's newest packet (a late one from the old mapping
+    /// must not pull it back), and once a second per source.
+    fn moved(&self, child: &ChildEntry, from: SocketAddr, seq: u64) {
+        if seq < child.inb.highest() {
+            return;
+        }
+        let now = Instant::now();
+        let mut last = child.moved.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|(at, when)| at == from && now.saturating_duration_since(when) < MOVED_REPORT) {
+            return;
+        }
+        *last = Some((from, now));
+        drop(last);
+        let _ = self.ike.send(crate::input::Input::EspMoved { spi_in: child.inb.spi(), from });
+    }
+
+    /// Adds the NAT-T socket of a local address that appeared (MOBIKE): the packet threads see it
+    /// from their next batch.
+    pub fn add_socket(&self, addr: IpAddr, sock: Arc<UdpIo>) {
+        self.natt.rcu(|m| {
+            let mut m = HashMap::clone(m);
+            m.insert(addr, sock.clone());
+            m
+        });
+    }
+}
+
+/// How often a pair's new source is reported at most.
+const MOVED_REPORT: Duration = Duration::from_secs(1);
 
 /// Whether the IP header's length field covers exactly the packet.
 fn ip_length_matches(p: &[u8]) -> bool {
@@ -334,11 +578,20 @@ struct GsoBatch {
     count: usize,
     to: Option<(IpAddr, SocketAddr)>,
     closed: bool,
+    /// A send since the owner last looked was refused as too big, or turned GSO off.
+    suspect: bool,
 }
 
 impl Default for GsoBatch {
     fn default() -> Self {
-        Self { buf: Vec::with_capacity(MAX_GSO_BYTES + 2048), segment: 0, count: 0, to: None, closed: false }
+        Self {
+            buf: Vec::with_capacity(MAX_GSO_BYTES + 2048),
+            segment: 0,
+            count: 0,
+            to: None,
+            closed: false,
+            suspect: false,
+        }
     }
 }
 
@@ -365,9 +618,12 @@ impl GsoBatch {
     fn flush(&mut self, socks: &HashMap<IpAddr, Arc<UdpIo>>) {
         if let Some((local, remote)) = self.to.take() {
             if let Some(sock) = socks.get(&local) {
+                let gso = sock.gso();
                 if let Err(e) = sock.send_segments(remote, &self.buf, self.segment) {
+                    self.suspect |= oxswan_io::udp::is_too_big(&e);
                     tracing::debug!(target: "dataplane", "send to {remote}: {e}");
                 }
+                self.suspect |= gso && !sock.gso();
             }
         }
         self.buf.clear();
@@ -378,7 +634,45 @@ impl GsoBatch {
 
 #[cfg(test)]
 mod tests {
-    use super::ip_length_matches;
+    #![allow(clippy::indexing_slicing)]
+    use super::{ICMP_BURST, IcmpOut, ip_length_matches};
+
+    /// A DF IPv4 packet of `len` octets from 10.1.0.1 to 10.2.0.1.
+    fn df_packet(len: usize) -> Vec<u8> {
+        let mut p = vec![0u8; len];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        p[6] = 0x40;
+        p[8] = 64;
+        p[9] = 17;
+        p[12..16].copy_from_slice(&[10, 1, 0, 1]);
+        p[16..20].copy_from_slice(&[10, 2, 0, 1]);
+        p
+    }
+
+    #[test]
+    fn icmp_errors_are_rate_limited_and_the_packets_dropped_all_the_same() {
+        let mut icmp = IcmpOut::new();
+        let big = df_packet(1400);
+        // A burst: the first ten are answered, the rest dropped unanswered.
+        for _ in 0..25 {
+            assert!(icmp.answer(&big, 1218), "a DF packet that does not fit is dropped");
+        }
+        assert_eq!(icmp.tx.len(), ICMP_BURST as usize);
+        // Without DF it goes on (the outer datagram is fragmented), and no error is queued.
+        let mut no_df = big.clone();
+        no_df[6] = 0;
+        assert!(!icmp.answer(&no_df, 1218));
+        assert_eq!(icmp.tx.len(), ICMP_BURST as usize);
+        // The bucket refills at one per 10 ms.
+        std::thread::sleep(std::time::Duration::from_millis(35));
+        let before = icmp.tx.len();
+        for _ in 0..10 {
+            icmp.answer(&big, 1218);
+        }
+        let refilled = icmp.tx.len() - before;
+        assert!((3..=ICMP_BURST as usize).contains(&refilled), "{refilled} after 35 ms or more");
+    }
 
     #[test]
     fn ip_length_must_cover_the_packet() {

@@ -32,7 +32,19 @@ impl Datapath for DataPlane {
         // Over TCP, ESP goes into the IKE SA's stream (RFC 9329 §3.2), to the peer's end of it.
         let remote = if c.transport == Transport::Tcp { c.remote } else { esp_destination(c.remote) };
         let path = EspPath { local: c.local, remote, transport: c.transport };
-        self.tables.install(ChildEntry::new(name, out, inb, selectors, path, c.outbound)).context("install")?;
+        let entry = ChildEntry::new(name, out, inb, selectors, path, c.outbound);
+        // What fits from the first packet on: the kernel's path MTU to the peer now.
+        if let Ok(mtu) = oxswan_io::udp::path_mtu(path.local.ip(), path.remote) {
+            entry.set_path_mtu(mtu);
+        }
+        tracing::debug!(
+            target: "dataplane",
+            "{}: path MTU {}, inner packets up to {} octets",
+            entry.name,
+            entry.path_mtu(),
+            entry.inner_mtu()
+        );
+        self.tables.install(entry).context("install")?;
         Ok(())
     }
 
@@ -81,7 +93,13 @@ impl Datapath for DataPlane {
         DatapathStats {
             keepalives_received: self.keepalives.load(Ordering::Relaxed),
             esp_unknown_spi: self.unknown_spi.load(Ordering::Relaxed),
+            too_big: self.too_big.load(Ordering::Relaxed),
+            icmp_too_big_sent: self.icmp_sent.load(Ordering::Relaxed),
         }
+    }
+
+    fn refresh_mtu(&self, now: std::time::Instant) {
+        DataPlane::refresh_mtu(self, now);
     }
 
     fn stop(&self) {
@@ -105,5 +123,7 @@ fn counters_of(e: &ChildEntry) -> PairCounters {
         replayed: i.replayed.load(Ordering::Relaxed),
         integrity_failed: i.integrity_failed.load(Ordering::Relaxed),
         outside_selectors: e.outside.load(Ordering::Relaxed),
+        path_mtu: e.path_mtu(),
+        inner_mtu: e.inner_mtu(),
     }
 }

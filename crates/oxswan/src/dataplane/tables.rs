@@ -3,7 +3,7 @@
 //! threads load once per batch without a lock.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -42,7 +42,18 @@ pub struct ChildEntry {
     /// reauthentication holds back until the old pair is deleted or the peer sends on the new one,
     /// whichever comes first: either shows that the peer has installed it (make before break).
     pub outbound: AtomicBool,
+    /// The last new source of authentic ESP reported to the IKE thread, and when.
+    pub moved: Mutex<Option<(SocketAddr, std::time::Instant)>>,
+    /// The path MTU to the peer as the kernel last told the IKE thread ([`ChildEntry::set_path_mtu`]).
+    path_mtu: AtomicU16,
+    /// The largest inner packet that fits it once sealed by this pair's outbound SA and carried in
+    /// UDP over the path's family: a property of the pair set by the IKE thread, so the packet
+    /// threads only compare a length with it.
+    inner_mtu: AtomicU16,
 }
+
+/// The path MTU assumed until the kernel says otherwise: Ethernet's.
+pub const DEFAULT_PATH_MTU: u16 = 1500;
 
 impl ChildEntry {
     /// A pair to install, sending (`outbound`) or held back.
@@ -54,6 +65,7 @@ impl ChildEntry {
         path: EspPath,
         outbound: bool,
     ) -> Self {
+        let inner = inner_mtu(&out, &path, DEFAULT_PATH_MTU);
         Self {
             name,
             out,
@@ -62,12 +74,44 @@ impl ChildEntry {
             path: ArcSwap::from_pointee(path),
             outside: AtomicU64::new(0),
             outbound: AtomicBool::new(outbound),
+            moved: Mutex::new(None),
+            path_mtu: AtomicU16::new(DEFAULT_PATH_MTU),
+            inner_mtu: AtomicU16::new(inner),
         }
     }
 
     /// Where ESP goes now.
     pub fn path(&self) -> EspPath {
         **self.path.load()
+    }
+
+    /// Takes `path_mtu` as the MTU of the pair's path: the inner MTU follows from the outbound SA's
+    /// exact overhead and the path's family. Returns the old and the new inner MTU if it changed.
+    pub fn set_path_mtu(&self, path_mtu: u16) -> Option<(u16, u16)> {
+        let inner = inner_mtu(&self.out, &self.path(), path_mtu);
+        self.path_mtu.store(path_mtu, Ordering::Relaxed);
+        let old = self.inner_mtu.swap(inner, Ordering::Relaxed);
+        (old != inner).then_some((old, inner))
+    }
+
+    /// The path MTU last set.
+    pub fn path_mtu(&self) -> u16 {
+        self.path_mtu.load(Ordering::Relaxed)
+    }
+
+    /// The largest inner packet the pair carries whole on its path.
+    pub fn inner_mtu(&self) -> u16 {
+        self.inner_mtu.load(Ordering::Relaxed)
+    }
+}
+
+/// The largest inner packet that `out` carries whole on `path` when its MTU is `path_mtu`. Over
+/// TCP (RFC 9329) the stream is segmented to the path by the kernel and an ESP frame may be as long
+/// as its 16-bit length allows, so the path sets no limit: only the TUN device's MTU does.
+fn inner_mtu(out: &OutboundSa, path: &EspPath, path_mtu: u16) -> u16 {
+    match path.transport {
+        oxswan_ike::Transport::Udp => out.inner_mtu(path_mtu, path.remote.is_ipv6()),
+        oxswan_ike::Transport::Tcp => u16::MAX,
     }
 }
 
@@ -286,6 +330,38 @@ mod tests {
         assert_eq!(entry.path(), held.path());
         assert!(Arc::ptr_eq(held, &entry), "the SAs themselves stay");
         assert!(!t.update_path(8, "192.0.2.1:4500".parse().unwrap(), "198.51.100.1:1".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_inner_mtu_follows_the_path_and_its_family() {
+        // AES-GCM-16 over IPv4: 1500 - 20 - 8 - 8 - 8 - 2 - 16.
+        let e = pair(9, "10.2.0.0/16", true);
+        assert_eq!((e.path_mtu(), e.inner_mtu()), (1500, 1438));
+        assert_eq!(e.set_path_mtu(1280), Some((1438, 1218)));
+        assert_eq!(e.set_path_mtu(1280), None, "unchanged");
+        assert_eq!(e.path_mtu(), 1280);
+        let t = SaTables::default();
+        let e = t.install(pair(10, "10.2.0.0/16", true)).unwrap();
+        assert!(t.update_path(10, "[2001:db8::1]:4500".parse().unwrap(), "[2001:db8::2]:4500".parse().unwrap()));
+        // IPv6 outside costs 20 octets more.
+        assert_eq!(e.set_path_mtu(1500), Some((1438, 1418)));
+    }
+
+    /// Over TCP the kernel segments the stream: a narrow path never makes an inner packet too big.
+    #[test]
+    fn over_tcp_the_path_sets_no_inner_mtu() {
+        let t = SaTables::default();
+        let mut p = pair(11, "10.2.0.0/16", true);
+        p.path = ArcSwap::from_pointee(EspPath { transport: oxswan_ike::Transport::Tcp, ..p.path() });
+        p.inner_mtu = AtomicU16::new(inner_mtu(&p.out, &p.path(), DEFAULT_PATH_MTU));
+        let e = t.install(p).unwrap();
+        assert_eq!(e.inner_mtu(), u16::MAX);
+        assert_eq!(e.set_path_mtu(1280), None, "unchanged by the path");
+        assert_eq!(e.path_mtu(), 1280);
+        // A move keeps the transport (RFC 9329 §6), and so the rule.
+        assert!(t.update_path(11, "[2001:db8::1]:4500".parse().unwrap(), "[2001:db8::2]:4500".parse().unwrap()));
+        assert_eq!(e.set_path_mtu(1500), None);
+        assert_eq!(e.path().transport, oxswan_ike::Transport::Tcp);
     }
 
     /// Installing one pair after another publishes a snapshot each time: that stays cheap with many

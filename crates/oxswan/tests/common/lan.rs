@@ -74,6 +74,20 @@ impl Lan {
         lan
     }
 
+    /// Gives client `i` a second uplink, straight to the gateway without the NAT box: the client
+    /// has [`second_ip`]`(i)` there and a default route through it that loses to the first one
+    /// (metric 200) until the first uplink's address goes.
+    pub fn second_uplink(&self, i: usize) {
+        let (p, c, g) = (&self.p, self.ns(&format!("c{i}")), self.ns("gw"));
+        ok(&format!("ip link add {p}u{i} netns {c} type veth peer name {p}g{i}u netns {g}"));
+        ok(&format!(
+            "ip -n {g} addr add 203.0.113.1/24 dev {p}g{i}u 2>/dev/null || true; ip -n {g} link set {p}g{i}u up && \
+             ip -n {c} addr add {}/24 dev {p}u{i} && ip -n {c} link set {p}u{i} up && \
+             ip -n {c} route add default via 203.0.113.1 metric 200",
+            second_ip(i)
+        ));
+    }
+
     pub fn ns(&self, host: &str) -> String {
         format!("{}-{host}", self.p)
     }
@@ -150,6 +164,28 @@ impl Drop for Lan {
 
 pub fn client_ip(i: usize) -> String {
     format!("198.51.100.{}", 10 + i)
+}
+
+/// An oxswan client on `c0` of a gateway at [`GW_IP`] (vpn.example, certified by `root`): user
+/// alice with EAP-MSCHAPv2, a virtual IP, connection `home`; `daemon` goes into `[daemon]`.
+pub fn oxswan_client_config(lan: &Lan, root: &[u8], daemon: &str) -> String {
+    let d = lan.dir.join("c0-pki");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("root.der"), root).unwrap();
+    format!(
+        "[daemon]\ntun = \"oxswan0\"\n{daemon}\n\
+         [connections.home]\nremote_addrs = [\"{GW_IP}\"]\nvips = [\"0.0.0.0\"]\nproposals = [\"aes256gcm16-prfsha256-x25519\"]\n\n\
+         [connections.home.local]\nauth = \"eap-mschapv2\"\nid = \"alice@example.org\"\neap_id = \"alice\"\n\n\
+         [connections.home.remote]\nauth = \"pubkey\"\nid = \"vpn.example\"\ncacerts = [\"{}/root.der\"]\n\n\
+         [connections.home.children.net]\nlocal_ts = [\"dynamic\"]\nremote_ts = [\"10.2.0.0/24\"]\nesp_proposals = [\"aes256gcm16\"]\n\n\
+         [[secrets.eap]]\nid = \"alice\"\nsecret = \"alice's password\"\n",
+        d.display()
+    )
+}
+
+/// Client `i`'s address on its second uplink ([`Lan::second_uplink`]).
+pub fn second_ip(i: usize) -> String {
+    format!("203.0.113.{}", 10 + i)
 }
 
 /// The gateway's certificate (vpn.example, serverAuth as Windows requires) and the CA.

@@ -119,6 +119,37 @@ impl Hosts {
         h
     }
 
+    /// Left and right on either side of a router whose link to the right carries at most
+    /// `link_mtu` octets (left also has fd01::1 and right fd02::1 on lo, for IPv6 inside), and which drops IP fragments (a path that blackholes them): left
+    /// 198.51.100.2 routes through the router (198.51.100.1 on its side, 192.0.2.3 on the
+    /// right's) to right 192.0.2.2, whose own link has the small MTU too, so the right's kernel
+    /// knows it from its route while the left's learns it only from the router's ICMP errors.
+    pub fn with_router(p: &str, link_mtu: u32) -> Self {
+        let h = Self::empty(p, false);
+        let (l, m, r) = (h.ns("left"), h.ns("mid"), h.ns("right"));
+        for ns in [&l, &m, &r] {
+            let _ = sh(&format!("ip netns del {ns} 2>/dev/null"));
+            ok(&format!("ip netns add {ns} && ip -n {ns} link set lo up"));
+        }
+        ok(&format!("ip link add {p}l0 netns {l} type veth peer name {p}m0 netns {m}"));
+        ok(&format!("ip link add {p}m1 netns {m} type veth peer name {p}r0 netns {r}"));
+        ok(&format!(
+            "ip -n {l} addr add 198.51.100.2/24 dev {p}l0 && ip -n {l} link set {p}l0 up && \
+             ip -n {l} route add default via 198.51.100.1 && ip -n {l} addr add 10.1.0.1/32 dev lo && \
+             ip -n {l} addr add fd01::1/128 dev lo && ip -n {r} addr add fd02::1/128 dev lo && \
+             ip -n {m} addr add 198.51.100.1/24 dev {p}m0 && ip -n {m} addr add 192.0.2.3/24 dev {p}m1 && \
+             ip -n {m} link set {p}m0 up && ip -n {m} link set {p}m1 mtu {link_mtu} up && \
+             ip -n {r} addr add 192.0.2.2/24 dev {p}r0 && ip -n {r} link set {p}r0 mtu {link_mtu} up && \
+             ip -n {r} route add default via 192.0.2.3 && ip -n {r} addr add 10.2.0.1/32 dev lo && \
+             ip netns exec {m} sysctl -qw net.ipv4.ip_forward=1"
+        ));
+        // Before defragmentation (priority -400), so that no reassembly rescues a fragment.
+        let nft = "table ip blackhole {\n chain pre {\n  type filter hook prerouting priority -500; \
+                   ip frag-off & 0x3fff != 0 counter drop\n }\n}\n";
+        ok(&format!("printf '%b' '{nft}' | ip netns exec {m} nft -f -"));
+        h
+    }
+
     /// Left's own address.
     pub fn left_ip(&self) -> &'static str {
         if self.nat { "198.51.100.2" } else { "192.0.2.1" }
@@ -247,7 +278,7 @@ impl Hosts {
 impl Drop for Hosts {
     fn drop(&mut self) {
         stop_all(&mut self.daemons, &mut self.charons);
-        for side in ["left", "right", "nat"] {
+        for side in ["left", "right", "nat", "mid"] {
             let _ = sh(&format!(
                 "ip netns pids {ns} 2>/dev/null | xargs -r kill -9; ip netns del {ns} 2>/dev/null",
                 ns = self.ns(side)

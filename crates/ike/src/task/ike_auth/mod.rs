@@ -71,6 +71,7 @@ impl SaCore {
             }
         }
         payloads.extend(super::ike_config::request(peer));
+        payloads.extend(self.mobike_offer(ctx, peer));
         if let Some(o) = &offer {
             payloads.extend(o.payloads(Vec::new()));
         }
@@ -172,6 +173,9 @@ impl SaCore {
     ) -> Next {
         self.peer_id = Some(remote_id);
         self.state = State::Established;
+        if let Some(peer) = self.peer.clone() {
+            self.mobike_agreed(&peer, p);
+        }
         if !self.read_cp_reply(ctx, p) {
             self.asks.push(Ask::Once(ExchangeType::INFORMATIONAL, vec![Payload::Delete(DeletePayload::ike())]));
             return Next::Done;
@@ -335,6 +339,11 @@ impl SaCore {
         self.state = State::Established;
         self.just_established = true;
         self.initial_contact = p.has(NotifyType::INITIAL_CONTACT);
+        // RFC 4555 §3.3: in the last IKE_AUTH response, when the initiator announced it too.
+        self.mobike_agreed(peer, p);
+        if self.mobike {
+            out.extend(self.mobike_offer(ctx, peer));
+        }
         if let Some(info) = self.info() {
             ctx.out.events.push_back(Event::IkeSaUp { sa: self.handle, info });
             self.schedule_ike_rekey(ctx);
