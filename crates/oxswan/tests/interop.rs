@@ -618,7 +618,7 @@ fn tshark_finds_nothing_wrong_in_oxswans_messages() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        assert!(wait("tshark capturing", 10, || pcap.exists()), "tshark did not start");
+        assert!(wait("tshark capturing", 30, || pcap.exists()), "tshark did not start");
         std::thread::sleep(Duration::from_millis(500));
         h.start_text("left", &oxswan_config(&h, &cell, "left", ox_creds.as_ref()));
         let up = h.ox("left", "up site");
