@@ -127,29 +127,24 @@ fn fallback_to_a_responder_without_tcp_times_out() {
     assert_eq!(wire.iter().filter(|w| w.1 == Transport::Tcp).count(), 6, "{wire:?}");
 }
 
-/// The stream breaks: the responder cannot reach the initiator (it never opens a stream, §6); the
-/// initiator's next message opens a new stream, from a new port, and the responder's IKE SA and
-/// its CHILD SA's ESP move there (`PathChanged`).
+/// The stream breaks: the initiator, told so as the daemon tells it, opens a new one at once with
+/// a liveness check, from a new port, and the responder's IKE SA and its CHILD SA's ESP move there
+/// (`PathChanged`). The responder never opens a stream (§6): its own request, lost with the old
+/// stream, goes again on the new one as soon as the initiator's message arrived on it, before any
+/// retransmission would be due.
 #[test]
 fn a_broken_stream_is_reopened_by_the_initiator_and_the_responder_follows() {
     let mut sim = pair(6, Link::default(), with_tcp(alice_psk(), TcpMode::Always), bob_psk());
     initiate(&mut sim);
     assert!(sim.run_until(Duration::from_secs(5), both_up));
     let old_port = *sim.streams.values().next().unwrap();
-    sim.break_streams();
-    // Bob's liveness check has no stream to go on: lost, and no stream opened by him.
+    let t0 = sim.now;
+    // Bob's liveness check is on its way when the stream breaks: lost with it.
     let bob_sa = sim.ep(BOB_IP).established()[0];
-    let now = sim.now;
-    sim.ep(BOB_IP).liveness(now, bob_sa).unwrap();
-    sim.advance(Duration::from_millis(100));
-    assert_eq!(sim.streams_opened, 1);
-    assert!(sim.streams.is_empty());
-    // Alice's (what the daemon asks for when its stream drops) opens a new one.
-    let alice_sa = sim.ep(ALICE_IP).established()[0];
-    let now = sim.now;
-    sim.ep(ALICE_IP).liveness(now, alice_sa).unwrap();
+    sim.ep(BOB_IP).liveness(t0, bob_sa).unwrap();
+    sim.break_streams();
     sim.advance(Duration::from_secs(1));
-    assert_eq!(sim.streams_opened, 2);
+    assert_eq!(sim.streams_opened, 2, "alice opened one stream again, bob none");
     let new_port = *sim.streams.values().next().unwrap();
     assert_ne!(new_port, old_port);
     assert!(has_event(sim.events(ALICE_IP), |e| matches!(e, Event::LivenessConfirmed { .. })));
@@ -161,10 +156,34 @@ fn a_broken_stream_is_reopened_by_the_initiator_and_the_responder_follows() {
     assert_eq!(remote, addr(ALICE_IP, new_port));
     assert_eq!(spis, [child(sim.events(BOB_IP)).unwrap().spi_in]);
     assert_eq!(info(&mut sim, BOB_IP).remote, addr(ALICE_IP, new_port));
-    // Bob's own liveness check, retransmitted meanwhile, now reaches alice on the new stream.
-    sim.advance(Duration::from_secs(10));
-    assert!(has_event(sim.events(BOB_IP), |e| matches!(e, Event::LivenessConfirmed { .. })));
+    // Bob's check went again on the new stream within that second (its retransmission was due
+    // at 4 s).
+    assert!(has_event(sim.events(BOB_IP), |e| matches!(e, Event::LivenessConfirmed { .. })), "{:?}", sent(&sim));
     assert!(down(sim.events(ALICE_IP)).is_none() && down(sim.events(BOB_IP)).is_none());
+}
+
+/// RFC 9329 §7.2: TCP retransmits, so IKE does not on a live stream. A request the responder never
+/// answers goes once; the SA is given up after the same schedule as over UDP.
+#[test]
+fn no_retransmissions_on_a_live_stream() {
+    let mut sim = pair(9, Link::default(), with_tcp(alice_psk(), TcpMode::Always), bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let before = sim.log.len();
+    let t0 = sim.now;
+    // Bob hangs: what reaches him is dropped; the stream stays.
+    sim.nodes.remove(&BOB_IP.parse().unwrap());
+    let sa = sim.ep(ALICE_IP).established()[0];
+    sim.ep(ALICE_IP).liveness(t0, sa).unwrap();
+    sim.run_until(Duration::from_secs(600), |s| down(s.events(ALICE_IP)).is_some());
+    assert_eq!(down(sim.events(ALICE_IP)), Some(DownReason::Timeout));
+    let took = sim.now - t0;
+    let wire: Vec<_> = sent(&sim).into_iter().skip(before).collect();
+    assert_eq!(wire.len(), 1, "sent once: {wire:?}");
+    assert_eq!((wire[0].1, wire[0].2), (Transport::Tcp, ExchangeType::INFORMATIONAL));
+    // strongSwan's schedule (4 s × 1.8^n, five retransmissions, then one more wait): 165.5 s.
+    assert!((took.as_secs_f64() - 165.5).abs() < 1.0, "given up after {took:?}");
+    assert_eq!(sim.streams_opened, 1);
 }
 
 /// An IKE rekey over TCP keeps the stream (§6: a rekey's new IKE SA may share it); so does a

@@ -119,9 +119,16 @@ impl IkeSa {
             self.settle(ctx);
             return;
         }
-        for (local, remote) in self.core.retransmit_paths() {
-            for d in &p.datagrams {
-                ctx.out.transmits.push_back(self.core.transmit_on((local, remote), d.clone()));
+        // RFC 9329 §7.2: over TCP the stream is reliable and IKE does not retransmit on it; the
+        // schedule still runs, to give the peer up after the same time as over UDP. A request is
+        // sent again only on a new stream: the first over TCP after the fallback, or after the
+        // stream it went on ended (the daemon then opens another).
+        let resend = self.core.transport == Transport::Udp || p.sent == 0 || std::mem::take(&mut p.stream_lost);
+        if resend {
+            for (local, remote) in self.core.retransmit_paths() {
+                for d in &p.datagrams {
+                    ctx.out.transmits.push_back(self.core.transmit_on((local, remote), d.clone()));
+                }
             }
         }
         let next = later(ctx.now, retransmit.wait(p.sent));
@@ -147,7 +154,8 @@ impl IkeSa {
         }
         let wait = self.retransmit().wait(0);
         self.core.timers.set(Timer::Retransmit, later(ctx.now, wait));
-        self.pending = Some(Pending { message_id: self.next_message_id, datagrams, sent: 1, exchange });
+        self.pending =
+            Some(Pending { message_id: self.next_message_id, datagrams, sent: 1, exchange, stream_lost: false });
         self.next_message_id = self.next_message_id.wrapping_add(1);
     }
 

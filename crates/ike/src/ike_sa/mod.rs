@@ -23,7 +23,7 @@ use crate::error::{IkeError, Result, Unexpected};
 use crate::event::{ChildSa, DownReason, SaHandle};
 use crate::init::{IkeSaInit, InitRequestSent};
 use crate::nat::detect;
-use crate::sa::{Ctx, Job, Keys, Lifecycle, Origin, SaCore, State, Timer, Transmit, later};
+use crate::sa::{Ctx, Job, Keys, Lifecycle, Origin, SaCore, State, Timer, Transmit, Transport, later};
 use crate::task::{self, Collected, InFlight, Window};
 
 mod manager;
@@ -454,7 +454,13 @@ impl IkeSa {
         // Authentic: from here on the request is consumed and answered.
         self.expected_message_id = self.expected_message_id.wrapping_add(1);
         self.core.received_on = (local, remote);
+        let before = self.core.remote;
         self.core.update_addresses(ctx, local, remote);
+        if self.core.transport == Transport::Tcp && self.core.remote != before {
+            // The peer opened a new stream (RFC 9329 §6): a request of ours that went on the old
+            // one is sent again on it, as TCP will not retransmit across streams.
+            self.resend_pending(ctx);
+        }
         if exchange == ExchangeType::IKE_AUTH {
             // The initiator floated (or not): answer and send from where IKE_AUTH came (§2.23).
             self.core.local = local;
@@ -531,12 +537,7 @@ impl IkeSa {
                 return Err(IkeError::NoPath);
             }
             self.core.probe = paths;
-            if let Some(p) = &self.pending {
-                let (local, remote) = self.core.request_path();
-                for d in &p.datagrams {
-                    ctx.out.transmits.push_back(self.core.transmit_on((local, remote), d.clone()));
-                }
-            }
+            self.resend_pending(ctx);
         }
         // A newer update supersedes one queued; one in flight still completes (its answer moves
         // the SA), and the new one follows it.
@@ -544,6 +545,36 @@ impl IkeSa {
         self.queue.push_front(Job::UpdateAddresses);
         self.settle(ctx);
         Ok(())
+    }
+
+    /// The TCP stream the SA used ended (RFC 9329 §6). A request in flight is sent again at its
+    /// next retransmission, on the stream the daemon opens for it; as the side that opened the
+    /// stream (`opener`), with nothing in flight, a liveness check goes out at once, so that the
+    /// peer's side of the SA and its ESP move to the new stream. The other side waits for that.
+    pub fn tcp_stream_closed(&mut self, ctx: &mut Ctx<'_>, opener: bool) {
+        if self.core.transport != Transport::Tcp {
+            return;
+        }
+        if let Some(p) = self.pending.as_mut() {
+            p.stream_lost = true;
+        } else if opener && self.is_established() {
+            self.queue(ctx, Job::Liveness);
+        }
+    }
+
+    /// Whether the SA is on the TCP stream between our `local` address and the peer's `remote`.
+    pub fn on_stream(&self, local: core::net::IpAddr, remote: SocketAddr) -> bool {
+        self.core.transport == Transport::Tcp && self.core.local.ip() == local && self.core.remote == remote
+    }
+
+    /// Sends the request in flight again at once on the SA's path (not counted as a retransmission).
+    fn resend_pending(&self, ctx: &mut Ctx<'_>) {
+        if let Some(p) = &self.pending {
+            let path = self.core.request_path();
+            for d in &p.datagrams {
+                ctx.out.transmits.push_back(self.core.transmit_on(path, d.clone()));
+            }
+        }
     }
 
     /// Authentic ESP of the pair `spi_in` came from `remote` (see [`SaCore::esp_moved`]); whether

@@ -235,6 +235,9 @@ pub struct Sim {
     next_port: u16,
     /// Streams opened so far.
     pub streams_opened: usize,
+    /// Streams that ended, or could not be opened, not told to their endpoint yet: (the
+    /// endpoint, our address, the peer's end, whether we opened it), as the daemon reports them.
+    stream_ends: Vec<(IpAddr, IpAddr, SocketAddr, bool)>,
     /// More addresses of an endpoint (a host with two uplinks): datagrams to the key reach the
     /// endpoint added at the value.
     pub aliases: BTreeMap<IpAddr, IpAddr>,
@@ -268,15 +271,27 @@ impl Sim {
             streams: HashMap::new(),
             next_port: 40_000,
             streams_opened: 0,
+            stream_ends: Vec::new(),
             aliases: BTreeMap::new(),
             unreachable: Default::default(),
         }
     }
 
     /// Drops every TCP stream and what is in flight on them, as a reset would (RFC 9329 §6).
+    /// Both ends hear of it, as the daemon tells its engine.
     pub fn break_streams(&mut self) {
-        self.streams.clear();
+        for ((opener, server), port) in std::mem::take(&mut self.streams) {
+            self.stream_ends.push((opener, opener, server, true));
+            self.stream_ends.push((server.ip(), server.ip(), SocketAddr::new(opener, port), false));
+        }
         self.wire.retain(|p| p.transport != Transport::Tcp);
+        self.collect();
+    }
+
+    /// The node that has address `ip` (its own, or an alias).
+    fn node_of(&self, ip: IpAddr) -> Option<IpAddr> {
+        let node = self.aliases.get(&ip).copied().unwrap_or(ip);
+        self.nodes.contains_key(&node).then_some(node)
     }
 
     /// The stream ends of a TCP transmit from `local` to `remote`: the source address the peer sees,
@@ -386,6 +401,18 @@ impl Sim {
                 let Some(t) = ep.poll_transmit() else { break };
                 self.send(t);
             }
+            let ends: Vec<_> = self.stream_ends.iter().filter(|e| e.0 == ip).copied().collect();
+            self.stream_ends.retain(|e| e.0 != ip);
+            let now = self.now;
+            let ep = self.nodes.get_mut(&ip).unwrap();
+            for (_, local, remote, opener) in ends {
+                ep.tcp_stream_closed(now, local, remote, opener);
+            }
+            loop {
+                let ep = self.nodes.get_mut(&ip).unwrap();
+                let Some(t) = ep.poll_transmit() else { break };
+                self.send(t);
+            }
             let ep = self.nodes.get_mut(&ip).unwrap();
             while let Some(e) = ep.poll_event() {
                 self.events.get_mut(&ip).unwrap().push(e);
@@ -400,6 +427,11 @@ impl Sim {
             self.log_at.push(self.elapsed());
             self.log_transport.push(transport);
             let Some(from) = self.stream(local, remote) else {
+                // Refused, or no stream back to the opener: the sender hears that it ended.
+                let opener = Some(remote.port()) == self.tcp_port;
+                if let Some(node) = self.node_of(local.ip()) {
+                    self.stream_ends.push((node, local.ip(), remote, opener));
+                }
                 self.lost += 1;
                 return;
             };

@@ -485,31 +485,18 @@ impl Ike {
     }
 
     /// A TCP stream ended. One we opened is opened again at once if IKE SAs use it (RFC 9329 §6:
-    /// the initiator reestablishes the stream; the responder waits for it): a liveness check on
-    /// each sends an authentic message on the new stream, which moves the peer's side of the SA
-    /// and its ESP there.
+    /// the initiator reestablishes the stream; the responder waits for it): the engine sends their
+    /// requests in flight again on the new stream, or a liveness check, which moves the peer's side
+    /// of the SA and its ESP there.
     fn stream_closed(&mut self, key: crate::streams::StreamKey, opener: bool) {
-        let on_it: Vec<SaHandle> = self
-            .endpoint
-            .established()
-            .into_iter()
-            .filter(|sa| {
-                self.endpoint
-                    .info(*sa)
-                    .is_some_and(|i| i.transport == oxswan_ike::Transport::Tcp && (i.local.ip(), i.remote) == key)
-            })
-            .collect();
-        if on_it.is_empty() {
+        let on_it = self.endpoint.tcp_stream_closed(Instant::now(), key.0, key.1, opener);
+        if on_it == 0 {
             return;
         }
-        if !opener {
+        if opener {
+            tracing::info!(target: "ike", "the TCP stream to {} ended: opening it again for {on_it} IKE SA(s)", key.1);
+        } else {
             tracing::info!(target: "ike", "the TCP stream from {} ended: waiting for the peer to open it again", key.1);
-            return;
-        }
-        tracing::info!(target: "ike", "the TCP stream to {} ended: opening it again for {} IKE SA(s)", key.1, on_it.len());
-        let now = Instant::now();
-        for sa in on_it {
-            let _ = self.endpoint.liveness(now, sa);
         }
     }
 
