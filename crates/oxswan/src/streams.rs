@@ -312,7 +312,9 @@ impl Streams {
                 }
                 Err(e) => {
                     tracing::info!(target: "io", "TCP stream to {}: {e}", s.key.1);
-                    self.close(s, false);
+                    // Reported: the request that wanted it goes again at its next retransmission
+                    // time, which tries to connect again (the engine's schedule bounds the tries).
+                    self.close(s, true);
                     return;
                 }
             },
