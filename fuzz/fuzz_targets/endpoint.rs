@@ -46,6 +46,7 @@ fn peer(name: &str, local: &str, remote: &str) -> Option<PeerConfig> {
         vips: Vec::new(),
         unique: Default::default(),
         fragmentation: true,
+        tcp: oxswan_ike::TcpConfig::NO,
         mobike: true,
     })
 }

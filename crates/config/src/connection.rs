@@ -11,7 +11,8 @@ use crate::auth::{AuthKind, Known, local_side, remote_side};
 use crate::raw::{RawConnection, S};
 use crate::values::{duration, lifetime, parse_ts, span_of_time, volume};
 use crate::{
-    CHILD_REKEY_TIME, Child, ConfigError, Connection, Ctx, IKE_REKEY_TIME, PeerAction, PoolConfig, StartAction, Unique,
+    CHILD_REKEY_TIME, Child, ConfigError, Connection, Ctx, IKE_REKEY_TIME, PeerAction, PoolConfig, StartAction,
+    TcpMode, Unique,
 };
 
 pub(crate) fn connection(
@@ -77,6 +78,19 @@ pub(crate) fn connection(
         Some((other, sp)) => {
             return Err(ctx.err(sp, &format!("{key}.unique"), format!("`{other}`: use no, never, replace or keep")));
         }
+    };
+    let tcp = match c.tcp.as_ref().map(|u| (u.get_ref().as_str(), u.span())) {
+        None | Some(("no", _)) => TcpMode::No,
+        Some(("fallback", _)) => TcpMode::Fallback,
+        Some(("always", _)) => TcpMode::Always,
+        Some((other, sp)) => {
+            return Err(ctx.err(sp, &format!("{key}.tcp"), format!("`{other}`: use no, fallback or always")));
+        }
+    };
+    let tcp_port = match &c.tcp_port {
+        Some(p) if *p.get_ref() == 0 => return Err(ctx.err(p.span(), &format!("{key}.tcp_port"), "port 0")),
+        Some(p) => *p.get_ref(),
+        None => 4500,
     };
     let vips = c
         .vips
@@ -176,6 +190,8 @@ pub(crate) fn connection(
         unique,
         mobike: c.mobike.unwrap_or(true),
         fragmentation: c.fragmentation.unwrap_or(true),
+        tcp,
+        tcp_port,
         vips,
         local,
         remote,

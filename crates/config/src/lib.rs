@@ -53,6 +53,11 @@ pub struct Daemon {
     pub ike_port: u16,
     /// The NAT-T port (4500).
     pub natt_port: u16,
+    /// Accept IKE and ESP over TCP (RFC 9329) on `tcp_port` of each listening address (default
+    /// off, as Libreswan's `listen-tcp`): only a responder needs it.
+    pub listen_tcp: bool,
+    /// The TCP port (4500, as Libreswan).
+    pub tcp_port: u16,
     /// The control socket.
     pub socket: PathBuf,
     /// The TUN device's name.
@@ -115,6 +120,18 @@ pub enum PeerAction {
     Restart,
     /// Connect again when traffic for the connection's selectors arrives.
     Trap,
+}
+
+/// When an initiator uses TCP (RFC 9329), Libreswan's `enable-tcp`: `no`, `fallback`, `always`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TcpMode {
+    /// UDP only.
+    #[default]
+    No,
+    /// UDP first, TCP when the first request gets no answer over UDP.
+    Fallback,
+    /// TCP from the first message.
+    Always,
 }
 
 /// What to do with a child when the daemon starts (strongSwan's `start_action`).
@@ -213,6 +230,11 @@ pub struct Connection {
     /// IKE fragmentation (RFC 7383): offer it and fragment large messages when the peer supports it
     /// (default on).
     pub fragmentation: bool,
+    /// As initiator, IKE and ESP over TCP (RFC 9329): never (default, as Libreswan's `enable-tcp`),
+    /// when UDP gets no answer, or always.
+    pub tcp: TcpMode,
+    /// The responder's TCP port (default 4500, Libreswan's `tcp-remoteport`).
+    pub tcp_port: u16,
     /// Virtual IP addresses to request as a client, one per entry: `0.0.0.0` or `::` for any of that
     /// family, or a specific address.
     pub vips: Vec<IpAddr>,
@@ -382,6 +404,8 @@ fn daemon(ctx: &Ctx<'_>, d: RawDaemon) -> Result<Daemon, ConfigError> {
         listen,
         ike_port: port(d.ike_port, 500, "daemon.ike_port")?,
         natt_port: port(d.natt_port, 4500, "daemon.natt_port")?,
+        listen_tcp: d.listen_tcp.unwrap_or(false),
+        tcp_port: port(d.tcp_port, 4500, "daemon.tcp_port")?,
         socket: d.socket.map_or_else(|| PathBuf::from("/run/oxswan/oxswan.sock"), |s| PathBuf::from(s.into_inner())),
         tun,
         replay_window: d.replay_window.map_or(1024, Spanned::into_inner),

@@ -28,6 +28,8 @@ pub(crate) struct RawDaemon {
     pub listen: Vec<S<String>>,
     pub ike_port: Option<S<u16>>,
     pub natt_port: Option<S<u16>>,
+    pub listen_tcp: Option<bool>,
+    pub tcp_port: Option<S<u16>>,
     pub socket: Option<S<String>>,
     pub tun: Option<S<String>>,
     pub replay_window: Option<S<u32>>,
@@ -65,6 +67,8 @@ pub(crate) struct RawConnection {
     pub unique: Option<S<String>>,
     pub mobike: Option<bool>,
     pub fragmentation: Option<bool>,
+    pub tcp: Option<S<String>>,
+    pub tcp_port: Option<S<u16>>,
     #[serde(default)]
     pub vips: Vec<S<String>>,
     pub local: S<RawSide>,

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use oxswan_config::{AuthKind, ConfigError, StartAction, parse, parse_duration, parse_identity, parse_ts};
+use oxswan_config::{AuthKind, ConfigError, StartAction, TcpMode, parse, parse_duration, parse_identity, parse_ts};
 use oxswan_ike::child::{Mode, TsConfig};
 use oxswan_wire::Identity;
 
@@ -318,6 +318,39 @@ fn additional_key_exchanges_are_refused() {
         site.children[0].esp_proposals,
         oxswan_crypto::proposal::parse_esp_proposals("aes128gcm16-x25519").unwrap()
     );
+}
+
+/// TCP encapsulation (RFC 9329): off by default on both sides, as Libreswan; the connection's
+/// `tcp` takes exactly `no`, `fallback` and `always`; bad values are located.
+#[test]
+fn tcp_keys() {
+    let c = parse(Path::new("test.toml"), SITE).unwrap();
+    assert!(!c.daemon.listen_tcp);
+    assert_eq!(c.daemon.tcp_port, 4500);
+    let s = c.connection("site").unwrap();
+    assert_eq!((s.tcp, s.tcp_port), (TcpMode::No, 4500));
+    for (word, mode) in [("no", TcpMode::No), ("fallback", TcpMode::Fallback), ("always", TcpMode::Always)] {
+        let text =
+            SITE.replace("rekey_time = \"4h\"", &format!("rekey_time = \"4h\"\ntcp = \"{word}\"\ntcp_port = 443"));
+        let c = parse(Path::new("test.toml"), &text).unwrap();
+        let s = c.connection("site").unwrap();
+        assert_eq!((s.tcp, s.tcp_port), (mode, 443), "{word}");
+    }
+    let text = SITE.replace("tun = \"ox0\"", "tun = \"ox0\"\nlisten_tcp = true\ntcp_port = 8443");
+    let c = parse(Path::new("test.toml"), &text).unwrap();
+    assert!(c.daemon.listen_tcp);
+    assert_eq!(c.daemon.tcp_port, 8443);
+
+    let e = err(&SITE.replace("rekey_time = \"4h\"", "rekey_time = \"4h\"\ntcp = \"yes\""));
+    assert_eq!(e.to_string(), "test.toml:12:7: connections.site.tcp: `yes`: use no, fallback or always");
+    let e = err(&SITE.replace("rekey_time = \"4h\"", "rekey_time = \"4h\"\ntcp_port = 0"));
+    assert_eq!(e.to_string(), "test.toml:12:12: connections.site.tcp_port: port 0");
+    let e = err(&SITE.replace("tun = \"ox0\"", "tun = \"ox0\"\ntcp_port = 0"));
+    assert_eq!(e.to_string(), "test.toml:5:12: daemon.tcp_port: port 0");
+    let e = err(&SITE.replace("tun = \"ox0\"", "tun = \"ox0\"\nlisten_tcp = \"yes\""));
+    assert!(e.to_string().starts_with("test.toml:5:"), "{e}");
+    let e = err(&SITE.replace("tun = \"ox0\"", "tun = \"ox0\"\ntcp_port = 70000"));
+    assert!(e.to_string().starts_with("test.toml:5:"), "{e}");
 }
 
 #[test]

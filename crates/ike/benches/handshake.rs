@@ -62,6 +62,7 @@ fn peer(name: &str, local: &str, remote: &str, local_auth: LocalAuth, remote_aut
         vips: Vec::new(),
         unique: Default::default(),
         fragmentation: true,
+        tcp: oxswan_ike::TcpConfig::NO,
         mobike: true,
     }
 }

@@ -282,6 +282,7 @@ fn peer(
         vips: vips.iter().map(|v| v.parse().unwrap()).collect(),
         unique: Default::default(),
         fragmentation: true,
+        tcp: oxswan_ike::TcpConfig::NO,
         mobike: true,
     }
 }

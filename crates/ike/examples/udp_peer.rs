@@ -78,6 +78,7 @@ fn main() {
         vips: Vec::new(),
         unique: Default::default(),
         fragmentation: true,
+        tcp: oxswan_ike::TcpConfig::NO,
         mobike: true,
     };
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();

@@ -166,9 +166,44 @@ pub struct PeerConfig {
     /// Use IKE fragmentation (RFC 7383) on this connection: announce it as initiator and fragment
     /// our long messages when the peer announced it too (strongSwan's `fragmentation`).
     pub fragmentation: bool,
+    /// IKE and ESP over TCP as initiator (RFC 9329, Libreswan's `enable-tcp`).
+    pub tcp: TcpConfig,
     /// Announce and use MOBIKE (RFC 4555) on this connection (strongSwan's `mobike`): the IKE SA
     /// and its CHILD SAs move to new addresses with UPDATE_SA_ADDRESSES instead of being set up anew.
     pub mobike: bool,
+}
+
+/// Whether an initiator uses TCP (RFC 9329): Libreswan's `enable-tcp` and `tcp-remoteport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpConfig {
+    /// When.
+    pub mode: TcpMode,
+    /// The responder's TCP port (RFC 9329 §2 leaves it to configuration; 4500 by default).
+    pub port: u16,
+}
+
+/// When an initiator sets its IKE SA up over TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TcpMode {
+    /// Never: UDP only (Libreswan's default).
+    #[default]
+    No,
+    /// UDP first; TCP when the IKE_SA_INIT request got no answer over UDP (RFC 9329 §5, the
+    /// recommended fallback: TCP costs more, so it is the second choice).
+    Fallback,
+    /// TCP from the first message.
+    Always,
+}
+
+impl TcpConfig {
+    /// TCP never (the default), to the usual port should it be turned on.
+    pub const NO: Self = Self { mode: TcpMode::No, port: 4500 };
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        Self::NO
+    }
 }
 
 /// The uniqueness policy of a connection's peer identities (strongSwan's `unique`).

@@ -32,6 +32,8 @@ pub struct IkeSaInfo {
     pub local: SocketAddr,
     /// The peer's address and port.
     pub remote: SocketAddr,
+    /// UDP, or TCP (RFC 9329).
+    pub transport: crate::sa::Transport,
     /// Our identity.
     pub local_id: Identity,
     /// The peer's authenticated identity.
@@ -85,6 +87,8 @@ pub struct ChildSa {
     pub mode: Mode,
     /// ESP must be UDP-encapsulated (RFC 3948) between `local` and `remote`.
     pub encap: bool,
+    /// UDP, or the IKE SA's TCP stream (RFC 9329 §3.2: ESP framed on the stream that carries IKE).
+    pub transport: crate::sa::Transport,
     /// Our outer address and port.
     pub local: SocketAddr,
     /// The peer's outer address and port.

@@ -28,9 +28,11 @@ pub mod suite;
 mod task;
 pub mod volume;
 
-pub use config::{EndpointConfig, IkeLifetime, LocalAuth, PeerConfig, RemoteAuth, Retransmit, Unique};
+pub use config::{
+    EndpointConfig, IkeLifetime, LocalAuth, PeerConfig, RemoteAuth, Retransmit, TcpConfig, TcpMode, Unique,
+};
 pub use endpoint::{Endpoint, Stats};
 pub use error::{IkeError, Result, Unexpected};
 pub use event::{ChildSa, DownReason, Event, IkeSaInfo, RelayAnswer, SaHandle};
 pub use nat::NatState;
-pub use sa::{IKE_PORT, NAT_KEEPALIVE, NAT_T_PORT, Transmit};
+pub use sa::{IKE_PORT, NAT_KEEPALIVE, NAT_T_PORT, Transmit, Transport};

@@ -72,6 +72,9 @@ pub enum Response {
         /// ESP datagrams for an SPI with no SA when they came (held a moment, see `early.rs`).
         #[serde(default)]
         esp_unknown_spi: u64,
+        /// TCP streams (RFC 9329).
+        #[serde(default)]
+        tcp: TcpStatus,
         /// Inner packets too big for their SA's path, dropped.
         #[serde(default)]
         too_big: u64,
@@ -79,6 +82,23 @@ pub enum Response {
         #[serde(default)]
         icmp_too_big_sent: u64,
     },
+}
+
+/// The TCP streams (RFC 9329) in `status`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TcpStatus {
+    /// Open now.
+    pub streams: u64,
+    /// Accepted since the start.
+    pub accepted: u64,
+    /// Opened (connected) since the start.
+    pub opened: u64,
+    /// Refused or closed for a wrong prefix or length, or over the limit.
+    pub refused: u64,
+    /// ESP packets dropped: a full queue, or no stream.
+    pub esp_dropped: u64,
+    /// IKE messages dropped: a full queue, or no stream.
+    pub ike_dropped: u64,
 }
 
 /// One IKE SA in `status`.
@@ -106,6 +126,9 @@ pub struct IkeSaStatus {
     pub spis: String,
     /// A NAT was detected (or encapsulation forced).
     pub nat: bool,
+    /// `udp`, or `tcp` (RFC 9329).
+    #[serde(default)]
+    pub transport: String,
     /// MOBIKE (RFC 4555) was agreed: the SA follows our address changes.
     #[serde(default)]
     pub mobike: bool,

@@ -17,6 +17,22 @@ pub enum Input {
         /// The message.
         data: Vec<u8>,
     },
+    /// An IKE message from a TCP stream (RFC 9329 §3.1, the non-ESP marker removed).
+    Stream {
+        /// Our end of the stream.
+        local: SocketAddr,
+        /// The peer's end.
+        remote: SocketAddr,
+        /// The message.
+        data: Vec<u8>,
+    },
+    /// A TCP stream ended (closed by the peer, reset, or failed).
+    StreamClosed {
+        /// Which.
+        key: crate::streams::StreamKey,
+        /// Whether we had opened it: then we open it again if IKE SAs use it (RFC 9329 §6).
+        opener: bool,
+    },
     /// A CLI command and where to answer.
     Command(Request, mpsc::Sender<Response>),
     /// Traffic for a trapped connection arrived.

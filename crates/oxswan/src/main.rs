@@ -10,6 +10,7 @@ mod early;
 mod input;
 mod peers;
 mod radius;
+mod streams;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -188,13 +189,12 @@ fn print_status(sas: &[control::IkeSaStatus]) {
     for s in sas {
         println!("{}: {} {}, IKEv2, {}", s.name, s.state, ago(s.established_secs), s.spis);
         println!("  local  {} @ {}", s.local_id, s.local);
-        println!(
-            "  remote {} @ {}{}{}",
-            s.remote_id,
-            s.remote,
-            if s.nat { " (UDP-encapsulated)" } else { "" },
-            if s.mobike { ", MOBIKE" } else { "" }
-        );
+        let how = match (s.transport.as_str(), s.nat) {
+            ("tcp", _) => " (TCP-encapsulated)",
+            (_, true) => " (UDP-encapsulated)",
+            _ => "",
+        };
+        println!("  remote {} @ {}{how}{}", s.remote_id, s.remote, if s.mobike { ", MOBIKE" } else { "" });
         if let Some(eap) = &s.eap_id {
             println!("  remote EAP identity {eap}");
         }

@@ -322,6 +322,7 @@ fn inner_packets_outside_the_selectors_are_dropped_and_counted() {
             vips: Vec::new(),
             unique: Default::default(),
             fragmentation: true,
+            tcp: oxswan_ike::TcpConfig::NO,
             mobike: true,
         };
         let provider = oxswan_crypto::default_provider();
@@ -858,6 +859,190 @@ fn a_trap_connection_comes_up_on_the_first_packet() {
     assert!(h.log("left").contains("traffic for the connection: connecting"));
     assert!(h.log("left").contains("sent 1 packet(s) held while the connection came up"), "{}", h.log("left"));
     assert_eq!(h.status("left")["ike_sas"].as_array().unwrap().len(), 1);
+}
+
+/// The right accepts IKE and ESP over TCP (RFC 9329); the left falls back to it when UDP gets no
+/// answer.
+fn tcp_responder(c: String) -> String {
+    c.replace("[daemon]", "[daemon]\nlisten_tcp = true")
+}
+
+fn tcp_initiator(mode: &'static str) -> impl Fn(String) -> String {
+    move |c: String| c.replace("proposals    = [", &format!("tcp          = \"{mode}\"\nproposals    = ["))
+}
+
+/// A network that blocks UDP between the two (both ways, on the left's side).
+fn block_udp(h: &Hosts) {
+    nft(
+        &h.ns("left"),
+        "table inet noudp {\n chain out {\n  type filter hook output priority 0; ip daddr 192.0.2.2 meta l4proto udp drop\n }\n \
+         chain in {\n  type filter hook input priority 0; ip saddr 192.0.2.2 meta l4proto udp drop\n }\n}\n",
+    );
+}
+
+fn needs_nft() -> bool {
+    if !sh("command -v nft && command -v ss").status.success() {
+        return missing("the TCP tests need nft and ss (bash .ci/run installs them)");
+    }
+    true
+}
+
+/// RFC 9329 end to end: over UDP first (iperf3 for the figure to compare), then with UDP blocked the
+/// same daemons set the tunnel up again over TCP after UDP got no answer; ping and iperf3 go
+/// through the stream, and both figures are printed side by side.
+#[test]
+fn tcp_fallback_when_udp_is_blocked_carries_ping_and_iperf3() {
+    if !root_with_tools() || !needs_nft() {
+        return;
+    }
+    let mut h = Hosts::new("oxt1");
+    h.start_edited("right", tcp_responder);
+    h.start_edited("left", tcp_initiator("fallback"));
+    assert!(h.ox("left", "up site").status.success(), "{}", h.log("left"));
+    let left = h.status("left");
+    assert_eq!(left["ike_sas"][0]["transport"], "udp", "UDP works: no fallback");
+    assert_eq!(left["tcp"]["opened"], 0);
+    assert!(h.ping(3), "over UDP");
+    let udp = h.iperf(3);
+    assert!(h.ox("left", "down site").status.success());
+    settles(5, || holds(sa_counts(&h.status("right")).0 == 0, || "right still has the SA".into()));
+
+    block_udp(&h);
+    let t = Instant::now();
+    let up = h.ox("left", "up site --timeout 40");
+    let took = t.elapsed();
+    assert!(
+        up.status.success(),
+        "up over TCP: {}\n{}\n{}",
+        String::from_utf8_lossy(&up.stderr),
+        h.log("left"),
+        h.log("right")
+    );
+    // Two IKE_SA_INIT over UDP (0 s, 4 s) unanswered, then TCP at 11.2 s.
+    assert!(took >= Duration::from_secs(11), "fell back after {took:?}");
+    let (left, right) = (h.status("left"), h.status("right"));
+    assert_eq!(left["ike_sas"][0]["transport"], "tcp", "{left}");
+    assert_eq!(right["ike_sas"][0]["transport"], "tcp", "{right}");
+    assert_eq!((left["tcp"]["opened"].as_u64(), right["tcp"]["accepted"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(right["ike_sas"][0]["remote"].as_str().unwrap().split(':').next(), Some("192.0.2.1"));
+    assert!(h.log("right").contains("TCP stream from 192.0.2.1"), "{}", h.log("right"));
+
+    let before = h.status("left");
+    assert!(h.ping(5), "ping through the tunnel over TCP\n{}\n{}", h.log("left"), h.log("right"));
+    let after = h.status("left");
+    assert_eq!(counter(&after, "packets_out") - counter(&before, "packets_out"), 5);
+    assert_eq!(counter(&after, "packets_in") - counter(&before, "packets_in"), 5);
+    let tcp = h.iperf(3);
+    println!(
+        "iperf3 through the tunnel, same run: ESP in UDP {udp:.2} Gbit/s, ESP in TCP (RFC 9329) {tcp:.2} Gbit/s (fell back after {:.1} s)",
+        took.as_secs_f64()
+    );
+    assert!(udp > 0.01 && tcp > 0.01, "UDP {udp} TCP {tcp} Gbit/s");
+    // Every ESP packet went over TCP: UDP is blocked, and the counters moved.
+    assert!(counter(&h.status("right"), "packets_in") > 1000, "{}", h.status("right"));
+}
+
+/// RFC 9329 §6: the stream is reset mid-way (`ss -K`, as a middlebox's reset would); the left,
+/// which opened it, opens a new one and the right's IKE SA (the same SPIs) and its ESP move to it;
+/// pings resume. The right never opens a stream itself.
+#[test]
+fn a_reset_tcp_stream_is_reopened_and_traffic_resumes() {
+    if !root_with_tools() || !needs_nft() {
+        return;
+    }
+    let mut h = Hosts::new("oxt2");
+    h.start_edited("right", tcp_responder);
+    h.start_edited("left", tcp_initiator("always"));
+    block_udp(&h);
+    assert!(h.ox("left", "up site --timeout 10").status.success(), "{}\n{}", h.log("left"), h.log("right"));
+    assert!(h.ping(3), "over TCP\n{}", h.log("left"));
+    let right = h.status("right");
+    let (spis, remote) = (right["ike_sas"][0]["spis"].clone(), right["ike_sas"][0]["remote"].clone());
+    assert_eq!(right["ike_sas"][0]["transport"], "tcp");
+
+    // Reset the stream from the left's side.
+    let t = Instant::now();
+    ok(&format!("ip netns exec {} ss -K dst 192.0.2.2 dport = 4500", h.ns("left")));
+    settles(10, || {
+        let opened = h.status("left")["tcp"]["opened"].as_u64().unwrap_or(0);
+        holds(opened == 2, || format!("left opened {opened} streams\n{}", h.log("left")))
+    });
+    settles(10, || holds(h.ping(1), || format!("no ping after the reset\n{}\n{}", h.log("left"), h.log("right"))));
+    let resumed = t.elapsed();
+    let right = h.status("right");
+    assert_eq!(right["ike_sas"].as_array().unwrap().len(), 1);
+    assert_eq!(right["ike_sas"][0]["spis"], spis, "the same IKE SA");
+    assert_ne!(right["ike_sas"][0]["remote"], remote, "on the new stream, from another port");
+    assert_eq!(right["tcp"]["opened"], 0, "the responder never opens a stream");
+    assert_eq!(right["tcp"]["accepted"], 2);
+    assert!(h.log("left").contains("opening it again"), "{}", h.log("left"));
+    assert!(h.ping(5), "pings after the move");
+    println!(
+        "stream reset: traffic resumed after {:.2} s, remote {remote} -> {}",
+        resumed.as_secs_f64(),
+        right["ike_sas"][0]["remote"]
+    );
+}
+
+/// A responder's TCP port is open to anyone, so everything it keeps for a stream is bounded: a
+/// stranger whose stream does not begin with `IKETCP` is turned away at once (§4); one that says
+/// nothing is closed once idle; no more than 256 streams are held; the tunnel over TCP meanwhile
+/// keeps working and its stream, used by an IKE SA, is not closed however quiet.
+#[test]
+fn strangers_on_the_tcp_port_are_bounded() {
+    if !root_with_tools() || !needs_nft() {
+        return;
+    }
+    let mut h = Hosts::new("oxt3");
+    h.daemon_env.push(("OXSWAN_TEST_TCP_IDLE".into(), "2".into()));
+    h.start_edited("right", tcp_responder);
+    h.start_edited("left", tcp_initiator("always"));
+    assert!(h.ox("left", "up site --timeout 10").status.success(), "{}\n{}", h.log("left"), h.log("right"));
+    let left = h.ns("left");
+    // Not IKE over TCP: closed at the first octet that is not the prefix.
+    let t = Instant::now();
+    let o = sh(&format!(
+        "ip netns exec {left} timeout 5 bash -c 'exec 3<>/dev/tcp/192.0.2.2/4500; printf \"GET / HTTP/1.1\\r\\n\" >&3; cat <&3'"
+    ));
+    assert!(o.status.success() && t.elapsed() < Duration::from_secs(2), "{o:?} after {:?}", t.elapsed());
+    assert_eq!(h.status("right")["tcp"]["refused"], 1);
+    // Silent: closed after the idle time (2 s here), seen as EOF by the stranger.
+    let t = Instant::now();
+    let o = sh(&format!("ip netns exec {left} timeout 8 bash -c 'exec 3<>/dev/tcp/192.0.2.2/4500; cat <&3'"));
+    let silent = t.elapsed();
+    assert!(
+        o.status.success() && silent >= Duration::from_secs(2) && silent < Duration::from_secs(5),
+        "{o:?} after {silent:?}"
+    );
+    // Three hundred at once: 256 held at most (the tunnel's among them), the rest refused.
+    let mut flood = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &left,
+            "bash",
+            "-c",
+            "for i in $(seq 300); do exec {fd}<>/dev/tcp/192.0.2.2/4500; done; sleep 4",
+        ])
+        .spawn()
+        .unwrap();
+    // Until every one of them was either accepted or refused, the table never holds more than 256.
+    settles(10, || {
+        let tcp = h.status("right")["tcp"].clone();
+        let n = |k: &str| tcp[k].as_u64().unwrap_or(0);
+        assert!(n("streams") <= 256, "{tcp}");
+        holds(n("accepted") + n("refused") >= 3 + 300, || format!("{tcp}"))
+    });
+    let tcp = h.status("right")["tcp"].clone();
+    assert!(tcp["refused"].as_u64().unwrap() >= 2, "some of the flood refused: {tcp}");
+    assert!(h.log("right").contains("refusing a TCP stream"));
+    let _ = flood.wait();
+    settles(6, || {
+        let n = h.status("right")["tcp"]["streams"].as_u64().unwrap_or(0);
+        holds(n == 1, || format!("{n} streams: only the tunnel's should remain"))
+    });
+    assert!(h.ping(3), "the tunnel's stream stays\n{}", h.log("right"));
+    assert_eq!(h.status("left")["tcp"]["opened"], 1, "never closed and reopened");
 }
 
 /// The two daemons on either side of [`Hosts::with_router`]'s narrow link, a tunnel up.

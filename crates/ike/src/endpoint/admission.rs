@@ -32,7 +32,7 @@ impl Endpoint {
             header.encode(&[Payload::Notify(NotifyPayload::new(NotifyType::INVALID_IKE_SPI, Vec::new()))])
         {
             self.stats.invalid_spi_sent = self.stats.invalid_spi_sent.saturating_add(1);
-            self.out.transmits.push_back(Transmit { local, remote, payload });
+            self.out.transmits.push_back(Transmit { local, remote, transport: self.arrival, payload });
         }
     }
 
@@ -47,7 +47,7 @@ impl Endpoint {
         if let Ok(payload) =
             header.encode(&[Payload::Notify(NotifyPayload::new(NotifyType::INVALID_MAJOR_VERSION, vec![0x20]))])
         {
-            self.out.transmits.push_back(Transmit { local, remote, payload });
+            self.out.transmits.push_back(Transmit { local, remote, transport: self.arrival, payload });
         }
     }
 
@@ -91,7 +91,7 @@ impl Endpoint {
                 let c = self.cookies.make(&self.provider, &ni, ip, h.spi_i)?;
                 let header = Header::new(h.spi_i, IkeSpi::ZERO, ExchangeType::IKE_SA_INIT, Flags::RESPONSE, 0);
                 let payload = header.encode(&[Payload::Notify(NotifyPayload::new(NotifyType::COOKIE, c))])?;
-                self.out.transmits.push_back(Transmit { local, remote, payload });
+                self.out.transmits.push_back(Transmit { local, remote, transport: self.arrival, payload });
                 self.stats.cookies_sent = self.stats.cookies_sent.saturating_add(1);
                 return Ok(());
             }
@@ -121,7 +121,7 @@ impl Endpoint {
         let params = ResponderParams { proposals: &proposals, prefer_initiator, extra: &extra };
         match respond(&self.provider, &params, msg.as_bytes(), spi_r)? {
             InitReply::Rejected { response, notify, error } => {
-                self.out.transmits.push_back(Transmit { local, remote, payload: response });
+                self.out.transmits.push_back(Transmit { local, remote, transport: self.arrival, payload: response });
                 self.out.events.push_back(Event::InitRejected { peer: remote, notify, reason: error.to_string() });
                 Ok(())
             }
@@ -131,7 +131,7 @@ impl Endpoint {
                 let timeout = self.config.half_open_timeout;
                 let (mut ctx, sas) = self.ctx_parts(now);
                 let ike_sa = IkeSa::responder(&mut ctx, handle, *sa, local, remote, timeout)?;
-                ctx.out.transmits.push_back(Transmit { local, remote, payload: response });
+                ctx.out.transmits.push_back(Transmit { local, remote, transport: ctx.transport, payload: response });
                 sas.insert(handle, ike_sa);
                 self.by_spi.insert(spi_r, handle);
                 self.by_init.insert((h.spi_i, remote), handle);

@@ -25,7 +25,7 @@ use crate::error::{IkeError, Result, Unexpected};
 use crate::event::{ChildSa, Event, IkeSaInfo, SaHandle};
 use crate::ike_sa::IkeSa;
 use crate::leases::{AddressLeases, NoPools};
-use crate::sa::{Ctx, Job, Outbox, Transmit, later};
+use crate::sa::{Ctx, Job, Outbox, Transmit, Transport, later};
 use crate::volume::ChildUsage;
 
 /// Counters of what the endpoint dropped or refused, for status and tests.
@@ -86,6 +86,8 @@ pub struct Endpoint {
     next_handle: u64,
     epoch: (Instant, u64),
     stats: Stats,
+    /// How the message being handled arrived; UDP outside [`Endpoint::handle_tcp`].
+    arrival: Transport,
     /// This host's addresses (see [`Endpoint::set_local_addresses`]).
     local_addresses: Vec<IpAddr>,
 }
@@ -125,6 +127,7 @@ impl Endpoint {
             next_handle: 1,
             epoch: (now, unix_now),
             stats: Stats::default(),
+            arrival: Transport::Udp,
             local_addresses: Vec::new(),
         })
     }
@@ -148,6 +151,7 @@ impl Endpoint {
             credentials: self.credentials.as_ref(),
             keepalive: self.config.keepalive,
             leases: self.leases.as_mut(),
+            transport: self.arrival,
             local_addresses: &self.local_addresses,
         };
         (ctx, &mut self.sas)
@@ -235,8 +239,9 @@ impl Endpoint {
         let peer = self.peers.iter().find(|p| p.name == name).cloned().ok_or(IkeError::UnknownConnection)?;
         let handle = SaHandle(self.next_handle);
         self.next_handle = self.next_handle.wrapping_add(1);
+        let tcp = peer.tcp.mode == crate::config::TcpMode::Always;
         let (mut ctx, _) = self.ctx_parts(now);
-        let sa = IkeSa::initiate(&mut ctx, handle, peer, local, remote)?;
+        let sa = IkeSa::initiate(&mut ctx, handle, peer, local, remote, tcp)?;
         self.by_spi.insert(sa.local_spi(), handle);
         self.sas.insert(handle, sa);
         self.settle(now, handle);
@@ -255,10 +260,13 @@ impl Endpoint {
         remote: SocketAddr,
     ) -> Result<SaHandle> {
         let peer = self.sas.get(&old).and_then(IkeSa::peer_config).ok_or(IkeError::UnknownSa)?;
+        // An SA that fell back to TCP is replaced over TCP at once: UDP did not work before.
+        let tcp = peer.tcp.mode == crate::config::TcpMode::Always
+            || self.sas.get(&old).is_some_and(|s| s.transport() == Transport::Tcp);
         let handle = SaHandle(self.next_handle);
         self.next_handle = self.next_handle.wrapping_add(1);
         let (mut ctx, _) = self.ctx_parts(now);
-        let mut sa = IkeSa::initiate(&mut ctx, handle, peer, local, remote)?;
+        let mut sa = IkeSa::initiate(&mut ctx, handle, peer, local, remote, tcp)?;
         sa.set_reauthenticating();
         self.by_spi.insert(sa.local_spi(), handle);
         self.sas.insert(handle, sa);
@@ -304,6 +312,24 @@ impl Endpoint {
     /// unanswered probe ends the SA like any other request (§1.4, §2.4).
     pub fn liveness(&mut self, now: Instant, sa: SaHandle) -> Result<()> {
         self.job(now, sa, Job::Liveness)
+    }
+
+    /// The TCP stream between our `local` address and the peer's end `remote` ended (RFC 9329 §6):
+    /// every IKE SA on it sends its request in flight again on the next stream, and, when we
+    /// opened the stream (`opener`: the daemon opens it again), an established one with nothing in
+    /// flight checks liveness at once, which moves the peer's side there. Returns how many IKE SAs
+    /// used the stream.
+    pub fn tcp_stream_closed(&mut self, now: Instant, local: IpAddr, remote: SocketAddr, opener: bool) -> usize {
+        let on_it: Vec<SaHandle> =
+            self.sas.iter().filter(|(_, s)| s.on_stream(local, remote)).map(|(h, _)| *h).collect();
+        for sa in &on_it {
+            let (mut ctx, sas) = self.ctx_parts(now);
+            if let Some(s) = sas.get_mut(sa) {
+                s.tcp_stream_closed(&mut ctx, opener);
+            }
+            self.settle(now, *sa);
+        }
+        on_it.len()
     }
 
     /// This host's addresses, which MOBIKE announces to peers (RFC 4555 §3.4). The daemon updates
@@ -433,6 +459,18 @@ impl Endpoint {
     /// no SA changes state on a message it did not authenticate, except a half-open initiator, whose
     /// IKE_SA_INIT response cannot be authenticated.
     pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        self.handle_input(now, local, remote, Transport::Udp, data);
+    }
+
+    /// An IKE message that came in a TCP stream (RFC 9329 §3.1: a frame's contents after the
+    /// non-ESP marker) between `local` and `remote`, the stream's two ends. Handled as a datagram,
+    /// and answered on the stream; an SA set up this way stays on TCP.
+    pub fn handle_tcp(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        self.handle_input(now, local, remote, Transport::Tcp, data);
+    }
+
+    fn handle_input(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, via: Transport, data: &[u8]) {
+        self.arrival = via;
         let mut touched = None;
         if self.dispatch(now, local, remote, data, &mut touched).is_err() {
             self.stats.dropped = self.stats.dropped.saturating_add(1);
@@ -443,6 +481,7 @@ impl Endpoint {
             self.hold_replaced_pairs(h);
             self.settle(now, h);
         }
+        self.arrival = Transport::Udp;
     }
 
     /// A reauthentication's new SA `h` did something: once it is up with all its CHILD SAs the old

@@ -4,10 +4,16 @@
 use oxswan_wire::{ExchangeType, Flags, Header, Payload};
 
 use super::{IkeSa, Pending};
+use crate::config::TcpMode;
 use crate::error::Result;
 use crate::event::DownReason;
-use crate::sa::{Ask, Ctx, Job, Timer, Transmit, later};
+use crate::sa::{Ask, Ctx, Job, Timer, Transport, later};
 use crate::task::{self, InFlight, Next};
+
+/// Transmissions of an IKE_SA_INIT request over UDP, unanswered, after which an initiator with
+/// `tcp = fallback` sends it over TCP instead (RFC 9329 §5: UDP first, TCP when UDP gets no
+/// answer). With the default timing the request goes at 0 s and 4 s over UDP, over TCP at 11.2 s.
+pub(crate) const TCP_FALLBACK_AFTER: u32 = 2;
 
 impl IkeSa {
     /// Queues an exchange; it is sent when no other request is in flight (window size 1).
@@ -93,6 +99,18 @@ impl IkeSa {
             self.core.timers.stop(Timer::Retransmit);
             return;
         };
+        // RFC 9329 §5: the same request goes to the responder's TCP port, with a fresh budget of
+        // retransmissions; the SA stays on TCP from here on. Its NAT detection hashes keep our UDP
+        // port, as the stream's port is not known when the request is made: the responder then
+        // sees a NAT, which changes nothing over TCP (RFC 9329 §6: no keepalives, no float).
+        let tcp = self.core.peer.as_ref().map(|c| c.tcp).filter(|t| t.mode == TcpMode::Fallback);
+        if let Some(tcp) = tcp.filter(|_| matches!(p.exchange, InFlight::Init { .. })) {
+            if self.core.transport == Transport::Udp && p.sent >= TCP_FALLBACK_AFTER {
+                self.core.transport = Transport::Tcp;
+                self.core.remote.set_port(tcp.port);
+                p.sent = 0;
+            }
+        }
         if p.sent > retransmit.tries {
             // §2.4: after the retransmissions are exhausted the peer is considered dead.
             let deleting = matches!(p.exchange, InFlight::DeleteIke);
@@ -101,9 +119,16 @@ impl IkeSa {
             self.settle(ctx);
             return;
         }
-        for (local, remote) in self.core.retransmit_paths() {
-            for d in &p.datagrams {
-                ctx.out.transmits.push_back(Transmit { local, remote, payload: d.clone() });
+        // RFC 9329 §7.2: over TCP the stream is reliable and IKE does not retransmit on it; the
+        // schedule still runs, to give the peer up after the same time as over UDP. A request is
+        // sent again only on a new stream: the first over TCP after the fallback, or after the
+        // stream it went on ended (the daemon then opens another).
+        let resend = self.core.transport == Transport::Udp || p.sent == 0 || std::mem::take(&mut p.stream_lost);
+        if resend {
+            for (local, remote) in self.core.retransmit_paths() {
+                for d in &p.datagrams {
+                    ctx.out.transmits.push_back(self.core.transmit_on((local, remote), d.clone()));
+                }
             }
         }
         let next = later(ctx.now, retransmit.wait(p.sent));
@@ -125,11 +150,12 @@ impl IkeSa {
     pub(crate) fn send_request(&mut self, ctx: &mut Ctx<'_>, exchange: InFlight, datagrams: Vec<Vec<u8>>) {
         let (local, remote) = self.core.request_path();
         for d in &datagrams {
-            ctx.out.transmits.push_back(Transmit { local, remote, payload: d.clone() });
+            ctx.out.transmits.push_back(self.core.transmit_on((local, remote), d.clone()));
         }
         let wait = self.retransmit().wait(0);
         self.core.timers.set(Timer::Retransmit, later(ctx.now, wait));
-        self.pending = Some(Pending { message_id: self.next_message_id, datagrams, sent: 1, exchange });
+        self.pending =
+            Some(Pending { message_id: self.next_message_id, datagrams, sent: 1, exchange, stream_lost: false });
         self.next_message_id = self.next_message_id.wrapping_add(1);
     }
 
@@ -150,7 +176,7 @@ impl IkeSa {
         if let Ok(datagrams) = self.encrypt_request(ctx, exchange, payloads) {
             let (local, remote) = self.core.request_path();
             for payload in datagrams {
-                ctx.out.transmits.push_back(Transmit { local, remote, payload });
+                ctx.out.transmits.push_back(self.core.transmit_on((local, remote), payload));
             }
         }
     }

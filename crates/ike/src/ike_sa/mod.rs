@@ -23,7 +23,7 @@ use crate::error::{IkeError, Result, Unexpected};
 use crate::event::{ChildSa, DownReason, SaHandle};
 use crate::init::{IkeSaInit, InitRequestSent};
 use crate::nat::detect;
-use crate::sa::{Ctx, Job, Keys, Lifecycle, Origin, SaCore, State, Timer, Transmit, later};
+use crate::sa::{Ctx, Job, Keys, Lifecycle, Origin, SaCore, State, Timer, Transmit, Transport, later};
 use crate::task::{self, Collected, InFlight, Window};
 
 mod manager;
@@ -71,14 +71,19 @@ impl IkeSa {
         }
     }
 
-    /// Starts an IKE SA as initiator: sends IKE_SA_INIT.
+    /// Starts an IKE SA as initiator: sends IKE_SA_INIT, over TCP to the connection's TCP port if
+    /// `tcp` (RFC 9329), else over UDP to `remote`.
     pub fn initiate(
         ctx: &mut Ctx<'_>,
         handle: SaHandle,
         peer: Arc<PeerConfig>,
         local: SocketAddr,
-        remote: SocketAddr,
+        mut remote: SocketAddr,
+        tcp: bool,
     ) -> Result<Self> {
+        if tcp {
+            remote.set_port(peer.tcp.port);
+        }
         let spi_i = crate::init::random_spi(ctx.provider)?;
         let req = InitRequestSent::start(
             ctx.provider,
@@ -90,6 +95,9 @@ impl IkeSa {
         let req = if peer.fragmentation { req } else { req.without_fragmentation()? };
         let mut core = SaCore::new(handle, true, Some(peer), local, remote, spi_i, IkeSpi::ZERO);
         core.state = State::Connecting;
+        if tcp {
+            core.transport = crate::sa::Transport::Tcp;
+        }
         let mut sa = Self::adopt(core);
         let datagram = req.request().to_vec();
         sa.send_request(ctx, InFlight::Init { req: Box::new(req), cookie_tries: 0, ke_retried: false }, vec![datagram]);
@@ -107,6 +115,8 @@ impl IkeSa {
     ) -> Result<Self> {
         use crate::task::ike_init::{announces_fragmentation, signature_hashes};
         let mut core = SaCore::new(handle, false, None, local, remote, init.spi_i, init.spi_r);
+        // The transport the initiator chose (RFC 9329 §6: the responder answers on its stream).
+        core.transport = ctx.transport;
         core.nat = detect(&init.peer_notifies, init.spi_i, IkeSpi::ZERO, local, remote).unwrap_or_default();
         core.peer_hashes = signature_hashes(&init.peer_notifies);
         core.peer_fragmentation = announces_fragmentation(&init.peer_notifies);
@@ -133,6 +143,11 @@ impl IkeSa {
     /// Our SPI, by which the peer's messages reach us.
     pub fn local_spi(&self) -> IkeSpi {
         self.core.local_spi()
+    }
+
+    /// UDP or TCP.
+    pub fn transport(&self) -> crate::sa::Transport {
+        self.core.transport
     }
 
     /// Responder, IKE_SA_INIT answered but IKE_AUTH not yet complete.
@@ -410,7 +425,8 @@ impl IkeSa {
                 if sha1(&[msg.as_bytes()]) == c.request_digest {
                     ctx.out.cache_hits = ctx.out.cache_hits.saturating_add(1);
                     for d in &c.response {
-                        ctx.out.transmits.push_back(Transmit { local, remote, payload: d.clone() });
+                        let transport = ctx.transport;
+                        ctx.out.transmits.push_back(Transmit { local, remote, transport, payload: d.clone() });
                     }
                     return Ok(());
                 }
@@ -438,7 +454,13 @@ impl IkeSa {
         // Authentic: from here on the request is consumed and answered.
         self.expected_message_id = self.expected_message_id.wrapping_add(1);
         self.core.received_on = (local, remote);
+        let before = self.core.remote;
         self.core.update_addresses(ctx, local, remote);
+        if self.core.transport == Transport::Tcp && self.core.remote != before {
+            // The peer opened a new stream (RFC 9329 §6): a request of ours that went on the old
+            // one is sent again on it, as TCP will not retransmit across streams.
+            self.resend_pending(ctx);
+        }
         if exchange == ExchangeType::IKE_AUTH {
             // The initiator floated (or not): answer and send from where IKE_AUTH came (§2.23).
             self.core.local = local;
@@ -490,7 +512,8 @@ impl IkeSa {
         let header = Header::new(self.core.spi_i, self.core.spi_r, exchange, flags, message_id);
         let datagrams = self.core.seal(ctx, &header, response)?;
         for d in &datagrams {
-            ctx.out.transmits.push_back(Transmit { local, remote, payload: d.clone() });
+            let transport = ctx.transport;
+            ctx.out.transmits.push_back(Transmit { local, remote, transport, payload: d.clone() });
         }
         self.cached = Some(Cached { message_id, request_digest, response: datagrams });
         Ok(())
@@ -514,12 +537,7 @@ impl IkeSa {
                 return Err(IkeError::NoPath);
             }
             self.core.probe = paths;
-            if let Some(p) = &self.pending {
-                let (local, remote) = self.core.request_path();
-                for d in &p.datagrams {
-                    ctx.out.transmits.push_back(Transmit { local, remote, payload: d.clone() });
-                }
-            }
+            self.resend_pending(ctx);
         }
         // A newer update supersedes one queued; one in flight still completes (its answer moves
         // the SA), and the new one follows it.
@@ -527,6 +545,36 @@ impl IkeSa {
         self.queue.push_front(Job::UpdateAddresses);
         self.settle(ctx);
         Ok(())
+    }
+
+    /// The TCP stream the SA used ended (RFC 9329 §6). A request in flight is sent again at its
+    /// next retransmission, on the stream the daemon opens for it; as the side that opened the
+    /// stream (`opener`), with nothing in flight, a liveness check goes out at once, so that the
+    /// peer's side of the SA and its ESP move to the new stream. The other side waits for that.
+    pub fn tcp_stream_closed(&mut self, ctx: &mut Ctx<'_>, opener: bool) {
+        if self.core.transport != Transport::Tcp {
+            return;
+        }
+        if let Some(p) = self.pending.as_mut() {
+            p.stream_lost = true;
+        } else if opener && self.is_established() {
+            self.queue(ctx, Job::Liveness);
+        }
+    }
+
+    /// Whether the SA is on the TCP stream between our `local` address and the peer's `remote`.
+    pub fn on_stream(&self, local: core::net::IpAddr, remote: SocketAddr) -> bool {
+        self.core.transport == Transport::Tcp && self.core.local.ip() == local && self.core.remote == remote
+    }
+
+    /// Sends the request in flight again at once on the SA's path (not counted as a retransmission).
+    fn resend_pending(&self, ctx: &mut Ctx<'_>) {
+        if let Some(p) = &self.pending {
+            let path = self.core.request_path();
+            for d in &p.datagrams {
+                ctx.out.transmits.push_back(self.core.transmit_on(path, d.clone()));
+            }
+        }
     }
 
     /// Authentic ESP of the pair `spi_in` came from `remote` (see [`SaCore::esp_moved`]); whether
@@ -549,6 +597,8 @@ impl IkeSa {
             return Ok(());
         }
         let response = task::resume(&mut self.core, ctx, answer);
+        // The request came in over the SA's transport; the answer goes back that way.
+        ctx.transport = self.core.transport;
         let r = self.send_response(ctx, (d.exchange, d.message_id, d.request_digest), (d.local, d.remote), &response);
         self.settle(ctx);
         r

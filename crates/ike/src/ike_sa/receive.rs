@@ -29,6 +29,9 @@ pub(crate) struct Pending {
     pub sent: u32,
     /// The exchange, and what reading its answer needs.
     pub exchange: InFlight,
+    /// Over TCP: the stream it went on ended, so the next retransmission is sent (on the new
+    /// stream); otherwise TCP itself retransmits and IKE does not (RFC 9329 §7.2).
+    pub stream_lost: bool,
 }
 
 /// The fragments of one message (RFC 7383 §2.6).

@@ -22,7 +22,7 @@ mod transport;
 pub(crate) use children::{ChildRecord, ChildTable};
 pub(crate) use timers::{Timer, TimerTable};
 pub(crate) use transport::{Ctx, Outbox, later};
-pub use transport::{NAT_KEEPALIVE, Transmit};
+pub use transport::{NAT_KEEPALIVE, Transmit, Transport};
 
 /// How long a closed SA lingers to answer retransmissions of the request that closed it from its cache.
 const LINGER: core::time::Duration = core::time::Duration::from_secs(10);
@@ -153,6 +153,8 @@ pub(crate) struct SaCore {
     pub peer: Option<Arc<PeerConfig>>,
     pub local: SocketAddr,
     pub remote: SocketAddr,
+    /// UDP, or TCP (RFC 9329): an SA that came up over TCP stays on it, rekeyed or not.
+    pub transport: Transport,
     pub spi_i: IkeSpi,
     pub spi_r: IkeSpi,
     pub state: State,
@@ -292,6 +294,7 @@ impl SaCore {
             peer,
             local,
             remote,
+            transport: Transport::Udp,
             spi_i,
             spi_r,
             state: State::Established,
@@ -378,6 +381,7 @@ impl SaCore {
             spi_r: self.spi_r,
             local: self.local,
             remote: self.remote,
+            transport: self.transport,
             local_id: peer.local_id.clone(),
             remote_id: self.peer_id.clone()?,
             proposal: proposal_to_string(&keys.init.proposal),
@@ -441,14 +445,25 @@ impl SaCore {
     /// an established SA (a NAT rebinding) moves its CHILD SAs' ESP too: the data plane hears of it
     /// through [`Event::PathChanged`].
     pub(crate) fn update_addresses(&mut self, ctx: &mut Ctx<'_>, local: SocketAddr, remote: SocketAddr) {
-        if !(self.nat.any() || local.port() == NAT_T_PORT) || (local, remote) == (self.local, self.remote) {
+        if ctx.transport != self.transport || (local, remote) == (self.local, self.remote) {
+            // An SA on TCP stays there, and one on UDP does not move to a stream (RFC 9329 §6:
+            // the transport is the initiator's choice when it sets the SA up).
+            return;
+        }
+        // Over TCP the stream is the path: the initiator opens a new one when the old one breaks
+        // (RFC 9329 §6), with a new port, and an authentic message on it moves the SA there. The
+        // UDP rules below (§2.23: who follows whom behind a NAT) guard against forged UDP
+        // sources, which a TCP handshake already rules out.
+        let tcp = self.transport == Transport::Tcp;
+        if !(tcp || self.nat.any() || local.port() == NAT_T_PORT) {
             return;
         }
         let unfloat = self.local.port() == NAT_T_PORT && local.port() != NAT_T_PORT;
         let established = self.is_established();
-        if (established && self.nat.local_behind_nat)
-            || unfloat
-            || (established && self.mobike && !self.nat.remote_behind_nat)
+        if !tcp
+            && ((established && self.nat.local_behind_nat)
+                || unfloat
+                || (established && self.mobike && !self.nat.remote_behind_nat))
         {
             return;
         }

@@ -15,15 +15,30 @@ use crate::config::PeerConfig;
 use crate::error::{IkeError, Result};
 use crate::event::{Event, SaHandle};
 
+/// How an IKE SA's messages and its CHILD SAs' ESP travel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// UDP datagrams: IKE on 500 or, behind the non-ESP marker, 4500; ESP in UDP on 4500 (RFC 3948).
+    #[default]
+    Udp,
+    /// A TCP stream (RFC 9329): IKE and ESP framed on it. The side that opened the stream opens it
+    /// again when it breaks (§6); the other never does. An IKE SA's rekey keeps its stream.
+    Tcp,
+}
+
 /// A datagram to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
-    /// Our address and port to send from.
+    /// Our address and port to send from. Over TCP a stream we opened has a port the kernel chose:
+    /// the I/O layer finds the stream by our address and `remote` (RFC 9329 §6).
     pub local: SocketAddr,
     /// Where to.
     pub remote: SocketAddr,
+    /// UDP, or the TCP stream to `remote` (opened by the I/O layer if it is ours to open and
+    /// there is none; dropped if the peer opened it and it is gone, §6).
+    pub transport: Transport,
     /// The IKE message. From or to port 4500 the I/O layer prepends the four-octet non-ESP marker
-    /// (RFC 3948 §2.2).
+    /// (RFC 3948 §2.2); over TCP it is framed behind a length and that marker (RFC 9329 §3.1).
     pub payload: Vec<u8>,
 }
 
@@ -77,6 +92,9 @@ pub(crate) struct Ctx<'a> {
     pub keepalive: Option<core::time::Duration>,
     /// Where virtual IPs for clients come from.
     pub leases: &'a mut dyn crate::leases::AddressLeases,
+    /// How the message being handled arrived (UDP for timers and commands): its answer goes back
+    /// the same way.
+    pub transport: Transport,
     /// This host's addresses, as the daemon last told them: MOBIKE announces the others than an
     /// SA's own (RFC 4555 §3.4).
     pub local_addresses: &'a [core::net::IpAddr],
@@ -131,6 +149,16 @@ pub(crate) fn later(now: Instant, d: core::time::Duration) -> Instant {
 }
 
 impl SaCore {
+    /// A message to the peer along the SA's path.
+    pub(crate) fn transmit(&self, payload: Vec<u8>) -> Transmit {
+        Transmit { local: self.local, remote: self.remote, transport: self.transport, payload }
+    }
+
+    /// A message to the peer along `(local, remote)` (a path MOBIKE probes), on the SA's transport.
+    pub(crate) fn transmit_on(&self, (local, remote): (SocketAddr, SocketAddr), payload: Vec<u8>) -> Transmit {
+        Transmit { local, remote, transport: self.transport, payload }
+    }
+
     /// Protects a message, as IKE fragments (RFC 7383 §2.5) when both sides announced support and its
     /// datagram on the SA's current path would exceed the fragment size ([`message_limit`]).
     pub(crate) fn seal(&self, ctx: &Ctx<'_>, header: &Header, payloads: &[Payload]) -> Result<Vec<Vec<u8>>> {

@@ -372,6 +372,7 @@ impl SaCore {
             remote_ts,
             mode,
             encap: self.nat.any(),
+            transport: self.transport,
             local: self.local,
             remote: self.remote,
             replaces: None,

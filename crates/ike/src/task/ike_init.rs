@@ -92,8 +92,9 @@ pub(crate) fn answer(
             }
             // §2.23: the initiator moves to port 4500 once a NAT is detected; strongSwan also floats
             // for `encap`, and with MOBIKE whenever the responder does NAT traversal (RFC 4555 §3.3:
-            // a later move may bring a NAT, and MOBIKE's paths use port 4500).
-            if core.nat.any() || (peer.mobike && detected.is_some()) {
+            // a later move may bring a NAT, and MOBIKE's paths use port 4500). Not over TCP: the
+            // stream carries IKE and ESP whatever NAT detection found (RFC 9329 §6).
+            if core.transport == crate::sa::Transport::Udp && (core.nat.any() || (peer.mobike && detected.is_some())) {
                 if core.local.port() == IKE_PORT {
                     core.local.set_port(NAT_T_PORT);
                 }

@@ -63,6 +63,8 @@ impl SaCore {
         let sk_out = SkKeys::for_sender(&keys, &suite, we_initiated).ok()?;
         let sk_in = SkKeys::for_sender(&keys, &suite, !we_initiated).ok()?;
         let mut new = SaCore::new(self.handle, we_initiated, self.peer.clone(), self.local, self.remote, spi_i, spi_r);
+        // The new SA takes over the old one's stream (RFC 9329 §6 lets a rekey share it).
+        new.transport = self.transport;
         new.keys = Some(Box::new(Keys {
             init: IkeSaInit {
                 spi_i,

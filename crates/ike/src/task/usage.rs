@@ -5,7 +5,7 @@
 //! break, §2.8). One rule for each, here, instead of copies in the daemon and the data plane.
 
 use crate::event::Event;
-use crate::sa::{Ctx, Job, NAT_KEEPALIVE, SaCore, State, Timer, Transmit, later};
+use crate::sa::{Ctx, Job, NAT_KEEPALIVE, SaCore, State, Timer, later};
 use crate::volume::{ChildUsage, VolumeAction, volume_step};
 
 impl SaCore {
@@ -51,7 +51,9 @@ impl SaCore {
             self.timers.set(Timer::Dpd, later(ctx.now, delay));
         }
         // RFC 3948 §2.3: behind a NAT, keepalives hold the mapping open from the moment the SA is up.
-        if let Some(every) = ctx.keepalive.filter(|_| self.nat.local_behind_nat) {
+        // Not over TCP (RFC 9329 §6): the stream's own traffic and TCP keep the mapping.
+        let udp = self.transport == crate::sa::Transport::Udp;
+        if let Some(every) = ctx.keepalive.filter(|_| self.nat.local_behind_nat && udp) {
             if self.timers.get(Timer::Keepalive).is_none() {
                 self.timers.set(Timer::Keepalive, later(ctx.now, every));
             }
@@ -62,11 +64,7 @@ impl SaCore {
     pub(crate) fn keepalive_timer(&mut self, ctx: &mut Ctx<'_>) {
         let Some(every) = ctx.keepalive else { return };
         if self.timers.take_due(Timer::Keepalive, ctx.now) {
-            ctx.out.transmits.push_back(Transmit {
-                local: self.local,
-                remote: self.remote,
-                payload: NAT_KEEPALIVE.to_vec(),
-            });
+            ctx.out.transmits.push_back(self.transmit(NAT_KEEPALIVE.to_vec()));
             self.timers.set(Timer::Keepalive, later(ctx.now, every));
         }
     }

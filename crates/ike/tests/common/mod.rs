@@ -17,6 +17,14 @@
 //! Endpoints added with [`Sim::add_null_cipher`] (or the pair of [`null_cipher_pair`]) protect their
 //! messages with the test provider's identity cipher, so that [`payloads`] can read what is inside the
 //! SK payload of every message on the wire.
+//!
+//! TCP (RFC 9329) is simulated as streams: a `Transport::Tcp` transmit to a node's TCP port
+//! ([`Sim::tcp_port`]) opens a stream from a fresh ephemeral port of the sender unless one is open
+//! between the two; what goes on a stream arrives in order, without loss or MTU, after the link's
+//! latency; the acceptor's transmits go back on the stream, and are dropped when it is gone (the
+//! responder never connects back, §6). [`Sim::break_streams`] drops every stream and what is in
+//! flight on it, as a reset would; [`Sim::block_udp`] drops every UDP datagram, as a network that
+//! blocks UDP.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -30,7 +38,7 @@ use oxswan_crypto::test_provider::TestProvider;
 use oxswan_crypto::{CryptoProvider, Secret};
 use oxswan_ike::child::{ChildConfig, Mode, TsConfig};
 use oxswan_ike::init::NONCE_LEN;
-use oxswan_ike::{Endpoint, EndpointConfig, Event, LocalAuth, PeerConfig, RemoteAuth, Retransmit, Transmit};
+use oxswan_ike::{Endpoint, EndpointConfig, Event, LocalAuth, PeerConfig, RemoteAuth, Retransmit, Transmit, Transport};
 use oxswan_wire::ts::TrafficSelector;
 use oxswan_wire::{ExchangeType, Identity, Payload, PayloadType, ProtocolId};
 
@@ -102,6 +110,7 @@ pub struct InFlight {
     pub from: SocketAddr,
     pub to: SocketAddr,
     pub data: Vec<u8>,
+    pub transport: Transport,
 }
 
 /// A source NAT in front of one host: its private address is rewritten to `public` with a mapped port.
@@ -214,6 +223,21 @@ pub struct Sim {
     incarnations: BTreeMap<IpAddr, u32>,
     /// The nonce steering of each address's current endpoint.
     steering: BTreeMap<IpAddr, Arc<Mutex<NonceSteer>>>,
+    /// The transport of each datagram of `log`.
+    pub log_transport: Vec<Transport>,
+    /// Every UDP datagram is dropped (and counted in `lost`).
+    pub block_udp: bool,
+    /// Every node accepts TCP streams on this port; `None`: none listens (a connection is refused).
+    pub tcp_port: Option<u16>,
+    /// Open streams: (opener's address, acceptor's address and port) → the opener's port.
+    pub streams: HashMap<(IpAddr, SocketAddr), u16>,
+    /// The next ephemeral port an opener gets.
+    next_port: u16,
+    /// Streams opened so far.
+    pub streams_opened: usize,
+    /// Streams that ended, or could not be opened, not told to their endpoint yet: (the
+    /// endpoint, our address, the peer's end, whether we opened it), as the daemon reports them.
+    stream_ends: Vec<(IpAddr, IpAddr, SocketAddr, bool)>,
     /// More addresses of an endpoint (a host with two uplinks): datagrams to the key reach the
     /// endpoint added at the value.
     pub aliases: BTreeMap<IpAddr, IpAddr>,
@@ -241,9 +265,58 @@ impl Sim {
             lost: 0,
             incarnations: BTreeMap::new(),
             steering: BTreeMap::new(),
+            log_transport: Vec::new(),
+            block_udp: false,
+            tcp_port: Some(4500),
+            streams: HashMap::new(),
+            next_port: 40_000,
+            streams_opened: 0,
+            stream_ends: Vec::new(),
             aliases: BTreeMap::new(),
             unreachable: Default::default(),
         }
+    }
+
+    /// Drops every TCP stream and what is in flight on them, as a reset would (RFC 9329 §6).
+    /// Both ends hear of it, as the daemon tells its engine.
+    pub fn break_streams(&mut self) {
+        for ((opener, server), port) in std::mem::take(&mut self.streams) {
+            self.stream_ends.push((opener, opener, server, true));
+            self.stream_ends.push((server.ip(), server.ip(), SocketAddr::new(opener, port), false));
+        }
+        self.wire.retain(|p| p.transport != Transport::Tcp);
+        self.collect();
+    }
+
+    /// The node that has address `ip` (its own, or an alias).
+    fn node_of(&self, ip: IpAddr) -> Option<IpAddr> {
+        let node = self.aliases.get(&ip).copied().unwrap_or(ip);
+        self.nodes.contains_key(&node).then_some(node)
+    }
+
+    /// The stream ends of a TCP transmit from `local` to `remote`: the source address the peer sees,
+    /// or `None` when there is no stream and the transmit may not open one.
+    fn stream(&mut self, local: SocketAddr, remote: SocketAddr) -> Option<SocketAddr> {
+        // The opener, on a stream it has.
+        if let Some(port) = self.streams.get(&(local.ip(), remote)) {
+            return Some(SocketAddr::new(local.ip(), *port));
+        }
+        // The acceptor, back on a stream to the opener's port.
+        let accepted = self.streams.iter().find(|((opener, server), port)| {
+            *opener == remote.ip() && **port == remote.port() && server.ip() == local.ip()
+        });
+        if let Some(((_, server), _)) = accepted {
+            return Some(*server);
+        }
+        // A new stream, to a port that listens.
+        if Some(remote.port()) != self.tcp_port {
+            return None;
+        }
+        let port = self.next_port;
+        self.next_port = self.next_port.wrapping_add(1).max(40_000);
+        self.streams.insert((local.ip(), remote), port);
+        self.streams_opened += 1;
+        Some(SocketAddr::new(local.ip(), port))
     }
 
     /// An endpoint with the seeded provider (real ciphers) at `ip`, replacing any endpoint there.
@@ -328,6 +401,18 @@ impl Sim {
                 let Some(t) = ep.poll_transmit() else { break };
                 self.send(t);
             }
+            let ends: Vec<_> = self.stream_ends.iter().filter(|e| e.0 == ip).copied().collect();
+            self.stream_ends.retain(|e| e.0 != ip);
+            let now = self.now;
+            let ep = self.nodes.get_mut(&ip).unwrap();
+            for (_, local, remote, opener) in ends {
+                ep.tcp_stream_closed(now, local, remote, opener);
+            }
+            loop {
+                let ep = self.nodes.get_mut(&ip).unwrap();
+                let Some(t) = ep.poll_transmit() else { break };
+                self.send(t);
+            }
             let ep = self.nodes.get_mut(&ip).unwrap();
             while let Some(e) = ep.poll_event() {
                 self.events.get_mut(&ip).unwrap().push(e);
@@ -336,7 +421,32 @@ impl Sim {
     }
 
     fn send(&mut self, t: Transmit) {
-        let Transmit { mut local, remote, payload } = t;
+        let Transmit { mut local, remote, transport, payload } = t;
+        if transport == Transport::Tcp {
+            self.log.push((local, remote, payload.clone()));
+            self.log_at.push(self.elapsed());
+            self.log_transport.push(transport);
+            let Some(from) = self.stream(local, remote) else {
+                // Refused, or no stream back to the opener: the sender hears that it ended.
+                let opener = Some(remote.port()) == self.tcp_port;
+                if let Some(node) = self.node_of(local.ip()) {
+                    self.stream_ends.push((node, local.ip(), remote, opener));
+                }
+                self.lost += 1;
+                return;
+            };
+            self.seq += 1;
+            // In order: a stream's packets never overtake one another (no jitter).
+            self.wire.push(InFlight {
+                at: self.now + self.link.latency,
+                seq: self.seq,
+                from,
+                to: remote,
+                data: payload,
+                transport,
+            });
+            return;
+        }
         // A NAT rewrites the source of its private host's packets.
         if let Some(nat) = self.nat.as_mut() {
             if local.ip() == nat.private_ip {
@@ -346,6 +456,11 @@ impl Sim {
         let index = self.log.len();
         self.log.push((local, remote, payload.clone()));
         self.log_at.push(self.elapsed());
+        self.log_transport.push(transport);
+        if self.block_udp {
+            self.lost += 1;
+            return;
+        }
         if let Some(f) = self.drop_filter.as_mut() {
             if f(index, &payload) {
                 return;
@@ -378,6 +493,7 @@ impl Sim {
                 from: local,
                 to: remote,
                 data: payload.clone(),
+                transport,
             });
         }
     }
@@ -417,7 +533,10 @@ impl Sim {
             let now = self.now;
             let node = self.aliases.get(&pkt.to.ip()).copied().unwrap_or(pkt.to.ip());
             if let Some(ep) = self.nodes.get_mut(&node) {
-                ep.handle_datagram(now, pkt.to, pkt.from, &pkt.data);
+                match pkt.transport {
+                    Transport::Udp => ep.handle_datagram(now, pkt.to, pkt.from, &pkt.data),
+                    Transport::Tcp => ep.handle_tcp(now, pkt.to, pkt.from, &pkt.data),
+                }
             }
         } else {
             let now = self.now;
@@ -557,6 +676,7 @@ pub fn psk_peer(
         vips: Vec::new(),
         unique: Default::default(),
         fragmentation: true,
+        tcp: oxswan_ike::TcpConfig::NO,
         // Off here so that the annotated exchanges stay as they were; tests/mobility.rs turns it on.
         mobike: false,
     }

@@ -87,12 +87,14 @@ impl Ike {
             Request::Status => {
                 let DatapathStats { keepalives_received, esp_unknown_spi, too_big, icmp_too_big_sent } =
                     self.dp.stats();
+                let tcp = self.streams.status();
                 let _ = reply.send(Response::Status {
                     ike_sas: self.status(),
                     keepalives_received,
                     esp_unknown_spi,
                     too_big,
                     icmp_too_big_sent,
+                    tcp,
                 });
             }
         }
@@ -149,6 +151,10 @@ impl Ike {
                     proposal: info.proposal,
                     spis: format!("{}_i {}_r", info.spi_i, info.spi_r),
                     nat: info.nat.any(),
+                    transport: match info.transport {
+                        oxswan_ike::Transport::Udp => "udp".into(),
+                        oxswan_ike::Transport::Tcp => "tcp".into(),
+                    },
                     mobike: info.mobike,
                     eap_id: info.eap_id,
                     local_vips: info.local_vips.iter().map(ToString::to_string).collect(),

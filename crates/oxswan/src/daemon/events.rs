@@ -166,7 +166,9 @@ impl Ike {
             Event::PathChanged { sa, local, remote, spis_in } => {
                 // RFC 7296 §2.23: ESP follows IKE to the peer's new mapping (to its NAT-T port).
                 tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "the peer moved: now {remote} (from {local})");
-                let esp = esp_destination(remote);
+                // Over TCP the peer's end of the stream, as it is (RFC 9329 §3.2).
+                let tcp = self.endpoint.info(sa).is_some_and(|i| i.transport == oxswan_ike::Transport::Tcp);
+                let esp = if tcp { remote } else { esp_destination(remote) };
                 for spi in spis_in {
                     if !self.dp.update_path(spi, local, esp) {
                         tracing::debug!(target: "dataplane", sa = sa.0, "no pair {spi:08x}_i to move");

@@ -25,6 +25,7 @@ use crate::datapath::{Datapath, DatapathStats, PairCounters, esp_destination};
 use crate::dataplane::{DataPlane, SaTables};
 use crate::early::{EARLY_BYTES, EARLY_SLOTS, PacketRing};
 use crate::input::Input;
+use crate::streams::Streams;
 use oxswan_io::{Tun, UdpIo};
 
 mod commands;
@@ -101,6 +102,8 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     );
     tracing::info!(target: "io", "TUN {}: MTU {tun_mtu}; TCP MSS clamping {:?}", tun.name(), config.daemon.clamp_mss);
     let (tx, rx) = mpsc::channel::<Input>();
+    let streams = Arc::new(Streams::new(tx.clone(), tcp_idle()?));
+    streams.set_open_ports(config.connections.iter().map(|c| c.tcp_port));
     let dp = Arc::new(DataPlane {
         tables: SaTables::default(),
         tun,
@@ -115,6 +118,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         provider: provider.clone(),
         replay_window: config.daemon.replay_window,
         sequence_start: sequence_start()?,
+        tcp: streams.clone(),
         tun_mtu,
         clamp_mss: config.daemon.clamp_mss,
         pmtu_check: AtomicBool::new(false),
@@ -123,6 +127,19 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         too_big: Default::default(),
         icmp_sent: Default::default(),
     });
+    streams.set_plane(&dp);
+    // RFC 9329: a responder for IKE and ESP over TCP, when asked for (off by default, as
+    // Libreswan's listen-tcp).
+    if config.daemon.listen_tcp {
+        for a in &addrs {
+            let at = SocketAddr::new(*a, config.daemon.tcp_port);
+            let listener = std::net::TcpListener::bind(at)
+                .with_context(|| format!("cannot listen on TCP {at} (in use, or not an address of this host?)"))?;
+            let streams = streams.clone();
+            std::thread::Builder::new().name("tcp-listen".into()).spawn(move || streams.listen(&listener))?;
+            tracing::info!(target: "io", "IKE and ESP over TCP (RFC 9329) accepted on {at}");
+        }
+    }
 
     if let Some(dir) = socket_path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -187,6 +204,8 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         trap_routes: Vec::new(),
         usage_reported: Instant::now(),
         refused: Default::default(),
+        streams: streams.clone(),
+        streams_checked: Instant::now(),
         data_plane: dp.clone(),
         tx: tx.clone(),
         stop: stop.clone(),
@@ -215,6 +234,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     ike.flush();
     std::thread::sleep(Duration::from_millis(200));
     ike.flush();
+    ike.streams.close_all();
     let mut gone: Vec<String> = std::mem::take(&mut ike.trap_routes);
     gone.extend(std::mem::take(&mut ike.routes).into_values().flatten());
     gone.sort();
@@ -361,12 +381,29 @@ struct Ike {
     usage_reported: Instant,
     /// Pairs (inbound SPI) the data plane refused to install, being deleted in the engine.
     refused: std::collections::HashSet<u32>,
+    /// TCP streams (RFC 9329).
+    streams: Arc<Streams>,
+    /// When idle streams were last looked for.
+    streams_checked: Instant,
     /// The user-space data plane itself, for the sockets of addresses that appear.
     data_plane: Arc<DataPlane>,
     /// Where the threads of new sockets send what they receive.
     tx: mpsc::Sender<Input>,
     /// Set when the daemon stops.
     stop: Arc<AtomicBool>,
+}
+
+/// `OXSWAN_TEST_TCP_IDLE`: seconds after which a silent TCP stream without an IKE SA is closed
+/// (tests only; [`crate::streams::IDLE`] otherwise).
+fn tcp_idle() -> anyhow::Result<Duration> {
+    match std::env::var("OXSWAN_TEST_TCP_IDLE") {
+        Ok(v) => {
+            let secs: u64 = v.parse().with_context(|| format!("OXSWAN_TEST_TCP_IDLE={v:?}"))?;
+            tracing::warn!(target: "daemon", "testing: idle TCP streams close after {secs} s");
+            Ok(Duration::from_secs(secs))
+        }
+        Err(_) => Ok(crate::streams::IDLE),
+    }
 }
 
 /// `OXSWAN_TEST_SEQUENCE_START`: new outbound SAs number their packets from there, so that a test
@@ -402,6 +439,10 @@ impl Ike {
                 Ok(Input::Datagram { local, remote, data }) => {
                     self.endpoint.handle_datagram(Instant::now(), local, remote, &data)
                 }
+                Ok(Input::Stream { local, remote, data }) => {
+                    self.endpoint.handle_tcp(Instant::now(), local, remote, &data)
+                }
+                Ok(Input::StreamClosed { key, opener }) => self.stream_closed(key, opener),
                 Ok(Input::Command(req, reply)) => self.command(req, reply),
                 Ok(Input::Trap(name)) => {
                     let up = self
@@ -438,8 +479,46 @@ impl Ike {
             self.flush();
             self.restart_due(now);
             self.report_usage(now);
+            self.idle_streams(now);
             self.dp.refresh_mtu(now);
         }
+    }
+
+    /// A TCP stream ended. One we opened is opened again at once if IKE SAs use it (RFC 9329 §6:
+    /// the initiator reestablishes the stream; the responder waits for it): the engine sends their
+    /// requests in flight again on the new stream, or a liveness check, which moves the peer's side
+    /// of the SA and its ESP there.
+    fn stream_closed(&mut self, key: crate::streams::StreamKey, opener: bool) {
+        let on_it = self.endpoint.tcp_stream_closed(Instant::now(), key.0, key.1, opener);
+        if on_it == 0 {
+            return;
+        }
+        if opener {
+            tracing::info!(target: "ike", "the TCP stream to {} ended: opening it again for {on_it} IKE SA(s)", key.1);
+        } else {
+            tracing::info!(target: "ike", "the TCP stream from {} ended: waiting for the peer to open it again", key.1);
+        }
+    }
+
+    /// Closes the TCP streams no established IKE SA uses that were idle long enough (once a
+    /// second).
+    fn idle_streams(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.streams_checked) < Duration::from_secs(1) {
+            return;
+        }
+        self.streams_checked = now;
+        if self.streams.count() == 0 {
+            return;
+        }
+        let used: std::collections::HashSet<crate::streams::StreamKey> = self
+            .endpoint
+            .established()
+            .into_iter()
+            .filter_map(|sa| self.endpoint.info(sa))
+            .filter(|i| i.transport == oxswan_ike::Transport::Tcp)
+            .map(|i| (i.local.ip(), i.remote))
+            .collect();
+        self.streams.close_idle(&used);
     }
 
     /// At shutdown: accounting Stop (Admin-Reboot) for every accounted IKE SA, with the traffic of
@@ -627,6 +706,7 @@ impl Ike {
         let removed = old.iter().filter(|n| !new.contains(n)).count();
         self.endpoint.set_peers(peers);
         self.endpoint.set_credentials(crate::peers::credentials(&config));
+        self.streams.set_open_ports(config.connections.iter().map(|c| c.tcp_port));
         self.config = config;
         self.set_traps();
         self.start(started(&self.config, &old));
@@ -697,6 +777,13 @@ impl Ike {
     /// Sends what the engine produced and acts on its events.
     fn flush(&mut self) {
         while let Some(t) = self.endpoint.poll_transmit() {
+            if t.transport == oxswan_ike::Transport::Tcp {
+                // RFC 9329 §3.1: framed on the stream; no keepalives over TCP (the engine sends none).
+                if !t.is_keepalive() {
+                    self.streams.send_ike((t.local.ip(), t.remote), &t.payload);
+                }
+                continue;
+            }
             let Some(s) = self.sockets.get(&t.local.ip()) else { continue };
             // A NAT keepalive (RFC 3948 §2.3) goes as it is; IKE on port 4500 behind the non-ESP marker.
             let r = if t.is_keepalive() {

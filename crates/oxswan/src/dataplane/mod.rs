@@ -36,6 +36,8 @@ use oxswan_io::{RecvScratch, Tun, TunRx, TunTx, UdpIo};
 use oxswan_wire::udp_encap::{Udp4500, classify};
 
 use crate::early::{EARLY_AGE, HELD_AGE, PacketRing};
+use crate::streams::TcpBatch;
+use oxswan_ike::Transport;
 
 mod seam;
 mod tables;
@@ -100,6 +102,8 @@ pub struct DataPlane {
     pub replay_window: u32,
     /// Where new outbound SAs start numbering (tests only, `OXSWAN_TEST_SEQUENCE_START`).
     pub sequence_start: Option<u64>,
+    /// TCP streams (RFC 9329): ESP of pairs whose IKE SA is on TCP goes into them.
+    pub tcp: Arc<crate::streams::Streams>,
     /// The TUN device's MTU ([`tun_mtu`]).
     pub tun_mtu: u16,
     /// `[daemon] clamp_mss`.
@@ -207,6 +211,7 @@ impl DataPlane {
         }
         let mut sent = 0;
         let mut out = GsoBatch::default();
+        let mut tcp = TcpBatch::default();
         let socks = self.natt.load();
         let mut buf = Vec::new();
         let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -227,7 +232,10 @@ impl DataPlane {
             let next_header = if info.src.is_ipv4() { 4 } else { 41 };
             if let Ok(range) = entry.out.seal(&mut buf, HEADROOM..HEADROOM + pkt.len(), next_header) {
                 if let Some(esp) = buf.get(range) {
-                    out.push(&socks, path.local.ip(), path.remote, esp);
+                    match path.transport {
+                        Transport::Udp => out.push(&socks, path.local.ip(), path.remote, esp),
+                        Transport::Tcp => tcp.push(&self.tcp, (path.local.ip(), path.remote), esp),
+                    }
                     sent += 1;
                 }
             }
@@ -235,6 +243,7 @@ impl DataPlane {
         });
         drop(held);
         out.flush(&socks);
+        tcp.flush(&self.tcp);
         self.note_sends(&mut out);
         if sent > 0 {
             tracing::info!(target: "dataplane", "{}: sent {sent} packet(s) held while the connection came up", entry.name);
@@ -316,6 +325,7 @@ impl DataPlane {
     pub fn tun_loop(self: Arc<Self>) {
         let mut rx = TunRx::new(self.tun_mtu, HEADROOM, TAILROOM);
         let mut out = GsoBatch::default();
+        let mut tcp = TcpBatch::default();
         let mut icmp = IcmpOut::new();
         while !self.stop.load(Ordering::Relaxed) {
             match self.tun.recv(&mut rx) {
@@ -368,7 +378,11 @@ impl DataPlane {
                 match child.out.seal(buf, inner, next_header) {
                     Ok(range) => {
                         if let Some(pkt) = buf.get(range) {
-                            out.push(&socks, path.local.ip(), path.remote, pkt);
+                            match path.transport {
+                                Transport::Udp => out.push(&socks, path.local.ip(), path.remote, pkt),
+                                // RFC 9329 §3.2: into the IKE SA's stream, framed.
+                                Transport::Tcp => tcp.push(&self.tcp, (path.local.ip(), path.remote), pkt),
+                            }
                         }
                     }
                     Err(e) => tracing::debug!(target: "dataplane", "{}: seal: {e}", child.name),
@@ -376,6 +390,7 @@ impl DataPlane {
             }
             drop(tables);
             out.flush(&socks);
+            tcp.flush(&self.tcp);
             self.note_sends(&mut out);
             if !icmp.tx.is_empty() {
                 self.icmp_sent.fetch_add(icmp.tx.len() as u64, Ordering::Relaxed);
@@ -431,7 +446,7 @@ impl DataPlane {
                         }
                         Err(_) => continue,
                     }
-                    self.esp_in(&tables, pkt, d.from, &mut tx);
+                    self.esp_in(&tables, pkt, Some(d.from), &mut tx);
                 }
                 drop(tables);
                 // A full receive may hold 64 datagrams: keep room for one more.
@@ -454,13 +469,16 @@ impl DataPlane {
         true
     }
 
-    fn write_tun(&self, tx: &mut TunTx) {
+    pub(crate) fn write_tun(&self, tx: &mut TunTx) {
         if let Err(e) = self.tun.send(tx) {
             tracing::debug!(target: "dataplane", "TUN write: {e}");
         }
     }
 
-    fn esp_in(&self, tables: &Tables, pkt: &mut [u8], from: SocketAddr, tx: &mut TunTx) {
+    /// ESP from UDP 4500 or a TCP stream (RFC 9329 §3.2): by SPI to its pair, opened, to the TUN
+    /// device; for an SPI not installed yet, kept a moment. `from` is the UDP source; `None` over
+    /// TCP, where the stream is the path and a move follows the stream the initiator reopens (§6).
+    pub(crate) fn esp_in(&self, tables: &Tables, pkt: &mut [u8], from: Option<SocketAddr>, tx: &mut TunTx) {
         let spi = match pkt.get(..4) {
             Some([a, b, c, d]) => u32::from_be_bytes([*a, *b, *c, *d]),
             _ => return,
@@ -471,7 +489,7 @@ impl DataPlane {
             self.early.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keep(now, spi, pkt);
             return;
         };
-        self.deliver(child, pkt, Some(from), tx);
+        self.deliver(child, pkt, from, tx);
     }
 
     /// Opens an ESP packet of `child` that came `from` there and queues its inner packet for the

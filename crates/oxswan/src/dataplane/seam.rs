@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use oxswan_esp::{InboundSa, OutboundSa, SaParams, Selectors};
-use oxswan_ike::ChildSa;
 use oxswan_ike::volume::ChildUsage;
+use oxswan_ike::{ChildSa, Transport};
 
 use super::{ChildEntry, DataPlane, EspPath, Trap};
 use crate::datapath::{Datapath, DatapathStats, PairCounters, esp_destination};
@@ -29,7 +29,9 @@ impl Datapath for DataPlane {
         let inb = InboundSa::new(&self.provider, &params(c.spi_in, &c.encr_in, &c.integ_in), self.replay_window)
             .map_err(|e| anyhow::anyhow!("inbound SA: {e}"))?;
         let selectors = Selectors { local: c.local_ts.clone(), remote: c.remote_ts.clone() };
-        let path = EspPath { local: c.local, remote: esp_destination(c.remote) };
+        // Over TCP, ESP goes into the IKE SA's stream (RFC 9329 §3.2), to the peer's end of it.
+        let remote = if c.transport == Transport::Tcp { c.remote } else { esp_destination(c.remote) };
+        let path = EspPath { local: c.local, remote, transport: c.transport };
         let entry = ChildEntry::new(name, out, inb, selectors, path, c.outbound);
         // What fits from the first packet on: the kernel's path MTU to the peer now.
         if let Ok(mtu) = oxswan_io::udp::path_mtu(path.local.ip(), path.remote) {
@@ -57,7 +59,7 @@ impl Datapath for DataPlane {
     }
 
     fn update_path(&self, spi_in: u32, local: SocketAddr, remote: SocketAddr) -> bool {
-        self.tables.update_path(spi_in, EspPath { local, remote })
+        self.tables.update_path(spi_in, local, remote)
     }
 
     fn remove(&self, spi_in: u32) {

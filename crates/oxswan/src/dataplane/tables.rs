@@ -9,13 +9,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use arc_swap::ArcSwap;
 use oxswan_esp::{InboundSa, OutboundSa, PacketInfo, Selectors, Spd, SpdError};
 
-/// Where a pair's ESP travels: from our address (which socket sends) to the peer's NAT-T address.
+/// Where a pair's ESP travels: from our address (which socket sends) to the peer's NAT-T address,
+/// or into the IKE SA's TCP stream between the two (RFC 9329 §3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EspPath {
     /// Our address.
     pub local: SocketAddr,
-    /// The peer's address and port (4500, or what a NAT mapped it to).
+    /// The peer's address and port (4500, or what a NAT mapped it to; over TCP the peer's end of
+    /// the stream).
     pub remote: SocketAddr,
+    /// UDP, or the stream from `local`'s address to `remote`.
+    pub transport: oxswan_ike::Transport,
 }
 
 /// One CHILD SA pair installed in the data plane.
@@ -61,7 +65,7 @@ impl ChildEntry {
         path: EspPath,
         outbound: bool,
     ) -> Self {
-        let inner = out.inner_mtu(DEFAULT_PATH_MTU, path.remote.is_ipv6());
+        let inner = inner_mtu(&out, &path, DEFAULT_PATH_MTU);
         Self {
             name,
             out,
@@ -84,7 +88,7 @@ impl ChildEntry {
     /// Takes `path_mtu` as the MTU of the pair's path: the inner MTU follows from the outbound SA's
     /// exact overhead and the path's family. Returns the old and the new inner MTU if it changed.
     pub fn set_path_mtu(&self, path_mtu: u16) -> Option<(u16, u16)> {
-        let inner = self.out.inner_mtu(path_mtu, self.path().remote.is_ipv6());
+        let inner = inner_mtu(&self.out, &self.path(), path_mtu);
         self.path_mtu.store(path_mtu, Ordering::Relaxed);
         let old = self.inner_mtu.swap(inner, Ordering::Relaxed);
         (old != inner).then_some((old, inner))
@@ -98,6 +102,16 @@ impl ChildEntry {
     /// The largest inner packet the pair carries whole on its path.
     pub fn inner_mtu(&self) -> u16 {
         self.inner_mtu.load(Ordering::Relaxed)
+    }
+}
+
+/// The largest inner packet that `out` carries whole on `path` when its MTU is `path_mtu`. Over
+/// TCP (RFC 9329) the stream is segmented to the path by the kernel and an ESP frame may be as long
+/// as its 16-bit length allows, so the path sets no limit: only the TUN device's MTU does.
+fn inner_mtu(out: &OutboundSa, path: &EspPath, path_mtu: u16) -> u16 {
+    match path.transport {
+        oxswan_ike::Transport::Udp => out.inner_mtu(path_mtu, path.remote.is_ipv6()),
+        oxswan_ike::Transport::Tcp => u16::MAX,
     }
 }
 
@@ -194,13 +208,15 @@ impl SaTables {
         }
     }
 
-    /// Sends the ESP of the pair with inbound SPI `spi_in` along `path` from now on; false if there is
-    /// no such pair. The entry is shared with the packet threads, so only its path is swapped: a
+    /// Sends the ESP of the pair with inbound SPI `spi_in` to `local` and `remote` from now on,
+    /// over the transport it has (an SA keeps its transport, RFC 9329 §6); false if there is no
+    /// such pair. The entry is shared with the packet threads, so only its path is swapped: a
     /// batch being sealed goes out the old way, the next batch the new one.
-    pub fn update_path(&self, spi_in: u32, path: EspPath) -> bool {
+    pub fn update_path(&self, spi_in: u32, local: SocketAddr, remote: SocketAddr) -> bool {
         let tables = self.load();
         let Some(c) = tables.by_spi(spi_in) else { return false };
-        c.path.store(Arc::new(path));
+        let transport = c.path().transport;
+        c.path.store(Arc::new(EspPath { local, remote, transport }));
         true
     }
 
@@ -225,7 +241,11 @@ mod tests {
     use oxswan_esp::{InboundSa, OutboundSa};
 
     fn path(local: &str, remote: &str) -> EspPath {
-        EspPath { local: local.parse().unwrap(), remote: remote.parse().unwrap() }
+        EspPath {
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+            transport: oxswan_ike::Transport::Udp,
+        }
     }
 
     fn pair(spi_in: u32, remote_ts: &str, outbound: bool) -> ChildEntry {
@@ -305,11 +325,11 @@ mod tests {
         let held = tables.outbound(&to("10.2.0.1")).unwrap();
         assert_eq!(held.path(), path("192.0.2.1:4500", "198.51.100.1:4500"));
         // The peer's NAT mapped it to another port (RFC 7296 §2.23).
-        assert!(t.update_path(7, path("192.0.2.1:4500", "198.51.100.1:61000")));
+        assert!(t.update_path(7, "192.0.2.1:4500".parse().unwrap(), "198.51.100.1:61000".parse().unwrap()));
         assert_eq!(held.path().remote, "198.51.100.1:61000".parse().unwrap(), "seen through the old snapshot");
         assert_eq!(entry.path(), held.path());
         assert!(Arc::ptr_eq(held, &entry), "the SAs themselves stay");
-        assert!(!t.update_path(8, path("192.0.2.1:4500", "198.51.100.1:1")));
+        assert!(!t.update_path(8, "192.0.2.1:4500".parse().unwrap(), "198.51.100.1:1".parse().unwrap()));
     }
 
     #[test]
@@ -322,9 +342,26 @@ mod tests {
         assert_eq!(e.path_mtu(), 1280);
         let t = SaTables::default();
         let e = t.install(pair(10, "10.2.0.0/16", true)).unwrap();
-        assert!(t.update_path(10, path("[2001:db8::1]:4500", "[2001:db8::2]:4500")));
+        assert!(t.update_path(10, "[2001:db8::1]:4500".parse().unwrap(), "[2001:db8::2]:4500".parse().unwrap()));
         // IPv6 outside costs 20 octets more.
         assert_eq!(e.set_path_mtu(1500), Some((1438, 1418)));
+    }
+
+    /// Over TCP the kernel segments the stream: a narrow path never makes an inner packet too big.
+    #[test]
+    fn over_tcp_the_path_sets_no_inner_mtu() {
+        let t = SaTables::default();
+        let mut p = pair(11, "10.2.0.0/16", true);
+        p.path = ArcSwap::from_pointee(EspPath { transport: oxswan_ike::Transport::Tcp, ..p.path() });
+        p.inner_mtu = AtomicU16::new(inner_mtu(&p.out, &p.path(), DEFAULT_PATH_MTU));
+        let e = t.install(p).unwrap();
+        assert_eq!(e.inner_mtu(), u16::MAX);
+        assert_eq!(e.set_path_mtu(1280), None, "unchanged by the path");
+        assert_eq!(e.path_mtu(), 1280);
+        // A move keeps the transport (RFC 9329 §6), and so the rule.
+        assert!(t.update_path(11, "[2001:db8::1]:4500".parse().unwrap(), "[2001:db8::2]:4500".parse().unwrap()));
+        assert_eq!(e.set_path_mtu(1500), None);
+        assert_eq!(e.path().transport, oxswan_ike::Transport::Tcp);
     }
 
     /// Installing one pair after another publishes a snapshot each time: that stays cheap with many
