@@ -167,3 +167,95 @@ fn reassembly_limits_at_their_edge() {
     // The rest sent again completes it: at the limit exactly, and the SA unharmed.
     assert_eq!(feed(&mut sim, from, to, &fit[1..]), Some(4), "the whole message within the limits");
 }
+
+/// IKE_AUTH datagrams after IKE_SA_INIT, as (seconds since the start, from alice?, response?,
+/// datagram length with IPv4 and UDP headers).
+fn auth_datagrams(sim: &Sim) -> Vec<(f64, bool, bool, usize)> {
+    sim.log
+        .iter()
+        .zip(&sim.log_at)
+        .filter(|((_, _, d), _)| describe(d).0 == ExchangeType::IKE_AUTH)
+        .map(|((from, _, d), at)| (at.as_secs_f64(), from.ip() == addr(ALICE_IP, 0).ip(), describe(d).1, 28 + d.len()))
+        .collect()
+}
+
+/// Certificates both ways, fragments of 1280 octets, and a path that carries 576 and drops IP
+/// fragments (RFC 7383 §2.5.2): the first two IKE_AUTH requests (0 s and 4 s) are lost; the third
+/// (11.2 s) goes in fragments of IPv4's minimum, 576, and gets through; the answer comes in
+/// fragments no longer than the request's, which the path carried.
+#[test]
+fn a_path_narrower_than_the_fragments_gets_smaller_ones_after_two_tries() {
+    let ca = pki::Ca::new("Test", pki::Alg::Rsa2048);
+    let alice = cert_peer(alice_psk(), &ca, "alice", "alice.example");
+    let bob = cert_peer(bob_psk(), &ca, "bob", "bob.example");
+    let mut sim = pair(21, Link { drop_ip_fragments: true, mtu: 576, ..Link::default() }, alice, bob);
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(30), both_up), "up through the narrow path");
+    let auth = auth_datagrams(&sim);
+    let round = |t0: f64, t1: f64| {
+        auth.iter().filter(|a| a.1 && !a.2 && a.0 >= t0 && a.0 < t1).map(|a| a.3).collect::<Vec<_>>()
+    };
+    let (first, second, third) = (round(0.0, 1.0), round(3.9, 5.0), round(11.1, 12.0));
+    assert!(first.iter().any(|l| *l > 576) && first.iter().all(|l| *l <= 1280), "{auth:?}");
+    assert_eq!(first, second, "the second try is the same datagrams: {auth:?}");
+    assert!(third.len() > first.len() && third.iter().all(|l| *l <= 576), "smaller fragments: {auth:?}");
+    let answer: Vec<usize> = auth.iter().filter(|a| !a.1 && a.2).map(|a| a.3).collect();
+    assert!(answer.len() > 1 && answer.iter().all(|l| *l <= 576), "bob's answer fits too: {auth:?}");
+    println!(
+        "IKE_AUTH through a 576-octet path: {} fragments of up to {} octets twice, then {} of up to {}; answered in {} of up to {}",
+        first.len(),
+        first.iter().max().unwrap(),
+        third.len(),
+        third.iter().max().unwrap(),
+        answer.len(),
+        answer.iter().max().unwrap()
+    );
+}
+
+/// The request is short (PSK) and gets through; the answer (a certificate) goes in 1280-octet
+/// fragments that the path drops. The retransmitted requests are answered from the cache, and at
+/// the second retransmission (11.2 s) the cached answer goes in fragments of 576.
+#[test]
+fn a_lost_fragmented_answer_goes_smaller_at_the_second_retransmission() {
+    let ca = pki::Ca::new("Test", pki::Alg::Rsa2048);
+    let bob = cert_peer(bob_psk(), &ca, "bob", "bob.example");
+    let alice = oxswan_ike::PeerConfig { remote_auth: oxswan_ike::RemoteAuth::Cert(ca.trust()), ..alice_psk() };
+    let bob = oxswan_ike::PeerConfig { remote_auth: bob_psk().remote_auth, ..bob };
+    let mut sim = pair(22, Link { drop_ip_fragments: true, mtu: 576, ..Link::default() }, alice, bob);
+    initiate(&mut sim);
+    let ok = sim.run_until(Duration::from_secs(30), both_up);
+    let auth = auth_datagrams(&sim);
+    assert!(ok, "up through the narrow path: {auth:?} {:?} {:?}", sim.events(ALICE_IP), sim.events(BOB_IP));
+    let requests = auth.iter().filter(|a| a.1 && !a.2).count();
+    assert_eq!(requests, 3, "{auth:?}");
+    let late: Vec<usize> = auth.iter().filter(|a| !a.1 && a.2 && a.0 > 11.0).map(|a| a.3).collect();
+    let early: Vec<usize> = auth.iter().filter(|a| !a.1 && a.2 && a.0 < 11.0).map(|a| a.3).collect();
+    assert!(early.iter().any(|l| *l > 576), "{auth:?}");
+    assert!(late.len() > early.len() / 2 && late.iter().all(|l| *l <= 576), "{auth:?}");
+}
+
+/// The request's 1280-octet fragments get through but the answer's do not (a path narrower one
+/// way): the requester cuts its request again into smaller fragments (11.2 s), a new form of the
+/// request bob already answered; bob knows it for a retransmission by its authentic fragment 1
+/// with more Total Fragments, and answers from the cache in fragments as small.
+#[test]
+fn a_request_cut_again_is_answered_from_the_cache_in_smaller_fragments() {
+    let ca = pki::Ca::new("Test", pki::Alg::Rsa2048);
+    let alice = cert_peer(alice_psk(), &ca, "alice", "alice.example");
+    let bob = cert_peer(bob_psk(), &ca, "bob", "bob.example");
+    let mut sim = pair(23, Link { mtu: 9000, ..Link::default() }, alice, bob);
+    // Bob's long datagrams are lost: responses over 548 octets of IKE.
+    sim.drop_filter = Some(Box::new(|_, d| {
+        let (x, response, _) = describe(d);
+        x == ExchangeType::IKE_AUTH && response && d.len() + 28 > 576
+    }));
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(30), both_up), "up");
+    let auth = auth_datagrams(&sim);
+    let third: Vec<usize> = auth.iter().filter(|a| a.1 && !a.2 && a.0 > 11.0).map(|a| a.3).collect();
+    assert!(!third.is_empty() && third.iter().all(|l| *l <= 576), "{auth:?}");
+    let answered: Vec<usize> = auth.iter().filter(|a| !a.1 && a.2 && a.0 > 11.0).map(|a| a.3).collect();
+    assert!(!answered.is_empty() && answered.iter().all(|l| *l <= 576), "{auth:?}");
+    // Bob answered the request once: the SA came up once on his side.
+    assert_eq!(sim.events(BOB_IP).iter().filter(|e| matches!(e, oxswan_ike::Event::IkeSaUp { .. })).count(), 1);
+}

@@ -7,13 +7,18 @@ use super::{IkeSa, Pending};
 use crate::config::TcpMode;
 use crate::error::Result;
 use crate::event::DownReason;
-use crate::sa::{Ask, Ctx, Job, Timer, Transport, later};
+use crate::sa::{Ask, Ctx, Job, Timer, Transport, Unfragmented, later};
 use crate::task::{self, InFlight, Next};
 
 /// Transmissions of an IKE_SA_INIT request over UDP, unanswered, after which an initiator with
 /// `tcp = fallback` sends it over TCP instead (RFC 9329 §5: UDP first, TCP when UDP gets no
 /// answer). With the default timing the request goes at 0 s and 4 s over UDP, over TCP at 11.2 s.
 pub(crate) const TCP_FALLBACK_AFTER: u32 = 2;
+
+/// Transmissions of a request, unanswered, after which it goes again in the smaller fragments of
+/// the path family's minimum (RFC 7383 §2.5.2 leaves the count to the implementation): with the
+/// default timing at 11.2 s, after the tries at 0 s and 4 s.
+pub(crate) const REFRAGMENT_AFTER: u32 = 2;
 
 impl IkeSa {
     /// Queues an exchange; it is sent when no other request is in flight (window size 1).
@@ -124,6 +129,13 @@ impl IkeSa {
         // sent again only on a new stream: the first over TCP after the fallback, or after the
         // stream it went on ended (the daemon then opens another).
         let resend = self.core.transport == Transport::Udp || p.sent == 0 || std::mem::take(&mut p.stream_lost);
+        // RFC 7383 §2.5.2: after two unanswered transmissions, smaller fragments.
+        if p.sent == REFRAGMENT_AFTER {
+            let path = self.core.request_path();
+            if let Some(smaller) = p.unfragmented.as_mut().and_then(|u| self.core.refragment(ctx, u, path)) {
+                p.datagrams = smaller;
+            }
+        }
         if resend {
             for (local, remote) in self.core.retransmit_paths() {
                 for d in &p.datagrams {
@@ -140,7 +152,12 @@ impl IkeSa {
         self.core.peer.as_ref().map(|p| p.retransmit).unwrap_or_default()
     }
 
-    fn encrypt_request(&self, ctx: &Ctx<'_>, exchange: ExchangeType, payloads: &[Payload]) -> Result<Vec<Vec<u8>>> {
+    fn encrypt_request(
+        &self,
+        ctx: &Ctx<'_>,
+        exchange: ExchangeType,
+        payloads: &[Payload],
+    ) -> Result<(Vec<Vec<u8>>, Option<Unfragmented>)> {
         let flags = if self.core.initiator { Flags::INITIATOR } else { Flags(0) };
         let header = Header::new(self.core.spi_i, self.core.spi_r, exchange, flags, self.next_message_id);
         self.core.seal(ctx, &header, payloads)
@@ -148,21 +165,38 @@ impl IkeSa {
 
     /// Sends a request and keeps it in flight with the state its answer needs.
     pub(crate) fn send_request(&mut self, ctx: &mut Ctx<'_>, exchange: InFlight, datagrams: Vec<Vec<u8>>) {
+        self.send_request_with(ctx, exchange, datagrams, None);
+    }
+
+    /// [`IkeSa::send_request`] of a protected request, with what re-fragmenting it takes.
+    fn send_request_with(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        exchange: InFlight,
+        datagrams: Vec<Vec<u8>>,
+        unfragmented: Option<Unfragmented>,
+    ) {
         let (local, remote) = self.core.request_path();
         for d in &datagrams {
             ctx.out.transmits.push_back(self.core.transmit_on((local, remote), d.clone()));
         }
         let wait = self.retransmit().wait(0);
         self.core.timers.set(Timer::Retransmit, later(ctx.now, wait));
-        self.pending =
-            Some(Pending { message_id: self.next_message_id, datagrams, sent: 1, exchange, stream_lost: false });
+        self.pending = Some(Pending {
+            message_id: self.next_message_id,
+            datagrams,
+            sent: 1,
+            exchange,
+            unfragmented,
+            stream_lost: false,
+        });
         self.next_message_id = self.next_message_id.wrapping_add(1);
     }
 
     /// Protects and sends a request; a request we cannot protect ends the SA.
     fn send_protected(&mut self, ctx: &mut Ctx<'_>, exchange: ExchangeType, payloads: &[Payload], in_flight: InFlight) {
         match self.encrypt_request(ctx, exchange, payloads) {
-            Ok(datagrams) => self.send_request(ctx, in_flight, datagrams),
+            Ok((datagrams, unfragmented)) => self.send_request_with(ctx, in_flight, datagrams, unfragmented),
             Err(e) => {
                 self.core.close(ctx, DownReason::Protocol(format!("cannot protect a request: {e}")));
                 self.settle(ctx);
@@ -173,7 +207,7 @@ impl IkeSa {
     /// Sends a request once, without keeping it in flight (a last word before the SA ends). It
     /// takes the next message ID without consuming it: nothing follows it.
     fn send_once(&mut self, ctx: &mut Ctx<'_>, exchange: ExchangeType, payloads: &[Payload]) {
-        if let Ok(datagrams) = self.encrypt_request(ctx, exchange, payloads) {
+        if let Ok((datagrams, _)) = self.encrypt_request(ctx, exchange, payloads) {
             let (local, remote) = self.core.request_path();
             for payload in datagrams {
                 ctx.out.transmits.push_back(self.core.transmit_on((local, remote), payload));

@@ -40,6 +40,9 @@ pub(crate) struct IkeSa {
     queue: VecDeque<Job>,
     expected_message_id: u32,
     cached: Option<Cached>,
+    /// How many fragments the message [`IkeSa::receive`] completed last came in (0: one
+    /// datagram), and the longest of them, for its answer and the cache of it.
+    last_request_fragments: (u16, usize),
     /// Fragments of a message being received.
     reassembly: Option<Reassembly>,
     /// The peer's request whose response waits for an authentication server (EAP relayed).
@@ -66,6 +69,7 @@ impl IkeSa {
             queue: VecDeque::new(),
             expected_message_id: 0,
             cached: None,
+            last_request_fragments: (0, usize::MAX),
             reassembly: None,
             deferred: None,
         }
@@ -120,8 +124,14 @@ impl IkeSa {
         core.nat = detect(&init.peer_notifies, init.spi_i, IkeSpi::ZERO, local, remote).unwrap_or_default();
         core.peer_hashes = signature_hashes(&init.peer_notifies);
         core.peer_fragmentation = announces_fragmentation(&init.peer_notifies);
-        let cached =
-            Cached { message_id: 0, request_digest: sha1(&[&init.request]), response: vec![init.response.clone()] };
+        let cached = Cached {
+            message_id: 0,
+            request_digest: sha1(&[&init.request]),
+            request_fragments: 0,
+            hits: 0,
+            response: vec![init.response.clone()],
+            unfragmented: None,
+        };
         core.keys = Some(Box::new(Keys {
             sk_out: SkKeys::for_sender(&init.keys, &init.suite, false)?,
             sk_in: SkKeys::for_sender(&init.keys, &init.suite, true)?,
@@ -420,14 +430,29 @@ impl IkeSa {
             return Err(IkeError::Unexpected(Unexpected::OutsideWindow));
         }
         // §2.1: a retransmitted request is answered from the cache, without processing it again.
-        if let Some(c) = &self.cached {
+        if let Some(c) = self.cached.as_mut() {
             if h.message_id == c.message_id {
                 if sha1(&[msg.as_bytes()]) == c.request_digest {
                     ctx.out.cache_hits = ctx.out.cache_hits.saturating_add(1);
+                    // RFC 7383 §2.5.2 from our side: an answer asked for a third time may have
+                    // been lost to a path narrower than its fragments.
+                    c.hits = c.hits.saturating_add(1);
+                    if c.hits == crate::ike_sa::manager::REFRAGMENT_AFTER {
+                        if let Some(smaller) =
+                            c.unfragmented.as_mut().and_then(|u| self.core.refragment(ctx, u, (local, remote)))
+                        {
+                            c.response = smaller;
+                        }
+                    }
                     for d in &c.response {
                         let transport = ctx.transport;
                         ctx.out.transmits.push_back(Transmit { local, remote, transport, payload: d.clone() });
                     }
+                    return Ok(());
+                }
+                let answered_total = c.request_fragments;
+                if self.refragmented_retransmission(ctx, msg, answered_total) {
+                    self.answer_refragmented(ctx, (local, remote), msg);
                     return Ok(());
                 }
                 return Err(IkeError::Unexpected(Unexpected::ReusedMessageId));
@@ -510,13 +535,33 @@ impl IkeSa {
         let initiator = self.core.initiator;
         let flags = if initiator { Flags::RESPONSE.with(Flags::INITIATOR) } else { Flags::RESPONSE };
         let header = Header::new(self.core.spi_i, self.core.spi_r, exchange, flags, message_id);
-        let datagrams = self.core.seal(ctx, &header, response)?;
+        // RFC 7383 §2.5.2: fragments no longer than the request's, which the path carried.
+        let (request_fragments, longest) = self.last_request_fragments;
+        let (datagrams, unfragmented) = self.core.seal_within(ctx, &header, response, longest)?;
         for d in &datagrams {
             let transport = ctx.transport;
             ctx.out.transmits.push_back(Transmit { local, remote, transport, payload: d.clone() });
         }
-        self.cached = Some(Cached { message_id, request_digest, response: datagrams });
+        self.cached =
+            Some(Cached { message_id, request_digest, request_fragments, hits: 0, response: datagrams, unfragmented });
         Ok(())
+    }
+
+    /// The peer sent the request we answered again in smaller fragments (RFC 7383 §2.5.2): our
+    /// answer, which may have been lost the same way, goes in fragments of the path family's
+    /// minimum too, and from now on the cache answers the new form of the request.
+    fn answer_refragmented(&mut self, ctx: &mut Ctx<'_>, path: (SocketAddr, SocketAddr), msg: &Message<'_>) {
+        let Some(c) = self.cached.as_mut() else { return };
+        if let Some(smaller) = c.unfragmented.as_mut().and_then(|u| self.core.refragment(ctx, u, path)) {
+            c.response = smaller;
+        }
+        c.request_digest = sha1(&[msg.as_bytes()]);
+        c.request_fragments = u16::MAX;
+        ctx.out.cache_hits = ctx.out.cache_hits.saturating_add(1);
+        for d in &c.response {
+            let transport = ctx.transport;
+            ctx.out.transmits.push_back(Transmit { local: path.0, remote: path.1, transport, payload: d.clone() });
+        }
     }
 
     /// Our addresses changed (MOBIKE, RFC 4555 §3.5): the SA tries `addrs` (our address, the

@@ -16,7 +16,14 @@ pub(crate) struct Cached {
     pub message_id: u32,
     /// SHA-1 of the request datagram (of fragment 1 for a fragmented request, RFC 7383 §2.6.1).
     pub request_digest: [u8; 20],
+    /// The Total Fragments of that request (0: it was not fragmented).
+    pub request_fragments: u16,
+    /// Retransmissions of it answered from here.
+    pub hits: u32,
     pub response: Vec<Vec<u8>>,
+    /// What the response was made of, to cut it into smaller fragments when the peer does so with
+    /// its retransmitted request (RFC 7383 §2.5.2).
+    pub unfragmented: Option<crate::sa::Unfragmented>,
 }
 
 /// A request of ours in flight.
@@ -29,6 +36,8 @@ pub(crate) struct Pending {
     pub sent: u32,
     /// The exchange, and what reading its answer needs.
     pub exchange: InFlight,
+    /// What it was made of, to cut it into smaller fragments (RFC 7383 §2.5.2).
+    pub unfragmented: Option<crate::sa::Unfragmented>,
     /// Over TCP: the stream it went on ended, so the next retransmission is sent (on the new
     /// stream); otherwise TCP itself retransmits and IKE does not (RFC 9329 §7.2).
     pub stream_lost: bool,
@@ -44,6 +53,8 @@ pub(crate) struct Reassembly {
     digest: Option<[u8; 20]>,
     parts: Vec<Option<Vec<u8>>>,
     bytes: usize,
+    /// The longest fragment datagram so far.
+    largest: usize,
 }
 
 /// What arrived.
@@ -60,6 +71,18 @@ const MAX_FRAGMENTS: u16 = 128;
 const MAX_REASSEMBLED: usize = 64 * 1024;
 
 impl IkeSa {
+    /// Whether `msg`, which reuses the message ID of the request we answered last but is not the
+    /// datagram we answered, is fragment 1 of that request cut again into more, smaller fragments
+    /// (RFC 7383 §2.5.2), and authentic. Only fragment 1 counts, as for any retransmission
+    /// (§2.6.1), so that the answer goes once per retransmission.
+    pub(crate) fn refragmented_retransmission(&self, ctx: &Ctx<'_>, msg: &Message<'_>, answered_total: u16) -> bool {
+        let Some(keys) = self.core.keys.as_ref() else { return false };
+        match decrypt(ctx.provider, &keys.sk_in, msg) {
+            Ok(d) => d.fragment.is_some_and(|(number, total)| number == 1 && total > answered_total),
+            Err(_) => false,
+        }
+    }
+
     /// Decrypts an SK message, or an SKF fragment which it keeps until all fragments of the message
     /// are in (RFC 7383 §2.6). The outer `Err` is an integrity failure or garbage (drop, §2.21.2 forbids
     /// answering); `Partial` a stored fragment; `Complete` the inner payloads, or the payload error of
@@ -69,6 +92,7 @@ impl IkeSa {
         let d = decrypt(ctx.provider, &keys.sk_in, msg)?;
         let h = msg.header();
         let Some((number, total)) = d.fragment else {
+            self.last_request_fragments = (0, usize::MAX);
             return Ok(Inbound::Complete {
                 payloads: parse_chain(d.next_inner, &d.data, d.offset),
                 digest: sha1(&[msg.as_bytes()]),
@@ -93,6 +117,7 @@ impl IkeSa {
                     digest: None,
                     parts: vec![None; usize::from(total)],
                     bytes: 0,
+                    largest: 0,
                 })
             }
         }
@@ -105,6 +130,7 @@ impl IkeSa {
                 return Err(IkeError::Fragment("reassembled message too long"));
             }
             *slot = Some(d.data);
+            r.largest = r.largest.max(msg.as_bytes().len());
             if number == 1 {
                 r.next_inner = d.next_inner;
                 r.digest = Some(sha1(&[msg.as_bytes()]));
@@ -114,6 +140,7 @@ impl IkeSa {
             return Ok(Inbound::Partial);
         }
         let Some(r) = self.reassembly.take() else { return Ok(Inbound::Partial) };
+        self.last_request_fragments = (r.total, r.largest);
         let data: Vec<u8> = r.parts.into_iter().flatten().flatten().collect();
         Ok(Inbound::Complete {
             payloads: parse_chain(r.next_inner, &data, 0),

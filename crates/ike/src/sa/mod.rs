@@ -21,7 +21,7 @@ mod transport;
 
 pub(crate) use children::{ChildRecord, ChildTable};
 pub(crate) use timers::{Timer, TimerTable};
-pub(crate) use transport::{Ctx, Outbox, later};
+pub(crate) use transport::{Ctx, Outbox, Unfragmented, later};
 pub use transport::{NAT_KEEPALIVE, Transmit, Transport};
 
 /// How long a closed SA lingers to answer retransmissions of the request that closed it from its cache.

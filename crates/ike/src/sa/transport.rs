@@ -9,6 +9,7 @@ use std::time::Instant;
 use oxswan_crypto::CryptoProvider;
 use oxswan_crypto::sk::{protect, protect_fragment};
 use oxswan_wire::{Header, IkeSpi, Payload, PayloadType, emit_chain};
+use zeroize::Zeroizing;
 
 use super::{Inheritance, Job, SaCore};
 use crate::config::PeerConfig;
@@ -160,19 +161,60 @@ impl SaCore {
     }
 
     /// Protects a message, as IKE fragments (RFC 7383 §2.5) when both sides announced support and its
-    /// datagram on the SA's current path would exceed the fragment size ([`message_limit`]).
-    pub(crate) fn seal(&self, ctx: &Ctx<'_>, header: &Header, payloads: &[Payload]) -> Result<Vec<Vec<u8>>> {
+    /// datagram on the SA's current path would exceed the fragment size ([`message_limit`]); and,
+    /// when IKE fragmentation may carry it, what cutting it again into smaller fragments takes
+    /// (RFC 7383 §2.5.2, [`SaCore::refragment`]).
+    pub(crate) fn seal(
+        &self,
+        ctx: &Ctx<'_>,
+        header: &Header,
+        payloads: &[Payload],
+    ) -> Result<(Vec<Vec<u8>>, Option<Unfragmented>)> {
+        self.seal_within(ctx, header, payloads, usize::MAX)
+    }
+
+    /// [`SaCore::seal`] with no fragment longer than `cap` octets (a response to a request that
+    /// came in fragments that short: RFC 7383 §2.5.2, the path may carry no more).
+    pub(crate) fn seal_within(
+        &self,
+        ctx: &Ctx<'_>,
+        header: &Header,
+        payloads: &[Payload],
+        cap: usize,
+    ) -> Result<(Vec<Vec<u8>>, Option<Unfragmented>)> {
         let keys = self.keys.as_ref().ok_or(IkeError::NoKeys)?;
-        let mut plain = Vec::new();
+        let mut plain = Zeroizing::new(Vec::new());
         let first = emit_chain(payloads, PayloadType::NONE, &mut plain)?;
-        let limit = message_limit(ctx.fragment_size, self.local, self.remote);
+        let limit = message_limit(ctx.fragment_size, self.local, self.remote).min(cap);
         let chunk = limit.saturating_sub(FRAGMENT_OVERHEAD).max(64);
-        // RFC 7383 §2.3: only when both announced it, and the connection (once known) wants it.
-        let ours = self.peer.as_ref().is_none_or(|p| p.fragmentation);
-        if !self.peer_fragmentation || !ours || plain.len() <= chunk {
-            return Ok(vec![protect(ctx.provider, &keys.sk_out, header, payloads)?]);
+        if !self.fragmenting() {
+            return Ok((vec![protect(ctx.provider, &keys.sk_out, header, payloads)?], None));
         }
-        let parts: Vec<&[u8]> = plain.chunks(chunk).collect();
+        let datagrams = if plain.len() <= chunk {
+            vec![protect(ctx.provider, &keys.sk_out, header, payloads)?]
+        } else {
+            self.fragments(ctx, header, first, &plain, chunk)?
+        };
+        Ok((datagrams, Some(Unfragmented { header: *header, first, plain, chunk })))
+    }
+
+    /// Whether our messages go as IKE fragments when too long (RFC 7383 §2.3: only when both
+    /// announced it, and the connection, once known, wants it).
+    fn fragmenting(&self) -> bool {
+        let ours = self.peer.as_ref().is_none_or(|p| p.fragmentation);
+        self.peer_fragmentation && ours
+    }
+
+    fn fragments(
+        &self,
+        ctx: &Ctx<'_>,
+        header: &Header,
+        first: PayloadType,
+        plain: &[u8],
+        chunk: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        let keys = self.keys.as_ref().ok_or(IkeError::NoKeys)?;
+        let parts: Vec<&[u8]> = plain.chunks(chunk.max(1)).collect();
         let total = u16::try_from(parts.len()).map_err(|_| IkeError::TooLongToFragment)?;
         parts
             .iter()
@@ -183,6 +225,45 @@ impl SaCore {
             })
             .collect()
     }
+
+    /// RFC 7383 §2.5.2: a message on the path `(local, remote)` that went unanswered may have been lost to a path narrower than
+    /// the fragment size (a middlebox dropping IP fragments, or an MTU below it). It is cut again
+    /// into the fragments of the path family's minimum (576 octets for IPv4, 1280 for IPv6) when
+    /// those are smaller than the ones it went in and the message is longer than one of them; the
+    /// new fragments keep the message ID and have a larger Total Fragments, which makes the peer
+    /// drop what it holds of the old ones (§2.6.1). `None` when nothing smaller applies.
+    pub(crate) fn refragment(
+        &self,
+        ctx: &Ctx<'_>,
+        u: &mut Unfragmented,
+        (local, remote): (SocketAddr, SocketAddr),
+    ) -> Option<Vec<Vec<u8>>> {
+        let smaller = fragment_chunk(0, local, remote);
+        // Over TCP no path MTU applies to a message (RFC 9329), and nothing is retransmitted.
+        let tcp = self.transport == super::Transport::Tcp;
+        if tcp || smaller >= u.chunk || u.plain.len() <= smaller || !self.fragmenting() {
+            return None;
+        }
+        let datagrams = self.fragments(ctx, &u.header, u.first, &u.plain, smaller).ok()?;
+        u.chunk = smaller;
+        Some(datagrams)
+    }
+}
+
+/// What a request was made of before protection, kept while it is in flight so that it can be cut
+/// into smaller fragments (RFC 7383 §2.5.2). Wiped when dropped: it is what SK protects.
+#[derive(Debug)]
+pub(crate) struct Unfragmented {
+    header: Header,
+    first: PayloadType,
+    plain: Zeroizing<Vec<u8>>,
+    /// The share of the inner payloads per fragment it went out in.
+    chunk: usize,
+}
+
+/// How many octets of the inner payloads go into each fragment for datagrams of `fragment_size`.
+fn fragment_chunk(fragment_size: usize, local: SocketAddr, remote: SocketAddr) -> usize {
+    message_limit(fragment_size, local, remote).saturating_sub(FRAGMENT_OVERHEAD).max(64)
 }
 
 #[cfg(test)]
