@@ -235,3 +235,37 @@ fn no_keepalives_over_tcp() {
         }
     }
 }
+
+/// MOBIKE over TCP (RFC 4555 with RFC 9329): Alice's address changes under an SA on TCP. Her
+/// UPDATE_SA_ADDRESSES opens a stream from the new address, Bob moves the SA and its CHILD SA's ESP
+/// to that stream, and both keep their SPIs and stay on TCP.
+#[test]
+fn mobike_moves_an_sa_on_tcp_to_a_stream_from_the_new_address() {
+    let new: std::net::IpAddr = "198.51.100.20".parse().unwrap();
+    let mut alice = with_tcp(alice_psk(), TcpMode::Always);
+    let mut bob = bob_psk();
+    alice.mobike = true;
+    bob.mobike = true;
+    let mut sim = pair(10, Link::default(), alice, bob);
+    sim.aliases.insert(new, ALICE_IP.parse().unwrap());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let (a, b) = (sim.ep(ALICE_IP).established()[0], sim.ep(BOB_IP).established()[0]);
+    assert!(sim.ep(BOB_IP).info(b).unwrap().mobike);
+    let spi_in = child(sim.events(BOB_IP)).unwrap().spi_in;
+    let now = sim.now;
+    sim.ep(ALICE_IP).roam(now, a, &[(new, BOB_IP.parse().unwrap())]).unwrap();
+    sim.advance(Duration::from_secs(1));
+    let moved = sim.events(BOB_IP).iter().find_map(|e| match e {
+        Event::PathChanged { remote, spis_in, .. } => Some((*remote, spis_in.clone())),
+        _ => None,
+    });
+    let (remote, spis) = moved.expect("bob moved the SA");
+    assert_eq!((remote.ip(), spis), (new, vec![spi_in]));
+    assert!(sim.events(ALICE_IP).iter().any(|e| matches!(e, Event::PathChanged { local, .. } if local.ip() == new)));
+    assert_eq!(sim.streams_opened, 2, "a stream from the new address");
+    let info = sim.ep(BOB_IP).info(b).unwrap();
+    assert_eq!((info.transport, info.remote.ip()), (Transport::Tcp, new));
+    assert_eq!(sim.ep(ALICE_IP).info(a).unwrap().transport, Transport::Tcp);
+    assert_eq!(sim.ep(BOB_IP).established(), [b], "the same IKE SA");
+}
