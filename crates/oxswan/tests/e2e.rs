@@ -518,7 +518,8 @@ fn chacha20poly1305_and_cbc_hmac_tunnels_carry_traffic() {
 
 /// RFC 7296 §2.8 make before break: with `rekey_time = "1s"` the CHILD SA is replaced about every
 /// second, and with the connection's `rekey_time = "3s"` the IKE SA every three, while 100 pings a
-/// second cross the tunnel (2000 of them): at least 20 CHILD and 5 IKE rekeys, and not one ping lost.
+/// second cross the tunnel (2000 of them): at least 20 CHILD and 5 IKE rekeys, and not one ping lost
+/// nor one ESP packet for an SPI not installed.
 #[test]
 fn child_rekeys_under_traffic_lose_nothing() {
     if !root_with_tools() {
@@ -548,6 +549,12 @@ fn child_rekeys_under_traffic_lose_nothing() {
         holds(before == after && right == after, || format!("left logged {after:?} rekeys, right {right:?}"))
     });
     assert!(summary.contains("2000 received"), "pings lost across rekeys: {summary}");
+    // No ESP ever came for a pair that was not (or no longer) installed: each side installs a
+    // new pair before the message that lets the other use it, or remove the old one, goes out.
+    for side in ["left", "right"] {
+        let s = h.status(side);
+        assert_eq!(s["esp_unknown_spi"].as_u64(), Some(0), "{side}: {s}");
+    }
     // Rekeys go on after the pings: between two of them each side holds one IKE SA and one pair.
     settles(10, || {
         let (l, r) = (h.status("left"), h.status("right"));

@@ -774,9 +774,30 @@ impl Ike {
         self.endpoint.established().into_iter().filter(ours).collect()
     }
 
-    /// Sends what the engine produced and acts on its events.
+    /// Acts on the engine's events, then sends what it produced, until neither is left. Events
+    /// first: a pair the engine made is in the data plane before the message that lets the peer
+    /// rely on it goes out (RFC 7296 §2.8, make before break). Sent first, the initiator's DELETE
+    /// of a rekeyed CHILD SA overtook its own switch to the new pair: packets sealed meanwhile with
+    /// the old one reached a peer that had already removed it.
     fn flush(&mut self) {
+        loop {
+            let mut any = false;
+            while let Some(e) = self.endpoint.poll_event() {
+                any = true;
+                self.event(e);
+            }
+            any |= self.send_transmits();
+            if !any {
+                return;
+            }
+        }
+    }
+
+    /// Sends what the engine produced; whether there was anything.
+    fn send_transmits(&mut self) -> bool {
+        let mut any = false;
         while let Some(t) = self.endpoint.poll_transmit() {
+            any = true;
             if t.transport == oxswan_ike::Transport::Tcp {
                 // RFC 9329 §3.1: framed on the stream; no keepalives over TCP (the engine sends none).
                 if !t.is_keepalive() {
@@ -797,9 +818,7 @@ impl Ike {
                 tracing::debug!(target: "ike", "send to {}: {e}", t.remote);
             }
         }
-        while let Some(e) = self.endpoint.poll_event() {
-            self.event(e);
-        }
+        any
     }
 
     fn answer(&mut self, sa: SaHandle, r: Response) {
