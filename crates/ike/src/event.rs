@@ -10,6 +10,17 @@ use oxswan_wire::{Identity, IkeSpi, NotifyType};
 use crate::child::Mode;
 use crate::nat::NatState;
 
+/// How an IKE SA's messages and its CHILD SAs' ESP travel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// UDP datagrams: IKE on 500 or, behind the non-ESP marker, 4500; ESP in UDP on 4500 (RFC 3948).
+    #[default]
+    Udp,
+    /// A TCP stream (RFC 9329): IKE and ESP framed on it. The side that opened the stream opens it
+    /// again when it breaks (§6); the other never does. An IKE SA's rekey keeps its stream.
+    Tcp,
+}
+
 /// A handle for an IKE SA inside one [`crate::Endpoint`]; never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SaHandle(pub u64);
@@ -33,7 +44,7 @@ pub struct IkeSaInfo {
     /// The peer's address and port.
     pub remote: SocketAddr,
     /// UDP, or TCP (RFC 9329).
-    pub transport: crate::sa::Transport,
+    pub transport: Transport,
     /// Our identity.
     pub local_id: Identity,
     /// The peer's authenticated identity.
@@ -88,7 +99,7 @@ pub struct ChildSa {
     /// ESP must be UDP-encapsulated (RFC 3948) between `local` and `remote`.
     pub encap: bool,
     /// UDP, or the IKE SA's TCP stream (RFC 9329 §3.2: ESP framed on the stream that carries IKE).
-    pub transport: crate::sa::Transport,
+    pub transport: Transport,
     /// Our outer address and port.
     pub local: SocketAddr,
     /// The peer's outer address and port.

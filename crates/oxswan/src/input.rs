@@ -1,9 +1,12 @@
 //! What the IKE thread takes in, from the sockets, the data plane and the control socket.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc;
 
 use crate::control::{Request, Response};
+
+/// A TCP stream (RFC 9329): our address, and the peer's address and port.
+pub type StreamKey = (IpAddr, SocketAddr);
 
 /// What the IKE thread waits for.
 #[derive(Debug)]
@@ -29,7 +32,7 @@ pub enum Input {
     /// A TCP stream ended (closed by the peer, reset, or failed).
     StreamClosed {
         /// Which.
-        key: crate::streams::StreamKey,
+        key: StreamKey,
         /// Whether we had opened it: then we open it again if IKE SAs use it (RFC 9329 §6).
         opener: bool,
     },

@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak, mpsc};
 use std::time::{Duration, Instant};
@@ -20,11 +20,18 @@ use std::time::{Duration, Instant};
 use oxswan_io::TunTx;
 use oxswan_tcp::{Decoder, Frame, SendQueue};
 
-use crate::dataplane::DataPlane;
 use crate::input::Input;
+pub use crate::input::StreamKey;
 
-/// A stream: our address, and the peer's address and port.
-pub type StreamKey = (IpAddr, SocketAddr);
+/// Where the ESP the streams carry goes: the data plane, seen through this trait so that the
+/// streams, which it sends into, do not depend on it in turn.
+pub trait EspSink: Send + Sync {
+    /// Opens an ESP packet that came on a stream (RFC 9329 §3.2) and queues its inner packet in
+    /// `tx`.
+    fn esp_from_stream(&self, pkt: &mut [u8], tx: &mut TunTx);
+    /// Writes what `tx` holds to the TUN device.
+    fn flush_tun(&self, tx: &mut TunTx);
+}
 
 /// Streams at most, accepted and opened together: each costs two threads and its buffers.
 pub const MAX_STREAMS: usize = 256;
@@ -109,7 +116,7 @@ pub struct Streams {
     /// The IKE thread: IKE messages from streams, and streams that closed.
     ike: mpsc::Sender<Input>,
     /// Where inbound ESP goes (set once the data plane exists; it holds this table in turn).
-    plane: OnceLock<Weak<DataPlane>>,
+    plane: OnceLock<Weak<dyn EspSink>>,
     /// The TCP ports of our connections' responders: a transmit to one may open a stream.
     open_ports: Mutex<HashSet<u16>>,
     stop: AtomicBool,
@@ -135,7 +142,7 @@ impl Streams {
     }
 
     /// Where inbound ESP goes.
-    pub fn set_plane(&self, plane: &Arc<DataPlane>) {
+    pub fn set_plane(&self, plane: &Arc<dyn EspSink>) {
         let _ = self.plane.set(Arc::downgrade(plane));
     }
 
@@ -402,7 +409,6 @@ impl Streams {
                 }
             }
             let plane = self.plane.get().and_then(Weak::upgrade);
-            let tables = plane.as_ref().map(|p| p.tables.load());
             loop {
                 match dec.next_frame() {
                     Ok(Some(Frame::Ike(ike))) => {
@@ -410,10 +416,10 @@ impl Streams {
                         let _ = self.ike.send(Input::Stream { local, remote, data: ike.to_vec() });
                     }
                     Ok(Some(Frame::Esp(esp))) => {
-                        if let (Some(p), Some(t)) = (plane.as_ref(), tables.as_ref()) {
-                            p.esp_in(t, esp, None, &mut tx);
+                        if let Some(p) = plane.as_ref() {
+                            p.esp_from_stream(esp, &mut tx);
                             if tx.len() >= oxswan_io::tun::BATCH {
-                                p.write_tun(&mut tx);
+                                p.flush_tun(&mut tx);
                             }
                         }
                     }
@@ -422,15 +428,13 @@ impl Streams {
                     Err(e) => {
                         self.stats.refused.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(target: "io", "TCP stream with {remote}: {e}; closing it");
-                        drop(tables);
                         self.close(s, true);
                         return;
                     }
                 }
             }
-            drop(tables);
             if let Some(p) = plane.as_ref() {
-                p.write_tun(&mut tx);
+                p.flush_tun(&mut tx);
             }
         }
         tracing::info!(target: "io", "TCP stream with {remote} closed");

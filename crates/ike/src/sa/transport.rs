@@ -14,18 +14,8 @@ use zeroize::Zeroizing;
 use super::{Inheritance, Job, SaCore};
 use crate::config::PeerConfig;
 use crate::error::{IkeError, Result};
+pub use crate::event::Transport;
 use crate::event::{Event, SaHandle};
-
-/// How an IKE SA's messages and its CHILD SAs' ESP travel.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// UDP datagrams: IKE on 500 or, behind the non-ESP marker, 4500; ESP in UDP on 4500 (RFC 3948).
-    #[default]
-    Udp,
-    /// A TCP stream (RFC 9329): IKE and ESP framed on it. The side that opened the stream opens it
-    /// again when it breaks (§6); the other never does. An IKE SA's rekey keeps its stream.
-    Tcp,
-}
 
 /// A datagram to send.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -127,7 +127,8 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         too_big: Default::default(),
         icmp_sent: Default::default(),
     });
-    streams.set_plane(&dp);
+    let sink: Arc<dyn crate::streams::EspSink> = dp.clone();
+    streams.set_plane(&sink);
     // RFC 9329: a responder for IKE and ESP over TCP, when asked for (off by default, as
     // Libreswan's listen-tcp).
     if config.daemon.listen_tcp {

@@ -469,7 +469,7 @@ impl DataPlane {
         true
     }
 
-    pub(crate) fn write_tun(&self, tx: &mut TunTx) {
+    fn write_tun(&self, tx: &mut TunTx) {
         if let Err(e) = self.tun.send(tx) {
             tracing::debug!(target: "dataplane", "TUN write: {e}");
         }
@@ -478,7 +478,7 @@ impl DataPlane {
     /// ESP from UDP 4500 or a TCP stream (RFC 9329 §3.2): by SPI to its pair, opened, to the TUN
     /// device; for an SPI not installed yet, kept a moment. `from` is the UDP source; `None` over
     /// TCP, where the stream is the path and a move follows the stream the initiator reopens (§6).
-    pub(crate) fn esp_in(&self, tables: &Tables, pkt: &mut [u8], from: Option<SocketAddr>, tx: &mut TunTx) {
+    fn esp_in(&self, tables: &Tables, pkt: &mut [u8], from: Option<SocketAddr>, tx: &mut TunTx) {
         let spi = match pkt.get(..4) {
             Some([a, b, c, d]) => u32::from_be_bytes([*a, *b, *c, *d]),
             _ => return,
@@ -524,6 +524,17 @@ impl DataPlane {
                 child.outside.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+}
+
+impl crate::streams::EspSink for DataPlane {
+    fn esp_from_stream(&self, pkt: &mut [u8], tx: &mut TunTx) {
+        let tables = self.tables.load();
+        self.esp_in(&tables, pkt, None, tx);
+    }
+
+    fn flush_tun(&self, tx: &mut TunTx) {
+        self.write_tun(tx);
     }
 }
 
