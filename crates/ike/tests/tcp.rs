@@ -269,3 +269,40 @@ fn mobike_moves_an_sa_on_tcp_to_a_stream_from_the_new_address() {
     assert_eq!(sim.ep(ALICE_IP).info(a).unwrap().transport, Transport::Tcp);
     assert_eq!(sim.ep(BOB_IP).established(), [b], "the same IKE SA");
 }
+
+/// The stream breaks while Bob's answer to Alice's request is on its way. Alice, who opened the
+/// stream, sends the request again at once on a new one; Bob answers it from his cache, which moves
+/// nothing (a replay must not move an SA), so Alice follows it with a liveness check, a new request,
+/// and Bob's SA and ESP move to the new stream.
+#[test]
+fn an_answer_lost_with_the_stream_is_sent_again_and_the_responder_follows() {
+    let mut sim = pair(11, Link::default(), with_tcp(alice_psk(), TcpMode::Always), bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let old_port = *sim.streams.values().next().unwrap();
+    let a = sim.ep(ALICE_IP).established()[0];
+    let before = sim.log.len();
+    let now = sim.now;
+    sim.ep(ALICE_IP).liveness(now, a).unwrap();
+    let bob: std::net::IpAddr = BOB_IP.parse().unwrap();
+    assert!(
+        sim.run_until(Duration::from_secs(1), |s| s.log[before..]
+            .iter()
+            .any(|(f, _, d)| f.ip() == bob && describe(d).1))
+    );
+    let t0 = sim.elapsed();
+    sim.break_streams();
+    sim.advance(Duration::from_secs(1));
+    let confirmed = sim.events(ALICE_IP).iter().filter(|e| matches!(e, Event::LivenessConfirmed { .. })).count();
+    assert_eq!(confirmed, 2, "the request sent again, then the liveness check: {:?}", sent(&sim));
+    let moved = sim.events(BOB_IP).iter().find_map(|e| match e {
+        Event::PathChanged { remote, .. } => Some(*remote),
+        _ => None,
+    });
+    let remote = moved.expect("bob follows the new stream");
+    assert_ne!(remote.port(), old_port);
+    assert_eq!(info(&mut sim, BOB_IP).remote, remote);
+    // All within a round trip or two, not at a retransmission time (4 s).
+    let last = *sim.log_at.last().unwrap();
+    assert!((last - t0).as_secs_f64() < 0.5, "{:?}", sent(&sim));
+}

@@ -35,6 +35,8 @@ pub enum Input {
         key: StreamKey,
         /// Whether we had opened it: then we open it again if IKE SAs use it (RFC 9329 §6).
         opener: bool,
+        /// Whether it had been open (not a connection that failed).
+        connected: bool,
     },
     /// A CLI command and where to answer.
     Command(Request, mpsc::Sender<Response>),

@@ -269,7 +269,8 @@ impl Streams {
         }
         s.ready.notify_all();
         if report && !self.stop.load(Ordering::Relaxed) {
-            let _ = self.ike.send(Input::StreamClosed { key: s.key, opener: s.opener });
+            let connected = s.socket.get().is_some();
+            let _ = self.ike.send(Input::StreamClosed { key: s.key, opener: s.opener, connected });
         }
     }
 

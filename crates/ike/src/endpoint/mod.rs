@@ -314,18 +314,25 @@ impl Endpoint {
         self.job(now, sa, Job::Liveness)
     }
 
-    /// The TCP stream between our `local` address and the peer's end `remote` ended (RFC 9329 §6):
-    /// every IKE SA on it sends its request in flight again on the next stream, and, when we
-    /// opened the stream (`opener`: the daemon opens it again), an established one with nothing in
-    /// flight checks liveness at once, which moves the peer's side there. Returns how many IKE SAs
-    /// used the stream.
-    pub fn tcp_stream_closed(&mut self, now: Instant, local: IpAddr, remote: SocketAddr, opener: bool) -> usize {
+    /// The TCP stream between our `local` address and the peer's end `remote` ended (RFC 9329 §6),
+    /// after it had been open (`connected`) or when it could not be opened. When we opened it
+    /// (`opener`: the daemon opens it again), each IKE SA on it sends its request in flight again at
+    /// once on the next stream (at its next retransmission time if the stream never opened) and an
+    /// established one checks liveness, which moves the peer's side there. Returns how many IKE
+    /// SAs used it.
+    pub fn tcp_stream_closed(
+        &mut self,
+        now: Instant,
+        (local, remote): (IpAddr, SocketAddr),
+        opener: bool,
+        connected: bool,
+    ) -> usize {
         let on_it: Vec<SaHandle> =
             self.sas.iter().filter(|(_, s)| s.on_stream(local, remote)).map(|(h, _)| *h).collect();
         for sa in &on_it {
             let (mut ctx, sas) = self.ctx_parts(now);
             if let Some(s) = sas.get_mut(sa) {
-                s.tcp_stream_closed(&mut ctx, opener);
+                s.tcp_stream_closed(&mut ctx, opener, connected);
             }
             self.settle(now, *sa);
         }

@@ -129,10 +129,11 @@ impl IkeSa {
         // sent again only on a new stream: the first over TCP after the fallback, or after the
         // stream it went on ended (the daemon then opens another).
         let resend = self.core.transport == Transport::Udp || p.sent == 0 || std::mem::take(&mut p.stream_lost);
-        // RFC 7383 §2.5.2: after two unanswered transmissions, smaller fragments.
-        if p.sent == REFRAGMENT_AFTER {
+        // RFC 7383 §2.5.2: after two unanswered transmissions, smaller fragments; the plaintext
+        // kept for it goes either way.
+        if p.sent >= REFRAGMENT_AFTER {
             let path = self.core.request_path();
-            if let Some(smaller) = p.unfragmented.as_mut().and_then(|u| self.core.refragment(ctx, u, path)) {
+            if let Some(smaller) = p.unfragmented.take().and_then(|u| self.core.refragment(ctx, &u, path)) {
                 p.datagrams = smaller;
             }
         }

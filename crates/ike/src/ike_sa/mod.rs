@@ -418,11 +418,15 @@ impl IkeSa {
         let h = *msg.header();
         // A retransmission of the request we are still answering: the answer goes out once the
         // authentication server gave it.
-        if self
+        if let Some(d) = self
             .deferred
-            .as_ref()
-            .is_some_and(|d| d.message_id == h.message_id && d.request_digest == sha1(&[msg.as_bytes()]))
+            .as_mut()
+            .filter(|d| d.message_id == h.message_id && d.request_digest == sha1(&[msg.as_bytes()]))
         {
+            // Over TCP the peer sent it again on a new stream (RFC 9329 §6): the answer goes there.
+            if ctx.transport == Transport::Tcp {
+                (d.local, d.remote) = (local, remote);
+            }
             return Ok(());
         }
         // Window size 1 (§2.3): no other request before the deferred one is answered.
@@ -437,10 +441,9 @@ impl IkeSa {
                     // RFC 7383 §2.5.2 from our side: an answer asked for a third time may have
                     // been lost to a path narrower than its fragments.
                     c.hits = c.hits.saturating_add(1);
-                    if c.hits == crate::ike_sa::manager::REFRAGMENT_AFTER {
-                        if let Some(smaller) =
-                            c.unfragmented.as_mut().and_then(|u| self.core.refragment(ctx, u, (local, remote)))
-                        {
+                    if c.hits >= crate::ike_sa::manager::REFRAGMENT_AFTER {
+                        let path = (local, remote);
+                        if let Some(smaller) = c.unfragmented.take().and_then(|u| self.core.refragment(ctx, &u, path)) {
                             c.response = smaller;
                         }
                     }
@@ -552,7 +555,7 @@ impl IkeSa {
     /// minimum too, and from now on the cache answers the new form of the request.
     fn answer_refragmented(&mut self, ctx: &mut Ctx<'_>, path: (SocketAddr, SocketAddr), msg: &Message<'_>) {
         let Some(c) = self.cached.as_mut() else { return };
-        if let Some(smaller) = c.unfragmented.as_mut().and_then(|u| self.core.refragment(ctx, u, path)) {
+        if let Some(smaller) = c.unfragmented.take().and_then(|u| self.core.refragment(ctx, &u, path)) {
             c.response = smaller;
         }
         c.request_digest = sha1(&[msg.as_bytes()]);
@@ -592,17 +595,24 @@ impl IkeSa {
         Ok(())
     }
 
-    /// The TCP stream the SA used ended (RFC 9329 §6). A request in flight is sent again at its
-    /// next retransmission, on the stream the daemon opens for it; as the side that opened the
-    /// stream (`opener`), with nothing in flight, a liveness check goes out at once, so that the
-    /// peer's side of the SA and its ESP move to the new stream. The other side waits for that.
-    pub fn tcp_stream_closed(&mut self, ctx: &mut Ctx<'_>, opener: bool) {
+    /// The TCP stream the SA used ended (RFC 9329 §6). `connected`: it had been open, so the side
+    /// that opened it (`opener`) sends its request in flight again at once, on the stream the daemon
+    /// opens for it, and queues a liveness check behind it: the peer may answer the request from
+    /// its cache, which moves nothing, while a new request moves the peer's side of the SA and its
+    /// ESP to the new stream. A stream that could not be opened waits for the next retransmission
+    /// time (the schedule bounds the tries). The other side waits for the opener.
+    pub fn tcp_stream_closed(&mut self, ctx: &mut Ctx<'_>, opener: bool, connected: bool) {
         if self.core.transport != Transport::Tcp {
             return;
         }
+        let now = opener && connected;
         if let Some(p) = self.pending.as_mut() {
-            p.stream_lost = true;
-        } else if opener && self.is_established() {
+            p.stream_lost = !now;
+        }
+        if now {
+            self.resend_pending(ctx);
+        }
+        if opener && self.is_established() && !self.queue.contains(&Job::Liveness) {
             self.queue(ctx, Job::Liveness);
         }
     }

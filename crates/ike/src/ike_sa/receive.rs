@@ -70,17 +70,29 @@ pub(crate) enum Inbound {
 const MAX_FRAGMENTS: u16 = 128;
 const MAX_REASSEMBLED: usize = 64 * 1024;
 
+/// The Fragment Number and Total Fragments of an SKF message (RFC 7383 §2.5), unauthenticated.
+fn skf_numbers(msg: &Message<'_>) -> Option<(u16, u16)> {
+    let last = msg.payloads().last()?.ok()?;
+    match (last.payload_type, last.body.get(..4)) {
+        (PayloadType::SKF, Some([a, b, c, d])) => Some((u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d]))),
+        _ => None,
+    }
+}
+
 impl IkeSa {
     /// Whether `msg`, which reuses the message ID of the request we answered last but is not the
     /// datagram we answered, is fragment 1 of that request cut again into more, smaller fragments
     /// (RFC 7383 §2.5.2), and authentic. Only fragment 1 counts, as for any retransmission
     /// (§2.6.1), so that the answer goes once per retransmission.
     pub(crate) fn refragmented_retransmission(&self, ctx: &Ctx<'_>, msg: &Message<'_>, answered_total: u16) -> bool {
-        let Some(keys) = self.core.keys.as_ref() else { return false };
-        match decrypt(ctx.provider, &keys.sk_in, msg) {
-            Ok(d) => d.fragment.is_some_and(|(number, total)| number == 1 && total > answered_total),
-            Err(_) => false,
+        // The numbers are in the SKF header, outside the encryption (RFC 7383 §2.5): anything else
+        // is dropped without the cost of decrypting it.
+        if !skf_numbers(msg).is_some_and(|(number, total)| number == 1 && total > answered_total) {
+            return false;
         }
+        let Some(keys) = self.core.keys.as_ref() else { return false };
+        decrypt(ctx.provider, &keys.sk_in, msg)
+            .is_ok_and(|d| d.fragment.is_some_and(|(n, t)| n == 1 && t > answered_total))
     }
 
     /// Decrypts an SK message, or an SKF fragment which it keeps until all fragments of the message

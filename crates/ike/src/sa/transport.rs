@@ -185,7 +185,10 @@ impl SaCore {
         } else {
             self.fragments(ctx, header, first, &plain, chunk)?
         };
-        Ok((datagrams, Some(Unfragmented { header: *header, first, plain, chunk })))
+        // Kept only where smaller fragments could be cut from it later ([`SaCore::refragment`]).
+        let smaller = fragment_chunk(0, self.local, self.remote);
+        let keep = self.transport == super::Transport::Udp && smaller < chunk && plain.len() > smaller;
+        Ok((datagrams, keep.then_some(Unfragmented { header: *header, first, plain, chunk })))
     }
 
     /// Whether our messages go as IKE fragments when too long (RFC 7383 §2.3: only when both
@@ -225,7 +228,7 @@ impl SaCore {
     pub(crate) fn refragment(
         &self,
         ctx: &Ctx<'_>,
-        u: &mut Unfragmented,
+        u: &Unfragmented,
         (local, remote): (SocketAddr, SocketAddr),
     ) -> Option<Vec<Vec<u8>>> {
         let smaller = fragment_chunk(0, local, remote);
@@ -234,9 +237,7 @@ impl SaCore {
         if tcp || smaller >= u.chunk || u.plain.len() <= smaller || !self.fragmenting() {
             return None;
         }
-        let datagrams = self.fragments(ctx, &u.header, u.first, &u.plain, smaller).ok()?;
-        u.chunk = smaller;
-        Some(datagrams)
+        self.fragments(ctx, &u.header, u.first, &u.plain, smaller).ok()
     }
 }
 

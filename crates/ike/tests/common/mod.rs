@@ -236,8 +236,9 @@ pub struct Sim {
     /// Streams opened so far.
     pub streams_opened: usize,
     /// Streams that ended, or could not be opened, not told to their endpoint yet: (the
-    /// endpoint, our address, the peer's end, whether we opened it), as the daemon reports them.
-    stream_ends: Vec<(IpAddr, IpAddr, SocketAddr, bool)>,
+    /// endpoint, our address, the peer's end, whether we opened it, whether it had been open), as
+    /// the daemon reports them.
+    stream_ends: Vec<(IpAddr, IpAddr, SocketAddr, bool, bool)>,
     /// More addresses of an endpoint (a host with two uplinks): datagrams to the key reach the
     /// endpoint added at the value.
     pub aliases: BTreeMap<IpAddr, IpAddr>,
@@ -281,8 +282,8 @@ impl Sim {
     /// Both ends hear of it, as the daemon tells its engine.
     pub fn break_streams(&mut self) {
         for ((opener, server), port) in std::mem::take(&mut self.streams) {
-            self.stream_ends.push((opener, opener, server, true));
-            self.stream_ends.push((server.ip(), server.ip(), SocketAddr::new(opener, port), false));
+            self.stream_ends.push((opener, opener, server, true, true));
+            self.stream_ends.push((server.ip(), server.ip(), SocketAddr::new(opener, port), false, true));
         }
         self.wire.retain(|p| p.transport != Transport::Tcp);
         self.collect();
@@ -405,8 +406,8 @@ impl Sim {
             self.stream_ends.retain(|e| e.0 != ip);
             let now = self.now;
             let ep = self.nodes.get_mut(&ip).unwrap();
-            for (_, local, remote, opener) in ends {
-                ep.tcp_stream_closed(now, local, remote, opener);
+            for (_, local, remote, opener, connected) in ends {
+                ep.tcp_stream_closed(now, (local, remote), opener, connected);
             }
             loop {
                 let ep = self.nodes.get_mut(&ip).unwrap();
@@ -430,7 +431,7 @@ impl Sim {
                 // Refused, or no stream back to the opener: the sender hears that it ended.
                 let opener = Some(remote.port()) == self.tcp_port;
                 if let Some(node) = self.node_of(local.ip()) {
-                    self.stream_ends.push((node, local.ip(), remote, opener));
+                    self.stream_ends.push((node, local.ip(), remote, opener, false));
                 }
                 self.lost += 1;
                 return;

@@ -443,7 +443,7 @@ impl Ike {
                 Ok(Input::Stream { local, remote, data }) => {
                     self.endpoint.handle_tcp(Instant::now(), local, remote, &data)
                 }
-                Ok(Input::StreamClosed { key, opener }) => self.stream_closed(key, opener),
+                Ok(Input::StreamClosed { key, opener, connected }) => self.stream_closed(key, opener, connected),
                 Ok(Input::Command(req, reply)) => self.command(req, reply),
                 Ok(Input::Trap(name)) => {
                     let up = self
@@ -489,8 +489,8 @@ impl Ike {
     /// the initiator reestablishes the stream; the responder waits for it): the engine sends their
     /// requests in flight again on the new stream, or a liveness check, which moves the peer's side
     /// of the SA and its ESP there.
-    fn stream_closed(&mut self, key: crate::streams::StreamKey, opener: bool) {
-        let on_it = self.endpoint.tcp_stream_closed(Instant::now(), key.0, key.1, opener);
+    fn stream_closed(&mut self, key: crate::streams::StreamKey, opener: bool, connected: bool) {
+        let on_it = self.endpoint.tcp_stream_closed(Instant::now(), key, opener, connected);
         if on_it == 0 {
             return;
         }
