@@ -9,6 +9,7 @@ mod dataplane;
 mod early;
 mod input;
 mod peers;
+mod pki;
 mod radius;
 mod streams;
 
@@ -80,6 +81,10 @@ enum Cmd {
         /// The configuration file.
         config: PathBuf,
     },
+    /// The gateway's certificates: a CA, the gateway's certificate and the clients', fit for the
+    /// IKEv2 clients of Windows, Apple and Android (ECDSA P-256, or RSA-3072 with --rsa).
+    #[command(subcommand)]
+    Pki(pki::PkiCmd),
 }
 
 fn main() -> ExitCode {
@@ -123,6 +128,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Cmd::Daemon { config } => {
             daemon::run(&config, socket_given.then_some(cli.socket.as_path()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Pki(cmd) => {
+            pki::run(cmd)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::CheckConfig { config } => {

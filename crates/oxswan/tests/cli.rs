@@ -88,7 +88,71 @@ fn check_config_refuses_additional_key_exchanges() {
 fn help_lists_every_command() {
     let o = Command::new(OX).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&o.stdout);
-    for cmd in ["daemon", "up", "down", "status", "reload", "check-config"] {
+    for cmd in ["daemon", "up", "down", "status", "reload", "check-config", "pki"] {
         assert!(help.contains(cmd), "{cmd} missing from --help:\n{help}");
     }
+}
+
+/// `oxswan pki`: a CA, the gateway's certificate and a client's, as files (keys 0600 in a 0700
+/// directory); openssl, which shares no code with rcgen, verifies both against the CA for their
+/// purposes and reads the gateway's names and key usages; nothing is ever overwritten.
+#[test]
+fn pki_makes_a_ca_and_certificates_that_openssl_verifies() {
+    use std::os::unix::fs::PermissionsExt as _;
+    if !Command::new("sh").args(["-c", "command -v openssl"]).output().unwrap().status.success() {
+        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI: the pki test needs openssl");
+        eprintln!("SKIPPED: needs openssl");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("oxswan-cli-pki-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    let ox = |args: &[&str]| Command::new(OX).arg("pki").args(args).args(["--dir", d]).output().unwrap();
+    let ok = |args: &[&str]| {
+        let o = ox(args);
+        assert!(o.status.success(), "oxswan pki {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(ok(&["init"]).contains("next: oxswan pki server"));
+    ok(&["server", "--name", "vpn.example.com", "--address", "192.0.2.2"]);
+    ok(&["client", "alice@example.com", "--rsa"]);
+    let mode = |p: &str| std::fs::metadata(dir.join(p)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("pki/private"), 0o700);
+    for key in ["pki/private/ca.key", "pki/private/server.key", "pki/private/clients/alice@example.com.key"] {
+        assert_eq!(mode(key), 0o600, "{key}");
+    }
+    let openssl = |args: &str| {
+        let o = Command::new("sh").args(["-c", &format!("cd {d}/pki && openssl {args}")]).output().unwrap();
+        assert!(o.status.success(), "openssl {args}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(openssl("verify -CAfile ca.crt -purpose sslserver server.crt").contains("server.crt: OK"));
+    let client = "clients/alice@example.com.crt";
+    assert!(openssl(&format!("verify -CAfile ca.crt -purpose sslclient {client}")).contains(": OK"));
+    let ext = openssl("x509 -in server.crt -noout -ext subjectAltName,extendedKeyUsage,keyUsage");
+    assert!(ext.contains("DNS:vpn.example.com, IP Address:192.0.2.2, DNS:192.0.2.2"), "{ext}");
+    assert!(ext.contains("TLS Web Server Authentication, ipsec Internet Key Exchange"), "{ext}");
+    assert!(ext.contains("Digital Signature"), "{ext}");
+    assert!(openssl("x509 -in server.crt -noout -text").contains("id-ecPublicKey"));
+    let text = openssl(&format!("x509 -in {client} -noout -text"));
+    assert!(text.contains("rsaEncryption") && text.contains("(3072 bit)") && text.contains("email:alice@example.com"));
+    assert!(openssl("x509 -in ca.crt -noout -text").contains("CA:TRUE"));
+    // The private keys parse (PKCS#8).
+    openssl("pkey -in private/server.key -noout");
+    // Never overwritten; a bad name is refused before anything is written.
+    let before = std::fs::read(dir.join("pki/ca.crt")).unwrap();
+    let again = ox(&["init"]);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    assert_eq!(std::fs::read(dir.join("pki/ca.crt")).unwrap(), before);
+    let again = ox(&["server", "--name", "vpn.example.com"]);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("server.key exists already"));
+    for bad in ["../evil", "a b", ".hidden"] {
+        let o = ox(&["client", bad]);
+        assert!(!o.status.success(), "{bad}");
+    }
+    assert!(!dir.join("evil.crt").exists() && !dir.join("pki/evil.crt").exists());
+    let no_ca = Command::new(OX).args(["pki", "server", "--name", "x.example", "--dir", &format!("{d}/none")]).output();
+    let no_ca = no_ca.unwrap();
+    assert!(String::from_utf8_lossy(&no_ca.stderr).contains("make the CA first: oxswan pki init"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

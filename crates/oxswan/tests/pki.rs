@@ -1,0 +1,122 @@
+//! Issue 15, `oxswan pki`: the certificates it makes authenticate real tunnels. Between two oxswan
+//! daemons (the gateway's certificate on the right, a client's on the left), and with strongSwan's
+//! charon as the client holding the client certificate and trusting the CA. Needs root, iperf3,
+//! and strongSwan for the charon case (`bash .ci/run` installs them).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+/// `oxswan pki init`, `server` and `client` into `dir`.
+fn make_pki(dir: &Path, client: &str) {
+    for args in
+        [vec!["init"], vec!["server", "--name", "vpn.example.com", "--address", "192.0.2.2"], vec!["client", client]]
+    {
+        let o = Command::new(OX).arg("pki").args(&args).arg("--dir").arg(dir).output().unwrap();
+        assert!(o.status.success(), "oxswan pki {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+/// The gateway's configuration: its certificate from the PKI, a client with one from the same CA.
+fn gateway_config(pki: &Path, client: &str) -> String {
+    let p = pki.display();
+    format!(
+        "[daemon]\nsocket = \"/run/oxswan/right.sock\"\ntun = \"oxswan0\"\n\n\
+         [connections.site]\nlocal_addrs  = [\"192.0.2.2\"]\nremote_addrs = [\"192.0.2.1\"]\n\
+         proposals    = [\"aes256gcm16-prfsha256-x25519\"]\n\n\
+         [connections.site.local]\nauth  = \"pubkey\"\nid    = \"vpn.example.com\"\n\
+         certs = [\"{p}/server.crt\"]\nkey   = \"{p}/private/server.key\"\n\n\
+         [connections.site.remote]\nauth    = \"pubkey\"\nid      = \"{client}\"\ncacerts = [\"{p}/ca.crt\"]\n\n\
+         [connections.site.children.net]\nlocal_ts      = [\"10.2.0.1/32\"]\nremote_ts     = [\"10.1.0.1/32\"]\n\
+         esp_proposals = [\"aes256gcm16\"]\n"
+    )
+}
+
+/// An oxswan client with the client certificate.
+fn client_config(pki: &Path, client: &str) -> String {
+    let p = pki.display();
+    format!(
+        "[daemon]\nsocket = \"/run/oxswan/left.sock\"\ntun = \"oxswan0\"\n\n\
+         [connections.site]\nlocal_addrs  = [\"192.0.2.1\"]\nremote_addrs = [\"192.0.2.2\"]\n\
+         proposals    = [\"aes256gcm16-prfsha256-x25519\"]\n\n\
+         [connections.site.local]\nauth  = \"pubkey\"\nid    = \"{client}\"\n\
+         certs = [\"{p}/clients/{client}.crt\"]\nkey   = \"{p}/private/clients/{client}.key\"\n\n\
+         [connections.site.remote]\nauth    = \"pubkey\"\nid      = \"vpn.example.com\"\ncacerts = [\"{p}/ca.crt\"]\n\n\
+         [connections.site.children.net]\nlocal_ts      = [\"10.1.0.1/32\"]\nremote_ts     = [\"10.2.0.1/32\"]\n\
+         esp_proposals = [\"aes256gcm16\"]\n"
+    )
+}
+
+fn pki_dir(h: &Hosts) -> PathBuf {
+    h.dir.join("gw")
+}
+
+/// Two oxswan daemons authenticate each other with what `oxswan pki` made: each checks the other's
+/// chain to the CA and its identity in the subjectAltNames, and traffic goes through.
+#[test]
+fn oxswan_pki_certificates_authenticate_both_ends() {
+    if !root_with_tools() {
+        return;
+    }
+    let mut h = Hosts::new("oxpk1");
+    let dir = pki_dir(&h);
+    make_pki(&dir, "alice@example.com");
+    let pki = dir.join("pki");
+    h.start_text("right", &gateway_config(&pki, "alice@example.com"));
+    h.start_text("left", &client_config(&pki, "alice@example.com"));
+    let up = h.ox("left", "up site");
+    assert!(up.status.success(), "{}\n{}\n{}", String::from_utf8_lossy(&up.stderr), h.log("left"), h.log("right"));
+    let right = h.status("right");
+    assert_eq!(right["ike_sas"][0]["remote_id"], "alice@example.com", "{right}");
+    assert_eq!(h.status("left")["ike_sas"][0]["remote_id"], "vpn.example.com");
+    assert!(h.ping(3), "ping through\n{}", h.log("left"));
+}
+
+/// charon as the client: the CA in x509ca/, the client certificate and key `oxswan pki client`
+/// wrote in x509/ and private/; it checks the gateway's certificate for `vpn.example.com`, the
+/// gateway checks charon's, and pings go through.
+#[test]
+fn charon_takes_oxswan_pki_certificates() {
+    if !root_with_tools() {
+        return;
+    }
+    if !Path::new("/usr/lib/ipsec/charon").exists() {
+        missing("needs strongSwan's charon (bash .ci/run installs it)");
+        return;
+    }
+    let mut h = Hosts::new("oxpk2");
+    let dir = pki_dir(&h);
+    let client = "bob@example.com";
+    make_pki(&dir, client);
+    let pki = dir.join("pki");
+    h.start_text("right", &gateway_config(&pki, client));
+    let read = |p: PathBuf| std::fs::read(p).unwrap();
+    let files = [
+        ("x509ca/ca.crt", read(pki.join("ca.crt"))),
+        ("x509/client.crt", read(pki.join(format!("clients/{client}.crt")))),
+        ("private/client.key", read(pki.join(format!("private/clients/{client}.key")))),
+    ];
+    let conf = format!(
+        "connections {{\n site {{\n  version = 2\n  local_addrs = 192.0.2.1\n  remote_addrs = 192.0.2.2\n  \
+         proposals = aes256gcm16-prfsha256-x25519\n  local {{\n   auth = pubkey\n   certs = client.crt\n   \
+         id = {client}\n  }}\n  remote {{\n   auth = pubkey\n   id = vpn.example.com\n  }}\n  children {{\n   \
+         net {{\n    local_ts = 10.1.0.1/32\n    remote_ts = 10.2.0.1/32\n    esp_proposals = aes256gcm16\n   }}\n  \
+         }}\n }}\n}}\n"
+    );
+    h.start_charon("left", &conf, &files);
+    let up = h.swanctl("left", "--initiate --child net --timeout 20");
+    assert!(
+        up.status.success(),
+        "swanctl --initiate: {}\n--- oxswan\n{}\n--- charon\n{}",
+        String::from_utf8_lossy(&up.stdout),
+        h.log("right"),
+        h.charon_log("left")
+    );
+    let right = h.status("right");
+    assert_eq!(right["ike_sas"][0]["remote_id"], client, "{right}");
+    assert!(h.ping(3), "ping through\n{}\n{}", h.log("right"), h.charon_log("left"));
+}
