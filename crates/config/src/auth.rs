@@ -150,6 +150,8 @@ pub struct RemoteSide {
     pub eap_id: Option<EapId>,
     /// CA certificate files for `pubkey` (and `eap-tls`).
     pub cacerts: Vec<PathBuf>,
+    /// Certificate revocation list files (RFC 5280 §5) the peer's chain is checked against.
+    pub crls: Vec<PathBuf>,
 }
 
 /// One `[[secrets.eap]]` entry: a user's password for EAP-MSCHAPv2 and EAP-MD5.
@@ -320,7 +322,10 @@ pub(crate) fn remote_side(
         }
         _ => {}
     }
-    Ok(RemoteSide { auth, id, eap_id, cacerts: paths(s.cacerts) })
+    if !s.crls.is_empty() && s.cacerts.is_empty() {
+        return Err(ctx.err(span, &format!("{key}.crls"), "revocation lists need the CA certificates (cacerts)"));
+    }
+    Ok(RemoteSide { auth, id, eap_id, cacerts: paths(s.cacerts), crls: paths(s.crls) })
 }
 
 /// `[[secrets.eap]]`: non-empty identities and passwords, each identity once.

@@ -89,6 +89,8 @@ pub(crate) struct RawSide {
     pub rsa_pss: Option<bool>,
     #[serde(default)]
     pub cacerts: Vec<S<String>>,
+    #[serde(default)]
+    pub crls: Vec<S<String>>,
 }
 
 #[derive(Deserialize)]

@@ -384,3 +384,29 @@ fn clamp_mss_and_fragment_size() {
         assert_eq!((e.key.as_str(), e.line, e.column), ("daemon.fragment_size", 3, 17), "{bad}: {e}");
     }
 }
+
+/// `crls` on the remote side: revocation lists for a `pubkey` peer's chain, which needs `cacerts`.
+#[test]
+fn crls_come_with_cacerts() {
+    let remote = "[connections.site.remote]\nauth = \"psk\"\nid   = \"right.example\"";
+    let with = |extra: &str| SITE.replace(remote, &format!("[connections.site.remote]\nauth = \"pubkey\"\n{extra}"));
+    let c = parse(
+        Path::new("site.toml"),
+        &with("cacerts = [\"/etc/oxswan/pki/ca.crt\"]\ncrls = [\"/etc/oxswan/pki/crl.pem\"]"),
+    )
+    .unwrap();
+    let s = c.connection("site").unwrap();
+    assert_eq!(s.remote.crls, [Path::new("/etc/oxswan/pki/crl.pem")]);
+    assert!(
+        parse(Path::new("site.toml"), &with("cacerts = [\"/c.pem\"]"))
+            .unwrap()
+            .connection("site")
+            .unwrap()
+            .remote
+            .crls
+            .is_empty()
+    );
+    let e = err(&SITE.replace(remote, &format!("{remote}\ncrls = [\"/x.pem\"]")));
+    assert_eq!(e.key, "connections.site.remote.crls", "{e}");
+    assert!(e.message.contains("cacerts"), "{e}");
+}

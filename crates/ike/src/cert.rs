@@ -33,6 +33,9 @@ pub enum CertError {
     /// A certificate of the chain is not valid yet.
     #[error("certificate not yet valid")]
     NotYetValid,
+    /// A certificate of the chain is on its CA's revocation list (RFC 5280 §5).
+    #[error("certificate revoked")]
+    Revoked,
     /// The private key is not the certificate's, or is of a kind we cannot use.
     #[error("key: {0}")]
     Key(String),
@@ -97,6 +100,9 @@ impl ExtendedKeyUsageValidator for IkeUsage {
 pub struct TrustStore {
     anchors: Vec<TrustAnchor<'static>>,
     spki_hashes: Vec<[u8; 20]>,
+    /// The CAs' revocation lists; a certificate whose CA has none is not checked (as strongSwan
+    /// does without a CRL at hand).
+    crls: Arc<Vec<webpki::CertRevocationList<'static>>>,
 }
 
 impl TrustStore {
@@ -112,7 +118,21 @@ impl TrustStore {
             spki_hashes.push(sha1(&[parse(der)?.public_key().raw]));
             anchors.push(anchor);
         }
-        Ok(Self { anchors, spki_hashes })
+        Ok(Self { anchors, spki_hashes, crls: Arc::default() })
+    }
+
+    /// The store with these certificate revocation lists (DER, RFC 5280 §5), which the chains it
+    /// validates are checked against. A list is trusted only once a chain's CA is shown to have
+    /// signed it, at validation.
+    pub fn with_crls(mut self, crl_ders: &[Vec<u8>]) -> Result<Self, CertError> {
+        let mut crls = Vec::with_capacity(crl_ders.len());
+        for der in crl_ders {
+            let crl = webpki::OwnedCertRevocationList::from_der(der)
+                .map_err(|e| CertError::Malformed(format!("certificate revocation list: {e}")))?;
+            crls.push(webpki::CertRevocationList::from(crl));
+        }
+        self.crls = Arc::new(crls);
+        Ok(self)
     }
 
     /// Whether no CA is configured.
@@ -133,11 +153,18 @@ impl TrustStore {
         let ee = EndEntityCert::try_from(&ee_der).map_err(|e| CertError::Malformed(e.to_string()))?;
         let inter: Vec<CertificateDer<'_>> = intermediates.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
         let time = UnixTime::since_unix_epoch(Duration::from_secs(now_unix));
-        ee.verify_for_usage(ALGORITHMS, &self.anchors, &inter, time, IkeUsage, None, None).map_err(|e| match e {
-            webpki::Error::CertExpired { .. } => CertError::Expired,
-            webpki::Error::CertNotValidYet { .. } => CertError::NotYetValid,
-            e => CertError::Untrusted(e.to_string()),
-        })?;
+        let crls: Vec<&webpki::CertRevocationList<'_>> = self.crls.iter().collect();
+        let revocation = webpki::RevocationOptionsBuilder::new(&crls)
+            .ok()
+            .map(|b| b.with_status_policy(webpki::UnknownStatusPolicy::Allow).build());
+        ee.verify_for_usage(ALGORITHMS, &self.anchors, &inter, time, IkeUsage, revocation, None).map_err(
+            |e| match e {
+                webpki::Error::CertExpired { .. } => CertError::Expired,
+                webpki::Error::CertNotValidYet { .. } => CertError::NotYetValid,
+                webpki::Error::CertRevoked => CertError::Revoked,
+                e => CertError::Untrusted(e.to_string()),
+            },
+        )?;
         PeerCert::from_der(end_entity)
     }
 }
@@ -284,6 +311,21 @@ pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, CertError> {
         return Ok(certs);
     }
     parse(bytes)?;
+    Ok(vec![bytes.to_vec()])
+}
+
+/// The revocation lists of a PEM file (every X509 CRL block) or of a DER file.
+pub fn parse_crls(bytes: &[u8]) -> Result<Vec<Vec<u8>>, CertError> {
+    use rustls_pki_types::CertificateRevocationListDer;
+    if bytes.starts_with(b"-----") {
+        let crls: Result<Vec<Vec<u8>>, _> =
+            CertificateRevocationListDer::pem_slice_iter(bytes).map(|c| c.map(|c| c.as_ref().to_vec())).collect();
+        let crls = crls.map_err(|e| CertError::Malformed(format!("PEM: {e}")))?;
+        if crls.is_empty() {
+            return Err(CertError::Malformed("no X509 CRL block".into()));
+        }
+        return Ok(crls);
+    }
     Ok(vec![bytes.to_vec()])
 }
 

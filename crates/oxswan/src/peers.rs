@@ -48,6 +48,14 @@ fn ca_certificates(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<Vec<u8>>>
     Ok(cas)
 }
 
+fn revocation_lists(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut crls = Vec::new();
+    for p in paths {
+        crls.extend(oxswan_ike::cert::parse_crls(&read(p)?).with_context(|| format!("{}", p.display()))?);
+    }
+    Ok(crls)
+}
+
 /// The engine's settings for one connection.
 pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -> anyhow::Result<PeerConfig> {
     let ctx = || format!("connection {}", c.name);
@@ -130,7 +138,14 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
             config.psk_for(&local_id, c.remote.id.as_ref()).with_context(ctx)?;
             RemoteAuth::SharedKey
         }
-        AuthKind::Pubkey => RemoteAuth::Cert(TrustStore::new(&ca_certificates(&c.remote.cacerts)?).with_context(ctx)?),
+        AuthKind::Pubkey => {
+            let crls = revocation_lists(&c.remote.crls)?;
+            RemoteAuth::Cert(
+                TrustStore::new(&ca_certificates(&c.remote.cacerts)?)
+                    .and_then(|t| t.with_crls(&crls))
+                    .with_context(ctx)?,
+            )
+        }
         AuthKind::Eap(EapKind::Radius) => RemoteAuth::EapRelay(EapRelay {
             ask_identity: c.remote.eap_id.is_some(),
             identity: match &c.remote.eap_id {

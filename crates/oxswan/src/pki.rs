@@ -52,6 +52,16 @@ pub enum PkiCmd {
         #[arg(long, default_value = "/etc/oxswan")]
         dir: PathBuf,
     },
+    /// Revoke a client's certificate: it goes on DIR/pki/revoked.txt and the CA's revocation list,
+    /// DIR/pki/crl.pem, is made again. A gateway whose remote side lists that file in `crls`
+    /// refuses the client from its next reload on.
+    Revoke {
+        /// The client's identity, as given to `oxswan pki client`.
+        name: String,
+        /// Where the PKI lives.
+        #[arg(long, default_value = "/etc/oxswan")]
+        dir: PathBuf,
+    },
 }
 
 /// Where the files of `dir`'s PKI are.
@@ -80,6 +90,12 @@ impl Layout {
     }
     pub fn client_key(&self, name: &str) -> PathBuf {
         self.root.join("private/clients").join(format!("{name}.key"))
+    }
+    pub fn revoked(&self) -> PathBuf {
+        self.root.join("revoked.txt")
+    }
+    pub fn crl(&self) -> PathBuf {
+        self.root.join("crl.pem")
     }
 
     /// The CA, read back from its files.
@@ -139,6 +155,65 @@ pub fn run(cmd: PkiCmd) -> anyhow::Result<()> {
             write_public(&l.client_cert(&name), issued.cert_pem.as_bytes())?;
             println!("client {name:?}: {} (key {})", l.client_cert(&name).display(), l.client_key(&name).display());
         }
+        PkiCmd::Revoke { name, dir } => {
+            let l = Layout::new(&dir);
+            let ca = l.load_ca()?;
+            let cert_path = l.client_cert(file_name(&name)?);
+            let cert = std::fs::read(&cert_path).with_context(|| format!("{}: no such client", cert_path.display()))?;
+            let serial = oxswan_pki::serial_of(&cert).with_context(|| cert_path.display().to_string())?;
+            let mut revoked = read_revoked(&l.revoked())?;
+            if revoked.iter().any(|(s, _, _)| *s == serial) {
+                anyhow::bail!("{name:?} is revoked already ({})", l.revoked().display());
+            }
+            revoked.push((serial, now, name.clone()));
+            let list: Vec<(Vec<u8>, OffsetDateTime)> = revoked.iter().map(|(s, t, _)| (s.clone(), *t)).collect();
+            let crl = ca.crl(&list, now)?;
+            let lines: String =
+                revoked.iter().map(|(s, t, n)| format!("{} {} {n}\n", hex(s), t.unix_timestamp())).collect();
+            replace(&l.revoked(), lines.as_bytes())?;
+            replace(&l.crl(), crl.as_bytes())?;
+            println!("revoked {name:?}; {} lists {} certificate(s)", l.crl().display(), revoked.len());
+            println!("next: the gateway's remote side needs crls = [\"{}\"], then oxswan reload", l.crl().display());
+        }
     }
     Ok(())
+}
+
+/// `revoked.txt`: a line per revoked certificate, `SERIAL-HEX UNIX-TIME NAME`.
+fn read_revoked(path: &Path) -> anyhow::Result<Vec<(Vec<u8>, OffsetDateTime, String)>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| path.display().to_string()),
+    };
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let bad = || anyhow::anyhow!("{}:{}: not `SERIAL-HEX UNIX-TIME NAME`", path.display(), i + 1);
+        let mut f = line.splitn(3, ' ');
+        let (Some(s), Some(t), Some(n)) = (f.next(), f.next(), f.next()) else { return Err(bad()) };
+        let serial = unhex(s).ok_or_else(bad)?;
+        let at = t.parse::<i64>().ok().and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()).ok_or_else(bad)?;
+        out.push((serial, at, n.to_owned()));
+    }
+    Ok(out)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.is_empty() || s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
+}
+
+/// Writes `path` anew through a file beside it and a rename, so that a reader sees the old file or
+/// the new one, never half of one.
+fn replace(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    write_public(&tmp, data)?;
+    std::fs::rename(&tmp, path).with_context(|| path.display().to_string())
 }

@@ -151,6 +151,24 @@ fn pki_makes_a_ca_and_certificates_that_openssl_verifies() {
         assert!(!o.status.success(), "{bad}");
     }
     assert!(!dir.join("evil.crt").exists() && !dir.join("pki/evil.crt").exists());
+    // Revocation: the list names alice's serial, and openssl refuses her certificate with it.
+    let out = ok(&["revoke", "alice@example.com"]);
+    assert!(out.contains("crl.pem lists 1 certificate(s)"), "{out}");
+    let serial = openssl(&format!("x509 -in {client} -noout -serial"));
+    let serial = serial.trim().trim_start_matches("serial=").to_owned();
+    let crl = openssl("crl -in crl.pem -noout -text");
+    assert!(crl.contains(&format!("Serial Number: {serial}")), "{serial} not in\n{crl}");
+    assert!(crl.contains("Issuer: CN = oxswan CA"), "{crl}");
+    let refused = Command::new("sh")
+        .args(["-c", &format!("cd {d}/pki && openssl verify -crl_check -CAfile ca.crt -CRLfile crl.pem {client}")])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stdout).into_owned() + &String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && said.contains("certificate revoked"), "{said}");
+    assert!(openssl("verify -crl_check -CAfile ca.crt -CRLfile crl.pem server.crt").contains("OK"));
+    let twice = ox(&["revoke", "alice@example.com"]);
+    assert!(!twice.status.success() && String::from_utf8_lossy(&twice.stderr).contains("revoked already"));
+    assert!(!ox(&["revoke", "nobody"]).status.success());
     let no_ca = Command::new(OX).args(["pki", "server", "--name", "x.example", "--dir", &format!("{d}/none")]).output();
     let no_ca = no_ca.unwrap();
     assert!(String::from_utf8_lossy(&no_ca.stderr).contains("make the CA first: oxswan pki init"));

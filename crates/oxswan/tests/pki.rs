@@ -23,6 +23,11 @@ fn make_pki(dir: &Path, client: &str) {
 
 /// The gateway's configuration: its certificate from the PKI, a client with one from the same CA.
 fn gateway_config(pki: &Path, client: &str) -> String {
+    gateway_with(pki, &format!("id      = \"{client}\"\n"))
+}
+
+/// The gateway's configuration with `remote` (more keys of its remote side).
+fn gateway_with(pki: &Path, remote: &str) -> String {
     let p = pki.display();
     format!(
         "[daemon]\nsocket = \"/run/oxswan/right.sock\"\ntun = \"oxswan0\"\n\n\
@@ -30,7 +35,7 @@ fn gateway_config(pki: &Path, client: &str) -> String {
          proposals    = [\"aes256gcm16-prfsha256-x25519\"]\n\n\
          [connections.site.local]\nauth  = \"pubkey\"\nid    = \"vpn.example.com\"\n\
          certs = [\"{p}/server.crt\"]\nkey   = \"{p}/private/server.key\"\n\n\
-         [connections.site.remote]\nauth    = \"pubkey\"\nid      = \"{client}\"\ncacerts = [\"{p}/ca.crt\"]\n\n\
+         [connections.site.remote]\nauth    = \"pubkey\"\n{remote}cacerts = [\"{p}/ca.crt\"]\n\n\
          [connections.site.children.net]\nlocal_ts      = [\"10.2.0.1/32\"]\nremote_ts     = [\"10.1.0.1/32\"]\n\
          esp_proposals = [\"aes256gcm16\"]\n"
     )
@@ -119,4 +124,38 @@ fn charon_takes_oxswan_pki_certificates() {
     let right = h.status("right");
     assert_eq!(right["ike_sas"][0]["remote_id"], client, "{right}");
     assert!(h.ping(3), "ping through\n{}\n{}", h.log("right"), h.charon_log("left"));
+}
+
+/// `oxswan pki revoke`: the gateway lists the CA's revocation list in `crls` and refuses the revoked
+/// client's certificate (AUTHENTICATION_FAILED, logged as revoked), while a client of the same CA
+/// that was not revoked gets in.
+#[test]
+fn a_revoked_client_is_refused_and_the_others_are_not() {
+    if !root_with_tools() {
+        return;
+    }
+    let mut h = Hosts::new("oxpk3");
+    let dir = pki_dir(&h);
+    make_pki(&dir, "alice@example.com");
+    for args in [["client", "carol@example.com"], ["revoke", "carol@example.com"]] {
+        let o = Command::new(OX).arg("pki").args(args).arg("--dir").arg(&dir).output().unwrap();
+        assert!(o.status.success(), "oxswan pki {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let pki = dir.join("pki");
+    h.start_text("right", &gateway_with(&pki, &format!("crls    = [\"{}/crl.pem\"]\n", pki.display())));
+    // One client host with both identities, a connection each.
+    let both = client_config(&pki, "carol@example.com").replace("connections.site", "connections.carol")
+        + &client_config(&pki, "alice@example.com")
+            .split("[connections.site]")
+            .nth(1)
+            .map(|rest| format!("\n[connections.site]{rest}"))
+            .unwrap();
+    h.start_text("left", &both);
+    let carol = h.ox("left", "up carol --timeout 10");
+    assert!(!carol.status.success(), "carol is revoked\n{}", h.log("right"));
+    assert!(h.log("right").contains("certificate revoked"), "{}", h.log("right"));
+    let alice = h.ox("left", "up site");
+    assert!(alice.status.success(), "{}\n{}", String::from_utf8_lossy(&alice.stderr), h.log("right"));
+    assert_eq!(h.status("right")["ike_sas"][0]["remote_id"], "alice@example.com");
+    assert!(h.ping(3));
 }

@@ -32,6 +32,8 @@ const CA_DAYS: i64 = 3650;
 const LEAF_DAYS: i64 = 730;
 /// Certificates start a day early, for clients whose clocks lag.
 const SKEW_DAYS: i64 = 1;
+/// When a revocation list says the next one is due: a year (it is made again at each revocation).
+const CRL_DAYS: i64 = 365;
 
 /// Why a certificate was not made, or its files not written.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,9 @@ pub enum PkiError {
         /// Why.
         source: std::io::Error,
     },
+    /// Not a certificate (PEM or DER) that could be read.
+    #[error("not a certificate: {0}")]
+    NotACertificate(String),
     /// A file that would be overwritten: a CA or key is never replaced silently.
     #[error("{0} exists already: remove it first, or use another directory")]
     Exists(PathBuf),
@@ -182,6 +187,29 @@ impl Ca {
         self.issue(name, vec![san], vec![ExtendedKeyUsagePurpose::ClientAuth], kind, now)
     }
 
+    /// The CA's revocation list (RFC 5280 §5, PEM) of `revoked`: each certificate's serial number
+    /// and when it was revoked. Its number is `now` in seconds, so that each list made later has a
+    /// larger one (§5.2.3).
+    pub fn crl(&self, revoked: &[(Vec<u8>, OffsetDateTime)], now: OffsetDateTime) -> Result<String, PkiError> {
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now,
+            next_update: now + Duration::days(CRL_DAYS),
+            crl_number: rcgen::SerialNumber::from(u64::try_from(now.unix_timestamp()).unwrap_or(0)),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|(serial, at)| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from_slice(serial),
+                    revocation_time: *at,
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        Ok(params.signed_by(&self.issuer)?.pem()?)
+    }
+
     fn issue(
         &self,
         cn: &str,
@@ -201,6 +229,19 @@ impl Ca {
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Issued { cert_pem: cert.pem(), cert_der: cert.der().to_vec(), key_pem: Zeroizing::new(key.serialize_pem()) })
     }
+}
+
+/// The serial number of a certificate (PEM or DER), as its octets.
+pub fn serial_of(cert: &[u8]) -> Result<Vec<u8>, PkiError> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let der = if cert.starts_with(b"-----") {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(cert).map_err(|e| PkiError::NotACertificate(e.to_string()))?;
+        pem.contents
+    } else {
+        cert.to_vec()
+    };
+    let (_, c) = X509Certificate::from_der(&der).map_err(|e| PkiError::NotACertificate(e.to_string()))?;
+    Ok(c.raw_serial().to_vec())
 }
 
 fn dn(cn: &str) -> DistinguishedName {
@@ -399,6 +440,35 @@ mod tests {
         write_public(&cert, b"cert").unwrap();
         assert_eq!(std::fs::metadata(&cert).unwrap().permissions().mode() & 0o777, 0o644);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A revoked client's certificate is on the CA's list and the engine refuses it with the list;
+    /// the others pass, and without the list it would pass too.
+    #[test]
+    fn a_revoked_client_is_refused_by_the_engine() {
+        use oxswan_ike::cert::{CertError, TrustStore};
+        let (ca, root) = Ca::generate("oxswan CA", KeyKind::EcdsaP256, now()).unwrap();
+        let alice = ca.issue_client("alice@example.com", KeyKind::EcdsaP256, now()).unwrap();
+        let bob = ca.issue_client("bob@example.com", KeyKind::EcdsaP256, now()).unwrap();
+        let bob_serial = serial_of(bob.cert_pem.as_bytes()).unwrap();
+        assert_eq!(bob_serial, serial_of(&bob.cert_der).unwrap(), "PEM and DER alike");
+        assert_ne!(bob_serial, serial_of(&alice.cert_der).unwrap());
+        let crl_pem = ca.crl(&[(bob_serial.clone(), now())], now()).unwrap();
+        let crls = oxswan_ike::cert::parse_crls(crl_pem.as_bytes()).unwrap();
+        let (_, parsed) = x509_parser::revocation_list::CertificateRevocationList::from_der(&crls[0]).unwrap();
+        let listed: Vec<Vec<u8>> = parsed.iter_revoked_certificates().map(|r| r.raw_serial().to_vec()).collect();
+        assert_eq!(listed, [bob_serial]);
+        assert_eq!(parsed.issuer(), parse(&root.cert_der).subject());
+        let at = u64::try_from(now().unix_timestamp()).unwrap() + 60;
+        let plain = TrustStore::new(std::slice::from_ref(&root.cert_der)).unwrap();
+        assert!(plain.verify(&bob.cert_der, &[], at).is_ok(), "without the list");
+        let checked = plain.with_crls(&crls).unwrap();
+        assert_eq!(checked.verify(&bob.cert_der, &[], at).unwrap_err(), CertError::Revoked);
+        assert!(checked.verify(&alice.cert_der, &[], at).is_ok());
+        // An empty list revokes nothing.
+        let empty = oxswan_ike::cert::parse_crls(ca.crl(&[], now()).unwrap().as_bytes()).unwrap();
+        let t = TrustStore::new(std::slice::from_ref(&root.cert_der)).unwrap().with_crls(&empty).unwrap();
+        assert!(t.verify(&bob.cert_der, &[], at).is_ok());
     }
 
     #[test]
