@@ -127,12 +127,7 @@ pub fn run(cmd: PkiCmd) -> anyhow::Result<()> {
     match cmd {
         PkiCmd::Init { name, rsa, dir } => {
             let l = Layout::new(&dir);
-            // Both files checked before either is written: no CA key without its certificate.
-            for p in [l.ca_cert(), l.ca_key()] {
-                if p.exists() {
-                    anyhow::bail!("{} exists already: remove it first, or use another --dir", p.display());
-                }
-            }
+            absent(&[l.ca_cert(), l.ca_key()])?;
             let (_, issued) = Ca::generate(&name, kind(rsa), now)?;
             write_private(&l.ca_key(), issued.key_pem.as_bytes())?;
             write_public(&l.ca_cert(), issued.cert_pem.as_bytes())?;
@@ -141,6 +136,7 @@ pub fn run(cmd: PkiCmd) -> anyhow::Result<()> {
         }
         PkiCmd::Server { name, addresses, rsa, dir } => {
             let l = Layout::new(&dir);
+            absent(&[l.server_cert(), l.server_key()])?;
             let ca = l.load_ca()?;
             let issued = ca.issue_server(&name, &addresses, kind(rsa), now)?;
             write_private(&l.server_key(), issued.key_pem.as_bytes())?;
@@ -149,8 +145,9 @@ pub fn run(cmd: PkiCmd) -> anyhow::Result<()> {
         }
         PkiCmd::Client { name, rsa, dir } => {
             let l = Layout::new(&dir);
+            absent(&[l.client_cert(file_name(&name)?), l.client_key(&name)])?;
             let ca = l.load_ca()?;
-            let issued = ca.issue_client(file_name(&name)?, kind(rsa), now)?;
+            let issued = ca.issue_client(&name, kind(rsa), now)?;
             write_private(&l.client_key(&name), issued.key_pem.as_bytes())?;
             write_public(&l.client_cert(&name), issued.cert_pem.as_bytes())?;
             println!("client {name:?}: {} (key {})", l.client_cert(&name).display(), l.client_key(&name).display());
@@ -174,6 +171,16 @@ pub fn run(cmd: PkiCmd) -> anyhow::Result<()> {
             replace(&l.crl(), crl.as_bytes())?;
             println!("revoked {name:?}; {} lists {} certificate(s)", l.crl().display(), revoked.len());
             println!("next: the gateway's remote side needs crls = [\"{}\"], then oxswan reload", l.crl().display());
+        }
+    }
+    Ok(())
+}
+
+/// Both files of a pair checked before either is written: never a key without its certificate.
+fn absent(paths: &[PathBuf]) -> anyhow::Result<()> {
+    for p in paths {
+        if p.exists() {
+            anyhow::bail!("{} exists already: remove it first, or use another --dir", p.display());
         }
     }
     Ok(())

@@ -145,7 +145,7 @@ fn pki_makes_a_ca_and_certificates_that_openssl_verifies() {
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("exists already"));
     assert_eq!(std::fs::read(dir.join("pki/ca.crt")).unwrap(), before);
     let again = ox(&["server", "--name", "vpn.example.com"]);
-    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("server.key exists already"));
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("server.crt exists already"));
     for bad in ["../evil", "a b", ".hidden"] {
         let o = ox(&["client", bad]);
         assert!(!o.status.success(), "{bad}");
