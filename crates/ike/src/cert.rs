@@ -100,6 +100,8 @@ impl ExtendedKeyUsageValidator for IkeUsage {
 pub struct TrustStore {
     anchors: Vec<TrustAnchor<'static>>,
     spki_hashes: Vec<[u8; 20]>,
+    /// The CAs' subjects (DER Names), which a revocation list's issuer must be one of.
+    subjects: Vec<Vec<u8>>,
     /// The CAs' revocation lists; a certificate whose CA has none is not checked (as strongSwan
     /// does without a CRL at hand).
     crls: Arc<Vec<webpki::CertRevocationList<'static>>>,
@@ -110,15 +112,18 @@ impl TrustStore {
     pub fn new(ca_ders: &[Vec<u8>]) -> Result<Self, CertError> {
         let mut anchors = Vec::with_capacity(ca_ders.len());
         let mut spki_hashes = Vec::with_capacity(ca_ders.len());
+        let mut subjects = Vec::with_capacity(ca_ders.len());
         for der in ca_ders {
             let cert = CertificateDer::from(der.as_slice());
             let anchor = webpki::anchor_from_trusted_cert(&cert)
                 .map_err(|e| CertError::Malformed(format!("CA certificate: {e}")))?
                 .to_owned();
-            spki_hashes.push(sha1(&[parse(der)?.public_key().raw]));
+            let parsed = parse(der)?;
+            spki_hashes.push(sha1(&[parsed.public_key().raw]));
+            subjects.push(parsed.subject().as_raw().to_vec());
             anchors.push(anchor);
         }
-        Ok(Self { anchors, spki_hashes, crls: Arc::default() })
+        Ok(Self { anchors, spki_hashes, subjects, crls: Arc::default() })
     }
 
     /// The store with these certificate revocation lists (DER, RFC 5280 §5), which the chains it
@@ -127,6 +132,15 @@ impl TrustStore {
     pub fn with_crls(mut self, crl_ders: &[Vec<u8>]) -> Result<Self, CertError> {
         let mut crls = Vec::with_capacity(crl_ders.len());
         for der in crl_ders {
+            // A list from a CA we do not trust would never apply: a mistake to report (a CA made
+            // anew, an old list), not to carry silently. Its signature is checked at validation.
+            let (_, parsed) = x509_parser::revocation_list::CertificateRevocationList::from_der(der)
+                .map_err(|e| CertError::Malformed(format!("certificate revocation list: {e}")))?;
+            let issuer = parsed.issuer().as_raw();
+            if !self.subjects.iter().any(|s| dn_equal(s, issuer)) {
+                let name = parsed.issuer().to_string();
+                return Err(CertError::Untrusted(format!("revocation list of {name}, which is not among the CAs")));
+            }
             let crl = webpki::OwnedCertRevocationList::from_der(der)
                 .map_err(|e| CertError::Malformed(format!("certificate revocation list: {e}")))?;
             crls.push(webpki::CertRevocationList::from(crl));

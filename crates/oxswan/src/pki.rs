@@ -116,8 +116,11 @@ fn kind(rsa: bool) -> KeyKind {
 
 /// A client name that is also a file name: no path separators, not hidden.
 fn file_name(name: &str) -> anyhow::Result<&str> {
-    if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\', '\0']) {
-        anyhow::bail!("{name:?}: a client's name is also its file name: no '/', and not starting with '.'");
+    let bad = |c: char| c == '/' || c == '\\' || c.is_control() || c.is_whitespace();
+    if name.is_empty() || name.starts_with('.') || name.chars().any(bad) {
+        anyhow::bail!(
+            "{name:?}: a client's name is also its file name and a field of revoked.txt: no '/', spaces or control characters, and not starting with '.'"
+        );
     }
     Ok(name)
 }
@@ -128,9 +131,13 @@ pub fn run(cmd: PkiCmd) -> anyhow::Result<()> {
         PkiCmd::Init { name, rsa, dir } => {
             let l = Layout::new(&dir);
             absent(&[l.ca_cert(), l.ca_key()])?;
-            let (_, issued) = Ca::generate(&name, kind(rsa), now)?;
+            absent(&[l.crl(), l.revoked()])?;
+            let (ca, issued) = Ca::generate(&name, kind(rsa), now)?;
             write_private(&l.ca_key(), issued.key_pem.as_bytes())?;
             write_public(&l.ca_cert(), issued.cert_pem.as_bytes())?;
+            // An empty list from the start, so that a gateway's `crls` can name it before any
+            // revocation.
+            write_public(&l.crl(), ca.crl(&[], None, now)?.as_bytes())?;
             println!("CA {name:?}: {} (key {})", l.ca_cert().display(), l.ca_key().display());
             println!("next: oxswan pki server --name vpn.example.com --dir {}", dir.display());
         }
@@ -159,16 +166,22 @@ pub fn run(cmd: PkiCmd) -> anyhow::Result<()> {
             let cert = std::fs::read(&cert_path).with_context(|| format!("{}: no such client", cert_path.display()))?;
             let serial = oxswan_pki::serial_of(&cert).with_context(|| cert_path.display().to_string())?;
             let mut revoked = read_revoked(&l.revoked())?;
-            if revoked.iter().any(|(s, _, _)| *s == serial) {
-                anyhow::bail!("{name:?} is revoked already ({})", l.revoked().display());
+            let again = revoked.iter().any(|(s, _, _)| *s == serial);
+            if !again {
+                revoked.push((serial, now, name.clone()));
             }
-            revoked.push((serial, now, name.clone()));
             let list: Vec<(Vec<u8>, OffsetDateTime)> = revoked.iter().map(|(s, t, _)| (s.clone(), *t)).collect();
-            let crl = ca.crl(&list, now)?;
+            let previous = std::fs::read(l.crl()).ok().and_then(|p| oxswan_pki::crl_number(&p));
+            let crl = ca.crl(&list, previous, now)?;
             let lines: String =
                 revoked.iter().map(|(s, t, n)| format!("{} {} {n}\n", hex(s), t.unix_timestamp())).collect();
-            replace(&l.revoked(), lines.as_bytes())?;
+            // The list first: a revocation on record is always on the list too (a failure in
+            // between is mended by revoking again, which makes the list anew).
             replace(&l.crl(), crl.as_bytes())?;
+            replace(&l.revoked(), lines.as_bytes())?;
+            if again {
+                println!("{name:?} was revoked already: {} made again", l.crl().display());
+            }
             println!("revoked {name:?}; {} lists {} certificate(s)", l.crl().display(), revoked.len());
             println!("next: the gateway's remote side needs crls = [\"{}\"], then oxswan reload", l.crl().display());
         }
@@ -179,7 +192,8 @@ pub fn run(cmd: PkiCmd) -> anyhow::Result<()> {
 /// Both files of a pair checked before either is written: never a key without its certificate.
 fn absent(paths: &[PathBuf]) -> anyhow::Result<()> {
     for p in paths {
-        if p.exists() {
+        // Not `exists()`, which follows a symbolic link: a dangling one is there too.
+        if std::fs::symlink_metadata(p).is_ok() {
             anyhow::bail!("{} exists already: remove it first, or use another --dir", p.display());
         }
     }
@@ -199,7 +213,13 @@ fn read_revoked(path: &Path) -> anyhow::Result<Vec<(Vec<u8>, OffsetDateTime, Str
         let mut f = line.splitn(3, ' ');
         let (Some(s), Some(t), Some(n)) = (f.next(), f.next(), f.next()) else { return Err(bad()) };
         let serial = unhex(s).ok_or_else(bad)?;
-        let at = t.parse::<i64>().ok().and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()).ok_or_else(bad)?;
+        // 1970 to 9999: what a revocation list's times can say (and what was written).
+        let at = t
+            .parse::<i64>()
+            .ok()
+            .filter(|t| (0..=253_402_300_799).contains(t))
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+            .ok_or_else(bad)?;
         out.push((serial, at, n.to_owned()));
     }
     Ok(out)
@@ -221,6 +241,6 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 fn replace(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
-    write_public(&tmp, data)?;
+    write_public(&tmp, data).with_context(|| format!("{}: cannot write the new file beside it", path.display()))?;
     std::fs::rename(&tmp, path).with_context(|| path.display().to_string())
 }

@@ -114,6 +114,17 @@ fn pki_makes_a_ca_and_certificates_that_openssl_verifies() {
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     assert!(ok(&["init"]).contains("next: oxswan pki server"));
+    assert!(
+        Command::new("openssl")
+            .args(["crl", "-noout", "-text", "-in"])
+            .arg(dir.join("pki/crl.pem"))
+            .output()
+            .unwrap()
+            .stdout
+            .windows(21)
+            .any(|w| w == b"No Revoked Certificat"),
+        "an empty list from the start"
+    );
     ok(&["server", "--name", "vpn.example.com", "--address", "192.0.2.2"]);
     ok(&["client", "alice@example.com", "--rsa"]);
     let mode = |p: &str| std::fs::metadata(dir.join(p)).unwrap().permissions().mode() & 0o777;
@@ -146,7 +157,7 @@ fn pki_makes_a_ca_and_certificates_that_openssl_verifies() {
     assert_eq!(std::fs::read(dir.join("pki/ca.crt")).unwrap(), before);
     let again = ox(&["server", "--name", "vpn.example.com"]);
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("server.crt exists already"));
-    for bad in ["../evil", "a b", ".hidden"] {
+    for bad in ["../evil", "a b", ".hidden", "x\u{1}@y", "a\nb"] {
         let o = ox(&["client", bad]);
         assert!(!o.status.success(), "{bad}");
     }
@@ -166,8 +177,20 @@ fn pki_makes_a_ca_and_certificates_that_openssl_verifies() {
     let said = String::from_utf8_lossy(&refused.stdout).into_owned() + &String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && said.contains("certificate revoked"), "{said}");
     assert!(openssl("verify -crl_check -CAfile ca.crt -CRLfile crl.pem server.crt").contains("OK"));
-    let twice = ox(&["revoke", "alice@example.com"]);
-    assert!(!twice.status.success() && String::from_utf8_lossy(&twice.stderr).contains("revoked already"));
+    // Again: nothing more on the list, which is made anew with a larger number (and so mends a
+    // list a failed revocation did not write).
+    let number =
+        |crl: &str| crl.lines().skip_while(|l| !l.contains("X509v3 CRL Number")).nth(1).map(|l| l.trim().to_owned());
+    let first = number(&crl).unwrap();
+    let again = ok(&["revoke", "alice@example.com"]);
+    assert!(again.contains("was revoked already") && again.contains("lists 1 certificate(s)"), "{again}");
+    let crl2 = openssl("crl -in crl.pem -noout -text");
+    assert_ne!(number(&crl2).unwrap(), first, "{crl2}");
+    // A revoked.txt with a time no list can say is refused, not a crash.
+    std::fs::write(dir.join("pki/revoked.txt"), "00ff -62200000000 x\n").unwrap();
+    let o = ox(&["revoke", "alice@example.com"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("revoked.txt:1: not `SERIAL-HEX UNIX-TIME NAME`"));
     assert!(!ox(&["revoke", "nobody"]).status.success());
     let no_ca = Command::new(OX).args(["pki", "server", "--name", "x.example", "--dir", &format!("{d}/none")]).output();
     let no_ca = no_ca.unwrap();

@@ -8,7 +8,9 @@
 //!   otherwise fails with error 13801 (it matches the name typed by the user against DNS SANs);
 //! - client certificates have clientAuth and an email or DNS subjectAltName for their identity.
 //!
-//! Keys are ECDSA P-256 by default (every stock client takes it), RSA-3072 on request. Private keys
+//! Keys are ECDSA P-256 by default, RSA-3072 on request: Android's built-in IKEv2 client (11 and
+//! later) signs and verifies with RSA only, so a gateway it connects to needs `--rsa` certificates
+//! (and its clients' too). Private keys
 //! are held in [`Zeroizing`] strings and written with mode 0600 ([`write_private`]).
 
 use std::io::Write as _;
@@ -66,8 +68,8 @@ pub enum KeyKind {
     /// ECDSA on P-256 with SHA-256.
     #[default]
     EcdsaP256,
-    /// RSA, 3072 bits, PKCS#1 v1.5 signatures with SHA-256 (what older Windows and Android builds
-    /// take for certain).
+    /// RSA, 3072 bits, PKCS#1 v1.5 signatures with SHA-256: what Android's built-in client needs,
+    /// and what older Windows builds take for certain.
     Rsa3072,
 }
 
@@ -188,13 +190,20 @@ impl Ca {
     }
 
     /// The CA's revocation list (RFC 5280 §5, PEM) of `revoked`: each certificate's serial number
-    /// and when it was revoked. Its number is `now` in seconds, so that each list made later has a
-    /// larger one (§5.2.3).
-    pub fn crl(&self, revoked: &[(Vec<u8>, OffsetDateTime)], now: OffsetDateTime) -> Result<String, PkiError> {
+    /// and when it was revoked. Its number is `now` in seconds, or one more than `previous` (the
+    /// last list's, [`crl_number`]) if that is not smaller: a later list always has a larger
+    /// number (§5.2.3), even two in one second or after the clock went back.
+    pub fn crl(
+        &self,
+        revoked: &[(Vec<u8>, OffsetDateTime)],
+        previous: Option<u64>,
+        now: OffsetDateTime,
+    ) -> Result<String, PkiError> {
+        let number = u64::try_from(now.unix_timestamp()).unwrap_or(0).max(previous.map_or(0, |p| p.saturating_add(1)));
         let params = rcgen::CertificateRevocationListParams {
             this_update: now,
             next_update: now + Duration::days(CRL_DAYS),
-            crl_number: rcgen::SerialNumber::from(u64::try_from(now.unix_timestamp()).unwrap_or(0)),
+            crl_number: rcgen::SerialNumber::from(number),
             issuing_distribution_point: None,
             revoked_certs: revoked
                 .iter()
@@ -229,6 +238,15 @@ impl Ca {
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Issued { cert_pem: cert.pem(), cert_der: cert.der().to_vec(), key_pem: Zeroizing::new(key.serialize_pem()) })
     }
+}
+
+/// The number of a revocation list (PEM), if it has one that fits 64 bits.
+pub fn crl_number(pem: &[u8]) -> Option<u64> {
+    use x509_parser::prelude::FromDer as _;
+    let (_, p) = x509_parser::pem::parse_x509_pem(pem).ok()?;
+    let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(&p.contents).ok()?;
+    let digits = crl.crl_number()?.to_bytes_be();
+    (digits.len() <= 8).then(|| digits.iter().fold(0u64, |n, d| (n << 8) | u64::from(*d)))
 }
 
 /// The serial number of a certificate (PEM or DER), as its octets.
@@ -295,8 +313,12 @@ fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), PkiError> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(PkiError::Exists(path.to_owned())),
         Err(e) => return Err(io(e)),
     };
-    f.write_all(data).map_err(io)?;
-    f.sync_all().map_err(io)
+    // A file half written (a full disk) is removed: it would block every retry as existing.
+    if let Err(e) = f.write_all(data).and_then(|()| f.sync_all()) {
+        let _ = std::fs::remove_file(path);
+        return Err(io(e));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -453,7 +475,7 @@ mod tests {
         let bob_serial = serial_of(bob.cert_pem.as_bytes()).unwrap();
         assert_eq!(bob_serial, serial_of(&bob.cert_der).unwrap(), "PEM and DER alike");
         assert_ne!(bob_serial, serial_of(&alice.cert_der).unwrap());
-        let crl_pem = ca.crl(&[(bob_serial.clone(), now())], now()).unwrap();
+        let crl_pem = ca.crl(&[(bob_serial.clone(), now())], None, now()).unwrap();
         let crls = oxswan_ike::cert::parse_crls(crl_pem.as_bytes()).unwrap();
         let (_, parsed) = x509_parser::revocation_list::CertificateRevocationList::from_der(&crls[0]).unwrap();
         let listed: Vec<Vec<u8>> = parsed.iter_revoked_certificates().map(|r| r.raw_serial().to_vec()).collect();
@@ -465,8 +487,19 @@ mod tests {
         let checked = plain.with_crls(&crls).unwrap();
         assert_eq!(checked.verify(&bob.cert_der, &[], at).unwrap_err(), CertError::Revoked);
         assert!(checked.verify(&alice.cert_der, &[], at).is_ok());
+        // Another CA's list is refused when loaded: it could never apply.
+        let (other, _) = Ca::generate("other CA", KeyKind::EcdsaP256, now()).unwrap();
+        let foreign = oxswan_ike::cert::parse_crls(other.crl(&[], None, now()).unwrap().as_bytes()).unwrap();
+        let r = TrustStore::new(std::slice::from_ref(&root.cert_der)).unwrap().with_crls(&foreign);
+        assert!(matches!(r, Err(CertError::Untrusted(ref m)) if m.contains("CN=other CA")), "{r:?}");
         // An empty list revokes nothing.
-        let empty = oxswan_ike::cert::parse_crls(ca.crl(&[], now()).unwrap().as_bytes()).unwrap();
+        let empty_pem = ca.crl(&[], None, now()).unwrap();
+        let first = crl_number(crl_pem.as_bytes()).unwrap();
+        assert_eq!(first, u64::try_from(now().unix_timestamp()).unwrap());
+        assert_eq!(crl_number(empty_pem.as_bytes()), Some(first), "the same second, no previous given");
+        let next = ca.crl(&[], Some(first), now()).unwrap();
+        assert_eq!(crl_number(next.as_bytes()), Some(first + 1), "never the same number twice");
+        let empty = oxswan_ike::cert::parse_crls(empty_pem.as_bytes()).unwrap();
         let t = TrustStore::new(std::slice::from_ref(&root.cert_der)).unwrap().with_crls(&empty).unwrap();
         assert!(t.verify(&bob.cert_der, &[], at).is_ok());
     }
