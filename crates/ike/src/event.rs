@@ -282,6 +282,15 @@ pub enum Event {
         /// The new CHILD SA's inbound SPI.
         spi_in: u32,
     },
+    /// The endpoint started demanding cookies of every new initiator (`on`), as `half_open` IKE
+    /// SAs reached the threshold (RFC 7296 §2.6), or stopped when they fell below it: once per
+    /// episode, for the log.
+    CookieMode {
+        /// Demanding now.
+        on: bool,
+        /// Half-open IKE SAs at the change.
+        half_open: usize,
+    },
     /// We answered an IKE_SA_INIT request with an error notify and kept no state (RFC 7296 §2.21.1):
     /// no acceptable proposal, a key exchange in another group, or a malformed request.
     InitRejected {

@@ -659,6 +659,49 @@ fn half_open_limits_demand_cookies_then_block() {
     assert_eq!(sim.ep(BOB_IP).stats().half_open_refused, 3);
 }
 
+/// RFC 7296 §2.6: when the half-open SAs reach the threshold the endpoint demands cookies of every
+/// new initiator, and says so once (`Event::CookieMode`), not per request; once they are gone (the
+/// half-open timeout) the next request is served without a cookie and the end of the episode is
+/// said once too.
+#[test]
+fn cookie_episodes_are_announced_once() {
+    let loaded = EndpointConfig { cookie_threshold: 2, cookie_threshold_per_peer: 100, ..Default::default() };
+    let mut sim = Sim::new(25, Link::default());
+    sim.add(BOB_IP, loaded, vec![bob_psk()]);
+    sim.add(ALICE_IP, EndpointConfig::default(), vec![alice_psk()]);
+    for _ in 0..6 {
+        let now = sim.now;
+        sim.ep(ALICE_IP).initiate(now, "to-bob", addr(ALICE_IP, 500), addr(BOB_IP, 500)).unwrap();
+    }
+    sim.drop_filter = Some(Box::new(|_, d| describe(d) != (IKE_SA_INIT, false, 0)));
+    sim.run_until(Duration::from_secs(1), |_| false);
+    let modes = |sim: &mut Sim| -> Vec<(bool, usize)> {
+        sim.events(BOB_IP)
+            .iter()
+            .filter_map(|e| match e {
+                Event::CookieMode { on, half_open } => Some((*on, *half_open)),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(sim.ep(BOB_IP).half_open_count(), 2);
+    assert_eq!(sim.ep(BOB_IP).stats().cookies_sent, 4);
+    assert!(sim.ep(BOB_IP).cookie_mode());
+    assert_eq!(modes(&mut sim), [(true, 2)], "once for four cookies");
+    // The initiators go quiet and the half-open SAs time out (30 s); a new initiator is then
+    // served without a cookie.
+    sim.nodes.remove(&ALICE_IP.parse().unwrap());
+    sim.drop_filter = None;
+    sim.advance(Duration::from_secs(40));
+    assert_eq!(sim.ep(BOB_IP).half_open_count(), 0);
+    sim.add(ALICE_IP, EndpointConfig::default(), vec![alice_psk()]);
+    let now = sim.now;
+    sim.ep(ALICE_IP).initiate(now, "to-bob", addr(ALICE_IP, 500), addr(BOB_IP, 500)).unwrap();
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    assert!(!sim.ep(BOB_IP).cookie_mode());
+    assert_eq!(modes(&mut sim), [(true, 2), (false, 0)]);
+}
+
 #[test]
 fn ike_auth_payloads_and_transport_mode() {
     let mut alice = alice_psk();

@@ -81,7 +81,29 @@ pub enum Response {
         /// ICMP "fragmentation needed" / ICMPv6 "packet too big" written back for them.
         #[serde(default)]
         icmp_too_big_sent: u64,
+        /// The IKE engine's counters.
+        #[serde(default)]
+        engine: EngineStatus,
     },
+}
+
+/// The IKE engine's half-open SAs, cookie state and drop counters in `status`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EngineStatus {
+    /// Half-open IKE SAs (IKE_SA_INIT answered, IKE_AUTH not yet).
+    pub half_open: u64,
+    /// Whether every new initiator must return a cookie now (RFC 7296 §2.6).
+    pub cookies: bool,
+    /// IKE datagrams dropped: unparseable, unknown SPI, failed integrity, outside the window.
+    pub dropped: u64,
+    /// COOKIE notifies sent.
+    pub cookies_sent: u64,
+    /// IKE_SA_INIT requests refused by the half-open limits.
+    pub half_open_refused: u64,
+    /// INVALID_IKE_SPI notifies sent.
+    pub invalid_spi_sent: u64,
+    /// Retransmitted requests answered from the cache.
+    pub retransmits_answered: u64,
 }
 
 /// The TCP streams (RFC 9329) in `status`.

@@ -169,7 +169,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let r = control::call(&cli.socket, &Request::Status, Duration::from_secs(10))?;
             match (&r, json) {
                 (Response::Status { .. }, true) => println!("{}", serde_json::to_string_pretty(&r)?),
-                (Response::Status { ike_sas, .. }, false) => print_status(ike_sas),
+                (Response::Status { ike_sas, engine, .. }, false) => {
+                    print_status(ike_sas);
+                    let e = engine;
+                    println!(
+                        "engine: {} half-open{}; dropped {}, cookies sent {}, refused for load {}, INVALID_IKE_SPI sent {}, retransmissions answered {}",
+                        e.half_open,
+                        if e.cookies { ", demanding cookies" } else { "" },
+                        e.dropped,
+                        e.cookies_sent,
+                        e.half_open_refused,
+                        e.invalid_spi_sent,
+                        e.retransmits_answered
+                    );
+                }
                 _ => return Ok(report(&r)),
             }
             Ok(ExitCode::SUCCESS)

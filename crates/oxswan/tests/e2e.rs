@@ -34,6 +34,14 @@ fn psk_tunnel_carries_ping_and_iperf3_and_counts_it() {
     assert_eq!(counter(&right, "packets_in"), counter(&after, "packets_out"), "what left sent, right received");
     assert_eq!(after["ike_sas"][0]["children"][0]["local_ts"][0], "10.1.0.1/32");
     assert_eq!(after["ike_sas"][0]["nat"], true, "ESP in UDP: the user-space data plane always encapsulates");
+    // The engine's counters: the right answered one IKE_SA_INIT, no half-open SA is left, nothing
+    // was dropped or asked for a cookie.
+    let engine = &right["engine"];
+    assert_eq!((engine["half_open"].as_u64(), engine["cookies"].as_bool()), (Some(0), Some(false)), "{right}");
+    assert_eq!((engine["dropped"].as_u64(), engine["cookies_sent"].as_u64()), (Some(0), Some(0)), "{right}");
+    let text = h.ox("right", "status");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("engine: 0 half-open; dropped 0, cookies sent 0"), "{text}");
 
     // iperf3 through the tunnel.
     let gbps = h.iperf(2);

@@ -69,10 +69,12 @@ impl Endpoint {
             self.stats.half_open_refused = self.stats.half_open_refused.saturating_add(1);
             return Err(IkeError::Unexpected(Unexpected::HalfOpenLimit));
         }
-        if self.config.force_cookies
-            || total >= self.config.cookie_threshold
-            || from_ip >= self.config.cookie_threshold_per_peer
-        {
+        let loaded = total >= self.config.cookie_threshold;
+        if loaded != self.cookie_mode {
+            self.cookie_mode = loaded;
+            self.out.events.push_back(crate::Event::CookieMode { on: loaded, half_open: total });
+        }
+        if self.config.force_cookies || loaded || from_ip >= self.config.cookie_threshold_per_peer {
             // Cheap checks only: the request is not yet worth a key exchange.
             let mut nonce = None;
             let mut cookie = None;

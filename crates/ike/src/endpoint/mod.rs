@@ -86,6 +86,8 @@ pub struct Endpoint {
     next_handle: u64,
     epoch: (Instant, u64),
     stats: Stats,
+    /// Whether the half-open SAs reached the cookie threshold at the last IKE_SA_INIT request.
+    cookie_mode: bool,
     /// How the message being handled arrived; UDP outside [`Endpoint::handle_tcp`].
     arrival: Transport,
     /// This host's addresses (see [`Endpoint::set_local_addresses`]).
@@ -127,6 +129,7 @@ impl Endpoint {
             next_handle: 1,
             epoch: (now, unix_now),
             stats: Stats::default(),
+            cookie_mode: false,
             arrival: Transport::Udp,
             local_addresses: Vec::new(),
         })
@@ -185,7 +188,12 @@ impl Endpoint {
         self.sas.len()
     }
 
-    /// Number of half-open responder SAs.
+    /// Whether the endpoint demands cookies of every new initiator now (RFC 7296 §2.6).
+    pub fn cookie_mode(&self) -> bool {
+        self.cookie_mode
+    }
+
+    /// Half-open IKE SAs (IKE_SA_INIT answered, IKE_AUTH not yet).
     pub fn half_open_count(&self) -> usize {
         self.half_open.len()
     }

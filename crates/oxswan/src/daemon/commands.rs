@@ -88,6 +88,16 @@ impl Ike {
                 let DatapathStats { keepalives_received, esp_unknown_spi, too_big, icmp_too_big_sent } =
                     self.dp.stats();
                 let tcp = self.streams.status();
+                let s = self.endpoint.stats();
+                let engine = crate::control::EngineStatus {
+                    half_open: self.endpoint.half_open_count() as u64,
+                    cookies: self.endpoint.cookie_mode(),
+                    dropped: s.dropped,
+                    cookies_sent: s.cookies_sent,
+                    half_open_refused: s.half_open_refused,
+                    invalid_spi_sent: s.invalid_spi_sent,
+                    retransmits_answered: s.retransmits_answered,
+                };
                 let _ = reply.send(Response::Status {
                     ike_sas: self.status(),
                     keepalives_received,
@@ -95,6 +105,7 @@ impl Ike {
                     too_big,
                     icmp_too_big_sent,
                     tcp,
+                    engine,
                 });
             }
         }

@@ -155,6 +155,12 @@ impl Ike {
             Event::AuthFailed { sa, peer, reason } => {
                 tracing::warn!(target: "ike", conn = %self.conn(sa), sa = sa.0, "authentication with {peer} failed: {reason}");
             }
+            Event::CookieMode { on: true, half_open } => {
+                tracing::warn!(target: "ike", "{half_open} half-open IKE SAs: demanding a cookie of every new initiator (RFC 7296 §2.6)");
+            }
+            Event::CookieMode { on: false, half_open } => {
+                tracing::info!(target: "ike", "{half_open} half-open IKE SAs: no longer demanding cookies");
+            }
             Event::InitRejected { peer, notify, reason } => {
                 // INVALID_KE_PAYLOAD is part of a normal negotiation (RFC 7296 §1.2); the rest is not.
                 if notify == oxswan_wire::NotifyType::INVALID_KE_PAYLOAD {
