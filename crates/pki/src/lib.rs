@@ -110,6 +110,9 @@ impl std::fmt::Debug for Issued {
 /// A CA that issues the gateway's and the clients' certificates.
 pub struct Ca {
     issuer: Issuer<'static, KeyPair>,
+    /// When the CA's own certificate ends: no certificate it issues outlives it (RFC 5280 §6.1.3
+    /// would refuse that part of its life anyway).
+    not_after: OffsetDateTime,
 }
 
 impl std::fmt::Debug for Ca {
@@ -136,13 +139,21 @@ impl Ca {
             cert_der: cert.der().to_vec(),
             key_pem: Zeroizing::new(key.serialize_pem()),
         };
-        Ok((Self { issuer: Issuer::new(params, key) }, issued))
+        let not_after = params.not_after;
+        Ok((Self { issuer: Issuer::new(params, key), not_after }, issued))
     }
 
     /// The CA of `cert_pem` with its key `key_pem`, to issue more certificates.
     pub fn load(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
+        use x509_parser::prelude::{FromDer, X509Certificate};
         let key = KeyPair::from_pem(key_pem)?;
-        Ok(Self { issuer: Issuer::from_ca_cert_pem(cert_pem, key)? })
+        let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+            .map_err(|e| PkiError::NotACertificate(e.to_string()))?;
+        let (_, cert) =
+            X509Certificate::from_der(&pem.contents).map_err(|e| PkiError::NotACertificate(e.to_string()))?;
+        let not_after = OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp())
+            .map_err(|e| PkiError::NotACertificate(e.to_string()))?;
+        Ok(Self { issuer: Issuer::from_ca_cert_pem(cert_pem, key)?, not_after })
     }
 
     /// The gateway's certificate for `name` (a DNS name or an IP address: what clients connect
@@ -235,6 +246,7 @@ impl Ca {
         params.key_usages = kind.leaf_usages();
         params.use_authority_key_identifier_extension = true;
         validity(&mut params, now, LEAF_DAYS);
+        params.not_after = params.not_after.min(self.not_after);
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Issued { cert_pem: cert.pem(), cert_der: cert.der().to_vec(), key_pem: Zeroizing::new(key.serialize_pem()) })
     }
@@ -502,6 +514,21 @@ mod tests {
         let empty = oxswan_ike::cert::parse_crls(empty_pem.as_bytes()).unwrap();
         let t = TrustStore::new(std::slice::from_ref(&root.cert_der)).unwrap().with_crls(&empty).unwrap();
         assert!(t.verify(&bob.cert_der, &[], at).is_ok());
+    }
+
+    /// A CA with 100 days left issues certificates that end with it, loaded from its files or not.
+    #[test]
+    fn no_certificate_outlives_its_ca() {
+        let made = now() - Duration::days(CA_DAYS - 100);
+        let (ca, root) = Ca::generate("old CA", KeyKind::EcdsaP256, made).unwrap();
+        let ca_end = parse(&root.cert_der).validity().not_after.timestamp();
+        for ca in [ca, Ca::load(&root.cert_pem, &root.key_pem).unwrap()] {
+            let leaf = ca.issue_client("alice@example.com", KeyKind::EcdsaP256, now()).unwrap();
+            assert_eq!(parse(&leaf.cert_der).validity().not_after.timestamp(), ca_end);
+        }
+        let (young, _) = Ca::generate("young CA", KeyKind::EcdsaP256, now()).unwrap();
+        let leaf = young.issue_client("alice@example.com", KeyKind::EcdsaP256, now()).unwrap();
+        assert_eq!(parse(&leaf.cert_der).validity().not_after.timestamp() - now().unix_timestamp(), LEAF_DAYS * 86_400);
     }
 
     #[test]
