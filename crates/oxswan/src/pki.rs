@@ -174,7 +174,7 @@ pub fn run(cmd: PkiCmd) -> anyhow::Result<()> {
             let previous = std::fs::read(l.crl()).ok().and_then(|p| oxswan_pki::crl_number(&p));
             let crl = ca.crl(&list, previous, now)?;
             let lines: String =
-                revoked.iter().map(|(s, t, n)| format!("{} {} {n}\n", hex(s), t.unix_timestamp())).collect();
+                revoked.iter().map(|(s, t, n)| format!("{} {} {n}\n", hex::encode(s), t.unix_timestamp())).collect();
             // The list first: a revocation on record is always on the list too (a failure in
             // between is mended by revoking again, which makes the list anew).
             replace(&l.crl(), crl.as_bytes())?;
@@ -212,7 +212,7 @@ fn read_revoked(path: &Path) -> anyhow::Result<Vec<(Vec<u8>, OffsetDateTime, Str
         let bad = || anyhow::anyhow!("{}:{}: not `SERIAL-HEX UNIX-TIME NAME`", path.display(), i + 1);
         let mut f = line.splitn(3, ' ');
         let (Some(s), Some(t), Some(n)) = (f.next(), f.next(), f.next()) else { return Err(bad()) };
-        let serial = unhex(s).ok_or_else(bad)?;
+        let serial = hex::decode(s).ok().filter(|s| !s.is_empty()).ok_or_else(bad)?;
         // 1970 to 9999: what a revocation list's times can say (and what was written).
         let at = t
             .parse::<i64>()
@@ -223,17 +223,6 @@ fn read_revoked(path: &Path) -> anyhow::Result<Vec<(Vec<u8>, OffsetDateTime, Str
         out.push((serial, at, n.to_owned()));
     }
     Ok(out)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.is_empty() || s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
 }
 
 /// Writes `path` anew through a file beside it and a rename, so that a reader sees the old file or

@@ -26,33 +26,67 @@ fn gateway_config(pki: &Path, client: &str) -> String {
     gateway_with(pki, &format!("id      = \"{client}\"\n"))
 }
 
+/// One side's end of the tunnel: who it is, with which certificate, to whom.
+struct End<'a> {
+    side: &'a str,
+    local: &'a str,
+    theirs: &'a str,
+    id: &'a str,
+    cert: String,
+    key: String,
+    /// More keys of the remote side (its `id`, `crls`).
+    remote: String,
+    ts: (&'a str, &'a str),
+}
+
+/// A daemon configuration for `e`, trusting the PKI's CA.
+fn config(pki: &Path, e: &End<'_>) -> String {
+    let p = pki.display();
+    let End { side, local, theirs, id, cert, key, remote, ts } = e;
+    format!(
+        "[daemon]\nsocket = \"/run/oxswan/{side}.sock\"\ntun = \"oxswan0\"\n\n\
+         [connections.site]\nlocal_addrs  = [\"{local}\"]\nremote_addrs = [\"{theirs}\"]\n\
+         proposals    = [\"aes256gcm16-prfsha256-x25519\"]\n\n\
+         [connections.site.local]\nauth  = \"pubkey\"\nid    = \"{id}\"\n\
+         certs = [\"{p}/{cert}\"]\nkey   = \"{p}/{key}\"\n\n\
+         [connections.site.remote]\nauth    = \"pubkey\"\n{remote}cacerts = [\"{p}/ca.crt\"]\n\n\
+         [connections.site.children.net]\nlocal_ts      = [\"{}\"]\nremote_ts     = [\"{}\"]\n\
+         esp_proposals = [\"aes256gcm16\"]\n",
+        ts.0, ts.1
+    )
+}
+
 /// The gateway's configuration with `remote` (more keys of its remote side).
 fn gateway_with(pki: &Path, remote: &str) -> String {
-    let p = pki.display();
-    format!(
-        "[daemon]\nsocket = \"/run/oxswan/right.sock\"\ntun = \"oxswan0\"\n\n\
-         [connections.site]\nlocal_addrs  = [\"192.0.2.2\"]\nremote_addrs = [\"192.0.2.1\"]\n\
-         proposals    = [\"aes256gcm16-prfsha256-x25519\"]\n\n\
-         [connections.site.local]\nauth  = \"pubkey\"\nid    = \"vpn.example.com\"\n\
-         certs = [\"{p}/server.crt\"]\nkey   = \"{p}/private/server.key\"\n\n\
-         [connections.site.remote]\nauth    = \"pubkey\"\n{remote}cacerts = [\"{p}/ca.crt\"]\n\n\
-         [connections.site.children.net]\nlocal_ts      = [\"10.2.0.1/32\"]\nremote_ts     = [\"10.1.0.1/32\"]\n\
-         esp_proposals = [\"aes256gcm16\"]\n"
+    config(
+        pki,
+        &End {
+            side: "right",
+            local: "192.0.2.2",
+            theirs: "192.0.2.1",
+            id: "vpn.example.com",
+            cert: "server.crt".into(),
+            key: "private/server.key".into(),
+            remote: remote.into(),
+            ts: ("10.2.0.1/32", "10.1.0.1/32"),
+        },
     )
 }
 
 /// An oxswan client with the client certificate.
 fn client_config(pki: &Path, client: &str) -> String {
-    let p = pki.display();
-    format!(
-        "[daemon]\nsocket = \"/run/oxswan/left.sock\"\ntun = \"oxswan0\"\n\n\
-         [connections.site]\nlocal_addrs  = [\"192.0.2.1\"]\nremote_addrs = [\"192.0.2.2\"]\n\
-         proposals    = [\"aes256gcm16-prfsha256-x25519\"]\n\n\
-         [connections.site.local]\nauth  = \"pubkey\"\nid    = \"{client}\"\n\
-         certs = [\"{p}/clients/{client}.crt\"]\nkey   = \"{p}/private/clients/{client}.key\"\n\n\
-         [connections.site.remote]\nauth    = \"pubkey\"\nid      = \"vpn.example.com\"\ncacerts = [\"{p}/ca.crt\"]\n\n\
-         [connections.site.children.net]\nlocal_ts      = [\"10.1.0.1/32\"]\nremote_ts     = [\"10.2.0.1/32\"]\n\
-         esp_proposals = [\"aes256gcm16\"]\n"
+    config(
+        pki,
+        &End {
+            side: "left",
+            local: "192.0.2.1",
+            theirs: "192.0.2.2",
+            id: client,
+            cert: format!("clients/{client}.crt"),
+            key: format!("private/clients/{client}.key"),
+            remote: "id      = \"vpn.example.com\"\n".into(),
+            ts: ("10.1.0.1/32", "10.2.0.1/32"),
+        },
     )
 }
 
