@@ -122,17 +122,9 @@ pub enum PeerAction {
     Trap,
 }
 
-/// When an initiator uses TCP (RFC 9329), Libreswan's `enable-tcp`: `no`, `fallback`, `always`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TcpMode {
-    /// UDP only.
-    #[default]
-    No,
-    /// UDP first, TCP when the first request gets no answer over UDP.
-    Fallback,
-    /// TCP from the first message.
-    Always,
-}
+/// When an initiator uses TCP (RFC 9329), Libreswan's `enable-tcp`: `no`, `fallback`, `always`:
+/// the engine's own type, read from the file as it is.
+pub use oxswan_ike::TcpMode;
 
 /// What to do with a child when the daemon starts (strongSwan's `start_action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -248,14 +248,7 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
             oxswan_config::Unique::Keep => Unique::Keep,
         },
         fragmentation: c.fragmentation,
-        tcp: oxswan_ike::TcpConfig {
-            mode: match c.tcp {
-                oxswan_config::TcpMode::No => oxswan_ike::TcpMode::No,
-                oxswan_config::TcpMode::Fallback => oxswan_ike::TcpMode::Fallback,
-                oxswan_config::TcpMode::Always => oxswan_ike::TcpMode::Always,
-            },
-            port: c.tcp_port,
-        },
+        tcp: oxswan_ike::TcpConfig { mode: c.tcp, port: c.tcp_port },
         mobike: c.mobike,
     })
 }

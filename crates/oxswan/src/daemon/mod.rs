@@ -31,6 +31,7 @@ use oxswan_io::{Tun, UdpIo};
 mod commands;
 mod events;
 mod mobility;
+mod tcp;
 
 /// The wait before a restart attempt (and between failed ones).
 const RESTART_RETRY: Duration = Duration::from_secs(2);
@@ -102,7 +103,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     );
     tracing::info!(target: "io", "TUN {}: MTU {tun_mtu}; TCP MSS clamping {:?}", tun.name(), config.daemon.clamp_mss);
     let (tx, rx) = mpsc::channel::<Input>();
-    let streams = Arc::new(Streams::new(tx.clone(), tcp_idle()?));
+    let streams = Arc::new(Streams::new(tx.clone(), tcp::tcp_idle()?));
     streams.set_open_ports(config.connections.iter().map(|c| c.tcp_port));
     let dp = Arc::new(DataPlane {
         tables: SaTables::default(),
@@ -394,19 +395,6 @@ struct Ike {
     stop: Arc<AtomicBool>,
 }
 
-/// `OXSWAN_TEST_TCP_IDLE`: seconds after which a silent TCP stream without an IKE SA is closed
-/// (tests only; [`crate::streams::IDLE`] otherwise).
-fn tcp_idle() -> anyhow::Result<Duration> {
-    match std::env::var("OXSWAN_TEST_TCP_IDLE") {
-        Ok(v) => {
-            let secs: u64 = v.parse().with_context(|| format!("OXSWAN_TEST_TCP_IDLE={v:?}"))?;
-            tracing::warn!(target: "daemon", "testing: idle TCP streams close after {secs} s");
-            Ok(Duration::from_secs(secs))
-        }
-        Err(_) => Ok(crate::streams::IDLE),
-    }
-}
-
 /// `OXSWAN_TEST_SEQUENCE_START`: new outbound SAs number their packets from there, so that a test
 /// can reach the end of the sequence space (RFC 4303 §3.3.3) without sending 2^32 packets. Numbers
 /// only move forward, so no (key, nonce) pair is used twice; the cost is an earlier rekey.
@@ -483,43 +471,6 @@ impl Ike {
             self.idle_streams(now);
             self.dp.refresh_mtu(now);
         }
-    }
-
-    /// A TCP stream ended. One we opened is opened again at once if IKE SAs use it (RFC 9329 §6:
-    /// the initiator reestablishes the stream; the responder waits for it): the engine sends their
-    /// requests in flight again on the new stream, or a liveness check, which moves the peer's side
-    /// of the SA and its ESP there.
-    fn stream_closed(&mut self, key: crate::streams::StreamKey, opener: bool, connected: bool) {
-        let on_it = self.endpoint.tcp_stream_closed(Instant::now(), key, opener, connected);
-        if on_it == 0 {
-            return;
-        }
-        if opener {
-            tracing::info!(target: "ike", "the TCP stream to {} ended: opening it again for {on_it} IKE SA(s)", key.1);
-        } else {
-            tracing::info!(target: "ike", "the TCP stream from {} ended: waiting for the peer to open it again", key.1);
-        }
-    }
-
-    /// Closes the TCP streams no established IKE SA uses that were idle long enough (once a
-    /// second).
-    fn idle_streams(&mut self, now: Instant) {
-        if now.saturating_duration_since(self.streams_checked) < Duration::from_secs(1) {
-            return;
-        }
-        self.streams_checked = now;
-        if self.streams.count() == 0 {
-            return;
-        }
-        let used: std::collections::HashSet<crate::streams::StreamKey> = self
-            .endpoint
-            .established()
-            .into_iter()
-            .filter_map(|sa| self.endpoint.info(sa))
-            .filter(|i| i.transport == oxswan_ike::Transport::Tcp)
-            .map(|i| (i.local.ip(), i.remote))
-            .collect();
-        self.streams.close_idle(&used);
     }
 
     /// At shutdown: accounting Stop (Admin-Reboot) for every accounted IKE SA, with the traffic of
