@@ -169,8 +169,8 @@ pub(crate) struct Known<'a> {
     pub radius: bool,
 }
 
-fn paths(v: Vec<S<String>>) -> Vec<PathBuf> {
-    v.into_iter().map(|p| PathBuf::from(p.into_inner())).collect()
+fn paths(ctx: &Ctx<'_>, v: Vec<S<String>>) -> Vec<PathBuf> {
+    v.into_iter().map(|p| ctx.path(p.into_inner())).collect()
 }
 
 fn auth(ctx: &Ctx<'_>, key: &str, s: &RawSide) -> Result<AuthKind, ConfigError> {
@@ -243,8 +243,8 @@ pub(crate) fn local_side(ctx: &Ctx<'_>, key: &str, s: S<RawSide>, known: &Known<
         auth,
         id,
         eap_id,
-        certs: paths(s.certs),
-        key: s.key.map(|p| PathBuf::from(p.into_inner())),
+        certs: paths(ctx, s.certs),
+        key: s.key.map(|p| ctx.path(p.into_inner())),
         rsa_pss: s.rsa_pss.unwrap_or(false),
     };
     if let AuthKind::Eap(kind @ (EapKind::Mschapv2 | EapKind::Md5 | EapKind::Dynamic)) = auth {
@@ -325,7 +325,7 @@ pub(crate) fn remote_side(
     if !s.crls.is_empty() && s.cacerts.is_empty() {
         return Err(ctx.err(span, &format!("{key}.crls"), "revocation lists need the CA certificates (cacerts)"));
     }
-    Ok(RemoteSide { auth, id, eap_id, cacerts: paths(s.cacerts), crls: paths(s.crls) })
+    Ok(RemoteSide { auth, id, eap_id, cacerts: paths(ctx, s.cacerts), crls: paths(ctx, s.crls) })
 }
 
 /// `[[secrets.eap]]`: non-empty identities and passwords, each identity once.

@@ -309,6 +309,16 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// A file named in the configuration: a relative name is taken from the configuration file's
+    /// directory, as swanctl takes its files from beside swanctl.conf, so that a configuration and
+    /// its certificates move together and the daemon's working directory does not matter.
+    pub(crate) fn path(&self, name: String) -> PathBuf {
+        let p = PathBuf::from(name);
+        match self.file.parent() {
+            Some(dir) if p.is_relative() && !dir.as_os_str().is_empty() => dir.join(p),
+            _ => p,
+        }
+    }
     pub(crate) fn err(&self, span: core::ops::Range<usize>, key: &str, message: impl Into<String>) -> ConfigError {
         let before = self.text.get(..span.start.min(self.text.len())).unwrap_or("");
         let line = before.matches('\n').count().saturating_add(1);

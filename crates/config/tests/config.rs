@@ -410,3 +410,18 @@ fn crls_come_with_cacerts() {
     assert_eq!(e.key, "connections.site.remote.crls", "{e}");
     assert!(e.message.contains("cacerts"), "{e}");
 }
+
+/// A relative file name is taken from the configuration file's directory (as swanctl takes its
+/// files from beside swanctl.conf); an absolute one stays as written.
+#[test]
+fn relative_files_are_beside_the_configuration() {
+    let remote = "[connections.site.remote]\nauth = \"psk\"\nid   = \"right.example\"";
+    let text = SITE.replace(remote, "[connections.site.remote]\nauth = \"pubkey\"\ncacerts = [\"pki/ca.crt\", \"/abs/ca2.crt\"]\ncrls = [\"crl.pem\"]");
+    let c = parse(Path::new("/etc/oxswan/site.toml"), &text).unwrap();
+    let s = c.connection("site").unwrap();
+    assert_eq!(s.remote.cacerts, [Path::new("/etc/oxswan/pki/ca.crt"), Path::new("/abs/ca2.crt")]);
+    assert_eq!(s.remote.crls, [Path::new("/etc/oxswan/crl.pem")]);
+    // A file named without a directory: the names stay relative to the working directory.
+    let c = parse(Path::new("site.toml"), &text).unwrap();
+    assert_eq!(c.connection("site").unwrap().remote.cacerts[0], Path::new("pki/ca.crt"));
+}
