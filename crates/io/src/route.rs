@@ -67,3 +67,120 @@ fn ip(op: &'static str, cidr: &str, args: &[String]) -> Result<(), RouteError> {
         })
     }
 }
+
+/// A host route that keeps the way to a peer as it is when a selector through the TUN device
+/// would cover the peer's own address (a client's 0.0.0.0/0): IKE and ESP to the peer must not
+/// enter the tunnel they carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// `ip route` arguments after `replace`/`del`: `PEER/32 via GW dev DEV`.
+    spec: Vec<String>,
+}
+
+impl Pin {
+    /// The destination, `PEER/32` or `PEER/128`.
+    pub fn cidr(&self) -> &str {
+        self.spec.first().map_or("", String::as_str)
+    }
+}
+
+/// What `ip route get` answers for `peer`: `(gateway, device)`.
+fn parse_route_get(out: &str) -> Option<(Option<String>, String)> {
+    let mut words = out.split_whitespace();
+    let (mut via, mut dev) = (None, None);
+    while let Some(w) = words.next() {
+        match w {
+            "via" => via = words.next().map(str::to_owned),
+            "dev" => dev = words.next().map(str::to_owned),
+            _ => {}
+        }
+    }
+    Some((via, dev?))
+}
+
+/// Pins the route the kernel takes to `peer` now as a host route, unless it goes through `tun`
+/// already; returns the pin to [`unpin`] when no SA needs it any more.
+pub fn pin(peer: IpAddr, tun: &str) -> Result<Option<Pin>, RouteError> {
+    let o = Command::new("ip").args(["route", "get", &peer.to_string()]).output()?;
+    let cidr = host_cidr(peer);
+    if !o.status.success() {
+        let stderr = String::from_utf8_lossy(&o.stderr).trim().to_owned();
+        return Err(RouteError::Refused { op: "route get", cidr, stderr });
+    }
+    let Some((via, dev)) = parse_route_get(&String::from_utf8_lossy(&o.stdout)) else { return Ok(None) };
+    if dev == tun || dev == "lo" {
+        return Ok(None);
+    }
+    let mut spec = vec![cidr.clone()];
+    if let Some(v) = via {
+        spec.extend(["via".to_owned(), v]);
+    }
+    spec.extend(["dev".to_owned(), dev]);
+    let mut args = vec!["route".to_owned(), "replace".into()];
+    args.extend(spec.iter().cloned());
+    ip("route replace", &cidr, &args)?;
+    Ok(Some(Pin { spec }))
+}
+
+/// Removes a host route [`pin`] made.
+pub fn unpin(p: &Pin) -> Result<(), RouteError> {
+    let mut args = vec!["route".to_owned(), "del".into()];
+    args.extend(p.spec.iter().cloned());
+    ip("route del", p.cidr(), &args)
+}
+
+/// The prefixes that route `cidr` through the TUN device: a default route (`0.0.0.0/0`, `::/0`)
+/// becomes its two halves, which win over the system's default route by being longer without
+/// replacing it, so it is there again unchanged when the tunnel goes.
+pub fn tunnel_prefixes(cidr: &str) -> Vec<String> {
+    match cidr {
+        "0.0.0.0/0" => vec!["0.0.0.0/1".into(), "128.0.0.0/1".into()],
+        "::/0" => vec!["::/1".into(), "8000::/1".into()],
+        other => vec![other.to_owned()],
+    }
+}
+
+/// Whether the prefix `cidr` (as [`tunnel_prefixes`] gives) holds `addr`.
+pub fn covers(cidr: &str, addr: IpAddr) -> bool {
+    let Some((net, len)) = cidr.split_once('/') else { return false };
+    let (Ok(net), Ok(len)) = (net.parse::<IpAddr>(), len.parse::<u32>()) else { return false };
+    let bits = |a: IpAddr| match a {
+        IpAddr::V4(v) => (u128::from(u32::from(v)) << 96, 32),
+        IpAddr::V6(v) => (u128::from(v), 128),
+    };
+    let ((n, width), (a, w2)) = (bits(net), bits(addr));
+    if width != w2 || len > width {
+        return false;
+    }
+    let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+    n & mask == a & mask
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn default_routes_are_split_and_covering_is_exact() {
+        assert_eq!(tunnel_prefixes("0.0.0.0/0"), ["0.0.0.0/1", "128.0.0.0/1"]);
+        assert_eq!(tunnel_prefixes("::/0"), ["::/1", "8000::/1"]);
+        assert_eq!(tunnel_prefixes("10.0.0.0/8"), ["10.0.0.0/8"]);
+        let a: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!(covers("128.0.0.0/1", a));
+        assert!(!covers("0.0.0.0/1", a));
+        assert!(covers("192.0.2.0/24", a));
+        assert!(!covers("192.0.3.0/24", a));
+        assert!(!covers("::/1", a), "another family");
+        assert!(covers("2001:db8::/32", "2001:db8::1".parse().unwrap()));
+        assert!(covers("0.0.0.0/0", a));
+    }
+
+    #[test]
+    fn route_get_is_read() {
+        let out = "192.0.2.2 via 198.51.100.1 dev eth0 src 198.51.100.10 uid 0 \n    cache \n";
+        assert_eq!(parse_route_get(out), Some((Some("198.51.100.1".into()), "eth0".into())));
+        assert_eq!(parse_route_get("10.0.0.2 dev veth0 src 10.0.0.1 uid 0"), Some((None, "veth0".into())));
+        assert_eq!(parse_route_get("garbage"), None);
+    }
+}

@@ -34,6 +34,12 @@ pub enum Request {
     Status,
     /// Read the configuration file again.
     Reload,
+    /// Delete the IKE SAs of a peer identity (its IKE identity or EAP identity), as `swanctl
+    /// --terminate --ike-id`: a removed client is cut off at once.
+    Terminate {
+        /// The identity, as `status` shows it.
+        identity: String,
+    },
 }
 
 /// What `Request::Rekey` replaces.

@@ -11,6 +11,7 @@ mod input;
 mod peers;
 mod pki;
 mod radius;
+mod setup;
 mod streams;
 
 use std::path::PathBuf;
@@ -85,6 +86,13 @@ enum Cmd {
     /// IKEv2 clients of Windows, Apple and Android (ECDSA P-256, or RSA-3072 with --rsa).
     #[command(subcommand)]
     Pki(pki::PkiCmd),
+    /// Make a road-warrior gateway in one command: its configuration, PKI and systemd unit.
+    #[command(subcommand)]
+    Setup(setup::SetupCmd),
+    /// The gateway's clients: add one (with profiles for iOS/macOS, Android, Windows and Linux),
+    /// remove one (revoked and cut off), list them, export their profiles again.
+    #[command(subcommand)]
+    Client(setup::ClientCmd),
 }
 
 fn main() -> ExitCode {
@@ -132,6 +140,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Pki(cmd) => {
             pki::run(cmd)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Setup(cmd) => {
+            setup::setup(cmd)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Client(cmd) => {
+            setup::client(cmd, socket_given.then_some(cli.socket.as_path()))?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::CheckConfig { config } => {

@@ -97,6 +97,10 @@ impl Layout {
     pub fn crl(&self) -> PathBuf {
         self.root.join("crl.pem")
     }
+    /// Where a revoked client's certificate is kept once its name is free again.
+    pub fn revoked_cert(&self, name: &str, serial: &[u8]) -> PathBuf {
+        self.root.join("revoked").join(format!("{name}-{}.crt", hex::encode(serial)))
+    }
 
     /// The CA, read back from its files.
     pub fn load_ca(&self) -> anyhow::Result<Ca> {
@@ -110,12 +114,12 @@ impl Layout {
     }
 }
 
-fn kind(rsa: bool) -> KeyKind {
+pub fn kind(rsa: bool) -> KeyKind {
     if rsa { KeyKind::Rsa3072 } else { KeyKind::EcdsaP256 }
 }
 
 /// A client name that is also a file name: no path separators, not hidden.
-fn file_name(name: &str) -> anyhow::Result<&str> {
+pub fn file_name(name: &str) -> anyhow::Result<&str> {
     let bad = |c: char| c == '/' || c == '\\' || c.is_control() || c.is_whitespace();
     if name.is_empty() || name.starts_with('.') || name.chars().any(bad) {
         anyhow::bail!(
@@ -126,67 +130,97 @@ fn file_name(name: &str) -> anyhow::Result<&str> {
 }
 
 pub fn run(cmd: PkiCmd) -> anyhow::Result<()> {
-    let now = OffsetDateTime::now_utc();
     match cmd {
         PkiCmd::Init { name, rsa, dir } => {
-            let l = Layout::new(&dir);
-            absent(&[l.ca_cert(), l.ca_key()])?;
-            absent(&[l.crl(), l.revoked()])?;
-            let (ca, issued) = Ca::generate(&name, kind(rsa), now)?;
-            write_private(&l.ca_key(), issued.key_pem.as_bytes())?;
-            write_public(&l.ca_cert(), issued.cert_pem.as_bytes())?;
-            // An empty list from the start, so that a gateway's `crls` can name it before any
-            // revocation.
-            write_public(&l.crl(), ca.crl(&[], None, now)?.as_bytes())?;
-            println!("CA {name:?}: {} (key {})", l.ca_cert().display(), l.ca_key().display());
+            init(&dir, &name, kind(rsa))?;
             println!("next: oxswan pki server --name vpn.example.com --dir {}", dir.display());
         }
-        PkiCmd::Server { name, addresses, rsa, dir } => {
-            let l = Layout::new(&dir);
-            absent(&[l.server_cert(), l.server_key()])?;
-            let ca = l.load_ca()?;
-            let issued = ca.issue_server(&name, &addresses, kind(rsa), now)?;
-            write_private(&l.server_key(), issued.key_pem.as_bytes())?;
-            write_public(&l.server_cert(), issued.cert_pem.as_bytes())?;
-            println!("gateway {name:?}: {} (key {})", l.server_cert().display(), l.server_key().display());
-        }
+        PkiCmd::Server { name, addresses, rsa, dir } => server(&dir, &name, &addresses, kind(rsa))?,
         PkiCmd::Client { name, rsa, dir } => {
-            let l = Layout::new(&dir);
-            absent(&[l.client_cert(file_name(&name)?), l.client_key(&name)])?;
-            let ca = l.load_ca()?;
-            let issued = ca.issue_client(&name, kind(rsa), now)?;
-            write_private(&l.client_key(&name), issued.key_pem.as_bytes())?;
-            write_public(&l.client_cert(&name), issued.cert_pem.as_bytes())?;
-            println!("client {name:?}: {} (key {})", l.client_cert(&name).display(), l.client_key(&name).display());
+            client(&dir, &name, kind(rsa))?;
         }
         PkiCmd::Revoke { name, dir } => {
             let l = Layout::new(&dir);
-            let ca = l.load_ca()?;
-            let cert_path = l.client_cert(file_name(&name)?);
-            let cert = std::fs::read(&cert_path).with_context(|| format!("{}: no such client", cert_path.display()))?;
-            let serial = oxswan_pki::serial_of(&cert).with_context(|| cert_path.display().to_string())?;
-            let mut revoked = read_revoked(&l.revoked())?;
-            let again = revoked.iter().any(|(s, _, _)| *s == serial);
-            if !again {
-                revoked.push((serial, now, name.clone()));
-            }
-            let list: Vec<(Vec<u8>, OffsetDateTime)> = revoked.iter().map(|(s, t, _)| (s.clone(), *t)).collect();
-            let previous = std::fs::read(l.crl()).ok().and_then(|p| oxswan_pki::crl_number(&p));
-            let crl = ca.crl(&list, previous, now)?;
-            let lines: String =
-                revoked.iter().map(|(s, t, n)| format!("{} {} {n}\n", hex::encode(s), t.unix_timestamp())).collect();
-            // The list first: a revocation on record is always on the list too (a failure in
-            // between is mended by revoking again, which makes the list anew).
-            replace(&l.crl(), crl.as_bytes())?;
-            replace(&l.revoked(), lines.as_bytes())?;
-            if again {
-                println!("{name:?} was revoked already: {} made again", l.crl().display());
-            }
-            println!("revoked {name:?}; {} lists {} certificate(s)", l.crl().display(), revoked.len());
+            revoke(&dir, &name)?;
             println!("next: the gateway's remote side needs crls = [\"{}\"], then oxswan reload", l.crl().display());
         }
     }
     Ok(())
+}
+
+/// `oxswan pki init`: the CA and an empty revocation list.
+pub fn init(dir: &Path, name: &str, kind: KeyKind) -> anyhow::Result<()> {
+    let now = OffsetDateTime::now_utc();
+    let l = Layout::new(dir);
+    absent(&[l.ca_cert(), l.ca_key()])?;
+    absent(&[l.crl(), l.revoked()])?;
+    let (ca, issued) = Ca::generate(name, kind, now)?;
+    write_private(&l.ca_key(), issued.key_pem.as_bytes())?;
+    write_public(&l.ca_cert(), issued.cert_pem.as_bytes())?;
+    // An empty list from the start, so that a gateway's `crls` can name it before any
+    // revocation.
+    write_public(&l.crl(), ca.crl(&[], None, now)?.as_bytes())?;
+    println!("CA {name:?}: {} (key {})", l.ca_cert().display(), l.ca_key().display());
+    Ok(())
+}
+
+/// `oxswan pki server`: the gateway's certificate.
+pub fn server(dir: &Path, name: &str, addresses: &[IpAddr], kind: KeyKind) -> anyhow::Result<()> {
+    let l = Layout::new(dir);
+    absent(&[l.server_cert(), l.server_key()])?;
+    let ca = l.load_ca()?;
+    let issued = ca.issue_server(name, addresses, kind, OffsetDateTime::now_utc())?;
+    write_private(&l.server_key(), issued.key_pem.as_bytes())?;
+    write_public(&l.server_cert(), issued.cert_pem.as_bytes())?;
+    println!("gateway {name:?}: {} (key {})", l.server_cert().display(), l.server_key().display());
+    Ok(())
+}
+
+/// `oxswan pki client`: a client's certificate, returned with its key.
+pub fn client(dir: &Path, name: &str, kind: KeyKind) -> anyhow::Result<oxswan_pki::Issued> {
+    let l = Layout::new(dir);
+    absent(&[l.client_cert(file_name(name)?), l.client_key(name)])?;
+    let ca = l.load_ca()?;
+    let issued = ca.issue_client(name, kind, OffsetDateTime::now_utc())?;
+    write_private(&l.client_key(name), issued.key_pem.as_bytes())?;
+    write_public(&l.client_cert(name), issued.cert_pem.as_bytes())?;
+    println!("client {name:?}: {} (key {})", l.client_cert(name).display(), l.client_key(name).display());
+    Ok(issued)
+}
+
+/// `oxswan pki revoke`: the client's certificate on revoked.txt and a new revocation list; returns
+/// the certificate's serial number.
+pub fn revoke(dir: &Path, name: &str) -> anyhow::Result<Vec<u8>> {
+    let now = OffsetDateTime::now_utc();
+    let l = Layout::new(dir);
+    let ca = l.load_ca()?;
+    let cert_path = l.client_cert(file_name(name)?);
+    let cert = std::fs::read(&cert_path).with_context(|| format!("{}: no such client", cert_path.display()))?;
+    let serial = oxswan_pki::serial_of(&cert).with_context(|| cert_path.display().to_string())?;
+    let mut revoked = read_revoked(&l.revoked())?;
+    let again = revoked.iter().any(|(s, _, _)| *s == serial);
+    if !again {
+        revoked.push((serial.clone(), now, name.to_owned()));
+    }
+    let list: Vec<(Vec<u8>, OffsetDateTime)> = revoked.iter().map(|(s, t, _)| (s.clone(), *t)).collect();
+    let previous = std::fs::read(l.crl()).ok().and_then(|p| oxswan_pki::crl_number(&p));
+    let crl = ca.crl(&list, previous, now)?;
+    let lines: String =
+        revoked.iter().map(|(s, t, n)| format!("{} {} {n}\n", hex::encode(s), t.unix_timestamp())).collect();
+    // The list first: a revocation on record is always on the list too (a failure in
+    // between is mended by revoking again, which makes the list anew).
+    replace(&l.crl(), crl.as_bytes())?;
+    replace(&l.revoked(), lines.as_bytes())?;
+    if again {
+        println!("{name:?} was revoked already: {} made again", l.crl().display());
+    }
+    println!("revoked {name:?}; {} lists {} certificate(s)", l.crl().display(), revoked.len());
+    Ok(serial)
+}
+
+/// The serial numbers on `dir`'s revoked.txt.
+pub fn revoked_serials(dir: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    Ok(read_revoked(&Layout::new(dir).revoked())?.into_iter().map(|(s, _, _)| s).collect())
 }
 
 /// Both files of a pair checked before either is written: never a key without its certificate.
@@ -227,9 +261,31 @@ fn read_revoked(path: &Path) -> anyhow::Result<Vec<(Vec<u8>, OffsetDateTime, Str
 
 /// Writes `path` anew through a file beside it and a rename, so that a reader sees the old file or
 /// the new one, never half of one.
-fn replace(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+pub fn replace(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    replace_with(path, data, write_public)
+}
+
+/// As [`replace`], for a file only its owner may read (mode 0600 from the start).
+pub fn replace_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    replace_with(path, data, write_private)
+}
+
+fn replace_with(
+    path: &Path,
+    data: &[u8],
+    write: fn(&Path, &[u8]) -> Result<(), oxswan_pki::PkiError>,
+) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
-    write_public(&tmp, data).with_context(|| format!("{}: cannot write the new file beside it", path.display()))?;
+    write(&tmp, data).with_context(|| format!("{}: cannot write the new file beside it", path.display()))?;
     std::fs::rename(&tmp, path).with_context(|| path.display().to_string())
+}
+
+/// Moves `from` to `to`, which must not exist, making `to`'s directory if needed.
+pub fn move_aside(from: &Path, to: &Path) -> anyhow::Result<()> {
+    absent(&[to.to_path_buf()])?;
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    }
+    std::fs::rename(from, to).with_context(|| format!("{} to {}", from.display(), to.display()))
 }

@@ -274,6 +274,38 @@ pub fn serial_of(cert: &[u8]) -> Result<Vec<u8>, PkiError> {
     Ok(c.raw_serial().to_vec())
 }
 
+/// What a client profile needs to know of a certificate: its DER, its subject's common name and its
+/// key type.
+#[derive(Debug, Clone)]
+pub struct Described {
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+    /// The subject's common name (empty if it has none).
+    pub common_name: String,
+    /// The key type, if it is one this crate makes.
+    pub kind: Option<KeyKind>,
+}
+
+/// Reads a certificate (PEM or DER) for [`Described`].
+pub fn describe(cert: &[u8]) -> Result<Described, PkiError> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let bad = |e: String| PkiError::NotACertificate(e);
+    let der = if cert.starts_with(b"-----") {
+        x509_parser::pem::parse_x509_pem(cert).map_err(|e| bad(e.to_string()))?.1.contents
+    } else {
+        cert.to_vec()
+    };
+    let (_, c) = X509Certificate::from_der(&der).map_err(|e| bad(e.to_string()))?;
+    let common_name =
+        c.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).unwrap_or_default().to_owned();
+    let kind = match c.public_key().parsed() {
+        Ok(x509_parser::public_key::PublicKey::EC(_)) => Some(KeyKind::EcdsaP256),
+        Ok(x509_parser::public_key::PublicKey::RSA(_)) => Some(KeyKind::Rsa3072),
+        _ => None,
+    };
+    Ok(Described { der, common_name, kind })
+}
+
 fn dn(cn: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, cn);

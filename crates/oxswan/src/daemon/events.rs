@@ -100,6 +100,11 @@ impl Ike {
                         route("del", &r, &self.config.daemon.tun, None);
                     }
                 }
+                if let Some(pin) = self.pins.remove(&spi_in)
+                    && !self.pins.values().any(|p| p == &pin)
+                {
+                    unpin(&pin);
+                }
             }
             Event::IkeSaRekeyed { old, new, info } => {
                 tracing::info!(
@@ -200,6 +205,26 @@ impl Ike {
         }
     }
 
+    /// Keeps the way to `peer` out of the tunnel while pair `spi_in` routes a prefix holding its
+    /// address (a full tunnel), so that IKE and ESP to it are not sent into the TUN device.
+    fn pin_peer(&mut self, spi_in: u32, peer: IpAddr) {
+        if let Some(p) =
+            self.pins.values().find(|p| p.cidr() == format!("{peer}/{}", if peer.is_ipv4() { 32 } else { 128 }))
+        {
+            let p = p.clone();
+            self.pins.insert(spi_in, p);
+            return;
+        }
+        match oxswan_io::route::pin(peer, &self.config.daemon.tun) {
+            Ok(Some(p)) => {
+                tracing::debug!(target: "route", "ip route replace {} (the way to the peer, kept out of the tunnel)", p.cidr());
+                self.pins.insert(spi_in, p);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(target: "route", "the route to {peer} could not be kept out of the tunnel: {e}"),
+        }
+    }
+
     pub(super) fn install(&mut self, sa: SaHandle, c: &ChildSa) -> anyhow::Result<()> {
         let info = self.endpoint.info(sa);
         let name = info.as_ref().map_or_else(|| c.name.clone(), |i| format!("{}/{}", i.name, c.name));
@@ -210,6 +235,7 @@ impl Ike {
         }
         self.dp.install(name, c)?;
         let src = local_source(&c.local_ts);
+        let peer = info.as_ref().map(|i| i.remote.ip());
         let mut added = Vec::new();
         for ts in &c.remote_ts {
             if let Some(r) = cidr(ts) {
@@ -217,8 +243,13 @@ impl Ike {
                 if self.access.routed(&r) {
                     continue;
                 }
-                route("replace", &r, &self.config.daemon.tun, src.filter(|s| s.is_ipv4() == r.contains('.')));
-                added.push(r);
+                for r in oxswan_io::route::tunnel_prefixes(&r) {
+                    if let Some(peer) = peer.filter(|p| oxswan_io::route::covers(&r, *p)) {
+                        self.pin_peer(c.spi_in, peer);
+                    }
+                    route("replace", &r, &self.config.daemon.tun, src.filter(|s| s.is_ipv4() == r.contains('.')));
+                    added.push(r);
+                }
             } else {
                 tracing::warn!(target: "route", "selector {ts} is not one prefix: no route for it");
             }

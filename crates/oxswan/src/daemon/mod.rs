@@ -202,6 +202,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         dp: dp.clone() as Arc<dyn Datapath>,
         waiters: Vec::new(),
         routes: HashMap::new(),
+        pins: HashMap::new(),
         restarts: HashMap::new(),
         trap_routes: Vec::new(),
         usage_reported: Instant::now(),
@@ -243,6 +244,13 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     gone.dedup();
     for r in gone {
         route("del", &r, &ike.config.daemon.tun, None);
+    }
+    let mut unpinned: Vec<oxswan_io::route::Pin> = Vec::new();
+    for p in std::mem::take(&mut ike.pins).into_values() {
+        if !unpinned.contains(&p) {
+            unpin(&p);
+            unpinned.push(p);
+        }
     }
     ike.access.shutdown();
     ike.dp.stop();
@@ -323,6 +331,14 @@ fn route(op: &str, cidr: &str, dev: &str, src: Option<IpAddr>) {
     }
 }
 
+/// Removes a host route to a peer; failures are logged.
+fn unpin(p: &oxswan_io::route::Pin) {
+    match oxswan_io::route::unpin(p) {
+        Ok(()) => tracing::debug!(target: "route", "ip route del {}", p.cidr()),
+        Err(e) => tracing::warn!(target: "route", "{e}"),
+    }
+}
+
 /// A selector as CIDR, if its range is one prefix.
 fn cidr(ts: &TrafficSelector) -> Option<String> {
     let (start, end, bits) = match ts.addrs {
@@ -375,6 +391,9 @@ struct Ike {
     dp: Arc<dyn Datapath>,
     waiters: Vec<(SaHandle, String, mpsc::Sender<Response>)>,
     routes: HashMap<u32, Vec<String>>,
+    /// Host routes to peers that a pair's routes would otherwise take into the tunnel, by the
+    /// pair's inbound SPI.
+    pins: HashMap<u32, oxswan_io::route::Pin>,
     /// Connections to bring up again (`dpd_action`/`close_action` = restart), and when to try next.
     restarts: HashMap<String, Instant>,
     /// Routes that send trapped connections' traffic to the TUN device while they have no SA.
@@ -600,7 +619,7 @@ impl Ike {
             }
             let src = local_source(&selectors.local);
             for ts in &selectors.remote {
-                if let Some(r) = cidr(ts) {
+                for r in cidr(ts).map(|r| oxswan_io::route::tunnel_prefixes(&r)).unwrap_or_default() {
                     route("replace", &r, &self.config.daemon.tun, src.filter(|s| s.is_ipv4() == r.contains('.')));
                     cidrs.push(r);
                 }
