@@ -37,8 +37,8 @@ pub enum Request {
     /// Delete the IKE SAs of a peer identity (its IKE identity or EAP identity), as `swanctl
     /// --terminate --ike-id`: a removed client is cut off at once.
     Terminate {
-        /// The identity, as `status` shows it.
-        identity: String,
+        /// The identities, as `status` shows them (a certificate's DN as `CN=...`).
+        identities: Vec<String>,
     },
 }
 

@@ -165,7 +165,14 @@ fn implicit(t: &mut Item) {
 }
 
 /// The gateway's configuration as `oxswan setup gateway` writes it.
-fn gateway_config(name: &str, pool: &str, pool6: Option<&str>, dns: &[IpAddr], legacy: bool) -> DocumentMut {
+fn gateway_config(
+    name: &str,
+    listen: &[IpAddr],
+    pool: &str,
+    pool6: Option<&str>,
+    dns: &[IpAddr],
+    legacy: bool,
+) -> DocumentMut {
     let mut doc = DocumentMut::new();
     doc.decor_mut().set_prefix(format!(
         "# The oxswan gateway {name}, made by `oxswan setup gateway`.\n\
@@ -173,7 +180,7 @@ fn gateway_config(name: &str, pool: &str, pool6: Option<&str>, dns: &[IpAddr], l
          # profiles; `oxswan check-config` checks this file. Relative file names are taken from\n\
          # this file's directory.\n\n"
     ));
-    doc.insert("daemon", table(vec![("tun", value("oxswan0"))]));
+    doc.insert("daemon", table(vec![("listen", strings(listen)), ("tun", value("oxswan0"))]));
 
     let mut pools = Table::new();
     pools.set_implicit(true);
@@ -358,7 +365,8 @@ pub fn setup(cmd: SetupCmd) -> anyhow::Result<()> {
             bail!("{} exists already: this directory has a gateway (use another --dir, or remove it)", p.display());
         }
     }
-    let doc = gateway_config(&name, &pool, pool6.as_deref(), &dns, allow_legacy);
+    let listen = listen_addresses(&addresses)?;
+    let doc = gateway_config(&name, &listen, &pool, pool6.as_deref(), &dns, allow_legacy);
     // The options checked as the configuration they make, before anything is written.
     oxswan_config::parse(&d.config(), &doc.to_string())
         .context("these options make a configuration that is refused")?;
@@ -392,6 +400,29 @@ pub fn setup(cmd: SetupCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The addresses the daemon binds: those of `addresses` that are this host's, else (a gateway
+/// behind a NAT, as a cloud VM whose public address is not its own) the one the default route
+/// leaves from.
+fn listen_addresses(addresses: &[IpAddr]) -> anyhow::Result<Vec<IpAddr>> {
+    let local: Vec<IpAddr> = addresses.iter().copied().filter(|a| std::net::UdpSocket::bind((*a, 0)).is_ok()).collect();
+    if !local.is_empty() {
+        return Ok(local);
+    }
+    // A UDP connect sends nothing: it only looks the route up.
+    let source = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0))
+        .and_then(|s| s.connect((std::net::Ipv4Addr::new(1, 1, 1, 1), 53)).and_then(|()| s.local_addr()))
+        .map(|a| a.ip())
+        .ok()
+        .filter(|a| !a.is_unspecified());
+    match source {
+        Some(a) => {
+            println!("listening on {a}, the address the default route leaves from (no --address is this host's)");
+            Ok(vec![a])
+        }
+        None => bail!("no address to listen on: give --address with an address of this host"),
+    }
+}
+
 /// Where the running daemon listens: `--socket` if given, else the configuration's.
 fn daemon_socket(d: &Dir, socket: Option<&Path>) -> PathBuf {
     socket.map(Path::to_path_buf).unwrap_or_else(|| {
@@ -399,8 +430,9 @@ fn daemon_socket(d: &Dir, socket: Option<&Path>) -> PathBuf {
     })
 }
 
-/// Tells a running daemon to read its configuration again, and to end `terminate`'s IKE SAs.
-fn tell_daemon(d: &Dir, socket: Option<&Path>, terminate: Option<&str>) -> anyhow::Result<()> {
+/// Tells a running daemon to read its configuration again, and to end the IKE SAs of the
+/// identities in `terminate`.
+fn tell_daemon(d: &Dir, socket: Option<&Path>, terminate: &[String]) -> anyhow::Result<()> {
     let socket = daemon_socket(d, socket);
     if std::os::unix::net::UnixStream::connect(&socket).is_err() {
         println!("no daemon answers on {}: the change applies when it starts", socket.display());
@@ -411,11 +443,12 @@ fn tell_daemon(d: &Dir, socket: Option<&Path>, terminate: Option<&str>) -> anyho
         Response::Error { message } => bail!("the daemon did not reload: {message}"),
         Response::Status { .. } => {}
     }
-    if let Some(identity) = terminate {
-        let r = control::call(&socket, &Request::Terminate { identity: identity.to_owned() }, Duration::from_secs(10))?;
+    if !terminate.is_empty() {
+        let r =
+            control::call(&socket, &Request::Terminate { identities: terminate.to_vec() }, Duration::from_secs(10))?;
         match r {
             Response::Ok { message } => println!("daemon: {message}"),
-            Response::Error { message } => bail!("the daemon did not end {identity}'s SAs: {message}"),
+            Response::Error { message } => bail!("the daemon did not end the client's SAs: {message}"),
             Response::Status { .. } => {}
         }
     }
@@ -466,7 +499,7 @@ pub fn client(cmd: ClientCmd, socket: Option<&Path>) -> anyhow::Result<()> {
                 Client { name: name.clone(), credential: Credential::Password { user: name.clone(), password } }
             };
             write_profiles(&d, &gateway, &client, on_demand)?;
-            tell_daemon(&d, socket, None)
+            tell_daemon(&d, socket, &[])
         }
         ClientCmd::Remove { name, dir } => {
             let d = Dir::new(&dir)?;
@@ -493,7 +526,13 @@ pub fn client(cmd: ClientCmd, socket: Option<&Path>) -> anyhow::Result<()> {
                 d.write_config(&doc)?;
                 println!("removed the user {name:?}");
             }
+            // Its IKE SAs go by its name (an EAP identity, a certificate's subjectAltName) or by
+            // its certificate's subject, which Windows sends as its identity.
+            let mut identities = vec![name.clone()];
             if has_cert {
+                let cert = std::fs::read(&cert_path).with_context(|| cert_path.display().to_string())?;
+                let cn = oxswan_pki::describe(&cert).with_context(|| cert_path.display().to_string())?.common_name;
+                identities.push(format!("CN={cn}"));
                 let serial = pki::revoke(&d.root, &name)?;
                 // The certificate is kept (as revoked/NAME-SERIAL.crt) and its key deleted, so the
                 // name can be given to a new client.
@@ -508,7 +547,7 @@ pub fn client(cmd: ClientCmd, socket: Option<&Path>) -> anyhow::Result<()> {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e).with_context(|| profiles.display().to_string()),
             }
-            tell_daemon(&d, socket, Some(&name))
+            tell_daemon(&d, socket, &identities)
         }
         ClientCmd::List { dir } => {
             let d = Dir::new(&dir)?;

@@ -72,18 +72,19 @@ impl Ike {
                 let message = if sas.is_empty() { format!("{name} is not up") } else { format!("{name}: deleting") };
                 let _ = reply.send(Response::Ok { message });
             }
-            Request::Terminate { identity } => {
+            Request::Terminate { identities } => {
                 let now = Instant::now();
                 let theirs = |sa: &SaHandle| {
                     self.endpoint.info(*sa).is_some_and(|i| {
-                        identity_string(&i.remote_id) == identity || i.eap_id.as_deref() == Some(identity.as_str())
+                        let eap = i.eap_id.as_ref();
+                        identities.iter().any(|id| identity_string(&i.remote_id) == *id || eap == Some(id))
                     })
                 };
                 let sas: Vec<SaHandle> = self.endpoint.established().into_iter().filter(theirs).collect();
                 for sa in &sas {
                     let _ = self.endpoint.delete_ike(now, *sa);
                 }
-                let message = format!("{identity}: {} IKE SA(s) deleted", sas.len());
+                let message = format!("{}: {} IKE SA(s) deleted", identities.join(", "), sas.len());
                 let _ = reply.send(Response::Ok { message });
             }
             Request::Rekey { name, what } => {
