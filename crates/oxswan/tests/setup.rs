@@ -398,6 +398,8 @@ fn charon_configured_from_each_profile_connects_and_a_removed_client_is_refused(
         let etc = PathBuf::from(format!("/etc/netns/{}", lan.ns(&format!("c{i}"))));
         std::fs::create_dir_all(&etc).unwrap();
         std::fs::write(etc.join("hosts"), format!("127.0.0.1 localhost\n{GW_IP} {NAME}\n")).unwrap();
+        // The oxswan client applies the pool's DNS server to a resolv.conf of its own.
+        std::fs::write(etc.join("resolv.conf"), "nameserver 127.0.0.53\n").unwrap();
     }
     let dir = lan.dir.join("etc-oxswan");
     let (password, p12_password) = make_gateway(&dir, GW_IP, Some(&lan.ns("gw")));
@@ -566,6 +568,8 @@ fn charon_configured_from_each_profile_connects_and_a_removed_client_is_refused(
     assert!(routes.contains(&format!("{GW_IP} via 198.51.100.1")), "the way to the gateway is pinned: {routes}");
     assert!(routes.contains("default via 198.51.100.1"), "the default route is left alone: {routes}");
     assert!(ping(&lan, 6, &vip, "10.2.0.1"), "oxswan client: ping from {vip}\n{}", lan.log("gw"));
+    let resolv = std::fs::read_to_string(format!("/etc/netns/{c6}/resolv.conf")).unwrap();
+    assert!(resolv.contains("10.10.0.53"), "the pool's DNS server applied: {resolv}");
     table.push(format!(
         "| {:<22} | {:<30} | {:<12} | {vip} |",
         "Linux (oxswan), password", "aes256gcm16-prfsha256-x25519", "aes256gcm16"
