@@ -99,7 +99,8 @@ fn read(dir: &Path, p: &str) -> Vec<u8> {
 }
 
 /// The site-to-site pair's credentials: left's client certificate, right's gateway certificate
-/// with its key in pkcs8/ and an unrelated key in private/ that the converter must pass over.
+/// with its key in pkcs8/ and an unrelated key in private/ that the converter must pass over, and
+/// the CA's revocation list in x509crl/.
 fn cert_creds(dir: &Path) -> [Vec<(&'static str, Vec<u8>)>; 2] {
     pki(
         dir,
@@ -122,6 +123,8 @@ fn cert_creds(dir: &Path) -> [Vec<(&'static str, Vec<u8>)>; 2] {
             ("private/decoy.key", read(dir, "private/clients/decoy.key")),
             ("pkcs8/right.key", read(dir, "private/server.key")),
             ("x509ca/ca.crt", ca),
+            // The CA's (empty) revocation list, which oxswan must then check left's certificate against.
+            ("x509crl/ca.crl", read(dir, "crl.pem")),
         ],
     ]
 }
@@ -166,12 +169,14 @@ fn every_test_configuration_converts_and_loads() {
     assert!(toml.contains(&format!("key = \"{}\"", dir.join("cert-left/private/left.key").display())), "{toml}");
     let right_dir = dir.join("cert-right");
     let (toml, stderr) = import_checked(&lay_out(&right_dir, &data("cert-right"), &right));
-    // The key is found by its public key (not the decoy in private/), the CA from x509ca/, the
-    // child from conf.d/; updown is named with where it was written.
+    // The key is found by its public key (not the decoy in private/), the CA from x509ca/ with its
+    // revocation list from x509crl/, the child from conf.d/; updown is named with where it was
+    // written.
     let t: toml::Table = toml.parse().unwrap();
     let site = &t["connections"]["site"];
     assert_eq!(site["local"]["key"].as_str().unwrap(), right_dir.join("pkcs8/right.key").to_str().unwrap());
     assert_eq!(site["remote"]["cacerts"][0].as_str().unwrap(), right_dir.join("x509ca/ca.crt").to_str().unwrap());
+    assert_eq!(site["remote"]["crls"][0].as_str().unwrap(), right_dir.join("x509crl/ca.crl").to_str().unwrap());
     assert_eq!(site["proposals"].as_array().unwrap().len(), 3);
     assert_eq!(site["dpd_action"].as_str(), Some("restart"), "dpd_action moves from the child to the connection");
     let net = &site["children"]["net"];

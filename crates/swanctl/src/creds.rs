@@ -150,8 +150,7 @@ impl Store {
     /// x509ca/, as charon sends them: the chain a peer that trusts only the root needs.
     pub fn chain(&self, cert: &Cert) -> Vec<Cert> {
         let mut chain = vec![cert.clone()];
-        loop {
-            let Some(last) = chain.last() else { break };
+        while let Some(last) = chain.last() {
             if last.self_signed() || chain.len() > 8 {
                 break;
             }
