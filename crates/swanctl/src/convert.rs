@@ -54,6 +54,13 @@ fn strings<S: AsRef<str>>(v: &[S]) -> Item {
     Item::Value(toml_edit::Value::Array(v.iter().map(|s| s.as_ref()).collect::<Array>()))
 }
 
+/// `key = [...]` when the list has something.
+fn set_list<S: AsRef<str>>(t: &mut Table, key: &str, v: &[S]) {
+    if !v.is_empty() {
+        t.insert(key, strings(v));
+    }
+}
+
 fn path_text(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
@@ -319,15 +326,11 @@ impl Conv {
                     if kv.key == "local_addrs" {
                         local_addrs.clone_from(&ips);
                     }
-                    if !ips.is_empty() {
-                        t.insert(&kv.key, strings(&ips));
-                    }
+                    set_list(&mut t, &kv.key, &ips);
                 }
                 "proposals" => {
                     let props = self.proposals(kv, &k, v, true);
-                    if !props.is_empty() {
-                        t.insert("proposals", strings(&props));
-                    }
+                    set_list(&mut t, "proposals", &props);
                 }
                 "vips" => {
                     let (ips, other): (Vec<String>, Vec<String>) =
@@ -335,9 +338,7 @@ impl Conv {
                     for o in other {
                         self.note(&kv.loc, &k, format!("`{}` not carried over: not an IP address", comment_text(&o)));
                     }
-                    if !ips.is_empty() {
-                        t.insert("vips", strings(&ips));
-                    }
+                    set_list(&mut t, "vips", &ips);
                 }
                 "encap" | "mobike" => match boolean(v) {
                     Some(b) => {
@@ -402,9 +403,7 @@ impl Conv {
                             );
                         }
                     }
-                    if !names.is_empty() {
-                        t.insert("pools", strings(&names));
-                    }
+                    set_list(&mut t, "pools", &names);
                 }
                 k2 if harmless(Kind::Conn, k2, v) => {}
                 _ => self.not_carried(kv, &k, "oxswan has no such connection setting"),
@@ -830,9 +829,7 @@ impl Conv {
                         crls.push(path_text(&c.path));
                     }
                 }
-                if !crls.is_empty() {
-                    t.insert("crls", strings(&crls));
-                }
+                set_list(&mut t, "crls", &crls);
             }
         }
         Ok((t, auth))
@@ -864,15 +861,11 @@ impl Conv {
                     if kept.is_empty() && !written.is_empty() {
                         return Err(skip(&kv.loc, &k, "none of its selectors can be carried over"));
                     }
-                    if !kept.is_empty() {
-                        t.insert(&kv.key, strings(&kept));
-                    }
+                    set_list(&mut t, &kv.key, &kept);
                 }
                 "esp_proposals" => {
                     let props = self.proposals(kv, &k, v, false);
-                    if !props.is_empty() {
-                        t.insert("esp_proposals", strings(&props));
-                    }
+                    set_list(&mut t, "esp_proposals", &props);
                 }
                 "ah_proposals" => return Err(skip(&kv.loc, &k, "AH; oxswan has ESP only")),
                 "mode" => {

@@ -68,11 +68,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 
 /// Reads a file no larger than the settings' file limit.
 pub(crate) fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if meta.len() > crate::settings::MAX_FILE_SIZE {
-        return Err(format!("larger than {} MiB", crate::settings::MAX_FILE_SIZE >> 20));
-    }
-    std::fs::read(path).map_err(|e| e.to_string())
+    crate::settings::read_limited(path, crate::settings::MAX_FILE_SIZE).map_err(|e| e.to_string())
 }
 
 /// The first certificate of a PEM or DER file.

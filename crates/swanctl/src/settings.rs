@@ -253,6 +253,18 @@ pub fn parse_str(file: &Path, text: &str) -> Result<Settings, ParseError> {
     Ok(Settings { root, warnings: reader.warnings })
 }
 
+/// Reads at most `limit` octets of a file, and fails beyond: a device such as /dev/zero, whose
+/// size says nothing, is bounded too.
+pub(crate) fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!("larger than {} MiB", limit >> 20)));
+    }
+    Ok(bytes)
+}
+
 fn canonical(p: &Path) -> PathBuf {
     std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
@@ -289,17 +301,11 @@ impl Reader {
         if self.files > MAX_FILES {
             return Err(at(format!("more than {MAX_FILES} files included")));
         }
-        let meta = std::fs::metadata(file).map_err(|e| at(format!("cannot read {}: {e}", file.display())))?;
-        if meta.len() > MAX_FILE_SIZE {
-            return Err(at(format!("{} is larger than {} MiB", file.display(), MAX_FILE_SIZE >> 20)));
-        }
-        self.total = self.total.saturating_add(meta.len());
+        let bytes =
+            read_limited(file, MAX_FILE_SIZE).map_err(|e| at(format!("cannot read {}: {e}", file.display())))?;
+        self.total = self.total.saturating_add(bytes.len() as u64);
         if self.total > MAX_TOTAL_SIZE {
             return Err(at(format!("the files included exceed {} MiB", MAX_TOTAL_SIZE >> 20)));
-        }
-        let bytes = std::fs::read(file).map_err(|e| at(format!("cannot read {}: {e}", file.display())))?;
-        if u64::try_from(bytes.len()).map_or(true, |n| n > MAX_FILE_SIZE) {
-            return Err(at(format!("{} is larger than {} MiB", file.display(), MAX_FILE_SIZE >> 20)));
         }
         let text = String::from_utf8(bytes).map_err(|e| {
             let before = e.as_bytes().get(..e.utf8_error().valid_up_to()).unwrap_or(&[]);

@@ -201,6 +201,9 @@ fn deep_includes_many_files_and_large_files_are_refused() {
     std::fs::write(&big, "a = ".to_owned() + &"x".repeat(usize::try_from(MAX_FILE_SIZE).unwrap()) + "\n").unwrap();
     let e = load(&big).unwrap_err();
     assert!(e.message.contains("larger than"), "{e}");
+    // A device's size says nothing: it is read up to the limit only.
+    let e = load(Path::new("/dev/zero")).unwrap_err();
+    assert!(e.message.contains("larger than"), "{e}");
 
     // The same file included over and over, side by side (not nested): bounded by the file count.
     std::fs::write(d.join("leaf.conf"), "x = 1\n").unwrap();
