@@ -513,9 +513,21 @@ impl Conv {
     /// Proposals carried as written, those oxswan cannot negotiate named and left out.
     fn proposals(&mut self, kv: &Kv, k: &str, v: &str, ike: bool) -> Vec<String> {
         let mut out = Vec::new();
-        for p in list(v) {
+        let written = list(v);
+        for p in &written {
             if p.eq_ignore_ascii_case("default") {
-                out.push(p);
+                // strongSwan expands `default` in place; oxswan knows it only as a whole list (the
+                // key left out), so it is written out where it stands among others.
+                let ours =
+                    if ike { oxswan_crypto::proposal::DEFAULT_IKE } else { oxswan_crypto::proposal::DEFAULT_ESP };
+                if written.len() > 1 {
+                    out.extend(ours.iter().map(|s| (*s).to_owned()));
+                }
+                self.note(
+                    &kv.loc,
+                    k,
+                    "`default` is oxswan's default, without some of strongSwan's (3DES, SHA-1, AES-CTR, Camellia ...)",
+                );
                 continue;
             }
             let parsed = if ike {
@@ -523,6 +535,7 @@ impl Conv {
             } else {
                 oxswan_crypto::proposal::parse_esp_proposal(&p)
             };
+            let p = p.clone();
             match parsed {
                 Ok(prop) if prop.transforms.iter().any(|t| t.transform_type.additional_ke_index().is_some()) => {
                     self.note(
@@ -538,7 +551,7 @@ impl Conv {
                 Err(e) => self.note(&kv.loc, k, format!("proposal `{}` not carried over: {e}", comment_text(&p))),
             }
         }
-        if out.is_empty() {
+        if out.is_empty() && !written.iter().any(|p| p.eq_ignore_ascii_case("default")) {
             self.note(&kv.loc, k, "no proposal left: oxswan's default proposals apply");
         }
         out

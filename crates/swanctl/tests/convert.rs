@@ -294,3 +294,20 @@ fn nothing_of_the_input_escapes_the_toml_comments_or_strings() {
     assert_eq!(t["secrets"]["ike"][0]["secret"].as_str(), Some("q\"\n]"));
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn default_proposals_are_oxswans_in_place() {
+    let d = tmp("default");
+    let conf = "connections {\n c {\n  proposals = default\n  local { auth = psk\n id = a }\n  remote { auth = psk }\n  \
+                children { n { esp_proposals = aes128gcm16, default } }\n }\n}\nsecrets { ike-1 { id = a\n secret = x } }\n";
+    let (i, t) = convert(&write(&d, &[("swanctl.conf", conf.as_bytes())]));
+    let c = &t["connections"]["c"];
+    assert!(c.get("proposals").is_none(), "`default` alone: the key left out, oxswan's default");
+    let esp: Vec<&str> =
+        c["children"]["n"]["esp_proposals"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    let mut want = vec!["aes128gcm16"];
+    want.extend(oxswan_crypto::proposal::DEFAULT_ESP);
+    assert_eq!(esp, want, "among others, written out where it stands");
+    assert_eq!(i.notes.iter().filter(|n| n.message.contains("`default` is oxswan's")).count(), 2);
+    let _ = std::fs::remove_dir_all(&d);
+}
