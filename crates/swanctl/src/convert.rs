@@ -531,9 +531,9 @@ impl Conv {
                 continue;
             }
             let parsed = if ike {
-                oxswan_crypto::proposal::parse_ike_proposal(&p)
+                oxswan_crypto::proposal::parse_ike_proposal(p)
             } else {
-                oxswan_crypto::proposal::parse_esp_proposal(&p)
+                oxswan_crypto::proposal::parse_esp_proposal(p)
             };
             let p = p.clone();
             match parsed {
