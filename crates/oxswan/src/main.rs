@@ -93,6 +93,15 @@ enum Cmd {
     /// remove one (revoked and cut off), list them, export their profiles again.
     #[command(subcommand)]
     Client(setup::ClientCmd),
+    /// Convert a strongSwan swanctl.conf (with its includes) into oxswan's TOML, written to standard
+    /// output. Certificates and keys are found as swanctl finds them (x509/, x509ca/, x509crl/,
+    /// private/, rsa/, ecdsa/, pkcs8/ beside the file) and written as absolute paths; every setting
+    /// not carried over is named on standard error as FILE:LINE and in comments at the top. Exits
+    /// non-zero only when the file cannot be read or parsed.
+    ImportSwanctl {
+        /// The swanctl.conf, e.g. /etc/swanctl/swanctl.conf.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -148,6 +157,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Client(cmd) => {
             setup::client(cmd, socket_given.then_some(cli.socket.as_path()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::ImportSwanctl { file } => {
+            let import = oxswan_swanctl::import(&file)?;
+            print!("{}", import.toml);
+            for n in &import.notes {
+                eprintln!("{n}");
+            }
+            // What the loader says of the result (the files it names are checked by check-config).
+            if let Err(e) = oxswan_config::parse(std::path::Path::new("(converted)"), &import.toml) {
+                eprintln!("oxswan: warning: the converted configuration does not load yet: {e}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::CheckConfig { config } => {

@@ -88,7 +88,7 @@ fn check_config_refuses_additional_key_exchanges() {
 fn help_lists_every_command() {
     let o = Command::new(OX).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&o.stdout);
-    for cmd in ["daemon", "up", "down", "status", "reload", "check-config", "pki"] {
+    for cmd in ["daemon", "up", "down", "status", "reload", "check-config", "pki", "import-swanctl"] {
         assert!(help.contains(cmd), "{cmd} missing from --help:\n{help}");
     }
 }

@@ -303,6 +303,8 @@ pub fn spawn_charon(
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
     for (path, data) in files {
+        // Other key directories (rsa/, ecdsa/, pkcs8/) and conf.d/ snippets too.
+        std::fs::create_dir_all(dir.join(path).parent().unwrap()).unwrap();
         std::fs::write(dir.join(path), data).unwrap();
     }
     std::fs::write(dir.join("swanctl.conf"), swanctl_conf).unwrap();
