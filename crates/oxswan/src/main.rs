@@ -41,9 +41,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Run the daemon in the foreground; logs go to stderr. Levels per subsystem (daemon, ike,
-    /// dataplane, io, route, config) come from [daemon] log, or RUST_LOG, e.g. "info,dataplane=debug".
-    /// SIGHUP reloads the configuration; SIGTERM deletes every SA and exits.
+    /// Run the daemon in the foreground; logs go to stderr (to the journal under systemd). Levels
+    /// per subsystem (daemon, ike, dataplane, io, route, config) come from [daemon] log, or
+    /// RUST_LOG, e.g. "info,dataplane=debug". SIGHUP reloads the configuration; SIGTERM deletes
+    /// every SA and exits.
     Daemon {
         /// The configuration file.
         #[arg(long)]
