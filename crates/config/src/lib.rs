@@ -87,6 +87,10 @@ pub struct Daemon {
     /// `charon.fragment_size`: the whole datagram, IP and UDP headers included); 0 for the family's
     /// default (576 for IPv4, 1280 for IPv6).
     pub fragment_size: u16,
+    /// Once its sockets, TUN device and control socket are set up, keep only the capabilities the
+    /// daemon needs from then on (`CAP_NET_ADMIN`, `CAP_NET_BIND_SERVICE`) and drop every other
+    /// one, from the bounding set too.
+    pub drop_capabilities: bool,
 }
 
 /// How the MSS option of TCP SYNs through the tunnel is clamped (`[daemon] clamp_mss`).
@@ -469,6 +473,19 @@ fn daemon(ctx: &Ctx<'_>, d: RawDaemon) -> Result<Daemon, ConfigError> {
                             "0 (the family's default) or a datagram size from {MIN_FRAGMENT_SIZE} to 65535, not {}",
                             f.get_ref()
                         ),
+                    ));
+                }
+            },
+        },
+        drop_capabilities: match d.drop_capabilities {
+            None => true,
+            Some(v) => match v.get_ref() {
+                toml::Value::Boolean(b) => *b,
+                other => {
+                    return Err(ctx.err(
+                        v.span(),
+                        "daemon.drop_capabilities",
+                        format!("true or false, not a {}", other.type_str()),
                     ));
                 }
             },

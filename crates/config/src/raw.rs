@@ -43,6 +43,8 @@ pub(crate) struct RawDaemon {
     /// `true`, `false` or an MSS: read as a value so that a wrong type is reported at its key.
     pub clamp_mss: Option<S<toml::Value>>,
     pub fragment_size: Option<S<i64>>,
+    /// A boolean, read as a value so that another type is reported at its key.
+    pub drop_capabilities: Option<S<toml::Value>>,
 }
 
 #[derive(Deserialize)]

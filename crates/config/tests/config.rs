@@ -425,3 +425,13 @@ fn relative_files_are_beside_the_configuration() {
     let c = parse(Path::new("site.toml"), &text).unwrap();
     assert_eq!(c.connection("site").unwrap().remote.cacerts[0], Path::new("pki/ca.crt"));
 }
+
+/// `[daemon] drop_capabilities`: on unless turned off; anything but a boolean is refused at its line.
+#[test]
+fn drop_capabilities_is_on_by_default() {
+    assert!(parse(Path::new("site.toml"), SITE).unwrap().daemon.drop_capabilities);
+    let with = |line: &str| SITE.replace("[daemon]\n", &format!("[daemon]\n{line}\n"));
+    assert!(!parse(Path::new("site.toml"), &with("drop_capabilities = false")).unwrap().daemon.drop_capabilities);
+    let e = err(&with("drop_capabilities = \"no\""));
+    assert_eq!(e.to_string(), "test.toml:3:21: daemon.drop_capabilities: true or false, not a string");
+}

@@ -8,23 +8,30 @@ mod datapath;
 mod dataplane;
 mod early;
 mod input;
+mod manual;
 mod peers;
 mod pki;
+mod privileges;
 mod radius;
 mod setup;
 mod streams;
+mod systemd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 use crate::control::{RekeyWhat, Request, Response};
 
 /// An IKEv2/IPsec VPN: the daemon and the commands that drive it.
+///
+/// `oxswan daemon` runs the IKEv2 engine and the ESP data plane in user space, through a TUN
+/// device; `up`, `down`, `rekey`, `status` and `reload` talk to it over its control socket
+/// (--socket). `check-config`, `pki`, `completions`, `man` and `systemd-unit` work without it.
 #[derive(Debug, Parser)]
-#[command(name = "oxswan", version, about)]
+#[command(name = "oxswan", version)]
 struct Cli {
     /// The daemon's control socket (one daemon per socket; [daemon] socket in its configuration).
     #[arg(long, global = true, env = "OXSWAN_SOCKET", default_value = "/run/oxswan/oxswan.sock")]
@@ -35,9 +42,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Run the daemon in the foreground; logs go to stderr. Levels per subsystem (daemon, ike,
-    /// dataplane, io, route, config) come from [daemon] log, or RUST_LOG, e.g. "info,dataplane=debug".
-    /// SIGHUP reloads the configuration; SIGTERM deletes every SA and exits.
+    /// Run the daemon in the foreground; logs go to stderr (to the journal under systemd). Levels
+    /// per subsystem (daemon, ike, dataplane, io, route, config) come from [daemon] log, or
+    /// RUST_LOG, e.g. "info,dataplane=debug". SIGHUP reloads the configuration; SIGTERM deletes
+    /// every SA and exits.
     Daemon {
         /// The configuration file.
         #[arg(long)]
@@ -102,6 +110,26 @@ enum Cmd {
         /// The swanctl.conf, e.g. /etc/swanctl/swanctl.conf.
         file: PathBuf,
     },
+    /// Print a shell completion script, e.g. `oxswan completions bash >
+    /// /etc/bash_completion.d/oxswan`; made from this command line, so it offers every command.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, oxswan(8), or write it into a directory with --dir.
+    Man {
+        /// Write DIR/oxswan.8 instead, e.g. /usr/local/share/man/man8.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Print a systemd unit (oxswan.service) that runs this binary's daemon with the configuration:
+    /// Type=notify with the watchdog, reload on SIGHUP, and only the capabilities the daemon keeps.
+    SystemdUnit {
+        /// The configuration file the unit's daemon reads.
+        #[arg(long, default_value = "/etc/oxswan/oxswan.toml")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -119,9 +147,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr at the levels of `RUST_LOG`, else `configured`, else info.
+/// Logs to stderr at the levels of `RUST_LOG`, else `configured`, else info. When stderr is the
+/// journal's (systemd.exec(5), `JOURNAL_STREAM`), the lines go to journald's native socket with
+/// their fields as journal fields (`OXSWAN_CONN=site`) or, if that socket cannot be reached, to
+/// stderr without timestamps (journald stamps each line) and with the priority as a `<N>` prefix
+/// (sd-daemon(3)).
 pub(crate) fn init_logging(configured: Option<&str>) -> anyhow::Result<()> {
     use anyhow::Context as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = match std::env::var("RUST_LOG") {
         Ok(env) if !env.is_empty() => {
             tracing_subscriber::EnvFilter::try_new(&env).with_context(|| format!("RUST_LOG={env:?}"))?
@@ -131,15 +165,33 @@ pub(crate) fn init_logging(configured: Option<&str>) -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_new(c).with_context(|| format!("[daemon] log = {c:?}"))?
         }
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(filter)
-        .try_init()
-        .map_err(|e| anyhow::anyhow!("logging: {e}"))
+    let failed = |e| anyhow::anyhow!("logging: {e}");
+    if !systemd::stderr_is_journal() {
+        return tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_env_filter(filter)
+            .try_init()
+            .map_err(failed);
+    }
+    match tracing_journald::layer() {
+        Ok(journal) => {
+            let journal =
+                journal.with_field_prefix(Some("OXSWAN".into())).with_priority_mappings(systemd::journal_priorities());
+            tracing_subscriber::registry().with(filter).with(journal).try_init().map_err(|e| failed(e.into()))
+        }
+        Err(_) => tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .event_format(systemd::PriorityPrefix(tracing_subscriber::fmt::format().without_time().with_level(false)))
+            .with_env_filter(filter)
+            .try_init()
+            .map_err(failed),
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
     let socket_given = std::env::args().any(|a| a == "--socket" || a.starts_with("--socket="))
         || std::env::var_os("OXSWAN_SOCKET").is_some();
     match cli.command {
@@ -169,6 +221,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Err(e) = oxswan_config::parse(std::path::Path::new("(converted)"), &import.toml) {
                 eprintln!("oxswan: warning: the converted configuration does not load yet: {e}");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Completions { shell } => {
+            std::io::Write::write_all(&mut std::io::stdout(), &manual::completions(shell, &mut Cli::command()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Man { dir } => {
+            let page = manual::page(Cli::command())?;
+            match dir {
+                Some(dir) => {
+                    let path = dir.join(manual::file_name());
+                    std::fs::write(&path, page).with_context(|| format!("cannot write {}", path.display()))?;
+                    println!("{}", path.display());
+                }
+                None => print!("{page}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::SystemdUnit { config } => {
+            let exe = std::env::current_exe().context("cannot find this program's path")?;
+            let config = std::path::absolute(&config).with_context(|| format!("{}", config.display()))?;
+            print!("{}", systemd::unit(&exe, &config));
             Ok(ExitCode::SUCCESS)
         }
         Cmd::CheckConfig { config } => {

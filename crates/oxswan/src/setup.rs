@@ -4,6 +4,7 @@
 //! Everything lives under one directory (`/etc/oxswan` by default):
 //! - `oxswan.toml`, the daemon's configuration (0600: it holds the users' passwords);
 //! - `setup.toml`, what `client add` needs to know of the gateway (its name and addresses);
+//! - `oxswan.service`, a systemd unit running the daemon with that configuration;
 //! - `pki/`, the CA and certificates (`oxswan pki`);
 //! - `clients/NAME/`, each client's profiles (0700, files 0600: they are credentials).
 //!
@@ -130,6 +131,8 @@ pub enum ClientCmd {
 
 const CONFIG: &str = "oxswan.toml";
 const SETUP: &str = "setup.toml";
+/// The systemd unit `setup gateway` writes beside the configuration.
+const UNIT: &str = "oxswan.service";
 /// The connection of certificate clients.
 const CERT_CONN: &str = "rw-cert";
 /// The connection of EAP-MSCHAPv2 users.
@@ -360,7 +363,7 @@ impl Dir {
 pub fn setup(cmd: SetupCmd) -> anyhow::Result<()> {
     let SetupCmd::Gateway { name, addresses, pool, pool6, dns, allow_legacy, rsa, dir } = cmd;
     let d = Dir::new(&dir)?;
-    for p in [d.config(), d.root.join(SETUP)] {
+    for p in [d.config(), d.root.join(SETUP), d.root.join(UNIT)] {
         if std::fs::symlink_metadata(&p).is_ok() {
             bail!("{} exists already: this directory has a gateway (use another --dir, or remove it)", p.display());
         }
@@ -381,6 +384,9 @@ pub fn setup(cmd: SetupCmd) -> anyhow::Result<()> {
     setup.insert("ipv6", value(pool6.is_some()));
     d.write_config(&doc)?;
     oxswan_pki::write_public(&d.root.join(SETUP), setup.to_string().as_bytes())?;
+    let exe = std::env::current_exe().context("cannot find this program's path")?;
+    let unit = d.root.join(UNIT);
+    oxswan_pki::write_public(&unit, crate::systemd::unit(&exe, &d.config()).as_bytes())?;
 
     println!("gateway {name:?} in {}:", d.root.display());
     println!(
@@ -390,10 +396,12 @@ pub fn setup(cmd: SetupCmd) -> anyhow::Result<()> {
         if allow_legacy { " and Windows' MODP-1024 default" } else { "" }
     );
     println!("  {}: the CA clients must trust", d.pki.ca_cert().display());
+    println!("  {}: a systemd unit running {}", unit.display(), exe.display());
     println!("next:");
     println!("  oxswan client add alice --dir {}        # a user with a password", d.root.display());
     println!("  oxswan client add bob --cert --dir {}   # a client with a certificate", d.root.display());
-    println!("  oxswan daemon --config {}", d.config().display());
+    println!("  oxswan daemon --config {}   # or under systemd:", d.config().display());
+    println!("  cp {} /etc/systemd/system/ && systemctl enable --now oxswan", unit.display());
     println!(
         "  and let the clients' traffic out: sysctl -w net.ipv4.ip_forward=1, and masquerade {pool} on the uplink"
     );

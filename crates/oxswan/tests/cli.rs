@@ -197,3 +197,131 @@ fn pki_makes_a_ca_and_certificates_that_openssl_verifies() {
     assert!(String::from_utf8_lossy(&no_ca.stderr).contains("make the CA first: oxswan pki init"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The subcommands `--help` lists (clap's own `help` aside), and under each one with subcommands of
+/// its own, theirs: `pki init` ... What the completions and the man page must cover, read from the
+/// binary itself, so that a subcommand added later is checked without touching this test.
+fn subcommands(path: &[&str]) -> Vec<Vec<String>> {
+    let o = Command::new(OX).args(path).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut out = Vec::new();
+    let listed =
+        help.split("\nCommands:\n").nth(1).map(|rest| rest.split("\n\n").next().unwrap_or_default().to_owned());
+    for line in listed.unwrap_or_default().lines() {
+        let Some(name) = line.split_whitespace().next() else { continue };
+        if name == "help" || !line.starts_with("  ") || line.starts_with("   ") {
+            continue;
+        }
+        let mut sub: Vec<String> = path.iter().map(|s| (*s).to_owned()).collect();
+        sub.push(name.to_owned());
+        out.push(sub.clone());
+        let refs: Vec<&str> = sub.iter().map(String::as_str).collect();
+        out.extend(subcommands(&refs));
+    }
+    out
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap().status.success()
+}
+
+/// bash's completions of `words` (the last one being completed) from `oxswan completions bash`,
+/// as bash's programmable completion would call them.
+fn bash_complete(script: &Path, words: &[&str]) -> Vec<String> {
+    let line = words.join(" ");
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let prog = format!(
+        "source '{}'; COMP_WORDS=({}); COMP_CWORD={}; COMP_LINE='{line}'; COMP_POINT={}; \
+         _oxswan oxswan '{}' '{}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        script.display(),
+        quoted.join(" "),
+        words.len() - 1,
+        line.len(),
+        words.last().unwrap(),
+        words.get(words.len().wrapping_sub(2)).unwrap_or(&"oxswan"),
+    );
+    let o = Command::new("bash").args(["--norc", "-c", &prog]).output().unwrap();
+    assert!(o.status.success(), "{prog}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).lines().map(str::to_owned).collect()
+}
+
+/// `oxswan completions bash` is a script bash parses; completing `oxswan st` offers `status` alone,
+/// every subcommand is offered after `oxswan ` (and `pki`'s after `oxswan pki `), options too
+/// (`oxswan status --j` → `--json`); the other shells' scripts name every subcommand.
+#[test]
+fn shell_completions_offer_every_command() {
+    if !have("bash") {
+        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI: the completion test needs bash");
+        eprintln!("SKIPPED: needs bash");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("oxswan-cli-completions-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("oxswan.bash");
+    let o = Command::new(OX).args(["completions", "bash"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(&script, &o.stdout).unwrap();
+    let syntax = Command::new("bash").arg("-n").arg(&script).output().unwrap();
+    assert!(syntax.status.success(), "bash -n: {}", String::from_utf8_lossy(&syntax.stderr));
+
+    assert_eq!(bash_complete(&script, &["oxswan", "st"]), ["status"]);
+    assert_eq!(bash_complete(&script, &["oxswan", "status", "--j"]), ["--json"]);
+    let subs = subcommands(&[]);
+    assert!(subs.len() >= 15, "{subs:?}");
+    for sub in &subs {
+        // A subcommand is offered after its parents: `oxswan `, `oxswan pki `, `oxswan client `.
+        let mut words = vec!["oxswan"];
+        words.extend(sub.iter().take(sub.len() - 1).map(String::as_str));
+        words.push("");
+        let offered = bash_complete(&script, &words);
+        assert!(offered.contains(sub.last().unwrap()), "{sub:?} not offered: {offered:?}");
+    }
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let o = Command::new(OX).args(["completions", shell]).output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success() && subs.iter().all(|s| text.contains(s.last().unwrap().as_str())), "{shell}");
+    }
+    let bad = Command::new(OX).args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2), "an unknown shell is a usage error");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `oxswan man` is one page, oxswan(8), that groff formats without a warning and man renders; it
+/// holds every subcommand (`oxswan pki init` ...) with its options, and the signals and files.
+/// `--dir` writes the same page to DIR/oxswan.8.
+#[test]
+fn the_man_page_renders_and_holds_every_command() {
+    if !have("man") || !have("groff") {
+        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI: the man page test needs man-db and groff");
+        eprintln!("SKIPPED: needs man and groff");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("oxswan-cli-man-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = Command::new(OX).arg("man").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let written = Command::new(OX).args(["man", "--dir"]).arg(&dir).output().unwrap();
+    assert!(written.status.success(), "{}", String::from_utf8_lossy(&written.stderr));
+    let page = dir.join("oxswan.8");
+    assert_eq!(std::fs::read(&page).unwrap(), o.stdout, "--dir writes the page it prints");
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with(".ie \\n(.g .ds Aq"), "roff");
+
+    let groff = Command::new("groff").args(["-man", "-k", "-Tutf8", "-ww", "-z"]).arg(&page).output().unwrap();
+    assert!(groff.status.success() && groff.stderr.is_empty(), "groff: {}", String::from_utf8_lossy(&groff.stderr));
+    let man = Command::new("man").arg("-l").arg(&page).env("MANWIDTH", "100").env("MANPAGER", "cat").output().unwrap();
+    assert!(man.status.success(), "man -l: {}", String::from_utf8_lossy(&man.stderr));
+    let text = String::from_utf8_lossy(&man.stdout).into_owned();
+    assert!(text.starts_with("oxswan(8)"), "{text}");
+    for section in ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "COMMANDS", "FILES", "SIGNALS", "ENVIRONMENT"] {
+        assert!(text.lines().any(|l| l == section), "no {section} section:\n{text}");
+    }
+    let subs = subcommands(&[]);
+    for sub in &subs {
+        let heading = format!("   oxswan {}", sub.join(" "));
+        assert!(text.lines().any(|l| l == heading), "no {heading:?} in the page:\n{text}");
+    }
+    // Options under their command, e.g. up's --timeout with its default.
+    assert!(text.contains("--timeout <TIMEOUT> [default: 30]"), "{text}");
+    assert!(text.contains("--socket <SOCKET>"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

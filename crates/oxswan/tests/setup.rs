@@ -170,6 +170,11 @@ fn profiles_read_back_by_plistlib_json_and_openssl() {
     let ca_der = openssl(&format!("x509 -in {d}/pki/ca.crt -outform DER | base64 -w0"));
     let ca_der = base64::engine::general_purpose::STANDARD.decode(ca_der.trim()).unwrap();
 
+    // The systemd unit beside the configuration is the one `oxswan systemd-unit` prints for it.
+    let unit = std::fs::read_to_string(dir.join("oxswan.service")).unwrap();
+    assert_eq!(unit, ox(&["systemd-unit", "--config", &format!("{d}/oxswan.toml")]));
+    assert!(unit.contains(&format!("daemon --config {d}/oxswan.toml")), "{unit}");
+
     // The password user: the Apple profile, field by field.
     let p = plistlib(&dir.join(format!("clients/{USER}/{USER}.mobileconfig")));
     assert_eq!(b64(&payload(&p, "com.apple.security.root")["PayloadContent"]), ca_der);

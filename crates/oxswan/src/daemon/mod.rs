@@ -39,6 +39,9 @@ const RESTART_RETRY: Duration = Duration::from_secs(2);
 /// How often the IKE thread hands the engine the data plane's counters.
 const VOLUME_CHECK: Duration = Duration::from_millis(100);
 
+/// How often the STATUS= line told to systemd is brought up to date.
+const STATUS_EVERY: Duration = Duration::from_secs(5);
+
 /// How long a stopping daemon waits for the RADIUS servers to take its accounting Stops.
 const SHUTDOWN_ACCOUNTING: Duration = Duration::from_secs(3);
 
@@ -132,14 +135,14 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     streams.set_plane(&sink);
     // RFC 9329: a responder for IKE and ESP over TCP, when asked for (off by default, as
     // Libreswan's listen-tcp).
+    let mut tcp_listeners = Vec::new();
     if config.daemon.listen_tcp {
         for a in &addrs {
             let at = SocketAddr::new(*a, config.daemon.tcp_port);
             let listener = std::net::TcpListener::bind(at)
                 .with_context(|| format!("cannot listen on TCP {at} (in use, or not an address of this host?)"))?;
-            let streams = streams.clone();
-            std::thread::Builder::new().name("tcp-listen".into()).spawn(move || streams.listen(&listener))?;
             tracing::info!(target: "io", "IKE and ESP over TCP (RFC 9329) accepted on {at}");
+            tcp_listeners.push(listener);
         }
     }
 
@@ -154,6 +157,15 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o600))
             .with_context(|| format!("cannot restrict {}", socket_path.display()))?;
+    }
+    // What needed more than the kept capabilities is done (the TUN device, the sockets); no thread
+    // runs yet, so every thread started from here on has only those (see privileges.rs).
+    if config.daemon.drop_capabilities {
+        crate::privileges::drop_capabilities()?;
+    }
+    for listener in tcp_listeners {
+        let streams = streams.clone();
+        std::thread::Builder::new().name("tcp-listen".into()).spawn(move || streams.listen(&listener))?;
     }
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -212,6 +224,8 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         data_plane: dp.clone(),
         tx: tx.clone(),
         stop: stop.clone(),
+        notify: crate::systemd::Notifier::from_env(Instant::now()),
+        status_told: Instant::now(),
     };
     ike.network_changed();
     ike.set_traps();
@@ -225,7 +239,11 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
 
     let starts = started(&ike.config, &[]);
     ike.start(starts);
+    // Serving: UDP bound, TUN device up, the control socket listening.
+    let status = ike.status_line();
+    ike.notify.ready(&status);
     ike.run(&rx, &stop, &hup);
+    ike.notify.stopping();
 
     // Orderly shutdown: accounting Stop for every client, DELETE every IKE SA, give the messages a
     // moment to leave, remove routes.
@@ -412,6 +430,10 @@ struct Ike {
     tx: mpsc::Sender<Input>,
     /// Set when the daemon stops.
     stop: Arc<AtomicBool>,
+    /// The service manager's notifications (sd_notify): readiness, reloads, the watchdog.
+    notify: crate::systemd::Notifier,
+    /// When the STATUS= line was last brought up to date.
+    status_told: Instant,
 }
 
 /// `OXSWAN_TEST_SEQUENCE_START`: new outbound SAs number their packets from there, so that a test
@@ -443,6 +465,7 @@ impl Ike {
                 .flatten()
                 .min();
             let wait = next.map_or(VOLUME_CHECK, |t| t.saturating_duration_since(now)).min(VOLUME_CHECK);
+            let wait = self.notify.next_ping(now).map_or(wait, |p| p.min(wait));
             match rx.recv_timeout(wait) {
                 Ok(Input::Datagram { local, remote, data }) => {
                     self.endpoint.handle_datagram(Instant::now(), local, remote, &data)
@@ -489,7 +512,26 @@ impl Ike {
             self.report_usage(now);
             self.idle_streams(now);
             self.dp.refresh_mtu(now);
+            self.tell_service_manager(now);
         }
+    }
+
+    /// WATCHDOG=1 when due, from this loop: it stops when the IKE thread hangs. STATUS= with the
+    /// SA counts every few seconds.
+    fn tell_service_manager(&mut self, now: Instant) {
+        self.notify.alive(now);
+        if now.saturating_duration_since(self.status_told) >= STATUS_EVERY {
+            self.status_told = now;
+            let status = self.status_line();
+            self.notify.status(&status);
+        }
+    }
+
+    /// What systemctl status shows as the daemon's status.
+    fn status_line(&self) -> String {
+        let sas = self.endpoint.established();
+        let children: usize = sas.iter().map(|sa| self.endpoint.children(*sa).len()).sum();
+        format!("{} connection(s); {} IKE SA(s), {children} CHILD SA(s) up", self.config.connections.len(), sas.len())
     }
 
     /// At shutdown: accounting Stop (Admin-Reboot) for every accounted IKE SA, with the traffic of
@@ -652,6 +694,16 @@ impl Ike {
     /// theirs until they end (as strongSwan's `swanctl --load-conns`). A file with an error changes
     /// nothing.
     fn reload(&mut self) -> anyhow::Result<String> {
+        self.notify.reloading();
+        let r = self.reload_config();
+        // Ready again either way: a file with an error leaves the running configuration.
+        let status = self.status_line();
+        self.notify.ready(&status);
+        r
+    }
+
+    /// [`Self::reload`]'s work, between its notifications to systemd.
+    fn reload_config(&mut self) -> anyhow::Result<String> {
         let mut config = oxswan_config::load(&self.config_path)?;
         let mut peers = Vec::new();
         for c in &config.connections {
