@@ -87,6 +87,8 @@ pub struct Daemon {
     /// `charon.fragment_size`: the whole datagram, IP and UDP headers included); 0 for the family's
     /// default (576 for IPv4, 1280 for IPv6).
     pub fragment_size: u16,
+    /// Where to serve Prometheus metrics over HTTP (`GET /metrics`); off when `None`.
+    pub metrics: Option<core::net::SocketAddr>,
 }
 
 /// How the MSS option of TCP SYNs through the tunnel is clamped (`[daemon] clamp_mss`).
@@ -463,5 +465,25 @@ fn daemon(ctx: &Ctx<'_>, d: RawDaemon) -> Result<Daemon, ConfigError> {
                 }
             },
         },
+        metrics: match d.metrics {
+            None => None,
+            Some(m) => Some(metrics_address(ctx, &m)?),
+        },
     })
+}
+
+/// `[daemon] metrics`: an IP address and a port, `127.0.0.1:9101` or `[::1]:9101`.
+fn metrics_address(ctx: &Ctx<'_>, m: &S<String>) -> Result<core::net::SocketAddr, ConfigError> {
+    let bad = |why: &str| {
+        ctx.err(
+            m.span(),
+            "daemon.metrics",
+            format!("`{}`: {why}, e.g. \"127.0.0.1:9101\" or \"[::1]:9101\"", m.get_ref()),
+        )
+    };
+    let at: core::net::SocketAddr = m.get_ref().parse().map_err(|_| bad("not an IP address and port"))?;
+    if at.port() == 0 {
+        return Err(bad("port 0"));
+    }
+    Ok(at)
 }

@@ -43,6 +43,7 @@ pub(crate) struct RawDaemon {
     /// `true`, `false` or an MSS: read as a value so that a wrong type is reported at its key.
     pub clamp_mss: Option<S<toml::Value>>,
     pub fragment_size: Option<S<i64>>,
+    pub metrics: Option<S<String>>,
 }
 
 #[derive(Deserialize)]

@@ -8,6 +8,7 @@ mod datapath;
 mod dataplane;
 mod early;
 mod input;
+mod metrics;
 mod peers;
 mod pki;
 mod radius;

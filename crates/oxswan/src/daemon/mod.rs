@@ -30,6 +30,7 @@ use oxswan_io::{Tun, UdpIo};
 
 mod commands;
 mod events;
+mod metrics;
 mod mobility;
 mod tcp;
 
@@ -190,9 +191,14 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         Some(r) => Some(crate::radius::Radius::start(r, provider.random.clone(), tx.clone())?),
         None => None,
     };
+    let metrics = match config.daemon.metrics {
+        Some(at) => Some(metrics::serve(at, now)?),
+        None => None,
+    };
     let mut ike = Ike {
         access,
         radius,
+        metrics,
         config,
         config_path: config_path.to_path_buf(),
         since: HashMap::new(),
@@ -365,6 +371,8 @@ struct Ike {
     access: crate::access::RemoteAccess,
     /// The RADIUS client, with `[radius]`.
     radius: Option<crate::radius::Radius>,
+    /// What `[daemon] metrics` serves.
+    metrics: Option<crate::metrics::Recorder>,
     config: Config,
     config_path: std::path::PathBuf,
     /// When each IKE SA and CHILD SA (by inbound SPI) came up.
@@ -468,6 +476,7 @@ impl Ike {
             self.flush();
             self.restart_due(now);
             self.report_usage(now);
+            self.publish_metrics(now);
             self.idle_streams(now);
             self.dp.refresh_mtu(now);
         }
