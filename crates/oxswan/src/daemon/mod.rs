@@ -144,6 +144,12 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         }
     }
 
+    // Served before the control socket appears: a daemon that answers commands answers scrapes.
+    let metrics = match config.daemon.metrics {
+        Some(at) => Some(metrics::serve(at, Instant::now())?),
+        None => None,
+    };
+
     if let Some(dir) = socket_path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -191,10 +197,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         Some(r) => Some(crate::radius::Radius::start(r, provider.random.clone(), tx.clone())?),
         None => None,
     };
-    let metrics = match config.daemon.metrics {
-        Some(at) => Some(metrics::serve(at, now)?),
-        None => None,
-    };
+
     let mut ike = Ike {
         access,
         radius,
@@ -220,6 +223,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     };
     ike.network_changed();
     ike.set_traps();
+    ike.publish_metrics(Instant::now());
     tracing::info!(
         target: "daemon",
         "oxswan daemon up: {} connection(s), TUN {}, control {}",

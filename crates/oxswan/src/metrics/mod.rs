@@ -388,11 +388,15 @@ impl Collector for Collected {
                 ([("cause", "integrity")], C(t.integrity_failed)),
                 ([("cause", "malformed")], C(t.malformed)),
                 ([("cause", "outside_selectors")], C(t.outside_selectors)),
-                ([("cause", "unknown_spi")], C(d.esp_unknown_spi)),
                 ([("cause", "too_big")], C(d.too_big)),
                 ([("cause", "tcp_queue")], C(s.tcp_esp_dropped)),
             ],
         )?;
+        counter(
+            "esp_unknown_spi_packets",
+            "ESP packets for an SPI without an SA when they came: held 2 s for an SA being installed, then dropped",
+        )
+        .one(e, C(d.esp_unknown_spi))?;
         counter("icmp_too_big_sent", "ICMP fragmentation-needed and ICMPv6 packet-too-big errors sent for them")
             .one(e, C(d.icmp_too_big_sent))?;
         counter("nat_keepalives_received", "NAT keepalives received (RFC 3948 section 2.3)")

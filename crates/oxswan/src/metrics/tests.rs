@@ -222,7 +222,7 @@ fn every_number_is_encoded_under_its_name_and_labels() {
         "oxswan_esp_dropped_packets_total{cause=\"malformed\"} 22",
         "oxswan_esp_dropped_packets_total{cause=\"outside_selectors\"} 23",
         "oxswan_nat_keepalives_received_total 24",
-        "oxswan_esp_dropped_packets_total{cause=\"unknown_spi\"} 25",
+        "oxswan_esp_unknown_spi_packets_total 25",
         "oxswan_esp_dropped_packets_total{cause=\"too_big\"} 26",
         "oxswan_icmp_too_big_sent_total 27",
         "oxswan_esp_dropped_packets_total{cause=\"tcp_queue\"} 28",
