@@ -197,7 +197,6 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         Some(r) => Some(crate::radius::Radius::start(r, provider.random.clone(), tx.clone())?),
         None => None,
     };
-
     let mut ike = Ike {
         access,
         radius,
