@@ -91,6 +91,8 @@ pub struct Daemon {
     /// daemon needs from then on (`CAP_NET_ADMIN`, `CAP_NET_BIND_SERVICE`) and drop every other
     /// one, from the bounding set too.
     pub drop_capabilities: bool,
+    /// Where to serve Prometheus metrics over HTTP (`GET /metrics`); off when `None`.
+    pub metrics: Option<core::net::SocketAddr>,
 }
 
 /// How the MSS option of TCP SYNs through the tunnel is clamped (`[daemon] clamp_mss`).
@@ -490,5 +492,25 @@ fn daemon(ctx: &Ctx<'_>, d: RawDaemon) -> Result<Daemon, ConfigError> {
                 }
             },
         },
+        metrics: match d.metrics {
+            None => None,
+            Some(m) => Some(metrics_address(ctx, &m)?),
+        },
     })
+}
+
+/// `[daemon] metrics`: an IP address and a port, `127.0.0.1:9101` or `[::1]:9101`.
+fn metrics_address(ctx: &Ctx<'_>, m: &S<String>) -> Result<core::net::SocketAddr, ConfigError> {
+    let bad = |why: &str| {
+        ctx.err(
+            m.span(),
+            "daemon.metrics",
+            format!("`{}`: {why}, e.g. \"127.0.0.1:9101\" or \"[::1]:9101\"", m.get_ref()),
+        )
+    };
+    let at: core::net::SocketAddr = m.get_ref().parse().map_err(|_| bad("not an IP address and port"))?;
+    if at.port() == 0 {
+        return Err(bad("port 0"));
+    }
+    Ok(at)
 }

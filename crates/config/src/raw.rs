@@ -45,6 +45,7 @@ pub(crate) struct RawDaemon {
     pub fragment_size: Option<S<i64>>,
     /// A boolean, read as a value so that another type is reported at its key.
     pub drop_capabilities: Option<S<toml::Value>>,
+    pub metrics: Option<S<String>>,
 }
 
 #[derive(Deserialize)]

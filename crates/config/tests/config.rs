@@ -385,6 +385,32 @@ fn clamp_mss_and_fragment_size() {
     }
 }
 
+/// `[daemon] metrics`: off by default; an IPv4 or IPv6 address with a port; anything else is an
+/// error at the key's line and column.
+#[test]
+fn metrics_address() {
+    let with = |line: &str| SITE.replace("[daemon]\n", &format!("[daemon]\n{line}\n"));
+    assert_eq!(parse(Path::new("site.toml"), SITE).unwrap().daemon.metrics, None, "off by default");
+    for (line, want) in [("metrics = \"127.0.0.1:9101\"", "127.0.0.1:9101"), ("metrics = \"[::1]:9101\"", "[::1]:9101")]
+    {
+        let got = parse(Path::new("site.toml"), &with(line)).unwrap().daemon.metrics;
+        assert_eq!(got, Some(want.parse().unwrap()), "{line}");
+    }
+    for (bad, why) in [
+        ("metrics = \"127.0.0.1\"", "`127.0.0.1`: not an IP address and port"),
+        ("metrics = \"localhost:9101\"", "`localhost:9101`: not an IP address and port"),
+        ("metrics = \"::1:9101\"", "`::1:9101`: not an IP address and port"),
+        ("metrics = \"127.0.0.1:0\"", "`127.0.0.1:0`: port 0"),
+        ("metrics = \"127.0.0.1:70000\"", "`127.0.0.1:70000`: not an IP address and port"),
+    ] {
+        let e = err(&with(bad));
+        assert_eq!((e.key.as_str(), e.line, e.column), ("daemon.metrics", 3, 11), "{bad}: {e}");
+        assert_eq!(e.message, format!("{why}, e.g. \"127.0.0.1:9101\" or \"[::1]:9101\""), "{bad}");
+    }
+    let e = err(&with("metrics = 9101"));
+    assert_eq!((e.line, e.column), (3, 11), "a number is refused at the key: {e}");
+}
+
 /// `crls` on the remote side: revocation lists for a `pubkey` peer's chain, which needs `cacerts`.
 #[test]
 fn crls_come_with_cacerts() {

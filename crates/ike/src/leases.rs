@@ -33,6 +33,19 @@ pub struct Lease {
 
 pub use oxswan_pool::PoolError as LeaseError;
 
+/// How much of one pool is lent, for metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// The pool's name.
+    pub pool: String,
+    /// Addresses it can lend.
+    pub size: u128,
+    /// Leases held by at least one IKE SA.
+    pub online: u64,
+    /// Leases held by none, still reserved for their owners.
+    pub offline: u64,
+}
+
 /// Where virtual IPs come from. A lease belongs to the client's identity (`owner`): the same
 /// identity gets the same address again, and several IKE SAs of one identity from one client host
 /// (`host`, its outer address) share it, each holding one reference until it goes; another device
@@ -53,6 +66,11 @@ pub trait AddressLeases: Send + fmt::Debug {
 
     /// The IKE SA that held `lease` for `owner` is gone.
     fn release(&mut self, lease: &Lease, owner: &str, now: Instant);
+
+    /// How much of each pool is lent; nothing where the leases are not counted here.
+    fn usage(&self) -> Vec<PoolUsage> {
+        Vec::new()
+    }
 }
 
 /// Pools in memory ([`oxswan_pool::Pools`]), each with its attributes: the daemon's.
@@ -101,6 +119,18 @@ impl AddressLeases for MemoryLeases {
         if let Some(pool) = self.pools.get_mut(&lease.pool) {
             pool.release(owner.as_bytes(), lease.addr, now);
         }
+    }
+
+    fn usage(&self) -> Vec<PoolUsage> {
+        self.pools
+            .iter()
+            .map(|p| PoolUsage {
+                pool: p.name().to_owned(),
+                size: p.range().size(),
+                online: p.online() as u64,
+                offline: p.offline() as u64,
+            })
+            .collect()
     }
 }
 

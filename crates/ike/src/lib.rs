@@ -31,7 +31,7 @@ pub mod volume;
 pub use config::{
     EndpointConfig, IkeLifetime, LocalAuth, PeerConfig, RemoteAuth, Retransmit, TcpConfig, TcpMode, Unique,
 };
-pub use endpoint::{Endpoint, Stats};
+pub use endpoint::{Endpoint, SaCounts, Stats};
 pub use error::{IkeError, Result, Unexpected};
 pub use event::{ChildSa, DownReason, Event, IkeSaInfo, RelayAnswer, SaHandle};
 pub use nat::NatState;

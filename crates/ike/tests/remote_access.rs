@@ -199,6 +199,40 @@ fn an_ike_rekey_keeps_the_lease_and_the_last_sa_gives_it_back() {
     assert_eq!(up_info(&mut sim, "192.0.2.4").local_vips, vec![ip("10.10.0.7")], "{:?}", sim.events("192.0.2.4"));
 }
 
+/// What metrics read: the SAs by state on both sides, and each pool's size and leases online and
+/// offline, through a client's connection and its departure.
+#[test]
+fn sa_counts_and_pool_usage_follow_a_client() {
+    use oxswan_ike::SaCounts;
+    use oxswan_ike::leases::PoolUsage;
+    let mut sim = null_cipher_pair_free(46);
+    gateway(&mut sim, "10.10.0.0/24");
+    let usage = |sim: &Sim| sim.ep_ref(GW).pool_usage();
+    let pool = |name: &str, online, offline| PoolUsage { pool: name.into(), size: 254, online, offline };
+    assert_eq!(usage(&sim), vec![pool("rw4", 0, 0), pool("rw6", 0, 0)]);
+    sim.add_null_cipher(ALICE_IP, wide(), vec![client_config("alice.example", &["0.0.0.0"])]);
+    connect(&mut sim, ALICE_IP);
+    assert_eq!(sim.ep_ref(ALICE_IP).sa_counts(), SaCounts { connecting: 1, ..SaCounts::default() });
+    assert_eq!(sim.ep_ref(GW).sa_counts(), SaCounts::default());
+    assert!(sim.run_until(Duration::from_secs(10), |s| settled(s, &[ALICE_IP])));
+    for at in [ALICE_IP, GW] {
+        assert_eq!(sim.ep_ref(at).sa_counts(), SaCounts { established: 1, ..SaCounts::default() }, "{at}");
+    }
+    assert_eq!(usage(&sim), vec![pool("rw4", 1, 0), pool("rw6", 0, 0)], "an IPv4 address only");
+
+    let now = sim.now;
+    let sa = sim.ep(ALICE_IP).established()[0];
+    sim.ep(ALICE_IP).delete_ike(now, sa).unwrap();
+    assert!(sim.run_until(Duration::from_secs(5), |s| s.ep_ref(GW).established().is_empty()));
+    assert_eq!(usage(&sim), vec![pool("rw4", 0, 1), pool("rw6", 0, 0)], "kept for alice, offline");
+    let gw = sim.ep_ref(GW).sa_counts();
+    assert_eq!((gw.established, gw.connecting, gw.half_open), (0, 0, 0), "{gw:?}");
+    // Closed SAs linger for retransmissions, then go.
+    sim.advance(Duration::from_secs(11));
+    assert_eq!(sim.ep_ref(GW).sa_counts(), SaCounts::default());
+    assert_eq!(sim.ep_ref(ALICE_IP).sa_counts(), SaCounts::default());
+}
+
 /// Whole messages (no IKE fragments), so that the named payloads can be read.
 fn wide() -> EndpointConfig {
     EndpointConfig { fragment_size: 65_535, ..EndpointConfig::default() }

@@ -25,6 +25,8 @@ pub struct PairCounters {
     pub replayed: u64,
     /// Inbound packets whose ICV did not verify (RFC 4303 §3.4.4).
     pub integrity_failed: u64,
+    /// Inbound packets too short or badly padded.
+    pub malformed: u64,
     /// Authentic inbound packets outside the pair's selectors (RFC 4301 §5.2).
     pub outside_selectors: u64,
     /// The path MTU to the peer.
@@ -59,12 +61,10 @@ pub trait Datapath: Send + Sync {
     /// Sends the pair's ESP from `local` to `remote` from now on (a NAT rebinding, RFC 7296 §2.23);
     /// false if there is no such pair.
     fn update_path(&self, spi_in: u32, local: SocketAddr, remote: SocketAddr) -> bool;
-    /// Removes the pair.
-    fn remove(&self, spi_in: u32);
+    /// Removes the pair; its last counters, read once the packet threads no longer find it.
+    fn remove(&self, spi_in: u32) -> Option<PairCounters>;
     /// The counters of every installed pair, by inbound SPI.
     fn counters(&self) -> Vec<(u32, PairCounters)>;
-    /// The counters of the pair with inbound SPI `spi_in`, if it is installed.
-    fn pair_counters(&self, spi_in: u32) -> Option<PairCounters>;
     /// Connections that start on traffic: their names and the selectors of their children.
     fn set_traps(&self, traps: Vec<(String, Selectors)>);
     /// Lets the next packet for `name` trigger it again.

@@ -9,6 +9,7 @@ mod dataplane;
 mod early;
 mod input;
 mod manual;
+mod metrics;
 mod peers;
 mod pki;
 mod privileges;

@@ -60,6 +60,8 @@ pub struct Radius {
     /// Acct-Session-Ids: unique per daemon run, as strongSwan's (start time and a counter).
     next_session: u64,
     epoch: u64,
+    /// Round trips of Access-Requests and Accounting-Requests, for metrics.
+    round_trips: (crate::metrics::Histogram, crate::metrics::Histogram),
 }
 
 /// The RADIUS view of a pair's counters: input is what the gateway received from the client
@@ -146,6 +148,7 @@ impl Radius {
             gone: HashMap::new(),
             next_session: 0,
             epoch,
+            round_trips: Default::default(),
         })
     }
 
@@ -185,6 +188,10 @@ impl Radius {
             }
             return None;
         };
+        if let Some(rt) = self.client.stats().last_round_trip {
+            let h = if rt.accounting { &mut self.round_trips.1 } else { &mut self.round_trips.0 };
+            h.observe(rt.time);
+        }
         self.answered(id, answer)
     }
 
@@ -359,6 +366,17 @@ impl Radius {
     /// Whether accounting requests are waiting for a server's answer.
     pub fn accounting_in_flight(&self) -> bool {
         self.pending.values().any(|p| matches!(p, Purpose::Accounting))
+    }
+
+    /// What the client measured and counted, for metrics.
+    pub fn metrics(&self) -> crate::metrics::RadiusMetrics {
+        let s = self.client.stats();
+        crate::metrics::RadiusMetrics {
+            access: self.round_trips.0.clone(),
+            accounting: self.round_trips.1.clone(),
+            timeouts: s.timeouts,
+            retransmissions: s.retransmissions,
+        }
     }
 
     /// Whether an Interim-Update is due.

@@ -21,6 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::lan::*;
+use common::scrape::{promtool, scrape_until};
 use common::{missing, ok, sh};
 
 const FREERADIUS: &str = "/usr/sbin/freeradius";
@@ -379,7 +380,10 @@ fn fail_over_to_the_second_server() {
             .unwrap()
     };
     let pki = pki();
-    lan.oxswan("gw", &gateway(&lan, &pki, &["10.0.0.6", RAD_IP], "1s", 2));
+    let metrics: std::net::SocketAddr = "127.0.0.1:9101".parse().unwrap();
+    let gw = gateway(&lan, &pki, &["10.0.0.6", RAD_IP], "1s", 2)
+        .replace("[daemon]\n", &format!("[daemon]\nmetrics = \"{metrics}\"\n"));
+    lan.oxswan("gw", &gw);
     let start = Instant::now();
     let vip = alice_in(&mut lan, &pki, &rad, IOS);
     let took = start.elapsed();
@@ -392,6 +396,27 @@ fn fail_over_to_the_second_server() {
     // So did the accounting: new requests go first to the server that answered last.
     accounted(&lan, &rad, &vip);
     assert_eq!((sent("auth"), sent("acct")), (2, 0), "{}", lan.log("gw"));
+
+    // The metrics: one retransmission to the dead server, no timeout; a round trip for every
+    // request sent once (the conversation's others and the accounting Start and Stop), none for
+    // the first, which went three times.
+    let count = |kind: &str| format!("oxswan_radius_round_trip_seconds_count{{request=\"{kind}\"}}");
+    let s = scrape_until(&lan.ns("gw"), metrics, 5, |s| s.get(&count("accounting")) >= 2.0);
+    promtool(&s);
+    assert_eq!(s.get("oxswan_radius_retransmissions_total"), 1.0, "{}", s.text);
+    assert_eq!(s.get("oxswan_radius_timeouts_total"), 0.0, "{}", s.text);
+    let access = s.get(&count("access"));
+    assert!(access >= 2.0, "{}", s.text);
+    // Each of them waited less than the 1 s timeout (that is when it would have been sent again).
+    let below = |le: &str| s.get(&format!("oxswan_radius_round_trip_seconds_bucket{{request=\"access\",le=\"{le}\"}}"));
+    assert_eq!(below("1"), access, "{}", s.text);
+    let sum = s.get("oxswan_radius_round_trip_seconds_sum{request=\"access\"}");
+    assert!(sum < access, "{}", s.text);
+    eprintln!(
+        "RADIUS round trips: {access} Access-Requests, {:.2} ms on average; {} Accounting-Requests",
+        1000.0 * sum / access,
+        s.get(&count("accounting"))
+    );
 }
 
 #[test]

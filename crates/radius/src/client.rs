@@ -300,6 +300,18 @@ pub struct Stats {
     pub dropped_unauthenticated: u64,
     /// Why the last one was dropped.
     pub last_drop: Option<DropReason>,
+    /// How long the last answer took, if its request was sent once: an answer to a request sent
+    /// again may answer any of its copies, so it is no sample (Karn's rule, RFC 6298 §3).
+    pub last_round_trip: Option<RoundTrip>,
+}
+
+/// How long a server took to answer a request sent once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoundTrip {
+    /// An Accounting-Request's answer; else an Access-Request's.
+    pub accounting: bool,
+    /// From the request to its answer, as the caller's clock says.
+    pub time: Duration,
 }
 
 #[derive(Debug)]
@@ -326,6 +338,10 @@ struct Pending {
     server: usize,
     servers_tried: usize,
     sent: u32,
+    /// When it was first handed out to send.
+    created: Instant,
+    /// Whether it went more than once (again, or to another server): no round-trip sample then.
+    repeated: bool,
     deadline: Instant,
     dest: SocketAddr,
     datagram: Vec<u8>,
@@ -621,6 +637,8 @@ impl RadiusClient {
                 server,
                 servers_tried: step.saturating_add(1),
                 sent: 1,
+                created: now,
+                repeated: false,
                 deadline: now.checked_add(self.config.timeout).unwrap_or(now),
                 dest,
                 datagram,
@@ -709,6 +727,8 @@ impl RadiusClient {
                 server,
                 servers_tried: step.saturating_add(1),
                 sent: 1,
+                created: now,
+                repeated: false,
                 deadline: now.checked_add(self.config.timeout).unwrap_or(now),
                 dest,
                 datagram,
@@ -748,8 +768,8 @@ impl RadiusClient {
 
     /// Takes a datagram that arrived from `from`: the answer it completes, or `None` when it is
     /// dropped ([`RadiusClient::last_drop`] says why).
-    pub fn handle_datagram(&mut self, _now: Instant, from: SocketAddr, data: &[u8]) -> Option<(RequestId, Answer)> {
-        match self.answer(from, data) {
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Option<(RequestId, Answer)> {
+        match self.answer(now, from, data) {
             Ok(answer) => {
                 self.stats.answers = self.stats.answers.saturating_add(1);
                 Some(answer)
@@ -771,7 +791,7 @@ impl RadiusClient {
         }
     }
 
-    fn answer(&mut self, from: SocketAddr, data: &[u8]) -> Result<(RequestId, Answer), DropReason> {
+    fn answer(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Result<(RequestId, Answer), DropReason> {
         let raw = RawPacket::parse(data).map_err(DropReason::Malformed)?;
         let code = raw.code();
         if !matches!(
@@ -803,6 +823,8 @@ impl RadiusClient {
             return Err(DropReason::MissingMessageAuthenticator);
         }
         let opening = matches!(pending.kind, Kind::Access { opening: true, .. });
+        self.stats.last_round_trip = (!pending.repeated)
+            .then(|| RoundTrip { accounting: !access, time: now.saturating_duration_since(pending.created) });
         self.finish(sent.request);
         let attributes = raw.decode_attributes();
         let answer = match code {
@@ -995,6 +1017,7 @@ impl RadiusClient {
         p.dest = t.dest;
         p.datagram.clone_from(&t.datagram);
         p.sent = sent;
+        p.repeated = true;
         p.servers_tried = servers_tried;
         p.deadline = deadline;
         self.transmits.push_back((id, t.dest, t.datagram));

@@ -84,8 +84,8 @@ pub mod packet;
 
 pub use attribute::Attribute;
 pub use client::{
-    AccountingRecord, AcctStatus, Answer, ClientConfig, EapSession, RadiusClient, RequestId, ServerConfig, ServerId,
-    Stats, TerminateCause, Usage, station_id,
+    AccountingRecord, AcctStatus, Answer, ClientConfig, EapSession, RadiusClient, RequestId, RoundTrip, ServerConfig,
+    ServerId, Stats, TerminateCause, Usage, station_id,
 };
 pub use error::{CodecError, DropReason, InvalidAnswer, RadiusError};
 pub use oxswan_crypto::Secret;

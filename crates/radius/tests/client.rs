@@ -536,6 +536,42 @@ fn a_late_answer_from_the_first_server_is_still_taken_after_fail_over() {
     assert_eq!(client.poll_timeout(), None);
 }
 
+/// The round trip of each answer to a request sent once, by kind; none for one sent again, which
+/// may answer any of its copies (Karn's rule, RFC 6298 §3).
+#[test]
+fn round_trips_are_measured_for_requests_sent_once() {
+    let random = TestRandom::new(15);
+    let mut client = RadiusClient::new(config(1, 3));
+    let t0 = Instant::now();
+    let (id, req) = open(&mut client, t0, &random);
+    let later = t0 + Duration::from_millis(37);
+    assert_eq!(client.handle_datagram(later, server(0).auth, &challenge_to(&req, b"s")).map(|a| a.0), Some(id));
+    assert_eq!(
+        client.stats().last_round_trip,
+        Some(oxswan_radius::RoundTrip { accounting: false, time: Duration::from_millis(37) })
+    );
+
+    let record = AccountingRecord::new(AcctStatus::Start, "1700000000-1".into(), b"alice".to_vec());
+    let acct = client.accounting(later, &record, &random).unwrap();
+    let req = decode_request(&secret(0), &send(&mut client).1);
+    let answer = respond_raw(&secret(0), &req, Code::ACCOUNTING_RESPONSE, vec![]);
+    let done = later + Duration::from_millis(5);
+    assert_eq!(client.handle_datagram(done, server(0).acct, &answer), Some((acct, Answer::AccountingDone)));
+    assert_eq!(
+        client.stats().last_round_trip,
+        Some(oxswan_radius::RoundTrip { accounting: true, time: Duration::from_millis(5) })
+    );
+
+    // Sent twice: the answer is taken, but it is no sample.
+    let (id, req) = open(&mut client, done, &random);
+    let again = done + Duration::from_secs(2);
+    assert!(client.handle_timeout(again).is_empty());
+    assert!(client.poll_transmit().is_some(), "retransmitted");
+    let got = client.handle_datagram(again + Duration::from_millis(1), server(0).auth, &challenge_to(&req, b"t"));
+    assert_eq!(got.map(|a| a.0), Some(id));
+    assert_eq!(client.stats().last_round_trip, None);
+}
+
 #[test]
 fn a_challenged_conversation_stays_with_its_server() {
     let random = TestRandom::new(15);

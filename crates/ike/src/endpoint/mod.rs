@@ -43,6 +43,19 @@ pub struct Stats {
     pub retransmits_answered: u64,
 }
 
+/// The endpoint's IKE SAs by where they are in their exchanges, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SaCounts {
+    /// Ours, IKE_SA_INIT or IKE_AUTH in flight.
+    pub connecting: u64,
+    /// The peer's, IKE_SA_INIT answered and IKE_AUTH not complete (EAP rounds included).
+    pub half_open: u64,
+    /// Both sides authenticated.
+    pub established: u64,
+    /// Gone, lingering to answer retransmissions of the request that ended them.
+    pub closing: u64,
+}
+
 /// How long a failed reauthentication waits before the next try.
 const REAUTH_RETRY: core::time::Duration = core::time::Duration::from_secs(10);
 
@@ -181,6 +194,27 @@ impl Endpoint {
     /// Drop counters.
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// The IKE SAs held, by state: one walk over them.
+    pub fn sa_counts(&self) -> SaCounts {
+        use crate::sa::State;
+        let mut c = SaCounts::default();
+        for sa in self.sas.values() {
+            let n = match sa.core.state {
+                State::Connecting => &mut c.connecting,
+                State::HalfOpen => &mut c.half_open,
+                State::Established => &mut c.established,
+                State::Closed => &mut c.closing,
+            };
+            *n = n.saturating_add(1);
+        }
+        c
+    }
+
+    /// How many addresses each pool lends, for metrics (empty without pools).
+    pub fn pool_usage(&self) -> Vec<crate::leases::PoolUsage> {
+        self.leases.usage()
     }
 
     /// Number of IKE SAs held, in any state.

@@ -5,6 +5,9 @@ use super::*;
 
 impl Ike {
     pub(super) fn event(&mut self, e: Event) {
+        if let Some(m) = self.metrics.as_mut() {
+            m.tally.event(&e);
+        }
         match e {
             Event::IkeSaUp { sa, info } => {
                 self.restarts.remove(&info.name);
@@ -84,15 +87,16 @@ impl Ike {
             Event::ChildSaDeleted { sa, spi_in, .. } => {
                 tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "CHILD SA {spi_in:08x}_i deleted");
                 self.since.remove(&(sa, Some(spi_in)));
-                if self.radius.as_ref().is_some_and(|r| r.accounts(sa)) {
-                    let last = self.dp.pair_counters(spi_in).map(|k| k.usage);
-                    if let (Some(r), Some(u)) = (self.radius.as_mut(), last) {
-                        r.pair_gone(sa, crate::radius::usage_of(&u));
-                    }
-                }
                 // A pair the data plane refused is not its to remove: the SPI may be another's.
-                if !self.refused.remove(&spi_in) {
-                    self.dp.remove(spi_in);
+                // The last counters of one it removes go to the accounting and the metrics' totals.
+                let last = if self.refused.remove(&spi_in) { None } else { self.dp.remove(spi_in) };
+                if let Some(k) = last {
+                    if let Some(r) = self.radius.as_mut() {
+                        r.pair_gone(sa, crate::radius::usage_of(&k.usage));
+                    }
+                    if let Some(m) = self.metrics.as_mut() {
+                        m.tally.pair_gone(&k);
+                    }
                 }
                 // A route stays while another pair (a rekey's successor) still covers its prefix.
                 for r in self.routes.remove(&spi_in).unwrap_or_default() {

@@ -30,6 +30,7 @@ use oxswan_io::{Tun, UdpIo};
 
 mod commands;
 mod events;
+mod metrics;
 mod mobility;
 mod tcp;
 
@@ -163,6 +164,12 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     if config.daemon.drop_capabilities {
         crate::privileges::drop_capabilities()?;
     }
+    // Its thread starts after the drop (see above), and before the control socket answers: a
+    // daemon that answers commands answers scrapes.
+    let metrics = match config.daemon.metrics {
+        Some(at) => Some(metrics::serve(at, Instant::now())?),
+        None => None,
+    };
     for listener in tcp_listeners {
         let streams = streams.clone();
         std::thread::Builder::new().name("tcp-listen".into()).spawn(move || streams.listen(&listener))?;
@@ -205,6 +212,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     let mut ike = Ike {
         access,
         radius,
+        metrics,
         config,
         config_path: config_path.to_path_buf(),
         since: HashMap::new(),
@@ -229,6 +237,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     };
     ike.network_changed();
     ike.set_traps();
+    ike.publish_metrics(Instant::now());
     tracing::info!(
         target: "daemon",
         "oxswan daemon up: {} connection(s), TUN {}, control {}",
@@ -399,6 +408,8 @@ struct Ike {
     access: crate::access::RemoteAccess,
     /// The RADIUS client, with `[radius]`.
     radius: Option<crate::radius::Radius>,
+    /// What `[daemon] metrics` serves.
+    metrics: Option<crate::metrics::Recorder>,
     config: Config,
     config_path: std::path::PathBuf,
     /// When each IKE SA and CHILD SA (by inbound SPI) came up.
@@ -510,6 +521,7 @@ impl Ike {
             self.flush();
             self.restart_due(now);
             self.report_usage(now);
+            self.publish_metrics(now);
             self.idle_streams(now);
             self.dp.refresh_mtu(now);
             self.tell_service_manager(now);

@@ -62,16 +62,12 @@ impl Datapath for DataPlane {
         self.tables.update_path(spi_in, local, remote)
     }
 
-    fn remove(&self, spi_in: u32) {
-        self.tables.remove(spi_in);
+    fn remove(&self, spi_in: u32) -> Option<PairCounters> {
+        self.tables.remove(spi_in).map(|e| counters_of(&e))
     }
 
     fn counters(&self) -> Vec<(u32, PairCounters)> {
         self.tables.snapshot().iter().map(|e| (e.inb.spi(), counters_of(e))).collect()
-    }
-
-    fn pair_counters(&self, spi_in: u32) -> Option<PairCounters> {
-        self.tables.load().by_spi(spi_in).map(|e| counters_of(e))
     }
 
     fn set_traps(&self, traps: Vec<(String, Selectors)>) {
@@ -122,6 +118,7 @@ fn counters_of(e: &ChildEntry) -> PairCounters {
         usage,
         replayed: i.replayed.load(Ordering::Relaxed),
         integrity_failed: i.integrity_failed.load(Ordering::Relaxed),
+        malformed: i.malformed.load(Ordering::Relaxed),
         outside_selectors: e.outside.load(Ordering::Relaxed),
         path_mtu: e.path_mtu(),
         inner_mtu: e.inner_mtu(),

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 pub mod lan;
+pub mod scrape;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
