@@ -84,13 +84,20 @@ impl Pin {
     }
 }
 
-/// What `ip route get` answers for `peer`: `(gateway, device)`.
-fn parse_route_get(out: &str) -> Option<(Option<String>, String)> {
+/// What `ip route get` answers for `peer`: `(gateway, device)`; a gateway of the other family is
+/// `inet6 ADDR` (RFC 5549 next hops).
+fn parse_route_get(out: &str) -> Option<(Option<Vec<String>>, String)> {
     let mut words = out.split_whitespace();
     let (mut via, mut dev) = (None, None);
     while let Some(w) = words.next() {
         match w {
-            "via" => via = words.next().map(str::to_owned),
+            "via" => {
+                via = match words.next() {
+                    Some(f @ ("inet" | "inet6")) => words.next().map(|a| vec![f.to_owned(), a.to_owned()]),
+                    Some(a) => Some(vec![a.to_owned()]),
+                    None => None,
+                }
+            }
             "dev" => dev = words.next().map(str::to_owned),
             _ => {}
         }
@@ -98,28 +105,58 @@ fn parse_route_get(out: &str) -> Option<(Option<String>, String)> {
     Some((via, dev?))
 }
 
-/// Pins the route the kernel takes to `peer` now as a host route, unless it goes through `tun`
-/// already; returns the pin to [`unpin`] when no SA needs it any more.
-pub fn pin(peer: IpAddr, tun: &str) -> Result<Option<Pin>, RouteError> {
-    let o = Command::new("ip").args(["route", "get", &peer.to_string()]).output()?;
+/// What [`pin`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pinned {
+    /// A host route made, to remove with [`unpin`].
+    Made(Pin),
+    /// A host route to the peer exists already (an administrator's): it is left as it is.
+    HostRouteThere,
+    /// The way to the peer is the TUN device already (another SA's route): nothing to pin from.
+    IntoTunnel,
+}
+
+/// Whether `cidr` is one address (`/32`, `/128`).
+pub fn is_host(cidr: &str) -> bool {
+    cidr.ends_with("/32") && !cidr.contains(':') || cidr.ends_with("/128")
+}
+
+/// Pins the route the kernel takes to `peer` now as a host route, unless a host route to it is
+/// there already or the way goes through `tun`; a pin made is for [`unpin`] when no SA needs it
+/// any more.
+pub fn pin(peer: IpAddr, tun: &str) -> Result<Pinned, RouteError> {
     let cidr = host_cidr(peer);
-    if !o.status.success() {
-        let stderr = String::from_utf8_lossy(&o.stderr).trim().to_owned();
-        return Err(RouteError::Refused { op: "route get", cidr, stderr });
+    let run = |args: &[&str]| -> Result<String, RouteError> {
+        let o = Command::new("ip").args(args).output()?;
+        if !o.status.success() {
+            let stderr = String::from_utf8_lossy(&o.stderr).trim().to_owned();
+            return Err(RouteError::Refused { op: "route get", cidr: cidr.clone(), stderr });
+        }
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let family = if peer.is_ipv4() { "-4" } else { "-6" };
+    if !run(&[family, "route", "show", "exact", &cidr])?.trim().is_empty() {
+        return Ok(Pinned::HostRouteThere);
     }
-    let Some((via, dev)) = parse_route_get(&String::from_utf8_lossy(&o.stdout)) else { return Ok(None) };
-    if dev == tun || dev == "lo" {
-        return Ok(None);
+    let Some((via, dev)) = parse_route_get(&run(&["route", "get", &peer.to_string()])?) else {
+        return Ok(Pinned::IntoTunnel);
+    };
+    if dev == tun {
+        return Ok(Pinned::IntoTunnel);
+    }
+    if dev == "lo" {
+        return Ok(Pinned::HostRouteThere);
     }
     let mut spec = vec![cidr.clone()];
     if let Some(v) = via {
-        spec.extend(["via".to_owned(), v]);
+        spec.push("via".to_owned());
+        spec.extend(v);
     }
     spec.extend(["dev".to_owned(), dev]);
     let mut args = vec!["route".to_owned(), "replace".into()];
     args.extend(spec.iter().cloned());
     ip("route replace", &cidr, &args)?;
-    Ok(Some(Pin { spec }))
+    Ok(Pinned::Made(Pin { spec }))
 }
 
 /// Removes a host route [`pin`] made.
@@ -179,7 +216,11 @@ mod tests {
     #[test]
     fn route_get_is_read() {
         let out = "192.0.2.2 via 198.51.100.1 dev eth0 src 198.51.100.10 uid 0 \n    cache \n";
-        assert_eq!(parse_route_get(out), Some((Some("198.51.100.1".into()), "eth0".into())));
+        assert_eq!(parse_route_get(out), Some((Some(vec!["198.51.100.1".into()]), "eth0".into())));
+        let v6 = "192.0.2.2 via inet6 fe80::1 dev eth0 src 198.51.100.10 uid 0";
+        assert_eq!(parse_route_get(v6), Some((Some(vec!["inet6".into(), "fe80::1".into()]), "eth0".into())));
+        assert!(is_host("192.0.2.2/32") && is_host("2001:db8::1/128") && !is_host("0.0.0.0/1"));
+        assert!(!is_host("2001:db8::/32"));
         assert_eq!(parse_route_get("10.0.0.2 dev veth0 src 10.0.0.1 uid 0"), Some((None, "veth0".into())));
         assert_eq!(parse_route_get("garbage"), None);
     }

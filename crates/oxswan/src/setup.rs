@@ -81,9 +81,13 @@ pub enum ClientCmd {
         /// The client's name: the user name, or the identity in its certificate
         /// (alice@example.com).
         name: String,
-        /// The user's password (else one is made).
-        #[arg(long, conflicts_with = "cert")]
+        /// The user's password (else one is made). It shows in the process list: prefer
+        /// --password-stdin.
+        #[arg(long, conflicts_with_all = ["cert", "password_stdin"])]
         password: Option<String>,
+        /// Read the user's password from the first line of standard input.
+        #[arg(long, conflicts_with = "cert")]
+        password_stdin: bool,
         /// A certificate instead of a password.
         #[arg(long)]
         cert: bool,
@@ -216,8 +220,11 @@ fn gateway_config(
     let conn = table(vec![
         ("pools", strings(&pool_names)),
         ("proposals", strings(&suites::gateway_ike(legacy))),
-        // Apple clients open several IKE SAs at once; a new device of a user keeps the other's.
-        ("unique", value("no")),
+        // A user's phone and laptop at once: a new device's INITIAL_CONTACT does not end the other's
+        // IKE SA (under `no` it would, RFC 7296 §2.4 taking it for the same device restarted).
+        ("unique", value("never")),
+        // So a client that went without a word is noticed, its SA and lease released.
+        ("dpd_delay", value("30s")),
         (
             "local",
             table(vec![
@@ -327,7 +334,8 @@ impl Dir {
 
     fn read_config(&self) -> anyhow::Result<DocumentMut> {
         let p = self.config();
-        let text = std::fs::read_to_string(&p).with_context(|| p.display().to_string())?;
+        // The users' passwords are in it.
+        let text = Zeroizing::new(std::fs::read_to_string(&p).with_context(|| p.display().to_string())?);
         text.parse().with_context(|| p.display().to_string())
     }
 
@@ -335,7 +343,7 @@ impl Dir {
     /// certificates, keys and secrets it names), so that a bad edit never reaches the daemon.
     fn write_config(&self, doc: &DocumentMut) -> anyhow::Result<()> {
         let path = self.config();
-        let text = doc.to_string();
+        let text = Zeroizing::new(doc.to_string());
         let c = oxswan_config::parse(&path, &text).context("the new configuration is refused")?;
         let provider = oxswan_crypto::default_provider_with(c.needs_modp1024());
         for conn in &c.connections {
@@ -363,6 +371,7 @@ impl Dir {
 pub fn setup(cmd: SetupCmd) -> anyhow::Result<()> {
     let SetupCmd::Gateway { name, addresses, pool, pool6, dns, allow_legacy, rsa, dir } = cmd;
     let d = Dir::new(&dir)?;
+    oxswan_pki::check_server_name(&name).context("--name")?;
     for p in [d.config(), d.root.join(SETUP), d.root.join(UNIT)] {
         if std::fs::symlink_metadata(&p).is_ok() {
             bail!("{} exists already: this directory has a gateway (use another --dir, or remove it)", p.display());
@@ -442,9 +451,14 @@ fn daemon_socket(d: &Dir, socket: Option<&Path>) -> PathBuf {
 /// identities in `terminate`.
 fn tell_daemon(d: &Dir, socket: Option<&Path>, terminate: &[String]) -> anyhow::Result<()> {
     let socket = daemon_socket(d, socket);
-    if std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        println!("no daemon answers on {}: the change applies when it starts", socket.display());
-        return Ok(());
+    match std::os::unix::net::UnixStream::connect(&socket) {
+        Ok(_) => {}
+        // Nobody listens there: the daemon reads the files when it starts.
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => {
+            println!("no daemon answers on {}: the change applies when it starts", socket.display());
+            return Ok(());
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot reach the daemon on {}", socket.display())),
     }
     match control::call(&socket, &Request::Reload, Duration::from_secs(10))? {
         Response::Ok { message } => println!("daemon: {message}"),
@@ -463,6 +477,27 @@ fn tell_daemon(d: &Dir, socket: Option<&Path>, terminate: &[String]) -> anyhow::
     Ok(())
 }
 
+/// A client's name: it becomes file names, an identity, and text in the profiles (a PowerShell
+/// script among them), so only letters, digits and `. _ @ + -` from ASCII, up to 64, not starting
+/// with a dot or a hyphen: `alice`, `alice@example.com`, `bob-laptop`.
+fn client_name(name: &str) -> anyhow::Result<&str> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "._@+-".contains(c);
+    if name.is_empty() || name.len() > 64 || name.starts_with(['.', '-']) || !name.chars().all(ok) {
+        bail!(
+            "{name:?}: a client's name is 1 to 64 of the letters and digits of ASCII and `. _ @ + -`, \
+             not starting with `.` or `-` (e.g. alice, alice@example.com)"
+        );
+    }
+    Ok(name)
+}
+
+/// The password from standard input's first line (a terminal echoes it: pipe it in).
+fn read_password() -> anyhow::Result<Zeroizing<String>> {
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin().read_line(&mut line).context("--password-stdin: cannot read standard input")?;
+    Ok(Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned()))
+}
+
 /// A password as a user gives it: something to type, which EAP-MSCHAPv2 can carry (RFC 2759 §8:
 /// up to 256 characters).
 fn check_password(pw: &str) -> anyhow::Result<()> {
@@ -474,10 +509,10 @@ fn check_password(pw: &str) -> anyhow::Result<()> {
 
 pub fn client(cmd: ClientCmd, socket: Option<&Path>) -> anyhow::Result<()> {
     match cmd {
-        ClientCmd::Add { name, password, cert, rsa, on_demand, dir } => {
+        ClientCmd::Add { name, password, password_stdin, cert, rsa, on_demand, dir } => {
             let d = Dir::new(&dir)?;
             let gateway = d.gateway()?;
-            pki::file_name(&name)?;
+            client_name(&name)?;
             let mut doc = d.read_config()?;
             if users(&doc).contains(&name) || std::fs::symlink_metadata(d.pki.client_cert(&name)).is_ok() {
                 bail!("{name:?} is a client already (oxswan client remove {name} first)");
@@ -490,9 +525,10 @@ pub fn client(cmd: ClientCmd, socket: Option<&Path>) -> anyhow::Result<()> {
                 let kind = if rsa { KeyKind::Rsa3072 } else { KeyKind::EcdsaP256 };
                 certificate_client(&gateway, &name, &issued.cert_der, &issued.key_pem, kind)?
             } else {
-                let (password, made) = match password {
-                    Some(p) => (Zeroizing::new(p), false),
-                    None => (oxswan_profile::generate_password(20)?, true),
+                let (password, made) = match (password, password_stdin) {
+                    (Some(p), _) => (Zeroizing::new(p), false),
+                    (None, true) => (read_password()?, false),
+                    (None, false) => (oxswan_profile::generate_password(20)?, true),
                 };
                 check_password(&password)?;
                 add_eap_connection(&mut doc)?;
@@ -511,12 +547,16 @@ pub fn client(cmd: ClientCmd, socket: Option<&Path>) -> anyhow::Result<()> {
         }
         ClientCmd::Remove { name, dir } => {
             let d = Dir::new(&dir)?;
-            pki::file_name(&name)?;
+            client_name(&name)?;
             let mut doc = d.read_config()?;
             let is_user = users(&doc).contains(&name);
             let cert_path = d.pki.client_cert(&name);
-            let has_cert = std::fs::symlink_metadata(&cert_path).is_ok();
-            if !is_user && !has_cert {
+            let key_path = d.pki.client_key(&name);
+            let profiles = d.client_dir(&name);
+            let there = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+            let has_cert = there(&cert_path);
+            // What an earlier removal that stopped half-way left is removed too.
+            if !is_user && !has_cert && !there(&key_path) && !there(&profiles) {
                 bail!("no client {name:?} in {}", d.root.display());
             }
             if is_user {
@@ -544,18 +584,28 @@ pub fn client(cmd: ClientCmd, socket: Option<&Path>) -> anyhow::Result<()> {
                 let serial = pki::revoke(&d.root, &name)?;
                 // The certificate is kept (as revoked/NAME-SERIAL.crt) and its key deleted, so the
                 // name can be given to a new client.
-                let kept = d.pki.revoked_cert(&name, &serial);
-                pki::move_aside(&cert_path, &kept)?;
-                let key = d.pki.client_key(&name);
-                std::fs::remove_file(&key).with_context(|| key.display().to_string())?;
+                pki::move_aside(&cert_path, &d.pki.revoked_cert(&name, &serial))?;
             }
-            let profiles = d.client_dir(&name);
-            match std::fs::remove_dir_all(&profiles) {
-                Ok(()) => println!("removed {}", profiles.display()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(|| profiles.display().to_string()),
+            // The rest goes whatever fails on the way, and the daemon is told in any case: the
+            // failures are reported together at the end.
+            let mut failed = Vec::new();
+            for (what, gone) in [
+                (key_path.clone(), std::fs::remove_file(&key_path)),
+                (profiles.clone(), std::fs::remove_dir_all(&profiles)),
+            ] {
+                match gone {
+                    Ok(()) => println!("removed {}", what.display()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => failed.push(format!("{}: {e}", what.display())),
+                }
             }
-            tell_daemon(&d, socket, &identities)
+            if let Err(e) = tell_daemon(&d, socket, &identities) {
+                failed.push(format!("{e:#}"));
+            }
+            if !failed.is_empty() {
+                bail!("{name:?} is revoked or deleted in the configuration, but: {}", failed.join("; "));
+            }
+            Ok(())
         }
         ClientCmd::List { dir } => {
             let d = Dir::new(&dir)?;
@@ -590,7 +640,7 @@ pub fn client(cmd: ClientCmd, socket: Option<&Path>) -> anyhow::Result<()> {
         ClientCmd::Export { name, qr, on_demand, dir } => {
             let d = Dir::new(&dir)?;
             let gateway = d.gateway()?;
-            pki::file_name(&name)?;
+            client_name(&name)?;
             let doc = d.read_config()?;
             let client = if let Some(password) = secret_of(&doc, &name) {
                 Client { name: name.clone(), credential: Credential::Password { user: name.clone(), password } }
@@ -609,7 +659,6 @@ pub fn client(cmd: ClientCmd, socket: Option<&Path>) -> anyhow::Result<()> {
                 println!("{}", code.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build());
                 return Ok(());
             }
-            let _ = std::fs::remove_dir_all(d.client_dir(&name));
             write_profiles(&d, &gateway, &client, on_demand)
         }
     }
@@ -649,7 +698,8 @@ fn write_profiles(d: &Dir, gateway: &Gateway, client: &Client, on_demand: bool) 
         (format!("{name}.sswan"), Zeroizing::new(oxswan_profile::sswan(gateway, client)?.into_bytes())),
         (format!("{name}.ps1"), Zeroizing::new(oxswan_profile::powershell(gateway, client).into_bytes())),
     ];
-    let mut linux = LinuxFiles { ca: "ca.crt".into(), cert_and_key: None };
+    // `ca.pem`, not `.crt`: no client's certificate (NAME.crt) can take its name.
+    let mut linux = LinuxFiles { ca: "ca.pem".into(), cert_and_key: None };
     if let Credential::Certificate { p12, .. } = &client.credential {
         files.push((format!("{name}.p12"), Zeroizing::new(p12.clone())));
         let cert =
@@ -663,15 +713,27 @@ fn write_profiles(d: &Dir, gateway: &Gateway, client: &Client, on_demand: bool) 
     match oxswan_profile::oxswan_toml(gateway, client, &linux) {
         Ok(toml) => {
             let ca = std::fs::read(d.pki.ca_cert()).with_context(|| d.pki.ca_cert().display().to_string())?;
-            files.push(("ca.crt".into(), Zeroizing::new(ca)));
+            files.push(("ca.pem".into(), Zeroizing::new(ca)));
             files.push((format!("{name}.toml"), Zeroizing::new(toml.into_bytes())));
         }
         Err(e @ oxswan_profile::ProfileError::NoAddress(_)) => println!("no Linux profile: {e}"),
         Err(e) => return Err(e.into()),
     }
-    for (file, data) in &files {
-        oxswan_pki::write_private(&dir.join(file), data)?;
+    // Made whole beside the client's directory, then put in its place: a failure on the way leaves
+    // no half set of profiles (and no name a client can have: names do not start with a dot).
+    let new = d.root.join("clients").join(format!(".{name}.new"));
+    let _ = std::fs::remove_dir_all(&new);
+    let written = files.iter().try_for_each(|(file, data)| oxswan_pki::write_private(&new.join(file), data));
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&new);
+        return Err(e.into());
     }
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot replace it", dir.display())),
+    }
+    std::fs::rename(&new, &dir).with_context(|| format!("{} to {}", new.display(), dir.display()))?;
     println!("profiles of {name:?} in {}:", dir.display());
     for (file, _) in &files {
         println!("  {file}");

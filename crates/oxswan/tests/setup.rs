@@ -21,6 +21,7 @@ use common::{OX, missing, sh, spawn_charon, spawn_oxswan};
 const NAME: &str = "vpn.example.com";
 const USER: &str = "alice";
 const CERT: &str = "bob@example.com";
+const OTHER: &str = "carol";
 
 fn ox(args: &[&str]) -> String {
     let o = Command::new(OX).args(args).output().unwrap();
@@ -260,6 +261,51 @@ fn profiles_read_back_by_plistlib_json_and_openssl() {
     assert!(ox(&["client", "list", "--dir", d]).contains("no clients"));
     // The name is free again, with a new certificate.
     ox(&["--socket", "/nonexistent.sock", "client", "add", CERT, "--cert", "--dir", d]);
+    // A client may be called `ca`: its certificate does not take the CA's file.
+    ox(&["--socket", "/nonexistent.sock", "client", "add", "ca", "--cert", "--dir", d]);
+    assert!(dir.join("clients/ca/ca.crt").exists() && dir.join("clients/ca/ca.pem").exists());
+    // A password from standard input, not the command line.
+    let mut child = Command::new(OX)
+        .args(["--socket", "/nonexistent.sock", "client", "add", "dave", "--password-stdin", "--dir", d])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"dave's pass phrase\n").unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let config = std::fs::read_to_string(dir.join("oxswan.toml")).unwrap();
+    assert!(config.contains("secret = \"dave's pass phrase\""), "{config}");
+    // Names that would be more than a name (a PowerShell quote, a path) are refused, and nothing
+    // is made for them.
+    for bad in ["x\u{201D};calc;\u{201D}", "../etc", "-rf", "a b", ""] {
+        let o = Command::new(OX)
+            .args(["--socket", "/nonexistent.sock", "client", "add", "--dir", d, "--", bad])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{bad:?} accepted");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("a client's name"),
+            "{bad:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    assert_eq!(std::fs::read_dir(dir.join("clients")).unwrap().count(), 3, "bob, ca and dave only");
+    // A bad gateway name is refused before anything is written, so the same command with the right
+    // name works next.
+    let again = tempdir("again");
+    let a = again.to_str().unwrap();
+    let o = Command::new(OX)
+        .args(["setup", "gateway", "--name", "vpn_example.com", "--address", "127.0.0.1", "--dir", a])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--name"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!again.exists(), "nothing written for a refused name");
+    ox(&["setup", "gateway", "--name", "vpn.example.com", "--address", "127.0.0.1", "--dir", a]);
+    let _ = std::fs::remove_dir_all(&again);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -551,8 +597,11 @@ fn charon_configured_from_each_profile_connects_and_a_removed_client_is_refused(
     }
 
     // oxswan on Linux from its generated configuration, all traffic through the tunnel: the
-    // way to the gateway stays outside it.
-    let linux = dir.join(format!("clients/{USER}/{USER}.toml"));
+    // way to the gateway stays outside it. Another user, who must stay connected when the first
+    // is removed.
+    let other = ox(&["--socket", gw_sock.to_str().unwrap(), "client", "add", OTHER, "--dir", &d]);
+    assert!(other.contains("daemon: "), "the running gateway reloaded: {other}");
+    let linux = dir.join(format!("clients/{OTHER}/{OTHER}.toml"));
     let c6 = lan.ns("c6");
     let child =
         spawn_oxswan(&c6, &lan.sock("c6"), &linux, &lan.dir.join("c6.log"), &[("RUST_LOG".into(), "info".into())]);
@@ -581,9 +630,13 @@ fn charon_configured_from_each_profile_connects_and_a_removed_client_is_refused(
     ));
     eprintln!("profile × proposals × virtual IP:\n{}", table.join("\n"));
 
-    // Removed: the daemon reloads and ends their SAs; connecting again is refused.
-    let before = lan.status("gw")["ike_sas"].as_array().unwrap().len();
-    assert!(before >= 2, "{before} IKE SAs");
+    // Removed: the daemon reloads and ends their SAs (three devices each: `unique = never` keeps a
+    // user's several devices); connecting again is refused; the other user stays.
+    let sas = lan.status("gw")["ike_sas"].as_array().unwrap().clone();
+    let count = |who: &str| {
+        sas.iter().filter(|sa| sa["eap_id"] == who || sa["remote_id"].as_str().is_some_and(|r| r.contains(who))).count()
+    };
+    assert_eq!((count(USER), count(CERT), count(OTHER)), (3, 3, 1), "{sas:?}");
     for name in [USER, CERT] {
         let o = Command::new(OX)
             .args(["--socket", gw_sock.to_str().unwrap(), "client", "remove", name, "--dir", &d])
@@ -592,10 +645,10 @@ fn charon_configured_from_each_profile_connects_and_a_removed_client_is_refused(
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(o.status.success(), "remove {name}: {out}{}", String::from_utf8_lossy(&o.stderr));
         assert!(out.contains("daemon: ") && out.contains("oxswan.toml: "), "the daemon reloaded: {out}");
-        assert!(
-            out.contains(&format!("daemon: {name}")) && out.contains("IKE SA(s) deleted"),
-            "the daemon ended {name}'s SAs: {out}"
-        );
+        assert!(out.contains("IKE SA(s) deleted"), "the daemon ended {name}'s SAs: {out}");
+        let deleted =
+            out.lines().find(|l| l.starts_with(&format!("daemon: {name}"))).unwrap_or_else(|| panic!("{out}"));
+        assert!(deleted.ends_with(": 3 IKE SA(s) deleted"), "{deleted}");
     }
     let theirs =
         |sa: &serde_json::Value| sa["eap_id"] == USER || sa["remote_id"].as_str().is_some_and(|r| r.contains(CERT));
@@ -605,19 +658,36 @@ fn charon_configured_from_each_profile_connects_and_a_removed_client_is_refused(
         lan.status("gw")
     );
     for i in [0, 1] {
-        // A later client of the same identity with INITIAL_CONTACT replaced this one's IKE SA
-        // without a word (RFC 7296 §2.4): charon forgets it before it tries again.
+        // Whatever charon still holds goes before it tries again.
         let _ = lan.swanctl(&format!("c{i}"), "--terminate --ike vpn --force --timeout 2");
         let again = lan.swanctl(&format!("c{i}"), "--initiate --child vpn --timeout 15");
         assert!(!again.status.success(), "{} connects after removal", clients[i].profile);
         let out = String::from_utf8_lossy(&again.stdout);
-        assert!(
-            out.contains("AUTHENTICATION_FAILED"),
-            "{}: refused by the gateway:\n{out}\n{}",
-            clients[i].profile,
-            lan.log("gw")
-        );
+        // The user is unknown to EAP-MSCHAPv2 now (the connection stays for the other user); the
+        // certificate is revoked.
+        let why = if i == 0 {
+            "EAP-MS-CHAPv2 failed with error ERROR_AUTHENTICATION_FAILURE"
+        } else {
+            "AUTHENTICATION_FAILED"
+        };
+        assert!(out.contains(why), "{}: refused by the gateway:\n{out}\n{}", clients[i].profile, lan.log("gw"));
     }
     let log = lan.log("gw");
     assert!(log.contains("revoked"), "the gateway says why it refuses {CERT}:\n{log}");
+    let left = lan.status("gw")["ike_sas"].as_array().unwrap().clone();
+    assert!(left.len() == 1 && left[0]["eap_id"] == OTHER, "{OTHER} stays: {left:?}");
+    assert!(ping(&lan, 6, &vip, "10.2.0.1"), "{OTHER} still pings");
+
+    // The oxswan client's routes go with its SA: the halves and the pin, not the default route.
+    let down = lan.ox("c6", "down vpn");
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    assert!(
+        wait(5, || {
+            let r = String::from_utf8_lossy(&sh(&format!("ip -n {c6} route")).stdout).into_owned();
+            !r.contains("0.0.0.0/1") && !r.contains("128.0.0.0/1") && !r.contains(&format!("{GW_IP} via"))
+        }),
+        "routes left: {}",
+        String::from_utf8_lossy(&sh(&format!("ip -n {c6} route")).stdout)
+    );
+    assert!(String::from_utf8_lossy(&sh(&format!("ip -n {c6} route")).stdout).contains("default via 198.51.100.1"));
 }

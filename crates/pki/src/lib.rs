@@ -317,6 +317,12 @@ fn validity(params: &mut CertificateParams, now: OffsetDateTime, days: i64) {
     params.not_after = now + Duration::days(days);
 }
 
+/// Whether `name` can be a gateway's name: an IP address, or a DNS name of letters, digits and
+/// hyphens ([`Ca::issue_server`] refuses anything else).
+pub fn check_server_name(name: &str) -> Result<(), PkiError> {
+    dns_name(name).map(|_| ())
+}
+
 /// `name` as a DNS-type subjectAltName: labels of letters, digits and hyphens (an IP address's
 /// text passes too, as Windows wants it there).
 fn dns_name(name: &str) -> Result<rcgen::string::Ia5String, PkiError> {

@@ -73,8 +73,8 @@ pub enum CertKind {
     Rsa,
 }
 
-/// How a client authenticates itself.
-#[derive(Debug, Clone)]
+/// How a client authenticates itself. Its `Debug` leaves the secrets out.
+#[derive(Clone)]
 pub enum Credential {
     /// EAP-MSCHAPv2 with a user name and password (the gateway authenticates with its certificate).
     Password {
@@ -94,6 +94,23 @@ pub enum Credential {
         /// The bundle's password.
         p12_password: Zeroizing<String>,
     },
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Password { user, .. } => {
+                f.debug_struct("Password").field("user", user).field("password", &"(secret)").finish()
+            }
+            Credential::Certificate { id, kind, p12, .. } => f
+                .debug_struct("Certificate")
+                .field("id", id)
+                .field("kind", kind)
+                .field("p12", &format_args!("{} octets", p12.len()))
+                .field("p12_password", &"(secret)")
+                .finish(),
+        }
+    }
 }
 
 /// One client of one gateway.
@@ -155,6 +172,13 @@ mod tests {
         let many = generate_password(4000).unwrap();
         let distinct: std::collections::BTreeSet<char> = many.chars().collect();
         assert_eq!(distinct.len(), 57);
+    }
+
+    #[test]
+    fn debug_leaves_the_secrets_out() {
+        let c = Credential::Password { user: "alice".into(), password: Zeroizing::new("hunter2".into()) };
+        let shown = format!("{c:?}");
+        assert!(shown.contains("alice") && !shown.contains("hunter2"), "{shown}");
     }
 
     #[test]

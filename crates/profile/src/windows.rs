@@ -6,18 +6,33 @@
 use crate::suites::windows as names;
 use crate::{Client, Credential, Gateway, base64};
 
-/// A PowerShell single-quoted string: nothing in it is expanded, a quote is doubled.
+/// A PowerShell single-quoted string: nothing in it is expanded, and each of the characters
+/// PowerShell takes for a single quote (the ASCII one and U+2018 to U+201B) is doubled.
 fn quoted(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+    let mut out = String::from("'");
+    for c in s.chars() {
+        if matches!(c, '\'' | '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}') {
+            out.push(c);
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
+}
+
+/// Text for a comment line: nothing that would end it.
+fn comment(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 /// The script for `client` of `gateway`; a certificate client's `NAME.p12` must lie beside it.
 /// It runs in an elevated PowerShell: `powershell -ExecutionPolicy Bypass -File NAME.ps1`.
 pub fn powershell(gateway: &Gateway, client: &Client) -> String {
     let name = quoted(&gateway.name);
-    let mut s = String::new();
+    // A byte order mark: Windows PowerShell 5.1 reads a script without one in the ANSI code page.
+    let mut s = String::from("\u{FEFF}");
     s.push_str(&format!(
-        "# oxswan: the IKEv2 VPN {name} for {client}, for Windows 10 and 11.\n\
+        "# oxswan: the IKEv2 VPN {gw} for {client}, for Windows 10 and 11.\n\
          # Run it as administrator: powershell -ExecutionPolicy Bypass -File {file}.ps1\n\
          $ErrorActionPreference = 'Stop'\n\
          $Name = {name}\n\n\
@@ -26,9 +41,10 @@ pub fn powershell(gateway: &Gateway, client: &Client) -> String {
          [System.IO.File]::WriteAllBytes($CaFile, [System.Convert]::FromBase64String('{ca}'))\n\
          Import-Certificate -FilePath $CaFile -CertStoreLocation Cert:\\LocalMachine\\Root | Out-Null\n\
          Remove-Item $CaFile\n\n",
-        client = quoted(&client.name),
-        file = client.name,
+        client = comment(&quoted(&client.name)),
+        file = comment(&client.name),
         ca = base64(&gateway.ca_der),
+        gw = comment(&name),
     ));
     let method = match &client.credential {
         Credential::Password { .. } => "Eap",
@@ -45,9 +61,11 @@ pub fn powershell(gateway: &Gateway, client: &Client) -> String {
     };
     s.push_str(&format!(
         "# The connection; with EAP, Windows asks for the user name and password when it connects.\n\
-         Add-VpnConnection -Name $Name -ServerAddress {name} -TunnelType Ikev2 -AuthenticationMethod {method} -EncryptionLevel Required{remember} -Force\n\
-         Set-VpnConnectionIPsecConfiguration -ConnectionName $Name -EncryptionMethod {enc} -IntegrityCheckMethod {integ} -DHGroup {dh} -CipherTransformConstants {cipher} -AuthenticationTransformConstants {auth} -PfsGroup {pfs} -Force\n\
-         Write-Host \"VPN $Name added: connect from the network settings{how}.\"\n",
+         # For every user of the machine; one of that name from an earlier run is replaced.\n\
+         Remove-VpnConnection -Name $Name -AllUserConnection -Force -ErrorAction SilentlyContinue\n\
+         Add-VpnConnection -Name $Name -ServerAddress {name} -TunnelType Ikev2 -AuthenticationMethod {method} -EncryptionLevel Required{remember} -AllUserConnection -Force\n\
+         Set-VpnConnectionIPsecConfiguration -ConnectionName $Name -AllUserConnection -EncryptionMethod {enc} -IntegrityCheckMethod {integ} -DHGroup {dh} -CipherTransformConstants {cipher} -AuthenticationTransformConstants {auth} -PfsGroup {pfs} -Force\n\
+         Write-Host ('VPN ' + $Name + ' added: connect from the network settings{how}.')\n",
         remember = if method == "Eap" { " -RememberCredential" } else { "" },
         enc = names::ENCRYPTION_METHOD,
         integ = names::INTEGRITY_CHECK_METHOD,
@@ -56,7 +74,7 @@ pub fn powershell(gateway: &Gateway, client: &Client) -> String {
         auth = names::AUTHENTICATION_TRANSFORM,
         pfs = names::PFS_GROUP,
         how = match &client.credential {
-            Credential::Password { user, .. } => format!(" as {}", user.replace(['"', '`', '$'], "")),
+            Credential::Password { user, .. } => format!(" as ' + {} + '", quoted(user)),
             Credential::Certificate { .. } => String::new(),
         },
     ));

@@ -174,10 +174,17 @@ fn sswan_is_what_the_android_app_imports() {
     let cert = base64::engine::general_purpose::STANDARD.decode(v["remote"]["cert"].as_str().unwrap()).unwrap();
     assert_eq!(cert, f.gateway.ca_der);
     assert_eq!(v["local"]["eap_id"], "alice");
-    assert!(v["local"].get("shared_secret").is_none(), "no password in the file");
+    assert!(!sswan(&f.gateway, &password_client()).unwrap().contains("pw'"), "no password in the file");
     assert_eq!(v["ike-proposal"], suites::ANDROID.ike);
     assert_eq!(v["esp-proposal"], suites::ANDROID.esp);
     assert_eq!(v["uuid"].as_str().unwrap().len(), 36);
+    let again: serde_json::Value = serde_json::from_str(&sswan(&f.gateway, &password_client()).unwrap()).unwrap();
+    assert_eq!(v["uuid"], again["uuid"], "the same client, the same profile for the app");
+    assert_eq!(v["split-tunneling"]["block-ipv6"], false, "the fixture lends IPv6");
+    let mut v4_only = f.gateway.clone();
+    v4_only.ipv6 = false;
+    let v4: serde_json::Value = serde_json::from_str(&sswan(&v4_only, &password_client()).unwrap()).unwrap();
+    assert_eq!(v4["split-tunneling"]["block-ipv6"], true);
 
     let (client, _) = cert_client(&f, KeyKind::Rsa3072);
     let v: serde_json::Value = serde_json::from_str(&sswan(&f.gateway, &client).unwrap()).unwrap();
@@ -192,7 +199,20 @@ fn powershell_sets_the_windows_suite_and_quotes_names() {
     let mut f = fixture();
     f.gateway.name = "it's.example".into();
     let ps = powershell(&f.gateway, &password_client());
+    assert!(ps.starts_with('\u{FEFF}'), "a byte order mark, for Windows PowerShell 5.1");
     assert!(ps.contains("$Name = 'it''s.example'"), "{ps}");
+    assert!(ps.contains("-AllUserConnection -Force\n"), "{ps}");
+    assert!(ps.contains("Remove-VpnConnection -Name $Name -AllUserConnection"), "{ps}");
+    // PowerShell takes U+2019 for a quote too: doubled like the ASCII one; a newline cannot end a
+    // comment line early.
+    let mut odd = password_client();
+    odd.name = "x\u{2019};calc;\u{201D}\nrm".into();
+    if let Credential::Password { user, .. } = &mut odd.credential {
+        *user = "x\u{2019};calc".into();
+    }
+    let ps = powershell(&f.gateway, &odd);
+    assert!(ps.contains("' + 'x\u{2019}\u{2019};calc' + '"), "{ps}");
+    assert!(!ps.contains("\nrm"), "{ps}");
     assert!(ps.contains("-AuthenticationMethod Eap "), "{ps}");
     for p in [
         "-EncryptionMethod AES256",
@@ -217,17 +237,17 @@ fn powershell_sets_the_windows_suite_and_quotes_names() {
 #[test]
 fn oxswan_toml_is_a_valid_client_configuration() {
     let f = fixture();
-    let files = LinuxFiles { ca: "ca.crt".into(), cert_and_key: None };
+    let files = LinuxFiles { ca: "ca.pem".into(), cert_and_key: None };
     let text = oxswan_toml(&f.gateway, &password_client(), &files).unwrap();
     let c = oxswan_config::parse(Path::new("/etc/oxswan/client/alice.toml"), &text)
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
     let vpn = c.connection("vpn").unwrap();
     assert_eq!(vpn.remote_addrs, ["192.0.2.2".parse::<std::net::IpAddr>().unwrap()]);
-    assert_eq!(vpn.remote.cacerts, [Path::new("/etc/oxswan/client/ca.crt")]);
+    assert_eq!(vpn.remote.cacerts, [Path::new("/etc/oxswan/client/ca.pem")]);
     assert_eq!(c.eap_secret("alice").map(|s| s.len()), Some("pw'\"$x".len()));
 
     let (client, _) = cert_client(&f, KeyKind::EcdsaP256);
-    let files = LinuxFiles { ca: "ca.crt".into(), cert_and_key: Some(("bob.crt".into(), "bob.key".into())) };
+    let files = LinuxFiles { ca: "ca.pem".into(), cert_and_key: Some(("bob.crt".into(), "bob.key".into())) };
     let text = oxswan_toml(&f.gateway, &client, &files).unwrap();
     let c = oxswan_config::parse(Path::new("/x/bob.toml"), &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(c.connection("vpn").unwrap().local.certs, [Path::new("/x/bob.crt")]);

@@ -104,11 +104,7 @@ impl Ike {
                         route("del", &r, &self.config.daemon.tun, None);
                     }
                 }
-                if let Some(pin) = self.pins.remove(&spi_in)
-                    && !self.pins.values().any(|p| p == &pin)
-                {
-                    unpin(&pin);
-                }
+                self.unpin_owner(&PinOwner::Pair(spi_in));
             }
             Event::IkeSaRekeyed { old, new, info } => {
                 tracing::info!(
@@ -209,23 +205,36 @@ impl Ike {
         }
     }
 
-    /// Keeps the way to `peer` out of the tunnel while pair `spi_in` routes a prefix holding its
+    /// Keeps the way to `peer` out of the tunnel while `owner` routes a prefix holding its
     /// address (a full tunnel), so that IKE and ESP to it are not sent into the TUN device.
-    fn pin_peer(&mut self, spi_in: u32, peer: IpAddr) {
-        if let Some(p) =
-            self.pins.values().find(|p| p.cidr() == format!("{peer}/{}", if peer.is_ipv4() { 32 } else { 128 }))
-        {
+    pub(super) fn pin_peer(&mut self, owner: PinOwner, peer: IpAddr) {
+        let cidr = format!("{peer}/{}", if peer.is_ipv4() { 32 } else { 128 });
+        if let Some(p) = self.pins.values().find(|p| p.cidr() == cidr) {
             let p = p.clone();
-            self.pins.insert(spi_in, p);
+            self.pins.insert(owner, p);
             return;
         }
         match oxswan_io::route::pin(peer, &self.config.daemon.tun) {
-            Ok(Some(p)) => {
+            Ok(oxswan_io::route::Pinned::Made(p)) => {
                 tracing::debug!(target: "route", "ip route replace {} (the way to the peer, kept out of the tunnel)", p.cidr());
-                self.pins.insert(spi_in, p);
+                self.pins.insert(owner, p);
             }
-            Ok(None) => {}
+            Ok(oxswan_io::route::Pinned::HostRouteThere) => {}
+            Ok(oxswan_io::route::Pinned::IntoTunnel) => tracing::warn!(
+                target: "route",
+                "the way to the peer {peer} goes into {} already: IKE and ESP to it would enter the tunnel",
+                self.config.daemon.tun
+            ),
             Err(e) => tracing::warn!(target: "route", "the route to {peer} could not be kept out of the tunnel: {e}"),
+        }
+    }
+
+    /// Lets go of `owner`'s pin; the host route goes when no one else holds it.
+    pub(super) fn unpin_owner(&mut self, owner: &PinOwner) {
+        if let Some(pin) = self.pins.remove(owner)
+            && !self.pins.values().any(|p| p == &pin)
+        {
+            unpin(&pin);
         }
     }
 
@@ -249,7 +258,12 @@ impl Ike {
                 }
                 for r in oxswan_io::route::tunnel_prefixes(&r) {
                     if let Some(peer) = peer.filter(|p| oxswan_io::route::covers(&r, *p)) {
-                        self.pin_peer(c.spi_in, peer);
+                        if oxswan_io::route::is_host(&r) {
+                            // The selector is the peer itself: its route into the tunnel wins.
+                            tracing::warn!(target: "route", "selector {r} is the peer's own address: IKE and ESP to it enter the tunnel");
+                        } else {
+                            self.pin_peer(PinOwner::Pair(c.spi_in), peer);
+                        }
                     }
                     route("replace", &r, &self.config.daemon.tun, src.filter(|s| s.is_ipv4() == r.contains('.')));
                     added.push(r);

@@ -358,6 +358,18 @@ fn route(op: &str, cidr: &str, dev: &str, src: Option<IpAddr>) {
     }
 }
 
+/// A trap's route: the prefix and the source address for locally sent packets.
+type TrapRoute = (String, Option<IpAddr>);
+
+/// Who needs a host route to a peer kept out of the tunnel.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum PinOwner {
+    /// A CHILD SA's pair, by its inbound SPI.
+    Pair(u32),
+    /// A trapped connection's routes, by its name.
+    Trap(String),
+}
+
 /// Removes a host route to a peer; failures are logged.
 fn unpin(p: &oxswan_io::route::Pin) {
     match oxswan_io::route::unpin(p) {
@@ -422,7 +434,7 @@ struct Ike {
     routes: HashMap<u32, Vec<String>>,
     /// Host routes to peers that a pair's routes would otherwise take into the tunnel, by the
     /// pair's inbound SPI.
-    pins: HashMap<u32, oxswan_io::route::Pin>,
+    pins: HashMap<PinOwner, oxswan_io::route::Pin>,
     /// Connections to bring up again (`dpd_action`/`close_action` = restart), and when to try next.
     restarts: HashMap<String, Instant>,
     /// Routes that send trapped connections' traffic to the TUN device while they have no SA.
@@ -656,7 +668,9 @@ impl Ike {
     /// route to their remote selectors through the TUN device so that the traffic arrives.
     fn set_traps(&mut self) {
         let mut traps = Vec::new();
-        let mut cidrs = Vec::new();
+        // Each trapped connection's routes (prefix, source), with the peer their prefixes would
+        // take into the tunnel, if any.
+        let mut wanted: Vec<(String, Vec<TrapRoute>, Option<IpAddr>)> = Vec::new();
         for c in &self.config.connections {
             let trapped = c.dpd_action == PeerAction::Trap
                 || c.close_action == PeerAction::Trap
@@ -672,13 +686,41 @@ impl Ike {
                 selectors.remote.extend(oxswan_ike::child::resolve(&ch.remote_ts, *remote));
             }
             let src = local_source(&selectors.local);
+            let mut routes = Vec::new();
+            let mut covered = None;
             for ts in &selectors.remote {
                 for r in cidr(ts).map(|r| oxswan_io::route::tunnel_prefixes(&r)).unwrap_or_default() {
-                    route("replace", &r, &self.config.daemon.tun, src.filter(|s| s.is_ipv4() == r.contains('.')));
-                    cidrs.push(r);
+                    if oxswan_io::route::covers(&r, *remote) && !oxswan_io::route::is_host(&r) {
+                        covered = Some(*remote);
+                    }
+                    let s = src.filter(|s| s.is_ipv4() == r.contains('.'));
+                    routes.push((r, s));
                 }
             }
+            wanted.push((c.name.clone(), routes, covered));
             traps.push((c.name.clone(), selectors));
+        }
+        // The pins first: with the trap routes in place, the way to the peer is the tunnel's.
+        let stale: Vec<PinOwner> = self
+            .pins
+            .keys()
+            .filter(|o| matches!(o, PinOwner::Trap(n) if !wanted.iter().any(|(w, _, c)| w == n && c.is_some())))
+            .cloned()
+            .collect();
+        for o in &stale {
+            self.unpin_owner(o);
+        }
+        let mut cidrs = Vec::new();
+        for (name, routes, covered) in wanted {
+            if let Some(peer) = covered
+                && !self.pins.contains_key(&PinOwner::Trap(name.clone()))
+            {
+                self.pin_peer(PinOwner::Trap(name), peer);
+            }
+            for (r, src) in routes {
+                route("replace", &r, &self.config.daemon.tun, src);
+                cidrs.push(r);
+            }
         }
         for old in std::mem::take(&mut self.trap_routes) {
             if !cidrs.contains(&old) && !self.routes.values().any(|rs| rs.contains(&old)) {
