@@ -168,7 +168,11 @@ struct AwsCbc {
 }
 
 fn whole_blocks(data: &[u8]) -> Result<()> {
-    if data.len() % 16 == 0 { Ok(()) } else { Err(CryptoError::Malformed("CBC data not a multiple of 16 octets")) }
+    if data.len().is_multiple_of(16) {
+        Ok(())
+    } else {
+        Err(CryptoError::Malformed("CBC data not a multiple of 16 octets"))
+    }
 }
 
 impl CbcKey for AwsCbc {

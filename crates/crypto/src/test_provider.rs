@@ -380,7 +380,7 @@ impl CbcKey for NullCbc {
 }
 
 fn block_multiple(data: &[u8]) -> Result<()> {
-    if data.len() % 16 == 0 { Ok(()) } else { Err(CryptoError::Malformed("CBC input not a multiple of 16")) }
+    if data.len().is_multiple_of(16) { Ok(()) } else { Err(CryptoError::Malformed("CBC input not a multiple of 16")) }
 }
 
 #[cfg(test)]

@@ -177,10 +177,11 @@ impl EapPeer {
         let Some((&eap_type, type_data)) = request.data.split_first() else {
             return PeerStep::Failure(EapError::Malformed("EAP Request without a Type"));
         };
-        if let Some(last) = &self.last {
-            if last.identifier == request.identifier && last.request == request.data {
-                return PeerStep::Respond(last.response.clone());
-            }
+        if let Some(last) = &self.last
+            && last.identifier == request.identifier
+            && last.request == request.data
+        {
+            return PeerStep::Respond(last.response.clone());
         }
         match eap_type {
             types::IDENTITY => {

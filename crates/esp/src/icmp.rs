@@ -448,9 +448,8 @@ mod tests {
             if let Some(first) = p.first_mut() {
                 *first = (*first & 0x0f) | if v6 { 0x60 } else { 0x40 };
             }
-            if !v6 && df {
-                if let Some(f) = p.get_mut(6) { *f |= 0x40; }
-            }
+            if !v6 && df
+                && let Some(f) = p.get_mut(6) { *f |= 0x40; }
             let mut out = [0u8; MAX_ERROR_LEN];
             let ours = |s: IpAddr, d: IpAddr| Some(if s.is_ipv4() { d } else { IpAddr::V6(OURS6) });
             if let Some(n) = too_big(&p, mtu, ours, &mut out) {

@@ -84,7 +84,7 @@ fn tcp_offset(p: &[u8]) -> Option<usize> {
 fn update_checksum(seg: &mut [u8], at: usize, old: u16, new: u16) {
     let (Some(&c0), Some(&c1)) = (seg.get(16), seg.get(17)) else { return };
     // An odd offset puts the value across two 16-bit words: swap its octets for the sum.
-    let (old, new) = if at % 2 == 0 { (old, new) } else { (old.swap_bytes(), new.swap_bytes()) };
+    let (old, new) = if at.is_multiple_of(2) { (old, new) } else { (old.swap_bytes(), new.swap_bytes()) };
     let hc = u16::from_be_bytes([c0, c1]);
     let mut sum = u32::from(!hc) + u32::from(!old) + u32::from(new);
     while sum > 0xffff {

@@ -112,10 +112,10 @@ fn intersect_all(theirs: &[TrafficSelector], ours: &[TrafficSelector]) -> Vec<Tr
     let mut out: Vec<TrafficSelector> = Vec::new();
     for t in theirs {
         for o in ours {
-            if let Some(i) = t.intersect(o) {
-                if !out.contains(&i) {
-                    out.push(i);
-                }
+            if let Some(i) = t.intersect(o)
+                && !out.contains(&i)
+            {
+                out.push(i);
             }
         }
     }

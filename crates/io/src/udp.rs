@@ -87,19 +87,19 @@ impl UdpIo {
         if data.len() <= segment {
             return self.sock.send_to(data, dest).map(drop);
         }
-        if self.gso() {
-            if let Ok(seg) = u16::try_from(segment) {
-                let cmsg = [ControlMessage::UdpGsoSegments(&seg)];
-                let addr = SockaddrStorage::from(dest);
-                match sendmsg(self.sock.as_raw_fd(), &[IoSlice::new(data)], &cmsg, MsgFlags::empty(), Some(&addr)) {
-                    Ok(_) => return Ok(()),
-                    // EIO: the route's device cannot checksum segments; EINVAL/ENOPROTOOPT: no GSO.
-                    Err(e @ (Errno::EIO | Errno::EINVAL | Errno::ENOPROTOOPT | Errno::EOPNOTSUPP)) => {
-                        tracing::info!(target: "io", "UDP GSO to {dest} refused ({e}): one datagram per send from now on");
-                        self.gso.store(false, Ordering::Relaxed);
-                    }
-                    Err(e) => return Err(e.into()),
+        if self.gso()
+            && let Ok(seg) = u16::try_from(segment)
+        {
+            let cmsg = [ControlMessage::UdpGsoSegments(&seg)];
+            let addr = SockaddrStorage::from(dest);
+            match sendmsg(self.sock.as_raw_fd(), &[IoSlice::new(data)], &cmsg, MsgFlags::empty(), Some(&addr)) {
+                Ok(_) => return Ok(()),
+                // EIO: the route's device cannot checksum segments; EINVAL/ENOPROTOOPT: no GSO.
+                Err(e @ (Errno::EIO | Errno::EINVAL | Errno::ENOPROTOOPT | Errno::EOPNOTSUPP)) => {
+                    tracing::info!(target: "io", "UDP GSO to {dest} refused ({e}): one datagram per send from now on");
+                    self.gso.store(false, Ordering::Relaxed);
                 }
+                Err(e) => return Err(e.into()),
             }
         }
         let mut result = Ok(());

@@ -122,10 +122,8 @@ impl RemoteAccess {
             }
         }
         let last = self.dns.as_mut().is_some_and(|(holders, _)| holders.remove(&sa) && holders.is_empty());
-        if last {
-            if let Some((_, applied)) = self.dns.take() {
-                self.restore_dns(applied);
-            }
+        if last && let Some((_, applied)) = self.dns.take() {
+            self.restore_dns(applied);
         }
     }
 
@@ -137,10 +135,10 @@ impl RemoteAccess {
                 holders.insert(new);
             }
         }
-        if let Some((holders, _)) = self.dns.as_mut() {
-            if holders.remove(&old) {
-                holders.insert(new);
-            }
+        if let Some((holders, _)) = self.dns.as_mut()
+            && holders.remove(&old)
+        {
+            holders.insert(new);
         }
     }
 

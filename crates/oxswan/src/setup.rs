@@ -320,6 +320,20 @@ impl Dir {
     fn config(&self) -> PathBuf {
         self.root.join(CONFIG)
     }
+
+    /// Holds DIR/.lock until dropped: two `client` commands at once would each read the
+    /// configuration and write it back without the other's change.
+    fn lock(&self) -> anyhow::Result<std::fs::File> {
+        let p = self.root.join(".lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .with_context(|| format!("{}: cannot open it (is this a gateway's directory?)", p.display()))?;
+        f.lock().with_context(|| p.display().to_string())?;
+        Ok(f)
+    }
     fn client_dir(&self, name: &str) -> PathBuf {
         self.root.join("clients").join(name)
     }
@@ -512,6 +526,7 @@ pub fn client(cmd: ClientCmd, socket: Option<&Path>) -> anyhow::Result<()> {
         ClientCmd::Add { name, password, password_stdin, cert, rsa, on_demand, dir } => {
             let d = Dir::new(&dir)?;
             let gateway = d.gateway()?;
+            let _lock = d.lock()?;
             client_name(&name)?;
             let mut doc = d.read_config()?;
             if users(&doc).contains(&name) || std::fs::symlink_metadata(d.pki.client_cert(&name)).is_ok() {
@@ -547,6 +562,8 @@ pub fn client(cmd: ClientCmd, socket: Option<&Path>) -> anyhow::Result<()> {
         }
         ClientCmd::Remove { name, dir } => {
             let d = Dir::new(&dir)?;
+            d.setup()?;
+            let _lock = d.lock()?;
             client_name(&name)?;
             let mut doc = d.read_config()?;
             let is_user = users(&doc).contains(&name);

@@ -135,11 +135,11 @@ impl Notifier {
     }
 
     fn send(&mut self, states: &[NotifyState]) {
-        if let Err(e) = sd_notify::notify(states) {
-            if !self.complained {
-                tracing::warn!(target: "daemon", "cannot notify the service manager (NOTIFY_SOCKET): {e}");
-                self.complained = true;
-            }
+        if let Err(e) = sd_notify::notify(states)
+            && !self.complained
+        {
+            tracing::warn!(target: "daemon", "cannot notify the service manager (NOTIFY_SOCKET): {e}");
+            self.complained = true;
         }
     }
 

@@ -499,10 +499,10 @@ fn logs_under_journald_go_to_its_socket_with_fields() {
     let mut buf = vec![0u8; 65536];
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if let Ok(n) = journal.recv(&mut buf) {
-            if n > 0 {
-                entries.push(journal_fields(&buf[..n]));
-            }
+        if let Ok(n) = journal.recv(&mut buf)
+            && n > 0
+        {
+            entries.push(journal_fields(&buf[..n]));
         }
         let done = entries.iter().any(|e| e.iter().any(|(k, v)| k == "MESSAGE" && v.starts_with("CHILD SA")));
         if done {

@@ -110,7 +110,7 @@ impl CfgAttribute {
                 CfgValue::Ipv4Subnet(Ipv4Addr::from(*addr), Ipv4Addr::from(mask))
             }
             CfgAttributeType::SUPPORTED_ATTRIBUTES => {
-                if v.len() % 2 != 0 {
+                if !v.len().is_multiple_of(2) {
                     return Err(bad());
                 }
                 CfgValue::Types(

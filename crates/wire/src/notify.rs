@@ -60,7 +60,7 @@ impl NotifyPayload {
 
     /// The hash algorithms of a SIGNATURE_HASH_ALGORITHMS notify (RFC 7427 §4): a list of 2-octet IDs.
     pub fn signature_hash_algorithms(&self) -> Option<Vec<HashAlgorithm>> {
-        if self.notify_type != NotifyType::SIGNATURE_HASH_ALGORITHMS || self.data.len() % 2 != 0 {
+        if self.notify_type != NotifyType::SIGNATURE_HASH_ALGORITHMS || !self.data.len().is_multiple_of(2) {
             return None;
         }
         Some(

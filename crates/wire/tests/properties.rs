@@ -144,11 +144,10 @@ proptest! {
         for ty in PayloadType::KNOWN.iter().copied().chain([PayloadType(0), PayloadType(99)]) {
             let _ = parse_chain(ty, &data, 28);
         }
-        if let Ok(p) = oxswan_wire::esp::EspPacket::new_checked(&data[..]) {
-            if let Ok((len, _)) = oxswan_wire::esp::parse_trailer(p.payload()) {
+        if let Ok(p) = oxswan_wire::esp::EspPacket::new_checked(&data[..])
+            && let Ok((len, _)) = oxswan_wire::esp::parse_trailer(p.payload()) {
                 prop_assert!(len <= p.payload().len());
             }
-        }
         let _ = oxswan_wire::udp_encap::classify(&data);
     }
 
@@ -160,10 +159,9 @@ proptest! {
         let mut bytes = header.encode(&payloads).unwrap();
         let i = pos.index(bytes.len());
         bytes[i] = val;
-        if let Ok(msg) = Message::parse(&bytes) {
-            if let Err(e) = msg.parse_payloads() {
+        if let Ok(msg) = Message::parse(&bytes)
+            && let Err(e) = msg.parse_payloads() {
                 prop_assert!(e.offset <= bytes.len(), "error offset {} beyond message of {}", e.offset, bytes.len());
             }
-        }
     }
 }

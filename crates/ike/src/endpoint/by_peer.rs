@@ -23,12 +23,12 @@ impl Endpoint {
         if self.peer_of.get(&h) == key.as_ref() {
             return;
         }
-        if let Some(old) = self.peer_of.remove(&h) {
-            if let Some(set) = self.by_peer.get_mut(&old) {
-                set.remove(&h);
-                if set.is_empty() {
-                    self.by_peer.remove(&old);
-                }
+        if let Some(old) = self.peer_of.remove(&h)
+            && let Some(set) = self.by_peer.get_mut(&old)
+        {
+            set.remove(&h);
+            if set.is_empty() {
+                self.by_peer.remove(&old);
             }
         }
         if let Some(key) = key {
@@ -119,10 +119,11 @@ impl Endpoint {
                 continue;
             }
             for e in self.out.events.iter_mut() {
-                if let Event::ChildSaReady { sa, child } = e {
-                    if *sa == h && child.spi_in == c.spi_in {
-                        child.outbound = false;
-                    }
+                if let Event::ChildSaReady { sa, child } = e
+                    && *sa == h
+                    && child.spi_in == c.spi_in
+                {
+                    child.outbound = false;
                 }
             }
             self.held.insert(twin.spi_in, c.spi_in);

@@ -465,26 +465,26 @@ impl Endpoint {
         if let Some(old) = self.reauths.get(&h).copied() {
             self.settle_reauth(now, h, old);
         }
-        if self.sas.get(&h).is_some_and(|s| s.is_finished(now)) {
-            if let Some(sa) = self.sas.remove(&h) {
-                if self.by_spi.get(&sa.local_spi()) == Some(&h) {
-                    self.by_spi.remove(&sa.local_spi());
-                }
-                if let Some(key) = sa.init_key() {
-                    if self.by_init.get(&key) == Some(&h) {
-                        self.by_init.remove(&key);
-                    }
-                }
+        if self.sas.get(&h).is_some_and(|s| s.is_finished(now))
+            && let Some(sa) = self.sas.remove(&h)
+        {
+            if self.by_spi.get(&sa.local_spi()) == Some(&h) {
+                self.by_spi.remove(&sa.local_spi());
+            }
+            if let Some(key) = sa.init_key()
+                && self.by_init.get(&key) == Some(&h)
+            {
+                self.by_init.remove(&key);
             }
         }
-        if self.half_open.contains_key(&h) && self.sas.get(&h).is_none_or(|s| !s.is_half_open()) {
-            if let Some(ip) = self.half_open.remove(&h) {
-                if let Some(n) = self.half_open_per_ip.get_mut(&ip) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        self.half_open_per_ip.remove(&ip);
-                    }
-                }
+        if self.half_open.contains_key(&h)
+            && self.sas.get(&h).is_none_or(|s| !s.is_half_open())
+            && let Some(ip) = self.half_open.remove(&h)
+            && let Some(n) = self.half_open_per_ip.get_mut(&ip)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.half_open_per_ip.remove(&ip);
             }
         }
         let gone = self.register_spis(h);

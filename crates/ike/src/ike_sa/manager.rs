@@ -44,11 +44,11 @@ impl IkeSa {
             }
             // The CHILD SAs went to an heir (§2.18): so do the exchanges queued for them, which
             // would otherwise be lost with their timers already spent.
-            if let Some((_, heir)) = ctx.out.inherit.as_mut() {
-                if self.core.children.is_empty() {
-                    heir.jobs.extend(self.queue.iter().copied().filter(|j| j.is_child_job()));
-                    self.queue.retain(|j| !j.is_child_job());
-                }
+            if let Some((_, heir)) = ctx.out.inherit.as_mut()
+                && self.core.children.is_empty()
+            {
+                heir.jobs.extend(self.queue.iter().copied().filter(|j| j.is_child_job()));
+                self.queue.retain(|j| !j.is_child_job());
             }
             if closed {
                 self.take_pending();
@@ -109,12 +109,13 @@ impl IkeSa {
         // port, as the stream's port is not known when the request is made: the responder then
         // sees a NAT, which changes nothing over TCP (RFC 9329 §6: no keepalives, no float).
         let tcp = self.core.peer.as_ref().map(|c| c.tcp).filter(|t| t.mode == TcpMode::Fallback);
-        if let Some(tcp) = tcp.filter(|_| matches!(p.exchange, InFlight::Init { .. })) {
-            if self.core.transport == Transport::Udp && p.sent >= TCP_FALLBACK_AFTER {
-                self.core.transport = Transport::Tcp;
-                self.core.remote.set_port(tcp.port);
-                p.sent = 0;
-            }
+        if let Some(tcp) = tcp.filter(|_| matches!(p.exchange, InFlight::Init { .. }))
+            && self.core.transport == Transport::Udp
+            && p.sent >= TCP_FALLBACK_AFTER
+        {
+            self.core.transport = Transport::Tcp;
+            self.core.remote.set_port(tcp.port);
+            p.sent = 0;
         }
         if p.sent > retransmit.tries {
             // §2.4: after the retransmissions are exhausted the peer is considered dead.

@@ -434,32 +434,32 @@ impl IkeSa {
             return Err(IkeError::Unexpected(Unexpected::OutsideWindow));
         }
         // §2.1: a retransmitted request is answered from the cache, without processing it again.
-        if let Some(c) = self.cached.as_mut() {
-            if h.message_id == c.message_id {
-                if sha1(&[msg.as_bytes()]) == c.request_digest {
-                    ctx.out.cache_hits = ctx.out.cache_hits.saturating_add(1);
-                    // RFC 7383 §2.5.2 from our side: an answer asked for a third time may have
-                    // been lost to a path narrower than its fragments.
-                    c.hits = c.hits.saturating_add(1);
-                    if c.hits >= crate::ike_sa::manager::REFRAGMENT_AFTER {
-                        let path = (local, remote);
-                        if let Some(smaller) = c.unfragmented.take().and_then(|u| self.core.refragment(ctx, &u, path)) {
-                            c.response = smaller;
-                        }
+        if let Some(c) = self.cached.as_mut()
+            && h.message_id == c.message_id
+        {
+            if sha1(&[msg.as_bytes()]) == c.request_digest {
+                ctx.out.cache_hits = ctx.out.cache_hits.saturating_add(1);
+                // RFC 7383 §2.5.2 from our side: an answer asked for a third time may have
+                // been lost to a path narrower than its fragments.
+                c.hits = c.hits.saturating_add(1);
+                if c.hits >= crate::ike_sa::manager::REFRAGMENT_AFTER {
+                    let path = (local, remote);
+                    if let Some(smaller) = c.unfragmented.take().and_then(|u| self.core.refragment(ctx, &u, path)) {
+                        c.response = smaller;
                     }
-                    for d in &c.response {
-                        let transport = ctx.transport;
-                        ctx.out.transmits.push_back(Transmit { local, remote, transport, payload: d.clone() });
-                    }
-                    return Ok(());
                 }
-                let answered_total = c.request_fragments;
-                if self.refragmented_retransmission(ctx, msg, answered_total) {
-                    self.answer_refragmented(ctx, (local, remote), msg);
-                    return Ok(());
+                for d in &c.response {
+                    let transport = ctx.transport;
+                    ctx.out.transmits.push_back(Transmit { local, remote, transport, payload: d.clone() });
                 }
-                return Err(IkeError::Unexpected(Unexpected::ReusedMessageId));
+                return Ok(());
             }
+            let answered_total = c.request_fragments;
+            if self.refragmented_retransmission(ctx, msg, answered_total) {
+                self.answer_refragmented(ctx, (local, remote), msg);
+                return Ok(());
+            }
+            return Err(IkeError::Unexpected(Unexpected::ReusedMessageId));
         }
         if h.message_id != self.expected_message_id {
             return Err(IkeError::Unexpected(Unexpected::OutsideWindow));

@@ -333,10 +333,10 @@ impl SaCore {
         self.schedule_rekey(ctx, spi_in);
         // §2.8.1: we are rekeying the same pair; which new pair survives is decided by the nonces once
         // our own exchange completes.
-        if window.rekeying_child(old.spi_in) {
-            if let Some(c) = self.children.get_mut(old.spi_in) {
-                c.collision = Some(lowest(&ni, &nr));
-            }
+        if window.rekeying_child(old.spi_in)
+            && let Some(c) = self.children.get_mut(old.spi_in)
+        {
+            c.collision = Some(lowest(&ni, &nr));
         }
         out
     }

@@ -194,10 +194,10 @@ impl SaCore {
                 Err(error) => return Err(self.address_failure(ctx, error)),
             }
         }
-        if self.vips.leases.is_empty() {
-            if let Some(error) = none_of {
-                return Err(self.address_failure(ctx, error));
-            }
+        if self.vips.leases.is_empty()
+            && let Some(error) = none_of
+        {
+            return Err(self.address_failure(ctx, error));
         }
         Ok(Some(reply(&self.vips.leases, dns4, dns6)))
     }

@@ -304,15 +304,15 @@ impl SaCore {
     /// The answer to our IKE SA rekey.
     pub(crate) fn handle_ike_rekey_response(&mut self, ctx: &mut Ctx<'_>, offer: IkeRekeyOffer, p: &Collected) -> Next {
         if let Some(err) = p.error() {
-            if err == NotifyType::INVALID_KE_PAYLOAD && !offer.ke_retried {
-                if let Some((payloads, offer)) = p.invalid_ke_group().and_then(|g| self.ike_rekey_request(ctx, Some(g)))
-                {
-                    return Next::Send {
-                        exchange: ExchangeType::CREATE_CHILD_SA,
-                        payloads,
-                        in_flight: InFlight::RekeyIke(offer),
-                    };
-                }
+            if err == NotifyType::INVALID_KE_PAYLOAD
+                && !offer.ke_retried
+                && let Some((payloads, offer)) = p.invalid_ke_group().and_then(|g| self.ike_rekey_request(ctx, Some(g)))
+            {
+                return Next::Send {
+                    exchange: ExchangeType::CREATE_CHILD_SA,
+                    payloads,
+                    in_flight: InFlight::RekeyIke(offer),
+                };
             }
             // The peer refused ours but we answered its own: its new SA is the one (§2.8.2), and the
             // peer deletes this one.

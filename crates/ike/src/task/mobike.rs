@@ -76,10 +76,11 @@ impl SaCore {
                 _ => continue,
             };
             said = true;
-            if let Some(a) = addr.filter(|a| usable(*a) && *a != self.remote.ip()) {
-                if list.len() < MAX_ADDITIONAL && !list.contains(&a) {
-                    list.push(a);
-                }
+            if let Some(a) = addr.filter(|a| usable(*a) && *a != self.remote.ip())
+                && list.len() < MAX_ADDITIONAL
+                && !list.contains(&a)
+            {
+                list.push(a);
             }
         }
         if said {
@@ -191,10 +192,10 @@ impl SaCore {
         if natd {
             out.extend(self.nat_detection(ctx, local, remote).unwrap_or_default());
         }
-        if let Some(c) = notifies.iter().find(|n| n.notify_type == NotifyType::COOKIE2) {
-            if COOKIE2_RANGE.contains(&c.data.len()) {
-                out.push(Payload::Notify(NotifyPayload::new(NotifyType::COOKIE2, c.data.clone())));
-            }
+        if let Some(c) = notifies.iter().find(|n| n.notify_type == NotifyType::COOKIE2)
+            && COOKIE2_RANGE.contains(&c.data.len())
+        {
+            out.push(Payload::Notify(NotifyPayload::new(NotifyType::COOKIE2, c.data.clone())));
         }
         out
     }

@@ -53,10 +53,10 @@ impl SaCore {
         // RFC 3948 §2.3: behind a NAT, keepalives hold the mapping open from the moment the SA is up.
         // Not over TCP (RFC 9329 §6): the stream's own traffic and TCP keep the mapping.
         let udp = self.transport == crate::sa::Transport::Udp;
-        if let Some(every) = ctx.keepalive.filter(|_| self.nat.local_behind_nat && udp) {
-            if self.timers.get(Timer::Keepalive).is_none() {
-                self.timers.set(Timer::Keepalive, later(ctx.now, every));
-            }
+        if let Some(every) = ctx.keepalive.filter(|_| self.nat.local_behind_nat && udp)
+            && self.timers.get(Timer::Keepalive).is_none()
+        {
+            self.timers.set(Timer::Keepalive, later(ctx.now, every));
         }
     }
 

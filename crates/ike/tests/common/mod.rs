@@ -449,10 +449,10 @@ impl Sim {
             return;
         }
         // A NAT rewrites the source of its private host's packets.
-        if let Some(nat) = self.nat.as_mut() {
-            if local.ip() == nat.private_ip {
-                local = nat.outbound(local);
-            }
+        if let Some(nat) = self.nat.as_mut()
+            && local.ip() == nat.private_ip
+        {
+            local = nat.outbound(local);
         }
         let index = self.log.len();
         self.log.push((local, remote, payload.clone()));
@@ -462,10 +462,10 @@ impl Sim {
             self.lost += 1;
             return;
         }
-        if let Some(f) = self.drop_filter.as_mut() {
-            if f(index, &payload) {
-                return;
-            }
+        if let Some(f) = self.drop_filter.as_mut()
+            && f(index, &payload)
+        {
+            return;
         }
         if self.unreachable.contains(&local.ip()) || self.unreachable.contains(&remote.ip()) {
             self.lost += 1;
@@ -526,10 +526,10 @@ impl Sim {
             let (_, seq) = next_packet.unwrap();
             let i = self.wire.iter().position(|p| p.seq == seq).unwrap();
             let mut pkt = self.wire.remove(i);
-            if let Some(nat) = self.nat.as_ref() {
-                if let Some(orig) = nat.back.get(&pkt.to) {
-                    pkt.to = *orig;
-                }
+            if let Some(nat) = self.nat.as_ref()
+                && let Some(orig) = nat.back.get(&pkt.to)
+            {
+                pkt.to = *orig;
             }
             let now = self.now;
             let node = self.aliases.get(&pkt.to.ip()).copied().unwrap_or(pkt.to.ip());

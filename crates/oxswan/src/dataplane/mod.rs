@@ -156,11 +156,12 @@ impl IcmpOut {
         // Over the rate, the source lookup is skipped: the answer is only "was one due".
         let source = |sender: IpAddr, dest: IpAddr| if allowed { error_source(sender, dest) } else { Some(dest) };
         let Some(n) = too_big(pkt, mtu, source, &mut self.buf) else { return false };
-        if allowed && !self.tx.is_full() {
-            if let Some(e) = self.buf.get(..n) {
-                self.tx.push(e);
-                self.tokens = self.tokens.saturating_sub(1);
-            }
+        if allowed
+            && !self.tx.is_full()
+            && let Some(e) = self.buf.get(..n)
+        {
+            self.tx.push(e);
+            self.tokens = self.tokens.saturating_sub(1);
         }
         true
     }
@@ -230,14 +231,14 @@ impl DataPlane {
                 clamp_mss(p, mss);
             }
             let next_header = if info.src.is_ipv4() { 4 } else { 41 };
-            if let Ok(range) = entry.out.seal(&mut buf, HEADROOM..HEADROOM + pkt.len(), next_header) {
-                if let Some(esp) = buf.get(range) {
-                    match path.transport {
-                        Transport::Udp => out.push(&socks, path.local.ip(), path.remote, esp),
-                        Transport::Tcp => tcp.push(&self.tcp, (path.local.ip(), path.remote), esp),
-                    }
-                    sent += 1;
+            if let Ok(range) = entry.out.seal(&mut buf, HEADROOM..HEADROOM + pkt.len(), next_header)
+                && let Some(esp) = buf.get(range)
+            {
+                match path.transport {
+                    Transport::Udp => out.push(&socks, path.local.ip(), path.remote, esp),
+                    Transport::Tcp => tcp.push(&self.tcp, (path.local.ip(), path.remote), esp),
                 }
+                sent += 1;
             }
             true
         });
@@ -349,14 +350,11 @@ impl DataPlane {
                     _ => match tables.outbound(&info) {
                         Some(c) => (c, c.path(), c.inner_mtu()),
                         None => {
-                            if self.trap(&info) {
-                                if let Some(pkt) = buf.get(inner.clone()) {
-                                    let now = Instant::now();
-                                    self.held
-                                        .lock()
-                                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                        .keep(now, 0, pkt);
-                                }
+                            if self.trap(&info)
+                                && let Some(pkt) = buf.get(inner.clone())
+                            {
+                                let now = Instant::now();
+                                self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keep(now, 0, pkt);
                             }
                             continue;
                         }
@@ -369,10 +367,10 @@ impl DataPlane {
                     continue;
                 }
                 // SYNs are never super-packets: for TCP the clamp reads the flags and stops there.
-                if info.protocol == 6 {
-                    if let (Some(mss), Some(p)) = (self.mss(child, info.src.is_ipv6()), buf.get_mut(inner.clone())) {
-                        clamp_mss(p, mss);
-                    }
+                if info.protocol == 6
+                    && let (Some(mss), Some(p)) = (self.mss(child, info.src.is_ipv6()), buf.get_mut(inner.clone()))
+                {
+                    clamp_mss(p, mss);
                 }
                 let next_header = if info.src.is_ipv4() { 4 } else { 41 };
                 match child.out.seal(buf, inner, next_header) {
@@ -510,10 +508,10 @@ impl DataPlane {
         match PacketInfo::parse(inner) {
             Some(info) if ip_length_matches(inner) && child.selectors.allows_inbound(&info) => {
                 // A SYN out of the tunnel: its MSS is what our side may send it, through this tunnel.
-                if info.protocol == 6 {
-                    if let Some(mss) = self.mss(child, info.src.is_ipv6()) {
-                        clamp_mss(inner, mss);
-                    }
+                if info.protocol == 6
+                    && let Some(mss) = self.mss(child, info.src.is_ipv6())
+                {
+                    clamp_mss(inner, mss);
                 }
                 if tx.is_full() {
                     self.write_tun(tx);
@@ -627,15 +625,15 @@ impl GsoBatch {
     }
 
     fn flush(&mut self, socks: &HashMap<IpAddr, Arc<UdpIo>>) {
-        if let Some((local, remote)) = self.to.take() {
-            if let Some(sock) = socks.get(&local) {
-                let gso = sock.gso();
-                if let Err(e) = sock.send_segments(remote, &self.buf, self.segment) {
-                    self.suspect |= oxswan_io::udp::is_too_big(&e);
-                    tracing::debug!(target: "dataplane", "send to {remote}: {e}");
-                }
-                self.suspect |= gso && !sock.gso();
+        if let Some((local, remote)) = self.to.take()
+            && let Some(sock) = socks.get(&local)
+        {
+            let gso = sock.gso();
+            if let Err(e) = sock.send_segments(remote, &self.buf, self.segment) {
+                self.suspect |= oxswan_io::udp::is_too_big(&e);
+                tracing::debug!(target: "dataplane", "send to {remote}: {e}");
             }
+            self.suspect |= gso && !sock.gso();
         }
         self.buf.clear();
         self.count = 0;

@@ -65,10 +65,10 @@ impl SaCore {
             Some(_) => Some(Box::new(self.child_offer(ctx, peer, 0, None)?)),
             None => None,
         };
-        if let LocalAuth::Eap(client) = &peer.local_auth {
-            if offers_eap_only(client) {
-                payloads.push(notify(NotifyType::EAP_ONLY_AUTHENTICATION));
-            }
+        if let LocalAuth::Eap(client) = &peer.local_auth
+            && offers_eap_only(client)
+        {
+            payloads.push(notify(NotifyType::EAP_ONLY_AUTHENTICATION));
         }
         payloads.extend(super::ike_config::request(peer));
         payloads.extend(self.mobike_offer(ctx, peer));
@@ -123,24 +123,24 @@ impl SaCore {
         let Some(peer) = self.peer.clone() else { return Next::Done };
         // RFC 5998: after our EAP_ONLY_AUTHENTICATION the gateway may leave its AUTH out and be
         // authenticated by a mutual EAP method instead (checked when the method ends).
-        if let (LocalAuth::Eap(client), Some(idr), None, Some(_)) = (&peer.local_auth, &p.idr, &p.auth, &p.eap) {
-            if offers_eap_only(client) {
-                let claimed = idr.identity().map_err(|e| AuthError::MalformedIdentity(e.to_string()));
-                let checked = claimed.and_then(|id| match &peer.remote_id {
-                    Some(want) if !same_identity(want, &id) => Err(AuthError::WrongIdentity {
-                        got: crate::cert::identity_string(&id),
-                        want: crate::cert::identity_string(want),
-                    }),
-                    _ => Ok(id),
-                });
-                return match checked {
-                    Ok(remote_id) => self.start_eap_client(ctx, client, child, (idr.clone(), remote_id), p, true),
-                    Err(reason) => {
-                        self.auth_failed(ctx, reason);
-                        Next::Done
-                    }
-                };
-            }
+        if let (LocalAuth::Eap(client), Some(idr), None, Some(_)) = (&peer.local_auth, &p.idr, &p.auth, &p.eap)
+            && offers_eap_only(client)
+        {
+            let claimed = idr.identity().map_err(|e| AuthError::MalformedIdentity(e.to_string()));
+            let checked = claimed.and_then(|id| match &peer.remote_id {
+                Some(want) if !same_identity(want, &id) => Err(AuthError::WrongIdentity {
+                    got: crate::cert::identity_string(&id),
+                    want: crate::cert::identity_string(want),
+                }),
+                _ => Ok(id),
+            });
+            return match checked {
+                Ok(remote_id) => self.start_eap_client(ctx, client, child, (idr.clone(), remote_id), p, true),
+                Err(reason) => {
+                    self.auth_failed(ctx, reason);
+                    Next::Done
+                }
+            };
         }
         let (Some(idr), Some(auth)) = (p.idr.clone(), p.auth.clone()) else {
             self.refused_by_responder(ctx, p);
@@ -205,13 +205,13 @@ impl SaCore {
         let keys = self.keys.as_ref().ok_or(AuthError::NoKeys)?;
         let init = &keys.init;
         let identity = id.identity().map_err(|e| AuthError::MalformedIdentity(e.to_string()))?;
-        if let Some(want) = &peer.remote_id {
-            if !same_identity(want, &identity) {
-                return Err(AuthError::WrongIdentity {
-                    got: crate::cert::identity_string(&identity),
-                    want: crate::cert::identity_string(want),
-                });
-            }
+        if let Some(want) = &peer.remote_id
+            && !same_identity(want, &identity)
+        {
+            return Err(AuthError::WrongIdentity {
+                got: crate::cert::identity_string(&identity),
+                want: crate::cert::identity_string(want),
+            });
         }
         let (message, nonce, sk_p) = if peer_is_initiator {
             (&init.request, &init.nr, &init.keys.sk_pi)
