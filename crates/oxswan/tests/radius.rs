@@ -135,7 +135,10 @@ impl FreeRadius {
 
 impl Drop for FreeRadius {
     fn drop(&mut self) {
-        let _ = sh(&format!("kill -TERM {}", self.child.id()));
+        // Not once reaped: its PID may be another process's by then.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = sh(&format!("kill -TERM {}", self.child.id()));
+        }
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline && self.child.try_wait().ok().flatten().is_none() {
             std::thread::sleep(Duration::from_millis(50));

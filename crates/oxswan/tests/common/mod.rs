@@ -367,11 +367,19 @@ pub fn spawn_oxswan(ns: &str, sock: &Path, config: &Path, log: &Path, env: &[(St
 
 /// Stops the daemons (SIGTERM: they delete their SAs) and charons, killing what does not go.
 pub fn stop_all(daemons: &mut [Child], charons: &mut [(String, Child)]) {
+    // Only a child not yet reaped still owns its PID: signalling one a test already waited for
+    // could hit whatever process got the number since (pid_max is 32768 here, and the tests fork
+    // thousands): that once killed another test's ping.
+    let term = |c: &mut Child| {
+        if matches!(c.try_wait(), Ok(None)) {
+            let _ = sh(&format!("kill -TERM {}", c.id()));
+        }
+    };
     for (_, c) in charons.iter_mut() {
-        let _ = sh(&format!("kill -TERM {}", c.id()));
+        term(c);
     }
     for d in daemons.iter_mut() {
-        let _ = sh(&format!("kill -TERM {}", d.id()));
+        term(d);
     }
     for d in daemons.iter_mut() {
         let deadline = Instant::now() + Duration::from_secs(5);
