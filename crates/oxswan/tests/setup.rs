@@ -245,6 +245,25 @@ fn profiles_read_back_by_plistlib_json_and_openssl() {
     }
     assert_eq!(std::fs::metadata(dir.join("oxswan.toml")).unwrap().permissions().mode() & 0o777, 0o600);
 
+    // export --qr: the .sswan file, exactly, as a QR code (the same text encodes to the same code).
+    let qr = ox(&["client", "export", USER, "--qr", "--dir", d]);
+    let text = std::fs::read(dir.join(format!("clients/{USER}/{USER}.sswan"))).unwrap();
+    let want =
+        qrcode::QrCode::new(&text).unwrap().render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build();
+    assert_eq!(qr.trim_end(), want.trim_end());
+    let o = Command::new(OX).args(["client", "export", CERT, "--qr", "--dir", d]).output().unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("does not fit a QR code"));
+    // export: the profiles made again, the PKCS#12 under a new password.
+    let out = ox(&["client", "export", CERT, "--dir", d]);
+    let new_password = printed(&out, &format!("password of {CERT}.p12:"));
+    assert_ne!(new_password, p12_password);
+    openssl(&format!("pkcs12 -legacy -in '{}' -passin pass:{new_password} -nokeys -noout", p12.display()));
+    assert!(
+        !sh(&format!("openssl pkcs12 -legacy -in '{}' -passin pass:{p12_password} -nokeys -noout", p12.display()))
+            .status
+            .success()
+    );
+
     // list, then remove: the certificate is on the CA's list, the user's password is gone.
     let list = ox(&["client", "list", "--dir", d]);
     assert!(list.contains(&format!("{USER}\tpassword")) && list.contains(&format!("{CERT}\tcertificate")), "{list}");
