@@ -22,19 +22,119 @@ pub enum RouteError {
     },
 }
 
-/// Routes `cidr` through `dev`, with `src` as the source address for locally sent packets.
+/// Routes `cidr` through `dev`, with `src` as the source address for locally sent packets, as
+/// `ip route replace CIDR dev DEV [src SRC]` does, but in one rtnetlink request: a gateway with
+/// thousands of CHILD SAs spent a fifth of its time starting `ip` processes.
 pub fn replace(cidr: &str, dev: &str, src: Option<IpAddr>) -> Result<(), RouteError> {
-    let mut args = vec!["route".to_owned(), "replace".into(), cidr.into(), "dev".into(), dev.into()];
-    if let Some(s) = src {
-        args.extend(["src".to_owned(), s.to_string()]);
-    }
-    ip("route replace", cidr, &args)
+    rtnl::route(rtnl::Op::Replace, cidr, dev, src).map_err(|e| RouteError::Refused {
+        op: "route replace",
+        cidr: cidr.to_owned(),
+        stderr: e,
+    })
 }
 
-/// Removes the route to `cidr` through `dev`.
+/// Removes the route to `cidr` through `dev` (`ip route del CIDR dev DEV`).
 pub fn delete(cidr: &str, dev: &str) -> Result<(), RouteError> {
-    let args = ["route".to_owned(), "del".into(), cidr.into(), "dev".into(), dev.into()];
-    ip("route del", cidr, &args)
+    rtnl::route(rtnl::Op::Delete, cidr, dev, None).map_err(|e| RouteError::Refused {
+        op: "route del",
+        cidr: cidr.to_owned(),
+        stderr: e,
+    })
+}
+
+/// Route requests over rtnetlink (RFC 3549), one socket per request.
+mod rtnl {
+    use std::net::IpAddr;
+
+    use netlink_packet_core::{
+        NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    };
+    use netlink_packet_route::route::{
+        RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    };
+    use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+    use netlink_sys::protocols::NETLINK_ROUTE;
+    use netlink_sys::{Socket, SocketAddr};
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) enum Op {
+        Replace,
+        Delete,
+    }
+
+    /// `ADDR/LEN` as an address and a prefix length.
+    pub(super) fn parse_cidr(cidr: &str) -> Result<(IpAddr, u8), String> {
+        let bad = || format!("{cidr:?} is not an address/prefix length");
+        let (a, l) = cidr.split_once('/').ok_or_else(bad)?;
+        let addr: IpAddr = a.parse().map_err(|_| bad())?;
+        let len: u8 = l.parse().map_err(|_| bad())?;
+        if len > if addr.is_ipv4() { 32 } else { 128 } {
+            return Err(bad());
+        }
+        Ok((addr, len))
+    }
+
+    fn address(a: IpAddr) -> RouteAddress {
+        match a {
+            IpAddr::V4(v) => RouteAddress::Inet(v),
+            IpAddr::V6(v) => RouteAddress::Inet6(v),
+        }
+    }
+
+    /// The request: a unicast route of the main table through the device, scope link as `ip`
+    /// gives a route without a gateway; a deletion matches any scope (RT_SCOPE_NOWHERE).
+    pub(super) fn message(
+        op: Op,
+        dst: IpAddr,
+        len: u8,
+        oif: u32,
+        src: Option<IpAddr>,
+    ) -> NetlinkMessage<RouteNetlinkMessage> {
+        let mut m = RouteMessage::default();
+        m.header.address_family = if dst.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+        m.header.destination_prefix_length = len;
+        m.header.table = RouteHeader::RT_TABLE_MAIN;
+        m.header.protocol = RouteProtocol::Boot;
+        m.header.kind = RouteType::Unicast;
+        m.header.scope = if op == Op::Replace { RouteScope::Link } else { RouteScope::NoWhere };
+        m.attributes.push(RouteAttribute::Destination(address(dst)));
+        m.attributes.push(RouteAttribute::Oif(oif));
+        if let Some(s) = src.filter(|s| s.is_ipv4() == dst.is_ipv4()) {
+            m.attributes.push(RouteAttribute::PrefSource(address(s)));
+        }
+        let (inner, flags) = match op {
+            Op::Replace => (RouteNetlinkMessage::NewRoute(m), NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE),
+            Op::Delete => (RouteNetlinkMessage::DelRoute(m), NLM_F_REQUEST | NLM_F_ACK),
+        };
+        let mut header = NetlinkHeader::default();
+        header.flags = flags;
+        header.sequence_number = 1;
+        let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(inner));
+        msg.finalize();
+        msg
+    }
+
+    pub(super) fn route(op: Op, cidr: &str, dev: &str, src: Option<IpAddr>) -> Result<(), String> {
+        let (dst, len) = parse_cidr(cidr)?;
+        let oif = nix::net::if_::if_nametoindex(dev).map_err(|e| format!("no device {dev}: {e}"))?;
+        let msg = message(op, dst, len, oif, src);
+        let mut buf = vec![0u8; msg.buffer_len()];
+        msg.serialize(&mut buf);
+        let sock = Socket::new(NETLINK_ROUTE).map_err(|e| format!("rtnetlink: {e}"))?;
+        sock.connect(&SocketAddr::new(0, 0)).map_err(|e| format!("rtnetlink: {e}"))?;
+        sock.send(&buf, 0).map_err(|e| format!("rtnetlink: {e}"))?;
+        let mut answer: Vec<u8> = Vec::with_capacity(8192);
+        sock.recv(&mut answer, 0).map_err(|e| format!("rtnetlink: {e}"))?;
+        let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&answer)
+            .map_err(|e| format!("rtnetlink: an answer that does not parse: {e}"))?;
+        match reply.payload {
+            NetlinkPayload::Error(e) => match e.code {
+                None => Ok(()),
+                Some(code) => Err(std::io::Error::from_raw_os_error(-code.get()).to_string()),
+            },
+            other => Err(format!("rtnetlink: no acknowledgement but {:?}", other.message_type())),
+        }
+    }
 }
 
 /// Puts `addr` (a host address: /32, /128) on `dev`: a client's virtual IP (RFC 7296 §2.19).
@@ -195,7 +295,7 @@ pub fn covers(cidr: &str, addr: IpAddr) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
     use super::*;
 
     #[test]
@@ -211,6 +311,33 @@ mod tests {
         assert!(!covers("::/1", a), "another family");
         assert!(covers("2001:db8::/32", "2001:db8::1".parse().unwrap()));
         assert!(covers("0.0.0.0/0", a));
+    }
+
+    #[test]
+    fn route_requests_carry_what_ip_route_would() {
+        use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkPayload};
+        use netlink_packet_route::RouteNetlinkMessage;
+        use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteScope};
+        assert_eq!(rtnl::parse_cidr("10.2.0.0/24"), Ok(("10.2.0.0".parse().unwrap(), 24)));
+        assert!(rtnl::parse_cidr("10.2.0.0/33").is_err() && rtnl::parse_cidr("10.2.0.0").is_err());
+        assert!(rtnl::parse_cidr("x/8").is_err() && rtnl::parse_cidr("::/129").is_err());
+        let src: IpAddr = "10.1.0.1".parse().unwrap();
+        let m = rtnl::message(rtnl::Op::Replace, "10.2.0.0".parse().unwrap(), 24, 7, Some(src));
+        assert_eq!(m.header.flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE);
+        let mut buf = vec![0u8; m.buffer_len()];
+        m.serialize(&mut buf);
+        let back = netlink_packet_core::NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf).unwrap();
+        let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) = back.payload else { panic!("{back:?}") };
+        assert_eq!(r.header.destination_prefix_length, 24);
+        assert_eq!(r.header.scope, RouteScope::Link);
+        assert!(r.attributes.contains(&RouteAttribute::Destination(RouteAddress::Inet("10.2.0.0".parse().unwrap()))));
+        assert!(r.attributes.contains(&RouteAttribute::Oif(7)));
+        assert!(r.attributes.contains(&RouteAttribute::PrefSource(RouteAddress::Inet("10.1.0.1".parse().unwrap()))));
+        // A source of the other family is left out, as `ip` would refuse it.
+        let m = rtnl::message(rtnl::Op::Delete, "fd02::".parse().unwrap(), 64, 7, Some(src));
+        let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(r)) = m.payload else { panic!() };
+        assert!(!r.attributes.iter().any(|a| matches!(a, RouteAttribute::PrefSource(_))));
+        assert_eq!(r.header.scope, RouteScope::NoWhere);
     }
 
     #[test]
