@@ -151,7 +151,8 @@ pub fn delete_address(addr: IpAddr, dev: &str) -> Result<(), RouteError> {
     ip("address del", &cidr, &args)
 }
 
-fn host_cidr(addr: IpAddr) -> String {
+/// `addr` as a one-address prefix: `/32` or `/128`.
+pub fn host_cidr(addr: IpAddr) -> String {
     format!("{addr}/{}", if addr.is_ipv4() { 32 } else { 128 })
 }
 

@@ -249,10 +249,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::CheckConfig { config } => {
             let c = oxswan_config::load(&config)?;
             // What the daemon would build from it: certificates, keys and secrets are read too.
-            let provider = oxswan_crypto::default_provider_with(c.needs_modp1024());
-            for conn in &c.connections {
-                peers::peer_config(&provider, &c, conn)?;
-            }
+            peers::check(&c)?;
             println!("{}: {} connection(s), OK", config.display(), c.connections.len());
             Ok(ExitCode::SUCCESS)
         }

@@ -56,6 +56,16 @@ fn revocation_lists(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<Vec<u8>>
     Ok(crls)
 }
 
+/// Builds every connection as the daemon would, reading the certificates, keys and secrets they
+/// name: what `check-config` and the `client` commands check a configuration with.
+pub fn check(config: &Config) -> anyhow::Result<()> {
+    let provider = oxswan_crypto::default_provider_with(config.needs_modp1024());
+    for conn in &config.connections {
+        peer_config(&provider, config, conn)?;
+    }
+    Ok(())
+}
+
 /// The engine's settings for one connection.
 pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -> anyhow::Result<PeerConfig> {
     let ctx = || format!("connection {}", c.name);

@@ -85,8 +85,12 @@ impl Layout {
     pub fn server_key(&self) -> PathBuf {
         self.root.join("private/server.key")
     }
+    /// Where the clients' certificates are.
+    pub fn clients_dir(&self) -> PathBuf {
+        self.root.join("clients")
+    }
     pub fn client_cert(&self, name: &str) -> PathBuf {
-        self.root.join("clients").join(format!("{name}.crt"))
+        self.clients_dir().join(format!("{name}.crt"))
     }
     pub fn client_key(&self, name: &str) -> PathBuf {
         self.root.join("private/clients").join(format!("{name}.key"))

@@ -3,7 +3,8 @@
 //!
 //! Everything lives under one directory (`/etc/oxswan` by default):
 //! - `oxswan.toml`, the daemon's configuration (0600: it holds the users' passwords);
-//! - `setup.toml`, what `client add` needs to know of the gateway (its name and addresses);
+//! - `setup.toml`, what the configuration does not say of the gateway (the addresses clients
+//!   reach it at);
 //! - `oxswan.service`, a systemd unit running the daemon with that configuration;
 //! - `pki/`, the CA and certificates (`oxswan pki`);
 //! - `clients/NAME/`, each client's profiles (0700, files 0600: they are credentials).
@@ -142,15 +143,15 @@ const CERT_CONN: &str = "rw-cert";
 /// The connection of EAP-MSCHAPv2 users.
 const EAP_CONN: &str = "rw-eap";
 
-/// `DIR/setup.toml`.
+/// `DIR/setup.toml`: what the configuration does not say of the gateway. Its name and whether it
+/// lends IPv6 addresses are read from the configuration itself, so an edit there reaches the
+/// profiles.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Setup {
-    name: String,
+    /// The addresses clients reach it at (a gateway behind a NAT does not listen on them).
     #[serde(default)]
     addresses: Vec<IpAddr>,
-    #[serde(default)]
-    ipv6: bool,
 }
 
 fn strings<T: ToString>(v: &[T]) -> Item {
@@ -359,26 +360,29 @@ impl Dir {
         let path = self.config();
         let text = Zeroizing::new(doc.to_string());
         let c = oxswan_config::parse(&path, &text).context("the new configuration is refused")?;
-        let provider = oxswan_crypto::default_provider_with(c.needs_modp1024());
-        for conn in &c.connections {
-            crate::peers::peer_config(&provider, &c, conn)?;
-        }
+        crate::peers::check(&c)?;
         pki::replace_private(&path, text.as_bytes())
     }
 
-    /// The gateway as its profiles describe it.
-    fn gateway(&self) -> anyhow::Result<Gateway> {
+    /// The gateway as its profiles describe it: its name (the certificate clients' connection's
+    /// local `id`) and IPv6 (a pool of IPv6 addresses) from the configuration `doc`.
+    fn gateway(&self, doc: &DocumentMut) -> anyhow::Result<Gateway> {
         let setup = self.setup()?;
+        let name = doc
+            .get("connections")
+            .and_then(|c| c.get(CERT_CONN))
+            .and_then(|c| c.get("local"))
+            .and_then(|l| l.get("id"))
+            .and_then(Item::as_str)
+            .with_context(|| format!("{}: no connections.{CERT_CONN}.local.id", self.config().display()))?
+            .to_owned();
+        let ipv6 = doc.get("pools").and_then(Item::as_table_like).is_some_and(|p| {
+            p.iter().any(|(_, pool)| pool.get("addrs").and_then(Item::as_str).is_some_and(|a| a.contains(':')))
+        });
         let ca_path = self.pki.ca_cert();
         let ca = std::fs::read(&ca_path).with_context(|| ca_path.display().to_string())?;
         let ca = oxswan_pki::describe(&ca).with_context(|| ca_path.display().to_string())?;
-        Ok(Gateway {
-            name: setup.name,
-            addresses: setup.addresses,
-            ca_der: ca.der,
-            ca_common_name: ca.common_name,
-            ipv6: setup.ipv6,
-        })
+        Ok(Gateway { name, addresses: setup.addresses, ca_der: ca.der, ca_common_name: ca.common_name, ipv6 })
     }
 }
 
@@ -401,10 +405,10 @@ pub fn setup(cmd: SetupCmd) -> anyhow::Result<()> {
     pki::server(&d.root, &name, &addresses, kind)?;
 
     let mut setup = DocumentMut::new();
-    setup.decor_mut().set_prefix("# What `oxswan client add` puts in the clients' profiles.\n");
-    setup.insert("name", value(name.as_str()));
+    setup
+        .decor_mut()
+        .set_prefix("# The addresses `oxswan client add` gives Linux clients (the rest comes from oxswan.toml).\n");
     setup.insert("addresses", strings(&addresses));
-    setup.insert("ipv6", value(pool6.is_some()));
     d.write_config(&doc)?;
     oxswan_pki::write_public(&d.root.join(SETUP), setup.to_string().as_bytes())?;
     let exe = std::env::current_exe().context("cannot find this program's path")?;
@@ -525,10 +529,10 @@ pub fn client(cmd: ClientCmd, socket: Option<&Path>) -> anyhow::Result<()> {
     match cmd {
         ClientCmd::Add { name, password, password_stdin, cert, rsa, on_demand, dir } => {
             let d = Dir::new(&dir)?;
-            let gateway = d.gateway()?;
-            let _lock = d.lock()?;
             client_name(&name)?;
+            let _lock = d.lock()?;
             let mut doc = d.read_config()?;
+            let gateway = d.gateway(&doc)?;
             if users(&doc).contains(&name) || std::fs::symlink_metadata(d.pki.client_cert(&name)).is_ok() {
                 bail!("{name:?} is a client already (oxswan client remove {name} first)");
             }
@@ -628,10 +632,7 @@ pub fn client(cmd: ClientCmd, socket: Option<&Path>) -> anyhow::Result<()> {
             let d = Dir::new(&dir)?;
             let doc = d.read_config()?;
             let mut rows: Vec<(String, &str)> = users(&doc).into_iter().map(|u| (u, "password")).collect();
-            let certs = d.pki.client_cert("x");
-            if let Some(parent) = certs.parent()
-                && let Ok(entries) = std::fs::read_dir(parent)
-            {
+            if let Ok(entries) = std::fs::read_dir(d.pki.clients_dir()) {
                 for e in entries.flatten() {
                     let file = e.file_name().to_string_lossy().into_owned();
                     if let Some(n) = file.strip_suffix(".crt") {
@@ -656,9 +657,9 @@ pub fn client(cmd: ClientCmd, socket: Option<&Path>) -> anyhow::Result<()> {
         }
         ClientCmd::Export { name, qr, on_demand, dir } => {
             let d = Dir::new(&dir)?;
-            let gateway = d.gateway()?;
             client_name(&name)?;
             let doc = d.read_config()?;
+            let gateway = d.gateway(&doc)?;
             let client = if let Some(password) = secret_of(&doc, &name) {
                 Client { name: name.clone(), credential: Credential::Password { user: name.clone(), password } }
             } else {

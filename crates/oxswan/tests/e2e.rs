@@ -202,7 +202,7 @@ fn replayed_and_corrupted_esp_are_dropped_and_counted() {
         return;
     }
     if !sh("command -v nft").status.success() {
-        eprintln!("SKIPPED: needs nft (nftables) to duplicate and corrupt packets on the wire");
+        missing("needs nft (nftables) to duplicate and corrupt packets on the wire (bash .ci/run installs it)");
         return;
     }
     let mut h = Hosts::new("oxe4");

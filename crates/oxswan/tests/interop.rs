@@ -592,8 +592,11 @@ fn charon_key(log: &str, name: &str) -> Option<String> {
 /// malformed packet and no expert error in anything oxswan sent.
 #[test]
 fn tshark_finds_nothing_wrong_in_oxswans_messages() {
-    if !ready() || !sh("command -v tshark").status.success() {
-        eprintln!("SKIPPED: needs tshark");
+    if !ready() {
+        return;
+    }
+    if !sh("command -v tshark").status.success() {
+        missing("needs tshark (bash .ci/run installs it)");
         return;
     }
     for (i, auth) in [Auth::Psk, Auth::Cert(Alg::P256, false, Id::Fqdn)].into_iter().enumerate() {

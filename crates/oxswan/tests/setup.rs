@@ -229,6 +229,8 @@ fn profiles_read_back_by_plistlib_json_and_openssl() {
     );
     assert_eq!(b64(&v["remote"]["cert"]), ca_der);
     assert_eq!(v["local"]["eap_id"], USER);
+    // No IPv6 pool (the configuration has none): the app blocks IPv6 instead of letting it pass.
+    assert_eq!(v["split-tunneling"]["block-ipv6"], true);
     let v = sswan(&dir.join(format!("clients/{CERT}/{CERT}.sswan")));
     assert_eq!(v["type"], "ikev2-cert");
     assert_eq!(b64(&v["local"]["p12"]), std::fs::read(&p12).unwrap());

@@ -205,39 +205,6 @@ impl Ike {
         }
     }
 
-    /// Keeps the way to `peer` out of the tunnel while `owner` routes a prefix holding its
-    /// address (a full tunnel), so that IKE and ESP to it are not sent into the TUN device.
-    pub(super) fn pin_peer(&mut self, owner: PinOwner, peer: IpAddr) {
-        let cidr = format!("{peer}/{}", if peer.is_ipv4() { 32 } else { 128 });
-        if let Some(p) = self.pins.values().find(|p| p.cidr() == cidr) {
-            let p = p.clone();
-            self.pins.insert(owner, p);
-            return;
-        }
-        match oxswan_io::route::pin(peer, &self.config.daemon.tun) {
-            Ok(oxswan_io::route::Pinned::Made(p)) => {
-                tracing::debug!(target: "route", "ip route replace {} (the way to the peer, kept out of the tunnel)", p.cidr());
-                self.pins.insert(owner, p);
-            }
-            Ok(oxswan_io::route::Pinned::HostRouteThere) => {}
-            Ok(oxswan_io::route::Pinned::IntoTunnel) => tracing::warn!(
-                target: "route",
-                "the way to the peer {peer} goes into {} already: IKE and ESP to it would enter the tunnel",
-                self.config.daemon.tun
-            ),
-            Err(e) => tracing::warn!(target: "route", "the route to {peer} could not be kept out of the tunnel: {e}"),
-        }
-    }
-
-    /// Lets go of `owner`'s pin; the host route goes when no one else holds it.
-    pub(super) fn unpin_owner(&mut self, owner: &PinOwner) {
-        if let Some(pin) = self.pins.remove(owner)
-            && !self.pins.values().any(|p| p == &pin)
-        {
-            unpin(&pin);
-        }
-    }
-
     pub(super) fn install(&mut self, sa: SaHandle, c: &ChildSa) -> anyhow::Result<()> {
         let info = self.endpoint.info(sa);
         let name = info.as_ref().map_or_else(|| c.name.clone(), |i| format!("{}/{}", i.name, c.name));
