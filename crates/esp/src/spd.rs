@@ -418,6 +418,11 @@ impl<K: Hash + Eq + Clone, V> Spd<K, V> {
     }
 
     /// Every value, oldest installed first. Allocates: for the control side, not per packet.
+    pub fn values_unordered(&self) -> impl Iterator<Item = &V> {
+        self.by_key.values().map(|e| &e.value)
+    }
+
+    /// Every value, oldest first.
     pub fn values(&self) -> Vec<&V> {
         let mut all: Vec<&Entry<V>> = self.by_key.values().map(|e| &**e).collect();
         all.sort_unstable_by_key(|e| e.seq);

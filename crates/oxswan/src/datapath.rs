@@ -65,6 +65,10 @@ pub trait Datapath: Send + Sync {
     fn remove(&self, spi_in: u32) -> Option<PairCounters>;
     /// The counters of every installed pair, by inbound SPI.
     fn counters(&self) -> Vec<(u32, PairCounters)>;
+    /// The counters of the pairs that sent or received since the last call: what the engine needs
+    /// to hear of (volume, liveness, a new pair's first packet), at a cost that follows the pairs in
+    /// use, not all installed.
+    fn moved_counters(&self) -> Vec<(u32, PairCounters)>;
     /// Connections that start on traffic: their names and the selectors of their children.
     fn set_traps(&self, traps: Vec<(String, Selectors)>);
     /// Lets the next packet for `name` trigger it again.

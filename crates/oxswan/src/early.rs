@@ -38,6 +38,8 @@ pub struct PacketRing {
     slots: Vec<Slot>,
     /// The slot written next: the oldest.
     next: usize,
+    /// Slots holding a packet.
+    used: usize,
 }
 
 impl PacketRing {
@@ -46,7 +48,7 @@ impl PacketRing {
         let slots = (0..slots.max(1))
             .map(|_| Slot { at: None, key: 0, len: 0, data: vec![0; bytes].into_boxed_slice() })
             .collect();
-        PacketRing { slots, next: 0 }
+        PacketRing { slots, next: 0, used: 0 }
     }
 
     /// Keeps `pkt` under `key`, overwriting the oldest packet. False if it is too large to keep.
@@ -55,6 +57,9 @@ impl PacketRing {
         let Some(slot) = self.slots.get_mut(self.next) else { return false };
         let Some(dst) = slot.data.get_mut(..pkt.len()) else { return false };
         dst.copy_from_slice(pkt);
+        if slot.at.is_none() {
+            self.used += 1;
+        }
         (slot.at, slot.key, slot.len) = (Some(now), key, pkt.len());
         self.next = (self.next + 1) % n;
         true
@@ -71,8 +76,14 @@ impl PacketRing {
             let taken = fresh && slot.data.get_mut(..slot.len).is_some_and(|pkt| f(slot.key, pkt));
             if taken || !fresh {
                 slot.at = None;
+                self.used = self.used.saturating_sub(1);
             }
         }
+    }
+
+    /// Whether no packet is kept: then there is nothing to offer, and nothing to prepare for it.
+    pub fn is_empty(&self) -> bool {
+        self.used == 0
     }
 }
 
@@ -100,7 +111,9 @@ mod tests {
         assert!(ring.keep(t, 7, b"a2"));
         assert_eq!(taken(&mut ring, t, 7), [b"a1".to_vec(), b"a2".to_vec()]);
         assert!(taken(&mut ring, t, 7).is_empty(), "each packet is handed over once");
+        assert!(!ring.is_empty());
         assert_eq!(taken(&mut ring, t, 9), [b"b1".to_vec()]);
+        assert!(ring.is_empty(), "every packet was taken");
     }
 
     #[test]
@@ -112,8 +125,10 @@ mod tests {
             assert!(ring.keep(t, 1, p));
         }
         assert_eq!(taken(&mut ring, t, 1), [b"p2".to_vec(), b"p3".to_vec()], "the oldest was overwritten");
+        assert!(ring.is_empty(), "an overwritten packet is not counted twice");
         assert!(ring.keep(t, 1, b"p4"));
         assert!(taken(&mut ring, t + EARLY_AGE + Duration::from_millis(1), 1).is_empty(), "too old");
         assert!(taken(&mut ring, t, 1).is_empty(), "and freed");
+        assert!(ring.is_empty());
     }
 }

@@ -8,6 +8,7 @@ mod datapath;
 mod dataplane;
 mod early;
 mod input;
+mod load;
 mod manual;
 mod metrics;
 mod peers;
@@ -111,6 +112,8 @@ enum Cmd {
         /// The swanctl.conf, e.g. /etc/swanctl/swanctl.conf.
         file: PathBuf,
     },
+    /// Establish many clients against a gateway and measure it (a load tester; see --help).
+    Load(Box<load::LoadArgs>),
     /// Print a shell completion script, e.g. `oxswan completions bash >
     /// /etc/bash_completion.d/oxswan`; made from this command line, so it offers every command.
     Completions {
@@ -224,6 +227,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Load(args) => Ok(if load::run(&args)? { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
         Cmd::Completions { shell } => {
             std::io::Write::write_all(&mut std::io::stdout(), &manual::completions(shell, &mut Cli::command()))?;
             Ok(ExitCode::SUCCESS)

@@ -20,7 +20,7 @@ fn read(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-fn private_key(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn private_key(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
     if bytes.starts_with(b"-----") {
         let key = PrivateKeyDer::from_pem_slice(bytes).context("no private key in the PEM file")?;
         return Ok(key.secret_der().to_vec());

@@ -16,10 +16,7 @@ use crate::ike_sa::IkeSa;
 impl Endpoint {
     /// Keeps the index of established SAs by (connection, peer identity) up to date for `h`.
     pub(super) fn index_peer(&mut self, h: SaHandle) {
-        let key = self.sas.get(&h).filter(|s| s.is_established()).and_then(IkeSa::info).map(|i| {
-            let who = i.eap_id.unwrap_or_else(|| crate::cert::identity_string(&i.remote_id));
-            (i.name, who)
-        });
+        let key = self.sas.get(&h).filter(|s| s.is_established()).and_then(|s| s.core.peer_key());
         if self.peer_of.get(&h) == key.as_ref() {
             return;
         }

@@ -421,7 +421,8 @@ impl Endpoint {
     }
 
     /// What the data plane counted on the CHILD SA with inbound SPI `spi_in` of `sa`, since it was
-    /// installed. Call it for each installed pair every 100–200 ms (or whenever the counters moved):
+    /// installed. Call it when a pair's counters moved (checked every 100–200 ms; counters that did not
+    /// move tell nothing, and skipping them keeps the cost with the pairs in use, not all of them):
     /// the engine rekeys or deletes pairs at their volume limits, counts inbound traffic as a sign
     /// of life for dead peer detection, and starts sending on a new pair once the peer sends on it
     /// ([`Event::ChildSaOutbound`]).
@@ -431,6 +432,12 @@ impl Endpoint {
         s.handle_usage(&mut ctx, spi_in, usage);
         self.settle(now, sa);
         Ok(())
+    }
+
+    /// The IKE SA that holds the inbound ESP SPI `spi_in` (an installed pair's, or one offered in a
+    /// request in flight): found by index, for callers that know pairs by SPI (the data plane).
+    pub fn sa_of(&self, spi_in: u32) -> Option<SaHandle> {
+        self.esp_spis.get(&spi_in).copied()
     }
 
     fn job(&mut self, now: Instant, handle: SaHandle, job: Job) -> Result<()> {

@@ -395,6 +395,19 @@ impl SaCore {
         })
     }
 
+    /// The connection and who the peer is (its EAP identity if it has one, else its IKE identity),
+    /// once known: what the endpoint indexes established SAs by. Cheaper than [`SaCore::info`],
+    /// which formats the proposal and copies the addresses, and runs after every message.
+    pub(crate) fn peer_key(&self) -> Option<(String, String)> {
+        let peer = self.peer.as_ref()?;
+        self.keys.as_ref()?;
+        let who = match &self.eap_identity {
+            Some(e) => e.clone(),
+            None => crate::cert::identity_string(self.peer_id.as_ref()?),
+        };
+        Some((peer.name.clone(), who))
+    }
+
     /// The CHILD SAs as the data plane knows them.
     pub(crate) fn children(&self) -> Vec<ChildSa> {
         self.children.snapshot()

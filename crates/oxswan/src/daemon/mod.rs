@@ -123,6 +123,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         ike: tx.clone(),
         early: Mutex::new(PacketRing::new(EARLY_SLOTS, EARLY_BYTES)),
         held: Mutex::new(PacketRing::new(EARLY_SLOTS, EARLY_BYTES)),
+        moved: Default::default(),
         provider: provider.clone(),
         replay_window: config.daemon.replay_window,
         sequence_start: sequence_start()?,
@@ -302,7 +303,7 @@ fn started(config: &Config, except: &[String]) -> Vec<String> {
 
 /// The source address the kernel's routes pick for traffic to `remote` (no packet is sent: a UDP
 /// socket's connect only looks the route up).
-fn route_source(remote: IpAddr) -> Option<IpAddr> {
+pub(crate) fn route_source(remote: IpAddr) -> Option<IpAddr> {
     let any: IpAddr = if remote.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
     let s = UdpSocket::bind(SocketAddr::new(any, 0)).ok()?;
     s.connect(SocketAddr::new(remote, 500)).ok()?;
@@ -494,9 +495,10 @@ impl Ike {
 
     /// What systemctl status shows as the daemon's status.
     fn status_line(&self) -> String {
-        let sas = self.endpoint.established();
-        let children: usize = sas.iter().map(|sa| self.endpoint.children(*sa).len()).sum();
-        format!("{} connection(s); {} IKE SA(s), {children} CHILD SA(s) up", self.config.connections.len(), sas.len())
+        // Counters, not a walk over every SA: this runs every few seconds at any number of them.
+        let ike = self.endpoint.sa_counts().established;
+        let children = self.routes.len();
+        format!("{} connection(s); {ike} IKE SA(s), {children} CHILD SA(s) up", self.config.connections.len())
     }
 
     /// At shutdown: accounting Stop (Admin-Reboot) for every accounted IKE SA, with the traffic of
@@ -574,13 +576,13 @@ impl Ike {
             return;
         }
         self.usage_reported = now;
-        let installed: HashMap<u32, PairCounters> = self.dp.counters().into_iter().collect();
-        for sa in self.endpoint.established() {
-            for c in self.endpoint.children(sa) {
-                let Some(counters) = installed.get(&c.spi_in) else { continue };
-                if let Err(e) = self.endpoint.handle_usage(now, sa, c.spi_in, counters.usage) {
-                    tracing::debug!(target: "ike", sa = sa.0, "usage of {:08x}_i: {e}", c.spi_in);
-                }
+        // Only the pairs whose counters moved: an idle pair's tell the engine nothing new (no
+        // traffic, no volume), and walking every SA's CHILD SAs each time cost as much as the
+        // handshakes themselves once there were ten thousand of them.
+        for (spi, counters) in self.dp.moved_counters() {
+            let Some(sa) = self.endpoint.sa_of(spi) else { continue };
+            if let Err(e) = self.endpoint.handle_usage(now, sa, spi, counters.usage) {
+                tracing::debug!(target: "ike", sa = sa.0, "usage of {spi:08x}_i: {e}");
             }
         }
     }

@@ -66,6 +66,10 @@ impl Datapath for DataPlane {
         self.tables.remove(spi_in).map(|e| counters_of(&e))
     }
 
+    fn moved_counters(&self) -> Vec<(u32, PairCounters)> {
+        self.moved.collect(&self.tables).iter().map(|e| (e.inb.spi(), counters_of(e))).collect()
+    }
+
     fn counters(&self) -> Vec<(u32, PairCounters)> {
         self.tables.snapshot().iter().map(|e| (e.inb.spi(), counters_of(e))).collect()
     }

@@ -50,6 +50,35 @@ pub struct ChildEntry {
     /// UDP over the path's family: a property of the pair set by the IKE thread, so the packet
     /// threads only compare a length with it.
     inner_mtu: AtomicU16,
+    /// Whether its counters moved since the IKE thread last read them ([`Moved`]).
+    counted: AtomicBool,
+}
+
+/// The pairs whose counters moved since the IKE thread last collected them: each is listed once
+/// until then, so that the IKE thread reads the pairs in use rather than every pair installed
+/// (the engine learns nothing from counters that did not move).
+#[derive(Debug, Default)]
+pub struct Moved(Mutex<Vec<u32>>);
+
+impl Moved {
+    /// `entry` counted a packet: listed, unless it is already.
+    pub fn note(&self, entry: &ChildEntry) {
+        // One atomic load per packet; the lock only once per pair and collection.
+        if !entry.counted.load(Ordering::Relaxed) && !entry.counted.swap(true, Ordering::AcqRel) {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner).push(entry.inb.spi());
+        }
+    }
+
+    /// The pairs listed since the last call, still installed, each unlisted before its counters
+    /// are read: a packet counted after that lists it again for the next call.
+    pub fn collect(&self, tables: &SaTables) -> Vec<Arc<ChildEntry>> {
+        let spis = std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner));
+        let t = tables.load();
+        spis.into_iter()
+            .filter_map(|spi| t.by_spi(spi).cloned())
+            .inspect(|e| e.counted.store(false, Ordering::Release))
+            .collect()
+    }
 }
 
 /// The path MTU assumed until the kernel says otherwise: Ethernet's.
@@ -77,6 +106,7 @@ impl ChildEntry {
             moved: Mutex::new(None),
             path_mtu: AtomicU16::new(DEFAULT_PATH_MTU),
             inner_mtu: AtomicU16::new(inner),
+            counted: AtomicBool::new(false),
         }
     }
 
@@ -224,6 +254,12 @@ impl SaTables {
     pub fn snapshot(&self) -> Vec<Arc<ChildEntry>> {
         self.load().spd.values().into_iter().cloned().collect()
     }
+
+    /// All installed pairs in no particular order: without the sort by age, for walks that do
+    /// not care (the path MTU refresh).
+    pub fn unordered(&self) -> Vec<Arc<ChildEntry>> {
+        self.load().spd.values_unordered().cloned().collect()
+    }
 }
 
 #[cfg(test)]
@@ -362,6 +398,27 @@ mod tests {
         assert!(t.update_path(11, "[2001:db8::1]:4500".parse().unwrap(), "[2001:db8::2]:4500".parse().unwrap()));
         assert_eq!(e.set_path_mtu(1500), None);
         assert_eq!(e.path().transport, oxswan_ike::Transport::Tcp);
+    }
+
+    #[test]
+    fn a_pair_in_use_is_collected_once_per_round_and_a_removed_one_not_at_all() {
+        let t = SaTables::default();
+        let a = t.install(pair(1, "10.0.0.1/32", true)).unwrap();
+        let b = t.install(pair(2, "10.0.0.2/32", true)).unwrap();
+        t.install(pair(3, "10.0.0.3/32", true)).unwrap();
+        let moved = Moved::default();
+        let spis = |v: Vec<Arc<ChildEntry>>| v.iter().map(|e| e.inb.spi()).collect::<Vec<_>>();
+        assert!(moved.collect(&t).is_empty(), "nothing counted yet");
+        for _ in 0..3 {
+            moved.note(&a);
+        }
+        moved.note(&b);
+        assert_eq!(spis(moved.collect(&t)), [1, 2], "each once, the idle pair 3 not at all");
+        assert!(moved.collect(&t).is_empty());
+        moved.note(&a);
+        moved.note(&b);
+        t.remove(2);
+        assert_eq!(spis(moved.collect(&t)), [1], "listed again after a collection; a removed pair is gone");
     }
 
     /// Installing one pair after another publishes a snapshot each time: that stays cheap with many
