@@ -69,7 +69,11 @@ pub fn workers() -> usize {
 pub fn natt_sockets(addr: SocketAddr) -> std::io::Result<Vec<Arc<UdpIo>>> {
     let group = oxswan_io::udp::bind_reuseport(addr, workers() + 1)?;
     let all_apart = match oxswan_io::udp::steer_ike_apart(&group) {
-        Ok(()) => group.len() > 1,
+        Ok(()) if group.len() > 1 => {
+            tracing::debug!(target: "io", "UDP {addr}: IKE on one socket, ESP over {} by peer", group.len() - 1);
+            true
+        }
+        Ok(()) => false,
         Err(e) => {
             tracing::info!(target: "io", "UDP {addr}: IKE is not kept apart from ESP ({e}): the kernel spreads both");
             false
