@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Throughput through an IPsec tunnel on one topology, in one run: iperf3 TCP (SECONDS, default 10) over
+# Throughput and latency through an IPsec tunnel on one topology, in one run, over
 #   1. the bare veth link (192.0.2.1 -> 192.0.2.2),
 #   2. an oxswan <-> oxswan tunnel (examples/left.toml, examples/right.toml),
 #   3. a strongSwan <-> strongSwan tunnel with its user-space data plane, kernel-libipsec
 #      (examples/strongswan/*.swanctl.conf),
-# all AES-256-GCM-16, and prints Gbit/s and the ratios. Root; installs iperf3 and strongSwan (Debian)
-# when missing. Everything it creates is removed on exit.
+# all AES-256-GCM-16, each for SECONDS (default 10):
+#   - iperf3 TCP, one flow and four (-P 4: what several TUN queues and workers can spread), Gbit/s;
+#   - iperf3 UDP, 200-octet datagrams as fast as they go (-u -l 200 -b 0), datagrams per second the
+#     receiving side got;
+#   - ping (every 10 ms) through the path while one TCP flow saturates it: RTT p50 and p99.
+# Prints the figures side by side and the ratios. Root; installs iperf3, ping and strongSwan (Debian) when
+# missing. Everything it creates (namespaces, their processes, the run directory) is removed on exit.
 #
 #   scripts/bench-throughput.sh [SECONDS]
+# PREFIX names the namespaces and links (default oxbt); OXSWAN_BIN measures that binary instead of
+# building this tree's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=${1:-10}
@@ -17,12 +24,17 @@ RUN=$(mktemp -d /tmp/oxswan-bench.XXXXXX)
 [ "$(id -u)" = 0 ] || { echo "bench-throughput: run as root" >&2; exit 1; }
 pkgs=()
 command -v iperf3 >/dev/null || pkgs+=(iperf3)
+command -v ping >/dev/null || pkgs+=(iputils-ping)
 [ -e /usr/lib/ipsec/plugins/libstrongswan-gcm.so ] || pkgs+=(strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins libstrongswan-standard-plugins)
 if [ ${#pkgs[@]} -gt 0 ]; then
   apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pkgs[@]}" >/dev/null
 fi
-cargo build --release -q -p oxswan
-OX=$PWD/target/release/oxswan
+if [ -n "${OXSWAN_BIN:-}" ]; then # another build's binary, e.g. of an earlier revision, to compare
+  OX=$(realpath "$OXSWAN_BIN")
+else
+  cargo build --release -q -p oxswan
+  OX=${CARGO_TARGET_DIR:-$PWD/target}/release/oxswan
+fi
 
 cleanup() {
   set +e
@@ -44,12 +56,56 @@ hosts() {
   ip -n $R addr add 192.0.2.2/24 dev ${P}r0; ip -n $R link set ${P}r0 up; ip -n $R addr add 10.2.0.1/32 dev lo
 }
 
-# iperf3 from left to right between two addresses; prints Gbit/s.
-measure() {
-  ip netns exec $R iperf3 -s -1 -B "$2" >/dev/null 2>&1 &
+# One iperf3 test from left ($1) to right ($2), the rest of the arguments iperf3's; prints the JSON.
+iperf() {
+  local src=$1 dst=$2; shift 2
+  ip netns exec $R iperf3 -s -1 -B "$dst" >/dev/null 2>&1 &
+  local srv=$!
   sleep 0.5
-  ip netns exec $L iperf3 -c "$2" -B "$1" -t "$T" -J | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'
-  wait
+  ip netns exec $L iperf3 -c "$dst" -B "$src" -t "$T" -J "$@" || true
+  wait $srv || true
+}
+
+# TCP Gbit/s as received, the rest of the arguments iperf3's (-P 4).
+tcp() {
+  iperf "$@" | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'
+}
+
+# 200-octet UDP datagrams per second that reached the receiving side (its own count, not the sender's).
+udp() {
+  iperf "$1" "$2" -u -l 200 -b 0 | python3 -c '
+import json, sys
+s = json.load(sys.stdin)["end"]["sum_received"]
+print("%.0f" % (s["bytes"] / 200 / s["seconds"]))'
+}
+
+# Ping RTT p50 and p99 in ms (and the share of pings lost) while one TCP flow saturates the path.
+loaded_ping() {
+  local src=$1 dst=$2 n=$(( (T - 2) * 100 ))
+  ip netns exec $R iperf3 -s -1 -B "$dst" >/dev/null 2>&1 &
+  local srv=$!
+  sleep 0.5
+  ip netns exec $L iperf3 -c "$dst" -B "$src" -t "$T" >/dev/null 2>&1 &
+  local cli=$!
+  sleep 1
+  ip netns exec $L ping -n -i 0.01 -W 1 -c "$n" -I "$src" "$dst" >"$RUN/ping.txt" 2>&1 || true
+  wait $cli $srv || true
+  python3 - "$n" "$RUN/ping.txt" <<'PY'
+import re, sys
+n, path = int(sys.argv[1]), sys.argv[2]
+rtt = sorted(float(m) for m in re.findall(r"time=([0-9.]+) ms", open(path).read()))
+q = lambda p: rtt[min(len(rtt) - 1, int(p * len(rtt)))] if rtt else float("nan")
+print("%.3f %.3f %.1f" % (q(0.50), q(0.99), 100.0 * (n - len(rtt)) / n))
+PY
+}
+
+# All four measurements between two addresses: "tcp1 tcp4 udp p50 p99 loss".
+measure() {
+  echo "   TCP, one flow" >&2; local t1; t1=$(tcp "$1" "$2")
+  echo "   TCP, four flows" >&2; local t4; t4=$(tcp "$1" "$2" -P 4)
+  echo "   UDP, 200-octet datagrams" >&2; local u; u=$(udp "$1" "$2")
+  echo "   ping under TCP load" >&2; local p; p=$(loaded_ping "$1" "$2")
+  echo "$t1 $t4 $u $p"
 }
 
 charon() { # charon.sh's approach: a private /run and strongswan.conf per instance, TUN via kernel-libipsec
@@ -68,7 +124,7 @@ CONF
     swanctl --load-all >/dev/null; $3; wait" >"$dir/charon.log" 2>&1 &
 }
 
-echo "== bare link, iperf3 ${T}s"
+echo "== bare link, ${T}s per test"
 hosts
 bare=$(measure 192.0.2.1 192.0.2.2)
 
@@ -93,6 +149,17 @@ for _ in $(seq 100); do ip netns exec $L ping -c1 -W1 -I 10.1.0.1 10.2.0.1 >/dev
 sw=$(measure 10.1.0.1 10.2.0.1)
 
 echo
-echo "iperf3 TCP ${T}s, AES-256-GCM-16, one veth link between two network namespaces:"
-printf "  %-34s %6s Gbit/s\n" "bare link" "$bare" "oxswan <-> oxswan" "$ox" "strongSwan <-> strongSwan (libipsec)" "$sw"
-python3 -c "print('  oxswan / strongSwan = %.2f    oxswan / bare link = %.3f' % ($ox/$sw, $ox/$bare))"
+python3 - "$T" "$bare" "$ox" "$sw" <<'PY'
+import sys
+t = sys.argv[1]
+rows = [r.split() for r in sys.argv[2:]]
+b, o, s = [[float(x) for x in r] for r in rows]
+print("%ss each, AES-256-GCM-16, one veth link between two network namespaces:" % t)
+print("  %-36s %10s %10s %12s %8s %8s" % ("", "bare link", "oxswan", "strongSwan", "ox/sw", "ox/bare"))
+names = ["TCP, 1 flow, Gbit/s", "TCP, 4 flows (-P 4), Gbit/s", "UDP 200 B, datagrams/s received",
+         "ping under TCP load, p50 ms", "ping under TCP load, p99 ms", "ping under TCP load, % lost"]
+for i, name in enumerate(names):
+    fmt = "%10.0f" if i == 2 else "%10.2f" if i < 2 else "%10.3f" if i < 5 else "%10.1f"
+    ratio = lambda a, c: ("%8.2f" % (a / c)) if c else "%8s" % "-"
+    print("  %-36s " % name + fmt % b[i] + " " + fmt % o[i] + "  " + fmt % s[i] + " " + ratio(o[i], s[i]) + " " + ratio(o[i], b[i]))
+PY

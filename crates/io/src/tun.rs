@@ -48,6 +48,54 @@ impl Tun {
         Ok(Self { dev, name: name.to_owned() })
     }
 
+    /// Creates the device `name` with up to `queues` queues (`IFF_MULTI_QUEUE`): one file descriptor
+    /// each, for one worker each. The kernel picks a packet's queue by its flow hash, so the packets
+    /// of one flow all reach the same worker, in order. Fewer queues come back when the kernel refuses
+    /// more (or multi-queue itself: then one, as [`Tun::create`] makes), with a log line; never none.
+    pub fn create_queues(name: &str, mtu: u16, offload: bool, queues: usize) -> io::Result<Vec<Self>> {
+        if queues <= 1 {
+            return Self::create(name, mtu, offload).map(|t| vec![t]);
+        }
+        let build = |offload: bool| {
+            DeviceBuilder::new()
+                .name(name)
+                .mtu(mtu)
+                .with(|b| {
+                    b.offload(offload).multi_queue(true);
+                })
+                .build_sync()
+        };
+        let first = match build(offload) {
+            Ok(d) => d,
+            Err(e) if offload => match build(false) {
+                Ok(d) => {
+                    tracing::info!(target: "io", "TUN {name}: no offloads ({e}); one packet per read");
+                    d
+                }
+                Err(e) => return Self::single_queue(name, mtu, offload, &e),
+            },
+            Err(e) => return Self::single_queue(name, mtu, offload, &e),
+        };
+        let mut all = Vec::with_capacity(queues);
+        for _ in 1..queues {
+            match first.try_clone() {
+                Ok(d) => all.push(d),
+                Err(e) => {
+                    tracing::info!(target: "io", "TUN {name}: {} queue(s), not {queues}: {e}", all.len() + 1);
+                    break;
+                }
+            }
+        }
+        all.insert(0, first);
+        Ok(all.into_iter().map(|dev| Self { dev, name: name.to_owned() }).collect())
+    }
+
+    /// The fallback of [`Tun::create_queues`] when the kernel refuses a multi-queue device.
+    fn single_queue(name: &str, mtu: u16, offload: bool, why: &io::Error) -> io::Result<Vec<Self>> {
+        tracing::info!(target: "io", "TUN {name}: no multi-queue ({why}); one queue, one worker each way");
+        Self::create(name, mtu, offload).map(|t| vec![t])
+    }
+
     /// The device's name.
     pub fn name(&self) -> &str {
         &self.name

@@ -133,6 +133,125 @@ impl UdpIo {
     }
 }
 
+/// Binds up to `n` UDP sockets to `addr` as one `SO_REUSEPORT` group: the kernel spreads what
+/// arrives over them by a hash of the 4-tuple, so each peer's datagrams (and so each SA's, and
+/// the IKE messages behind the non-ESP marker on the same port) always reach the same socket, in
+/// order. Only sockets of the same user may join a group; the daemon binds its IKE port without
+/// the option first, so a second instance still fails there. When the kernel refuses the option,
+/// one socket bound as usual, with a log line; when a later bind fails, the ones bound so far.
+pub fn bind_reuseport(addr: SocketAddr, n: usize) -> io::Result<Vec<UdpSocket>> {
+    if n <= 1 {
+        return UdpSocket::bind(addr).map(|s| vec![s]);
+    }
+    let mut all: Vec<UdpSocket> = Vec::with_capacity(n);
+    for _ in 0..n {
+        match reuseport_socket(addr) {
+            Ok(s) => all.push(s),
+            Err(e) if all.is_empty() && e.kind() != io::ErrorKind::AddrInUse => {
+                tracing::info!(target: "io", "UDP {addr}: no SO_REUSEPORT ({e}); one socket, one receive worker");
+                return UdpSocket::bind(addr).map(|s| vec![s]);
+            }
+            Err(e) if all.is_empty() => return Err(e),
+            Err(e) => {
+                tracing::info!(target: "io", "UDP {addr}: {} socket(s), not {n}: {e}", all.len());
+                break;
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// Makes socket 0 of a [`bind_reuseport`] group on the NAT-T port the one IKE arrives on, apart from
+/// ESP: a classic BPF program picks the socket of each datagram (`SO_ATTACH_REUSEPORT_CBPF`). A
+/// payload that starts with four zero octets (the non-ESP marker, RFC 3948 §2.2) or is shorter than
+/// four (a NAT keepalive, §2.3) goes to socket 0, so IKE never queues behind a burst of ESP; ESP goes
+/// to one of the others by a hash of the sender's address and port: all of one peer's ESP (its SAs,
+/// and each inner flow) to one socket and one worker, in the order it came, as the kernel's own
+/// 4-tuple hash would. UDP GRO coalesces only datagrams of one 4-tuple, so a coalesced run goes
+/// where its first datagram does, whole. A group of one is left alone.
+pub fn steer_ike_apart(group: &[UdpSocket]) -> io::Result<()> {
+    let (Some(first), Ok(esp)) = (group.first(), u32::try_from(group.len().saturating_sub(1))) else {
+        return Ok(());
+    };
+    if esp == 0 {
+        return Ok(());
+    }
+    let v6 = first.local_addr()?.is_ipv6();
+    let mut prog = steering_program(v6, esp);
+    let fprog = nix::libc::sock_fprog {
+        len: u16::try_from(prog.len()).map_err(|_| io::Error::other("BPF program too long"))?,
+        filter: prog.as_mut_ptr(),
+    };
+    setsockopt(first, sockopt::AttachReusePortCbpf, &fprog)?;
+    Ok(())
+}
+
+/// The program of [`steer_ike_apart`] for `esp` ESP sockets (1 to `esp` in the group).
+fn steering_program(v6: bool, esp: u32) -> Vec<nix::libc::sock_filter> {
+    // Classic BPF (linux/filter.h). A reuseport program runs with the data at the UDP payload;
+    // the IP and UDP headers are reached through the network header (SKF_NET_OFF). A load past
+    // the end ends the program with 0: a keepalive's single octet picks socket 0.
+    const LD_W_ABS: u16 = 0x20;
+    const LD_H_ABS: u16 = 0x28;
+    const LD_H_IND: u16 = 0x48;
+    const LDX_B_MSH: u16 = 0xb1;
+    const LDX_MEM: u16 = 0x61;
+    const ST: u16 = 0x02;
+    const JEQ_K: u16 = 0x15;
+    const XOR_X: u16 = 0xac;
+    const MUL_K: u16 = 0x24;
+    const RSH_K: u16 = 0x74;
+    const MOD_K: u16 = 0x94;
+    const ADD_K: u16 = 0x04;
+    const RET_A: u16 = 0x16;
+    const RET_K: u16 = 0x06;
+    const NET: u32 = 0xfff0_0000; // SKF_NET_OFF, -0x100000
+    let op = |code: u16, k: u32| nix::libc::sock_filter { code, jt: 0, jf: 0, k };
+    let mut p = vec![op(LD_W_ABS, 0), op(JEQ_K, 0)];
+    if v6 {
+        // The source port (the UDP header right after the 40-octet header), then the source
+        // address's four words, folded together by XOR.
+        p.extend([op(LD_H_ABS, NET + 40), op(ST, 0)]);
+        for w in 0..4 {
+            p.extend([op(LD_W_ABS, NET + 8 + 4 * w), op(LDX_MEM, 0), op(XOR_X, 0)]);
+            if w < 3 {
+                p.push(op(ST, 0));
+            }
+        }
+    } else {
+        // X = the IPv4 header's length, then the source port at X, with the source address.
+        p.extend([
+            op(LDX_B_MSH, NET),
+            op(LD_H_IND, NET),
+            op(ST, 0),
+            op(LD_W_ABS, NET + 12),
+            op(LDX_MEM, 0),
+            op(XOR_X, 0),
+        ]);
+    }
+    p.extend([op(MUL_K, 0x9e37_79b1), op(RSH_K, 16), op(MOD_K, esp), op(ADD_K, 1), op(RET_A, 0), op(RET_K, 0)]);
+    // The jump over the ESP part to the last instruction when the first word is zero.
+    let to_ike = p.len().saturating_sub(3);
+    if let Some(j) = p.get_mut(1) {
+        j.jt = u8::try_from(to_ike).unwrap_or(u8::MAX);
+    }
+    p
+}
+
+/// One socket of a [`bind_reuseport`] group.
+fn reuseport_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, bind, socket};
+    let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    let fd = socket(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    setsockopt(&fd, sockopt::ReusePort, &true)?;
+    if addr.is_ipv6() {
+        // As std binds: an IPv6 socket takes IPv6 only, the IPv4 address has its own.
+        setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+    }
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
+    Ok(UdpSocket::from(fd))
+}
+
 fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
     if a.len() == 0 {
         return None;
@@ -216,6 +335,89 @@ mod tests {
         // Nothing more: a non-waiting receive says so instead of blocking.
         let e = rx.recv(&mut buf, &mut scratch, false).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn a_reuseport_group_shares_one_port_and_each_sender_sticks_to_one_socket() {
+        let group = bind_reuseport("127.0.0.1:0".parse().unwrap(), 3).unwrap();
+        // Port 0 gives each socket its own port; a group needs one port for all.
+        let port = group[0].local_addr().unwrap().port();
+        drop(group);
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let group = bind_reuseport(addr, 3).unwrap();
+        assert_eq!(group.len(), 3);
+        for s in &group {
+            assert_eq!(s.local_addr().unwrap(), addr);
+            s.set_read_timeout(Some(std::time::Duration::from_millis(50))).unwrap();
+        }
+        // A socket outside the group cannot take the port.
+        assert_eq!(UdpSocket::bind(addr).unwrap_err().kind(), io::ErrorKind::AddrInUse);
+        // Every sender's datagrams land on one socket of the group (the 4-tuple hash), all of them.
+        let mut buf = [0u8; 16];
+        for _ in 0..8 {
+            let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+            for i in 0..5u8 {
+                tx.send_to(&[i], addr).unwrap();
+            }
+            let counts: Vec<usize> =
+                group.iter().map(|s| std::iter::from_fn(|| s.recv_from(&mut buf).ok()).take(5).count()).collect();
+            assert_eq!(counts.iter().sum::<usize>(), 5, "{counts:?}");
+            assert_eq!(counts.iter().filter(|c| **c > 0).count(), 1, "{counts:?}");
+        }
+        // One socket asked for: bound as usual.
+        drop(group);
+        let one = bind_reuseport(addr, 1).unwrap();
+        assert_eq!(one.len(), 1);
+    }
+
+    /// A group on a free port of `ip`, of `n` sockets, each with a short read timeout.
+    fn group_on(ip: &str, n: usize) -> (SocketAddr, Vec<UdpSocket>) {
+        let ip: IpAddr = ip.parse().unwrap();
+        let port = UdpSocket::bind(SocketAddr::new(ip, 0)).unwrap().local_addr().unwrap().port();
+        let addr = SocketAddr::new(ip, port);
+        let group = bind_reuseport(addr, n).unwrap();
+        for s in &group {
+            s.set_read_timeout(Some(std::time::Duration::from_millis(50))).unwrap();
+        }
+        (addr, group)
+    }
+
+    /// How many datagrams each socket of `group` holds (reading them all).
+    fn drain(group: &[UdpSocket]) -> Vec<usize> {
+        let mut buf = [0u8; 64];
+        group.iter().map(|s| std::iter::from_fn(|| s.recv_from(&mut buf).ok()).count()).collect()
+    }
+
+    fn steering(ip: &str) {
+        let (addr, group) = group_on(ip, 4);
+        steer_ike_apart(&group).unwrap();
+        let mut used = std::collections::HashSet::new();
+        for _ in 0..16 {
+            let tx = UdpSocket::bind(SocketAddr::new(addr.ip(), 0)).unwrap();
+            // ESP (a non-zero SPI first), IKE behind the non-ESP marker, a NAT keepalive.
+            for i in 0..6u8 {
+                tx.send_to(&[0x12, 0x34, 0x56, i + 1, 0, 0, 0, 1], addr).unwrap();
+            }
+            tx.send_to(&[0, 0, 0, 0, 0xaa, 0xbb], addr).unwrap();
+            tx.send_to(&[0xff], addr).unwrap();
+            let counts = drain(&group);
+            assert_eq!(counts[0], 2, "IKE and the keepalive on socket 0: {counts:?}");
+            let esp: Vec<usize> = (1..4).filter(|i| counts[*i] > 0).collect();
+            assert_eq!(esp.len(), 1, "one sender's ESP on one socket: {counts:?}");
+            assert_eq!(counts[esp[0]], 6, "{counts:?}");
+            used.insert(esp[0]);
+        }
+        assert!(used.len() > 1, "16 senders spread over the ESP sockets: {used:?}");
+    }
+
+    #[test]
+    fn ike_arrives_apart_from_esp_and_each_peer_s_esp_on_one_socket() {
+        steering("127.0.0.1");
+        if UdpSocket::bind("[::1]:0").is_ok() {
+            steering("::1");
+        } else {
+            eprintln!("no IPv6 loopback here: IPv6 steering not tried");
+        }
     }
 
     #[test]

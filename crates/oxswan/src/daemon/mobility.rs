@@ -9,7 +9,6 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use oxswan_io::UdpIo;
 
 use super::{Ike, Sockets, route_source};
 use crate::dataplane::DataPlane;
@@ -26,19 +25,12 @@ pub(super) fn open_sockets(addr: IpAddr, daemon: &oxswan_config::Daemon) -> anyh
             .with_context(|| format!("cannot bind UDP {addr}:{port} (in use, or not an address of this host?)"))
     };
     let ike = bind(daemon.ike_port)?;
-    let natt = bind(daemon.natt_port)?;
-    // Bursts of ESP arrive faster than one thread drains them at times: a deep receive queue
-    // turns drops into latency (the kernel caps it at net.core.rmem_max unless root raises it).
-    let natt = {
-        let s = socket2::Socket::from(natt);
-        let _ = s.set_recv_buffer_size(8 << 20);
-        let _ = s.set_send_buffer_size(8 << 20);
-        UdpSocket::from(s)
-    };
-    for s in [&ike, &natt] {
-        s.set_read_timeout(Some(Duration::from_millis(200)))?;
-    }
-    Ok(Sockets { ike: Arc::new(ike), natt: Arc::new(UdpIo::new(natt)) })
+    ike.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let natt = crate::dataplane::natt_sockets(SocketAddr::new(addr, daemon.natt_port)).with_context(|| {
+        format!("cannot bind UDP {addr}:{} (in use, or not an address of this host?)", daemon.natt_port)
+    })?;
+    let Some(first) = natt.first().cloned() else { anyhow::bail!("no socket for UDP {addr}:{}", daemon.natt_port) };
+    Ok(Sockets { ike: Arc::new(ike), natt: first, natt_rx: natt })
 }
 
 /// Starts the receiving threads of one address's sockets.
@@ -50,8 +42,10 @@ pub(super) fn serve_sockets(
 ) -> anyhow::Result<()> {
     let (sock, tx1, stop) = (s.ike.clone(), tx.clone(), stop.clone());
     std::thread::Builder::new().name("ike-rx".into()).spawn(move || super::ike_rx(&sock, &tx1, &stop))?;
-    let (dp, sock, tx) = (dp.clone(), s.natt.clone(), tx.clone());
-    std::thread::Builder::new().name("natt-rx".into()).spawn(move || dp.natt_loop(sock, tx))?;
+    for (i, sock) in s.natt_rx.iter().enumerate() {
+        let (dp, sock, tx) = (dp.clone(), sock.clone(), tx.clone());
+        std::thread::Builder::new().name(format!("natt-rx{i}")).spawn(move || dp.natt_loop(sock, tx, i))?;
+    }
     Ok(())
 }
 

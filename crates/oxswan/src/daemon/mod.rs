@@ -56,7 +56,10 @@ fn on_off(b: bool) -> &'static str {
 /// The sockets of one local address.
 struct Sockets {
     ike: Arc<UdpSocket>,
+    /// Where IKE on the NAT-T port arrives and is sent from, and ESP is sent from.
     natt: Arc<UdpIo>,
+    /// The NAT-T port's receiving sockets, `natt` first (see `mobility::open_sockets`).
+    natt_rx: Vec<Arc<UdpIo>>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads the configuration.
@@ -98,17 +101,18 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
 
     // The TUN device's MTU is the same for every SA: over IPv6 outside if any address is IPv6.
     let tun_mtu = crate::dataplane::tun_mtu(addrs.iter().any(IpAddr::is_ipv6));
-    let tun = Tun::create(&config.daemon.tun, tun_mtu, config.daemon.offload)
+    let tun = Tun::create_queues(&config.daemon.tun, tun_mtu, config.daemon.offload, crate::dataplane::workers())
         .with_context(|| format!("cannot create TUN device {} (is /dev/net/tun there? root?)", config.daemon.tun))?;
     tracing::info!(
         target: "io",
-        "TUN {}: offloads {}; UDP GSO {}, GRO {}",
-        tun.name(),
-        on_off(tun.offload()),
+        "TUN {}: offloads {}, {} queue(s); UDP GSO {}, GRO {}",
+        config.daemon.tun,
+        on_off(tun.iter().all(Tun::offload)),
+        tun.len(),
         on_off(sockets.values().all(|s| s.natt.gso())),
         on_off(sockets.values().all(|s| s.natt.gro()))
     );
-    tracing::info!(target: "io", "TUN {}: MTU {tun_mtu}; TCP MSS clamping {:?}", tun.name(), config.daemon.clamp_mss);
+    tracing::info!(target: "io", "TUN {}: MTU {tun_mtu}; TCP MSS clamping {:?}", config.daemon.tun, config.daemon.clamp_mss);
     let (tx, rx) = mpsc::channel::<Input>();
     let streams = Arc::new(Streams::new(tx.clone(), tcp::tcp_idle()?));
     streams.set_open_ports(config.connections.iter().map(|c| c.tcp_port));
@@ -189,9 +193,9 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         mobility::serve_sockets(s, &dp, &tx, &stop)?;
     }
     mobility::watch_network(&tx);
-    {
+    for queue in 0..dp.tun.len() {
         let dp = dp.clone();
-        std::thread::Builder::new().name("tun-rx".into()).spawn(move || dp.tun_loop())?;
+        std::thread::Builder::new().name(format!("tun-rx{queue}")).spawn(move || dp.tun_loop(queue))?;
     }
     {
         let tx = tx.clone();

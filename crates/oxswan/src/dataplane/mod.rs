@@ -51,6 +51,59 @@ pub fn tun_mtu(outer_v6: bool) -> u16 {
     oxswan_esp::mtu::worst_inner_mtu(DEFAULT_PATH_MTU, outer_v6)
 }
 
+/// The most workers each way, whatever the number of cores.
+const MAX_WORKERS: usize = 16;
+
+/// How many workers each way: one per core (up to [`MAX_WORKERS`]). Each outbound worker reads one
+/// TUN queue; each inbound one reads one socket of the NAT-T port's `SO_REUSEPORT` group, which
+/// has one more socket for IKE ([`oxswan_io::udp::steer_ike_apart`]).
+pub fn workers() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get).clamp(1, MAX_WORKERS)
+}
+
+/// The NAT-T port's sockets on one address (RFC 3948): an `SO_REUSEPORT` group of one socket for
+/// IKE behind the non-ESP marker and NAT keepalives, and one for each inbound worker's ESP
+/// ([`oxswan_io::udp::steer_ike_apart`]); the first also sends (IKE, and all ESP). Without
+/// `SO_REUSEPORT` or the steering program, fewer sockets or the kernel's own spreading, with a log
+/// line: the data plane works the same, IKE then shares a socket with some ESP.
+pub fn natt_sockets(addr: SocketAddr) -> std::io::Result<Vec<Arc<UdpIo>>> {
+    let group = oxswan_io::udp::bind_reuseport(addr, workers() + 1)?;
+    let all_apart = match oxswan_io::udp::steer_ike_apart(&group) {
+        Ok(()) if group.len() > 1 => {
+            tracing::debug!(target: "io", "UDP {addr}: IKE on one socket, ESP over {} by peer", group.len() - 1);
+            true
+        }
+        Ok(()) => false,
+        Err(e) => {
+            tracing::info!(target: "io", "UDP {addr}: IKE is not kept apart from ESP ({e}): the kernel spreads both");
+            false
+        }
+    };
+    let mut all = Vec::with_capacity(group.len());
+    for (i, s) in group.into_iter().enumerate() {
+        let r = socket2::SockRef::from(&s);
+        let _ = r.set_recv_buffer_size(if i == 0 && all_apart { IKE_RECV_BUFFER } else { ESP_RECV_BUFFER });
+        let _ = r.set_send_buffer_size(SEND_BUFFER);
+        // The workers look at `stop` this often.
+        s.set_read_timeout(Some(Duration::from_millis(200)))?;
+        all.push(Arc::new(UdpIo::new(s)));
+    }
+    Ok(all)
+}
+
+/// The receive queue of an ESP socket: a bounded queue between the wire and its worker. Bursts of
+/// ESP arrive faster than one worker drains them at times, and a queue too short turns them into
+/// drops (and TCP's retransmissions: 30,000 in 8 s with 256 KiB on the 2-core test machine); one
+/// too long turns a slow worker into latency for every packet behind. 1 MiB is about 7 ms at
+/// 1.2 Gbit/s and 1 ms at 8; the kernel counts it in `truesize`, and caps it at
+/// `net.core.rmem_max` unless root raised that.
+const ESP_RECV_BUFFER: usize = 1 << 20;
+/// The IKE socket's: IKE messages and keepalives only, once ESP is steered apart.
+const IKE_RECV_BUFFER: usize = 256 << 10;
+/// The send buffer of each, as before there were several (a send blocks when it is full: the
+/// outbound workers' bound).
+const SEND_BUFFER: usize = 8 << 20;
+
 /// How often the IKE thread asks the kernel for the path MTUs (besides when a send hinted at a
 /// change); at most [`MTU_LOOKUPS`] paths per round, round-robin, so many peers cost little.
 const MTU_REFRESH: Duration = Duration::from_secs(1);
@@ -78,8 +131,9 @@ pub struct Trap {
 pub struct DataPlane {
     /// The SA tables.
     pub tables: SaTables,
-    /// The TUN device.
-    pub tun: Tun,
+    /// The TUN device's queues, one per worker ([`workers`]); at least one. The kernel spreads what
+    /// it sends into the device over them by flow hash; each inbound worker writes to its own.
+    pub tun: Vec<Tun>,
     /// NAT-T sockets by local address; more come when the host gains an address (MOBIKE).
     pub natt: ArcSwap<HashMap<IpAddr, Arc<UdpIo>>>,
     /// Set when the daemon stops.
@@ -202,19 +256,20 @@ impl DataPlane {
         let now = Instant::now();
         let mut tx = TunTx::default();
         let spi = entry.inb.spi();
+        let queue = 0;
         let path = entry.path();
         let mut early = self.early.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         early.take(now, EARLY_AGE, |key, pkt| {
             let ours = key == spi;
             if ours {
-                self.deliver(entry, pkt, None, &mut tx);
+                self.deliver(entry, pkt, None, queue, &mut tx);
             }
             ours
         });
         drop(early);
         if !tx.is_empty() {
             tracing::info!(target: "dataplane", "{}: delivered {} packet(s) that came before the SA", entry.name, tx.len());
-            self.write_tun(&mut tx);
+            self.write_tun(queue, &mut tx);
         }
         if !entry.outbound.load(Ordering::Relaxed) {
             return;
@@ -224,6 +279,8 @@ impl DataPlane {
         let mut tcp = TcpBatch::default();
         let socks = self.natt.load();
         let mut buf = Vec::new();
+        // The SA's lock first, as the workers take it (before `held`, which they take for a trap).
+        let sending = entry.sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         held.take(now, HELD_AGE, |_, pkt| {
             let Some(info) = PacketInfo::parse(pkt).filter(|i| entry.selectors.allows_outbound(i)) else {
@@ -255,6 +312,7 @@ impl DataPlane {
         drop(held);
         out.flush(&socks);
         tcp.flush(&self.tcp);
+        drop(sending);
         self.note_sends(&mut out);
         if sent > 0 {
             tracing::info!(target: "dataplane", "{}: sent {sent} packet(s) held while the connection came up", entry.name);
@@ -332,14 +390,17 @@ impl DataPlane {
         }
     }
 
-    /// TUN → ESP: one thread.
-    pub fn tun_loop(self: Arc<Self>) {
+    /// TUN → ESP: one thread per TUN queue. The kernel gives one flow's packets to one queue, so
+    /// they are sealed and sent in order; an SA shared by flows on several queues is sealed by one
+    /// worker at a time ([`ChildEntry::sending`]).
+    pub fn tun_loop(self: Arc<Self>, queue: usize) {
+        let Some(tun) = self.tun.get(queue) else { return };
         let mut rx = TunRx::new(self.tun_mtu, HEADROOM, TAILROOM);
         let mut out = GsoBatch::default();
         let mut tcp = TcpBatch::default();
         let mut icmp = IcmpOut::new();
         while !self.stop.load(Ordering::Relaxed) {
-            match self.tun.recv(&mut rx) {
+            match tun.recv(&mut rx) {
                 Ok(_) => {}
                 Err(_) if self.stop.load(Ordering::Relaxed) => return,
                 Err(e) => {
@@ -350,6 +411,8 @@ impl DataPlane {
             let tables = self.tables.load();
             let socks = self.natt.load();
             let mut last: Option<(PacketInfo, &Arc<ChildEntry>, EspPath, u16)> = None;
+            // The SA this worker seals on, locked until what it sealed has left.
+            let mut sealing: Option<(&Arc<ChildEntry>, std::sync::MutexGuard<'_, ()>)> = None;
             for i in 0..rx.len() {
                 let Some((buf, inner)) = rx.packet(i) else { continue };
                 let Some(info) = buf.get(inner.clone()).and_then(PacketInfo::parse) else { continue };
@@ -382,6 +445,14 @@ impl DataPlane {
                 {
                     clamp_mss(p, mss);
                 }
+                if sealing.as_ref().is_none_or(|(c, _)| !Arc::ptr_eq(c, child)) {
+                    // Another SA: what was sealed on the previous one leaves before its lock goes.
+                    out.flush(&socks);
+                    tcp.flush(&self.tcp);
+                    // Released before the next is taken: a worker never holds two (no deadlock).
+                    drop(sealing.take());
+                    sealing = Some((child, child.sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)));
+                }
                 let next_header = if info.src.is_ipv4() { 4 } else { 41 };
                 match child.out.seal(buf, inner, next_header) {
                     Ok(range) => {
@@ -397,19 +468,24 @@ impl DataPlane {
                     Err(e) => tracing::debug!(target: "dataplane", "{}: seal: {e}", child.name),
                 }
             }
-            drop(tables);
             out.flush(&socks);
             tcp.flush(&self.tcp);
+            drop(sealing);
+            drop(tables);
             self.note_sends(&mut out);
             if !icmp.tx.is_empty() {
                 self.icmp_sent.fetch_add(icmp.tx.len() as u64, Ordering::Relaxed);
-                self.write_tun(&mut icmp.tx);
+                self.write_tun(queue, &mut icmp.tx);
             }
         }
     }
 
-    /// UDP 4500 → TUN (ESP) or the IKE thread (IKE behind the non-ESP marker): one thread per socket.
-    pub fn natt_loop(self: Arc<Self>, sock: Arc<UdpIo>, ike: mpsc::Sender<crate::input::Input>) {
+    /// UDP 4500 → TUN (ESP) or the IKE thread (IKE behind the non-ESP marker): one thread per socket
+    /// of the port's group, writing to TUN queue `queue` (modulo their number). One peer's ESP
+    /// arrives on one socket ([`oxswan_io::udp::steer_ike_apart`]), so its inner packets reach the
+    /// TUN device in the order they came.
+    pub fn natt_loop(self: Arc<Self>, sock: Arc<UdpIo>, ike: mpsc::Sender<crate::input::Input>, queue: usize) {
+        let queue = queue % self.tun.len().max(1);
         let local = sock.socket().local_addr().ok();
         let mut buf = vec![0u8; 65536];
         let mut scratch = RecvScratch::default();
@@ -455,15 +531,15 @@ impl DataPlane {
                         }
                         Err(_) => continue,
                     }
-                    self.esp_in(&tables, pkt, Some(d.from), &mut tx);
+                    self.esp_in(&tables, pkt, Some(d.from), queue, &mut tx);
                 }
                 drop(tables);
                 // A full receive may hold 64 datagrams: keep room for one more.
                 if tx.len() + MAX_SEGMENTS > oxswan_io::tun::BATCH {
-                    self.write_tun(&mut tx);
+                    self.write_tun(queue, &mut tx);
                 }
             }
-            self.write_tun(&mut tx);
+            self.write_tun(queue, &mut tx);
         }
     }
 
@@ -478,8 +554,11 @@ impl DataPlane {
         true
     }
 
-    fn write_tun(&self, tx: &mut TunTx) {
-        if let Err(e) = self.tun.send(tx) {
+    /// Writes `tx` to TUN queue `queue` (any queue takes any packet: a queue only decides which
+    /// reader the kernel's packets go to).
+    fn write_tun(&self, queue: usize, tx: &mut TunTx) {
+        let Some(tun) = self.tun.get(queue).or_else(|| self.tun.first()) else { return };
+        if let Err(e) = tun.send(tx) {
             tracing::debug!(target: "dataplane", "TUN write: {e}");
         }
     }
@@ -487,7 +566,7 @@ impl DataPlane {
     /// ESP from UDP 4500 or a TCP stream (RFC 9329 §3.2): by SPI to its pair, opened, to the TUN
     /// device; for an SPI not installed yet, kept a moment. `from` is the UDP source; `None` over
     /// TCP, where the stream is the path and a move follows the stream the initiator reopens (§6).
-    fn esp_in(&self, tables: &Tables, pkt: &mut [u8], from: Option<SocketAddr>, tx: &mut TunTx) {
+    fn esp_in(&self, tables: &Tables, pkt: &mut [u8], from: Option<SocketAddr>, queue: usize, tx: &mut TunTx) {
         let spi = match pkt.get(..4) {
             Some([a, b, c, d]) => u32::from_be_bytes([*a, *b, *c, *d]),
             _ => return,
@@ -498,12 +577,12 @@ impl DataPlane {
             self.early.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keep(now, spi, pkt);
             return;
         };
-        self.deliver(child, pkt, from, tx);
+        self.deliver(child, pkt, from, queue, tx);
     }
 
     /// Opens an ESP packet of `child` that came `from` there and queues its inner packet for the
-    /// TUN device.
-    fn deliver(&self, child: &ChildEntry, pkt: &mut [u8], from: Option<SocketAddr>, tx: &mut TunTx) {
+    /// TUN device (queue `queue` when `tx` is full).
+    fn deliver(&self, child: &ChildEntry, pkt: &mut [u8], from: Option<SocketAddr>, queue: usize, tx: &mut TunTx) {
         // Whether the peer's first packet on a new pair lets us send on it is the engine's rule
         // (the counters reach it through `Endpoint::handle_usage`), not this thread's.
         let Ok(opened) = child.inb.open(pkt) else { return };
@@ -526,7 +605,7 @@ impl DataPlane {
                     clamp_mss(inner, mss);
                 }
                 if tx.is_full() {
-                    self.write_tun(tx);
+                    self.write_tun(queue, tx);
                 }
                 tx.push(inner);
             }
@@ -540,11 +619,11 @@ impl DataPlane {
 impl crate::streams::EspSink for DataPlane {
     fn esp_from_stream(&self, pkt: &mut [u8], tx: &mut TunTx) {
         let tables = self.tables.load();
-        self.esp_in(&tables, pkt, None, tx);
+        self.esp_in(&tables, pkt, None, 0, tx);
     }
 
     fn flush_tun(&self, tx: &mut TunTx) {
-        self.write_tun(tx);
+        self.write_tun(0, tx);
     }
 }
 

@@ -42,6 +42,13 @@ pub struct ChildEntry {
     /// reauthentication holds back until the old pair is deleted or the peer sends on the new one,
     /// whichever comes first: either shows that the peer has installed it (make before break).
     pub outbound: AtomicBool,
+    /// Held by a worker from sealing a run of packets on the outbound SA until they are sent. Every
+    /// packet gets a sequence number of its own from the SA's atomic counter whoever seals it (RFC
+    /// 4303 §3.3.3), but two workers sealing on one SA would each hold a batch of numbers unsent
+    /// while the other sends: the peer would see numbers arrive a batch or more out of order, beyond
+    /// an anti-replay window of 32 or 64 packets (RFC 4303 §3.4.3's minimum and default). So one
+    /// SA's packets leave in the order of their numbers; different SAs are sealed in parallel.
+    pub sending: Mutex<()>,
     /// The last new source of authentic ESP reported to the IKE thread, and when.
     pub moved: Mutex<Option<(SocketAddr, std::time::Instant)>>,
     /// The path MTU to the peer as the kernel last told the IKE thread ([`ChildEntry::set_path_mtu`]).
@@ -103,6 +110,7 @@ impl ChildEntry {
             path: ArcSwap::from_pointee(path),
             outside: AtomicU64::new(0),
             outbound: AtomicBool::new(outbound),
+            sending: Mutex::new(()),
             moved: Mutex::new(None),
             path_mtu: AtomicU16::new(DEFAULT_PATH_MTU),
             inner_mtu: AtomicU16::new(inner),
