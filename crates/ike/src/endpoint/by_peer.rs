@@ -11,12 +11,11 @@ use std::time::Instant;
 use super::Endpoint;
 use crate::config::Unique;
 use crate::event::{DownReason, Event, SaHandle};
-use crate::ike_sa::IkeSa;
 
 impl Endpoint {
     /// Keeps the index of established SAs by (connection, peer identity) up to date for `h`.
     pub(super) fn index_peer(&mut self, h: SaHandle) {
-        let key = self.sas.get(&h).filter(|s| s.is_established()).and_then(IkeSa::info).map(|i| {
+        let key = self.sas.get(&h).filter(|s| s.is_established()).and_then(|s| s.info()).map(|i| {
             let who = i.eap_id.unwrap_or_else(|| crate::cert::identity_string(&i.remote_id));
             (i.name, who)
         });
@@ -46,7 +45,7 @@ impl Endpoint {
     /// RFC 7296 §2.4: a peer that authenticated with INITIAL_CONTACT has restarted; our other IKE SAs
     /// of the same connection with the same identity are stale and go without a DELETE.
     pub(super) fn initial_contact(&mut self, now: Instant, h: SaHandle) {
-        if !self.sas.get_mut(&h).is_some_and(IkeSa::take_initial_contact) {
+        if !self.sas.get_mut(&h).is_some_and(|s| s.take_initial_contact()) {
             return;
         }
         // As strongSwan: every policy but `never` heeds it (`keep` and `replace` apply to a new SA
@@ -102,14 +101,14 @@ impl Endpoint {
     /// selectors) in an older SA of the same peer waits for that twin to go, or for the peer to send
     /// on it (RFC 7296 §2.8.3). The event that announced it is told so before anyone reads it.
     pub(super) fn hold_replaced_pairs(&mut self, h: SaHandle) {
-        let fresh = self.sas.get_mut(&h).map(IkeSa::take_fresh_pairs).unwrap_or_default();
+        let fresh = self.sas.get_mut(&h).map(|s| s.take_fresh_pairs()).unwrap_or_default();
         if fresh.is_empty() {
             return;
         }
         self.index_peer(h);
-        let new_children = self.sas.get(&h).map(IkeSa::children).unwrap_or_default();
+        let new_children = self.sas.get(&h).map(|s| s.children()).unwrap_or_default();
         let older: Vec<_> =
-            self.same_peer(h).iter().filter_map(|o| self.sas.get(o)).flat_map(IkeSa::children).collect();
+            self.same_peer(h).iter().filter_map(|o| self.sas.get(o)).flat_map(|s| s.children()).collect();
         for c in new_children.iter().filter(|c| fresh.contains(&c.spi_in) && c.outbound) {
             let twin = older
                 .iter()

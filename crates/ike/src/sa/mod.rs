@@ -19,7 +19,7 @@ mod children;
 mod timers;
 mod transport;
 
-pub(crate) use children::{ChildRecord, ChildTable};
+pub(crate) use children::{ChildRecord, ChildTable, Pair};
 pub(crate) use timers::{Timer, TimerTable};
 pub(crate) use transport::{Ctx, Outbox, Unfragmented, later};
 pub use transport::{NAT_KEEPALIVE, Transmit, Transport};

@@ -412,9 +412,9 @@ impl SaCore {
             });
             return;
         }
-        ctx.out.events.push_back(Event::ChildSaReady { sa: self.handle, child: Box::new(c.clone()) });
         let spi = c.spi_in;
-        self.children.push(ChildRecord::new(c));
+        self.children.push(ChildRecord::new(&c));
+        ctx.out.events.push_back(Event::ChildSaReady { sa: self.handle, child: Box::new(c) });
         self.schedule_rekey(ctx, spi);
     }
 }

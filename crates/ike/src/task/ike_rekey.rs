@@ -99,9 +99,9 @@ impl SaCore {
         // lease, so whichever SA goes first gives back only its own.
         new.vips = VirtualIps { leases: Vec::new(), ..self.vips.clone() };
         for lease in &self.vips.leases {
-            let pool = core::slice::from_ref(&lease.pool);
+            let pool = [lease.pool.to_string()];
             if let Ok(l) = ctx.leases.acquire(
-                pool,
+                &pool,
                 lease.addr.is_ipv6(),
                 &self.vips.owner,
                 Some(self.remote),
@@ -111,6 +111,7 @@ impl SaCore {
                 new.vips.leases.push(l);
             }
         }
+        new.vips.leases.shrink_to_fit();
         new.schedule_ike_rekey(ctx);
         new.heard_from_peer(ctx);
         self.supersede(Lifecycle::Rekeyed);
