@@ -940,7 +940,7 @@ fn main() {
         rw.bytes_per_client() / floor as f64
     );
     println!(
-        "    the IKE_SA_INIT request and response are {} B and {} B (this revision keeps both for the SA's life, in sa::Keys::init)",
+        "    the IKE_SA_INIT request and response are {} B and {} B (freed with the nonces and SK_p* once the SA is established)",
         rw.init_request, rw.init_response
     );
     s2s.print_memory("site-to-site PSK reference");

@@ -55,25 +55,6 @@ pub struct IkeSaInit {
     pub peer_certreq: Vec<u8>,
 }
 
-impl IkeSaInit {
-    /// Frees what only IKE_AUTH needs, once the SA is established: the nonces and both messages
-    /// that the AUTH payloads sign (RFC 7296 §2.15), SK_pi and SK_pr, the peer's notifies and
-    /// CERTREQs, and SK_a*/SK_e*, which the SA's [`oxswan_crypto::sk::SkKeys`] hold copies of.
-    /// What stays is what the SA still uses: the proposal and its suite, and SK_d, from which new
-    /// CHILD SA keys and a rekeyed IKE SA's SKEYSEED are derived (§2.17, §2.18). The secrets are
-    /// wiped as they go.
-    pub fn forget_handshake(&mut self) {
-        for v in [&mut self.ni, &mut self.nr, &mut self.request, &mut self.response, &mut self.peer_certreq] {
-            *v = Vec::new();
-        }
-        self.peer_notifies = Vec::new();
-        let k = &mut self.keys;
-        for s in [&mut k.sk_ai, &mut k.sk_ar, &mut k.sk_ei, &mut k.sk_er, &mut k.sk_pi, &mut k.sk_pr] {
-            *s = oxswan_crypto::Secret::default();
-        }
-    }
-}
-
 /// The initiator after sending its IKE_SA_INIT request.
 #[derive(Debug)]
 pub struct InitRequestSent {

@@ -34,7 +34,7 @@ impl IkeSa {
         if self.core.is_established()
             && let Some(keys) = self.core.keys.as_mut()
         {
-            keys.init.forget_handshake();
+            keys.handshake = None;
         }
         loop {
             let closed = self.core.is_closed();

@@ -134,11 +134,9 @@ impl IkeSa {
             response: Box::new([init.response.as_slice().into()]),
             unfragmented: None,
         };
-        core.keys = Some(Box::new(Keys {
-            sk_out: SkKeys::for_sender(&init.keys, &init.suite, false)?,
-            sk_in: SkKeys::for_sender(&init.keys, &init.suite, true)?,
-            init,
-        }));
+        let sk_out = SkKeys::for_sender(&init.keys, &init.suite, false)?;
+        let sk_in = SkKeys::for_sender(&init.keys, &init.suite, true)?;
+        core.keys = Some(Box::new(Keys::new(init, sk_out, sk_in)));
         core.state = State::HalfOpen;
         core.timers.set(Timer::HalfOpen, later(ctx.now, half_open_timeout));
         let mut sa = Self::adopt(core);
