@@ -7,6 +7,7 @@
 //! Looked up by an index, so nothing here walks every SA.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::Endpoint;
@@ -67,7 +68,7 @@ impl Endpoint {
             let who = i.eap_id.unwrap_or_else(|| crate::cert::identity_string(&i.remote_id));
             (i.name, who)
         });
-        if self.peer_of.get(&h) == key.as_ref() {
+        if self.peer_of.get(&h).map(|k| &**k) == key.as_ref() {
             return;
         }
         if let Some(old) = self.peer_of.remove(&h)
@@ -77,6 +78,7 @@ impl Endpoint {
             self.by_peer.remove(&old);
         }
         if let Some(key) = key {
+            let key = Arc::new(key);
             match self.by_peer.get_mut(&key) {
                 Some(set) => set.insert(h),
                 None => {

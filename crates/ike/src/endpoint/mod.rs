@@ -89,8 +89,9 @@ pub struct Endpoint {
     esp_spis: HashMap<u32, SaHandle>,
     spis_of: HashMap<SaHandle, Vec<u32>>,
     /// Established IKE SAs by connection and peer identity (INITIAL_CONTACT, reauthentication).
-    by_peer: HashMap<(String, String), by_peer::PeerSas>,
-    peer_of: HashMap<SaHandle, (String, String)>,
+    /// The key is shared by both maps: one copy of the two names per peer.
+    by_peer: HashMap<Arc<(String, String)>, by_peer::PeerSas>,
+    peer_of: HashMap<SaHandle, Arc<(String, String)>>,
     /// Pairs of a reauthentication's responder held back (inbound SPI), by the inbound SPI of the
     /// pair each waits for. Both are found through `esp_spis`, whichever IKE SA holds them by then.
     held: HashMap<u32, u32>,
