@@ -151,7 +151,7 @@ CONF
     sleep 0.1
   done
   [ -n "$GWPID" ] || { echo "charon did not start" >&2; exit 1; }
-  nsenter -t "$GWPID" -m -n swanctl --load-all >/dev/null
+  nsenter -t "$GWPID" -m -n swanctl --load-all >/dev/null 2>&1
 }
 
 # run IMPL N K: one fresh gateway, N clients, K in flight; appends a JSON line to $RUN/results.

@@ -56,7 +56,7 @@ impl CipherProvider for AwsCipher {
         let ctr = if tag_len < FULL_TAG {
             let unbound = UnboundCipherKey::new(block_cipher(alg)?, key)
                 .map_err(|_| CryptoError::UnsupportedEncr(alg.id, alg.key_bits))?;
-            Some(DecryptingKey::ctr(unbound).map_err(|_| CryptoError::Internal("AES-CTR key"))?)
+            Some(Box::new(DecryptingKey::ctr(unbound).map_err(|_| CryptoError::Internal("AES-CTR key"))?))
         } else {
             None
         };
@@ -82,7 +82,9 @@ impl CipherProvider for AwsCipher {
 struct AwsAead {
     key: LessSafeKey,
     tag_len: usize,
-    ctr: Option<DecryptingKey>,
+    /// Boxed: the key schedules it holds inline are about 500 octets, which every key with a full
+    /// tag (none) would carry too; ESP holds two keys per CHILD SA, and a gateway many of them.
+    ctr: Option<Box<DecryptingKey>>,
 }
 
 impl AwsAead {

@@ -8,7 +8,7 @@
 //!
 //! The gateway authenticates with an ECDSA P-256 certificate (through one intermediate), runs
 //! EAP-MSCHAPv2 asking for the EAP identity, knows the users `user0` .. `user{N-1}`, and lends each
-//! client an IPv4 address from a /16 and an IPv6 address from a /112 (CP, RFC 7296 §3.15), with the
+//! client an IPv4 address from a /14 and an IPv6 address from a /110 (CP, RFC 7296 §3.15), with the
 //! clients' selectors `dynamic`; `aes256gcm16-prfsha256-x25519`, ESP `aes256gcm16`, the real
 //! default provider. Each client is an endpoint of its own with its own UDP source address
 //! (100.64.x.y:500), IKE identity (that address, as Windows sends) and EAP user; it is built, runs
@@ -293,14 +293,14 @@ fn endpoint(peers: Vec<PeerConfig>, now: Instant) -> Endpoint {
     Endpoint::new(EndpointConfig::default(), oxswan_crypto::default_provider(), peers, now, UNIX_NOW).unwrap()
 }
 
-/// The pools: 10.10.0.0/16 and fd10::/112 (65,534 and 65,536 addresses), with DNS servers.
+/// The pools: 10.8.0.0/14 and fd10::/110 (262,142 and 262,144 addresses), with DNS servers.
 fn leases() -> MemoryLeases {
     let mut leases = MemoryLeases::new();
     let grace = Duration::from_secs(3600);
     let dns4 = PoolAttributes { dns: vec!["10.10.0.53".parse().unwrap()], ..Default::default() };
-    leases.insert(Pool::new("rw4", AddrRange::parse("10.10.0.0/16").unwrap(), grace), dns4);
+    leases.insert(Pool::new("rw4", AddrRange::parse("10.8.0.0/14").unwrap(), grace), dns4);
     let dns6 = PoolAttributes { dns: vec!["fd10::53".parse().unwrap()], ..Default::default() };
-    leases.insert(Pool::new("rw6", AddrRange::parse("fd10::/112").unwrap(), grace), dns6);
+    leases.insert(Pool::new("rw6", AddrRange::parse("fd10::/110").unwrap(), grace), dns6);
     leases
 }
 
@@ -740,7 +740,7 @@ fn ns_per(k: u32, mut op: impl FnMut()) -> f64 {
 
 fn main() {
     let n: usize = std::env::var("ROAD_WARRIORS").ok().map_or(10_000, |v| v.parse().expect("ROAD_WARRIORS=<clients>"));
-    assert!((1..=65_534).contains(&n), "1 ≤ ROAD_WARRIORS ≤ 65534 (the IPv4 pool is a /16)");
+    assert!((1..=262_142).contains(&n), "1 ≤ ROAD_WARRIORS ≤ 262142 (the IPv4 pool is a /14)");
     let provider = oxswan_crypto::default_provider();
     let ca = pki::Ca::new("Bench", pki::Alg::P256);
     let gw_cert = ca.local(pki::Alg::P256, "vpn.example", &["vpn.example"]);
@@ -940,7 +940,7 @@ fn main() {
         rw.bytes_per_client() / floor as f64
     );
     println!(
-        "    the IKE_SA_INIT request and response are {} B and {} B (this revision keeps both for the SA's life, in sa::Keys::init)",
+        "    the IKE_SA_INIT request and response are {} B and {} B (freed with the nonces and SK_p* once the SA is established)",
         rw.init_request, rw.init_response
     );
     s2s.print_memory("site-to-site PSK reference");

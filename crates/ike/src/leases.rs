@@ -6,6 +6,7 @@
 
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What a pool gives its clients besides an address.
@@ -20,15 +21,16 @@ pub struct PoolAttributes {
     pub dns_domains: Vec<String>,
 }
 
-/// An address handed to a client, with its pool's attributes.
+/// An address handed to a client, with its pool's attributes. Each IKE SA of a gateway keeps its
+/// leases for its life: the pool's name and attributes are shared by every lease of the pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     /// The pool's name.
-    pub pool: String,
+    pub pool: Arc<str>,
     /// The address.
     pub addr: IpAddr,
     /// The pool's attributes.
-    pub attributes: PoolAttributes,
+    pub attributes: Arc<PoolAttributes>,
 }
 
 pub use oxswan_pool::PoolError as LeaseError;
@@ -77,7 +79,8 @@ pub trait AddressLeases: Send + fmt::Debug {
 #[derive(Debug, Default)]
 pub struct MemoryLeases {
     pools: oxswan_pool::Pools,
-    attributes: std::collections::HashMap<String, PoolAttributes>,
+    /// By pool: its name and attributes, as each of its leases shares them.
+    attributes: std::collections::HashMap<String, (Arc<str>, Arc<PoolAttributes>)>,
 }
 
 impl MemoryLeases {
@@ -88,7 +91,8 @@ impl MemoryLeases {
 
     /// Adds a pool with its attributes, replacing one of the same name.
     pub fn insert(&mut self, pool: oxswan_pool::Pool, attributes: PoolAttributes) {
-        self.attributes.insert(pool.name().to_owned(), attributes);
+        let name = pool.name().to_owned();
+        self.attributes.insert(name.clone(), (name.into(), Arc::new(attributes)));
         self.pools.insert(pool);
     }
 
@@ -111,8 +115,9 @@ impl AddressLeases for MemoryLeases {
         let family = if v6 { oxswan_pool::Family::V6 } else { oxswan_pool::Family::V4 };
         let host = host.map(|h| h.to_string()).unwrap_or_default();
         let got = self.pools.acquire_for(pools, family, owner.as_bytes(), host.as_bytes(), requested, now)?;
-        let attributes = self.attributes.get(&got.pool).cloned().unwrap_or_default();
-        Ok(Lease { pool: got.pool, addr: got.addr, attributes })
+        let (pool, attributes) =
+            self.attributes.get(&got.pool).cloned().unwrap_or_else(|| (got.pool.into(), Arc::default()));
+        Ok(Lease { pool, addr: got.addr, attributes })
     }
 
     fn release(&mut self, lease: &Lease, owner: &str, now: Instant) {

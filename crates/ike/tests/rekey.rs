@@ -61,8 +61,8 @@ fn settles_to_one_pair(sim: &mut Sim, secs: u64) -> bool {
     for _ in 0..=secs {
         let (a_sas, b_sas) = (sim.ep(ALICE_IP).established(), sim.ep(BOB_IP).established());
         if let (Some(x), Some(y)) = (a_sas.first(), b_sas.first()) {
-            let a = sim.ep(ALICE_IP).children(*x).to_vec();
-            let b = sim.ep(BOB_IP).children(*y).to_vec();
+            let a = sim.installed(ALICE_IP, *x);
+            let b = sim.installed(BOB_IP, *y);
             if a.len() == 1 && b.len() == 1 && halves(&a[0], &b[0]) {
                 return true;
             }
@@ -76,8 +76,8 @@ fn settles_to_one_pair(sim: &mut Sim, secs: u64) -> bool {
 fn one_live_pair(sim: &mut Sim) -> (ChildSa, ChildSa) {
     let a_sa = sim.ep(ALICE_IP).established()[0];
     let b_sa = sim.ep(BOB_IP).established()[0];
-    let a = sim.ep(ALICE_IP).children(a_sa).to_vec();
-    let b = sim.ep(BOB_IP).children(b_sa).to_vec();
+    let a = sim.installed(ALICE_IP, a_sa);
+    let b = sim.installed(BOB_IP, b_sa);
     assert_eq!((a.len(), b.len()), (1, 1), "exactly one CHILD SA on each side");
     assert!(halves(&a[0], &b[0]), "the two halves of one pair");
     (a[0].clone(), b[0].clone())
@@ -261,8 +261,8 @@ fn rekeys_converge_on_a_lossy_link() {
                 break;
             }
             if let (Some(x), Some(y)) = (a_sas.first(), b_sas.first()) {
-                let a = sim.ep(ALICE_IP).children(*x).to_vec();
-                let b = sim.ep(BOB_IP).children(*y).to_vec();
+                let a = sim.installed(ALICE_IP, *x);
+                let b = sim.installed(BOB_IP, *y);
                 if !a.is_empty()
                     && a.iter().all(|x| b.iter().any(|y| halves(x, y)))
                     && b.iter().all(|y| a.iter().any(|x| halves(x, y)))
@@ -1039,8 +1039,8 @@ fn two_children(mut alice: PeerConfig, mut bob: PeerConfig) -> (PeerConfig, Peer
 fn matched_pairs(sim: &mut Sim) -> Vec<(ChildSa, ChildSa)> {
     let a_sa = sim.ep(ALICE_IP).established()[0];
     let b_sa = sim.ep(BOB_IP).established()[0];
-    let a = sim.ep(ALICE_IP).children(a_sa).to_vec();
-    let b = sim.ep(BOB_IP).children(b_sa).to_vec();
+    let a = sim.installed(ALICE_IP, a_sa);
+    let b = sim.installed(BOB_IP, b_sa);
     assert_eq!(a.len(), b.len(), "as many CHILD SAs on each side");
     a.into_iter()
         .map(|x| {
@@ -1273,7 +1273,7 @@ fn simultaneous_child_rekeys_on_a_lossy_link_converge() {
 /// The single pair on both sides, if both hold exactly one and they are two halves of it.
 fn matched_live_pair(sim: &mut Sim) -> Option<(ChildSa, ChildSa)> {
     let (a_sa, b_sa) = (*sim.ep(ALICE_IP).established().first()?, *sim.ep(BOB_IP).established().first()?);
-    let a = sim.ep(ALICE_IP).children(a_sa).to_vec();
-    let b = sim.ep(BOB_IP).children(b_sa).to_vec();
+    let a = sim.installed(ALICE_IP, a_sa);
+    let b = sim.installed(BOB_IP, b_sa);
     (a.len() == 1 && b.len() == 1 && halves(&a[0], &b[0])).then(|| (a[0].clone(), b[0].clone()))
 }

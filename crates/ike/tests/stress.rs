@@ -12,11 +12,10 @@ use oxswan_ike::Event;
 /// What an endpoint ended with: `Some(keys)` for an established SA (outbound encryption key of its
 /// child, or empty if none), `None` for no SA.
 fn outcome(sim: &mut Sim, ip: &str) -> Option<(Vec<u8>, Vec<u8>)> {
-    let ep = sim.ep(ip);
-    let sas = ep.established();
+    let sas = sim.ep(ip).established();
     assert!(sas.len() <= 1, "{ip}: {} established SAs", sas.len());
     let sa = *sas.first()?;
-    let c = ep.children(sa).first().cloned();
+    let c = sim.installed(ip, sa).first().cloned();
     Some(c.map(|c| (c.encr_in.expose().to_vec(), c.encr_out.expose().to_vec())).unwrap_or_default())
 }
 

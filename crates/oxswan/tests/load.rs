@@ -32,8 +32,9 @@ fn load(h: &Hosts, key: &str, args: &str) -> (bool, serde_json::Value) {
         h.ns("left"),
         file.display()
     ));
-    let report = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)));
+    let report = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    });
     (o.status.success(), report)
 }
 
@@ -44,11 +45,7 @@ fn clients_from_a_source_range_come_up_and_the_gateway_holds_them() {
     }
     let mut h = Hosts::new("ld");
     // Eight more addresses on the left host: the clients' sources.
-    ok(&format!(
-        "for i in $(seq 11 18); do ip -n {} addr add 192.0.2.$i/24 dev {}l0; done",
-        h.ns("left"),
-        h.p
-    ));
+    ok(&format!("for i in $(seq 11 18); do ip -n {} addr add 192.0.2.$i/24 dev {}l0; done", h.ns("left"), h.p));
     gateway(&mut h);
     let (all_up, r) = load(&h, PSK, "--source 192.0.2.11-192.0.2.18 -n 120 -k 16 --no-delete --id 'c{n}.load.test'");
     assert!(all_up, "{r:#}\n{}", h.log("right"));
@@ -114,8 +111,9 @@ fn eap_users_and_certificate_clients_come_up_against_a_gateway_made_by_setup() {
             "{env} ip netns exec {} {OX} load 192.0.2.2 --ca {dir}/pki/ca.crt --remote-id vpn.load.test --json --quiet {args}",
             h.ns("left")
         ));
-        let r: serde_json::Value = serde_json::from_slice(&o.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)));
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+            panic!("{e}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+        });
         (o.status.success(), r)
     };
     // EAP-MSCHAPv2 as user0..user3, the gateway's certificate checked against the CA.
@@ -123,7 +121,8 @@ fn eap_users_and_certificate_clients_come_up_against_a_gateway_made_by_setup() {
     assert!(all_up, "{r:#}\n{}", h.log("right"));
     assert_eq!(r["established"], 4, "{r:#}");
     // A user the gateway does not know fails with the gateway's answer.
-    let (all_up, r) = run("OXSWAN_LOAD_EAP_PASSWORD='load test password'", "--auth eap --eap-user 'nobody{n}' -n 2 -k 2");
+    let (all_up, r) =
+        run("OXSWAN_LOAD_EAP_PASSWORD='load test password'", "--auth eap --eap-user 'nobody{n}' -n 2 -k 2");
     assert!(!all_up && r["failed"] == 2, "{r:#}");
     // Three clients with one certificate (the gateway's `unique = never` keeps them all).
     let (all_up, r) = run(

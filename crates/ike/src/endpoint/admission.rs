@@ -134,7 +134,7 @@ impl Endpoint {
                 let (mut ctx, sas) = self.ctx_parts(now);
                 let ike_sa = IkeSa::responder(&mut ctx, handle, *sa, local, remote, timeout)?;
                 ctx.out.transmits.push_back(Transmit { local, remote, transport: ctx.transport, payload: response });
-                sas.insert(handle, ike_sa);
+                sas.insert(handle, Box::new(ike_sa));
                 self.by_spi.insert(spi_r, handle);
                 self.by_init.insert((h.spi_i, remote), handle);
                 self.half_open.insert(handle, ip);

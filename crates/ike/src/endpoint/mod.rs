@@ -69,8 +69,10 @@ pub struct Endpoint {
     config: EndpointConfig,
     provider: CryptoProvider,
     peers: Vec<Arc<PeerConfig>>,
-    /// Ordered so that timeouts and events come out in a reproducible order.
-    sas: BTreeMap<SaHandle, IkeSa>,
+    /// Ordered so that timeouts and events come out in a reproducible order. Boxed: the handles
+    /// only grow, so the B-tree's leaves stay about 7/11 full, and an `IkeSa` inline would make
+    /// every empty slot cost its size (measured with `--bench road_warriors`).
+    sas: BTreeMap<SaHandle, Box<IkeSa>>,
     by_spi: HashMap<IkeSpi, SaHandle>,
     /// Responder SAs by the initiator's SPI and address, for retransmitted IKE_SA_INIT requests,
     /// which carry no responder SPI yet (§2.1).
@@ -87,8 +89,9 @@ pub struct Endpoint {
     esp_spis: HashMap<u32, SaHandle>,
     spis_of: HashMap<SaHandle, Vec<u32>>,
     /// Established IKE SAs by connection and peer identity (INITIAL_CONTACT, reauthentication).
-    by_peer: HashMap<(String, String), BTreeSet<SaHandle>>,
-    peer_of: HashMap<SaHandle, (String, String)>,
+    /// The key is shared by both maps: one copy of the two names per peer.
+    by_peer: HashMap<Arc<(String, String)>, by_peer::PeerSas>,
+    peer_of: HashMap<SaHandle, Arc<(String, String)>>,
     /// Pairs of a reauthentication's responder held back (inbound SPI), by the inbound SPI of the
     /// pair each waits for. Both are found through `esp_spis`, whichever IKE SA holds them by then.
     held: HashMap<u32, u32>,
@@ -152,7 +155,7 @@ impl Endpoint {
         self.epoch.1.saturating_add(now.saturating_duration_since(self.epoch.0).as_secs())
     }
 
-    fn ctx_parts(&mut self, now: Instant) -> (Ctx<'_>, &mut BTreeMap<SaHandle, IkeSa>) {
+    fn ctx_parts(&mut self, now: Instant) -> (Ctx<'_>, &mut BTreeMap<SaHandle, Box<IkeSa>>) {
         let unix_now = self.unix_at(now);
         let fragment_size = self.config.fragment_size;
         let ctx = Ctx {
@@ -234,12 +237,12 @@ impl Endpoint {
 
     /// An established SA's parameters.
     pub fn info(&self, sa: SaHandle) -> Option<IkeSaInfo> {
-        self.sas.get(&sa).filter(|s| s.is_established()).and_then(IkeSa::info)
+        self.sas.get(&sa).filter(|s| s.is_established()).and_then(|s| s.info())
     }
 
     /// An SA's CHILD SAs.
     pub fn children(&self, sa: SaHandle) -> Vec<ChildSa> {
-        self.sas.get(&sa).map(IkeSa::children).unwrap_or_default()
+        self.sas.get(&sa).map(|s| s.children()).unwrap_or_default()
     }
 
     /// When the CHILD SA with inbound SPI `spi_in` of `sa` is due for rekeying, if it is scheduled.
@@ -285,7 +288,7 @@ impl Endpoint {
         let (mut ctx, _) = self.ctx_parts(now);
         let sa = IkeSa::initiate(&mut ctx, handle, peer, local, remote, tcp)?;
         self.by_spi.insert(sa.local_spi(), handle);
-        self.sas.insert(handle, sa);
+        self.sas.insert(handle, Box::new(sa));
         self.settle(now, handle);
         Ok(handle)
     }
@@ -301,7 +304,7 @@ impl Endpoint {
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Result<SaHandle> {
-        let peer = self.sas.get(&old).and_then(IkeSa::peer_config).ok_or(IkeError::UnknownSa)?;
+        let peer = self.sas.get(&old).and_then(|s| s.peer_config()).ok_or(IkeError::UnknownSa)?;
         // An SA that fell back to TCP is replaced over TCP at once: UDP did not work before.
         let tcp = peer.tcp.mode == crate::config::TcpMode::Always
             || self.sas.get(&old).is_some_and(|s| s.transport() == Transport::Tcp);
@@ -311,7 +314,7 @@ impl Endpoint {
         let mut sa = IkeSa::initiate(&mut ctx, handle, peer, local, remote, tcp)?;
         sa.set_reauthenticating();
         self.by_spi.insert(sa.local_spi(), handle);
-        self.sas.insert(handle, sa);
+        self.sas.insert(handle, Box::new(sa));
         self.reauths.insert(handle, old);
         self.settle(now, handle);
         Ok(handle)
@@ -500,7 +503,7 @@ impl Endpoint {
         if let Some(old) = self.timer_of.remove(&h) {
             self.timers.remove(&(old, h));
         }
-        if let Some(t) = self.sas.get(&h).and_then(IkeSa::next_timeout) {
+        if let Some(t) = self.sas.get(&h).and_then(|s| s.next_timeout()) {
             self.timers.insert((t, h));
             self.timer_of.insert(h, t);
         }
@@ -544,8 +547,8 @@ impl Endpoint {
     /// one goes; if it failed the old one tries again in a while.
     fn settle_reauth(&mut self, now: Instant, h: SaHandle, old: SaHandle) {
         let new = self.sas.get(&h);
-        let done = new.is_some_and(IkeSa::is_idle);
-        let closed = new.is_none_or(IkeSa::is_closed);
+        let done = new.is_some_and(|s| s.is_idle());
+        let closed = new.is_none_or(|s| s.is_closed());
         if done {
             self.reauths.remove(&h);
             let (mut ctx, sas) = self.ctx_parts(now);
@@ -575,7 +578,7 @@ impl Endpoint {
                 sa.queue(&mut ctx, job);
             }
             self.by_spi.insert(sa.local_spi(), handle);
-            self.sas.insert(handle, sa);
+            self.sas.insert(handle, Box::new(sa));
             self.settle(now, handle);
         }
         for spi in core::mem::take(&mut self.out.redundant) {
@@ -587,7 +590,7 @@ impl Endpoint {
             }
         }
         let Some((spi, inheritance)) = self.out.inherit.take() else { return };
-        let heir = self.by_spi.get(&spi).copied().filter(|h| self.sas.get(h).is_some_and(IkeSa::is_established));
+        let heir = self.by_spi.get(&spi).copied().filter(|h| self.sas.get(h).is_some_and(|s| s.is_established()));
         let (mut ctx, sas) = self.ctx_parts(now);
         match heir.and_then(|h| Some((h, sas.get_mut(&h)?))) {
             Some((h, sa)) => {

@@ -3,7 +3,6 @@
 
 use super::Endpoint;
 use crate::event::SaHandle;
-use crate::ike_sa::IkeSa;
 
 impl Endpoint {
     /// Records the inbound ESP SPIs that SA `h` holds now (none once it is gone), so that no other
@@ -11,7 +10,7 @@ impl Endpoint {
     /// with the SA that took it, whichever of the two is looked at first.
     /// Returns the SPIs that no SA holds any more.
     pub(super) fn register_spis(&mut self, h: SaHandle) -> Vec<u32> {
-        let now_held = self.sas.get(&h).map(IkeSa::inbound_spis).unwrap_or_default();
+        let now_held = self.sas.get(&h).map(|s| s.inbound_spis()).unwrap_or_default();
         let mut gone = Vec::new();
         for spi in self.spis_of.remove(&h).unwrap_or_default() {
             if !now_held.contains(&spi) && self.esp_spis.get(&spi) == Some(&h) {

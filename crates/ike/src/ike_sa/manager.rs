@@ -30,6 +30,12 @@ impl IkeSa {
     /// Takes what the core asked for, then starts the next queued exchange. A closed SA drops its
     /// request in flight and its queue.
     pub(crate) fn settle(&mut self, ctx: &mut Ctx<'_>) {
+        // Every step ends here: once the SA is up, what only its IKE_AUTH needed goes.
+        if self.core.is_established()
+            && let Some(keys) = self.core.keys.as_mut()
+        {
+            keys.handshake = None;
+        }
         loop {
             let closed = self.core.is_closed();
             for ask in core::mem::take(&mut self.core.asks) {
@@ -76,7 +82,7 @@ impl IkeSa {
     }
 
     /// The request in flight, taken (its answer came, or it is abandoned), with its timer.
-    pub(crate) fn take_pending(&mut self) -> Option<Pending> {
+    pub(crate) fn take_pending(&mut self) -> Option<Box<Pending>> {
         self.core.timers.stop(Timer::Retransmit);
         self.pending.take()
     }
@@ -184,14 +190,14 @@ impl IkeSa {
         }
         let wait = self.retransmit().wait(0);
         self.core.timers.set(Timer::Retransmit, later(ctx.now, wait));
-        self.pending = Some(Pending {
+        self.pending = Some(Box::new(Pending {
             message_id: self.next_message_id,
             datagrams,
             sent: 1,
             exchange,
             unfragmented,
             stream_lost: false,
-        });
+        }));
         self.next_message_id = self.next_message_id.wrapping_add(1);
     }
 

@@ -36,7 +36,9 @@ use receive::{Cached, Inbound, Pending, Reassembly};
 pub(crate) struct IkeSa {
     pub core: SaCore,
     next_message_id: u32,
-    pending: Option<Pending>,
+    // What exists only now and then is boxed: an established SA that waits for the peer holds
+    // none of it, and the SA's own size is paid for each of them.
+    pending: Option<Box<Pending>>,
     queue: VecDeque<Job>,
     expected_message_id: u32,
     cached: Option<Cached>,
@@ -44,9 +46,9 @@ pub(crate) struct IkeSa {
     /// datagram), and the longest of them, for its answer and the cache of it.
     last_request_fragments: (u16, usize),
     /// Fragments of a message being received.
-    reassembly: Option<Reassembly>,
+    reassembly: Option<Box<Reassembly>>,
     /// The peer's request whose response waits for an authentication server (EAP relayed).
-    deferred: Option<Deferred>,
+    deferred: Option<Box<Deferred>>,
 }
 
 /// A request answered later (§2.3 lets the responder take its time; the initiator retransmits).
@@ -129,14 +131,12 @@ impl IkeSa {
             request_digest: sha1(&[&init.request]),
             request_fragments: 0,
             hits: 0,
-            response: vec![init.response.clone()],
+            response: Box::new([init.response.as_slice().into()]),
             unfragmented: None,
         };
-        core.keys = Some(Box::new(Keys {
-            sk_out: SkKeys::for_sender(&init.keys, &init.suite, false)?,
-            sk_in: SkKeys::for_sender(&init.keys, &init.suite, true)?,
-            init,
-        }));
+        let sk_out = SkKeys::for_sender(&init.keys, &init.suite, false)?;
+        let sk_in = SkKeys::for_sender(&init.keys, &init.suite, true)?;
+        core.keys = Some(Box::new(Keys::new(init, sk_out, sk_in)));
         core.state = State::HalfOpen;
         core.timers.set(Timer::HalfOpen, later(ctx.now, half_open_timeout));
         let mut sa = Self::adopt(core);
@@ -369,7 +369,8 @@ impl IkeSa {
             if !task::ike_init::is_final(&response) {
                 return response.map(|_| ());
             }
-            let Some(Pending { exchange: InFlight::Init { req, cookie_tries, ke_retried }, .. }) = self.take_pending()
+            let Some(Pending { exchange: InFlight::Init { req, cookie_tries, ke_retried }, .. }) =
+                self.take_pending().map(|p| *p)
             else {
                 return Ok(());
             };
@@ -445,12 +446,12 @@ impl IkeSa {
                 if c.hits >= crate::ike_sa::manager::REFRAGMENT_AFTER {
                     let path = (local, remote);
                     if let Some(smaller) = c.unfragmented.take().and_then(|u| self.core.refragment(ctx, &u, path)) {
-                        c.response = smaller;
+                        c.response = boxed(smaller);
                     }
                 }
                 for d in &c.response {
                     let transport = ctx.transport;
-                    ctx.out.transmits.push_back(Transmit { local, remote, transport, payload: d.clone() });
+                    ctx.out.transmits.push_back(Transmit { local, remote, transport, payload: d.to_vec() });
                 }
                 return Ok(());
             }
@@ -512,13 +513,13 @@ impl IkeSa {
                 match response {
                     Some(r) => r,
                     None => {
-                        self.deferred = Some(Deferred {
+                        self.deferred = Some(Box::new(Deferred {
                             message_id: h.message_id,
                             exchange,
                             request_digest: digest,
                             local,
                             remote,
-                        });
+                        }));
                         return Ok(());
                     }
                 }
@@ -543,10 +544,11 @@ impl IkeSa {
         let (datagrams, unfragmented) = self.core.seal_within(ctx, &header, response, longest)?;
         for d in &datagrams {
             let transport = ctx.transport;
-            ctx.out.transmits.push_back(Transmit { local, remote, transport, payload: d.clone() });
+            ctx.out.transmits.push_back(Transmit { local, remote, transport, payload: d.to_vec() });
         }
-        self.cached =
-            Some(Cached { message_id, request_digest, request_fragments, hits: 0, response: datagrams, unfragmented });
+        let response = boxed(datagrams);
+        let unfragmented = unfragmented.map(Box::new);
+        self.cached = Some(Cached { message_id, request_digest, request_fragments, hits: 0, response, unfragmented });
         Ok(())
     }
 
@@ -556,14 +558,14 @@ impl IkeSa {
     fn answer_refragmented(&mut self, ctx: &mut Ctx<'_>, path: (SocketAddr, SocketAddr), msg: &Message<'_>) {
         let Some(c) = self.cached.as_mut() else { return };
         if let Some(smaller) = c.unfragmented.take().and_then(|u| self.core.refragment(ctx, &u, path)) {
-            c.response = smaller;
+            c.response = boxed(smaller);
         }
         c.request_digest = sha1(&[msg.as_bytes()]);
         c.request_fragments = u16::MAX;
         ctx.out.cache_hits = ctx.out.cache_hits.saturating_add(1);
         for d in &c.response {
             let transport = ctx.transport;
-            ctx.out.transmits.push_back(Transmit { local: path.0, remote: path.1, transport, payload: d.clone() });
+            ctx.out.transmits.push_back(Transmit { local: path.0, remote: path.1, transport, payload: d.to_vec() });
         }
     }
 
@@ -658,4 +660,10 @@ impl IkeSa {
         self.settle(ctx);
         r
     }
+}
+
+/// A response as the cache keeps it until the next request (§2.1): boxed slices, without the slack
+/// of the vectors it was built in.
+fn boxed(datagrams: Vec<Vec<u8>>) -> Box<[Box<[u8]>]> {
+    datagrams.into_iter().map(Vec::into_boxed_slice).collect()
 }

@@ -20,10 +20,10 @@ pub(crate) struct Cached {
     pub request_fragments: u16,
     /// Retransmissions of it answered from here.
     pub hits: u32,
-    pub response: Vec<Vec<u8>>,
+    pub response: Box<[Box<[u8]>]>,
     /// What the response was made of, to cut it into smaller fragments when the peer does so with
     /// its retransmitted request (RFC 7383 §2.5.2).
-    pub unfragmented: Option<crate::sa::Unfragmented>,
+    pub unfragmented: Option<Box<crate::sa::Unfragmented>>,
 }
 
 /// A request of ours in flight.
@@ -121,7 +121,7 @@ impl IkeSa {
             Some(r) if same(r) && total == r.total => {}
             // More: the sender fragmented again with a smaller size; start over. Or another message.
             _ => {
-                self.reassembly = Some(Reassembly {
+                self.reassembly = Some(Box::new(Reassembly {
                     message_id: h.message_id,
                     response,
                     total,
@@ -130,7 +130,7 @@ impl IkeSa {
                     parts: vec![None; usize::from(total)],
                     bytes: 0,
                     largest: 0,
-                })
+                }))
             }
         }
         let Some(r) = self.reassembly.as_mut() else { return Ok(Inbound::Partial) };

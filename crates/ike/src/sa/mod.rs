@@ -19,7 +19,7 @@ mod children;
 mod timers;
 mod transport;
 
-pub(crate) use children::{ChildRecord, ChildTable};
+pub(crate) use children::{ChildRecord, ChildTable, Pair};
 pub(crate) use timers::{Timer, TimerTable};
 pub(crate) use transport::{Ctx, Outbox, Unfragmented, later};
 pub use transport::{NAT_KEEPALIVE, Transmit, Transport};
@@ -106,11 +106,32 @@ pub(crate) enum Ask {
     Once(ExchangeType, Vec<Payload>),
 }
 
+/// The IKE SA's keys. What only IKE_AUTH needs (the nonces and both IKE_SA_INIT messages that the
+/// AUTH payloads sign, SK_pi and SK_pr, RFC 7296 §2.15; the peer's notifies; SK_a*/SK_e*, copied
+/// into `sk_out`/`sk_in`) stays in `handshake` until the SA is established, and then goes: an
+/// established SA derives from SK_d alone (CHILD SAs §2.17, its rekey §2.18).
 #[derive(Debug)]
 pub(crate) struct Keys {
-    pub init: IkeSaInit,
+    pub proposal: oxswan_wire::sa::Proposal,
+    pub suite: oxswan_crypto::keys::IkeSuite,
+    pub sk_d: oxswan_crypto::Secret,
     pub sk_out: SkKeys,
     pub sk_in: SkKeys,
+    pub handshake: Option<Box<IkeSaInit>>,
+}
+
+impl Keys {
+    /// The keys of an IKE SA that IKE_SA_INIT made, `handshake` kept for IKE_AUTH.
+    pub(crate) fn new(init: IkeSaInit, sk_out: SkKeys, sk_in: SkKeys) -> Self {
+        Self {
+            proposal: init.proposal.clone(),
+            suite: init.suite,
+            sk_d: init.keys.sk_d.clone(),
+            sk_out,
+            sk_in,
+            handshake: Some(Box::new(init)),
+        }
+    }
 }
 
 /// The peer rekeyed this IKE SA while our own rekey of it was in flight (§2.8.2): the SA its exchange
@@ -177,7 +198,8 @@ pub(crate) struct SaCore {
     /// pairs they replace (a reauthentication, §2.8.3).
     pub fresh_pairs: Vec<u32>,
     /// The peer's rekey of this IKE SA crossed ours (§2.8.2), not yet resolved.
-    pub ike_collision: Option<IkeCollision>,
+    /// Boxed, as the other rare states: the SA's own size is paid for each of them.
+    pub ike_collision: Option<Box<IkeCollision>>,
     /// What the task manager is to do next, in order.
     pub asks: Vec<Ask>,
     /// Virtual IPs: those the gateway gave us, or those we lent the client (RFC 7296 §3.15).
@@ -189,7 +211,7 @@ pub(crate) struct SaCore {
     /// It just came up, and the endpoint has not applied the connection's `unique` policy yet.
     pub just_established: bool,
     /// Why our DELETE of it is sent (the uniqueness policy), instead of a plain local delete.
-    pub delete_reason: Option<DownReason>,
+    pub delete_reason: Option<Box<DownReason>>,
     /// We made the first IKE SA of this lineage (rekeys pass it on): the original initiator decides
     /// on MOBIKE's addresses (RFC 4555 §3.1).
     pub original_initiator: bool,
@@ -384,7 +406,7 @@ impl SaCore {
             transport: self.transport,
             local_id: peer.local_id.clone(),
             remote_id: self.peer_id.clone()?,
-            proposal: proposal_to_string(&keys.init.proposal),
+            proposal: proposal_to_string(&keys.proposal),
             nat: self.nat,
             local_vips: self.vips.local.clone(),
             remote_vips: self.vips.leases.iter().map(|l| l.addr).collect(),

@@ -227,8 +227,8 @@ impl SaCore {
         // the IKE SA's.
         let (ni, nr, we_initiated) = match (&offer.nonce, &p.nonce) {
             (Some(ni), Some(nr)) => (ni.clone(), nr.clone(), true),
-            _ => match self.keys.as_ref() {
-                Some(k) => (k.init.ni.clone(), k.init.nr.clone(), self.initiator),
+            _ => match self.keys.as_ref().and_then(|k| k.handshake.as_ref()) {
+                Some(h) => (h.ni.clone(), h.nr.clone(), self.initiator),
                 None => return,
             },
         };
@@ -259,7 +259,9 @@ impl SaCore {
             Err(SelectError::Missing) => return Vec::new(),
             Err(SelectError::Refused(reason)) => return self.refuse_child(ctx, peer, reason),
         };
-        let Some((ni, nr)) = self.keys.as_ref().map(|k| (k.init.ni.clone(), k.init.nr.clone())) else {
+        let Some((ni, nr)) =
+            self.keys.as_ref().and_then(|k| k.handshake.as_ref()).map(|h| (h.ni.clone(), h.nr.clone()))
+        else {
             return vec![notify(NotifyType::TEMPORARY_FAILURE)];
         };
         let mode = if sel.transport { Mode::Transport } else { Mode::Tunnel };
@@ -379,12 +381,11 @@ impl SaCore {
             outbound: true,
         };
         let Some(keys) = self.keys.as_ref() else { return empty };
-        let init = &keys.init;
         let secrets: Vec<&[u8]> = shared.map(|s| s.expose()).into_iter().collect();
         match ChildSaKeys::derive(
             ctx.provider.prf.as_ref(),
-            init.suite.prf,
-            init.keys.sk_d.expose(),
+            keys.suite.prf,
+            keys.sk_d.expose(),
             &chosen.suite,
             &secrets,
             ni,
@@ -412,9 +413,9 @@ impl SaCore {
             });
             return;
         }
-        ctx.out.events.push_back(Event::ChildSaReady { sa: self.handle, child: Box::new(c.clone()) });
         let spi = c.spi_in;
-        self.children.push(ChildRecord::new(c));
+        self.children.push(ChildRecord::new(&c));
+        ctx.out.events.push_back(Event::ChildSaReady { sa: self.handle, child: Box::new(c) });
         self.schedule_rekey(ctx, spi);
     }
 }

@@ -23,7 +23,7 @@ use super::child_create::accept_answer;
 use super::{Collected, InFlight, Next, Window, first_ke, lowest, nonce, notify, respond_ke};
 use crate::child::{self, ChildConfig, ChosenEsp, Mode};
 use crate::event::{ChildSa, Event};
-use crate::sa::{Ask, ChildRecord, Ctx, Job, Lifecycle, SaCore, later};
+use crate::sa::{Ask, ChildRecord, Ctx, Job, Lifecycle, Pair, SaCore, later};
 
 /// Our CREATE_CHILD_SA rekey in flight.
 #[derive(Debug)]
@@ -144,8 +144,8 @@ impl SaCore {
         if let Some(k) = &offer.ke {
             payloads.push(Payload::Ke(KePayload { group: k.group(), data: k.public_value().to_vec() }));
         }
-        payloads.push(Payload::TsI(TsPayload { selectors: c.local_ts.clone() }));
-        payloads.push(Payload::TsR(TsPayload { selectors: c.remote_ts.clone() }));
+        payloads.push(Payload::TsI(TsPayload { selectors: c.local_ts.to_vec() }));
+        payloads.push(Payload::TsR(TsPayload { selectors: c.remote_ts.to_vec() }));
         if c.mode == Mode::Transport {
             payloads.push(notify(NotifyType::USE_TRANSPORT_MODE));
         }
@@ -206,7 +206,7 @@ impl SaCore {
         // other exchange deletes the old pair.
         let ours_lowest = lowest(&offer.nonce, nr);
         let delete = match &old.collision {
-            Some(theirs) if ours_lowest < *theirs => offer.spi_in,
+            Some(theirs) if ours_lowest.as_slice() < &**theirs => offer.spi_in,
             _ => offer.old,
         };
         RekeyEnd::Replaced { new: Box::new(new), delete }
@@ -256,8 +256,8 @@ impl SaCore {
                         theirs.successor_of = None;
                     }
                 }
-                ctx.out.events.push_back(Event::ChildSaReady { sa: self.handle, child: new.clone() });
-                self.children.push(ChildRecord::new(*new));
+                self.children.push(ChildRecord::new(&new));
+                ctx.out.events.push_back(Event::ChildSaReady { sa: self.handle, child: new });
                 if !redundant {
                     self.schedule_rekey(ctx, spi);
                 }
@@ -318,16 +318,16 @@ impl SaCore {
         let mut new = self.rekeyed_child(ctx, &old, &chosen, spi_in, shared.as_ref(), (&ni, &nr), false);
         // Make before break: receive on the new pair now, send on it once the old one is deleted.
         new.outbound = false;
-        out.push(Payload::TsI(TsPayload { selectors: old.remote_ts.clone() }));
-        out.push(Payload::TsR(TsPayload { selectors: old.local_ts.clone() }));
+        out.push(Payload::TsI(TsPayload { selectors: old.remote_ts.to_vec() }));
+        out.push(Payload::TsR(TsPayload { selectors: old.local_ts.to_vec() }));
         if old.mode == Mode::Transport {
             out.push(notify(NotifyType::USE_TRANSPORT_MODE));
         }
         if new.encr_in.is_empty() {
             return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)];
         }
-        ctx.out.events.push_back(Event::ChildSaReady { sa: self.handle, child: Box::new(new.clone()) });
-        let mut record = ChildRecord::new(new);
+        let mut record = ChildRecord::new(&new);
+        ctx.out.events.push_back(Event::ChildSaReady { sa: self.handle, child: Box::new(new) });
         record.successor_of = Some(old.spi_in);
         self.children.push(record);
         self.schedule_rekey(ctx, spi_in);
@@ -336,7 +336,7 @@ impl SaCore {
         if window.rekeying_child(old.spi_in)
             && let Some(c) = self.children.get_mut(old.spi_in)
         {
-            c.collision = Some(lowest(&ni, &nr));
+            c.collision = Some(lowest(&ni, &nr).into_boxed_slice());
         }
         out
     }
@@ -346,14 +346,14 @@ impl SaCore {
     fn rekeyed_child(
         &self,
         ctx: &Ctx<'_>,
-        old: &ChildSa,
+        old: &Pair,
         chosen: &ChosenEsp,
         spi_in: u32,
         shared: Option<&oxswan_crypto::Secret>,
         nonces: (&[u8], &[u8]),
         we_initiated: bool,
     ) -> ChildSa {
-        let ts = (old.local_ts.clone(), old.remote_ts.clone());
+        let ts = (old.local_ts.to_vec(), old.remote_ts.to_vec());
         let c = self.derive_child(ctx, &old.name, chosen, spi_in, ts, old.mode, shared, nonces, we_initiated);
         ChildSa { replaces: Some(old.spi_in), ..c }
     }

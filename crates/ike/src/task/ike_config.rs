@@ -194,6 +194,8 @@ impl SaCore {
                 Err(error) => return Err(self.address_failure(ctx, error)),
             }
         }
+        // One or two leases, kept for the SA's life: no room for more.
+        self.vips.leases.shrink_to_fit();
         if self.vips.leases.is_empty()
             && let Some(error) = none_of
         {
@@ -303,8 +305,8 @@ mod tests {
             dns_domains: vec!["corp.example".into()],
         };
         let leases = [
-            Lease { pool: "rw4".into(), addr: "10.10.0.1".parse().unwrap(), attributes: attrs.clone() },
-            Lease { pool: "rw6".into(), addr: "fd10::1".parse().unwrap(), attributes: attrs },
+            Lease { pool: "rw4".into(), addr: "10.10.0.1".parse().unwrap(), attributes: attrs.clone().into() },
+            Lease { pool: "rw6".into(), addr: "fd10::1".parse().unwrap(), attributes: attrs.into() },
         ];
         let Payload::Cp(cp) = reply(&leases, true, true) else { panic!() };
         let typed: Vec<_> = cp.attributes.iter().map(|a| (a.attribute_type, a.typed().unwrap())).collect();

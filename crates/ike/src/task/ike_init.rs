@@ -112,7 +112,7 @@ pub(crate) fn answer(
                     return Next::Done;
                 }
             };
-            core.keys = Some(Box::new(Keys { sk_out, sk_in, init: *init }));
+            core.keys = Some(Box::new(Keys::new(*init, sk_out, sk_in)));
             match core.auth_request(ctx, &peer) {
                 Ok(next) => next,
                 Err(e) => {

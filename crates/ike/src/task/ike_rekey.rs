@@ -16,7 +16,7 @@ use oxswan_wire::{ExchangeType, IkeSpi, NotifyType, Payload, ProtocolId};
 
 use super::{Collected, InFlight, Next, Window, lowest, nonce, notify};
 use crate::event::DownReason;
-use crate::init::{IkeSaInit, random_spi};
+use crate::init::random_spi;
 use crate::sa::{Ask, Ctx, IkeCollision, Inheritance, Job, Keys, Lifecycle, SaCore, State, Timer, VirtualIps, later};
 use crate::suite::ike_suite;
 
@@ -57,7 +57,7 @@ impl SaCore {
         let (suite, _) = ike_suite(&proposal).ok()?;
         let old = self.keys.as_ref()?;
         // §2.18: the rekeying exchange belongs to the old IKE SA, so its PRF makes SKEYSEED.
-        let skeyseed = ctx.provider.prf.prf(old.init.suite.prf, old.init.keys.sk_d.expose(), &[g_ir, &ni, &nr]).ok()?;
+        let skeyseed = ctx.provider.prf.prf(old.suite.prf, old.sk_d.expose(), &[g_ir, &ni, &nr]).ok()?;
         let keys =
             IkeSaKeys::derive(ctx.provider.prf.as_ref(), &suite, skeyseed.expose(), &ni, &nr, spi_i.0, spi_r.0).ok()?;
         let sk_out = SkKeys::for_sender(&keys, &suite, we_initiated).ok()?;
@@ -65,23 +65,8 @@ impl SaCore {
         let mut new = SaCore::new(self.handle, we_initiated, self.peer.clone(), self.local, self.remote, spi_i, spi_r);
         // The new SA takes over the old one's stream (RFC 9329 §6 lets a rekey share it).
         new.transport = self.transport;
-        new.keys = Some(Box::new(Keys {
-            init: IkeSaInit {
-                spi_i,
-                spi_r,
-                proposal,
-                suite,
-                keys,
-                ni,
-                nr,
-                request: Vec::new(),
-                response: Vec::new(),
-                peer_notifies: Vec::new(),
-                peer_certreq: Vec::new(),
-            },
-            sk_out,
-            sk_in,
-        }));
+        // No IKE_AUTH follows (§2.18): the new SA keeps SK_d and its suite only.
+        new.keys = Some(Box::new(Keys { proposal, suite, sk_d: keys.sk_d.clone(), sk_out, sk_in, handshake: None }));
         new.state = State::Established;
         new.nat = self.nat;
         new.peer_id = self.peer_id.clone();
@@ -99,9 +84,9 @@ impl SaCore {
         // lease, so whichever SA goes first gives back only its own.
         new.vips = VirtualIps { leases: Vec::new(), ..self.vips.clone() };
         for lease in &self.vips.leases {
-            let pool = core::slice::from_ref(&lease.pool);
+            let pool = [lease.pool.to_string()];
             if let Ok(l) = ctx.leases.acquire(
-                pool,
+                &pool,
                 lease.addr.is_ipv6(),
                 &self.vips.owner,
                 Some(self.remote),
@@ -111,6 +96,7 @@ impl SaCore {
                 new.vips.leases.push(l);
             }
         }
+        new.vips.leases.shrink_to_fit();
         new.schedule_ike_rekey(ctx);
         new.heard_from_peer(ctx);
         self.supersede(Lifecycle::Rekeyed);
@@ -259,7 +245,7 @@ impl SaCore {
         }
         ctx.out.spawned.push((new, None));
         if colliding {
-            self.ike_collision = Some(IkeCollision { theirs: our_spi, lowest_nonce });
+            self.ike_collision = Some(Box::new(IkeCollision { theirs: our_spi, lowest_nonce }));
         } else {
             self.bequeath(ctx, our_spi);
         }
@@ -289,7 +275,7 @@ impl SaCore {
             .map(|(p, number)| Proposal { number, protocol: ProtocolId::IKE, spi: spi.0.to_vec(), ..p.clone() })
             .collect();
         // The group of the current IKE SA unless the responder asked for another (§1.3.2).
-        let current = ike_suite(&self.keys.as_ref()?.init.proposal).ok()?.1;
+        let current = ike_suite(&self.keys.as_ref()?.proposal).ok()?.1;
         let group = group.unwrap_or(current);
         let ke = ctx.provider.ke.start(group).ok()?;
         let payloads = vec![

@@ -169,7 +169,7 @@ pub(crate) fn answer(core: &mut SaCore, ctx: &mut Ctx<'_>, in_flight: InFlight, 
         InFlight::Auth { child } => core.handle_auth_response(ctx, child, p),
         InFlight::AuthEap(rounds) => core.handle_eap_answer(ctx, *rounds, p),
         InFlight::DeleteIke => {
-            let reason = core.delete_reason.take().unwrap_or(crate::event::DownReason::LocalDeleted);
+            let reason = core.delete_reason.take().map_or(crate::event::DownReason::LocalDeleted, |r| *r);
             core.close(ctx, reason);
             Next::Done
         }

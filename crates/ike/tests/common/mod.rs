@@ -389,6 +389,30 @@ impl Sim {
         &self.events[&ip.parse::<IpAddr>().unwrap()]
     }
 
+    /// The CHILD SAs of `sa` as the data plane of `ip` holds them: the endpoint's view of each
+    /// (which has no keys: it keeps none once it handed them over), with the keys its
+    /// `ChildSaReady` carried.
+    pub fn installed(&mut self, ip: &str, sa: oxswan_ike::SaHandle) -> Vec<oxswan_ike::ChildSa> {
+        let children = self.ep(ip).children(sa);
+        let events = self.events.get(&ip.parse::<IpAddr>().unwrap()).map_or(&[][..], Vec::as_slice);
+        children
+            .into_iter()
+            .map(|mut c| {
+                let ready = events.iter().rev().find_map(|e| match e {
+                    Event::ChildSaReady { child, .. } if child.spi_in == c.spi_in => Some(child),
+                    _ => None,
+                });
+                assert!(c.encr_in.is_empty() && c.encr_out.is_empty(), "the endpoint keeps no CHILD SA keys");
+                let ready = ready.expect("every CHILD SA was announced with ChildSaReady");
+                c.encr_in = ready.encr_in.clone();
+                c.integ_in = ready.integ_in.clone();
+                c.encr_out = ready.encr_out.clone();
+                c.integ_out = ready.integ_out.clone();
+                c
+            })
+            .collect()
+    }
+
     pub fn elapsed(&self) -> Duration {
         self.now - self.start
     }

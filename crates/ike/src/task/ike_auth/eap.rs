@@ -58,7 +58,7 @@ impl SaCore {
         msk: Option<&Secret>,
     ) -> Result<(Vec<u8>, Secret), AuthError> {
         let keys = self.keys.as_ref().ok_or(AuthError::NoKeys)?;
-        let init = &keys.init;
+        let init = keys.handshake.as_deref().ok_or(AuthError::NoKeys)?;
         let (message, nonce, sk_p) = match side {
             Side::Initiator => (&init.request, &init.nr, &init.keys.sk_pi),
             Side::Responder => (&init.response, &init.ni, &init.keys.sk_pr),
@@ -72,7 +72,7 @@ impl SaCore {
         let keys = self.keys.as_ref().ok_or(AuthError::NoKeys)?;
         Ok(AuthCtx {
             provider: ctx.provider,
-            prf: keys.init.suite.prf,
+            prf: keys.suite.prf,
             unix_now: ctx.unix_now,
             ours: &peer.local_id,
             peer: self.peer_id.as_ref(),
@@ -171,7 +171,7 @@ impl SaCore {
                     },
                 );
                 // The gateway's AUTH is keyed by the MSK too, or by its own SK_pr.
-                let sk_pr = self.keys.as_ref().map(|k| k.init.keys.sk_pr.clone());
+                let sk_pr = self.keys.as_ref().and_then(|k| k.handshake.as_ref()).map(|h| h.keys.sk_pr.clone());
                 match (auth, msk.or(sk_pr)) {
                     (Ok(auth), Some(key)) => {
                         rounds.key = Some(key);

@@ -26,7 +26,7 @@ impl SaCore {
     /// [N(INITIAL_CONTACT)], [N(USE_TRANSPORT_MODE)], SA, TSi, TSr }`.
     pub(crate) fn auth_request(&mut self, ctx: &mut Ctx<'_>, peer: &PeerConfig) -> Result<Next> {
         let keys = self.keys.as_ref().ok_or(IkeError::NoKeys)?;
-        let init = &keys.init;
+        let init = keys.handshake.as_deref().ok_or(IkeError::NoKeys)?;
         let idi = IdPayload::from_identity(&peer.local_id);
         let mut payloads = vec![Payload::IdI(idi.clone())];
         if let LocalAuth::Cert(cert) = &peer.local_auth {
@@ -104,7 +104,7 @@ impl SaCore {
         let keys = self.keys.as_ref().ok_or_else(|| AuthError::Crypto("no keys".into()))?;
         let actx = AuthCtx {
             provider: ctx.provider,
-            prf: keys.init.suite.prf,
+            prf: keys.suite.prf,
             unix_now: ctx.unix_now,
             ours: &peer.local_id,
             peer: theirs,
@@ -203,7 +203,7 @@ impl SaCore {
         peer_is_initiator: bool,
     ) -> core::result::Result<Identity, AuthError> {
         let keys = self.keys.as_ref().ok_or(AuthError::NoKeys)?;
-        let init = &keys.init;
+        let init = keys.handshake.as_deref().ok_or(AuthError::NoKeys)?;
         let identity = id.identity().map_err(|e| AuthError::MalformedIdentity(e.to_string()))?;
         if let Some(want) = &peer.remote_id
             && !same_identity(want, &identity)
@@ -250,7 +250,7 @@ impl SaCore {
         };
         let wanted_idr = p.idr.as_ref().and_then(|i| i.identity().ok());
         let Some(keys) = self.keys.as_ref() else { return Some(self.refuse_auth(ctx, AuthError::NoKeys)) };
-        let negotiated = keys.init.proposal.clone();
+        let negotiated = keys.proposal.clone();
         // §2.16: an initiator without AUTH wants EAP.
         let wants_eap = p.auth.is_none();
         // Pick the connection: the first whose remote identity admits IDi, whose local identity is the
@@ -301,7 +301,7 @@ impl SaCore {
         peer: &PeerConfig,
     ) -> core::result::Result<(Vec<Payload>, Vec<u8>), AuthError> {
         let keys = self.keys.as_ref().ok_or(AuthError::NoKeys)?;
-        let init = &keys.init;
+        let init = keys.handshake.as_deref().ok_or(AuthError::NoKeys)?;
         let idr = IdPayload::from_identity(&peer.local_id);
         let id_body = idr.auth_octets();
         let octets = SignedOctets {
