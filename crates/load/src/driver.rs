@@ -100,7 +100,9 @@ pub(crate) struct Driver {
     sock_of: HashMap<SocketAddr, usize>,
     /// The IKE socket of each of the plan's sources.
     ike_sock: Vec<usize>,
-    clients: Vec<Option<Client>>,
+    /// Boxed: a slot per client exists from the start, and an endpoint inline would make each
+    /// empty one cost its size.
+    clients: Vec<Option<Box<Client>>>,
     by_spi: HashMap<u64, usize>,
     timers: BTreeSet<(Instant, usize)>,
     targets: HashSet<IpAddr>,
@@ -301,7 +303,7 @@ impl Driver {
             Ok(c) => {
                 self.in_flight += 1;
                 if let Some(slot) = self.clients.get_mut(i) {
-                    *slot = Some(c);
+                    *slot = Some(Box::new(c));
                 }
                 self.service(i, now);
             }
@@ -396,7 +398,7 @@ impl Driver {
     }
 
     /// Client `c` is over: counts how, and forgets it.
-    fn end(&mut self, i: usize, mut c: Client, now: Instant) {
+    fn end(&mut self, i: usize, mut c: Box<Client>, now: Instant) {
         match c.state {
             State::Connecting => {
                 self.in_flight = self.in_flight.saturating_sub(1);
@@ -504,7 +506,7 @@ impl Driver {
                 } else {
                     data
                 };
-                let i = ike_spis(ike).into_iter().find_map(|spi| self.by_spi.get(&spi).copied());
+                let i = ike_spis(ike).find_map(|spi| self.by_spi.get(&spi).copied());
                 let Some(i) = i else {
                     self.out.stray += 1;
                     continue;
@@ -556,15 +558,9 @@ impl Driver {
 }
 
 /// The non-zero IKE SPIs of a message (RFC 7296 §3.1: initiator's, then responder's).
-fn ike_spis(msg: &[u8]) -> Vec<u64> {
-    let mut spis = Vec::with_capacity(2);
-    if let Some((i, rest)) = msg.split_first_chunk::<8>() {
-        spis.extend([u64::from_be_bytes(*i)].into_iter().filter(|s| *s != 0));
-        if let Some((r, _)) = rest.split_first_chunk::<8>() {
-            spis.extend([u64::from_be_bytes(*r)].into_iter().filter(|s| *s != 0));
-        }
-    }
-    spis
+fn ike_spis(msg: &[u8]) -> impl Iterator<Item = u64> {
+    let spi = |at: usize| msg.get(at..at + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes);
+    [spi(0), spi(8)].into_iter().flatten().filter(|s| *s != 0)
 }
 
 /// Why an IKE SA ended, as the final table says it.

@@ -80,7 +80,9 @@ pub fn run(
 ) -> Result<Report, LoadError> {
     plan.check()?;
     let progress = Arc::new(Progress::default());
-    let threads = plan.threads.min(plan.clients).max(1);
+    // No more threads than clients, nor than handshakes in flight: each thread has at least one
+    // in flight, and the plan's bound is for all of them together.
+    let threads = plan.threads.min(plan.clients).min(plan.in_flight).max(1);
     let start = Instant::now();
     let mut drivers = Vec::with_capacity(threads);
     for t in 0..threads {
@@ -93,10 +95,13 @@ pub fn run(
             .map_err(|e| LoadError::Thread(e.to_string()))?;
         drivers.push(h);
     }
+    // Ticks every `tick`, and once at the end, so a caller's last line shows the final counts.
+    let tick = tick.max(Duration::from_millis(10));
+    let mut next_tick = start + tick;
     while drivers.iter().any(|h| !h.is_finished()) {
-        thread::sleep(tick.min(Duration::from_millis(100)).max(Duration::from_millis(10)));
-        // Ticks at `tick`, and once more at the end, so a caller's last line shows the final counts.
-        if drivers.iter().all(|h| h.is_finished()) || start.elapsed().as_millis() % tick.as_millis().max(1) < 100 {
+        thread::sleep(Duration::from_millis(10));
+        if Instant::now() >= next_tick {
+            next_tick += tick;
             on_tick(&progress, start.elapsed());
         }
     }

@@ -17,8 +17,8 @@ use crate::LoadError;
 
 /// The most source addresses one run takes (a /16 of IPv4): each is a socket per driver thread.
 const MAX_SOURCES: usize = 65_536;
-/// The most clients one run takes: each is an endpoint held until the end.
-const MAX_CLIENTS: usize = 10_000_000;
+/// The most clients one run takes: each is an endpoint held until the end, some kilobytes.
+const MAX_CLIENTS: usize = 1_000_000;
 /// The most driver threads.
 const MAX_THREADS: usize = 64;
 

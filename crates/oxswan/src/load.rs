@@ -213,8 +213,10 @@ fn plan(a: &LoadArgs) -> anyhow::Result<Plan> {
 pub fn run(a: &LoadArgs) -> anyhow::Result<bool> {
     let p = plan(a)?;
     let stop = Arc::new(AtomicBool::new(false));
-    // Ctrl-C or SIGTERM: no more clients start; those up are deleted, and the report printed.
+    // Ctrl-C or SIGTERM: no more clients start; those up are deleted, and the report printed. A
+    // second one ends the process at once (the first set `stop`).
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone()).context("signal handler")?;
         signal_hook::flag::register(sig, stop.clone()).context("signal handler")?;
     }
     let tty = std::io::stderr().is_terminal();

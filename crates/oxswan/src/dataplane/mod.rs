@@ -246,10 +246,10 @@ impl DataPlane {
     /// held for it (see [`PacketRing`]); once the routes are there too, so that answers find
     /// their way back.
     pub fn deliver_early(&self, entry: &ChildEntry) {
-        let lock = |r: &Mutex<PacketRing>| r.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty();
+        let empty = |r: &Mutex<PacketRing>| r.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty();
         // Usually nothing waits: then no batch buffers (TUN and GSO, about 200 KiB) are made for
         // each new pair, which at thousands of pairs a second was half the IKE thread's time.
-        let (no_early, no_held) = (lock(&self.early), lock(&self.held));
+        let (no_early, no_held) = (empty(&self.early), empty(&self.held));
         if no_early && (no_held || !entry.outbound.load(Ordering::Relaxed)) {
             return;
         }
