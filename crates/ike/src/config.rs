@@ -262,6 +262,9 @@ pub struct EndpointConfig {
     pub fragment_size: usize,
     /// Behind a NAT, send a NAT keepalive (RFC 3948 §2.3) to the peer this often; `None`: never.
     pub keepalive: Option<Duration>,
+    /// Hand the responder's IKE_SA_INIT key exchanges out to be computed on other threads
+    /// ([`Endpoint::poll_work`](crate::Endpoint::poll_work)) instead of answering at once.
+    pub offload_key_exchange: bool,
 }
 
 impl Default for EndpointConfig {
@@ -276,6 +279,7 @@ impl Default for EndpointConfig {
             force_cookies: false,
             fragment_size: 1280,
             keepalive: None,
+            offload_key_exchange: false,
         }
     }
 }

@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use oxswan_config::Radius as RadiusConfig;
@@ -91,7 +90,7 @@ impl Radius {
     pub fn start(
         config: &RadiusConfig,
         random: Arc<dyn SecureRandom>,
-        tx: mpsc::Sender<Input>,
+        tx: crate::input::Inbox,
     ) -> anyhow::Result<Self> {
         let servers: Vec<ServerConfig> = config
             .servers

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak, mpsc};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use oxswan_io::TunTx;
@@ -114,7 +114,7 @@ pub struct StreamStats {
 pub struct Streams {
     map: Mutex<HashMap<StreamKey, Arc<Stream>>>,
     /// The IKE thread: IKE messages from streams, and streams that closed.
-    ike: mpsc::Sender<Input>,
+    ike: crate::input::Inbox,
     /// Where inbound ESP goes (set once the data plane exists; it holds this table in turn).
     plane: OnceLock<Weak<dyn EspSink>>,
     /// The TCP ports of our connections' responders: a transmit to one may open a stream.
@@ -129,7 +129,7 @@ pub struct Streams {
 impl Streams {
     /// An empty table; IKE from streams goes to `ike`; streams without an IKE SA close after
     /// `idle` of silence.
-    pub fn new(ike: mpsc::Sender<Input>, idle: Duration) -> Self {
+    pub fn new(ike: crate::input::Inbox, idle: Duration) -> Self {
         Self {
             idle,
             map: Mutex::new(HashMap::new()),

@@ -11,11 +11,10 @@ use oxswan_wire::sa::Proposal;
 use oxswan_wire::{CertEncoding, ExchangeType, Flags, Header, IkeSpi, Message, NotifyType, Payload};
 
 use super::Endpoint;
+use super::work::Deferred;
 use crate::config::RemoteAuth;
 use crate::error::{IkeError, Result, Unexpected};
-use crate::event::{Event, SaHandle};
-use crate::ike_sa::IkeSa;
-use crate::init::{InitReply, ResponderParams, random_spi, respond};
+use crate::init::{ResponderParams, random_spi, respond};
 use crate::nat::nat_notifies;
 use crate::sa::Transmit;
 
@@ -63,7 +62,8 @@ impl Endpoint {
         // A failure to draw a new secret keeps the old one: cookies keep working.
         let _ = self.cookies.rotate_if_due(&self.provider, now, self.config.cookie_secret_lifetime);
         let ip = remote.ip();
-        let total = self.half_open.len();
+        // Key exchanges being computed elsewhere hold their place as half-open SAs.
+        let total = self.half_open.len().saturating_add(self.pending.len());
         let from_ip = self.half_open_per_ip.get(&ip).copied().unwrap_or(0);
         if total >= self.config.half_open_limit || from_ip >= self.config.block_threshold_per_peer {
             self.stats.half_open_refused = self.stats.half_open_refused.saturating_add(1);
@@ -121,29 +121,13 @@ impl Endpoint {
         extra.extend(nat_notifies(h.spi_i, spi_r, local, remote));
         let prefer_initiator = self.peers.iter().any(|p| p.prefer_initiator);
         let params = ResponderParams { proposals: &proposals, prefer_initiator, extra: &extra };
-        match respond(&self.provider, &params, msg.as_bytes(), spi_r)? {
-            InitReply::Rejected { response, notify, error } => {
-                self.out.transmits.push_back(Transmit { local, remote, transport: self.arrival, payload: response });
-                self.out.events.push_back(Event::InitRejected { peer: remote, notify, reason: error.to_string() });
-                Ok(())
-            }
-            InitReply::Accepted { response, sa } => {
-                let handle = SaHandle(self.next_handle);
-                self.next_handle = self.next_handle.wrapping_add(1);
-                let timeout = self.config.half_open_timeout;
-                let (mut ctx, sas) = self.ctx_parts(now);
-                let ike_sa = IkeSa::responder(&mut ctx, handle, *sa, local, remote, timeout)?;
-                ctx.out.transmits.push_back(Transmit { local, remote, transport: ctx.transport, payload: response });
-                sas.insert(handle, Box::new(ike_sa));
-                self.by_spi.insert(spi_r, handle);
-                self.by_init.insert((h.spi_i, remote), handle);
-                self.half_open.insert(handle, ip);
-                let n = self.half_open_per_ip.entry(ip).or_insert(0);
-                *n = n.saturating_add(1);
-                self.settle(now, handle);
-                Ok(())
-            }
+        if self.config.offload_key_exchange {
+            let req = Deferred { bytes: msg.as_bytes(), spi_i: h.spi_i, spi_r, local, remote };
+            self.defer_init(now, &params, req);
+            return Ok(());
         }
+        let reply = respond(&self.provider, &params, msg.as_bytes(), spi_r)?;
+        self.answer_init(now, local, remote, h.spi_i, reply, false).map(|_| ())
     }
 
     /// The IKE proposals of every connection, in configuration order without repeats: before

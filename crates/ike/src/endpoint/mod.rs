@@ -19,6 +19,7 @@ use crate::auth::{Credentials, SharedKeys};
 mod admission;
 mod by_peer;
 mod spis;
+mod work;
 use crate::config::{EndpointConfig, PeerConfig};
 use crate::cookie::CookieJar;
 use crate::error::{IkeError, Result, Unexpected};
@@ -27,6 +28,7 @@ use crate::ike_sa::IkeSa;
 use crate::leases::{AddressLeases, NoPools};
 use crate::sa::{Ctx, Job, Outbox, Transmit, Transport, later};
 use crate::volume::ChildUsage;
+pub use work::{InitDone, InitWork};
 
 /// Counters of what the endpoint dropped or refused, for status and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -108,6 +110,12 @@ pub struct Endpoint {
     arrival: Transport,
     /// This host's addresses (see [`Endpoint::set_local_addresses`]).
     local_addresses: Vec<IpAddr>,
+    /// Key exchanges to hand out ([`Endpoint::poll_work`]), and those out, by the request's
+    /// initiator SPI and source.
+    work: std::collections::VecDeque<InitWork>,
+    pending: HashMap<(IkeSpi, SocketAddr), work::Pending>,
+    /// The proposals the last key exchange handed out was chosen from, shared by the next ones.
+    proposals_cache: Option<Arc<[oxswan_wire::sa::Proposal]>>,
 }
 
 impl Endpoint {
@@ -148,6 +156,9 @@ impl Endpoint {
             cookie_mode: false,
             arrival: Transport::Udp,
             local_addresses: Vec::new(),
+            work: std::collections::VecDeque::new(),
+            pending: HashMap::new(),
+            proposals_cache: None,
         })
     }
 
@@ -212,6 +223,8 @@ impl Endpoint {
             };
             *n = n.saturating_add(1);
         }
+        // A key exchange out is an SA about to be half-open.
+        c.half_open = c.half_open.saturating_add(self.pending.len() as u64);
         c
     }
 
@@ -230,9 +243,10 @@ impl Endpoint {
         self.cookie_mode
     }
 
-    /// Half-open IKE SAs (IKE_SA_INIT answered, IKE_AUTH not yet).
+    /// Half-open IKE SAs (IKE_SA_INIT answered, IKE_AUTH not yet), and first requests whose key
+    /// exchange is out ([`Endpoint::poll_work`]), which hold a half-open place.
     pub fn half_open_count(&self) -> usize {
-        self.half_open.len()
+        self.half_open.len().saturating_add(self.pending.len())
     }
 
     /// An established SA's parameters.
@@ -638,6 +652,9 @@ impl Endpoint {
             if let Some(handle) = self.by_init.get(&(h.spi_i, remote)).copied() {
                 *touched = Some(handle);
                 return self.deliver(now, handle, local, remote, &msg);
+            }
+            if self.init_pending(h.spi_i, remote) {
+                return Ok(());
             }
             return self.new_responder(now, local, remote, &msg);
         }

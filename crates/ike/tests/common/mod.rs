@@ -244,6 +244,10 @@ pub struct Sim {
     pub aliases: BTreeMap<IpAddr, IpAddr>,
     /// Addresses that are gone: datagrams from or to them are lost.
     pub unreachable: std::collections::BTreeSet<IpAddr>,
+    /// Key exchanges an endpoint handed out (`EndpointConfig::offload_key_exchange`) are kept in
+    /// `held_work` instead of being computed and given back at once.
+    pub hold_work: bool,
+    pub held_work: Vec<(IpAddr, oxswan_ike::endpoint::InitWork)>,
 }
 
 impl Sim {
@@ -275,6 +279,8 @@ impl Sim {
             stream_ends: Vec::new(),
             aliases: BTreeMap::new(),
             unreachable: Default::default(),
+            hold_work: false,
+            held_work: Vec::new(),
         }
     }
 
@@ -421,6 +427,17 @@ impl Sim {
     fn collect(&mut self) {
         let ips: Vec<IpAddr> = self.nodes.keys().copied().collect();
         for ip in ips {
+            // Offloaded key exchanges, computed here as a daemon's workers would (or held).
+            loop {
+                let now = self.now;
+                let ep = self.nodes.get_mut(&ip).unwrap();
+                let Some(w) = ep.poll_work() else { break };
+                if self.hold_work {
+                    self.held_work.push((ip, w));
+                } else {
+                    ep.handle_work(now, w.run());
+                }
+            }
             loop {
                 let ep = self.nodes.get_mut(&ip).unwrap();
                 let Some(t) = ep.poll_transmit() else { break };

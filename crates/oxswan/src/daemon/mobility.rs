@@ -4,8 +4,8 @@
 //! and which source address the routes now pick for each peer.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -37,7 +37,7 @@ pub(super) fn open_sockets(addr: IpAddr, daemon: &oxswan_config::Daemon) -> anyh
 pub(super) fn serve_sockets(
     s: &Sockets,
     dp: &Arc<DataPlane>,
-    tx: &mpsc::Sender<Input>,
+    tx: &crate::input::Inbox,
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
     let (sock, tx1, stop) = (s.ike.clone(), tx.clone(), stop.clone());
@@ -50,7 +50,7 @@ pub(super) fn serve_sockets(
 }
 
 /// Starts the thread that tells the IKE thread of address and route changes, once per burst.
-pub(super) fn watch_network(tx: &mpsc::Sender<Input>) {
+pub(super) fn watch_network(tx: &crate::input::Inbox) {
     let mut watcher = match oxswan_io::netlink::Watcher::new() {
         Ok(w) => w,
         Err(e) => {

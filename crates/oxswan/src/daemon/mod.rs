@@ -29,6 +29,7 @@ use crate::streams::Streams;
 use oxswan_io::{Tun, UdpIo};
 
 mod commands;
+mod crypto;
 mod events;
 mod metrics;
 mod mobility;
@@ -113,7 +114,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         on_off(sockets.values().all(|s| s.natt.gro()))
     );
     tracing::info!(target: "io", "TUN {}: MTU {tun_mtu}; TCP MSS clamping {:?}", config.daemon.tun, config.daemon.clamp_mss);
-    let (tx, rx) = mpsc::channel::<Input>();
+    let (tx, rx) = crate::input::inbox(crate::input::INBOX_CAPACITY);
     let streams = Arc::new(Streams::new(tx.clone(), tcp::tcp_idle()?));
     streams.set_open_ports(config.connections.iter().map(|c| c.tcp_port));
     let dp = Arc::new(DataPlane {
@@ -139,6 +140,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         mtu_cursor: Default::default(),
         too_big: Default::default(),
         icmp_sent: Default::default(),
+        mtu_probe: Default::default(),
     });
     let sink: Arc<dyn crate::streams::EspSink> = dp.clone();
     streams.set_plane(&sink);
@@ -204,9 +206,13 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
 
     let now = Instant::now();
     let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    // One crypto worker per core, with more than one: the IKE_SA_INIT key exchanges go to them.
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let crypto = crypto::CryptoWorkers::start(if cores > 1 { crate::dataplane::workers() } else { 0 }, &tx)?;
     let engine = EndpointConfig {
         keepalive: Some(config.daemon.keepalive),
         fragment_size: usize::from(config.daemon.fragment_size),
+        offload_key_exchange: crypto.is_some(),
         ..EndpointConfig::default()
     };
     let mut endpoint = Endpoint::new(engine, provider.clone(), peers, now, unix)?;
@@ -226,6 +232,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         since: HashMap::new(),
         provider,
         endpoint,
+        crypto,
         sockets,
         dp: dp.clone() as Arc<dyn Datapath>,
         waiters: Vec::new(),
@@ -242,6 +249,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         stop: stop.clone(),
         notify: crate::systemd::Notifier::from_env(Instant::now()),
         status_told: Instant::now(),
+        inbox_dropped: 0,
     };
     ike.network_changed();
     ike.set_traps();
@@ -314,18 +322,18 @@ pub(crate) fn route_source(remote: IpAddr) -> Option<IpAddr> {
     s.local_addr().ok().map(|a| a.ip()).filter(|a| !a.is_unspecified())
 }
 
-pub(super) fn ike_rx(sock: &UdpSocket, tx: &mpsc::Sender<Input>, stop: &AtomicBool) {
+pub(super) fn ike_rx(sock: &UdpSocket, tx: &crate::input::Inbox, stop: &AtomicBool) {
     let local = sock.local_addr().ok();
     let mut buf = vec![0u8; 65536];
     while !stop.load(Ordering::Relaxed) {
         let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
         if let (Some(local), Some(data)) = (local, buf.get(..n)) {
-            let _ = tx.send(Input::Datagram { local, remote: from, data: data.to_vec() });
+            tx.offer(Input::Datagram { local, remote: from, data: data.to_vec() });
         }
     }
 }
 
-fn control_loop(listener: &UnixListener, tx: &mpsc::Sender<Input>) {
+fn control_loop(listener: &UnixListener, tx: &crate::input::Inbox) {
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let tx = tx.clone();
@@ -333,7 +341,7 @@ fn control_loop(listener: &UnixListener, tx: &mpsc::Sender<Input>) {
     }
 }
 
-fn serve(stream: UnixStream, tx: &mpsc::Sender<Input>) {
+fn serve(stream: UnixStream, tx: &crate::input::Inbox) {
     let mut line = String::new();
     let Ok(mut writer) = stream.try_clone() else { return };
     // One request per connection, of bounded size.
@@ -374,6 +382,8 @@ struct Ike {
     since: HashMap<(SaHandle, Option<u32>), Instant>,
     provider: CryptoProvider,
     endpoint: Endpoint,
+    /// Where the engine's key exchanges are computed; `None` on one core.
+    crypto: Option<crypto::CryptoWorkers>,
     sockets: HashMap<IpAddr, Sockets>,
     dp: Arc<dyn Datapath>,
     waiters: Vec<(SaHandle, String, mpsc::Sender<Response>)>,
@@ -396,13 +406,15 @@ struct Ike {
     /// The user-space data plane itself, for the sockets of addresses that appear.
     data_plane: Arc<DataPlane>,
     /// Where the threads of new sockets send what they receive.
-    tx: mpsc::Sender<Input>,
+    tx: crate::input::Inbox,
     /// Set when the daemon stops.
     stop: Arc<AtomicBool>,
     /// The service manager's notifications (sd_notify): readiness, reloads, the watchdog.
     notify: crate::systemd::Notifier,
     /// When the STATUS= line was last brought up to date.
     status_told: Instant,
+    /// What `tx.dropped()` was when last logged.
+    inbox_dropped: u64,
 }
 
 /// `OXSWAN_TEST_SEQUENCE_START`: new outbound SAs number their packets from there, so that a test
@@ -461,6 +473,7 @@ impl Ike {
                     }
                 }
                 Ok(Input::EspMoved { spi_in, from }) => self.esp_moved(spi_in, from),
+                Ok(Input::KeyExchange(done)) => self.endpoint.handle_work(Instant::now(), *done),
                 Ok(Input::NetworkChanged) => self.network_changed(),
                 Ok(Input::Radius { from, data }) => {
                     let answer = self.radius.as_mut().and_then(|r| r.datagram(Instant::now(), from, &data));
@@ -492,6 +505,17 @@ impl Ike {
         self.notify.alive(now);
         if now.saturating_duration_since(self.status_told) >= STATUS_EVERY {
             self.status_told = now;
+            // Said once per episode of overload, with the count since the last word.
+            let dropped = self.tx.dropped();
+            if dropped > self.inbox_dropped {
+                tracing::warn!(
+                    target: "ike",
+                    "the IKE thread is behind: {} datagram(s) dropped at its full queue ({} in all)",
+                    dropped - self.inbox_dropped,
+                    dropped
+                );
+                self.inbox_dropped = dropped;
+            }
             let status = self.status_line();
             self.notify.status(&status);
         }
@@ -739,6 +763,16 @@ impl Ike {
     fn flush(&mut self) {
         loop {
             let mut any = false;
+            while let Some(work) = self.endpoint.poll_work() {
+                any = true;
+                let left = match &self.crypto {
+                    Some(c) => c.submit(work),
+                    None => Some(work),
+                };
+                if let Some(work) = left {
+                    self.endpoint.handle_work(Instant::now(), work.run());
+                }
+            }
             while let Some(e) = self.endpoint.poll_event() {
                 any = true;
                 self.event(e);

@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -145,7 +145,7 @@ pub struct DataPlane {
     /// Connections waiting for traffic.
     pub traps: RwLock<Vec<Arc<Trap>>>,
     /// Where trap triggers go (the IKE thread).
-    pub ike: mpsc::Sender<crate::input::Input>,
+    pub ike: crate::input::Inbox,
     /// ESP that came before its SA, by SPI.
     pub early: Mutex<PacketRing>,
     /// Cleartext a trap caught, for the SA the trap brings up.
@@ -174,6 +174,8 @@ pub struct DataPlane {
     pub too_big: AtomicU64,
     /// ICMP errors written to the TUN device for them.
     pub icmp_sent: AtomicU64,
+    /// Reads the kernel's path MTU to a peer, at install and in `refresh_mtu`.
+    pub mtu_probe: oxswan_io::udp::PathMtuProbe,
 }
 
 /// The ICMP errors of one TUN thread: a buffer to build them in, the batch they are written in,
@@ -365,7 +367,7 @@ impl DataPlane {
                 Some(m) => *m,
                 None if known.len() >= MTU_LOOKUPS => break,
                 None => {
-                    let m = oxswan_io::udp::path_mtu(key.0, key.1).unwrap_or(DEFAULT_PATH_MTU);
+                    let m = self.mtu_probe.path_mtu(key.0, key.1).unwrap_or(DEFAULT_PATH_MTU);
                     known.insert(key, m);
                     m
                 }
@@ -484,7 +486,7 @@ impl DataPlane {
     /// of the port's group, writing to TUN queue `queue` (modulo their number). One peer's ESP
     /// arrives on one socket ([`oxswan_io::udp::steer_ike_apart`]), so its inner packets reach the
     /// TUN device in the order they came.
-    pub fn natt_loop(self: Arc<Self>, sock: Arc<UdpIo>, ike: mpsc::Sender<crate::input::Input>, queue: usize) {
+    pub fn natt_loop(self: Arc<Self>, sock: Arc<UdpIo>, ike: crate::input::Inbox, queue: usize) {
         let queue = queue % self.tun.len().max(1);
         let local = sock.socket().local_addr().ok();
         let mut buf = vec![0u8; 65536];
@@ -521,7 +523,7 @@ impl DataPlane {
                         Ok(Udp4500::Ike(ike_msg)) => {
                             if let Some(local) = local {
                                 let data = ike_msg.to_vec();
-                                let _ = ike.send(crate::input::Input::Datagram { local, remote: d.from, data });
+                                ike.offer(crate::input::Input::Datagram { local, remote: d.from, data });
                             }
                             continue;
                         }
@@ -549,7 +551,7 @@ impl DataPlane {
         let traps = self.traps.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(t) = traps.iter().find(|t| t.selectors.allows_outbound(info)) else { return false };
         if !t.fired.swap(true, Ordering::Relaxed) {
-            let _ = self.ike.send(crate::input::Input::Trap(t.name.clone()));
+            self.ike.offer(crate::input::Input::Trap(t.name.clone()));
         }
         true
     }
@@ -643,7 +645,7 @@ impl DataPlane {
         }
         *last = Some((from, now));
         drop(last);
-        let _ = self.ike.send(crate::input::Input::EspMoved { spi_in: child.inb.spi(), from });
+        self.ike.offer(crate::input::Input::EspMoved { spi_in: child.inb.spi(), from });
     }
 
     /// Adds the NAT-T socket of a local address that appeared (MOBIKE): the packet threads see it

@@ -34,7 +34,7 @@ impl Datapath for DataPlane {
         let path = EspPath { local: c.local, remote, transport: c.transport };
         let entry = ChildEntry::new(name, out, inb, selectors, path, c.outbound);
         // What fits from the first packet on: the kernel's path MTU to the peer now.
-        if let Ok(mtu) = oxswan_io::udp::path_mtu(path.local.ip(), path.remote) {
+        if let Ok(mtu) = self.mtu_probe.path_mtu(path.local.ip(), path.remote) {
             entry.set_path_mtu(mtu);
         }
         tracing::debug!(
