@@ -556,7 +556,12 @@ fn child_rekeys_under_traffic_lose_nothing() {
         let after = (count("left", "CHILD SA net rekeyed"), count("left", "IKE SA rekeyed"));
         holds(before == after && right == after, || format!("left logged {after:?} rekeys, right {right:?}"))
     });
-    assert!(summary.contains("2000 received"), "pings lost across rekeys: {summary}");
+    assert!(
+        summary.contains("2000 received"),
+        "pings lost across rekeys: {summary}\nleft: {}\nright: {}",
+        h.status("left"),
+        h.status("right")
+    );
     // No ESP ever came for a pair that was not (or no longer) installed: each side installs a
     // new pair before the message that lets the other use it, or remove the old one, goes out.
     for side in ["left", "right"] {
