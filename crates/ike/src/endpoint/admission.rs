@@ -62,6 +62,7 @@ impl Endpoint {
         // A failure to draw a new secret keeps the old one: cookies keep working.
         let _ = self.cookies.rotate_if_due(&self.provider, now, self.config.cookie_secret_lifetime);
         let ip = remote.ip();
+        self.sweep_stale(now);
         // Key exchanges being computed elsewhere hold their place as half-open SAs.
         let total = self.half_open.len().saturating_add(self.pending.len());
         let from_ip = self.half_open_per_ip.get(&ip).copied().unwrap_or(0);
@@ -120,12 +121,21 @@ impl Endpoint {
         }
         extra.extend(nat_notifies(h.spi_i, spi_r, local, remote));
         let prefer_initiator = self.peers.iter().any(|p| p.prefer_initiator);
-        let params = ResponderParams { proposals: &proposals, prefer_initiator, extra: &extra };
         if self.config.offload_key_exchange {
-            let req = Deferred { bytes: msg.as_bytes(), spi_i: h.spi_i, spi_r, local, remote };
-            self.defer_init(now, &params, req);
+            let req = Deferred {
+                proposals,
+                prefer_initiator,
+                extra,
+                bytes: msg.as_bytes(),
+                spi_i: h.spi_i,
+                spi_r,
+                local,
+                remote,
+            };
+            self.defer_init(now, req);
             return Ok(());
         }
+        let params = ResponderParams { proposals: &proposals, prefer_initiator, extra: &extra };
         let reply = respond(&self.provider, &params, msg.as_bytes(), spi_r)?;
         self.answer_init(now, local, remote, h.spi_i, reply, false).map(|_| ())
     }

@@ -114,8 +114,8 @@ pub struct Endpoint {
     /// initiator SPI and source.
     work: std::collections::VecDeque<InitWork>,
     pending: HashMap<(IkeSpi, SocketAddr), work::Pending>,
-    /// The proposals the last key exchange handed out was chosen from, shared by the next ones.
-    proposals_cache: Option<Arc<[oxswan_wire::sa::Proposal]>>,
+    /// When `pending` was last looked over for key exchanges a driver lost.
+    swept: Option<Instant>,
 }
 
 impl Endpoint {
@@ -158,7 +158,7 @@ impl Endpoint {
             local_addresses: Vec::new(),
             work: std::collections::VecDeque::new(),
             pending: HashMap::new(),
-            proposals_cache: None,
+            swept: None,
         })
     }
 

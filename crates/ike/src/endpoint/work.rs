@@ -11,7 +11,6 @@
 //! (the limits, the SPI index, the SA) stays before and after it.
 
 use core::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Instant;
 
 use oxswan_crypto::CryptoProvider;
@@ -26,16 +25,16 @@ use crate::ike_sa::IkeSa;
 use crate::init::{InitReply, ResponderParams, respond};
 use crate::sa::{Transmit, Transport};
 
-/// Past this many key exchanges out, those out for longer than a half-open SA may live are forgotten:
-/// a driver that lost them would hold their half-open places for ever. (They count as half-open SAs,
-/// so the half-open limit bounds them in any case.)
-const STALE_SWEEP: usize = 1024;
+/// How often the key exchanges out are looked over for those out longer than a half-open SA may
+/// live, which are forgotten: a driver that lost them would hold their half-open places (and block
+/// their addresses) for ever. A walk over at most the half-open limit's worth, once a second.
+const STALE_SWEEP: core::time::Duration = core::time::Duration::from_secs(1);
 
 /// An IKE_SA_INIT request's key exchange, to be computed on any thread (see the module).
 #[derive(Debug)]
 pub struct InitWork {
     provider: CryptoProvider,
-    proposals: Arc<[Proposal]>,
+    proposals: Vec<Proposal>,
     prefer_initiator: bool,
     extra: Vec<Payload>,
     request: Vec<u8>,
@@ -104,21 +103,12 @@ impl Endpoint {
 
     /// Hands out the key exchange of an admitted request; it counts as a half-open SA from `remote`
     /// until it comes back.
-    pub(super) fn defer_init(&mut self, now: Instant, params: &ResponderParams<'_>, req: Deferred<'_>) {
-        self.sweep_stale(now);
-        let proposals = match &self.proposals_cache {
-            Some(p) if p.as_ref() == params.proposals => p.clone(),
-            _ => {
-                let p: Arc<[Proposal]> = params.proposals.into();
-                self.proposals_cache = Some(p.clone());
-                p
-            }
-        };
+    pub(super) fn defer_init(&mut self, now: Instant, req: Deferred<'_>) {
         self.work.push_back(InitWork {
             provider: self.provider.clone(),
-            proposals,
-            prefer_initiator: params.prefer_initiator,
-            extra: params.extra.to_vec(),
+            proposals: req.proposals,
+            prefer_initiator: req.prefer_initiator,
+            extra: req.extra,
             request: req.bytes.to_vec(),
             spi_i: req.spi_i,
             spi_r: req.spi_r,
@@ -131,7 +121,7 @@ impl Endpoint {
     }
 
     /// A computed key exchange: the response goes out and the SA is made, as if the request had been
-    /// answered at once. One that was forgotten meanwhile (see [`STALE_SWEEP`]) is dropped.
+    /// answered at once. One that was forgotten meanwhile (see [`Endpoint::sweep_stale`]) is dropped.
     pub fn handle_work(&mut self, now: Instant, done: InitDone) {
         let key = (done.spi_i, done.remote);
         match self.pending.get(&key) {
@@ -163,11 +153,13 @@ impl Endpoint {
         self.arrival = Transport::Udp;
     }
 
-    /// Forgets key exchanges out for longer than a half-open SA may live, once there are many.
-    fn sweep_stale(&mut self, now: Instant) {
-        if self.pending.len() < STALE_SWEEP {
+    /// Forgets key exchanges out for longer than a half-open SA may live (at most once per
+    /// [`STALE_SWEEP`]). Called before a new request meets the half-open limits.
+    pub(super) fn sweep_stale(&mut self, now: Instant) {
+        if self.pending.is_empty() || self.swept.is_some_and(|t| now.saturating_duration_since(t) < STALE_SWEEP) {
             return;
         }
+        self.swept = Some(now);
         let timeout = self.config.half_open_timeout;
         let stale: Vec<(IkeSpi, SocketAddr)> = self
             .pending
@@ -235,8 +227,11 @@ impl Endpoint {
     }
 }
 
-/// The request a key exchange is deferred for.
+/// The request a key exchange is deferred for, and what `init::respond` is to answer it from.
 pub(super) struct Deferred<'a> {
+    pub(super) proposals: Vec<Proposal>,
+    pub(super) prefer_initiator: bool,
+    pub(super) extra: Vec<Payload>,
     pub(super) bytes: &'a [u8],
     pub(super) spi_i: IkeSpi,
     pub(super) spi_r: IkeSpi,

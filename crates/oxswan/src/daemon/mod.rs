@@ -510,7 +510,7 @@ impl Ike {
             if dropped > self.inbox_dropped {
                 tracing::warn!(
                     target: "ike",
-                    "the IKE thread is behind: {} datagram(s) dropped at its full queue ({} in all)",
+                    "the IKE thread is behind: {} input(s) from the network dropped at its full queue ({} in all)",
                     dropped - self.inbox_dropped,
                     dropped
                 );
