@@ -574,6 +574,11 @@ impl DataPlane {
             _ => return,
         };
         let Some(child) = tables.by_spi(spi) else {
+            // Sent on a pair just removed, before the peer's IKE thread had our DELETE.
+            if let Some(old) = self.tables.retired(spi) {
+                self.deliver(&old, pkt, from, queue, tx);
+                return;
+            }
             self.unknown_spi.fetch_add(1, Ordering::Relaxed);
             let now = Instant::now();
             self.early.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keep(now, spi, pkt);

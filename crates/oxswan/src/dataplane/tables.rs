@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use oxswan_esp::{InboundSa, OutboundSa, PacketInfo, Selectors, Spd, SpdError};
@@ -196,6 +197,37 @@ pub struct SaTables {
     current: ArcSwap<Tables>,
     /// Serializes the writers, so that none loses another's change between loading and storing.
     writer: Mutex<()>,
+    /// Pairs removed a moment ago, still opening what their peer sent on them (see [`Retired`]).
+    retired: Mutex<Retired>,
+}
+
+/// How long a removed pair still opens what its peer sent on it. The peer stops sending on an old
+/// pair when its IKE thread handles our DELETE (RFC 7296 §2.8), but its packet threads may have
+/// sealed packets on it before and send them after the DELETE's response, which is what makes us
+/// remove the pair: without this, a rekey under traffic lost such a packet now and then.
+pub const RETIRED_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Removed pairs kept at most (the oldest go first beyond).
+const RETIRED_MAX: usize = 4096;
+
+/// Removed pairs by inbound SPI, with when each was removed, oldest first. Only the packets whose
+/// SPI no installed pair has look here. They are never sent on: the SPD no longer has them.
+#[derive(Debug, Default)]
+struct Retired {
+    by_spi: std::collections::HashMap<u32, Arc<ChildEntry>>,
+    order: std::collections::VecDeque<(Instant, u32)>,
+}
+
+impl Retired {
+    fn expire(&mut self, now: Instant) {
+        while let Some((at, spi)) = self.order.front().copied() {
+            if self.order.len() <= RETIRED_MAX && now.saturating_duration_since(at) < RETIRED_GRACE {
+                break;
+            }
+            self.order.pop_front();
+            self.by_spi.remove(&spi);
+        }
+    }
 }
 
 impl SaTables {
@@ -232,11 +264,35 @@ impl SaTables {
         Ok(entry)
     }
 
-    /// Removes the pair with inbound SPI `spi_in`.
+    /// Removes the pair with inbound SPI `spi_in`; for [`RETIRED_GRACE`] it still opens what comes
+    /// on it ([`SaTables::retired`]).
     pub fn remove(&self, spi_in: u32) -> Option<Arc<ChildEntry>> {
+        self.remove_at(spi_in, Instant::now())
+    }
+
+    fn remove_at(&self, spi_in: u32, now: Instant) -> Option<Arc<ChildEntry>> {
         // Nothing to publish for an SPI that is not there (a DELETE for a pair refused at install).
         self.load().by_spi(spi_in)?;
-        self.change(|t| t.spd.remove(&spi_in))
+        let gone = self.change(|t| t.spd.remove(&spi_in))?;
+        let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
+        // An SPI drawn again since (the engine draws among the SPIs it holds) keeps only its newest.
+        if retired.by_spi.insert(spi_in, gone.clone()).is_none() {
+            retired.order.push_back((now, spi_in));
+        }
+        retired.expire(now);
+        Some(gone)
+    }
+
+    /// The pair with inbound SPI `spi` removed less than [`RETIRED_GRACE`] ago, if any: for a packet
+    /// no installed pair takes.
+    pub fn retired(&self, spi: u32) -> Option<Arc<ChildEntry>> {
+        self.retired_at(spi, Instant::now())
+    }
+
+    fn retired_at(&self, spi: u32, now: Instant) -> Option<Arc<ChildEntry>> {
+        let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
+        retired.expire(now);
+        retired.by_spi.get(&spi).cloned()
     }
 
     /// Starts sending on the pair with inbound SPI `spi_in`.
@@ -321,6 +377,29 @@ mod tests {
 
     fn out_spi(t: &SaTables, dst: &str) -> Option<u32> {
         t.load().outbound(&to(dst)).map(|c| c.inb.spi())
+    }
+
+    #[test]
+    fn a_removed_pair_still_opens_for_a_moment_and_never_sends() {
+        let t = SaTables::default();
+        let now = Instant::now();
+        t.install(pair(1, "10.2.0.0/16", true)).unwrap();
+        assert!(t.retired_at(1, now).is_none(), "an installed pair is not retired");
+        assert_eq!(t.remove_at(1, now).map(|c| c.inb.spi()), Some(1));
+        assert!(t.load().by_spi(1).is_none());
+        assert_eq!(out_spi(&t, "10.2.0.1"), None);
+        let later = now + RETIRED_GRACE - std::time::Duration::from_millis(1);
+        assert_eq!(t.retired_at(1, later).map(|c| c.inb.spi()), Some(1));
+        assert!(t.retired_at(1, now + RETIRED_GRACE).is_none());
+        assert!(t.retired_at(1, now).is_none(), "gone for good once expired");
+        // At most RETIRED_MAX are kept, the oldest going first.
+        for spi in 10..10 + u32::try_from(RETIRED_MAX).unwrap() + 1 {
+            t.retired.lock().unwrap().by_spi.insert(spi, Arc::new(pair(spi, "10.3.0.0/16", true)));
+            t.retired.lock().unwrap().order.push_back((now, spi));
+        }
+        assert!(t.retired_at(10, now).is_none());
+        assert!(t.retired_at(11, now).is_some());
+        assert_eq!(t.retired.lock().unwrap().by_spi.len(), RETIRED_MAX);
     }
 
     #[test]
