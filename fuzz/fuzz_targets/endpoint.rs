@@ -29,6 +29,7 @@ fn peer(name: &str, local: &str, remote: &str) -> Option<PeerConfig> {
         remote_auth: RemoteAuth::Psk(Secret::from_slice(b"fuzz")),
         rsa_pss: false,
         children: vec![ChildConfig {
+            per_cpu_sas: false,
             name: "c".into(),
             esp_proposals: parse_esp_proposals("aes256gcm16").ok()?,
             local_ts: vec![TsConfig::Dynamic],

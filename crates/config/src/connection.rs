@@ -163,6 +163,7 @@ pub(crate) fn connection(
             rekey_packets,
             life_packets: volume(ctx, ch.life_packets, &format!("{ckey}.life_packets"))?
                 .unwrap_or(rekey_packets.saturating_add(rekey_packets / 10)),
+            per_cpu_sas: ch.per_cpu_sas.unwrap_or(false),
         });
     }
     let remote_addrs = addrs(&c.remote_addrs, "remote_addrs")?;

@@ -189,6 +189,10 @@ pub struct Child {
     pub rekey_packets: u64,
     /// Delete after this many packets (default 1.1 × `rekey_packets`; 0: never).
     pub life_packets: u64,
+    /// Per-resource CHILD SAs (RFC 9611, strongSwan's `per_cpu_sas`): besides the first (the
+    /// fallback), one more with the same selectors for each data-plane worker, so that the workers
+    /// seal and open in parallel, each on its own SA (default false).
+    pub per_cpu_sas: bool,
 }
 
 /// `connections.<name>`.

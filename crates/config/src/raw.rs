@@ -114,6 +114,7 @@ pub(crate) struct RawChild {
     pub life_bytes: Option<S<toml::Value>>,
     pub rekey_packets: Option<S<toml::Value>>,
     pub life_packets: Option<S<toml::Value>>,
+    pub per_cpu_sas: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]

@@ -45,6 +45,7 @@ fn peer(name: &str, local: &str, remote: &str, local_auth: LocalAuth, remote_aut
         remote_auth,
         rsa_pss: false,
         children: vec![ChildConfig {
+            per_cpu_sas: false,
             name: "net".into(),
             esp_proposals: parse_esp_proposals("aes256gcm16").unwrap(),
             local_ts: vec![TsConfig::Dynamic],

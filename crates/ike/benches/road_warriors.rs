@@ -242,6 +242,7 @@ fn sel(s: &str) -> TsConfig {
 
 fn child(local_ts: Vec<TsConfig>, remote_ts: Vec<TsConfig>) -> ChildConfig {
     ChildConfig {
+        per_cpu_sas: false,
         name: "net".into(),
         esp_proposals: parse_esp_proposals("aes256gcm16").unwrap(),
         local_ts,

@@ -61,6 +61,7 @@ fn main() {
         remote_auth,
         rsa_pss: false,
         children: vec![ChildConfig {
+            per_cpu_sas: false,
             name: "net".into(),
             esp_proposals: parse_esp_proposals("aes256gcm16,aes128-sha256").unwrap(),
             local_ts: vec![ts(&args[6])],

@@ -77,6 +77,10 @@ pub struct ChildConfig {
     pub lifetime: ChildLifetime,
     /// How much traffic it carries before it is rekeyed or deleted.
     pub volume: crate::volume::VolumeLimits,
+    /// Per-resource CHILD SAs (RFC 9611): the first pair, the fallback, announces them with
+    /// SA_RESOURCE_INFO; once the peer answers in kind, the IKE SA's initiator makes one more pair
+    /// with the same selectors for each of [`crate::EndpointConfig::resources`].
+    pub per_cpu_sas: bool,
 }
 
 /// When a CHILD SA is replaced and when it expires (strongSwan's `rekey_time`, `rand_time` and

@@ -265,6 +265,12 @@ pub struct EndpointConfig {
     /// Hand the responder's IKE_SA_INIT key exchanges out to be computed on other threads
     /// ([`Endpoint::poll_work`](crate::Endpoint::poll_work)) instead of answering at once.
     pub offload_key_exchange: bool,
+    /// The data plane's resources (its workers) that per-resource CHILD SAs are made for (RFC 9611,
+    /// children with `per_cpu_sas`): as initiator, one pair for each besides the fallback; as
+    /// responder, at most this many besides it (more get TS_MAX_QUEUE). The inbound SPI of the pair
+    /// for resource `k` is `k` modulo this, which is how the daemon steers its ESP to worker `k`.
+    /// 0 or 1: no per-resource pairs but the fallback (a peer may still make its own).
+    pub resources: u32,
 }
 
 impl Default for EndpointConfig {
@@ -280,6 +286,7 @@ impl Default for EndpointConfig {
             fragment_size: 1280,
             keepalive: None,
             offload_key_exchange: false,
+            resources: 0,
         }
     }
 }

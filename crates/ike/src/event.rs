@@ -110,6 +110,29 @@ pub struct ChildSa {
     /// the old SA ([`Event::ChildSaOutbound`]), by which time the initiator has installed the new
     /// inbound SA: no packet arrives for an SA the peer does not have yet.
     pub outbound: bool,
+    /// Its place among the per-resource pairs of its selectors (RFC 9611), if it is one.
+    pub resource: Option<PerResource>,
+}
+
+/// A pair's place among the per-resource CHILD SAs of one set of selectors (RFC 9611).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PerResource {
+    /// The first of them, for no resource in particular: what a worker without a pair of its own
+    /// sends on (§2).
+    Fallback,
+    /// The pair of our resource (data-plane worker) with this number: its inbound SPI is the
+    /// number modulo [`crate::EndpointConfig::resources`], and that worker sends on it.
+    Resource(u32),
+}
+
+impl PerResource {
+    /// Our resource number, for a pair that has one.
+    pub fn number(self) -> Option<u32> {
+        match self {
+            PerResource::Fallback => None,
+            PerResource::Resource(k) => Some(k),
+        }
+    }
 }
 
 /// Why an IKE SA ended.

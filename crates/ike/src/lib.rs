@@ -33,6 +33,6 @@ pub use config::{
 };
 pub use endpoint::{Endpoint, SaCounts, Stats};
 pub use error::{IkeError, Result, Unexpected};
-pub use event::{ChildSa, DownReason, Event, IkeSaInfo, RelayAnswer, SaHandle};
+pub use event::{ChildSa, DownReason, Event, IkeSaInfo, PerResource, RelayAnswer, SaHandle};
 pub use nat::NatState;
 pub use sa::{IKE_PORT, NAT_KEEPALIVE, NAT_T_PORT, Transmit, Transport};

@@ -207,6 +207,7 @@ impl Plan {
             remote_auth,
             rsa_pss: false,
             children: vec![ChildConfig {
+                per_cpu_sas: false,
                 name: "load".into(),
                 esp_proposals: self.esp_proposals.clone(),
                 local_ts: vec![TsConfig::Dynamic],

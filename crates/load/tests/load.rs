@@ -44,6 +44,7 @@ fn gateway(psk: &[u8]) -> Gateway {
         remote_auth: RemoteAuth::Psk(Secret::from_slice(psk)),
         rsa_pss: false,
         children: vec![ChildConfig {
+            per_cpu_sas: false,
             name: "gw".into(),
             esp_proposals: parse_esp_proposals("aes256gcm16").unwrap(),
             local_ts: vec![TsConfig::Selector(all)],

@@ -217,6 +217,7 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
             .children
             .iter()
             .map(|ch| ChildConfig {
+                per_cpu_sas: ch.per_cpu_sas,
                 name: ch.name.clone(),
                 esp_proposals: ch.esp_proposals.clone(),
                 local_ts: ch.local_ts.clone(),

@@ -313,6 +313,7 @@ fn inner_packets_outside_the_selectors_are_dropped_and_counted() {
             remote_auth: RemoteAuth::Psk(psk()),
             rsa_pss: false,
             children: vec![ChildConfig {
+                per_cpu_sas: false,
                 name: "net".into(),
                 esp_proposals: parse_esp_proposals("aes256gcm16").unwrap(),
                 local_ts: vec![ts("10.1.0.1")],

@@ -336,6 +336,8 @@ wire_enum! {
         AUTHORIZATION_FAILED = 46,
         /// RFC 9370.
         STATE_NOT_FOUND = 47,
+        /// RFC 9611: the responder takes no more per-resource CHILD SAs with these selectors.
+        TS_MAX_QUEUE = 48,
         INITIAL_CONTACT = 16384,
         SET_WINDOW_SIZE = 16385,
         ADDITIONAL_TS_POSSIBLE = 16386,
@@ -443,6 +445,9 @@ wire_enum! {
         USE_AGGFRAG = 16442,
         /// RFC 9593.
         SUPPORTED_AUTH_METHODS = 16443,
+        /// RFC 9611: this CHILD SA is one of several with the same selectors, each for one resource
+        /// (a CPU, a queue) of its sender, whose identifier it may carry.
+        SA_RESOURCE_INFO = 16444,
     }
 }
 

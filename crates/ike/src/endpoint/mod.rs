@@ -183,6 +183,7 @@ impl Endpoint {
             leases: self.leases.as_mut(),
             transport: self.arrival,
             local_addresses: &self.local_addresses,
+            resources: self.config.resources,
         };
         (ctx, &mut self.sas)
     }

@@ -33,6 +33,7 @@ pub(crate) struct Pair {
     pub remote: SocketAddr,
     pub replaces: Option<u32>,
     pub outbound: bool,
+    pub resource: Option<crate::event::PerResource>,
 }
 
 impl Pair {
@@ -54,6 +55,7 @@ impl Pair {
             remote: c.remote,
             replaces: c.replaces,
             outbound: c.outbound,
+            resource: c.resource,
         }
     }
 
@@ -79,6 +81,7 @@ impl Pair {
             remote: self.remote,
             replaces: self.replaces,
             outbound: self.outbound,
+            resource: self.resource,
         }
     }
 }
@@ -143,6 +146,10 @@ impl ChildTable {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &ChildRecord> {
+        self.0.iter()
     }
 
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut ChildRecord> {

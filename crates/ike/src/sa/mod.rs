@@ -87,6 +87,9 @@ pub(crate) enum Job {
     RekeyIke,
     /// CREATE_CHILD_SA for the connection's child with this index (§1.3.1).
     NewChild(u16),
+    /// CREATE_CHILD_SA for the per-resource pair of the child with this index for our resource
+    /// with this number (RFC 9611).
+    NewResourceChild(u16, u32),
     /// INFORMATIONAL with UPDATE_SA_ADDRESSES: the SA moves to the first of its probed paths
     /// (RFC 4555 §3.5).
     UpdateAddresses,
@@ -155,7 +158,14 @@ impl Job {
     /// Whether the job is about a CHILD SA (and goes with the CHILD SAs to an heir) rather than
     /// about the IKE SA itself.
     pub(crate) fn is_child_job(self) -> bool {
-        matches!(self, Job::DeleteChild(_) | Job::DeleteUninstalled(_) | Job::RekeyChild(_) | Job::NewChild(_))
+        matches!(
+            self,
+            Job::DeleteChild(_)
+                | Job::DeleteUninstalled(_)
+                | Job::RekeyChild(_)
+                | Job::NewChild(_)
+                | Job::NewResourceChild(..)
+        )
     }
 }
 

@@ -89,6 +89,8 @@ pub(crate) struct Ctx<'a> {
     /// This host's addresses, as the daemon last told them: MOBIKE announces the others than an
     /// SA's own (RFC 4555 §3.4).
     pub local_addresses: &'a [core::net::IpAddr],
+    /// [`crate::EndpointConfig::resources`].
+    pub resources: u32,
 }
 
 /// Draws of an inbound SPI before giving up: with a working random source a collision among 2^32
@@ -98,9 +100,22 @@ const SPI_TRIES: usize = 64;
 impl Ctx<'_> {
     /// A random inbound ESP SPI above 255 (RFC 4303 §2.1) that no SA of the endpoint holds: the SPI
     /// alone identifies an inbound SA to the data plane, so a duplicate would replace another SA.
-    pub(crate) fn new_esp_spi(&mut self) -> Result<u32> {
+    /// For the per-resource pair of `resource` (RFC 9611), one that is `resource` modulo
+    /// [`crate::EndpointConfig::resources`]: the daemon steers inbound ESP to its workers by the SPI,
+    /// so each resource's pair arrives at its own worker.
+    pub(crate) fn new_esp_spi_for(&mut self, resource: Option<u32>) -> Result<u32> {
         for _ in 0..SPI_TRIES {
-            let spi = crate::child::random_esp_spi(self.provider)?;
+            let mut spi = crate::child::random_esp_spi(self.provider)?;
+            if let Some(k) = resource
+                && self.resources > 1
+            {
+                let n = self.resources;
+                // Down to a multiple of n, plus k; SPIs below 256 are reserved (RFC 4303 §2.1).
+                match (spi - spi % n).checked_add(k % n) {
+                    Some(s) if s >= 256 => spi = s,
+                    _ => continue,
+                }
+            }
             if !self.esp_spis.contains_key(&spi) && !self.fresh_spis.contains(&spi) {
                 self.fresh_spis.push(spi);
                 return Ok(spi);

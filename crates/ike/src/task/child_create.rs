@@ -15,7 +15,7 @@ use super::{Collected, InFlight, Next, complete_ke, first_ke, nonce, notify, res
 use crate::child::{self, ChosenEsp, Mode};
 use crate::config::PeerConfig;
 use crate::error::Result;
-use crate::event::{ChildSa, Event};
+use crate::event::{ChildSa, Event, PerResource};
 use crate::sa::{Ask, ChildRecord, Ctx, Job, SaCore};
 
 /// Pseudo-reason for a child the initiator could not accept locally (no notify was received).
@@ -36,6 +36,17 @@ pub(crate) struct ChildOffer {
     transport: bool,
     ke: Option<Box<dyn KeyExchange>>,
     ke_retried: bool,
+    /// What SA_RESOURCE_INFO announces (RFC 9611): the fallback of a child with `per_cpu_sas`, or
+    /// the pair of one of our resources; `None` for an ordinary pair.
+    resource: Option<PerResource>,
+}
+
+/// The SA_RESOURCE_INFO notify for `resource` (RFC 9611 §4.1): the fallback's carries no
+/// identifier, a resource's pair its number, four octets in network order (as strongSwan's CPU
+/// IDs). The identifier is opaque to the peer.
+fn resource_info(resource: PerResource) -> Payload {
+    let data = resource.number().map(|k| k.to_be_bytes().to_vec()).unwrap_or_default();
+    Payload::Notify(oxswan_wire::notify::NotifyPayload::new(NotifyType::SA_RESOURCE_INFO, data))
 }
 
 impl ChildOffer {
@@ -44,6 +55,9 @@ impl ChildOffer {
         let mut out = Vec::new();
         if self.transport {
             out.push(notify(NotifyType::USE_TRANSPORT_MODE));
+        }
+        if let Some(r) = self.resource {
+            out.push(resource_info(r));
         }
         out.push(Payload::Sa(SaPayload { proposals: self.offered.clone() }));
         out.extend(extra);
@@ -112,17 +126,21 @@ pub(crate) fn accept_answer(
 }
 
 impl SaCore {
-    /// An offer of the connection's child `index`: in CREATE_CHILD_SA (`in_auth` false) with a nonce
-    /// and, with PFS, a key exchange in `group` or the first of its proposals.
+    /// An offer of the connection's child `index`: in CREATE_CHILD_SA (`group` not `None`) with a
+    /// nonce and, with PFS, a key exchange in the group given or the first of its proposals. A child
+    /// with `per_cpu_sas` is offered as the fallback of its per-resource pairs, or as the pair of
+    /// `resource` (RFC 9611).
     pub(crate) fn child_offer(
         &mut self,
         ctx: &mut Ctx<'_>,
         peer: &PeerConfig,
         index: usize,
         group: Option<Option<KeId>>,
+        resource: Option<PerResource>,
     ) -> Result<ChildOffer> {
         let config = peer.children.get(index).ok_or(crate::error::IkeError::UnknownConnection)?;
-        let spi_in = ctx.new_esp_spi()?;
+        let resource = if config.per_cpu_sas { Some(resource.unwrap_or(PerResource::Fallback)) } else { None };
+        let spi_in = ctx.new_esp_spi_for(resource.and_then(PerResource::number))?;
         let offered = child::esp_offer(&config.esp_proposals, spi_in);
         let (nonce, ke) = match group {
             None => (None, None),
@@ -145,6 +163,7 @@ impl SaCore {
             transport: config.mode == Mode::Transport,
             ke,
             ke_retried: matches!(group, Some(Some(_))),
+            resource,
         })
     }
 
@@ -165,9 +184,10 @@ impl SaCore {
         ctx: &mut Ctx<'_>,
         index: u16,
         group: Option<KeId>,
+        resource: Option<PerResource>,
     ) -> Option<(Vec<Payload>, Box<ChildOffer>)> {
         let peer = self.peer.clone()?;
-        let offer = self.child_offer(ctx, &peer, usize::from(index), Some(group)).ok()?;
+        let offer = self.child_offer(ctx, &peer, usize::from(index), Some(group), resource).ok()?;
         let mut extra = vec![Payload::Nonce(NoncePayload { data: offer.nonce.clone().unwrap_or_default() })];
         if let Some(k) = &offer.ke {
             extra.push(Payload::Ke(KePayload { group: k.group(), data: k.public_value().to_vec() }));
@@ -180,8 +200,10 @@ impl SaCore {
         // §1.3.1: start again once in the group the responder asked for.
         if p.error() == Some(NotifyType::INVALID_KE_PAYLOAD) && !offer.ke_retried {
             let index = u16::try_from(offer.config).ok();
-            let retry =
-                index.zip(p.invalid_ke_group()).and_then(|(i, g)| self.additional_child_request(ctx, i, Some(g)));
+            let resource = offer.resource;
+            let retry = index
+                .zip(p.invalid_ke_group())
+                .and_then(|(i, g)| self.additional_child_request(ctx, i, Some(g), resource));
             if let Some((payloads, offer)) = retry {
                 return Next::Send {
                     exchange: ExchangeType::CREATE_CHILD_SA,
@@ -232,7 +254,7 @@ impl SaCore {
                 None => return,
             },
         };
-        let c = self.derive_child(
+        let mut c = self.derive_child(
             ctx,
             &config.name,
             &accepted.chosen,
@@ -243,7 +265,21 @@ impl SaCore {
             (&ni, &nr),
             we_initiated,
         );
+        // RFC 9611 §2: a per-resource pair only if the responder answered in kind; without it, an
+        // ordinary pair (a peer without per-resource SAs treats the selectors as usual).
+        c.resource = offer.resource.filter(|_| p.has(NotifyType::SA_RESOURCE_INFO));
+        let fallback = c.resource == Some(PerResource::Fallback);
         self.ready(ctx, c);
+        // The peer takes per-resource pairs: one for each of our resources (eagerly, as the data
+        // plane's workers are few and fixed), each in a CREATE_CHILD_SA of its own.
+        if fallback
+            && ctx.resources > 1
+            && let Ok(index) = u16::try_from(offer.config)
+        {
+            for k in 0..ctx.resources {
+                self.queue(ctx, Job::NewResourceChild(index, k));
+            }
+        }
     }
 
     /// The CHILD SA part of the IKE_AUTH response (§1.2); a failure here leaves the IKE SA up.
@@ -253,12 +289,19 @@ impl SaCore {
         peer: &PeerConfig,
         p: &Collected,
     ) -> Vec<Payload> {
-        let Ok(spi_in) = ctx.new_esp_spi() else { return vec![notify(NotifyType::TEMPORARY_FAILURE)] };
-        let sel = match self.select_child(peer, p, spi_in, false) {
+        let mut sel = match self.select_child(peer, p, false) {
             Ok(sel) => sel,
             Err(SelectError::Missing) => return Vec::new(),
             Err(SelectError::Refused(reason)) => return self.refuse_child(ctx, peer, reason),
         };
+        let resource = match self.resource_for(ctx.resources, &sel.config, p) {
+            Ok(r) => r,
+            Err(reason) => return self.refuse_child(ctx, peer, reason),
+        };
+        let Ok(spi_in) = ctx.new_esp_spi_for(resource.and_then(PerResource::number)) else {
+            return vec![notify(NotifyType::TEMPORARY_FAILURE)];
+        };
+        sel.set_spi(spi_in, resource);
         let Some((ni, nr)) =
             self.keys.as_ref().and_then(|k| k.handshake.as_ref()).map(|h| (h.ni.clone(), h.nr.clone()))
         else {
@@ -266,7 +309,8 @@ impl SaCore {
         };
         let mode = if sel.transport { Mode::Transport } else { Mode::Tunnel };
         let ts = (sel.tsr.clone(), sel.tsi.clone());
-        let c = self.derive_child(ctx, &sel.config.name, &sel.chosen, spi_in, ts, mode, None, (&ni, &nr), false);
+        let mut c = self.derive_child(ctx, &sel.config.name, &sel.chosen, spi_in, ts, mode, None, (&ni, &nr), false);
+        c.resource = resource;
         self.ready(ctx, c);
         self.fresh_pairs.push(spi_in);
         sel.payloads(Vec::new())
@@ -277,12 +321,19 @@ impl SaCore {
     pub(crate) fn new_child_request(&mut self, ctx: &mut Ctx<'_>, p: &Collected) -> Vec<Payload> {
         let Some(peer) = self.peer.clone() else { return vec![notify(NotifyType::NO_ADDITIONAL_SAS)] };
         let Some(ni) = p.nonce.clone() else { return vec![notify(NotifyType::INVALID_SYNTAX)] };
-        let Ok(spi_in) = ctx.new_esp_spi() else { return vec![notify(NotifyType::TEMPORARY_FAILURE)] };
-        let sel = match self.select_child(&peer, p, spi_in, true) {
+        let mut sel = match self.select_child(&peer, p, true) {
             Ok(sel) => sel,
             Err(SelectError::Missing) => return vec![notify(NotifyType::INVALID_SYNTAX)],
             Err(SelectError::Refused(reason)) => return self.refuse_child(ctx, &peer, reason),
         };
+        let resource = match self.resource_for(ctx.resources, &sel.config, p) {
+            Ok(r) => r,
+            Err(reason) => return self.refuse_child(ctx, &peer, reason),
+        };
+        let Ok(spi_in) = ctx.new_esp_spi_for(resource.and_then(PerResource::number)) else {
+            return vec![notify(NotifyType::TEMPORARY_FAILURE)];
+        };
+        sel.set_spi(spi_in, resource);
         let (ke_out, shared) = match respond_ke(ctx, sel.chosen.ke, p.ke.as_ref()) {
             Ok(x) => x,
             Err(refusal) => return refusal,
@@ -290,8 +341,9 @@ impl SaCore {
         let Some(nr) = nonce(ctx) else { return vec![notify(NotifyType::TEMPORARY_FAILURE)] };
         let mode = if sel.transport { Mode::Transport } else { Mode::Tunnel };
         let ts = (sel.tsr.clone(), sel.tsi.clone());
-        let c =
+        let mut c =
             self.derive_child(ctx, &sel.config.name, &sel.chosen, spi_in, ts, mode, shared.as_ref(), (&ni, &nr), false);
+        c.resource = resource;
         if c.encr_in.is_empty() {
             return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)];
         }
@@ -309,13 +361,50 @@ impl SaCore {
         vec![notify(reason)]
     }
 
+    /// The responder's place for a new pair of `config` among its per-resource pairs (RFC 9611 §2),
+    /// when the initiator announced one with SA_RESOURCE_INFO and the child has `per_cpu_sas`: the
+    /// fallback if the IKE SA has none of the child's per-resource pairs yet, else the lowest of our
+    /// resources without one. With all taken, TS_MAX_QUEUE (§4.2): the initiator then stops asking.
+    /// An ordinary pair (`None`) otherwise.
+    fn resource_for(
+        &self,
+        resources: u32,
+        config: &child::ChildConfig,
+        p: &Collected,
+    ) -> core::result::Result<Option<PerResource>, NotifyType> {
+        if !config.per_cpu_sas || !p.has(NotifyType::SA_RESOURCE_INFO) {
+            return Ok(None);
+        }
+        let mut any = false;
+        let mut taken = 0u64;
+        for c in self.children.iter().filter(|c| c.sa.name == config.name) {
+            match c.sa.resource {
+                Some(PerResource::Fallback) => any = true,
+                Some(PerResource::Resource(k)) => {
+                    any = true;
+                    taken |= 1u64.checked_shl(k).unwrap_or(0);
+                }
+                None => {}
+            }
+        }
+        if !any {
+            return Ok(Some(PerResource::Fallback));
+        }
+        // The daemon has at most 16 workers; 64 bounds what a peer can make us hold all the same.
+        let ours = resources.clamp(1, 64);
+        (0..ours)
+            .find(|k| taken & 1u64.checked_shl(*k).unwrap_or(0) == 0)
+            .map(|k| Some(PerResource::Resource(k)))
+            .ok_or(NotifyType::TS_MAX_QUEUE)
+    }
+
     /// Picks our child for the initiator's offer (IKE_AUTH or CREATE_CHILD_SA): the first whose
-    /// selectors narrow with the offered ones (§2.9) and which accepts one of its proposals.
+    /// selectors narrow with the offered ones (§2.9) and which accepts one of its proposals. The
+    /// chosen proposal's SPI is set once the inbound SPI is drawn ([`SelectedChild::set_spi`]).
     fn select_child(
         &self,
         peer: &PeerConfig,
         p: &Collected,
-        spi_in: u32,
         with_ke: bool,
     ) -> core::result::Result<SelectedChild, SelectError> {
         let (Some(sa), Some(tsi), Some(tsr)) = (&p.sa, &p.tsi, &p.tsr) else { return Err(SelectError::Missing) };
@@ -327,14 +416,20 @@ impl SaCore {
                 continue;
             };
             narrowed_any = true;
-            let Ok(chosen) =
-                child::choose_esp(&config.esp_proposals, &sa.proposals, spi_in, peer.prefer_initiator, with_ke)
+            let Ok(chosen) = child::choose_esp(&config.esp_proposals, &sa.proposals, 0, peer.prefer_initiator, with_ke)
             else {
                 continue;
             };
             // §1.3.1: transport mode only if both want it.
             let transport = config.mode == Mode::Transport && p.has(NotifyType::USE_TRANSPORT_MODE);
-            return Ok(SelectedChild { config: config.clone(), chosen, tsi: n_tsi, tsr: n_tsr, transport });
+            return Ok(SelectedChild {
+                config: config.clone(),
+                chosen,
+                tsi: n_tsi,
+                tsr: n_tsr,
+                transport,
+                resource: None,
+            });
         }
         Err(SelectError::Refused(if narrowed_any {
             NotifyType::NO_PROPOSAL_CHOSEN
@@ -379,6 +474,7 @@ impl SaCore {
             remote: self.remote,
             replaces: None,
             outbound: true,
+            resource: None,
         };
         let Some(keys) = self.keys.as_ref() else { return empty };
         let secrets: Vec<&[u8]> = shared.map(|s| s.expose()).into_iter().collect();
@@ -427,14 +523,25 @@ struct SelectedChild {
     tsi: Vec<TrafficSelector>,
     tsr: Vec<TrafficSelector>,
     transport: bool,
+    /// The place among per-resource pairs, answered with SA_RESOURCE_INFO.
+    resource: Option<PerResource>,
 }
 
 impl SelectedChild {
+    /// Our inbound SPI, in the proposal we answer with, and the pair's per-resource place.
+    fn set_spi(&mut self, spi_in: u32, resource: Option<PerResource>) {
+        self.chosen.proposal.spi = spi_in.to_be_bytes().to_vec();
+        self.resource = resource;
+    }
+
     /// The response's payloads for this child, with `extra` (Nonce, KE) after the SA payload.
     fn payloads(&self, extra: Vec<Payload>) -> Vec<Payload> {
         let mut out = Vec::new();
         if self.transport {
             out.push(notify(NotifyType::USE_TRANSPORT_MODE));
+        }
+        if let Some(r) = self.resource {
+            out.push(resource_info(r));
         }
         out.push(Payload::Sa(SaPayload { proposals: vec![self.chosen.proposal.clone()] }));
         out.extend(extra);

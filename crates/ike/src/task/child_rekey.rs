@@ -128,7 +128,7 @@ impl SaCore {
             return None;
         }
         let config = self.child_config(&c.name)?;
-        let Some(offer) = Self::rekey_offer(ctx, &config, old, retry_group) else {
+        let Some(offer) = Self::rekey_offer(ctx, &config, (old, c.resource), retry_group) else {
             self.rekey_later(ctx, old);
             return None;
         };
@@ -152,8 +152,13 @@ impl SaCore {
         Some((payloads, Box::new(offer)))
     }
 
-    fn rekey_offer(ctx: &mut Ctx<'_>, config: &ChildConfig, old: u32, retry_group: Option<KeId>) -> Option<RekeyOffer> {
-        let spi_in = ctx.new_esp_spi().ok()?;
+    fn rekey_offer(
+        ctx: &mut Ctx<'_>,
+        config: &ChildConfig,
+        (old, resource): (u32, Option<crate::event::PerResource>),
+        retry_group: Option<KeId>,
+    ) -> Option<RekeyOffer> {
+        let spi_in = ctx.new_esp_spi_for(resource.and_then(crate::event::PerResource::number)).ok()?;
         let nonce = nonce(ctx)?;
         let offered = child::esp_offer(&config.esp_proposals, spi_in);
         let ke = match retry_group.or_else(|| first_ke(&config.esp_proposals)) {
@@ -303,7 +308,8 @@ impl SaCore {
         }
         let (Some(sa), Some(ni)) = (&p.sa, p.nonce.clone()) else { return vec![notify(NotifyType::INVALID_SYNTAX)] };
         let Some(config) = self.child_config(&old.name) else { return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)] };
-        let Ok(spi_in) = ctx.new_esp_spi() else { return vec![notify(NotifyType::TEMPORARY_FAILURE)] };
+        let resource = old.resource.and_then(crate::event::PerResource::number);
+        let Ok(spi_in) = ctx.new_esp_spi_for(resource) else { return vec![notify(NotifyType::TEMPORARY_FAILURE)] };
         let Ok(chosen) = child::choose_esp(&config.esp_proposals, &sa.proposals, spi_in, false, true) else {
             return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)];
         };
@@ -355,6 +361,7 @@ impl SaCore {
     ) -> ChildSa {
         let ts = (old.local_ts.to_vec(), old.remote_ts.to_vec());
         let c = self.derive_child(ctx, &old.name, chosen, spi_in, ts, old.mode, shared, nonces, we_initiated);
-        ChildSa { replaces: Some(old.spi_in), ..c }
+        // RFC 9611 §2: a rekeyed per-resource pair stays the pair of its resource.
+        ChildSa { replaces: Some(old.spi_in), resource: old.resource, ..c }
     }
 }

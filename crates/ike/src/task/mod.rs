@@ -149,7 +149,12 @@ pub(crate) fn request(
             (ExchangeType::CREATE_CHILD_SA, payloads, InFlight::RekeyIke(offer))
         }
         Job::NewChild(index) => {
-            let (payloads, offer) = core.additional_child_request(ctx, index, None)?;
+            let (payloads, offer) = core.additional_child_request(ctx, index, None, None)?;
+            (ExchangeType::CREATE_CHILD_SA, payloads, InFlight::NewChild(offer))
+        }
+        Job::NewResourceChild(index, k) => {
+            let resource = Some(crate::event::PerResource::Resource(k));
+            let (payloads, offer) = core.additional_child_request(ctx, index, None, resource)?;
             (ExchangeType::CREATE_CHILD_SA, payloads, InFlight::NewChild(offer))
         }
         Job::RekeyChild(old) => {

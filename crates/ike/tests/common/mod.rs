@@ -674,6 +674,7 @@ pub fn ts(s: &str) -> TrafficSelector {
 
 pub fn child_config(name: &str, local: &[&str], remote: &[&str]) -> ChildConfig {
     ChildConfig {
+        per_cpu_sas: false,
         name: name.into(),
         esp_proposals: parse_esp_proposals("aes256gcm16").unwrap(),
         local_ts: local

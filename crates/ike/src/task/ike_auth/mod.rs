@@ -62,7 +62,7 @@ impl SaCore {
             payloads.push(notify(NotifyType::INITIAL_CONTACT));
         }
         let offer = match peer.children.first() {
-            Some(_) => Some(Box::new(self.child_offer(ctx, peer, 0, None)?)),
+            Some(_) => Some(Box::new(self.child_offer(ctx, peer, 0, None, None)?)),
             None => None,
         };
         if let LocalAuth::Eap(client) = &peer.local_auth
