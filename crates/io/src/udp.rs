@@ -164,11 +164,14 @@ pub fn bind_reuseport(addr: SocketAddr, n: usize) -> io::Result<Vec<UdpSocket>> 
 /// Makes socket 0 of a [`bind_reuseport`] group on the NAT-T port the one IKE arrives on, apart from
 /// ESP: a classic BPF program picks the socket of each datagram (`SO_ATTACH_REUSEPORT_CBPF`). A
 /// payload that starts with four zero octets (the non-ESP marker, RFC 3948 §2.2) or is shorter than
-/// four (a NAT keepalive, §2.3) goes to socket 0, so IKE never queues behind a burst of ESP; ESP goes
-/// to one of the others by a hash of the sender's address and port: all of one peer's ESP (its SAs,
-/// and each inner flow) to one socket and one worker, in the order it came, as the kernel's own
-/// 4-tuple hash would. UDP GRO coalesces only datagrams of one 4-tuple, so a coalesced run goes
-/// where its first datagram does, whole. A group of one is left alone.
+/// four (a NAT keepalive, §2.3) goes to socket 0, so IKE never queues behind a burst of ESP. ESP
+/// goes to socket 1 + (SPI modulo the ESP sockets): all of one SA's packets (and so each inner
+/// flow's, which one SA carries) to one socket and one worker, in the order they came, whatever
+/// address the peer sends from (RFC 4555, NAT rebinding); and a peer's per-resource SAs (RFC 9611),
+/// whose inbound SPIs the engine draws as their resource modulo the workers, each to its own
+/// worker. UDP GRO coalesces datagrams of one 4-tuple, so a coalesced run goes where its first
+/// datagram does, whole: a peer that sends one SA per run (as oxswan's workers do) keeps them
+/// apart, and any mixing stays within the replay window. A group of one is left alone.
 pub fn steer_ike_apart(group: &[UdpSocket]) -> io::Result<()> {
     let (Some(first), Ok(esp)) = (group.first(), u32::try_from(group.len().saturating_sub(1))) else {
         return Ok(());
@@ -176,8 +179,7 @@ pub fn steer_ike_apart(group: &[UdpSocket]) -> io::Result<()> {
     if esp == 0 {
         return Ok(());
     }
-    let v6 = first.local_addr()?.is_ipv6();
-    let mut prog = steering_program(v6, esp);
+    let mut prog = steering_program(esp);
     let fprog = nix::libc::sock_fprog {
         len: u16::try_from(prog.len()).map_err(|_| io::Error::other("BPF program too long"))?,
         filter: prog.as_mut_ptr(),
@@ -186,56 +188,27 @@ pub fn steer_ike_apart(group: &[UdpSocket]) -> io::Result<()> {
     Ok(())
 }
 
-/// The program of [`steer_ike_apart`] for `esp` ESP sockets (1 to `esp` in the group).
-fn steering_program(v6: bool, esp: u32) -> Vec<nix::libc::sock_filter> {
-    // Classic BPF (linux/filter.h). A reuseport program runs with the data at the UDP payload;
-    // the IP and UDP headers are reached through the network header (SKF_NET_OFF). A load past
-    // the end ends the program with 0: a keepalive's single octet picks socket 0.
+/// The socket [`steer_ike_apart`] gives ESP with `spi` among `esp` ESP sockets (1 to `esp`).
+pub fn esp_socket_of(spi: u32, esp: u32) -> u32 {
+    spi.checked_rem(esp).unwrap_or(0).saturating_add(1)
+}
+
+/// The program of [`steer_ike_apart`] for `esp` ESP sockets (1 to `esp` in the group), as
+/// [`esp_socket_of`] computes it.
+fn steering_program(esp: u32) -> Vec<nix::libc::sock_filter> {
+    // Classic BPF (linux/filter.h). A reuseport program runs with the data at the UDP payload; a
+    // load past its end ends the program with 0, so a keepalive's single octet picks socket 0.
     const LD_W_ABS: u16 = 0x20;
-    const LD_H_ABS: u16 = 0x28;
-    const LD_H_IND: u16 = 0x48;
-    const LDX_B_MSH: u16 = 0xb1;
-    const LDX_MEM: u16 = 0x61;
-    const ST: u16 = 0x02;
     const JEQ_K: u16 = 0x15;
-    const XOR_X: u16 = 0xac;
-    const MUL_K: u16 = 0x24;
-    const RSH_K: u16 = 0x74;
     const MOD_K: u16 = 0x94;
     const ADD_K: u16 = 0x04;
     const RET_A: u16 = 0x16;
     const RET_K: u16 = 0x06;
-    const NET: u32 = 0xfff0_0000; // SKF_NET_OFF, -0x100000
     let op = |code: u16, k: u32| nix::libc::sock_filter { code, jt: 0, jf: 0, k };
-    let mut p = vec![op(LD_W_ABS, 0), op(JEQ_K, 0)];
-    if v6 {
-        // The source port (the UDP header right after the 40-octet header), then the source
-        // address's four words, folded together by XOR.
-        p.extend([op(LD_H_ABS, NET + 40), op(ST, 0)]);
-        for w in 0..4 {
-            p.extend([op(LD_W_ABS, NET + 8 + 4 * w), op(LDX_MEM, 0), op(XOR_X, 0)]);
-            if w < 3 {
-                p.push(op(ST, 0));
-            }
-        }
-    } else {
-        // X = the IPv4 header's length, then the source port at X, with the source address.
-        p.extend([
-            op(LDX_B_MSH, NET),
-            op(LD_H_IND, NET),
-            op(ST, 0),
-            op(LD_W_ABS, NET + 12),
-            op(LDX_MEM, 0),
-            op(XOR_X, 0),
-        ]);
-    }
-    p.extend([op(MUL_K, 0x9e37_79b1), op(RSH_K, 16), op(MOD_K, esp), op(ADD_K, 1), op(RET_A, 0), op(RET_K, 0)]);
-    // The jump over the ESP part to the last instruction when the first word is zero.
-    let to_ike = p.len().saturating_sub(3);
-    if let Some(j) = p.get_mut(1) {
-        j.jt = u8::try_from(to_ike).unwrap_or(u8::MAX);
-    }
-    p
+    // A = the first word (the SPI, in network order as loads are); zero: to the last instruction.
+    let mut to_ike = op(JEQ_K, 0);
+    to_ike.jt = 3;
+    vec![op(LD_W_ABS, 0), to_ike, op(MOD_K, esp), op(ADD_K, 1), op(RET_A, 0), op(RET_K, 0)]
 }
 
 /// One socket of a [`bind_reuseport`] group.
@@ -447,26 +420,32 @@ mod tests {
         let (addr, group) = group_on(ip, 4);
         steer_ike_apart(&group).unwrap();
         let mut used = std::collections::HashSet::new();
-        for _ in 0..16 {
-            let tx = UdpSocket::bind(SocketAddr::new(addr.ip(), 0)).unwrap();
-            // ESP (a non-zero SPI first), IKE behind the non-ESP marker, a NAT keepalive.
-            for i in 0..6u8 {
-                tx.send_to(&[0x12, 0x34, 0x56, i + 1, 0, 0, 0, 1], addr).unwrap();
+        for n in 0..16u32 {
+            // Each SPI's ESP on the socket esp_socket_of names, from whichever sender; IKE behind
+            // the non-ESP marker and a NAT keepalive on socket 0.
+            let spi = 0x1234_5600 + n * 7;
+            for _ in 0..2 {
+                let tx = UdpSocket::bind(SocketAddr::new(addr.ip(), 0)).unwrap();
+                for i in 0..3u8 {
+                    let mut esp = spi.to_be_bytes().to_vec();
+                    esp.extend([0, 0, 0, i + 1]);
+                    tx.send_to(&esp, addr).unwrap();
+                }
+                tx.send_to(&[0, 0, 0, 0, 0xaa, 0xbb], addr).unwrap();
+                tx.send_to(&[0xff], addr).unwrap();
             }
-            tx.send_to(&[0, 0, 0, 0, 0xaa, 0xbb], addr).unwrap();
-            tx.send_to(&[0xff], addr).unwrap();
             let counts = drain(&group);
-            assert_eq!(counts[0], 2, "IKE and the keepalive on socket 0: {counts:?}");
-            let esp: Vec<usize> = (1..4).filter(|i| counts[*i] > 0).collect();
-            assert_eq!(esp.len(), 1, "one sender's ESP on one socket: {counts:?}");
-            assert_eq!(counts[esp[0]], 6, "{counts:?}");
-            used.insert(esp[0]);
+            assert_eq!(counts[0], 4, "IKE and the keepalives on socket 0: {counts:?}");
+            let want = esp_socket_of(spi, 3) as usize;
+            assert_eq!(counts[want], 6, "SPI {spi:#x}: both senders on socket {want}: {counts:?}");
+            assert_eq!(counts.iter().sum::<usize>(), 10, "{counts:?}");
+            used.insert(want);
         }
-        assert!(used.len() > 1, "16 senders spread over the ESP sockets: {used:?}");
+        assert_eq!(used.len(), 3, "16 SPIs over the three ESP sockets: {used:?}");
     }
 
     #[test]
-    fn ike_arrives_apart_from_esp_and_each_peer_s_esp_on_one_socket() {
+    fn ike_arrives_apart_from_esp_and_each_spi_on_its_socket() {
         steering("127.0.0.1");
         // The daemon's IPv6 tests need ::1 too: a machine without it fails here rather than
         // leaving the IPv6 program untried.

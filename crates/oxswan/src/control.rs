@@ -220,6 +220,10 @@ pub struct ChildStatus {
     /// The largest inner packet the pair carries whole on that path.
     #[serde(default)]
     pub inner_mtu: u16,
+    /// A per-resource pair's place (RFC 9611): `fallback`, or the number of the worker that sends
+    /// on it; absent for an ordinary pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 /// Sends a request to the daemon at `socket` and waits up to `timeout` for the answer.

@@ -362,6 +362,11 @@ fn print_status(sas: &[control::IkeSaStatus]) {
             if c.path_mtu > 0 {
                 println!("    path MTU {}, inner packets up to {} octets", c.path_mtu, c.inner_mtu);
             }
+            match c.resource.as_deref() {
+                Some("fallback") => println!("    per-resource SAs (RFC 9611): the fallback"),
+                Some(k) => println!("    per-resource SAs (RFC 9611): worker {k}'s"),
+                None => {}
+            }
             println!("    local  {}", c.local_ts.join(", "));
             println!("    remote {}", c.remote_ts.join(", "));
         }

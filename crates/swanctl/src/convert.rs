@@ -88,7 +88,7 @@ fn harmless(section: Kind, key: &str, v: &str) -> bool {
         (Kind::Conn, "if_id_in" | "if_id_out") => is("0"),
         (Kind::Side, "round") => is("0") || is("1"),
         (Kind::Side, "revocation") => is("relaxed"),
-        (Kind::Child, "sha256_96" | "hostaccess" | "policies_fwd_out" | "ipcomp" | "mark_in_sa" | "per_cpu_sas") => {
+        (Kind::Child, "sha256_96" | "hostaccess" | "policies_fwd_out" | "ipcomp" | "mark_in_sa") => {
             off()
         }
         (Kind::Child, "hw_offload") => off() || is("no"),
@@ -881,6 +881,14 @@ impl Conv {
                     set_list(&mut t, "esp_proposals", &props);
                 }
                 "ah_proposals" => return Err(skip(&kv.loc, &k, "AH; oxswan has ESP only")),
+                // RFC 9611 per-resource CHILD SAs, as strongSwan 6.0.2 names them.
+                "per_cpu_sas" => match boolean(v) {
+                    Some(true) => {
+                        t.insert("per_cpu_sas", value(true));
+                    }
+                    Some(false) => {}
+                    None => self.not_carried(kv, &k, "not yes or no"),
+                },
                 "mode" => {
                     if !v.eq_ignore_ascii_case("tunnel") {
                         return Err(skip(

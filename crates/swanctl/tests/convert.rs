@@ -311,3 +311,26 @@ fn default_proposals_are_oxswans_in_place() {
     assert_eq!(i.notes.iter().filter(|n| n.message.contains("`default` is oxswan's")).count(), 2);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn per_cpu_sas_is_carried_over() {
+    let d = tmp("per-cpu");
+    let conf = "connections {\n c {\n  local { auth = psk\n id = a }\n  remote { auth = psk }\n  \
+                children { n { per_cpu_sas = yes }\n m { per_cpu_sas = no }\n o { per_cpu_sas = maybe } }\n }\n}\n\
+                secrets { ike-1 { id = a\n secret = x } }\n";
+    let (i, t) = convert(&write(&d, &[("swanctl.conf", conf.as_bytes())]));
+    let children = &t["connections"]["c"]["children"];
+    assert_eq!(children["n"]["per_cpu_sas"].as_bool(), Some(true), "{}", i.toml);
+    assert!(children["m"].get("per_cpu_sas").is_none(), "{}", i.toml);
+    assert!(children["o"].get("per_cpu_sas").is_none(), "{}", i.toml);
+    let parsed = oxswan_config::parse(Path::new("converted.toml"), &i.toml).unwrap();
+    let per_cpu: Vec<(&str, bool)> =
+        parsed.connections[0].children.iter().map(|c| (c.name.as_str(), c.per_cpu_sas)).collect();
+    assert!(per_cpu.contains(&("n", true)) && per_cpu.contains(&("m", false)), "{per_cpu:?}");
+    assert!(
+        i.notes.iter().any(|n| n.message.contains("not yes or no") && n.key.contains("per_cpu_sas")),
+        "{:?}",
+        i.notes
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

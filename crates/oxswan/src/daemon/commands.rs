@@ -162,6 +162,10 @@ impl Ike {
                             outside_selectors: k.outside_selectors,
                             path_mtu: k.path_mtu,
                             inner_mtu: k.inner_mtu,
+                            resource: c.resource.map(|r| match r {
+                                oxswan_ike::PerResource::Fallback => "fallback".to_owned(),
+                                oxswan_ike::PerResource::Resource(k) => k.to_string(),
+                            }),
                         }
                     })
                     .collect();

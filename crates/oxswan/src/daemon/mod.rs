@@ -213,6 +213,9 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         keepalive: Some(config.daemon.keepalive),
         fragment_size: usize::from(config.daemon.fragment_size),
         offload_key_exchange: crypto.is_some(),
+        // Per-resource CHILD SAs (RFC 9611): one for each outbound worker, which reads its own TUN
+        // queue; their inbound SPIs steer the peer's ESP to the ESP socket of the same number.
+        resources: u32::try_from(dp.tun.len()).unwrap_or(1),
         ..EndpointConfig::default()
     };
     let mut endpoint = Endpoint::new(engine, provider.clone(), peers, now, unix)?;

@@ -397,6 +397,8 @@ impl DataPlane {
     /// worker at a time ([`ChildEntry::sending`]).
     pub fn tun_loop(self: Arc<Self>, queue: usize) {
         let Some(tun) = self.tun.get(queue) else { return };
+        // This worker's resource (RFC 9611): the engine numbers them as the queues.
+        let worker = u32::try_from(queue).unwrap_or(u32::MAX);
         let mut rx = TunRx::new(self.tun_mtu, HEADROOM, TAILROOM);
         let mut out = GsoBatch::default();
         let mut tcp = TcpBatch::default();
@@ -422,7 +424,7 @@ impl DataPlane {
                 // the same answer from the same snapshot, so the previous packet's lookup stands.
                 let (child, path, mtu) = match last {
                     Some((flow, c, path, mtu)) if flow == info => (c, path, mtu),
-                    _ => match tables.outbound(&info) {
+                    _ => match tables.outbound_on(&info, worker) {
                         Some(c) => (c, c.path(), c.inner_mtu()),
                         None => {
                             if self.trap(&info)

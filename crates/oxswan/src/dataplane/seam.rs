@@ -32,7 +32,8 @@ impl Datapath for DataPlane {
         // Over TCP, ESP goes into the IKE SA's stream (RFC 9329 §3.2), to the peer's end of it.
         let remote = if c.transport == Transport::Tcp { c.remote } else { esp_destination(c.remote) };
         let path = EspPath { local: c.local, remote, transport: c.transport };
-        let entry = ChildEntry::new(name, out, inb, selectors, path, c.outbound);
+        let mut entry = ChildEntry::new(name, out, inb, selectors, path, c.outbound);
+        entry.resource = c.resource.and_then(oxswan_ike::PerResource::number);
         // What fits from the first packet on: the kernel's path MTU to the peer now.
         if let Ok(mtu) = self.mtu_probe.path_mtu(path.local.ip(), path.remote) {
             entry.set_path_mtu(mtu);

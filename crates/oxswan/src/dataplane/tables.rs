@@ -60,6 +60,9 @@ pub struct ChildEntry {
     inner_mtu: AtomicU16,
     /// Whether its counters moved since the IKE thread last read them ([`Moved`]).
     counted: AtomicBool,
+    /// The worker this pair is for, if it is a per-resource pair (RFC 9611): that worker sends on
+    /// it rather than on the fallback ([`Tables::outbound_on`]).
+    pub resource: Option<u32>,
 }
 
 /// The pairs whose counters moved since the IKE thread last collected them: each is listed once
@@ -116,6 +119,7 @@ impl ChildEntry {
             path_mtu: AtomicU16::new(DEFAULT_PATH_MTU),
             inner_mtu: AtomicU16::new(inner),
             counted: AtomicBool::new(false),
+            resource: None,
         }
     }
 
@@ -176,6 +180,8 @@ pub enum InstallError {
 pub struct Tables {
     /// The pairs by inbound SPI (unique), indexed by their selectors for outbound lookups.
     spd: Spd<u32, Arc<ChildEntry>>,
+    /// How many of them are per-resource pairs: without any, a lookup is one walk.
+    per_resource: usize,
 }
 
 impl Tables {
@@ -188,6 +194,23 @@ impl Tables {
     /// installed whose selectors admit it, so that a rekeyed pair takes over from its predecessor.
     pub fn outbound(&self, info: &PacketInfo) -> Option<&Arc<ChildEntry>> {
         self.spd.lookup(info, |c| c.outbound.load(Ordering::Relaxed))
+    }
+
+    /// The pair worker `worker` sends a packet on: the newest sending pair of that worker's
+    /// resource whose selectors admit it (RFC 9611: each worker its own SA, sequence numbers and
+    /// lock); for a worker without one, the newest that is no worker's (the fallback, RFC 9611 §2,
+    /// or an ordinary pair); else as [`Tables::outbound`].
+    pub fn outbound_on(&self, info: &PacketInfo, worker: u32) -> Option<&Arc<ChildEntry>> {
+        if self.per_resource > 0 {
+            let sending = |c: &Arc<ChildEntry>| c.outbound.load(Ordering::Relaxed);
+            if let Some(c) = self.spd.lookup(info, |c| c.resource == Some(worker) && sending(c)) {
+                return Some(c);
+            }
+            if let Some(c) = self.spd.lookup(info, |c| c.resource.is_none() && sending(c)) {
+                return Some(c);
+            }
+        }
+        self.outbound(info)
     }
 }
 
@@ -253,7 +276,7 @@ impl SaTables {
         let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let mut next = Tables::clone(&self.current.load());
         match next.spd.insert(spi, &entry.selectors, entry.clone()) {
-            Ok(()) => {}
+            Ok(()) => next.per_resource += usize::from(entry.resource.is_some()),
             Err(SpdError::KeyInUse) => {
                 let holder = next.by_spi(spi).map_or_else(String::new, |c| c.name.clone());
                 return Err(InstallError::SpiInUse { spi, holder });
@@ -273,7 +296,11 @@ impl SaTables {
     fn remove_at(&self, spi_in: u32, now: Instant) -> Option<Arc<ChildEntry>> {
         // Nothing to publish for an SPI that is not there (a DELETE for a pair refused at install).
         self.load().by_spi(spi_in)?;
-        let gone = self.change(|t| t.spd.remove(&spi_in))?;
+        let gone = self.change(|t| {
+            let gone = t.spd.remove(&spi_in)?;
+            t.per_resource = t.per_resource.saturating_sub(usize::from(gone.resource.is_some()));
+            Some(gone)
+        })?;
         let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
         // An SPI drawn again since (the engine draws among the SPIs it holds) keeps only its newest.
         if retired.by_spi.insert(spi_in, gone.clone()).is_none() {
@@ -400,6 +427,36 @@ mod tests {
         assert!(t.retired_at(10, now).is_none());
         assert!(t.retired_at(11, now).is_some());
         assert_eq!(t.retired.lock().unwrap().by_spi.len(), RETIRED_MAX);
+    }
+
+    #[test]
+    fn each_worker_sends_on_its_own_per_resource_pair_and_the_others_on_the_fallback() {
+        let t = SaTables::default();
+        let on = |t: &SaTables, worker| t.load().outbound_on(&to("10.2.0.1"), worker).map(|c| c.inb.spi());
+        // Ordinary pairs only: every worker the newest, as `outbound`.
+        t.install(pair(0x100, "10.2.0.0/16", true)).unwrap();
+        assert_eq!((on(&t, 0), on(&t, 5)), (Some(0x100), Some(0x100)));
+        let resource = |spi, k| ChildEntry { resource: Some(k), ..pair(spi, "10.2.0.0/16", true) };
+        t.install(resource(0x200, 0)).unwrap();
+        t.install(resource(0x201, 1)).unwrap();
+        assert_eq!((on(&t, 0), on(&t, 1)), (Some(0x200), Some(0x201)));
+        // A worker without a pair of its own: the fallback, though newer pairs are others'.
+        assert_eq!(on(&t, 2), Some(0x100));
+        // Worker 1's pair not sending yet (a rekey's responder holds back): the fallback too.
+        t.install(resource(0x202, 1)).unwrap();
+        t.remove(0x201);
+        t.load().by_spi(0x202).unwrap().outbound.store(false, Ordering::Relaxed);
+        assert_eq!(on(&t, 1), Some(0x100));
+        t.activate(0x202);
+        assert_eq!(on(&t, 1), Some(0x202));
+        // Without the fallback, any sending pair (the newest), and without per-resource pairs the
+        // count is back to none.
+        t.remove(0x100);
+        assert_eq!(on(&t, 3), Some(0x202));
+        t.remove(0x200);
+        t.remove(0x202);
+        assert_eq!(t.load().per_resource, 0);
+        assert_eq!(on(&t, 0), None);
     }
 
     #[test]
