@@ -1240,3 +1240,78 @@ fn too_big_packets_get_icmp_fragmentation_needed_with_the_tunnel_mtu() {
     println!("20 MiB without MSS clamping, by path MTU discovery: {}", t.figures());
     assert!(t.completed(20 << 20), "{t:?}\n{}", h.log("left"));
 }
+
+/// Per-resource CHILD SAs (RFC 9611, `per_cpu_sas`) between two daemons: the fallback and one pair
+/// for each worker (one per core) on both sides, and 16 TCP flows spread over them: each side sends
+/// on at least two pairs and receives on at least two, nothing is replayed or dropped as
+/// unknown, and the status shows each pair's place.
+#[test]
+fn per_resource_pairs_carry_flows_on_every_worker() {
+    if !root_with_tools() {
+        return;
+    }
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).clamp(1, 16);
+    let per_cpu = |c: String| {
+        c.replace("esp_proposals = [\"aes256gcm16\"]", "esp_proposals = [\"aes256gcm16\"]\nper_cpu_sas = true")
+    };
+    let mut h = Hosts::new("oxpr");
+    h.start_edited("right", per_cpu);
+    h.start_edited("left", per_cpu);
+    assert!(h.ox("left", "up site").status.success(), "{}", h.log("left"));
+    let pairs = if workers > 1 { 1 + workers } else { 1 };
+    settles(10, || {
+        let (l, r) = (h.status("left"), h.status("right"));
+        holds(sa_counts(&l) == (1, pairs) && sa_counts(&r) == (1, pairs), || {
+            format!("{pairs} pairs on each side:\n{l}\n{r}")
+        })
+    });
+    for side in ["left", "right"] {
+        let s = h.status(side);
+        let mut places: Vec<String> = s["ike_sas"][0]["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["resource"].as_str().unwrap_or("none").to_owned())
+            .collect();
+        places.sort();
+        let mut want: Vec<String> = (0..pairs - 1).map(|k| k.to_string()).collect();
+        want.push("fallback".into());
+        assert_eq!(places, want, "{side}: {s}");
+    }
+    let text = h.ox("left", "status");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("per-resource SAs (RFC 9611): the fallback"), "{text}");
+    if workers == 1 {
+        assert!(h.ping(2), "one core: the fallback alone carries the traffic");
+        return;
+    }
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", &h.ns("right"), "iperf3", "-s", "-1", "-B", "10.2.0.1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let out = ok(&format!("ip netns exec {} timeout 30 iperf3 -c 10.2.0.1 -B 10.1.0.1 -t 3 -P 16 -J", h.ns("left")));
+    let _ = server.wait();
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let gbps = j["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or(0.0) / 1e9;
+    println!("iperf3 -P 16 over {pairs} pairs: {gbps:.2} Gbit/s");
+    let used = |s: &serde_json::Value, key: &str| {
+        s["ike_sas"][0]["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["resource"].as_str() != Some("fallback") && c[key].as_u64().unwrap_or(0) > 100)
+            .count()
+    };
+    for side in ["left", "right"] {
+        let s = h.status(side);
+        assert!(used(&s, "packets_out") >= 2, "{side} sends on at least two workers' pairs: {s}");
+        assert!(used(&s, "packets_in") >= 2, "{side} receives on at least two pairs: {s}");
+        for c in s["ike_sas"][0]["children"].as_array().unwrap() {
+            assert_eq!(c["replayed"].as_u64(), Some(0), "{side}: {c}");
+        }
+        assert_eq!(s["esp_unknown_spi"].as_u64(), Some(0), "{side}: {s}");
+    }
+}

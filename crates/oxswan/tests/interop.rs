@@ -934,3 +934,26 @@ fn charon_adds_a_second_child_sa() {
     let second = sh(&format!("ip netns exec {} ping -c 2 -i 0.2 -W 2 -I 10.1.0.2 10.2.0.2", h.ns("left")));
     assert!(second.status.success(), "the second pair\n{}", h.log("right"));
 }
+
+/// RFC 9611 with a peer that lacks it: oxswan initiates a child with `per_cpu_sas`, announcing the
+/// fallback with SA_RESOURCE_INFO; charon 5.9.8 ignores the unknown status notify (RFC 7296 §3.10.1)
+/// and answers without it, so oxswan makes no per-resource pairs: one ordinary pair, which carries
+/// the pings.
+#[test]
+fn per_cpu_sas_with_a_peer_without_them_is_one_ordinary_pair() {
+    if !ready() {
+        return;
+    }
+    let mut h = Hosts::new("oipc");
+    let cell = cell(Who::Oxswan, Auth::Psk, GCM, "aes256gcm16", false, true);
+    let ox = oxswan_config(&h, &cell, "left", None)
+        .replace("esp_proposals = [\"aes256gcm16\"]", "esp_proposals = [\"aes256gcm16\"]\nper_cpu_sas = true");
+    assert!(ox.contains("per_cpu_sas = true"), "{ox}");
+    let (ch, files) = charon_config(&h, &cell, "right", None);
+    let summary = up_and_ping(&mut h, &ox, &ch, &files, 20);
+    assert!(summary.contains("20 received"), "{summary}\n{}", h.log("left"));
+    settles_to_one_pair(&h, "per_cpu_sas", |_| true);
+    let s = h.status("left");
+    assert!(s["ike_sas"][0]["children"][0].get("resource").is_none(), "an ordinary pair: {s}");
+    assert!(!h.log("left").contains("TS_MAX_QUEUE"), "{}", h.log("left"));
+}

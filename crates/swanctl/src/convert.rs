@@ -88,9 +88,7 @@ fn harmless(section: Kind, key: &str, v: &str) -> bool {
         (Kind::Conn, "if_id_in" | "if_id_out") => is("0"),
         (Kind::Side, "round") => is("0") || is("1"),
         (Kind::Side, "revocation") => is("relaxed"),
-        (Kind::Child, "sha256_96" | "hostaccess" | "policies_fwd_out" | "ipcomp" | "mark_in_sa") => {
-            off()
-        }
+        (Kind::Child, "sha256_96" | "hostaccess" | "policies_fwd_out" | "ipcomp" | "mark_in_sa") => off(),
         (Kind::Child, "hw_offload") => off() || is("no"),
         (Kind::Child, "policies" | "copy_df" | "copy_ecn") => on(),
         (Kind::Child, "copy_dscp") => is("out"),
