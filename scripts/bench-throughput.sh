@@ -2,6 +2,8 @@
 # Throughput and latency through an IPsec tunnel on one topology, in one run, over
 #   1. the bare veth link (192.0.2.1 -> 192.0.2.2),
 #   2. an oxswan <-> oxswan tunnel (examples/left.toml, examples/right.toml),
+#   2b. the same with per-resource CHILD SAs (RFC 9611, `per_cpu_sas = true` on both children): a
+#      pair for each data-plane worker besides the fallback,
 #   3. a strongSwan <-> strongSwan tunnel with its user-space data plane, kernel-libipsec
 #      (examples/strongswan/*.swanctl.conf),
 # all AES-256-GCM-16, each for SECONDS (default 10):
@@ -128,15 +130,31 @@ echo "== bare link, ${T}s per test"
 hosts
 bare=$(measure 192.0.2.1 192.0.2.2)
 
+# Both oxswan daemons from configurations $1 (left) and $2 (right), the tunnel up; then measure.
+oxswan_pair() {
+  ip netns exec $R "$OX" --socket "$RUN/r.sock" daemon --config "$2" 2>"$RUN/right.log" &
+  local oxr=$!
+  ip netns exec $L "$OX" --socket "$RUN/l.sock" daemon --config "$1" 2>"$RUN/left.log" &
+  local oxl=$!
+  for s in l r; do for _ in $(seq 50); do [ -S "$RUN/$s.sock" ] && break; sleep 0.1; done; done
+  ip netns exec $L "$OX" --socket "$RUN/l.sock" up site >/dev/null
+  sleep 0.5 # the per-resource pairs follow the first in CREATE_CHILD_SA exchanges
+  local pairs; pairs=$(ip netns exec $L "$OX" --socket "$RUN/l.sock" status --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["ike_sas"][0]["children"]))')
+  echo "   $pairs CHILD SA pair(s)" >&2
+  measure 10.1.0.1 10.2.0.1
+  kill -TERM $oxl $oxr; wait $oxl $oxr 2>/dev/null || true
+  rm -f "$RUN/l.sock" "$RUN/r.sock"
+}
+
 echo "== oxswan <-> oxswan"
-ip netns exec $R "$OX" --socket "$RUN/r.sock" daemon --config examples/right.toml 2>"$RUN/right.log" &
-oxr=$!
-ip netns exec $L "$OX" --socket "$RUN/l.sock" daemon --config examples/left.toml 2>"$RUN/left.log" &
-oxl=$!
-for s in l r; do for _ in $(seq 50); do [ -S "$RUN/$s.sock" ] && break; sleep 0.1; done; done
-ip netns exec $L "$OX" --socket "$RUN/l.sock" up site >/dev/null
-ox=$(measure 10.1.0.1 10.2.0.1)
-kill -TERM $oxl $oxr; wait $oxl $oxr 2>/dev/null || true
+ox=$(oxswan_pair examples/left.toml examples/right.toml)
+
+echo "== oxswan <-> oxswan, per-resource CHILD SAs (per_cpu_sas)"
+for s in left right; do
+  sed 's/^esp_proposals = \(.*\)$/esp_proposals = \1\nper_cpu_sas = true/' "examples/$s.toml" >"$RUN/$s-pc.toml"
+  grep -q '^per_cpu_sas = true' "$RUN/$s-pc.toml" || { echo "bench-throughput: no child in examples/$s.toml" >&2; exit 1; }
+done
+pc=$(oxswan_pair "$RUN/left-pc.toml" "$RUN/right-pc.toml")
 
 echo "== strongSwan <-> strongSwan (kernel-libipsec)"
 hosts
@@ -149,17 +167,18 @@ for _ in $(seq 100); do ip netns exec $L ping -c1 -W1 -I 10.1.0.1 10.2.0.1 >/dev
 sw=$(measure 10.1.0.1 10.2.0.1)
 
 echo
-python3 - "$T" "$bare" "$ox" "$sw" <<'PY'
+python3 - "$T" "$bare" "$ox" "$pc" "$sw" <<'PY'
 import sys
 t = sys.argv[1]
 rows = [r.split() for r in sys.argv[2:]]
-b, o, s = [[float(x) for x in r] for r in rows]
+b, o, p, s = [[float(x) for x in r] for r in rows]
 print("%ss each, AES-256-GCM-16, one veth link between two network namespaces:" % t)
-print("  %-36s %10s %10s %12s %8s %8s" % ("", "bare link", "oxswan", "strongSwan", "ox/sw", "ox/bare"))
+print("  %-36s %10s %10s %10s %12s %8s %8s %8s" % ("", "bare link", "oxswan", "ox per-CPU", "strongSwan", "ox/sw", "pc/sw", "ox/bare"))
 names = ["TCP, 1 flow, Gbit/s", "TCP, 4 flows (-P 4), Gbit/s", "UDP 200 B, datagrams/s received",
          "ping under TCP load, p50 ms", "ping under TCP load, p99 ms", "ping under TCP load, % lost"]
 for i, name in enumerate(names):
     fmt = "%10.0f" if i == 2 else "%10.2f" if i < 2 else "%10.3f" if i < 5 else "%10.1f"
     ratio = lambda a, c: ("%8.2f" % (a / c)) if c else "%8s" % "-"
-    print("  %-36s " % name + fmt % b[i] + " " + fmt % o[i] + "  " + fmt % s[i] + " " + ratio(o[i], s[i]) + " " + ratio(o[i], b[i]))
+    print("  %-36s " % name + fmt % b[i] + " " + fmt % o[i] + " " + fmt % p[i] + "  " + fmt % s[i] + " "
+          + ratio(o[i], s[i]) + " " + ratio(p[i], s[i]) + " " + ratio(o[i], b[i]))
 PY

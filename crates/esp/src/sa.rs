@@ -95,11 +95,26 @@ enum Transform {
     Cbc { key: Box<dyn CbcKey>, integ: Box<dyn IntegKey> },
 }
 
+/// One direction's cryptography. The cipher contexts are made on the SA's first packet, not when
+/// it is installed: aws-lc's AES-GCM context takes 1,312 octets, twice a pair's share of the rest,
+/// and most of a gateway's road warriors are idle most of the time. Until then the SA holds its keys
+/// (zeroized when it goes) and where to make the contexts from.
 struct Crypto {
-    transform: Transform,
+    transform: std::sync::OnceLock<Result<Transform, EspError>>,
+    keys: Keymat,
     iv_len: usize,
     icv_len: usize,
     block: usize,
+}
+
+/// What [`Crypto`] makes its contexts from.
+struct Keymat {
+    encr: EncrAlg,
+    integ: Option<IntegAlg>,
+    encr_key: oxswan_crypto::Secret,
+    integ_key: oxswan_crypto::Secret,
+    cipher: std::sync::Arc<dyn oxswan_crypto::provider::CipherProvider>,
+    mac: std::sync::Arc<dyn oxswan_crypto::provider::IntegProvider>,
 }
 
 impl core::fmt::Debug for Crypto {
@@ -109,24 +124,68 @@ impl core::fmt::Debug for Crypto {
 }
 
 impl Crypto {
+    /// Checks the keys' lengths against the algorithms (what the library would refuse) and keeps
+    /// them for [`Crypto::transform`].
     fn new(provider: &CryptoProvider, encr: EncrAlg, integ: Option<IntegAlg>, p: &SaParams) -> Result<Self, EspError> {
-        let key = p.encr_key.expose();
-        let (transform, icv_len) = if encr.is_aead() {
-            let (k, salt) = key.split_at_checked(encr.key_len()).ok_or(EspError::Crypto)?;
-            let salt: [u8; 4] = salt.try_into().map_err(|_| EspError::Crypto)?;
-            let aead = provider.cipher.aead(encr, k).map_err(|_| EspError::Crypto)?;
-            let icv = aead.tag_len();
-            (Transform::Aead { key: aead, salt }, icv)
+        let icv_len = if encr.is_aead() {
+            if p.encr_key.len() != encr.keymat_len() {
+                return Err(EspError::Crypto);
+            }
+            encr.icv_len()
         } else {
             let integ = integ.ok_or(EspError::Crypto)?;
-            let mac = provider.integ.key(integ, p.integ_key.expose()).map_err(|_| EspError::Crypto)?;
-            let cbc = provider.cipher.cbc(encr, key).map_err(|_| EspError::Crypto)?;
-            let icv = mac.icv_len();
-            (Transform::Cbc { key: cbc, integ: mac }, icv)
+            if p.encr_key.len() != encr.keymat_len() || p.integ_key.len() != integ.key_len() {
+                return Err(EspError::Crypto);
+            }
+            integ.icv_len()
         };
-        Ok(Self { transform, iv_len: encr.iv_len(), icv_len, block: encr.block_len().max(4) })
+        let keys = Keymat {
+            encr,
+            integ,
+            encr_key: p.encr_key.clone(),
+            integ_key: p.integ_key.clone(),
+            cipher: provider.cipher.clone(),
+            mac: provider.integ.clone(),
+        };
+        Ok(Self {
+            transform: std::sync::OnceLock::new(),
+            keys,
+            iv_len: encr.iv_len(),
+            icv_len,
+            block: encr.block_len().max(4),
+        })
     }
 
+    /// The cipher contexts, made on first use.
+    fn transform(&self) -> Result<&Transform, EspError> {
+        self.transform.get_or_init(|| self.keys.make(self.icv_len)).as_ref().map_err(|e| *e)
+    }
+}
+
+impl Keymat {
+    fn make(&self, icv_len: usize) -> Result<Transform, EspError> {
+        let key = self.encr_key.expose();
+        let t = if self.encr.is_aead() {
+            let (k, salt) = key.split_at_checked(self.encr.key_len()).ok_or(EspError::Crypto)?;
+            let salt: [u8; 4] = salt.try_into().map_err(|_| EspError::Crypto)?;
+            let aead = self.cipher.aead(self.encr, k).map_err(|_| EspError::Crypto)?;
+            if aead.tag_len() != icv_len {
+                return Err(EspError::Crypto);
+            }
+            Transform::Aead { key: aead, salt }
+        } else {
+            let integ = self.integ.ok_or(EspError::Crypto)?;
+            let mac = self.mac.key(integ, self.integ_key.expose()).map_err(|_| EspError::Crypto)?;
+            if mac.icv_len() != icv_len {
+                return Err(EspError::Crypto);
+            }
+            Transform::Cbc { key: self.cipher.cbc(self.encr, key).map_err(|_| EspError::Crypto)?, integ: mac }
+        };
+        Ok(t)
+    }
+}
+
+impl Crypto {
     fn nonce(salt: &[u8; 4], iv: &[u8]) -> [u8; 12] {
         let mut n = [0u8; 12];
         let (s, i) = n.split_at_mut(4);
@@ -242,7 +301,7 @@ impl OutboundSa {
         let (head, rest) = packet.split_at_mut(HEADER_LEN + c.iv_len);
         let (plain, icv) = rest.split_at_mut(ct_end - inner.start);
         let (header, iv) = head.split_at_mut(HEADER_LEN);
-        match &c.transform {
+        match c.transform()? {
             Transform::Aead { key, salt } => {
                 // RFC 4106 §3.1 / RFC 7634 §2: the IV must never repeat under a key; the sequence
                 // number does not.
@@ -360,7 +419,7 @@ impl InboundSa {
         let (body, icv) = packet.split_at_mut(ct_end);
         let (head, ct) = body.split_at_mut(HEADER_LEN + c.iv_len);
         let (header, iv) = head.split_at(HEADER_LEN);
-        match &c.transform {
+        match c.transform()? {
             Transform::Aead { key, salt } => {
                 let (aad, n) = Crypto::aad(self.spi, seq, self.esn);
                 key.open_in_place(&Crypto::nonce(salt, iv), aad.get(..n).ok_or(EspError::Crypto)?, ct, icv)
@@ -382,5 +441,52 @@ impl InboundSa {
         let (payload_len, next_header) = parse_trailer(ct).map_err(|_| EspError::Padding)?;
         let start = HEADER_LEN + c.iv_len;
         Ok(Opened { inner: start..start + payload_len, next_header, sequence_number: seq })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+    use oxswan_crypto::Secret;
+    use oxswan_wire::{EncrId, IntegId};
+
+    use super::*;
+
+    fn params(encr: EncrAlg, integ: Option<IntegAlg>, encr_len: usize, integ_len: usize) -> SaParams {
+        SaParams {
+            spi: 0x1000,
+            suite: ChildSuite { encr, integ },
+            esn: false,
+            encr_key: Secret::new(vec![7; encr_len]),
+            integ_key: Secret::new(vec![9; integ_len]),
+        }
+    }
+
+    #[test]
+    fn the_contexts_are_made_on_the_first_packet_and_bad_keys_refused_at_once() {
+        let p = oxswan_crypto::default_provider();
+        let gcm = EncrAlg::new(EncrId::AES_GCM_16, Some(256)).unwrap();
+        let out = OutboundSa::new(&p, &params(gcm, None, gcm.keymat_len(), 0)).unwrap();
+        let inb = InboundSa::new(&p, &params(gcm, None, gcm.keymat_len(), 0), 64).unwrap();
+        assert!(out.crypto.transform.get().is_none() && inb.crypto.transform.get().is_none(), "idle: keys only");
+        let mut buf = vec![0u8; HEADROOM + 40 + TAILROOM];
+        buf[HEADROOM] = 0x45;
+        let sealed = out.seal(&mut buf, HEADROOM..HEADROOM + 40, 4).unwrap();
+        assert!(out.crypto.transform.get().is_some_and(Result::is_ok));
+        let mut pkt = buf[sealed].to_vec();
+        let opened = inb.open(&mut pkt).unwrap();
+        assert_eq!(opened.inner.len(), 40);
+        assert!(inb.crypto.transform.get().is_some_and(Result::is_ok));
+        // What the library would refuse when the context is made is refused when the SA is.
+        for bad in [gcm.keymat_len() - 1, gcm.keymat_len() + 1, 0] {
+            assert_eq!(OutboundSa::new(&p, &params(gcm, None, bad, 0)).unwrap_err(), EspError::Crypto, "{bad}");
+        }
+        let cbc = EncrAlg::new(EncrId::AES_CBC, Some(128)).unwrap();
+        let sha = IntegAlg::new(IntegId::HMAC_SHA2_256_128).unwrap();
+        assert!(OutboundSa::new(&p, &params(cbc, Some(sha), 16, sha.key_len())).is_ok());
+        assert!(OutboundSa::new(&p, &params(cbc, Some(sha), 16, sha.key_len() - 1)).is_err());
+        assert!(OutboundSa::new(&p, &params(cbc, Some(sha), 15, sha.key_len())).is_err());
+        assert!(OutboundSa::new(&p, &params(cbc, None, 16, 0)).is_err());
     }
 }
