@@ -175,3 +175,22 @@ fn key_exchanges_a_driver_lost_are_forgotten_and_their_late_results_dropped() {
     assert_eq!((bob.work_pending(), bob.half_open_count(), bob.sa_count()), (0, 1, 1));
     assert_eq!(describe(&bob.poll_transmit().unwrap().payload), (ExchangeType::IKE_SA_INIT, true, 0));
 }
+
+#[test]
+fn the_offload_can_be_turned_off_and_on_between_requests() {
+    let mut sim = Sim::new(76, Link::default());
+    sim.add(ALICE_IP, EndpointConfig::default(), vec![alice_psk()]);
+    sim.add(BOB_IP, offloading(), vec![bob_psk()]);
+    sim.hold_work = true;
+    // Off: Bob answers the first request himself, and the handshake completes without any work.
+    sim.ep(BOB_IP).set_offload_key_exchange(false);
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    assert!(sim.held_work.is_empty());
+    // On again: the next handshake's key exchange is handed out and waits for it.
+    sim.ep(BOB_IP).set_offload_key_exchange(true);
+    initiate(&mut sim);
+    sim.run_until(Duration::from_secs(1), |_| false);
+    assert_eq!(sim.held_work.len(), 1);
+    assert_eq!(sim.ep(BOB_IP).work_pending(), 1);
+}

@@ -95,6 +95,14 @@ impl Endpoint {
         self.pending.len()
     }
 
+    /// Turns [`EndpointConfig::offload_key_exchange`](crate::EndpointConfig::offload_key_exchange)
+    /// on or off for the requests that come next: a driver hands the key exchanges out while it has
+    /// other inputs waiting, and computes them at once when it has not (no other thread to wake, no
+    /// second trip through its queue). Work already out is given back as before.
+    pub fn set_offload_key_exchange(&mut self, on: bool) {
+        self.config.offload_key_exchange = on;
+    }
+
     /// Whether the first IKE_SA_INIT request `(spi_i, remote)` is being computed: a retransmission
     /// of it is dropped, as the response will answer both (§2.1).
     pub(super) fn init_pending(&self, spi_i: IkeSpi, remote: SocketAddr) -> bool {

@@ -66,6 +66,15 @@ impl Ike {
                 }
                 self.answer(sa, Response::Ok { message: format!("{} established", child.name) });
             }
+            Event::ChildSaFailed { sa, name, reason } if reason == oxswan_wire::NotifyType::TS_MAX_QUEUE => {
+                // RFC 9611 §4.2: the peer has as many per-resource pairs as it takes; the others
+                // stay up, and our workers without a pair of their own send on the fallback.
+                if self.endpoint.info(sa).is_some_and(|i| i.initiator) {
+                    tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "CHILD SA {name}: the peer takes no more per-resource pairs (TS_MAX_QUEUE)");
+                } else {
+                    tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "CHILD SA {name}: a per-resource pair beyond our workers refused (TS_MAX_QUEUE)");
+                }
+            }
             Event::ChildSaFailed { sa, name, reason } => {
                 let ours = self.endpoint.info(sa).is_some_and(|i| i.initiator);
                 if ours {

@@ -436,6 +436,8 @@ fn sequence_start() -> anyhow::Result<Option<u64>> {
 
 impl Ike {
     fn run(&mut self, rx: &mpsc::Receiver<Input>, stop: &AtomicBool, hup: &AtomicBool) {
+        // The input after the one being handled, taken early to see whether others wait.
+        let mut ahead: Option<Input> = None;
         while !stop.load(Ordering::Relaxed) {
             if hup.swap(false, Ordering::Relaxed) {
                 match self.reload() {
@@ -450,7 +452,21 @@ impl Ike {
                 .min();
             let wait = next.map_or(VOLUME_CHECK, |t| t.saturating_duration_since(now)).min(VOLUME_CHECK);
             let wait = self.notify.next_ping(now).map_or(wait, |p| p.min(wait));
-            match rx.recv_timeout(wait) {
+            let got = match ahead.take() {
+                Some(input) => Ok(input),
+                None => rx.recv_timeout(wait),
+            };
+            // With inputs waiting behind a datagram, a new IKE_SA_INIT's key exchange goes to a
+            // crypto worker and the IKE thread moves on; with none, it is computed here at once,
+            // which spares a worker's and this thread's wake-ups (the latency of a quiet gateway).
+            if self.crypto.is_some()
+                && let Ok(Input::Datagram { .. }) = &got
+            {
+                ahead = rx.try_recv().ok();
+                let busy = ahead.is_some() || self.endpoint.work_pending() > 0;
+                self.endpoint.set_offload_key_exchange(busy);
+            }
+            match got {
                 Ok(Input::Datagram { local, remote, data }) => {
                     self.endpoint.handle_datagram(Instant::now(), local, remote, &data)
                 }
