@@ -13,7 +13,8 @@
 # from 10.96.0.0/14, everything through the tunnel (0.0.0.0/0). The clients are not deleted before
 # the gateway's memory is read: "KiB/SA" is the gateway's growth in resident memory over the run
 # divided by the SAs it then holds (IKE SA + CHILD SA + route + lease). Root; installs strongSwan
-# (Debian) when it is missing. Everything it creates is removed on exit.
+# (Debian) when it is missing. Everything it creates is removed on exit. OXSWAN_BIN runs that binary
+# as the oxswan gateway (another build, to compare) with this tree's as the generator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=${1:-1000 10000}
@@ -29,6 +30,8 @@ if [ ! -e /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ]; then
 fi
 cargo build --release -q -p oxswan
 OX=$PWD/target/release/oxswan
+GWBIN=$OX
+[ -z "${OXSWAN_BIN:-}" ] || GWBIN=$(realpath "$OXSWAN_BIN")
 PSK="handshake benchmark pre-shared key"
 printf '%s\n' "$PSK" >"$RUN/psk"
 
@@ -87,7 +90,7 @@ ids    = ["gw.bench"]
 secret = "$PSK"
 EOF
   rm -f "$RUN/gw.sock"
-  ip netns exec $GW "$OX" daemon --config "$RUN/gw.toml" 2>"$RUN/gw.log" &
+  ip netns exec $GW "$GWBIN" daemon --config "$RUN/gw.toml" 2>"$RUN/gw.log" &
   GWPID=$!
   for _ in $(seq 100); do [ -S "$RUN/gw.sock" ] && return 0; sleep 0.1; done
   echo "oxswan gateway did not start:" >&2; cat "$RUN/gw.log" >&2; exit 1
