@@ -66,7 +66,11 @@ impl Ike {
                 }
                 self.answer(sa, Response::Ok { message: format!("{} established", child.name) });
             }
-            Event::ChildSaFailed { sa, name, reason } if reason == oxswan_wire::NotifyType::TS_MAX_QUEUE => {
+            // Only a per-resource pair beyond the peer's count, with other pairs up: a TS_MAX_QUEUE
+            // that leaves the IKE SA without any is a failure like the others below.
+            Event::ChildSaFailed { sa, name, reason }
+                if reason == oxswan_wire::NotifyType::TS_MAX_QUEUE && !self.endpoint.children(sa).is_empty() =>
+            {
                 // RFC 9611 §4.2: the peer has as many per-resource pairs as it takes; the others
                 // stay up, and our workers without a pair of their own send on the fallback.
                 if self.endpoint.info(sa).is_some_and(|i| i.initiator) {

@@ -70,7 +70,7 @@ pub fn natt_sockets(addr: SocketAddr) -> std::io::Result<Vec<Arc<UdpIo>>> {
     let group = oxswan_io::udp::bind_reuseport(addr, workers() + 1)?;
     let all_apart = match oxswan_io::udp::steer_ike_apart(&group) {
         Ok(()) if group.len() > 1 => {
-            tracing::debug!(target: "io", "UDP {addr}: IKE on one socket, ESP over {} by peer", group.len() - 1);
+            tracing::debug!(target: "io", "UDP {addr}: IKE on one socket, ESP over {} by SPI", group.len() - 1);
             true
         }
         Ok(()) => false,
@@ -485,9 +485,9 @@ impl DataPlane {
     }
 
     /// UDP 4500 → TUN (ESP) or the IKE thread (IKE behind the non-ESP marker): one thread per socket
-    /// of the port's group, writing to TUN queue `queue` (modulo their number). One peer's ESP
-    /// arrives on one socket ([`oxswan_io::udp::steer_ike_apart`]), so its inner packets reach the
-    /// TUN device in the order they came.
+    /// of the port's group, writing to TUN queue `queue` (modulo their number). One SA's ESP
+    /// arrives on one socket ([`oxswan_io::udp::steer_ike_apart`], by SPI), so its inner packets reach
+    /// the TUN device in the order they came (a rekey's old and new pair may arrive on two).
     pub fn natt_loop(self: Arc<Self>, sock: Arc<UdpIo>, ike: crate::input::Inbox, queue: usize) {
         let queue = queue % self.tun.len().max(1);
         let local = sock.socket().local_addr().ok();
