@@ -1,18 +1,23 @@
 //! Per-resource CHILD SAs (RFC 9611): a child with `per_cpu_sas` is first made as the fallback,
 //! announced with SA_RESOURCE_INFO; when the peer answers in kind, the initiator makes one more pair
 //! with the same selectors for each of its resources, each inbound SPI being its resource modulo
-//! their number (how the daemon steers ESP to its workers); the responder numbers its own pairs and
-//! refuses more than it has resources with TS_MAX_QUEUE; a rekeyed pair keeps its resource; a peer
-//! without the extension gets one ordinary pair.
+//! their number (how the daemon steers ESP to its workers), one at a time, with the selectors the
+//! responder narrowed the fallback's to; the responder numbers its own pairs and refuses more than it
+//! has resources with TS_MAX_QUEUE, which ends the initiator's asking, while TEMPORARY_FAILURE has it
+//! ask again; a rekeyed pair keeps its resource; a peer without the extension gets one ordinary pair.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod common;
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use common::*;
+use oxswan_ike::child::TsConfig;
 use oxswan_ike::{ChildSa, EndpointConfig, Event, PeerConfig, PerResource, SaHandle};
-use oxswan_wire::{ExchangeType, NotifyType};
+use oxswan_wire::ts::TrafficSelector;
+use oxswan_wire::{ExchangeType, NotifyType, Payload};
 
 fn per_cpu(mut peer: PeerConfig) -> PeerConfig {
     for c in &mut peer.children {
@@ -118,15 +123,17 @@ fn the_responder_takes_no_more_than_its_resources_and_says_ts_max_queue() {
     let mut sim = sim(82, (per_cpu(alice_psk()), 4), (per_cpu(bob_psk()), 2));
     initiate(&mut sim);
     settle(&mut sim);
-    // Alice asked for four; Bob took two besides the fallback and refused the other two.
+    // Alice has four resources; Bob took two besides the fallback and refused the third, after which
+    // Alice asked for no more (RFC 9611 §4.2).
     assert_eq!(places(&pairs(&mut sim, BOB_IP)), [FALLBACK, R(0), R(1)]);
-    assert_eq!(places(&pairs(&mut sim, ALICE_IP)).len(), 3);
-    assert_eq!(failures(&sim, ALICE_IP), [NotifyType::TS_MAX_QUEUE, NotifyType::TS_MAX_QUEUE]);
-    let refusals = messages_since(&sim, 0)
-        .into_iter()
-        .filter(|(_, x, r, p)| *x == ExchangeType::CREATE_CHILD_SA && *r && p == &["N(TS_MAX_QUEUE)"])
-        .count();
-    assert_eq!(refusals, 2);
+    assert_eq!(places(&pairs(&mut sim, ALICE_IP)), [FALLBACK, R(0), R(1)]);
+    assert_eq!(failures(&sim, ALICE_IP), [NotifyType::TS_MAX_QUEUE]);
+    let msgs = messages_since(&sim, 0);
+    let refusals =
+        msgs.iter().filter(|(_, x, r, p)| *x == ExchangeType::CREATE_CHILD_SA && *r && p == &["N(TS_MAX_QUEUE)"]);
+    assert_eq!(refusals.count(), 1);
+    let requests = msgs.iter().filter(|(_, x, r, _)| *x == ExchangeType::CREATE_CHILD_SA && !*r);
+    assert_eq!(requests.count(), 3, "{msgs:?}");
     // The IKE SA and the pairs made stay up.
     assert!(both_up(&sim));
 }
@@ -177,4 +184,105 @@ fn a_rekeyed_pair_keeps_its_resource_on_both_sides() {
     assert_eq!(bob_new.resource, bob_old.resource);
     assert_eq!(bob_new.spi_in % 3, bob_old.resource.and_then(PerResource::number).unwrap());
     assert_eq!(places(&pairs(&mut sim, BOB_IP)), [FALLBACK, R(0), R(1), R(2)]);
+}
+
+/// The selectors of a message's TSi and TSr payloads (null cipher).
+fn selectors(datagram: &[u8]) -> Option<(Vec<TrafficSelector>, Vec<TrafficSelector>)> {
+    let p = plain_payloads(datagram);
+    let tsi = p.iter().find_map(|p| match p {
+        Payload::TsI(t) => Some(t.selectors.clone()),
+        _ => None,
+    })?;
+    let tsr = p.iter().find_map(|p| match p {
+        Payload::TsR(t) => Some(t.selectors.clone()),
+        _ => None,
+    })?;
+    Some((tsi, tsr))
+}
+
+/// The resource number a CREATE_CHILD_SA request asks a pair for, from its SA_RESOURCE_INFO.
+fn asked_resource(datagram: &[u8]) -> Option<Vec<u8>> {
+    let (exchange, response, _) = describe(datagram);
+    if exchange != ExchangeType::CREATE_CHILD_SA || response {
+        return None;
+    }
+    plain_payloads(datagram).into_iter().find_map(|p| match p {
+        Payload::Notify(n) if n.notify_type == NotifyType::SA_RESOURCE_INFO => Some(n.data),
+        _ => None,
+    })
+}
+
+#[test]
+fn per_resource_pairs_ask_for_the_selectors_the_fallback_was_narrowed_to() {
+    // Alice proposes 10.1.0.0/16 <=> 10.2.0.0/16; Bob's policy is narrower on both ends.
+    let mut bob = per_cpu(bob_psk());
+    bob.children[0].local_ts = vec![TsConfig::Selector(ts("10.2.7.0/24"))];
+    bob.children[0].remote_ts = vec![TsConfig::Selector(ts("10.1.5.0/24"))];
+    let mut sim = sim(86, (per_cpu(alice_psk()), 2), (bob, 2));
+    initiate(&mut sim);
+    settle(&mut sim);
+    let alice = pairs(&mut sim, ALICE_IP);
+    assert_eq!(places(&alice), [FALLBACK, R(0), R(1)]);
+    let narrowed = (vec![ts("10.1.5.0/24")], vec![ts("10.2.7.0/24")]);
+    for c in &alice {
+        assert_eq!((c.local_ts.clone(), c.remote_ts.clone()), narrowed);
+    }
+    // On the wire, each per-resource request already carries the narrowed selectors.
+    let asked: Vec<_> = sim.log.iter().filter(|(_, _, d)| asked_resource(d).is_some()).collect();
+    assert_eq!(asked.len(), 2);
+    for (_, _, d) in asked {
+        assert_eq!(selectors(d), Some(narrowed.clone()));
+    }
+}
+
+#[test]
+fn a_per_resource_pair_refused_with_temporary_failure_is_asked_for_again() {
+    let mut sim = sim(87, (per_cpu(alice_psk()), 2), (per_cpu(bob_psk()), 2));
+    // The network loses Alice's first request for resource 0; in its place Bob seems to answer
+    // TEMPORARY_FAILURE (§2.25), as he would while rekeying the IKE SA.
+    let lost: Rc<RefCell<Option<Vec<u8>>>> = Rc::default();
+    let keep = Rc::clone(&lost);
+    sim.drop_filter = Some(Box::new(move |_, d| {
+        if keep.borrow().is_none() && asked_resource(d) == Some(0u32.to_be_bytes().to_vec()) {
+            *keep.borrow_mut() = Some(d.to_vec());
+            return true;
+        }
+        false
+    }));
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(10), |_| lost.borrow().is_some()));
+    let request = lost.borrow().clone().unwrap();
+    let h = oxswan_wire::Header::parse(&request).unwrap();
+    let (provider, keys) = null_keys();
+    let answer = oxswan_wire::Header::new(
+        h.spi_i,
+        h.spi_r,
+        ExchangeType::CREATE_CHILD_SA,
+        oxswan_wire::Flags::RESPONSE,
+        h.message_id,
+    );
+    let failure = Payload::Notify(oxswan_wire::notify::NotifyPayload::new(NotifyType::TEMPORARY_FAILURE, Vec::new()));
+    let m = oxswan_crypto::sk::protect(&provider, &keys, &answer, &[failure]).unwrap();
+    let now = sim.now;
+    sim.ep(ALICE_IP).handle_datagram(now, addr(ALICE_IP, 500), addr(BOB_IP, 500), &m);
+    // Bob is given an empty INFORMATIONAL with the lost request's message ID in its place, so that
+    // the two windows stay in step (§2.3); Alice drops its answer, as she expects none.
+    let liveness = oxswan_wire::Header::new(h.spi_i, h.spi_r, ExchangeType::INFORMATIONAL, h.flags, h.message_id);
+    let m = oxswan_crypto::sk::protect(&provider, &keys, &liveness, &[]).unwrap();
+    sim.ep(BOB_IP).handle_datagram(now, addr(BOB_IP, 500), addr(ALICE_IP, 500), &m);
+    let refused_at = sim.log.len();
+    // Nothing is asked for during the pause; then resource 0 again, and resource 1 after it.
+    sim.advance(Duration::from_millis(1900));
+    assert!(sim.log[refused_at..].iter().all(|(_, _, d)| asked_resource(d).is_none()));
+    sim.advance(Duration::from_secs(3));
+    let asked: Vec<_> = sim.log[refused_at..].iter().filter_map(|(_, _, d)| asked_resource(d)).collect();
+    assert_eq!(
+        asked,
+        [0u32.to_be_bytes().to_vec(), 1u32.to_be_bytes().to_vec()],
+        "{:?}",
+        messages_since(&sim, refused_at)
+    );
+    assert_eq!(places(&pairs(&mut sim, ALICE_IP)), [FALLBACK, R(0), R(1)]);
+    assert_eq!(places(&pairs(&mut sim, BOB_IP)), [FALLBACK, R(0), R(1)]);
+    assert_eq!(failures(&sim, ALICE_IP), []);
 }

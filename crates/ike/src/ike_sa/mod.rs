@@ -282,6 +282,7 @@ impl IkeSa {
             State::Established => [timers.get(Timer::IkeRekey), timers.get(Timer::Reauth)]
                 .into_iter()
                 .chain([timers.get(Timer::IkeExpire), timers.get(Timer::Dpd), timers.get(Timer::Keepalive)])
+                .chain([timers.get(Timer::Resources)])
                 .chain([self.core.children.next()])
                 .flatten()
                 .min(),
@@ -310,6 +311,7 @@ impl IkeSa {
             let idle = self.pending.is_none();
             self.core.ike_lifetime_timers(ctx, idle);
             self.core.keepalive_timer(ctx);
+            self.core.resource_timer(ctx);
             self.settle(ctx);
             // §2.4: a request already in flight (perhaps one the timers above just started) checks
             // the peer as well as an empty INFORMATIONAL would.

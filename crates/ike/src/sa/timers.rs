@@ -23,10 +23,12 @@ pub(crate) enum Timer {
     Dpd,
     /// Behind a NAT: the next NAT keepalive (RFC 3948 §2.3).
     Keepalive,
+    /// Ask again for the per-resource CHILD SAs refused with TEMPORARY_FAILURE (RFC 9611).
+    Resources,
 }
 
 impl Timer {
-    const ALL: [Timer; 8] = [
+    const ALL: [Timer; 9] = [
         Timer::Retransmit,
         Timer::HalfOpen,
         Timer::Linger,
@@ -35,6 +37,7 @@ impl Timer {
         Timer::IkeExpire,
         Timer::Dpd,
         Timer::Keepalive,
+        Timer::Resources,
     ];
 
     fn index(self) -> usize {

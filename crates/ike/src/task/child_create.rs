@@ -16,7 +16,11 @@ use crate::child::{self, ChosenEsp, Mode};
 use crate::config::PeerConfig;
 use crate::error::Result;
 use crate::event::{ChildSa, Event, PerResource};
-use crate::sa::{Ask, ChildRecord, Ctx, Job, SaCore};
+use crate::sa::{Ask, ChildRecord, Ctx, Job, SaCore, Timer, later};
+
+/// How long to wait before asking again for a per-resource pair the responder refused with
+/// TEMPORARY_FAILURE (RFC 7296 §2.25: it is busy, e.g. rekeying the IKE SA).
+const RESOURCE_RETRY: core::time::Duration = core::time::Duration::from_secs(2);
 
 /// Pseudo-reason for a child the initiator could not accept locally (no notify was received).
 const NO_PROPOSAL_CHOSEN_LOCALLY: NotifyType = NotifyType::NO_PROPOSAL_CHOSEN;
@@ -142,6 +146,15 @@ impl SaCore {
         let resource = if config.per_cpu_sas { Some(resource.unwrap_or(PerResource::Fallback)) } else { None };
         let spi_in = ctx.new_esp_spi_for(resource.and_then(PerResource::number))?;
         let offered = child::esp_offer(&config.esp_proposals, spi_in);
+        // RFC 9611 §2: the per-resource pairs have the fallback's selectors, as the responder
+        // narrowed them, not the configured ones again.
+        let (tsi, tsr) = match resource.and_then(PerResource::number).and_then(|_| self.fallback_of(&config.name)) {
+            Some(f) => (f.sa.local_ts.to_vec(), f.sa.remote_ts.to_vec()),
+            None => (
+                child::resolve_hosts(&config.local_ts, &self.local_hosts()),
+                child::resolve(&config.remote_ts, self.remote.ip()),
+            ),
+        };
         let (nonce, ke) = match group {
             None => (None, None),
             Some(g) => {
@@ -158,8 +171,8 @@ impl SaCore {
             spi_in,
             nonce,
             offered,
-            tsi: child::resolve_hosts(&config.local_ts, &self.local_hosts()),
-            tsr: child::resolve(&config.remote_ts, self.remote.ip()),
+            tsi,
+            tsr,
             transport: config.mode == Mode::Transport,
             ke,
             ke_retried: matches!(group, Some(Some(_))),
@@ -226,6 +239,13 @@ impl SaCore {
             ctx.out.events.push_back(Event::ChildSaFailed { sa: s.handle, name: config.name.clone(), reason });
         };
         if let Some(err) = p.error() {
+            // §2.25: the responder cannot make a pair just now; a per-resource one is asked for
+            // again shortly (the fallback carries its traffic meanwhile). Any other refusal, such
+            // as TS_MAX_QUEUE (RFC 9611 §4.2), ends the per-resource pairs.
+            if err == NotifyType::TEMPORARY_FAILURE && offer.resource.and_then(PerResource::number).is_some() {
+                self.timers.set(Timer::Resources, later(ctx.now, RESOURCE_RETRY));
+                return;
+            }
             fail(self, ctx, err);
             return;
         }
@@ -268,16 +288,49 @@ impl SaCore {
         // RFC 9611 §2: a per-resource pair only if the responder answered in kind; without it, an
         // ordinary pair (a peer without per-resource SAs treats the selectors as usual).
         c.resource = offer.resource.filter(|_| p.has(NotifyType::SA_RESOURCE_INFO));
-        let fallback = c.resource == Some(PerResource::Fallback);
+        let per_resource = c.resource.is_some();
         self.ready(ctx, c);
-        // The peer takes per-resource pairs: one for each of our resources (eagerly, as the data
-        // plane's workers are few and fixed), each in a CREATE_CHILD_SA of its own.
-        if fallback
-            && ctx.resources > 1
-            && let Ok(index) = u16::try_from(offer.config)
-        {
-            for k in 0..ctx.resources {
-                self.queue(ctx, Job::NewResourceChild(index, k));
+        if per_resource {
+            self.request_next_resource(ctx, offer.config);
+        }
+    }
+
+    /// The fallback pair of the child named `name` (RFC 9611 §2), if it is up.
+    fn fallback_of(&self, name: &str) -> Option<&ChildRecord> {
+        self.children.iter().find(|c| c.sa.name == name && c.sa.resource == Some(PerResource::Fallback))
+    }
+
+    /// As initiator, once the peer took the fallback of child `index` (RFC 9611 §2): the pair of
+    /// the lowest of our resources without one, each in a CREATE_CHILD_SA of its own, one at a
+    /// time, so that the first TS_MAX_QUEUE (§4.2) ends it. They are made eagerly, as the data
+    /// plane's workers are few and fixed.
+    pub(crate) fn request_next_resource(&mut self, ctx: &mut Ctx<'_>, index: usize) {
+        if ctx.resources < 2 {
+            return;
+        }
+        let Some(name) = self.peer.as_ref().and_then(|p| p.children.get(index)).map(|c| c.name.clone()) else {
+            return;
+        };
+        if self.fallback_of(&name).is_none() {
+            return;
+        }
+        let has =
+            |k: u32| self.children.iter().any(|c| c.sa.name == name && c.sa.resource == Some(PerResource::Resource(k)));
+        let next = (0..ctx.resources).find(|k| !has(*k));
+        if let (Some(k), Ok(index)) = (next, u16::try_from(index)) {
+            self.queue(ctx, Job::NewResourceChild(index, k));
+        }
+    }
+
+    /// The per-resource pairs refused with TEMPORARY_FAILURE are asked for again.
+    pub(crate) fn resource_timer(&mut self, ctx: &mut Ctx<'_>) {
+        if !self.timers.take_due(Timer::Resources, ctx.now) {
+            return;
+        }
+        let n = self.peer.as_ref().map_or(0, |p| p.children.len());
+        for i in 0..n {
+            if self.peer.as_ref().and_then(|p| p.children.get(i)).is_some_and(|c| c.per_cpu_sas) {
+                self.request_next_resource(ctx, i);
             }
         }
     }

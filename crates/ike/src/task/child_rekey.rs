@@ -361,7 +361,8 @@ impl SaCore {
     ) -> ChildSa {
         let ts = (old.local_ts.to_vec(), old.remote_ts.to_vec());
         let c = self.derive_child(ctx, &old.name, chosen, spi_in, ts, old.mode, shared, nonces, we_initiated);
-        // RFC 9611 §2: a rekeyed per-resource pair stays the pair of its resource.
+        // RFC 9611 §2: a rekeyed per-resource pair stays the pair of its resource. The REKEY_SA
+        // names the pair, so the exchange carries no SA_RESOURCE_INFO (nor does strongSwan's).
         ChildSa { replaces: Some(old.spi_in), resource: old.resource, ..c }
     }
 }

@@ -114,6 +114,17 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         on_off(sockets.values().all(|s| s.natt.gro()))
     );
     tracing::info!(target: "io", "TUN {}: MTU {tun_mtu}; TCP MSS clamping {:?}", config.daemon.tun, config.daemon.clamp_mss);
+    // Per-resource CHILD SAs (RFC 9611) are one per TUN queue; their inbound ESP reaches a worker
+    // of its own only when there is an ESP socket for each (one more in the group is IKE's).
+    if let Some(esp) = sockets.values().map(|s| s.natt_rx.len().saturating_sub(1)).min()
+        && esp != tun.len()
+    {
+        tracing::info!(
+            target: "io",
+            "{} TUN queue(s) but {esp} ESP socket(s): per-resource CHILD SAs share inbound workers",
+            tun.len()
+        );
+    }
     let (tx, rx) = crate::input::inbox(crate::input::INBOX_CAPACITY);
     let streams = Arc::new(Streams::new(tx.clone(), tcp::tcp_idle()?));
     streams.set_open_ports(config.connections.iter().map(|c| c.tcp_port));
