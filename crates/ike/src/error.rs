@@ -122,6 +122,14 @@ pub enum Unexpected {
     /// An initiator SA without its connection.
     #[error("initiator without configuration")]
     NoConfig,
+    /// Additional key exchanges were chosen, but the peer did not announce
+    /// INTERMEDIATE_EXCHANGE_SUPPORTED, the exchange that carries them (RFC 9370 §2.2.1).
+    #[error("additional key exchanges without INTERMEDIATE_EXCHANGE_SUPPORTED")]
+    NoIntermediateSupport,
+    /// An IKE_INTERMEDIATE KE payload of another method than the one negotiated next (RFC 9370
+    /// §2.2.2), or none.
+    #[error("IKE_INTERMEDIATE without the KE payload of the next additional key exchange")]
+    OtherAdditionalKe,
 }
 
 impl IkeError {

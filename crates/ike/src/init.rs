@@ -53,6 +53,58 @@ pub struct IkeSaInit {
     pub peer_notifies: Vec<NotifyPayload>,
     /// The CA key hashes of the peer's X.509 CERTREQ payloads, concatenated (RFC 7296 §3.7).
     pub peer_certreq: Vec<u8>,
+    /// The additional key exchanges the proposal chose (RFC 9370), made in IKE_INTERMEDIATE
+    /// exchanges before IKE_AUTH, and the IntAuth of those exchanges (RFC 9242 §3.3.2).
+    pub intermediate: Intermediate,
+}
+
+/// The additional key exchanges of an IKE SA's setup (RFC 9370 §2.2.2), each in an
+/// IKE_INTERMEDIATE exchange of its own (RFC 9242), and the IntAuth chains that AUTH covers.
+#[derive(Debug, Default)]
+pub struct Intermediate {
+    /// The methods of ADDKE1..ADDKE7 as chosen, NONE left out, in the order they are made.
+    pub plan: Vec<KeId>,
+    /// How many of them are done.
+    pub done: usize,
+    /// IntAuth_iN and IntAuth_rN so far (RFC 9242 §3.3.2); `None` before the first exchange.
+    pub(crate) int_auth_i: Option<oxswan_crypto::Secret>,
+    pub(crate) int_auth_r: Option<oxswan_crypto::Secret>,
+    /// IKE_INTERMEDIATE exchanges completed: the first IKE_AUTH's message ID is one more.
+    pub(crate) exchanges: u32,
+    /// The responder's shared secret of the exchange it just answered: the keys change once the
+    /// answer, still protected and covered by IntAuth with the old ones, is sent.
+    pub(crate) pending: Option<oxswan_crypto::Secret>,
+}
+
+impl Intermediate {
+    /// The additional key exchanges of `proposal`, by ADDKE number (RFC 9370 §2.2.2: "in the order
+    /// of the Transform Types"); NONE means none for that type.
+    pub fn of(proposal: &Proposal) -> Self {
+        let plan = (TransformType::ADDKE1.0..=TransformType::ADDKE7.0)
+            .filter_map(|t| proposal.transforms_of(TransformType(t)).next())
+            .map(|t| KeId(t.transform_id))
+            .filter(|k| *k != KeId::NONE)
+            .collect();
+        Self { plan, ..Self::default() }
+    }
+
+    /// The method of the next additional key exchange, if one is left.
+    pub fn next(&self) -> Option<KeId> {
+        self.plan.get(self.done).copied()
+    }
+
+    /// `IntAuth = IntAuth_iN | IntAuth_rN | IKE_AUTH_MID` (RFC 9242 §3.3.2), which AUTH covers
+    /// after the exchanges; `None` when there were none.
+    pub fn int_auth(&self) -> Option<Vec<u8>> {
+        let (i, r) = (self.int_auth_i.as_ref()?, self.int_auth_r.as_ref()?);
+        let mid = self.exchanges.saturating_add(1);
+        Some([i.expose(), r.expose(), &mid.to_be_bytes()].concat())
+    }
+}
+
+/// Whether a proposal holds an additional key exchange other than NONE (RFC 9370).
+fn has_additional_ke(p: &Proposal) -> bool {
+    p.transforms.iter().any(|t| t.transform_type.additional_ke_index().is_some() && t.transform_id != KeId::NONE.0)
 }
 
 /// The initiator after sending its IKE_SA_INIT request.
@@ -96,14 +148,18 @@ pub fn random_spi(provider: &CryptoProvider) -> Result<IkeSpi> {
     }
 }
 
-/// The notifies both sides add to IKE_SA_INIT: SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4) and
-/// IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3).
-fn capability_notifies(fragmentation: bool) -> Vec<Payload> {
+/// The notifies both sides add to IKE_SA_INIT: SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4),
+/// IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3) and INTERMEDIATE_EXCHANGE_SUPPORTED (RFC 9242
+/// §3.1; sent by an initiator that proposes additional key exchanges, answered by a responder).
+fn capability_notifies(fragmentation: bool, intermediate: bool) -> Vec<Payload> {
     let mut out = vec![Payload::Notify(NotifyPayload::new_signature_hash_algorithms(
         oxswan_crypto::auth::SIGNATURE_HASH_ALGORITHMS,
     ))];
     if fragmentation {
         out.push(Payload::Notify(NotifyPayload::new(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, Vec::new())));
+    }
+    if intermediate {
+        out.push(Payload::Notify(NotifyPayload::new(NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED, Vec::new())));
     }
     out
 }
@@ -197,7 +253,7 @@ impl InitRequestSent {
         payloads.push(Payload::Ke(KePayload { group: self.ke.group(), data: self.ke.public_value().to_vec() }));
         payloads.push(Payload::Nonce(NoncePayload { data: self.ni.clone() }));
         payloads.extend(self.extra.iter().cloned());
-        payloads.extend(capability_notifies(self.fragmentation));
+        payloads.extend(capability_notifies(self.fragmentation, self.proposals.iter().any(has_additional_ke)));
         let header = Header::new(self.spi_i, IkeSpi::ZERO, ExchangeType::IKE_SA_INIT, Flags::INITIATOR, 0);
         Ok(header.encode(&payloads)?)
     }
@@ -279,6 +335,11 @@ impl InitRequestSent {
             return Err(IkeError::Unexpected(Unexpected::OtherKeGroup));
         }
         check_nonce(&nr, &suite)?;
+        let intermediate = Intermediate::of(chosen);
+        let announced = p.notifies.iter().any(|n| n.notify_type == NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED);
+        if !intermediate.plan.is_empty() && !announced {
+            return Err(IkeError::Unexpected(Unexpected::NoIntermediateSupport));
+        }
         let g_ir = self.ke.complete(&ke.data)?;
         let keys = IkeSaKeys::from_ike_sa_init(
             provider.prf.as_ref(),
@@ -301,6 +362,7 @@ impl InitRequestSent {
             response: bytes.to_vec(),
             peer_notifies: p.notifies,
             peer_certreq: p.certreq,
+            intermediate,
         })))
     }
 }
@@ -425,6 +487,16 @@ pub fn respond(
     if let Err(e) = check_nonce(&ni, &suite) {
         return reject(NotifyType::INVALID_SYNTAX, Vec::new(), e);
     }
+    // RFC 9370 §2.2.1: additional key exchanges need IKE_INTERMEDIATE, which the initiator announces.
+    let announced = p.notifies.iter().any(|n| n.notify_type == NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED);
+    let intermediate = Intermediate::of(&chosen);
+    if !intermediate.plan.is_empty() && !announced {
+        return reject(
+            NotifyType::NO_PROPOSAL_CHOSEN,
+            Vec::new(),
+            IkeError::Unexpected(Unexpected::NoIntermediateSupport),
+        );
+    }
     let (public, g_ir) = provider.ke.respond(group, &ke.data)?;
     let nr = random(provider, NONCE_LEN)?;
     let keys = IkeSaKeys::from_ike_sa_init(provider.prf.as_ref(), &suite, g_ir.expose(), &ni, &nr, h.spi_i.0, spi_r.0)?;
@@ -434,7 +506,7 @@ pub fn respond(
         Payload::Nonce(NoncePayload { data: nr.clone() }),
     ];
     out.extend(params.extra.iter().cloned());
-    out.extend(capability_notifies(true));
+    out.extend(capability_notifies(true, announced));
     let header = Header::new(h.spi_i, spi_r, ExchangeType::IKE_SA_INIT, Flags::RESPONSE, 0);
     let response = header.encode(&out)?;
     Ok(InitReply::Accepted {
@@ -451,6 +523,7 @@ pub fn respond(
             response,
             peer_notifies: p.notifies,
             peer_certreq: p.certreq,
+            intermediate,
         }),
     })
 }

@@ -166,9 +166,21 @@ impl IkeSa {
         exchange: ExchangeType,
         payloads: &[Payload],
     ) -> Result<(Vec<Vec<u8>>, Option<Unfragmented>)> {
+        self.core.seal(ctx, &self.request_header(exchange), payloads)
+    }
+
+    /// The header of our next request of `exchange`.
+    fn request_header(&self, exchange: ExchangeType) -> Header {
         let flags = if self.core.initiator { Flags::INITIATOR } else { Flags(0) };
-        let header = Header::new(self.core.spi_i, self.core.spi_r, exchange, flags, self.next_message_id);
-        self.core.seal(ctx, &header, payloads)
+        Header::new(self.core.spi_i, self.core.spi_r, exchange, flags, self.next_message_id)
+    }
+
+    /// The IntAuth of an IKE_INTERMEDIATE message of ours (RFC 9242 §3.3.2), request or response,
+    /// over its inner payloads as they are encrypted.
+    pub(crate) fn note_sent_intermediate(&mut self, ctx: &Ctx<'_>, header: Header, payloads: &[Payload]) -> Result<()> {
+        let mut plain = Vec::new();
+        let first = oxswan_wire::emit_chain(payloads, oxswan_wire::PayloadType::NONE, &mut plain)?;
+        self.core.note_intermediate(ctx, &header, first, &plain)
     }
 
     /// Sends a request and keeps it in flight with the state its answer needs.
@@ -203,6 +215,13 @@ impl IkeSa {
 
     /// Protects and sends a request; a request we cannot protect ends the SA.
     fn send_protected(&mut self, ctx: &mut Ctx<'_>, exchange: ExchangeType, payloads: &[Payload], in_flight: InFlight) {
+        if exchange == ExchangeType::IKE_INTERMEDIATE
+            && let Err(e) = self.note_sent_intermediate(ctx, self.request_header(exchange), payloads)
+        {
+            self.core.close(ctx, DownReason::Protocol(format!("IKE_INTERMEDIATE: {e}")));
+            self.settle(ctx);
+            return;
+        }
         match self.encrypt_request(ctx, exchange, payloads) {
             Ok((datagrams, unfragmented)) => self.send_request_with(ctx, in_flight, datagrams, unfragmented),
             Err(e) => {

@@ -392,7 +392,16 @@ impl IkeSa {
         }
         let payloads = match self.receive(ctx, msg)? {
             Inbound::Partial => return Ok(()),
-            Inbound::Complete { payloads: Ok(p), .. } => p,
+            Inbound::Complete { payloads: Ok(p), plain, .. } => {
+                if let Some((first, plain)) = plain
+                    && let Err(e) = self.core.note_intermediate(ctx, &h, first, &plain)
+                {
+                    self.take_pending();
+                    self.core.close(ctx, DownReason::Protocol(format!("IKE_INTERMEDIATE: {e}")));
+                    return Ok(());
+                }
+                p
+            }
             // A response we cannot parse after it authenticated: the peer is broken (§2.21.2).
             Inbound::Complete { payloads: Err(e), .. } => {
                 self.take_pending();
@@ -469,7 +478,12 @@ impl IkeSa {
         }
         let exchange = h.exchange_type;
         let valid = match self.core.state {
-            State::HalfOpen => exchange == ExchangeType::IKE_AUTH,
+            // RFC 9242 §3: IKE_INTERMEDIATE only before IKE_AUTH, and here only while an
+            // additional key exchange (RFC 9370) is left to make.
+            State::HalfOpen => {
+                exchange == ExchangeType::IKE_AUTH
+                    || (exchange == ExchangeType::IKE_INTERMEDIATE && self.core.additional_ke_pending())
+            }
             // An exchange type we do not know is dropped before decryption, as strongSwan does: no
             // message ID is consumed, nothing changes.
             State::Established => exchange == ExchangeType::INFORMATIONAL || exchange == ExchangeType::CREATE_CHILD_SA,
@@ -478,9 +492,9 @@ impl IkeSa {
         if !valid {
             return Err(IkeError::Unexpected(Unexpected::NotInThisState));
         }
-        let (parsed, digest) = match self.receive(ctx, msg)? {
+        let (parsed, digest, plain) = match self.receive(ctx, msg)? {
             Inbound::Partial => return Ok(()),
-            Inbound::Complete { payloads, digest } => (payloads, digest),
+            Inbound::Complete { payloads, digest, plain } => (payloads, digest, plain),
         };
         // Authentic: from here on the request is consumed and answered.
         self.expected_message_id = self.expected_message_id.wrapping_add(1);
@@ -492,10 +506,17 @@ impl IkeSa {
             // one is sent again on it, as TCP will not retransmit across streams.
             self.resend_pending(ctx);
         }
-        if exchange == ExchangeType::IKE_AUTH {
-            // The initiator floated (or not): answer and send from where IKE_AUTH came (§2.23).
+        let setup = exchange == ExchangeType::IKE_AUTH || exchange == ExchangeType::IKE_INTERMEDIATE;
+        if setup {
+            // The initiator floated (or not): answer and send from where its first request after
+            // IKE_SA_INIT came (§2.23; RFC 9242 §3.3: IKE_INTERMEDIATE floats as IKE_AUTH does).
             self.core.local = local;
             self.core.remote = remote;
+        }
+        if let Some((first, plain)) = plain
+            && let Err(e) = self.core.note_intermediate(ctx, &h, first, &plain)
+        {
+            self.core.close(ctx, DownReason::Protocol(format!("IKE_INTERMEDIATE: {e}")));
         }
         let response = match parsed {
             Err(e) => {
@@ -503,7 +524,7 @@ impl IkeSa {
                     oxswan_wire::Disposition::Notify(n) => n,
                     oxswan_wire::Disposition::Drop => NotifyType::INVALID_SYNTAX,
                 };
-                if exchange == ExchangeType::IKE_AUTH {
+                if setup {
                     self.core.close(ctx, DownReason::Protocol(e.to_string()));
                 }
                 vec![Payload::Notify(NotifyPayload::new(n, e.notify_data()))]
@@ -527,7 +548,11 @@ impl IkeSa {
                 }
             }
         };
-        self.send_response(ctx, (exchange, h.message_id, digest), (local, remote), &response)
+        self.send_response(ctx, (exchange, h.message_id, digest), (local, remote), &response)?;
+        if exchange == ExchangeType::IKE_INTERMEDIATE {
+            self.core.intermediate_answered(ctx);
+        }
+        Ok(())
     }
 
     /// Sends and caches our response to the request `(exchange, message_id, digest)`.
@@ -544,6 +569,9 @@ impl IkeSa {
         // RFC 7383 §2.5.2: fragments no longer than the request's, which the path carried.
         let (request_fragments, longest) = self.last_request_fragments;
         let (datagrams, unfragmented) = self.core.seal_within(ctx, &header, response, longest)?;
+        if exchange == ExchangeType::IKE_INTERMEDIATE && !self.core.is_closed() {
+            self.note_sent_intermediate(ctx, header, response)?;
+        }
         for d in &datagrams {
             let transport = ctx.transport;
             ctx.out.transmits.push_back(Transmit { local, remote, transport, payload: d.to_vec() });

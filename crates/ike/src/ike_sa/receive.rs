@@ -3,7 +3,7 @@
 
 use oxswan_crypto::hash::sha1;
 use oxswan_crypto::sk::decrypt;
-use oxswan_wire::{Message, Payload, PayloadType, parse_chain};
+use oxswan_wire::{ExchangeType, Message, Payload, PayloadType, parse_chain};
 
 use super::IkeSa;
 use crate::error::{IkeError, Result};
@@ -61,8 +61,13 @@ pub(crate) struct Reassembly {
 pub(crate) enum Inbound {
     /// A fragment was stored; the message is not complete.
     Partial,
-    /// The whole message.
-    Complete { payloads: core::result::Result<Vec<Payload>, oxswan_wire::Error>, digest: [u8; 20] },
+    /// The whole message; for IKE_INTERMEDIATE also its first inner payload's type and the inner
+    /// payloads as decrypted, which its IntAuth covers (RFC 9242 §3.3.2).
+    Complete {
+        payloads: core::result::Result<Vec<Payload>, oxswan_wire::Error>,
+        digest: [u8; 20],
+        plain: Option<(PayloadType, Vec<u8>)>,
+    },
 }
 
 /// At most this many fragments per message, and this many octets reassembled: a bound on what a peer
@@ -105,10 +110,9 @@ impl IkeSa {
         let h = msg.header();
         let Some((number, total)) = d.fragment else {
             self.last_request_fragments = (0, usize::MAX);
-            return Ok(Inbound::Complete {
-                payloads: parse_chain(d.next_inner, &d.data, d.offset),
-                digest: sha1(&[msg.as_bytes()]),
-            });
+            let payloads = parse_chain(d.next_inner, &d.data, d.offset);
+            let plain = (h.exchange_type == ExchangeType::IKE_INTERMEDIATE).then_some((d.next_inner, d.data));
+            return Ok(Inbound::Complete { payloads, digest: sha1(&[msg.as_bytes()]), plain });
         };
         if total > MAX_FRAGMENTS {
             return Err(IkeError::Fragment("more fragments than we hold"));
@@ -154,9 +158,10 @@ impl IkeSa {
         let Some(r) = self.reassembly.take() else { return Ok(Inbound::Partial) };
         self.last_request_fragments = (r.total, r.largest);
         let data: Vec<u8> = r.parts.into_iter().flatten().flatten().collect();
-        Ok(Inbound::Complete {
-            payloads: parse_chain(r.next_inner, &data, 0),
-            digest: r.digest.unwrap_or_else(|| sha1(&[msg.as_bytes()])),
-        })
+        let payloads = parse_chain(r.next_inner, &data, 0);
+        // RFC 9242 §3.3.2 with RFC 7383: a fragmented message's IntAuth is that of the message
+        // reassembled.
+        let plain = (h.exchange_type == ExchangeType::IKE_INTERMEDIATE).then_some((r.next_inner, data));
+        Ok(Inbound::Complete { payloads, digest: r.digest.unwrap_or_else(|| sha1(&[msg.as_bytes()])), plain })
     }
 }

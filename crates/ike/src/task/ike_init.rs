@@ -113,7 +113,7 @@ pub(crate) fn answer(
                 }
             };
             core.keys = Some(Box::new(Keys::new(*init, sk_out, sk_in)));
-            match core.auth_request(ctx, &peer) {
+            match core.after_key_exchange(ctx, &peer) {
                 Ok(next) => next,
                 Err(e) => {
                     core.close(ctx, DownReason::Protocol(e.to_string()));

@@ -28,6 +28,7 @@ pub(crate) mod child_rekey;
 pub(crate) mod ike_auth;
 pub(crate) mod ike_config;
 pub(crate) mod ike_init;
+pub(crate) mod ike_intermediate;
 pub(crate) mod ike_rekey;
 pub(crate) mod informational;
 pub(crate) mod mobike;
@@ -44,6 +45,8 @@ pub(crate) enum InFlight {
         cookie_tries: u8,
         ke_retried: bool,
     },
+    /// IKE_INTERMEDIATE with an additional key exchange (RFC 9370 §2.2.2, initiator).
+    Intermediate(Box<ike_intermediate::IntermediateOffer>),
     /// IKE_AUTH (initiator), with the first CHILD SA if the connection has one.
     Auth {
         child: Option<Box<ChildOffer>>,
@@ -79,6 +82,7 @@ impl InFlight {
         use oxswan_wire::ExchangeType as X;
         match self {
             InFlight::Init { .. } => X::IKE_SA_INIT,
+            InFlight::Intermediate(_) => X::IKE_INTERMEDIATE,
             InFlight::Auth { .. } | InFlight::AuthEap(_) => X::IKE_AUTH,
             InFlight::RekeyChild(_) | InFlight::RekeyIke(_) | InFlight::NewChild(_) => X::CREATE_CHILD_SA,
             InFlight::DeleteIke
@@ -171,6 +175,7 @@ pub(crate) fn request(
 /// Reads the answer to our request (not IKE_SA_INIT's, see [`ike_init::answer`]).
 pub(crate) fn answer(core: &mut SaCore, ctx: &mut Ctx<'_>, in_flight: InFlight, p: &Collected) -> Next {
     match in_flight {
+        InFlight::Intermediate(offer) => core.handle_intermediate_response(ctx, *offer, p),
         InFlight::Auth { child } => core.handle_auth_response(ctx, child, p),
         InFlight::AuthEap(rounds) => core.handle_eap_answer(ctx, *rounds, p),
         InFlight::DeleteIke => {
@@ -205,6 +210,16 @@ pub(crate) fn respond(
     payloads: Vec<Payload>,
 ) -> Option<Vec<Payload>> {
     match exchange {
+        ExchangeType::IKE_INTERMEDIATE => Some(core.handle_intermediate_request(ctx, &Collected::collect(payloads))),
+        // RFC 9370 §2.2.2: IKE_AUTH comes only after every additional key exchange.
+        ExchangeType::IKE_AUTH if core.additional_ke_pending() => {
+            let e = crate::error::IkeError::Unexpected(crate::error::Unexpected::OtherAdditionalKe);
+            core.close(
+                ctx,
+                crate::event::DownReason::Protocol(format!("IKE_AUTH before the additional key exchanges: {e}")),
+            );
+            Some(vec![notify(NotifyType::INVALID_SYNTAX)])
+        }
         ExchangeType::IKE_AUTH => core.handle_auth_request(ctx, Collected::collect(payloads)),
         ExchangeType::INFORMATIONAL => Some(core.handle_informational(ctx, &payloads)),
         _ => Some(core.handle_create_child_request(ctx, window, Collected::collect(payloads))),

@@ -63,8 +63,15 @@ impl SaCore {
             Side::Initiator => (&init.request, &init.nr, &init.keys.sk_pi),
             Side::Responder => (&init.response, &init.ni, &init.keys.sk_pr),
         };
-        let octets = SignedOctets { message, nonce, sk_p: sk_p.expose(), id_body, ppk: None, int_auth: None }
-            .compute(ctx.provider.prf.as_ref(), init.suite.prf)?;
+        let octets = SignedOctets {
+            message,
+            nonce,
+            sk_p: sk_p.expose(),
+            id_body,
+            ppk: None,
+            int_auth: init.intermediate.int_auth().as_deref(),
+        }
+        .compute(ctx.provider.prf.as_ref(), init.suite.prf)?;
         Ok((octets, msk.cloned().unwrap_or_else(|| sk_p.clone())))
     }
 

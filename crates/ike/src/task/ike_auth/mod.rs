@@ -49,7 +49,7 @@ impl SaCore {
                 sk_p: init.keys.sk_pi.expose(),
                 id_body: &idi.auth_octets(),
                 ppk: None,
-                int_auth: None,
+                int_auth: init.intermediate.int_auth().as_deref(),
             }
             .compute(ctx.provider.prf.as_ref(), init.suite.prf)
             .map_err(|e| IkeError::Auth(e.to_string()))?;
@@ -219,8 +219,15 @@ impl SaCore {
             (&init.response, &init.ni, &init.keys.sk_pr)
         };
         let id_body = id.auth_octets();
-        let octets = SignedOctets { message, nonce, sk_p: sk_p.expose(), id_body: &id_body, ppk: None, int_auth: None }
-            .compute(ctx.provider.prf.as_ref(), init.suite.prf)?;
+        let octets = SignedOctets {
+            message,
+            nonce,
+            sk_p: sk_p.expose(),
+            id_body: &id_body,
+            ppk: None,
+            int_auth: init.intermediate.int_auth().as_deref(),
+        }
+        .compute(ctx.provider.prf.as_ref(), init.suite.prf)?;
         let actx = AuthCtx {
             provider: ctx.provider,
             prf: init.suite.prf,
@@ -310,7 +317,7 @@ impl SaCore {
             sk_p: init.keys.sk_pr.expose(),
             id_body: &id_body,
             ppk: None,
-            int_auth: None,
+            int_auth: init.intermediate.int_auth().as_deref(),
         }
         .compute(ctx.provider.prf.as_ref(), init.suite.prf)?;
         let theirs = self.peer_id.clone();
