@@ -40,7 +40,9 @@ pub(crate) fn connection(
             .map(|(i, (sp, s))| {
                 let parsed = if ike { parse_ike_proposal(&s) } else { parse_esp_proposal(&s) };
                 let mut p = parsed.map_err(|e| ctx.err(sp.clone(), &format!("{key}.{k}"), e.to_string()))?;
-                refuse_additional_ke(&p, &s, ike).map_err(|m| ctx.err(sp, &format!("{key}.{k}"), m))?;
+                if !ike {
+                    refuse_additional_ke(&p, &s).map_err(|m| ctx.err(sp, &format!("{key}.{k}"), m))?;
+                }
                 p.number = u8::try_from(i + 1).unwrap_or(u8::MAX);
                 Ok(p)
             })
@@ -200,13 +202,12 @@ pub(crate) fn connection(
     })
 }
 
-/// Refuses a proposal with additional key exchanges (RFC 9370 ADDKE transforms, `ke1_`..`ke7_`,
-/// `keN_none` included). oxswan-crypto parses them, but the engine has neither IKE_INTERMEDIATE
-/// (RFC 9242), which carries them when an IKE SA is set up, nor IKE_FOLLOWUP_KE (RFC 9370 §2.2.4),
-/// which carries them in CREATE_CHILD_SA: only the first key exchange would be made, and the one the
-/// proposal adds (typically the post-quantum ML-KEM) silently dropped. `text` is the proposal as
-/// written, for the message.
-fn refuse_additional_ke(p: &Proposal, text: &str, ike: bool) -> Result<(), String> {
+/// Refuses an ESP proposal with additional key exchanges (RFC 9370 ADDKE transforms, `ke1_`..`ke7_`,
+/// `keN_none` included): a CHILD SA's would be made in IKE_FOLLOWUP_KE exchanges (RFC 9370 §2.2.4),
+/// which the engine makes for IKE SA rekeys only so far; only the first key exchange would be made,
+/// and the one the proposal adds (typically the post-quantum ML-KEM) silently dropped. `text` is the
+/// proposal as written, for the message.
+fn refuse_additional_ke(p: &Proposal, text: &str) -> Result<(), String> {
     if !p.transforms.iter().any(|t| t.transform_type.additional_ke_index().is_some()) {
         return Ok(());
     }
@@ -220,14 +221,9 @@ fn refuse_additional_ke(p: &Proposal, text: &str, ike: bool) -> Result<(), Strin
         }
     }
     let what = if words.is_empty() { "an additional key exchange".to_owned() } else { words.join(", ") };
-    let exchange = if ike {
-        "need IKE_INTERMEDIATE (RFC 9242/9370)"
-    } else {
-        "in an ESP proposal need IKE_FOLLOWUP_KE (RFC 9370)"
-    };
     Err(format!(
-        "{what} in proposal '{text}': additional key exchanges (ke1_…ke7_) {exchange}, which oxswan does not \
-         implement yet"
+        "{what} in ESP proposal '{text}': additional key exchanges (ke1_…ke7_) of a CHILD SA need IKE_FOLLOWUP_KE \
+         (RFC 9370), which oxswan does not implement for CHILD SAs yet"
     ))
 }
 

@@ -204,7 +204,7 @@ pub struct Connection {
     pub local_addrs: Vec<IpAddr>,
     /// The peer's addresses; empty for `%any` (a responder for any peer).
     pub remote_addrs: Vec<IpAddr>,
-    /// IKE proposals; none has additional key exchanges (`ke1_`..`ke7_` are refused).
+    /// IKE proposals; additional key exchanges (`ke1_`..`ke7_`) are made in IKE_INTERMEDIATE and IKE_FOLLOWUP_KE (RFC 9242, 9370).
     pub proposals: Vec<Proposal>,
     /// Force UDP encapsulation.
     pub encap: bool,

@@ -271,51 +271,54 @@ fn lifetimes_and_volumes_follow_strongswan() {
     assert_eq!(oxswan_config::parse_volume("k"), None);
 }
 
-/// Additional key exchanges (RFC 9370 `ke1_`..`ke7_`) are refused until IKE_INTERMEDIATE (RFC 9242) and
-/// IKE_FOLLOWUP_KE exist: otherwise only the first key exchange would be made and the rest dropped.
+/// Additional key exchanges (RFC 9370 `ke1_`..`ke7_`) in IKE proposals are taken: IKE_INTERMEDIATE
+/// makes them when the IKE SA is set up, IKE_FOLLOWUP_KE when it is rekeyed. In ESP proposals they are
+/// refused until a CHILD SA makes them too: otherwise only the first key exchange would be made and
+/// the rest dropped.
 #[test]
-fn additional_key_exchanges_are_refused() {
-    // An IKE proposal: the second of the list, on line 9 where its string starts (column 49).
-    let e = err(&SITE.replace("\"aes128-sha256-modp2048\"", "\"aes256gcm16-prfsha384-x25519-ke1_mlkem768\""));
-    assert_eq!(
-        e.to_string(),
-        "test.toml:9:49: connections.site.proposals: 'ke1_mlkem768' in proposal \
-         'aes256gcm16-prfsha384-x25519-ke1_mlkem768': additional key exchanges (ke1_…ke7_) need \
-         IKE_INTERMEDIATE (RFC 9242/9370), which oxswan does not implement yet"
-    );
-    // Optional ones (`keN_none`) and several rounds: each keyword named once.
-    let e = err(&SITE.replace(
+fn additional_key_exchanges_in_ike_proposals_are_taken_in_esp_proposals_refused() {
+    let ike = SITE.replace(
         "\"aes128-sha256-modp2048\"",
-        "\"aes128-sha256-modp3072-KE1_mlkem768-ke1_none-ke2_mlkem1024-ke1_none\"",
-    ));
-    assert_eq!((e.line, e.key.as_str()), (9, "connections.site.proposals"), "{e}");
-    assert!(e.message.starts_with("'KE1_mlkem768', 'ke1_none', 'ke2_mlkem1024' in proposal 'aes128-sha256-"), "{e}");
-    // `keN_none` alone would still put ADDKE transforms on the wire.
-    let e = err(&SITE.replace("\"aes128-sha256-modp2048\"", "\"aes128-sha256-modp2048-ke3_none\""));
-    assert!(e.message.starts_with("'ke3_none' in proposal"), "{e}");
-    // In a comma-separated list, the item with the ADDKE is named.
-    let e =
-        err(&SITE.replace("\"aes128-sha256-modp2048\"", "\"aes128-sha256-modp2048, aes128-sha256-ecp256-ke1_ecp384\""));
-    assert!(e.message.starts_with("'ke1_ecp384' in proposal 'aes128-sha256-ecp256-ke1_ecp384': "), "{e}");
+        "\"aes256gcm16-prfsha384-x25519-ke1_mlkem768\", \"aes128-sha256-modp3072-KE1_mlkem768-ke1_none-ke2_ecp384\"",
+    );
+    let c = parse(Path::new("ok.toml"), &ike).unwrap();
+    let site = c.connection("site").unwrap();
+    assert_eq!(
+        site.proposals[1..],
+        oxswan_crypto::proposal::parse_ike_proposals(
+            "aes256gcm16-prfsha384-x25519-ke1_mlkem768, aes128-sha256-modp3072-ke1_mlkem768-ke1_none-ke2_ecp384"
+        )
+        .unwrap()
+        .into_iter()
+        .zip(2u8..)
+        .map(|(p, number)| oxswan_wire::sa::Proposal { number, ..p })
+        .collect::<Vec<_>>()[..]
+    );
     // An ESP proposal: the child's key, line 24, column 18.
     let e =
         err(&SITE
             .replace(r#"esp_proposals = ["aes256gcm16"]"#, r#"esp_proposals = ["aes128gcm16-x25519-ke1_mlkem768"]"#));
     assert_eq!(
         e.to_string(),
-        "test.toml:24:18: connections.site.children.net.esp_proposals: 'ke1_mlkem768' in proposal \
-         'aes128gcm16-x25519-ke1_mlkem768': additional key exchanges (ke1_…ke7_) in an ESP proposal need \
-         IKE_FOLLOWUP_KE (RFC 9370), which oxswan does not implement yet"
+        "test.toml:24:18: connections.site.children.net.esp_proposals: 'ke1_mlkem768' in ESP proposal \
+         'aes128gcm16-x25519-ke1_mlkem768': additional key exchanges (ke1_…ke7_) of a CHILD SA need \
+         IKE_FOLLOWUP_KE (RFC 9370), which oxswan does not implement for CHILD SAs yet"
     );
-    // The same proposals without the ADDKE are accepted.
-    let ok = SITE
-        .replace("\"aes128-sha256-modp2048\"", "\"aes256gcm16-prfsha384-x25519\", \"aes256gcm16-prfsha384-mlkem768\"")
-        .replace(r#"esp_proposals = ["aes256gcm16"]"#, r#"esp_proposals = ["aes128gcm16-x25519"]"#);
+    // Optional ones (`keN_none`) and several rounds: each keyword named once; `keN_none` alone would
+    // still put ADDKE transforms on the wire.
+    let esp =
+        |p: &str| err(&SITE.replace(r#"esp_proposals = ["aes256gcm16"]"#, &format!(r#"esp_proposals = ["{p}"]"#)));
+    let e = esp("aes128gcm16-modp3072-KE1_mlkem768-ke1_none-ke2_mlkem1024-ke1_none");
+    assert!(e.message.starts_with("'KE1_mlkem768', 'ke1_none', 'ke2_mlkem1024' in ESP proposal"), "{e}");
+    assert!(esp("aes128gcm16-ke3_none").message.starts_with("'ke3_none' in ESP proposal"));
+    // In a comma-separated list, the item with the ADDKE is named.
+    let e = esp("aes128gcm16, aes128gcm16-ecp256-ke1_ecp384");
+    assert!(e.message.starts_with("'ke1_ecp384' in ESP proposal 'aes128gcm16-ecp256-ke1_ecp384': "), "{e}");
+    // The same proposal without the ADDKE is accepted.
+    let ok = SITE.replace(r#"esp_proposals = ["aes256gcm16"]"#, r#"esp_proposals = ["aes128gcm16-x25519"]"#);
     let c = parse(Path::new("ok.toml"), &ok).unwrap();
-    let site = c.connection("site").unwrap();
-    assert_eq!(site.proposals.len(), 3);
     assert_eq!(
-        site.children[0].esp_proposals,
+        c.connection("site").unwrap().children[0].esp_proposals,
         oxswan_crypto::proposal::parse_esp_proposals("aes128gcm16-x25519").unwrap()
     );
 }

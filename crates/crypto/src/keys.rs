@@ -218,8 +218,8 @@ impl IkeSaKeys {
     /// the old IKE SA, it is the old IKE SA's PRF that is used to generate SKEYSEED"); the keys are then
     /// derived as in §2.14 with the new suite's PRF, the nonces of the CREATE_CHILD_SA exchange and the
     /// new SPIs. With additional key exchanges (RFC 9370 §2.2.4) `shared` is `SK(0), SK(1), ...` in the
-    /// order of the exchanges and enters as `SK(0) | SK(1) | ... | Ni | Nr`; otherwise it holds the one
-    /// g^ir.
+    /// order of the exchanges and enters as `SK(0) | Ni | Nr | SK(1) | ... | SK(n)` (the additional
+    /// secrets after the nonces, as strongSwan computes it too); otherwise it holds the one g^ir.
     #[allow(clippy::too_many_arguments)]
     pub fn rekey(
         &self,
@@ -232,17 +232,34 @@ impl IkeSaKeys {
         spi_i: [u8; 8],
         spi_r: [u8; 8],
     ) -> Result<Self> {
-        if shared.is_empty() {
-            // §2.18: "implementations MUST perform a new Diffie-Hellman exchange when rekeying the IKE SA".
-            return Err(CryptoError::Internal("IKE SA rekey without a key exchange"));
-        }
-        let mut data: Vec<&[u8]> = Vec::with_capacity(shared.len().saturating_add(2));
-        data.extend_from_slice(shared);
-        data.push(ni);
-        data.push(nr);
-        let seed = prf.prf(old_prf, self.sk_d.expose(), &data)?;
-        Self::derive(prf, new_suite, seed.expose(), ni, nr, spi_i, spi_r)
+        rekey_keys(prf, (old_prf, &self.sk_d), new_suite, shared, (ni, nr), (spi_i, spi_r))
     }
+}
+
+/// [`IkeSaKeys::rekey`] from the old IKE SA's PRF and SK_d alone, which is all an established SA
+/// keeps of its keys.
+pub fn rekey_keys(
+    prf: &dyn PrfProvider,
+    (old_prf, old_sk_d): (PrfAlg, &Secret),
+    new_suite: &IkeSuite,
+    shared: &[&[u8]],
+    (ni, nr): (&[u8], &[u8]),
+    (spi_i, spi_r): ([u8; 8], [u8; 8]),
+) -> Result<IkeSaKeys> {
+    if shared.is_empty() {
+        // §2.18: "implementations MUST perform a new Diffie-Hellman exchange when rekeying the IKE SA".
+        return Err(CryptoError::Internal("IKE SA rekey without a key exchange"));
+    }
+    let seed = prf.prf(old_prf, old_sk_d.expose(), &mix(shared, ni, nr))?;
+    IkeSaKeys::derive(prf, new_suite, seed.expose(), ni, nr, spi_i, spi_r)
+}
+
+/// The seed of a rekey's SKEYSEED or a CHILD SA's KEYMAT: `SK(0) | Ni | Nr | SK(1) | ... | SK(n)`
+/// (RFC 9370 §2.2.4; `Ni | Nr` alone without a key exchange, `g^ir | Ni | Nr` with one, RFC 7296
+/// §2.17, §2.18).
+fn mix<'a>(shared: &[&'a [u8]], ni: &'a [u8], nr: &'a [u8]) -> Vec<&'a [u8]> {
+    let (first, more) = shared.split_first().map_or((None, &[][..]), |(f, m)| (Some(*f), m));
+    first.into_iter().chain([ni, nr]).chain(more.iter().copied()).collect()
 }
 
 /// The transforms of a Child SA (ESP) that shape its keys.
@@ -274,7 +291,7 @@ impl ChildSaKeys {
     /// ```text
     /// KEYMAT = prf+(SK_d, Ni | Nr)                              no key exchange
     /// KEYMAT = prf+(SK_d, g^ir (new) | Ni | Nr)                 with PFS
-    /// KEYMAT = prf+(SK_d, SK(0) | SK(1) | ... | SK(n) | Ni | Nr)  several exchanges (RFC 9370 §2.2.4)
+    /// KEYMAT = prf+(SK_d, SK(0) | Ni | Nr | SK(1) | ... | SK(n))  several exchanges (RFC 9370 §2.2.4)
     /// ```
     ///
     /// `shared` holds the shared secrets in that order (empty without PFS). Ni and Nr are the nonces of
@@ -294,11 +311,7 @@ impl ChildSaKeys {
         let integ = integ_key_len(suite.encr, suite.integ)?;
         let encr = suite.encr.keymat_len();
         let per_direction = encr.saturating_add(integ);
-        let mut seed: Vec<&[u8]> = Vec::with_capacity(shared.len().saturating_add(2));
-        seed.extend_from_slice(shared);
-        seed.push(ni);
-        seed.push(nr);
-        let mut keymat = prf_plus(prf, prf_alg, sk_d, &seed, per_direction.saturating_mul(2))?;
+        let mut keymat = prf_plus(prf, prf_alg, sk_d, &mix(shared, ni, nr), per_direction.saturating_mul(2))?;
         Ok(Self {
             encr_i: take(&mut keymat, encr)?,
             integ_i: take(&mut keymat, integ)?,
@@ -468,10 +481,11 @@ mod tests {
         assert_eq!(seed.len(), 64);
         let expect = IkeSaKeys::derive(&AwsMac, &new_suite, seed.expose(), b"Ni", b"Nr", [5; 8], [6; 8]).unwrap();
         assert_eq!(r, expect);
-        // Several key exchanges enter in order.
-        let r2 = k1.rekey(&AwsMac, alg, &suite, &[b"g", b"new"], b"Ni", b"Nr", [5; 8], [6; 8]).unwrap();
-        let r3 = k1.rekey(&AwsMac, alg, &suite, &[b"gnew"], b"Ni", b"Nr", [5; 8], [6; 8]).unwrap();
-        assert_eq!(r2, r3);
+        // RFC 9370 §2.2.4: SKEYSEED = prf(SK_d, SK(0) | Ni | Nr | SK(1) | SK(2)).
+        let r2 = k1.rekey(&AwsMac, alg, &suite, &[b"g0", b"g1", b"g2"], b"Ni", b"Nr", [5; 8], [6; 8]).unwrap();
+        let seed = AwsMac.prf(alg, k1.sk_d.expose(), &[b"g0NiNrg1g2"]).unwrap();
+        let expect = IkeSaKeys::derive(&AwsMac, &suite, seed.expose(), b"Ni", b"Nr", [5; 8], [6; 8]).unwrap();
+        assert_eq!(r2, expect);
         assert!(k1.rekey(&AwsMac, alg, &suite, &[], b"Ni", b"Nr", [5; 8], [6; 8]).is_err());
     }
 
@@ -504,6 +518,9 @@ mod tests {
         assert_ne!(none.encr_i, k.encr_i);
         assert_ne!(two.encr_i, k.encr_i);
         assert_ne!(two.encr_i, swapped.encr_i);
+        // RFC 9370 §2.2.4: KEYMAT = prf+(SK_d, SK(0) | Ni | Nr | SK(1) | ... | SK(n)).
+        let keymat = prf_plus(&AwsMac, alg, &sk_d, &[b"girninrsk1"], 96).unwrap();
+        assert_eq!(two.encr_i.expose(), &keymat.expose()[..16]);
         let bad = ChildSuite { encr: gcm256(), integ: suite.integ };
         assert!(ChildSaKeys::derive(&AwsMac, alg, &sk_d, &bad, &[], b"ni", b"nr").is_err());
     }

@@ -248,3 +248,108 @@ fn additional_key_exchanges_need_intermediate_exchange_supported_both_ways() {
     let init = InitRequestSent::start(&provider, &plain, None, random_spi(&provider).unwrap(), Vec::new()).unwrap();
     assert!(!payloads(init.request()).contains(&"N(INTERMEDIATE_EXCHANGE_SUPPORTED)".to_string()));
 }
+
+/// An IKE SA with additional key exchanges is rekeyed with them (RFC 9370 §2.2.4): CREATE_CHILD_SA
+/// makes the first, then one IKE_FOLLOWUP_KE exchange per ADDKE, each echoing the responder's link;
+/// the new SA's keys work (real cryptography: a liveness check over it is answered), and the CHILD
+/// SA moves along. Either side may rekey.
+#[test]
+fn an_ike_rekey_makes_the_additional_key_exchanges_in_ike_followup_ke() {
+    for (seed, rekeyer, other) in [(7, ALICE_IP, BOB_IP), (8, BOB_IP, ALICE_IP)] {
+        let mut sim = pair(seed, Link::default(), with_proposals(alice_psk(), PQ), with_proposals(bob_psk(), PQ));
+        initiate(&mut sim);
+        assert!(sim.run_until(Duration::from_secs(5), both_up));
+        let old = sim.ep(rekeyer).established()[0];
+        let from = sim.log.len();
+        let now = sim.now;
+        sim.ep(rekeyer).rekey_ike(now, old).unwrap();
+        let rekeyed = |s: &Sim| {
+            [ALICE_IP, BOB_IP]
+                .iter()
+                .all(|ip| has_event(s.events(ip), |e| matches!(e, oxswan_ike::Event::IkeSaRekeyed { .. })))
+        };
+        assert!(sim.run_until(Duration::from_secs(5), rekeyed));
+        sim.advance(Duration::from_millis(500));
+        // Messages, not datagrams: ML-KEM-768's KE goes in two IKE fragments.
+        let mut exchanges: Vec<_> = sim.log[from..]
+            .iter()
+            .map(|(src, _, d)| (src.ip().to_string() == rekeyer, header(d).0, header(d).1, header(d).2))
+            .collect();
+        exchanges.dedup();
+        let exchanges: Vec<_> = exchanges.into_iter().map(|(a, b, c, _)| (a, b, c)).collect();
+        let (ccs, fu, inf) =
+            (ExchangeType::CREATE_CHILD_SA, ExchangeType::IKE_FOLLOWUP_KE, ExchangeType::INFORMATIONAL);
+        assert_eq!(
+            exchanges,
+            [
+                (true, ccs, false),
+                (false, ccs, true),
+                (true, fu, false),
+                (false, fu, true),
+                (true, fu, false),
+                (false, fu, true),
+                (true, inf, false),
+                (false, inf, true),
+            ],
+            "{rekeyer} rekeys"
+        );
+        for ip in [rekeyer, other] {
+            assert_eq!(sim.ep(ip).established().len(), 1, "{ip}");
+            assert_eq!(info(&mut sim, ip).proposal, PQ);
+        }
+        let new = sim.ep(rekeyer).established()[0];
+        assert_ne!(new, old);
+        let now = sim.now;
+        sim.ep(rekeyer).liveness(now, new).unwrap();
+        let answered = |s: &Sim| {
+            has_event(s.events(rekeyer), |e| matches!(e, oxswan_ike::Event::LivenessConfirmed { sa } if *sa == new))
+        };
+        assert!(sim.run_until(Duration::from_secs(2), answered), "liveness over the new IKE SA");
+        let h = sim.ep(rekeyer).established()[0];
+        assert_eq!(sim.ep(rekeyer).children(h).len(), 1, "the CHILD SA moved to the new IKE SA");
+    }
+}
+
+/// The followup echoes the responder's link; one that does not is answered STATE_NOT_FOUND and the
+/// rekey ends with the old IKE SA in place.
+#[test]
+fn an_ike_followup_ke_with_another_link_gets_state_not_found() {
+    let mut sim = null_cipher_pair(9, Link::default(), with_proposals(alice_psk(), PQ), with_proposals(bob_psk(), PQ));
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let taken: Rc<RefCell<Option<Vec<u8>>>> = Rc::default();
+    let keep = Rc::clone(&taken);
+    sim.drop_filter = Some(Box::new(move |_, d| {
+        let (exchange, response, _) = describe(d);
+        if keep.borrow().is_none() && exchange == ExchangeType::IKE_FOLLOWUP_KE && !response {
+            *keep.borrow_mut() = Some(d.to_vec());
+            return true;
+        }
+        false
+    }));
+    let old = sim.ep(ALICE_IP).established()[0];
+    let now = sim.now;
+    sim.ep(ALICE_IP).rekey_ike(now, old).unwrap();
+    assert!(sim.run_until(Duration::from_secs(5), |_| taken.borrow().is_some()));
+    let request = taken.borrow().clone().unwrap();
+    let h = *Message::parse(&request).unwrap().header();
+    let inner: Vec<Payload> = plain_payloads(&request)
+        .into_iter()
+        .map(|p| match p {
+            Payload::Notify(n) if n.notify_type == NotifyType::ADDITIONAL_KEY_EXCHANGE => {
+                Payload::Notify(oxswan_wire::notify::NotifyPayload::new(n.notify_type, b"other".to_vec()))
+            }
+            p => p,
+        })
+        .collect();
+    let (provider, keys) = null_keys();
+    let m = oxswan_crypto::sk::protect(&provider, &keys, &h, &inner).unwrap();
+    let before = sim.log.len();
+    let now = sim.now;
+    sim.ep(BOB_IP).handle_datagram(now, addr(BOB_IP, 500), addr(ALICE_IP, 500), &m);
+    sim.advance(Duration::from_secs(1));
+    let answer = sim.log[before..].iter().find(|(src, _, _)| src.ip().to_string() == BOB_IP).unwrap();
+    assert_eq!(payloads(&answer.2), ["N(STATE_NOT_FOUND)"]);
+    assert_eq!(sim.ep(BOB_IP).established().len(), 1);
+    assert_eq!(sim.ep(ALICE_IP).established(), [old], "Alice keeps the old IKE SA");
+}

@@ -77,7 +77,7 @@ connections {
       net {
         local_ts = 10.1.0.0/16, 10.3.0.0/16[tcp/80]
         remote_ts = 10.2.0.0/16
-        esp_proposals = aes256gcm16-modp2048, aes128gcm16
+        esp_proposals = aes256gcm16-modp2048, aes128gcm16, aes128gcm16-x25519-ke1_mlkem768
         start_action = trap|start
         close_action = start
         life_time = 2h
@@ -121,10 +121,15 @@ fn a_site_to_site_connection_key_by_key() {
             .contains("`vpn.example.org` not carried over")
     );
     let props: Vec<&str> = site["proposals"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
-    assert_eq!(props, ["aes256gcm16-prfsha384-ecp384", "aes256-sha256-modp2048"], "as written, minus two");
+    // IKE SAs make additional key exchanges (IKE_INTERMEDIATE, IKE_FOLLOWUP_KE): carried over.
+    assert_eq!(
+        props,
+        ["aes256gcm16-prfsha384-ecp384", "aes256gcm16-prfsha384-x25519-ke1_mlkem768", "aes256-sha256-modp2048"],
+        "as written, minus one"
+    );
     let m = note(&i, line(SITE, "aes999"), "connections.site.proposals");
-    assert!(m.contains("aes999") || m.contains("mlkem"), "{m}");
-    assert_eq!(i.notes.iter().filter(|n| n.key == "connections.site.proposals").count(), 2);
+    assert!(m.contains("aes999"), "{m}");
+    assert_eq!(i.notes.iter().filter(|n| n.key == "connections.site.proposals").count(), 1);
     assert_eq!((site["encap"].as_bool(), site["mobike"].as_bool()), (Some(true), Some(false)));
     assert_eq!(site["fragmentation"].as_bool(), Some(false));
     assert!(site.get("dpd_delay").is_none(), "0 is no DPD");
@@ -140,6 +145,9 @@ fn a_site_to_site_connection_key_by_key() {
     assert_eq!(net["local_ts"].as_array().unwrap().len(), 1);
     assert!(note(&i, line(SITE, "[tcp/80]"), "connections.site.children.net.local_ts").contains("10.3.0.0/16[tcp/80]"));
     assert_eq!(net["esp_proposals"].as_array().unwrap().len(), 2);
+    // CHILD SAs do not make additional key exchanges yet: that one stays behind, named.
+    let m = note(&i, line(SITE, "aes128gcm16-x25519-ke1_mlkem768"), "connections.site.children.net.esp_proposals");
+    assert!(m.contains("ke1_mlkem768") && m.contains("CHILD SAs"), "{m}");
     assert_eq!(net["start_action"].as_str(), Some("start"));
     assert_eq!(net["life_time"].as_str(), Some("2h"));
     assert_eq!(net["rekey_time"].as_str(), Some("6545s"), "life / 1.1 as charon");

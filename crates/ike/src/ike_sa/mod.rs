@@ -486,7 +486,11 @@ impl IkeSa {
             }
             // An exchange type we do not know is dropped before decryption, as strongSwan does: no
             // message ID is consumed, nothing changes.
-            State::Established => exchange == ExchangeType::INFORMATIONAL || exchange == ExchangeType::CREATE_CHILD_SA,
+            State::Established => {
+                exchange == ExchangeType::INFORMATIONAL
+                    || exchange == ExchangeType::CREATE_CHILD_SA
+                    || exchange == ExchangeType::IKE_FOLLOWUP_KE
+            }
             _ => false,
         };
         if !valid {

@@ -210,6 +210,8 @@ pub(crate) struct SaCore {
     /// The peer's rekey of this IKE SA crossed ours (§2.8.2), not yet resolved.
     /// Boxed, as the other rare states: the SA's own size is paid for each of them.
     pub ike_collision: Option<Box<IkeCollision>>,
+    /// The peer's rekey of this IKE SA waiting for its IKE_FOLLOWUP_KE exchanges (RFC 9370 §2.2.4).
+    pub followup: Option<Box<crate::task::ike_followup::FollowupResponder>>,
     /// What the task manager is to do next, in order.
     pub asks: Vec<Ask>,
     /// Virtual IPs: those the gateway gave us, or those we lent the client (RFC 7296 §3.15).
@@ -343,6 +345,7 @@ impl SaCore {
             initial_contact: false,
             fresh_pairs: Vec::new(),
             ike_collision: None,
+            followup: None,
             asks: Vec::new(),
             vips: VirtualIps::default(),
             eap: None,

@@ -5,7 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use oxswan_crypto::keys::IkeSaKeys;
 use oxswan_crypto::proposal::select_proposal;
 use oxswan_crypto::provider::KeyExchange;
 use oxswan_crypto::sk::SkKeys;
@@ -23,14 +22,14 @@ use crate::suite::ike_suite;
 /// Our IKE SA rekey in flight.
 #[derive(Debug)]
 pub(crate) struct IkeRekeyOffer {
-    spi: IkeSpi,
-    nonce: Vec<u8>,
+    pub(super) spi: IkeSpi,
+    pub(super) nonce: Vec<u8>,
     offered: Vec<Proposal>,
     ke: Box<dyn KeyExchange>,
     ke_retried: bool,
 }
 
-fn spi_of(p: &Proposal) -> Option<IkeSpi> {
+pub(super) fn spi_of(p: &Proposal) -> Option<IkeSpi> {
     let b: [u8; 8] = p.spi.as_slice().try_into().ok()?;
     let spi = IkeSpi(b);
     (!spi.is_zero()).then_some(spi)
@@ -43,13 +42,15 @@ pub(crate) fn is_ike_rekey(p: &Collected) -> bool {
 
 impl SaCore {
     /// The IKE SA that replaces this one, with `spi_i`/`spi_r` and keys from this SA's SK_d.
+    /// `shared` is g^ir, or with additional key exchanges SK(0), SK(1), ... in the order they were
+    /// made (RFC 9370 §2.2.4).
     #[allow(clippy::too_many_arguments)]
-    fn successor(
+    pub(super) fn successor(
         &mut self,
         ctx: &mut Ctx<'_>,
         we_initiated: bool,
         proposal: Proposal,
-        g_ir: &[u8],
+        shared: &[&[u8]],
         ni: Vec<u8>,
         nr: Vec<u8>,
         (spi_i, spi_r): (IkeSpi, IkeSpi),
@@ -57,9 +58,16 @@ impl SaCore {
         let (suite, _) = ike_suite(&proposal).ok()?;
         let old = self.keys.as_ref()?;
         // §2.18: the rekeying exchange belongs to the old IKE SA, so its PRF makes SKEYSEED.
-        let skeyseed = ctx.provider.prf.prf(old.suite.prf, old.sk_d.expose(), &[g_ir, &ni, &nr]).ok()?;
-        let keys =
-            IkeSaKeys::derive(ctx.provider.prf.as_ref(), &suite, skeyseed.expose(), &ni, &nr, spi_i.0, spi_r.0).ok()?;
+        // RFC 9370 §2.2.4: SKEYSEED = prf(SK_d (old), SK(0) | Ni | Nr | SK(1) | ... | SK(n)).
+        let keys = oxswan_crypto::keys::rekey_keys(
+            ctx.provider.prf.as_ref(),
+            (old.suite.prf, &old.sk_d),
+            &suite,
+            shared,
+            (&ni, &nr),
+            (spi_i.0, spi_r.0),
+        )
+        .ok()?;
         let sk_out = SkKeys::for_sender(&keys, &suite, we_initiated).ok()?;
         let sk_in = SkKeys::for_sender(&keys, &suite, !we_initiated).ok()?;
         let mut new = SaCore::new(self.handle, we_initiated, self.peer.clone(), self.local, self.remote, spi_i, spi_r);
@@ -233,9 +241,32 @@ impl SaCore {
             return vec![notify(NotifyType::TEMPORARY_FAILURE)];
         };
         let response_proposal = Proposal { spi: our_spi.0.to_vec(), ..chosen.clone() };
+        let answer = vec![
+            Payload::Sa(SaPayload { proposals: vec![response_proposal] }),
+            Payload::Nonce(NoncePayload { data: nr.clone() }),
+            Payload::Ke(KePayload { group, data: public }),
+        ];
+        let plan = crate::init::Intermediate::of(&chosen).plan;
+        if !plan.is_empty() {
+            // RFC 9370 §2.2.4: the new SA is made once the IKE_FOLLOWUP_KE exchanges are done. A
+            // collision with our own rekey is not resolved across them: TEMPORARY_FAILURE, as
+            // strongSwan answers once it sent its own IKE_FOLLOWUP_KE.
+            if colliding {
+                return vec![notify(NotifyType::TEMPORARY_FAILURE)];
+            }
+            let pending =
+                super::ike_followup::FollowupResponder::new(ctx, chosen, plan, g_ir, ni, nr, (their_spi, our_spi));
+            return match pending {
+                Some(pending) => {
+                    let link = pending.link_notify();
+                    self.followup = Some(Box::new(pending));
+                    answer.into_iter().chain([link]).collect()
+                }
+                None => vec![notify(NotifyType::TEMPORARY_FAILURE)],
+            };
+        }
         let lowest_nonce = lowest(&ni, &nr);
-        let Some(mut new) = self.successor(ctx, false, chosen, g_ir.expose(), ni, nr.clone(), (their_spi, our_spi))
-        else {
+        let Some(mut new) = self.successor(ctx, false, chosen, &[g_ir.expose()], ni, nr, (their_spi, our_spi)) else {
             return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)];
         };
         // In a collision the new SA is tentative, like a replaced one, until it inherits the CHILD
@@ -249,11 +280,7 @@ impl SaCore {
         } else {
             self.bequeath(ctx, our_spi);
         }
-        vec![
-            Payload::Sa(SaPayload { proposals: vec![response_proposal] }),
-            Payload::Nonce(NoncePayload { data: nr }),
-            Payload::Ke(KePayload { group, data: public }),
-        ]
+        answer
     }
 
     /// Starts rekeying this IKE SA: `{ SA, Ni, KEi }` and the offer.
@@ -313,28 +340,45 @@ impl SaCore {
         // An answer we cannot use (a proposal we did not offer, a KE that does not fit) leaves this SA
         // as it is. The responder moved to the SA it made, which we cannot speak for without its
         // keys; trying again would only meet its TEMPORARY_FAILURE, so it is not tried again.
-        self.conclude_ike_rekey(ctx, offer, p);
-        Next::Done
+        self.conclude_ike_rekey(ctx, offer, p).unwrap_or(Next::Done)
     }
 
-    fn conclude_ike_rekey(&mut self, ctx: &mut Ctx<'_>, offer: IkeRekeyOffer, p: &Collected) {
-        let (Some(sa), Some(nr), Some(ke)) = (&p.sa, p.nonce.clone(), &p.ke) else { return };
-        let [chosen] = sa.proposals.as_slice() else { return };
+    fn conclude_ike_rekey(&mut self, ctx: &mut Ctx<'_>, offer: IkeRekeyOffer, p: &Collected) -> Option<Next> {
+        let (Some(sa), Some(nr), Some(ke)) = (&p.sa, p.nonce.clone(), &p.ke) else { return None };
+        let [chosen] = sa.proposals.as_slice() else { return None };
         // What the responder chose must be one of ours (§2.7), with its new SPI.
         let ours = offer.offered.iter().find(|o| o.number == chosen.number);
         let acceptable =
             ours.and_then(|o| select_proposal(core::slice::from_ref(o), core::slice::from_ref(chosen), false));
         let (Some(_), Some(their_spi), Ok((_, group))) = (acceptable, spi_of(chosen), ike_suite(chosen)) else {
-            return;
+            return None;
         };
         if ke.group != group || offer.ke.group() != group {
-            return;
+            return None;
         }
-        let Ok(g_ir) = offer.ke.complete(&ke.data) else { return };
+        let g_ir = offer.ke.complete(&ke.data).ok()?;
         let proposal = Proposal { spi: Vec::new(), ..chosen.clone() };
-        let ours_lowest = lowest(&offer.nonce, &nr);
-        let Some(mut new) = self.successor(ctx, true, proposal, g_ir.expose(), offer.nonce, nr, (offer.spi, their_spi))
-        else {
+        let plan = crate::init::Intermediate::of(&proposal).plan;
+        if !plan.is_empty() {
+            // RFC 9370 §2.2.4: the additional key exchanges follow, each in IKE_FOLLOWUP_KE.
+            return super::ike_followup::FollowupInitiator::start(ctx, offer, proposal, plan, g_ir, nr, their_spi, p);
+        }
+        self.finish_ike_rekey(ctx, (offer.spi, their_spi), proposal, &[g_ir.expose()], (offer.nonce, nr));
+        Some(Next::Done)
+    }
+
+    /// Our rekey's key exchanges are all done: the new IKE SA, and what becomes of the old one.
+    pub(super) fn finish_ike_rekey(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        (our_spi, their_spi): (IkeSpi, IkeSpi),
+        proposal: Proposal,
+        shared: &[&[u8]],
+        (ni, nr): (Vec<u8>, Vec<u8>),
+    ) {
+        let offer_spi = our_spi;
+        let ours_lowest = lowest(&ni, &nr);
+        let Some(mut new) = self.successor(ctx, true, proposal, shared, ni, nr, (offer_spi, their_spi)) else {
             return;
         };
         // §2.8.2: both sides rekeyed at once. The new SA made by the exchange with the lowest of the
@@ -351,7 +395,7 @@ impl SaCore {
             ctx.out.redundant.push(c.theirs);
         }
         ctx.out.spawned.push((new, None));
-        self.bequeath(ctx, offer.spi);
+        self.bequeath(ctx, offer_spi);
         // §1.3.2: the initiator of the rekey deletes the old IKE SA.
         self.asks.push(Ask::ClearQueue);
         self.asks.push(Ask::First(Job::DeleteIke));

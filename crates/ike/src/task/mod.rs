@@ -27,6 +27,7 @@ pub(crate) mod child_create;
 pub(crate) mod child_rekey;
 pub(crate) mod ike_auth;
 pub(crate) mod ike_config;
+pub(crate) mod ike_followup;
 pub(crate) mod ike_init;
 pub(crate) mod ike_intermediate;
 pub(crate) mod ike_rekey;
@@ -59,6 +60,8 @@ pub(crate) enum InFlight {
     Liveness,
     RekeyChild(Box<child_rekey::RekeyOffer>),
     RekeyIke(Box<ike_rekey::IkeRekeyOffer>),
+    /// The additional key exchanges of our IKE SA rekey (RFC 9370 §2.2.4).
+    FollowupIke(Box<ike_followup::FollowupInitiator>),
     NewChild(Box<ChildOffer>),
     /// A MOBIKE update (RFC 4555 §3.5), with the COOKIE2 the answer must echo (§3.8).
     UpdateAddresses {
@@ -83,6 +86,7 @@ impl InFlight {
         match self {
             InFlight::Init { .. } => X::IKE_SA_INIT,
             InFlight::Intermediate(_) => X::IKE_INTERMEDIATE,
+            InFlight::FollowupIke(_) => X::IKE_FOLLOWUP_KE,
             InFlight::Auth { .. } | InFlight::AuthEap(_) => X::IKE_AUTH,
             InFlight::RekeyChild(_) | InFlight::RekeyIke(_) | InFlight::NewChild(_) => X::CREATE_CHILD_SA,
             InFlight::DeleteIke
@@ -194,6 +198,7 @@ pub(crate) fn answer(core: &mut SaCore, ctx: &mut Ctx<'_>, in_flight: InFlight, 
         }
         InFlight::RekeyChild(offer) => core.handle_rekey_response(ctx, *offer, p),
         InFlight::RekeyIke(offer) => core.handle_ike_rekey_response(ctx, *offer, p),
+        InFlight::FollowupIke(f) => core.handle_ike_followup_response(ctx, *f, p),
         InFlight::NewChild(offer) => core.handle_new_child_response(ctx, *offer, p),
         InFlight::UpdateAddresses { cookie2 } => core.handle_update_answer(ctx, cookie2, p),
     }
@@ -222,6 +227,9 @@ pub(crate) fn respond(
         }
         ExchangeType::IKE_AUTH => core.handle_auth_request(ctx, Collected::collect(payloads)),
         ExchangeType::INFORMATIONAL => Some(core.handle_informational(ctx, &payloads)),
+        ExchangeType::IKE_FOLLOWUP_KE => {
+            Some(core.handle_ike_followup_request(ctx, window, &Collected::collect(payloads)))
+        }
         _ => Some(core.handle_create_child_request(ctx, window, Collected::collect(payloads))),
     }
 }
