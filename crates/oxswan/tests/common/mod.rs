@@ -56,7 +56,13 @@ pub struct Hosts {
     pub charon_logs_keys: bool,
     /// Environment of the oxswan daemons started from then on.
     pub daemon_env: Vec<(String, String)>,
+    /// The root file system of the charon to run instead of the host's (strongSwan 6, made by the
+    /// kit's strongswan6.sh: [`STRONGSWAN6`]).
+    pub charon_root: Option<PathBuf>,
 }
+
+/// Where `.ci/run` puts strongSwan 6 (the interop kit's `strongswan6.sh`, Debian 13's packages).
+pub const STRONGSWAN6: &str = "/opt/strongswan6";
 
 impl Hosts {
     fn empty(p: &str, nat: bool) -> Self {
@@ -71,6 +77,7 @@ impl Hosts {
             charon_extra: String::new(),
             charon_logs_keys: false,
             daemon_env: Vec::new(),
+            charon_root: None,
         }
     }
 
@@ -184,14 +191,16 @@ impl Hosts {
             self.charon_extra
         );
         let dir = self.dir.join(format!("charon-{side}"));
-        let child = spawn_charon(&self.ns(side), &dir, swanctl_conf, &conf, files);
+        let child = spawn_charon_in(self.charon_root.as_deref(), &self.ns(side), &dir, swanctl_conf, &conf, files);
         self.charons.push((side.to_owned(), child));
     }
 
     /// swanctl against the charon on `side`.
     pub fn swanctl(&self, side: &str, args: &str) -> Output {
         let pid = self.charons.iter().find(|(s, _)| s == side).map(|(_, c)| c.id()).unwrap();
-        sh(&format!("nsenter -t {pid} -m -n swanctl {args}"))
+        // In charon's own root, when it has one (`-r`: the target's root directory).
+        let root = if self.charon_root.is_some() { "-r" } else { "" };
+        sh(&format!("nsenter -t {pid} -m -n {root} swanctl {args}"))
     }
 
     /// What charon on `side` logged.
@@ -300,6 +309,20 @@ pub fn spawn_charon(
     strongswan_conf: &str,
     files: &[(&str, Vec<u8>)],
 ) -> Child {
+    spawn_charon_in(None, ns, dir, swanctl_conf, strongswan_conf, files)
+}
+
+/// [`spawn_charon`], with `root` the root file system of another strongSwan (strongSwan 6 in
+/// [`STRONGSWAN6`]): charon runs chrooted there, `dir` bound to its /etc/swanctl, with the host's
+/// /dev (the TUN device) and a /proc and /run of its own.
+pub fn spawn_charon_in(
+    root: Option<&Path>,
+    ns: &str,
+    dir: &Path,
+    swanctl_conf: &str,
+    strongswan_conf: &str,
+    files: &[(&str, Vec<u8>)],
+) -> Child {
     for d in ["x509", "x509ca", "private", "conf.d"] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
@@ -312,12 +335,23 @@ pub fn spawn_charon(
     std::fs::write(dir.join("strongswan.conf"), strongswan_conf).unwrap();
     let log = std::fs::File::create(dir.join("charon.log")).unwrap();
     let d = dir.display();
-    let child = Command::new("ip")
-        .args(["netns", "exec", ns, "unshare", "-m", "sh", "-c"])
-        .arg(format!(
+    let script = match root {
+        None => format!(
             "mount --make-rprivate / && mount -t tmpfs tmpfs /run && mount --bind '{d}' /etc/swanctl && \
              STRONGSWAN_CONF='{d}/strongswan.conf' exec /usr/lib/ipsec/charon"
-        ))
+        ),
+        Some(r) => {
+            let r = r.display();
+            format!(
+                "mount --make-rprivate / && mount --rbind /dev '{r}/dev' && mount -t proc proc '{r}/proc' && \
+                 mount -t tmpfs tmpfs '{r}/run' && mkdir -p '{r}/etc/swanctl' && mount --bind '{d}' '{r}/etc/swanctl' && \
+                 STRONGSWAN_CONF=/etc/swanctl/strongswan.conf exec chroot '{r}' /usr/lib/ipsec/charon"
+            )
+        }
+    };
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns, "unshare", "-m", "sh", "-c"])
+        .arg(script)
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
@@ -325,11 +359,12 @@ pub fn spawn_charon(
     let pid = child.id();
     let charon_log = || std::fs::read_to_string(dir.join("charon.log")).unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !sh(&format!("nsenter -t {pid} -m -n test -S /run/charon.vici")).status.success() {
+    let r = if root.is_some() { "-r" } else { "" };
+    while !sh(&format!("nsenter -t {pid} -m -n {r} test -S /run/charon.vici")).status.success() {
         assert!(Instant::now() < deadline, "charon in {ns} did not start: {}", charon_log());
         std::thread::sleep(Duration::from_millis(50));
     }
-    let o = sh(&format!("nsenter -t {pid} -m -n swanctl --load-all"));
+    let o = sh(&format!("nsenter -t {pid} -m -n {r} swanctl --load-all"));
     assert!(
         o.status.success(),
         "swanctl --load-all: {}{}",
