@@ -49,6 +49,7 @@ fn peer(name: &str, local: &str, remote: &str) -> Option<PeerConfig> {
         fragmentation: true,
         tcp: oxswan_ike::TcpConfig::NO,
         mobike: true,
+        childless: Default::default(),
     })
 }
 

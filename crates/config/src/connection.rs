@@ -11,8 +11,8 @@ use crate::auth::{AuthKind, Known, local_side, remote_side};
 use crate::raw::{RawConnection, S};
 use crate::values::{duration, lifetime, parse_ts, span_of_time, volume};
 use crate::{
-    CHILD_REKEY_TIME, Child, ConfigError, Connection, Ctx, IKE_REKEY_TIME, PeerAction, PoolConfig, StartAction,
-    TcpMode, Unique,
+    CHILD_REKEY_TIME, Child, Childless, ConfigError, Connection, Ctx, IKE_REKEY_TIME, PeerAction, PoolConfig,
+    StartAction, TcpMode, Unique,
 };
 
 pub(crate) fn connection(
@@ -79,6 +79,19 @@ pub(crate) fn connection(
         Some(("keep", _)) => Unique::Keep,
         Some((other, sp)) => {
             return Err(ctx.err(sp, &format!("{key}.unique"), format!("`{other}`: use no, never, replace or keep")));
+        }
+    };
+    let childless = match c.childless.as_ref().map(|u| (u.get_ref().as_str(), u.span())) {
+        None | Some(("allow", _)) => Childless::Allow,
+        Some(("prefer", _)) => Childless::Prefer,
+        Some(("force", _)) => Childless::Force,
+        Some(("never", _)) => Childless::Never,
+        Some((other, sp)) => {
+            return Err(ctx.err(
+                sp,
+                &format!("{key}.childless"),
+                format!("`{other}`: use allow, prefer, force or never"),
+            ));
         }
     };
     let tcp = match c.tcp.as_ref().map(|u| (u.get_ref().as_str(), u.span())) {
@@ -191,6 +204,7 @@ pub(crate) fn connection(
         rand_time: span_of_time(ctx, c.rand_time, &format!("{key}.rand_time"))?,
         pools: c.pools.into_iter().map(S::into_inner).collect(),
         unique,
+        childless,
         mobike: c.mobike.unwrap_or(true),
         fragmentation: c.fragmentation.unwrap_or(true),
         tcp,

@@ -130,7 +130,7 @@ pub enum PeerAction {
 
 /// When an initiator uses TCP (RFC 9329), Libreswan's `enable-tcp`: `no`, `fallback`, `always`:
 /// the engine's own type, read from the file as it is.
-pub use oxswan_ike::TcpMode;
+pub use oxswan_ike::{Childless, TcpMode};
 
 /// What to do with a child when the daemon starts (strongSwan's `start_action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,6 +235,9 @@ pub struct Connection {
     /// As initiator, IKE and ESP over TCP (RFC 9329): never (default, as Libreswan's `enable-tcp`),
     /// when UDP gets no answer, or always.
     pub tcp: TcpMode,
+    /// Childless IKE SAs (RFC 6023, strongSwan's `childless`): `allow` (default), `prefer`,
+    /// `force` or `never`.
+    pub childless: Childless,
     /// The responder's TCP port (default 4500, Libreswan's `tcp-remoteport`).
     pub tcp_port: u16,
     /// Virtual IP addresses to request as a client, one per entry: `0.0.0.0` or `::` for any of that

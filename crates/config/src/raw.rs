@@ -71,6 +71,7 @@ pub(crate) struct RawConnection {
     pub mobike: Option<bool>,
     pub fragmentation: Option<bool>,
     pub tcp: Option<S<String>>,
+    pub childless: Option<S<String>>,
     pub tcp_port: Option<S<u16>>,
     #[serde(default)]
     pub vips: Vec<S<String>>,

@@ -65,6 +65,7 @@ fn peer(name: &str, local: &str, remote: &str, local_auth: LocalAuth, remote_aut
         fragmentation: true,
         tcp: oxswan_ike::TcpConfig::NO,
         mobike: true,
+        childless: Default::default(),
     }
 }
 

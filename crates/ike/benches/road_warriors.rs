@@ -285,6 +285,7 @@ fn peer(
         fragmentation: true,
         tcp: oxswan_ike::TcpConfig::NO,
         mobike: true,
+        childless: Default::default(),
     }
 }
 

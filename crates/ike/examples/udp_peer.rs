@@ -81,6 +81,7 @@ fn main() {
         fragmentation: true,
         tcp: oxswan_ike::TcpConfig::NO,
         mobike: true,
+        childless: Default::default(),
     };
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let start = Instant::now();

@@ -171,6 +171,25 @@ pub struct PeerConfig {
     /// Announce and use MOBIKE (RFC 4555) on this connection (strongSwan's `mobike`): the IKE SA
     /// and its CHILD SAs move to new addresses with UPDATE_SA_ADDRESSES instead of being set up anew.
     pub mobike: bool,
+    /// Childless IKE SAs (RFC 6023, strongSwan's `childless`).
+    pub childless: Childless,
+}
+
+/// Whether an IKE SA is set up without a CHILD SA in IKE_AUTH (RFC 6023), the CHILD SAs then made
+/// with CREATE_CHILD_SA: strongSwan's `childless` (`prefer` is strongSwan 6's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Childless {
+    /// As responder accept either; as initiator make the first CHILD SA in IKE_AUTH.
+    #[default]
+    Allow,
+    /// As initiator go childless when the responder announced CHILDLESS_IKEV2_SUPPORTED, else as
+    /// `Allow`.
+    Prefer,
+    /// Only childless: as initiator fail if the responder does not announce it, as responder refuse
+    /// an IKE_AUTH that makes a CHILD SA.
+    Force,
+    /// As responder refuse a childless IKE_AUTH (and do not announce the extension).
+    Never,
 }
 
 /// Whether an initiator uses TCP (RFC 9329): Libreswan's `enable-tcp` and `tcp-remoteport`.

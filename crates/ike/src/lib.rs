@@ -29,7 +29,7 @@ mod task;
 pub mod volume;
 
 pub use config::{
-    EndpointConfig, IkeLifetime, LocalAuth, PeerConfig, RemoteAuth, Retransmit, TcpConfig, TcpMode, Unique,
+    Childless, EndpointConfig, IkeLifetime, LocalAuth, PeerConfig, RemoteAuth, Retransmit, TcpConfig, TcpMode, Unique,
 };
 pub use endpoint::{Endpoint, SaCounts, Stats};
 pub use error::{IkeError, Result, Unexpected};

@@ -35,6 +35,19 @@ const SA_INIT: [&str; 7] = [
     "N(IKEV2_FRAGMENTATION_SUPPORTED)",
 ];
 
+/// Bob's IKE_SA_INIT response adds CHILDLESS_IKEV2_SUPPORTED (RFC 6023 §3: only the responder
+/// announces it) after NAT detection.
+const SA_INIT_R: [&str; 8] = [
+    "SA",
+    "KE",
+    "No",
+    "N(NAT_DETECTION_SOURCE_IP)",
+    "N(NAT_DETECTION_DESTINATION_IP)",
+    "N(CHILDLESS_IKEV2_SUPPORTED)",
+    "N(SIGNATURE_HASH_ALGORITHMS)",
+    "N(IKEV2_FRAGMENTATION_SUPPORTED)",
+];
+
 /// The IKE_AUTH request of the PSK connection: `IKE_AUTH { IDi, IDr, AUTH, N(INIT_CONTACT), SA, TSi, TSr }`.
 const AUTH_I: [&str; 7] = ["IDi", "IDr", "AUTH", "N(INITIAL_CONTACT)", "SA", "TSi", "TSr"];
 
@@ -44,7 +57,7 @@ fn psk_handshake() -> Vec<Named> {
         /* IKE_SA_INIT { SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } --> */
         msg("alice", IKE_SA_INIT, REQUEST, &SA_INIT),
         /* <-- IKE_SA_INIT { SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } */
-        msg("bob", IKE_SA_INIT, RESPONSE, &SA_INIT),
+        msg("bob", IKE_SA_INIT, RESPONSE, &SA_INIT_R),
         /* IKE_AUTH { IDi, IDr, AUTH, N(INIT_CONTACT), SA, TSi, TSr } --> */
         msg("alice", IKE_AUTH, REQUEST, &AUTH_I),
         /* <-- IKE_AUTH { IDr, AUTH, SA, TSi, TSr } */
@@ -75,7 +88,7 @@ fn psk_success() {
                     "N(IKEV2_FRAGMENTATION_SUPPORTED)"
                 ]
             ),
-            /* <-- IKE_SA_INIT { SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } */
+            /* <-- IKE_SA_INIT { SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(CHILDLESS), N(HASH_ALG), N(FRAG_SUP) } */
             msg(
                 "bob",
                 IKE_SA_INIT,
@@ -86,6 +99,7 @@ fn psk_success() {
                     "No",
                     "N(NAT_DETECTION_SOURCE_IP)",
                     "N(NAT_DETECTION_DESTINATION_IP)",
+                    "N(CHILDLESS_IKEV2_SUPPORTED)",
                     "N(SIGNATURE_HASH_ALGORITHMS)",
                     "N(IKEV2_FRAGMENTATION_SUPPORTED)"
                 ]
@@ -209,7 +223,7 @@ fn invalid_ke_payload_retry() {
             /* IKE_SA_INIT { SA, KE(ecp256), No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } --> */
             msg("alice", IKE_SA_INIT, REQUEST, &SA_INIT),
             /* <-- IKE_SA_INIT { SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } */
-            msg("bob", IKE_SA_INIT, RESPONSE, &SA_INIT),
+            msg("bob", IKE_SA_INIT, RESPONSE, &SA_INIT_R),
         ]
     );
     assert_eq!(messages(&sim)[..3], [(IKE_SA_INIT, false, 0), (IKE_SA_INIT, true, 0), (IKE_SA_INIT, false, 0)]);
@@ -244,7 +258,7 @@ fn cookie_demanded_and_honoured() {
             /* IKE_SA_INIT { N(COOKIE), SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } --> */
             msg("alice", IKE_SA_INIT, REQUEST, &cookie_first),
             /* <-- IKE_SA_INIT { SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } */
-            msg("bob", IKE_SA_INIT, RESPONSE, &SA_INIT),
+            msg("bob", IKE_SA_INIT, RESPONSE, &SA_INIT_R),
         ]
     );
     assert_eq!(sim.ep(BOB_IP).stats().cookies_sent, 1);
@@ -826,6 +840,7 @@ fn certificate_chains_for_every_key_type() {
                         "CERTREQ",
                         "N(NAT_DETECTION_SOURCE_IP)",
                         "N(NAT_DETECTION_DESTINATION_IP)",
+                        "N(CHILDLESS_IKEV2_SUPPORTED)",
                         "N(SIGNATURE_HASH_ALGORITHMS)",
                         "N(IKEV2_FRAGMENTATION_SUPPORTED)"
                     ]

@@ -49,6 +49,19 @@ const SA_INIT: [&str; 8] = [
     "N(INTERMEDIATE_EXCHANGE_SUPPORTED)",
 ];
 
+/// Bob's: CHILDLESS_IKEV2_SUPPORTED (RFC 6023) after NAT detection.
+const SA_INIT_R: [&str; 9] = [
+    "SA",
+    "KE",
+    "No",
+    "N(NAT_DETECTION_SOURCE_IP)",
+    "N(NAT_DETECTION_DESTINATION_IP)",
+    "N(CHILDLESS_IKEV2_SUPPORTED)",
+    "N(SIGNATURE_HASH_ALGORITHMS)",
+    "N(IKEV2_FRAGMENTATION_SUPPORTED)",
+    "N(INTERMEDIATE_EXCHANGE_SUPPORTED)",
+];
+
 #[test]
 fn each_additional_key_exchange_runs_in_its_own_ike_intermediate_before_ike_auth() {
     let mut sim = null_cipher_pair(1, Link::default(), with_proposals(alice_psk(), PQ), with_proposals(bob_psk(), PQ));
@@ -60,7 +73,7 @@ fn each_additional_key_exchange_runs_in_its_own_ike_intermediate_before_ike_auth
         named[..6],
         [
             msg("alice", ExchangeType::IKE_SA_INIT, REQUEST, &SA_INIT),
-            msg("bob", ExchangeType::IKE_SA_INIT, RESPONSE, &SA_INIT),
+            msg("bob", ExchangeType::IKE_SA_INIT, RESPONSE, &SA_INIT_R),
             msg("alice", ii, REQUEST, &["KE"]),
             msg("bob", ii, RESPONSE, &["KE"]),
             msg("alice", ii, REQUEST, &["KE"]),

@@ -1145,13 +1145,15 @@ fn reauthentication_replaces_the_ike_sa_and_its_children_make_before_break() {
         "N(SIGNATURE_HASH_ALGORITHMS)",
         "N(IKEV2_FRAGMENTATION_SUPPORTED)",
     ];
+    let mut sa_init_r = sa_init.to_vec();
+    sa_init_r.insert(5, "N(CHILDLESS_IKEV2_SUPPORTED)");
     assert_eq!(
         named_messages(&sim, from),
         [
             /* IKE_SA_INIT { SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } --> */
             msg("alice", INIT, REQUEST, &sa_init),
-            /* <-- IKE_SA_INIT { SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } */
-            msg("bob", INIT, RESPONSE, &sa_init),
+            /* <-- IKE_SA_INIT { SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(CHILDLESS), N(HASH_ALG), N(FRAG_SUP) } */
+            msg("bob", INIT, RESPONSE, &sa_init_r),
             /* IKE_AUTH { IDi, IDr, AUTH, SA, TSi, TSr } -->: no INITIAL_CONTACT */
             msg("alice", AUTH, REQUEST, &["IDi", "IDr", "AUTH", "SA", "TSi", "TSr"]),
             /* <-- IKE_AUTH { IDr, AUTH, SA, TSi, TSr } */

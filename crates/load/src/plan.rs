@@ -230,6 +230,7 @@ impl Plan {
             tcp: oxswan_ike::TcpConfig::NO,
             // No MOBIKE: it would let the gateway name other addresses to send to (RFC 4555 §3.4).
             mobike: false,
+            childless: Default::default(),
         };
         Ok((peer, eap_user))
     }

@@ -64,6 +64,7 @@ fn gateway(psk: &[u8]) -> Gateway {
         fragmentation: true,
         tcp: oxswan_ike::TcpConfig::NO,
         mobike: true,
+        childless: Default::default(),
     };
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(2))).unwrap();

@@ -261,6 +261,7 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
         fragmentation: c.fragmentation,
         tcp: oxswan_ike::TcpConfig { mode: c.tcp, port: c.tcp_port },
         mobike: c.mobike,
+        childless: c.childless,
     })
 }
 

@@ -333,6 +333,7 @@ fn inner_packets_outside_the_selectors_are_dropped_and_counted() {
             fragmentation: true,
             tcp: oxswan_ike::TcpConfig::NO,
             mobike: true,
+            childless: Default::default(),
         };
         let provider = oxswan_crypto::default_provider();
         let now = Instant::now();

@@ -78,7 +78,6 @@ fn harmless(section: Kind, key: &str, v: &str) -> bool {
         (Kind::Conn, "aggressive" | "dpd_timeout") => true,
         (Kind::Conn, "pull") => on(),
         (Kind::Conn, "dscp") => is("000000"),
-        (Kind::Conn, "childless") => is("allow"),
         // oxswan always sends its certificate chain and requests for its CAs.
         (Kind::Conn, "send_certreq") => on(),
         (Kind::Conn, "send_cert") => is("ifasked") || is("always"),
@@ -370,6 +369,14 @@ impl Conv {
                         t.insert("unique", value(v));
                     }
                     _ => self.not_carried(kv, &k, "not never, no, keep or replace"),
+                },
+                // RFC 6023; `allow` is the default.
+                "childless" => match v {
+                    "allow" => {}
+                    "prefer" | "force" | "never" => {
+                        t.insert("childless", value(v));
+                    }
+                    _ => self.not_carried(kv, &k, "not allow, prefer, force or never"),
                 },
                 "dpd_delay" => match seconds(v) {
                     Some(0) => {}

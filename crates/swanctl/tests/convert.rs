@@ -62,6 +62,7 @@ connections {
     dpd_delay = 0
     reauth_time = 8h
     unique = replace
+    childless = force
     send_cert = never
     aggressive = no
     keyingtries = 0
@@ -136,6 +137,7 @@ fn a_site_to_site_connection_key_by_key() {
     assert_eq!(site["reauth_time"].as_str(), Some("8h"));
     assert_eq!(site["rekey_time"].as_str(), Some("0"), "with reauth_time, swanctl's rekey_time defaults to 0");
     assert_eq!(site["unique"].as_str(), Some("replace"));
+    assert_eq!(site["childless"].as_str(), Some("force"));
     assert!(note(&i, line(SITE, "send_cert"), "connections.site.send_cert").contains("not carried over"));
     assert!(note(&i, line(SITE, "keyingtries"), "connections.site.keyingtries").contains("not carried over"));
     assert!(!i.notes.iter().any(|n| n.key.ends_with("aggressive") || n.key.ends_with("version")));

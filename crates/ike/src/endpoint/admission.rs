@@ -120,6 +120,11 @@ impl Endpoint {
             extra.push(Payload::CertReq(CertReqPayload { encoding: CertEncoding::X509_SIGNATURE, data: hashes }));
         }
         extra.extend(nat_notifies(h.spi_i, spi_r, local, remote));
+        // RFC 6023 §3: the responder announces childless IKE SAs. Which connection the initiator
+        // wants is known only in IKE_AUTH: announced unless every one says `never`.
+        if self.peers.iter().any(|p| p.childless != crate::config::Childless::Never) {
+            extra.push(Payload::Notify(NotifyPayload::new(NotifyType::CHILDLESS_IKEV2_SUPPORTED, Vec::new())));
+        }
         let prefer_initiator = self.peers.iter().any(|p| p.prefer_initiator);
         if self.config.offload_key_exchange {
             let req = Deferred {

@@ -345,6 +345,20 @@ impl Endpoint {
         self.job(now, sa, Job::RekeyIke)
     }
 
+    /// Makes the connection's CHILD SAs on the established IKE SA `sa`, one CREATE_CHILD_SA each:
+    /// for an IKE SA that has none (a childless one, RFC 6023, or one whose children failed or were
+    /// deleted). Events report each as with any other CHILD SA.
+    pub fn add_children(&mut self, now: Instant, sa: SaHandle) -> Result<()> {
+        let (mut ctx, sas) = self.ctx_parts(now);
+        let s = sas.get_mut(&sa).ok_or(IkeError::UnknownSa)?;
+        if !s.is_established() {
+            return Err(IkeError::UnknownSa);
+        }
+        s.add_children(&mut ctx);
+        self.settle(now, sa);
+        Ok(())
+    }
+
     /// Deletes an IKE SA (and its children) with an INFORMATIONAL DELETE (§1.4.1).
     pub fn delete_ike(&mut self, now: Instant, sa: SaHandle) -> Result<()> {
         self.job(now, sa, Job::DeleteIke)

@@ -21,6 +21,12 @@ pub(crate) const TCP_FALLBACK_AFTER: u32 = 2;
 pub(crate) const REFRAGMENT_AFTER: u32 = 2;
 
 impl IkeSa {
+    /// Queues a CREATE_CHILD_SA for each child of the connection ([`crate::Endpoint::add_children`]).
+    pub fn add_children(&mut self, ctx: &mut Ctx<'_>) {
+        self.core.queue_children_from(ctx, 0);
+        self.settle(ctx);
+    }
+
     /// Queues an exchange; it is sent when no other request is in flight (window size 1).
     pub fn queue(&mut self, ctx: &mut Ctx<'_>, job: Job) {
         self.core.queue(ctx, job);

@@ -180,10 +180,12 @@ impl SaCore {
         })
     }
 
-    /// After IKE_AUTH, as initiator: one CREATE_CHILD_SA for each further child of the connection.
-    pub(crate) fn queue_more_children(&mut self, ctx: &mut Ctx<'_>) {
+    /// One CREATE_CHILD_SA for each child of the connection from index `first` on: after IKE_AUTH
+    /// as initiator those that did not ride on it (all of them for a childless IKE SA, RFC 6023),
+    /// or every child for an IKE SA that has none ([`crate::Endpoint::add_children`]).
+    pub(crate) fn queue_children_from(&mut self, ctx: &mut Ctx<'_>, first: usize) {
         let n = self.peer.as_ref().map_or(0, |p| p.children.len());
-        for i in 1..n {
+        for i in first..n {
             if let Ok(i) = u16::try_from(i) {
                 self.queue(ctx, Job::NewChild(i));
             }

@@ -722,6 +722,7 @@ pub fn psk_peer(
         tcp: oxswan_ike::TcpConfig::NO,
         // Off here so that the annotated exchanges stay as they were; tests/mobility.rs turns it on.
         mobike: false,
+        childless: Default::default(),
     }
 }
 

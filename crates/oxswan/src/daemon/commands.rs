@@ -55,6 +55,22 @@ impl Ike {
                     let _ = reply.send(Response::Ok { message: format!("{name} is already up") });
                     return;
                 }
+                // An IKE SA of the connection without CHILD SAs (childless, RFC 6023, or its
+                // children gone): they are made on it instead of on a new IKE SA.
+                let has_children = self.config.connection(&name).is_some_and(|c| !c.children.is_empty());
+                let bare = self.endpoint.established().into_iter().find(|sa| {
+                    self.endpoint.info(*sa).is_some_and(|i| i.name == name) && self.endpoint.children(*sa).is_empty()
+                });
+                if bare.is_some() && !has_children {
+                    let _ = reply.send(Response::Ok { message: format!("{name} is already up (it has no CHILD SAs)") });
+                    return;
+                }
+                if let Some(sa) = bare
+                    && self.endpoint.add_children(Instant::now(), sa).is_ok()
+                {
+                    self.waiters.push((sa, name, reply));
+                    return;
+                }
                 match self.initiate(&name) {
                     Ok(sa) => self.waiters.push((sa, name, reply)),
                     Err(e) => {

@@ -13,7 +13,7 @@ use super::{ChildOffer, Collected, InFlight, Next, notify};
 use crate::auth::{
     AuthCtx, AuthError, Authenticator, Credentials, PubkeyAuth, SharedKeyAuth, SignedOctets, same_identity,
 };
-use crate::config::{LocalAuth, PeerConfig, RemoteAuth};
+use crate::config::{Childless, LocalAuth, PeerConfig, RemoteAuth};
 use crate::error::{IkeError, Result};
 use crate::event::{DownReason, Event};
 use crate::sa::{Ask, Ctx, Origin, SaCore, State};
@@ -61,9 +61,22 @@ impl SaCore {
         if peer.initial_contact && self.origin != Origin::Reauthentication {
             payloads.push(notify(NotifyType::INITIAL_CONTACT));
         }
+        // RFC 6023: without a CHILD SA in IKE_AUTH when the connection wants it and the responder
+        // announced it; the CHILD SAs follow in CREATE_CHILD_SA.
+        let announced = init.peer_notifies.iter().any(|n| n.notify_type == NotifyType::CHILDLESS_IKEV2_SUPPORTED);
+        let childless = match peer.childless {
+            Childless::Force if !announced => {
+                return Err(IkeError::Auth(
+                    "childless = force, but the responder does not support childless IKE SAs (RFC 6023)".into(),
+                ));
+            }
+            Childless::Force => true,
+            Childless::Prefer => announced,
+            Childless::Allow | Childless::Never => false,
+        };
         let offer = match peer.children.first() {
-            Some(_) => Some(Box::new(self.child_offer(ctx, peer, 0, None, None)?)),
-            None => None,
+            Some(_) if !childless => Some(Box::new(self.child_offer(ctx, peer, 0, None, None)?)),
+            _ => None,
         };
         if let LocalAuth::Eap(client) = &peer.local_auth
             && offers_eap_only(client)
@@ -184,10 +197,12 @@ impl SaCore {
             ctx.out.events.push_back(Event::IkeSaUp { sa: self.handle, info });
             self.schedule_ike_rekey(ctx);
         }
+        // Without a CHILD SA in IKE_AUTH (childless, RFC 6023) every child comes by CREATE_CHILD_SA.
+        let first = usize::from(child.is_some());
         if let Some(offer) = child {
             self.conclude_child_offer(ctx, *offer, p);
         }
-        self.queue_more_children(ctx);
+        self.queue_children_from(ctx, first);
         Next::Done
     }
 
@@ -339,6 +354,18 @@ impl SaCore {
         p: &Collected,
         mut out: Vec<Payload>,
     ) -> Vec<Payload> {
+        // RFC 6023 §3, as strongSwan: `never` refuses an IKE_AUTH without a CHILD SA, `force` one
+        // with; the IKE SA fails with INVALID_SYNTAX.
+        let childless = p.sa.is_none() && p.tsi.is_none() && p.tsr.is_none();
+        let refused = match peer.childless {
+            Childless::Never => childless.then_some("a childless IKE SA, and childless = never"),
+            Childless::Force => (!childless).then_some("a CHILD SA in IKE_AUTH, and childless = force"),
+            Childless::Allow | Childless::Prefer => None,
+        };
+        if let Some(why) = refused {
+            self.close(ctx, DownReason::Protocol(format!("the initiator asked for {why}")));
+            return vec![notify(NotifyType::INVALID_SYNTAX)];
+        }
         match self.answer_cp_request(ctx, peer, p) {
             Ok(cp) => out.extend(cp),
             Err(failure) => return vec![failure],
