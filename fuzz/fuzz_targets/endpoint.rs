@@ -50,6 +50,8 @@ fn peer(name: &str, local: &str, remote: &str) -> Option<PeerConfig> {
         tcp: oxswan_ike::TcpConfig::NO,
         mobike: true,
         childless: Default::default(),
+        ppk_id: None,
+        ppk_required: false,
     })
 }
 

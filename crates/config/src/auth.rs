@@ -9,7 +9,7 @@ use oxswan_wire::Identity;
 
 use crate::raw::{RawEapSecret, RawSide, S};
 use crate::values::identity;
-use crate::{Config, ConfigError, Connection, Ctx, IkeSecret};
+use crate::{Config, ConfigError, Connection, Ctx, IkeSecret, PpkSecret};
 
 /// An EAP method (RFC 3748) for `auth = "eap-..."`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -347,6 +347,60 @@ pub(crate) fn eap_secrets(ctx: &Ctx<'_>, raw: Vec<S<RawEapSecret>>) -> Result<Ve
         out.push(EapSecret { id: id.clone(), secret: Secret::from_slice(s.secret.get_ref().as_bytes()) });
     }
     Ok(out)
+}
+
+/// `[[secrets.ppk]]`: each names at least one PPK_ID, none twice, and holds a key (a string, or hex
+/// after `0x`, as swanctl).
+pub(crate) fn ppk_secrets(ctx: &Ctx<'_>, raw: Vec<S<crate::raw::RawPpkSecret>>) -> Result<Vec<PpkSecret>, ConfigError> {
+    let mut out: Vec<PpkSecret> = Vec::new();
+    for (i, s) in raw.into_iter().enumerate() {
+        let key = format!("secrets.ppk[{i}]");
+        let span = s.span();
+        let s = s.into_inner();
+        if s.ids.is_empty() {
+            return Err(ctx.err(span, &format!("{key}.ids"), "names no PPK_ID"));
+        }
+        let mut ids = Vec::new();
+        for id in &s.ids {
+            let v = id.get_ref();
+            if v.is_empty() {
+                return Err(ctx.err(id.span(), &format!("{key}.ids"), "empty PPK_ID"));
+            }
+            if out.iter().any(|e| e.ids.contains(v)) || ids.contains(v) {
+                return Err(ctx.err(id.span(), &format!("{key}.ids"), format!("`{v}` has a PPK already")));
+            }
+            ids.push(v.clone());
+        }
+        let text = s.secret.get_ref();
+        let bytes = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+            Some(h) => {
+                hex::decode(h).map_err(|_| ctx.err(s.secret.span(), &format!("{key}.secret"), "not hex after 0x"))?
+            }
+            None => text.as_bytes().to_vec(),
+        };
+        if bytes.is_empty() {
+            return Err(ctx.err(s.secret.span(), &format!("{key}.secret"), "empty secret"));
+        }
+        out.push(PpkSecret { ids, secret: Secret::new(bytes) });
+    }
+    Ok(out)
+}
+
+/// A connection's `ppk_id` must name a `[[secrets.ppk]]` entry; PPKs are mixed into a shared key's
+/// or a certificate's AUTH only (RFC 8784 with EAP is not implemented): with EAP on either side a
+/// PPK setting is an error rather than silently unused.
+pub(crate) fn check_ppk(ctx: &Ctx<'_>, config: &Config, c: &Connection) -> Result<(), ConfigError> {
+    let at = ctx.text.find(&format!("[connections.{}", c.name)).unwrap_or(0);
+    let key = format!("connections.{}", c.name);
+    if (c.ppk_id.is_some() || c.ppk_required) && (c.local.auth.eap().is_some() || c.remote.auth.eap().is_some()) {
+        return Err(ctx.err(at..at, &format!("{key}.ppk_id"), "PPKs (RFC 8784) with EAP are not implemented"));
+    }
+    if let Some(id) = &c.ppk_id
+        && !config.ppk_secrets.iter().any(|s| s.ids.contains(id))
+    {
+        return Err(ctx.err(at..at, &format!("{key}.ppk_id"), format!("no [[secrets.ppk]] entry for `{id}`")));
+    }
+    Ok(())
 }
 
 /// A PSK side needs a `[[secrets.ike]]` entry for its identities; EAP and pubkey sides need none.

@@ -94,6 +94,10 @@ pub(crate) fn connection(
             ));
         }
     };
+    let ppk_id = match c.ppk_id.as_ref() {
+        Some(v) if v.get_ref().is_empty() => return Err(ctx.err(v.span(), &format!("{key}.ppk_id"), "empty PPK_ID")),
+        v => v.map(|v| v.get_ref().clone()),
+    };
     let tcp = match c.tcp.as_ref().map(|u| (u.get_ref().as_str(), u.span())) {
         None | Some(("no", _)) => TcpMode::No,
         Some(("fallback", _)) => TcpMode::Fallback,
@@ -205,6 +209,8 @@ pub(crate) fn connection(
         pools: c.pools.into_iter().map(S::into_inner).collect(),
         unique,
         childless,
+        ppk_id,
+        ppk_required: c.ppk_required.unwrap_or(false),
         mobike: c.mobike.unwrap_or(true),
         fragmentation: c.fragmentation.unwrap_or(true),
         tcp,

@@ -238,6 +238,11 @@ pub struct Connection {
     /// Childless IKE SAs (RFC 6023, strongSwan's `childless`): `allow` (default), `prefer`,
     /// `force` or `never`.
     pub childless: Childless,
+    /// The Post-quantum Preshared Key to use (RFC 8784), by its ID in `[[secrets.ppk]]`
+    /// (strongSwan's `ppk_id`); as responder without it, whichever the initiator names.
+    pub ppk_id: Option<String>,
+    /// Fail rather than set the IKE SA up without a PPK (strongSwan's `ppk_required`).
+    pub ppk_required: bool,
     /// The responder's TCP port (default 4500, Libreswan's `tcp-remoteport`).
     pub tcp_port: u16,
     /// Virtual IP addresses to request as a client, one per entry: `0.0.0.0` or `::` for any of that
@@ -260,6 +265,15 @@ pub struct IkeSecret {
     pub secret: Secret,
 }
 
+/// One `[[secrets.ppk]]` entry: a Post-quantum Preshared Key (RFC 8784).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PpkSecret {
+    /// The PPK_IDs it is known by.
+    pub ids: Vec<String>,
+    /// The key: the string's octets, or the octets of `0x`-prefixed hex.
+    pub secret: Secret,
+}
+
 /// A whole configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -273,6 +287,8 @@ pub struct Config {
     pub pools: Vec<PoolConfig>,
     /// `[[secrets.eap]]`.
     pub eap_secrets: Vec<EapSecret>,
+    /// `[[secrets.ppk]]`.
+    pub ppk_secrets: Vec<PpkSecret>,
     /// `[radius]`.
     pub radius: Option<Radius>,
 }
@@ -376,9 +392,11 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             .collect::<Result<_, _>>()?;
         secrets.push(IkeSecret { ids, secret: Secret::from_slice(s.secret.get_ref().as_bytes()) });
     }
-    let config = Config { daemon, connections, secrets, pools, eap_secrets, radius };
+    let ppk_secrets = auth::ppk_secrets(&ctx, raw.secrets.ppk)?;
+    let config = Config { daemon, connections, secrets, pools, eap_secrets, ppk_secrets, radius };
     for c in &config.connections {
         auth::check_psk(&ctx, &config, c)?;
+        auth::check_ppk(&ctx, &config, c)?;
     }
     Ok(config)
 }

@@ -72,6 +72,8 @@ pub(crate) struct RawConnection {
     pub fragmentation: Option<bool>,
     pub tcp: Option<S<String>>,
     pub childless: Option<S<String>>,
+    pub ppk_id: Option<S<String>>,
+    pub ppk_required: Option<bool>,
     pub tcp_port: Option<S<u16>>,
     #[serde(default)]
     pub vips: Vec<S<String>>,
@@ -125,6 +127,15 @@ pub(crate) struct RawSecrets {
     pub ike: Vec<S<RawSecret>>,
     #[serde(default)]
     pub eap: Vec<S<RawEapSecret>>,
+    #[serde(default)]
+    pub ppk: Vec<S<RawPpkSecret>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPpkSecret {
+    pub ids: Vec<S<String>>,
+    pub secret: S<String>,
 }
 
 #[derive(Deserialize)]

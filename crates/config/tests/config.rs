@@ -464,3 +464,45 @@ fn drop_capabilities_is_on_by_default() {
     let e = err(&with("drop_capabilities = \"no\""));
     assert_eq!(e.to_string(), "test.toml:3:21: daemon.drop_capabilities: true or false, not a string");
 }
+
+/// Post-quantum Preshared Keys (RFC 8784): `ppk_id` and `ppk_required` on a connection as swanctl,
+/// the keys in `[[secrets.ppk]]` (a string, or hex after `0x`); a `ppk_id` without its entry, a
+/// bad entry and a PPK with EAP are located errors.
+#[test]
+fn ppk_keys() {
+    let with = |conn: &str, secrets: &str| {
+        SITE.replace("rekey_time = \"4h\"\n", &format!("rekey_time = \"4h\"\n{conn}"))
+            .replace("[[secrets.ike]]", &format!("{secrets}[[secrets.ike]]"))
+    };
+    let text = with(
+        "ppk_id = \"pqk\"\nppk_required = true\n",
+        "[[secrets.ppk]]\nids = [\"pqk\", \"alias\"]\nsecret = \"0x00ff10\"\n\n[[secrets.ppk]]\nids = [\"text\"]\nsecret = \"words\"\n\n",
+    );
+    let c = parse(Path::new("ok.toml"), &text).unwrap();
+    let site = c.connection("site").unwrap();
+    assert_eq!((site.ppk_id.as_deref(), site.ppk_required), (Some("pqk"), true));
+    assert_eq!(c.ppk_secrets[0].ids, ["pqk", "alias"]);
+    assert_eq!(c.ppk_secrets[0].secret.expose(), [0x00, 0xff, 0x10]);
+    assert_eq!(c.ppk_secrets[1].secret.expose(), b"words");
+    let plain = parse(Path::new("ok.toml"), SITE).unwrap();
+    assert_eq!(
+        (plain.connection("site").unwrap().ppk_id.as_deref(), plain.connection("site").unwrap().ppk_required),
+        (None, false)
+    );
+
+    let e = err(&with("ppk_id = \"pqk\"\n", ""));
+    assert_eq!((e.key.as_str(), e.message.as_str()), ("connections.site.ppk_id", "no [[secrets.ppk]] entry for `pqk`"));
+    let e = err(&with("ppk_id = \"\"\n", ""));
+    assert_eq!((e.line, e.key.as_str(), e.message.as_str()), (12, "connections.site.ppk_id", "empty PPK_ID"));
+    let e = err(&with("", "[[secrets.ppk]]\nids = [\"pqk\"]\nsecret = \"0xabc\"\n\n"));
+    assert_eq!((e.key.as_str(), e.message.as_str()), ("secrets.ppk[0].secret", "not hex after 0x"));
+    let e = err(&with("", "[[secrets.ppk]]\nids = []\nsecret = \"x\"\n\n"));
+    assert_eq!((e.key.as_str(), e.message.as_str()), ("secrets.ppk[0].ids", "names no PPK_ID"));
+    let e = err(&with(
+        "",
+        "[[secrets.ppk]]\nids = [\"a\"]\nsecret = \"x\"\n\n[[secrets.ppk]]\nids = [\"a\"]\nsecret = \"y\"\n\n",
+    ));
+    assert_eq!((e.key.as_str(), e.message.as_str()), ("secrets.ppk[1].ids", "`a` has a PPK already"));
+    let e = err(&with("", "[[secrets.ppk]]\nids = [\"a\"]\nsecret = \"\"\n\n"));
+    assert_eq!((e.key.as_str(), e.message.as_str()), ("secrets.ppk[0].secret", "empty secret"));
+}

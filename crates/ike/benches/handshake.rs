@@ -66,6 +66,8 @@ fn peer(name: &str, local: &str, remote: &str, local_auth: LocalAuth, remote_aut
         tcp: oxswan_ike::TcpConfig::NO,
         mobike: true,
         childless: Default::default(),
+        ppk_id: None,
+        ppk_required: false,
     }
 }
 

@@ -286,6 +286,8 @@ fn peer(
         tcp: oxswan_ike::TcpConfig::NO,
         mobike: true,
         childless: Default::default(),
+        ppk_id: None,
+        ppk_required: false,
     }
 }
 

@@ -82,6 +82,8 @@ fn main() {
         tcp: oxswan_ike::TcpConfig::NO,
         mobike: true,
         childless: Default::default(),
+        ppk_id: None,
+        ppk_required: false,
     };
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let start = Instant::now();

@@ -173,6 +173,12 @@ pub struct PeerConfig {
     pub mobike: bool,
     /// Childless IKE SAs (RFC 6023, strongSwan's `childless`).
     pub childless: Childless,
+    /// The Post-quantum Preshared Key to use (RFC 8784), by its PPK_ID (strongSwan's `ppk_id`); the
+    /// key itself comes from [`crate::auth::Credentials::ppk`]. As responder `None` takes whichever
+    /// PPK_ID the initiator names.
+    pub ppk_id: Option<Vec<u8>>,
+    /// Fail rather than set the IKE SA up without a PPK (strongSwan's `ppk_required`).
+    pub ppk_required: bool,
 }
 
 /// Whether an IKE SA is set up without a CHILD SA in IKE_AUTH (RFC 6023), the CHILD SAs then made

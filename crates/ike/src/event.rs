@@ -65,6 +65,9 @@ pub struct IkeSaInfo {
     pub eap_id: Option<String>,
     /// Both sides agreed on MOBIKE (RFC 4555): the SA can move to other addresses.
     pub mobike: bool,
+    /// Its keys have a Post-quantum Preshared Key mixed in (RFC 8784), or come from an SA's that
+    /// had.
+    pub ppk: bool,
 }
 
 /// The keys and parameters of a CHILD SA pair, for the ESP data plane.

@@ -56,6 +56,15 @@ pub struct IkeSaInit {
     /// The additional key exchanges the proposal chose (RFC 9370), made in IKE_INTERMEDIATE
     /// exchanges before IKE_AUTH, and the IntAuth of those exchanges (RFC 9242 §3.3.2).
     pub intermediate: Intermediate,
+    /// Both sides announced USE_PPK (RFC 8784 §3): IKE_AUTH may mix a PPK into the keys.
+    pub use_ppk: bool,
+    /// The PPK IKE_AUTH uses, once known; it replaces SK_d, SK_pi and SK_pr by prf+(PPK, SK_x)
+    /// (RFC 8784 §3.1).
+    pub(crate) ppk: Option<oxswan_crypto::Secret>,
+}
+
+fn announces(payloads: &[Payload], ty: NotifyType) -> bool {
+    payloads.iter().any(|p| matches!(p, Payload::Notify(n) if n.notify_type == ty))
 }
 
 /// The additional key exchanges of an IKE SA's setup (RFC 9370 §2.2.2), each in an
@@ -336,6 +345,8 @@ impl InitRequestSent {
         }
         check_nonce(&nr, &suite)?;
         let intermediate = Intermediate::of(chosen);
+        let use_ppk = announces(&self.extra, NotifyType::USE_PPK)
+            && p.notifies.iter().any(|n| n.notify_type == NotifyType::USE_PPK);
         let announced = p.notifies.iter().any(|n| n.notify_type == NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED);
         if !intermediate.plan.is_empty() && !announced {
             return Err(IkeError::Unexpected(Unexpected::NoIntermediateSupport));
@@ -363,6 +374,8 @@ impl InitRequestSent {
             peer_notifies: p.notifies,
             peer_certreq: p.certreq,
             intermediate,
+            use_ppk,
+            ppk: None,
         })))
     }
 }
@@ -489,6 +502,8 @@ pub fn respond(
     }
     // RFC 9370 §2.2.1: additional key exchanges need IKE_INTERMEDIATE, which the initiator announces.
     let announced = p.notifies.iter().any(|n| n.notify_type == NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED);
+    let use_ppk =
+        announces(params.extra, NotifyType::USE_PPK) && p.notifies.iter().any(|n| n.notify_type == NotifyType::USE_PPK);
     let intermediate = Intermediate::of(&chosen);
     if !intermediate.plan.is_empty() && !announced {
         return reject(
@@ -505,7 +520,15 @@ pub fn respond(
         Payload::Ke(KePayload { group, data: public }),
         Payload::Nonce(NoncePayload { data: nr.clone() }),
     ];
-    out.extend(params.extra.iter().cloned());
+    // USE_PPK only in answer to the initiator's (RFC 8784 §3).
+    let asked_ppk = p.notifies.iter().any(|n| n.notify_type == NotifyType::USE_PPK);
+    out.extend(
+        params
+            .extra
+            .iter()
+            .filter(|x| asked_ppk || !matches!(x, Payload::Notify(n) if n.notify_type == NotifyType::USE_PPK))
+            .cloned(),
+    );
     out.extend(capability_notifies(true, announced));
     let header = Header::new(h.spi_i, spi_r, ExchangeType::IKE_SA_INIT, Flags::RESPONSE, 0);
     let response = header.encode(&out)?;
@@ -524,6 +547,8 @@ pub fn respond(
             peer_notifies: p.notifies,
             peer_certreq: p.certreq,
             intermediate,
+            use_ppk,
+            ppk: None,
         }),
     })
 }

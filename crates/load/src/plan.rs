@@ -231,6 +231,8 @@ impl Plan {
             // No MOBIKE: it would let the gateway name other addresses to send to (RFC 4555 §3.4).
             mobike: false,
             childless: Default::default(),
+            ppk_id: None,
+            ppk_required: false,
         };
         Ok((peer, eap_user))
     }

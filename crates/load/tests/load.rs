@@ -65,6 +65,8 @@ fn gateway(psk: &[u8]) -> Gateway {
         tcp: oxswan_ike::TcpConfig::NO,
         mobike: true,
         childless: Default::default(),
+        ppk_id: None,
+        ppk_required: false,
     };
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(2))).unwrap();

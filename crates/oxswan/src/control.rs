@@ -160,6 +160,9 @@ pub struct IkeSaStatus {
     /// MOBIKE (RFC 4555) was agreed: the SA follows our address changes.
     #[serde(default)]
     pub mobike: bool,
+    /// A Post-quantum Preshared Key (RFC 8784) is mixed into its keys.
+    #[serde(default)]
+    pub ppk: bool,
     /// The peer's EAP identity, when it authenticated with EAP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eap_id: Option<String>,

@@ -342,7 +342,7 @@ fn print_status(sas: &[control::IkeSaStatus]) {
         if !s.dns.is_empty() {
             println!("  DNS {}", s.dns.join(", "));
         }
-        println!("  {}", s.proposal);
+        println!("  {}{}", s.proposal, if s.ppk { ", PPK" } else { "" });
         for c in &s.children {
             let rekey = c.rekey_in_secs.map_or_else(String::new, |s| format!(", rekeying in {s}s"));
             println!(

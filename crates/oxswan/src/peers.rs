@@ -262,6 +262,8 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
         tcp: oxswan_ike::TcpConfig { mode: c.tcp, port: c.tcp_port },
         mobike: c.mobike,
         childless: c.childless,
+        ppk_id: c.ppk_id.as_ref().map(|i| i.as_bytes().to_vec()),
+        ppk_required: c.ppk_required,
     })
 }
 
@@ -290,6 +292,11 @@ pub fn credentials(config: &Config) -> std::sync::Arc<oxswan_ike::auth::SharedKe
     }
     for s in &config.eap_secrets {
         keys.add_eap(s.id.as_bytes(), s.secret.clone());
+    }
+    for s in &config.ppk_secrets {
+        for id in &s.ids {
+            keys.add_ppk(id.as_bytes(), s.secret.clone());
+        }
     }
     std::sync::Arc::new(keys)
 }

@@ -334,6 +334,8 @@ fn inner_packets_outside_the_selectors_are_dropped_and_counted() {
             tcp: oxswan_ike::TcpConfig::NO,
             mobike: true,
             childless: Default::default(),
+            ppk_id: None,
+            ppk_required: false,
         };
         let provider = oxswan_crypto::default_provider();
         let now = Instant::now();

@@ -83,7 +83,7 @@ fn harmless(section: Kind, key: &str, v: &str) -> bool {
         (Kind::Conn, "send_cert") => is("ifasked") || is("always"),
         (Kind::Conn, "ocsp") => is("reply"),
         (Kind::Conn, "keyingtries") => is("1"),
-        (Kind::Conn, "mediation" | "ppk_required") => off(),
+        (Kind::Conn, "mediation") => off(),
         (Kind::Conn, "if_id_in" | "if_id_out") => is("0"),
         (Kind::Side, "round") => is("0") || is("1"),
         (Kind::Side, "revocation") => is("relaxed"),
@@ -337,7 +337,7 @@ impl Conv {
                     }
                     set_list(&mut t, "vips", &ips);
                 }
-                "encap" | "mobike" => match boolean(v) {
+                "encap" | "mobike" | "ppk_required" => match boolean(v) {
                     Some(b) => {
                         t.insert(&kv.key, value(b));
                     }
@@ -370,6 +370,10 @@ impl Conv {
                     }
                     _ => self.not_carried(kv, &k, "not never, no, keep or replace"),
                 },
+                // RFC 8784: the PPK's ID in [[secrets.ppk]].
+                "ppk_id" => {
+                    t.insert("ppk_id", value(v));
+                }
                 // RFC 6023; `allow` is the default.
                 "childless" => match v {
                     "allow" => {}
@@ -1017,6 +1021,7 @@ impl Conv {
         out.set_implicit(true);
         let mut ike = ArrayOfTables::new();
         let mut eap = ArrayOfTables::new();
+        let mut ppk = ArrayOfTables::new();
         let mut eap_ids: Vec<String> = Vec::new();
         for kv in &s.kvs {
             self.not_carried(kv, &format!("secrets.{}", kv.key), "a setting outside any secret");
@@ -1028,8 +1033,14 @@ impl Conv {
                 .find(|p| sec.name.starts_with(p));
             match kind {
                 Some("ike" | "eap") => {}
-                Some("xauth" | "ntlm" | "ppk") => {
-                    self.note(&sec.loc, &key, "not carried over: oxswan has no XAuth, NTLM or PPK");
+                Some("ppk") => {
+                    if let Some(t) = self.ppk_secret(sec, &key) {
+                        ppk.push(t);
+                    }
+                    continue;
+                }
+                Some("xauth" | "ntlm") => {
+                    self.note(&sec.loc, &key, "not carried over: oxswan has no XAuth or NTLM");
                     continue;
                 }
                 Some("private" | "rsa" | "ecdsa" | "pkcs8" | "pkcs12") => {
@@ -1141,6 +1152,53 @@ impl Conv {
         if !eap.is_empty() {
             out.insert("eap", Item::ArrayOfTables(eap));
         }
+        if !ppk.is_empty() {
+            out.insert("ppk", Item::ArrayOfTables(ppk));
+        }
         out
+    }
+
+    /// A `secrets.ppk*` section as a `[[secrets.ppk]]` entry (RFC 8784): its `id*` keys and its
+    /// secret, written as `0x` hex when it is not text.
+    fn ppk_secret(&mut self, sec: &Section, key: &str) -> Option<Table> {
+        let mut ids = Vec::new();
+        let mut secret_text = None;
+        for kv in &sec.kvs {
+            let Some(v) = kv.value.as_deref() else { continue };
+            if kv.key == "secret" {
+                secret_text = Some((v, kv));
+            } else if kv.key.starts_with("id") {
+                ids.push(v.to_owned());
+            } else {
+                self.not_carried(kv, &format!("{key}.{}", kv.key), "not a setting of a secret");
+            }
+        }
+        let Some((v, kv)) = secret_text else {
+            self.note(&sec.loc, key, "no secret; not carried over");
+            return None;
+        };
+        if ids.is_empty() {
+            self.note(&sec.loc, key, "a PPK without an ID; oxswan names each; not carried over");
+            return None;
+        }
+        let text = match crate::values::secret_octets(v) {
+            Ok(b) if b.is_empty() => {
+                self.note(&kv.loc, &format!("{key}.secret"), "empty; not carried over");
+                return None;
+            }
+            Ok(b) => match String::from_utf8(b) {
+                Ok(s) if !s.starts_with("0x") && !s.starts_with("0X") => s,
+                Ok(s) => format!("0x{}", hex::encode(s.as_bytes())),
+                Err(e) => format!("0x{}", hex::encode(e.as_bytes())),
+            },
+            Err(why) => {
+                self.note(&kv.loc, &format!("{key}.secret"), format!("not carried over: {why}"));
+                return None;
+            }
+        };
+        let mut t = Table::new();
+        t.insert("ids", strings(&ids));
+        t.insert("secret", value(text));
+        Some(t)
     }
 }

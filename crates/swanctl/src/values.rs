@@ -77,15 +77,19 @@ pub(crate) fn volume(v: &str) -> Option<u64> {
 /// A secret as swanctl reads it: `0x` hex, `0s` base64, else the text itself; `None` when the
 /// encoded bytes are not text (oxswan's secrets are TOML strings).
 pub(crate) fn secret(v: &str) -> Result<String, &'static str> {
+    String::from_utf8(secret_octets(v)?).map_err(|_| "binary (not UTF-8 text), which oxswan's TOML secrets cannot hold")
+}
+
+/// The octets of a swanctl secret: `0x` hex, `0s` base64, or the text itself.
+pub(crate) fn secret_octets(v: &str) -> Result<Vec<u8>, &'static str> {
     use base64::Engine as _;
-    let bytes = if let Some(h) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
-        hex::decode(h).map_err(|_| "not hexadecimal after 0x")?
+    if let Some(h) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        hex::decode(h).map_err(|_| "not hexadecimal after 0x")
     } else if let Some(b) = v.strip_prefix("0s").or_else(|| v.strip_prefix("0S")) {
-        base64::engine::general_purpose::STANDARD.decode(b).map_err(|_| "not base64 after 0s")?
+        base64::engine::general_purpose::STANDARD.decode(b).map_err(|_| "not base64 after 0s")
     } else {
-        return Ok(v.to_owned());
-    };
-    String::from_utf8(bytes).map_err(|_| "binary (not UTF-8 text), which oxswan's TOML secrets cannot hold")
+        Ok(v.as_bytes().to_vec())
+    }
 }
 
 #[cfg(test)]

@@ -63,6 +63,8 @@ connections {
     reauth_time = 8h
     unique = replace
     childless = force
+    ppk_id = pqk
+    ppk_required = yes
     send_cert = never
     aggressive = no
     keyingtries = 0
@@ -108,6 +110,14 @@ secrets {
     id = bob
     secret = x
   }
+  ppk-1 {
+    id = pqk
+    secret = 0x00ff0102
+  }
+  ppk-2 {
+    id-a = words
+    secret = "a textual PPK"
+  }
 }
 "#;
 
@@ -138,6 +148,15 @@ fn a_site_to_site_connection_key_by_key() {
     assert_eq!(site["rekey_time"].as_str(), Some("0"), "with reauth_time, swanctl's rekey_time defaults to 0");
     assert_eq!(site["unique"].as_str(), Some("replace"));
     assert_eq!(site["childless"].as_str(), Some("force"));
+    assert_eq!((site["ppk_id"].as_str(), site["ppk_required"].as_bool()), (Some("pqk"), Some(true)));
+    // PPKs: binary keys stay hex, text stays text.
+    let ppk = t["secrets"]["ppk"].as_array().unwrap();
+    assert_eq!(ppk[0]["ids"].as_array().unwrap()[0].as_str(), Some("pqk"));
+    assert_eq!(ppk[0]["secret"].as_str(), Some("0x00ff0102"));
+    assert_eq!(
+        (ppk[1]["ids"].as_array().unwrap()[0].as_str(), ppk[1]["secret"].as_str()),
+        (Some("words"), Some("a textual PPK"))
+    );
     assert!(note(&i, line(SITE, "send_cert"), "connections.site.send_cert").contains("not carried over"));
     assert!(note(&i, line(SITE, "keyingtries"), "connections.site.keyingtries").contains("not carried over"));
     assert!(!i.notes.iter().any(|n| n.key.ends_with("aggressive") || n.key.ends_with("version")));

@@ -101,6 +101,9 @@ pub enum AuthError {
     /// Authentication before the keys exist.
     #[error("no keys")]
     NoKeys,
+    /// A Post-quantum Preshared Key (RFC 8784) that the connection requires is not used.
+    #[error("PPK {0}")]
+    Ppk(String),
 }
 
 impl From<oxswan_crypto::CryptoError> for AuthError {
@@ -119,6 +122,17 @@ pub trait Credentials: Send + Sync + fmt::Debug {
         let _ = identity;
         None
     }
+
+    /// The Post-quantum Preshared Key named `ppk_id` (RFC 8784, strongSwan's `secrets.ppk`).
+    fn ppk(&self, ppk_id: &[u8]) -> Option<Secret> {
+        let _ = ppk_id;
+        None
+    }
+
+    /// Whether any PPK is configured: a responder announces USE_PPK only then, as strongSwan.
+    fn has_ppks(&self) -> bool {
+        false
+    }
 }
 
 /// Shared keys by the identities they are for, matched as strongSwan matches them: an entry must
@@ -130,6 +144,8 @@ pub struct SharedKeys {
     /// EAP secrets by user: looked up once per EAP authentication, so a gateway with thousands of
     /// users must not scan them.
     eap: std::collections::HashMap<Vec<u8>, Secret>,
+    /// Post-quantum Preshared Keys by PPK_ID (RFC 8784).
+    ppks: std::collections::HashMap<Vec<u8>, Secret>,
 }
 
 impl SharedKeys {
@@ -141,6 +157,11 @@ impl SharedKeys {
     /// Adds a key for these identities (none: for anyone).
     pub fn add(&mut self, ids: Vec<Identity>, secret: Secret) {
         self.entries.push((ids, secret));
+    }
+
+    /// Adds the PPK named `ppk_id` (RFC 8784); the first for an ID wins.
+    pub fn add_ppk(&mut self, ppk_id: impl Into<Vec<u8>>, secret: Secret) {
+        self.ppks.entry(ppk_id.into()).or_insert(secret);
     }
 
     /// Adds the EAP secret of the user `identity`; the first for an identity wins.
@@ -185,6 +206,14 @@ impl Credentials for SharedKeys {
     fn eap_secret(&self, identity: &[u8]) -> Option<Secret> {
         // EAP identities are user names, compared exactly as strongSwan does.
         self.eap.get(identity).cloned()
+    }
+
+    fn ppk(&self, ppk_id: &[u8]) -> Option<Secret> {
+        self.ppks.get(ppk_id).cloned()
+    }
+
+    fn has_ppks(&self) -> bool {
+        !self.ppks.is_empty()
     }
 }
 

@@ -125,6 +125,11 @@ impl Endpoint {
         if self.peers.iter().any(|p| p.childless != crate::config::Childless::Never) {
             extra.push(Payload::Notify(NotifyPayload::new(NotifyType::CHILDLESS_IKEV2_SUPPORTED, Vec::new())));
         }
+        // RFC 8784 §3: USE_PPK when we have a PPK, as strongSwan (init::respond sends it only in
+        // answer to the initiator's).
+        if self.credentials.has_ppks() {
+            extra.push(Payload::Notify(NotifyPayload::new(NotifyType::USE_PPK, Vec::new())));
+        }
         let prefer_initiator = self.peers.iter().any(|p| p.prefer_initiator);
         if self.config.offload_key_exchange {
             let req = Deferred {

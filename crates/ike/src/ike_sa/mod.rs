@@ -91,13 +91,15 @@ impl IkeSa {
             remote.set_port(peer.tcp.port);
         }
         let spi_i = crate::init::random_spi(ctx.provider)?;
-        let req = InitRequestSent::start(
-            ctx.provider,
-            &peer.ike_proposals,
-            None,
-            spi_i,
-            task::ike_init::init_nat_notifies(ctx.provider, &peer, spi_i, IkeSpi::ZERO, local, remote)?,
-        )?;
+        let mut extra = task::ike_init::init_nat_notifies(ctx.provider, &peer, spi_i, IkeSpi::ZERO, local, remote)?;
+        // RFC 8784 §3: a connection with a PPK asks for its use.
+        if peer.ppk_id.is_some() {
+            extra.push(oxswan_wire::Payload::Notify(oxswan_wire::notify::NotifyPayload::new(
+                oxswan_wire::NotifyType::USE_PPK,
+                Vec::new(),
+            )));
+        }
+        let req = InitRequestSent::start(ctx.provider, &peer.ike_proposals, None, spi_i, extra)?;
         let req = if peer.fragmentation { req } else { req.without_fragmentation()? };
         let mut core = SaCore::new(handle, true, Some(peer), local, remote, spi_i, IkeSpi::ZERO);
         core.state = State::Connecting;

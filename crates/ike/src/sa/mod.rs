@@ -121,6 +121,8 @@ pub(crate) struct Keys {
     pub sk_out: SkKeys,
     pub sk_in: SkKeys,
     pub handshake: Option<Box<IkeSaInit>>,
+    /// SK_d has a PPK mixed in (RFC 8784), or came from one that had.
+    pub ppk_used: bool,
 }
 
 impl Keys {
@@ -133,6 +135,7 @@ impl Keys {
             sk_out,
             sk_in,
             handshake: Some(Box::new(init)),
+            ppk_used: false,
         }
     }
 }
@@ -427,6 +430,7 @@ impl SaCore {
             dns_domains: self.vips.dns_domains.clone(),
             eap_id: self.eap_identity.clone(),
             mobike: self.mobike,
+            ppk: self.keys.as_ref().is_some_and(|k| k.ppk_used),
         })
     }
 

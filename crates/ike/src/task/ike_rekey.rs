@@ -74,7 +74,10 @@ impl SaCore {
         // The new SA takes over the old one's stream (RFC 9329 §6 lets a rekey share it).
         new.transport = self.transport;
         // No IKE_AUTH follows (§2.18): the new SA keeps SK_d and its suite only.
-        new.keys = Some(Box::new(Keys { proposal, suite, sk_d: keys.sk_d.clone(), sk_out, sk_in, handshake: None }));
+        // SK_d made from a PPK's keeps it in (RFC 8784 §3.1: the PPK protects the rekeyed SAs too).
+        let ppk_used = old.ppk_used;
+        new.keys =
+            Some(Box::new(Keys { proposal, suite, sk_d: keys.sk_d.clone(), sk_out, sk_in, handshake: None, ppk_used }));
         new.state = State::Established;
         new.nat = self.nat;
         new.peer_id = self.peer_id.clone();

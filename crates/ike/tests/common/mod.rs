@@ -723,6 +723,8 @@ pub fn psk_peer(
         // Off here so that the annotated exchanges stay as they were; tests/mobility.rs turns it on.
         mobike: false,
         childless: Default::default(),
+        ppk_id: None,
+        ppk_required: false,
     }
 }
 

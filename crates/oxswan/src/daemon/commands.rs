@@ -202,6 +202,7 @@ impl Ike {
                         oxswan_ike::Transport::Tcp => "tcp".into(),
                     },
                     mobike: info.mobike,
+                    ppk: info.ppk,
                     eap_id: info.eap_id,
                     local_vips: info.local_vips.iter().map(ToString::to_string).collect(),
                     remote_vips: info.remote_vips.iter().map(ToString::to_string).collect(),

@@ -30,6 +30,7 @@ fn info() -> IkeSaInfo {
         dns_domains: Vec::new(),
         eap_id: None,
         mobike: false,
+        ppk: false,
     }
 }
 

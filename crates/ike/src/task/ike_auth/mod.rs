@@ -20,6 +20,7 @@ use crate::sa::{Ask, Ctx, Origin, SaCore, State};
 
 pub(crate) mod eap;
 mod gateway;
+mod ppk;
 
 impl SaCore {
     /// The IKE_AUTH request, after IKE_SA_INIT: `{ IDi, [CERT+], [CERTREQ], [IDr], AUTH,
@@ -41,22 +42,43 @@ impl SaCore {
         if let Some(r) = &peer.remote_id {
             payloads.push(Payload::IdR(IdPayload::from_identity(r)));
         }
-        // §2.16: an EAP client leaves AUTH out; the gateway then starts EAP.
+        // §2.16: an EAP client leaves AUTH out; the gateway then starts EAP. A PPK (RFC 8784) is
+        // mixed into the AUTH of a shared key or certificate only.
+        let mut ppk = None;
         if !matches!(peer.local_auth, LocalAuth::Eap(_)) {
-            let octets = SignedOctets {
-                message: &init.request,
-                nonce: &init.nr,
-                sk_p: init.keys.sk_pi.expose(),
-                id_body: &idi.auth_octets(),
-                ppk: None,
-                int_auth: init.intermediate.int_auth().as_deref(),
-            }
-            .compute(ctx.provider.prf.as_ref(), init.suite.prf)
-            .map_err(|e| IkeError::Auth(e.to_string()))?;
+            ppk = self.initiator_ppk(ctx, peer).map_err(|e| IkeError::Auth(e.to_string()))?;
+            let id_body = idi.auth_octets();
+            let octets = |ppk: Option<&oxswan_crypto::Secret>| {
+                SignedOctets {
+                    message: &init.request,
+                    nonce: &init.nr,
+                    sk_p: init.keys.sk_pi.expose(),
+                    id_body: &id_body,
+                    ppk: ppk.map(oxswan_crypto::Secret::expose),
+                    int_auth: init.intermediate.int_auth().as_deref(),
+                }
+                .compute(ctx.provider.prf.as_ref(), init.suite.prf)
+                .map_err(|e| IkeError::Auth(e.to_string()))
+            };
             let auth = self
-                .make_auth(ctx, peer, &octets, peer.remote_id.as_ref())
+                .make_auth(ctx, peer, &octets(ppk.as_ref())?, peer.remote_id.as_ref())
                 .map_err(|e| IkeError::Auth(e.to_string()))?;
             payloads.push(Payload::Auth(auth));
+            if let (Some(_), Some(id)) = (&ppk, &peer.ppk_id) {
+                payloads.push(ppk::ppk_identity(id));
+                // RFC 8784 §3: the same AUTH without the PPK, for a responder that lacks it.
+                if !peer.ppk_required {
+                    let plain = self
+                        .make_auth(ctx, peer, &octets(None)?, peer.remote_id.as_ref())
+                        .map_err(|e| IkeError::Auth(e.to_string()))?;
+                    payloads.push(Payload::Notify(oxswan_wire::notify::NotifyPayload::new(
+                        NotifyType::NO_PPK_AUTH,
+                        plain.data,
+                    )));
+                }
+            }
+        } else if peer.ppk_required {
+            return Err(IkeError::Auth("PPK required, but PPKs with EAP are not implemented".into()));
         }
         if peer.initial_contact && self.origin != Origin::Reauthentication {
             payloads.push(notify(NotifyType::INITIAL_CONTACT));
@@ -88,6 +110,7 @@ impl SaCore {
         if let Some(o) = &offer {
             payloads.extend(o.payloads(Vec::new()));
         }
+        self.set_ppk(ppk);
         self.state = State::Connecting;
         Ok(Next::Send { exchange: ExchangeType::IKE_AUTH, payloads, in_flight: InFlight::Auth { child: offer } })
     }
@@ -159,7 +182,11 @@ impl SaCore {
             self.refused_by_responder(ctx, p);
             return Next::Done;
         };
-        let remote_id = match self.verify_peer(ctx, &peer, &idr, &auth, &p.certs, false) {
+        let checked = self.initiator_ppk_answered(&peer, p).and_then(|()| {
+            let ppk = self.ppk_in_use().cloned();
+            self.verify_peer(ctx, &peer, &idr, &auth, &p.certs, (false, ppk.as_ref()))
+        });
+        let remote_id = match checked {
             Ok(id) => id,
             Err(reason) => {
                 // §2.21.2: tell the responder in a separate INFORMATIONAL exchange, once.
@@ -185,6 +212,10 @@ impl SaCore {
         p: &Collected,
     ) -> Next {
         self.peer_id = Some(remote_id);
+        if let Err(e) = self.apply_ppk(ctx) {
+            self.auth_failed(ctx, e);
+            return Next::Done;
+        }
         self.state = State::Established;
         if let Some(peer) = self.peer.clone() {
             self.mobike_agreed(&peer, p);
@@ -215,7 +246,7 @@ impl SaCore {
         id: &IdPayload,
         auth: &AuthPayload,
         certs: &[CertPayload],
-        peer_is_initiator: bool,
+        (peer_is_initiator, ppk): (bool, Option<&oxswan_crypto::Secret>),
     ) -> core::result::Result<Identity, AuthError> {
         let keys = self.keys.as_ref().ok_or(AuthError::NoKeys)?;
         let init = keys.handshake.as_deref().ok_or(AuthError::NoKeys)?;
@@ -239,7 +270,7 @@ impl SaCore {
             nonce,
             sk_p: sk_p.expose(),
             id_body: &id_body,
-            ppk: None,
+            ppk: ppk.map(oxswan_crypto::Secret::expose),
             int_auth: init.intermediate.int_auth().as_deref(),
         }
         .compute(ctx.provider.prf.as_ref(), init.suite.prf)?;
@@ -297,8 +328,15 @@ impl SaCore {
         let Some(auth) = p.auth.clone() else {
             return self.start_eap_server(ctx, peer, idi, identity, p);
         };
-        let remote_id = match self.verify_peer(ctx, &peer, &idi, &auth, &p.certs, true) {
-            Ok(id) => id,
+        let checked = self.responder_ppk(ctx, &peer, &p, &auth).and_then(|(ppk, auth)| {
+            let id = self.verify_peer(ctx, &peer, &idi, &auth, &p.certs, (true, ppk.as_ref()))?;
+            Ok((id, ppk))
+        });
+        let remote_id = match checked {
+            Ok((id, ppk)) => {
+                self.set_ppk(ppk);
+                id
+            }
             Err(reason) => return Some(self.refuse_auth(ctx, reason)),
         };
         self.peer_id = Some(remote_id);
@@ -331,10 +369,11 @@ impl SaCore {
             nonce: &init.ni,
             sk_p: init.keys.sk_pr.expose(),
             id_body: &id_body,
-            ppk: None,
+            ppk: init.ppk.as_ref().map(oxswan_crypto::Secret::expose),
             int_auth: init.intermediate.int_auth().as_deref(),
         }
         .compute(ctx.provider.prf.as_ref(), init.suite.prf)?;
+        let used_ppk = init.ppk.is_some();
         let theirs = self.peer_id.clone();
         let our_auth = self.make_auth(ctx, peer, &octets, theirs.as_ref())?;
         let mut out = vec![Payload::IdR(idr)];
@@ -342,6 +381,10 @@ impl SaCore {
             out.extend(cert_payloads(&cert.chain));
         }
         out.push(Payload::Auth(our_auth));
+        // RFC 8784 §3: an empty PPK_IDENTITY says the PPK was used.
+        if used_ppk {
+            out.push(notify(NotifyType::PPK_IDENTITY));
+        }
         Ok((out, id_body))
     }
 
@@ -365,6 +408,9 @@ impl SaCore {
         if let Some(why) = refused {
             self.close(ctx, DownReason::Protocol(format!("the initiator asked for {why}")));
             return vec![notify(NotifyType::INVALID_SYNTAX)];
+        }
+        if let Err(e) = self.apply_ppk(ctx) {
+            return self.refuse_auth(ctx, e);
         }
         match self.answer_cp_request(ctx, peer, p) {
             Ok(cp) => out.extend(cp),
