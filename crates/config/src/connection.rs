@@ -3,7 +3,7 @@
 use core::net::IpAddr;
 use std::str::FromStr as _;
 
-use oxswan_crypto::proposal::{lookup_keyword, parse_esp_proposal, parse_ike_proposal};
+use oxswan_crypto::proposal::{parse_esp_proposal, parse_ike_proposal};
 use oxswan_ike::child::{Mode, TsConfig};
 use oxswan_wire::sa::Proposal;
 
@@ -40,9 +40,6 @@ pub(crate) fn connection(
             .map(|(i, (sp, s))| {
                 let parsed = if ike { parse_ike_proposal(&s) } else { parse_esp_proposal(&s) };
                 let mut p = parsed.map_err(|e| ctx.err(sp.clone(), &format!("{key}.{k}"), e.to_string()))?;
-                if !ike {
-                    refuse_additional_ke(&p, &s).map_err(|m| ctx.err(sp, &format!("{key}.{k}"), m))?;
-                }
                 p.number = u8::try_from(i + 1).unwrap_or(u8::MAX);
                 Ok(p)
             })
@@ -220,31 +217,6 @@ pub(crate) fn connection(
         remote,
         children,
     })
-}
-
-/// Refuses an ESP proposal with additional key exchanges (RFC 9370 ADDKE transforms, `ke1_`..`ke7_`,
-/// `keN_none` included): a CHILD SA's would be made in IKE_FOLLOWUP_KE exchanges (RFC 9370 §2.2.4),
-/// which the engine makes for IKE SA rekeys only so far; only the first key exchange would be made,
-/// and the one the proposal adds (typically the post-quantum ML-KEM) silently dropped. `text` is the
-/// proposal as written, for the message.
-fn refuse_additional_ke(p: &Proposal, text: &str) -> Result<(), String> {
-    if !p.transforms.iter().any(|t| t.transform_type.additional_ke_index().is_some()) {
-        return Ok(());
-    }
-    let mut words: Vec<String> = Vec::new();
-    for w in text.split('-').map(str::trim) {
-        let quoted = format!("'{w}'");
-        if lookup_keyword(w).is_some_and(|t| t.transform_type.additional_ke_index().is_some())
-            && !words.contains(&quoted)
-        {
-            words.push(quoted);
-        }
-    }
-    let what = if words.is_empty() { "an additional key exchange".to_owned() } else { words.join(", ") };
-    Err(format!(
-        "{what} in ESP proposal '{text}': additional key exchanges (ke1_…ke7_) of a CHILD SA need IKE_FOLLOWUP_KE \
-         (RFC 9370), which oxswan does not implement for CHILD SAs yet"
-    ))
 }
 
 /// `clear`/`none`, `restart`/`start` or `trap`: strongSwan's words for the two actions.

@@ -168,7 +168,7 @@ pub struct Child {
     pub local_ts: Vec<TsConfig>,
     /// The peer's side's selectors.
     pub remote_ts: Vec<TsConfig>,
-    /// ESP proposals; none has additional key exchanges (`ke1_`..`ke7_` are refused).
+    /// ESP proposals; additional key exchanges (`ke1_`..`ke7_`) are made in IKE_FOLLOWUP_KE (RFC 9370).
     pub esp_proposals: Vec<Proposal>,
     /// Start action.
     pub start_action: StartAction,

@@ -28,11 +28,16 @@ fn ready() -> bool {
 
 /// Charon 6 on the right, as the example's other side, with `proposals`.
 fn charon6(h: &mut Hosts, proposals: &str) {
+    charon6_esp(h, proposals, "aes256gcm16");
+}
+
+/// [`charon6`] with the child's `esp_proposals`.
+fn charon6_esp(h: &mut Hosts, proposals: &str, esp: &str) {
     h.charon_root = Some(PathBuf::from(STRONGSWAN6));
     let conf = format!(
         "connections {{\n net {{\n  local_addrs = 192.0.2.2\n  remote_addrs = 192.0.2.1\n  proposals = {proposals}\n  \
          local {{ auth = psk\n id = right.example }}\n  remote {{ auth = psk\n id = left.example }}\n  \
-         children {{\n   net {{ local_ts = 10.2.0.1/32\n remote_ts = 10.1.0.1/32\n esp_proposals = aes256gcm16 }}\n  }}\n \
+         children {{\n   net {{ local_ts = 10.2.0.1/32\n remote_ts = 10.1.0.1/32\n esp_proposals = {esp} }}\n  }}\n \
          }}\n}}\nsecrets {{ ike-net {{ id-1 = left.example\n id-2 = right.example\n \
          secret = \"correct horse battery staple 42\" }} }}\n"
     );
@@ -133,4 +138,52 @@ fn a_required_additional_key_exchange_is_not_dropped() {
     assert!(!o.status.success(), "came up without the required ECP-384");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("NO_PROPOSAL_CHOSEN"), "{err}");
+}
+
+/// CHILD SAs with additional key exchanges (RFC 9370 §2.2.4): oxswan sets the IKE SA up childless,
+/// so that its CHILD SA comes by CREATE_CHILD_SA with X25519 and one IKE_FOLLOWUP_KE for ECP-384;
+/// then the CHILD SA is rekeyed by oxswan and by charon, each time with the exchange again, and
+/// traffic flows over every new pair.
+#[test]
+fn child_sas_with_additional_key_exchanges_with_strongswan6() {
+    if !ready() {
+        return;
+    }
+    const ESP: &str = "aes256gcm16-x25519-ke1_ecp384";
+    let mut h = Hosts::new("os6c");
+    charon6_esp(&mut h, "aes256gcm16-prfsha256-x25519", ESP);
+    h.start_edited("left", |t| {
+        let edited = t
+            .replace("[\"aes256gcm16\"]", &format!("[\"{ESP}\"]"))
+            .replace("\n[connections.site.local]", "childless = \"force\"\n\n[connections.site.local]");
+        assert!(edited.contains(ESP) && edited.contains("childless"), "the example's child");
+        edited
+    });
+    let o = h.ox("left", "up site");
+    assert!(o.status.success(), "{}\n--- charon\n{}", String::from_utf8_lossy(&o.stderr), h.charon_log("right"));
+    settles(10, || holds(logged(&h, "parsed IKE_FOLLOWUP_KE request") == 1, || h.charon_log("right")));
+    let child = |h: &Hosts| h.status("left")["ike_sas"][0]["children"][0]["proposal"].as_str().map(str::to_owned);
+    assert_eq!(child(&h).as_deref(), Some("aes256gcm16-x25519-ke1_ecp384-noesn"), "{}", h.status("left"));
+    assert!(h.ping(3));
+    // oxswan rekeys the CHILD SA, then charon does.
+    let rekeyed = logged(&h, "rekeyed CHILD_SA");
+    let o = h.ox("left", "rekey site");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    settles(10, || {
+        holds(logged(&h, "rekeyed CHILD_SA") > rekeyed && logged(&h, "parsed IKE_FOLLOWUP_KE request") == 2, || {
+            h.charon_log("right")
+        })
+    });
+    assert!(h.ping(3), "after oxswan's CHILD rekey\n{}", h.log("left"));
+    let rekeyed = logged(&h, "rekeyed CHILD_SA");
+    let o = h.swanctl("right", "--rekey --child net");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    settles(10, || {
+        holds(logged(&h, "rekeyed CHILD_SA") > rekeyed && logged(&h, "parsed IKE_FOLLOWUP_KE response") == 1, || {
+            h.charon_log("right")
+        })
+    });
+    assert!(h.ping(3), "after charon's CHILD rekey\n{}", h.log("left"));
+    settles(10, || holds(sa_counts(&h.status("left")) == (1, 1), || h.status("left").to_string()));
+    assert!(!h.charon_log("right").contains("integrity check failed"));
 }

@@ -546,21 +546,6 @@ impl Conv {
             };
             let p = p.clone();
             match parsed {
-                // IKE SAs make additional key exchanges (IKE_INTERMEDIATE, IKE_FOLLOWUP_KE); CHILD
-                // SAs do not yet.
-                Ok(prop)
-                    if !ike && prop.transforms.iter().any(|t| t.transform_type.additional_ke_index().is_some()) =>
-                {
-                    self.note(
-                        &kv.loc,
-                        k,
-                        format!(
-                            "proposal `{}` not carried over: additional key exchanges (ke1_…ke7_) of CHILD SAs are \
-                             not implemented",
-                            comment_text(&p)
-                        ),
-                    );
-                }
                 Ok(_) => out.push(p),
                 Err(e) => self.note(&kv.loc, k, format!("proposal `{}` not carried over: {e}", comment_text(&p))),
             }

@@ -215,6 +215,8 @@ pub(crate) struct SaCore {
     pub ike_collision: Option<Box<IkeCollision>>,
     /// The peer's rekey of this IKE SA waiting for its IKE_FOLLOWUP_KE exchanges (RFC 9370 §2.2.4).
     pub followup: Option<Box<crate::task::ike_followup::FollowupResponder>>,
+    /// The peer's CHILD SA waiting for its IKE_FOLLOWUP_KE exchanges (RFC 9370 §2.2.4).
+    pub child_followup: Option<Box<crate::task::child_followup::FollowupChildR>>,
     /// What the task manager is to do next, in order.
     pub asks: Vec<Ask>,
     /// Virtual IPs: those the gateway gave us, or those we lent the client (RFC 7296 §3.15).
@@ -349,6 +351,7 @@ impl SaCore {
             fresh_pairs: Vec::new(),
             ike_collision: None,
             followup: None,
+            child_followup: None,
             asks: Vec::new(),
             vips: VirtualIps::default(),
             eap: None,

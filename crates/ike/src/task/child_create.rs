@@ -54,6 +54,11 @@ fn resource_info(resource: PerResource) -> Payload {
 }
 
 impl ChildOffer {
+    /// The child's index in the connection.
+    pub(crate) fn config_index(&self) -> usize {
+        self.config
+    }
+
     /// The offer's payloads, with `extra` (Nonce, KE) after the SA payload.
     pub(crate) fn payloads(&self, extra: Vec<Payload>) -> Vec<Payload> {
         let mut out = Vec::new();
@@ -235,6 +240,18 @@ impl SaCore {
     /// the child is reported failed (the IKE SA stays up without it, §1.2), and a pair the responder
     /// made for an answer we cannot use is deleted (§1.4.1).
     pub(crate) fn conclude_child_offer(&mut self, ctx: &mut Ctx<'_>, offer: ChildOffer, p: &Collected) {
+        self.conclude_child_offer_with(ctx, offer, p, &[]);
+    }
+
+    /// [`SaCore::conclude_child_offer`] after the additional key exchanges of IKE_FOLLOWUP_KE
+    /// (RFC 9370 §2.2.4), whose secrets `extra` enter KEYMAT after the nonces.
+    pub(crate) fn conclude_child_offer_with(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        offer: ChildOffer,
+        p: &Collected,
+        extra: &[oxswan_crypto::Secret],
+    ) {
         let Some(peer) = self.peer.clone() else { return };
         let Some(config) = peer.children.get(offer.config) else { return };
         let fail = |s: &mut Self, ctx: &mut Ctx<'_>, reason| {
@@ -283,7 +300,7 @@ impl SaCore {
             offer.spi_in,
             ts,
             mode,
-            accepted.shared.as_ref(),
+            &accepted.shared.iter().chain(extra).collect::<Vec<_>>(),
             (&ni, &nr),
             we_initiated,
         );
@@ -364,7 +381,7 @@ impl SaCore {
         };
         let mode = if sel.transport { Mode::Transport } else { Mode::Tunnel };
         let ts = (sel.tsr.clone(), sel.tsi.clone());
-        let mut c = self.derive_child(ctx, &sel.config.name, &sel.chosen, spi_in, ts, mode, None, (&ni, &nr), false);
+        let mut c = self.derive_child(ctx, &sel.config.name, &sel.chosen, spi_in, ts, mode, &[], (&ni, &nr), false);
         c.resource = resource;
         self.ready(ctx, c);
         self.fresh_pairs.push(spi_in);
@@ -396,17 +413,57 @@ impl SaCore {
         let Some(nr) = nonce(ctx) else { return vec![notify(NotifyType::TEMPORARY_FAILURE)] };
         let mode = if sel.transport { Mode::Transport } else { Mode::Tunnel };
         let ts = (sel.tsr.clone(), sel.tsi.clone());
-        let mut c =
-            self.derive_child(ctx, &sel.config.name, &sel.chosen, spi_in, ts, mode, shared.as_ref(), (&ni, &nr), false);
+        let plan = crate::init::Intermediate::of(&sel.chosen.proposal).plan;
+        if !plan.is_empty() {
+            // RFC 9370 §2.2.4: the pair is made after the IKE_FOLLOWUP_KE exchanges.
+            let finish = super::child_followup::Finish::New {
+                name: sel.config.name.clone(),
+                chosen: Box::new(sel.chosen.clone()),
+                spi_in,
+                ts,
+                mode,
+                resource,
+                nonces: (ni, nr.clone()),
+            };
+            let Some(link) = self.await_child_followup(ctx, plan, shared, finish) else {
+                return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)];
+            };
+            let mut extra = vec![Payload::Nonce(NoncePayload { data: nr })];
+            extra.extend(ke_out);
+            let mut out = sel.payloads(extra);
+            out.push(link);
+            return out;
+        }
+        let mut c = self.derive_child(
+            ctx,
+            &sel.config.name,
+            &sel.chosen,
+            spi_in,
+            ts,
+            mode,
+            shared.as_ref().as_slice(),
+            (&ni, &nr),
+            false,
+        );
         c.resource = resource;
-        if c.encr_in.is_empty() {
+        if !self.install_new_child(ctx, c) {
             return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)];
         }
-        self.ready(ctx, c);
-        self.fresh_pairs.push(spi_in);
         let mut extra = vec![Payload::Nonce(NoncePayload { data: nr })];
         extra.extend(ke_out);
         sel.payloads(extra)
+    }
+
+    /// The responder's new pair `c`, made: reported and kept. `false` when its keys could not be
+    /// derived.
+    pub(crate) fn install_new_child(&mut self, ctx: &mut Ctx<'_>, c: ChildSa) -> bool {
+        if c.encr_in.is_empty() {
+            return false;
+        }
+        let spi_in = c.spi_in;
+        self.ready(ctx, c);
+        self.fresh_pairs.push(spi_in);
+        true
     }
 
     /// The responder's refusal of a CHILD SA: an event for the daemon and the notify for the peer.
@@ -505,7 +562,7 @@ impl SaCore {
         spi_in: u32,
         (local_ts, remote_ts): (Vec<TrafficSelector>, Vec<TrafficSelector>),
         mode: Mode,
-        shared: Option<&oxswan_crypto::Secret>,
+        shared: &[&oxswan_crypto::Secret],
         (ni, nr): (&[u8], &[u8]),
         we_initiated: bool,
     ) -> ChildSa {
@@ -532,7 +589,7 @@ impl SaCore {
             resource: None,
         };
         let Some(keys) = self.keys.as_ref() else { return empty };
-        let secrets: Vec<&[u8]> = shared.map(|s| s.expose()).into_iter().collect();
+        let secrets: Vec<&[u8]> = shared.iter().map(|s| s.expose()).collect();
         match ChildSaKeys::derive(
             ctx.provider.prf.as_ref(),
             keys.suite.prf,

@@ -108,7 +108,7 @@ impl SaCore {
     }
 
     /// Tries the rekey of `old` again in a while (the old pair stays meanwhile).
-    fn rekey_later(&mut self, ctx: &Ctx<'_>, old: u32) {
+    pub(super) fn rekey_later(&mut self, ctx: &Ctx<'_>, old: u32) {
         if let Some(c) = self.children.get_mut(old) {
             c.rekey_at = Some(later(ctx.now, RETRY));
         }
@@ -168,14 +168,27 @@ impl SaCore {
         Some(RekeyOffer { old, spi_in, nonce, offered, ke, ke_retried: retry_group.is_some() })
     }
 
-    /// The answer to our CREATE_CHILD_SA rekey request.
-    pub(crate) fn handle_rekey_response(&mut self, ctx: &mut Ctx<'_>, offer: RekeyOffer, p: &Collected) -> Next {
-        let end = self.conclude_rekey(ctx, &offer, p);
+    /// The answer to our CREATE_CHILD_SA rekey request; with additional key exchanges (RFC 9370
+    /// §2.2.4) the answer that began them, `extra` holding their secrets.
+    pub(crate) fn handle_rekey_response(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        offer: RekeyOffer,
+        p: &Collected,
+        extra: &[oxswan_crypto::Secret],
+    ) -> Next {
+        let end = self.conclude_rekey(ctx, &offer, p, extra);
         self.apply_rekey(ctx, offer, end)
     }
 
     /// What the answer means; changes nothing.
-    fn conclude_rekey(&self, ctx: &Ctx<'_>, offer: &RekeyOffer, p: &Collected) -> RekeyEnd {
+    fn conclude_rekey(
+        &self,
+        ctx: &Ctx<'_>,
+        offer: &RekeyOffer,
+        p: &Collected,
+        extra: &[oxswan_crypto::Secret],
+    ) -> RekeyEnd {
         let old = self.children.get(offer.old);
         if let Some(err) = p.error() {
             return match (err, p.invalid_ke_group()) {
@@ -199,7 +212,7 @@ impl SaCore {
             &old.sa,
             &accepted.chosen,
             offer.spi_in,
-            accepted.shared.as_ref(),
+            &accepted.shared.iter().chain(extra).collect::<Vec<_>>(),
             (&offer.nonce, nr),
             true,
         );
@@ -321,17 +334,54 @@ impl SaCore {
         let Some(nr) = nonce(ctx) else { return vec![notify(NotifyType::TEMPORARY_FAILURE)] };
         out.push(Payload::Nonce(NoncePayload { data: nr.clone() }));
         out.extend(ke_out);
-        let mut new = self.rekeyed_child(ctx, &old, &chosen, spi_in, shared.as_ref(), (&ni, &nr), false);
-        // Make before break: receive on the new pair now, send on it once the old one is deleted.
-        new.outbound = false;
         out.push(Payload::TsI(TsPayload { selectors: old.remote_ts.to_vec() }));
         out.push(Payload::TsR(TsPayload { selectors: old.local_ts.to_vec() }));
         if old.mode == Mode::Transport {
             out.push(notify(NotifyType::USE_TRANSPORT_MODE));
         }
-        if new.encr_in.is_empty() {
+        let plan = crate::init::Intermediate::of(&chosen.proposal).plan;
+        if !plan.is_empty() {
+            // RFC 9370 §2.2.4: the new pair is made after the IKE_FOLLOWUP_KE exchanges. Not while
+            // a request of ours is in flight: a crossing rekey is not resolved across them
+            // (TEMPORARY_FAILURE, as strongSwan answers once its own IKE_FOLLOWUP_KE went).
+            if window.in_flight.is_some() {
+                return vec![notify(NotifyType::TEMPORARY_FAILURE)];
+            }
+            let finish = super::child_followup::Finish::Rekey {
+                old: Box::new(old),
+                chosen: Box::new(chosen),
+                spi_in,
+                nonces: (ni, nr),
+            };
+            let Some(link) = self.await_child_followup(ctx, plan, shared, finish) else {
+                return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)];
+            };
+            out.push(link);
+            return out;
+        }
+        let new = self.rekeyed_child(ctx, &old, &chosen, spi_in, shared.as_ref().as_slice(), (&ni, &nr), false);
+        if !self.install_rekeyed(ctx, window, &old, new, (&ni, &nr)) {
             return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)];
         }
+        out
+    }
+
+    /// The responder's new pair replacing `old`, made: kept, reported, its rekey scheduled, and a
+    /// crossing rekey of ours noted (§2.8.1). `false` when its keys could not be derived.
+    pub(crate) fn install_rekeyed(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        window: Window<'_>,
+        old: &Pair,
+        mut new: ChildSa,
+        (ni, nr): (&[u8], &[u8]),
+    ) -> bool {
+        // Make before break: receive on the new pair now, send on it once the old one is deleted.
+        new.outbound = false;
+        if new.encr_in.is_empty() {
+            return false;
+        }
+        let spi_in = new.spi_in;
         let mut record = ChildRecord::new(&new);
         ctx.out.events.push_back(Event::ChildSaReady { sa: self.handle, child: Box::new(new) });
         record.successor_of = Some(old.spi_in);
@@ -342,20 +392,20 @@ impl SaCore {
         if window.rekeying_child(old.spi_in)
             && let Some(c) = self.children.get_mut(old.spi_in)
         {
-            c.collision = Some(lowest(&ni, &nr).into_boxed_slice());
+            c.collision = Some(lowest(ni, nr).into_boxed_slice());
         }
-        out
+        true
     }
 
     /// The pair replacing `old`: its name, selectors and mode, new SPIs and keys (§2.8).
     #[allow(clippy::too_many_arguments)]
-    fn rekeyed_child(
+    pub(super) fn rekeyed_child(
         &self,
         ctx: &Ctx<'_>,
         old: &Pair,
         chosen: &ChosenEsp,
         spi_in: u32,
-        shared: Option<&oxswan_crypto::Secret>,
+        shared: &[&oxswan_crypto::Secret],
         nonces: (&[u8], &[u8]),
         we_initiated: bool,
     ) -> ChildSa {

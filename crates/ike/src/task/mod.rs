@@ -24,6 +24,7 @@ use crate::init::{InitRequestSent, NONCE_LEN};
 use crate::sa::{Ctx, Job, SaCore};
 
 pub(crate) mod child_create;
+pub(crate) mod child_followup;
 pub(crate) mod child_rekey;
 pub(crate) mod ike_auth;
 pub(crate) mod ike_config;
@@ -62,6 +63,8 @@ pub(crate) enum InFlight {
     RekeyIke(Box<ike_rekey::IkeRekeyOffer>),
     /// The additional key exchanges of our IKE SA rekey (RFC 9370 §2.2.4).
     FollowupIke(Box<ike_followup::FollowupInitiator>),
+    /// The additional key exchanges of our new or rekeyed CHILD SA (RFC 9370 §2.2.4).
+    FollowupChild(Box<child_followup::FollowupChildI>),
     NewChild(Box<ChildOffer>),
     /// A MOBIKE update (RFC 4555 §3.5), with the COOKIE2 the answer must echo (§3.8).
     UpdateAddresses {
@@ -76,6 +79,7 @@ impl InFlight {
             InFlight::Auth { child: Some(offer) } | InFlight::NewChild(offer) => Some(offer.spi_in),
             InFlight::AuthEap(rounds) => rounds.child.as_ref().map(|o| o.spi_in),
             InFlight::RekeyChild(offer) => Some(offer.spi_in),
+            InFlight::FollowupChild(f) => Some(f.spi_in()),
             _ => None,
         }
     }
@@ -86,7 +90,7 @@ impl InFlight {
         match self {
             InFlight::Init { .. } => X::IKE_SA_INIT,
             InFlight::Intermediate(_) => X::IKE_INTERMEDIATE,
-            InFlight::FollowupIke(_) => X::IKE_FOLLOWUP_KE,
+            InFlight::FollowupIke(_) | InFlight::FollowupChild(_) => X::IKE_FOLLOWUP_KE,
             InFlight::Auth { .. } | InFlight::AuthEap(_) => X::IKE_AUTH,
             InFlight::RekeyChild(_) | InFlight::RekeyIke(_) | InFlight::NewChild(_) => X::CREATE_CHILD_SA,
             InFlight::DeleteIke
@@ -196,10 +200,20 @@ pub(crate) fn answer(core: &mut SaCore, ctx: &mut Ctx<'_>, in_flight: InFlight, 
             ctx.out.events.push_back(Event::LivenessConfirmed { sa: core.handle });
             Next::Done
         }
-        InFlight::RekeyChild(offer) => core.handle_rekey_response(ctx, *offer, p),
+        InFlight::RekeyChild(offer) => match core.child_followup_begin(ctx, child_followup::ChildKind::Rekey(offer), p)
+        {
+            Ok(next) => next,
+            Err(child_followup::ChildKind::Rekey(offer)) => core.handle_rekey_response(ctx, *offer, p, &[]),
+            Err(child_followup::ChildKind::New(offer)) => core.handle_new_child_response(ctx, *offer, p),
+        },
+        InFlight::FollowupChild(f) => core.handle_child_followup_response(ctx, *f, p),
         InFlight::RekeyIke(offer) => core.handle_ike_rekey_response(ctx, *offer, p),
         InFlight::FollowupIke(f) => core.handle_ike_followup_response(ctx, *f, p),
-        InFlight::NewChild(offer) => core.handle_new_child_response(ctx, *offer, p),
+        InFlight::NewChild(offer) => match core.child_followup_begin(ctx, child_followup::ChildKind::New(offer), p) {
+            Ok(next) => next,
+            Err(child_followup::ChildKind::New(offer)) => core.handle_new_child_response(ctx, *offer, p),
+            Err(child_followup::ChildKind::Rekey(offer)) => core.handle_rekey_response(ctx, *offer, p, &[]),
+        },
         InFlight::UpdateAddresses { cookie2 } => core.handle_update_answer(ctx, cookie2, p),
     }
 }
@@ -228,7 +242,11 @@ pub(crate) fn respond(
         ExchangeType::IKE_AUTH => core.handle_auth_request(ctx, Collected::collect(payloads)),
         ExchangeType::INFORMATIONAL => Some(core.handle_informational(ctx, &payloads)),
         ExchangeType::IKE_FOLLOWUP_KE => {
-            Some(core.handle_ike_followup_request(ctx, window, &Collected::collect(payloads)))
+            let p = Collected::collect(payloads);
+            Some(match core.handle_child_followup_request(ctx, window, &p) {
+                Some(answer) => answer,
+                None => core.handle_ike_followup_request(ctx, window, &p),
+            })
         }
         _ => Some(core.handle_create_child_request(ctx, window, Collected::collect(payloads))),
     }
@@ -241,7 +259,7 @@ pub(crate) fn resume(core: &mut SaCore, ctx: &mut Ctx<'_>, answer: crate::event:
 }
 
 /// The payloads of a message, by kind (the first of each, every CERT and notify).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Collected {
     pub idi: Option<IdPayload>,
     pub idr: Option<IdPayload>,

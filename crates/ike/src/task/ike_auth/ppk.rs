@@ -75,18 +75,20 @@ impl SaCore {
         p: &Collected,
         auth: &AuthPayload,
     ) -> Result<(Option<Secret>, AuthPayload), AuthError> {
+        let negotiated = self.ppk_negotiated();
         let without = |why: &str| {
             if peer.ppk_required {
                 return Err(ppk_error(format!("required, but {why}")));
             }
-            let no_ppk = p.notifies.iter().find(|n| n.notify_type == NotifyType::NO_PPK_AUTH);
+            // NO_PPK_AUTH counts only where PPKs were negotiated, as with strongSwan.
+            let no_ppk = p.notifies.iter().find(|n| negotiated && n.notify_type == NotifyType::NO_PPK_AUTH);
             let auth = match no_ppk {
                 Some(n) => AuthPayload { method: auth.method, data: n.data.clone() },
                 None => auth.clone(),
             };
             Ok((None, auth))
         };
-        if !self.ppk_negotiated() {
+        if !negotiated {
             return without("the initiator does not use PPKs (no USE_PPK)");
         }
         let named = p.notifies.iter().find(|n| n.notify_type == NotifyType::PPK_IDENTITY);
