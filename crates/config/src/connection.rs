@@ -40,6 +40,21 @@ pub(crate) fn connection(
             .map(|(i, (sp, s))| {
                 let parsed = if ike { parse_ike_proposal(&s) } else { parse_esp_proposal(&s) };
                 let mut p = parsed.map_err(|e| ctx.err(sp.clone(), &format!("{key}.{k}"), e.to_string()))?;
+                // RFC 9370 §2.2.4 builds the additional key exchanges of a CHILD SA on a first one
+                // (PFS) in its CREATE_CHILD_SA.
+                let real = |t: &oxswan_wire::sa::Transform| t.transform_id != oxswan_wire::KeId::NONE.0;
+                let addke = p.transforms.iter().any(|t| t.transform_type.additional_ke_index().is_some() && real(t));
+                let ke = p.transforms.iter().any(|t| t.transform_type == oxswan_wire::TransformType::KE && real(t));
+                if !ike && addke && !ke {
+                    return Err(ctx.err(
+                        sp,
+                        &format!("{key}.{k}"),
+                        format!(
+                            "'{s}': additional key exchanges (ke1_…ke7_) of a CHILD SA follow a first one (PFS, \
+                             e.g. x25519), which this proposal lacks"
+                        ),
+                    ));
+                }
                 p.number = u8::try_from(i + 1).unwrap_or(u8::MAX);
                 Ok(p)
             })

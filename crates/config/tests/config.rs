@@ -299,6 +299,10 @@ fn additional_key_exchanges_are_taken() {
         site.children[0].esp_proposals,
         oxswan_crypto::proposal::parse_esp_proposals("aes128gcm16-x25519-ke1_mlkem768-ke1_none").unwrap()
     );
+    // In an ESP proposal they need a first key exchange (PFS) to follow.
+    let e = err(&SITE.replace(r#"esp_proposals = ["aes256gcm16"]"#, r#"esp_proposals = ["aes128gcm16-ke1_mlkem768"]"#));
+    assert_eq!((e.line, e.key.as_str()), (24, "connections.site.children.net.esp_proposals"), "{e}");
+    assert!(e.message.contains("follow a first one"), "{e}");
     // An unknown keyword after a prefix is still an error, located.
     let e = err(&SITE.replace(r#"esp_proposals = ["aes256gcm16"]"#, r#"esp_proposals = ["aes128gcm16-ke1_sha256"]"#));
     assert_eq!((e.line, e.key.as_str()), (24, "connections.site.children.net.esp_proposals"), "{e}");

@@ -61,6 +61,9 @@ pub struct IkeSaInit {
     /// The PPK IKE_AUTH uses, once known; it replaces SK_d, SK_pi and SK_pr by prf+(PPK, SK_x)
     /// (RFC 8784 §3.1).
     pub(crate) ppk: Option<oxswan_crypto::Secret>,
+    /// The keys the last IKE_INTERMEDIATE request came with, before they changed: a retransmission
+    /// of it cut into smaller fragments (RFC 7383 §2.5.2) is still theirs.
+    pub(crate) previous_sk_in: Option<oxswan_crypto::sk::SkKeys>,
 }
 
 fn announces(payloads: &[Payload], ty: NotifyType) -> bool {
@@ -376,6 +379,7 @@ impl InitRequestSent {
             intermediate,
             use_ppk,
             ppk: None,
+            previous_sk_in: None,
         })))
     }
 }
@@ -549,6 +553,7 @@ pub fn respond(
             intermediate,
             use_ppk,
             ppk: None,
+            previous_sk_in: None,
         }),
     })
 }

@@ -120,7 +120,12 @@ fn an_ike_sa_without_children_gets_them_on_demand() {
         let from = sim.log.len();
         let now = sim.now;
         sim.ep(side).add_children(now, h).unwrap();
+        // Asked again while they are being made: still one of each.
+        sim.ep(side).add_children(now, h).unwrap();
         sim.advance(Duration::from_millis(500));
+        let requests =
+            named_messages(&sim, from).iter().filter(|m| m.1 == ExchangeType::CREATE_CHILD_SA && !m.2).count();
+        assert_eq!(requests, 1, "{side}");
         let m = named_messages(&sim, from);
         assert_eq!(m[0].1, ExchangeType::CREATE_CHILD_SA, "{m:#?}");
         for ip in [ALICE_IP, BOB_IP] {

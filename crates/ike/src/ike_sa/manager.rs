@@ -22,7 +22,17 @@ pub(crate) const REFRAGMENT_AFTER: u32 = 2;
 
 impl IkeSa {
     /// Queues a CREATE_CHILD_SA for each child of the connection ([`crate::Endpoint::add_children`]).
+    /// Nothing when the SA has CHILD SAs or is making some already (queued, or in flight with
+    /// its IKE_FOLLOWUP_KE exchanges): asked twice, it makes them once.
     pub fn add_children(&mut self, ctx: &mut Ctx<'_>) {
+        let making = self.queue.iter().any(|j| matches!(j, Job::NewChild(_) | Job::NewResourceChild(..)))
+            || self
+                .pending
+                .as_ref()
+                .is_some_and(|p| matches!(p.exchange, InFlight::NewChild(_) | InFlight::FollowupChild(_)));
+        if !self.core.children.is_empty() || making {
+            return;
+        }
         self.core.queue_children_from(ctx, 0);
         self.settle(ctx);
     }

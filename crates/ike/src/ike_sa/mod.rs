@@ -242,6 +242,9 @@ impl IkeSa {
     pub fn inbound_spis(&self) -> Vec<u32> {
         let mut spis: Vec<u32> = self.core.children.inbound_spis().collect();
         spis.extend(self.pending.as_ref().and_then(|p| p.exchange.offered_spi()));
+        // The pair the peer's CHILD SA request waits to make after its IKE_FOLLOWUP_KE exchanges
+        // (RFC 9370 §2.2.4): its SPI was answered and must stay ours.
+        spis.extend(self.core.child_followup.as_ref().map(|f| f.spi_in()));
         spis
     }
 

@@ -96,8 +96,14 @@ impl IkeSa {
             return false;
         }
         let Some(keys) = self.core.keys.as_ref() else { return false };
-        decrypt(ctx.provider, &keys.sk_in, msg)
-            .is_ok_and(|d| d.fragment.is_some_and(|(n, t)| n == 1 && t > answered_total))
+        let recut = |sk_in| {
+            decrypt(ctx.provider, sk_in, msg)
+                .is_ok_and(|d| d.fragment.is_some_and(|(n, t)| n == 1 && t > answered_total))
+        };
+        // The last IKE_INTERMEDIATE request came with the keys before its exchange changed them.
+        let previous = keys.handshake.as_ref().and_then(|h| h.previous_sk_in.as_ref());
+        recut(&keys.sk_in)
+            || (msg.header().exchange_type == ExchangeType::IKE_INTERMEDIATE && previous.is_some_and(recut))
     }
 
     /// Decrypts an SK message, or an SKF fragment which it keeps until all fragments of the message

@@ -198,12 +198,16 @@ impl SaCore {
         let datagrams = if plain.len() <= chunk {
             vec![protect(ctx.provider, &keys.sk_out, header, payloads)?]
         } else {
-            self.fragments(ctx, header, first, &plain, chunk)?
+            self.fragments(ctx, &keys.sk_out, header, first, &plain, chunk)?
         };
         // Kept only where smaller fragments could be cut from it later ([`SaCore::refragment`]).
         let smaller = fragment_chunk(0, self.local, self.remote);
         let keep = self.transport == super::Transport::Udp && smaller < chunk && plain.len() > smaller;
-        Ok((datagrams, keep.then_some(Unfragmented { header: *header, first, plain, chunk })))
+        // An IKE_INTERMEDIATE message is cut again with the keys it went out with: ours may have
+        // changed by then (RFC 9370 §2.2.2: after each exchange).
+        let sealed_with = (header.exchange_type == oxswan_wire::ExchangeType::IKE_INTERMEDIATE)
+            .then(|| Box::new(keys.sk_out.clone()));
+        Ok((datagrams, keep.then_some(Unfragmented { header: *header, first, plain, chunk, sealed_with })))
     }
 
     /// Whether our messages go as IKE fragments when too long (RFC 7383 §2.3: only when both
@@ -216,12 +220,12 @@ impl SaCore {
     fn fragments(
         &self,
         ctx: &Ctx<'_>,
+        sk_out: &oxswan_crypto::sk::SkKeys,
         header: &Header,
         first: PayloadType,
         plain: &[u8],
         chunk: usize,
     ) -> Result<Vec<Vec<u8>>> {
-        let keys = self.keys.as_ref().ok_or(IkeError::NoKeys)?;
         let parts: Vec<&[u8]> = plain.chunks(chunk.max(1)).collect();
         let total = u16::try_from(parts.len()).map_err(|_| IkeError::TooLongToFragment)?;
         parts
@@ -229,7 +233,7 @@ impl SaCore {
             .zip(1u16..)
             .map(|(part, n)| {
                 let next = if n == 1 { first } else { PayloadType::NONE };
-                Ok(protect_fragment(ctx.provider, &keys.sk_out, header, next, n, total, part)?)
+                Ok(protect_fragment(ctx.provider, sk_out, header, next, n, total, part)?)
             })
             .collect()
     }
@@ -252,7 +256,9 @@ impl SaCore {
         if tcp || smaller >= u.chunk || u.plain.len() <= smaller || !self.fragmenting() {
             return None;
         }
-        self.fragments(ctx, &u.header, u.first, &u.plain, smaller).ok()
+        let keys = self.keys.as_ref()?;
+        let sk_out = u.sealed_with.as_deref().unwrap_or(&keys.sk_out);
+        self.fragments(ctx, sk_out, &u.header, u.first, &u.plain, smaller).ok()
     }
 }
 
@@ -265,6 +271,8 @@ pub(crate) struct Unfragmented {
     plain: Zeroizing<Vec<u8>>,
     /// The share of the inner payloads per fragment it went out in.
     chunk: usize,
+    /// The keys an IKE_INTERMEDIATE message was protected with.
+    sealed_with: Option<Box<oxswan_crypto::sk::SkKeys>>,
 }
 
 /// How many octets of the inner payloads go into each fragment for datagrams of `fragment_size`.

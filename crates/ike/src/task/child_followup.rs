@@ -108,6 +108,15 @@ impl FollowupChildI {
     }
 }
 
+impl FollowupChildR {
+    /// The inbound SPI of the pair waiting to be made.
+    pub(crate) fn spi_in(&self) -> u32 {
+        match &self.finish {
+            Finish::New { spi_in, .. } | Finish::Rekey { spi_in, .. } => *spi_in,
+        }
+    }
+}
+
 impl SaCore {
     /// The answer `p` to our CHILD SA request: when it chose additional key exchanges, the first
     /// IKE_FOLLOWUP_KE request (or the failure if it lacks the link); otherwise `Err` with the
@@ -129,6 +138,14 @@ impl SaCore {
             return Ok(Next::Done);
         };
         Ok(FollowupChildI { kind, answer: p.clone(), plan, extra: Vec::new(), ke }.request(&link))
+    }
+
+    /// Our CHILD SA failed on our side during its IKE_FOLLOWUP_KE exchanges: the responder may have
+    /// made its half after the last one, so that goes (§1.4.1; a DELETE of a pair it does not hold
+    /// changes nothing).
+    fn child_followup_abandoned(&mut self, ctx: &mut Ctx<'_>, f: &FollowupChildI, reason: NotifyType) {
+        self.asks.push(crate::sa::Ask::First(crate::sa::Job::DeleteUninstalled(f.spi_in())));
+        self.child_followup_failed(ctx, &f.kind, reason);
     }
 
     /// The CHILD SA of `kind` could not be made; a rekey is tried again later.
@@ -161,13 +178,13 @@ impl SaCore {
         }
         let shared = p.ke.as_ref().filter(|k| k.group == f.ke.group()).and_then(|k| f.ke.complete(&k.data).ok());
         let Some(shared) = shared else {
-            self.child_followup_failed(ctx, &f.kind, NotifyType::INVALID_SYNTAX);
+            self.child_followup_abandoned(ctx, &f, NotifyType::INVALID_SYNTAX);
             return Next::Done;
         };
         f.extra.push(shared);
         if let Some(method) = f.plan.get(f.extra.len()).copied() {
             let (Some(link), Ok(ke)) = (link_of(p).map(<[u8]>::to_vec), ctx.provider.ke.start(method)) else {
-                self.child_followup_failed(ctx, &f.kind, NotifyType::INVALID_SYNTAX);
+                self.child_followup_abandoned(ctx, &f, NotifyType::INVALID_SYNTAX);
                 return Next::Done;
             };
             f.ke = ke;
@@ -208,6 +225,16 @@ impl SaCore {
         p: &Collected,
     ) -> Option<Vec<Payload>> {
         let mut f = self.child_followup.take_if(|f| link_of(p) == Some(f.link.as_slice()))?;
+        // As for the CREATE_CHILD_SA that began it: not on an IKE SA that was replaced or is being
+        // deleted, nor for a pair that went meanwhile.
+        if self.lifecycle == crate::sa::Lifecycle::Rekeyed || window.queued.contains(&crate::sa::Job::DeleteIke) {
+            return Some(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+        }
+        if let Finish::Rekey { old, .. } = &f.finish
+            && self.children.get(old.spi_in).is_none()
+        {
+            return Some(vec![notify(NotifyType::CHILD_SA_NOT_FOUND)]);
+        }
         let Some(method) = f.plan.get(f.shared.len().saturating_sub(1)).copied() else {
             return Some(vec![notify(NotifyType::STATE_NOT_FOUND)]);
         };

@@ -110,7 +110,7 @@ impl SaCore {
     /// Tries the rekey of `old` again in a while (the old pair stays meanwhile).
     pub(super) fn rekey_later(&mut self, ctx: &Ctx<'_>, old: u32) {
         if let Some(c) = self.children.get_mut(old) {
-            c.rekey_at = Some(later(ctx.now, RETRY));
+            c.rekey_at = Some(later(ctx.now, super::jittered(ctx, RETRY)));
         }
     }
 

@@ -5,7 +5,7 @@
 //! is done, from all their shared secrets:
 //!
 //! ```text
-//! SKEYSEED = prf(SK_d (old), SK(0) | SK(1) | ... | SK(n) | Ni | Nr)
+//! SKEYSEED = prf(SK_d (old), SK(0) | Ni | Nr | SK(1) | ... | SK(n))
 //! ```
 //!
 //! ```text
@@ -139,7 +139,7 @@ impl SaCore {
             if let Some(c) = self.ike_collision.take() {
                 self.bequeath(ctx, c.theirs);
             } else if err == NotifyType::TEMPORARY_FAILURE {
-                self.timers.set(Timer::IkeRekey, later(ctx.now, Duration::from_secs(2)));
+                self.timers.set(Timer::IkeRekey, later(ctx.now, super::jittered(ctx, Duration::from_secs(2))));
             }
             return Next::Done;
         }

@@ -112,7 +112,8 @@ impl SaCore {
             init.spi_r.0,
         )?;
         keys.sk_out = SkKeys::for_sender(&next, &init.suite, self.initiator)?;
-        keys.sk_in = SkKeys::for_sender(&next, &init.suite, !self.initiator)?;
+        let sk_in = SkKeys::for_sender(&next, &init.suite, !self.initiator)?;
+        init.previous_sk_in = Some(core::mem::replace(&mut keys.sk_in, sk_in));
         keys.sk_d = next.sk_d.clone();
         init.keys = next;
         init.intermediate.done = init.intermediate.done.saturating_add(1);

@@ -337,7 +337,7 @@ impl SaCore {
                 return Next::Done;
             }
             // TEMPORARY_FAILURE and the like: try again shortly (§2.25).
-            self.timers.set(Timer::IkeRekey, later(ctx.now, Duration::from_secs(2)));
+            self.timers.set(Timer::IkeRekey, later(ctx.now, super::jittered(ctx, Duration::from_secs(2))));
             return Next::Done;
         }
         // An answer we cannot use (a proposal we did not offer, a KE that does not fit) leaves this SA

@@ -338,6 +338,17 @@ pub(crate) fn nonce(ctx: &Ctx<'_>) -> Option<Vec<u8>> {
     Some(v)
 }
 
+/// `base` plus up to a second at random: when both peers were refused (TEMPORARY_FAILURE, §2.25)
+/// for crossing requests, their next tries do not cross again at the same instant.
+pub(crate) fn jittered(ctx: &Ctx<'_>, base: core::time::Duration) -> core::time::Duration {
+    let mut b = [0u8; 2];
+    let extra = match ctx.provider.random.fill(&mut b) {
+        Ok(()) => u64::from(u16::from_be_bytes(b)) * 1000 / u64::from(u16::MAX),
+        Err(_) => 500,
+    };
+    base.saturating_add(core::time::Duration::from_millis(extra))
+}
+
 /// The lower of two nonces, by which simultaneous rekeys are resolved (§2.8.1).
 pub(crate) fn lowest(a: &[u8], b: &[u8]) -> Vec<u8> {
     if a <= b { a.to_vec() } else { b.to_vec() }

@@ -48,6 +48,11 @@ impl SaCore {
         identity: Identity,
         p: Collected,
     ) -> Option<Vec<Payload>> {
+        // RFC 8784 with EAP is not implemented: a connection that requires a PPK is not served
+        // without one.
+        if peer.ppk_required {
+            return Some(self.refuse_auth(ctx, crate::auth::AuthError::Ppk("required, but not with EAP".into())));
+        }
         let (mut out, idr_body) = match self.our_identity_as_responder(ctx, &peer) {
             Ok(x) => x,
             Err(e) => return Some(self.refuse_auth(ctx, e)),
