@@ -68,6 +68,8 @@ pub struct IkeSaInfo {
     /// Its keys have a Post-quantum Preshared Key mixed in (RFC 8784), or come from an SA's that
     /// had.
     pub ppk: bool,
+    /// It was set up following a gateway's REDIRECT (RFC 5685).
+    pub redirected: bool,
 }
 
 /// The keys and parameters of a CHILD SA pair, for the ESP data plane.
@@ -289,6 +291,18 @@ pub enum Event {
         new: SaHandle,
         /// The new SA's parameters (SPIs, proposal).
         info: IkeSaInfo,
+    },
+    /// The gateway redirected this client's established IKE SA (RFC 5685 §5): call
+    /// [`Endpoint::follow_redirect`](crate::Endpoint::follow_redirect) with the new gateway's
+    /// address, which sets the SA up there and deletes this one once that is up; `Err` says why
+    /// it cannot be followed (a gateway named by FQDN, a malformed notify).
+    Redirect {
+        /// The IKE SA.
+        sa: SaHandle,
+        /// Its connection.
+        name: String,
+        /// The new gateway.
+        to: core::result::Result<core::net::IpAddr, String>,
     },
     /// The IKE SA is due for reauthentication (`reauth_time`): call
     /// [`Endpoint::reauthenticate`](crate::Endpoint::reauthenticate) with the addresses to use. The

@@ -23,14 +23,15 @@ const IKE_SA_INIT: ExchangeType = ExchangeType::IKE_SA_INIT;
 const IKE_AUTH: ExchangeType = ExchangeType::IKE_AUTH;
 const INFORMATIONAL: ExchangeType = ExchangeType::INFORMATIONAL;
 
-/// What either side's IKE_SA_INIT carries (RFC 7296 §1.2, NAT detection §2.23, RFC 7427 §4, RFC 7383
-/// §2.3): `IKE_SA_INIT { SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) }`.
-const SA_INIT: [&str; 7] = [
+/// Alice's IKE_SA_INIT request adds REDIRECT_SUPPORTED (RFC 5685 §3: the initiator follows a
+/// gateway's REDIRECT) after NAT detection.
+const SA_INIT_I: [&str; 8] = [
     "SA",
     "KE",
     "No",
     "N(NAT_DETECTION_SOURCE_IP)",
     "N(NAT_DETECTION_DESTINATION_IP)",
+    "N(REDIRECT_SUPPORTED)",
     "N(SIGNATURE_HASH_ALGORITHMS)",
     "N(IKEV2_FRAGMENTATION_SUPPORTED)",
 ];
@@ -55,7 +56,7 @@ const AUTH_I: [&str; 7] = ["IDi", "IDr", "AUTH", "N(INITIAL_CONTACT)", "SA", "TS
 fn psk_handshake() -> Vec<Named> {
     vec![
         /* IKE_SA_INIT { SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } --> */
-        msg("alice", IKE_SA_INIT, REQUEST, &SA_INIT),
+        msg("alice", IKE_SA_INIT, REQUEST, &SA_INIT_I),
         /* <-- IKE_SA_INIT { SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } */
         msg("bob", IKE_SA_INIT, RESPONSE, &SA_INIT_R),
         /* IKE_AUTH { IDi, IDr, AUTH, N(INIT_CONTACT), SA, TSi, TSr } --> */
@@ -84,6 +85,7 @@ fn psk_success() {
                     "No",
                     "N(NAT_DETECTION_SOURCE_IP)",
                     "N(NAT_DETECTION_DESTINATION_IP)",
+                    "N(REDIRECT_SUPPORTED)",
                     "N(SIGNATURE_HASH_ALGORITHMS)",
                     "N(IKEV2_FRAGMENTATION_SUPPORTED)"
                 ]
@@ -217,11 +219,11 @@ fn invalid_ke_payload_retry() {
         named_messages(&sim, 0)[..4],
         [
             /* IKE_SA_INIT { SA, KE(x25519), No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } --> */
-            msg("alice", IKE_SA_INIT, REQUEST, &SA_INIT),
+            msg("alice", IKE_SA_INIT, REQUEST, &SA_INIT_I),
             /* <-- IKE_SA_INIT { N(INVAL_KE, ecp256) } */
             msg("bob", IKE_SA_INIT, RESPONSE, &["N(INVALID_KE_PAYLOAD)"]),
             /* IKE_SA_INIT { SA, KE(ecp256), No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } --> */
-            msg("alice", IKE_SA_INIT, REQUEST, &SA_INIT),
+            msg("alice", IKE_SA_INIT, REQUEST, &SA_INIT_I),
             /* <-- IKE_SA_INIT { SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } */
             msg("bob", IKE_SA_INIT, RESPONSE, &SA_INIT_R),
         ]
@@ -247,12 +249,12 @@ fn cookie_demanded_and_honoured() {
     sim.add_null_cipher(BOB_IP, EndpointConfig { force_cookies: true, ..EndpointConfig::default() }, vec![bob_psk()]);
     initiate(&mut sim);
     assert!(sim.run_until(Duration::from_secs(5), both_up));
-    let cookie_first: Vec<&str> = ["N(COOKIE)"].into_iter().chain(SA_INIT).collect();
+    let cookie_first: Vec<&str> = ["N(COOKIE)"].into_iter().chain(SA_INIT_I).collect();
     assert_eq!(
         named_messages(&sim, 0)[..4],
         [
             /* IKE_SA_INIT { SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } --> */
-            msg("alice", IKE_SA_INIT, REQUEST, &SA_INIT),
+            msg("alice", IKE_SA_INIT, REQUEST, &SA_INIT_I),
             /* <-- IKE_SA_INIT { N(COOKIE) } */
             msg("bob", IKE_SA_INIT, RESPONSE, &["N(COOKIE)"]),
             /* IKE_SA_INIT { N(COOKIE), SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } --> */
@@ -278,7 +280,7 @@ fn no_proposal_chosen() {
         named_messages(&sim, 0),
         [
             /* IKE_SA_INIT { SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } --> */
-            msg("alice", IKE_SA_INIT, REQUEST, &SA_INIT),
+            msg("alice", IKE_SA_INIT, REQUEST, &SA_INIT_I),
             /* <-- IKE_SA_INIT { N(NO_PROP) } */
             msg("bob", IKE_SA_INIT, RESPONSE, &["N(NO_PROPOSAL_CHOSEN)"]),
         ],
@@ -827,7 +829,7 @@ fn certificate_chains_for_every_key_type() {
             named_messages(&sim, 0),
             [
                 /* IKE_SA_INIT { SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } --> */
-                msg("alice", IKE_SA_INIT, REQUEST, &SA_INIT),
+                msg("alice", IKE_SA_INIT, REQUEST, &SA_INIT_I),
                 /* <-- IKE_SA_INIT { SA, KE, No, CERTREQ, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } */
                 msg(
                     "bob",

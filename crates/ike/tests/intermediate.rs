@@ -38,12 +38,13 @@ fn header(datagram: &[u8]) -> (ExchangeType, bool, u32) {
     describe(datagram)
 }
 
-const SA_INIT: [&str; 8] = [
+const SA_INIT: [&str; 9] = [
     "SA",
     "KE",
     "No",
     "N(NAT_DETECTION_SOURCE_IP)",
     "N(NAT_DETECTION_DESTINATION_IP)",
+    "N(REDIRECT_SUPPORTED)",
     "N(SIGNATURE_HASH_ALGORITHMS)",
     "N(IKEV2_FRAGMENTATION_SUPPORTED)",
     "N(INTERMEDIATE_EXCHANGE_SUPPORTED)",

@@ -1147,11 +1147,13 @@ fn reauthentication_replaces_the_ike_sa_and_its_children_make_before_break() {
     ];
     let mut sa_init_r = sa_init.to_vec();
     sa_init_r.insert(5, "N(CHILDLESS_IKEV2_SUPPORTED)");
+    let mut sa_init_i = sa_init.to_vec();
+    sa_init_i.insert(5, "N(REDIRECT_SUPPORTED)");
     assert_eq!(
         named_messages(&sim, from),
         [
             /* IKE_SA_INIT { SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(HASH_ALG), N(FRAG_SUP) } --> */
-            msg("alice", INIT, REQUEST, &sa_init),
+            msg("alice", INIT, REQUEST, &sa_init_i),
             /* <-- IKE_SA_INIT { SA, KE, No, N(NATD_S_IP), N(NATD_D_IP), N(CHILDLESS), N(HASH_ALG), N(FRAG_SUP) } */
             msg("bob", INIT, RESPONSE, &sa_init_r),
             /* IKE_AUTH { IDi, IDr, AUTH, SA, TSi, TSr } -->: no INITIAL_CONTACT */

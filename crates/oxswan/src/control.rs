@@ -163,6 +163,9 @@ pub struct IkeSaStatus {
     /// A Post-quantum Preshared Key (RFC 8784) is mixed into its keys.
     #[serde(default)]
     pub ppk: bool,
+    /// Set up following a gateway's REDIRECT (RFC 5685).
+    #[serde(default)]
+    pub redirected: bool,
     /// The peer's EAP identity, when it authenticated with EAP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eap_id: Option<String>,

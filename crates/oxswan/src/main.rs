@@ -329,7 +329,13 @@ fn print_status(sas: &[control::IkeSaStatus]) {
             (_, true) => " (UDP-encapsulated)",
             _ => "",
         };
-        println!("  remote {} @ {}{how}{}", s.remote_id, s.remote, if s.mobike { ", MOBIKE" } else { "" });
+        println!(
+            "  remote {} @ {}{how}{}{}",
+            s.remote_id,
+            s.remote,
+            if s.mobike { ", MOBIKE" } else { "" },
+            if s.redirected { ", redirected here" } else { "" }
+        );
         if let Some(eap) = &s.eap_id {
             println!("  remote EAP identity {eap}");
         }

@@ -319,6 +319,30 @@ impl Endpoint {
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Result<SaHandle> {
+        self.reestablish(now, old, (local, remote), None)
+    }
+
+    /// Follows the gateway's REDIRECT of the established `old` (RFC 5685 §5, [`Event::Redirect`]):
+    /// as a reauthentication, to the new gateway at `remote`, announcing REDIRECTED_FROM with the
+    /// old one's address.
+    pub fn follow_redirect(
+        &mut self,
+        now: Instant,
+        old: SaHandle,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<SaHandle> {
+        let from = self.sas.get(&old).and_then(|s| s.info()).map(|i| i.remote.ip()).ok_or(IkeError::UnknownSa)?;
+        self.reestablish(now, old, (local, remote), Some(from))
+    }
+
+    fn reestablish(
+        &mut self,
+        now: Instant,
+        old: SaHandle,
+        (local, remote): (SocketAddr, SocketAddr),
+        redirected_from: Option<core::net::IpAddr>,
+    ) -> Result<SaHandle> {
         let peer = self.sas.get(&old).and_then(|s| s.peer_config()).ok_or(IkeError::UnknownSa)?;
         // An SA that fell back to TCP is replaced over TCP at once: UDP did not work before.
         let tcp = peer.tcp.mode == crate::config::TcpMode::Always
@@ -326,8 +350,12 @@ impl Endpoint {
         let handle = SaHandle(self.next_handle);
         self.next_handle = self.next_handle.wrapping_add(1);
         let (mut ctx, _) = self.ctx_parts(now);
-        let mut sa = IkeSa::initiate(&mut ctx, handle, peer, local, remote, tcp)?;
-        sa.set_reauthenticating();
+        let mut sa = IkeSa::initiate_from(&mut ctx, handle, peer, (local, remote), tcp, redirected_from)?;
+        if redirected_from.is_some() {
+            sa.set_redirected();
+        } else {
+            sa.set_reauthenticating();
+        }
         self.by_spi.insert(sa.local_spi(), handle);
         self.sas.insert(handle, Box::new(sa));
         self.reauths.insert(handle, old);

@@ -84,8 +84,21 @@ impl IkeSa {
         handle: SaHandle,
         peer: Arc<PeerConfig>,
         local: SocketAddr,
-        mut remote: SocketAddr,
+        remote: SocketAddr,
         tcp: bool,
+    ) -> Result<Self> {
+        Self::initiate_from(ctx, handle, peer, (local, remote), tcp, None)
+    }
+
+    /// [`IkeSa::initiate`] to a gateway another one redirected us to (RFC 5685 §4: REDIRECTED_FROM
+    /// with its address, in place of REDIRECT_SUPPORTED).
+    pub fn initiate_from(
+        ctx: &mut Ctx<'_>,
+        handle: SaHandle,
+        peer: Arc<PeerConfig>,
+        (local, mut remote): (SocketAddr, SocketAddr),
+        tcp: bool,
+        redirected_from: Option<core::net::IpAddr>,
     ) -> Result<Self> {
         if tcp {
             remote.set_port(peer.tcp.port);
@@ -99,6 +112,14 @@ impl IkeSa {
                 Vec::new(),
             )));
         }
+        // RFC 5685 §3: we follow a gateway's REDIRECT; §4: to the new one we say where from.
+        extra.push(oxswan_wire::Payload::Notify(match redirected_from {
+            None => oxswan_wire::notify::NotifyPayload::new(oxswan_wire::NotifyType::REDIRECT_SUPPORTED, Vec::new()),
+            Some(from) => oxswan_wire::notify::NotifyPayload::new(
+                oxswan_wire::NotifyType::REDIRECTED_FROM,
+                crate::task::informational::gateway_identity(from),
+            ),
+        }));
         let req = InitRequestSent::start(ctx.provider, &peer.ike_proposals, None, spi_i, extra)?;
         let req = if peer.fragmentation { req } else { req.without_fragmentation()? };
         let mut core = SaCore::new(handle, true, Some(peer), local, remote, spi_i, IkeSpi::ZERO);
@@ -195,6 +216,11 @@ impl IkeSa {
     /// This SA reauthenticates another of its connection (§2.4: no INITIAL_CONTACT).
     pub fn set_reauthenticating(&mut self) {
         self.core.origin = Origin::Reauthentication;
+    }
+
+    /// This SA follows a gateway's REDIRECT of another (RFC 5685 §5).
+    pub fn set_redirected(&mut self) {
+        self.core.origin = Origin::Redirected;
     }
 
     /// A reauthentication replaced this SA: delete it (§2.8.3), after the new one is up.

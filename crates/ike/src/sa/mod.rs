@@ -67,6 +67,8 @@ pub(crate) enum Origin {
     /// It reauthenticates another SA of the connection: no INITIAL_CONTACT, which would make the
     /// peer drop the SA it replaces before the new one is complete (§2.4).
     Reauthentication,
+    /// It follows a gateway's REDIRECT (RFC 5685 §5) of another SA of the connection.
+    Redirected,
 }
 
 /// An exchange waiting its turn on an established SA (window size 1, §2.3).
@@ -434,6 +436,7 @@ impl SaCore {
             eap_id: self.eap_identity.clone(),
             mobike: self.mobike,
             ppk: self.keys.as_ref().is_some_and(|k| k.ppk_used),
+            redirected: self.origin == Origin::Redirected,
         })
     }
 

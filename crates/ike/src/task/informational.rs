@@ -8,6 +8,38 @@ use oxswan_wire::{NotifyType, Payload, ProtocolId};
 use crate::event::{DownReason, Event};
 use crate::sa::{Ctx, SaCore};
 
+/// GW Identity Types of REDIRECT and REDIRECTED_FROM (RFC 5685 §8, IANA "Gateway Identity Types").
+const GW_IPV4: u8 = 1;
+const GW_IPV6: u8 = 2;
+
+/// The `GW Ident Type | GW Ident Len | New Responder GW Identity` of an address (RFC 5685 §8).
+pub(crate) fn gateway_identity(addr: core::net::IpAddr) -> Vec<u8> {
+    match addr {
+        core::net::IpAddr::V4(a) => [&[GW_IPV4, 4][..], &a.octets()].concat(),
+        core::net::IpAddr::V6(a) => [&[GW_IPV6, 16][..], &a.octets()].concat(),
+    }
+}
+
+/// The gateway a REDIRECT names, if it is an address (an FQDN would need a resolver; it is
+/// `Err` with its text), and the octets after it (the Nonce Data of an IKE_SA_INIT redirect).
+pub(crate) fn redirect_gateway(data: &[u8]) -> Result<(core::net::IpAddr, &[u8]), String> {
+    let (&ty, rest) = data.split_first().ok_or("empty REDIRECT")?;
+    let (&len, rest) = rest.split_first().ok_or("REDIRECT without a length")?;
+    let (id, after) = rest.split_at_checked(usize::from(len)).ok_or("REDIRECT shorter than its identity")?;
+    match (ty, id.len()) {
+        (GW_IPV4, 4) => {
+            let o: [u8; 4] = id.try_into().map_err(|_| "IPv4 identity")?;
+            Ok((core::net::IpAddr::from(o), after))
+        }
+        (GW_IPV6, 16) => {
+            let o: [u8; 16] = id.try_into().map_err(|_| "IPv6 identity")?;
+            Ok((core::net::IpAddr::from(o), after))
+        }
+        (3, _) => Err(format!("redirect to the FQDN {} (not supported)", String::from_utf8_lossy(id))),
+        _ => Err(format!("REDIRECT with gateway identity type {ty} and length {len}")),
+    }
+}
+
 impl SaCore {
     pub(crate) fn handle_informational(&mut self, ctx: &mut Ctx<'_>, payloads: &[Payload]) -> Vec<Payload> {
         // Only a MOBIKE SA reads the MOBIKE notifies: a liveness check of any other costs nothing more.
@@ -42,6 +74,14 @@ impl SaCore {
                             self.child_gone(ctx, spi_in);
                             deleted_in.push(spi_in);
                         }
+                    }
+                }
+                // RFC 5685 §5: the gateway sends its client elsewhere; we set the IKE SA up there
+                // (the daemon, as a reauthentication) and this one goes once that one is up.
+                Payload::Notify(n) if n.notify_type == NotifyType::REDIRECT && self.original_initiator => {
+                    if let Some(name) = self.name().map(str::to_owned) {
+                        let to = redirect_gateway(&n.data).map(|(to, _)| to);
+                        ctx.out.events.push_back(Event::Redirect { sa: self.handle, name, to });
                     }
                 }
                 Payload::Notify(n) if n.notify_type == NotifyType::AUTHENTICATION_FAILED => {

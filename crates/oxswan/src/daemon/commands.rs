@@ -203,6 +203,7 @@ impl Ike {
                     },
                     mobike: info.mobike,
                     ppk: info.ppk,
+                    redirected: info.redirected,
                     eap_id: info.eap_id,
                     local_vips: info.local_vips.iter().map(ToString::to_string).collect(),
                     remote_vips: info.remote_vips.iter().map(ToString::to_string).collect(),

@@ -139,6 +139,7 @@ impl Ike {
             Event::ReauthDue { sa, name } => {
                 let _ = self.reauthenticate(sa, &name);
             }
+            Event::Redirect { sa, name, to } => self.follow_redirect(sa, &name, to),
             Event::ChildSaOutbound { sa, spi_in } => {
                 tracing::debug!(target: "ike", conn = %self.conn(sa), sa = sa.0, "sending on CHILD SA {spi_in:08x}_i");
                 self.dp.set_outbound(spi_in);

@@ -38,6 +38,11 @@ mod routes;
 use routes::{PinOwner, cidr, local_source, route, unpin};
 mod tcp;
 
+/// Redirects (RFC 5685) of one connection followed within [`REDIRECT_WINDOW`] at most: more is
+/// taken for a loop between gateways.
+const MAX_REDIRECTS: usize = 5;
+const REDIRECT_WINDOW: Duration = Duration::from_secs(300);
+
 /// The wait before a restart attempt (and between failed ones).
 const RESTART_RETRY: Duration = Duration::from_secs(2);
 
@@ -250,6 +255,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         sockets,
         dp: dp.clone() as Arc<dyn Datapath>,
         waiters: Vec::new(),
+        redirects: HashMap::new(),
         routes: HashMap::new(),
         pins: HashMap::new(),
         restarts: HashMap::new(),
@@ -401,6 +407,8 @@ struct Ike {
     sockets: HashMap<IpAddr, Sockets>,
     dp: Arc<dyn Datapath>,
     waiters: Vec<(SaHandle, String, mpsc::Sender<Response>)>,
+    /// When each connection was redirected lately (RFC 5685), to stop a loop between gateways.
+    redirects: HashMap<String, Vec<Instant>>,
     routes: HashMap<u32, Vec<String>>,
     /// Host routes to peers that a pair's routes would otherwise take into the tunnel, by the
     /// pair's inbound SPI.
@@ -776,6 +784,41 @@ impl Ike {
                 tracing::warn!(target: "ike", conn = %name, sa = sa.0, "reauthentication: {e}");
                 Err(e.into())
             }
+        }
+    }
+
+    /// The gateway redirected `sa` (RFC 5685 §5): set up anew at `to`, as a reauthentication, unless
+    /// the connection was redirected more than [`MAX_REDIRECTS`] times within [`REDIRECT_WINDOW`]
+    /// (a loop between gateways), or `to` cannot be followed.
+    fn follow_redirect(&mut self, sa: SaHandle, name: &str, to: Result<core::net::IpAddr, String>) {
+        let to = match to {
+            Ok(to) => to,
+            Err(why) => {
+                tracing::warn!(target: "ike", conn = %name, sa = sa.0, "redirect not followed: {why}");
+                return;
+            }
+        };
+        let now = Instant::now();
+        let recent = self.redirects.entry(name.to_owned()).or_default();
+        recent.retain(|t| now.saturating_duration_since(*t) < REDIRECT_WINDOW);
+        if recent.len() >= MAX_REDIRECTS {
+            tracing::warn!(
+                target: "ike",
+                conn = %name,
+                sa = sa.0,
+                "redirect to {to} refused: {} redirects within {} s (a loop?)",
+                recent.len(),
+                REDIRECT_WINDOW.as_secs()
+            );
+            return;
+        }
+        recent.push(now);
+        let Some(local) = self.endpoint.info(sa).map(|i| i.local) else { return };
+        let port = self.config.daemon.ike_port;
+        let local = SocketAddr::new(local.ip(), port);
+        match self.endpoint.follow_redirect(now, sa, local, SocketAddr::new(to, port)) {
+            Ok(new) => tracing::info!(target: "ike", conn = %name, sa = sa.0, "redirected to {to}, as SA {}", new.0),
+            Err(e) => tracing::warn!(target: "ike", conn = %name, sa = sa.0, "redirect to {to}: {e}"),
         }
     }
 

@@ -31,6 +31,7 @@ fn info() -> IkeSaInfo {
         eap_id: None,
         mobike: false,
         ppk: false,
+        redirected: false,
     }
 }
 

@@ -80,7 +80,10 @@ impl SaCore {
         } else if peer.ppk_required {
             return Err(IkeError::Auth("PPK required, but PPKs with EAP are not implemented".into()));
         }
-        if peer.initial_contact && self.origin != Origin::Reauthentication {
+        // Not when replacing an SA of ours (a reauthentication, or following a redirect, which
+        // may lead to a gateway sharing the old SA's state): the old SA must stay until the new
+        // one is up (§2.4).
+        if peer.initial_contact && self.origin == Origin::Connect {
             payloads.push(notify(NotifyType::INITIAL_CONTACT));
         }
         // RFC 6023: without a CHILD SA in IKE_AUTH when the connection wants it and the responder

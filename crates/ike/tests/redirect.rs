@@ -1,0 +1,78 @@
+//! Following a gateway's REDIRECT of an established IKE SA (RFC 5685 §5): the client answers the
+//! INFORMATIONAL, reports where to (an address; a gateway named by FQDN cannot be followed), and,
+//! asked to follow, sets the SA up there with its CHILD SAs, announcing REDIRECTED_FROM with the old
+//! gateway's address; the old SA goes once the new one is up (make before break).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use oxswan_ike::Event;
+use oxswan_wire::notify::NotifyPayload;
+use oxswan_wire::{ExchangeType, Flags, Header, NotifyType, Payload};
+
+/// Bob's INFORMATIONAL request with N(REDIRECT) carrying `data`, on the established SA.
+fn redirect(sim: &mut Sim, data: Vec<u8>, message_id: u32) {
+    let i = info(sim, ALICE_IP);
+    let h = Header::new(i.spi_i, i.spi_r, ExchangeType::INFORMATIONAL, Flags(0), message_id);
+    let (provider, keys) = null_keys();
+    let m = oxswan_crypto::sk::protect(
+        &provider,
+        &keys,
+        &h,
+        &[Payload::Notify(NotifyPayload::new(NotifyType::REDIRECT, data))],
+    )
+    .unwrap();
+    let now = sim.now;
+    sim.ep(ALICE_IP).handle_datagram(now, addr(ALICE_IP, 500), addr(BOB_IP, 500), &m);
+    sim.advance(Duration::from_millis(10));
+}
+
+fn redirects(sim: &Sim) -> Vec<Result<std::net::IpAddr, String>> {
+    sim.events(ALICE_IP)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Redirect { to, .. } => Some(to.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_redirect_of_an_established_sa_is_followed_make_before_break() {
+    let mut sim = null_cipher_pair(1, Link::default(), alice_psk(), bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    // The request announced REDIRECT_SUPPORTED.
+    assert!(payloads(&sim.log[0].2).contains(&"N(REDIRECT_SUPPORTED)".to_string()));
+    let old = sim.ep(ALICE_IP).established()[0];
+    // To an FQDN: reported, not followable. To an address: reported.
+    redirect(&mut sim, [&[3u8, 11][..], b"gw2.example"].concat(), 0);
+    assert!(matches!(redirects(&sim).as_slice(), [Err(why)] if why.contains("gw2.example")), "{:?}", redirects(&sim));
+    // Bob is at 192.0.2.2: the "new" gateway is Bob again, so the test can follow it.
+    let bob: std::net::IpAddr = BOB_IP.parse().unwrap();
+    let std::net::IpAddr::V4(v4) = bob else { panic!() };
+    redirect(&mut sim, [&[1u8, 4][..], &v4.octets()].concat(), 1);
+    assert_eq!(redirects(&sim).last(), Some(&Ok(bob)));
+    let from = sim.log.len();
+    let now = sim.now;
+    let new = sim.ep(ALICE_IP).follow_redirect(now, old, addr(ALICE_IP, 500), addr(BOB_IP, 500)).unwrap();
+    sim.advance(Duration::from_secs(3));
+    let init = sim.log[from..].iter().find(|(_, _, d)| describe(d).0 == ExchangeType::IKE_SA_INIT).unwrap();
+    let notifies: Vec<NotifyPayload> = plain_payloads(&init.2)
+        .into_iter()
+        .filter_map(|p| match p {
+            Payload::Notify(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    let from_n = notifies.iter().find(|n| n.notify_type == NotifyType::REDIRECTED_FROM).expect("REDIRECTED_FROM");
+    assert_eq!(from_n.data, [&[1u8, 4][..], &v4.octets()].concat(), "the old gateway's address");
+    assert!(!notifies.iter().any(|n| n.notify_type == NotifyType::REDIRECT_SUPPORTED), "REDIRECTED_FROM in its place");
+    assert_eq!(sim.ep(ALICE_IP).established(), [new], "the old SA went once the new one was up");
+    assert!(info(&mut sim, ALICE_IP).redirected);
+    let h = sim.ep(ALICE_IP).established()[0];
+    assert_eq!(sim.ep(ALICE_IP).children(h).len(), 1, "with its CHILD SA");
+}
