@@ -130,6 +130,9 @@ pub enum Unexpected {
     /// §2.2.2), or none.
     #[error("IKE_INTERMEDIATE without the KE payload of the next additional key exchange")]
     OtherAdditionalKe,
+    /// An IKE_SA_INIT response's REDIRECT without our nonce (RFC 5685 §4.1: it may be forged).
+    #[error("REDIRECT without our nonce")]
+    RedirectNonce,
 }
 
 impl IkeError {

@@ -175,6 +175,9 @@ pub enum DownReason {
     Replaced,
     /// An IKE SA of the same peer identity exists from another address (`unique = keep`).
     Duplicate,
+    /// The gateway redirected us before the IKE SA was up (RFC 5685 §4.1, §6); see
+    /// [`Event::Redirect`].
+    Redirected,
 }
 
 /// What the authentication server answered to an [`Event::EapRelay`].

@@ -141,6 +141,8 @@ pub enum InitResponse {
     RetryWithGroup(KeId),
     /// COOKIE: send the request again with this cookie first (RFC 7296 §2.6).
     RetryWithCookie(Vec<u8>),
+    /// REDIRECT (RFC 5685 §4.1): set the IKE SA up with this gateway instead, or why we cannot.
+    Redirect(core::result::Result<core::net::IpAddr, String>),
 }
 
 fn random(provider: &CryptoProvider, len: usize) -> Result<Vec<u8>> {
@@ -320,6 +322,14 @@ impl InitRequestSent {
                 Ok(InitResponse::RetryWithGroup(g))
             } else {
                 Err(IkeError::PeerNotify(NotifyType::INVALID_KE_PAYLOAD))
+            };
+        }
+        if let Some(n) = p.notify(NotifyType::REDIRECT) {
+            // RFC 5685 §4.1: only with our Ni as its Nonce Data; anything else may be forged, and
+            // the request stays in flight for the genuine response.
+            return match crate::task::informational::redirect_gateway(&n.data) {
+                Some((to, nonce)) if nonce == self.ni.as_slice() => Ok(InitResponse::Redirect(to)),
+                _ => Err(IkeError::Unexpected(Unexpected::RedirectNonce)),
             };
         }
         if let Some(e) = p.notifies.iter().find(|n| n.notify_type.is_error()) {

@@ -76,3 +76,87 @@ fn a_redirect_of_an_established_sa_is_followed_make_before_break() {
     let h = sim.ep(ALICE_IP).established()[0];
     assert_eq!(sim.ep(ALICE_IP).children(h).len(), 1, "with its CHILD SA");
 }
+
+/// RFC 5685 §4.1: a REDIRECT in the IKE_SA_INIT response counts only with our nonce as its Nonce
+/// Data (anyone on the path could send one otherwise): without it Alice waits for the genuine
+/// response; with it she reports where to and ends the attempt.
+#[test]
+fn a_redirect_in_ike_sa_init_needs_our_nonce() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    for genuine in [false, true] {
+        let mut sim = null_cipher_pair(2, Link::default(), alice_psk(), bob_psk());
+        let request: Rc<RefCell<Option<Vec<u8>>>> = Rc::default();
+        let keep = Rc::clone(&request);
+        // Bob never answers: the test answers for him.
+        sim.drop_filter = Some(Box::new(move |_, d| {
+            let (exchange, response, _) = describe(d);
+            if exchange == ExchangeType::IKE_SA_INIT && !response {
+                keep.borrow_mut().get_or_insert_with(|| d.to_vec());
+                return true;
+            }
+            false
+        }));
+        initiate(&mut sim);
+        sim.advance(Duration::from_millis(10));
+        let req = request.borrow().clone().unwrap();
+        let ni = plain_payloads(&req)
+            .into_iter()
+            .find_map(|p| match p {
+                Payload::Nonce(n) => Some(n.data),
+                _ => None,
+            })
+            .unwrap();
+        let nonce = if genuine { ni } else { vec![0; 32] };
+        let h = Header::parse(&req).unwrap();
+        let answer = Header::new(h.spi_i, oxswan_wire::IkeSpi::ZERO, ExchangeType::IKE_SA_INIT, Flags::RESPONSE, 0);
+        let data = [&[1u8, 4, 192, 0, 2, 9][..], &nonce].concat();
+        let m = answer.encode(&[Payload::Notify(NotifyPayload::new(NotifyType::REDIRECT, data))]).unwrap();
+        let now = sim.now;
+        sim.ep(ALICE_IP).handle_datagram(now, addr(ALICE_IP, 500), addr(BOB_IP, 500), &m);
+        sim.advance(Duration::from_millis(10));
+        if genuine {
+            assert_eq!(redirects(&sim), [Ok("192.0.2.9".parse().unwrap())]);
+            assert_eq!(down(sim.events(ALICE_IP)), Some(oxswan_ike::DownReason::Redirected));
+        } else {
+            assert!(redirects(&sim).is_empty(), "a forged REDIRECT is ignored");
+            assert_eq!(down(sim.events(ALICE_IP)), None, "still waiting for the genuine response");
+        }
+    }
+}
+
+/// RFC 5685 §6: a REDIRECT in the IKE_AUTH response, after the gateway authenticated: Alice
+/// reports it, deletes the IKE SA and makes no CHILD SA.
+#[test]
+fn a_redirect_in_ike_auth_ends_the_ike_sa() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let mut sim = null_cipher_pair(3, Link::default(), alice_psk(), bob_psk());
+    let answer: Rc<RefCell<Option<Vec<u8>>>> = Rc::default();
+    let keep = Rc::clone(&answer);
+    sim.drop_filter = Some(Box::new(move |_, d| {
+        let (exchange, response, _) = describe(d);
+        if keep.borrow().is_none() && exchange == ExchangeType::IKE_AUTH && response {
+            *keep.borrow_mut() = Some(d.to_vec());
+            return true;
+        }
+        false
+    }));
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), |_| answer.borrow().is_some()));
+    let a = answer.borrow().clone().unwrap();
+    let h = *oxswan_wire::Message::parse(&a).unwrap().header();
+    let mut inner = plain_payloads(&a);
+    inner.push(Payload::Notify(NotifyPayload::new(NotifyType::REDIRECT, vec![1, 4, 192, 0, 2, 9])));
+    let (provider, keys) = null_keys();
+    let m = oxswan_crypto::sk::protect(&provider, &keys, &h, &inner).unwrap();
+    let from = sim.log.len();
+    let now = sim.now;
+    sim.ep(ALICE_IP).handle_datagram(now, addr(ALICE_IP, 500), addr(BOB_IP, 500), &m);
+    sim.advance(Duration::from_millis(10));
+    assert_eq!(redirects(&sim), [Ok("192.0.2.9".parse().unwrap())]);
+    assert_eq!(down(sim.events(ALICE_IP)), Some(oxswan_ike::DownReason::Redirected));
+    assert!(child(sim.events(ALICE_IP)).is_none(), "no CHILD SA");
+    let sent = named_messages(&sim, from);
+    assert!(sent.iter().any(|m| m.0 == "alice" && m.1 == ExchangeType::INFORMATIONAL && m.3 == ["D(IKE)"]), "{sent:?}");
+}

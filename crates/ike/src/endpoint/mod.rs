@@ -308,6 +308,28 @@ impl Endpoint {
         Ok(handle)
     }
 
+    /// [`Endpoint::initiate`] to the gateway another one redirected us to before our IKE SA was up
+    /// (RFC 5685 §4.1, §6; [`Event::Redirect`]), announcing REDIRECTED_FROM with `from`.
+    pub fn initiate_redirected(
+        &mut self,
+        now: Instant,
+        name: &str,
+        (local, remote): (SocketAddr, SocketAddr),
+        from: core::net::IpAddr,
+    ) -> Result<SaHandle> {
+        let peer = self.peers.iter().find(|p| p.name == name).cloned().ok_or(IkeError::UnknownConnection)?;
+        let handle = SaHandle(self.next_handle);
+        self.next_handle = self.next_handle.wrapping_add(1);
+        let tcp = peer.tcp.mode == crate::config::TcpMode::Always;
+        let (mut ctx, _) = self.ctx_parts(now);
+        let mut sa = IkeSa::initiate_from(&mut ctx, handle, peer, (local, remote), tcp, Some(from))?;
+        sa.set_redirected();
+        self.by_spi.insert(sa.local_spi(), handle);
+        self.sas.insert(handle, Box::new(sa));
+        self.settle(now, handle);
+        Ok(handle)
+    }
+
     /// Reauthenticates `old` (after [`Event::ReauthDue`]): a new IKE SA of the same connection from
     /// `local` to `remote`, without INITIAL_CONTACT, with all the connection's CHILD SAs. Once it is
     /// up with them the old SA is deleted (make before break); if it fails, the old SA tries again

@@ -81,6 +81,13 @@ pub(crate) fn answer(
             }
             restart(req.retry_with_group(ctx.provider, group), cookie_tries, true, core, ctx)
         }
+        InitResponse::Redirect(to) => {
+            if let Some(name) = core.name().map(str::to_owned) {
+                ctx.out.events.push_back(crate::event::Event::Redirect { sa: core.handle, name, to });
+            }
+            core.close(ctx, DownReason::Redirected);
+            Next::Done
+        }
         InitResponse::Established(init) => {
             core.spi_r = init.spi_r;
             core.peer_hashes = signature_hashes(&init.peer_notifies);

@@ -21,23 +21,24 @@ pub(crate) fn gateway_identity(addr: core::net::IpAddr) -> Vec<u8> {
 }
 
 /// The gateway a REDIRECT names, if it is an address (an FQDN would need a resolver; it is
-/// `Err` with its text), and the octets after it (the Nonce Data of an IKE_SA_INIT redirect).
-pub(crate) fn redirect_gateway(data: &[u8]) -> Result<(core::net::IpAddr, &[u8]), String> {
-    let (&ty, rest) = data.split_first().ok_or("empty REDIRECT")?;
-    let (&len, rest) = rest.split_first().ok_or("REDIRECT without a length")?;
-    let (id, after) = rest.split_at_checked(usize::from(len)).ok_or("REDIRECT shorter than its identity")?;
-    match (ty, id.len()) {
-        (GW_IPV4, 4) => {
-            let o: [u8; 4] = id.try_into().map_err(|_| "IPv4 identity")?;
-            Ok((core::net::IpAddr::from(o), after))
-        }
-        (GW_IPV6, 16) => {
-            let o: [u8; 16] = id.try_into().map_err(|_| "IPv6 identity")?;
-            Ok((core::net::IpAddr::from(o), after))
-        }
-        (3, _) => Err(format!("redirect to the FQDN {} (not supported)", String::from_utf8_lossy(id))),
+/// `Err` with its text), and the octets after it (the Nonce Data of an IKE_SA_INIT redirect);
+/// `None` when the notify is too short for what it says it holds.
+pub(crate) fn redirect_gateway(data: &[u8]) -> Option<(Result<core::net::IpAddr, String>, &[u8])> {
+    let (&ty, rest) = data.split_first()?;
+    let (&len, rest) = rest.split_first()?;
+    let (id, after) = rest.split_at_checked(usize::from(len))?;
+    let to = match (ty, <[u8; 4]>::try_from(id), <[u8; 16]>::try_from(id)) {
+        (GW_IPV4, Ok(o), _) => Ok(core::net::IpAddr::from(o)),
+        (GW_IPV6, _, Ok(o)) => Ok(core::net::IpAddr::from(o)),
+        (3, _, _) => Err(format!("redirect to the FQDN {} (not supported)", String::from_utf8_lossy(id))),
         _ => Err(format!("REDIRECT with gateway identity type {ty} and length {len}")),
-    }
+    };
+    Some((to, after))
+}
+
+/// Where a REDIRECT sends us, for [`Event::Redirect`].
+pub(crate) fn redirect_target(data: &[u8]) -> Result<core::net::IpAddr, String> {
+    redirect_gateway(data).map_or_else(|| Err("malformed REDIRECT".to_owned()), |(to, _)| to)
 }
 
 impl SaCore {
@@ -80,7 +81,7 @@ impl SaCore {
                 // (the daemon, as a reauthentication) and this one goes once that one is up.
                 Payload::Notify(n) if n.notify_type == NotifyType::REDIRECT && self.original_initiator => {
                     if let Some(name) = self.name().map(str::to_owned) {
-                        let to = redirect_gateway(&n.data).map(|(to, _)| to);
+                        let to = redirect_target(&n.data);
                         ctx.out.events.push_back(Event::Redirect { sa: self.handle, name, to });
                     }
                 }

@@ -289,5 +289,6 @@ fn down_reason(r: &DownReason) -> String {
         DownReason::NoVirtualIp => "the gateway gave no virtual IP".into(),
         DownReason::Replaced => "replaced by a new IKE SA of the same identity (unique = replace)".into(),
         DownReason::Duplicate => "an IKE SA of the same identity exists (unique = keep)".into(),
+        DownReason::Redirected => "redirected by the gateway before it was up (RFC 5685)".into(),
     }
 }

@@ -813,10 +813,32 @@ impl Ike {
             return;
         }
         recent.push(now);
-        let Some(local) = self.endpoint.info(sa).map(|i| i.local) else { return };
         let port = self.config.daemon.ike_port;
-        let local = SocketAddr::new(local.ip(), port);
-        match self.endpoint.follow_redirect(now, sa, local, SocketAddr::new(to, port)) {
+        let established = self.endpoint.established().contains(&sa);
+        let r = match self.endpoint.info(sa).filter(|_| established) {
+            // §5: an established SA is set up anew there, as a reauthentication.
+            Some(i) => {
+                let local = SocketAddr::new(i.local.ip(), port);
+                self.endpoint.follow_redirect(now, sa, local, SocketAddr::new(to, port))
+            }
+            // §4.1, §6: before it was up, the connection starts again there; `up` waits for that.
+            None => match self.addresses(name) {
+                Ok((local, from)) => {
+                    let r = self.endpoint.initiate_redirected(now, name, (local, SocketAddr::new(to, port)), from.ip());
+                    if let Ok(new) = r {
+                        for w in self.waiters.iter_mut().filter(|w| w.0 == sa) {
+                            w.0 = new;
+                        }
+                    }
+                    r
+                }
+                Err(e) => {
+                    tracing::warn!(target: "ike", conn = %name, sa = sa.0, "redirect to {to}: {e:#}");
+                    return;
+                }
+            },
+        };
+        match r {
             Ok(new) => tracing::info!(target: "ike", conn = %name, sa = sa.0, "redirected to {to}, as SA {}", new.0),
             Err(e) => tracing::warn!(target: "ike", conn = %name, sa = sa.0, "redirect to {to}: {e}"),
         }

@@ -155,7 +155,9 @@ fn notify_label(n: NotifyType) -> String {
 pub fn failure_reason(r: &DownReason) -> Option<String> {
     let fixed = match r {
         DownReason::PeerNotify(n) => return Some(format!("peer_{}", notify_label(*n))),
-        DownReason::LocalDeleted | DownReason::Rekeyed | DownReason::Reauthenticated => return None,
+        DownReason::LocalDeleted | DownReason::Rekeyed | DownReason::Reauthenticated | DownReason::Redirected => {
+            return None;
+        }
         DownReason::AuthFailed(_) => "auth_failed",
         DownReason::Protocol(_) => "protocol",
         DownReason::Timeout => "timeout",

@@ -214,6 +214,16 @@ impl SaCore {
         child: Option<Box<ChildOffer>>,
         p: &Collected,
     ) -> Next {
+        // RFC 5685 §6: the gateway authenticated and redirects us; this IKE SA goes.
+        if let Some(n) = p.notifies.iter().find(|n| n.notify_type == NotifyType::REDIRECT) {
+            if let Some(name) = self.name().map(str::to_owned) {
+                let to = super::informational::redirect_target(&n.data);
+                ctx.out.events.push_back(Event::Redirect { sa: self.handle, name, to });
+            }
+            self.asks.push(Ask::Once(ExchangeType::INFORMATIONAL, vec![Payload::Delete(DeletePayload::ike())]));
+            self.close(ctx, DownReason::Redirected);
+            return Next::Done;
+        }
         self.peer_id = Some(remote_id);
         if let Err(e) = self.apply_ppk(ctx) {
             self.auth_failed(ctx, e);
