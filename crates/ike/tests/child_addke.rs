@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::*;
 use oxswan_crypto::proposal::parse_esp_proposals;
 use oxswan_ike::{ChildSa, Childless, PeerConfig};
-use oxswan_wire::{ExchangeType, NotifyType, Payload};
+use oxswan_wire::ExchangeType;
 
 const ESP: &str = "aes256gcm16-x25519-ke1_mlkem768-ke2_ecp384";
 
@@ -129,36 +129,14 @@ fn a_child_rekey_makes_them_again_from_either_side() {
 /// answered STATE_NOT_FOUND and nothing is installed.
 #[test]
 fn a_child_followup_with_another_link_gets_state_not_found() {
-    use std::cell::RefCell;
-    use std::rc::Rc;
     let mut alice = pq_esp(alice_psk());
     alice.childless = Childless::Force;
     let mut sim = null_cipher_pair(5, Link::default(), alice, pq_esp(bob_psk()));
-    let taken: Rc<RefCell<Option<Vec<u8>>>> = Rc::default();
-    let keep = Rc::clone(&taken);
-    sim.drop_filter = Some(Box::new(move |_, d| {
-        let (exchange, response, _) = describe(d);
-        if keep.borrow().is_none() && exchange == FU && !response {
-            *keep.borrow_mut() = Some(d.to_vec());
-            return true;
-        }
-        false
-    }));
+    let taken = intercept(&mut sim, |exchange, response, _| exchange == FU && !response);
     initiate(&mut sim);
     assert!(sim.run_until(Duration::from_secs(5), |_| taken.borrow().is_some()));
     let request = taken.borrow().clone().unwrap();
-    let h = *oxswan_wire::Message::parse(&request).unwrap().header();
-    let inner: Vec<Payload> = plain_payloads(&request)
-        .into_iter()
-        .map(|p| match p {
-            Payload::Notify(n) if n.notify_type == NotifyType::ADDITIONAL_KEY_EXCHANGE => {
-                Payload::Notify(oxswan_wire::notify::NotifyPayload::new(n.notify_type, b"other".to_vec()))
-            }
-            p => p,
-        })
-        .collect();
-    let (provider, keys) = null_keys();
-    let m = oxswan_crypto::sk::protect(&provider, &keys, &h, &inner).unwrap();
+    let m = reseal(&request, other_link);
     let before = sim.log.len();
     let now = sim.now;
     sim.ep(BOB_IP).handle_datagram(now, addr(BOB_IP, 500), addr(ALICE_IP, 500), &m);

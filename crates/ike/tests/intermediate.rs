@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::time::Duration;
 
 use common::*;
@@ -158,26 +156,18 @@ fn auth_fails_when_an_intermediate_message_was_changed_on_the_way() {
     for change in [false, true] {
         let mut sim =
             null_cipher_pair(5, Link::default(), with_proposals(alice_psk(), PQ), with_proposals(bob_psk(), PQ));
-        let taken: Rc<RefCell<Option<Vec<u8>>>> = Rc::default();
-        let keep = Rc::clone(&taken);
-        sim.drop_filter = Some(Box::new(move |_, d| {
-            let (exchange, response, id) = describe(d);
-            if keep.borrow().is_none() && exchange == ExchangeType::IKE_INTERMEDIATE && !response && id == 1 {
-                *keep.borrow_mut() = Some(d.to_vec());
-                return true;
-            }
-            false
-        }));
+        let taken = intercept(&mut sim, |exchange, response, id| {
+            exchange == ExchangeType::IKE_INTERMEDIATE && !response && id == 1
+        });
         initiate(&mut sim);
         assert!(sim.run_until(Duration::from_secs(5), |_| taken.borrow().is_some()));
         let request = taken.borrow().clone().unwrap();
-        let h = *Message::parse(&request).unwrap().header();
-        let mut inner = plain_payloads(&request);
-        if change {
-            inner.push(Payload::Notify(oxswan_wire::notify::NotifyPayload::new(NotifyType(40_000), Vec::new())));
-        }
-        let (provider, keys) = null_keys();
-        let m = oxswan_crypto::sk::protect(&provider, &keys, &h, &inner).unwrap();
+        let m = reseal(&request, |mut inner| {
+            if change {
+                inner.push(Payload::Notify(oxswan_wire::notify::NotifyPayload::new(NotifyType(40_000), Vec::new())));
+            }
+            inner
+        });
         let now = sim.now;
         sim.ep(BOB_IP).handle_datagram(now, addr(BOB_IP, 500), addr(ALICE_IP, 500), &m);
         sim.run_until(Duration::from_secs(5), |s| both_up(s) || down(s.events(ALICE_IP)).is_some());
@@ -195,16 +185,7 @@ fn auth_fails_when_an_intermediate_message_was_changed_on_the_way() {
 #[test]
 fn an_intermediate_request_with_another_method_is_refused() {
     let mut sim = null_cipher_pair(6, Link::default(), with_proposals(alice_psk(), PQ), with_proposals(bob_psk(), PQ));
-    let taken: Rc<RefCell<Option<Vec<u8>>>> = Rc::default();
-    let keep = Rc::clone(&taken);
-    sim.drop_filter = Some(Box::new(move |_, d| {
-        let (exchange, response, _) = describe(d);
-        if keep.borrow().is_none() && exchange == ExchangeType::IKE_INTERMEDIATE && !response {
-            *keep.borrow_mut() = Some(d.to_vec());
-            return true;
-        }
-        false
-    }));
+    let taken = intercept(&mut sim, |exchange, response, _| exchange == ExchangeType::IKE_INTERMEDIATE && !response);
     initiate(&mut sim);
     assert!(sim.run_until(Duration::from_secs(5), |_| taken.borrow().is_some()));
     let request = taken.borrow().clone().unwrap();
@@ -331,33 +312,13 @@ fn an_ike_followup_ke_with_another_link_gets_state_not_found() {
     let mut sim = null_cipher_pair(9, Link::default(), with_proposals(alice_psk(), PQ), with_proposals(bob_psk(), PQ));
     initiate(&mut sim);
     assert!(sim.run_until(Duration::from_secs(5), both_up));
-    let taken: Rc<RefCell<Option<Vec<u8>>>> = Rc::default();
-    let keep = Rc::clone(&taken);
-    sim.drop_filter = Some(Box::new(move |_, d| {
-        let (exchange, response, _) = describe(d);
-        if keep.borrow().is_none() && exchange == ExchangeType::IKE_FOLLOWUP_KE && !response {
-            *keep.borrow_mut() = Some(d.to_vec());
-            return true;
-        }
-        false
-    }));
+    let taken = intercept(&mut sim, |exchange, response, _| exchange == ExchangeType::IKE_FOLLOWUP_KE && !response);
     let old = sim.ep(ALICE_IP).established()[0];
     let now = sim.now;
     sim.ep(ALICE_IP).rekey_ike(now, old).unwrap();
     assert!(sim.run_until(Duration::from_secs(5), |_| taken.borrow().is_some()));
     let request = taken.borrow().clone().unwrap();
-    let h = *Message::parse(&request).unwrap().header();
-    let inner: Vec<Payload> = plain_payloads(&request)
-        .into_iter()
-        .map(|p| match p {
-            Payload::Notify(n) if n.notify_type == NotifyType::ADDITIONAL_KEY_EXCHANGE => {
-                Payload::Notify(oxswan_wire::notify::NotifyPayload::new(n.notify_type, b"other".to_vec()))
-            }
-            p => p,
-        })
-        .collect();
-    let (provider, keys) = null_keys();
-    let m = oxswan_crypto::sk::protect(&provider, &keys, &h, &inner).unwrap();
+    let m = reseal(&request, other_link);
     let before = sim.log.len();
     let now = sim.now;
     sim.ep(BOB_IP).handle_datagram(now, addr(BOB_IP, 500), addr(ALICE_IP, 500), &m);

@@ -129,27 +129,15 @@ fn a_redirect_in_ike_sa_init_needs_our_nonce() {
 /// reports it, deletes the IKE SA and makes no CHILD SA.
 #[test]
 fn a_redirect_in_ike_auth_ends_the_ike_sa() {
-    use std::cell::RefCell;
-    use std::rc::Rc;
     let mut sim = null_cipher_pair(3, Link::default(), alice_psk(), bob_psk());
-    let answer: Rc<RefCell<Option<Vec<u8>>>> = Rc::default();
-    let keep = Rc::clone(&answer);
-    sim.drop_filter = Some(Box::new(move |_, d| {
-        let (exchange, response, _) = describe(d);
-        if keep.borrow().is_none() && exchange == ExchangeType::IKE_AUTH && response {
-            *keep.borrow_mut() = Some(d.to_vec());
-            return true;
-        }
-        false
-    }));
+    let answer = intercept(&mut sim, |exchange, response, _| exchange == ExchangeType::IKE_AUTH && response);
     initiate(&mut sim);
     assert!(sim.run_until(Duration::from_secs(5), |_| answer.borrow().is_some()));
     let a = answer.borrow().clone().unwrap();
-    let h = *oxswan_wire::Message::parse(&a).unwrap().header();
-    let mut inner = plain_payloads(&a);
-    inner.push(Payload::Notify(NotifyPayload::new(NotifyType::REDIRECT, vec![1, 4, 192, 0, 2, 9])));
-    let (provider, keys) = null_keys();
-    let m = oxswan_crypto::sk::protect(&provider, &keys, &h, &inner).unwrap();
+    let m = reseal(&a, |mut inner| {
+        inner.push(Payload::Notify(NotifyPayload::new(NotifyType::REDIRECT, vec![1, 4, 192, 0, 2, 9])));
+        inner
+    });
     let from = sim.log.len();
     let now = sim.now;
     sim.ep(ALICE_IP).handle_datagram(now, addr(ALICE_IP, 500), addr(BOB_IP, 500), &m);

@@ -25,13 +25,8 @@ fn ready() -> bool {
 
 /// Charon on the right, as the example's other side.
 fn charon(h: &mut Hosts) {
-    let conf = "connections {\n net {\n  local_addrs = 192.0.2.2\n  remote_addrs = 192.0.2.1\n  \
-                proposals = aes256gcm16-prfsha256-x25519\n  local { auth = psk\n id = right.example }\n  \
-                remote { auth = psk\n id = left.example }\n  children {\n   net { local_ts = 10.2.0.1/32\n \
-                remote_ts = 10.1.0.1/32\n esp_proposals = aes256gcm16 }\n  }\n }\n}\n\
-                secrets { ike-net { id-1 = left.example\n id-2 = right.example\n \
-                secret = \"correct horse battery staple 42\" } }\n";
-    h.start_charon("right", conf, &[]);
+    let conf = charon_example_conf("192.0.2.2", "aes256gcm16-prfsha256-x25519", "aes256gcm16", "", "");
+    h.start_charon("right", &conf, &[]);
 }
 
 fn oxswan(h: &mut Hosts, childless: &str) {

@@ -22,13 +22,8 @@ fn oxswan_follows_charons_redirect_of_an_established_sa() {
     let mut h = Hosts::new("ord");
     // The gateway's second address, where it redirects to.
     ok(&format!("ip -n {} addr add 192.0.2.3/24 dev {}r0", h.ns("right"), h.p));
-    let conf = "connections {\n net {\n  local_addrs = 192.0.2.2, 192.0.2.3\n  remote_addrs = 192.0.2.1\n  \
-                proposals = aes256gcm16-prfsha256-x25519\n  local { auth = psk\n id = right.example }\n  \
-                remote { auth = psk\n id = left.example }\n  children {\n   net { local_ts = 10.2.0.1/32\n \
-                remote_ts = 10.1.0.1/32\n esp_proposals = aes256gcm16 }\n  }\n }\n}\n\
-                secrets { ike-net { id-1 = left.example\n id-2 = right.example\n \
-                secret = \"correct horse battery staple 42\" } }\n";
-    h.start_charon("right", conf, &[]);
+    let conf = charon_example_conf("192.0.2.2, 192.0.2.3", "aes256gcm16-prfsha256-x25519", "aes256gcm16", "", "");
+    h.start_charon("right", &conf, &[]);
     h.start("left");
     let o = h.ox("left", "up site");
     assert!(o.status.success(), "{}\n--- charon\n{}", String::from_utf8_lossy(&o.stderr), h.charon_log("right"));

@@ -34,13 +34,7 @@ fn charon6(h: &mut Hosts, proposals: &str) {
 /// [`charon6`] with the child's `esp_proposals`.
 fn charon6_esp(h: &mut Hosts, proposals: &str, esp: &str) {
     h.charon_root = Some(PathBuf::from(STRONGSWAN6));
-    let conf = format!(
-        "connections {{\n net {{\n  local_addrs = 192.0.2.2\n  remote_addrs = 192.0.2.1\n  proposals = {proposals}\n  \
-         local {{ auth = psk\n id = right.example }}\n  remote {{ auth = psk\n id = left.example }}\n  \
-         children {{\n   net {{ local_ts = 10.2.0.1/32\n remote_ts = 10.1.0.1/32\n esp_proposals = {esp} }}\n  }}\n \
-         }}\n}}\nsecrets {{ ike-net {{ id-1 = left.example\n id-2 = right.example\n \
-         secret = \"correct horse battery staple 42\" }} }}\n"
-    );
+    let conf = charon_example_conf("192.0.2.2", proposals, esp, "", "");
     h.start_charon("right", &conf, &[]);
 }
 

@@ -296,12 +296,26 @@ impl Endpoint {
 
     /// Starts the connection `name` from `local` to `remote` (usually port 500).
     pub fn initiate(&mut self, now: Instant, name: &str, local: SocketAddr, remote: SocketAddr) -> Result<SaHandle> {
+        self.start(now, name, (local, remote), None)
+    }
+
+    /// A new IKE SA of connection `name`, `redirected_from` another gateway or not.
+    fn start(
+        &mut self,
+        now: Instant,
+        name: &str,
+        (local, remote): (SocketAddr, SocketAddr),
+        redirected_from: Option<core::net::IpAddr>,
+    ) -> Result<SaHandle> {
         let peer = self.peers.iter().find(|p| p.name == name).cloned().ok_or(IkeError::UnknownConnection)?;
         let handle = SaHandle(self.next_handle);
         self.next_handle = self.next_handle.wrapping_add(1);
         let tcp = peer.tcp.mode == crate::config::TcpMode::Always;
         let (mut ctx, _) = self.ctx_parts(now);
-        let sa = IkeSa::initiate(&mut ctx, handle, peer, local, remote, tcp)?;
+        let mut sa = IkeSa::initiate_from(&mut ctx, handle, peer, (local, remote), tcp, redirected_from)?;
+        if redirected_from.is_some() {
+            sa.set_redirected();
+        }
         self.by_spi.insert(sa.local_spi(), handle);
         self.sas.insert(handle, Box::new(sa));
         self.settle(now, handle);
@@ -317,17 +331,7 @@ impl Endpoint {
         (local, remote): (SocketAddr, SocketAddr),
         from: core::net::IpAddr,
     ) -> Result<SaHandle> {
-        let peer = self.peers.iter().find(|p| p.name == name).cloned().ok_or(IkeError::UnknownConnection)?;
-        let handle = SaHandle(self.next_handle);
-        self.next_handle = self.next_handle.wrapping_add(1);
-        let tcp = peer.tcp.mode == crate::config::TcpMode::Always;
-        let (mut ctx, _) = self.ctx_parts(now);
-        let mut sa = IkeSa::initiate_from(&mut ctx, handle, peer, (local, remote), tcp, Some(from))?;
-        sa.set_redirected();
-        self.by_spi.insert(sa.local_spi(), handle);
-        self.sas.insert(handle, Box::new(sa));
-        self.settle(now, handle);
-        Ok(handle)
+        self.start(now, name, (local, remote), Some(from))
     }
 
     /// Reauthenticates `old` (after [`Event::ReauthDue`]): a new IKE SA of the same connection from

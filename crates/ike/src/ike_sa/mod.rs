@@ -79,19 +79,8 @@ impl IkeSa {
 
     /// Starts an IKE SA as initiator: sends IKE_SA_INIT, over TCP to the connection's TCP port if
     /// `tcp` (RFC 9329), else over UDP to `remote`.
-    pub fn initiate(
-        ctx: &mut Ctx<'_>,
-        handle: SaHandle,
-        peer: Arc<PeerConfig>,
-        local: SocketAddr,
-        remote: SocketAddr,
-        tcp: bool,
-    ) -> Result<Self> {
-        Self::initiate_from(ctx, handle, peer, (local, remote), tcp, None)
-    }
-
-    /// [`IkeSa::initiate`] to a gateway another one redirected us to (RFC 5685 §4: REDIRECTED_FROM
-    /// with its address, in place of REDIRECT_SUPPORTED).
+    /// With `redirected_from`, to a gateway another one redirected us to (RFC 5685 §4:
+    /// REDIRECTED_FROM with its address, in place of REDIRECT_SUPPORTED).
     pub fn initiate_from(
         ctx: &mut Ctx<'_>,
         handle: SaHandle,

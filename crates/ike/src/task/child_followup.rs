@@ -14,20 +14,17 @@
 
 use oxswan_crypto::Secret;
 use oxswan_crypto::provider::KeyExchange;
-use oxswan_wire::notify::NotifyPayload;
 use oxswan_wire::payloads::KePayload;
 use oxswan_wire::ts::TrafficSelector;
 use oxswan_wire::{ExchangeType, KeId, NotifyType, Payload};
 
 use super::child_create::ChildOffer;
 use super::child_rekey::RekeyOffer;
+use super::ike_followup::{fresh_link, link_notify, link_of, request_payloads};
 use super::{Collected, InFlight, Next, Window, notify};
 use crate::child::{ChosenEsp, Mode};
 use crate::event::{Event, PerResource};
 use crate::sa::{Ctx, Pair, SaCore};
-
-/// Octets of the responder's link data (RFC 9370 §2.2.4 leaves its content to the responder).
-const LINK_LEN: usize = 8;
 
 /// Which of our CHILD SA requests the exchanges follow.
 #[derive(Debug)]
@@ -75,20 +72,6 @@ pub(crate) struct FollowupChildR {
     link: Vec<u8>,
 }
 
-fn link_of(p: &Collected) -> Option<&[u8]> {
-    p.notifies.iter().find(|n| n.notify_type == NotifyType::ADDITIONAL_KEY_EXCHANGE).map(|n| n.data.as_slice())
-}
-
-fn link_notify(link: &[u8]) -> Payload {
-    Payload::Notify(NotifyPayload::new(NotifyType::ADDITIONAL_KEY_EXCHANGE, link.to_vec()))
-}
-
-fn fresh_link(ctx: &Ctx<'_>) -> Option<Vec<u8>> {
-    let mut link = vec![0u8; LINK_LEN];
-    ctx.provider.random.fill(&mut link).ok()?;
-    Some(link)
-}
-
 impl FollowupChildI {
     /// The inbound SPI our request offered, which the SA holds meanwhile.
     pub(crate) fn spi_in(&self) -> u32 {
@@ -99,10 +82,10 @@ impl FollowupChildI {
     }
 
     fn request(self, link: &[u8]) -> Next {
-        let ke = Payload::Ke(KePayload { group: self.ke.group(), data: self.ke.public_value().to_vec() });
+        let payloads = request_payloads(self.ke.as_ref(), link);
         Next::Send {
             exchange: ExchangeType::IKE_FOLLOWUP_KE,
-            payloads: vec![ke, link_notify(link)],
+            payloads,
             in_flight: InFlight::FollowupChild(Box::new(self)),
         }
     }

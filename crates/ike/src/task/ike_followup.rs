@@ -58,18 +58,25 @@ pub(crate) struct FollowupResponder {
     link: Vec<u8>,
 }
 
-fn link_of(p: &Collected) -> Option<&[u8]> {
+/// The link data of a message's N(ADDITIONAL_KEY_EXCHANGE), for IKE and CHILD SAs alike.
+pub(super) fn link_of(p: &Collected) -> Option<&[u8]> {
     p.notifies.iter().find(|n| n.notify_type == NotifyType::ADDITIONAL_KEY_EXCHANGE).map(|n| n.data.as_slice())
 }
 
-fn link_notify(link: &[u8]) -> Payload {
+pub(super) fn link_notify(link: &[u8]) -> Payload {
     Payload::Notify(NotifyPayload::new(NotifyType::ADDITIONAL_KEY_EXCHANGE, link.to_vec()))
 }
 
-fn fresh_link(ctx: &Ctx<'_>) -> Option<Vec<u8>> {
+/// New link data for the responder's next answer.
+pub(super) fn fresh_link(ctx: &Ctx<'_>) -> Option<Vec<u8>> {
     let mut link = vec![0u8; LINK_LEN];
     ctx.provider.random.fill(&mut link).ok()?;
     Some(link)
+}
+
+/// An IKE_FOLLOWUP_KE request's payloads: our KE for the next exchange and the link it echoes.
+pub(super) fn request_payloads(ke: &dyn KeyExchange, link: &[u8]) -> Vec<Payload> {
+    vec![Payload::Ke(KePayload { group: ke.group(), data: ke.public_value().to_vec() }), link_notify(link)]
 }
 
 impl FollowupInitiator {
@@ -95,10 +102,10 @@ impl FollowupInitiator {
     }
 
     fn request(self, link: &[u8]) -> Next {
-        let ke = Payload::Ke(KePayload { group: self.ke.group(), data: self.ke.public_value().to_vec() });
+        let payloads = request_payloads(self.ke.as_ref(), link);
         Next::Send {
             exchange: ExchangeType::IKE_FOLLOWUP_KE,
-            payloads: vec![ke, link_notify(link)],
+            payloads,
             in_flight: InFlight::FollowupIke(Box::new(self)),
         }
     }

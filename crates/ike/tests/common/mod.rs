@@ -771,6 +771,46 @@ pub fn describe(data: &[u8]) -> (oxswan_wire::ExchangeType, bool, u32) {
     (h.exchange_type, h.flags.response(), h.message_id)
 }
 
+/// Takes the first datagram whose (exchange, response, message ID) `matches` off the wire: the
+/// network loses it, and the test gets it, to answer in its place or to deliver it changed.
+pub fn intercept(
+    sim: &mut Sim,
+    matches: impl Fn(ExchangeType, bool, u32) -> bool + 'static,
+) -> std::rc::Rc<std::cell::RefCell<Option<Vec<u8>>>> {
+    let taken: std::rc::Rc<std::cell::RefCell<Option<Vec<u8>>>> = std::rc::Rc::default();
+    let keep = std::rc::Rc::clone(&taken);
+    sim.drop_filter = Some(Box::new(move |_, d| {
+        let (exchange, response, id) = describe(d);
+        if keep.borrow().is_none() && matches(exchange, response, id) {
+            *keep.borrow_mut() = Some(d.to_vec());
+            return true;
+        }
+        false
+    }));
+    taken
+}
+
+/// A message sealed by the null cipher, sealed again with its inner payloads as `change` makes
+/// them (see [`null_keys`]).
+pub fn reseal(datagram: &[u8], change: impl FnOnce(Vec<Payload>) -> Vec<Payload>) -> Vec<u8> {
+    let h = *oxswan_wire::Message::parse(datagram).unwrap().header();
+    let (provider, keys) = null_keys();
+    oxswan_crypto::sk::protect(&provider, &keys, &h, &change(plain_payloads(datagram))).unwrap()
+}
+
+/// For [`reseal`]: N(ADDITIONAL_KEY_EXCHANGE) with link data the responder never sent.
+pub fn other_link(inner: Vec<Payload>) -> Vec<Payload> {
+    inner
+        .into_iter()
+        .map(|p| match p {
+            Payload::Notify(n) if n.notify_type == oxswan_wire::NotifyType::ADDITIONAL_KEY_EXCHANGE => {
+                Payload::Notify(oxswan_wire::notify::NotifyPayload::new(n.notify_type, b"other".to_vec()))
+            }
+            p => p,
+        })
+        .collect()
+}
+
 /// The provider and keys that open an SK payload sealed by the null cipher with AES-GCM-16 (any key
 /// size: the null cipher ignores the key; 8-octet IV, 16-octet all-zero ICV).
 pub fn null_keys() -> (CryptoProvider, oxswan_crypto::sk::SkKeys) {

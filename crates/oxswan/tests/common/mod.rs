@@ -298,6 +298,21 @@ impl Drop for Hosts {
     }
 }
 
+/// charon's side of the example tunnel (`examples/left.toml` is the other): connection `net` from
+/// `local_addrs` to 192.0.2.1 with `proposals`, child `net` (10.2.0.1/32 to 10.1.0.1/32) with
+/// `esp`, the example's PSK; `conn` (lines of `key = value`) is added to the connection and
+/// `secrets` (sections) to the secrets.
+pub fn charon_example_conf(local_addrs: &str, proposals: &str, esp: &str, conn: &str, secrets: &str) -> String {
+    format!(
+        "connections {{\n net {{\n  local_addrs = {local_addrs}\n  remote_addrs = 192.0.2.1\n{conn}  \
+         proposals = {proposals}\n  local {{ auth = psk\n id = right.example }}\n  \
+         remote {{ auth = psk\n id = left.example }}\n  children {{\n   net {{ local_ts = 10.2.0.1/32\n \
+         remote_ts = 10.1.0.1/32\n esp_proposals = {esp} }}\n  }}\n }}\n}}\n\
+         secrets {{ ike-net {{ id-1 = left.example\n id-2 = right.example\n \
+         secret = \"correct horse battery staple 42\" }}\n{secrets}}}\n"
+    )
+}
+
 /// Starts charon in the network namespace `ns` with its own mount namespace: `dir` becomes its
 /// /etc/swanctl (with `swanctl_conf` and `files`, paths relative to it: x509/, x509ca/, private/), a
 /// private /run holds its VICI socket, `strongswan_conf` its settings; kernel-libipsec carries ESP
