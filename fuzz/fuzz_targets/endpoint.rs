@@ -52,6 +52,7 @@ fn peer(name: &str, local: &str, remote: &str) -> Option<PeerConfig> {
         childless: Default::default(),
         ppk_id: None,
         ppk_required: false,
+        redirect: None,
     })
 }
 

@@ -93,6 +93,9 @@ pub struct Daemon {
     pub drop_capabilities: bool,
     /// Where to serve Prometheus metrics over HTTP (`GET /metrics`); off when `None`.
     pub metrics: Option<core::net::SocketAddr>,
+    /// Send every new client that supports redirects to this gateway (an address or a domain
+    /// name) in the IKE_SA_INIT response (RFC 5685 §4.1), before any key exchange.
+    pub redirect: Option<oxswan_ike::Gateway>,
 }
 
 /// How the MSS option of TCP SYNs through the tunnel is clamped (`[daemon] clamp_mss`).
@@ -243,6 +246,9 @@ pub struct Connection {
     pub ppk_id: Option<String>,
     /// Fail rather than set the IKE SA up without a PPK (strongSwan's `ppk_required`).
     pub ppk_required: bool,
+    /// As responder, send each client that authenticated on this connection, and supports
+    /// redirects, to this gateway in the IKE_AUTH response (RFC 5685 §6).
+    pub redirect: Option<oxswan_ike::Gateway>,
     /// The responder's TCP port (default 4500, Libreswan's `tcp-remoteport`).
     pub tcp_port: u16,
     /// Virtual IP addresses to request as a client, one per entry: `0.0.0.0` or `::` for any of that
@@ -521,7 +527,18 @@ fn daemon(ctx: &Ctx<'_>, d: RawDaemon) -> Result<Daemon, ConfigError> {
             None => None,
             Some(m) => Some(metrics_address(ctx, &m)?),
         },
+        redirect: gateway(ctx, d.redirect.as_ref(), "daemon.redirect")?,
     })
+}
+
+/// A redirect's gateway: an IP address or a domain name (`[daemon] redirect`, a connection's
+/// `redirect`).
+pub(crate) fn gateway(
+    ctx: &Ctx<'_>,
+    v: Option<&S<String>>,
+    key: &str,
+) -> Result<Option<oxswan_ike::Gateway>, ConfigError> {
+    v.map(|v| oxswan_ike::Gateway::parse(v.get_ref()).map_err(|e| ctx.err(v.span(), key, e.to_string()))).transpose()
 }
 
 /// `[daemon] metrics`: an IP address and a port, `127.0.0.1:9101` or `[::1]:9101`.

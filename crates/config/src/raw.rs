@@ -46,6 +46,7 @@ pub(crate) struct RawDaemon {
     /// A boolean, read as a value so that another type is reported at its key.
     pub drop_capabilities: Option<S<toml::Value>>,
     pub metrics: Option<S<String>>,
+    pub redirect: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -74,6 +75,7 @@ pub(crate) struct RawConnection {
     pub childless: Option<S<String>>,
     pub ppk_id: Option<S<String>>,
     pub ppk_required: Option<bool>,
+    pub redirect: Option<S<String>>,
     pub tcp_port: Option<S<u16>>,
     #[serde(default)]
     pub vips: Vec<S<String>>,

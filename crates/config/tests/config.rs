@@ -491,3 +491,29 @@ fn ppk_keys() {
     let e = err(&with("", "[[secrets.ppk]]\nids = [\"a\"]\nsecret = \"\"\n\n"));
     assert_eq!((e.key.as_str(), e.message.as_str()), ("secrets.ppk[0].secret", "empty secret"));
 }
+
+/// Redirect (RFC 5685): `[daemon] redirect` and a connection's `redirect`, each an address or a
+/// domain name; anything else is an error at its key.
+#[test]
+fn redirect_gateways() {
+    use oxswan_ike::Gateway;
+    let plain = parse(Path::new("ok.toml"), SITE).unwrap();
+    assert_eq!((plain.daemon.redirect.as_ref(), plain.connection("site").unwrap().redirect.as_ref()), (None, None));
+    let text = SITE
+        .replace("[daemon]\n", "[daemon]\nredirect = \"2001:db8::7\"\n")
+        .replace("rekey_time = \"4h\"\n", "rekey_time = \"4h\"\nredirect = \"vpn2.example.com\"\n");
+    let c = parse(Path::new("ok.toml"), &text).unwrap();
+    assert_eq!(c.daemon.redirect, Some(Gateway::Addr("2001:db8::7".parse().unwrap())));
+    assert_eq!(c.connection("site").unwrap().redirect, Some(Gateway::Fqdn("vpn2.example.com".into())));
+    for (bad, why) in [
+        ("0.0.0.0", "`0.0.0.0` is not an address a client can reach (unspecified or multicast)"),
+        ("vpn 2", "`vpn 2` is neither an IP address nor a domain name (letters, digits, `-` and `.`)"),
+        ("10.0.0", "`10.0.0` is neither an IP address nor a domain name (letters, digits, `-` and `.`)"),
+        ("", "empty gateway"),
+    ] {
+        let e = err(&SITE.replace("[daemon]\n", &format!("[daemon]\nredirect = \"{bad}\"\n")));
+        assert_eq!((e.key.as_str(), e.line, e.column, e.message.as_str()), ("daemon.redirect", 3, 12, why), "{bad}");
+        let e = err(&SITE.replace("rekey_time = \"4h\"\n", &format!("rekey_time = \"4h\"\nredirect = \"{bad}\"\n")));
+        assert_eq!((e.key.as_str(), e.line, e.message.as_str()), ("connections.site.redirect", 12, why), "{bad}");
+    }
+}

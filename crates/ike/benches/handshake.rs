@@ -68,6 +68,7 @@ fn peer(name: &str, local: &str, remote: &str, local_auth: LocalAuth, remote_aut
         childless: Default::default(),
         ppk_id: None,
         ppk_required: false,
+        redirect: None,
     }
 }
 

@@ -288,6 +288,7 @@ fn peer(
         childless: Default::default(),
         ppk_id: None,
         ppk_required: false,
+        redirect: None,
     }
 }
 

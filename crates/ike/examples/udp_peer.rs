@@ -84,6 +84,7 @@ fn main() {
         childless: Default::default(),
         ppk_id: None,
         ppk_required: false,
+        redirect: None,
     };
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let start = Instant::now();

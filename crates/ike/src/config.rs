@@ -179,6 +179,9 @@ pub struct PeerConfig {
     pub ppk_id: Option<Vec<u8>>,
     /// Fail rather than set the IKE SA up without a PPK (strongSwan's `ppk_required`).
     pub ppk_required: bool,
+    /// As responder, send every client that authenticates on this connection, and announced
+    /// REDIRECT_SUPPORTED, to this gateway in the IKE_AUTH response (RFC 5685 §6).
+    pub redirect: Option<crate::redirect::Gateway>,
 }
 
 /// Whether an IKE SA is set up without a CHILD SA in IKE_AUTH (RFC 6023), the CHILD SAs then made
@@ -296,6 +299,10 @@ pub struct EndpointConfig {
     /// for resource `k` is `k` modulo this, which is how the daemon steers its ESP to worker `k`.
     /// 0 or 1: no per-resource pairs but the fallback (a peer may still make its own).
     pub resources: u32,
+    /// Send every new initiator that announced REDIRECT_SUPPORTED to this gateway in the
+    /// IKE_SA_INIT response, before any key exchange (RFC 5685 §4.1); others are served here.
+    /// [`Endpoint::set_redirect`](crate::Endpoint::set_redirect) changes it.
+    pub redirect: Option<crate::redirect::Gateway>,
 }
 
 impl Default for EndpointConfig {
@@ -312,6 +319,7 @@ impl Default for EndpointConfig {
             keepalive: None,
             offload_key_exchange: false,
             resources: 0,
+            redirect: None,
         }
     }
 }

@@ -61,6 +61,10 @@ pub enum IkeError {
     /// same family.
     #[error("no usable path")]
     NoPath,
+    /// The peer cannot be redirected (RFC 5685 §3, §5): it did not announce REDIRECT_SUPPORTED,
+    /// or it is not the client of this IKE SA (we started its lineage).
+    #[error("the peer did not announce redirect support (REDIRECT_SUPPORTED)")]
+    RedirectUnsupported,
 }
 
 /// Why a message does not fit the state it reached (it is dropped, RFC 7296 §2.21, unless the

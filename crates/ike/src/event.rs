@@ -175,8 +175,9 @@ pub enum DownReason {
     Replaced,
     /// An IKE SA of the same peer identity exists from another address (`unique = keep`).
     Duplicate,
-    /// The gateway redirected us before the IKE SA was up (RFC 5685 §4.1, §6); see
-    /// [`Event::Redirect`].
+    /// Redirected before the IKE SA was up (RFC 5685 §4.1, §6): as client, the gateway sent us elsewhere
+    /// (see [`Event::Redirect`]); as gateway, we sent the client to another gateway in our IKE_AUTH
+    /// response (the connection's `redirect`).
     Redirected,
 }
 
@@ -371,6 +372,12 @@ pub enum Event {
     },
     /// An empty INFORMATIONAL request (a liveness check) we sent was answered.
     LivenessConfirmed {
+        /// The IKE SA.
+        sa: SaHandle,
+    },
+    /// The client acknowledged our REDIRECT of its established IKE SA
+    /// ([`Endpoint::redirect`](crate::Endpoint::redirect), RFC 5685 §5).
+    RedirectAcknowledged {
         /// The IKE SA.
         sa: SaHandle,
     },

@@ -327,7 +327,7 @@ impl InitRequestSent {
         if let Some(n) = p.notify(NotifyType::REDIRECT) {
             // RFC 5685 §4.1: only with our Ni as its Nonce Data; anything else may be forged, and
             // the request stays in flight for the genuine response.
-            return match crate::task::informational::redirect_gateway(&n.data) {
+            return match crate::redirect::redirect_gateway(&n.data) {
                 Some((to, nonce)) if nonce == self.ni.as_slice() => Ok(InitResponse::Redirect(to)),
                 _ => Err(IkeError::Unexpected(Unexpected::RedirectNonce)),
             };

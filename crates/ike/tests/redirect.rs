@@ -1,7 +1,10 @@
-//! Following a gateway's REDIRECT of an established IKE SA (RFC 5685 §5): the client answers the
-//! INFORMATIONAL, reports where to (an address; a gateway named by FQDN cannot be followed), and,
-//! asked to follow, sets the SA up there with its CHILD SAs, announcing REDIRECTED_FROM with the old
-//! gateway's address; the old SA goes once the new one is up (make before break).
+//! Redirect (RFC 5685). The client's side: following a gateway's REDIRECT of an established IKE SA
+//! (§5): the client answers the INFORMATIONAL, reports where to (an address; a gateway named by
+//! FQDN cannot be followed), and, asked to follow, sets the SA up there with its CHILD SAs,
+//! announcing REDIRECTED_FROM with the old gateway's address; the old SA goes once the new one is
+//! up (make before break); a REDIRECT in IKE_SA_INIT (§4.1) or IKE_AUTH (§6) ends the attempt.
+//! The gateway's side: Bob redirects Alice to Carol, a second gateway of the same identity, in
+//! each of the three exchanges, and only when Alice said she follows redirects.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod common;
@@ -147,4 +150,137 @@ fn a_redirect_in_ike_auth_ends_the_ike_sa() {
     assert!(child(sim.events(ALICE_IP)).is_none(), "no CHILD SA");
     let sent = named_messages(&sim, from);
     assert!(sent.iter().any(|m| m.0 == "alice" && m.1 == ExchangeType::INFORMATIONAL && m.3 == ["D(IKE)"]), "{sent:?}");
+}
+
+const CAROL_IP: &str = "192.0.2.3";
+
+fn carol() -> oxswan_ike::Gateway {
+    oxswan_ike::Gateway::parse(CAROL_IP).unwrap()
+}
+
+/// Alice and Bob, and Carol, who serves Alice as Bob does; Bob's endpoint redirects with
+/// `bob_config`'s `redirect`, his connection with `bob`'s.
+fn three(seed: u64, bob_config: oxswan_ike::EndpointConfig, bob: oxswan_ike::PeerConfig) -> Sim {
+    let wide = oxswan_ike::EndpointConfig { fragment_size: 65_535, ..Default::default() };
+    let mut sim = Sim::new(seed, Link::default());
+    sim.add_null_cipher(ALICE_IP, wide.clone(), vec![alice_psk()]);
+    sim.add_null_cipher(BOB_IP, oxswan_ike::EndpointConfig { fragment_size: 65_535, ..bob_config }, vec![bob]);
+    sim.add_null_cipher(CAROL_IP, wide, vec![bob_psk()]);
+    sim
+}
+
+/// Alice follows the redirect her last attempt ended with, to Carol, and Carol serves her.
+fn follow_to_carol(sim: &mut Sim) {
+    assert_eq!(redirects(sim).last(), Some(&Ok(CAROL_IP.parse().unwrap())));
+    let now = sim.now;
+    let bob = BOB_IP.parse().unwrap();
+    sim.ep(ALICE_IP).initiate_redirected(now, "to-bob", (addr(ALICE_IP, 500), addr(CAROL_IP, 500)), bob).unwrap();
+    assert!(sim.run_until(Duration::from_secs(5), |s| up(s.events(CAROL_IP))));
+    let h = sim.ep(CAROL_IP).established()[0];
+    let at_carol = sim.ep(CAROL_IP).info(h).unwrap();
+    assert!(at_carol.redirected, "Carol sees the client came from another gateway");
+    assert_eq!(sim.ep(CAROL_IP).children(h).len(), 1);
+}
+
+/// §4.1: with the endpoint's `redirect`, Bob answers Alice's IKE_SA_INIT with N(REDIRECT) to
+/// Carol and her nonce, and makes no SA; she follows to Carol.
+#[test]
+fn a_gateway_redirects_new_clients_in_ike_sa_init() {
+    let config = oxswan_ike::EndpointConfig { redirect: Some(carol()), ..Default::default() };
+    let mut sim = three(11, config, bob_psk());
+    initiate(&mut sim);
+    sim.advance(Duration::from_secs(1));
+    let answer = sim.log.iter().find(|(from, _, _)| from.ip().to_string() == BOB_IP).unwrap();
+    let h = Header::parse(&answer.2).unwrap();
+    assert_eq!((h.exchange_type, h.spi_r), (ExchangeType::IKE_SA_INIT, oxswan_wire::IkeSpi::ZERO));
+    let ni = nonce_of(&sim.log[0].2).unwrap();
+    let inner = plain_payloads(&answer.2);
+    let [Payload::Notify(n)] = inner.as_slice() else { panic!("{:?}", payloads(&answer.2)) };
+    assert_eq!((n.notify_type, n.data.clone()), (NotifyType::REDIRECT, [&[1u8, 4, 192, 0, 2, 3][..], &ni].concat()));
+    assert_eq!(down(sim.events(ALICE_IP)), Some(oxswan_ike::DownReason::Redirected));
+    assert_eq!(sim.ep(BOB_IP).sa_count(), 0, "no SA, no key exchange at Bob");
+    assert_eq!(sim.ep(BOB_IP).stats().redirects_sent, 1);
+    follow_to_carol(&mut sim);
+}
+
+/// §3, §4: an initiator that did not announce REDIRECT_SUPPORTED is served where it lands, and so
+/// is one that says it comes from the gateway Bob would send it to (the loop of two gateways).
+#[test]
+fn a_gateway_serves_clients_that_do_not_follow_or_came_from_the_target() {
+    let from_carol = NotifyPayload::new(NotifyType::REDIRECTED_FROM, vec![1, 4, 192, 0, 2, 3]);
+    for replacement in [None, Some(from_carol)] {
+        let config = oxswan_ike::EndpointConfig { redirect: Some(carol()), ..Default::default() };
+        let mut sim = three(12, config, bob_psk());
+        let request = intercept(&mut sim, |exchange, response, _| exchange == ExchangeType::IKE_SA_INIT && !response);
+        initiate(&mut sim);
+        sim.advance(Duration::from_millis(10));
+        let req = request.borrow().clone().unwrap();
+        let h = Header::parse(&req).unwrap();
+        let changed: Vec<Payload> = plain_payloads(&req)
+            .into_iter()
+            .filter_map(|p| match p {
+                Payload::Notify(n) if n.notify_type == NotifyType::REDIRECT_SUPPORTED => {
+                    replacement.clone().map(Payload::Notify)
+                }
+                p => Some(p),
+            })
+            .collect();
+        let m = h.encode(&changed).unwrap();
+        let from = sim.log.len();
+        let now = sim.now;
+        sim.ep(BOB_IP).handle_datagram(now, addr(BOB_IP, 500), addr(ALICE_IP, 500), &m);
+        sim.advance(Duration::from_millis(10));
+        let answer = &sim.log[from].2;
+        assert!(payloads(answer).contains(&"KE".to_string()), "served: {:?}", payloads(answer));
+        assert_eq!(sim.ep(BOB_IP).stats().redirects_sent, 0);
+    }
+}
+
+/// §6: the connection's `redirect` sends Alice on after Bob authenticated her: his IKE_AUTH
+/// response has IDr, AUTH and N(REDIRECT) but no CHILD SA or virtual IP, both ends drop the SA, and
+/// she follows to Carol.
+#[test]
+fn a_gateway_redirects_in_ike_auth_after_authentication() {
+    let bob = oxswan_ike::PeerConfig { redirect: Some(carol()), ..bob_psk() };
+    let mut sim = three(13, Default::default(), bob);
+    initiate(&mut sim);
+    sim.advance(Duration::from_secs(2));
+    let auth = named_messages(&sim, 0).into_iter().find(|m| m.0 == "bob" && m.1 == ExchangeType::IKE_AUTH).unwrap();
+    assert_eq!(auth.3, ["IDr", "AUTH", "N(REDIRECT)"], "{auth:?}");
+    assert_eq!(down(sim.events(ALICE_IP)), Some(oxswan_ike::DownReason::Redirected));
+    assert_eq!(down(sim.events(BOB_IP)), Some(oxswan_ike::DownReason::Redirected));
+    assert!(!up(sim.events(BOB_IP)) && child(sim.events(BOB_IP)).is_none());
+    assert_eq!(sim.ep(BOB_IP).stats().redirects_sent, 1);
+    follow_to_carol(&mut sim);
+}
+
+/// §5: `Endpoint::redirect` of an established client: Bob's INFORMATIONAL with N(REDIRECT), Alice's
+/// answer (RedirectAcknowledged), her new SA at Carol and her DELETE of the one at Bob. Alice, who
+/// started her SA, cannot redirect Bob.
+#[test]
+fn a_gateway_redirects_an_established_client() {
+    let mut sim = three(14, Default::default(), bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let at_bob = sim.ep(BOB_IP).established()[0];
+    let at_alice = sim.ep(ALICE_IP).established()[0];
+    let now = sim.now;
+    assert!(matches!(
+        sim.ep(ALICE_IP).redirect(now, at_alice, carol()),
+        Err(oxswan_ike::IkeError::RedirectUnsupported)
+    ));
+    let from = sim.log.len();
+    sim.ep(BOB_IP).redirect(now, at_bob, carol()).unwrap();
+    sim.advance(Duration::from_millis(100));
+    let sent = named_messages(&sim, from);
+    assert_eq!(sent.first().map(|m| m.3.clone()), Some(vec!["N(REDIRECT)".to_string()]), "{sent:?}");
+    assert!(has_event(sim.events(BOB_IP), |e| matches!(e, Event::RedirectAcknowledged { sa } if *sa == at_bob)));
+    assert_eq!(sim.ep(BOB_IP).stats().redirects_sent, 1);
+    let now = sim.now;
+    sim.ep(ALICE_IP).follow_redirect(now, at_alice, addr(ALICE_IP, 500), addr(CAROL_IP, 500)).unwrap();
+    assert!(sim.run_until(Duration::from_secs(5), |s| up(s.events(CAROL_IP)) && s.ep_ref(BOB_IP).sa_count() == 0));
+    assert_eq!(down(sim.events(BOB_IP)), Some(oxswan_ike::DownReason::PeerDeleted), "Alice deleted it");
+    let h = sim.ep(CAROL_IP).established()[0];
+    assert!(sim.ep(CAROL_IP).info(h).unwrap().redirected);
+    assert_eq!(sim.ep(ALICE_IP).established().len(), 1);
 }

@@ -233,6 +233,7 @@ impl Plan {
             childless: Default::default(),
             ppk_id: None,
             ppk_required: false,
+            redirect: None,
         };
         Ok((peer, eap_user))
     }

@@ -40,6 +40,16 @@ pub enum Request {
         /// The identities, as `status` shows them (a certificate's DN as `CN=...`).
         identities: Vec<String>,
     },
+    /// Send established clients to another gateway (RFC 5685 §5), as `swanctl --redirect`: those
+    /// of a connection, of peer identities, or of both at once.
+    Redirect {
+        /// The connection, or every one.
+        name: Option<String>,
+        /// The peer identities (IKE or EAP, as `status` shows them), or every peer.
+        identities: Vec<String>,
+        /// The gateway: an IP address or a domain name.
+        gateway: String,
+    },
 }
 
 /// What `Request::Rekey` replaces.
@@ -110,6 +120,9 @@ pub struct EngineStatus {
     pub invalid_spi_sent: u64,
     /// Retransmitted requests answered from the cache.
     pub retransmits_answered: u64,
+    /// Clients sent to another gateway (RFC 5685).
+    #[serde(default)]
+    pub redirects_sent: u64,
 }
 
 /// The TCP streams (RFC 9329) in `status`.

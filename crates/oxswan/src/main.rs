@@ -30,7 +30,7 @@ use crate::control::{RekeyWhat, Request, Response};
 /// An IKEv2/IPsec VPN: the daemon and the commands that drive it.
 ///
 /// `oxswan daemon` runs the IKEv2 engine and the ESP data plane in user space, through a TUN
-/// device; `up`, `down`, `rekey`, `status` and `reload` talk to it over its control socket
+/// device; `up`, `down`, `rekey`, `redirect`, `status` and `reload` talk to it over its control socket
 /// (--socket). `check-config`, `pki`, `completions`, `man` and `systemd-unit` work without it.
 #[derive(Debug, Parser)]
 #[command(name = "oxswan", version)]
@@ -77,6 +77,22 @@ enum Cmd {
         /// Reauthenticate: a new IKE SA from IKE_SA_INIT on, then the old one is deleted.
         #[arg(long)]
         reauth: bool,
+    },
+    /// Send established clients to another gateway (RFC 5685, as `swanctl --redirect`): those of
+    /// the connection NAME, or with --peer-id only those peers. Each client that announced
+    /// redirect support sets its IKE SA up at the gateway and then deletes the one here; the others
+    /// stay. Returns once the redirects are sent; the log has each client's answer.
+    Redirect {
+        /// The connection whose clients go (all of them, unless --peer-id names some).
+        #[arg(required_unless_present = "peer_ids")]
+        name: Option<String>,
+        /// Only the client with this identity (its IKE or EAP identity, as status shows it); may be
+        /// given more than once.
+        #[arg(long = "peer-id", value_name = "ID")]
+        peer_ids: Vec<String>,
+        /// Where they go: an IP address or a domain name.
+        #[arg(long, value_name = "ADDRESS")]
+        gateway: String,
     },
     /// Show the IKE and CHILD SAs with their traffic counters.
     Status {
@@ -269,6 +285,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let r = control::call(&cli.socket, &Request::Down { name }, Duration::from_secs(10))?;
             Ok(report(&r))
         }
+        Cmd::Redirect { name, peer_ids, gateway } => {
+            // Checked here for a prompt answer, and again by the daemon.
+            oxswan_ike::Gateway::parse(&gateway).with_context(|| format!("--gateway {gateway:?}"))?;
+            let req = Request::Redirect { name, identities: peer_ids, gateway };
+            let r = control::call(&cli.socket, &req, Duration::from_secs(10))?;
+            Ok(report(&r))
+        }
         Cmd::Rekey { name, ike, reauth } => {
             let what = match (ike, reauth) {
                 (true, _) => RekeyWhat::Ike,
@@ -286,14 +309,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     print_status(ike_sas);
                     let e = engine;
                     println!(
-                        "engine: {} half-open{}; dropped {}, cookies sent {}, refused for load {}, INVALID_IKE_SPI sent {}, retransmissions answered {}",
+                        "engine: {} half-open{}; dropped {}, cookies sent {}, refused for load {}, INVALID_IKE_SPI sent {}, retransmissions answered {}, redirects sent {}",
                         e.half_open,
                         if e.cookies { ", demanding cookies" } else { "" },
                         e.dropped,
                         e.cookies_sent,
                         e.half_open_refused,
                         e.invalid_spi_sent,
-                        e.retransmits_answered
+                        e.retransmits_answered,
+                        e.redirects_sent
                     );
                 }
                 _ => return Ok(report(&r)),

@@ -336,6 +336,7 @@ fn inner_packets_outside_the_selectors_are_dropped_and_counted() {
             childless: Default::default(),
             ppk_id: None,
             ppk_required: false,
+            redirect: None,
         };
         let provider = oxswan_crypto::default_provider();
         let now = Instant::now();

@@ -1,7 +1,9 @@
-//! A gateway's REDIRECT of an established IKE SA (RFC 5685 §5) against strongSwan 5.9.8's charon:
-//! `swanctl --redirect` sends the oxswan client to the gateway's second address; oxswan sets the IKE
-//! SA and its CHILD SA up there (announcing REDIRECTED_FROM), deletes the old one once the new one is
-//! up, shows it as redirected, and traffic flows. Needs root and strongSwan (`bash .ci/run`).
+//! Redirect (RFC 5685) against strongSwan. oxswan as the client: `swanctl --redirect` of charon
+//! 5.9.8 sends the oxswan client to the gateway's second address; oxswan sets the IKE SA and its
+//! CHILD SA up there (announcing REDIRECTED_FROM), deletes the old one once the new one is up, shows
+//! it as redirected, and traffic flows. oxswan as the gateway: two oxswan gateways send charon
+//! between them in IKE_SA_INIT (`[daemon] redirect`), in IKE_AUTH (a connection's `redirect`,
+//! strongSwan 6) and when established (`oxswan redirect`). Needs root and strongSwan (`bash .ci/run`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod common;
@@ -40,4 +42,141 @@ fn oxswan_follows_charons_redirect_of_an_established_sa() {
     assert!(log.contains("redirecting peer to 192.0.2.3"), "{log}");
     assert!(log.contains("N(REDIR_FROM)"), "REDIRECTED_FROM in the new IKE_SA_INIT: {log}");
     assert!(h.ping(3), "{}", h.log("left"));
+}
+
+/// charon at 192.0.2.1 as the client of `net` to the gateway at 192.0.2.2 (examples/right.toml's
+/// peer), following redirects as it does by default.
+const CHARON_CLIENT: &str = "connections {\n net {\n  local_addrs = 192.0.2.1\n  remote_addrs = 192.0.2.2\n  \
+    proposals = aes256gcm16-prfsha256-x25519\n  local { auth = psk\n id = left.example }\n  \
+    remote { auth = psk\n id = right.example }\n  children {\n   net { local_ts = 10.1.0.1/32\n \
+    remote_ts = 10.2.0.1/32\n esp_proposals = aes256gcm16 }\n  }\n }\n}\n\
+    secrets { ike-net { id-1 = left.example\n id-2 = right.example\n \
+    secret = \"correct horse battery staple 42\" }\n}\n";
+
+/// Two oxswan gateways in right's namespace, the example's `right` each: `a` on 192.0.2.2 (changed
+/// by `edit_a`), `b` on a second address, 192.0.2.3, with a TUN device of its own; and charon on
+/// left as their client, from the root file system `charon_root` (strongSwan 6) or the host's.
+fn two_gateways(p: &str, charon_root: Option<&str>, edit_a: impl Fn(String) -> String) -> Hosts {
+    let mut h = Hosts::new(p);
+    h.charon_root = charon_root.map(std::path::PathBuf::from);
+    ok(&format!("ip -n {} addr add 192.0.2.3/24 dev {}r0", h.ns("right"), h.p));
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/right.toml")).unwrap();
+    let a = edit_a(example.replace("[daemon]\n", "[daemon]\nlisten = [\"192.0.2.2\"]\n"));
+    let b = example
+        .replace("[daemon]\n", "[daemon]\nlisten = [\"192.0.2.3\"]\n")
+        .replace("tun = \"oxswan0\"", "tun = \"oxswan1\"")
+        .replace("local_addrs  = [\"192.0.2.2\"]", "local_addrs  = [\"192.0.2.3\"]");
+    for (name, text) in [("a", a), ("b", b)] {
+        let config = h.dir.join(format!("{name}.toml"));
+        std::fs::write(&config, text).unwrap();
+        let log = h.dir.join(format!("{name}.log"));
+        let child = spawn_oxswan(&h.ns("right"), &gateway_sock(&h, name), &config, &log, &h.daemon_env);
+        h.daemons.push(child);
+    }
+    h.start_charon("left", CHARON_CLIENT, &[]);
+    h
+}
+
+fn gateway_sock(h: &Hosts, name: &str) -> std::path::PathBuf {
+    h.dir.join(format!("{name}.sock"))
+}
+
+/// `oxswan ARGS` against gateway `name`.
+fn gw(h: &Hosts, name: &str, args: &str) -> std::process::Output {
+    sh(&format!("ip netns exec {} {OX} --socket {} {args}", h.ns("right"), gateway_sock(h, name).display()))
+}
+
+fn gw_status(h: &Hosts, name: &str) -> serde_json::Value {
+    let o = gw(h, name, "status --json");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn gw_log(h: &Hosts, name: &str) -> String {
+    std::fs::read_to_string(h.dir.join(format!("{name}.log"))).unwrap_or_default()
+}
+
+/// Pings from charon's side (10.1.0.1) to the gateways' 10.2.0.1.
+fn ping(h: &Hosts) -> bool {
+    h.ping(3)
+}
+
+fn logs(h: &Hosts) -> String {
+    format!("--- charon\n{}\n--- a\n{}\n--- b\n{}", h.charon_log("left"), gw_log(h, "a"), gw_log(h, "b"))
+}
+
+fn ready() -> bool {
+    if !root_with_tools() {
+        return false;
+    }
+    if !Path::new("/usr/lib/ipsec/charon").exists() {
+        return missing("redirect tests need strongSwan's charon (bash .ci/run installs it)");
+    }
+    true
+}
+
+/// RFC 5685 §4.1 and §5 with charon as the client. Gateway a's `[daemon] redirect` sends charon
+/// to b in the IKE_SA_INIT response, where the tunnel comes up. Then `oxswan redirect` on b sends
+/// the established client back to a, which now serves it: it came from b, the gateway a would
+/// send it to (REDIRECTED_FROM), so a does not bounce it back. b's SA goes (charon deletes it).
+#[test]
+fn charon_follows_oxswans_redirects_at_ike_sa_init_and_when_established() {
+    if !ready() {
+        return;
+    }
+    let h = two_gateways("ogr", None, |a| a.replace("[daemon]\n", "[daemon]\nredirect = \"192.0.2.3\"\n"));
+    let o = h.swanctl("left", "--initiate --child net --timeout 20");
+    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), logs(&h));
+    let log = h.charon_log("left");
+    assert!(log.contains("N(REDIR)"), "a answered with REDIRECT: {}", logs(&h));
+    assert!(log.contains("N(REDIR_FROM)"), "to b with REDIRECTED_FROM: {}", logs(&h));
+    assert_eq!(sa_counts(&gw_status(&h, "a")), (0, 0), "a made no SA");
+    assert_eq!(gw_status(&h, "a")["engine"]["redirects_sent"], 1);
+    let at_b = gw_status(&h, "b");
+    assert_eq!(sa_counts(&at_b), (1, 1), "{at_b}");
+    assert_eq!(at_b["ike_sas"][0]["redirected"], true, "{at_b}");
+    assert!(ping(&h), "{}", logs(&h));
+
+    let o = gw(&h, "b", "redirect site --gateway 192.0.2.2");
+    let said = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success() && said.contains("1 client(s) redirected to 192.0.2.2"), "{said}\n{}", logs(&h));
+    settles(20, || {
+        let (a, b) = (gw_status(&h, "a"), gw_status(&h, "b"));
+        holds(sa_counts(&a) == (1, 1) && sa_counts(&b) == (0, 0), || format!("a: {a}\nb: {b}\n{}", logs(&h)))
+    });
+    assert!(gw_log(&h, "b").contains("acknowledged the redirect"), "{}", logs(&h));
+    assert_eq!(gw_status(&h, "b")["engine"]["redirects_sent"], 1);
+    assert_eq!(gw_status(&h, "a")["engine"]["redirects_sent"], 1, "a served the client b sent back");
+    assert_eq!(gw_status(&h, "a")["ike_sas"][0]["redirected"], true);
+    assert!(ping(&h), "{}", logs(&h));
+}
+
+/// RFC 5685 §6 with charon as the client: connection `site` of gateway a has `redirect`; a
+/// authenticates charon and answers IKE_AUTH with N(REDIRECT) and no CHILD SA, and charon sets the
+/// tunnel up at b. strongSwan 6's charon: 5.9.8 crashes following a redirect in IKE_AUTH (a double
+/// free, fixed in 5.9.12 by "ike-sa: Fix handling of redirects during IKE_AUTH").
+#[test]
+fn charon6_follows_oxswans_redirect_in_ike_auth() {
+    if !ready() {
+        return;
+    }
+    if !Path::new(STRONGSWAN6).join("usr/lib/ipsec/charon").exists() {
+        missing("strongSwan 6 tests need its root file system in /opt/strongswan6 (bash .ci/run makes it)");
+        return;
+    }
+    let h = two_gateways("oga", Some(STRONGSWAN6), |a| {
+        a.replace("[connections.site.local]", "redirect = \"192.0.2.3\"\n\n[connections.site.local]")
+    });
+    let o = h.swanctl("left", "--initiate --child net --timeout 20");
+    let log = h.charon_log("left");
+    assert!(log.contains("IKE_AUTH response 1 [ IDr AUTH N(REDIR) ]"), "{}", logs(&h));
+    settles(20, || {
+        let b = gw_status(&h, "b");
+        holds(sa_counts(&b) == (1, 1), || format!("{}\nb: {b}\n{}", String::from_utf8_lossy(&o.stdout), logs(&h)))
+    });
+    assert_eq!(sa_counts(&gw_status(&h, "a")), (0, 0));
+    assert!(gw_log(&h, "a").contains("redirected to another gateway"), "{}", logs(&h));
+    assert_eq!(gw_status(&h, "a")["engine"]["redirects_sent"], 1);
+    assert!(ping(&h), "{}", logs(&h));
 }

@@ -99,6 +99,9 @@ impl Endpoint {
                 return Ok(());
             }
         }
+        if self.redirect_init(local, remote, msg)? {
+            return Ok(());
+        }
         let spi_r = loop {
             let s = random_spi(&self.provider)?;
             if !self.by_spi.contains_key(&s) {
@@ -148,6 +151,41 @@ impl Endpoint {
         let params = ResponderParams { proposals: &proposals, prefer_initiator, extra: &extra };
         let reply = respond(&self.provider, &params, msg.as_bytes(), spi_r)?;
         self.answer_init(now, local, remote, h.spi_i, reply, false).map(|_| ())
+    }
+
+    /// RFC 5685 §4.1: with a gateway to redirect to, an initiator that announced support gets an
+    /// unprotected N(REDIRECT) with its own nonce, which tells it the answer is not forged, and no
+    /// SA is made here. Whether it was redirected.
+    fn redirect_init(&mut self, local: SocketAddr, remote: SocketAddr, msg: &Message<'_>) -> Result<bool> {
+        let Some(to) = self.config.redirect.as_ref() else { return Ok(false) };
+        // Never to the address the client reached: it would come straight back.
+        if to.addr() == Some(local.ip()) {
+            return Ok(false);
+        }
+        let mut nonce = None;
+        let mut notifies = Vec::new();
+        for raw in msg.payloads() {
+            match Payload::parse(&raw?)? {
+                Payload::Nonce(n) => nonce = Some(n.data),
+                Payload::Notify(n)
+                    if matches!(n.notify_type, NotifyType::REDIRECT_SUPPORTED | NotifyType::REDIRECTED_FROM) =>
+                {
+                    notifies.push(n);
+                }
+                _ => {}
+            }
+        }
+        // A nonce outside RFC 7296 §2.10's sizes is refused by the exchange proper, not echoed.
+        let Some(ni) = nonce.filter(|n| (16..=256).contains(&n.len())) else { return Ok(false) };
+        if !crate::redirect::PeerRedirect::of(&notifies).may_send_to(to) {
+            return Ok(false);
+        }
+        let h = msg.header();
+        let header = Header::new(h.spi_i, IkeSpi::ZERO, ExchangeType::IKE_SA_INIT, Flags::RESPONSE, 0);
+        let payload = header.encode(&[Payload::Notify(to.notify(&ni))])?;
+        self.out.transmits.push_back(Transmit { local, remote, transport: self.arrival, payload });
+        self.stats.redirects_sent = self.stats.redirects_sent.saturating_add(1);
+        Ok(true)
     }
 
     /// The IKE proposals of every connection, in configuration order without repeats: before

@@ -43,6 +43,9 @@ pub struct Stats {
     pub invalid_spi_sent: u64,
     /// Retransmitted requests answered from the response cache.
     pub retransmits_answered: u64,
+    /// Clients sent to another gateway (RFC 5685): in IKE_SA_INIT (`redirect` of the endpoint),
+    /// in IKE_AUTH (of the connection) or, acknowledged, on an established IKE SA.
+    pub redirects_sent: u64,
 }
 
 /// The endpoint's IKE SAs by where they are in their exchanges, for metrics.
@@ -413,6 +416,26 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Sends new initiators that support redirects to `to` in the IKE_SA_INIT response (RFC 5685
+    /// §4.1), or with `None` serves them here; [`EndpointConfig::redirect`](crate::EndpointConfig::redirect)
+    /// at the start.
+    pub fn set_redirect(&mut self, to: Option<crate::redirect::Gateway>) {
+        self.config.redirect = to;
+    }
+
+    /// Sends the client of the established `sa` to the gateway `to` (RFC 5685 §5): an
+    /// INFORMATIONAL with REDIRECT; [`Event::RedirectAcknowledged`] follows its answer. The client
+    /// sets its IKE SA up there and then deletes this one. Refused for a peer that did not announce
+    /// REDIRECT_SUPPORTED (§3), or one whose IKE SA we started.
+    pub fn redirect(&mut self, now: Instant, sa: SaHandle, to: crate::redirect::Gateway) -> Result<()> {
+        let s = self.sas.get_mut(&sa).ok_or(IkeError::UnknownSa)?;
+        if !s.is_established() {
+            return Err(IkeError::UnknownSa);
+        }
+        s.set_redirect(to)?;
+        self.job(now, sa, Job::Redirect)
+    }
+
     /// Deletes an IKE SA (and its children) with an INFORMATIONAL DELETE (§1.4.1).
     pub fn delete_ike(&mut self, now: Instant, sa: SaHandle) -> Result<()> {
         self.job(now, sa, Job::DeleteIke)
@@ -424,6 +447,7 @@ impl Endpoint {
         let (mut ctx, sas) = self.ctx_parts(now);
         let s = sas.get_mut(&sa).ok_or(IkeError::UnknownSa)?;
         let r = s.relay_answer(&mut ctx, answer);
+        self.count_redirects();
         self.initial_contact(now, sa);
         self.uniqueness(now, sa);
         self.hold_replaced_pairs(sa);
@@ -756,6 +780,12 @@ impl Endpoint {
         self.adopt(now, handle);
         let hits = core::mem::take(&mut self.out.cache_hits);
         self.stats.retransmits_answered = self.stats.retransmits_answered.saturating_add(hits);
+        self.count_redirects();
         r
+    }
+
+    fn count_redirects(&mut self) {
+        let n = core::mem::take(&mut self.out.redirects);
+        self.stats.redirects_sent = self.stats.redirects_sent.saturating_add(n);
     }
 }

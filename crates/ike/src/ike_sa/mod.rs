@@ -106,7 +106,7 @@ impl IkeSa {
             None => oxswan_wire::notify::NotifyPayload::new(oxswan_wire::NotifyType::REDIRECT_SUPPORTED, Vec::new()),
             Some(from) => oxswan_wire::notify::NotifyPayload::new(
                 oxswan_wire::NotifyType::REDIRECTED_FROM,
-                crate::task::informational::gateway_identity(from),
+                crate::redirect::Gateway::Addr(from).identity(),
             ),
         }));
         let req = InitRequestSent::start(ctx.provider, &peer.ike_proposals, None, spi_i, extra)?;
@@ -138,6 +138,7 @@ impl IkeSa {
         core.nat = detect(&init.peer_notifies, init.spi_i, IkeSpi::ZERO, local, remote).unwrap_or_default();
         core.peer_hashes = signature_hashes(&init.peer_notifies);
         core.peer_fragmentation = announces_fragmentation(&init.peer_notifies);
+        core.peer_redirect = crate::redirect::PeerRedirect::of(&init.peer_notifies);
         let cached = Cached {
             message_id: 0,
             request_digest: sha1(&[&init.request]),
@@ -205,6 +206,16 @@ impl IkeSa {
     /// This SA reauthenticates another of its connection (§2.4: no INITIAL_CONTACT).
     pub fn set_reauthenticating(&mut self) {
         self.core.origin = Origin::Reauthentication;
+    }
+
+    /// The gateway the next [`Job::Redirect`] sends the client to (RFC 5685 §5): only a client
+    /// that announced support, on an SA it started.
+    pub(crate) fn set_redirect(&mut self, to: crate::redirect::Gateway) -> crate::error::Result<()> {
+        if self.core.original_initiator || !self.core.peer_redirect.follows() {
+            return Err(crate::error::IkeError::RedirectUnsupported);
+        }
+        self.core.redirect_to = Some(Box::new(to));
+        Ok(())
     }
 
     /// This SA follows a gateway's REDIRECT of another (RFC 5685 §5).

@@ -95,6 +95,8 @@ pub(crate) enum Job {
     /// INFORMATIONAL with UPDATE_SA_ADDRESSES: the SA moves to the first of its probed paths
     /// (RFC 4555 §3.5).
     UpdateAddresses,
+    /// INFORMATIONAL with REDIRECT to [`SaCore::redirect_to`] (RFC 5685 §5).
+    Redirect,
 }
 
 /// What the core asks of the task manager, which takes it after every step.
@@ -207,6 +209,10 @@ pub(crate) struct SaCore {
     pub init_remote: SocketAddr,
     /// The peer announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3), as we do.
     pub peer_fragmentation: bool,
+    /// As responder: what the initiator said of redirects (RFC 5685 §3, §4).
+    pub peer_redirect: crate::redirect::PeerRedirect,
+    /// Where the queued [`Job::Redirect`] sends the client (RFC 5685 §5).
+    pub redirect_to: Option<Box<crate::redirect::Gateway>>,
     /// The peer sent INITIAL_CONTACT with its IKE_AUTH, not yet acted upon (§2.4).
     pub initial_contact: bool,
     /// Pairs (inbound SPIs) this step made as responder, not by a rekey: the endpoint looks for the
@@ -349,6 +355,8 @@ impl SaCore {
             peer_hashes: None,
             init_remote: remote,
             peer_fragmentation: false,
+            peer_redirect: crate::redirect::PeerRedirect::Unsupported,
+            redirect_to: None,
             initial_contact: false,
             fresh_pairs: Vec::new(),
             ike_collision: None,
@@ -436,7 +444,9 @@ impl SaCore {
             eap_id: self.eap_identity.clone(),
             mobike: self.mobike,
             ppk: self.keys.as_ref().is_some_and(|k| k.ppk_used),
-            redirected: self.origin == Origin::Redirected,
+            // Sent here by another gateway (ours, or the client's REDIRECTED_FROM).
+            redirected: self.origin == Origin::Redirected
+                || matches!(self.peer_redirect, crate::redirect::PeerRedirect::From(_)),
         })
     }
 

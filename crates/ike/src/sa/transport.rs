@@ -51,6 +51,8 @@ pub(crate) struct Outbox {
     pub events: VecDeque<Event>,
     /// Retransmitted requests answered from a response cache since the endpoint last looked.
     pub cache_hits: u64,
+    /// Clients redirected by an IKE SA since the endpoint last looked (RFC 5685 §5, §6).
+    pub redirects: u64,
     /// IKE SAs that replace the one being handled (rekeyed, §2.18), for the endpoint to adopt, each
     /// with the exchange to start on it (the DELETE of a redundant one, §2.8.2).
     pub spawned: Vec<(SaCore, Option<Job>)>,

@@ -83,6 +83,9 @@ impl SaCore {
         new.peer_id = self.peer_id.clone();
         new.peer_hashes = self.peer_hashes.clone();
         new.peer_fragmentation = self.peer_fragmentation;
+        // How the lineage was made, and whether the client follows redirects, stay (RFC 5685 §5).
+        new.origin = self.origin;
+        new.peer_redirect = self.peer_redirect;
         // RFC 4555 §3.1: MOBIKE stays with the SA and with the one who started its lineage.
         new.original_initiator = self.original_initiator;
         new.mobike = self.mobike;

@@ -8,39 +8,6 @@ use oxswan_wire::{NotifyType, Payload, ProtocolId};
 use crate::event::{DownReason, Event};
 use crate::sa::{Ctx, SaCore};
 
-/// GW Identity Types of REDIRECT and REDIRECTED_FROM (RFC 5685 §8, IANA "Gateway Identity Types").
-const GW_IPV4: u8 = 1;
-const GW_IPV6: u8 = 2;
-
-/// The `GW Ident Type | GW Ident Len | New Responder GW Identity` of an address (RFC 5685 §8).
-pub(crate) fn gateway_identity(addr: core::net::IpAddr) -> Vec<u8> {
-    match addr {
-        core::net::IpAddr::V4(a) => [&[GW_IPV4, 4][..], &a.octets()].concat(),
-        core::net::IpAddr::V6(a) => [&[GW_IPV6, 16][..], &a.octets()].concat(),
-    }
-}
-
-/// The gateway a REDIRECT names, if it is an address (an FQDN would need a resolver; it is
-/// `Err` with its text), and the octets after it (the Nonce Data of an IKE_SA_INIT redirect);
-/// `None` when the notify is too short for what it says it holds.
-pub(crate) fn redirect_gateway(data: &[u8]) -> Option<(Result<core::net::IpAddr, String>, &[u8])> {
-    let (&ty, rest) = data.split_first()?;
-    let (&len, rest) = rest.split_first()?;
-    let (id, after) = rest.split_at_checked(usize::from(len))?;
-    let to = match (ty, <[u8; 4]>::try_from(id), <[u8; 16]>::try_from(id)) {
-        (GW_IPV4, Ok(o), _) => Ok(core::net::IpAddr::from(o)),
-        (GW_IPV6, _, Ok(o)) => Ok(core::net::IpAddr::from(o)),
-        (3, _, _) => Err(format!("redirect to the FQDN {} (not supported)", String::from_utf8_lossy(id))),
-        _ => Err(format!("REDIRECT with gateway identity type {ty} and length {len}")),
-    };
-    Some((to, after))
-}
-
-/// Where a REDIRECT sends us, for [`Event::Redirect`].
-pub(crate) fn redirect_target(data: &[u8]) -> Result<core::net::IpAddr, String> {
-    redirect_gateway(data).map_or_else(|| Err("malformed REDIRECT".to_owned()), |(to, _)| to)
-}
-
 impl SaCore {
     pub(crate) fn handle_informational(&mut self, ctx: &mut Ctx<'_>, payloads: &[Payload]) -> Vec<Payload> {
         // Only a MOBIKE SA reads the MOBIKE notifies: a liveness check of any other costs nothing more.
@@ -81,7 +48,7 @@ impl SaCore {
                 // (the daemon, as a reauthentication) and this one goes once that one is up.
                 Payload::Notify(n) if n.notify_type == NotifyType::REDIRECT && self.original_initiator => {
                     if let Some(name) = self.name().map(str::to_owned) {
-                        let to = redirect_target(&n.data);
+                        let to = crate::redirect::redirect_target(&n.data);
                         ctx.out.events.push_back(Event::Redirect { sa: self.handle, name, to });
                     }
                 }

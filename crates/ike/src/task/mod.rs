@@ -66,6 +66,8 @@ pub(crate) enum InFlight {
     /// The additional key exchanges of our new or rekeyed CHILD SA (RFC 9370 §2.2.4).
     FollowupChild(Box<child_followup::FollowupChildI>),
     NewChild(Box<ChildOffer>),
+    /// REDIRECT of the client (RFC 5685 §5).
+    Redirect,
     /// A MOBIKE update (RFC 4555 §3.5), with the COOKIE2 the answer must echo (§3.8).
     UpdateAddresses {
         cookie2: Option<Vec<u8>>,
@@ -97,6 +99,7 @@ impl InFlight {
             | InFlight::DeleteChild(_)
             | InFlight::DeleteUninstalled
             | InFlight::Liveness
+            | InFlight::Redirect
             | InFlight::UpdateAddresses { .. } => X::INFORMATIONAL,
         }
     }
@@ -156,6 +159,10 @@ pub(crate) fn request(
         }
         Job::DeleteUninstalled(spi) => (info, delete(spi), InFlight::DeleteUninstalled),
         Job::Liveness => (info, Vec::new(), InFlight::Liveness),
+        Job::Redirect => {
+            let to = core.redirect_to.take()?;
+            (info, vec![Payload::Notify(to.notify(&[]))], InFlight::Redirect)
+        }
         Job::RekeyIke => {
             let (payloads, offer) = core.ike_rekey_request(ctx, None)?;
             (ExchangeType::CREATE_CHILD_SA, payloads, InFlight::RekeyIke(offer))
@@ -198,6 +205,12 @@ pub(crate) fn answer(core: &mut SaCore, ctx: &mut Ctx<'_>, in_flight: InFlight, 
         InFlight::DeleteUninstalled | InFlight::Init { .. } => Next::Done,
         InFlight::Liveness => {
             ctx.out.events.push_back(Event::LivenessConfirmed { sa: core.handle });
+            Next::Done
+        }
+        // RFC 5685 §5: the client acknowledged; it deletes this SA once it is up at the new gateway.
+        InFlight::Redirect => {
+            ctx.out.redirects = ctx.out.redirects.saturating_add(1);
+            ctx.out.events.push_back(Event::RedirectAcknowledged { sa: core.handle });
             Next::Done
         }
         InFlight::RekeyChild(offer) => match core.child_followup_begin(ctx, child_followup::ChildKind::Rekey(offer), p)

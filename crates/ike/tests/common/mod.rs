@@ -725,6 +725,7 @@ pub fn psk_peer(
         childless: Default::default(),
         ppk_id: None,
         ppk_required: false,
+        redirect: None,
     }
 }
 

@@ -45,6 +45,65 @@ impl Ike {
         Response::Ok { message }
     }
 
+    /// `oxswan redirect`: sends the chosen established clients to `gateway` (RFC 5685 §5) and
+    /// answers once the requests are queued; each client's acknowledgment is logged.
+    pub(super) fn redirect(&mut self, name: Option<&str>, identities: &[String], gateway: &str) -> Response {
+        let to = match oxswan_ike::Gateway::parse(gateway) {
+            Ok(to) => to,
+            Err(e) => return Response::Error { message: format!("--gateway: {e}") },
+        };
+        let chosen = |i: &oxswan_ike::IkeSaInfo| {
+            name.is_none_or(|n| i.name == n)
+                && (identities.is_empty()
+                    || identities
+                        .iter()
+                        .any(|id| identity_string(&i.remote_id) == *id || i.eap_id.as_ref() == Some(id)))
+        };
+        let sas: Vec<SaHandle> = self
+            .endpoint
+            .established()
+            .into_iter()
+            .filter(|sa| self.endpoint.info(*sa).is_some_and(|i| chosen(&i)))
+            .collect();
+        let whose = match (name, identities.is_empty()) {
+            (Some(n), true) => n.to_owned(),
+            (Some(n), false) => format!("{n} ({})", identities.join(", ")),
+            (None, _) => identities.join(", "),
+        };
+        if sas.is_empty() {
+            return Response::Error { message: format!("{whose}: no established IKE SA") };
+        }
+        let now = Instant::now();
+        let (mut sent, mut unsupported, mut failed) = (0, 0, Vec::new());
+        for sa in &sas {
+            match self.endpoint.redirect(now, *sa, to.clone()) {
+                Ok(()) => {
+                    sent += 1;
+                    tracing::info!(target: "ike", conn = %self.conn(*sa), sa = sa.0, "redirecting the client to {to}");
+                }
+                Err(oxswan_ike::IkeError::RedirectUnsupported) => unsupported += 1,
+                Err(e) => failed.push(e.to_string()),
+            }
+        }
+        let rest = match (unsupported, failed.is_empty()) {
+            (0, true) => String::new(),
+            (n, _) => {
+                let mut r = String::new();
+                if n > 0 {
+                    r.push_str(&format!("; {n} did not announce redirect support (REDIRECT_SUPPORTED) and stay"));
+                }
+                if !failed.is_empty() {
+                    r.push_str(&format!("; {} failed: {}", failed.len(), failed.join("; ")));
+                }
+                r
+            }
+        };
+        if sent == 0 {
+            return Response::Error { message: format!("{whose}: no client redirected{rest}") };
+        }
+        Response::Ok { message: format!("{whose}: {sent} client(s) redirected to {to}{rest}") }
+    }
+
     pub(super) fn command(&mut self, req: Request, reply: mpsc::Sender<Response>) {
         match req {
             Request::Up { name } => {
@@ -106,6 +165,9 @@ impl Ike {
             Request::Rekey { name, what } => {
                 let _ = reply.send(self.rekey(&name, what));
             }
+            Request::Redirect { name, identities, gateway } => {
+                let _ = reply.send(self.redirect(name.as_deref(), &identities, &gateway));
+            }
             Request::Reload => {
                 let r = match self.reload() {
                     Ok(message) => Response::Ok { message },
@@ -128,6 +190,7 @@ impl Ike {
                     half_open_refused: s.half_open_refused,
                     invalid_spi_sent: s.invalid_spi_sent,
                     retransmits_answered: s.retransmits_answered,
+                    redirects_sent: s.redirects_sent,
                 };
                 let _ = reply.send(Response::Status {
                     ike_sas: self.status(),

@@ -203,6 +203,9 @@ impl Ike {
             Event::LivenessConfirmed { sa } => {
                 tracing::debug!(target: "ike", conn = %self.conn(sa), sa = sa.0, "the peer is alive");
             }
+            Event::RedirectAcknowledged { sa } => {
+                tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "the client acknowledged the redirect; it deletes this IKE SA once it is up at the new gateway");
+            }
             Event::VolumeLimit { sa, spi_in, action, usage } => {
                 let what = format!(
                     "{} octets, {} packets, sequence number {}",
@@ -289,6 +292,6 @@ fn down_reason(r: &DownReason) -> String {
         DownReason::NoVirtualIp => "the gateway gave no virtual IP".into(),
         DownReason::Replaced => "replaced by a new IKE SA of the same identity (unique = replace)".into(),
         DownReason::Duplicate => "an IKE SA of the same identity exists (unique = keep)".into(),
-        DownReason::Redirected => "redirected by the gateway before it was up (RFC 5685)".into(),
+        DownReason::Redirected => "redirected to another gateway before it was up (RFC 5685)".into(),
     }
 }

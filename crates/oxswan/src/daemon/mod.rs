@@ -232,6 +232,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         // Per-resource CHILD SAs (RFC 9611): one for each outbound worker, which reads its own TUN
         // queue; their inbound SPIs steer the peer's ESP to the ESP socket of the same number.
         resources: u32::try_from(dp.tun.len()).unwrap_or(1),
+        redirect: config.daemon.redirect.clone(),
         ..EndpointConfig::default()
     };
     let mut endpoint = Endpoint::new(engine, provider.clone(), peers, now, unix)?;
@@ -706,10 +707,21 @@ impl Ike {
             peers.push(crate::peers::peer_config(&self.provider, &config, c)?);
         }
         let mut note = String::new();
+        // `[daemon] redirect` changes at once: it is how a gateway is drained (RFC 5685 §4.1).
+        if config.daemon.redirect != self.config.daemon.redirect {
+            self.endpoint.set_redirect(config.daemon.redirect.clone());
+            note = match &config.daemon.redirect {
+                Some(to) => format!("; new clients are redirected to {to}"),
+                None => "; new clients are served here".into(),
+            };
+        }
+        let redirect = config.daemon.redirect.clone();
+        config.daemon.redirect.clone_from(&self.config.daemon.redirect);
         if config.daemon != self.config.daemon {
-            note = "; [daemon] changes take effect at the next start".into();
+            note.push_str("; other [daemon] changes take effect at the next start");
             config.daemon = self.config.daemon.clone();
         }
+        config.daemon.redirect = redirect;
         // The leases live in the pools: changing them under the clients would hand out addresses
         // that are in use.
         if config.pools != self.config.pools {

@@ -368,6 +368,8 @@ impl Collector for Collected {
             .one(e, C(s.engine.invalid_spi_sent))?;
         counter("ike_retransmits_answered", "Retransmitted IKE requests answered from the response cache")
             .one(e, C(s.engine.retransmits_answered))?;
+        counter("ike_redirects_sent", "Clients sent to another gateway (RFC 5685)")
+            .one(e, C(s.engine.redirects_sent))?;
 
         gauge("child_sas", "CHILD SA pairs installed in the data plane (both pairs while one is rekeyed)")
             .one(e, G(s.child_sas))?;

@@ -217,7 +217,7 @@ impl SaCore {
         // RFC 5685 §6: the gateway authenticated and redirects us; this IKE SA goes.
         if let Some(n) = p.notifies.iter().find(|n| n.notify_type == NotifyType::REDIRECT) {
             if let Some(name) = self.name().map(str::to_owned) {
-                let to = super::informational::redirect_target(&n.data);
+                let to = crate::redirect::redirect_target(&n.data);
                 ctx.out.events.push_back(Event::Redirect { sa: self.handle, name, to });
             }
             self.asks.push(Ask::Once(ExchangeType::INFORMATIONAL, vec![Payload::Delete(DeletePayload::ike())]));
@@ -421,6 +421,14 @@ impl SaCore {
         if let Some(why) = refused {
             self.close(ctx, DownReason::Protocol(format!("the initiator asked for {why}")));
             return vec![notify(NotifyType::INVALID_SYNTAX)];
+        }
+        // RFC 5685 §6: the client is authenticated, and goes to another gateway; this SA ends
+        // with our answer (no CP, no CHILD SA: the new gateway makes them).
+        if let Some(to) = peer.redirect.as_ref().filter(|to| self.peer_redirect.may_send_to(to)) {
+            out.push(Payload::Notify(to.notify(&[])));
+            ctx.out.redirects = ctx.out.redirects.saturating_add(1);
+            self.close(ctx, DownReason::Redirected);
+            return out;
         }
         if let Err(e) = self.apply_ppk(ctx) {
             return self.refuse_auth(ctx, e);
