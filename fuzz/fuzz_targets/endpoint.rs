@@ -53,6 +53,7 @@ fn peer(name: &str, local: &str, remote: &str) -> Option<PeerConfig> {
         ppk_id: None,
         ppk_required: false,
         redirect: None,
+        resumption: false,
     })
 }
 

@@ -224,6 +224,7 @@ pub(crate) fn connection(
         ppk_id,
         ppk_required: c.ppk_required.unwrap_or(false),
         redirect: crate::gateway(ctx, c.redirect.as_ref(), &format!("{key}.redirect"))?,
+        resumption: c.resumption.unwrap_or(false),
         mobike: c.mobike.unwrap_or(true),
         fragmentation: c.fragmentation.unwrap_or(true),
         tcp,

@@ -96,6 +96,9 @@ pub struct Daemon {
     /// Send every new client that supports redirects to this gateway (an address or a domain
     /// name) in the IKE_SA_INIT response (RFC 5685 §4.1), before any key exchange.
     pub redirect: Option<oxswan_ike::Gateway>,
+    /// How long the session resumption tickets this gateway gives are good for (RFC 5723), and how
+    /// often the key that seals them changes.
+    pub ticket_lifetime: Duration,
 }
 
 /// How the MSS option of TCP SYNs through the tunnel is clamped (`[daemon] clamp_mss`).
@@ -249,6 +252,9 @@ pub struct Connection {
     /// As responder, send each client that authenticated on this connection, and supports
     /// redirects, to this gateway in the IKE_AUTH response (RFC 5685 §6).
     pub redirect: Option<oxswan_ike::Gateway>,
+    /// Session resumption (RFC 5723): as client ask for a ticket and resume with it; as gateway
+    /// give this connection's clients tickets and take them back.
+    pub resumption: bool,
     /// The responder's TCP port (default 4500, Libreswan's `tcp-remoteport`).
     pub tcp_port: u16,
     /// Virtual IP addresses to request as a client, one per entry: `0.0.0.0` or `::` for any of that
@@ -528,8 +534,24 @@ fn daemon(ctx: &Ctx<'_>, d: RawDaemon) -> Result<Daemon, ConfigError> {
             Some(m) => Some(metrics_address(ctx, &m)?),
         },
         redirect: gateway(ctx, d.redirect.as_ref(), "daemon.redirect")?,
+        ticket_lifetime: match d.ticket_lifetime {
+            None => Duration::from_secs(8 * 3600),
+            Some(v) => {
+                let span = v.span();
+                let t = duration(ctx, Some(v), "daemon.ticket_lifetime")?.unwrap_or_default();
+                if !(MIN_TICKET_LIFETIME..=MAX_TICKET_LIFETIME).contains(&t) {
+                    return Err(ctx.err(span, "daemon.ticket_lifetime", "from 1m to 7d"));
+                }
+                t
+            }
+        },
     })
 }
+
+/// The bounds of `[daemon] ticket_lifetime`: a ticket must outlive a reconnection, and a key that
+/// seals tickets should not live for weeks.
+const MIN_TICKET_LIFETIME: Duration = Duration::from_secs(60);
+const MAX_TICKET_LIFETIME: Duration = Duration::from_secs(7 * 86_400);
 
 /// A redirect's gateway: an IP address or a domain name (`[daemon] redirect`, a connection's
 /// `redirect`).

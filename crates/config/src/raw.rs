@@ -47,6 +47,7 @@ pub(crate) struct RawDaemon {
     pub drop_capabilities: Option<S<toml::Value>>,
     pub metrics: Option<S<String>>,
     pub redirect: Option<S<String>>,
+    pub ticket_lifetime: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -76,6 +77,7 @@ pub(crate) struct RawConnection {
     pub ppk_id: Option<S<String>>,
     pub ppk_required: Option<bool>,
     pub redirect: Option<S<String>>,
+    pub resumption: Option<bool>,
     pub tcp_port: Option<S<u16>>,
     #[serde(default)]
     pub vips: Vec<S<String>>,

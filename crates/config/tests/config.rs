@@ -517,3 +517,30 @@ fn redirect_gateways() {
         assert_eq!((e.key.as_str(), e.line, e.message.as_str()), ("connections.site.redirect", 12, why), "{bad}");
     }
 }
+
+/// Session resumption (RFC 5723): a connection's `resumption` (off by default) and the daemon's
+/// `ticket_lifetime` (8 hours by default, from a minute to a week).
+#[test]
+fn resumption_keys() {
+    let plain = parse(Path::new("ok.toml"), SITE).unwrap();
+    assert!(!plain.connection("site").unwrap().resumption);
+    assert_eq!(plain.daemon.ticket_lifetime, Duration::from_secs(8 * 3600));
+    let text = SITE
+        .replace("[daemon]\n", "[daemon]\nticket_lifetime = \"1d\"\n")
+        .replace("rekey_time = \"4h\"\n", "rekey_time = \"4h\"\nresumption = true\n");
+    let c = parse(Path::new("ok.toml"), &text).unwrap();
+    assert!(c.connection("site").unwrap().resumption);
+    assert_eq!(c.daemon.ticket_lifetime, Duration::from_secs(86_400));
+    for bad in ["30s", "8d"] {
+        let e = err(&SITE.replace("[daemon]\n", &format!("[daemon]\nticket_lifetime = \"{bad}\"\n")));
+        assert_eq!(
+            (e.key.as_str(), e.line, e.message.as_str()),
+            ("daemon.ticket_lifetime", 3, "from 1m to 7d"),
+            "{bad}"
+        );
+    }
+    let e = err(&SITE.replace("[daemon]\n", "[daemon]\nticket_lifetime = \"soon\"\n"));
+    assert_eq!((e.key.as_str(), e.line), ("daemon.ticket_lifetime", 3), "{e}");
+    let e = err(&SITE.replace("rekey_time = \"4h\"\n", "rekey_time = \"4h\"\nresumption = \"yes\"\n"));
+    assert_eq!(e.line, 12, "a string is refused at the key: {e}");
+}

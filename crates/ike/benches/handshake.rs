@@ -69,6 +69,7 @@ fn peer(name: &str, local: &str, remote: &str, local_auth: LocalAuth, remote_aut
         ppk_id: None,
         ppk_required: false,
         redirect: None,
+        resumption: false,
     }
 }
 

@@ -289,6 +289,7 @@ fn peer(
         ppk_id: None,
         ppk_required: false,
         redirect: None,
+        resumption: false,
     }
 }
 

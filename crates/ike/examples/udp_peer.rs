@@ -85,6 +85,7 @@ fn main() {
         ppk_id: None,
         ppk_required: false,
         redirect: None,
+        resumption: false,
     };
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let start = Instant::now();

@@ -182,6 +182,10 @@ pub struct PeerConfig {
     /// As responder, send every client that authenticates on this connection, and announced
     /// REDIRECT_SUPPORTED, to this gateway in the IKE_AUTH response (RFC 5685 §6).
     pub redirect: Option<crate::redirect::Gateway>,
+    /// Session resumption (RFC 5723): as initiator ask the gateway for a ticket in IKE_AUTH and,
+    /// when the connection is started again while it is good, resume with it; as responder give
+    /// this connection's clients tickets and take them back.
+    pub resumption: bool,
 }
 
 /// Whether an IKE SA is set up without a CHILD SA in IKE_AUTH (RFC 6023), the CHILD SAs then made
@@ -303,6 +307,9 @@ pub struct EndpointConfig {
     /// IKE_SA_INIT response, before any key exchange (RFC 5685 §4.1); others are served here.
     /// [`Endpoint::set_redirect`](crate::Endpoint::set_redirect) changes it.
     pub redirect: Option<crate::redirect::Gateway>,
+    /// How long a session resumption ticket we give is good for (RFC 5723 §4), and how often the
+    /// key that seals them changes.
+    pub ticket_lifetime: Duration,
 }
 
 impl Default for EndpointConfig {
@@ -320,6 +327,7 @@ impl Default for EndpointConfig {
             offload_key_exchange: false,
             resources: 0,
             redirect: None,
+            ticket_lifetime: Duration::from_secs(8 * 3600),
         }
     }
 }

@@ -70,6 +70,9 @@ pub struct IkeSaInfo {
     pub ppk: bool,
     /// It was set up following a gateway's REDIRECT (RFC 5685).
     pub redirected: bool,
+    /// It was set up by session resumption (RFC 5723): a ticket instead of IKE_SA_INIT, EAP or a
+    /// certificate.
+    pub resumed: bool,
 }
 
 /// The keys and parameters of a CHILD SA pair, for the ESP data plane.

@@ -64,6 +64,9 @@ pub struct IkeSaInit {
     /// The keys the last IKE_INTERMEDIATE request came with, before they changed: a retransmission
     /// of it cut into smaller fragments (RFC 7383 §2.5.2) is still theirs.
     pub(crate) previous_sk_in: Option<oxswan_crypto::sk::SkKeys>,
+    /// The SA is a resumed one (RFC 5723): IKE_SESSION_RESUME took IKE_SA_INIT's place, and
+    /// IKE_AUTH authenticates with the resumed keys alone.
+    pub(crate) resumed: Option<Box<crate::resume::Resumed>>,
 }
 
 fn announces(payloads: &[Payload], ty: NotifyType) -> bool {
@@ -130,6 +133,9 @@ pub struct InitRequestSent {
     request: Vec<u8>,
     /// Announce IKEV2_FRAGMENTATION_SUPPORTED (the connection's `fragmentation`).
     fragmentation: bool,
+    /// The ticket presented in IKE_SESSION_RESUME instead of this IKE_SA_INIT (RFC 5723 §4);
+    /// the key exchange stays ready for when the gateway refuses it.
+    ticket: Option<Box<crate::resume::ClientTicket>>,
 }
 
 /// What the initiator learned from the response.
@@ -143,9 +149,11 @@ pub enum InitResponse {
     RetryWithCookie(Vec<u8>),
     /// REDIRECT (RFC 5685 §4.1): set the IKE SA up with this gateway instead, or why we cannot.
     Redirect(core::result::Result<core::net::IpAddr, String>),
+    /// TICKET_NACK (RFC 5723 §4): the gateway does not take our ticket; set the SA up in full.
+    TicketRefused,
 }
 
-fn random(provider: &CryptoProvider, len: usize) -> Result<Vec<u8>> {
+pub(crate) fn random(provider: &CryptoProvider, len: usize) -> Result<Vec<u8>> {
     let mut v = vec![0u8; len];
     provider.random.fill(&mut v)?;
     Ok(v)
@@ -165,7 +173,7 @@ pub fn random_spi(provider: &CryptoProvider) -> Result<IkeSpi> {
 /// The notifies both sides add to IKE_SA_INIT: SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4),
 /// IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3) and INTERMEDIATE_EXCHANGE_SUPPORTED (RFC 9242
 /// §3.1; sent by an initiator that proposes additional key exchanges, answered by a responder).
-fn capability_notifies(fragmentation: bool, intermediate: bool) -> Vec<Payload> {
+pub(crate) fn capability_notifies(fragmentation: bool, intermediate: bool) -> Vec<Payload> {
     let mut out = vec![Payload::Notify(NotifyPayload::new_signature_hash_algorithms(
         oxswan_crypto::auth::SIGNATURE_HASH_ALGORITHMS,
     ))];
@@ -179,7 +187,7 @@ fn capability_notifies(fragmentation: bool, intermediate: bool) -> Vec<Payload> 
 }
 
 /// The nonce rule of RFC 7296 §2.10.
-fn check_nonce(nonce: &[u8], suite: &IkeSuite) -> Result<()> {
+pub(crate) fn check_nonce(nonce: &[u8], suite: &IkeSuite) -> Result<()> {
     let n = nonce.len();
     if (16..=256).contains(&n) && n.saturating_mul(2) >= suite.prf.key_len() {
         Ok(())
@@ -244,7 +252,7 @@ impl InitRequestSent {
         };
         let ke = provider.ke.start(group)?;
         let ni = random(provider, NONCE_LEN)?;
-        let mut sent = Self { spi_i, ni, ke, proposals, extra, request: Vec::new(), fragmentation: true };
+        let mut sent = Self { spi_i, ni, ke, proposals, extra, request: Vec::new(), fragmentation: true, ticket: None };
         sent.request = sent.encode(None)?;
         Ok(sent)
     }
@@ -257,11 +265,49 @@ impl InitRequestSent {
         Ok(self)
     }
 
+    /// IKE_SESSION_RESUME with `ticket` in place of this IKE_SA_INIT (RFC 5723 §4): same SPI
+    /// and nonce; [`Self::without_ticket`] goes back to IKE_SA_INIT.
+    pub fn with_ticket(mut self, ticket: crate::resume::ClientTicket) -> Result<Self> {
+        self.ticket = Some(Box::new(ticket));
+        self.request = self.encode(None)?;
+        Ok(self)
+    }
+
+    /// The full IKE_SA_INIT after the gateway refused our ticket.
+    pub fn without_ticket(mut self) -> Result<Self> {
+        self.ticket = None;
+        self.request = self.encode(None)?;
+        Ok(self)
+    }
+
+    /// Whether the request presents a ticket.
+    pub fn resuming(&self) -> bool {
+        self.ticket.is_some()
+    }
+
     fn encode(&self, cookie: Option<&[u8]>) -> Result<Vec<u8>> {
         let mut payloads = Vec::with_capacity(self.extra.len().saturating_add(6));
         if let Some(c) = cookie {
             // RFC 7296 §2.6: the COOKIE notify must be the first payload, the others unchanged.
             payloads.push(Payload::Notify(NotifyPayload::new(NotifyType::COOKIE, c.to_vec())));
+        }
+        if let Some(t) = &self.ticket {
+            // RFC 5723 §4: `HDR, [N(COOKIE),] Ni, N(TICKET_OPAQUE) [,N+]`, the N+ being NAT
+            // detection here; no SA or KE: the ticket's algorithms and SK_d stand in for them.
+            payloads.push(Payload::Nonce(NoncePayload { data: self.ni.clone() }));
+            payloads.push(Payload::Notify(NotifyPayload::new(NotifyType::TICKET_OPAQUE, t.ticket.clone())));
+            payloads.extend(
+                self.extra
+                    .iter()
+                    .filter(|p| {
+                        matches!(p, Payload::Notify(n) if matches!(n.notify_type,
+                    NotifyType::NAT_DETECTION_SOURCE_IP | NotifyType::NAT_DETECTION_DESTINATION_IP))
+                    })
+                    .cloned(),
+            );
+            payloads.extend(capability_notifies(self.fragmentation, false));
+            let header = Header::new(self.spi_i, IkeSpi::ZERO, ExchangeType::IKE_SESSION_RESUME, Flags::INITIATOR, 0);
+            return Ok(header.encode(&payloads)?);
         }
         payloads.push(Payload::Sa(SaPayload { proposals: self.proposals.clone() }));
         payloads.push(Payload::Ke(KePayload { group: self.ke.group(), data: self.ke.public_value().to_vec() }));
@@ -299,17 +345,10 @@ impl InitRequestSent {
     /// Processes the response. It is unauthenticated, so an error leaves `self` usable: the caller may
     /// keep waiting for a genuine response until its retransmissions run out (RFC 7296 §2.4).
     pub fn handle_response(&self, provider: &CryptoProvider, bytes: &[u8]) -> Result<InitResponse> {
-        let msg = Message::parse(bytes)?;
-        let h = msg.header();
-        if h.exchange_type != ExchangeType::IKE_SA_INIT
-            || !h.flags.response()
-            || h.flags.initiator()
-            || h.message_id != 0
-            || h.spi_i != self.spi_i
-        {
-            return Err(IkeError::Unexpected(Unexpected::NotOurInitResponse));
+        if let Some(t) = &self.ticket {
+            return self.resume_response(provider, t, bytes);
         }
-        let p = InitPayloads::collect(msg.parse_payloads()?);
+        let (h, p) = self.first_response(bytes, ExchangeType::IKE_SA_INIT)?;
         if let Some(c) = p.notify(NotifyType::COOKIE) {
             return Ok(InitResponse::RetryWithCookie(c.data.clone()));
         }
@@ -390,6 +429,68 @@ impl InitRequestSent {
             use_ppk,
             ppk: None,
             previous_sk_in: None,
+            resumed: None,
+        })))
+    }
+
+    /// The header and payloads of a response to our first request, of `exchange`, with our SPI.
+    fn first_response(&self, bytes: &[u8], exchange: ExchangeType) -> Result<(Header, InitPayloads)> {
+        let msg = Message::parse(bytes)?;
+        let h = *msg.header();
+        if h.exchange_type != exchange
+            || !h.flags.response()
+            || h.flags.initiator()
+            || h.message_id != 0
+            || h.spi_i != self.spi_i
+        {
+            return Err(IkeError::Unexpected(Unexpected::NotOurInitResponse));
+        }
+        Ok((h, InitPayloads::collect(msg.parse_payloads()?)))
+    }
+
+    /// The IKE_SESSION_RESUME response (RFC 5723 §4): `HDR, Nr [,N+]`, or TICKET_NACK, or a
+    /// COOKIE to echo; the keys come from the ticket's SK_d (§5.1).
+    fn resume_response(
+        &self,
+        provider: &CryptoProvider,
+        t: &crate::resume::ClientTicket,
+        bytes: &[u8],
+    ) -> Result<InitResponse> {
+        let (h, p) = self.first_response(bytes, ExchangeType::IKE_SESSION_RESUME)?;
+        if let Some(c) = p.notify(NotifyType::COOKIE) {
+            return Ok(InitResponse::RetryWithCookie(c.data.clone()));
+        }
+        if p.notify(NotifyType::TICKET_NACK).is_some() {
+            return Ok(InitResponse::TicketRefused);
+        }
+        if let Some(e) = p.notifies.iter().find(|n| n.notify_type.is_error()) {
+            return Err(IkeError::PeerNotify(e.notify_type));
+        }
+        if h.spi_r.is_zero() {
+            return Err(IkeError::Unexpected(Unexpected::ZeroResponderSpi));
+        }
+        let nr = p.nonce.ok_or(IkeError::MissingPayload(PayloadType::NONCE))?;
+        let (suite, _) = ike_suite(&t.proposal)?;
+        check_nonce(&nr, &suite)?;
+        let keys = crate::resume::resumed_keys(provider, &suite, &t.sk_d, (&self.ni, &nr), (self.spi_i.0, h.spi_r.0))?;
+        Ok(InitResponse::Established(Box::new(IkeSaInit {
+            spi_i: self.spi_i,
+            spi_r: h.spi_r,
+            proposal: t.proposal.clone(),
+            suite,
+            keys,
+            ni: self.ni.clone(),
+            nr,
+            request: self.request.clone(),
+            response: bytes.to_vec(),
+            peer_notifies: p.notifies,
+            peer_certreq: Vec::new(),
+            // No IKE_INTERMEDIATE: the ticket's keys already hold what they contributed.
+            intermediate: Intermediate::default(),
+            use_ppk: false,
+            ppk: None,
+            previous_sk_in: None,
+            resumed: Some(Box::new(crate::resume::Resumed::Client { ppk_used: t.ppk_used })),
         })))
     }
 }
@@ -564,6 +665,7 @@ pub fn respond(
             use_ppk,
             ppk: None,
             previous_sk_in: None,
+            resumed: None,
         }),
     })
 }

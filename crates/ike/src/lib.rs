@@ -24,6 +24,7 @@ pub mod init;
 pub mod leases;
 pub mod nat;
 pub mod redirect;
+pub mod resume;
 mod sa;
 pub mod suite;
 mod task;

@@ -55,6 +55,8 @@ fn gateway_for(seed: u64, methods: &[MethodType], ask_identity: bool, identity: 
     });
     gw.children[0] = child_config("net", &["10.2.0.0/24"], &["dynamic"]);
     gw.pools = vec!["rw4".into()];
+    // Tickets only for clients that ask (RFC 5723 §4): the exchanges stay as they were for the others.
+    gw.resumption = true;
     sim.add_null_cipher(GW, wide(), vec![gw]);
     let mut users = SharedKeys::new();
     users.add_eap("alice", Secret::from_slice(b"alice's password"));
@@ -77,6 +79,18 @@ fn client(s: &mut Setup, ip: &str, user: &str, password: &str, methods: &[Method
 
 /// [`client`], with or without INITIAL_CONTACT (off for a second device of a user).
 fn client_contact(s: &mut Setup, ip: &str, user: &str, password: &str, methods: &[MethodType], initial_contact: bool) {
+    client_with(s, ip, (user, password), methods, initial_contact, false);
+}
+
+/// [`client_contact`], asking for session resumption tickets (RFC 5723) when `resumption`.
+fn client_with(
+    s: &mut Setup,
+    ip: &str,
+    (user, password): (&str, &str),
+    methods: &[MethodType],
+    initial_contact: bool,
+    resumption: bool,
+) {
     let mut p: PeerConfig = psk_peer("to-gw", "unused", "vpn.example", "unused", "10.1.0.0/16", "10.2.0.0/24");
     p.local_id = Identity::Ipv4(ip.parse().unwrap());
     p.local_auth = LocalAuth::Eap(EapClient { identity: Some(user.into()), methods: methods.to_vec(), tls: None });
@@ -84,6 +98,7 @@ fn client_contact(s: &mut Setup, ip: &str, user: &str, password: &str, methods: 
     p.children[0] = child_config("net", &["dynamic"], &["10.2.0.0/24"]);
     p.vips = vec!["0.0.0.0".parse().unwrap()];
     p.initial_contact = initial_contact;
+    p.resumption = resumption;
     s.sim.add_null_cipher(ip, wide(), vec![p]);
     let mut own = SharedKeys::new();
     own.add_eap(user, Secret::from_slice(password.as_bytes()));
@@ -549,4 +564,54 @@ fn an_ike_rekey_keeps_the_eap_identity() {
     let (new, eap_id) = rekeyed(&s.sim).unwrap();
     assert_eq!(eap_id.as_deref(), Some("alice"));
     assert_eq!(s.sim.ep(GW).info(new).unwrap().eap_id.as_deref(), Some("alice"));
+}
+
+/// Session resumption (RFC 5723) after EAP: the resumed IKE SA needs neither EAP nor the gateway's
+/// certificate, two round trips in all, and the client is still its EAP identity, with the same
+/// virtual IP.
+#[test]
+fn an_eap_client_resumes_without_eap_and_keeps_its_virtual_ip() {
+    let mut s = gateway(58, &[MethodType::MsChapV2], true);
+    client_with(&mut s, ALICE_IP, ("alice", "alice's password"), &[], true, true);
+    assert!(s.sim.run_until(Duration::from_secs(10), |sim| settled(sim, ALICE_IP)));
+    let first = s.sim.ep(GW).established()[0];
+    let vip = s.sim.ep(GW).info(first).unwrap().remote_vips;
+    assert_eq!(vip.len(), 1);
+    let now = s.sim.now;
+    let sa = s.sim.ep(ALICE_IP).established()[0];
+    s.sim.ep(ALICE_IP).delete_ike(now, sa).unwrap();
+    assert!(s.sim.run_until(Duration::from_secs(5), |sim| down(sim.events(ALICE_IP)).is_some()
+        && sim.ep_ref(GW).established().is_empty()));
+    s.sim.events.values_mut().for_each(Vec::clear);
+
+    let from = s.sim.log.len();
+    let now = s.sim.now;
+    s.sim.ep(ALICE_IP).initiate(now, "to-gw", addr(ALICE_IP, 500), addr(GW, 500)).unwrap();
+    assert!(s.sim.run_until(Duration::from_secs(10), |sim| settled(sim, ALICE_IP)));
+    assert!(
+        child(s.sim.events(ALICE_IP)).is_some(),
+        "{:?}\n{:?}\n{:?}",
+        s.sim.events(ALICE_IP),
+        s.sim.events(GW),
+        named_messages(&s.sim, from)
+    );
+    let seen: Vec<(String, ExchangeType, Vec<String>)> = named_messages(&s.sim, from)
+        .into_iter()
+        .map(|m| (m.0, m.1, m.3.into_iter().filter(|p| !p.starts_with("N(")).collect()))
+        .collect();
+    let m = |who: &str, e, p: &[&str]| (who.to_string(), e, p.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        seen,
+        vec![
+            m("alice", ExchangeType::IKE_SESSION_RESUME, &["No"]),
+            m(GW, ExchangeType::IKE_SESSION_RESUME, &["No"]),
+            m("alice", ExchangeType::IKE_AUTH, &["IDi", "IDr", "AUTH", "CP", "SA", "TSi", "TSr"]),
+            m(GW, ExchangeType::IKE_AUTH, &["IDr", "AUTH", "CP", "SA", "TSi", "TSr"]),
+        ]
+    );
+    let h = s.sim.ep(GW).established()[0];
+    let info = s.sim.ep(GW).info(h).unwrap();
+    assert!(info.resumed);
+    assert_eq!(info.eap_id.as_deref(), Some("alice"), "still the EAP identity");
+    assert_eq!(info.remote_vips, vip, "the same virtual IP");
 }

@@ -234,6 +234,7 @@ impl Plan {
             ppk_id: None,
             ppk_required: false,
             redirect: None,
+            resumption: false,
         };
         Ok((peer, eap_user))
     }

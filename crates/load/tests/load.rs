@@ -68,6 +68,7 @@ fn gateway(psk: &[u8]) -> Gateway {
         ppk_id: None,
         ppk_required: false,
         redirect: None,
+        resumption: false,
     };
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(2))).unwrap();

@@ -179,6 +179,10 @@ pub struct IkeSaStatus {
     /// Set up following a gateway's REDIRECT (RFC 5685).
     #[serde(default)]
     pub redirected: bool,
+    /// Set up by session resumption (RFC 5723): a ticket instead of a key exchange and
+    /// authentication.
+    #[serde(default)]
+    pub resumed: bool,
     /// The peer's EAP identity, when it authenticated with EAP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eap_id: Option<String>,

@@ -354,11 +354,12 @@ fn print_status(sas: &[control::IkeSaStatus]) {
             _ => "",
         };
         println!(
-            "  remote {} @ {}{how}{}{}",
+            "  remote {} @ {}{how}{}{}{}",
             s.remote_id,
             s.remote,
             if s.mobike { ", MOBIKE" } else { "" },
-            if s.redirected { ", redirected here" } else { "" }
+            if s.redirected { ", redirected here" } else { "" },
+            if s.resumed { ", resumed (RFC 5723)" } else { "" }
         );
         if let Some(eap) = &s.eap_id {
             println!("  remote EAP identity {eap}");

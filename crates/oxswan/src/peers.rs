@@ -265,6 +265,7 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
         ppk_id: c.ppk_id.as_ref().map(|i| i.as_bytes().to_vec()),
         ppk_required: c.ppk_required,
         redirect: c.redirect.clone(),
+        resumption: c.resumption,
     })
 }
 

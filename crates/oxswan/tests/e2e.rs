@@ -337,6 +337,7 @@ fn inner_packets_outside_the_selectors_are_dropped_and_counted() {
             ppk_id: None,
             ppk_required: false,
             redirect: None,
+            resumption: false,
         };
         let provider = oxswan_crypto::default_provider();
         let now = Instant::now();

@@ -14,9 +14,10 @@ use super::Endpoint;
 use super::work::Deferred;
 use crate::config::RemoteAuth;
 use crate::error::{IkeError, Result, Unexpected};
-use crate::init::{ResponderParams, random_spi, respond};
+use crate::init::{ResponderParams, check_nonce, random_spi, respond};
 use crate::nat::nat_notifies;
 use crate::sa::Transmit;
+use crate::suite::ike_suite;
 
 impl Endpoint {
     /// §2.21.4: a request for an SA we do not know gets an unprotected INVALID_IKE_SPI, with the
@@ -61,6 +62,7 @@ impl Endpoint {
         let h = *msg.header();
         // A failure to draw a new secret keeps the old one: cookies keep working.
         let _ = self.cookies.rotate_if_due(&self.provider, now, self.config.cookie_secret_lifetime);
+        let _ = self.tickets.rotate_if_due(&self.provider, now);
         let ip = remote.ip();
         self.sweep_stale(now);
         // Key exchanges being computed elsewhere hold their place as half-open SAs.
@@ -98,6 +100,9 @@ impl Endpoint {
                 self.stats.cookies_sent = self.stats.cookies_sent.saturating_add(1);
                 return Ok(());
             }
+        }
+        if h.exchange_type == ExchangeType::IKE_SESSION_RESUME {
+            return self.resume_responder(now, local, remote, msg);
         }
         if self.redirect_init(local, remote, msg)? {
             return Ok(());
@@ -150,6 +155,107 @@ impl Endpoint {
         }
         let params = ResponderParams { proposals: &proposals, prefer_initiator, extra: &extra };
         let reply = respond(&self.provider, &params, msg.as_bytes(), spi_r)?;
+        self.answer_init(now, local, remote, h.spi_i, reply, false).map(|_| ())
+    }
+
+    /// An IKE_SESSION_RESUME request (RFC 5723 §4): a ticket of ours, unexpired and not used
+    /// before, for a connection that still allows resumption, makes a half-open SA with keys from
+    /// the ticket's SK_d and fresh nonces (§5.1); anything else gets an unprotected TICKET_NACK
+    /// (RFC 5723 §4), and the client sets the SA up in full.
+    fn resume_responder(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+    ) -> Result<()> {
+        let h = *msg.header();
+        if h.flags.response() || !h.flags.initiator() || h.message_id != 0 || h.spi_i.is_zero() {
+            return Err(IkeError::Unexpected(Unexpected::NotInitialInit));
+        }
+        let mut ticket = None;
+        let mut nonce = None;
+        let mut notifies = Vec::new();
+        for p in msg.parse_payloads()? {
+            match p {
+                Payload::Nonce(n) if nonce.is_none() => nonce = Some(n.data),
+                Payload::Notify(n) if n.notify_type == NotifyType::TICKET_OPAQUE && ticket.is_none() => {
+                    ticket = Some(n.data);
+                }
+                Payload::Notify(n) => notifies.push(n),
+                _ => {}
+            }
+        }
+        let unix_now = self.unix_at(now);
+        let opened = match (ticket, nonce) {
+            (Some(t), Some(ni)) => {
+                self.tickets.open(&self.provider, &t, unix_now).map_err(|e| e.to_string()).and_then(|s| {
+                    let Some(c) = self.peers.iter().find(|c| c.name == s.connection && c.resumption) else {
+                        return Err(crate::resume::TicketError::NoConnection(s.connection).to_string());
+                    };
+                    // An EAP user whose secret is gone is gone (with RADIUS, only the server knows).
+                    if let (RemoteAuth::Eap(_), Some(user)) = (&c.remote_auth, &s.eap_identity)
+                        && self.credentials.eap_secret(user.as_bytes()).is_none()
+                    {
+                        return Err(format!("the EAP user {user:?} has no secret any more"));
+                    }
+                    Ok((s, ni))
+                })
+            }
+            _ => Err("IKE_SESSION_RESUME without a ticket or a nonce".into()),
+        };
+        let accepted = opened.and_then(|(state, ni)| {
+            let (suite, _) = ike_suite(&state.proposal).map_err(|e| e.to_string())?;
+            check_nonce(&ni, &suite).map_err(|e| e.to_string())?;
+            Ok((state, ni, suite))
+        });
+        let (state, ni, suite) = match accepted {
+            Ok(a) => a,
+            Err(reason) => {
+                let header = Header::new(h.spi_i, IkeSpi::ZERO, ExchangeType::IKE_SESSION_RESUME, Flags::RESPONSE, 0);
+                let payload =
+                    header.encode(&[Payload::Notify(NotifyPayload::new(NotifyType::TICKET_NACK, Vec::new()))])?;
+                self.out.transmits.push_back(Transmit { local, remote, transport: self.arrival, payload });
+                self.out.events.push_back(crate::Event::InitRejected {
+                    peer: remote,
+                    notify: NotifyType::TICKET_NACK,
+                    reason,
+                });
+                return Ok(());
+            }
+        };
+        let spi_r = loop {
+            let s = random_spi(&self.provider)?;
+            if !self.by_spi.contains_key(&s) {
+                break s;
+            }
+        };
+        let nr = crate::init::random(&self.provider, crate::init::NONCE_LEN)?;
+        let keys = crate::resume::resumed_keys(&self.provider, &suite, &state.sk_d, (&ni, &nr), (h.spi_i.0, spi_r.0))?;
+        let mut out = vec![Payload::Nonce(oxswan_wire::payloads::NoncePayload { data: nr.clone() })];
+        out.extend(nat_notifies(h.spi_i, spi_r, local, remote));
+        out.extend(crate::init::capability_notifies(true, false));
+        let response =
+            Header::new(h.spi_i, spi_r, ExchangeType::IKE_SESSION_RESUME, Flags::RESPONSE, 0).encode(&out)?;
+        let sa = crate::init::IkeSaInit {
+            spi_i: h.spi_i,
+            spi_r,
+            proposal: state.proposal.clone(),
+            suite,
+            keys,
+            ni,
+            nr,
+            request: msg.as_bytes().to_vec(),
+            response: response.clone(),
+            peer_notifies: notifies,
+            peer_certreq: Vec::new(),
+            intermediate: crate::init::Intermediate::default(),
+            use_ppk: false,
+            ppk: None,
+            previous_sk_in: None,
+            resumed: Some(Box::new(crate::resume::Resumed::Gateway(Box::new(state)))),
+        };
+        let reply = crate::init::InitReply::Accepted { response, sa: Box::new(sa) };
         self.answer_init(now, local, remote, h.spi_i, reply, false).map(|_| ())
     }
 

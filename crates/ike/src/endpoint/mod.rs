@@ -119,6 +119,10 @@ pub struct Endpoint {
     pending: HashMap<(IkeSpi, SocketAddr), work::Pending>,
     /// When `pending` was last looked over for key exchanges a driver lost.
     swept: Option<Instant>,
+    /// As gateway: the keys our session resumption tickets are sealed with (RFC 5723).
+    tickets: crate::resume::TicketKeys,
+    /// As client: the tickets gateways gave us, by connection.
+    client_tickets: HashMap<String, crate::resume::ClientTicket>,
 }
 
 impl Endpoint {
@@ -132,6 +136,7 @@ impl Endpoint {
         unix_now: u64,
     ) -> Result<Self> {
         let cookies = CookieJar::new(&provider, now)?;
+        let tickets = crate::resume::TicketKeys::new(&provider, now, config.ticket_lifetime)?;
         Ok(Self {
             config,
             provider,
@@ -162,6 +167,8 @@ impl Endpoint {
             work: std::collections::VecDeque::new(),
             pending: HashMap::new(),
             swept: None,
+            tickets,
+            client_tickets: HashMap::new(),
         })
     }
 
@@ -187,6 +194,7 @@ impl Endpoint {
             transport: self.arrival,
             local_addresses: &self.local_addresses,
             resources: self.config.resources,
+            tickets: &self.tickets,
         };
         (ctx, &mut self.sas)
     }
@@ -314,8 +322,13 @@ impl Endpoint {
         let handle = SaHandle(self.next_handle);
         self.next_handle = self.next_handle.wrapping_add(1);
         let tcp = peer.tcp.mode == crate::config::TcpMode::Always;
+        // RFC 5723: a ticket of the connection's gateway, if it is still good, is used once.
+        let ticket = match self.client_tickets.remove(name) {
+            Some(t) if peer.resumption && redirected_from.is_none() && now < t.expires => Some(t),
+            _ => None,
+        };
         let (mut ctx, _) = self.ctx_parts(now);
-        let mut sa = IkeSa::initiate_from(&mut ctx, handle, peer, (local, remote), tcp, redirected_from)?;
+        let mut sa = IkeSa::initiate_from(&mut ctx, handle, peer, (local, remote), tcp, (redirected_from, ticket))?;
         if redirected_from.is_some() {
             sa.set_redirected();
         }
@@ -323,6 +336,22 @@ impl Endpoint {
         self.sas.insert(handle, Box::new(sa));
         self.settle(now, handle);
         Ok(handle)
+    }
+
+    /// As gateway, refuses the session resumption tickets made so far for these peers (their IKE
+    /// identity as [`crate::cert::identity_string`] writes it, or their EAP identity): a client cut
+    /// off must authenticate in full to come back (tickets are bearer credentials).
+    pub fn revoke_tickets(&mut self, now: Instant, identities: &[String]) {
+        let unix = self.unix_at(now);
+        for id in identities {
+            self.tickets.revoke(id, unix);
+        }
+    }
+
+    /// Whether the client holds a ticket for connection `name` that it may still present
+    /// (RFC 5723): [`Endpoint::initiate`] resumes with it.
+    pub fn has_ticket(&self, now: Instant, name: &str) -> bool {
+        self.client_tickets.get(name).is_some_and(|t| now < t.expires)
     }
 
     /// [`Endpoint::initiate`] to the gateway another one redirected us to before our IKE SA was up
@@ -379,7 +408,7 @@ impl Endpoint {
         let handle = SaHandle(self.next_handle);
         self.next_handle = self.next_handle.wrapping_add(1);
         let (mut ctx, _) = self.ctx_parts(now);
-        let mut sa = IkeSa::initiate_from(&mut ctx, handle, peer, (local, remote), tcp, redirected_from)?;
+        let mut sa = IkeSa::initiate_from(&mut ctx, handle, peer, (local, remote), tcp, (redirected_from, None))?;
         if redirected_from.is_some() {
             sa.set_redirected();
         } else {
@@ -739,7 +768,9 @@ impl Endpoint {
         let from_initiator = h.flags.initiator();
         let our_spi = if from_initiator { h.spi_r } else { h.spi_i };
         if from_initiator && h.spi_r.is_zero() {
-            if h.exchange_type != ExchangeType::IKE_SA_INIT || h.flags.response() || h.message_id != 0 {
+            // RFC 5723 §4: IKE_SESSION_RESUME starts an IKE SA as IKE_SA_INIT does.
+            let first = matches!(h.exchange_type, ExchangeType::IKE_SA_INIT | ExchangeType::IKE_SESSION_RESUME);
+            if !first || h.flags.response() || h.message_id != 0 {
                 return Err(IkeError::Unexpected(Unexpected::ZeroSpiOutsideInit));
             }
             if let Some(handle) = self.by_init.get(&(h.spi_i, remote)).copied() {
@@ -784,8 +815,12 @@ impl Endpoint {
         r
     }
 
+    /// What the last step left for the endpoint itself: redirects to count, tickets to keep.
     fn count_redirects(&mut self) {
         let n = core::mem::take(&mut self.out.redirects);
         self.stats.redirects_sent = self.stats.redirects_sent.saturating_add(n);
+        for t in core::mem::take(&mut self.out.tickets) {
+            self.client_tickets.insert(t.connection.clone(), t);
+        }
     }
 }

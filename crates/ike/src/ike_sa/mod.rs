@@ -87,7 +87,7 @@ impl IkeSa {
         peer: Arc<PeerConfig>,
         (local, mut remote): (SocketAddr, SocketAddr),
         tcp: bool,
-        redirected_from: Option<core::net::IpAddr>,
+        (redirected_from, ticket): (Option<core::net::IpAddr>, Option<crate::resume::ClientTicket>),
     ) -> Result<Self> {
         if tcp {
             remote.set_port(peer.tcp.port);
@@ -111,6 +111,11 @@ impl IkeSa {
         }));
         let req = InitRequestSent::start(ctx.provider, &peer.ike_proposals, None, spi_i, extra)?;
         let req = if peer.fragmentation { req } else { req.without_fragmentation()? };
+        // RFC 5723 §4: with a ticket, IKE_SESSION_RESUME in IKE_SA_INIT's place.
+        let req = match ticket {
+            Some(t) => req.with_ticket(t)?,
+            None => req,
+        };
         let mut core = SaCore::new(handle, true, Some(peer), local, remote, spi_i, IkeSpi::ZERO);
         core.state = State::Connecting;
         if tcp {

@@ -213,6 +213,8 @@ pub(crate) struct SaCore {
     pub peer_redirect: crate::redirect::PeerRedirect,
     /// Where the queued [`Job::Redirect`] sends the client (RFC 5685 §5).
     pub redirect_to: Option<Box<crate::redirect::Gateway>>,
+    /// The lineage began with a session resumption (RFC 5723), not a full IKE_SA_INIT.
+    pub resumed: bool,
     /// The peer sent INITIAL_CONTACT with its IKE_AUTH, not yet acted upon (§2.4).
     pub initial_contact: bool,
     /// Pairs (inbound SPIs) this step made as responder, not by a rekey: the endpoint looks for the
@@ -357,6 +359,7 @@ impl SaCore {
             peer_fragmentation: false,
             peer_redirect: crate::redirect::PeerRedirect::Unsupported,
             redirect_to: None,
+            resumed: false,
             initial_contact: false,
             fresh_pairs: Vec::new(),
             ike_collision: None,
@@ -447,6 +450,7 @@ impl SaCore {
             // Sent here by another gateway (ours, or the client's REDIRECTED_FROM).
             redirected: self.origin == Origin::Redirected
                 || matches!(self.peer_redirect, crate::redirect::PeerRedirect::From(_)),
+            resumed: self.resumed,
         })
     }
 

@@ -53,6 +53,8 @@ pub(crate) struct Outbox {
     pub cache_hits: u64,
     /// Clients redirected by an IKE SA since the endpoint last looked (RFC 5685 §5, §6).
     pub redirects: u64,
+    /// Tickets gateways gave us (RFC 5723 §4), for the endpoint to keep.
+    pub tickets: Vec<crate::resume::ClientTicket>,
     /// IKE SAs that replace the one being handled (rekeyed, §2.18), for the endpoint to adopt, each
     /// with the exchange to start on it (the DELETE of a redundant one, §2.8.2).
     pub spawned: Vec<(SaCore, Option<Job>)>,
@@ -93,6 +95,8 @@ pub(crate) struct Ctx<'a> {
     pub local_addresses: &'a [core::net::IpAddr],
     /// [`crate::EndpointConfig::resources`].
     pub resources: u32,
+    /// The keys our session resumption tickets are sealed with (RFC 5723).
+    pub tickets: &'a crate::resume::TicketKeys,
 }
 
 /// Draws of an inbound SPI before giving up: with a working random source a collision among 2^32

@@ -81,6 +81,9 @@ pub(crate) fn answer(
             }
             restart(req.retry_with_group(ctx.provider, group), cookie_tries, true, core, ctx)
         }
+        // RFC 5723 §4: the ticket is refused (expired, used, or the gateway lost its key);
+        // the same SPI and nonce go again as a full IKE_SA_INIT.
+        InitResponse::TicketRefused => restart(req.without_ticket(), 0, false, core, ctx),
         InitResponse::Redirect(to) => {
             if let Some(name) = core.name().map(str::to_owned) {
                 ctx.out.events.push_back(crate::event::Event::Redirect { sa: core.handle, name, to });

@@ -86,6 +86,7 @@ impl SaCore {
         // How the lineage was made, and whether the client follows redirects, stay (RFC 5685 §5).
         new.origin = self.origin;
         new.peer_redirect = self.peer_redirect;
+        new.resumed = self.resumed;
         // RFC 4555 §3.1: MOBIKE stays with the SA and with the one who started its lineage.
         new.original_initiator = self.original_initiator;
         new.mobike = self.mobike;

@@ -726,6 +726,7 @@ pub fn psk_peer(
         ppk_id: None,
         ppk_required: false,
         redirect: None,
+        resumption: false,
     }
 }
 

@@ -159,6 +159,8 @@ impl Ike {
                 for sa in &sas {
                     let _ = self.endpoint.delete_ike(now, *sa);
                 }
+                // Cut off means cut off: their session resumption tickets go too (RFC 5723).
+                self.endpoint.revoke_tickets(now, &identities);
                 let message = format!("{}: {} IKE SA(s) deleted", identities.join(", "), sas.len());
                 let _ = reply.send(Response::Ok { message });
             }
@@ -267,6 +269,7 @@ impl Ike {
                     mobike: info.mobike,
                     ppk: info.ppk,
                     redirected: info.redirected,
+                    resumed: info.resumed,
                     eap_id: info.eap_id,
                     local_vips: info.local_vips.iter().map(ToString::to_string).collect(),
                     remote_vips: info.remote_vips.iter().map(ToString::to_string).collect(),

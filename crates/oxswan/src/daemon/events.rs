@@ -26,8 +26,9 @@ impl Ike {
                 }
                 tracing::info!(
                     target: "ike", conn = %info.name, sa = sa.0,
-                    "IKE SA established with {} @ {} ({}){}",
-                    identity_string(&info.remote_id), info.remote, info.proposal, if info.nat.any() { ", NAT or encapsulation" } else { "" }
+                    "IKE SA established with {} @ {} ({}){}{}",
+                    identity_string(&info.remote_id), info.remote, info.proposal, if info.nat.any() { ", NAT or encapsulation" } else { "" },
+                    if info.resumed { ", resumed with a ticket (RFC 5723)" } else { "" }
                 );
             }
             Event::EapRelay { sa, identity, eap, peer, local } => {
@@ -184,6 +185,9 @@ impl Ike {
                 // INVALID_KE_PAYLOAD is part of a normal negotiation (RFC 7296 §1.2); the rest is not.
                 if notify == oxswan_wire::NotifyType::INVALID_KE_PAYLOAD {
                     tracing::info!(target: "ike", "IKE_SA_INIT from {peer}: asked for another key exchange ({reason})");
+                } else if notify == oxswan_wire::NotifyType::TICKET_NACK {
+                    // RFC 5723 §4: the client then sets the SA up in full.
+                    tracing::info!(target: "ike", "IKE_SESSION_RESUME from {peer} refused with TICKET_NACK ({reason}); the client may set the SA up in full");
                 } else {
                     tracing::warn!(target: "ike", "IKE_SA_INIT from {peer} refused with {notify}: {reason}");
                 }

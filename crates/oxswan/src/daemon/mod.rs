@@ -233,6 +233,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         // queue; their inbound SPIs steer the peer's ESP to the ESP socket of the same number.
         resources: u32::try_from(dp.tun.len()).unwrap_or(1),
         redirect: config.daemon.redirect.clone(),
+        ticket_lifetime: config.daemon.ticket_lifetime,
         ..EndpointConfig::default()
     };
     let mut endpoint = Endpoint::new(engine, provider.clone(), peers, now, unix)?;

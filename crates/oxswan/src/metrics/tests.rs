@@ -32,6 +32,7 @@ fn info() -> IkeSaInfo {
         mobike: false,
         ppk: false,
         redirected: false,
+        resumed: false,
     }
 }
 

@@ -21,6 +21,7 @@ use crate::sa::{Ask, Ctx, Origin, SaCore, State};
 pub(crate) mod eap;
 mod gateway;
 mod ppk;
+mod resumed;
 
 impl SaCore {
     /// The IKE_AUTH request, after IKE_SA_INIT: `{ IDi, [CERT+], [CERTREQ], [IDr], AUTH,
@@ -30,10 +31,12 @@ impl SaCore {
         let init = keys.handshake.as_deref().ok_or(IkeError::NoKeys)?;
         let idi = IdPayload::from_identity(&peer.local_id);
         let mut payloads = vec![Payload::IdI(idi.clone())];
-        if let LocalAuth::Cert(cert) = &peer.local_auth {
+        // RFC 5723 §5.1: after IKE_SESSION_RESUME no certificates, and AUTH from the resumed keys.
+        let resumed = init.resumed.is_some();
+        if let (LocalAuth::Cert(cert), false) = (&peer.local_auth, resumed) {
             payloads.extend(cert_payloads(&cert.chain));
         }
-        if let RemoteAuth::Cert(trust) = &peer.remote_auth {
+        if let (RemoteAuth::Cert(trust), false) = (&peer.remote_auth, resumed) {
             payloads.push(Payload::CertReq(CertReqPayload {
                 encoding: CertEncoding::X509_SIGNATURE,
                 data: trust.certreq_hashes(),
@@ -45,7 +48,9 @@ impl SaCore {
         // §2.16: an EAP client leaves AUTH out; the gateway then starts EAP. A PPK (RFC 8784) is
         // mixed into the AUTH of a shared key or certificate only.
         let mut ppk = None;
-        if !matches!(peer.local_auth, LocalAuth::Eap(_)) {
+        if resumed {
+            payloads.push(self.resumed_auth_payload(ctx, true, &idi).map_err(|e| IkeError::Auth(e.to_string()))?);
+        } else if !matches!(peer.local_auth, LocalAuth::Eap(_)) {
             ppk = self.initiator_ppk(ctx, peer).map_err(|e| IkeError::Auth(e.to_string()))?;
             let id_body = idi.auth_octets();
             let octets = |ppk: Option<&oxswan_crypto::Secret>| {
@@ -103,10 +108,14 @@ impl SaCore {
             Some(_) if !childless => Some(Box::new(self.child_offer(ctx, peer, 0, None, None)?)),
             _ => None,
         };
-        if let LocalAuth::Eap(client) = &peer.local_auth
+        if let (LocalAuth::Eap(client), false) = (&peer.local_auth, resumed)
             && offers_eap_only(client)
         {
             payloads.push(notify(NotifyType::EAP_ONLY_AUTHENTICATION));
+        }
+        // RFC 5723 §4: a ticket for the next time.
+        if peer.resumption {
+            payloads.push(notify(NotifyType::TICKET_REQUEST));
         }
         payloads.extend(super::ike_config::request(peer));
         payloads.extend(self.mobike_offer(ctx, peer));
@@ -160,6 +169,21 @@ impl SaCore {
         p: &Collected,
     ) -> Next {
         let Some(peer) = self.peer.clone() else { return Next::Done };
+        if self.resumption().is_some() {
+            if p.idr.is_none() || p.auth.is_none() {
+                self.refused_by_responder(ctx, p);
+                return Next::Done;
+            }
+            return match self.check_resumed_responder(ctx, &peer, p) {
+                Ok(remote_id) => self.auth_complete_as_initiator(ctx, remote_id, child, p),
+                Err(reason) => {
+                    self.asks
+                        .push(Ask::Once(ExchangeType::INFORMATIONAL, vec![notify(NotifyType::AUTHENTICATION_FAILED)]));
+                    self.auth_failed(ctx, reason);
+                    Next::Done
+                }
+            };
+        }
         // RFC 5998: after our EAP_ONLY_AUTHENTICATION the gateway may leave its AUTH out and be
         // authenticated by a mutual EAP method instead (checked when the method ends).
         if let (LocalAuth::Eap(client), Some(idr), None, Some(_)) = (&peer.local_auth, &p.idr, &p.auth, &p.eap)
@@ -228,6 +252,16 @@ impl SaCore {
         if let Err(e) = self.apply_ppk(ctx) {
             self.auth_failed(ctx, e);
             return Next::Done;
+        }
+        if let Some(crate::resume::Resumed::Client { ppk_used }) = self.resumption() {
+            let ppk_used = *ppk_used;
+            if let Some(keys) = self.keys.as_deref_mut() {
+                keys.ppk_used = ppk_used;
+            }
+            self.resumed = true;
+        }
+        if let Some(peer) = self.peer.clone() {
+            self.keep_ticket(ctx, &peer, p);
         }
         self.state = State::Established;
         if let Some(peer) = self.peer.clone() {
@@ -305,6 +339,10 @@ impl SaCore {
     pub(crate) fn handle_auth_request(&mut self, ctx: &mut Ctx<'_>, p: Collected) -> Option<Vec<Payload>> {
         if let Some(rounds) = self.eap.take() {
             return self.eap_round(ctx, *rounds, p);
+        }
+        if let Some(crate::resume::Resumed::Gateway(state)) = self.resumption() {
+            let state = state.clone();
+            return Some(self.handle_resumed_auth_request(ctx, &state, &p));
         }
         let Some(idi) = p.idi.clone() else {
             self.close(ctx, DownReason::Protocol("IKE_AUTH without IDi".into()));
@@ -440,6 +478,9 @@ impl SaCore {
         self.state = State::Established;
         self.just_established = true;
         self.initial_contact = p.has(NotifyType::INITIAL_CONTACT);
+        if let Some(ticket) = self.ticket_for_client(ctx, peer, p) {
+            out.push(ticket);
+        }
         // RFC 4555 §3.3: in the last IKE_AUTH response, when the initiator announced it too.
         self.mobike_agreed(peer, p);
         if self.mobike {
