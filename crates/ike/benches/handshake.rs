@@ -5,7 +5,10 @@
 //! certificates the two signatures and the verifications of AUTH and chain), so the ratio shows what
 //! the engine adds.
 //!
-//! Run with `cargo bench -p oxswan-ike --bench handshake`; about ten seconds.
+//! A session resumption (RFC 5723: IKE_SESSION_RESUME with a ticket, IKE_AUTH with the resumed
+//! keys) is printed next to the full PSK handshake it replaces.
+//!
+//! Run with `cargo bench -p oxswan-ike --bench handshake`; about twelve seconds.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -140,12 +143,34 @@ fn measure_pair(mut eps: [Endpoint; 2]) -> f64 {
     r
 }
 
+/// [`measure_pair`] with every handshake but the first resumed with the ticket the one before left
+/// (RFC 5723: IKE_SESSION_RESUME in place of IKE_SA_INIT, no key exchange, no signature).
+fn measure_resumed(mut eps: [Endpoint; 2]) -> f64 {
+    let mut now = Instant::now();
+    handshake(&mut eps, now);
+    rate(|| {
+        now += Duration::from_millis(1);
+        assert!(eps[0].has_ticket(now, "a"), "each handshake leaves a ticket for the next");
+        handshake(&mut eps, now);
+        for ep in eps.iter_mut() {
+            if ep.poll_timeout().is_some_and(|t| t <= now) {
+                ep.handle_timeout(now);
+            }
+        }
+    })
+}
+
 fn main() {
     let provider = oxswan_crypto::default_provider();
     let psk = || Secret::from_slice(b"benchmark pre-shared key");
     let psk_rate = measure_pair(endpoints(
         peer("a", "a.test", "b.test", LocalAuth::Psk(psk()), RemoteAuth::Psk(psk())),
         peer("b", "b.test", "a.test", LocalAuth::Psk(psk()), RemoteAuth::Psk(psk())),
+    ));
+    let resuming = |p: PeerConfig| PeerConfig { resumption: true, ..p };
+    let resumed_rate = measure_resumed(endpoints(
+        resuming(peer("a", "a.test", "b.test", LocalAuth::Psk(psk()), RemoteAuth::Psk(psk()))),
+        resuming(peer("b", "b.test", "a.test", LocalAuth::Psk(psk()), RemoteAuth::Psk(psk()))),
     ));
     // The unavoidable crypto of a PSK handshake: X25519 on both sides.
     let x25519 = || {
@@ -161,6 +186,10 @@ fn main() {
     let cert_rate = measure_pair(endpoints(
         peer("a", "a.test", "b.test", LocalAuth::Cert(a_cert.clone()), RemoteAuth::Cert(ca.trust())),
         peer("b", "b.test", "a.test", LocalAuth::Cert(b_cert.clone()), RemoteAuth::Cert(ca.trust())),
+    ));
+    let cert_resumed_rate = measure_resumed(endpoints(
+        resuming(peer("a", "a.test", "b.test", LocalAuth::Cert(a_cert.clone()), RemoteAuth::Cert(ca.trust()))),
+        resuming(peer("b", "b.test", "a.test", LocalAuth::Cert(b_cert.clone()), RemoteAuth::Cert(ca.trust()))),
     ));
     // Its unavoidable crypto: X25519 on both sides, two AUTH signatures, and on each side the chain
     // validation and the AUTH verification.
@@ -181,7 +210,15 @@ fn main() {
         psk_rate / ke_rate
     );
     println!(
+        "  PSK, resumed with a ticket (RFC 5723):    {resumed_rate:>7.0}/s   the full PSK handshake above: {psk_rate:>7.0}/s   ratio {:.2}",
+        resumed_rate / psk_rate
+    );
+    println!(
         "  ECDSA P-256 certificates, same proposal:  {cert_rate:>7.0}/s   its crypto and chain checks alone: {cert_crypto_rate:>7.0}/s   ratio {:.2}",
         cert_rate / cert_crypto_rate
+    );
+    println!(
+        "  certificates, resumed with a ticket:      {cert_resumed_rate:>7.0}/s   the full certificate handshake above: {cert_rate:>7.0}/s   ratio {:.2}",
+        cert_resumed_rate / cert_rate
     );
 }

@@ -275,9 +275,15 @@ impl InitRequestSent {
 
     /// The full IKE_SA_INIT after the gateway refused our ticket.
     pub fn without_ticket(mut self) -> Result<Self> {
+        self.drop_ticket()?;
+        Ok(self)
+    }
+
+    /// [`Self::without_ticket`] in place, for a request in flight that got no answer.
+    pub fn drop_ticket(&mut self) -> Result<()> {
         self.ticket = None;
         self.request = self.encode(None)?;
-        Ok(self)
+        Ok(())
     }
 
     /// Whether the request presents a ticket.
@@ -293,18 +299,21 @@ impl InitRequestSent {
         }
         if let Some(t) = &self.ticket {
             // RFC 5723 §4: `HDR, [N(COOKIE),] Ni, N(TICKET_OPAQUE) [,N+]`, the N+ being NAT
-            // detection here; no SA or KE: the ticket's algorithms and SK_d stand in for them.
+            // detection and our redirect support (a gateway being drained refuses the ticket and
+            // redirects the IKE_SA_INIT that follows); no SA or KE: the ticket's algorithms and
+            // SK_d stand in for them.
             payloads.push(Payload::Nonce(NoncePayload { data: self.ni.clone() }));
             payloads.push(Payload::Notify(NotifyPayload::new(NotifyType::TICKET_OPAQUE, t.ticket.clone())));
-            payloads.extend(
-                self.extra
-                    .iter()
-                    .filter(|p| {
-                        matches!(p, Payload::Notify(n) if matches!(n.notify_type,
-                    NotifyType::NAT_DETECTION_SOURCE_IP | NotifyType::NAT_DETECTION_DESTINATION_IP))
-                    })
-                    .cloned(),
-            );
+            let kept = |n: &NotifyPayload| {
+                matches!(
+                    n.notify_type,
+                    NotifyType::NAT_DETECTION_SOURCE_IP
+                        | NotifyType::NAT_DETECTION_DESTINATION_IP
+                        | NotifyType::REDIRECT_SUPPORTED
+                        | NotifyType::REDIRECTED_FROM
+                )
+            };
+            payloads.extend(self.extra.iter().filter(|p| matches!(p, Payload::Notify(n) if kept(n))).cloned());
             payloads.extend(capability_notifies(self.fragmentation, false));
             let header = Header::new(self.spi_i, IkeSpi::ZERO, ExchangeType::IKE_SESSION_RESUME, Flags::INITIATOR, 0);
             return Ok(header.encode(&payloads)?);

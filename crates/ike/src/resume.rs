@@ -30,8 +30,8 @@ const AAD: &[u8] = b"oxswan IKEv2 ticket v1";
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 const ID_LEN: usize = 16;
-/// Most tickets remembered as taken; a gateway past it refuses the oldest ones' replays no more
-/// (they are forgotten first), never a fresh ticket.
+/// Most tickets remembered as taken under one key (64 MiB at most); past it, tickets of that key
+/// are refused (their clients set their SAs up in full) rather than a replay let through.
 const MAX_SPENT: usize = 1 << 20;
 
 /// What a ticket holds (RFC 5723 §5: "the ticket ... contains ... IDi, IDr, SPIs, the IKE SA's
@@ -82,6 +82,8 @@ pub enum TicketError {
     NoConnection(String),
     #[error("{0} was cut off after the ticket was made")]
     Revoked(String),
+    #[error("one of too many taken under its key")]
+    Full,
 }
 
 /// Builds the plaintext of a ticket, length-prefixed fields in order.
@@ -175,6 +177,23 @@ impl TicketState {
 struct TicketKey {
     id: u32,
     key: Secret,
+    /// The identifiers of the tickets of this key taken so far: they go with the key, when no
+    /// ticket it sealed is valid any more.
+    spent: std::collections::HashSet<[u8; ID_LEN]>,
+}
+
+impl TicketKey {
+    fn new(id: u32, key: Secret) -> Self {
+        Self { id, key, spent: std::collections::HashSet::new() }
+    }
+}
+
+/// A ticket opened, not yet taken ([`TicketKeys::take`]).
+#[derive(Debug)]
+pub struct Opened {
+    /// What it holds.
+    pub state: TicketState,
+    key_id: u32,
 }
 
 /// The gateway's ticket keys: the current one seals, it and its predecessor open.
@@ -185,8 +204,6 @@ pub struct TicketKeys {
     changed_at: Instant,
     /// How long a ticket is good for, and how often the key changes.
     pub lifetime: Duration,
-    /// Identifiers of the tickets taken, with when they expire (Unix seconds).
-    spent: HashMap<[u8; ID_LEN], u64>,
     /// Peers cut off (their IKE or EAP identity), with when (Unix seconds): tickets made before
     /// are refused.
     revoked: HashMap<String, u64>,
@@ -211,11 +228,10 @@ impl TicketKeys {
         let drawn = Secret::new(fresh(provider, 36)?);
         let (id, key) = drawn.expose().split_first_chunk::<4>().ok_or(IkeError::SpiExhausted)?;
         Ok(Self {
-            current: TicketKey { id: u32::from_be_bytes(*id), key: Secret::from_slice(key) },
+            current: TicketKey::new(u32::from_be_bytes(*id), Secret::from_slice(key)),
             previous: None,
             changed_at: now,
             lifetime,
-            spent: HashMap::new(),
             revoked: HashMap::new(),
         })
     }
@@ -224,7 +240,7 @@ impl TicketKeys {
     /// it sealed is still valid.
     pub fn rotate_if_due(&mut self, provider: &CryptoProvider, now: Instant) -> Result<()> {
         if now.saturating_duration_since(self.changed_at) >= self.lifetime {
-            let next = TicketKey { id: self.current.id.wrapping_add(1), key: Secret::new(fresh(provider, 32)?) };
+            let next = TicketKey::new(self.current.id.wrapping_add(1), Secret::new(fresh(provider, 32)?));
             self.previous = Some(core::mem::replace(&mut self.current, next));
             self.changed_at = now;
         }
@@ -252,23 +268,15 @@ impl TicketKeys {
         Ok([&key_id[..], &nonce, &body, &tag].concat())
     }
 
-    /// The state in `ticket`, if we sealed it, it has not expired and it was not taken before;
-    /// it counts as taken from now on.
-    pub fn open(
-        &mut self,
-        provider: &CryptoProvider,
-        ticket: &[u8],
-        unix_now: u64,
-    ) -> Result<TicketState, TicketError> {
+    /// The state in `ticket`, if we sealed it, it has not expired, was not taken before and its
+    /// peer was not cut off since. It is not taken yet: [`Self::take`] does that once the gateway
+    /// accepts it.
+    pub fn open(&self, provider: &CryptoProvider, ticket: &[u8], unix_now: u64) -> Result<Opened, TicketError> {
         let (key_id, rest) = ticket.split_first_chunk::<4>().ok_or(TicketError::NotOurs)?;
         let (nonce, rest) = rest.split_first_chunk::<NONCE_LEN>().ok_or(TicketError::NotOurs)?;
         let (body, tag) = rest.split_last_chunk::<TAG_LEN>().ok_or(TicketError::NotOurs)?;
         let id = u32::from_be_bytes(*key_id);
-        let key = [Some(&self.current), self.previous.as_ref()]
-            .into_iter()
-            .flatten()
-            .find(|k| k.id == id)
-            .ok_or(TicketError::NotOurs)?;
+        let key = self.key(id).ok_or(TicketError::NotOurs)?;
         let mut plain = body.to_vec();
         let opened = aead(provider, &key.key)
             .and_then(|k| Ok(k.open_in_place(nonce, &[AAD, key_id.as_slice()].concat(), &mut plain, tag)?));
@@ -285,17 +293,30 @@ impl TicketKeys {
         {
             return Err(TicketError::Revoked(w));
         }
-        self.spent.retain(|_, expires| *expires > unix_now);
-        if self.spent.contains_key(&state.id) {
+        if key.spent.contains(&state.id) {
             return Err(TicketError::Spent);
         }
-        if self.spent.len() >= MAX_SPENT
-            && let Some(oldest) = self.spent.iter().min_by_key(|(_, e)| **e).map(|(k, _)| *k)
-        {
-            self.spent.remove(&oldest);
+        Ok(Opened { state, key_id: id })
+    }
+
+    /// Takes an opened ticket: it opens no more.
+    pub fn take(&mut self, opened: &Opened) -> Result<(), TicketError> {
+        let key = [Some(&mut self.current), self.previous.as_mut()]
+            .into_iter()
+            .flatten()
+            .find(|k| k.id == opened.key_id)
+            .ok_or(TicketError::NotOurs)?;
+        if key.spent.len() >= MAX_SPENT {
+            return Err(TicketError::Full);
         }
-        self.spent.insert(state.id, state.expires_unix);
-        Ok(state)
+        if !key.spent.insert(opened.state.id) {
+            return Err(TicketError::Spent);
+        }
+        Ok(())
+    }
+
+    fn key(&self, id: u32) -> Option<&TicketKey> {
+        [Some(&self.current), self.previous.as_ref()].into_iter().flatten().find(|k| k.id == id)
     }
 }
 
@@ -400,14 +421,17 @@ mod tests {
         for i in 0..ticket.len() {
             let mut bad = ticket.clone();
             bad[i] ^= 1;
-            assert_eq!(keys.open(&p, &bad, 1_001), Err(TicketError::NotOurs), "octet {i} altered");
+            assert_eq!(keys.open(&p, &bad, 1_001).unwrap_err(), TicketError::NotOurs, "octet {i} altered");
         }
-        assert_eq!(keys.open(&p, &ticket[..ticket.len() - 1], 1_001), Err(TicketError::NotOurs));
+        assert_eq!(keys.open(&p, &ticket[..ticket.len() - 1], 1_001).unwrap_err(), TicketError::NotOurs);
         let opened = keys.open(&p, &ticket, 1_001).unwrap();
-        assert_eq!(opened, s);
-        assert_eq!(keys.open(&p, &ticket, 1_002), Err(TicketError::Spent), "one time only");
+        assert_eq!(opened.state, s);
+        assert!(keys.open(&p, &ticket, 1_001).is_ok(), "not taken by opening");
+        keys.take(&opened).unwrap();
+        assert_eq!(keys.open(&p, &ticket, 1_002).unwrap_err(), TicketError::Spent, "one time only");
+        assert_eq!(keys.take(&opened), Err(TicketError::Spent));
         let ticket = keys.seal(&p, &mut s, 1_000).unwrap();
-        assert_eq!(keys.open(&p, &ticket, 4_600), Err(TicketError::Expired));
+        assert_eq!(keys.open(&p, &ticket, 4_600).unwrap_err(), TicketError::Expired);
     }
 
     #[test]
@@ -418,7 +442,7 @@ mod tests {
         let before = keys.seal(&p, &mut a, 100).unwrap();
         keys.revoke("alice", 100);
         let after = keys.seal(&p, &mut b, 101).unwrap();
-        assert_eq!(keys.open(&p, &before, 102), Err(TicketError::Revoked("alice".into())));
+        assert_eq!(keys.open(&p, &before, 102).unwrap_err(), TicketError::Revoked("alice".into()));
         assert!(keys.open(&p, &after, 102).is_ok(), "a ticket of a later authentication");
     }
 
@@ -439,7 +463,7 @@ mod tests {
         assert!(keys.open(&p, &second, 10).is_ok());
         assert!(keys.open(&p, &third, 10).is_ok());
         let other = TicketKeys::new(&p, t0, life).unwrap().seal(&p, &mut state(), 0).unwrap();
-        assert_eq!(keys.open(&p, &other, 10), Err(TicketError::NotOurs), "another gateway's key");
+        assert_eq!(keys.open(&p, &other, 10).unwrap_err(), TicketError::NotOurs, "another gateway's key");
     }
 
     #[test]

@@ -284,3 +284,21 @@ fn a_gateway_redirects_an_established_client() {
     assert!(sim.ep(CAROL_IP).info(h).unwrap().redirected);
     assert_eq!(sim.ep(ALICE_IP).established().len(), 1);
 }
+
+/// §5 across an IKE SA rekey: Bob's redirect queued behind his rekey goes out on the new IKE SA,
+/// which the answer acknowledges.
+#[test]
+fn a_redirect_queued_behind_a_rekey_goes_on_the_new_ike_sa() {
+    let mut sim = three(15, Default::default(), bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let old = sim.ep(BOB_IP).established()[0];
+    let now = sim.now;
+    sim.ep(BOB_IP).rekey_ike(now, old).unwrap();
+    sim.ep(BOB_IP).redirect(now, old, carol()).unwrap();
+    sim.advance(Duration::from_secs(1));
+    let new = sim.ep(BOB_IP).established()[0];
+    assert_ne!(new, old, "rekeyed");
+    assert!(has_event(sim.events(BOB_IP), |e| matches!(e, Event::RedirectAcknowledged { sa } if *sa == new)));
+    assert_eq!(redirects(&sim).last(), Some(&Ok(CAROL_IP.parse().unwrap())));
+}

@@ -67,6 +67,7 @@ fn a_client_resumes_with_its_ticket_without_a_key_exchange() {
                 "N(TICKET_OPAQUE)".into(),
                 "N(NAT_DETECTION_SOURCE_IP)".into(),
                 "N(NAT_DETECTION_DESTINATION_IP)".into(),
+                "N(REDIRECT_SUPPORTED)".into(),
                 "N(SIGNATURE_HASH_ALGORITHMS)".into(),
                 "N(IKEV2_FRAGMENTATION_SUPPORTED)".into(),
             ]
@@ -182,4 +183,88 @@ fn no_ticket_from_a_connection_without_resumption() {
     assert!(seen[3].2.contains(&"N(TICKET_NACK)".to_string()), "{seen:?}");
     let now = sim.now;
     assert!(!sim.ep(ALICE_IP).has_ticket(now, "to-bob"));
+}
+
+/// Under cookies (RFC 7296 §2.6) the gateway answers IKE_SESSION_RESUME with a COOKIE in the same
+/// exchange, and the client presents the ticket again with it.
+#[test]
+fn resumption_under_cookies() {
+    let wide = oxswan_ike::EndpointConfig { fragment_size: 65_535, ..Default::default() };
+    let strict = oxswan_ike::EndpointConfig { force_cookies: true, ..wide.clone() };
+    let mut sim = Sim::new(6, Link::default());
+    sim.add_null_cipher(ALICE_IP, wide, vec![resuming(alice_psk())]);
+    sim.add_null_cipher(BOB_IP, strict, vec![resuming(bob_psk())]);
+    up_then_down(&mut sim);
+    let from = sim.log.len();
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let seen = exchanges(&sim, from);
+    assert_eq!(seen[1], ("bob".into(), ExchangeType::IKE_SESSION_RESUME, vec!["N(COOKIE)".into()]), "{seen:?}");
+    assert_eq!((seen[2].1, seen[2].2[0].as_str()), (ExchangeType::IKE_SESSION_RESUME, "N(COOKIE)"), "{seen:?}");
+    assert!(info(&mut sim, BOB_IP).resumed);
+}
+
+/// RFC 5723 §4 with a gateway that never answers IKE_SESSION_RESUME (a middlebox drops it): after
+/// two transmissions the same attempt goes on as IKE_SA_INIT.
+#[test]
+fn an_unanswered_resumption_goes_on_as_ike_sa_init() {
+    let mut sim = null_cipher_pair(7, Link::default(), resuming(alice_psk()), resuming(bob_psk()));
+    up_then_down(&mut sim);
+    sim.drop_filter = Some(Box::new(|_, d| describe(d).0 == ExchangeType::IKE_SESSION_RESUME));
+    let from = sim.log.len();
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(30), both_up));
+    let seen = exchanges(&sim, from);
+    let kinds: Vec<ExchangeType> = seen.iter().map(|m| m.1).take(3).collect();
+    assert_eq!(
+        kinds,
+        [ExchangeType::IKE_SESSION_RESUME, ExchangeType::IKE_SESSION_RESUME, ExchangeType::IKE_SA_INIT],
+        "{seen:?}"
+    );
+    assert!(!info(&mut sim, ALICE_IP).resumed);
+}
+
+/// The gateway takes a ticket only while the connection would still admit what it holds: after
+/// a reload without the ticket's proposal it refuses (TICKET_NACK) and the client sets the SA up
+/// in full with what is offered now.
+#[test]
+fn a_ticket_the_connection_no_longer_admits_is_refused() {
+    let mut sim = null_cipher_pair(8, Link::default(), resuming(alice_psk()), resuming(bob_psk()));
+    up_then_down(&mut sim);
+    let both = oxswan_crypto::proposal::parse_ike_proposals("aes128gcm16-prfsha256-x25519").unwrap();
+    let alice = PeerConfig { ike_proposals: both.clone(), ..resuming(alice_psk()) };
+    let bob = PeerConfig { ike_proposals: both, ..resuming(bob_psk()) };
+    sim.ep(ALICE_IP).set_peers(vec![alice]);
+    sim.ep(BOB_IP).set_peers(vec![bob]);
+    let from = sim.log.len();
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    assert_eq!(exchanges(&sim, from)[1].2, ["N(TICKET_NACK)"]);
+    assert!(has_event(sim.events(BOB_IP), |e| matches!(e,
+        Event::InitRejected { reason, .. } if reason.contains("no longer accepts the ticket's proposal"))));
+    assert!(info(&mut sim, BOB_IP).proposal.starts_with("aes128gcm16"));
+}
+
+/// A gateway being drained (`redirect` set) refuses the ticket of a client that follows
+/// redirects, so that its full IKE_SA_INIT is redirected (RFC 5685 §4.1).
+#[test]
+fn a_draining_gateway_refuses_tickets_and_redirects() {
+    let mut sim = null_cipher_pair(9, Link::default(), resuming(alice_psk()), resuming(bob_psk()));
+    up_then_down(&mut sim);
+    let carol = oxswan_ike::Gateway::parse("192.0.2.3").unwrap();
+    sim.ep(BOB_IP).set_redirect(Some(carol));
+    let from = sim.log.len();
+    initiate(&mut sim);
+    sim.advance(Duration::from_secs(2));
+    let seen = exchanges(&sim, from);
+    assert_eq!(seen[1].2, ["N(TICKET_NACK)"], "{seen:?}");
+    assert_eq!(
+        (seen[2].1, seen[3].2.clone()),
+        (ExchangeType::IKE_SA_INIT, vec!["N(REDIRECT)".to_string()]),
+        "{seen:?}"
+    );
+    assert!(has_event(
+        sim.events(ALICE_IP),
+        |e| matches!(e, Event::Redirect { to: Ok(a), .. } if a.to_string() == "192.0.2.3")
+    ));
 }

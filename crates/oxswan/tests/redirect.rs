@@ -53,12 +53,19 @@ const CHARON_CLIENT: &str = "connections {\n net {\n  local_addrs = 192.0.2.1\n 
     secrets { ike-net { id-1 = left.example\n id-2 = right.example\n \
     secret = \"correct horse battery staple 42\" }\n}\n";
 
+/// Who is the gateways' client on left.
+enum Client<'a> {
+    /// charon, from this root file system (strongSwan 6) or the host's.
+    Charon(Option<&'a str>),
+    /// oxswan, the example's `left`.
+    Oxswan,
+}
+
 /// Two oxswan gateways in right's namespace, the example's `right` each: `a` on 192.0.2.2 (changed
-/// by `edit_a`), `b` on a second address, 192.0.2.3, with a TUN device of its own; and charon on
-/// left as their client, from the root file system `charon_root` (strongSwan 6) or the host's.
-fn two_gateways(p: &str, charon_root: Option<&str>, edit_a: impl Fn(String) -> String) -> Hosts {
+/// by `edit_a`), `b` on a second address, 192.0.2.3, with a TUN device of its own; and `client` on
+/// left.
+fn two_gateways(p: &str, client: Client<'_>, edit_a: impl Fn(String) -> String) -> Hosts {
     let mut h = Hosts::new(p);
-    h.charon_root = charon_root.map(std::path::PathBuf::from);
     ok(&format!("ip -n {} addr add 192.0.2.3/24 dev {}r0", h.ns("right"), h.p));
     let example =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/right.toml")).unwrap();
@@ -74,7 +81,13 @@ fn two_gateways(p: &str, charon_root: Option<&str>, edit_a: impl Fn(String) -> S
         let child = spawn_oxswan(&h.ns("right"), &gateway_sock(&h, name), &config, &log, &h.daemon_env);
         h.daemons.push(child);
     }
-    h.start_charon("left", CHARON_CLIENT, &[]);
+    match client {
+        Client::Charon(root) => {
+            h.charon_root = root.map(std::path::PathBuf::from);
+            h.start_charon("left", CHARON_CLIENT, &[]);
+        }
+        Client::Oxswan => h.start("left"),
+    }
     h
 }
 
@@ -125,7 +138,8 @@ fn charon_follows_oxswans_redirects_at_ike_sa_init_and_when_established() {
     if !ready() {
         return;
     }
-    let h = two_gateways("ogr", None, |a| a.replace("[daemon]\n", "[daemon]\nredirect = \"192.0.2.3\"\n"));
+    let h =
+        two_gateways("ogr", Client::Charon(None), |a| a.replace("[daemon]\n", "[daemon]\nredirect = \"192.0.2.3\"\n"));
     let o = h.swanctl("left", "--initiate --child net --timeout 20");
     assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), logs(&h));
     let log = h.charon_log("left");
@@ -165,7 +179,7 @@ fn charon6_follows_oxswans_redirect_in_ike_auth() {
         missing("strongSwan 6 tests need its root file system in /opt/strongswan6 (bash .ci/run makes it)");
         return;
     }
-    let h = two_gateways("oga", Some(STRONGSWAN6), |a| {
+    let h = two_gateways("oga", Client::Charon(Some(STRONGSWAN6)), |a| {
         a.replace("[connections.site.local]", "redirect = \"192.0.2.3\"\n\n[connections.site.local]")
     });
     let o = h.swanctl("left", "--initiate --child net --timeout 20");
@@ -179,4 +193,44 @@ fn charon6_follows_oxswans_redirect_in_ike_auth() {
     assert!(gw_log(&h, "a").contains("redirected to another gateway"), "{}", logs(&h));
     assert_eq!(gw_status(&h, "a")["engine"]["redirects_sent"], 1);
     assert!(ping(&h), "{}", logs(&h));
+}
+
+/// The client's limit on redirects (RFC 5685 §5 leaves loops to the client): oxswan follows five
+/// redirects of its connection within five minutes, here `oxswan redirect` between gateways a
+/// and b, and refuses the sixth, staying where it is.
+#[test]
+fn oxswan_follows_five_redirects_in_five_minutes_and_refuses_the_sixth() {
+    if !root_with_tools() {
+        return;
+    }
+    let h = two_gateways("ogl", Client::Oxswan, |a| a);
+    let o = h.ox("left", "up site");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let remote = |h: &Hosts| h.status("left")["ike_sas"][0]["remote"].as_str().unwrap_or_default().to_owned();
+    let mut at = ("a", "192.0.2.2");
+    for n in 1..=6 {
+        let to = if at.0 == "a" { ("b", "192.0.2.3") } else { ("a", "192.0.2.2") };
+        let o = gw(&h, at.0, &format!("redirect site --gateway {}", to.1));
+        assert!(
+            o.status.success(),
+            "redirect {n}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        if n <= 5 {
+            settles(15, || {
+                let s = h.status("left");
+                holds(sa_counts(&s) == (1, 1) && remote(&h).starts_with(&format!("{}:", to.1)), || {
+                    format!("redirect {n}: {s}\n{}", h.log("left"))
+                })
+            });
+            at = to;
+        } else {
+            settles(10, || holds(h.log("left").contains("refused: 5 redirects within 300 s"), || h.log("left")));
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            assert!(remote(&h).starts_with(&format!("{}:", at.1)), "stays at {}: {}", at.1, h.status("left"));
+            assert_eq!(sa_counts(&h.status("left")), (1, 1));
+        }
+    }
+    assert!(h.ping(3), "{}", h.log("left"));
 }

@@ -94,7 +94,8 @@ impl Endpoint {
             let valid = cookie.is_some_and(|c| self.cookies.check(&self.provider, &c, &ni, ip, h.spi_i));
             if !valid {
                 let c = self.cookies.make(&self.provider, &ni, ip, h.spi_i)?;
-                let header = Header::new(h.spi_i, IkeSpi::ZERO, ExchangeType::IKE_SA_INIT, Flags::RESPONSE, 0);
+                // In the request's own exchange: IKE_SA_INIT, or IKE_SESSION_RESUME (RFC 5723 §4).
+                let header = Header::new(h.spi_i, IkeSpi::ZERO, h.exchange_type, Flags::RESPONSE, 0);
                 let payload = header.encode(&[Payload::Notify(NotifyPayload::new(NotifyType::COOKIE, c))])?;
                 self.out.transmits.push_back(Transmit { local, remote, transport: self.arrival, payload });
                 self.stats.cookies_sent = self.stats.cookies_sent.saturating_add(1);
@@ -187,28 +188,10 @@ impl Endpoint {
             }
         }
         let unix_now = self.unix_at(now);
-        let opened = match (ticket, nonce) {
-            (Some(t), Some(ni)) => {
-                self.tickets.open(&self.provider, &t, unix_now).map_err(|e| e.to_string()).and_then(|s| {
-                    let Some(c) = self.peers.iter().find(|c| c.name == s.connection && c.resumption) else {
-                        return Err(crate::resume::TicketError::NoConnection(s.connection).to_string());
-                    };
-                    // An EAP user whose secret is gone is gone (with RADIUS, only the server knows).
-                    if let (RemoteAuth::Eap(_), Some(user)) = (&c.remote_auth, &s.eap_identity)
-                        && self.credentials.eap_secret(user.as_bytes()).is_none()
-                    {
-                        return Err(format!("the EAP user {user:?} has no secret any more"));
-                    }
-                    Ok((s, ni))
-                })
-            }
+        let accepted = match (ticket, nonce) {
+            (Some(t), Some(ni)) => self.accept_ticket(&t, &ni, &notifies, local, unix_now).map(|(s, x)| (s, ni, x)),
             _ => Err("IKE_SESSION_RESUME without a ticket or a nonce".into()),
         };
-        let accepted = opened.and_then(|(state, ni)| {
-            let (suite, _) = ike_suite(&state.proposal).map_err(|e| e.to_string())?;
-            check_nonce(&ni, &suite).map_err(|e| e.to_string())?;
-            Ok((state, ni, suite))
-        });
         let (state, ni, suite) = match accepted {
             Ok(a) => a,
             Err(reason) => {
@@ -259,6 +242,56 @@ impl Endpoint {
         self.answer_init(now, local, remote, h.spi_i, reply, false).map(|_| ())
     }
 
+    /// Whether the ticket of an IKE_SESSION_RESUME request is taken, and the algorithms of the SA it
+    /// resumes; else why not. The connection must still admit what the ticket holds, as a full
+    /// authentication would now; a gateway redirecting new clients refuses it from those that follow
+    /// redirects, which then set the SA up in full and are redirected there (RFC 5685 §4.1). The
+    /// ticket is taken only when everything passed.
+    fn accept_ticket(
+        &mut self,
+        ticket: &[u8],
+        ni: &[u8],
+        notifies: &[NotifyPayload],
+        local: SocketAddr,
+        unix_now: u64,
+    ) -> core::result::Result<(crate::resume::TicketState, oxswan_crypto::keys::IkeSuite), String> {
+        if let Some(to) = self.config.redirect.as_ref().filter(|to| to.addr() != Some(local.ip()))
+            && crate::redirect::PeerRedirect::of(notifies).may_send_to(to)
+        {
+            return Err(format!("new clients are redirected to {to}"));
+        }
+        let opened = self.tickets.open(&self.provider, ticket, unix_now).map_err(|e| e.to_string())?;
+        let s = &opened.state;
+        let Some(c) = self.peers.iter().find(|c| c.name == s.connection && c.resumption) else {
+            return Err(crate::resume::TicketError::NoConnection(s.connection.clone()).to_string());
+        };
+        let who = crate::cert::identity_string(&s.idi);
+        if !c.remote_id.as_ref().is_none_or(|r| crate::auth::same_identity(r, &s.idi)) {
+            return Err(format!("connection {} no longer admits {who}", c.name));
+        }
+        let proposal = core::slice::from_ref(&s.proposal);
+        if oxswan_crypto::proposal::select_proposal(&c.ike_proposals, proposal, false).is_none() {
+            return Err(format!("connection {} no longer accepts the ticket's proposal", c.name));
+        }
+        if c.ppk_required && !s.ppk_used {
+            return Err(format!("connection {} requires a PPK, which the ticket's SA had not", c.name));
+        }
+        // An EAP user whose password is gone is gone (with RADIUS or EAP-TLS, only the server or
+        // the certificate authority knows: the ticket holds for its lifetime).
+        if let (RemoteAuth::Eap(server), Some(user)) = (&c.remote_auth, &s.eap_identity) {
+            if server.identity.as_ref().is_some_and(|only| only != user) {
+                return Err(format!("connection {} no longer admits the EAP identity {user:?}", c.name));
+            }
+            if server.tls.is_none() && self.credentials.eap_secret(user.as_bytes()).is_none() {
+                return Err(format!("the EAP user {user:?} has no secret any more"));
+            }
+        }
+        let (suite, _) = ike_suite(&s.proposal).map_err(|e| e.to_string())?;
+        check_nonce(ni, &suite).map_err(|e| e.to_string())?;
+        self.tickets.take(&opened).map_err(|e| e.to_string())?;
+        Ok((opened.state, suite))
+    }
+
     /// RFC 5685 §4.1: with a gateway to redirect to, an initiator that announced support gets an
     /// unprotected N(REDIRECT) with its own nonce, which tells it the answer is not forged, and no
     /// SA is made here. Whether it was redirected.
@@ -270,8 +303,13 @@ impl Endpoint {
         }
         let mut nonce = None;
         let mut notifies = Vec::new();
+        // Only a whole IKE_SA_INIT request is redirected, and only by an answer no larger than it
+        // (below): a spoofed source gets no amplification (RFC 7296 §2.6's concern).
+        let (mut sa, mut ke) = (false, false);
         for raw in msg.payloads() {
             match Payload::parse(&raw?)? {
+                Payload::Sa(_) => sa = true,
+                Payload::Ke(_) => ke = true,
                 Payload::Nonce(n) => nonce = Some(n.data),
                 Payload::Notify(n)
                     if matches!(n.notify_type, NotifyType::REDIRECT_SUPPORTED | NotifyType::REDIRECTED_FROM) =>
@@ -282,13 +320,17 @@ impl Endpoint {
             }
         }
         // A nonce outside RFC 7296 §2.10's sizes is refused by the exchange proper, not echoed.
-        let Some(ni) = nonce.filter(|n| (16..=256).contains(&n.len())) else { return Ok(false) };
+        let Some(ni) = nonce.filter(|n| (16..=256).contains(&n.len()) && sa && ke) else { return Ok(false) };
         if !crate::redirect::PeerRedirect::of(&notifies).may_send_to(to) {
             return Ok(false);
         }
         let h = msg.header();
         let header = Header::new(h.spi_i, IkeSpi::ZERO, ExchangeType::IKE_SA_INIT, Flags::RESPONSE, 0);
         let payload = header.encode(&[Payload::Notify(to.notify(&ni))])?;
+        if payload.len() > msg.as_bytes().len() {
+            // A gateway name so long that the answer would outgrow the request: served here.
+            return Ok(false);
+        }
         self.out.transmits.push_back(Transmit { local, remote, transport: self.arrival, payload });
         self.stats.redirects_sent = self.stats.redirects_sent.saturating_add(1);
         Ok(true)

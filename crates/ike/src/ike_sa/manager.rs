@@ -14,6 +14,9 @@ use crate::task::{self, InFlight, Next};
 /// `tcp = fallback` sends it over TCP instead (RFC 9329 §5: UDP first, TCP when UDP gets no
 /// answer). With the default timing the request goes at 0 s and 4 s over UDP, over TCP at 11.2 s.
 pub(crate) const TCP_FALLBACK_AFTER: u32 = 2;
+/// Transmissions of an IKE_SESSION_RESUME request without an answer before it goes on as a full
+/// IKE_SA_INIT (RFC 5723 §4).
+const RESUME_TRIES: u32 = 2;
 
 /// Transmissions of a request, unanswered, after which it goes again in the smaller fragments of
 /// the path family's minimum (RFC 7383 §2.5.2 leaves the count to the implementation): with the
@@ -126,6 +129,16 @@ impl IkeSa {
             self.core.timers.stop(Timer::Retransmit);
             return;
         };
+        // RFC 5723 §4: a gateway that does not answer IKE_SESSION_RESUME may not know it (or a
+        // middlebox drops the exchange): the attempt goes on as IKE_SA_INIT, with a fresh budget.
+        if let InFlight::Init { req, .. } = &mut p.exchange
+            && req.resuming()
+            && p.sent >= RESUME_TRIES
+            && req.drop_ticket().is_ok()
+        {
+            p.datagrams = vec![req.request().to_vec()];
+            p.sent = 0;
+        }
         // RFC 9329 §5: the same request goes to the responder's TCP port, with a fresh budget of
         // retransmissions; the SA stays on TCP from here on. Its NAT detection hashes keep our UDP
         // port, as the stream's port is not known when the request is made: the responder then

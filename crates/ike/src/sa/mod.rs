@@ -159,11 +159,13 @@ pub(crate) struct IkeCollision {
 pub(crate) struct Inheritance {
     pub children: Vec<ChildRecord>,
     pub jobs: Vec<Job>,
+    /// Where a queued [`Job::Redirect`] among `jobs` sends the client.
+    pub redirect_to: Option<Box<crate::redirect::Gateway>>,
 }
 
 impl Job {
-    /// Whether the job is about a CHILD SA (and goes with the CHILD SAs to an heir) rather than
-    /// about the IKE SA itself.
+    /// Whether the job goes with the CHILD SAs to an heir rather than with the IKE SA replaced:
+    /// it is about a CHILD SA, or it is the client's redirect (RFC 5685 §5), which the heir sends.
     pub(crate) fn is_child_job(self) -> bool {
         matches!(
             self,
@@ -172,6 +174,7 @@ impl Job {
                 | Job::RekeyChild(_)
                 | Job::NewChild(_)
                 | Job::NewResourceChild(..)
+                | Job::Redirect
         )
     }
 }

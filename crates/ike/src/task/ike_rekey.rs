@@ -121,7 +121,10 @@ impl SaCore {
     /// Hands the CHILD SAs and their timers to the IKE SA with our SPI `to` (§2.18), through the
     /// endpoint; this SA keeps nothing to tear down.
     pub(crate) fn bequeath(&mut self, ctx: &mut Ctx<'_>, to: IkeSpi) {
-        ctx.out.inherit = Some((to, Inheritance { children: self.children.take(), jobs: Vec::new() }));
+        ctx.out.inherit = Some((
+            to,
+            Inheritance { children: self.children.take(), jobs: Vec::new(), redirect_to: self.redirect_to.take() },
+        ));
     }
 
     /// Takes the CHILD SAs of the IKE SA this one replaces.
@@ -130,6 +133,9 @@ impl SaCore {
             self.lifecycle = Lifecycle::Live;
         }
         self.children.extend(from.children);
+        if from.redirect_to.is_some() {
+            self.redirect_to = from.redirect_to;
+        }
     }
 
     /// This SA, made by the peer's side of a simultaneous rekey, lost (§2.8.2). Its initiator, the

@@ -109,7 +109,9 @@ impl SaCore {
         if let Err(e) = self.check_resumed_auth(ctx, true, &idi, &auth) {
             return self.refuse_auth(ctx, e);
         }
-        self.peer_id = Some(identity.clone());
+        // The ticket's spelling of the identity, not the one sent now: status, the next ticket
+        // and a later cut-off (`terminate`) see the identity as it was authenticated.
+        self.peer_id = Some(state.idi.clone());
         self.eap_identity.clone_from(&state.eap_identity);
         self.vips.owner = state.eap_identity.clone().unwrap_or_else(|| crate::cert::identity_string(&identity));
         let idr = IdPayload::from_identity(&peer.local_id);
