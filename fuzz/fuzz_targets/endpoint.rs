@@ -54,6 +54,7 @@ fn peer(name: &str, local: &str, remote: &str) -> Option<PeerConfig> {
         ppk_required: false,
         redirect: None,
         resumption: false,
+        remote_addrs: Vec::new(),
     })
 }
 

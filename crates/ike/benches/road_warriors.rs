@@ -290,6 +290,7 @@ fn peer(
         ppk_required: false,
         redirect: None,
         resumption: false,
+        remote_addrs: Vec::new(),
     }
 }
 

@@ -86,6 +86,7 @@ fn main() {
         ppk_required: false,
         redirect: None,
         resumption: false,
+        remote_addrs: Vec::new(),
     };
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let start = Instant::now();

@@ -186,6 +186,9 @@ pub struct PeerConfig {
     /// when the connection is started again while it is good, resume with it; as responder give
     /// this connection's clients tickets and take them back.
     pub resumption: bool,
+    /// The peer's addresses (swanctl's `remote_addrs`); empty: any. As responder, an IKE_SA_INIT
+    /// from an address no connection names is refused before the key exchange.
+    pub remote_addrs: Vec<core::net::IpAddr>,
 }
 
 /// Whether an IKE SA is set up without a CHILD SA in IKE_AUTH (RFC 6023), the CHILD SAs then made

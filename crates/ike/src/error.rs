@@ -42,6 +42,15 @@ pub enum IkeError {
     /// The peer's nonce is outside 16..=256 octets or shorter than half the PRF key (RFC 7296 §2.10).
     #[error("nonce of {0} octets")]
     BadNonce(usize),
+    /// A payload the exchange allows once came twice (RFC 7296 §3: INVALID_SYNTAX).
+    #[error("a second {0} payload")]
+    DuplicatePayload(PayloadType),
+    /// A payload or notify does not have the form the RFC gives it (INVALID_SYNTAX).
+    #[error("malformed: {0}")]
+    Syntax(&'static str),
+    /// The peer's KE payload holds no valid public value of its method (RFC 7296 §3.4).
+    #[error("KE payload of {0:?} with an invalid public value: {1}")]
+    BadKePayload(oxswan_wire::KeId, oxswan_crypto::CryptoError),
     /// The initiator's KE payload is not for the group we chose; we asked for this one instead.
     #[error("initiator must use KE method {0:?}")]
     InvalidKePayload(oxswan_wire::KeId),

@@ -203,17 +203,24 @@ struct InitPayloads {
     nonce: Option<Vec<u8>>,
     notifies: Vec<NotifyPayload>,
     certreq: Vec<u8>,
+    /// A second SA, KE or Nonce payload: one of each is allowed (RFC 7296 §1.2, §3).
+    duplicate: Option<PayloadType>,
 }
 
 impl InitPayloads {
     fn collect(payloads: Vec<Payload>) -> Self {
-        let mut out = Self { sa: None, ke: None, nonce: None, notifies: Vec::new(), certreq: Vec::new() };
+        let mut out =
+            Self { sa: None, ke: None, nonce: None, notifies: Vec::new(), certreq: Vec::new(), duplicate: None };
         for p in payloads {
             match p {
-                // RFC 7296 §3: only one of each is allowed; the first one counts.
+                // RFC 7296 §3: only one of each is allowed; the first one counts, and a responder
+                // refuses the request (`duplicate`).
                 Payload::Sa(sa) if out.sa.is_none() => out.sa = Some(sa),
                 Payload::Ke(ke) if out.ke.is_none() => out.ke = Some(ke),
                 Payload::Nonce(n) if out.nonce.is_none() => out.nonce = Some(n.data),
+                Payload::Sa(_) => out.duplicate = out.duplicate.or(Some(PayloadType::SA)),
+                Payload::Ke(_) => out.duplicate = out.duplicate.or(Some(PayloadType::KE)),
+                Payload::Nonce(_) => out.duplicate = out.duplicate.or(Some(PayloadType::NONCE)),
                 Payload::Notify(n) => out.notifies.push(n),
                 Payload::CertReq(c) if c.encoding == CertEncoding::X509_SIGNATURE => {
                     out.certreq.extend(c.ca_key_hashes().flatten())
@@ -586,6 +593,19 @@ pub fn respond(
     };
     let p = InitPayloads::collect(payloads);
     let missing = |ty| reject(NotifyType::INVALID_SYNTAX, Vec::new(), IkeError::MissingPayload(ty));
+    let syntax = |why: &'static str| reject(NotifyType::INVALID_SYNTAX, Vec::new(), IkeError::Syntax(why));
+    if let Some(ty) = p.duplicate {
+        return reject(NotifyType::INVALID_SYNTAX, Vec::new(), IkeError::DuplicatePayload(ty));
+    }
+    // RFC 7296 §2.23: NAT_DETECTION_*_IP carries a SHA-1 digest, 20 octets.
+    let nat_detection = [NotifyType::NAT_DETECTION_SOURCE_IP, NotifyType::NAT_DETECTION_DESTINATION_IP];
+    if p.notifies.iter().any(|n| nat_detection.contains(&n.notify_type) && n.data.len() != 20) {
+        return syntax("a NAT_DETECTION notify that is not a 20-octet SHA-1 digest");
+    }
+    // RFC 7296 §3.3.1: an initial IKE_SA_INIT's proposals have an SPI Size of 0.
+    if p.sa.as_ref().is_some_and(|sa| sa.proposals.iter().any(|pr| !pr.spi.is_empty())) {
+        return syntax("an SPI in an IKE_SA_INIT proposal");
+    }
     let Some(sa) = p.sa else { return missing(PayloadType::SA) };
     let Some(ke) = p.ke else { return missing(PayloadType::KE) };
     let Some(ni) = p.nonce else { return missing(PayloadType::NONCE) };
@@ -636,7 +656,13 @@ pub fn respond(
             IkeError::Unexpected(Unexpected::NoIntermediateSupport),
         );
     }
-    let (public, g_ir) = provider.ke.respond(group, &ke.data)?;
+    // A public value that is not one of the group's (a wrong length, an all-zero X25519 share, a
+    // point off the curve) gets NO_PROPOSAL_CHOSEN, as strongSwan answers ("applying DH public
+    // value failed"): silence would leave the initiator retransmitting for minutes.
+    let (public, g_ir) = match provider.ke.respond(group, &ke.data) {
+        Ok(r) => r,
+        Err(e) => return reject(NotifyType::NO_PROPOSAL_CHOSEN, Vec::new(), IkeError::BadKePayload(group, e)),
+    };
     let nr = random(provider, NONCE_LEN)?;
     let keys = IkeSaKeys::from_ike_sa_init(provider.prf.as_ref(), &suite, g_ir.expose(), &ni, &nr, h.spi_i.0, spi_r.0)?;
     let mut out = vec![

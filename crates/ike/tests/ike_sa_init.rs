@@ -258,3 +258,58 @@ fn answers_strongswans_request() {
             .any(|p| matches!(p, Payload::Ke(k) if k.group == KeId::CURVE25519 && k.data.len() == 32))
     );
 }
+
+/// Issue 18's corpus of malformed KE payloads: an X25519 value of 0, 1, 31, 33, 64, 1000 or 60,000
+/// octets, an all-zero share, and a KE payload of 2 octets. Each is answered (never silence, which
+/// left the initiator retransmitting for minutes): NO_PROPOSAL_CHOSEN for a value that is not one
+/// of the group's, as strongSwan answers ("applying DH public value failed"), INVALID_SYNTAX for a
+/// payload too short to hold its group (RFC 7296 §3.4).
+#[test]
+fn malformed_ke_payloads_are_answered() {
+    let p = oxswan_crypto::default_provider();
+    let ours = proposals("aes256gcm16-prfsha256-x25519");
+    let params = ResponderParams { proposals: &ours, prefer_initiator: false, extra: &[] };
+    let init = InitRequestSent::start(&p, &ours, None, random_spi(&p).unwrap(), Vec::new()).unwrap();
+    let msg = Message::parse(init.request()).unwrap();
+    let header = *msg.header();
+    let answer = |bytes: &[u8]| {
+        let InitReply::Rejected { response, notify, .. } = respond(&p, &params, bytes, SPI_R).unwrap() else {
+            panic!("accepted")
+        };
+        let first = Message::parse(&response).unwrap().parse_payloads().unwrap().remove(0);
+        assert!(matches!(&first, Payload::Notify(n) if n.notify_type == notify), "{first:?}");
+        notify
+    };
+    for len in [0usize, 1, 31, 33, 64, 1000, 60_000] {
+        let mut payloads = msg.parse_payloads().unwrap();
+        for pl in &mut payloads {
+            if let Payload::Ke(ke) = pl {
+                ke.data = vec![0x42; len];
+            }
+        }
+        let bytes = header.encode(&payloads).unwrap();
+        assert_eq!(answer(&bytes), NotifyType::NO_PROPOSAL_CHOSEN, "X25519 value of {len} octets");
+    }
+    let mut payloads = msg.parse_payloads().unwrap();
+    for pl in &mut payloads {
+        if let Payload::Ke(ke) = pl {
+            ke.data = vec![0; 32];
+        }
+    }
+    assert_eq!(answer(&header.encode(&payloads).unwrap()), NotifyType::NO_PROPOSAL_CHOSEN, "all-zero share");
+    // A KE payload of 2 octets: its generic header (4) and half of the group field, the payload
+    // length saying 6; the message and header lengths fixed up to match.
+    let bytes = init.request().to_vec();
+    let ke_at = {
+        // The SA payload comes first, right after the 28-octet header; KE follows it.
+        let sa_len = usize::from(u16::from_be_bytes([bytes[30], bytes[31]]));
+        28 + sa_len
+    };
+    let ke_len = usize::from(u16::from_be_bytes([bytes[ke_at + 2], bytes[ke_at + 3]]));
+    let mut short = bytes[..ke_at].to_vec();
+    short.extend_from_slice(&[bytes[ke_at], 0, 0, 6, 0, 31]);
+    short.extend_from_slice(&bytes[ke_at + ke_len..]);
+    let total = u32::try_from(short.len()).unwrap();
+    short[24..28].copy_from_slice(&total.to_be_bytes());
+    assert_eq!(answer(&short), NotifyType::INVALID_SYNTAX, "a 2-octet KE payload");
+}

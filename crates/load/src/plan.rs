@@ -235,6 +235,7 @@ impl Plan {
             ppk_required: false,
             redirect: None,
             resumption: false,
+            remote_addrs: Vec::new(),
         };
         Ok((peer, eap_user))
     }

@@ -69,6 +69,7 @@ fn gateway(psk: &[u8]) -> Gateway {
         ppk_required: false,
         redirect: None,
         resumption: false,
+        remote_addrs: Vec::new(),
     };
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(2))).unwrap();

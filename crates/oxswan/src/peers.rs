@@ -266,6 +266,7 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
         ppk_required: c.ppk_required,
         redirect: c.redirect.clone(),
         resumption: c.resumption,
+        remote_addrs: c.remote_addrs.clone(),
     })
 }
 

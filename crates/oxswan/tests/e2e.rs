@@ -338,6 +338,7 @@ fn inner_packets_outside_the_selectors_are_dropped_and_counted() {
             ppk_required: false,
             redirect: None,
             resumption: false,
+            remote_addrs: Vec::new(),
         };
         let provider = oxswan_crypto::default_provider();
         let now = Instant::now();

@@ -102,6 +102,22 @@ impl Endpoint {
                 return Ok(());
             }
         }
+        // As strongSwan ("no IKE config found for ..."): when every connection names its peers'
+        // addresses and none names this one, NO_PROPOSAL_CHOSEN before any key exchange.
+        if !self.peers.is_empty()
+            && self.peers.iter().all(|p| !p.remote_addrs.is_empty() && !p.remote_addrs.contains(&ip))
+        {
+            let header = Header::new(h.spi_i, IkeSpi::ZERO, h.exchange_type, Flags::RESPONSE, 0);
+            let payload =
+                header.encode(&[Payload::Notify(NotifyPayload::new(NotifyType::NO_PROPOSAL_CHOSEN, Vec::new()))])?;
+            self.out.transmits.push_back(Transmit { local, remote, transport: self.arrival, payload });
+            self.out.events.push_back(crate::Event::InitRejected {
+                peer: remote,
+                notify: NotifyType::NO_PROPOSAL_CHOSEN,
+                reason: format!("no connection has {ip} among its remote_addrs"),
+            });
+            return Ok(());
+        }
         if h.exchange_type == ExchangeType::IKE_SESSION_RESUME {
             return self.resume_responder(now, local, remote, msg);
         }
@@ -307,7 +323,9 @@ impl Endpoint {
         // (below): a spoofed source gets no amplification (RFC 7296 §2.6's concern).
         let (mut sa, mut ke) = (false, false);
         for raw in msg.payloads() {
-            match Payload::parse(&raw?)? {
+            // A malformed request is the exchange's to refuse (INVALID_SYNTAX), not redirected.
+            let Ok(p) = raw.map_err(IkeError::from).and_then(|r| Ok(Payload::parse(&r)?)) else { return Ok(false) };
+            match p {
                 Payload::Sa(_) => sa = true,
                 Payload::Ke(_) => ke = true,
                 Payload::Nonce(n) => nonce = Some(n.data),

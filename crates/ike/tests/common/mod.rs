@@ -727,6 +727,7 @@ pub fn psk_peer(
         ppk_required: false,
         redirect: None,
         resumption: false,
+        remote_addrs: Vec::new(),
     }
 }
 

@@ -1,0 +1,109 @@
+//! Hostile IKE_SA_INIT requests at a responder (issue 18): each gets the answer RFC 7296 names and
+//! an event the daemon logs, never silence and never a key exchange it need not make.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use oxswan_ike::{Event, PeerConfig};
+use oxswan_wire::notify::NotifyPayload;
+use oxswan_wire::{ExchangeType, Header, Message, NotifyType, Payload};
+
+/// Alice's first IKE_SA_INIT request, taken off the wire, and the simulation.
+fn alice_request(bob: PeerConfig) -> (Sim, Vec<u8>) {
+    let mut sim = null_cipher_pair(21, Link::default(), alice_psk(), bob);
+    let request = intercept(&mut sim, |exchange, response, _| exchange == ExchangeType::IKE_SA_INIT && !response);
+    initiate(&mut sim);
+    sim.advance(Duration::from_millis(10));
+    let r = request.borrow().clone().unwrap();
+    (sim, r)
+}
+
+/// Bob's answer to `datagram` from Alice: its payloads, and the reason he gave himself.
+fn bobs_answer(sim: &mut Sim, datagram: &[u8]) -> (Vec<String>, Option<String>) {
+    let from = sim.log.len();
+    let now = sim.now;
+    sim.ep(BOB_IP).handle_datagram(now, addr(BOB_IP, 500), addr(ALICE_IP, 500), datagram);
+    sim.advance(Duration::from_millis(10));
+    let answer = sim.log.get(from).map(|(_, _, d)| payloads(d)).unwrap_or_default();
+    let reason = sim.events(BOB_IP).iter().rev().find_map(|e| match e {
+        Event::InitRejected { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    (answer, reason)
+}
+
+/// The request with its payloads as `change` makes them, re-encoded under its own header.
+fn changed(request: &[u8], change: impl FnOnce(&mut Vec<Payload>)) -> Vec<u8> {
+    let msg = Message::parse(request).unwrap();
+    let mut p = msg.parse_payloads().unwrap();
+    change(&mut p);
+    let h: Header = *msg.header();
+    h.encode(&p).unwrap()
+}
+
+#[test]
+fn duplicate_sa_ke_or_nonce_payloads_get_invalid_syntax() {
+    for (name, pick) in [("SA", 0usize), ("KE", 1), ("No", 2)] {
+        let (mut sim, request) = alice_request(bob_psk());
+        let twice = changed(&request, |p| {
+            let again = p[pick].clone();
+            p.insert(pick + 1, again);
+        });
+        let (answer, reason) = bobs_answer(&mut sim, &twice);
+        assert_eq!(answer, ["N(INVALID_SYNTAX)"], "a second {name}");
+        assert!(reason.unwrap().contains("a second"), "{name}");
+    }
+}
+
+#[test]
+fn nat_detection_of_the_wrong_length_gets_invalid_syntax() {
+    for len in [0usize, 19, 21, 32] {
+        let (mut sim, request) = alice_request(bob_psk());
+        let bad = changed(&request, |p| {
+            for pl in p.iter_mut() {
+                if let Payload::Notify(n) = pl
+                    && n.notify_type == NotifyType::NAT_DETECTION_SOURCE_IP
+                {
+                    *n = NotifyPayload::new(NotifyType::NAT_DETECTION_SOURCE_IP, vec![7; len]);
+                }
+            }
+        });
+        let (answer, reason) = bobs_answer(&mut sim, &bad);
+        assert_eq!(answer, ["N(INVALID_SYNTAX)"], "{len} octets");
+        assert!(reason.unwrap().contains("20-octet"), "{len}");
+    }
+}
+
+#[test]
+fn an_spi_in_an_ike_sa_init_proposal_gets_invalid_syntax() {
+    let (mut sim, request) = alice_request(bob_psk());
+    let bad = changed(&request, |p| {
+        if let Payload::Sa(sa) = &mut p[0] {
+            sa.proposals[0].spi = vec![1; 8];
+        }
+    });
+    let (answer, reason) = bobs_answer(&mut sim, &bad);
+    assert_eq!(answer, ["N(INVALID_SYNTAX)"]);
+    assert!(reason.unwrap().contains("SPI"));
+}
+
+/// When every connection names its peers' addresses (`remote_addrs`) and none names the source,
+/// the answer is NO_PROPOSAL_CHOSEN before any key exchange, as strongSwan's; a connection that
+/// names it, or one open to any address, is served.
+#[test]
+fn a_source_no_connection_names_is_refused_before_the_key_exchange() {
+    let elsewhere = PeerConfig { remote_addrs: vec!["192.0.2.99".parse().unwrap()], ..bob_psk() };
+    let (mut sim, request) = alice_request(elsewhere);
+    let (answer, reason) = bobs_answer(&mut sim, &request);
+    assert_eq!(answer, ["N(NO_PROPOSAL_CHOSEN)"]);
+    assert!(reason.unwrap().contains("remote_addrs"));
+    assert_eq!(sim.ep(BOB_IP).sa_count(), 0);
+    for bob in [PeerConfig { remote_addrs: vec![ALICE_IP.parse().unwrap()], ..bob_psk() }, bob_psk()] {
+        let (mut sim, request) = alice_request(bob);
+        let (answer, _) = bobs_answer(&mut sim, &request);
+        assert!(answer.contains(&"KE".to_string()), "served: {answer:?}");
+    }
+}
