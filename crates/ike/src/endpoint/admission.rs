@@ -107,16 +107,8 @@ impl Endpoint {
         if !self.peers.is_empty()
             && self.peers.iter().all(|p| !p.remote_addrs.is_empty() && !p.remote_addrs.contains(&ip))
         {
-            let header = Header::new(h.spi_i, IkeSpi::ZERO, h.exchange_type, Flags::RESPONSE, 0);
-            let payload =
-                header.encode(&[Payload::Notify(NotifyPayload::new(NotifyType::NO_PROPOSAL_CHOSEN, Vec::new()))])?;
-            self.out.transmits.push_back(Transmit { local, remote, transport: self.arrival, payload });
-            self.out.events.push_back(crate::Event::InitRejected {
-                peer: remote,
-                notify: NotifyType::NO_PROPOSAL_CHOSEN,
-                reason: format!("no connection has {ip} among its remote_addrs"),
-            });
-            return Ok(());
+            let reason = format!("no connection has {ip} among its remote_addrs");
+            return self.refuse_first(&h, (local, remote), NotifyType::NO_PROPOSAL_CHOSEN, reason);
         }
         if h.exchange_type == ExchangeType::IKE_SESSION_RESUME {
             return self.resume_responder(now, local, remote, msg);
@@ -175,6 +167,22 @@ impl Endpoint {
         self.answer_init(now, local, remote, h.spi_i, reply, false).map(|_| ())
     }
 
+    /// Refuses a first request (`h`, IKE_SA_INIT or IKE_SESSION_RESUME) with `notify`, unprotected
+    /// and with a zero responder SPI (no state is kept, RFC 7296 §2.6), and says why in an event.
+    fn refuse_first(
+        &mut self,
+        h: &Header,
+        (local, remote): (SocketAddr, SocketAddr),
+        notify: NotifyType,
+        reason: String,
+    ) -> Result<()> {
+        let header = Header::new(h.spi_i, IkeSpi::ZERO, h.exchange_type, Flags::RESPONSE, 0);
+        let payload = header.encode(&[Payload::Notify(NotifyPayload::new(notify, Vec::new()))])?;
+        self.out.transmits.push_back(Transmit { local, remote, transport: self.arrival, payload });
+        self.out.events.push_back(crate::Event::InitRejected { peer: remote, notify, reason });
+        Ok(())
+    }
+
     /// An IKE_SESSION_RESUME request (RFC 5723 §4): a ticket of ours, unexpired and not used
     /// before, for a connection that still allows resumption, makes a half-open SA with keys from
     /// the ticket's SK_d and fresh nonces (§5.1); anything else gets an unprotected TICKET_NACK
@@ -210,18 +218,7 @@ impl Endpoint {
         };
         let (state, ni, suite) = match accepted {
             Ok(a) => a,
-            Err(reason) => {
-                let header = Header::new(h.spi_i, IkeSpi::ZERO, ExchangeType::IKE_SESSION_RESUME, Flags::RESPONSE, 0);
-                let payload =
-                    header.encode(&[Payload::Notify(NotifyPayload::new(NotifyType::TICKET_NACK, Vec::new()))])?;
-                self.out.transmits.push_back(Transmit { local, remote, transport: self.arrival, payload });
-                self.out.events.push_back(crate::Event::InitRejected {
-                    peer: remote,
-                    notify: NotifyType::TICKET_NACK,
-                    reason,
-                });
-                return Ok(());
-            }
+            Err(reason) => return self.refuse_first(&h, (local, remote), NotifyType::TICKET_NACK, reason),
         };
         let spi_r = loop {
             let s = random_spi(&self.provider)?;
