@@ -107,3 +107,52 @@ fn a_source_no_connection_names_is_refused_before_the_key_exchange() {
         assert!(answer.contains(&"KE".to_string()), "served: {answer:?}");
     }
 }
+
+/// A 28-octet datagram with major version 3 whose length field says what it is.
+fn version_3(length: u32) -> Vec<u8> {
+    let mut d = vec![0u8; 28];
+    d[..8].copy_from_slice(&[1; 8]);
+    d[17] = 0x30;
+    d[18] = 34;
+    d[19] = 0x08;
+    d[24..28].copy_from_slice(&length.to_be_bytes());
+    d
+}
+
+/// §2.5 and §2.21.4 answers go only to what parses as a header of its own length, and at most 20 a
+/// second: a spoofed flood cannot make the gateway a reflector, and a peer that lost its SA still
+/// hears INVALID_IKE_SPI.
+#[test]
+fn unauthenticated_answers_only_to_real_headers_and_at_a_bounded_rate() {
+    let mut sim = null_cipher_pair(22, Link::default(), alice_psk(), bob_psk());
+    let send = |sim: &mut Sim, d: &[u8]| {
+        let from = sim.log.len();
+        let now = sim.now;
+        sim.ep(BOB_IP).handle_datagram(now, addr(BOB_IP, 500), addr(ALICE_IP, 500), d);
+        sim.advance(Duration::from_millis(1));
+        sim.log[from..].iter().map(|(_, _, d)| payloads(d)).collect::<Vec<_>>()
+    };
+    assert_eq!(send(&mut sim, &version_3(28)), [vec!["N(INVALID_MAJOR_VERSION)".to_string()]]);
+    for lying in [29, 100, 27, 0] {
+        assert!(send(&mut sim, &version_3(lying)).is_empty(), "length field {lying}");
+    }
+    let mut after_marker = vec![0u8; 4];
+    after_marker.extend(version_3(28));
+    assert!(send(&mut sim, &after_marker).is_empty(), "not a header at its start");
+    // Requests for SAs Bob does not know: INVALID_IKE_SPI, 20 in a second, the rest dropped.
+    let unknown = |n: u8| {
+        let h = Header::new(
+            oxswan_wire::IkeSpi([n; 8]),
+            oxswan_wire::IkeSpi([9; 8]),
+            ExchangeType::INFORMATIONAL,
+            oxswan_wire::Flags::INITIATOR,
+            1,
+        );
+        h.encode(&[]).unwrap()
+    };
+    sim.advance(Duration::from_secs(1));
+    let answered: usize = (0..100u8).map(|n| send(&mut sim, &unknown(n)).len()).sum();
+    assert_eq!(answered, 20, "20 INVALID_IKE_SPI in the second");
+    sim.advance(Duration::from_secs(1));
+    assert_eq!(send(&mut sim, &unknown(200)), [vec!["N(INVALID_IKE_SPI)".to_string()]], "the next second");
+}

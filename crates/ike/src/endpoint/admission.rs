@@ -19,6 +19,31 @@ use crate::nat::nat_notifies;
 use crate::sa::Transmit;
 use crate::suite::ike_suite;
 
+/// Unauthenticated answers to messages outside any IKE SA (INVALID_IKE_SPI, RFC 7296 §2.21.4;
+/// INVALID_MAJOR_VERSION, §2.5) per second at most: spoofed floods cannot turn the gateway into a
+/// reflector, and a real peer that lost its SA still hears of it.
+pub(super) const UNAUTHENTICATED_PER_SECOND: u32 = 20;
+
+/// What is left of this second's [`UNAUTHENTICATED_PER_SECOND`].
+#[derive(Debug, Default)]
+pub(super) struct AnswerBudget {
+    left: u32,
+    since: Option<Instant>,
+}
+
+impl AnswerBudget {
+    /// Whether one more answer may go out now.
+    pub(super) fn take(&mut self, now: Instant) -> bool {
+        if self.since.is_none_or(|t| now.saturating_duration_since(t) >= core::time::Duration::from_secs(1)) {
+            self.since = Some(now);
+            self.left = UNAUTHENTICATED_PER_SECOND;
+        }
+        let ok = self.left > 0;
+        self.left = self.left.saturating_sub(1);
+        ok
+    }
+}
+
 impl Endpoint {
     /// §2.21.4: a request for an SA we do not know gets an unprotected INVALID_IKE_SPI, with the
     /// SPIs and message ID copied; responses get nothing.

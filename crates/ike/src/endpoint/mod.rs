@@ -123,6 +123,9 @@ pub struct Endpoint {
     tickets: crate::resume::TicketKeys,
     /// As client: the tickets gateways gave us, by connection.
     client_tickets: HashMap<String, crate::resume::ClientTicket>,
+    /// How many unauthenticated answers to messages of no SA (INVALID_IKE_SPI,
+    /// INVALID_MAJOR_VERSION) may still go out this second.
+    unauthenticated: admission::AnswerBudget,
 }
 
 impl Endpoint {
@@ -169,6 +172,7 @@ impl Endpoint {
             swept: None,
             tickets,
             client_tickets: HashMap::new(),
+            unauthenticated: admission::AnswerBudget::default(),
         })
     }
 
@@ -757,7 +761,13 @@ impl Endpoint {
         let msg = match Message::parse(data) {
             Ok(m) => m,
             Err(e) => {
-                if let (oxswan_wire::ErrorKind::InvalidMajorVersion(_), Ok(h)) = (&e.kind, Header::parse(data)) {
+                // Only for a header of the datagram's own length: anything else is noise, not a
+                // message of another version (RFC 7296 §2.5 "SHOULD send"), and gets nothing.
+                if let (oxswan_wire::ErrorKind::InvalidMajorVersion(_), Ok(h)) = (&e.kind, Header::parse(data))
+                    && usize::try_from(h.length).is_ok_and(|l| l == data.len())
+                    && !h.flags.response()
+                    && self.unauthenticated.take(now)
+                {
                     self.invalid_major_version(&h, local, remote);
                 }
                 return Err(e.into());
@@ -783,7 +793,10 @@ impl Endpoint {
             return self.new_responder(now, local, remote, &msg);
         }
         let Some(handle) = self.by_spi.get(&our_spi).copied() else {
-            self.invalid_spi(&h, local, remote);
+            // §2.21.4 lets us answer (MAY); a flood of them is answered at a bounded rate.
+            if !h.flags.response() && self.unauthenticated.take(now) {
+                self.invalid_spi(&h, local, remote);
+            }
             return Err(IkeError::UnknownSa);
         };
         let sa = self.sas.get(&handle).ok_or(IkeError::UnknownSa)?;
