@@ -1,6 +1,7 @@
 //! `[connections.*]`: addresses, proposals, sides, children, and the remote-access keys.
 
 use core::net::IpAddr;
+use core::time::Duration;
 use std::str::FromStr as _;
 
 use oxswan_crypto::proposal::{parse_esp_proposal, parse_ike_proposal};
@@ -165,7 +166,15 @@ pub(crate) fn connection(
         };
         let mode = match ch.mode.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
             None | Some(("tunnel", _)) => Mode::Tunnel,
-            Some(("transport", _)) => Mode::Transport,
+            // The data plane carries whole IP packets between TUN devices: transport mode would
+            // need the kernel's own ESP.
+            Some(("transport", sp)) => {
+                return Err(ctx.err(
+                    sp,
+                    &format!("{ckey}.mode"),
+                    "`transport` needs kernel ESP, which this data plane is not; use tunnel",
+                ));
+            }
             Some((other, sp)) => {
                 return Err(ctx.err(sp, &format!("{ckey}.mode"), format!("`{other}`: use tunnel or transport")));
             }
@@ -187,7 +196,7 @@ pub(crate) fn connection(
                 &format!("{ckey}.life_time"),
                 rekey_time.map(|r| r.saturating_add(r / 10)),
             )?,
-            rand_time: span_of_time(ctx, ch.rand_time, &format!("{ckey}.rand_time"))?,
+            rand_time: jitter(ctx, ch.rand_time, rekey_time, &ckey)?,
             rekey_bytes,
             life_bytes: volume(ctx, ch.life_bytes, &format!("{ckey}.life_bytes"))?
                 .unwrap_or(rekey_bytes.saturating_add(rekey_bytes / 10)),
@@ -205,6 +214,8 @@ pub(crate) fn connection(
             "a child with start_action start or trap needs a remote address",
         ));
     }
+    let rekey_time = lifetime(ctx, c.rekey_time, &format!("{key}.rekey_time"), Some(IKE_REKEY_TIME))?;
+    let reauth_time = lifetime(ctx, c.reauth_time, &format!("{key}.reauth_time"), None)?;
     Ok(Connection {
         name: name.to_owned(),
         local_addrs: addrs(&c.local_addrs, "local_addrs")?,
@@ -214,10 +225,10 @@ pub(crate) fn connection(
         dpd_delay: duration(ctx, c.dpd_delay, &format!("{key}.dpd_delay"))?,
         dpd_action: action(ctx, c.dpd_action.as_ref(), &format!("{key}.dpd_action"), "clear")?,
         close_action: action(ctx, c.close_action.as_ref(), &format!("{key}.close_action"), "none")?,
-        rekey_time: lifetime(ctx, c.rekey_time, &format!("{key}.rekey_time"), Some(IKE_REKEY_TIME))?,
-        reauth_time: lifetime(ctx, c.reauth_time, &format!("{key}.reauth_time"), None)?,
+        rekey_time,
+        reauth_time,
         over_time: span_of_time(ctx, c.over_time, &format!("{key}.over_time"))?,
-        rand_time: span_of_time(ctx, c.rand_time, &format!("{key}.rand_time"))?,
+        rand_time: jitter(ctx, c.rand_time, rekey_time.into_iter().chain(reauth_time).min(), &key)?,
         pools: c.pools.into_iter().map(S::into_inner).collect(),
         unique,
         childless,
@@ -234,6 +245,28 @@ pub(crate) fn connection(
         remote,
         children,
     })
+}
+
+/// `rand_time` (`key`'s), which makes a rekey up to that much earlier than `of` (strongSwan's
+/// rekey_time - random(0, rand_time)): longer than `of` would make it due before the SA exists.
+fn jitter(
+    ctx: &Ctx<'_>,
+    v: Option<S<String>>,
+    of: Option<Duration>,
+    key: &str,
+) -> Result<Option<Duration>, ConfigError> {
+    let span = v.as_ref().map(S::span);
+    let t = span_of_time(ctx, v, &format!("{key}.rand_time"))?;
+    if let (Some(t), Some(of), Some(span)) = (t, of, span)
+        && t >= of
+    {
+        return Err(ctx.err(
+            span,
+            &format!("{key}.rand_time"),
+            format!("{} s, not less than the {} s it makes earlier", t.as_secs(), of.as_secs()),
+        ));
+    }
+    Ok(t)
 }
 
 /// `clear`/`none`, `restart`/`start` or `trap`: strongSwan's words for the two actions.

@@ -47,7 +47,7 @@ pub struct ConfigError {
 /// Daemon-wide settings (`[daemon]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Daemon {
-    /// Addresses to bind the IKE and NAT-T ports on (empty: the wildcard address).
+    /// Addresses to bind the IKE and NAT-T ports on (empty: every connection's local addresses).
     pub listen: Vec<IpAddr>,
     /// The IKE port (500).
     pub ike_port: u16,
@@ -347,6 +347,9 @@ impl Config {
 pub(crate) struct Ctx<'a> {
     pub(crate) file: &'a Path,
     pub(crate) text: &'a str,
+    /// The certificates, keys and revocation lists named must be there ([`load`]); [`parse`]
+    /// checks the text alone.
+    pub(crate) files_exist: bool,
 }
 
 impl Ctx<'_> {
@@ -360,6 +363,27 @@ impl Ctx<'_> {
             _ => p,
         }
     }
+    /// The dotted key written at `at`: the last table header before it and the key of its line,
+    /// for errors that come with a position only (a value of the wrong type or range).
+    pub(crate) fn key_at(&self, at: usize) -> String {
+        let before = self.text.get(..at.min(self.text.len())).unwrap_or("");
+        let line_start = before.rfind('\n').map_or(0, |i| i.saturating_add(1));
+        let line = self.text.get(line_start..).unwrap_or("").lines().next().unwrap_or("");
+        let table = before
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('['))
+            .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+        let key = line.split_once('=').map(|(k, _)| k.trim()).filter(|k| !k.is_empty() && !k.starts_with('['));
+        match (table, key) {
+            (Some(t), Some(k)) => format!("{t}.{k}"),
+            (None, Some(k)) => k.to_owned(),
+            (Some(t), None) => t,
+            (None, None) => "(file)".to_owned(),
+        }
+    }
+
     pub(crate) fn err(&self, span: core::ops::Range<usize>, key: &str, message: impl Into<String>) -> ConfigError {
         let before = self.text.get(..span.start.min(self.text.len())).unwrap_or("");
         let line = before.matches('\n').count().saturating_add(1);
@@ -368,12 +392,18 @@ impl Ctx<'_> {
     }
 }
 
-/// Parses and validates a configuration file's text; `file` is only for error messages.
+/// Parses and validates a configuration file's text; `file` is only for error messages and to
+/// place relative file names. The files it names are not looked at ([`load`] does that).
 pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
-    let ctx = Ctx { file, text };
+    parse_with(Ctx { file, text, files_exist: false })
+}
+
+fn parse_with(ctx: Ctx<'_>) -> Result<Config, ConfigError> {
+    let text = ctx.text;
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        ctx.err(span, "(file)", e.message().to_owned())
+        let key = ctx.key_at(span.start);
+        ctx.err(span, &key, e.message().to_owned())
     })?;
     let daemon = daemon(&ctx, raw.daemon)?;
     let pools = pools::pools(&ctx, raw.pools)?;
@@ -415,14 +445,24 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
 
 /// Reads and parses a file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let bytes = std::fs::read(path).map_err(|e| ConfigError {
         file: path.to_path_buf(),
         line: 0,
         column: 0,
         key: "(file)".into(),
         message: format!("cannot read: {e}"),
     })?;
-    parse(path, &text)
+    let text = String::from_utf8(bytes).map_err(|e| {
+        // Where the first octet that is not UTF-8 is, in the text before it.
+        let good = e.utf8_error().valid_up_to();
+        let prefix = String::from_utf8_lossy(e.as_bytes().get(..good).unwrap_or_default()).into_owned();
+        let ctx = Ctx { file: path, text: &prefix, files_exist: false };
+        let at = prefix.len();
+        ctx.err(at..at, &ctx.key_at(at), format!("not UTF-8 (octet {good} of the file)"))
+    })?;
+    // The daemon, check-config and reload read the file: the files it names must be there too,
+    // or the error is at their key rather than at the daemon's start.
+    parse_with(Ctx { file: path, text: &text, files_exist: true })
 }
 
 fn daemon(ctx: &Ctx<'_>, d: RawDaemon) -> Result<Daemon, ConfigError> {
@@ -453,7 +493,20 @@ fn daemon(ctx: &Ctx<'_>, d: RawDaemon) -> Result<Daemon, ConfigError> {
         tcp_port: port(d.tcp_port, 4500, "daemon.tcp_port")?,
         socket: d.socket.map_or_else(|| PathBuf::from("/run/oxswan/oxswan.sock"), |s| PathBuf::from(s.into_inner())),
         tun,
-        replay_window: d.replay_window.map_or(1024, Spanned::into_inner),
+        replay_window: match d.replay_window {
+            None => 1024,
+            Some(w) if (1..=MAX_REPLAY_WINDOW).contains(w.get_ref()) => w.into_inner(),
+            Some(w) => {
+                return Err(ctx.err(
+                    w.span(),
+                    "daemon.replay_window",
+                    format!(
+                        "{} packets: from 1 to {MAX_REPLAY_WINDOW} (0 would turn replay protection off, which oxswan does not do)",
+                        w.get_ref()
+                    ),
+                ));
+            }
+        },
         keepalive: duration(ctx, d.keepalive, "daemon.keepalive")?.unwrap_or(Duration::from_secs(20)),
         offload: d.offload.unwrap_or(true),
         retransmit_timeout: duration(ctx, d.retransmit_timeout, "daemon.retransmit_timeout")?
@@ -472,7 +525,21 @@ fn daemon(ctx: &Ctx<'_>, d: RawDaemon) -> Result<Daemon, ConfigError> {
             Some(t) => t.into_inner(),
             None => 5,
         },
-        log: d.log.map_or_else(|| "info".to_owned(), Spanned::into_inner),
+        log: match d.log {
+            None => "info".to_owned(),
+            // The daemon's own parser: what it would refuse at start is refused here, for
+            // check-config and reload alike.
+            Some(l) => match tracing_subscriber::EnvFilter::try_new(l.get_ref()) {
+                Ok(_) => l.into_inner(),
+                Err(e) => {
+                    return Err(ctx.err(
+                        l.span(),
+                        "daemon.log",
+                        format!("`{}` is not a log filter such as \"info,dataplane=debug\": {e}", l.get_ref()),
+                    ));
+                }
+            },
+        },
         dns: pools::dns_mode(ctx, d.dns)?,
         clamp_mss: match d.clamp_mss {
             None => ClampMss::Auto,
@@ -547,6 +614,10 @@ fn daemon(ctx: &Ctx<'_>, d: RawDaemon) -> Result<Daemon, ConfigError> {
         },
     })
 }
+
+/// The largest anti-replay window the data plane keeps (RFC 4303 §3.4.3), in packets; smaller ones
+/// are rounded up to a multiple of 64 (at least 64).
+const MAX_REPLAY_WINDOW: u32 = 1 << 20;
 
 /// The bounds of `[daemon] ticket_lifetime`: a ticket must outlive a reconnection, and a key that
 /// seals tickets should not live for weeks.

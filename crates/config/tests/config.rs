@@ -399,45 +399,110 @@ fn metrics_address() {
     assert_eq!((e.line, e.column), (3, 11), "a number is refused at the key: {e}");
 }
 
+/// A directory of its own with empty files at these relative names, for configurations that name
+/// them (the loader checks that each file is there).
+fn files(name: &str, names: &[&str]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("oxswan-config-{}-{name}", std::process::id()));
+    for n in names {
+        let p = dir.join(n);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"").unwrap();
+    }
+    dir
+}
+
 /// `crls` on the remote side: revocation lists for a `pubkey` peer's chain, which needs `cacerts`.
 #[test]
 fn crls_come_with_cacerts() {
+    let d = files("crls", &["ca.crt", "crl.pem"]);
+    let (ca, crl) = (d.join("ca.crt"), d.join("crl.pem"));
     let remote = "[connections.site.remote]\nauth = \"psk\"\nid   = \"right.example\"";
     let with = |extra: &str| SITE.replace(remote, &format!("[connections.site.remote]\nauth = \"pubkey\"\n{extra}"));
     let c = parse(
         Path::new("site.toml"),
-        &with("cacerts = [\"/etc/oxswan/pki/ca.crt\"]\ncrls = [\"/etc/oxswan/pki/crl.pem\"]"),
+        &with(&format!("cacerts = [{:?}]\ncrls = [{:?}]", ca.display().to_string(), crl.display().to_string())),
     )
     .unwrap();
     let s = c.connection("site").unwrap();
-    assert_eq!(s.remote.crls, [Path::new("/etc/oxswan/pki/crl.pem")]);
-    assert!(
-        parse(Path::new("site.toml"), &with("cacerts = [\"/c.pem\"]"))
-            .unwrap()
-            .connection("site")
-            .unwrap()
-            .remote
-            .crls
-            .is_empty()
-    );
+    assert_eq!(s.remote.crls, [crl.as_path()]);
+    let only_ca = with(&format!("cacerts = [{:?}]", ca.display().to_string()));
+    assert!(parse(Path::new("site.toml"), &only_ca).unwrap().connection("site").unwrap().remote.crls.is_empty());
     let e = err(&SITE.replace(remote, &format!("{remote}\ncrls = [\"/x.pem\"]")));
     assert_eq!(e.key, "connections.site.remote.crls", "{e}");
     assert!(e.message.contains("cacerts"), "{e}");
+    let _ = std::fs::remove_dir_all(d);
 }
 
 /// A relative file name is taken from the configuration file's directory (as swanctl takes its
-/// files from beside swanctl.conf); an absolute one stays as written.
+/// files from beside swanctl.conf); an absolute one stays as written. A file that is not there is
+/// an error at its key, line and column.
 #[test]
 fn relative_files_are_beside_the_configuration() {
+    let d = files("relative", &["pki/ca.crt", "crl.pem", "other/ca2.crt"]);
+    let abs = d.join("other/ca2.crt").display().to_string();
     let remote = "[connections.site.remote]\nauth = \"psk\"\nid   = \"right.example\"";
-    let text = SITE.replace(remote, "[connections.site.remote]\nauth = \"pubkey\"\ncacerts = [\"pki/ca.crt\", \"/abs/ca2.crt\"]\ncrls = [\"crl.pem\"]");
-    let c = parse(Path::new("/etc/oxswan/site.toml"), &text).unwrap();
+    let side = |cacerts: &str| {
+        SITE.replace(
+            remote,
+            &format!("[connections.site.remote]\nauth = \"pubkey\"\ncacerts = [{cacerts}]\ncrls = [\"crl.pem\"]"),
+        )
+    };
+    let text = side(&format!("\"pki/ca.crt\", {abs:?}"));
+    let c = parse(&d.join("site.toml"), &text).unwrap();
     let s = c.connection("site").unwrap();
-    assert_eq!(s.remote.cacerts, [Path::new("/etc/oxswan/pki/ca.crt"), Path::new("/abs/ca2.crt")]);
-    assert_eq!(s.remote.crls, [Path::new("/etc/oxswan/crl.pem")]);
-    // A file named without a directory: the names stay relative to the working directory.
-    let c = parse(Path::new("site.toml"), &text).unwrap();
-    assert_eq!(c.connection("site").unwrap().remote.cacerts[0], Path::new("pki/ca.crt"));
+    assert_eq!(s.remote.cacerts, [d.join("pki/ca.crt"), d.join("other/ca2.crt")]);
+    assert_eq!(s.remote.crls, [d.join("crl.pem")]);
+    // A configuration named without a directory: its files stay relative to the working directory
+    // (the crate's, where Cargo.toml is).
+    let plain = SITE.replace(remote, "[connections.site.remote]\nauth = \"pubkey\"\ncacerts = [\"Cargo.toml\"]");
+    let c = parse(Path::new("site.toml"), &plain).unwrap();
+    assert_eq!(c.connection("site").unwrap().remote.cacerts[0], Path::new("Cargo.toml"));
+    std::fs::write(d.join("gone.toml"), side("\"pki/gone.crt\"")).unwrap();
+    assert!(parse(&d.join("gone.toml"), &side("\"pki/gone.crt\"")).is_ok(), "parse reads the text alone");
+    let e = oxswan_config::load(&d.join("gone.toml")).unwrap_err();
+    assert_eq!((e.line, e.column, e.key.as_str()), (19, 12, "connections.site.remote.cacerts"), "{e}");
+    assert!(e.message.starts_with(&format!("cannot read {}", d.join("pki/gone.crt").display())), "{e}");
+    let _ = std::fs::remove_dir_all(d);
+}
+
+/// Values of the wrong type or range, a `rand_time` not shorter than the time it jitters, a replay
+/// window of 0 and transport mode are errors at their file, line, column and key (issue 18).
+#[test]
+fn errors_of_range_and_type_name_their_key() {
+    let with = |line: &str| SITE.replace("[daemon]\n", &format!("[daemon]\n{line}\n"));
+    let e = err(&with("replay_window = 99999999999"));
+    assert_eq!(
+        e.to_string(),
+        "test.toml:3:17: daemon.replay_window: invalid value: integer `99999999999`, expected u32"
+    );
+    let e = err(&with("ike_port = 70000"));
+    assert_eq!((e.line, e.key.as_str()), (3, "daemon.ike_port"), "{e}");
+    let e = err(&with("replay_window = 0"));
+    assert_eq!((e.line, e.key.as_str()), (3, "daemon.replay_window"), "{e}");
+    assert!(e.message.contains("0 would turn replay protection off"), "{e}");
+    let e = err(&SITE.replace("rekey_time = \"4h\"\n", "rekey_time = \"4h\"\nrand_time = \"4h\"\n"));
+    assert_eq!((e.line, e.key.as_str()), (12, "connections.site.rand_time"), "{e}");
+    let e = err(&SITE.replace("start_action  = \"start\"", "start_action  = \"start\"\nrand_time = \"2h\""));
+    assert_eq!(e.key, "connections.site.children.net.rand_time", "{e}");
+    let shorter = SITE.replace("start_action  = \"start\"", "start_action  = \"start\"\nrand_time = \"59m\"");
+    assert!(parse(Path::new("ok.toml"), &shorter).is_ok(), "59 minutes of a 1-hour rekey_time");
+    let e = err(&SITE.replace("start_action  = \"start\"", "start_action  = \"start\"\nmode = \"transport\""));
+    assert_eq!(e.key, "connections.site.children.net.mode", "{e}");
+}
+
+/// A file that is not UTF-8 is refused where its first bad octet is.
+#[test]
+fn a_file_that_is_not_utf8_names_where() {
+    let d = files("utf8", &[]);
+    std::fs::create_dir_all(&d).unwrap();
+    let path = d.join("bad.toml");
+    let bytes: Vec<u8> =
+        SITE.replacen("left.example", "left\u{1}", 1).bytes().map(|b| if b == 1 { 0xff } else { b }).collect();
+    std::fs::write(&path, bytes).unwrap();
+    let e = oxswan_config::load(&path).unwrap_err();
+    assert_eq!((e.line, e.column, e.key.as_str()), (15, 13, "connections.site.local.id"), "{e}");
+    assert!(e.message.starts_with("not UTF-8"), "{e}");
+    let _ = std::fs::remove_dir_all(d);
 }
 
 /// `[daemon] drop_capabilities`: on unless turned off; anything but a boolean is refused at its line.

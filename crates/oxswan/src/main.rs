@@ -268,8 +268,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::CheckConfig { config } => {
             let c = oxswan_config::load(&config)?;
-            // What the daemon would build from it: certificates, keys and secrets are read too.
+            // What the daemon would build from it: certificates, keys and secrets are read too,
+            // and the addresses it would listen on found.
             peers::check(&c)?;
+            daemon::listen_addresses(&c, &config)?;
             println!("{}: {} connection(s), OK", config.display(), c.connections.len());
             Ok(ExitCode::SUCCESS)
         }

@@ -122,15 +122,6 @@ pub fn peer_config(provider: &CryptoProvider, config: &Config, c: &Connection) -
             })
         }
     };
-    // The data plane carries whole IP packets between TUN devices: tunnel mode only (transport
-    // mode would need the kernel's own ESP).
-    if let Some(ch) = c.children.iter().find(|ch| ch.mode == oxswan_ike::child::Mode::Transport) {
-        bail!(
-            "{}.{}: mode = \"transport\" needs kernel ESP, which this data plane is not; use tunnel",
-            c.name,
-            ch.name
-        );
-    }
     let local_id = match (&c.local.id, &local_auth) {
         (Some(id), _) => id.clone(),
         (None, LocalAuth::Cert(cert)) => cert.subject_identity()?,

@@ -47,7 +47,10 @@ fn check_config_refuses_what_the_daemon_would_refuse() {
     let transport = example("left")
         .replace("esp_proposals = [\"aes256gcm16\"]", "esp_proposals = [\"aes256gcm16\"]\nmode = \"transport\"");
     let (ok, _, err) = check("transport", &transport);
-    assert!(!ok && err.contains("transport"), "{err}");
+    assert!(
+        !ok && err.contains("transport.toml:23:8: connections.site.children.net.mode: `transport` needs kernel ESP"),
+        "{err}"
+    );
     let no_secret = example("left").replace("ids    = [\"left.example\", \"right.example\"]", "ids = [\"x.example\"]");
     let (ok, _, err) = check("nosecret", &no_secret);
     assert!(!ok, "a PSK connection without a secret: {err}");
@@ -304,4 +307,17 @@ fn the_man_page_renders_and_holds_every_command() {
     assert!(text.contains("--timeout <TIMEOUT> [default: 30]"), "{text}");
     assert!(text.contains("--socket <SOCKET>"), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `check-config` refuses what the daemon would refuse at start (issue 18): a log filter its
+/// parser rejects, at its file:line:column and key, and a file that leaves no address to listen on.
+#[test]
+fn check_config_refuses_what_the_daemon_refuses() {
+    let text = example("left").replace("[daemon]\n", "[daemon]\nlog = \"info,ike=shouting\"\n");
+    let (ok, _, err) = check("badlog", &text);
+    assert!(!ok);
+    assert!(err.contains("badlog.toml:3:7: daemon.log: `info,ike=shouting` is not a log filter"), "{err}");
+    let (ok, out, err) = check("empty", "");
+    assert!(!ok, "{out}");
+    assert!(err.contains("no address to listen on"), "{err}");
 }

@@ -69,23 +69,13 @@ struct Sockets {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads the configuration.
-pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result<()> {
-    let config = oxswan_config::load(config_path)?;
-    crate::init_logging(Some(&config.daemon.log))?;
-    // MODP1024 only where a connection names it (RFC 8247: SHOULD NOT; Windows' default).
-    let provider = oxswan_crypto::default_provider_with(config.needs_modp1024());
-    let mut peers = Vec::new();
-    for c in &config.connections {
-        peers.push(crate::peers::peer_config(&provider, &config, c)?);
-    }
-    let socket_path = socket_override.map_or_else(|| config.daemon.socket.clone(), Path::to_path_buf);
-
-    // Addresses: [daemon] listen, else every connection's local addresses.
+/// Where the daemon listens: `[daemon] listen`, else every connection's local addresses (for an
+/// initiator without them, the source the route to its peer picks, as strongSwan does). None is
+/// an error, which `check-config` reports as the daemon would.
+pub fn listen_addresses(config: &Config, config_path: &Path) -> anyhow::Result<Vec<IpAddr>> {
     let mut addrs: Vec<IpAddr> = config.daemon.listen.clone();
     if addrs.is_empty() {
         for c in &config.connections {
-            // An initiator without local_addrs: the source the route to its peer picks, as
-            // strongSwan does.
             let from_route = match (c.local_addrs.is_empty(), c.remote_addrs.first()) {
                 (true, Some(r)) => route_source(*r),
                 _ => None,
@@ -100,6 +90,21 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     if addrs.is_empty() {
         bail!("{}: no address to listen on: set [daemon] listen or local_addrs", config_path.display());
     }
+    Ok(addrs)
+}
+
+pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result<()> {
+    let config = oxswan_config::load(config_path)?;
+    crate::init_logging(Some(&config.daemon.log))?;
+    // MODP1024 only where a connection names it (RFC 8247: SHOULD NOT; Windows' default).
+    let provider = oxswan_crypto::default_provider_with(config.needs_modp1024());
+    let mut peers = Vec::new();
+    for c in &config.connections {
+        peers.push(crate::peers::peer_config(&provider, &config, c)?);
+    }
+    let socket_path = socket_override.map_or_else(|| config.daemon.socket.clone(), Path::to_path_buf);
+
+    let addrs = listen_addresses(&config, config_path)?;
     let mut sockets: HashMap<IpAddr, Sockets> = HashMap::new();
     for a in &addrs {
         sockets.insert(*a, mobility::open_sockets(*a, &config.daemon)?);
