@@ -33,9 +33,10 @@ pub mod volume;
 pub use config::{
     Childless, EndpointConfig, IkeLifetime, LocalAuth, PeerConfig, RemoteAuth, Retransmit, TcpConfig, TcpMode, Unique,
 };
-pub use endpoint::{Endpoint, SaCounts, Stats};
+pub use endpoint::{Drops, Endpoint, SaCounts, Stats};
 pub use error::{IkeError, Result, Unexpected};
 pub use event::{ChildSa, DownReason, Event, IkeSaInfo, PerResource, RelayAnswer, SaHandle};
+pub use ike_sa::MAX_REASSEMBLED;
 pub use nat::NatState;
 pub use redirect::{Gateway, GatewayError};
 pub use sa::{IKE_PORT, NAT_KEEPALIVE, NAT_T_PORT, Transmit, Transport};

@@ -156,3 +156,44 @@ fn unauthenticated_answers_only_to_real_headers_and_at_a_bounded_rate() {
     sim.advance(Duration::from_secs(1));
     assert_eq!(send(&mut sim, &unknown(200)), [vec!["N(INVALID_IKE_SPI)".to_string()]], "the next second");
 }
+
+/// What the endpoint drops is counted by cause: not well-formed, for an SA it does not have,
+/// failing its SA's integrity check (real ciphers), or well-formed but not now.
+#[test]
+fn drops_are_counted_by_cause() {
+    let mut sim = pair(23, Link::default(), alice_psk(), bob_psk());
+    initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let i = info(&mut sim, BOB_IP);
+    let send = |sim: &mut Sim, d: &[u8]| {
+        let now = sim.now;
+        sim.ep(BOB_IP).handle_datagram(now, addr(BOB_IP, 500), addr(ALICE_IP, 500), d);
+    };
+    let before = sim.ep(BOB_IP).stats();
+    send(&mut sim, &[0x42; 40]);
+    let unknown = Header::new(
+        oxswan_wire::IkeSpi([5; 8]),
+        oxswan_wire::IkeSpi([6; 8]),
+        ExchangeType::INFORMATIONAL,
+        oxswan_wire::Flags::INITIATOR,
+        1,
+    );
+    send(&mut sim, &unknown.encode(&[]).unwrap());
+    // An INFORMATIONAL on the SA whose SK payload is garbage: its ICV fails.
+    // Message ID 2: the next Bob expects of Alice, so the check reaches the ICV.
+    let on_sa = Header::new(i.spi_i, i.spi_r, ExchangeType::INFORMATIONAL, oxswan_wire::Flags::INITIATOR, 2);
+    let sk =
+        Payload::Sk(oxswan_wire::sk::SkPayload { next_inner: oxswan_wire::PayloadType::NONE, data: vec![0x17; 48] });
+    send(&mut sim, &on_sa.encode(&[sk]).unwrap());
+    let d = sim.ep(BOB_IP).stats().drops;
+    assert_eq!(
+        (
+            d.malformed - before.drops.malformed,
+            d.unknown_spi - before.drops.unknown_spi,
+            d.unauthenticated - before.drops.unauthenticated
+        ),
+        (1, 1, 1),
+        "{d:?}"
+    );
+    assert_eq!(sim.ep(BOB_IP).stats().dropped - before.dropped, 3);
+}

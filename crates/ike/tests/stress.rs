@@ -290,6 +290,7 @@ fn hostile_fragments() {
     )
     .unwrap();
     let provider = TestProvider::new(0).null_cipher().build();
+    let mut peak = 0;
     for seed in 0..20u64 {
         let mut sim = Sim::new(seed, Link::default());
         let ep = oxswan_ike::EndpointConfig::default();
@@ -316,6 +317,11 @@ fn hostile_fragments() {
             let Ok(m) = protect_fragment(&provider, &keys, &h, next, number, total, &chunk) else { continue };
             let now = sim.now;
             sim.ep(BOB_IP).handle_datagram(now, to, from, &m);
+            // The bound on what a peer can make Bob hold (RFC 7383 §2.6), after every datagram.
+            let held: usize =
+                sim.ep(BOB_IP).established().into_iter().map(|sa| sim.ep_ref(BOB_IP).reassembly_held(sa)).sum();
+            assert!(held <= oxswan_ike::MAX_REASSEMBLED, "seed {seed}: {held} octets of fragments held");
+            peak = peak.max(held);
         }
         sim.run_until(Duration::from_secs(1), |_| false);
         let bob_up = !sim.ep(BOB_IP).established().is_empty();
@@ -333,4 +339,6 @@ fn hostile_fragments() {
             assert!(down(sim.events(BOB_IP)).is_some(), "seed {seed}: SA gone without an event");
         }
     }
+    // The test reached the bound's neighbourhood: 60,000-octet fragments are among those sent.
+    assert!(peak > oxswan_ike::MAX_REASSEMBLED / 2, "at most {peak} octets held: the bound was never near");
 }

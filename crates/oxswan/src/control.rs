@@ -112,6 +112,15 @@ pub struct EngineStatus {
     pub cookies: bool,
     /// IKE datagrams dropped: unparseable, unknown SPI, failed integrity, outside the window.
     pub dropped: u64,
+    /// Of them, not well-formed.
+    #[serde(default)]
+    pub dropped_malformed: u64,
+    /// Of them, for an IKE SA we do not have.
+    #[serde(default)]
+    pub dropped_unknown_spi: u64,
+    /// Of them, failing their SA's integrity check.
+    #[serde(default)]
+    pub dropped_unauthenticated: u64,
     /// COOKIE notifies sent.
     pub cookies_sent: u64,
     /// IKE_SA_INIT requests refused by the half-open limits.

@@ -311,10 +311,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     print_status(ike_sas);
                     let e = engine;
                     println!(
-                        "engine: {} half-open{}; dropped {}, cookies sent {}, refused for load {}, INVALID_IKE_SPI sent {}, retransmissions answered {}, redirects sent {}",
+                        "engine: {} half-open{}; dropped {} ({} malformed, {} for unknown SPIs, {} failing integrity), cookies sent {}, refused for load {}, INVALID_IKE_SPI sent {}, retransmissions answered {}, redirects sent {}",
                         e.half_open,
                         if e.cookies { ", demanding cookies" } else { "" },
                         e.dropped,
+                        e.dropped_malformed,
+                        e.dropped_unknown_spi,
+                        e.dropped_unauthenticated,
                         e.cookies_sent,
                         e.half_open_refused,
                         e.invalid_spi_sent,

@@ -75,6 +75,8 @@ fn cli_reports_failures_clearly() {
     h.start("left");
     let o = h.ox("left", "up site --timeout 3");
     assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no answer within 3s"), "{err}");
     // A connection that does not exist.
     let o = h.ox("left", "up nosuch");
     assert!(!o.status.success());

@@ -33,8 +33,11 @@ pub use work::{InitDone, InitWork};
 /// Counters of what the endpoint dropped or refused, for status and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Datagrams dropped: unparseable, unknown SPI, failed integrity, out of window.
+    /// Datagrams dropped: unparseable, unknown SPI, failed integrity, out of window; by cause in
+    /// `drops`.
     pub dropped: u64,
+    /// `dropped`, by cause.
+    pub drops: Drops,
     /// COOKIE notifies sent.
     pub cookies_sent: u64,
     /// IKE_SA_INIT requests dropped by the half-open limits.
@@ -46,6 +49,36 @@ pub struct Stats {
     /// Clients sent to another gateway (RFC 5685): in IKE_SA_INIT (`redirect` of the endpoint),
     /// in IKE_AUTH (of the connection) or, acknowledged, on an established IKE SA.
     pub redirects_sent: u64,
+}
+
+/// Why the endpoint dropped IKE datagrams (issue 18: an operator under attack sees what kind).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drops {
+    /// Not a well-formed message: the header, a payload, a fragment.
+    pub malformed: u64,
+    /// For an IKE SA we do not have.
+    pub unknown_spi: u64,
+    /// Failed the integrity check or AEAD tag of its SA (RFC 7296 §2.21.2).
+    pub unauthenticated: u64,
+    /// Well-formed and ours, but not now: a message ID outside the window, a response to nothing,
+    /// the half-open limits, and the like.
+    pub other: u64,
+}
+
+impl Drops {
+    fn count(&mut self, e: &IkeError) {
+        let n = match e {
+            IkeError::Wire(_)
+            | IkeError::MissingPayload(_)
+            | IkeError::Fragment(_)
+            | IkeError::Syntax(_)
+            | IkeError::DuplicatePayload(_) => &mut self.malformed,
+            IkeError::UnknownSa => &mut self.unknown_spi,
+            IkeError::Crypto(oxswan_crypto::CryptoError::IntegrityCheckFailed) => &mut self.unauthenticated,
+            _ => &mut self.other,
+        };
+        *n = n.saturating_add(1);
+    }
 }
 
 /// The endpoint's IKE SAs by where they are in their exchanges, for metrics.
@@ -271,6 +304,12 @@ impl Endpoint {
     }
 
     /// An SA's CHILD SAs.
+    /// Octets of IKE fragments an IKE SA holds for a message not yet whole; never more than
+    /// [`MAX_REASSEMBLED`](crate::MAX_REASSEMBLED) (RFC 7383 §2.6 lets a receiver bound it).
+    pub fn reassembly_held(&self, sa: SaHandle) -> usize {
+        self.sas.get(&sa).map_or(0, |s| s.reassembly_held())
+    }
+
     pub fn children(&self, sa: SaHandle) -> Vec<ChildSa> {
         self.sas.get(&sa).map(|s| s.children()).unwrap_or_default()
     }
@@ -671,8 +710,9 @@ impl Endpoint {
     fn handle_input(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, via: Transport, data: &[u8]) {
         self.arrival = via;
         let mut touched = None;
-        if self.dispatch(now, local, remote, data, &mut touched).is_err() {
+        if let Err(e) = self.dispatch(now, local, remote, data, &mut touched) {
             self.stats.dropped = self.stats.dropped.saturating_add(1);
+            self.stats.drops.count(&e);
         }
         if let Some(h) = touched {
             self.initial_contact(now, h);

@@ -28,6 +28,7 @@ use crate::task::{self, Collected, InFlight, Window};
 
 mod manager;
 mod receive;
+pub use receive::MAX_REASSEMBLED;
 
 use receive::{Cached, Inbound, Pending, Reassembly};
 
@@ -161,6 +162,11 @@ impl IkeSa {
         sa.cached = Some(cached);
         sa.expected_message_id = 1;
         Ok(sa)
+    }
+
+    /// Octets of IKE fragments held for a message not yet whole (RFC 7383 §2.6).
+    pub fn reassembly_held(&self) -> usize {
+        self.reassembly.as_ref().map_or(0, |r| r.held())
     }
 
     /// The key of a responder SA in the endpoint's table of IKE_SA_INIT requests.

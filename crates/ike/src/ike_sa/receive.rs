@@ -73,7 +73,14 @@ pub(crate) enum Inbound {
 /// At most this many fragments per message, and this many octets reassembled: a bound on what a peer
 /// can make us hold (a 64 KiB message in 512-octet fragments fits).
 const MAX_FRAGMENTS: u16 = 128;
-const MAX_REASSEMBLED: usize = 64 * 1024;
+pub const MAX_REASSEMBLED: usize = 64 * 1024;
+
+impl Reassembly {
+    /// The octets of fragment data held.
+    pub(crate) fn held(&self) -> usize {
+        self.parts.iter().flatten().map(Vec::len).sum()
+    }
+}
 
 /// The Fragment Number and Total Fragments of an SKF message (RFC 7383 §2.5), unauthenticated.
 fn skf_numbers(msg: &Message<'_>) -> Option<(u16, u16)> {

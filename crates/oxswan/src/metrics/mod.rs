@@ -359,11 +359,16 @@ impl Collector for Collected {
         counter("ike_cookies_sent", "COOKIE notifies sent (RFC 7296 section 2.6)").one(e, C(s.engine.cookies_sent))?;
         counter("ike_half_open_refused", "IKE_SA_INIT requests dropped by the half-open limits")
             .one(e, C(s.engine.half_open_refused))?;
-        counter(
-            "ike_dropped_messages",
-            "IKE messages dropped: unparseable, unknown SPI, failed integrity, outside the window",
-        )
-        .one(e, C(s.engine.dropped))?;
+        let drops = s.engine.drops;
+        counter("ike_dropped_messages", "IKE messages dropped, by cause").each(
+            e,
+            &[
+                ([("cause", "malformed")], C(drops.malformed)),
+                ([("cause", "unknown_spi")], C(drops.unknown_spi)),
+                ([("cause", "integrity")], C(drops.unauthenticated)),
+                ([("cause", "other")], C(drops.other)),
+            ],
+        )?;
         counter("ike_invalid_spi_sent", "INVALID_IKE_SPI notifies sent (RFC 7296 section 2.21.4)")
             .one(e, C(s.engine.invalid_spi_sent))?;
         counter("ike_retransmits_answered", "Retransmitted IKE requests answered from the response cache")
