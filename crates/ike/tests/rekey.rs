@@ -238,18 +238,18 @@ fn both_peers_with_a_rekey_time_keep_one_pair() {
 
 #[test]
 fn rekeys_converge_on_a_lossy_link() {
-    let (mut failures, mut rekeyed) = (Vec::new(), 0);
+    let mut failures = Vec::new();
     for seed in 0..50 {
         let link = Link { loss: 0.1, duplicate: 0.1, ..Link::default() };
         let mut sim = pair(seed, link, rekeying(alice_psk(), 10), bob_psk());
         initiate(&mut sim);
-        if !sim.run_until(Duration::from_secs(60), both_up) {
-            continue;
-        }
+        assert!(sim.run_until(Duration::from_secs(60), both_up), "seed {seed}: not up");
         sim.advance(Duration::from_secs(45));
-        if ready(sim.events(ALICE_IP)).len() >= 4 {
-            rekeyed += 1;
-        }
+        // At least two rekeys in 45 s on every seed: a lost rekey waits out a retransmission (4 s,
+        // then 7.2 s) before its next try, so 10-second rekeys fall behind, never stop. (The test
+        // used to count the seeds with three and accept 40 of 50.)
+        let n = ready(sim.events(ALICE_IP)).len();
+        assert!(n >= 3, "seed {seed}: {} rekeys in 45 s", n.saturating_sub(1));
         // An exchange may be in flight at any instant: within the next seconds (between two rekeys)
         // the sides must agree, each pair alice has being the other half of one bob has.
         let mut agreed = false;
@@ -278,7 +278,6 @@ fn rekeys_converge_on_a_lossy_link() {
         }
     }
     assert!(failures.is_empty(), "seeds where the two sides disagree: {failures:?}");
-    assert!(rekeyed >= 40, "only {rekeyed} of 50 runs rekeyed at least 3 times");
 }
 
 /// Alice (as configured) and bob, who rekeys the CHILD SA `offset` ms after alice's timers for 10 s

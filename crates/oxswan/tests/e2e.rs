@@ -48,10 +48,11 @@ fn psk_tunnel_carries_ping_and_iperf3_and_counts_it() {
         "{text}"
     );
 
-    // iperf3 through the tunnel.
-    let gbps = h.iperf(2);
-    println!("iperf3 through the tunnel: {gbps:.2} Gbit/s");
-    assert!(gbps > 0.01, "{gbps} Gbit/s");
+    // iperf3 through the tunnel: a fixed amount, all of it carried (no speed asserted here; that
+    // is for the benchmarks).
+    let t = h.transfer(64 << 20);
+    println!("iperf3 through the tunnel: {}", t.figures());
+    assert!(t.completed(64 << 20), "{}", t.figures());
 
     // Down, then up again.
     assert!(h.ox("left", "down site").status.success());
@@ -971,7 +972,8 @@ fn tcp_fallback_when_udp_is_blocked_carries_ping_and_iperf3() {
         "iperf3 through the tunnel, same run: ESP in UDP {udp:.2} Gbit/s, ESP in TCP (RFC 9329) {tcp:.2} Gbit/s (fell back after {:.1} s)",
         took.as_secs_f64()
     );
-    assert!(udp > 0.01 && tcp > 0.01, "UDP {udp} TCP {tcp} Gbit/s");
+    let t = h.transfer(16 << 20);
+    assert!(t.completed(16 << 20), "ESP in TCP: {}", t.figures());
     // Every ESP packet went over TCP: UDP is blocked, and the counters moved.
     assert!(counter(&h.status("right"), "packets_in") > 1000, "{}", h.status("right"));
 }
@@ -1096,54 +1098,6 @@ fn narrow_path(p: &str, link_mtu: u32, daemon: &str) -> Hosts {
     h
 }
 
-/// What an iperf3 transfer of a fixed size did: octets sent, octets the receiver counted,
-/// retransmitted segments, Gbit/s received.
-#[derive(Debug)]
-struct Transfer {
-    sent: u64,
-    received: u64,
-    retransmits: u64,
-    gbps: f64,
-}
-
-impl Transfer {
-    /// Whether it completed: iperf3 wrote every octet within the timeout (rounded up to its
-    /// 128 KiB blocks), which it can only do once the receiver acknowledged all but a socket
-    /// buffer's worth; the receiver's count ends when the sender's does, so it may fall short of
-    /// that by what was in flight.
-    fn completed(&self, bytes: u64) -> bool {
-        self.sent >= bytes && self.received >= bytes / 4 * 3
-    }
-
-    /// The figures, for the test's output.
-    fn figures(&self) -> String {
-        let Transfer { sent, received, retransmits, gbps } = self;
-        format!("{sent} octets sent, {received} counted by the receiver, {retransmits} retransmits, {gbps:.2} Gbit/s")
-    }
-}
-
-/// iperf3 of `bytes` from left's 10.1.0.1 to right's 10.2.0.1 within 30 s.
-fn transfer(h: &Hosts, bytes: u64) -> Transfer {
-    let mut server = Command::new("ip")
-        .args(["netns", "exec", &h.ns("right"), "iperf3", "-s", "-1", "-B", "10.2.0.1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(400));
-    let out = sh(&format!("ip netns exec {} timeout 30 iperf3 -c 10.2.0.1 -B 10.1.0.1 -n {bytes} -J", h.ns("left")));
-    let _ = server.kill();
-    let _ = server.wait();
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    let end = &j["end"];
-    Transfer {
-        sent: if out.status.success() { end["sum_sent"]["bytes"].as_u64().unwrap_or(0) } else { 0 },
-        received: end["sum_received"]["bytes"].as_u64().unwrap_or(0),
-        retransmits: end["sum_sent"]["retransmits"].as_u64().unwrap_or(0),
-        gbps: end["sum_received"]["bits_per_second"].as_f64().unwrap_or(0.0) / 1e9,
-    }
-}
-
 /// The packets an nftables counter named `name` in table `inet t` of `ns` counted.
 fn nft_counter(ns: &str, name: &str) -> u64 {
     let out = ok(&format!("ip netns exec {ns} nft list counter inet t {name}"));
@@ -1178,7 +1132,7 @@ fn mss_clamping_lets_tcp_through_a_narrow_path() {
     let right = h.status("right");
     let child = &right["ike_sas"][0]["children"][0];
     assert_eq!((child["path_mtu"].as_u64(), child["inner_mtu"].as_u64()), (Some(1280), Some(1218)), "{child}");
-    let t = transfer(&h, 20 << 20);
+    let t = h.transfer(20 << 20);
     println!("20 MiB through a 1280-octet path that drops fragments: {}", t.figures());
     assert!(t.completed(20 << 20), "{t:?}\n{}\n{}", h.log("left"), h.log("right"));
     let (clamped, larger) = (nft_counter(&h.ns("right"), "clamped"), nft_counter(&h.ns("right"), "larger"));
@@ -1249,7 +1203,7 @@ fn too_big_packets_get_icmp_fragmentation_needed_with_the_tunnel_mtu() {
     assert!(h.log("left").contains("path MTU to 192.0.2.2 is 1280: inner packets up to 1218 octets (was 1438)"));
 
     // TCP without clamping: its segments shrink to what our ICMP errors said.
-    let t = transfer(&h, 20 << 20);
+    let t = h.transfer(20 << 20);
     println!("20 MiB without MSS clamping, by path MTU discovery: {}", t.figures());
     assert!(t.completed(20 << 20), "{t:?}\n{}", h.log("left"));
 }

@@ -278,10 +278,60 @@ impl Hosts {
             / 1e9
     }
 
+    /// iperf3 of `bytes` from left's 10.1.0.1 to right's 10.2.0.1 within 30 s.
+    pub fn transfer(&self, bytes: u64) -> Transfer {
+        let h = self;
+        let mut server = Command::new("ip")
+            .args(["netns", "exec", &h.ns("right"), "iperf3", "-s", "-1", "-B", "10.2.0.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+        let out =
+            sh(&format!("ip netns exec {} timeout 30 iperf3 -c 10.2.0.1 -B 10.1.0.1 -n {bytes} -J", h.ns("left")));
+        let _ = server.kill();
+        let _ = server.wait();
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let end = &j["end"];
+        Transfer {
+            sent: if out.status.success() { end["sum_sent"]["bytes"].as_u64().unwrap_or(0) } else { 0 },
+            received: end["sum_received"]["bytes"].as_u64().unwrap_or(0),
+            retransmits: end["sum_sent"]["retransmits"].as_u64().unwrap_or(0),
+            gbps: end["sum_received"]["bits_per_second"].as_f64().unwrap_or(0.0) / 1e9,
+        }
+    }
+
     pub fn ping(&self, count: u32) -> bool {
         sh(&format!("ip netns exec {} ping -c {count} -i 0.2 -W 2 -I 10.1.0.1 10.2.0.1", self.ns("left")))
             .status
             .success()
+    }
+}
+
+/// What an iperf3 transfer of a fixed size did: octets sent, octets the receiver counted,
+/// retransmitted segments, Gbit/s received.
+#[derive(Debug)]
+pub struct Transfer {
+    pub sent: u64,
+    pub received: u64,
+    pub retransmits: u64,
+    pub gbps: f64,
+}
+
+impl Transfer {
+    /// Whether it completed: iperf3 wrote every octet within the timeout (rounded up to its
+    /// 128 KiB blocks), which it can only do once the receiver acknowledged all but a socket
+    /// buffer's worth; the receiver's count ends when the sender's does, so it may fall short of
+    /// that by what was in flight.
+    pub fn completed(&self, bytes: u64) -> bool {
+        self.sent >= bytes && self.received >= bytes / 4 * 3
+    }
+
+    /// The figures, for the test's output.
+    pub fn figures(&self) -> String {
+        let Transfer { sent, received, retransmits, gbps } = self;
+        format!("{sent} octets sent, {received} counted by the receiver, {retransmits} retransmits, {gbps:.2} Gbit/s")
     }
 }
 
