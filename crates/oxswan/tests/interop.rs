@@ -294,8 +294,10 @@ fn run_cell(prefix: &str, cell: Cell) -> String {
     );
 
     // A fixed amount through the tunnel, all of it carried (speed is the benchmarks' business).
-    let t = h.transfer(8 << 20);
-    assert!(t.completed(8 << 20), "{d}: iperf3 through the tunnel: {}", t.figures());
+    // 32 MiB: through charon's slower data plane the receiver's count trails the sender's by the
+    // 2 MiB or so still in the socket buffers when the sender is done (see `Transfer::completed`).
+    let t = h.transfer(32 << 20);
+    assert!(t.completed(32 << 20), "{d}: iperf3 through the tunnel: {}", t.figures());
 
     // A clean delete from one side leaves nothing on either.
     let deleter = if cell.delete_by_initiator { "left" } else { "right" };
