@@ -257,6 +257,17 @@ impl Hosts {
 
     /// iperf3 TCP for `secs` from left's 10.1.0.1 to right's 10.2.0.1; Gbit/s received (0 on failure).
     pub fn iperf(&self, secs: u32) -> f64 {
+        let out = self.iperf3(&format!("-t {secs}"), secs + 20);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|j| j["end"]["sum_received"]["bits_per_second"].as_f64())
+            .unwrap_or(0.0)
+            / 1e9
+    }
+
+    /// iperf3's client with `args` (and `-J`) from left's 10.1.0.1 to a one-test server on right's
+    /// 10.2.0.1, given `timeout` seconds.
+    fn iperf3(&self, args: &str, timeout: u32) -> Output {
         let mut server = Command::new("ip")
             .args(["netns", "exec", &self.ns("right"), "iperf3", "-s", "-1", "-B", "10.2.0.1"])
             .stdout(Stdio::null())
@@ -265,33 +276,17 @@ impl Hosts {
             .unwrap();
         std::thread::sleep(Duration::from_millis(400));
         let out = sh(&format!(
-            "ip netns exec {} timeout {} iperf3 -c 10.2.0.1 -B 10.1.0.1 -t {secs} -J",
-            self.ns("left"),
-            secs + 20
+            "ip netns exec {} timeout {timeout} iperf3 -c 10.2.0.1 -B 10.1.0.1 {args} -J",
+            self.ns("left")
         ));
         let _ = server.kill();
         let _ = server.wait();
-        serde_json::from_slice::<serde_json::Value>(&out.stdout)
-            .ok()
-            .and_then(|j| j["end"]["sum_received"]["bits_per_second"].as_f64())
-            .unwrap_or(0.0)
-            / 1e9
+        out
     }
 
     /// iperf3 of `bytes` from left's 10.1.0.1 to right's 10.2.0.1 within 30 s.
     pub fn transfer(&self, bytes: u64) -> Transfer {
-        let h = self;
-        let mut server = Command::new("ip")
-            .args(["netns", "exec", &h.ns("right"), "iperf3", "-s", "-1", "-B", "10.2.0.1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(400));
-        let out =
-            sh(&format!("ip netns exec {} timeout 30 iperf3 -c 10.2.0.1 -B 10.1.0.1 -n {bytes} -J", h.ns("left")));
-        let _ = server.kill();
-        let _ = server.wait();
+        let out = self.iperf3(&format!("-n {bytes}"), 30);
         let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         let end = &j["end"];
         Transfer {
