@@ -234,3 +234,25 @@ fn oxswan_follows_five_redirects_in_five_minutes_and_refuses_the_sixth() {
     }
     assert!(h.ping(3), "{}", h.log("left"));
 }
+
+/// `[daemon] redirect` changes with `oxswan reload` (the other `[daemon]` keys wait for a
+/// restart): gateway a, serving at first, is drained by a reload, and charon's next IKE_SA_INIT is
+/// redirected to b.
+#[test]
+fn a_reload_that_sets_redirect_drains_the_gateway() {
+    if !ready() {
+        return;
+    }
+    let h = two_gateways("ogd", Client::Charon(None), |a| a);
+    let config = h.dir.join("a.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("[daemon]\n", "[daemon]\nredirect = \"192.0.2.3\"\n")).unwrap();
+    let o = gw(&h, "a", "reload");
+    let said = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success() && said.contains("new clients are redirected to 192.0.2.3"), "{said}");
+    assert!(!said.contains("other [daemon] changes"), "{said}");
+    let o = h.swanctl("left", "--initiate --child net --timeout 20");
+    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), logs(&h));
+    assert_eq!(sa_counts(&gw_status(&h, "a")), (0, 0), "{}", logs(&h));
+    assert_eq!(sa_counts(&gw_status(&h, "b")), (1, 1), "{}", logs(&h));
+}

@@ -65,6 +65,14 @@ pub struct Drops {
     pub other: u64,
 }
 
+impl Stats {
+    /// One datagram dropped, for the reason `e`: in the total and by cause.
+    pub(crate) fn drop(&mut self, e: &IkeError) {
+        self.dropped = self.dropped.saturating_add(1);
+        self.drops.count(e);
+    }
+}
+
 impl Drops {
     fn count(&mut self, e: &IkeError) {
         let n = match e {
@@ -519,7 +527,7 @@ impl Endpoint {
         let (mut ctx, sas) = self.ctx_parts(now);
         let s = sas.get_mut(&sa).ok_or(IkeError::UnknownSa)?;
         let r = s.relay_answer(&mut ctx, answer);
-        self.count_redirects();
+        self.collect_outbox();
         self.initial_contact(now, sa);
         self.uniqueness(now, sa);
         self.hold_replaced_pairs(sa);
@@ -711,8 +719,7 @@ impl Endpoint {
         self.arrival = via;
         let mut touched = None;
         if let Err(e) = self.dispatch(now, local, remote, data, &mut touched) {
-            self.stats.dropped = self.stats.dropped.saturating_add(1);
-            self.stats.drops.count(&e);
+            self.stats.drop(&e);
         }
         if let Some(h) = touched {
             self.initial_contact(now, h);
@@ -864,12 +871,12 @@ impl Endpoint {
         self.adopt(now, handle);
         let hits = core::mem::take(&mut self.out.cache_hits);
         self.stats.retransmits_answered = self.stats.retransmits_answered.saturating_add(hits);
-        self.count_redirects();
+        self.collect_outbox();
         r
     }
 
     /// What the last step left for the endpoint itself: redirects to count, tickets to keep.
-    fn count_redirects(&mut self) {
+    fn collect_outbox(&mut self) {
         let n = core::mem::take(&mut self.out.redirects);
         self.stats.redirects_sent = self.stats.redirects_sent.saturating_add(n);
         for t in core::mem::take(&mut self.out.tickets) {

@@ -137,7 +137,7 @@ impl Endpoint {
                 self.pending.remove(&key);
             }
             _ => {
-                self.stats.dropped = self.stats.dropped.saturating_add(1);
+                self.stats.drop(&IkeError::Unexpected(crate::error::Unexpected::NoDeferredRequest));
                 return;
             }
         }
@@ -148,14 +148,15 @@ impl Endpoint {
         let taken = self.by_spi.contains_key(&done.spi_r);
         let made = match done.reply {
             Ok(reply) if !taken => self.answer_init(now, done.local, done.remote, done.spi_i, reply, true),
-            Ok(_) | Err(_) => Err(IkeError::UnknownSa),
+            Ok(_) => Err(IkeError::SpiExhausted),
+            Err(e) => Err(e),
         };
         match made {
             Ok(true) => {}
             Ok(false) => self.uncount_half_open(ip),
-            Err(_) => {
+            Err(e) => {
                 self.uncount_half_open(ip);
-                self.stats.dropped = self.stats.dropped.saturating_add(1);
+                self.stats.drop(&e);
             }
         }
         self.arrival = Transport::Udp;

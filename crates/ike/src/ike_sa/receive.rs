@@ -76,9 +76,9 @@ const MAX_FRAGMENTS: u16 = 128;
 pub const MAX_REASSEMBLED: usize = 64 * 1024;
 
 impl Reassembly {
-    /// The octets of fragment data held.
+    /// The octets of fragment data held (the count the bound is checked against).
     pub(crate) fn held(&self) -> usize {
-        self.parts.iter().flatten().map(Vec::len).sum()
+        self.bytes
     }
 }
 

@@ -53,11 +53,7 @@ impl Ike {
             Err(e) => return Response::Error { message: format!("--gateway: {e}") },
         };
         let chosen = |i: &oxswan_ike::IkeSaInfo| {
-            name.is_none_or(|n| i.name == n)
-                && (identities.is_empty()
-                    || identities
-                        .iter()
-                        .any(|id| identity_string(&i.remote_id) == *id || i.eap_id.as_ref() == Some(id)))
+            name.is_none_or(|n| i.name == n) && (identities.is_empty() || is_one_of(i, identities))
         };
         let sas: Vec<SaHandle> = self
             .endpoint
@@ -149,12 +145,7 @@ impl Ike {
             }
             Request::Terminate { identities } => {
                 let now = Instant::now();
-                let theirs = |sa: &SaHandle| {
-                    self.endpoint.info(*sa).is_some_and(|i| {
-                        let eap = i.eap_id.as_ref();
-                        identities.iter().any(|id| identity_string(&i.remote_id) == *id || eap == Some(id))
-                    })
-                };
+                let theirs = |sa: &SaHandle| self.endpoint.info(*sa).is_some_and(|i| is_one_of(&i, &identities));
                 let sas: Vec<SaHandle> = self.endpoint.established().into_iter().filter(theirs).collect();
                 for sa in &sas {
                     let _ = self.endpoint.delete_ike(now, *sa);
@@ -287,4 +278,10 @@ impl Ike {
     pub(super) fn age(&self, sa: SaHandle, child: Option<u32>) -> u64 {
         self.since.get(&(sa, child)).map_or(0, |t| t.elapsed().as_secs())
     }
+}
+
+/// Whether the SA's peer is one of `identities`: its IKE identity as `status` shows it, or its EAP
+/// identity (`terminate` and `redirect` pick peers so).
+fn is_one_of(i: &oxswan_ike::IkeSaInfo, identities: &[String]) -> bool {
+    identities.iter().any(|id| identity_string(&i.remote_id) == *id || i.eap_id.as_ref() == Some(id))
 }

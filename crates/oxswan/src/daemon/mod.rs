@@ -721,13 +721,11 @@ impl Ike {
                 None => "; new clients are served here".into(),
             };
         }
-        let redirect = config.daemon.redirect.clone();
-        config.daemon.redirect.clone_from(&self.config.daemon.redirect);
-        if config.daemon != self.config.daemon {
+        let running = oxswan_config::Daemon { redirect: config.daemon.redirect.clone(), ..self.config.daemon.clone() };
+        if config.daemon != running {
             note.push_str("; other [daemon] changes take effect at the next start");
-            config.daemon = self.config.daemon.clone();
+            config.daemon = running;
         }
-        config.daemon.redirect = redirect;
         // The leases live in the pools: changing them under the clients would hand out addresses
         // that are in use.
         if config.pools != self.config.pools {
