@@ -9,18 +9,10 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
 
-fn ready() -> bool {
-    if !root_with_tools() {
-        return false;
-    }
-    if !Path::new("/usr/lib/ipsec/charon").exists() {
-        return missing("childless tests need strongSwan's charon (bash .ci/run installs it)");
-    }
-    true
+fn ready() {
+    require(&[&NETNS, &CHARON]);
 }
 
 /// Charon on the right, as the example's other side.
@@ -39,10 +31,9 @@ fn oxswan(h: &mut Hosts, childless: &str) {
 }
 
 #[test]
+#[cfg_attr(not(all(have_netns, have_charon)), ignore = "needs root with ip, ping, iperf3, charon")]
 fn oxswan_forces_a_childless_ike_sa_with_charon() {
-    if !ready() {
-        return;
-    }
+    ready();
     let mut h = Hosts::new("ocl1");
     charon(&mut h);
     oxswan(&mut h, "force");
@@ -56,10 +47,9 @@ fn oxswan_forces_a_childless_ike_sa_with_charon() {
 }
 
 #[test]
+#[cfg_attr(not(all(have_netns, have_charon)), ignore = "needs root with ip, ping, iperf3, charon")]
 fn charon_sets_up_a_childless_ike_sa_and_oxswan_up_adds_the_children() {
-    if !ready() {
-        return;
-    }
+    ready();
     let mut h = Hosts::new("ocl2");
     charon(&mut h);
     oxswan(&mut h, "allow");
@@ -75,10 +65,9 @@ fn charon_sets_up_a_childless_ike_sa_and_oxswan_up_adds_the_children() {
 }
 
 #[test]
+#[cfg_attr(not(all(have_netns, have_charon)), ignore = "needs root with ip, ping, iperf3, charon")]
 fn oxswan_with_never_refuses_charons_childless_ike_sa() {
-    if !ready() {
-        return;
-    }
+    ready();
     let mut h = Hosts::new("ocl3");
     charon(&mut h);
     oxswan(&mut h, "never");

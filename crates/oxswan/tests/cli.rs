@@ -4,6 +4,10 @@
 use std::path::Path;
 use std::process::Command;
 
+#[path = "common/prereq.rs"]
+mod prereq;
+use prereq::{BASH, MAN, OPENSSL, require};
+
 const OX: &str = env!("CARGO_BIN_EXE_oxswan");
 
 fn example(side: &str) -> String {
@@ -80,13 +84,10 @@ fn help_lists_every_command() {
 /// directory); openssl, which shares no code with rcgen, verifies both against the CA for their
 /// purposes and reads the gateway's names and key usages; nothing is ever overwritten.
 #[test]
+#[cfg_attr(not(have_openssl), ignore = "needs openssl")]
 fn pki_makes_a_ca_and_certificates_that_openssl_verifies() {
     use std::os::unix::fs::PermissionsExt as _;
-    if !Command::new("sh").args(["-c", "command -v openssl"]).output().unwrap().status.success() {
-        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI: the pki test needs openssl");
-        eprintln!("SKIPPED: needs openssl");
-        return;
-    }
+    require(&[&OPENSSL]);
     let dir = std::env::temp_dir().join(format!("oxswan-cli-pki-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let d = dir.to_str().unwrap();
@@ -204,10 +205,6 @@ fn subcommands(path: &[&str]) -> Vec<Vec<String>> {
     out
 }
 
-fn have(tool: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap().status.success()
-}
-
 /// bash's completions of `words` (the last one being completed) from `oxswan completions bash`,
 /// as bash's programmable completion would call them.
 fn bash_complete(script: &Path, words: &[&str]) -> Vec<String> {
@@ -232,12 +229,9 @@ fn bash_complete(script: &Path, words: &[&str]) -> Vec<String> {
 /// every subcommand is offered after `oxswan ` (and `pki`'s after `oxswan pki `), options too
 /// (`oxswan status --j` → `--json`); the other shells' scripts name every subcommand.
 #[test]
+#[cfg_attr(not(have_bash), ignore = "needs bash")]
 fn shell_completions_offer_every_command() {
-    if !have("bash") {
-        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI: the completion test needs bash");
-        eprintln!("SKIPPED: needs bash");
-        return;
-    }
+    require(&[&BASH]);
     let dir = std::env::temp_dir().join(format!("oxswan-cli-completions-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let script = dir.join("oxswan.bash");
@@ -273,12 +267,9 @@ fn shell_completions_offer_every_command() {
 /// holds every subcommand (`oxswan pki init` ...) with its options, and the signals and files.
 /// `--dir` writes the same page to DIR/oxswan.8.
 #[test]
+#[cfg_attr(not(have_man), ignore = "needs man-db, groff")]
 fn the_man_page_renders_and_holds_every_command() {
-    if !have("man") || !have("groff") {
-        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI: the man page test needs man-db and groff");
-        eprintln!("SKIPPED: needs man and groff");
-        return;
-    }
+    require(&[&MAN]);
     let dir = std::env::temp_dir().join(format!("oxswan-cli-man-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let o = Command::new(OX).arg("man").output().unwrap();

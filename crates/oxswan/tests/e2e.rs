@@ -10,10 +10,9 @@ mod common;
 use common::*;
 
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn psk_tunnel_carries_ping_and_iperf3_and_counts_it() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("oxe1");
     h.start("right");
     h.start("left");
@@ -67,10 +66,9 @@ fn psk_tunnel_carries_ping_and_iperf3_and_counts_it() {
 }
 
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn cli_reports_failures_clearly() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("oxe2");
     // No daemon on the socket.
     let o = h.ox("left", "status");
@@ -101,10 +99,9 @@ fn cli_reports_failures_clearly() {
 }
 
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn nat_keepalives_flow_from_the_encapsulating_initiator() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("oxe3");
     h.start("right");
     h.start_edited("left", |c| c.replace("[daemon]", "[daemon]\nkeepalive = \"1s\""));
@@ -123,14 +120,9 @@ fn nat_keepalives_flow_from_the_encapsulating_initiator() {
 /// engine moved IKE but the data plane kept sending ESP to the old mapping, which the NAT had
 /// forgotten: no ping came back.
 #[test]
+#[cfg_attr(not(all(have_netns, have_nft, have_conntrack)), ignore = "needs root with ip, ping, iperf3, nft, conntrack")]
 fn a_nat_rebinding_moves_the_peers_esp_along() {
-    if !root_with_tools() {
-        return;
-    }
-    if !sh("command -v conntrack && command -v nft").status.success() {
-        missing("the NAT rebinding test needs conntrack and nft (bash .ci/run installs them)");
-        return;
-    }
+    require(&[&NETNS, &NFT, &CONNTRACK]);
     let mut h = Hosts::with_nat("oxnb");
     h.start_edited("right", |c| c.replace("remote_addrs = [\"192.0.2.1\"]", "remote_addrs = [\"192.0.2.3\"]"));
     h.start_edited("left", |c| {
@@ -172,10 +164,9 @@ fn nft(ns: &str, script: &str) {
 /// learns of only from the retransmitted answer a second later. The pings sent meanwhile are
 /// answered once the left installs the SA, not lost.
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn esp_before_its_sa_is_delivered_once_the_sa_is_installed() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("oxea");
     h.start("right");
     h.start_edited("left", |c| c.replace("tun = \"oxswan0\"", "tun = \"oxswan0\"\nretransmit_timeout = \"1s\""));
@@ -205,14 +196,9 @@ fn esp_before_its_sa_is_delivered_once_the_sa_is_installed() {
 }
 
 #[test]
+#[cfg_attr(not(all(have_netns, have_nft)), ignore = "needs root with ip, ping, iperf3, nft")]
 fn replayed_and_corrupted_esp_are_dropped_and_counted() {
-    if !root_with_tools() {
-        return;
-    }
-    if !sh("command -v nft").status.success() {
-        missing("needs nft (nftables) to duplicate and corrupt packets on the wire (bash .ci/run installs it)");
-        return;
-    }
+    require(&[&NETNS, &NFT]);
     let mut h = Hosts::new("oxe4");
     h.start("right");
     h.start("left");
@@ -284,6 +270,7 @@ fn echo_request(src: [u8; 4], dst: [u8; 4], seq: u16) -> Vec<u8> {
 /// inner packet lies inside the selectors (answered) and one from an address outside them
 /// (dropped and counted by the daemon).
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn inner_packets_outside_the_selectors_are_dropped_and_counted() {
     use oxswan_crypto::Secret;
     use oxswan_crypto::proposal::{parse_esp_proposals, parse_ike_proposals};
@@ -295,9 +282,7 @@ fn inner_packets_outside_the_selectors_are_dropped_and_counted() {
     use oxswan_wire::udp_encap::{Udp4500, classify, with_non_esp_marker};
     use std::net::{SocketAddr, UdpSocket};
 
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("oxts");
     h.start("right");
     let left_ns = h.ns("left");
@@ -442,10 +427,9 @@ fn inner_packets_outside_the_selectors_are_dropped_and_counted() {
 /// `up` reports the peer's refusal; `reload` refuses a broken file and keeps running, then takes
 /// the fixed one, and the next `up` uses it.
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn reload_takes_a_fixed_configuration_and_refuses_a_broken_one() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("oxrl");
     h.start("right");
     let good = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/left.toml")).unwrap();
@@ -477,10 +461,9 @@ fn reload_takes_a_fixed_configuration_and_refuses_a_broken_one() {
 /// `start_action = "start"` connects without a command; SIGTERM deletes the SA on both sides and
 /// removes the route and the TUN device.
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn start_action_connects_and_sigterm_cleans_up() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("oxsa");
     h.start("right");
     h.start_edited("left", |c| {
@@ -520,10 +503,9 @@ fn start_action_connects_and_sigterm_cleans_up() {
 /// The other ESP suites through the daemons: ChaCha20-Poly1305 (RFC 7634) and AES-CBC with
 /// HMAC-SHA2-256-128 (RFC 3602, RFC 4868), each both ways.
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn chacha20poly1305_and_cbc_hmac_tunnels_carry_traffic() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     for (i, esp) in ["chacha20poly1305", "aes128-sha256"].iter().enumerate() {
         let mut h = Hosts::new(&format!("oxs{i}"));
         let edit = |c: String| c.replace("esp_proposals = [\"aes256gcm16\"]", &format!("esp_proposals = [\"{esp}\"]"));
@@ -544,10 +526,9 @@ fn chacha20poly1305_and_cbc_hmac_tunnels_carry_traffic() {
 /// second cross the tunnel (2000 of them): at least 20 CHILD and 5 IKE rekeys, and not one ping lost
 /// nor one ESP packet for an SPI not installed.
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn child_rekeys_under_traffic_lose_nothing() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("oxrk");
     h.start("right");
     h.start_edited("left", |c| {
@@ -603,10 +584,9 @@ fn child_rekeys_under_traffic_lose_nothing() {
 /// printed, and no ping is lost: neither to the volume rekeys nor to a reauthentication, whose
 /// responder keeps sending on the old pairs until the initiator shows it has the new ones.
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn second_child_volume_rekeys_and_reauthentication() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("oxra");
     ok(&format!("ip -n {} addr add 10.1.0.2/32 dev lo", h.ns("left")));
     ok(&format!("ip -n {} addr add 10.2.0.2/32 dev lo", h.ns("right")));
@@ -665,10 +645,9 @@ fn second_child_volume_rekeys_and_reauthentication() {
 /// `oxswan rekey` replaces the CHILD SAs (here from the responder), `--ike` the IKE SA, `--reauth`
 /// the IKE SA by a new authentication; the tunnel carries traffic after each.
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn rekey_command_replaces_each_kind_of_sa() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("oxrc");
     h.start("right");
     h.start("left");
@@ -713,10 +692,9 @@ fn rekey_command_replaces_each_kind_of_sa() {
 /// within a window of 2^32 in the epoch before the first (Appendix A2.2), so a start 300 short of
 /// 2^32 must lie below 2^32 − W.
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn sequence_space_end_rekeys_and_esn_runs_past_2_pow_32() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let soft = u64::from(u32::MAX) - (u64::from(u32::MAX) >> 4);
     for (esn, start) in [(false, soft - 150), (true, u64::from(u32::MAX) - 300)] {
         let mut h = Hosts::new(if esn { "oxsq1" } else { "oxsq0" });
@@ -768,10 +746,9 @@ fn fast_dpd(c: String) -> String {
 /// retransmissions, removes the SAs and the route, and `dpd_action = "restart"` brings the tunnel
 /// back within seconds of the peer's return.
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn dead_peer_is_detected_and_the_tunnel_restarts() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("oxdp");
     h.start("right");
     h.start_edited("left", fast_dpd);
@@ -808,10 +785,9 @@ fn dead_peer_is_detected_and_the_tunnel_restarts() {
 /// `dpd_action = "trap"`: once the dead peer is given up, the connection waits for traffic; the first
 /// ping after the peer's return brings the tunnel up again (none before it: no restart timer).
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn dpd_action_trap_reconnects_on_the_first_packet() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("oxdt");
     h.start("right");
     h.start_edited("left", |c| fast_dpd(c).replace("dpd_action = \"restart\"", "dpd_action = \"trap\""));
@@ -841,10 +817,9 @@ fn dpd_action_trap_reconnects_on_the_first_packet() {
 /// RFC 7296 §2.4: the initiator's daemon is killed and starts again (`start_action = "start"`); its
 /// IKE_AUTH carries INITIAL_CONTACT, and the right forgets the stale SA instead of keeping two.
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn a_restarted_peer_replaces_its_stale_sa() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("oxic");
     h.start("right");
     let started = |c: String| {
@@ -871,10 +846,9 @@ fn a_restarted_peer_replaces_its_stale_sa() {
 /// `start_action = "trap"`: no SA until a packet for the selectors arrives on the TUN device; that
 /// packet brings the tunnel up and is held until the CHILD SA is there, so every ping is answered.
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn a_trap_connection_comes_up_on_the_first_packet() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("oxtr");
     h.start("right");
     h.start_edited("left", |c| {
@@ -915,21 +889,18 @@ fn block_udp(h: &Hosts) {
     );
 }
 
-fn needs_nft() -> bool {
-    if !sh("command -v nft && command -v ss").status.success() {
-        return missing("the TCP tests need nft and ss (bash .ci/run installs them)");
-    }
-    true
+fn needs_nft() {
+    require(&[&NFT, &SS]);
 }
 
 /// RFC 9329 end to end: over UDP first (iperf3 for the figure to compare), then with UDP blocked the
 /// same daemons set the tunnel up again over TCP after UDP got no answer; ping and iperf3 go
 /// through the stream, and both figures are printed side by side.
 #[test]
+#[cfg_attr(not(all(have_netns, have_nft, have_ss)), ignore = "needs root with ip, ping, iperf3, nft, ss")]
 fn tcp_fallback_when_udp_is_blocked_carries_ping_and_iperf3() {
-    if !root_with_tools() || !needs_nft() {
-        return;
-    }
+    needs_nft();
+    require(&[&NETNS]);
     let mut h = Hosts::new("oxt1");
     h.start_edited("right", tcp_responder);
     h.start_edited("left", tcp_initiator("fallback"));
@@ -982,10 +953,10 @@ fn tcp_fallback_when_udp_is_blocked_carries_ping_and_iperf3() {
 /// which opened it, opens a new one and the right's IKE SA (the same SPIs) and its ESP move to it;
 /// pings resume. The right never opens a stream itself.
 #[test]
+#[cfg_attr(not(all(have_netns, have_nft, have_ss)), ignore = "needs root with ip, ping, iperf3, nft, ss")]
 fn a_reset_tcp_stream_is_reopened_and_traffic_resumes() {
-    if !root_with_tools() || !needs_nft() {
-        return;
-    }
+    needs_nft();
+    require(&[&NETNS]);
     let mut h = Hosts::new("oxt2");
     h.start_edited("right", tcp_responder);
     h.start_edited("left", tcp_initiator("always"));
@@ -1025,10 +996,10 @@ fn a_reset_tcp_stream_is_reopened_and_traffic_resumes() {
 /// nothing is closed once idle; no more than 256 streams are held; the tunnel over TCP meanwhile
 /// keeps working and its stream, used by an IKE SA, is not closed however quiet.
 #[test]
+#[cfg_attr(not(all(have_netns, have_nft, have_ss)), ignore = "needs root with ip, ping, iperf3, nft, ss")]
 fn strangers_on_the_tcp_port_are_bounded() {
-    if !root_with_tools() || !needs_nft() {
-        return;
-    }
+    needs_nft();
+    require(&[&NETNS]);
     let mut h = Hosts::new("oxt3");
     h.daemon_env.push(("OXSWAN_TEST_TCP_IDLE".into(), "2".into()));
     h.start_edited("right", tcp_responder);
@@ -1113,14 +1084,9 @@ fn nft_counter(ns: &str, name: &str) -> u64 {
 /// router (their outer datagrams are 1461 octets) until path MTU discovery caught up, and any
 /// locally fragmented datagram would vanish.
 #[test]
+#[cfg_attr(not(all(have_netns, have_nft)), ignore = "needs root with ip, ping, iperf3, nft")]
 fn mss_clamping_lets_tcp_through_a_narrow_path() {
-    if !root_with_tools() {
-        return;
-    }
-    if !sh("command -v nft").status.success() {
-        missing("the MTU tests need nft (bash .ci/run installs it)");
-        return;
-    }
+    require(&[&NETNS, &NFT]);
     let h = narrow_path("oxm1", 1280, "");
     // SYNs (not SYN-ACKs) reaching the right's TCP from the tunnel, by their MSS.
     nft(
@@ -1155,14 +1121,9 @@ fn mss_clamping_lets_tcp_through_a_narrow_path() {
 /// path MTU from the router's ICMP error about an ESP datagram that did not fit, and the IKE thread
 /// read it. Then a TCP transfer completes on the MTU the sender learned from our ICMP errors alone.
 #[test]
+#[cfg_attr(not(all(have_netns, have_nft)), ignore = "needs root with ip, ping, iperf3, nft")]
 fn too_big_packets_get_icmp_fragmentation_needed_with_the_tunnel_mtu() {
-    if !root_with_tools() {
-        return;
-    }
-    if !sh("command -v nft").status.success() {
-        missing("the MTU tests need nft (bash .ci/run installs it)");
-        return;
-    }
+    require(&[&NETNS, &NFT]);
     let h = narrow_path("oxm2", 1280, "clamp_mss = false");
     let ping = |side: &str, from: &str, to: &str, size: u32| {
         let o = sh(&format!("ip netns exec {} ping -M do -s {size} -c 1 -W 1 -I {from} {to}", h.ns(side)));
@@ -1213,10 +1174,9 @@ fn too_big_packets_get_icmp_fragmentation_needed_with_the_tunnel_mtu() {
 /// on at least two pairs and receives on at least two, nothing is replayed or dropped as
 /// unknown, and the status shows each pair's place.
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn per_resource_pairs_carry_flows_on_every_worker() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).clamp(1, 16);
     let per_cpu = |c: String| {
         c.replace("esp_proposals = [\"aes256gcm16\"]", "esp_proposals = [\"aes256gcm16\"]\nper_cpu_sas = true")

@@ -17,7 +17,7 @@ use std::process::Command;
 use common::lan::{Lan, charon_vips, gateway_sas, ping, wait};
 use common::*;
 
-fn ready() -> bool {
+fn ready() {
     // The road-warrior check covers root, the tools, charon, swanctl, nft and EAP-MSCHAPv2.
     common::lan::ready()
 }
@@ -274,20 +274,24 @@ fn site_to_site(
 }
 
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_charon_mschapv2, have_nft)),
+    ignore = "needs root with ip, ping, iperf3, charon, charon's eap-mschapv2, nft"
+)]
 fn the_kits_psk_examples_carry_traffic_with_charon() {
-    if !ready() {
-        return;
-    }
+    ready();
     // oxswan answers as the converted psk-right; then initiates as the converted psk-left.
     site_to_site("oxsw1", "right", &kit_example("right"), &[], &kit_example("left"), &[], "net", false);
     site_to_site("oxsw2", "left", &kit_example("left"), &[], &kit_example("right"), &[], "net", true);
 }
 
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_charon_mschapv2, have_nft)),
+    ignore = "needs root with ip, ping, iperf3, charon, charon's eap-mschapv2, nft"
+)]
 fn certificates_and_several_proposals_carry_traffic_with_charon() {
-    if !ready() {
-        return;
-    }
+    ready();
     let dir = std::env::temp_dir().join(format!("oxswan-import-pki-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let [left, right] = cert_creds(&dir);
@@ -299,10 +303,12 @@ fn certificates_and_several_proposals_carry_traffic_with_charon() {
 /// The road-warrior pair behind the NAT box of road_warriors.rs: oxswan as the converted gateway
 /// with charon as alice, then charon as the gateway with oxswan as the converted client.
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_charon_mschapv2, have_nft)),
+    ignore = "needs root with ip, ping, iperf3, charon, charon's eap-mschapv2, nft"
+)]
 fn a_road_warrior_gateway_with_a_pool_and_eap_carries_traffic_with_charon() {
-    if !ready() {
-        return;
-    }
+    ready();
     let text = |p: &str| std::fs::read_to_string(data(p)).unwrap();
     {
         let mut lan = Lan::new("oxsw5", 1);

@@ -11,22 +11,15 @@ mod common;
 mod pki;
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use pki::{Alg, Ca};
 
-fn ready() -> bool {
-    if !root_with_tools() {
-        return false;
-    }
-    let have = |c: &str| sh(&format!("command -v {c}")).status.success();
-    if !Path::new("/usr/lib/ipsec/charon").exists() || !have("swanctl") || !have("nft") {
-        return missing("interop tests need strongSwan (charon, swanctl) and nftables (bash .ci/run installs them)");
-    }
-    true
+fn ready() {
+    require(&[&NETNS]);
+    require(&[&CHARON, &NFT]);
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -344,10 +337,9 @@ fn cell(initiator: Who, auth: Auth, ike: &'static str, esp: &'static str, nat: b
 /// Through the NAT box: oxswan behind it initiating to charon, and charon behind it initiating to
 /// oxswan; PSK and certificates.
 #[test]
+#[cfg_attr(not(all(have_netns, have_charon, have_nft)), ignore = "needs root with ip, ping, iperf3, charon, nft")]
 fn through_a_nat_both_roles() {
-    if !ready() {
-        return;
-    }
+    ready();
     use Who::*;
     run(
         "oin",
@@ -362,10 +354,9 @@ fn through_a_nat_both_roles() {
 
 /// Certificates of every key type through one intermediate, identities of every kind, both roles.
 #[test]
+#[cfg_attr(not(all(have_netns, have_charon, have_nft)), ignore = "needs root with ip, ping, iperf3, charon, nft")]
 fn certificates_every_key_type_and_identity() {
-    if !ready() {
-        return;
-    }
+    ready();
     use Who::*;
     run(
         "oic",
@@ -495,10 +486,9 @@ fn run_failure(prefix: &str, initiator: Who, f: Failure, notify: &str, responder
 
 /// Every failure of issue 5 with each side as the initiator.
 #[test]
+#[cfg_attr(not(all(have_netns, have_charon, have_nft)), ignore = "needs root with ip, ping, iperf3, charon, nft")]
 fn failures_are_reported_and_leave_nothing_behind() {
-    if !ready() {
-        return;
-    }
+    ready();
     use Failure::*;
     use Who::*;
     let cases: &[(Who, Failure, &str, &str)] = &[
@@ -529,10 +519,9 @@ fn failures_are_reported_and_leave_nothing_behind() {
 /// both, whichever side's timer fires first probes and the other, hearing it, never does: which one
 /// depends on the machine's timing, so each direction gets a tunnel of its own.)
 #[test]
+#[cfg_attr(not(all(have_netns, have_charon, have_nft)), ignore = "needs root with ip, ping, iperf3, charon, nft")]
 fn liveness_checks_are_answered_both_ways() {
-    if !ready() {
-        return;
-    }
+    ready();
     for oxswan_probes in [true, false] {
         let mut h = Hosts::new(if oxswan_probes { "oil" } else { "oim" });
         let cell = cell(Who::Oxswan, Auth::Psk, GCM, "aes256gcm16", false, true);
@@ -595,14 +584,13 @@ fn charon_key(log: &str, name: &str) -> Option<String> {
 /// oxswan initiated with charon, decrypting the SK payloads with the keys charon logged, and finds no
 /// malformed packet and no expert error in anything oxswan sent.
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_nft, have_tshark)),
+    ignore = "needs root with ip, ping, iperf3, charon, nft, tshark"
+)]
 fn tshark_finds_nothing_wrong_in_oxswans_messages() {
-    if !ready() {
-        return;
-    }
-    if !sh("command -v tshark").status.success() {
-        missing("needs tshark (bash .ci/run installs it)");
-        return;
-    }
+    ready();
+    require(&[&TSHARK]);
     for (i, auth) in [Auth::Psk, Auth::Cert(Alg::P256, false, Id::Fqdn)].into_iter().enumerate() {
         let p = format!("oit{i}");
         let mut h = Hosts::new(&p);
@@ -693,10 +681,9 @@ fn tshark_finds_nothing_wrong_in_oxswans_messages() {
 /// The full cross product of issue 5's IKE proposals and ESP proposals (each with and without PFS),
 /// PSK, the initiator alternating between oxswan and charon.
 #[test]
+#[cfg_attr(not(all(have_netns, have_charon, have_nft)), ignore = "needs root with ip, ping, iperf3, charon, nft")]
 fn every_ike_proposal_with_every_esp_proposal() {
-    if !ready() {
-        return;
-    }
+    ready();
     let esps = [
         "aes256gcm16",
         "aes256gcm16-x25519",
@@ -745,10 +732,9 @@ fn settles_to_one_pair(h: &Hosts, what: &str, also: impl Fn(&str) -> bool) {
 /// rekeys in turn, with PFS (a new X25519 exchange in every CREATE_CHILD_SA): 50 pings a second for
 /// 24 s cross the tunnel; at least 20 CHILD and 5 IKE rekeys, and no ping lost.
 #[test]
+#[cfg_attr(not(all(have_netns, have_charon, have_nft)), ignore = "needs root with ip, ping, iperf3, charon, nft")]
 fn child_rekeys_with_charon_lose_nothing() {
-    if !ready() {
-        return;
-    }
+    ready();
     for (i, rekeyer) in [Who::Oxswan, Who::Charon].into_iter().enumerate() {
         let mut h = Hosts::new(&format!("oir{i}"));
         let cell = cell(Who::Oxswan, Auth::Psk, GCM, "aes256gcm16-x25519", false, true);
@@ -791,10 +777,9 @@ fn child_rekeys_with_charon_lose_nothing() {
 /// every 5 s and the IKE SA every 20 s, ESP without PFS, 50 pings a second for 45 s from oxswan's
 /// side. No ping may be lost.
 #[test]
+#[cfg_attr(not(all(have_netns, have_charon, have_nft)), ignore = "needs root with ip, ping, iperf3, charon, nft")]
 fn charon_initiated_rekeys_without_pfs_lose_no_ping() {
-    if !ready() {
-        return;
-    }
+    ready();
     let mut h = Hosts::new("oirn");
     let cell = cell(Who::Oxswan, Auth::Psk, GCM, "aes256gcm16", false, true);
     let ox = oxswan_config(&h, &cell, "left", None);
@@ -823,10 +808,9 @@ fn charon_initiated_rekeys_without_pfs_lose_no_ping() {
 /// are counted (at most one per reauthentication, see below), and both sides end with one IKE SA
 /// and one CHILD SA.
 #[test]
+#[cfg_attr(not(all(have_netns, have_charon, have_nft)), ignore = "needs root with ip, ping, iperf3, charon, nft")]
 fn reauthentication_with_charon_both_ways() {
-    if !ready() {
-        return;
-    }
+    ready();
     for (i, reauthenticator) in [Who::Oxswan, Who::Charon].into_iter().enumerate() {
         let mut h = Hosts::new(&format!("oia{i}"));
         let cell = cell(Who::Oxswan, Auth::Psk, GCM, "aes256gcm16", false, true);
@@ -865,10 +849,9 @@ fn reauthentication_with_charon_both_ways() {
 /// removes the SAs, and with `dpd_action = "restart"` the tunnel is back within seconds of charon's
 /// return.
 #[test]
+#[cfg_attr(not(all(have_netns, have_charon, have_nft)), ignore = "needs root with ip, ping, iperf3, charon, nft")]
 fn killed_charon_is_detected_and_the_tunnel_restarts() {
-    if !ready() {
-        return;
-    }
+    ready();
     let mut h = Hosts::new("oikd");
     let cell = cell(Who::Oxswan, Auth::Psk, GCM, "aes256gcm16", false, true);
     let ox = oxswan_config(&h, &cell, "left", None)
@@ -906,10 +889,9 @@ fn killed_charon_is_detected_and_the_tunnel_restarts() {
 /// §1.3.1: charon adds a second CHILD SA to the IKE SA with CREATE_CHILD_SA (with PFS); oxswan picks
 /// its child by the selectors, and both pairs carry traffic.
 #[test]
+#[cfg_attr(not(all(have_netns, have_charon, have_nft)), ignore = "needs root with ip, ping, iperf3, charon, nft")]
 fn charon_adds_a_second_child_sa() {
-    if !ready() {
-        return;
-    }
+    ready();
     let mut h = Hosts::new("oi2c");
     ok(&format!("ip -n {} addr add 10.1.0.2/32 dev lo", h.ns("left")));
     ok(&format!("ip -n {} addr add 10.2.0.2/32 dev lo", h.ns("right")));
@@ -944,10 +926,9 @@ fn charon_adds_a_second_child_sa() {
 /// and answers without it, so oxswan makes no per-resource pairs: one ordinary pair, which carries
 /// the pings.
 #[test]
+#[cfg_attr(not(all(have_netns, have_charon, have_nft)), ignore = "needs root with ip, ping, iperf3, charon, nft")]
 fn per_cpu_sas_with_a_peer_without_them_is_one_ordinary_pair() {
-    if !ready() {
-        return;
-    }
+    ready();
     let mut h = Hosts::new("oipc");
     let cell = cell(Who::Oxswan, Auth::Psk, GCM, "aes256gcm16", false, true);
     let ox = oxswan_config(&h, &cell, "left", None)

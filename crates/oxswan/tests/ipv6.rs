@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
 
 const PSK: &str = "correct horse battery staple 42";
@@ -120,19 +118,12 @@ fn tun_mtu(h: &Hosts) -> u64 {
     j[0]["mtu"].as_u64().unwrap()
 }
 
-fn charon_ready() -> bool {
-    let have = |c: &str| sh(&format!("command -v {c}")).status.success();
-    if !Path::new("/usr/lib/ipsec/charon").exists() || !have("swanctl") {
-        return missing("the charon IPv6 test needs strongSwan (charon, swanctl; bash .ci/run installs them)");
-    }
-    true
+fn charon_ready() {
+    require(&[&CHARON]);
 }
 
-fn nft_ready() -> bool {
-    if !sh("command -v nft").status.success() {
-        return missing("the IPv6 tests need nft (bash .ci/run installs it)");
-    }
-    true
+fn nft_ready() {
+    require(&[&NFT]);
 }
 
 /// Between two oxswan daemons over `outer`: IPv4 and IPv6 inside, each pinged; the SA's pair fits
@@ -169,10 +160,10 @@ fn oxswan_pair(p: &str, outer: Outer) -> f64 {
 /// IKE and ESP over IPv6, IPv4 and IPv6 inside (4-in-6 and 6-in-6); iperf3 printed next to the
 /// same over IPv4 outside (4-in-4) in the same run.
 #[test]
+#[cfg_attr(not(all(have_netns, have_nft)), ignore = "needs root with ip, ping, iperf3, nft")]
 fn oxswan_over_ipv6_carries_both_families() {
-    if !root_with_tools() || !nft_ready() {
-        return;
-    }
+    nft_ready();
+    require(&[&NETNS]);
     let v6 = oxswan_pair("ox6a", Outer::V6);
     let v4 = oxswan_pair("ox6b", Outer::V4);
     println!("iperf3 through the tunnel, same run: over IPv6 {v6:.2} Gbit/s, over IPv4 {v4:.2} Gbit/s");
@@ -181,10 +172,11 @@ fn oxswan_over_ipv6_carries_both_families() {
 /// Against charon (kernel-libipsec) over each outer family, each side initiating: both families
 /// inside, pinged.
 #[test]
+#[cfg_attr(not(all(have_netns, have_charon, have_nft)), ignore = "needs root with ip, ping, iperf3, charon, nft")]
 fn charon_over_ipv6_and_ipv4_with_both_families_inside() {
-    if !root_with_tools() || !nft_ready() || !charon_ready() {
-        return;
-    }
+    nft_ready();
+    charon_ready();
+    require(&[&NETNS]);
     for (i, (outer, ox_side)) in
         [(Outer::V6, "left"), (Outer::V6, "right"), (Outer::V4, "left")].into_iter().enumerate()
     {

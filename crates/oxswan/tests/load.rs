@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Hosts, OX, ok, root_with_tools, sh};
+use common::{Hosts, NETNS, OX, ok, require, sh};
 
 const PSK: &str = "load test pre-shared key";
 
@@ -39,10 +39,9 @@ fn load(h: &Hosts, key: &str, args: &str) -> (bool, serde_json::Value) {
 }
 
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn clients_from_a_source_range_come_up_and_the_gateway_holds_them() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("ld");
     // Eight more addresses on the left host: the clients' sources.
     ok(&format!("for i in $(seq 11 18); do ip -n {} addr add 192.0.2.$i/24 dev {}l0; done", h.ns("left"), h.p));
@@ -88,10 +87,9 @@ fn a_target_that_is_nobodys_is_refused_before_anything_is_sent() {
 }
 
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn eap_users_and_certificate_clients_come_up_against_a_gateway_made_by_setup() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("le");
     let d = h.dir.join("gw");
     let dir = d.display();

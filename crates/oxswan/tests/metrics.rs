@@ -16,16 +16,10 @@ use std::net::SocketAddr;
 
 use common::lan::*;
 use common::scrape::*;
-use common::{missing, root_with_tools, sh};
+use common::{NETNS, NFT, PROMTOOL, require, sh};
 
-fn ready() -> bool {
-    if !root_with_tools() {
-        return false;
-    }
-    if !sh("command -v nft").status.success() || !sh("command -v promtool").status.success() {
-        return missing("the metrics test needs nftables and promtool (Debian prometheus; bash .ci/run installs them)");
-    }
-    true
+fn ready() {
+    require(&[&NETNS, &NFT, &PROMTOOL]);
 }
 
 const ESTABLISHED: &str = "oxswan_ike_sas{state=\"established\"}";
@@ -38,10 +32,9 @@ const ONLINE: &str = "oxswan_pool_leases{pool=\"rw4\",state=\"online\"}";
 const OFFLINE: &str = "oxswan_pool_leases{pool=\"rw4\",state=\"offline\"}";
 
 #[test]
+#[cfg_attr(not(all(have_netns, have_nft, have_promtool)), ignore = "needs root with ip, ping, iperf3, nft, promtool")]
 fn a_gateway_scraped_through_a_road_warriors_visit_and_a_refused_one() {
-    if !ready() {
-        return;
-    }
+    ready();
     let mut lan = Lan::new("oxme1", 2);
     let ca = pki::Ca::new("metrics", pki::Alg::P256);
     let (cert, key) = ca.issue_gateway("vpn.example");

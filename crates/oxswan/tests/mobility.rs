@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::lan::*;
-use common::ok;
+use common::{CONNTRACK, ok, require};
 
 /// Ping at 20/s for this long; the move happens a third of the way in.
 const PINGS: u32 = 120;
@@ -137,10 +137,12 @@ fn moved_and_same(
 }
 
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_charon_mschapv2, have_nft)),
+    ignore = "needs root with ip, ping, iperf3, charon, charon's eap-mschapv2, nft"
+)]
 fn a_charon_client_moves_to_its_other_uplink_and_keeps_its_ike_sa() {
-    if !ready() {
-        return;
-    }
+    ready();
     let (mut lan, pki) = gateway("mbc", true);
     let vips = connect(&mut lan, &pki, 0, IOS, "alice", "alice's password")
         .unwrap_or_else(|e| panic!("{e}\n--- gateway\n{}\n--- charon\n{}", lan.log("gw"), lan.charon_log("c0")));
@@ -161,10 +163,12 @@ fn a_charon_client_moves_to_its_other_uplink_and_keeps_its_ike_sa() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_charon_mschapv2, have_nft)),
+    ignore = "needs root with ip, ping, iperf3, charon, charon's eap-mschapv2, nft"
+)]
 fn an_oxswan_client_moves_to_its_other_uplink_and_keeps_its_sas() {
-    if !ready() {
-        return;
-    }
+    ready();
     let (mut lan, pki) = gateway("mbo", true);
     let client = oxswan_client_config(&lan, &pki.root, "");
     lan.oxswan("c0", &client);
@@ -192,14 +196,13 @@ fn an_oxswan_client_moves_to_its_other_uplink_and_keeps_its_sas() {
 /// of waiting for the client's next IKE message, so its answers reach the client again without a
 /// new IKE SA.
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_charon_mschapv2, have_nft, have_conntrack)),
+    ignore = "needs root with ip, ping, iperf3, charon, charon's eap-mschapv2, nft, conntrack"
+)]
 fn a_flushed_nat_mapping_is_followed_without_a_new_sa() {
-    if !ready() {
-        return;
-    }
-    if !common::sh("command -v conntrack").status.success() {
-        common::missing("the NAT flush test needs conntrack (bash .ci/run installs it)");
-        return;
-    }
+    ready();
+    require(&[&CONNTRACK]);
     let (mut lan, pki) = gateway("mbn", false);
     let vips = connect(&mut lan, &pki, 0, IOS, "alice", "alice's password")
         .unwrap_or_else(|e| panic!("{e}\n--- gateway\n{}\n--- charon\n{}", lan.log("gw"), lan.charon_log("c0")));

@@ -97,10 +97,9 @@ fn pki_dir(h: &Hosts) -> PathBuf {
 /// Two oxswan daemons authenticate each other with what `oxswan pki` made: each checks the other's
 /// chain to the CA and its identity in the subjectAltNames, and traffic goes through.
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn oxswan_pki_certificates_authenticate_both_ends() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("oxpk1");
     let dir = pki_dir(&h);
     make_pki(&dir, "alice@example.com");
@@ -119,14 +118,9 @@ fn oxswan_pki_certificates_authenticate_both_ends() {
 /// wrote in x509/ and private/; it checks the gateway's certificate for `vpn.example.com`, the
 /// gateway checks charon's, and pings go through.
 #[test]
+#[cfg_attr(not(all(have_netns, have_charon)), ignore = "needs root with ip, ping, iperf3, charon")]
 fn charon_takes_oxswan_pki_certificates() {
-    if !root_with_tools() {
-        return;
-    }
-    if !Path::new("/usr/lib/ipsec/charon").exists() {
-        missing("needs strongSwan's charon (bash .ci/run installs it)");
-        return;
-    }
+    require(&[&NETNS, &CHARON]);
     let mut h = Hosts::new("oxpk2");
     let dir = pki_dir(&h);
     let client = "bob@example.com";
@@ -164,10 +158,9 @@ fn charon_takes_oxswan_pki_certificates() {
 /// client's certificate (AUTHENTICATION_FAILED, logged as revoked), while a client of the same CA
 /// that was not revoked gets in.
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn a_revoked_client_is_refused_and_the_others_are_not() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("oxpk3");
     let dir = pki_dir(&h);
     make_pki(&dir, "alice@example.com");

@@ -28,10 +28,9 @@ fn child_spi(h: &Hosts, side: &str, key: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn ml_kem_between_two_oxswan_hosts_with_rekeys_from_both_sides() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("opq");
     for side in ["right", "left"] {
         h.start_edited(side, |t| {

@@ -7,20 +7,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::*;
 
 const KEY: &str = "0x5d3c1f8e2a9b7c6d4e5f60718293a4b5c6d7e8f9011223344556677889900aab";
 
-fn ready() -> bool {
-    if !root_with_tools() {
-        return false;
-    }
-    if !Path::new("/usr/lib/ipsec/charon").exists() {
-        return missing("PPK tests need strongSwan's charon (bash .ci/run installs it)");
-    }
-    true
+fn ready() {
+    require(&[&NETNS, &CHARON]);
 }
 
 /// One side's PPK settings.
@@ -139,21 +133,19 @@ fn cells(prefix: &str, root: Option<&str>) {
 }
 
 #[test]
+#[cfg_attr(not(all(have_netns, have_charon)), ignore = "needs root with ip, ping, iperf3, charon")]
 fn ppk_with_charon_5_9_8() {
-    if !ready() {
-        return;
-    }
+    ready();
     cells("op5", None);
 }
 
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_strongswan6)),
+    ignore = "needs root with ip, ping, iperf3, charon, /opt/strongswan6"
+)]
 fn ppk_with_strongswan_6() {
-    if !ready() {
-        return;
-    }
-    if !Path::new(STRONGSWAN6).join("usr/lib/ipsec/charon").exists() {
-        missing("strongSwan 6 in /opt/strongswan6 (bash .ci/run makes it)");
-        return;
-    }
+    ready();
+    require(&[&STRONGSWAN6_FS]);
     cells("op6", Some(STRONGSWAN6));
 }

@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 
 use common::lan::*;
 use common::scrape::{promtool, scrape_until};
-use common::{missing, ok, sh};
+use common::{FREERADIUS, ok, require, sh};
 
-const FREERADIUS: &str = "/usr/sbin/freeradius";
+const FREERADIUS_BIN: &str = "/usr/sbin/freeradius";
 const STOCK: &str = "/etc/freeradius/3.0";
 /// FreeRADIUS's address, and the gateway's on the same link.
 const RAD_IP: &str = "10.0.0.5";
@@ -34,14 +34,9 @@ const SECRET: &str = "radius secret";
 const CLASS: &str = "group=vpn";
 const CLASS_HEX: &str = "0x67726f75703d76706e";
 
-fn ready_radius() -> bool {
-    if !ready() {
-        return false;
-    }
-    if !Path::new(FREERADIUS).exists() || !Path::new(STOCK).join("radiusd.conf").exists() {
-        return missing("RADIUS tests need FreeRADIUS (/usr/sbin/freeradius; bash .ci/run installs freeradius)");
-    }
-    true
+fn ready_radius() {
+    ready();
+    require(&[&FREERADIUS]);
 }
 
 fn pki() -> Pki {
@@ -78,7 +73,7 @@ impl FreeRadius {
         configure(&dir, default_eap_type);
         let log = std::fs::File::create(dir.join("radiusd.out")).unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", &ns, FREERADIUS, "-X", "-d"])
+            .args(["netns", "exec", &ns, FREERADIUS_BIN, "-X", "-d"])
             .arg(&dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -320,10 +315,12 @@ fn accounted(lan: &Lan, rad: &FreeRadius, vip: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_charon_mschapv2, have_nft, have_freeradius)),
+    ignore = "needs root with ip, ping, iperf3, charon, charon's eap-mschapv2, nft, freeradius"
+)]
 fn eap_mschapv2_through_freeradius() {
-    if !ready_radius() {
-        return;
-    }
+    ready_radius();
     let mut lan = Lan::new("rdm", 1);
     let rad = FreeRadius::start(&lan, "mschapv2", &[]);
     let pki = pki();
@@ -339,10 +336,12 @@ fn eap_mschapv2_through_freeradius() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_charon_mschapv2, have_nft, have_freeradius)),
+    ignore = "needs root with ip, ping, iperf3, charon, charon's eap-mschapv2, nft, freeradius"
+)]
 fn a_wrong_password_is_rejected_by_freeradius() {
-    if !ready_radius() {
-        return;
-    }
+    ready_radius();
     let mut lan = Lan::new("rdw", 1);
     let rad = FreeRadius::start(&lan, "mschapv2", &[]);
     let pki = pki();
@@ -361,10 +360,12 @@ fn a_wrong_password_is_rejected_by_freeradius() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_charon_mschapv2, have_nft, have_freeradius)),
+    ignore = "needs root with ip, ping, iperf3, charon, charon's eap-mschapv2, nft, freeradius"
+)]
 fn fail_over_to_the_second_server() {
-    if !ready_radius() {
-        return;
-    }
+    ready_radius();
     let mut lan = Lan::new("rdf", 1);
     // 10.0.0.6 is there (on FreeRADIUS's host) but nothing listens on it.
     let rad = FreeRadius::start(&lan, "mschapv2", &["10.0.0.6"]);
@@ -423,10 +424,12 @@ fn fail_over_to_the_second_server() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_charon_mschapv2, have_nft, have_freeradius)),
+    ignore = "needs root with ip, ping, iperf3, charon, charon's eap-mschapv2, nft, freeradius"
+)]
 fn eap_md5_through_freeradius() {
-    if !ready_radius() {
-        return;
-    }
+    ready_radius();
     let mut lan = Lan::new("rd5", 1);
     let rad = FreeRadius::start(&lan, "md5", &[]);
     let pki = pki();
@@ -439,10 +442,12 @@ fn eap_md5_through_freeradius() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_charon_mschapv2, have_nft, have_freeradius)),
+    ignore = "needs root with ip, ping, iperf3, charon, charon's eap-mschapv2, nft, freeradius"
+)]
 fn a_gateway_shutdown_stops_the_sessions() {
-    if !ready_radius() {
-        return;
-    }
+    ready_radius();
     let mut lan = Lan::new("rds", 1);
     let rad = FreeRadius::start(&lan, "mschapv2", &[]);
     let pki = pki();
@@ -461,10 +466,12 @@ fn a_gateway_shutdown_stops_the_sessions() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_charon_mschapv2, have_nft, have_freeradius)),
+    ignore = "needs root with ip, ping, iperf3, charon, charon's eap-mschapv2, nft, freeradius"
+)]
 fn accounting_goes_on_across_rekeys() {
-    if !ready_radius() {
-        return;
-    }
+    ready_radius();
     let mut lan = Lan::new("rdr", 1);
     let rad = FreeRadius::start(&lan, "mschapv2", &[]);
     let pki = pki();

@@ -13,14 +13,9 @@ use std::path::Path;
 use common::*;
 
 #[test]
+#[cfg_attr(not(all(have_netns, have_charon)), ignore = "needs root with ip, ping, iperf3, charon")]
 fn oxswan_follows_charons_redirect_of_an_established_sa() {
-    if !root_with_tools() {
-        return;
-    }
-    if !Path::new("/usr/lib/ipsec/charon").exists() {
-        missing("redirect tests need strongSwan's charon (bash .ci/run installs it)");
-        return;
-    }
+    require(&[&NETNS, &CHARON]);
     let mut h = Hosts::new("ord");
     // The gateway's second address, where it redirects to.
     ok(&format!("ip -n {} addr add 192.0.2.3/24 dev {}r0", h.ns("right"), h.p));
@@ -119,14 +114,8 @@ fn logs(h: &Hosts) -> String {
     format!("--- charon\n{}\n--- a\n{}\n--- b\n{}", h.charon_log("left"), gw_log(h, "a"), gw_log(h, "b"))
 }
 
-fn ready() -> bool {
-    if !root_with_tools() {
-        return false;
-    }
-    if !Path::new("/usr/lib/ipsec/charon").exists() {
-        return missing("redirect tests need strongSwan's charon (bash .ci/run installs it)");
-    }
-    true
+fn ready() {
+    require(&[&NETNS, &CHARON]);
 }
 
 /// RFC 5685 §4.1 and §5 with charon as the client. Gateway a's `[daemon] redirect` sends charon
@@ -134,10 +123,9 @@ fn ready() -> bool {
 /// the established client back to a, which now serves it: it came from b, the gateway a would
 /// send it to (REDIRECTED_FROM), so a does not bounce it back. b's SA goes (charon deletes it).
 #[test]
+#[cfg_attr(not(all(have_netns, have_charon)), ignore = "needs root with ip, ping, iperf3, charon")]
 fn charon_follows_oxswans_redirects_at_ike_sa_init_and_when_established() {
-    if !ready() {
-        return;
-    }
+    ready();
     let h =
         two_gateways("ogr", Client::Charon(None), |a| a.replace("[daemon]\n", "[daemon]\nredirect = \"192.0.2.3\"\n"));
     let o = h.swanctl("left", "--initiate --child net --timeout 20");
@@ -171,14 +159,13 @@ fn charon_follows_oxswans_redirects_at_ike_sa_init_and_when_established() {
 /// tunnel up at b. strongSwan 6's charon: 5.9.8 crashes following a redirect in IKE_AUTH (a double
 /// free, fixed in 5.9.12 by "ike-sa: Fix handling of redirects during IKE_AUTH").
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_strongswan6)),
+    ignore = "needs root with ip, ping, iperf3, charon, /opt/strongswan6"
+)]
 fn charon6_follows_oxswans_redirect_in_ike_auth() {
-    if !ready() {
-        return;
-    }
-    if !Path::new(STRONGSWAN6).join("usr/lib/ipsec/charon").exists() {
-        missing("strongSwan 6 tests need its root file system in /opt/strongswan6 (bash .ci/run makes it)");
-        return;
-    }
+    ready();
+    require(&[&STRONGSWAN6_FS]);
     let h = two_gateways("oga", Client::Charon(Some(STRONGSWAN6)), |a| {
         a.replace("[connections.site.local]", "redirect = \"192.0.2.3\"\n\n[connections.site.local]")
     });
@@ -199,10 +186,9 @@ fn charon6_follows_oxswans_redirect_in_ike_auth() {
 /// redirects of its connection within five minutes, here `oxswan redirect` between gateways a
 /// and b, and refuses the sixth, staying where it is.
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn oxswan_follows_five_redirects_in_five_minutes_and_refuses_the_sixth() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let h = two_gateways("ogl", Client::Oxswan, |a| a);
     let o = h.ox("left", "up site");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -239,10 +225,9 @@ fn oxswan_follows_five_redirects_in_five_minutes_and_refuses_the_sixth() {
 /// restart): gateway a, serving at first, is drained by a reload, and charon's next IKE_SA_INIT is
 /// redirected to b.
 #[test]
+#[cfg_attr(not(all(have_netns, have_charon)), ignore = "needs root with ip, ping, iperf3, charon")]
 fn a_reload_that_sets_redirect_drains_the_gateway() {
-    if !ready() {
-        return;
-    }
+    ready();
     let h = two_gateways("ogd", Client::Charon(None), |a| a);
     let config = h.dir.join("a.toml");
     let text = std::fs::read_to_string(&config).unwrap();

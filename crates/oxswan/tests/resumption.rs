@@ -31,10 +31,9 @@ fn down_both(h: &Hosts) {
 }
 
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn a_client_resumes_its_ike_sa_with_a_ticket() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("ores");
     h.start_edited("right", resuming);
     h.start_edited("left", resuming);

@@ -31,10 +31,12 @@ fn gateway_pki(ca: &pki::Ca) -> Pki {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_charon_mschapv2, have_nft)),
+    ignore = "needs root with ip, ping, iperf3, charon, charon's eap-mschapv2, nft"
+)]
 fn the_stock_clients_through_a_nat_box() {
-    if !ready() {
-        return;
-    }
+    ready();
     let stocks = [WINDOWS, WINDOWS_SHA256, IOS, MACOS_ECP, ANDROID, ANDROID_MODP];
     let mut lan = Lan::new("rws", stocks.len());
     let pki = pki();
@@ -81,10 +83,12 @@ fn the_stock_clients_through_a_nat_box() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_charon_mschapv2, have_nft)),
+    ignore = "needs root with ip, ping, iperf3, charon, charon's eap-mschapv2, nft"
+)]
 fn a_wrong_password_and_an_exhausted_pool_are_refused_and_leave_nothing() {
-    if !ready() {
-        return;
-    }
+    ready();
     let mut lan = Lan::new("rwf", 3);
     let pki = pki();
     // One IPv4 address in the pool.
@@ -112,10 +116,12 @@ fn a_wrong_password_and_an_exhausted_pool_are_refused_and_leave_nothing() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_charon_mschapv2, have_nft)),
+    ignore = "needs root with ip, ping, iperf3, charon, charon's eap-mschapv2, nft"
+)]
 fn eap_md5() {
-    if !ready() {
-        return;
-    }
+    ready();
     let mut lan = Lan::new("rwm", 1);
     let pki = pki();
     let gw = gateway_config(&lan, &pki, "10.10.0.0/24", "eap-md5");
@@ -128,10 +134,12 @@ fn eap_md5() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_charon_mschapv2, have_nft)),
+    ignore = "needs root with ip, ping, iperf3, charon, charon's eap-mschapv2, nft"
+)]
 fn eight_clients_at_once() {
-    if !ready() {
-        return;
-    }
+    ready();
     let n = 8;
     let mut lan = Lan::new("rw8", n);
     let pki = pki();
@@ -173,10 +181,12 @@ fn eight_clients_at_once() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_charon_mschapv2, have_nft)),
+    ignore = "needs root with ip, ping, iperf3, charon, charon's eap-mschapv2, nft"
+)]
 fn oxswan_as_the_client_of_a_charon_gateway_with_pools() {
-    if !ready() {
-        return;
-    }
+    ready();
     let mut lan = Lan::new("rwo", 1);
     let pki = pki();
     // charon is the gateway, in the gateway's host.
@@ -234,10 +244,12 @@ fn oxswan_as_the_client_of_a_charon_gateway_with_pools() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_charon_mschapv2, have_nft)),
+    ignore = "needs root with ip, ping, iperf3, charon, charon's eap-mschapv2, nft"
+)]
 fn eap_tls_with_a_client_certificate() {
-    if !ready() {
-        return;
-    }
+    ready();
     let mut lan = Lan::new("rwt", 2);
     let ca = pki::Ca::new("road warriors", pki::Alg::P256);
     let pki = gateway_pki(&ca);

@@ -16,7 +16,7 @@ use std::process::Command;
 
 use base64::Engine as _;
 use common::lan::*;
-use common::{OX, missing, sh, spawn_charon, spawn_oxswan};
+use common::{CHARON_PKCS12, OPENSSL, OX, PYTHON3, require, sh, spawn_charon, spawn_oxswan};
 
 const NAME: &str = "vpn.example.com";
 const USER: &str = "alice";
@@ -75,10 +75,6 @@ fn make_gateway(dir: &Path, address: &str, netns: Option<&str>) -> (String, Stri
     let out = ox(&["--socket", "/nonexistent.sock", "client", "add", CERT, "--cert", "--dir", d]);
     let p12_password = printed(&out, &format!("password of {CERT}.p12:"));
     (password, p12_password)
-}
-
-fn have(cmd: &str) -> bool {
-    sh(&format!("command -v {cmd}")).status.success()
 }
 
 /// Apple's documented keys of the `IKEv2` dictionary of a `com.apple.vpn.managed` payload
@@ -160,11 +156,9 @@ fn openssl(args: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(all(have_python3, have_openssl)), ignore = "needs python3, openssl")]
 fn profiles_read_back_by_plistlib_json_and_openssl() {
-    if !have("python3") || !have("openssl") {
-        missing("the profile checks need python3 and openssl (bash .ci/run installs them)");
-        return;
-    }
+    require(&[&PYTHON3, &OPENSSL]);
     let dir = tempdir("read");
     let (password, p12_password) = make_gateway(&dir, "127.0.0.1", None);
     let d = dir.to_str().unwrap();
@@ -456,14 +450,13 @@ fn charon_client(lan: &mut Lan, i: usize, c: &Charon) -> Result<Vec<String>, Str
 }
 
 #[test]
+#[cfg_attr(
+    not(all(have_netns, have_charon, have_charon_mschapv2, have_charon_pkcs12, have_nft)),
+    ignore = "needs root with ip, ping, iperf3, charon, charon's eap-mschapv2, charon's pkcs12, nft"
+)]
 fn charon_configured_from_each_profile_connects_and_a_removed_client_is_refused() {
-    if !ready() {
-        return;
-    }
-    if !Path::new("/usr/lib/ipsec/plugins/libstrongswan-pkcs12.so").exists() {
-        missing("charon's pkcs12 plugin (libstrongswan-standard-plugins; bash .ci/run installs it)");
-        return;
-    }
+    ready();
+    require(&[&CHARON_PKCS12]);
     let mut lan = Lan::new("oxgw", 7);
     // The clients find the gateway by its name, as a phone would through DNS.
     for i in 0..7 {

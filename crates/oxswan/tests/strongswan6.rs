@@ -9,21 +9,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::*;
 
 /// X25519 in IKE_SA_INIT, then ECP-384 and MODP-3072 in two IKE_INTERMEDIATE exchanges.
 const MULTI_KE: &str = "aes256gcm16-prfsha256-x25519-ke1_ecp384-ke2_modp3072";
 
-fn ready() -> bool {
-    if !root_with_tools() {
-        return false;
-    }
-    if !Path::new(STRONGSWAN6).join("usr/lib/ipsec/charon").exists() {
-        return missing("strongSwan 6 tests need its root file system in /opt/strongswan6 (bash .ci/run makes it)");
-    }
-    true
+fn ready() {
+    require(&[&NETNS, &STRONGSWAN6_FS]);
 }
 
 /// Charon 6 on the right, as the example's other side, with `proposals`.
@@ -59,10 +53,9 @@ fn logged(h: &Hosts, what: &str) -> usize {
 /// exchanges each time) and a CHILD SA rekey over each new IKE SA shows both sides hold its keys;
 /// then charon sets it up, oxswan answering.
 #[test]
+#[cfg_attr(not(all(have_netns, have_strongswan6)), ignore = "needs root with ip, ping, iperf3, /opt/strongswan6")]
 fn several_key_exchanges_with_strongswan6_in_both_roles_and_rekeys() {
-    if !ready() {
-        return;
-    }
+    ready();
     let mut h = Hosts::new("os6");
     charon6(&mut h, MULTI_KE);
     oxswan(&mut h, MULTI_KE);
@@ -121,10 +114,9 @@ fn several_key_exchanges_with_strongswan6_in_both_roles_and_rekeys() {
 /// oxswan does not offer, so the IKE SA is refused (NO_PROPOSAL_CHOSEN) instead of being made
 /// without it.
 #[test]
+#[cfg_attr(not(all(have_netns, have_strongswan6)), ignore = "needs root with ip, ping, iperf3, /opt/strongswan6")]
 fn a_required_additional_key_exchange_is_not_dropped() {
-    if !ready() {
-        return;
-    }
+    ready();
     let mut h = Hosts::new("os6n");
     charon6(&mut h, "aes256gcm16-prfsha256-x25519-ke1_ecp384");
     oxswan(&mut h, "aes256gcm16-prfsha256-x25519");
@@ -139,10 +131,9 @@ fn a_required_additional_key_exchange_is_not_dropped() {
 /// then the CHILD SA is rekeyed by oxswan and by charon, each time with the exchange again, and
 /// traffic flows over every new pair.
 #[test]
+#[cfg_attr(not(all(have_netns, have_strongswan6)), ignore = "needs root with ip, ping, iperf3, /opt/strongswan6")]
 fn child_sas_with_additional_key_exchanges_with_strongswan6() {
-    if !ready() {
-        return;
-    }
+    ready();
     const ESP: &str = "aes256gcm16-x25519-ke1_ecp384";
     let mut h = Hosts::new("os6c");
     charon6_esp(&mut h, "aes256gcm16-prfsha256-x25519", ESP);

@@ -15,19 +15,13 @@ use common::*;
 /// The capabilities the daemon keeps: CAP_NET_ADMIN (12) and CAP_NET_BIND_SERVICE (10).
 const KEPT: u64 = (1 << 12) | (1 << 10);
 
-fn have(tool: &str) -> bool {
-    sh(&format!("command -v {tool}")).status.success()
-}
-
 /// The unit that `oxswan systemd-unit` prints passes `systemd-analyze verify` without a word about
 /// it (the same check names a wrong value and an unknown key in a spoilt copy, so it is awake), and
 /// `systemd-analyze security` rates its exposure at most 3.0 ("OK").
 #[test]
+#[cfg_attr(not(have_systemd_analyze), ignore = "needs systemd-analyze")]
 fn the_unit_passes_systemd_analyze() {
-    if !have("systemd-analyze") {
-        missing("systemd-analyze (Debian's systemd; .ci/run installs it)");
-        return;
-    }
+    require(&[&SYSTEMD_ANALYZE]);
     let dir = std::env::temp_dir().join(format!("oxswan-unit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let o = Command::new(OX).args(["systemd-unit", "--config", "/etc/oxswan/oxswan.toml"]).output().unwrap();
@@ -120,10 +114,9 @@ impl Notifications {
 /// (1 s here) from the IKE thread; a STATUS= line that follows the SAs; RELOADING=1 (with
 /// MONOTONIC_USEC=) then READY=1 around a SIGHUP reload; STOPPING=1 at SIGTERM, then exit 0.
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn the_daemon_tells_systemd_ready_watchdog_reload_and_stopping() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("oxsd1");
     let mut n = Notifications::bind(&h.dir.join("notify"));
     h.daemon_env = vec![
@@ -210,10 +203,9 @@ fn threads(pid: u32) -> Vec<(String, [u64; 5])> {
 /// moves there with MOBIKE, routes come and go with the SA (`ip`, run with CAP_NET_ADMIN). With
 /// `drop_capabilities = false` the daemon keeps what it was started with.
 #[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn the_daemon_keeps_only_its_capabilities_and_still_works() {
-    if !root_with_tools() {
-        return;
-    }
+    require(&[&NETNS]);
     let mut h = Hosts::new("oxsd2");
     h.start("right");
     // No local_addrs: the left listens where the route to the right leads, and follows it.
@@ -312,14 +304,9 @@ fn the_daemon_keeps_only_its_capabilities_and_still_works() {
 /// capabilities ambient and nothing else in its bounding set keeps them, inheritable and ambient
 /// too, so that the `ip` it runs for routes has them; the tunnel comes up and carries pings.
 #[test]
+#[cfg_attr(not(all(have_netns, have_util_linux)), ignore = "needs root with ip, ping, iperf3, util-linux")]
 fn an_unprivileged_user_with_the_two_capabilities_runs_the_daemon() {
-    if !root_with_tools() {
-        return;
-    }
-    if !have("setpriv") {
-        missing("setpriv (util-linux)");
-        return;
-    }
+    require(&[&NETNS, &UTIL_LINUX]);
     let mut h = Hosts::new("oxsd2u");
     h.start("right");
     // nobody needs a directory of its own for the control socket, and the binary and the
@@ -421,14 +408,9 @@ fn has_timestamp(line: &str) -> bool {
 /// `<N>` prefix for journald (info 6, warn 4). With `JOURNAL_STREAM` naming another stream (a
 /// redirected stderr), the lines are the usual ones, timestamps first.
 #[test]
+#[cfg_attr(not(all(have_netns, have_util_linux)), ignore = "needs root with ip, ping, iperf3, util-linux")]
 fn logs_under_journald_have_no_timestamps() {
-    if !root_with_tools() {
-        return;
-    }
-    if !have("unshare") {
-        missing("unshare (util-linux)");
-        return;
-    }
+    require(&[&NETNS, &UTIL_LINUX]);
     let mut h = Hosts::new("oxsd1j");
     let stream = journal_stream(&h.dir.join("right.log"));
     h.daemon_env = vec![("OXSWAN_TEST_SEQUENCE_START".into(), "1000".into())];
@@ -477,14 +459,9 @@ fn journal_fields(mut d: &[u8]) -> Vec<(String, String)> {
 /// stderr. The daemon runs in a mount namespace whose /run/systemd/journal is the test's directory,
 /// where the test listens.
 #[test]
+#[cfg_attr(not(all(have_netns, have_util_linux)), ignore = "needs root with ip, ping, iperf3, util-linux")]
 fn logs_under_journald_go_to_its_socket_with_fields() {
-    if !root_with_tools() {
-        return;
-    }
-    if !have("unshare") {
-        missing("unshare (util-linux)");
-        return;
-    }
+    require(&[&NETNS, &UTIL_LINUX]);
     let mut h = Hosts::new("oxsd2j");
     let jdir = h.dir.join("journal");
     std::fs::create_dir_all(&jdir).unwrap();

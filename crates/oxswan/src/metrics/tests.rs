@@ -274,19 +274,17 @@ fn families_without_series_are_left_out() {
 }
 
 /// `promtool check metrics` (Debian's `prometheus`) on every family at once, with every label.
+/// Ignored where the build found no promtool (build.rs); under `CI=true` it runs and must find it.
 #[test]
+#[cfg_attr(not(have_promtool), ignore = "needs promtool")]
 fn promtool_finds_nothing_to_complain_about() {
-    let Ok(mut child) = std::process::Command::new("promtool")
+    let mut child = std::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-    else {
-        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI: promtool (Debian prometheus) missing");
-        eprintln!("SKIPPED: promtool is not installed (Debian package prometheus; bash .ci/run installs it)");
-        return;
-    };
+        .expect("promtool (Debian prometheus; bash .ci/run installs it)");
     let text = render(Arc::new(full()));
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
     drop(child.stdin.take());

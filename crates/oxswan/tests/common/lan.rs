@@ -2,31 +2,18 @@
 //! them: the road-warrior tests' network (road_warriors.rs, radius.rs). Removed when `Lan` drops.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use super::{OX, missing, ok, root_with_tools, sh, spawn_charon, spawn_oxswan, stop_all};
+use super::{CHARON, CHARON_MSCHAPV2, NETNS, NFT, OX, ok, require, sh, spawn_charon, spawn_oxswan, stop_all};
 
 pub const GW_IP: &str = "192.0.2.2";
 pub const NAT_OUT: &str = "192.0.2.3";
 
-pub fn ready() -> bool {
-    if !root_with_tools() {
-        return false;
-    }
-    let have = |c: &str| sh(&format!("command -v {c}")).status.success();
-    if !Path::new("/usr/lib/ipsec/charon").exists() || !have("swanctl") || !have("nft") {
-        return missing(
-            "road-warrior tests need strongSwan (charon, swanctl) and nftables (bash .ci/run installs them)",
-        );
-    }
-    if !Path::new("/usr/lib/ipsec/plugins/libstrongswan-eap-mschapv2.so").exists() {
-        return missing(
-            "road-warrior tests need charon's eap-mschapv2 (libcharon-extauth-plugins; bash .ci/run installs it)",
-        );
-    }
-    true
+pub fn ready() {
+    require(&[&NETNS]);
+    require(&[&CHARON, &NFT, &CHARON_MSCHAPV2]);
 }
 
 /// The gateway, the NAT box and `clients` client hosts behind it; removed on drop.

@@ -3,32 +3,16 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 pub mod lan;
+pub mod prereq;
 pub mod scrape;
+
+pub use prereq::*;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const OX: &str = env!("CARGO_BIN_EXE_oxswan");
-
-/// A missing prerequisite: the test is skipped, except under CI (`CI=true`), where everything must
-/// be installed by `.ci/run` and a skip would hide that it was not.
-pub fn missing(what: &str) -> bool {
-    assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI: {what}");
-    eprintln!("SKIPPED: {what}");
-    false
-}
-
-pub fn root_with_tools() -> bool {
-    let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
-    let tools = ["ip", "ping", "iperf3"].iter().all(|t| {
-        Command::new("sh").args(["-c", &format!("command -v {t}")]).output().is_ok_and(|o| o.status.success())
-    });
-    if !root || !tools || !Path::new("/dev/net/tun").exists() {
-        return missing("end-to-end tests need root, /dev/net/tun, ip, ping and iperf3 (bash .ci/run installs them)");
-    }
-    true
-}
 
 pub fn sh(cmd: &str) -> Output {
     Command::new("sh").args(["-c", cmd]).output().unwrap()
