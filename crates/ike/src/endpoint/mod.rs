@@ -830,7 +830,12 @@ impl Endpoint {
             if !first || h.flags.response() || h.message_id != 0 {
                 return Err(IkeError::Unexpected(Unexpected::ZeroSpiOutsideInit));
             }
-            if let Some(handle) = self.by_init.get(&(h.spi_i, remote)).copied() {
+            // A retransmission is answered from its SA's cache (§2.1), but not by an SA that is gone
+            // and only lingers (a half-open SA that timed out): its answer would start the
+            // initiator on an IKE_AUTH nothing is left to take. The request starts afresh instead.
+            if let Some(handle) = self.by_init.get(&(h.spi_i, remote)).copied()
+                && self.sas.get(&handle).is_some_and(|s| !s.is_closed())
+            {
                 *touched = Some(handle);
                 return self.deliver(now, handle, local, remote, &msg);
             }

@@ -219,6 +219,9 @@ pub struct Sim {
     pub log_at: Vec<Duration>,
     /// How many datagrams of `log` the link lost (loss, dropped IP fragments; not the drop filter).
     pub lost: usize,
+    /// Whether the link carried each datagram of `log` (at least one copy put on the wire), so a test
+    /// can say why an exchange failed: which transmissions were lost.
+    pub log_carried: Vec<bool>,
     /// How many endpoints each address has had.
     incarnations: BTreeMap<IpAddr, u32>,
     /// The nonce steering of each address's current endpoint.
@@ -268,6 +271,7 @@ impl Sim {
             seed,
             log_at: Vec::new(),
             lost: 0,
+            log_carried: Vec::new(),
             incarnations: BTreeMap::new(),
             steering: BTreeMap::new(),
             log_transport: Vec::new(),
@@ -468,6 +472,7 @@ impl Sim {
             self.log.push((local, remote, payload.clone()));
             self.log_at.push(self.elapsed());
             self.log_transport.push(transport);
+            self.log_carried.push(false);
             let Some(from) = self.stream(local, remote) else {
                 // Refused, or no stream back to the opener: the sender hears that it ended.
                 let opener = Some(remote.port()) == self.tcp_port;
@@ -478,6 +483,9 @@ impl Sim {
                 return;
             };
             self.seq += 1;
+            if let Some(c) = self.log_carried.last_mut() {
+                *c = true;
+            }
             // In order: a stream's packets never overtake one another (no jitter).
             self.wire.push(InFlight {
                 at: self.now + self.link.latency,
@@ -499,6 +507,7 @@ impl Sim {
         self.log.push((local, remote, payload.clone()));
         self.log_at.push(self.elapsed());
         self.log_transport.push(transport);
+        self.log_carried.push(false);
         if self.block_udp {
             self.lost += 1;
             return;
@@ -524,6 +533,9 @@ impl Sim {
                 self.lost += 1;
                 return;
             }
+        }
+        if let Some(c) = self.log_carried.get_mut(index) {
+            *c = true;
         }
         let copies = if self.rng.chance(self.link.duplicate) { 2 } else { 1 };
         for _ in 0..copies {
