@@ -1001,7 +1001,7 @@ fn higher_major_version_is_answered_with_ours() {
     assert_eq!((h.major_version, h.exchange_type, h.message_id), (2, IKE_SA_INIT, 0));
     let p = oxswan_wire::Message::parse(&t.payload).unwrap().parse_payloads().unwrap();
     assert!(
-        matches!(&p[0], oxswan_wire::Payload::Notify(n) if n.notify_type == NotifyType::INVALID_MAJOR_VERSION && n.data == [0x20])
+        matches!(&p[0], oxswan_wire::Payload::Notify(n) if n.notify_type == NotifyType::INVALID_MAJOR_VERSION && n.data.is_empty())
     );
     assert_eq!(sim.ep(BOB_IP).sa_count(), 0, "no state for it");
 }

@@ -710,8 +710,19 @@ fn up_and_ping(h: &mut Hosts, ox: &str, ch: &str, files: &[(&str, Vec<u8>)], cou
     let up = h.ox("left", "up site");
     let why = || format!("{}\n{}\n{}", String::from_utf8_lossy(&up.stderr), h.log("left"), h.charon_log("right"));
     assert!(up.status.success(), "{}", why());
-    let out = ok(&format!("ip netns exec {} ping -q -c {count} -i 0.02 -W 2 -I 10.1.0.1 10.2.0.1", h.ns("left")));
-    out.lines().find(|l| l.contains("packets transmitted")).unwrap_or_default().to_owned()
+    let out = ok(&format!("ip netns exec {} ping -D -c {count} -i 0.02 -W 2 -I 10.1.0.1 10.2.0.1", h.ns("left")));
+    let summary = out.lines().find(|l| l.contains("packets transmitted")).unwrap_or_default().to_owned();
+    // Which pings went unanswered, and when the first reply came (ping -D: Unix time), so that a
+    // loss can be matched with the daemons' logs.
+    let answered: std::collections::BTreeSet<u32> =
+        out.lines().filter_map(|l| l.split("icmp_seq=").nth(1)?.split(' ').next()?.parse().ok()).collect();
+    let lost: Vec<u32> = (1..=count).filter(|n| !answered.contains(n)).collect();
+    if lost.is_empty() {
+        summary
+    } else {
+        let first = out.lines().find(|l| l.contains("icmp_seq=")).unwrap_or_default();
+        format!("{summary}, lost icmp_seq {lost:?} (sent 20 ms apart; first reply: {first})")
+    }
 }
 
 /// Waits up to 10 s for a moment when charon (right) lists one IKE SA and one CHILD SA, neither of
@@ -802,11 +813,47 @@ fn charon_initiated_rekeys_without_pfs_lose_no_ping() {
     assert!(summary.contains("2250 received"), "pings lost across rekeys: {summary}\n{}", logs());
 }
 
+/// Counters along the pings' path through one host, in nftables (table `inet taps`): the inner ICMP
+/// echoes leaving and entering the host's kernel, and the ESP to and from `peer` (raw, and in UDP
+/// to port 4500 with a non-zero SPI, RFC 3948 §2.2). Read in path order, a ping lost in the tunnel is
+/// found at the stage it went missing in: a daemon's data plane, or the wire between.
+const TAPS: [&str; 6] = ["req_out", "req_in", "rep_out", "rep_in", "esp_out", "esp_in"];
+
+fn install_taps(h: &Hosts, side: &str, peer: &str) {
+    let esp = |dir: &str, name: &str| {
+        format!(
+            "ip {dir} {peer} ip protocol esp counter name {name}; \
+             ip {dir} {peer} udp dport 4500 @th,64,32 != 0 counter name {name};"
+        )
+    };
+    let counters: String = TAPS.iter().map(|t| format!("counter {t} {{}}; ")).collect();
+    let script = format!(
+        "table inet taps {{ {counters} \
+         chain pre {{ type filter hook prerouting priority -300; policy accept; \
+           icmp type echo-request counter name req_in; icmp type echo-reply counter name rep_in; {} }}; \
+         chain post {{ type filter hook postrouting priority 300; policy accept; \
+           icmp type echo-request counter name req_out; icmp type echo-reply counter name rep_out; {} }}; }}",
+        esp("saddr", "esp_in"),
+        esp("daddr", "esp_out"),
+    );
+    ok(&format!("printf '%s' '{script}' | ip netns exec {} nft -f -", h.ns(side)));
+}
+
+fn read_taps(h: &Hosts, side: &str) -> std::collections::BTreeMap<&'static str, u64> {
+    TAPS.iter()
+        .map(|t| {
+            let out = ok(&format!("ip netns exec {} nft list counter inet taps {t}", h.ns(side)));
+            let n = out.split_whitespace().skip_while(|w| *w != "packets").nth(1).and_then(|n| n.parse().ok());
+            (*t, n.unwrap_or_else(|| panic!("counter {t}: {out}")))
+        })
+        .collect()
+}
+
 /// Reauthentication with charon (RFC 7296 §2.8.3), each side initiating it every 4 s, make before
 /// break (charon's `make_before_break = yes`): a new IKE SA from IKE_SA_INIT on with a new CHILD SA,
-/// then the old one deleted. 50 pings a second for 12 s; the reauthentications and the lost pings
-/// are counted (at most one per reauthentication, see below), and both sides end with one IKE SA
-/// and one CHILD SA.
+/// then the old one deleted. 50 pings a second for 12 s; both sides end with one IKE SA and one
+/// CHILD SA. Counters along the path (`install_taps`) place every lost ping: oxswan's data plane
+/// and the wire must lose none; see below for charon's.
 #[test]
 #[cfg_attr(not(all(have_netns, have_charon, have_nft)), ignore = "needs root with ip, ping, iperf3, charon, nft")]
 fn reauthentication_with_charon_both_ways() {
@@ -823,24 +870,57 @@ fn reauthentication_with_charon_both_ways() {
             ch = ch
                 .replace("  version = 2\n", "  version = 2\n  reauth_time = 4s\n  rand_time = 0s\n  over_time = 10s\n");
         }
+        install_taps(&h, "left", "192.0.2.2");
+        install_taps(&h, "right", "192.0.2.1");
         let summary = up_and_ping(&mut h, &ox, &ch, &files, 600);
+        let (l, r) = (read_taps(&h, "left"), read_taps(&h, "right"));
         let log = h.log("left");
         let reauths = log.matches("IKE SA established").count().saturating_sub(1);
         let logs = || format!("--- oxswan\n{}\n--- charon\n{}", h.log("left"), h.charon_log("right"));
         let early = log.matches("came before the SA").count();
         let unknown = h.status("left")["esp_unknown_spi"].as_u64().unwrap_or(0);
+        // The pings' path, stage by stage: each count is what passed that point.
+        let path = [
+            ("ping sent into oxswan's TUN", l["req_out"]),
+            ("oxswan sent as ESP", l["esp_out"]),
+            ("charon received as ESP", r["esp_in"]),
+            ("charon delivered to its kernel", r["req_in"]),
+            ("the kernel answered", r["rep_out"]),
+            ("charon sent as ESP", r["esp_out"]),
+            ("oxswan received as ESP", l["esp_in"]),
+            ("oxswan delivered to ping", l["rep_in"]),
+        ];
+        let path_text: Vec<String> = path.iter().map(|(what, n)| format!("{what}: {n}")).collect();
         println!(
             "{reauthenticator:?} reauthenticates: {reauths} new IKE SAs ({early} with ESP before its SA, \
-             {unknown} ESP for an unknown SPI), {summary}"
+             {unknown} ESP for an unknown SPI), {summary}; {}",
+            path_text.join(", ")
         );
         assert!(reauths >= 2, "{reauthenticator:?}: {reauths} reauthentications\n{}", logs());
-        // In 3 of about 9 CI runs one ping in 600 was lost here, in either direction; in 30 local
-        // runs none was. In the last, oxswan received no ESP for an unknown SPI, and the cause is
-        // not found yet. Until it is, one lost ping per reauthentication is tolerated; oxswan to
-        // oxswan (e2e.rs) and every rekey must lose nothing.
-        let received: usize =
-            summary.split(", ").find_map(|p| p.strip_suffix(" received").and_then(|n| n.parse().ok())).unwrap_or(0);
-        assert!(received + reauths >= 600, "{reauthenticator:?}: {summary}\n{}", logs());
+        assert_eq!(path[0].1, 600, "{reauthenticator:?}: {path_text:?}");
+        // oxswan's data plane (TUN to ESP, ESP to TUN), the wire both ways and the kernel lose
+        // nothing.
+        for (from, to) in [(0, 1), (1, 2), (3, 4), (5, 6), (6, 7)] {
+            assert_eq!(
+                path[from].1,
+                path[to].1,
+                "{reauthenticator:?}: lost between \"{}\" and \"{}\": {path_text:?}\n{summary}\n{}",
+                path[from].0,
+                path[to].0,
+                logs()
+            );
+        }
+        // In 3 of about 9 CI runs one ping in 600 went missing here; in 41 local runs (11 of them
+        // with both cores busy) none did, and the cause is not found. What the counters place
+        // inside charon (ESP it received and did not deliver, or an answer it did not send) is
+        // charon's data plane during its SA switch, and tolerated at one per reauthentication;
+        // oxswan to oxswan (e2e.rs) and every rekey lose nothing.
+        let in_charon = (path[2].1 - path[3].1) + (path[4].1 - path[5].1);
+        assert!(
+            in_charon as usize <= reauths,
+            "{reauthenticator:?}: charon lost {in_charon}: {path_text:?}\n{}",
+            logs()
+        );
         settles_to_one_pair(&h, &format!("{reauthenticator:?}"), |_| true);
     }
 }

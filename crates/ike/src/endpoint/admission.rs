@@ -46,13 +46,13 @@ impl AnswerBudget {
 
 impl Endpoint {
     /// §2.21.4: a request for an SA we do not know gets an unprotected INVALID_IKE_SPI, with the
-    /// SPIs and message ID copied; responses get nothing.
+    /// SPIs, the message ID and the exchange type copied (§1.5); responses get nothing.
     pub(super) fn invalid_spi(&mut self, h: &Header, local: SocketAddr, remote: SocketAddr) {
         if h.flags.response() {
             return;
         }
         let flags = if h.flags.initiator() { Flags::RESPONSE } else { Flags::RESPONSE.with(Flags::INITIATOR) };
-        let header = Header::new(h.spi_i, h.spi_r, ExchangeType::INFORMATIONAL, flags, h.message_id);
+        let header = Header::new(h.spi_i, h.spi_r, h.exchange_type, flags, h.message_id);
         if let Ok(payload) =
             header.encode(&[Payload::Notify(NotifyPayload::new(NotifyType::INVALID_IKE_SPI, Vec::new()))])
         {
@@ -62,7 +62,7 @@ impl Endpoint {
     }
 
     /// §2.5: a request of a major version we do not speak is answered, unprotected, with the version we
-    /// do (2, in the notify data); a response is dropped.
+    /// do in the answer's header and no notification data (§1.5, §3.10.1); a response is dropped.
     pub(super) fn invalid_major_version(&mut self, h: &Header, local: SocketAddr, remote: SocketAddr) {
         if h.flags.response() {
             return;
@@ -70,7 +70,7 @@ impl Endpoint {
         let flags = if h.flags.initiator() { Flags::RESPONSE } else { Flags::RESPONSE.with(Flags::INITIATOR) };
         let header = Header::new(h.spi_i, h.spi_r, h.exchange_type, flags, h.message_id);
         if let Ok(payload) =
-            header.encode(&[Payload::Notify(NotifyPayload::new(NotifyType::INVALID_MAJOR_VERSION, vec![0x20]))])
+            header.encode(&[Payload::Notify(NotifyPayload::new(NotifyType::INVALID_MAJOR_VERSION, Vec::new()))])
         {
             self.out.transmits.push_back(Transmit { local, remote, transport: self.arrival, payload });
         }
