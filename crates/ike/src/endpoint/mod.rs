@@ -786,6 +786,14 @@ impl Endpoint {
                     ctx.out.events.push_back(Event::IkeSaRekeyed { old, new: h, info });
                 }
                 sa.inherit(&mut ctx, inheritance);
+                // A reauthentication of `old` under way replaces the heir now, which holds the CHILD
+                // SAs (§2.18): deleting only `old`, gone by then, left the heir and its pairs beside
+                // the new SA's for good (tests/lifecycle_sim.rs, the peer rekeying during it).
+                for target in self.reauths.values_mut() {
+                    if *target == old {
+                        *target = h;
+                    }
+                }
                 self.settle(now, h);
             }
             // The heir is gone already (deleted by the peer before the handover): so are its children.
