@@ -1242,3 +1242,41 @@ fn per_resource_pairs_carry_flows_on_every_worker() {
         assert_eq!(s["esp_unknown_spi"].as_u64(), Some(0), "{side}: {s}");
     }
 }
+
+/// A restart waits for its attempt: right deletes the SA (left's `close_action = "start"` restarts
+/// it 2 s later), and right then hears nothing for 26 s, so left's IKE_SA_INIT is retransmitted
+/// every 2 s (for 40 s), still connecting when the restart is looked at again 20 s on. Left must not start
+/// a second attempt beside it (it used to: two IKE SAs once right answered). When right hears
+/// again, the one attempt comes up and each side holds one IKE SA.
+#[test]
+#[cfg_attr(not(all(have_netns, have_nft)), ignore = "needs root with ip, ping, iperf3, nft")]
+fn a_restart_waits_for_its_attempt_still_connecting() {
+    require(&[&NETNS, &NFT]);
+    let mut h = Hosts::new("oxrw");
+    h.start("right");
+    h.start_edited("left", |c| {
+        c.replace(
+            "tun = \"oxswan0\"",
+            "tun = \"oxswan0\"\nretransmit_timeout = \"2s\"\nretransmit_base = 1.0\nretransmit_tries = 20",
+        )
+        .replace("[connections.site.local]", "close_action = \"start\"\n\n[connections.site.local]")
+    });
+    assert!(h.ox("left", "up site").status.success(), "{}", h.log("left"));
+    assert!(h.ox("right", "down site").status.success(), "{}", h.log("right"));
+    nft(
+        &h.ns("right"),
+        "table inet deaf { chain deaf { type filter hook input priority 0; udp dport { 500, 4500 } drop; }; }",
+    );
+    std::thread::sleep(Duration::from_secs(26));
+    let restarts = h.log("left").matches("restarting the connection").count();
+    nft(&h.ns("right"), "delete table inet deaf");
+    settles(20, || {
+        let (l, r) = (h.status("left"), h.status("right"));
+        holds(sa_counts(&l) == (1, 1) && sa_counts(&r) == (1, 1), || format!("one IKE SA with one pair each: {l} {r}"))
+    });
+    assert_eq!(restarts, 1, "one attempt while it was still connecting\n{}", h.log("left"));
+    std::thread::sleep(Duration::from_secs(3));
+    let (l, r) = (h.status("left"), h.status("right"));
+    assert!(sa_counts(&l) == (1, 1) && sa_counts(&r) == (1, 1), "no second IKE SA later: {l} {r}");
+    assert!(h.ping(3), "{}", h.log("left"));
+}

@@ -332,6 +332,12 @@ impl Endpoint {
         self.sas.iter().filter(|(_, s)| s.is_established()).map(|(h, _)| *h).collect()
     }
 
+    /// Whether an IKE SA of connection `name` that we initiated is still being set up: a driver
+    /// restarting the connection waits for it (it ends up or down) rather than start another.
+    pub fn connecting(&self, name: &str) -> bool {
+        self.sas.values().any(|s| s.is_connecting_as(name))
+    }
+
     // -----------------------------------------------------------------------------------------------
     // Commands
     // -----------------------------------------------------------------------------------------------

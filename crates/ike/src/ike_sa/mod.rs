@@ -189,6 +189,11 @@ impl IkeSa {
         self.core.state == State::HalfOpen
     }
 
+    /// Initiator of connection `name`, IKE_SA_INIT or IKE_AUTH still in flight.
+    pub fn is_connecting_as(&self, name: &str) -> bool {
+        self.core.state == State::Connecting && self.core.name() == Some(name)
+    }
+
     /// Whether the SA is established.
     pub fn is_established(&self) -> bool {
         self.core.is_established()

@@ -661,7 +661,9 @@ impl Ike {
     }
 
     /// Initiates the connections whose restart is due. A failed attempt schedules the next one
-    /// (see the IkeSaDown event); an established SA ends the restarting.
+    /// (see the IkeSaDown event); an established SA ends the restarting. An attempt still being
+    /// set up is waited for (looked at again in 20 s): on a lossy link it may take minutes of
+    /// retransmissions, and a second attempt beside it made a second IKE SA.
     fn restart_due(&mut self, now: Instant) {
         let due: Vec<String> = self.restarts.iter().filter(|(_, at)| **at <= now).map(|(n, _)| n.clone()).collect();
         for name in due {
@@ -670,6 +672,9 @@ impl Ike {
                 self.endpoint.established().iter().any(|sa| self.endpoint.info(*sa).is_some_and(|i| i.name == name));
             if busy {
                 self.restarts.remove(&name);
+                continue;
+            }
+            if self.endpoint.connecting(&name) {
                 continue;
             }
             tracing::info!(target: "ike", conn = %name, "restarting the connection");
