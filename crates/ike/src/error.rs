@@ -60,6 +60,10 @@ pub enum IkeError {
     /// No IKE SA with that handle or SPI.
     #[error("no such IKE SA")]
     UnknownSa,
+    /// The IKE SA was replaced (rekeyed or reauthenticated, §2.18, §2.8.3) and is being deleted:
+    /// commands go to the SA that replaced it.
+    #[error("the IKE SA was replaced and is being deleted")]
+    ReplacedSa,
     /// The peer answered with an error notify.
     #[error("peer sent {0}")]
     PeerNotify(NotifyType),

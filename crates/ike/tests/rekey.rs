@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use oxswan_crypto::proposal::parse_esp_proposals;
 use oxswan_ike::child::ChildLifetime;
-use oxswan_ike::{ChildSa, DownReason, Event, IkeSaInfo, PeerConfig};
+use oxswan_ike::{ChildSa, DownReason, Event, IkeError, IkeSaInfo, PeerConfig};
 use oxswan_wire::{ExchangeType, ProtocolId};
 
 const CCS: ExchangeType = ExchangeType::CREATE_CHILD_SA;
@@ -1279,4 +1279,37 @@ fn matched_live_pair(sim: &mut Sim) -> Option<(ChildSa, ChildSa)> {
     let a = sim.installed(ALICE_IP, a_sa);
     let b = sim.installed(BOB_IP, b_sa);
     (a.len() == 1 && b.len() == 1 && halves(&a[0], &b[0])).then(|| (a[0].clone(), b[0].clone()))
+}
+
+/// An IKE SA that a rekey replaced is still listed as established until the peer answers its
+/// DELETE (§1.4.1, §2.18). Commands on it used to be taken and do nothing (a CHILD rekey: the pair
+/// had moved) or harm (a reauthentication made an SA beside the new one): they are refused, and
+/// `replaced` tells a driver which SA is the connection's now.
+#[test]
+fn commands_on_a_replaced_ike_sa_are_refused() {
+    let mut sim = pair(1, Link::default(), alice_psk(), bob_psk());
+    let old = initiate(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(5), both_up));
+    let spi = child(sim.events(ALICE_IP)).unwrap().spi_in;
+    let now = sim.now;
+    sim.ep(ALICE_IP).rekey_ike(now, old).unwrap();
+    // Until alice has the new SA, before her DELETE of the old one is answered.
+    assert!(sim.run_until(Duration::from_secs(5), |s| has_event(s.events(ALICE_IP), |e| matches!(
+        e,
+        Event::IkeSaRekeyed { .. }
+    ))));
+    assert!(sim.ep(ALICE_IP).established().contains(&old), "still listed while its DELETE is in flight");
+    assert!(sim.ep(ALICE_IP).replaced(old));
+    let now = sim.now;
+    let (local, remote) = (addr(ALICE_IP, 500), addr(BOB_IP, 500));
+    let ep = sim.ep(ALICE_IP);
+    assert!(matches!(ep.rekey_child(now, old, spi), Err(IkeError::ReplacedSa)));
+    assert!(matches!(ep.rekey_ike(now, old), Err(IkeError::ReplacedSa)));
+    assert!(matches!(ep.reauthenticate(now, old, local, remote), Err(IkeError::ReplacedSa)));
+    let new = ep.established().into_iter().find(|sa| *sa != old).unwrap();
+    assert!(!ep.replaced(new));
+    ep.rekey_child(now, new, spi).unwrap();
+    sim.run();
+    assert_eq!(sim.ep(ALICE_IP).established(), vec![new], "the old SA went, the new one stayed");
+    assert_eq!(sim.ep(BOB_IP).sa_count(), 1);
 }

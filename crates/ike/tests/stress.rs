@@ -161,9 +161,12 @@ fn gave_up(sim: &Sim, who: &str, peer: &str) -> Result<Cause, String> {
     if carried.is_empty() {
         return Ok(Cause::RequestLost(*exchange));
     }
+    // Answers, not the unprotected INVALID_IKE_SPI of a peer that no longer knows the SA (§1.5): an
+    // answer after IKE_SA_INIT is protected, its first payload SK (RFC 7296 §3.14).
+    let answer = |i: usize| *exchange == ExchangeType::IKE_SA_INIT || sim.log[i].2.get(16) == Some(&46);
     let responses: Vec<usize> = sent
         .iter()
-        .filter(|(i, (e, resp, m), s)| from(*i, bob) && *resp && e == exchange && m == id && s == spi)
+        .filter(|(i, (e, resp, m), s)| from(*i, bob) && *resp && e == exchange && m == id && s == spi && answer(*i))
         .map(|x| x.0)
         .collect();
     if !responses.is_empty() {
@@ -173,8 +176,8 @@ fn gave_up(sim: &Sim, who: &str, peer: &str) -> Result<Cause, String> {
             Err(format!("a response to {exchange:?} {id} got through ({responses:?} of {:?})", sim.log_carried))
         };
     }
-    // No answer to requests that got through: the responder no longer had the SA they name, made
-    // by its first IKE_SA_INIT response with that responder SPI.
+    // No answer (INVALID_IKE_SPI at most) to requests that got through: the responder no longer had
+    // the SA they name, made by its first IKE_SA_INIT response with that responder SPI.
     let rspi = &sim.log[requests[0]].2[8..16];
     let init_answered = sim
         .log

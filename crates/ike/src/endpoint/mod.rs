@@ -332,6 +332,13 @@ impl Endpoint {
         self.sas.iter().filter(|(_, s)| s.is_established()).map(|(h, _)| *h).collect()
     }
 
+    /// Whether the IKE SA was replaced by a rekey or a reauthentication and is being deleted:
+    /// [`Self::established`] lists it until its DELETE is answered, but commands for its connection
+    /// (other than deleting it) belong to the SA that replaced it ([`IkeError::ReplacedSa`]).
+    pub fn replaced(&self, sa: SaHandle) -> bool {
+        self.sas.get(&sa).is_some_and(|s| s.is_replaced())
+    }
+
     /// Whether an IKE SA of connection `name` that we initiated is still being set up: a driver
     /// restarting the connection waits for it (it ends up or down) rather than start another.
     pub fn connecting(&self, name: &str) -> bool {
@@ -458,7 +465,12 @@ impl Endpoint {
         (local, remote): (SocketAddr, SocketAddr),
         redirected_from: Option<core::net::IpAddr>,
     ) -> Result<SaHandle> {
-        let peer = self.sas.get(&old).and_then(|s| s.peer_config()).ok_or(IkeError::UnknownSa)?;
+        let sa = self.sas.get(&old).ok_or(IkeError::UnknownSa)?;
+        // Reauthenticating a replaced SA would make a second SA beside the one that replaced it.
+        if sa.is_replaced() {
+            return Err(IkeError::ReplacedSa);
+        }
+        let peer = sa.peer_config().ok_or(IkeError::UnknownSa)?;
         // An SA that fell back to TCP is replaced over TCP at once: UDP did not work before.
         let tcp = peer.tcp.mode == crate::config::TcpMode::Always
             || self.sas.get(&old).is_some_and(|s| s.transport() == Transport::Tcp);
@@ -639,6 +651,12 @@ impl Endpoint {
     fn job(&mut self, now: Instant, handle: SaHandle, job: Job) -> Result<()> {
         let (mut ctx, sas) = self.ctx_parts(now);
         let sa = sas.get_mut(&handle).ok_or(IkeError::UnknownSa)?;
+        // A replaced SA is still listed (established) until its DELETE is answered; a rekey of a
+        // CHILD SA that moved to the new SA would do nothing there, and its deletion is under way.
+        // Deleting it, or checking that the peer is alive on it, is still meaningful.
+        if sa.is_replaced() && !matches!(job, Job::DeleteIke | Job::Liveness) {
+            return Err(IkeError::ReplacedSa);
+        }
         sa.queue(&mut ctx, job);
         self.settle(now, handle);
         Ok(())

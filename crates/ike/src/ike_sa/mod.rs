@@ -189,6 +189,12 @@ impl IkeSa {
         self.core.state == State::HalfOpen
     }
 
+    /// Replaced by a rekey or a reauthentication, and waiting to be deleted: its CHILD SAs, if any
+    /// are left, move or go with it, so commands for the connection belong to the new SA.
+    pub fn is_replaced(&self) -> bool {
+        matches!(self.core.lifecycle, Lifecycle::Rekeyed | Lifecycle::Reauthenticated)
+    }
+
     /// Initiator of connection `name`, IKE_SA_INIT or IKE_AUTH still in flight.
     pub fn is_connecting_as(&self, name: &str) -> bool {
         self.core.state == State::Connecting && self.core.name() == Some(name)

@@ -865,9 +865,11 @@ impl Ike {
         }
     }
 
-    /// The established IKE SAs of connection `name`.
+    /// The established IKE SAs of connection `name` that are its own: not one a rekey or a
+    /// reauthentication replaced, which is listed until its DELETE is answered and is going anyway.
     fn established_sas(&self, name: &str) -> Vec<SaHandle> {
-        let ours = |sa: &SaHandle| self.endpoint.info(*sa).is_some_and(|i| i.name == name);
+        let ours =
+            |sa: &SaHandle| !self.endpoint.replaced(*sa) && self.endpoint.info(*sa).is_some_and(|i| i.name == name);
         self.endpoint.established().into_iter().filter(ours).collect()
     }
 
