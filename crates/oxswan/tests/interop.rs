@@ -870,6 +870,7 @@ fn reauthentication_with_charon_both_ways() {
             ch = ch
                 .replace("  version = 2\n", "  version = 2\n  reauth_time = 4s\n  rand_time = 0s\n  over_time = 10s\n");
         }
+        h.charon_logs_esp = true;
         install_taps(&h, "left", "192.0.2.2");
         install_taps(&h, "right", "192.0.2.1");
         let summary = up_and_ping(&mut h, &ox, &ch, &files, 600);
@@ -916,6 +917,18 @@ fn reauthentication_with_charon_both_ways() {
         // charon's data plane during its SA switch, and tolerated at one per reauthentication;
         // oxswan to oxswan (e2e.rs) and every rekey lose nothing.
         let in_charon = (path[2].1 - path[3].1) + (path[4].1 - path[5].1);
+        if in_charon > 0 {
+            // libipsec's reasons for a drop (its `esp` log, levels 1 and 2).
+            let charon = h.charon_log("right");
+            let reasons = [
+                "does not belong to an installed SA",
+                "could not find an outbound",
+                "no matching outbound",
+                "discarding inbound",
+            ];
+            let drops: Vec<&str> = charon.lines().filter(|l| reasons.iter().any(|m| l.contains(m))).collect();
+            println!("{reauthenticator:?}: charon's data plane lost {in_charon}: {drops:?}");
+        }
         assert!(
             in_charon as usize <= reauths,
             "{reauthenticator:?}: charon lost {in_charon}: {path_text:?}\n{}",

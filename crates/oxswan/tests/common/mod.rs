@@ -38,6 +38,9 @@ pub struct Hosts {
     pub charon_extra: String,
     /// Let charon log key material (its `ike` log level 4), for decrypting captures.
     pub charon_logs_keys: bool,
+    /// Let charon's data plane log each ESP packet's SPI and sequence number and why it drops one
+    /// (its `esp` log level 2), to place a lost packet.
+    pub charon_logs_esp: bool,
     /// Environment of the oxswan daemons started from then on.
     pub daemon_env: Vec<(String, String)>,
     /// The root file system of the charon to run instead of the host's (strongSwan 6, made by the
@@ -60,6 +63,7 @@ impl Hosts {
             nat,
             charon_extra: String::new(),
             charon_logs_keys: false,
+            charon_logs_esp: false,
             daemon_env: Vec::new(),
             charon_root: None,
         }
@@ -166,10 +170,11 @@ impl Hosts {
         // Level 4 is where charon logs private data such as key material. One setting per line: a
         // value runs to the end of its line.
         let ike_level = if self.charon_logs_keys { 4 } else { 2 };
+        let esp_level = if self.charon_logs_esp { 2 } else { 1 };
         let conf = format!(
             "charon {{\n  {}\n  load = random nonce openssl aes sha1 sha2 hmac gcm chapoly curve25519 x509 pem \
              pkcs1 pkcs8 pubkey kdf constraints revocation kernel-libipsec kernel-netlink socket-default vici \
-             updown\n  filelog {{\n    stderr {{\n      default = 1\n      ike = {ike_level}\n      cfg = 2\n    }}\n  }}\n  \
+             updown\n  filelog {{\n    stderr {{\n      default = 1\n      ike = {ike_level}\n      esp = {esp_level}\n      cfg = 2\n    }}\n  }}\n  \
              plugins {{ vici {{ socket = unix:///run/charon.vici }} }}\n}}\n\
              swanctl {{ socket = unix:///run/charon.vici }}\n",
             self.charon_extra
