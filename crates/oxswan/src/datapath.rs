@@ -63,6 +63,12 @@ pub trait Datapath: Send + Sync {
     fn update_path(&self, spi_in: u32, local: SocketAddr, remote: SocketAddr) -> bool;
     /// Removes the pair; its last counters, read once the packet threads no longer find it.
     fn remove(&self, spi_in: u32) -> Option<PairCounters>;
+    /// Returns once nothing sealed with the pairs as they were before the last `install`,
+    /// `set_outbound` or `remove` can still be sent: called before the IKE messages that follow
+    /// such a change, since the peer acts on them at once. A DELETE (RFC 7296 §1.4.1) or its
+    /// answer makes the peer drop its half of a pair, and a packet sealed on it a moment before
+    /// but sent after would be lost there (strongSwan's libipsec keeps no grace for it).
+    fn settle_sends(&self);
     /// The counters of every installed pair, by inbound SPI.
     fn counters(&self) -> Vec<(u32, PairCounters)>;
     /// The counters of the pairs that sent or received since the last call: what the engine needs

@@ -852,8 +852,8 @@ fn read_taps(h: &Hosts, side: &str) -> std::collections::BTreeMap<&'static str, 
 /// Reauthentication with charon (RFC 7296 §2.8.3), each side initiating it every 4 s, make before
 /// break (charon's `make_before_break = yes`): a new IKE SA from IKE_SA_INIT on with a new CHILD SA,
 /// then the old one deleted. 50 pings a second for 12 s; both sides end with one IKE SA and one
-/// CHILD SA. Counters along the path (`install_taps`) place every lost ping: oxswan's data plane
-/// and the wire must lose none; see below for charon's.
+/// CHILD SA. Counters along the path (`install_taps`) place a lost ping: none may be lost, on either
+/// data plane or the wire.
 #[test]
 #[cfg_attr(not(all(have_netns, have_charon, have_nft)), ignore = "needs root with ip, ping, iperf3, charon, nft")]
 fn reauthentication_with_charon_both_ways() {
@@ -911,29 +911,25 @@ fn reauthentication_with_charon_both_ways() {
                 logs()
             );
         }
-        // In 3 of about 9 CI runs one ping in 600 went missing here; in 41 local runs (11 of them
-        // with both cores busy) none did, and the cause is not found. What the counters place
-        // inside charon (ESP it received and did not deliver, or an answer it did not send) is
-        // charon's data plane during its SA switch, and tolerated at one per reauthentication;
-        // oxswan to oxswan (e2e.rs) and every rekey lose nothing.
+        // Nor inside charon. A ping used to go missing there now and then (3 of about 9 CI runs,
+        // 1 in about 60 local ones): libipsec said "inbound ESP packet does not belong to an
+        // installed SA". A TUN thread had sealed it on the old pair just before the IKE thread
+        // switched pairs and sent it after the DELETE (or its answer) that made charon drop that
+        // pair. The IKE thread now waits out such batches first (`Datapath::settle_sends`).
         let in_charon = (path[2].1 - path[3].1) + (path[4].1 - path[5].1);
         if in_charon > 0 {
-            // libipsec's reasons for a drop (its `esp` log, levels 1 and 2).
+            // libipsec's reasons for a drop (its `esp` log, levels 1 and 2), but not the IPv6
+            // router solicitations its TUN device sends on its own.
             let charon = h.charon_log("right");
             let reasons = [
                 "does not belong to an installed SA",
                 "could not find an outbound",
-                "no matching outbound",
+                "no matching outbound IPsec policy for 10.",
                 "discarding inbound",
             ];
             let drops: Vec<&str> = charon.lines().filter(|l| reasons.iter().any(|m| l.contains(m))).collect();
-            println!("{reauthenticator:?}: charon's data plane lost {in_charon}: {drops:?}");
+            panic!("{reauthenticator:?}: charon's data plane lost {in_charon}: {drops:?}: {path_text:?}\n{}", logs());
         }
-        assert!(
-            in_charon as usize <= reauths,
-            "{reauthenticator:?}: charon lost {in_charon}: {path_text:?}\n{}",
-            logs()
-        );
         settles_to_one_pair(&h, &format!("{reauthenticator:?}"), |_| true);
     }
 }

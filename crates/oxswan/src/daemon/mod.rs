@@ -22,7 +22,7 @@ use oxswan_wire::udp_encap::with_non_esp_marker;
 
 use crate::control::{ChildStatus, IkeSaStatus, RekeyWhat, Request, Response};
 use crate::datapath::{Datapath, DatapathStats, PairCounters, esp_destination};
-use crate::dataplane::{DataPlane, SaTables};
+use crate::dataplane::{Batches, DataPlane, SaTables};
 use crate::early::{EARLY_BYTES, EARLY_SLOTS, PacketRing};
 use crate::input::Input;
 use crate::streams::Streams;
@@ -138,6 +138,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     let (tx, rx) = crate::input::inbox(crate::input::INBOX_CAPACITY);
     let streams = Arc::new(Streams::new(tx.clone(), tcp::tcp_idle()?));
     streams.set_open_ports(config.connections.iter().map(|c| c.tcp_port));
+    let tun_threads = tun.len();
     let dp = Arc::new(DataPlane {
         tables: SaTables::default(),
         tun,
@@ -162,6 +163,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         too_big: Default::default(),
         icmp_sent: Default::default(),
         mtu_probe: Default::default(),
+        sealing: Batches::new(tun_threads),
     });
     let sink: Arc<dyn crate::streams::EspSink> = dp.clone();
     streams.set_plane(&sink);
@@ -891,10 +893,17 @@ impl Ike {
                     self.endpoint.handle_work(Instant::now(), work.run());
                 }
             }
+            let mut events = false;
             while let Some(e) = self.endpoint.poll_event() {
-                any = true;
+                events = true;
                 self.event(e);
             }
+            if events {
+                // What the events changed in the data plane is in effect before the messages that
+                // follow them go out: none sealed on a pair as it was leaves after them.
+                self.dp.settle_sends();
+            }
+            any |= events;
             any |= self.send_transmits();
             if !any {
                 return;

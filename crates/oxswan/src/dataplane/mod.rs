@@ -176,6 +176,63 @@ pub struct DataPlane {
     pub icmp_sent: AtomicU64,
     /// Reads the kernel's path MTU to a peer, at install and in `refresh_mtu`.
     pub mtu_probe: oxswan_io::udp::PathMtuProbe,
+    /// The TUN threads' batches, for [`Datapath::settle_sends`](crate::datapath::Datapath::settle_sends).
+    pub sealing: Batches,
+}
+
+/// How long `settle_sends` waits for a batch at most: one takes microseconds; a thread stuck
+/// longer (a full socket buffer) must not hold the IKE thread up.
+pub const SETTLE_LIMIT: Duration = Duration::from_millis(20);
+
+/// Each TUN thread's count of batches begun and ended: odd while it seals and sends a batch from
+/// one snapshot of the SA tables. After the IKE thread changes the tables, the batches then in
+/// progress may still seal on the pairs as they were; once each has ended, none can (the next
+/// batch loads the new snapshot).
+#[derive(Debug, Default)]
+pub struct Batches(Vec<AtomicU64>);
+
+impl Batches {
+    /// For `threads` TUN threads.
+    pub fn new(threads: usize) -> Self {
+        Self((0..threads).map(|_| AtomicU64::new(0)).collect())
+    }
+
+    /// Thread `i` starts a batch; before it loads the tables.
+    fn begin(&self, i: usize) {
+        if let Some(b) = self.0.get(i) {
+            b.fetch_add(1, Ordering::SeqCst);
+        }
+        // Pairs with the fence in `wait_out`: either that call sees this batch begun, or this
+        // batch's load of the tables sees the change made before that call.
+        std::sync::atomic::fence(Ordering::SeqCst);
+    }
+
+    /// Thread `i` sent its batch and dropped its snapshot.
+    fn end(&self, i: usize) {
+        if let Some(b) = self.0.get(i) {
+            b.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Waits until every batch in progress when called has ended, for at most `limit`; false if
+    /// one had not by then.
+    pub fn wait_out(&self, limit: Duration) -> bool {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let seen: Vec<u64> = self.0.iter().map(|b| b.load(Ordering::SeqCst)).collect();
+        let deadline = Instant::now() + limit;
+        for (b, at) in self.0.iter().zip(seen) {
+            if at % 2 == 0 {
+                continue;
+            }
+            while b.load(Ordering::Acquire) == at {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                std::thread::yield_now();
+            }
+        }
+        true
+    }
 }
 
 /// The ICMP errors of one TUN thread: a buffer to build them in, the batch they are written in,
@@ -412,6 +469,7 @@ impl DataPlane {
                     continue;
                 }
             }
+            self.sealing.begin(queue);
             let tables = self.tables.load();
             let socks = self.natt.load();
             let mut last: Option<(PacketInfo, &Arc<ChildEntry>, EspPath, u16)> = None;
@@ -476,6 +534,7 @@ impl DataPlane {
             tcp.flush(&self.tcp);
             drop(sealing);
             drop(tables);
+            self.sealing.end(queue);
             self.note_sends(&mut out);
             if !icmp.tx.is_empty() {
                 self.icmp_sent.fetch_add(icmp.tx.len() as u64, Ordering::Relaxed);
@@ -796,5 +855,35 @@ mod tests {
         assert!(!ip_length_matches(&v6[..47]));
         assert!(!ip_length_matches(&[0x45]));
         assert!(!ip_length_matches(&[]));
+    }
+}
+
+#[cfg(test)]
+mod batches_tests {
+    use super::*;
+
+    /// `wait_out` returns at once when no batch is in progress, holds while one is, and waits for
+    /// that one only: a batch begun after the call does not hold it up.
+    #[test]
+    fn the_batches_in_progress_are_waited_out() {
+        let b = Arc::new(Batches::new(2));
+        assert!(b.wait_out(Duration::ZERO), "nothing in progress");
+        b.begin(0);
+        b.end(0);
+        b.begin(1);
+        assert!(!b.wait_out(Duration::from_millis(10)), "thread 1's batch is in progress");
+        let other = b.clone();
+        let ends = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            other.end(1);
+            // The next batch, begun after the wait started.
+            other.begin(1);
+        });
+        let start = Instant::now();
+        assert!(b.wait_out(Duration::from_secs(10)), "the batch ended");
+        // The thread's 50 ms began a moment before `start`.
+        assert!(start.elapsed() >= Duration::from_millis(40), "returned before the batch ended");
+        ends.join().unwrap();
+        assert!(!b.wait_out(Duration::ZERO), "the next batch is in progress");
     }
 }

@@ -9,7 +9,7 @@ use oxswan_esp::{InboundSa, OutboundSa, SaParams, Selectors};
 use oxswan_ike::volume::ChildUsage;
 use oxswan_ike::{ChildSa, Transport};
 
-use super::{ChildEntry, DataPlane, EspPath, Trap};
+use super::{ChildEntry, DataPlane, EspPath, SETTLE_LIMIT, Trap};
 use crate::datapath::{Datapath, DatapathStats, PairCounters, esp_destination};
 
 impl Datapath for DataPlane {
@@ -61,6 +61,12 @@ impl Datapath for DataPlane {
 
     fn update_path(&self, spi_in: u32, local: SocketAddr, remote: SocketAddr) -> bool {
         self.tables.update_path(spi_in, local, remote)
+    }
+
+    fn settle_sends(&self) {
+        if !self.sealing.wait_out(SETTLE_LIMIT) {
+            tracing::debug!(target: "dataplane", "a batch took over {SETTLE_LIMIT:?} to send");
+        }
     }
 
     fn remove(&self, spi_in: u32) -> Option<PairCounters> {
