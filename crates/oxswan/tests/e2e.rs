@@ -273,12 +273,11 @@ fn echo_request(src: [u8; 4], dst: [u8; 4], seq: u16) -> Vec<u8> {
 #[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
 fn inner_packets_outside_the_selectors_are_dropped_and_counted() {
     use oxswan_crypto::Secret;
-    use oxswan_crypto::proposal::{parse_esp_proposals, parse_ike_proposals};
+
     use oxswan_esp::{HEADROOM, InboundSa, OutboundSa, SaParams, TAILROOM};
-    use oxswan_ike::child::{ChildConfig, Mode, TsConfig};
-    use oxswan_ike::{Endpoint, EndpointConfig, Event, LocalAuth, PeerConfig, RemoteAuth, Retransmit};
-    use oxswan_wire::Identity;
-    use oxswan_wire::ts::TrafficSelector;
+
+    use oxswan_ike::{Endpoint, EndpointConfig, Event};
+
     use oxswan_wire::udp_encap::{Udp4500, classify, with_non_esp_marker};
     use std::net::{SocketAddr, UdpSocket};
 
@@ -293,46 +292,7 @@ fn inner_packets_outside_the_selectors_are_dropped_and_counted() {
     let (sent, reply) = std::thread::spawn(move || {
         let ns = std::fs::File::open(format!("/run/netns/{left_ns}")).unwrap();
         nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let psk = || Secret::from_slice(b"correct horse battery staple 42");
-        let ts =
-            |a: &str| TsConfig::Selector(TrafficSelector::from_prefix(a.parse().unwrap(), 32, 0, 0, u16::MAX).unwrap());
-        let peer = PeerConfig {
-            name: "site".into(),
-            ike_proposals: parse_ike_proposals("aes256gcm16-prfsha256-x25519").unwrap(),
-            prefer_initiator: false,
-            local_id: Identity::Fqdn("left.example".into()),
-            remote_id: Some(Identity::Fqdn("right.example".into())),
-            local_auth: LocalAuth::Psk(psk()),
-            remote_auth: RemoteAuth::Psk(psk()),
-            rsa_pss: false,
-            children: vec![ChildConfig {
-                per_cpu_sas: false,
-                name: "net".into(),
-                esp_proposals: parse_esp_proposals("aes256gcm16").unwrap(),
-                local_ts: vec![ts("10.1.0.1")],
-                remote_ts: vec![ts("10.2.0.1")],
-                mode: Mode::Tunnel,
-                lifetime: Default::default(),
-                volume: Default::default(),
-            }],
-            retransmit: Retransmit::default(),
-            ike_lifetime: Default::default(),
-            initial_contact: true,
-            force_encap: false,
-            dpd_delay: None,
-            pools: Vec::new(),
-            vips: Vec::new(),
-            unique: Default::default(),
-            fragmentation: true,
-            tcp: oxswan_ike::TcpConfig::NO,
-            mobike: true,
-            childless: Default::default(),
-            ppk_id: None,
-            ppk_required: false,
-            redirect: None,
-            resumption: false,
-            remote_addrs: Vec::new(),
-        };
+        let peer = example_left_peer();
         let provider = oxswan_crypto::default_provider();
         let now = Instant::now();
         let mut ep =

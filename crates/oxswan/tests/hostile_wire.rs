@@ -14,16 +14,12 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
-use oxswan_crypto::Secret;
-use oxswan_crypto::proposal::{parse_esp_proposals, parse_ike_proposals};
-use oxswan_ike::child::{ChildConfig, Mode, TsConfig};
-use oxswan_ike::{Endpoint, EndpointConfig, LocalAuth, PeerConfig, RemoteAuth, Retransmit};
+use oxswan_ike::{Endpoint, EndpointConfig};
 use oxswan_wire::notify::NotifyPayload;
 use oxswan_wire::payloads::{KePayload, UnknownPayload};
 use oxswan_wire::sk::SkPayload;
-use oxswan_wire::ts::TrafficSelector;
 use oxswan_wire::udp_encap::{Udp4500, classify, with_non_esp_marker};
-use oxswan_wire::{ExchangeType, Flags, Header, Identity, IkeSpi, KeId, Message, NotifyType, Payload, PayloadType};
+use oxswan_wire::{ExchangeType, Flags, Header, IkeSpi, KeId, Message, NotifyType, Payload, PayloadType};
 
 const PSK: &str = "correct horse battery staple 42";
 const PROPOSAL: &str = "aes256gcm16-prfsha256-x25519";
@@ -38,58 +34,19 @@ const BUDGET: usize = 20;
 /// A payload type no one assigned (private use, RFC 7296 §3.2).
 const UNKNOWN_CRITICAL: PayloadType = PayloadType(200);
 
-/// The left side of the example tunnel, as oxswan's engine would initiate it.
-fn left_peer() -> PeerConfig {
-    let psk = || Secret::from_slice(PSK.as_bytes());
-    let ts =
-        |a: &str| TsConfig::Selector(TrafficSelector::from_prefix(a.parse().unwrap(), 32, 0, 0, u16::MAX).unwrap());
-    PeerConfig {
-        name: "site".into(),
-        ike_proposals: parse_ike_proposals(PROPOSAL).unwrap(),
-        prefer_initiator: false,
-        local_id: Identity::Fqdn("left.example".into()),
-        remote_id: Some(Identity::Fqdn("right.example".into())),
-        local_auth: LocalAuth::Psk(psk()),
-        remote_auth: RemoteAuth::Psk(psk()),
-        rsa_pss: false,
-        children: vec![ChildConfig {
-            per_cpu_sas: false,
-            name: "net".into(),
-            esp_proposals: parse_esp_proposals("aes256gcm16").unwrap(),
-            local_ts: vec![ts("10.1.0.1")],
-            remote_ts: vec![ts("10.2.0.1")],
-            mode: Mode::Tunnel,
-            lifetime: Default::default(),
-            volume: Default::default(),
-        }],
-        retransmit: Retransmit::default(),
-        ike_lifetime: Default::default(),
-        initial_contact: true,
-        force_encap: false,
-        dpd_delay: None,
-        pools: Vec::new(),
-        vips: Vec::new(),
-        unique: Default::default(),
-        fragmentation: true,
-        tcp: oxswan_ike::TcpConfig::NO,
-        mobike: false,
-        childless: Default::default(),
-        ppk_id: None,
-        ppk_required: false,
-        redirect: None,
-        resumption: false,
-        remote_addrs: Vec::new(),
-    }
-}
-
 /// A real first IKE_SA_INIT request from `from` to `to`, made by oxswan's engine: a fresh SPI,
 /// X25519 share and nonce each time, NAT detection hashes of these very addresses and ports.
 fn request(from: SocketAddr, to: SocketAddr) -> Vec<u8> {
     let now = Instant::now();
     let unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    let mut ep =
-        Endpoint::new(EndpointConfig::default(), oxswan_crypto::default_provider(), vec![left_peer()], now, unix)
-            .unwrap();
+    let mut ep = Endpoint::new(
+        EndpointConfig::default(),
+        oxswan_crypto::default_provider(),
+        vec![example_left_peer()],
+        now,
+        unix,
+    )
+    .unwrap();
     ep.initiate(now, "site", from, to).unwrap();
     let t = ep.poll_transmit().expect("the engine's IKE_SA_INIT request");
     let h = Message::parse(&t.payload).unwrap();

@@ -472,8 +472,7 @@ impl Endpoint {
         }
         let peer = sa.peer_config().ok_or(IkeError::UnknownSa)?;
         // An SA that fell back to TCP is replaced over TCP at once: UDP did not work before.
-        let tcp = peer.tcp.mode == crate::config::TcpMode::Always
-            || self.sas.get(&old).is_some_and(|s| s.transport() == Transport::Tcp);
+        let tcp = peer.tcp.mode == crate::config::TcpMode::Always || sa.transport() == Transport::Tcp;
         let handle = SaHandle(self.next_handle);
         self.next_handle = self.next_handle.wrapping_add(1);
         let (mut ctx, _) = self.ctx_parts(now);

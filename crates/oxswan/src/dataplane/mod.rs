@@ -189,17 +189,22 @@ pub const SETTLE_LIMIT: Duration = Duration::from_millis(20);
 /// progress may still seal on the pairs as they were; once each has ended, none can (the next
 /// batch loads the new snapshot).
 #[derive(Debug, Default)]
-pub struct Batches(Vec<AtomicU64>);
+pub struct Batches {
+    counts: Vec<AtomicU64>,
+    /// Set by the IKE thread when it changed the tables and not yet waited the batches out: only
+    /// then has `settle_sends` anything to wait for.
+    changed: AtomicBool,
+}
 
 impl Batches {
     /// For `threads` TUN threads.
     pub fn new(threads: usize) -> Self {
-        Self((0..threads).map(|_| AtomicU64::new(0)).collect())
+        Self { counts: (0..threads).map(|_| AtomicU64::new(0)).collect(), changed: AtomicBool::new(false) }
     }
 
     /// Thread `i` starts a batch; before it loads the tables.
     fn begin(&self, i: usize) {
-        if let Some(b) = self.0.get(i) {
+        if let Some(b) = self.counts.get(i) {
             b.fetch_add(1, Ordering::SeqCst);
         }
         // Pairs with the fence in `wait_out`: either that call sees this batch begun, or this
@@ -209,18 +214,29 @@ impl Batches {
 
     /// Thread `i` sent its batch and dropped its snapshot.
     fn end(&self, i: usize) {
-        if let Some(b) = self.0.get(i) {
+        if let Some(b) = self.counts.get(i) {
             b.fetch_add(1, Ordering::Release);
         }
     }
 
+    /// The IKE thread installed, activated or removed a pair.
+    pub fn tables_changed(&self) {
+        self.changed.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the tables changed since the last call.
+    pub fn take_changed(&self) -> bool {
+        self.changed.swap(false, Ordering::Relaxed)
+    }
+
     /// Waits until every batch in progress when called has ended, for at most `limit`; false if
-    /// one had not by then.
+    /// one had not by then. A thread found in a batch begun after the call is waited for too,
+    /// needlessly but harmlessly: it is never more than one batch.
     pub fn wait_out(&self, limit: Duration) -> bool {
         std::sync::atomic::fence(Ordering::SeqCst);
-        let seen: Vec<u64> = self.0.iter().map(|b| b.load(Ordering::SeqCst)).collect();
         let deadline = Instant::now() + limit;
-        for (b, at) in self.0.iter().zip(seen) {
+        for b in &self.counts {
+            let at = b.load(Ordering::SeqCst);
             if at % 2 == 0 {
                 continue;
             }
@@ -885,5 +901,16 @@ mod batches_tests {
         assert!(start.elapsed() >= Duration::from_millis(40), "returned before the batch ended");
         ends.join().unwrap();
         assert!(!b.wait_out(Duration::ZERO), "the next batch is in progress");
+    }
+
+    /// Only a change to the tables calls for a wait, once.
+    #[test]
+    fn a_change_is_waited_out_once() {
+        let b = Batches::new(1);
+        assert!(!b.take_changed());
+        b.tables_changed();
+        b.tables_changed();
+        assert!(b.take_changed());
+        assert!(!b.take_changed());
     }
 }

@@ -46,6 +46,7 @@ impl Datapath for DataPlane {
             entry.inner_mtu()
         );
         self.tables.install(entry).context("install")?;
+        self.sealing.tables_changed();
         Ok(())
     }
 
@@ -57,6 +58,7 @@ impl Datapath for DataPlane {
 
     fn set_outbound(&self, spi_in: u32) {
         self.tables.activate(spi_in);
+        self.sealing.tables_changed();
     }
 
     fn update_path(&self, spi_in: u32, local: SocketAddr, remote: SocketAddr) -> bool {
@@ -64,13 +66,15 @@ impl Datapath for DataPlane {
     }
 
     fn settle_sends(&self) {
-        if !self.sealing.wait_out(SETTLE_LIMIT) {
+        if self.sealing.take_changed() && !self.sealing.wait_out(SETTLE_LIMIT) {
             tracing::debug!(target: "dataplane", "a batch took over {SETTLE_LIMIT:?} to send");
         }
     }
 
     fn remove(&self, spi_in: u32) -> Option<PairCounters> {
-        self.tables.remove(spi_in).map(|e| counters_of(&e))
+        let gone = self.tables.remove(spi_in)?;
+        self.sealing.tables_changed();
+        Some(counters_of(&gone))
     }
 
     fn moved_counters(&self) -> Vec<(u32, PairCounters)> {

@@ -511,3 +511,54 @@ pub fn sa_counts(status: &serde_json::Value) -> (usize, usize) {
     let ike = status["ike_sas"].as_array().map_or(0, Vec::len);
     (ike, status["ike_sas"][0]["children"].as_array().map_or(0, Vec::len))
 }
+
+/// The left side of the example tunnel (examples/left.toml) as oxswan's engine initiates it, for
+/// tests that drive the engine by hand against a daemon.
+pub fn example_left_peer() -> oxswan_ike::PeerConfig {
+    use oxswan_crypto::Secret;
+    use oxswan_crypto::proposal::{parse_esp_proposals, parse_ike_proposals};
+    use oxswan_ike::child::{ChildConfig, Mode, TsConfig};
+    use oxswan_ike::{LocalAuth, PeerConfig, RemoteAuth, Retransmit};
+    use oxswan_wire::Identity;
+    use oxswan_wire::ts::TrafficSelector;
+    let psk = || Secret::from_slice(b"correct horse battery staple 42");
+    let ts =
+        |a: &str| TsConfig::Selector(TrafficSelector::from_prefix(a.parse().unwrap(), 32, 0, 0, u16::MAX).unwrap());
+    PeerConfig {
+        name: "site".into(),
+        ike_proposals: parse_ike_proposals("aes256gcm16-prfsha256-x25519").unwrap(),
+        prefer_initiator: false,
+        local_id: Identity::Fqdn("left.example".into()),
+        remote_id: Some(Identity::Fqdn("right.example".into())),
+        local_auth: LocalAuth::Psk(psk()),
+        remote_auth: RemoteAuth::Psk(psk()),
+        rsa_pss: false,
+        children: vec![ChildConfig {
+            per_cpu_sas: false,
+            name: "net".into(),
+            esp_proposals: parse_esp_proposals("aes256gcm16").unwrap(),
+            local_ts: vec![ts("10.1.0.1")],
+            remote_ts: vec![ts("10.2.0.1")],
+            mode: Mode::Tunnel,
+            lifetime: Default::default(),
+            volume: Default::default(),
+        }],
+        retransmit: Retransmit::default(),
+        ike_lifetime: Default::default(),
+        initial_contact: true,
+        force_encap: false,
+        dpd_delay: None,
+        pools: Vec::new(),
+        vips: Vec::new(),
+        unique: Default::default(),
+        fragmentation: true,
+        tcp: oxswan_ike::TcpConfig::NO,
+        mobike: true,
+        childless: Default::default(),
+        ppk_id: None,
+        ppk_required: false,
+        redirect: None,
+        resumption: false,
+        remote_addrs: Vec::new(),
+    }
+}
