@@ -172,20 +172,7 @@ pub(crate) struct Known<'a> {
 /// The files named, each of which must be there to be read (a missing one is an error at its key,
 /// not at the daemon's start).
 fn paths(ctx: &Ctx<'_>, v: Vec<S<String>>, key: &str) -> Result<Vec<PathBuf>, ConfigError> {
-    v.into_iter().map(|p| file(ctx, p, key)).collect()
-}
-
-fn file(ctx: &Ctx<'_>, p: S<String>, key: &str) -> Result<PathBuf, ConfigError> {
-    let span = p.span();
-    let path = ctx.path(p.into_inner());
-    if !ctx.files_exist {
-        return Ok(path);
-    }
-    match std::fs::metadata(&path) {
-        Ok(m) if m.is_file() => Ok(path),
-        Ok(_) => Err(ctx.err(span, key, format!("{} is not a file", path.display()))),
-        Err(e) => Err(ctx.err(span, key, format!("cannot read {}: {e}", path.display()))),
-    }
+    v.into_iter().map(|p| ctx.existing_file(p, key)).collect()
 }
 
 fn auth(ctx: &Ctx<'_>, key: &str, s: &RawSide) -> Result<AuthKind, ConfigError> {
@@ -259,7 +246,7 @@ pub(crate) fn local_side(ctx: &Ctx<'_>, key: &str, s: S<RawSide>, known: &Known<
         id,
         eap_id,
         certs: paths(ctx, s.certs, &format!("{key}.certs"))?,
-        key: s.key.map(|p| file(ctx, p, &format!("{key}.key"))).transpose()?,
+        key: s.key.map(|p| ctx.existing_file(p, &format!("{key}.key"))).transpose()?,
         rsa_pss: s.rsa_pss.unwrap_or(false),
     };
     if let AuthKind::Eap(kind @ (EapKind::Mschapv2 | EapKind::Md5 | EapKind::Dynamic)) = auth {

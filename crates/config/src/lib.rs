@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod cluster;
 mod connection;
 mod pools;
 mod raw;
@@ -21,6 +22,7 @@ use oxswan_wire::{Identity, KeId, TransformType};
 use toml::Spanned;
 
 pub use auth::{AuthKind, EapId, EapKind, EapSecret, LocalSide, RemoteSide};
+pub use cluster::{Cluster, ClusterTls};
 pub use oxswan_pool::AddrRange;
 pub use pools::{DEFAULT_GRACE, DnsMode, PoolConfig, Radius, RadiusServer, Subnet, parse_subnet};
 pub use values::{CHILD_REKEY_TIME, IKE_REKEY_TIME, parse_dn, parse_duration, parse_identity, parse_ts, parse_volume};
@@ -303,6 +305,8 @@ pub struct Config {
     pub ppk_secrets: Vec<PpkSecret>,
     /// `[radius]`.
     pub radius: Option<Radius>,
+    /// `[cluster]`: `None` when this gateway runs alone.
+    pub cluster: Option<Cluster>,
 }
 
 impl Config {
@@ -363,6 +367,23 @@ impl Ctx<'_> {
             _ => p,
         }
     }
+    /// A file named in the configuration ([`Ctx::path`]) that [`load`] requires to be there, as the
+    /// sides' certificates and keys are; an empty name is an error.
+    pub(crate) fn existing_file(&self, p: S<String>, key: &str) -> Result<PathBuf, ConfigError> {
+        let span = p.span();
+        if p.get_ref().is_empty() {
+            return Err(self.err(span, key, "empty file name"));
+        }
+        let path = self.path(p.into_inner());
+        if !self.files_exist {
+            return Ok(path);
+        }
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(path),
+            Ok(_) => Err(self.err(span, key, format!("{} is not a file", path.display()))),
+            Err(e) => Err(self.err(span, key, format!("cannot read {}: {e}", path.display()))),
+        }
+    }
     /// The dotted key written at `at`: the last table header before it and the key of its line,
     /// for errors that come with a position only (a value of the wrong type or range).
     pub(crate) fn key_at(&self, at: usize) -> String {
@@ -408,6 +429,7 @@ fn parse_with(ctx: Ctx<'_>) -> Result<Config, ConfigError> {
     let daemon = daemon(&ctx, raw.daemon)?;
     let pools = pools::pools(&ctx, raw.pools)?;
     let radius = pools::radius(&ctx, raw.radius)?;
+    let cluster = cluster::cluster(&ctx, raw.cluster)?;
     let eap_secrets = auth::eap_secrets(&ctx, raw.secrets.eap)?;
     let known = auth::Known { eap_secrets: &eap_secrets, radius: radius.is_some() };
     let mut connections = Vec::new();
@@ -435,7 +457,7 @@ fn parse_with(ctx: Ctx<'_>) -> Result<Config, ConfigError> {
         secrets.push(IkeSecret { ids, secret: Secret::from_slice(s.secret.get_ref().as_bytes()) });
     }
     let ppk_secrets = auth::ppk_secrets(&ctx, raw.secrets.ppk)?;
-    let config = Config { daemon, connections, secrets, pools, eap_secrets, ppk_secrets, radius };
+    let config = Config { daemon, connections, secrets, pools, eap_secrets, ppk_secrets, radius, cluster };
     for c in &config.connections {
         auth::check_psk(&ctx, &config, c)?;
         auth::check_ppk(&ctx, &config, c)?;

@@ -19,6 +19,7 @@ pub(crate) struct RawFile {
     #[serde(default)]
     pub pools: BTreeMap<String, S<RawPool>>,
     pub radius: Option<S<RawRadius>>,
+    pub cluster: Option<S<RawCluster>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -188,4 +189,21 @@ pub(crate) struct RawRadiusServer {
     pub auth_port: Option<S<u16>>,
     pub acct_port: Option<S<u16>>,
     pub secret: S<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCluster {
+    /// Required, but optional here so that its absence is reported at `cluster.etcd`.
+    pub etcd: Option<S<Vec<S<String>>>>,
+    /// Required, as `etcd`.
+    pub node: Option<S<String>>,
+    pub ttl: Option<S<String>>,
+    pub prefix: Option<S<String>>,
+    pub address: Option<S<String>>,
+    /// Read as any integer so that one out of range is reported with its bounds.
+    pub redirect_above: Option<S<i64>>,
+    pub ca: Option<S<String>>,
+    pub cert: Option<S<String>>,
+    pub key: Option<S<String>>,
 }

@@ -31,12 +31,19 @@ pub struct CookieJar {
     current: Generation,
     previous: Option<Generation>,
     changed_at: Instant,
+    /// Whether the secrets come from outside ([`Self::set_shared`]) rather than drawn here.
+    shared: bool,
 }
 
 impl CookieJar {
     /// A jar with a fresh secret.
     pub fn new(provider: &CryptoProvider, now: Instant) -> Result<Self> {
-        Ok(Self { current: Generation { version: 1, secret: fresh(provider)? }, previous: None, changed_at: now })
+        Ok(Self {
+            current: Generation { version: 1, secret: fresh(provider)? },
+            previous: None,
+            changed_at: now,
+            shared: false,
+        })
     }
 
     /// Changes the secret if it is older than `lifetime`.
@@ -46,12 +53,21 @@ impl CookieJar {
         now: Instant,
         lifetime: core::time::Duration,
     ) -> Result<()> {
-        if now.saturating_duration_since(self.changed_at) >= lifetime {
+        if !self.shared && now.saturating_duration_since(self.changed_at) >= lifetime {
             let next = Generation { version: self.current.version.wrapping_add(1), secret: fresh(provider)? };
             self.previous = Some(core::mem::replace(&mut self.current, next));
             self.changed_at = now;
         }
         Ok(())
+    }
+
+    /// Uses secrets from outside from now on (a cluster's: a cookie one gateway handed out is
+    /// accepted by another): `current` makes cookies, it and `previous` check them. No secret is
+    /// drawn or rotated here any more.
+    pub fn set_shared(&mut self, current: (u32, Secret), previous: Option<(u32, Secret)>) {
+        self.current = Generation { version: current.0, secret: current.1 };
+        self.previous = previous.map(|(version, secret)| Generation { version, secret });
+        self.shared = true;
     }
 
     /// The cookie for a request.
@@ -95,6 +111,24 @@ fn compute(provider: &CryptoProvider, g: &Generation, ni: &[u8], ip: IpAddr, spi
 mod tests {
     use super::*;
     use core::time::Duration;
+
+    #[test]
+    fn gateways_sharing_the_secret_accept_each_others_cookies_and_do_not_rotate_it() {
+        let p = oxswan_crypto::default_provider();
+        let t0 = Instant::now();
+        let (ip, spi): (IpAddr, _) = ("192.0.2.1".parse().unwrap(), IkeSpi([7; 8]));
+        let mut a = CookieJar::new(&p, t0).unwrap();
+        let mut b = CookieJar::new(&p, t0).unwrap();
+        let c = a.make(&p, b"ni", ip, spi).unwrap();
+        assert!(!b.check(&p, &c, b"ni", ip, spi), "secrets of their own");
+        a.set_shared((9, Secret::from_slice(&[1; 32])), None);
+        b.set_shared((10, Secret::from_slice(&[2; 32])), Some((9, Secret::from_slice(&[1; 32]))));
+        let c = a.make(&p, b"ni", ip, spi).unwrap();
+        assert!(b.check(&p, &c, b"ni", ip, spi), "b accepts a's cookie of the previous epoch");
+        assert!(!a.check(&p, &b.make(&p, b"ni", ip, spi).unwrap(), b"ni", ip, spi), "a is an epoch behind");
+        b.rotate_if_due(&p, t0 + core::time::Duration::from_secs(3600), core::time::Duration::from_secs(1)).unwrap();
+        assert!(b.check(&p, &c, b"ni", ip, spi), "shared secrets are not rotated locally");
+    }
 
     #[test]
     fn cookies_bind_request_and_survive_one_rotation() {

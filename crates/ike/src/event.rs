@@ -73,6 +73,9 @@ pub struct IkeSaInfo {
     /// It was set up by session resumption (RFC 5723): a ticket instead of IKE_SA_INIT, EAP or a
     /// certificate.
     pub resumed: bool,
+    /// As responder: the peer announced INITIAL_CONTACT when it authenticated (RFC 7296 §2.4), so
+    /// its other IKE SAs are stale, on this gateway and on the others of a cluster.
+    pub initial_contact: bool,
 }
 
 /// The keys and parameters of a CHILD SA pair, for the ESP data plane.

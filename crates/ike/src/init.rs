@@ -159,6 +159,16 @@ pub(crate) fn random(provider: &CryptoProvider, len: usize) -> Result<Vec<u8>> {
     Ok(v)
 }
 
+/// A random IKE SPI whose first octet is `tag` where one is given
+/// ([`crate::Endpoint::set_spi_tag`]); never zero, as the tag is not.
+pub fn tagged_spi(provider: &CryptoProvider, tag: Option<u8>) -> Result<IkeSpi> {
+    let mut spi = random_spi(provider)?;
+    if let Some(t) = tag.filter(|t| *t != 0) {
+        spi.0[0] = t;
+    }
+    Ok(spi)
+}
+
 /// A random, non-zero IKE SPI (RFC 7296 §2.6: zero means "not yet chosen").
 pub fn random_spi(provider: &CryptoProvider) -> Result<IkeSpi> {
     loop {

@@ -188,6 +188,18 @@ impl TicketKey {
     }
 }
 
+/// The key `id` of `old` with `key` (keeping the tickets taken under it), or a new one.
+fn reuse(old: &mut Vec<TicketKey>, (id, key): (u32, Secret)) -> TicketKey {
+    match old.iter().position(|k| k.id == id) {
+        Some(i) => {
+            let mut k = old.swap_remove(i);
+            k.key = key;
+            k
+        }
+        None => TicketKey::new(id, key),
+    }
+}
+
 /// A ticket opened, not yet taken ([`TicketKeys::take`]).
 #[derive(Debug)]
 pub struct Opened {
@@ -207,6 +219,9 @@ pub struct TicketKeys {
     /// Peers cut off (their IKE or EAP identity), with when (Unix seconds): tickets made before
     /// are refused.
     revoked: HashMap<String, u64>,
+    /// Whether the keys come from outside ([`Self::set_shared`]: a cluster's, the same on every
+    /// gateway) rather than drawn and rotated here.
+    shared: bool,
 }
 
 fn aead(provider: &CryptoProvider, key: &Secret) -> Result<Box<dyn oxswan_crypto::provider::AeadKey>> {
@@ -233,13 +248,37 @@ impl TicketKeys {
             changed_at: now,
             lifetime,
             revoked: HashMap::new(),
+            shared: false,
         })
+    }
+
+    /// Uses keys from outside from now on: `current` seals, it and `previous` open. Several
+    /// gateways given the same keys honour each other's tickets, so a client whose gateway died
+    /// resumes on another (a ticket is opaque to the client: RFC 5723 leaves its making to the gateways). A key
+    /// kept (same number) keeps the tickets taken under it; no key is drawn or rotated here any
+    /// more.
+    pub fn set_shared(&mut self, current: (u32, Secret), previous: Option<(u32, Secret)>) {
+        let mut old: Vec<TicketKey> = [
+            Some(core::mem::replace(&mut self.current, TicketKey::new(0, Secret::new(Vec::new())))),
+            self.previous.take(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        self.current = reuse(&mut old, current);
+        self.previous = previous.map(|p| reuse(&mut old, p));
+        self.shared = true;
+    }
+
+    /// The number of the key that seals now.
+    pub fn current_id(&self) -> u32 {
+        self.current.id
     }
 
     /// A new key once the current one has sealed for a lifetime; the one before goes, as no ticket
     /// it sealed is still valid.
     pub fn rotate_if_due(&mut self, provider: &CryptoProvider, now: Instant) -> Result<()> {
-        if now.saturating_duration_since(self.changed_at) >= self.lifetime {
+        if !self.shared && now.saturating_duration_since(self.changed_at) >= self.lifetime {
             let next = TicketKey::new(self.current.id.wrapping_add(1), Secret::new(fresh(provider, 32)?));
             self.previous = Some(core::mem::replace(&mut self.current, next));
             self.changed_at = now;

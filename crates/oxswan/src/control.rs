@@ -100,6 +100,9 @@ pub enum Response {
         /// The IKE engine's counters.
         #[serde(default)]
         engine: EngineStatus,
+        /// With `[cluster]`: this node, etcd's members and the other nodes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cluster: Option<Box<oxswan_cluster::ClusterStatus>>,
     },
 }
 

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod cluster;
 mod control;
 mod daemon;
 mod datapath;
@@ -307,8 +308,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let r = control::call(&cli.socket, &Request::Status, Duration::from_secs(10))?;
             match (&r, json) {
                 (Response::Status { .. }, true) => println!("{}", serde_json::to_string_pretty(&r)?),
-                (Response::Status { ike_sas, engine, .. }, false) => {
+                (Response::Status { ike_sas, engine, cluster, .. }, false) => {
                     print_status(ike_sas);
+                    if let Some(c) = cluster {
+                        print_cluster(c);
+                    }
                     let e = engine;
                     println!(
                         "engine: {} half-open{}; dropped {} ({} malformed, {} for unknown SPIs, {} failing integrity), cookies sent {}, refused for load {}, INVALID_IKE_SPI sent {}, retransmissions answered {}, redirects sent {}",
@@ -343,6 +347,45 @@ fn report(r: &Response) -> ExitCode {
             ExitCode::FAILURE
         }
         Response::Status { .. } => ExitCode::SUCCESS,
+    }
+}
+
+fn print_cluster(c: &oxswan_cluster::ClusterStatus) {
+    println!(
+        "cluster: node {} (number {}), etcd lease {} (TTL {}s) {}, renewed {} ms ago; {} leases held, {} IKE SAs listed; {} etcd writes",
+        c.node,
+        c.number,
+        c.lease,
+        c.ttl,
+        if c.healthy { "alive" } else { "NOT RENEWED" },
+        c.renewed_ms_ago,
+        c.leases_held,
+        c.sas_listed,
+        c.writes
+    );
+    for m in &c.members {
+        let state = match (m.reachable, m.leader) {
+            (true, true) => "reachable, leader",
+            (true, false) => "reachable",
+            (false, _) => "UNREACHABLE",
+        };
+        println!("  etcd {}: {state} ({})", m.endpoint, m.detail);
+    }
+    for n in &c.nodes {
+        println!(
+            "  node {} (number {}): {} IKE SAs{}{}",
+            n.node,
+            n.number,
+            n.ike_sas,
+            n.address.as_deref().map(|a| format!(", at {a}")).unwrap_or_default(),
+            n.redirect_above.map(|l| format!(", redirects above {l}")).unwrap_or_default()
+        );
+    }
+    if c.lease_renewals + c.leases_taken + c.sas_replaced > 0 {
+        println!(
+            "  lease granted afresh {} time(s); {} lease(s) taken by other nodes, {} IKE SA(s) replaced there",
+            c.lease_renewals, c.leases_taken, c.sas_replaced
+        );
     }
 }
 

@@ -48,6 +48,10 @@ pub enum PoolError {
         /// The family asked for.
         family: Family,
     },
+    /// The leases are shared by a cluster and its store did not answer, or gave no address: the
+    /// text says why.
+    #[error("shared leases: {0}")]
+    Unavailable(String),
     /// A requested address of the other family.
     #[error("{addr} is not an {family} address")]
     WrongFamily {

@@ -14,7 +14,7 @@ use super::Endpoint;
 use super::work::Deferred;
 use crate::config::RemoteAuth;
 use crate::error::{IkeError, Result, Unexpected};
-use crate::init::{ResponderParams, check_nonce, random_spi, respond};
+use crate::init::{ResponderParams, check_nonce, respond};
 use crate::nat::nat_notifies;
 use crate::sa::Transmit;
 use crate::suite::ike_suite;
@@ -142,7 +142,7 @@ impl Endpoint {
             return Ok(());
         }
         let spi_r = loop {
-            let s = random_spi(&self.provider)?;
+            let s = crate::init::tagged_spi(&self.provider, self.spi_tag)?;
             if !self.by_spi.contains_key(&s) {
                 break s;
             }
@@ -246,7 +246,7 @@ impl Endpoint {
             Err(reason) => return self.refuse_first(&h, (local, remote), NotifyType::TICKET_NACK, reason),
         };
         let spi_r = loop {
-            let s = random_spi(&self.provider)?;
+            let s = crate::init::tagged_spi(&self.provider, self.spi_tag)?;
             if !self.by_spi.contains_key(&s) {
                 break s;
             }

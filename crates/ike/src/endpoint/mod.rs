@@ -167,6 +167,9 @@ pub struct Endpoint {
     /// How many unauthenticated answers to messages of no SA (INVALID_IKE_SPI,
     /// INVALID_MAJOR_VERSION) may still go out this second.
     unauthenticated: admission::AnswerBudget,
+    /// The top octet of every SPI this endpoint chooses (IKE and inbound ESP), if set
+    /// ([`Endpoint::set_spi_tag`]).
+    spi_tag: Option<u8>,
 }
 
 impl Endpoint {
@@ -214,6 +217,7 @@ impl Endpoint {
             tickets,
             client_tickets: HashMap::new(),
             unauthenticated: admission::AnswerBudget::default(),
+            spi_tag: None,
         })
     }
 
@@ -240,6 +244,7 @@ impl Endpoint {
             local_addresses: &self.local_addresses,
             resources: self.config.resources,
             tickets: &self.tickets,
+            spi_tag: self.spi_tag,
         };
         (ctx, &mut self.sas)
     }
@@ -367,6 +372,41 @@ impl Endpoint {
     /// client gets one.
     pub fn set_leases(&mut self, leases: Box<dyn AddressLeases>) {
         self.leases = leases;
+    }
+
+    /// Makes `tag` the top octet of every SPI chosen from now on: IKE SPIs (the responder's, and
+    /// ours in rekeys) and inbound ESP SPIs. A gateway of a cluster puts its node number there, so
+    /// that a balancer in front can send each message and packet to the node holding its SA by
+    /// the SPI alone (the SPI is ours to choose, RFC 7296 §2.6, RFC 4303 §2.1). None: random.
+    pub fn set_spi_tag(&mut self, tag: Option<u8>) {
+        self.spi_tag = tag.filter(|t| *t != 0);
+    }
+
+    /// From now on seals session resumption tickets with `current` and opens those of it and of
+    /// `previous` (key number and 32 octets each): keys shared by several gateways, which then
+    /// honour each other's tickets (RFC 5723). The endpoint draws no ticket key of its own any more.
+    pub fn set_shared_ticket_keys(
+        &mut self,
+        current: (u32, oxswan_crypto::Secret),
+        previous: Option<(u32, oxswan_crypto::Secret)>,
+    ) {
+        self.tickets.set_shared(current, previous);
+    }
+
+    /// The number of the ticket key that seals now.
+    pub fn ticket_key_id(&self) -> u32 {
+        self.tickets.current_id()
+    }
+
+    /// From now on makes cookies with the secret `current` and accepts those of it and of
+    /// `previous` (RFC 7296 §2.6): secrets shared by several gateways, so a cookie one handed out
+    /// is good at another. The endpoint draws no cookie secret of its own any more.
+    pub fn set_shared_cookie_secrets(
+        &mut self,
+        current: (u32, oxswan_crypto::Secret),
+        previous: Option<(u32, oxswan_crypto::Secret)>,
+    ) {
+        self.cookies.set_shared(current, previous);
     }
 
     /// Starts the connection `name` from `local` to `remote` (usually port 500).

@@ -93,7 +93,7 @@ impl IkeSa {
         if tcp {
             remote.set_port(peer.tcp.port);
         }
-        let spi_i = crate::init::random_spi(ctx.provider)?;
+        let spi_i = ctx.new_ike_spi()?;
         let mut extra = task::ike_init::init_nat_notifies(ctx.provider, &peer, spi_i, IkeSpi::ZERO, local, remote)?;
         // RFC 8784 §3: a connection with a PPK asks for its use.
         if peer.ppk_id.is_some() {

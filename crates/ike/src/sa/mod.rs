@@ -220,6 +220,8 @@ pub(crate) struct SaCore {
     pub resumed: bool,
     /// The peer sent INITIAL_CONTACT with its IKE_AUTH, not yet acted upon (§2.4).
     pub initial_contact: bool,
+    /// The peer sent INITIAL_CONTACT with its IKE_AUTH (kept, for [`crate::IkeSaInfo`]).
+    pub announced_initial_contact: bool,
     /// Pairs (inbound SPIs) this step made as responder, not by a rekey: the endpoint looks for the
     /// pairs they replace (a reauthentication, §2.8.3).
     pub fresh_pairs: Vec<u32>,
@@ -364,6 +366,7 @@ impl SaCore {
             redirect_to: None,
             resumed: false,
             initial_contact: false,
+            announced_initial_contact: false,
             fresh_pairs: Vec::new(),
             ike_collision: None,
             followup: None,
@@ -454,6 +457,7 @@ impl SaCore {
             redirected: self.origin == Origin::Redirected
                 || matches!(self.peer_redirect, crate::redirect::PeerRedirect::From(_)),
             resumed: self.resumed,
+            initial_contact: self.announced_initial_contact,
         })
     }
 

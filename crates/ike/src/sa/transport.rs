@@ -97,6 +97,8 @@ pub(crate) struct Ctx<'a> {
     pub resources: u32,
     /// The keys our session resumption tickets are sealed with (RFC 5723).
     pub tickets: &'a crate::resume::TicketKeys,
+    /// The top octet of every SPI we choose ([`crate::Endpoint::set_spi_tag`]).
+    pub spi_tag: Option<u8>,
 }
 
 /// Draws of an inbound SPI before giving up: with a working random source a collision among 2^32
@@ -104,6 +106,11 @@ pub(crate) struct Ctx<'a> {
 const SPI_TRIES: usize = 64;
 
 impl Ctx<'_> {
+    /// A random IKE SPI of ours, tagged ([`Self::spi_tag`]).
+    pub(crate) fn new_ike_spi(&self) -> Result<oxswan_wire::IkeSpi> {
+        crate::init::tagged_spi(self.provider, self.spi_tag)
+    }
+
     /// A random inbound ESP SPI above 255 (RFC 4303 §2.1) that no SA of the endpoint holds: the SPI
     /// alone identifies an inbound SA to the data plane, so a duplicate would replace another SA.
     /// For the per-resource pair of `resource` (RFC 9611), one that is `resource` modulo
@@ -112,6 +119,9 @@ impl Ctx<'_> {
     pub(crate) fn new_esp_spi_for(&mut self, resource: Option<u32>) -> Result<u32> {
         for _ in 0..SPI_TRIES {
             let mut spi = crate::child::random_esp_spi(self.provider)?;
+            if let Some(tag) = self.spi_tag {
+                spi = (u32::from(tag) << 24) | (spi & 0x00ff_ffff);
+            }
             if let Some(k) = resource
                 && self.resources > 1
             {
@@ -122,7 +132,9 @@ impl Ctx<'_> {
                     _ => continue,
                 }
             }
-            if !self.esp_spis.contains_key(&spi) && !self.fresh_spis.contains(&spi) {
+            // Rounding for a resource must not leave the tag's range.
+            let tagged = self.spi_tag.is_none_or(|tag| spi >> 24 == u32::from(tag));
+            if tagged && !self.esp_spis.contains_key(&spi) && !self.fresh_spis.contains(&spi) {
                 self.fresh_spis.push(spi);
                 return Ok(spi);
             }

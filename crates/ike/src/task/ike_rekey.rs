@@ -15,7 +15,6 @@ use oxswan_wire::{ExchangeType, IkeSpi, NotifyType, Payload, ProtocolId};
 
 use super::{Collected, InFlight, Next, Window, lowest, nonce, notify};
 use crate::event::DownReason;
-use crate::init::random_spi;
 use crate::sa::{Ask, Ctx, IkeCollision, Inheritance, Job, Keys, Lifecycle, SaCore, State, Timer, VirtualIps, later};
 use crate::suite::ike_suite;
 
@@ -250,7 +249,7 @@ impl SaCore {
         let Ok((public, g_ir)) = ctx.provider.ke.respond(group, &ke.data) else {
             return vec![notify(NotifyType::INVALID_SYNTAX)];
         };
-        let (Ok(our_spi), Some(nr)) = (random_spi(ctx.provider), nonce(ctx)) else {
+        let (Ok(our_spi), Some(nr)) = (ctx.new_ike_spi(), nonce(ctx)) else {
             return vec![notify(NotifyType::TEMPORARY_FAILURE)];
         };
         let response_proposal = Proposal { spi: our_spi.0.to_vec(), ..chosen.clone() };
@@ -306,7 +305,7 @@ impl SaCore {
             return None;
         }
         let peer = self.peer.clone()?;
-        let spi = random_spi(ctx.provider).ok()?;
+        let spi = ctx.new_ike_spi().ok()?;
         let nonce = nonce(ctx)?;
         let offered: Vec<Proposal> = peer
             .ike_proposals

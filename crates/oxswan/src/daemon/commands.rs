@@ -196,6 +196,7 @@ impl Ike {
                     icmp_too_big_sent,
                     tcp,
                     engine,
+                    cluster: self.cluster.as_ref().map(|c| Box::new(c.status())),
                 });
             }
         }

@@ -19,6 +19,11 @@ impl Ike {
                     tracing::info!(target: "ike", conn = %info.name, sa = sa.0, "virtual IPs {vips} lent to the peer");
                 }
                 self.rearm(&info.name);
+                if let Some(c) = self.cluster.as_mut() {
+                    let replace =
+                        self.config.connection(&info.name).is_some_and(|c| c.unique == oxswan_config::Unique::Replace);
+                    c.up(sa, &info, replace);
+                }
                 self.since.insert((sa, None), Instant::now());
                 self.access.up(sa, &info);
                 if let Some(r) = self.radius.as_mut() {
@@ -126,6 +131,9 @@ impl Ike {
                     "IKE SA rekeyed: {} replaces SA {} ({})", info.spi_i, old.0, info.proposal
                 );
                 self.access.rekeyed(old, new);
+                if let Some(c) = self.cluster.as_mut() {
+                    c.rekeyed(old, new, &info);
+                }
                 if let Some(r) = self.radius.as_mut() {
                     r.rekeyed(old, new);
                 }
@@ -160,9 +168,18 @@ impl Ike {
                         };
                     if restart && c.is_some_and(|c| !c.remote_addrs.is_empty()) {
                         self.restarts.insert(n.to_owned(), Instant::now() + RESTART_RETRY);
+                        // A peer that stopped answering: try the connection's next address.
+                        if reason == DownReason::Timeout && c.is_some_and(|c| c.remote_addrs.len() > 1) {
+                            let turn = self.remote_turn.entry(n.to_owned()).or_insert(0);
+                            *turn = turn.wrapping_add(1);
+                            tracing::info!(target: "ike", conn = %n, "the peer stopped answering: trying its next address");
+                        }
                     }
                 }
                 self.since.remove(&(sa, None));
+                if let Some(c) = self.cluster.as_mut() {
+                    c.down(sa);
+                }
                 // A rekeyed IKE SA handed its virtual IPs and accounting to its successor
                 // (IkeSaRekeyed), so this touches only what it still has.
                 self.access.down(sa);
@@ -193,6 +210,9 @@ impl Ike {
                 }
             }
             Event::PathChanged { sa, local, remote, spis_in } => {
+                if let Some(c) = self.cluster.as_mut() {
+                    c.moved(sa, remote);
+                }
                 // RFC 7296 §2.23: ESP follows IKE to the peer's new mapping (to its NAT-T port).
                 tracing::info!(target: "ike", conn = %self.conn(sa), sa = sa.0, "the peer moved: now {remote} (from {local})");
                 // Over TCP the peer's end of the stream, as it is (RFC 9329 §3.2).

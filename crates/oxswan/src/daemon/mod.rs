@@ -245,7 +245,22 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     };
     let mut endpoint = Endpoint::new(engine, provider.clone(), peers, now, unix)?;
     endpoint.set_credentials(crate::peers::credentials(&config));
-    endpoint.set_leases(Box::new(crate::peers::leases(&config)));
+    // With [cluster]: leases from the shared pools on etcd, the node's number in our SPIs and the
+    // cluster's ticket keys and cookie secrets (docs/cluster.md); else pools in memory.
+    let mut cluster = match crate::cluster::join(&config)? {
+        Some(c) => {
+            endpoint.set_spi_tag(Some(c.number()));
+            endpoint.set_leases(Box::new(crate::cluster::ClusterLeases::new(c.clone(), &config)));
+            Some(crate::cluster::Node::new(c))
+        }
+        None => {
+            endpoint.set_leases(Box::new(crate::peers::leases(&config)));
+            None
+        }
+    };
+    if let Some(c) = cluster.as_mut() {
+        c.secrets(&mut endpoint, &provider, secret_lifetimes(&config));
+    }
     let access = crate::access::RemoteAccess::new(&config.daemon.tun, config.daemon.dns, &config.pools);
     let radius = match &config.radius {
         Some(r) => Some(crate::radius::Radius::start(r, provider.random.clone(), tx.clone())?),
@@ -254,6 +269,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     let mut ike = Ike {
         access,
         radius,
+        cluster,
         metrics,
         config,
         config_path: config_path.to_path_buf(),
@@ -268,6 +284,7 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
         routes: HashMap::new(),
         pins: HashMap::new(),
         restarts: HashMap::new(),
+        remote_turn: HashMap::new(),
         trap_routes: Vec::new(),
         usage_reported: Instant::now(),
         refused: Default::default(),
@@ -329,6 +346,12 @@ pub fn run(config_path: &Path, socket_override: Option<&Path>) -> anyhow::Result
     let _ = std::fs::remove_file(&socket_path);
     tracing::info!(target: "daemon", "oxswan daemon stopped");
     Ok(())
+}
+
+/// How long the cluster's ticket keys and cookie secrets last: the ticket lifetime (a ticket stays
+/// readable for one more, under the previous key) and the engine's cookie secret lifetime.
+fn secret_lifetimes(config: &Config) -> (Duration, Duration) {
+    (config.daemon.ticket_lifetime, EndpointConfig::default().cookie_secret_lifetime)
 }
 
 /// Connections with a child to start at once, leaving out those in `except`.
@@ -403,6 +426,8 @@ struct Ike {
     access: crate::access::RemoteAccess,
     /// The RADIUS client, with `[radius]`.
     radius: Option<crate::radius::Radius>,
+    /// This node of the cluster, with `[cluster]`.
+    cluster: Option<crate::cluster::Node>,
     /// What `[daemon] metrics` serves.
     metrics: Option<crate::metrics::Recorder>,
     config: Config,
@@ -424,6 +449,9 @@ struct Ike {
     pins: HashMap<PinOwner, oxswan_io::route::Pin>,
     /// Connections to bring up again (`dpd_action`/`close_action` = restart), and when to try next.
     restarts: HashMap<String, Instant>,
+    /// Which of a connection's `remote_addrs` to initiate to: the next one after the peer stopped
+    /// answering (several gateways of one service, docs/cluster.md), counted modulo their number.
+    remote_turn: HashMap<String, usize>,
     /// Routes that send trapped connections' traffic to the TUN device while they have no SA.
     trap_routes: Vec<String>,
     /// When the data plane's counters were last handed to the engine.
@@ -536,6 +564,7 @@ impl Ike {
                 self.endpoint.handle_timeout(now);
             }
             self.radius_due(now);
+            self.cluster_due();
             self.flush();
             self.restart_due(now);
             self.report_usage(now);
@@ -617,6 +646,20 @@ impl Ike {
     }
 
     /// RADIUS retransmissions, timeouts and Interim-Updates that are due.
+    /// The cluster's secrets of a new epoch, the load published (and the redirect it decides), and
+    /// the SAs the other nodes took over closed.
+    fn cluster_due(&mut self) {
+        let Some(node) = self.cluster.as_mut() else { return };
+        node.secrets(&mut self.endpoint, &self.provider, secret_lifetimes(&self.config));
+        let ike_sas = self.endpoint.established().len();
+        node.load(&mut self.endpoint, ike_sas, self.config.daemon.redirect.as_ref());
+        let now = Instant::now();
+        for (sa, why) in node.events(&mut self.endpoint) {
+            tracing::info!(target: "cluster", conn = %self.conn(sa), sa = sa.0, "closing the IKE SA: {why}");
+            let _ = self.endpoint.delete_ike(now, sa);
+        }
+    }
+
     fn radius_due(&mut self, now: Instant) {
         let Some(r) = self.radius.as_mut() else { return };
         if r.poll_timeout().is_none_or(|t| t > now) {
@@ -739,6 +782,10 @@ impl Ike {
             note.push_str("; [pools] changes take effect at the next start");
             config.pools = self.config.pools.clone();
         }
+        if config.cluster != self.config.cluster {
+            note.push_str("; [cluster] changes take effect at the next start");
+            config.cluster = self.config.cluster.clone();
+        }
         if config.needs_modp1024() && !self.config.needs_modp1024() {
             note.push_str("; modp1024 takes effect at the next start");
         }
@@ -773,7 +820,11 @@ impl Ike {
     /// first local address or else ours of the same family.
     fn addresses(&mut self, name: &str) -> anyhow::Result<(SocketAddr, SocketAddr)> {
         let c = self.config.connection(name).with_context(|| format!("no connection {name}"))?;
-        let remote = *c.remote_addrs.first().with_context(|| format!("{name} has no remote address"))?;
+        let turn = self.remote_turn.get(name).copied().unwrap_or(0);
+        let remote = *c
+            .remote_addrs
+            .get(turn % c.remote_addrs.len().max(1))
+            .with_context(|| format!("{name} has no remote address"))?;
         let fixed = c.local_addrs.first().copied();
         // Without local_addrs, the source the route to the peer picks now (it may have moved since
         // the start, MOBIKE), if we have or can open its sockets; else any of ours of the family.

@@ -33,6 +33,7 @@ fn info() -> IkeSaInfo {
         ppk: false,
         redirected: false,
         resumed: false,
+        initial_contact: false,
     }
 }
 

@@ -2,6 +2,7 @@
 //! and strongSwan's charon in them. Everything a test creates is removed when its `Hosts` drops.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+pub mod etcd;
 pub mod lan;
 pub mod prereq;
 pub mod scrape;

@@ -118,6 +118,14 @@ pub const MAN: Prerequisite = Prerequisite {
     paths: &[],
     install: "Debian man-db, groff-base",
 };
+/// etcd and etcdctl, a real cluster for the tests of several gateways as one service.
+pub const ETCD: Prerequisite = Prerequisite {
+    cfg: "have_etcd",
+    root: false,
+    commands: &["etcd", "etcdctl"],
+    paths: &[],
+    install: "Debian etcd-server, etcd-client",
+};
 
 pub const ALL: &[&Prerequisite] = &[
     &NETNS,
@@ -137,6 +145,7 @@ pub const ALL: &[&Prerequisite] = &[
     &OPENSSL,
     &BASH,
     &MAN,
+    &ETCD,
 ];
 
 /// The directories of `PATH`.

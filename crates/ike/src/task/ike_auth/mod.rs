@@ -478,6 +478,7 @@ impl SaCore {
         self.state = State::Established;
         self.just_established = true;
         self.initial_contact = p.has(NotifyType::INITIAL_CONTACT);
+        self.announced_initial_contact = self.initial_contact;
         if let Some(ticket) = self.ticket_for_client(ctx, peer, p) {
             out.push(ticket);
         }

@@ -1,0 +1,688 @@
+//! The node's side of the cluster: its etcd lease and the keys on it, a synchronous interface for
+//! the IKE thread, and the tasks that keep the lease alive, follow the other nodes (a watch) and
+//! write in the background.
+
+use core::net::{IpAddr, SocketAddr};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use etcd_client::{
+    Certificate, Compare, CompareOp, ConnectOptions, GetOptions, Identity, KeyValue, PutOptions, TlsOptions, Txn, TxnOp,
+};
+
+use crate::conn::Etcd;
+use oxswan_pool::AddrRange;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use zeroize::Zeroizing;
+
+use crate::layout::{Layout, LeaseValue, NodeRecord, SaEntry, redirect_target};
+use crate::{ClusterError, Settings};
+
+/// Transactions tried for one address before giving up: each failure means another node won a
+/// race (for the same address, or for the same identity), so a few suffice.
+const TRIES: usize = 8;
+/// Candidates drawn per read of the pool.
+const CANDIDATES: usize = 4;
+/// Load is published at most this often (it only steers redirects).
+const LOAD_EVERY: Duration = Duration::from_secs(1);
+/// How often the members are asked how they are, for `status`.
+pub(crate) const PROBE_EVERY: Duration = Duration::from_secs(2);
+/// A background write that failed waits this long before it is tried again.
+pub(crate) const RETRY: Duration = Duration::from_millis(500);
+
+/// What the cluster tells the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterEvent {
+    /// Another node took an address this node's IKE SAs hold: the identity came back there (or
+    /// took it while this node was cut off). Those SAs must go, as their address is not theirs.
+    LeaseTaken {
+        /// The pool.
+        pool: String,
+        /// The address.
+        addr: IpAddr,
+        /// The identity.
+        owner: String,
+        /// The node that holds it now.
+        by: String,
+    },
+    /// The identity of an IKE SA here came back on another node, which replaces it (`unique`,
+    /// INITIAL_CONTACT across gateways): close it.
+    SaReplaced {
+        /// The identity.
+        identity: String,
+        /// The SA's SPIs.
+        spi_i: u64,
+        /// See `spi_i`.
+        spi_r: u64,
+        /// The node that replaced it.
+        by: String,
+    },
+}
+
+/// How one etcd member answers, for `status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// Its client endpoint.
+    pub endpoint: String,
+    /// Whether it answered the last probe.
+    pub reachable: bool,
+    /// Whether it is the leader.
+    pub leader: bool,
+    /// Its version, or why it did not answer.
+    pub detail: String,
+}
+
+/// The cluster as this node sees it, for `status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// This node.
+    pub node: String,
+    /// Its number (the top octet of its SPIs).
+    pub number: u8,
+    /// Its etcd lease (hex), and its TTL in seconds.
+    pub lease: String,
+    /// See `lease`.
+    pub ttl: u64,
+    /// Whether the lease was renewed lately (etcd reachable with quorum).
+    pub healthy: bool,
+    /// Milliseconds since the lease was last renewed.
+    pub renewed_ms_ago: u64,
+    /// Each etcd member.
+    pub members: Vec<MemberStatus>,
+    /// Address leases this node's SAs hold.
+    pub leases_held: usize,
+    /// IKE SAs of this node in the directory.
+    pub sas_listed: usize,
+    /// Every node of the cluster, this one included.
+    pub nodes: Vec<NodeRecord>,
+    /// Writes to etcd so far (transactions, puts and deletes; not keep-alives).
+    pub writes: u64,
+    /// Times the lease ran out and was granted afresh.
+    pub lease_renewals: u64,
+    /// Leases another node took from this one.
+    pub leases_taken: u64,
+    /// IKE SAs another node replaced.
+    pub sas_replaced: u64,
+}
+
+/// A lease this node's SAs hold.
+#[derive(Debug, Clone)]
+pub(crate) struct Held {
+    pub(crate) addr: IpAddr,
+    /// The revision of our write of both keys: a release deletes them only if still at it.
+    pub(crate) rev: i64,
+    /// IKE SAs holding it here.
+    pub(crate) refs: u32,
+}
+
+/// An IKE SA in the directory.
+#[derive(Debug, Clone)]
+pub(crate) struct Listed {
+    pub(crate) key: String,
+    pub(crate) entry: SaEntry,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) lease: i64,
+    pub(crate) number: u8,
+    pub(crate) healthy: bool,
+    pub(crate) renewed: Instant,
+    /// By (pool, owner).
+    pub(crate) held: HashMap<(String, String), Held>,
+    /// By SPIs (initiator's, responder's).
+    pub(crate) listed: HashMap<(u64, u64), Listed>,
+    /// Every node's record, by name, as the watch sees them.
+    pub(crate) nodes: BTreeMap<String, NodeRecord>,
+    /// What this node last published, and when.
+    pub(crate) load: u64,
+    pub(crate) published: Option<(u64, Instant)>,
+    /// A publication is on its way (delayed to keep to [`LOAD_EVERY`]).
+    pub(crate) publish_scheduled: bool,
+    pub(crate) events: VecDeque<ClusterEvent>,
+    pub(crate) members: Vec<MemberStatus>,
+    pub(crate) lease_renewals: u64,
+    pub(crate) leases_taken: u64,
+    pub(crate) sas_replaced: u64,
+}
+
+/// A write that needs no answer, done in order in the background.
+#[derive(Debug)]
+pub(crate) enum Job {
+    Release { pool: String, owner: String },
+    SaPut { key: String, replace_identity: bool },
+    SaDelete { key: String },
+    Publish,
+}
+
+pub(crate) struct Shared {
+    pub(crate) settings: Settings,
+    pub(crate) layout: Layout,
+    pub(crate) state: Mutex<State>,
+    pub(crate) writes: AtomicU64,
+    /// Bounds every request that the IKE thread waits for.
+    pub(crate) timeout: Duration,
+}
+
+impl Shared {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock leaves plain data behind: go on with it.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn put_opts(&self, lease: i64) -> Option<PutOptions> {
+        Some(PutOptions::new().with_lease(lease))
+    }
+
+    pub(crate) fn my_record(&self, st: &State) -> NodeRecord {
+        NodeRecord {
+            node: self.settings.node.clone(),
+            number: st.number,
+            address: self.settings.address.clone(),
+            ike_sas: st.load,
+            redirect_above: self.settings.redirect_above,
+        }
+    }
+}
+
+/// This node's membership of the cluster. Dropping it revokes the node's etcd lease, which frees
+/// every lease and directory entry it holds at once.
+pub struct Cluster {
+    rt: tokio::runtime::Runtime,
+    client: Arc<Etcd>,
+    shared: Arc<Shared>,
+    jobs: mpsc::UnboundedSender<Job>,
+    /// Whether dropping revokes the lease (a node leaving on purpose) or not ([`Cluster::crash`]).
+    revoke: bool,
+}
+
+impl core::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Cluster").field("node", &self.shared.settings.node).finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn options(s: &Settings, timeout: Duration) -> ConnectOptions {
+    let mut o = ConnectOptions::new()
+        .with_connect_timeout(timeout)
+        .with_timeout(timeout)
+        .with_keep_alive(s.ttl / 3, timeout)
+        // A member cut off from the leader fails requests at once instead of holding them.
+        .with_require_leader(true);
+    if let Some(tls) = &s.tls {
+        let mut t = TlsOptions::new();
+        if let Some(ca) = &tls.ca {
+            t = t.ca_certificate(Certificate::from_pem(ca));
+        }
+        if let Some((cert, key)) = &tls.identity {
+            t = t.identity(Identity::from_pem(cert, key.as_slice()));
+        }
+        o = o.with_tls(t);
+    }
+    o
+}
+
+pub(crate) async fn within<T>(
+    d: Duration,
+    f: impl Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, ClusterError> {
+    match tokio::time::timeout(d, f).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(ClusterError::Timeout(d)),
+    }
+}
+
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(kv: &KeyValue) -> Result<T, ClusterError> {
+    serde_json::from_slice(kv.value())
+        .map_err(|e| ClusterError::BadValue { key: String::from_utf8_lossy(kv.key()).into_owned(), why: e.to_string() })
+}
+
+pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // Our own plain structs: serialising them cannot fail.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+impl Cluster {
+    /// Joins the cluster: connects to etcd, takes a lease of `ttl` and the lowest free node number,
+    /// publishes the node's record and starts following the others.
+    pub fn join(settings: Settings) -> Result<Self, ClusterError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("oxswan-etcd")
+            .enable_all()
+            .build()
+            .map_err(ClusterError::Runtime)?;
+        // Long enough for a leader election, short enough that a client's retransmission finds an
+        // answer: a third of the TTL, from 1 to 3 seconds.
+        let timeout = (settings.ttl / 3).clamp(Duration::from_secs(1), Duration::from_secs(3));
+        let layout = Layout::new(&settings.prefix);
+        let endpoints = settings.endpoints.clone();
+        // Each request a third of that, so one that finds its member gone leaves time for another.
+        let opts = options(&settings, timeout / 3);
+        let ttl = i64::try_from(settings.ttl.as_secs()).unwrap_or(i64::MAX);
+        let client = Arc::new(Etcd::new(endpoints, opts, timeout));
+        let (lease, number) = rt.block_on(async {
+            let lease = within(timeout * 2, client.lease_grant(ttl)).await?.id();
+            let number = claim_number(&client, &layout, &settings.node, lease, timeout).await?;
+            Ok::<_, ClusterError>((lease, number))
+        })?;
+        let state = State {
+            lease,
+            number,
+            healthy: true,
+            renewed: Instant::now(),
+            held: HashMap::new(),
+            listed: HashMap::new(),
+            nodes: BTreeMap::new(),
+            load: 0,
+            published: None,
+            publish_scheduled: false,
+            events: VecDeque::new(),
+            members: Vec::new(),
+            lease_renewals: 0,
+            leases_taken: 0,
+            sas_replaced: 0,
+        };
+        let shared =
+            Arc::new(Shared { settings, layout, state: Mutex::new(state), writes: AtomicU64::new(0), timeout });
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let cluster = Self { rt, client, shared, jobs, revoke: true };
+        // The node's record first, so the others see it before its first client.
+        let (record, key) = {
+            let st = cluster.shared.state();
+            (cluster.shared.my_record(&st), cluster.shared.layout.node(&cluster.shared.settings.node))
+        };
+        let opts = cluster.shared.put_opts(lease);
+        cluster.rt.block_on(within(timeout, cluster.client.put(key, encode(&record), opts)))?;
+        cluster.shared.wrote();
+        if let Ok(mut st) = cluster.shared.state.lock() {
+            st.published = Some((0, Instant::now()));
+        }
+        cluster.rt.spawn(crate::tasks::keep_alive(cluster.client.clone(), cluster.shared.clone()));
+        cluster.rt.spawn(crate::tasks::follow(cluster.client.clone(), cluster.shared.clone()));
+        cluster.rt.spawn(crate::tasks::writer(cluster.client.clone(), cluster.shared.clone(), rx));
+        cluster.rt.spawn(crate::tasks::probe(cluster.shared.clone()));
+        Ok(cluster)
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.shared.settings.node
+    }
+
+    /// This node's number, 1 to 255: the top octet of the SPIs it chooses, so that a front end
+    /// can route by SPI.
+    pub fn number(&self) -> u8 {
+        self.shared.state().number
+    }
+
+    /// Whether etcd renewed the node's lease lately.
+    pub fn healthy(&self) -> bool {
+        self.shared.state().healthy
+    }
+
+    fn check_healthy(&self) -> Result<(), ClusterError> {
+        let st = self.shared.state();
+        if st.healthy { Ok(()) } else { Err(ClusterError::Unavailable(st.renewed.elapsed())) }
+    }
+
+    /// An address of `pool` (whose addresses are `range`) for the identity `owner`: the one it
+    /// holds anywhere in the cluster if it holds one (taken over from the node that held it: the
+    /// client came back here), else a free one, the client's `requested` address where free.
+    /// Waits for etcd; refused at once while etcd is unreachable.
+    pub fn acquire(
+        &self,
+        pool: &str,
+        range: &AddrRange,
+        owner: &str,
+        requested: Option<IpAddr>,
+    ) -> Result<IpAddr, ClusterError> {
+        let id = (pool.to_owned(), owner.to_owned());
+        {
+            let mut st = self.shared.state();
+            if let Some(h) = st.held.get_mut(&id).filter(|h| h.refs > 0) {
+                h.refs += 1;
+                return Ok(h.addr);
+            }
+        }
+        self.check_healthy()?;
+        let shared = self.shared.clone();
+        let client = self.client.clone();
+        let deadline = self.shared.timeout;
+        let got = self.rt.block_on(async move {
+            match tokio::time::timeout(deadline, allocate(&client, &shared, pool, range, owner, requested)).await {
+                Ok(r) => r,
+                Err(_) => Err(ClusterError::Timeout(deadline)),
+            }
+        });
+        if let Err(ClusterError::Timeout(_) | ClusterError::Etcd(_)) = &got {
+            // Fail the next clients at once until the lease is renewed again.
+            let mut st = self.shared.state();
+            if st.renewed.elapsed() > self.shared.timeout {
+                st.healthy = false;
+            }
+        }
+        got
+    }
+
+    /// One IKE SA that held `addr` of `pool` for `owner` is gone; the last one frees it.
+    pub fn release(&self, pool: &str, addr: IpAddr, owner: &str) {
+        let id = (pool.to_owned(), owner.to_owned());
+        let mut st = self.shared.state();
+        let Some(h) = st.held.get_mut(&id) else { return };
+        if h.addr != addr || h.refs == 0 {
+            return;
+        }
+        h.refs -= 1;
+        if h.refs == 0 {
+            drop(st);
+            let _ = self.jobs.send(Job::Release { pool: id.0, owner: id.1 });
+        }
+    }
+
+    /// Lists an IKE SA that came up here. With `replace` (the connection's `unique` policy, or the
+    /// client's INITIAL_CONTACT) the identity's SAs on other nodes are marked replaced, and those
+    /// nodes close them.
+    pub fn sa_up(&self, entry: SaEntry, replace: bool) {
+        let key = self.shared.layout.sa(&entry.identity, &self.shared.settings.node, entry.spi_i, entry.spi_r);
+        let spis = (entry.spi_i, entry.spi_r);
+        self.shared.state().listed.insert(spis, Listed { key: key.clone(), entry });
+        let _ = self.jobs.send(Job::SaPut { key, replace_identity: replace });
+    }
+
+    /// A listed IKE SA's peer moved (MOBIKE, NAT rebinding).
+    pub fn sa_moved(&self, spi_i: u64, spi_r: u64, remote: SocketAddr) {
+        let mut st = self.shared.state();
+        let Some(l) = st.listed.get_mut(&(spi_i, spi_r)) else { return };
+        if l.entry.remote == remote {
+            return;
+        }
+        l.entry.remote = remote;
+        let key = l.key.clone();
+        drop(st);
+        let _ = self.jobs.send(Job::SaPut { key, replace_identity: false });
+    }
+
+    /// A listed IKE SA was rekeyed: its entry moves to the new SPIs.
+    pub fn sa_rekeyed(&self, old: (u64, u64), new: (u64, u64)) {
+        let mut st = self.shared.state();
+        let Some(mut l) = st.listed.remove(&old) else { return };
+        let old_key = l.key.clone();
+        (l.entry.spi_i, l.entry.spi_r) = new;
+        l.key = self.shared.layout.sa(&l.entry.identity, &self.shared.settings.node, new.0, new.1);
+        let key = l.key.clone();
+        st.listed.insert(new, l);
+        drop(st);
+        let _ = self.jobs.send(Job::SaDelete { key: old_key });
+        let _ = self.jobs.send(Job::SaPut { key, replace_identity: false });
+    }
+
+    /// A listed IKE SA is gone.
+    pub fn sa_down(&self, spi_i: u64, spi_r: u64) {
+        let Some(l) = self.shared.state().listed.remove(&(spi_i, spi_r)) else { return };
+        let _ = self.jobs.send(Job::SaDelete { key: l.key });
+    }
+
+    /// The cluster's secret of `kind` for `epoch`: the one a node stored first, or `fresh` if
+    /// this node is first. Kept in etcd for three epochs of `lifetime`, on a lease of its own.
+    pub fn secret(
+        &self,
+        kind: &str,
+        epoch: u64,
+        lifetime: Duration,
+        fresh: &[u8; 32],
+    ) -> Result<Zeroizing<[u8; 32]>, ClusterError> {
+        self.check_healthy()?;
+        let key = self.shared.layout.secret(kind, epoch);
+        let client = self.client.clone();
+        let shared = self.shared.clone();
+        let t = self.shared.timeout;
+        let ttl = i64::try_from(lifetime.as_secs().saturating_mul(3).max(1)).unwrap_or(i64::MAX);
+        self.rt.block_on(async move {
+            let got = within(t, client.get(key.as_bytes(), None)).await?;
+            let value = match got.kvs().first() {
+                Some(kv) => kv.value().to_vec(),
+                None => {
+                    let lease = within(t, client.lease_grant(ttl)).await?.id();
+                    let txn = Txn::new()
+                        .when([Compare::create_revision(key.as_bytes(), CompareOp::Equal, 0)])
+                        .and_then([TxnOp::put(key.as_bytes(), fresh.to_vec(), shared.put_opts(lease))])
+                        .or_else([TxnOp::get(key.as_bytes(), None)]);
+                    let r = within(t, client.txn(txn)).await?;
+                    shared.wrote();
+                    if r.succeeded() {
+                        fresh.to_vec()
+                    } else {
+                        // Another node was first: its secret is the cluster's, ours goes unused.
+                        let _ = within(t, client.lease_revoke(lease)).await;
+                        r.op_responses()
+                            .into_iter()
+                            .find_map(|op| match op {
+                                etcd_client::TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
+                                _ => None,
+                            })
+                            .unwrap_or_default()
+                    }
+                }
+            };
+            let value = Zeroizing::new(value);
+            let arr: [u8; 32] = value.as_slice().try_into().map_err(|_| ClusterError::BadValue {
+                key: key.clone(),
+                why: format!("{} octets, not 32", value.len()),
+            })?;
+            Ok(Zeroizing::new(arr))
+        })
+    }
+
+    /// The number of IKE SAs this node holds, published for the others' redirect decisions at most
+    /// once a second.
+    pub fn publish_load(&self, ike_sas: u64) {
+        let mut st = self.shared.state();
+        st.load = ike_sas;
+        if st.publish_scheduled || st.published.is_some_and(|(n, _)| n == ike_sas) {
+            return;
+        }
+        // The value written is the load when the write goes out, so changes meanwhile are not lost.
+        let wait = st.published.map_or(Duration::ZERO, |(_, at)| LOAD_EVERY.saturating_sub(at.elapsed()));
+        st.publish_scheduled = true;
+        drop(st);
+        let jobs = self.jobs.clone();
+        self.rt.spawn(async move {
+            tokio::time::sleep(wait).await;
+            let _ = jobs.send(Job::Publish);
+        });
+    }
+
+    /// Where to send a new client instead of serving it here: the least loaded node with room, if
+    /// this node is at its `redirect_above`.
+    pub fn redirect_target(&self) -> Option<String> {
+        let st = self.shared.state();
+        let me = self.shared.my_record(&st);
+        redirect_target(&me, st.nodes.values()).and_then(|n| n.address.clone())
+    }
+
+    /// The nodes of the cluster as the watch last saw them.
+    pub fn nodes(&self) -> Vec<NodeRecord> {
+        self.shared.state().nodes.values().cloned().collect()
+    }
+
+    /// The next thing the daemon must act on.
+    pub fn poll_event(&self) -> Option<ClusterEvent> {
+        self.shared.state().events.pop_front()
+    }
+
+    /// Address leases this node's SAs hold, by pool.
+    pub fn held_per_pool(&self) -> HashMap<String, u64> {
+        let mut by = HashMap::new();
+        for ((pool, _), h) in &self.shared.state().held {
+            if h.refs > 0 {
+                *by.entry(pool.clone()).or_insert(0) += 1;
+            }
+        }
+        by
+    }
+
+    /// Etcd writes so far (transactions, puts, deletes; not keep-alives).
+    pub fn writes(&self) -> u64 {
+        self.shared.writes.load(Ordering::Relaxed)
+    }
+
+    /// Stops without a word, as a node that crashed: its lease is not revoked, so what it held
+    /// stays taken until the TTL runs out. For tests of failover.
+    pub fn crash(mut self) {
+        self.revoke = false;
+    }
+
+    /// The cluster's state for `status`.
+    pub fn status(&self) -> ClusterStatus {
+        let st = self.shared.state();
+        ClusterStatus {
+            node: self.shared.settings.node.clone(),
+            number: st.number,
+            lease: format!("{:x}", st.lease),
+            ttl: self.shared.settings.ttl.as_secs(),
+            healthy: st.healthy,
+            renewed_ms_ago: u64::try_from(st.renewed.elapsed().as_millis()).unwrap_or(u64::MAX),
+            members: st.members.clone(),
+            leases_held: st.held.values().filter(|h| h.refs > 0).count(),
+            sas_listed: st.listed.len(),
+            nodes: st.nodes.values().cloned().collect(),
+            writes: self.writes(),
+            lease_renewals: st.lease_renewals,
+            leases_taken: st.leases_taken,
+            sas_replaced: st.sas_replaced,
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if !self.revoke {
+            return;
+        }
+        // Leaving on purpose: free everything now rather than after the TTL.
+        let lease = self.shared.state().lease;
+        let t = self.shared.timeout;
+        let _ = self.rt.block_on(within(t, self.client.lease_revoke(lease)));
+    }
+}
+
+/// The lowest node number no live node holds, taken on `lease`.
+async fn claim_number(client: &Etcd, layout: &Layout, node: &str, lease: i64, t: Duration) -> Result<u8, ClusterError> {
+    for _ in 0..TRIES {
+        let taken = within(t, client.get(layout.ids(), Some(GetOptions::new().with_prefix()))).await?;
+        let used: HashSet<u8> =
+            taken.kvs().iter().filter_map(|kv| kv.key_str().ok()?.rsplit('/').next()?.parse().ok()).collect();
+        let Some(n) = (1..=255u8).find(|n| !used.contains(n)) else { return Err(ClusterError::NoNumber) };
+        let key = layout.id(n);
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.as_bytes(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key.as_bytes(), node.as_bytes(), Some(PutOptions::new().with_lease(lease)))]);
+        if within(t, client.txn(txn)).await?.succeeded() {
+            return Ok(n);
+        }
+    }
+    Err(ClusterError::NoNumber)
+}
+
+pub(crate) fn txn_revision(r: &etcd_client::TxnResponse) -> i64 {
+    r.header().map(|h| h.revision()).unwrap_or(0)
+}
+
+/// The etcd side of [`Cluster::acquire`].
+async fn allocate(
+    client: &Etcd,
+    shared: &Shared,
+    pool: &str,
+    range: &AddrRange,
+    owner: &str,
+    requested: Option<IpAddr>,
+) -> Result<IpAddr, ClusterError> {
+    let l = &shared.layout;
+    let me = &shared.settings.node;
+    let owner_key = l.lease_owner(pool, owner);
+    let id = (pool.to_owned(), owner.to_owned());
+    for _ in 0..TRIES {
+        let lease = shared.state().lease;
+        let put = |addr: IpAddr| {
+            let v = encode(&LeaseValue { pool: pool.to_owned(), owner: owner.to_owned(), addr, node: me.clone() });
+            [
+                TxnOp::put(owner_key.as_bytes(), v.clone(), shared.put_opts(lease)),
+                TxnOp::put(l.lease_ip(pool, addr).as_bytes(), v, shared.put_opts(lease)),
+            ]
+        };
+        let held = client.get(owner_key.as_bytes(), None).await?;
+        if let Some(kv) = held.kvs().first() {
+            // The identity holds an address: here (an SA of it is going, or went, and this one
+            // keeps it) or on another node (the client came back here). Take it over, unless
+            // either key changed since we read it.
+            let v: LeaseValue = decode(kv)?;
+            let ip_key = l.lease_ip(pool, v.addr);
+            let txn = Txn::new()
+                .when([
+                    Compare::mod_revision(owner_key.as_bytes(), CompareOp::Equal, kv.mod_revision()),
+                    Compare::mod_revision(ip_key.as_bytes(), CompareOp::Equal, kv.mod_revision()),
+                ])
+                .and_then(put(v.addr));
+            let r = client.txn(txn).await?;
+            shared.wrote();
+            if r.succeeded() {
+                let rev = txn_revision(&r);
+                let mut st = shared.state();
+                let h = st.held.entry(id.clone()).or_insert(Held { addr: v.addr, rev, refs: 0 });
+                (h.addr, h.rev) = (v.addr, rev);
+                h.refs += 1;
+                if v.node != *me {
+                    tracing::info!(target: "cluster", pool, owner, addr = %v.addr, from = %v.node, "lease taken over");
+                }
+                return Ok(v.addr);
+            }
+            continue;
+        }
+        let used_keys = client.get(l.pool_ips(pool), Some(GetOptions::new().with_prefix().with_keys_only())).await?;
+        let prefix = l.pool_ips(pool);
+        let used: HashSet<IpAddr> = used_keys
+            .kvs()
+            .iter()
+            .filter_map(|kv| kv.key_str().ok()?.strip_prefix(prefix.as_str())?.parse().ok())
+            .collect();
+        let candidates = crate::pick::candidates(range, &used, owner, requested, CANDIDATES);
+        if candidates.is_empty() {
+            return Err(ClusterError::Exhausted(pool.to_owned()));
+        }
+        for addr in candidates {
+            let ip_key = l.lease_ip(pool, addr);
+            let txn = Txn::new()
+                .when([
+                    Compare::create_revision(owner_key.as_bytes(), CompareOp::Equal, 0),
+                    Compare::create_revision(ip_key.as_bytes(), CompareOp::Equal, 0),
+                ])
+                .and_then(put(addr))
+                .or_else([TxnOp::get(owner_key.as_bytes(), None)]);
+            let r = client.txn(txn).await?;
+            shared.wrote();
+            if r.succeeded() {
+                let rev = txn_revision(&r);
+                shared.state().held.insert(id.clone(), Held { addr, rev, refs: 1 });
+                return Ok(addr);
+            }
+            let raced_for_owner = r.op_responses().into_iter().any(|op| match op {
+                etcd_client::TxnOpResponse::Get(g) => !g.kvs().is_empty(),
+                _ => false,
+            });
+            if raced_for_owner {
+                // The same identity got an address on another node meanwhile: take that one.
+                break;
+            }
+        }
+    }
+    Err(ClusterError::Contended { pool: pool.to_owned(), tries: TRIES })
+}

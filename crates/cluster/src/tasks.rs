@@ -1,0 +1,318 @@
+//! The node's background tasks: keeping its etcd lease alive (and writing everything back on a
+//! new one), following the cluster's keys, writing what needs no answer, and probing the members.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, Compare, CompareOp, EventType, GetOptions, KeyValue, Txn, TxnOp, WatchOptions};
+use tokio::sync::mpsc;
+
+use crate::ClusterError;
+use crate::conn::Etcd;
+use crate::layout::{Key, LeaseValue, NodeRecord, SaEntry};
+use crate::store::{
+    ClusterEvent, Job, MemberStatus, PROBE_EVERY, RETRY, Shared, State, decode, encode, options, txn_revision, within,
+};
+
+/// Keeps the node's lease alive; when it has run out (the node was cut off for longer than the
+/// TTL), takes a new one and writes everything back.
+pub(crate) async fn keep_alive(client: Arc<Etcd>, shared: Arc<Shared>) {
+    let every = (shared.settings.ttl / 3).max(Duration::from_millis(300));
+    let mut keeper = None;
+    loop {
+        tokio::time::sleep(every).await;
+        let lease = shared.state().lease;
+        if keeper.is_none() {
+            keeper = within(every, client.lease_keep_alive(lease)).await.ok();
+        }
+        let Some((k, s)) = keeper.as_mut() else {
+            shared.state().healthy = false;
+            continue;
+        };
+        let answer = async {
+            k.keep_alive().await?;
+            s.message().await
+        };
+        match within(every, answer).await {
+            Ok(Some(r)) if r.ttl() > 0 => {
+                let mut st = shared.state();
+                st.healthy = true;
+                st.renewed = Instant::now();
+            }
+            Ok(Some(_)) => {
+                tracing::warn!(target: "cluster", "the node's etcd lease ran out; taking a new one and writing its state back");
+                keeper = None;
+                if let Err(e) = renew(&client, &shared).await {
+                    tracing::warn!(target: "cluster", "taking a new lease: {e}");
+                }
+            }
+            Ok(None) | Err(_) => {
+                shared.state().healthy = false;
+                keeper = None;
+                // The stream's member may be the one gone: the next try starts at another.
+                client.drop_current();
+            }
+        }
+    }
+}
+
+/// A new lease, and everything the node holds written back on it: its number, record, leases and
+/// directory entries. A lease another node took meanwhile is reported, not taken back.
+async fn renew(client: &Etcd, shared: &Shared) -> Result<(), ClusterError> {
+    let t = shared.timeout;
+    let ttl = i64::try_from(shared.settings.ttl.as_secs()).unwrap_or(i64::MAX);
+    let lease = within(t, client.lease_grant(ttl)).await?.id();
+    let (number, held, listed, record) = {
+        let mut st = shared.state();
+        st.lease = lease;
+        st.lease_renewals += 1;
+        let held: Vec<_> = st.held.iter().filter(|(_, h)| h.refs > 0).map(|(k, h)| (k.clone(), h.clone())).collect();
+        let listed: Vec<_> = st.listed.values().cloned().collect();
+        (st.number, held, listed, shared.my_record(&st))
+    };
+    let l = &shared.layout;
+    let me = &shared.settings.node;
+    let id_key = l.id(number);
+    let txn = Txn::new()
+        .when([Compare::create_revision(id_key.as_bytes(), CompareOp::Equal, 0)])
+        .and_then([TxnOp::put(id_key.as_bytes(), me.as_bytes(), shared.put_opts(lease))]);
+    if !within(t, client.txn(txn)).await?.succeeded() {
+        tracing::error!(target: "cluster", number, "another node took this node's number while it was cut off: SPIs of both carry it");
+    }
+    within(t, client.put(l.node(me), encode(&record), shared.put_opts(lease))).await?;
+    for ((pool, owner), h) in held {
+        let (owner_key, ip_key) = (l.lease_owner(&pool, &owner), l.lease_ip(&pool, h.addr));
+        let v = encode(&LeaseValue { pool: pool.clone(), owner: owner.clone(), addr: h.addr, node: me.clone() });
+        let txn = Txn::new()
+            .when([
+                Compare::create_revision(owner_key.as_bytes(), CompareOp::Equal, 0),
+                Compare::create_revision(ip_key.as_bytes(), CompareOp::Equal, 0),
+            ])
+            .and_then([
+                TxnOp::put(owner_key.as_bytes(), v.clone(), shared.put_opts(lease)),
+                TxnOp::put(ip_key.as_bytes(), v, shared.put_opts(lease)),
+            ]);
+        let r = within(t, client.txn(txn)).await?;
+        shared.wrote();
+        let mut st = shared.state();
+        if r.succeeded() {
+            if let Some(e) = st.held.get_mut(&(pool, owner)) {
+                e.rev = txn_revision(&r);
+            }
+        } else {
+            st.held.remove(&(pool.clone(), owner.clone()));
+            st.leases_taken += 1;
+            st.events.push_back(ClusterEvent::LeaseTaken { pool, addr: h.addr, owner, by: "?".into() });
+        }
+    }
+    for s in listed {
+        within(t, client.put(s.key.as_bytes(), encode(&s.entry), shared.put_opts(lease))).await?;
+        shared.wrote();
+    }
+    let mut st = shared.state();
+    st.healthy = true;
+    st.renewed = Instant::now();
+    Ok(())
+}
+
+/// Follows every key of the cluster: the nodes' records, and leases or directory entries of
+/// this node that another one takes.
+pub(crate) async fn follow(client: Arc<Etcd>, shared: Arc<Shared>) {
+    let root = shared.layout.root();
+    loop {
+        let start = match client.get(root.as_bytes(), Some(GetOptions::new().with_prefix())).await {
+            Ok(r) => {
+                let mut st = shared.state();
+                st.nodes.clear();
+                for kv in r.kvs() {
+                    seen(&shared, &mut st, EventType::Put, kv);
+                }
+                r.header().map(|h| h.revision()).unwrap_or(0) + 1
+            }
+            Err(_) => {
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        let opts = WatchOptions::new().with_prefix().with_start_revision(start);
+        if let Ok(mut stream) = client.watch(root.as_bytes(), Some(opts)).await {
+            while let Ok(Some(r)) = stream.message().await {
+                if r.canceled() {
+                    break;
+                }
+                let mut st = shared.state();
+                for e in r.events() {
+                    if let Some(kv) = e.kv() {
+                        seen(&shared, &mut st, e.event_type(), kv);
+                    }
+                }
+            }
+        }
+        client.drop_current();
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+/// One key as the watch sees it change.
+fn seen(shared: &Shared, st: &mut State, kind: EventType, kv: &KeyValue) {
+    let Ok(key) = kv.key_str() else { return };
+    let me = &shared.settings.node;
+    match (shared.layout.classify(key), kind) {
+        (Key::Node(_), EventType::Put) => {
+            if let Ok(r) = decode::<NodeRecord>(kv) {
+                st.nodes.insert(r.node.clone(), r);
+            }
+        }
+        (Key::Node(seg), EventType::Delete) => {
+            st.nodes.retain(|name, _| crate::layout::segment(name) != seg);
+        }
+        (Key::Lease, EventType::Put) => {
+            let Ok(v) = decode::<LeaseValue>(kv) else { return };
+            if v.node == *me {
+                return;
+            }
+            let id = (v.pool.clone(), v.owner.clone());
+            // Only a write after ours takes it: the watch may bring older ones late (the write
+            // this node took the lease over from).
+            if st.held.get(&id).is_some_and(|h| kv.mod_revision() > h.rev) {
+                st.held.remove(&id);
+                st.leases_taken += 1;
+                st.events.push_back(ClusterEvent::LeaseTaken {
+                    pool: v.pool,
+                    addr: v.addr,
+                    owner: v.owner,
+                    by: v.node,
+                });
+            }
+        }
+        (Key::Sa, EventType::Put) => {
+            let Ok(e) = decode::<SaEntry>(kv) else { return };
+            let Some(by) = e.replaced_by.filter(|by| by != me) else { return };
+            if e.node != *me || st.listed.remove(&(e.spi_i, e.spi_r)).is_none() {
+                return;
+            }
+            st.sas_replaced += 1;
+            st.events.push_back(ClusterEvent::SaReplaced { identity: e.identity, spi_i: e.spi_i, spi_r: e.spi_r, by });
+        }
+        _ => {}
+    }
+}
+
+/// Writes what needs no answer, in order, each retried until it lands.
+pub(crate) async fn writer(client: Arc<Etcd>, shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    while let Some(job) = jobs.recv().await {
+        loop {
+            match run(&client, &shared, &job).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::debug!(target: "cluster", "{job:?}: {e}; trying again");
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
+        }
+    }
+}
+
+async fn run(client: &Etcd, shared: &Shared, job: &Job) -> Result<(), ClusterError> {
+    let t = shared.timeout;
+    let l = &shared.layout;
+    let me = &shared.settings.node;
+    match job {
+        Job::Release { pool, owner } => {
+            let id = (pool.clone(), owner.clone());
+            let Some(h) = shared.state().held.get(&id).filter(|h| h.refs == 0).cloned() else { return Ok(()) };
+            let owner_key = l.lease_owner(pool, owner);
+            let txn =
+                Txn::new().when([Compare::mod_revision(owner_key.as_bytes(), CompareOp::Equal, h.rev)]).and_then([
+                    TxnOp::delete(owner_key.as_bytes(), None),
+                    TxnOp::delete(l.lease_ip(pool, h.addr).as_bytes(), None),
+                ]);
+            within(t, client.txn(txn)).await?;
+            shared.wrote();
+            // Done or not ours any more: either way we hold it no more, unless an SA took it
+            // again meanwhile (with a write of its own).
+            let mut st = shared.state();
+            if st.held.get(&id).is_some_and(|e| e.refs == 0 && e.rev == h.rev) {
+                st.held.remove(&id);
+            }
+        }
+        Job::SaPut { key, replace_identity } => {
+            let (entry, lease) = {
+                let st = shared.state();
+                let Some(l) = st.listed.values().find(|s| s.key == *key) else { return Ok(()) };
+                (l.entry.clone(), st.lease)
+            };
+            if *replace_identity {
+                let others =
+                    within(t, client.get(l.sas_of(&entry.identity), Some(GetOptions::new().with_prefix()))).await?;
+                for kv in others.kvs() {
+                    let Ok(mut old) = decode::<SaEntry>(kv) else { continue };
+                    if old.node == *me || old.replaced_by.is_some() {
+                        continue;
+                    }
+                    old.replaced_by = Some(me.clone());
+                    // On the old node's lease: if that node is dead the mark goes with it.
+                    let txn = Txn::new()
+                        .when([Compare::mod_revision(kv.key(), CompareOp::Equal, kv.mod_revision())])
+                        .and_then([TxnOp::put(kv.key(), encode(&old), shared.put_opts(kv.lease()))]);
+                    within(t, client.txn(txn)).await?;
+                    shared.wrote();
+                }
+            }
+            within(t, client.put(key.as_bytes(), encode(&entry), shared.put_opts(lease))).await?;
+            shared.wrote();
+        }
+        Job::SaDelete { key } => {
+            within(t, client.delete(key.as_bytes(), None)).await?;
+            shared.wrote();
+        }
+        Job::Publish => {
+            let (record, lease) = {
+                let mut st = shared.state();
+                st.publish_scheduled = false;
+                st.published = Some((st.load, Instant::now()));
+                (shared.my_record(&st), st.lease)
+            };
+            within(t, client.put(l.node(me), encode(&record), shared.put_opts(lease))).await?;
+            shared.wrote();
+        }
+    }
+    Ok(())
+}
+
+/// Asks each member how it is, for `status`.
+pub(crate) async fn probe(shared: Arc<Shared>) {
+    let t = Duration::from_millis(800);
+    let mut clients: Vec<Option<Client>> = shared.settings.endpoints.iter().map(|_| None).collect();
+    loop {
+        let mut members = Vec::new();
+        for (ep, slot) in shared.settings.endpoints.iter().zip(clients.iter_mut()) {
+            if slot.is_none() {
+                *slot = within(t, Client::connect([ep.as_str()], Some(options(&shared.settings, t)))).await.ok();
+            }
+            let m = match slot.as_mut() {
+                Some(c) => match within(t, c.status()).await {
+                    Ok(s) => MemberStatus {
+                        endpoint: ep.clone(),
+                        reachable: true,
+                        leader: s.header().is_some_and(|h| h.member_id() == s.leader()),
+                        detail: s.version().to_owned(),
+                    },
+                    Err(e) => {
+                        *slot = None;
+                        MemberStatus { endpoint: ep.clone(), reachable: false, leader: false, detail: e.to_string() }
+                    }
+                },
+                None => MemberStatus {
+                    endpoint: ep.clone(),
+                    reachable: false,
+                    leader: false,
+                    detail: "no connection".into(),
+                },
+            };
+            members.push(m);
+        }
+        shared.state().members = members;
+        tokio::time::sleep(PROBE_EVERY).await;
+    }
+}
