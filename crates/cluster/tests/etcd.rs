@@ -21,6 +21,8 @@ struct Etcd {
     dir: PathBuf,
     client: u16,
     peer: u16,
+    /// With TLS: the server's certificate and key files, and the CA clients must be issued by.
+    tls: Option<(PathBuf, PathBuf, PathBuf)>,
 }
 
 /// A port no other test of this run takes: tests run in parallel, and a port probed free can be
@@ -44,24 +46,72 @@ impl Etcd {
         let dir = base.join(format!("oxswan-cluster-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut e = Etcd { child: None, dir, client: free_port(), peer: free_port() };
+        let mut e = Etcd { child: None, dir, client: free_port(), peer: free_port(), tls: None };
+        e.run();
+        e
+    }
+
+    /// etcd serving TLS with a certificate of `ca`, asking clients for a certificate of it too.
+    fn start_tls(name: &str, ca: &oxswan_pki::Ca, ca_pem: &str, ctl: &oxswan_pki::Issued) -> Self {
+        prereq::require(&[&prereq::ETCD]);
+        let base =
+            if std::path::Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+        let dir = base.join(format!("oxswan-cluster-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let server = ca.issue_server("127.0.0.1", &[], oxswan_pki::KeyKind::EcdsaP256, now).unwrap();
+        let files = (dir.join("server.pem"), dir.join("server.key"), dir.join("ca.pem"));
+        std::fs::write(&files.0, &server.cert_pem).unwrap();
+        std::fs::write(&files.1, server.key_pem.as_bytes()).unwrap();
+        std::fs::write(&files.2, ca_pem).unwrap();
+        std::fs::write(dir.join("ctl.pem"), &ctl.cert_pem).unwrap();
+        std::fs::write(dir.join("ctl.key"), ctl.key_pem.as_bytes()).unwrap();
+        let mut e = Etcd { child: None, dir, client: free_port(), peer: free_port(), tls: Some(files) };
         e.run();
         e
     }
 
     fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client)
+    }
+
+    /// etcdctl's arguments for this server: its endpoint, and with TLS its CA and a client
+    /// certificate.
+    fn ctl_args(&self) -> Vec<String> {
+        let mut a = vec!["--endpoints".to_owned(), self.endpoint()];
+        if let Some((_, _, ca)) = &self.tls {
+            let d = self.dir.display();
+            a.extend([
+                format!("--cacert={}", ca.display()),
+                format!("--cert={d}/ctl.pem"),
+                format!("--key={d}/ctl.key"),
+            ]);
+        }
+        a
     }
 
     fn run(&mut self) {
-        let (c, p) = (self.client, self.peer);
+        let p = self.peer;
         let log = std::fs::File::create(self.dir.join("etcd.log")).unwrap();
+        let url = self.endpoint();
+        let tls: Vec<String> = match &self.tls {
+            Some((cert, key, ca)) => vec![
+                format!("--cert-file={}", cert.display()),
+                format!("--key-file={}", key.display()),
+                format!("--trusted-ca-file={}", ca.display()),
+                "--client-cert-auth".to_owned(),
+            ],
+            None => Vec::new(),
+        };
         let child = Command::new("etcd")
             .args(["--name", "t", "--data-dir"])
             .arg(self.dir.join("data"))
+            .args(&tls)
             .args([
-                &format!("--listen-client-urls=http://127.0.0.1:{c}"),
-                &format!("--advertise-client-urls=http://127.0.0.1:{c}"),
+                &format!("--listen-client-urls={url}"),
+                &format!("--advertise-client-urls={url}"),
                 &format!("--listen-peer-urls=http://127.0.0.1:{p}"),
                 &format!("--initial-advertise-peer-urls=http://127.0.0.1:{p}"),
                 &format!("--initial-cluster=t=http://127.0.0.1:{p}"),
@@ -77,7 +127,8 @@ impl Etcd {
         loop {
             let health = Command::new("etcdctl")
                 .env("ETCDCTL_API", "3")
-                .args(["--endpoints", &self.endpoint(), "--command-timeout=1s", "endpoint", "health"])
+                .args(self.ctl_args())
+                .args(["--command-timeout=1s", "endpoint", "health"])
                 .output()
                 .unwrap();
             if health.status.success() {
@@ -106,7 +157,8 @@ impl Etcd {
     fn keys(&self, prefix: &str) -> Vec<String> {
         let out = Command::new("etcdctl")
             .env("ETCDCTL_API", "3")
-            .args(["--endpoints", &self.endpoint(), "get", "--prefix", "--keys-only", prefix])
+            .args(self.ctl_args())
+            .args(["get", "--prefix", "--keys-only", prefix])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -358,4 +410,38 @@ fn without_etcd_new_leases_are_refused_at_once_and_it_heals() {
     assert!(until(15, || a.healthy()), "{}", etcd.log());
     assert!(until(10, || a.acquire("p", &pool(), "ivan", None).is_ok()));
     assert!(until(5, || etcd.keys("/t/leases/p/ip/").len() == 2), "{:?} status {:?}", etcd.keys("/t/"), a.status());
+}
+
+/// TLS to etcd, with etcd asking for a client certificate: a node with a certificate of the CA
+/// joins and allocates; one without is refused at the handshake and says so.
+#[test]
+#[cfg_attr(not(have_etcd), ignore = "needs etcd, etcdctl")]
+fn tls_with_a_client_certificate() {
+    let now = time::OffsetDateTime::now_utc();
+    let (ca, ca_cert) = oxswan_pki::Ca::generate("etcd test CA", oxswan_pki::KeyKind::EcdsaP256, now).unwrap();
+    // etcdctl's own certificate, for the health check and the key listing.
+    let ctl = ca.issue_client("etcdctl", oxswan_pki::KeyKind::EcdsaP256, now).unwrap();
+    let etcd = Etcd::start_tls("tls", &ca, &ca_cert.cert_pem, &ctl);
+    assert!(etcd.endpoint().starts_with("https://"));
+    let node = ca.issue_client("gw1.cluster.test", oxswan_pki::KeyKind::EcdsaP256, now).unwrap();
+    let tls = oxswan_cluster::Tls {
+        ca: Some(ca_cert.cert_pem.clone().into_bytes()),
+        identity: Some((node.cert_pem.clone().into_bytes(), zeroize::Zeroizing::new(node.key_pem.as_bytes().to_vec()))),
+    };
+    let a = Cluster::join(Settings { tls: Some(tls.clone()), ..settings(&etcd, "a") }).unwrap();
+    let addr = a.acquire("p", &pool(), "kate", None).unwrap();
+    assert_eq!(etcd.keys("/t/leases/p/ip/"), vec![format!("/t/leases/p/ip/{addr}")]);
+    // Without a client certificate: refused.
+    let anonymous = oxswan_cluster::Tls { identity: None, ..tls };
+    let err = Cluster::join(Settings { tls: Some(anonymous), ..settings(&etcd, "b") }).unwrap_err();
+    println!("without a client certificate: {err}");
+    // Without TLS at all, against a TLS server: refused.
+    assert!(
+        Cluster::join(Settings {
+            tls: None,
+            endpoints: vec![etcd.endpoint().replace("https", "http")],
+            ..settings(&etcd, "c")
+        })
+        .is_err()
+    );
 }
