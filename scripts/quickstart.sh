@@ -13,7 +13,8 @@ RUN=$(mktemp -d /tmp/oxswan-quickstart.XXXXXX)
 
 [ "$(id -u)" = 0 ] || { echo "quickstart: run as root (network namespaces and a TUN device need it)" >&2; exit 1; }
 need=()
-for tool in ip:iproute2 ping:iputils-ping iperf3:iperf3; do
+# protoc: the etcd client crate (oxswan-cluster) generates its gRPC code at build time.
+for tool in ip:iproute2 ping:iputils-ping iperf3:iperf3 protoc:protobuf-compiler; do
   command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

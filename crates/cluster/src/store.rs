@@ -625,6 +625,13 @@ async fn allocate(
             // keeps it) or on another node (the client came back here). Take it over, unless
             // either key changed since we read it.
             let v: LeaseValue = decode(kv)?;
+            if !range.contains(v.addr) {
+                // Another node lent it from another range: the gateways' pools differ.
+                return Err(ClusterError::BadValue {
+                    key: owner_key.clone(),
+                    why: format!("{} is outside pool {pool} here: do the gateways' [pools] agree?", v.addr),
+                });
+            }
             let ip_key = l.lease_ip(pool, v.addr);
             let txn = Txn::new()
                 .when([

@@ -18,6 +18,9 @@ use oxswan_pool::{AddrRange, Family};
 
 /// How often a secret that could not be fetched is asked for again.
 const SECRET_RETRY: Duration = Duration::from_secs(5);
+/// How often the IKE thread looks at the cluster (its events, the load, the epochs): not per
+/// datagram.
+const TICK: Duration = Duration::from_millis(100);
 
 /// Reads the files `[cluster]` names and joins.
 pub fn join(config: &Config) -> anyhow::Result<Option<Arc<Cluster>>> {
@@ -155,11 +158,31 @@ pub struct Node {
     retry: Option<Instant>,
     /// The redirect the load decided last (None: the configured one).
     redirect: Option<String>,
+    /// When the IKE thread last looked ([`Node::due`]).
+    ticked: Option<Instant>,
 }
 
 impl Node {
     pub fn new(cluster: Arc<Cluster>) -> Self {
-        Self { cluster, listed: HashMap::new(), tickets: None, cookies: None, retry: None, redirect: None }
+        Self {
+            cluster,
+            listed: HashMap::new(),
+            tickets: None,
+            cookies: None,
+            retry: None,
+            redirect: None,
+            ticked: None,
+        }
+    }
+
+    /// Whether it is time to look at the cluster again (at most every [`TICK`]).
+    pub fn due(&mut self) -> bool {
+        let now = Instant::now();
+        if self.ticked.is_some_and(|t| now.saturating_duration_since(t) < TICK) {
+            return false;
+        }
+        self.ticked = Some(now);
+        true
     }
 
     /// An IKE SA came up: as responder, list it; `unique = replace` or the client's INITIAL_CONTACT

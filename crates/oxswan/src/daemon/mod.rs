@@ -650,8 +650,11 @@ impl Ike {
     /// the SAs the other nodes took over closed.
     fn cluster_due(&mut self) {
         let Some(node) = self.cluster.as_mut() else { return };
+        if !node.due() {
+            return;
+        }
         node.secrets(&mut self.endpoint, &self.provider, secret_lifetimes(&self.config));
-        let ike_sas = self.endpoint.established().len();
+        let ike_sas = self.endpoint.sa_count();
         node.load(&mut self.endpoint, ike_sas, self.config.daemon.redirect.as_ref());
         let now = Instant::now();
         for (sa, why) in node.events(&mut self.endpoint) {
