@@ -296,6 +296,19 @@ fn three_gateways_lend_300_clients_one_address_each() {
     assert!(wait(5, || lab.cluster(0)["nodes"].as_array().unwrap().len() == 3));
     let numbers: HashSet<u64> = (0..3).map(|i| lab.cluster(i)["number"].as_u64().unwrap()).collect();
     assert_eq!(numbers.len(), 3, "each node its own number");
+    // Every SPI a gateway chose starts with its number: its IKE SPI as responder and every inbound
+    // ESP SPI, so a balancer in front could route by SPI.
+    for i in 0..3 {
+        let n = format!("{:02x}", lab.cluster(i)["number"].as_u64().unwrap());
+        for sa in lab.status(&format!("g{i}"))["ike_sas"].as_array().unwrap() {
+            let spis = sa["spis"].as_str().unwrap();
+            let responder = spis.split_whitespace().nth(1).unwrap();
+            assert!(responder.starts_with(&n), "g{i} (number {n}): {spis}");
+            for c in sa["children"].as_array().unwrap() {
+                assert!(c["spi_in"].as_str().unwrap().starts_with(&n), "g{i} (number {n}): {c:#}");
+            }
+        }
+    }
     let text = lab.ox("g0", "status");
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("cluster: node g0") && text.contains("reachable, leader"), "{text}");
