@@ -335,4 +335,20 @@ impl Node {
     pub fn status(&self) -> ClusterStatus {
         self.cluster.status()
     }
+
+    pub fn metrics(&self) -> crate::metrics::ClusterMetrics {
+        let s = self.cluster.status();
+        crate::metrics::ClusterMetrics {
+            healthy: s.healthy,
+            members_reachable: s.members.iter().filter(|m| m.reachable).count() as u64,
+            members: s.members.len() as u64,
+            nodes: s.nodes.len() as u64,
+            leases_held: s.leases_held as u64,
+            sas_listed: s.sas_listed as u64,
+            writes: s.writes,
+            lease_renewals: s.lease_renewals,
+            leases_taken: s.leases_taken,
+            sas_replaced: s.sas_replaced,
+        }
+    }
 }

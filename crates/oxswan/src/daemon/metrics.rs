@@ -37,6 +37,7 @@ impl Ike {
             tcp_esp_dropped: self.streams.status().esp_dropped,
             pools: self.endpoint.pool_usage(),
             radius: self.radius.as_ref().map(crate::radius::Radius::metrics),
+            cluster: self.cluster.as_ref().map(crate::cluster::Node::metrics),
         };
         if let Some(m) = self.metrics.as_mut() {
             m.publish(now, s);

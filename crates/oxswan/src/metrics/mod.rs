@@ -110,6 +110,28 @@ pub struct RadiusMetrics {
     pub retransmissions: u64,
 }
 
+/// This node of the cluster (`[cluster]`, docs/cluster.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterMetrics {
+    /// Whether the node's etcd lease was renewed lately.
+    pub healthy: bool,
+    /// etcd members that answered the last probe, and all of them.
+    pub members_reachable: u64,
+    pub members: u64,
+    /// Nodes of the cluster as the watch sees them.
+    pub nodes: u64,
+    /// Address leases held here, and IKE SAs listed in the directory.
+    pub leases_held: u64,
+    pub sas_listed: u64,
+    /// etcd writes (transactions, puts, deletes).
+    pub writes: u64,
+    /// Times the node's lease ran out and was granted afresh.
+    pub lease_renewals: u64,
+    /// Leases other nodes took from this one, and IKE SAs they replaced.
+    pub leases_taken: u64,
+    pub sas_replaced: u64,
+}
+
 /// Everything a scrape shows, as numbers.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
@@ -141,6 +163,8 @@ pub struct Snapshot {
     pub pools: Vec<PoolUsage>,
     /// The RADIUS client, with `[radius]`.
     pub radius: Option<RadiusMetrics>,
+    /// This node of the cluster, with `[cluster]`.
+    pub cluster: Option<ClusterMetrics>,
 }
 
 /// The label of a notify: its RFC name in lower case, or `other` for a number without one (a peer
@@ -444,6 +468,26 @@ impl Collector for Collected {
             }
             counter("radius_timeouts", "RADIUS requests no server answered").one(e, C(r.timeouts))?;
             counter("radius_retransmissions", "RADIUS requests sent again").one(e, C(r.retransmissions))?;
+        }
+        if let Some(c) = &s.cluster {
+            gauge("cluster_healthy", "Whether this node's etcd lease was renewed lately (1) or not (0)")
+                .one(e, G(u64::from(c.healthy)))?;
+            gauge("cluster_etcd_members", "etcd members, by whether they answered the last probe").each(
+                e,
+                &[
+                    ([("state", "reachable")], G(c.members_reachable)),
+                    ([("state", "unreachable")], G(c.members.saturating_sub(c.members_reachable))),
+                ],
+            )?;
+            gauge("cluster_nodes", "Gateways of the cluster, this one included").one(e, G(c.nodes))?;
+            gauge("cluster_leases_held", "Shared address leases this node's IKE SAs hold").one(e, G(c.leases_held))?;
+            gauge("cluster_sas_listed", "IKE SAs of this node in the cluster's directory").one(e, G(c.sas_listed))?;
+            counter("cluster_etcd_writes", "Writes to etcd: transactions, puts and deletes").one(e, C(c.writes))?;
+            counter("cluster_lease_renewals", "Times this node's etcd lease ran out and was granted afresh")
+                .one(e, C(c.lease_renewals))?;
+            counter("cluster_leases_taken", "Leases another node took from this one").one(e, C(c.leases_taken))?;
+            counter("cluster_sas_replaced", "IKE SAs another node replaced (unique, INITIAL_CONTACT)")
+                .one(e, C(c.sas_replaced))?;
         }
         Ok(())
     }

@@ -189,6 +189,18 @@ fn full() -> Snapshot {
             PoolUsage { pool: "rw6".into(), size: 1 << 80, online: 0, offline: 0 },
         ],
         radius: Some(RadiusMetrics { access, accounting: Histogram::default(), timeouts: 29, retransmissions: 30 }),
+        cluster: Some(ClusterMetrics {
+            healthy: true,
+            members_reachable: 2,
+            members: 3,
+            nodes: 3,
+            leases_held: 32,
+            sas_listed: 33,
+            writes: 34,
+            lease_renewals: 35,
+            leases_taken: 36,
+            sas_replaced: 37,
+        }),
     }
 }
 
@@ -251,6 +263,16 @@ fn every_number_is_encoded_under_its_name_and_labels() {
         "oxswan_radius_round_trip_seconds_count{request=\"accounting\"} 0",
         "oxswan_radius_timeouts_total 29",
         "oxswan_radius_retransmissions_total 30",
+        "oxswan_cluster_healthy 1",
+        "oxswan_cluster_etcd_members{state=\"reachable\"} 2",
+        "oxswan_cluster_etcd_members{state=\"unreachable\"} 1",
+        "oxswan_cluster_nodes 3",
+        "oxswan_cluster_leases_held 32",
+        "oxswan_cluster_sas_listed 33",
+        "oxswan_cluster_etcd_writes_total 34",
+        "oxswan_cluster_lease_renewals_total 35",
+        "oxswan_cluster_leases_taken_total 36",
+        "oxswan_cluster_sas_replaced_total 37",
     ] {
         assert!(s.contains(&want), "{want} missing from\n{text}");
     }
@@ -265,7 +287,7 @@ fn every_number_is_encoded_under_its_name_and_labels() {
 #[test]
 fn families_without_series_are_left_out() {
     let text = render(Arc::new(Snapshot::default()));
-    for absent in ["oxswan_pool_", "oxswan_radius_", "oxswan_ike_handshake_failures_total"] {
+    for absent in ["oxswan_pool_", "oxswan_radius_", "oxswan_cluster_", "oxswan_ike_handshake_failures_total"] {
         assert!(!text.contains(absent), "{absent} in\n{text}");
     }
     // Zeros are samples all the same.
