@@ -19,6 +19,8 @@ need=()
 for tool in ip:iproute2 ping:iputils-ping protoc:protobuf-compiler; do
   command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
 done
+# ... and the well-known types its .proto files import (libprotobuf-dev, which protoc only recommends).
+[ -f /usr/include/google/protobuf/descriptor.proto ] || need+=(libprotobuf-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
