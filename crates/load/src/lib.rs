@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 mod driver;
+mod ping;
 mod plan;
 mod report;
 
@@ -58,6 +59,8 @@ pub struct Progress {
     pub failed: AtomicU64,
     /// Clients up now (established and not yet deleted or lost).
     pub up: AtomicU64,
+    /// Clients whose pings had an answer (`--ping`).
+    pub pinged: AtomicU64,
 }
 
 impl Progress {

@@ -8,7 +8,7 @@ use oxswan_crypto::Secret;
 use oxswan_ike::cert::{LocalCert, TrustStore};
 use oxswan_ike::child::{ChildConfig, Mode, TsConfig};
 use oxswan_ike::config::EapClient;
-use oxswan_ike::{LocalAuth, PeerConfig, RemoteAuth, Retransmit};
+use oxswan_ike::{LocalAuth, NAT_T_PORT, PeerConfig, RemoteAuth, Retransmit};
 use oxswan_wire::Identity;
 use oxswan_wire::sa::Proposal;
 use oxswan_wire::ts::TrafficSelector;
@@ -21,6 +21,8 @@ const MAX_SOURCES: usize = 65_536;
 const MAX_CLIENTS: usize = 1_000_000;
 /// The most driver threads.
 const MAX_THREADS: usize = 64;
+/// The most echo requests per client.
+const MAX_PINGS: u16 = 1_000;
 
 /// How the clients prove who they are.
 #[derive(Debug, Clone)]
@@ -92,6 +94,17 @@ pub struct Plan {
     pub threads: usize,
     /// The whole run ends after this long, whatever is left.
     pub max_time: Duration,
+    /// Once its CHILD SA is up, each client pings this address through it: ICMP echo requests
+    /// from its virtual IP (or its own address) sealed in ESP in UDP by the load tool itself
+    /// (RFC 4303, RFC 3948), and the replies opened and checked. The clients then force UDP
+    /// encapsulation (as strongSwan's `encap = yes`), so ESP goes to the targets' port 4500.
+    pub ping: Option<Ipv4Addr>,
+    /// Echo requests per client.
+    pub pings: u16,
+    /// Between one client's echo requests.
+    pub ping_interval: Duration,
+    /// How long a client waits for replies after its last request.
+    pub ping_wait: Duration,
 }
 
 impl Plan {
@@ -119,6 +132,10 @@ impl Plan {
             delete: true,
             threads: 1,
             max_time: Duration::from_secs(600),
+            ping: None,
+            pings: 3,
+            ping_interval: Duration::from_millis(200),
+            ping_wait: Duration::from_secs(3),
         }
     }
 
@@ -169,6 +186,25 @@ impl Plan {
             && user.is_empty()
         {
             return bad("EAP user: empty".into());
+        }
+        if let Some(a) = self.ping {
+            if v6 {
+                return bad("ping: IPv4 only, and the targets are IPv6".into());
+            }
+            if a.is_unspecified() || a.is_broadcast() || a.is_multicast() {
+                return bad(format!("ping {a}: not a host's address"));
+            }
+            // ESP in UDP and IKE share a port only behind the non-ESP marker, which is used on
+            // port 4500 (RFC 3948 §2.2); a target on 500 is left for 4500 (RFC 7296 §2.23).
+            if let Some(t) = self.targets.iter().find(|t| t.port() != 500 && t.port() != NAT_T_PORT) {
+                return bad(format!("ping: target {t}: ESP in UDP needs the gateway on port 500 or 4500"));
+            }
+            if self.pings == 0 || self.pings > MAX_PINGS {
+                return bad(format!("pings: {} (1 to {MAX_PINGS})", self.pings));
+            }
+            if self.ping_interval.is_zero() || self.ping_interval > Duration::from_secs(1) {
+                return bad("ping interval: above zero, at most a second".into());
+            }
         }
         self.identity_of(0).map(|_| ())
     }
@@ -221,7 +257,9 @@ impl Plan {
             // Each client is a device of its own: INITIAL_CONTACT (RFC 7296 §2.4) lets the gateway
             // drop what an earlier run left under the same identity.
             initial_contact: true,
-            force_encap: false,
+            // ESP from the load tool goes in UDP (RFC 3948), on the socket the engine uses for
+            // IKE: without a NAT, only faking one floats IKE to port 4500 and encapsulates ESP.
+            force_encap: self.ping.is_some(),
             dpd_delay: None,
             pools: Vec::new(),
             vips: if self.virtual_ip { vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)] } else { Vec::new() },
@@ -372,6 +410,30 @@ mod tests {
             (|p| p.rate = Some(f64::NAN), "rate"),
             (|p| p.identity = "%any".into(), "identity of its own"),
             (|p| p.identity = "a b{n}".into(), "identity `a b0`"),
+            (|p| p.ping = Some(Ipv4Addr::BROADCAST), "not a host's address"),
+            (|p| p.ping = Some(Ipv4Addr::new(224, 0, 0, 1)), "not a host's address"),
+            (
+                |p| {
+                    p.ping = Some(Ipv4Addr::new(10, 2, 0, 1));
+                    p.pings = 0;
+                },
+                "pings: 0",
+            ),
+            (
+                |p| {
+                    p.ping = Some(Ipv4Addr::new(10, 2, 0, 1));
+                    p.targets = vec!["[2001:db8::1]:500".parse().unwrap()];
+                    p.sources = vec!["2001:db8::2".parse().unwrap()];
+                },
+                "IPv4 only",
+            ),
+            (
+                |p| {
+                    p.ping = Some(Ipv4Addr::new(10, 2, 0, 1));
+                    p.targets = vec!["192.0.2.1:4501".parse().unwrap()];
+                },
+                "port 500 or 4500",
+            ),
         ];
         for (change, want) in cases {
             let mut p = plan();
@@ -391,5 +453,9 @@ mod tests {
         assert_eq!(user.as_deref(), Some("user41"));
         assert!(!peer.mobike);
         assert_eq!(peer.vips.len(), 1);
+        assert!(!peer.force_encap, "no ESP of ours, no need for UDP encapsulation");
+        p.ping = Some(Ipv4Addr::new(10, 2, 0, 1));
+        assert!(p.check().is_ok());
+        assert!(p.peer(41).unwrap().0.force_encap, "ESP of ours goes in UDP");
     }
 }

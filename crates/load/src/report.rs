@@ -93,6 +93,20 @@ pub struct Report {
     pub cut_off: u64,
     /// The whole run, deletes included, in seconds.
     pub wall_seconds: f64,
+    /// The ping target (`--ping`), if any.
+    pub ping: Option<String>,
+    /// Clients that had at least one echo reply through their CHILD SA; `None` without `--ping`.
+    pub pinged: Option<u64>,
+    /// Why the other established clients had none, by reason.
+    pub ping_failures: BTreeMap<String, u64>,
+    /// Echo requests sent.
+    pub ping_requests: u64,
+    /// Echo replies accepted (opened, and the reply to a request sent).
+    pub ping_replies: u64,
+    /// Their round-trip times, milliseconds.
+    pub ping_rtt_ms: Percentiles,
+    /// ESP packets for the clients' SPIs refused, by reason (integrity, not the reply, ...).
+    pub ping_rejected: BTreeMap<String, u64>,
 }
 
 impl Report {
@@ -102,7 +116,21 @@ impl Report {
         let mut refused: BTreeMap<std::net::IpAddr, u64> = BTreeMap::new();
         let mut first_start: Option<Duration> = None;
         let (mut lost, mut deleted, mut unanswered, mut stray, mut send_errors, mut cut_off) = (0, 0, 0, 0, 0, 0);
+        let (mut pinged, mut ping_requests, mut ping_replies) = (0, 0, 0);
+        let mut ping_failures: BTreeMap<String, u64> = BTreeMap::new();
+        let mut ping_rejected: BTreeMap<String, u64> = BTreeMap::new();
+        let mut rtt: Vec<Duration> = Vec::new();
         for o in outcomes {
+            pinged += o.pinged;
+            ping_requests += o.ping_requests;
+            ping_replies += o.ping_replies;
+            rtt.extend(o.ping_rtt);
+            for (k, v) in o.ping_failures {
+                *ping_failures.entry(k).or_insert(0) += v;
+            }
+            for (k, v) in o.ping_rejected {
+                *ping_rejected.entry(k).or_insert(0) += v;
+            }
             setup.extend(o.setup);
             for (k, v) in o.failures {
                 *failures.entry(k).or_insert(0) += v;
@@ -164,6 +192,13 @@ impl Report {
             send_errors,
             cut_off,
             wall_seconds: wall.as_secs_f64(),
+            ping: plan.ping.map(|a| a.to_string()),
+            pinged: plan.ping.map(|_| pinged),
+            ping_failures,
+            ping_requests,
+            ping_replies,
+            ping_rtt_ms: Percentiles::of(&mut rtt),
+            ping_rejected,
         }
     }
 }
@@ -190,6 +225,14 @@ impl fmt::Display for Report {
         writeln!(f, "  setup p90        {:>10.2} ms", p.p90)?;
         writeln!(f, "  setup p99        {:>10.2} ms", p.p99)?;
         writeln!(f, "  setup max        {:>10.2} ms", p.max)?;
+        if let (Some(n), Some(to)) = (self.pinged, &self.ping) {
+            writeln!(f, "  pinged           {n:>10} of {} ({to})", self.established)?;
+            writeln!(
+                f,
+                "  echo replies     {:>10} of {} requests, round trip p50 {:.2} ms, max {:.2} ms",
+                self.ping_replies, self.ping_requests, self.ping_rtt_ms.p50, self.ping_rtt_ms.max
+            )?;
+        }
         if self.lost > 0 {
             writeln!(f, "  lost after setup {:>10}", self.lost)?;
         }
@@ -208,6 +251,18 @@ impl fmt::Display for Report {
         if !self.failures.is_empty() {
             writeln!(f, "  failures by reason:")?;
             for (why, n) in &self.failures {
+                writeln!(f, "    {n:>8}  {why}")?;
+            }
+        }
+        if !self.ping_failures.is_empty() {
+            writeln!(f, "  clients without an echo reply, by reason:")?;
+            for (why, n) in &self.ping_failures {
+                writeln!(f, "    {n:>8}  {why}")?;
+            }
+        }
+        if !self.ping_rejected.is_empty() {
+            writeln!(f, "  ESP refused, by reason:")?;
+            for (why, n) in &self.ping_rejected {
                 writeln!(f, "    {n:>8}  {why}")?;
             }
         }

@@ -3,6 +3,8 @@
 //! process: every client comes up from its own identity and the sources named, failures are
 //! reported by reason, and the clients are deleted at the end.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -11,12 +13,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use oxswan_crypto::Secret;
-use oxswan_crypto::proposal::{parse_esp_proposals, parse_ike_proposals};
-use oxswan_ike::child::{ChildConfig, Mode, TsConfig};
-use oxswan_ike::{Endpoint, EndpointConfig, Event, LocalAuth, PeerConfig, RemoteAuth, Retransmit};
+use oxswan_ike::{Endpoint, EndpointConfig, Event};
 use oxswan_load::{Auth, GatewayAuth, Plan, parse_sources};
-use oxswan_wire::Identity;
-use oxswan_wire::ts::TrafficSelector;
 
 /// What the gateway saw: the identities and source addresses of the IKE SAs that came up, and how
 /// many it holds when stopped.
@@ -33,44 +31,7 @@ struct Gateway {
 }
 
 fn gateway(psk: &[u8]) -> Gateway {
-    let all = TrafficSelector::from_prefix("0.0.0.0".parse().unwrap(), 0, 0, 0, u16::MAX).unwrap();
-    let peer = PeerConfig {
-        name: "gw".into(),
-        ike_proposals: parse_ike_proposals("aes256gcm16-prfsha256-x25519").unwrap(),
-        prefer_initiator: false,
-        local_id: Identity::Fqdn("gw.load.test".into()),
-        remote_id: None,
-        local_auth: LocalAuth::Psk(Secret::from_slice(psk)),
-        remote_auth: RemoteAuth::Psk(Secret::from_slice(psk)),
-        rsa_pss: false,
-        children: vec![ChildConfig {
-            per_cpu_sas: false,
-            name: "gw".into(),
-            esp_proposals: parse_esp_proposals("aes256gcm16").unwrap(),
-            local_ts: vec![TsConfig::Selector(all)],
-            remote_ts: vec![TsConfig::Dynamic],
-            mode: Mode::Tunnel,
-            lifetime: Default::default(),
-            volume: Default::default(),
-        }],
-        retransmit: Retransmit::default(),
-        ike_lifetime: Default::default(),
-        initial_contact: false,
-        force_encap: false,
-        dpd_delay: None,
-        pools: Vec::new(),
-        vips: Vec::new(),
-        unique: Default::default(),
-        fragmentation: true,
-        tcp: oxswan_ike::TcpConfig::NO,
-        mobike: true,
-        childless: Default::default(),
-        ppk_id: None,
-        ppk_required: false,
-        redirect: None,
-        resumption: false,
-        remote_addrs: Vec::new(),
-    };
+    let peer = common::gateway_peer(psk, true);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
     let addr = sock.local_addr().unwrap();

@@ -1,7 +1,7 @@
 //! `oxswan load`: the load tester's command line (the work is in oxswan-load).
 
 use std::io::{IsTerminal as _, Write as _};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,7 +30,9 @@ pub enum AuthKind {
 /// setup-time percentiles, failures by reason), or --json. It sends to the TARGETs and nowhere else
 /// (no MOBIKE; any other destination is refused and counted) and stops by itself: after the last
 /// client, --hold, and the deletes, or at --max-time. Each client has its own identity (--id, where
-/// {n} is the client's number) and, with EAP, its own user (--eap-user).
+/// {n} is the client's number) and, with EAP, its own user (--eap-user). With --ping ADDR each
+/// client also proves its tunnel carries traffic: it sends ICMP echo requests to ADDR through its
+/// CHILD SA, sealed in ESP in UDP by the load tool itself, and checks the replies.
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
     /// The gateway(s): ADDR or ADDR:PORT (default port 500); clients take them in turn.
@@ -104,6 +106,16 @@ pub struct LoadArgs {
     /// The run ends after this many seconds, whatever is left.
     #[arg(long, default_value_t = 600.0)]
     max_time: f64,
+    /// Once its CHILD SA is up, each client pings this IPv4 address through it, from its virtual
+    /// IP (with --no-vip, its own address): ICMP echo requests sealed as ESP in UDP to the
+    /// gateway's port 4500 (the clients force UDP encapsulation), the replies opened and checked.
+    /// A client counts as pinged when a reply came; the exit status is non-zero when an
+    /// established client had none. The deletes wait for the pings.
+    #[arg(long, value_name = "ADDR")]
+    ping: Option<Ipv4Addr>,
+    /// Echo requests per client with --ping, 200 ms apart; replies are waited for 3 s after the last.
+    #[arg(long, value_name = "N", default_value_t = 3, requires = "ping")]
+    pings: u16,
     /// Print the final report as JSON on stdout (the progress line stays on stderr).
     #[arg(long)]
     json: bool,
@@ -205,11 +217,14 @@ fn plan(a: &LoadArgs) -> anyhow::Result<Plan> {
     p.delete = !a.no_delete;
     p.threads = a.threads;
     p.max_time = seconds("max-time", a.max_time)?;
+    p.ping = a.ping;
+    p.pings = a.pings;
     p.check()?;
     Ok(p)
 }
 
-/// Runs the load test; the exit status is non-zero when any handshake failed.
+/// Runs the load test; the exit status is non-zero when any handshake failed, or with --ping when
+/// an established client had no echo reply.
 pub fn run(a: &LoadArgs) -> anyhow::Result<bool> {
     let p = plan(a)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -222,6 +237,7 @@ pub fn run(a: &LoadArgs) -> anyhow::Result<bool> {
     let tty = std::io::stderr().is_terminal();
     let quiet = a.quiet;
     let total = p.clients;
+    let pinging = p.ping.is_some();
     let mut last = (Duration::ZERO, 0u64);
     let report = oxswan_load::run(&p, &stop, Duration::from_secs(1), |pr: &Progress, at: Duration| {
         if quiet {
@@ -231,8 +247,9 @@ pub fn run(a: &LoadArgs) -> anyhow::Result<bool> {
         let dt = at.saturating_sub(last.0).as_secs_f64();
         let now_rate = if dt > 0.0 { up.saturating_sub(last.1) as f64 / dt } else { 0.0 };
         last = (at, up);
+        let pinged = if pinging { format!(", {} pinged", pr.pinged.load(Ordering::Relaxed)) } else { String::new() };
         let line = format!(
-            "{:>7.1}s  {up}/{total} established, {} failed, {} in flight, {} up, {now_rate:.0}/s",
+            "{:>7.1}s  {up}/{total} established, {} failed, {} in flight, {} up{pinged}, {now_rate:.0}/s",
             at.as_secs_f64(),
             pr.failed.load(Ordering::Relaxed),
             pr.in_flight(),
@@ -249,5 +266,6 @@ pub fn run(a: &LoadArgs) -> anyhow::Result<bool> {
     } else {
         print!("{report}");
     }
-    Ok(report.failed == 0 && report.established > 0)
+    let pings_ok = report.pinged.is_none_or(|n| n == report.established);
+    Ok(report.failed == 0 && report.established > 0 && pings_ok)
 }

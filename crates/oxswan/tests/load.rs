@@ -132,3 +132,50 @@ fn eap_users_and_certificate_clients_come_up_against_a_gateway_made_by_setup() {
     assert!(all_up, "{r:#}\n{}", h.log("right"));
     assert_eq!(r["established"], 3, "{r:#}");
 }
+
+/// `--ping`: every client's CHILD SA carries an echo request from its virtual IP to the gateway's
+/// 10.2.0.1 and the reply back, sealed and opened by the load tool itself (ESP in UDP to the
+/// gateway's port 4500, which the clients force without a NAT between them).
+#[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
+fn every_client_pings_through_its_own_child_sa() {
+    require(&[&NETNS]);
+    let mut h = Hosts::new("lp");
+    gateway(&mut h);
+    let (all_ok, r) = load(&h, PSK, "-n 20 -k 10 --ping 10.2.0.1 --id 'p{n}.load.test'");
+    assert!(all_ok, "{r:#}\n{}", h.log("right"));
+    assert_eq!((r["established"].as_u64(), r["pinged"].as_u64()), (Some(20), Some(20)), "{r:#}");
+    assert_eq!(r["ping"], "10.2.0.1");
+    // Three requests each (the default), and a reply to at least one of each client's.
+    assert_eq!(r["ping_requests"], 60, "{r:#}");
+    let replies = r["ping_replies"].as_u64().unwrap();
+    assert!((20..=60).contains(&replies), "{r:#}");
+    assert!(r["ping_rtt_ms"]["max"].as_f64().unwrap() > 0.0, "{r:#}");
+    assert_eq!(r["ping_failures"], serde_json::json!({}), "{r:#}");
+    assert_eq!(r["ping_rejected"], serde_json::json!({}), "{r:#}");
+    assert_eq!((r["refused_sends"].as_u64(), r["deleted"].as_u64()), (Some(0), Some(20)), "{r:#}");
+    // The pings waited for, the clients were deleted: the gateway holds none.
+    assert_eq!(h.status("right")["ike_sas"].as_array().map(Vec::len), Some(0));
+}
+
+/// A ping target inside the CHILD SA's selectors that nobody answers: every client is up, none
+/// pinged, each for the reason that no reply came, and the exit status says so.
+#[test]
+#[cfg_attr(not(have_netns), ignore = "needs root with ip, ping, iperf3")]
+fn a_ping_target_that_does_not_answer_fails_the_run() {
+    require(&[&NETNS]);
+    let mut h = Hosts::new("lq");
+    gateway(&mut h);
+    let (all_ok, r) = load(&h, PSK, "-n 5 -k 5 --ping 10.2.0.9 --pings 2 --id 'q{n}.load.test'");
+    assert!(!all_ok, "{r:#}");
+    assert_eq!((r["established"].as_u64(), r["failed"].as_u64()), (Some(5), Some(0)), "{r:#}");
+    assert_eq!(
+        (r["pinged"].as_u64(), r["ping_requests"].as_u64(), r["ping_replies"].as_u64()),
+        (Some(0), Some(10), Some(0)),
+        "{r:#}"
+    );
+    assert_eq!(r["ping_failures"], serde_json::json!({"no echo reply within 3s": 5}), "{r:#}");
+    // Without --ping the same clients pass: it is the pings that failed the run.
+    let (all_ok, r) = load(&h, PSK, "-n 5 -k 5 --id 'q{n}.load.test'");
+    assert!(all_ok && r["pinged"].is_null(), "{r:#}");
+}
