@@ -264,7 +264,8 @@ fn writes(lab: &Lab) -> u64 {
 }
 
 /// 300 clients of `oxswan load` spread over three gateways: each gets an address of the one pool
-/// no other client has, etcd's leases say the same, and the status of each gateway shows the
+/// no other client has, pings 10.2.0.1 behind its gateway through its own CHILD SA (from that
+/// address, ESP in UDP), etcd's leases say the same, and the status of each gateway shows the
 /// cluster (three members reachable, three nodes). Prints the figures of the closing note: etcd
 /// writes per client setup, and the setup rate of three gateways against one.
 #[test]
@@ -272,9 +273,16 @@ fn writes(lab: &Lab) -> u64 {
 fn three_gateways_lend_300_clients_one_address_each() {
     let mut lab = Lab::new("cla", 3, "10s", |_, c| c);
     let before = writes(&lab);
-    let (all_up, r) = lab.load(&[0, 1, 2], "-n 300 -k 24 --no-delete --id 'u{n}.cluster.test'");
+    let (all_up, r) = lab.load(&[0, 1, 2], "-n 300 -k 24 --no-delete --ping 10.2.0.1 --id 'u{n}.cluster.test'");
     assert!(all_up, "{r:#}\n{}", lab.logs());
     assert_eq!(r["established"], 300, "{r:#}");
+    assert_eq!(r["pinged"], 300, "every client has an echo reply through its tunnel: {r:#}");
+    assert_eq!(r["ping_failures"].as_object().map_or(0, |f| f.len()), 0, "{r:#}");
+    assert_eq!(r["ping_rejected"].as_object().map_or(0, |f| f.len()), 0, "{r:#}");
+    println!(
+        "pings through the tunnels: {} clients, {} of {} echo requests answered, rtt p50 {} ms, p99 {} ms",
+        r["pinged"], r["ping_replies"], r["ping_requests"], r["ping_rtt_ms"]["p50"], r["ping_rtt_ms"]["p99"]
+    );
     let lent = lab.lent();
     let all: Vec<&String> = lent.iter().flat_map(|(_, v)| v).collect();
     let distinct: HashSet<&&String> = all.iter().collect();
@@ -315,9 +323,10 @@ fn three_gateways_lend_300_clients_one_address_each() {
     println!("etcd writes per client setup: {per_client:.2}");
     // The same again against one gateway of the cluster: the setup rate of three against one. On
     // this 2-core machine the gateways, etcd and the load tester share the cores, so this is a
-    // figure, not a goal.
-    let (all_up, one) = lab.load(&[0], "-n 300 -k 24 --no-delete --id 'v{n}.cluster.test'");
+    // figure, not a goal. These clients ping too, so that both runs do the same work.
+    let (all_up, one) = lab.load(&[0], "-n 300 -k 24 --no-delete --ping 10.2.0.1 --id 'v{n}.cluster.test'");
     assert!(all_up, "{one:#}");
+    assert_eq!(one["pinged"], 300, "{one:#}");
     let (r3, r1) = (r["rate"].as_f64().unwrap(), one["rate"].as_f64().unwrap());
     println!(
         "setup rate: 3 gateways {r3:.0}/s (p50 {} ms), 1 gateway {r1:.0}/s (p50 {} ms): {:.2}x",
