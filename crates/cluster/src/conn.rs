@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use etcd_client::{
     Client, ConnectOptions, DeleteOptions, DeleteResponse, Error, GetOptions, GetResponse, LeaseGrantResponse,
-    LeaseKeepAliveStream, LeaseKeeper, LeaseRevokeResponse, PutOptions, PutResponse, Txn, TxnResponse, WatchOptions,
-    WatchStream,
+    LeaseKeepAliveStream, LeaseKeeper, LeaseRevokeResponse, LeaseTimeToLiveResponse, PutOptions, PutResponse, Txn,
+    TxnResponse, WatchOptions, WatchStream,
 };
 
 /// Whether an error says the member is out of reach (rather than that the request is wrong), so
@@ -155,6 +155,10 @@ impl Etcd {
 
     pub(crate) async fn lease_revoke(&self, id: i64) -> Result<LeaseRevokeResponse, Error> {
         self.call(|mut c| async move { c.lease_revoke(id).await }).await
+    }
+
+    pub(crate) async fn lease_time_to_live(&self, id: i64) -> Result<LeaseTimeToLiveResponse, Error> {
+        self.call(|mut c| async move { c.lease_time_to_live(id, None).await }).await
     }
 
     pub(crate) async fn lease_keep_alive(&self, id: i64) -> Result<(LeaseKeeper, LeaseKeepAliveStream), Error> {

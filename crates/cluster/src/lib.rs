@@ -99,6 +99,14 @@ pub enum ClusterError {
         /// How many transactions failed.
         tries: usize,
     },
+    /// A key of this node's changed under each of its writes.
+    #[error("{key}: changed under each of {tries} writes")]
+    Raced {
+        /// The key.
+        key: String,
+        /// How many transactions failed.
+        tries: usize,
+    },
     /// A value in etcd that is not what the layout says.
     #[error("bad value at {key}: {why}")]
     BadValue {
@@ -110,4 +118,8 @@ pub enum ClusterError {
     /// The runtime that talks to etcd could not start.
     #[error("the etcd client's runtime: {0}")]
     Runtime(std::io::Error),
+    /// The task talking to etcd for a request ended without an answer (it panicked or was
+    /// cancelled as the node shut down).
+    #[error("the etcd request's task ended without an answer: {0}")]
+    Task(String),
 }

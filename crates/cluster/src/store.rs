@@ -354,13 +354,29 @@ impl Cluster {
             }
         }
         self.check_healthy()?;
-        let shared = self.shared.clone();
-        let client = self.client.clone();
+        let (shared, client, jobs) = (self.shared.clone(), self.client.clone(), self.jobs.clone());
+        let (pool_s, owner_s, range) = (pool.to_owned(), owner.to_owned(), *range);
+        let task = self.rt.spawn(async move { allocate(&client, &shared, &pool_s, &range, &owner_s, requested).await });
         let deadline = self.shared.timeout;
+        let late = self.shared.clone();
+        let (pool_s, owner_s) = (pool.to_owned(), owner.to_owned());
         let got = self.rt.block_on(async move {
-            match tokio::time::timeout(deadline, allocate(&client, &shared, pool, range, owner, requested)).await {
-                Ok(r) => r,
-                Err(_) => Err(ClusterError::Timeout(deadline)),
+            let mut task = task;
+            match tokio::time::timeout(deadline, &mut task).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => Err(ClusterError::Task(e.to_string())),
+                Err(_) => {
+                    // The client is refused, but the allocation goes on: a transaction that
+                    // etcd committed after the deadline would otherwise leave the address
+                    // leased to nobody here. Whatever it took is given back when it ends.
+                    tokio::spawn(async move {
+                        if let Ok(Ok(addr)) = task.await {
+                            tracing::debug!(target: "cluster", pool = %pool_s, owner = %owner_s, %addr, "an allocation given up on ended: releasing it");
+                            release_held(&late, &jobs, &pool_s, addr, &owner_s);
+                        }
+                    });
+                    Err(ClusterError::Timeout(deadline))
+                }
             }
         });
         if let Err(ClusterError::Timeout(_) | ClusterError::Etcd(_)) = &got {
@@ -375,17 +391,7 @@ impl Cluster {
 
     /// One IKE SA that held `addr` of `pool` for `owner` is gone; the last one frees it.
     pub fn release(&self, pool: &str, addr: IpAddr, owner: &str) {
-        let id = (pool.to_owned(), owner.to_owned());
-        let mut st = self.shared.state();
-        let Some(h) = st.held.get_mut(&id) else { return };
-        if h.addr != addr || h.refs == 0 {
-            return;
-        }
-        h.refs -= 1;
-        if h.refs == 0 {
-            drop(st);
-            let _ = self.jobs.send(Job::Release { pool: id.0, owner: id.1 });
-        }
+        release_held(&self.shared, &self.jobs, pool, addr, owner);
     }
 
     /// Lists an IKE SA that came up here. With `replace` (the connection's `unique` policy, or the
@@ -597,6 +603,21 @@ pub(crate) fn txn_revision(r: &etcd_client::TxnResponse) -> i64 {
     r.header().map(|h| h.revision()).unwrap_or(0)
 }
 
+/// One holder of `addr` of `pool` for `owner` fewer; the last one queues the lease's deletion.
+fn release_held(shared: &Shared, jobs: &mpsc::UnboundedSender<Job>, pool: &str, addr: IpAddr, owner: &str) {
+    let id = (pool.to_owned(), owner.to_owned());
+    let mut st = shared.state();
+    let Some(h) = st.held.get_mut(&id) else { return };
+    if h.addr != addr || h.refs == 0 {
+        return;
+    }
+    h.refs -= 1;
+    if h.refs == 0 {
+        drop(st);
+        let _ = jobs.send(Job::Release { pool: id.0, owner: id.1 });
+    }
+}
+
 /// The etcd side of [`Cluster::acquire`].
 async fn allocate(
     client: &Etcd,
@@ -678,7 +699,12 @@ async fn allocate(
             shared.wrote();
             if r.succeeded() {
                 let rev = txn_revision(&r);
-                shared.state().held.insert(id.clone(), Held { addr, rev, refs: 1 });
+                // An entry with holders can be here when an allocation given up on (see
+                // `acquire`) took the address first: each holder counts.
+                let mut st = shared.state();
+                let h = st.held.entry(id.clone()).or_insert(Held { addr, rev, refs: 0 });
+                (h.addr, h.rev) = (addr, rev);
+                h.refs += 1;
                 return Ok(addr);
             }
             let raced_for_owner = r.op_responses().into_iter().any(|op| match op {

@@ -27,6 +27,9 @@ pub(crate) async fn keep_alive(client: Arc<Etcd>, shared: Arc<Shared>) {
         }
         let Some((k, s)) = keeper.as_mut() else {
             shared.state().healthy = false;
+            if lease_gone(&client, lease, every).await {
+                renew_until_done(&client, &shared).await;
+            }
             continue;
         };
         let answer = async {
@@ -40,32 +43,67 @@ pub(crate) async fn keep_alive(client: Arc<Etcd>, shared: Arc<Shared>) {
                 st.renewed = Instant::now();
             }
             Ok(Some(_)) => {
-                tracing::warn!(target: "cluster", "the node's etcd lease ran out; taking a new one and writing its state back");
                 keeper = None;
-                if let Err(e) = renew(&client, &shared).await {
-                    tracing::warn!(target: "cluster", "taking a new lease: {e}");
-                }
+                renew_until_done(&client, &shared).await;
             }
             Ok(None) | Err(_) => {
                 shared.state().healthy = false;
                 keeper = None;
-                // The stream's member may be the one gone: the next try starts at another.
-                client.drop_current();
+                // etcd ends the stream of a lease it no longer has (revoked, or run out while
+                // the node was cut off); else the stream's member may be the one gone, and the
+                // next try starts at another.
+                if lease_gone(&client, lease, every).await {
+                    renew_until_done(&client, &shared).await;
+                } else {
+                    client.drop_current();
+                }
             }
         }
     }
 }
 
+/// Whether etcd answers that it has no lease `lease` any more (a time to live below zero, or not
+/// found); false when it gives no answer.
+async fn lease_gone(client: &Etcd, lease: i64, patience: Duration) -> bool {
+    match within(patience, client.lease_time_to_live(lease)).await {
+        Ok(r) => r.ttl() <= 0,
+        Err(ClusterError::Etcd(e)) => e.to_string().contains("requested lease not found"),
+        Err(_) => false,
+    }
+}
+
+/// The lease is gone: a new one, with everything written back, however many tries it takes. New
+/// clients are refused until then: the addresses this node lends are not in etcd meanwhile, and
+/// another node could lend them again.
+async fn renew_until_done(client: &Etcd, shared: &Shared) {
+    tracing::warn!(target: "cluster", "the node's etcd lease ran out; taking a new one and writing its state back");
+    shared.state().healthy = false;
+    let mut fresh = None;
+    while let Err(e) = renew(client, shared, &mut fresh).await {
+        tracing::warn!(target: "cluster", "taking a new lease and writing the node's state back: {e}; trying again");
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
 /// A new lease, and everything the node holds written back on it: its number, record, leases and
-/// directory entries. A lease another node took meanwhile is reported, not taken back.
-async fn renew(client: &Etcd, shared: &Shared) -> Result<(), ClusterError> {
+/// directory entries. A lease another node took meanwhile is reported, not taken back. The node
+/// switches to the new lease only when all of it has landed; a try that fails part way is done
+/// again (by the caller) on the same lease, `fresh`, while that has most of its TTL left: what
+/// the failed try wrote is this node's own and is written over.
+async fn renew(client: &Etcd, shared: &Shared, fresh: &mut Option<(i64, Instant)>) -> Result<(), ClusterError> {
     let t = shared.timeout;
-    let ttl = i64::try_from(shared.settings.ttl.as_secs()).unwrap_or(i64::MAX);
-    let lease = within(t, client.lease_grant(ttl)).await?.id();
+    let ttl = shared.settings.ttl;
+    let lease = match *fresh {
+        Some((lease, granted)) if granted.elapsed() < ttl / 2 => lease,
+        _ => {
+            let secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+            let lease = within(t, client.lease_grant(secs)).await?.id();
+            *fresh = Some((lease, Instant::now()));
+            lease
+        }
+    };
     let (number, held, listed, record) = {
-        let mut st = shared.state();
-        st.lease = lease;
-        st.lease_renewals += 1;
+        let st = shared.state();
         let held: Vec<_> = st.held.iter().filter(|(_, h)| h.refs > 0).map(|(k, h)| (k.clone(), h.clone())).collect();
         let listed: Vec<_> = st.listed.values().cloned().collect();
         (st.number, held, listed, shared.my_record(&st))
@@ -73,36 +111,29 @@ async fn renew(client: &Etcd, shared: &Shared) -> Result<(), ClusterError> {
     let l = &shared.layout;
     let me = &shared.settings.node;
     let id_key = l.id(number);
-    let txn = Txn::new()
-        .when([Compare::create_revision(id_key.as_bytes(), CompareOp::Equal, 0)])
-        .and_then([TxnOp::put(id_key.as_bytes(), me.as_bytes(), shared.put_opts(lease))]);
-    if !within(t, client.txn(txn)).await?.succeeded() {
+    let mine = |kv: &KeyValue| kv.value() == me.as_bytes();
+    if put_unless_others(client, shared, &[(id_key, me.as_bytes().to_vec())], lease, mine).await?.is_none() {
         tracing::error!(target: "cluster", number, "another node took this node's number while it was cut off: SPIs of both carry it");
     }
     within(t, client.put(l.node(me), encode(&record), shared.put_opts(lease))).await?;
+    shared.wrote();
     for ((pool, owner), h) in held {
-        let (owner_key, ip_key) = (l.lease_owner(&pool, &owner), l.lease_ip(&pool, h.addr));
         let v = encode(&LeaseValue { pool: pool.clone(), owner: owner.clone(), addr: h.addr, node: me.clone() });
-        let txn = Txn::new()
-            .when([
-                Compare::create_revision(owner_key.as_bytes(), CompareOp::Equal, 0),
-                Compare::create_revision(ip_key.as_bytes(), CompareOp::Equal, 0),
-            ])
-            .and_then([
-                TxnOp::put(owner_key.as_bytes(), v.clone(), shared.put_opts(lease)),
-                TxnOp::put(ip_key.as_bytes(), v, shared.put_opts(lease)),
-            ]);
-        let r = within(t, client.txn(txn)).await?;
-        shared.wrote();
+        let keys = [(l.lease_owner(&pool, &owner), v.clone()), (l.lease_ip(&pool, h.addr), v)];
+        let ours = |kv: &KeyValue| decode::<LeaseValue>(kv).is_ok_and(|o| o.node == *me);
+        let rev = put_unless_others(client, shared, &keys, lease, ours).await?;
         let mut st = shared.state();
-        if r.succeeded() {
-            if let Some(e) = st.held.get_mut(&(pool, owner)) {
-                e.rev = txn_revision(&r);
+        match rev {
+            Some(rev) => {
+                if let Some(e) = st.held.get_mut(&(pool, owner)) {
+                    e.rev = rev;
+                }
             }
-        } else {
-            st.held.remove(&(pool.clone(), owner.clone()));
-            st.leases_taken += 1;
-            st.events.push_back(ClusterEvent::LeaseTaken { pool, addr: h.addr, owner, by: "?".into() });
+            None => {
+                st.held.remove(&(pool.clone(), owner.clone()));
+                st.leases_taken += 1;
+                st.events.push_back(ClusterEvent::LeaseTaken { pool, addr: h.addr, owner, by: "?".into() });
+            }
         }
     }
     for s in listed {
@@ -110,9 +141,47 @@ async fn renew(client: &Etcd, shared: &Shared) -> Result<(), ClusterError> {
         shared.wrote();
     }
     let mut st = shared.state();
+    st.lease = lease;
+    st.lease_renewals += 1;
     st.healthy = true;
     st.renewed = Instant::now();
+    *fresh = None;
     Ok(())
+}
+
+/// Puts `keys` on `lease` in one transaction if each is absent or `mine` says it is this node's
+/// own (a write of an earlier try): the revision of the write, or `None` if another node holds one
+/// of them.
+async fn put_unless_others(
+    client: &Etcd,
+    shared: &Shared,
+    keys: &[(String, Vec<u8>)],
+    lease: i64,
+    mine: impl Fn(&KeyValue) -> bool,
+) -> Result<Option<i64>, ClusterError> {
+    let t = shared.timeout;
+    // A few times: each lost race is with a key changing under us, ours expiring or another's.
+    for _ in 0..4 {
+        let mut when = Vec::new();
+        for (k, _) in keys {
+            let r = within(t, client.get(k.as_bytes(), None)).await?;
+            match r.kvs().first() {
+                None => when.push(Compare::create_revision(k.as_bytes(), CompareOp::Equal, 0)),
+                Some(kv) if mine(kv) => {
+                    when.push(Compare::mod_revision(k.as_bytes(), CompareOp::Equal, kv.mod_revision()));
+                }
+                Some(_) => return Ok(None),
+            }
+        }
+        let puts: Vec<_> =
+            keys.iter().map(|(k, v)| TxnOp::put(k.as_bytes(), v.clone(), shared.put_opts(lease))).collect();
+        let r = within(t, client.txn(Txn::new().when(when).and_then(puts))).await?;
+        shared.wrote();
+        if r.succeeded() {
+            return Ok(Some(txn_revision(&r)));
+        }
+    }
+    Err(ClusterError::Raced { key: keys.first().map(|(k, _)| k.clone()).unwrap_or_default(), tries: 4 })
 }
 
 /// Follows every key of the cluster: the nodes' records, and leases or directory entries of

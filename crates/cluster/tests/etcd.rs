@@ -153,6 +153,13 @@ impl Etcd {
         std::fs::read_to_string(self.dir.join("etcd.log")).unwrap_or_default()
     }
 
+    /// etcdctl with these arguments; its output, which must say it succeeded.
+    fn ctl(&self, args: &[&str]) -> String {
+        let out = Command::new("etcdctl").env("ETCDCTL_API", "3").args(self.ctl_args()).args(args).output().unwrap();
+        assert!(out.status.success(), "etcdctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     /// Keys under `prefix`, through etcdctl (a second opinion on what the crate wrote).
     fn keys(&self, prefix: &str) -> Vec<String> {
         let out = Command::new("etcdctl")
@@ -410,6 +417,64 @@ fn without_etcd_new_leases_are_refused_at_once_and_it_heals() {
     assert!(until(15, || a.healthy()), "{}", etcd.log());
     assert!(until(10, || a.acquire("p", &pool(), "ivan", None).is_ok()));
     assert!(until(5, || etcd.keys("/t/leases/p/ip/").len() == 2), "{:?} status {:?}", etcd.keys("/t/"), a.status());
+}
+
+/// The node's etcd lease revoked under it, as etcd does when a node was cut off for longer than its
+/// TTL: the keys on it vanish. The node takes a new lease and writes back every address it lends,
+/// over a key of its own an earlier write-back left (not on a lease: it must end up on the new
+/// one), and gives up one another node took meanwhile; then it serves new clients again, with
+/// neither of those addresses.
+#[test]
+#[cfg_attr(not(have_etcd), ignore = "needs etcd, etcdctl")]
+fn a_revoked_lease_is_written_back_and_the_node_serves_again() {
+    let _ = tracing_subscriber::fmt().with_env_filter("cluster=debug").with_test_writer().try_init();
+    let etcd = Etcd::start("revoke");
+    let a = Cluster::join(settings(&etcd, "a")).unwrap();
+    let kim = a.acquire("p", &pool(), "kim", None).unwrap();
+    let leo = a.acquire("p", &pool(), "leo", None).unwrap();
+    let owner = |who: &str| format!("/t/leases/p/owner/{}", hex::encode(who));
+    let ip = |addr: IpAddr| format!("/t/leases/p/ip/{addr}");
+    // Written again without a lease, these keys outlive the revocation: kim's owner key as a's own
+    // (what a write-back cut off part way leaves), leo's pair as node b's.
+    let kim_value = etcd.ctl(&["get", &owner("kim"), "--print-value-only"]);
+    assert!(kim_value.contains("\"node\":\"a\""), "{kim_value}");
+    etcd.ctl(&["put", &owner("kim"), &kim_value]);
+    let leo_value = etcd.ctl(&["get", &owner("leo"), "--print-value-only"]).replace("\"node\":\"a\"", "\"node\":\"b\"");
+    etcd.ctl(&["put", &owner("leo"), &leo_value]);
+    etcd.ctl(&["put", &ip(leo), &leo_value]);
+    let old = a.status().lease;
+    etcd.ctl(&["lease", "revoke", &old]);
+    assert!(until(10, || a.status().lease_renewals == 1 && a.healthy()), "{:?}", a.status());
+    assert_ne!(a.status().lease, old);
+    let mut taken = Vec::new();
+    while let Some(e) = a.poll_event() {
+        taken.push(e);
+    }
+    assert!(
+        taken
+            .iter()
+            .any(|e| matches!(e, ClusterEvent::LeaseTaken { owner, addr, .. } if owner == "leo" && *addr == leo)),
+        "{taken:?}"
+    );
+    assert_eq!(a.status().leases_held, 1, "kim's only: {:?}", a.status());
+    let mut keys = etcd.keys("/t/leases/");
+    keys.sort();
+    let mut want = vec![owner("kim"), owner("leo"), ip(kim), ip(leo)];
+    want.sort();
+    assert_eq!(keys, want);
+    // kim's keys are on a's new lease: they go with it, b's stay.
+    let lease_of = |key: &str| {
+        let json = etcd.ctl(&["get", key, "-w", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        v["kvs"][0]["lease"].as_i64().unwrap_or(0)
+    };
+    let new = i64::from_str_radix(&a.status().lease, 16).unwrap();
+    assert_eq!(lease_of(&owner("kim")), new);
+    assert_eq!(lease_of(&ip(kim)), new);
+    assert_eq!(lease_of(&owner("leo")), 0);
+    let max = a.acquire("p", &pool(), "max", None).unwrap();
+    assert!(max != kim && max != leo, "{max}");
+    assert_eq!(a.acquire("p", &pool(), "kim", None).unwrap(), kim, "kim still holds hers");
 }
 
 /// TLS to etcd, with etcd asking for a client certificate: a node with a certificate of the CA
