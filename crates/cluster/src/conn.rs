@@ -75,6 +75,16 @@ impl Etcd {
         F: Fn(Client) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
+        self.call_at(f).await.map(|(v, _)| v)
+    }
+
+    /// [`Self::call`], with the index of the member that answered: a stream's, to drop that
+    /// member when the stream breaks.
+    async fn call_at<T, F, Fut>(&self, f: F) -> Result<(T, usize), Error>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
         let n = self.endpoints.len().max(1);
         let until = Instant::now() + self.patience;
         loop {
@@ -89,7 +99,7 @@ impl Etcd {
                 match attempt {
                     Ok(v) => {
                         self.current.store(i, Ordering::Relaxed);
-                        return Ok(v);
+                        return Ok((v, i));
                     }
                     Err(e) if member_gone(&e) => {
                         self.set(i, None);
@@ -161,24 +171,33 @@ impl Etcd {
         self.call(|mut c| async move { c.lease_time_to_live(id, None).await }).await
     }
 
-    pub(crate) async fn lease_keep_alive(&self, id: i64) -> Result<(LeaseKeeper, LeaseKeepAliveStream), Error> {
-        self.call(|mut c| async move { c.lease_keep_alive(id).await }).await
+    /// A keep-alive stream for lease `id`, and the member it is with.
+    pub(crate) async fn lease_keep_alive(
+        &self,
+        id: i64,
+    ) -> Result<((LeaseKeeper, LeaseKeepAliveStream), usize), Error> {
+        self.call_at(|mut c| async move { c.lease_keep_alive(id).await }).await
     }
 
-    pub(crate) async fn watch(&self, key: impl Into<Vec<u8>>, o: Option<WatchOptions>) -> Result<WatchStream, Error> {
+    /// A watch, and the member it is with.
+    pub(crate) async fn watch(
+        &self,
+        key: impl Into<Vec<u8>>,
+        o: Option<WatchOptions>,
+    ) -> Result<(WatchStream, usize), Error> {
         let key = key.into();
-        self.call(|mut c| {
+        self.call_at(|mut c| {
             let (k, o) = (key.clone(), o.clone());
             async move { c.watch(k, o).await }
         })
         .await
     }
 
-    /// Forgets the member that answered last (its stream broke): the next request starts at the
-    /// one after it.
-    pub(crate) fn drop_current(&self) {
-        let i = self.current.load(Ordering::Relaxed);
+    /// Forgets member `i` (a stream with it broke): requests that would start there start at the
+    /// one after it. Another member that answered since stays first.
+    pub(crate) fn drop_member(&self, i: usize) {
         self.set(i, None);
-        self.current.store((i + 1) % self.endpoints.len().max(1), Ordering::Relaxed);
+        let next = (i + 1) % self.endpoints.len().max(1);
+        let _ = self.current.compare_exchange(i, next, Ordering::Relaxed, Ordering::Relaxed);
     }
 }

@@ -21,7 +21,7 @@ mod store;
 mod tasks;
 
 pub use layout::{Layout, LeaseValue, NodeRecord, SaEntry};
-pub use store::{Cluster, ClusterEvent, ClusterStatus, MemberStatus};
+pub use store::{Cluster, ClusterEvent, ClusterStatus, Grant, MemberStatus};
 
 use std::time::Duration;
 

@@ -117,6 +117,20 @@ pub(crate) struct Held {
     pub(crate) rev: i64,
     /// IKE SAs holding it here.
     pub(crate) refs: u32,
+    /// Which holding of the address this is: a new one each time the node comes to hold it after
+    /// not holding it (a takeover from another node ends a holding). A release names its holding,
+    /// so the SAs of one that ended give back nothing of the next.
+    pub(crate) holding: u64,
+}
+
+/// An address lent to an IKE SA, as [`Cluster::acquire`] hands it out and [`Cluster::release`]
+/// takes it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    /// The address.
+    pub addr: IpAddr,
+    /// Which holding of it (see [`Cluster::release`]).
+    pub holding: u64,
 }
 
 /// An IKE SA in the directory.
@@ -132,6 +146,10 @@ pub(crate) struct State {
     pub(crate) number: u8,
     pub(crate) healthy: bool,
     pub(crate) renewed: Instant,
+    /// The last holding number given out.
+    pub(crate) holdings: u64,
+    /// Allocations under way, by (pool, owner): an orphan check leaves their keys alone.
+    pub(crate) allocating: HashMap<(String, String), u32>,
     /// By (pool, owner).
     pub(crate) held: HashMap<(String, String), Held>,
     /// By SPIs (initiator's, responder's).
@@ -153,9 +171,23 @@ pub(crate) struct State {
 /// A write that needs no answer, done in order in the background.
 #[derive(Debug)]
 pub(crate) enum Job {
-    Release { pool: String, owner: String },
-    SaPut { key: String, replace_identity: bool },
-    SaDelete { key: String },
+    Release {
+        pool: String,
+        owner: String,
+    },
+    /// An allocation failed after sending a transaction that may have committed: keys of this
+    /// node's for the identity that no SA here holds are deleted.
+    Orphan {
+        pool: String,
+        owner: String,
+    },
+    SaPut {
+        key: String,
+        replace_identity: bool,
+    },
+    SaDelete {
+        key: String,
+    },
     Publish,
 }
 
@@ -166,6 +198,8 @@ pub(crate) struct Shared {
     pub(crate) writes: AtomicU64,
     /// Bounds every request that the IKE thread waits for.
     pub(crate) timeout: Duration,
+    /// The writer's queue.
+    pub(crate) jobs: mpsc::UnboundedSender<Job>,
 }
 
 impl Shared {
@@ -199,7 +233,6 @@ pub struct Cluster {
     rt: tokio::runtime::Runtime,
     client: Arc<Etcd>,
     shared: Arc<Shared>,
-    jobs: mpsc::UnboundedSender<Job>,
     /// Whether dropping revokes the lease (a node leaving on purpose) or not ([`Cluster::crash`]).
     revoke: bool,
 }
@@ -279,6 +312,8 @@ impl Cluster {
             number,
             healthy: true,
             renewed: Instant::now(),
+            holdings: 0,
+            allocating: HashMap::new(),
             held: HashMap::new(),
             listed: HashMap::new(),
             nodes: BTreeMap::new(),
@@ -291,10 +326,10 @@ impl Cluster {
             leases_taken: 0,
             sas_replaced: 0,
         };
-        let shared =
-            Arc::new(Shared { settings, layout, state: Mutex::new(state), writes: AtomicU64::new(0), timeout });
         let (jobs, rx) = mpsc::unbounded_channel();
-        let cluster = Self { rt, client, shared, jobs, revoke: true };
+        let shared =
+            Arc::new(Shared { settings, layout, state: Mutex::new(state), writes: AtomicU64::new(0), timeout, jobs });
+        let cluster = Self { rt, client, shared, revoke: true };
         // The node's record first, so the others see it before its first client.
         let (record, key) = {
             let st = cluster.shared.state();
@@ -344,38 +379,56 @@ impl Cluster {
         range: &AddrRange,
         owner: &str,
         requested: Option<IpAddr>,
-    ) -> Result<IpAddr, ClusterError> {
+    ) -> Result<Grant, ClusterError> {
         let id = (pool.to_owned(), owner.to_owned());
         {
             let mut st = self.shared.state();
             if let Some(h) = st.held.get_mut(&id).filter(|h| h.refs > 0) {
                 h.refs += 1;
-                return Ok(h.addr);
+                return Ok(Grant { addr: h.addr, holding: h.holding });
             }
         }
         self.check_healthy()?;
-        let (shared, client, jobs) = (self.shared.clone(), self.client.clone(), self.jobs.clone());
-        let (pool_s, owner_s, range) = (pool.to_owned(), owner.to_owned(), *range);
-        let task = self.rt.spawn(async move { allocate(&client, &shared, &pool_s, &range, &owner_s, requested).await });
+        *self.shared.state().allocating.entry(id.clone()).or_insert(0) += 1;
+        let (shared, client) = (self.shared.clone(), self.client.clone());
+        let range = *range;
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        self.rt.spawn(async move {
+            let r = allocate(&client, &shared, &id.0, &range, &id.1, requested).await;
+            {
+                let mut st = shared.state();
+                if let Some(n) = st.allocating.get_mut(&id) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        st.allocating.remove(&id);
+                    }
+                }
+            }
+            if let Err(ClusterError::Timeout(_) | ClusterError::Etcd(_)) = &r {
+                // A transaction whose answer was lost may have committed: look for keys of ours
+                // that no SA holds.
+                let _ = shared.jobs.send(Job::Orphan { pool: id.0.clone(), owner: id.1.clone() });
+            }
+            if let Err(Ok(grant)) = tx.send(r) {
+                // The caller gave up at its deadline, after etcd committed: give it back, or the
+                // address would stay leased to nobody.
+                tracing::debug!(target: "cluster", pool = %id.0, owner = %id.1, addr = %grant.addr, "an allocation given up on ended: releasing it");
+                release_held(&shared, &id.0, grant, &id.1);
+            }
+        });
         let deadline = self.shared.timeout;
-        let late = self.shared.clone();
-        let (pool_s, owner_s) = (pool.to_owned(), owner.to_owned());
-        let got = self.rt.block_on(async move {
-            let mut task = task;
-            match tokio::time::timeout(deadline, &mut task).await {
+        let got = self.rt.block_on(async {
+            match tokio::time::timeout(deadline, &mut rx).await {
                 Ok(Ok(r)) => r,
-                Ok(Err(e)) => Err(ClusterError::Task(e.to_string())),
+                Ok(Err(_)) => Err(ClusterError::Task("the allocation ended without an answer".into())),
                 Err(_) => {
-                    // The client is refused, but the allocation goes on: a transaction that
-                    // etcd committed after the deadline would otherwise leave the address
-                    // leased to nobody here. Whatever it took is given back when it ends.
-                    tokio::spawn(async move {
-                        if let Ok(Ok(addr)) = task.await {
-                            tracing::debug!(target: "cluster", pool = %pool_s, owner = %owner_s, %addr, "an allocation given up on ended: releasing it");
-                            release_held(&late, &jobs, &pool_s, addr, &owner_s);
-                        }
-                    });
-                    Err(ClusterError::Timeout(deadline))
+                    // Closed, the allocation's answer can no longer arrive unseen: one sent
+                    // before is taken, a later one is released by the allocation itself.
+                    rx.close();
+                    match rx.try_recv() {
+                        Ok(r) => r,
+                        Err(_) => Err(ClusterError::Timeout(deadline)),
+                    }
                 }
             }
         });
@@ -389,9 +442,11 @@ impl Cluster {
         got
     }
 
-    /// One IKE SA that held `addr` of `pool` for `owner` is gone; the last one frees it.
-    pub fn release(&self, pool: &str, addr: IpAddr, owner: &str) {
-        release_held(&self.shared, &self.jobs, pool, addr, owner);
+    /// One IKE SA that held `grant` of `pool` for `owner` is gone; the last one of its holding
+    /// frees it. A release of a holding that ended (another node took the address over) gives
+    /// back nothing: the address may be this node's again, for other SAs.
+    pub fn release(&self, pool: &str, grant: Grant, owner: &str) {
+        release_held(&self.shared, pool, grant, owner);
     }
 
     /// Lists an IKE SA that came up here. With `replace` (the connection's `unique` policy, or the
@@ -401,7 +456,7 @@ impl Cluster {
         let key = self.shared.layout.sa(&entry.identity, &self.shared.settings.node, entry.spi_i, entry.spi_r);
         let spis = (entry.spi_i, entry.spi_r);
         self.shared.state().listed.insert(spis, Listed { key: key.clone(), entry });
-        let _ = self.jobs.send(Job::SaPut { key, replace_identity: replace });
+        let _ = self.shared.jobs.send(Job::SaPut { key, replace_identity: replace });
     }
 
     /// A listed IKE SA's peer moved (MOBIKE, NAT rebinding).
@@ -414,7 +469,7 @@ impl Cluster {
         l.entry.remote = remote;
         let key = l.key.clone();
         drop(st);
-        let _ = self.jobs.send(Job::SaPut { key, replace_identity: false });
+        let _ = self.shared.jobs.send(Job::SaPut { key, replace_identity: false });
     }
 
     /// A listed IKE SA was rekeyed: its entry moves to the new SPIs.
@@ -427,14 +482,14 @@ impl Cluster {
         let key = l.key.clone();
         st.listed.insert(new, l);
         drop(st);
-        let _ = self.jobs.send(Job::SaDelete { key: old_key });
-        let _ = self.jobs.send(Job::SaPut { key, replace_identity: false });
+        let _ = self.shared.jobs.send(Job::SaDelete { key: old_key });
+        let _ = self.shared.jobs.send(Job::SaPut { key, replace_identity: false });
     }
 
     /// A listed IKE SA is gone.
     pub fn sa_down(&self, spi_i: u64, spi_r: u64) {
         let Some(l) = self.shared.state().listed.remove(&(spi_i, spi_r)) else { return };
-        let _ = self.jobs.send(Job::SaDelete { key: l.key });
+        let _ = self.shared.jobs.send(Job::SaDelete { key: l.key });
     }
 
     /// The cluster's secret of `kind` for `epoch`: the one a node stored first, or `fresh` if
@@ -452,7 +507,7 @@ impl Cluster {
         let shared = self.shared.clone();
         let t = self.shared.timeout;
         let ttl = i64::try_from(lifetime.as_secs().saturating_mul(3).max(1)).unwrap_or(i64::MAX);
-        self.rt.block_on(async move {
+        let got = self.rt.block_on(async move {
             let got = within(t, client.get(key.as_bytes(), None)).await?;
             let value = match got.kvs().first() {
                 Some(kv) => kv.value().to_vec(),
@@ -467,15 +522,20 @@ impl Cluster {
                     if r.succeeded() {
                         fresh.to_vec()
                     } else {
+                        let found = r.op_responses().into_iter().find_map(|op| match op {
+                            etcd_client::TxnOpResponse::Get(g) => {
+                                g.kvs().first().map(|kv| (kv.value().to_vec(), kv.lease()))
+                            }
+                            _ => None,
+                        });
+                        let (value, on) = found.unwrap_or_default();
                         // Another node was first: its secret is the cluster's, ours goes unused.
-                        let _ = within(t, client.lease_revoke(lease)).await;
-                        r.op_responses()
-                            .into_iter()
-                            .find_map(|op| match op {
-                                etcd_client::TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
-                                _ => None,
-                            })
-                            .unwrap_or_default()
+                        // Unless the secret found is ours, on our lease: the transaction was
+                        // retried on another member after it had committed.
+                        if on != lease {
+                            let _ = within(t, client.lease_revoke(lease)).await;
+                        }
+                        value
                     }
                 }
             };
@@ -485,7 +545,15 @@ impl Cluster {
                 why: format!("{} octets, not 32", value.len()),
             })?;
             Ok(Zeroizing::new(arr))
-        })
+        });
+        if let Err(ClusterError::Timeout(_) | ClusterError::Etcd(_)) = &got {
+            // As for addresses: the next requests fail at once until the lease is renewed.
+            let mut st = self.shared.state();
+            if st.renewed.elapsed() > self.shared.timeout {
+                st.healthy = false;
+            }
+        }
+        got
     }
 
     /// The number of IKE SAs this node holds, published for the others' redirect decisions at most
@@ -500,7 +568,7 @@ impl Cluster {
         let wait = st.published.map_or(Duration::ZERO, |(_, at)| LOAD_EVERY.saturating_sub(at.elapsed()));
         st.publish_scheduled = true;
         drop(st);
-        let jobs = self.jobs.clone();
+        let jobs = self.shared.jobs.clone();
         self.rt.spawn(async move {
             tokio::time::sleep(wait).await;
             let _ = jobs.send(Job::Publish);
@@ -603,19 +671,39 @@ pub(crate) fn txn_revision(r: &etcd_client::TxnResponse) -> i64 {
     r.header().map(|h| h.revision()).unwrap_or(0)
 }
 
-/// One holder of `addr` of `pool` for `owner` fewer; the last one queues the lease's deletion.
-fn release_held(shared: &Shared, jobs: &mpsc::UnboundedSender<Job>, pool: &str, addr: IpAddr, owner: &str) {
+/// One holder of `grant` of `pool` for `owner` fewer; the last one queues the lease's deletion.
+fn release_held(shared: &Shared, pool: &str, grant: Grant, owner: &str) {
     let id = (pool.to_owned(), owner.to_owned());
     let mut st = shared.state();
     let Some(h) = st.held.get_mut(&id) else { return };
-    if h.addr != addr || h.refs == 0 {
+    if h.addr != grant.addr || h.holding != grant.holding || h.refs == 0 {
         return;
     }
     h.refs -= 1;
     if h.refs == 0 {
         drop(st);
-        let _ = jobs.send(Job::Release { pool: id.0, owner: id.1 });
+        let _ = shared.jobs.send(Job::Release { pool: id.0, owner: id.1 });
     }
+}
+
+/// Counts one more SA on the node's holding of `addr` for `id`, written at `rev`: the same
+/// holding if the node holds it still (another SA of the identity, or one whose SAs are going),
+/// else a new one.
+fn hold(shared: &Shared, id: &(String, String), addr: IpAddr, rev: i64) -> Grant {
+    let mut st = shared.state();
+    let next = st.holdings + 1;
+    let h = st.held.entry(id.clone()).or_insert(Held { addr, rev, refs: 0, holding: next });
+    if h.addr != addr {
+        // Another address of the identity's, held before: that holding has ended.
+        *h = Held { addr, rev, refs: 0, holding: next };
+    }
+    h.rev = rev;
+    h.refs += 1;
+    let grant = Grant { addr, holding: h.holding };
+    if grant.holding == next {
+        st.holdings = next;
+    }
+    grant
 }
 
 /// The etcd side of [`Cluster::acquire`].
@@ -626,7 +714,7 @@ async fn allocate(
     range: &AddrRange,
     owner: &str,
     requested: Option<IpAddr>,
-) -> Result<IpAddr, ClusterError> {
+) -> Result<Grant, ClusterError> {
     let l = &shared.layout;
     let me = &shared.settings.node;
     let owner_key = l.lease_owner(pool, owner);
@@ -663,15 +751,11 @@ async fn allocate(
             let r = client.txn(txn).await?;
             shared.wrote();
             if r.succeeded() {
-                let rev = txn_revision(&r);
-                let mut st = shared.state();
-                let h = st.held.entry(id.clone()).or_insert(Held { addr: v.addr, rev, refs: 0 });
-                (h.addr, h.rev) = (v.addr, rev);
-                h.refs += 1;
+                let grant = hold(shared, &id, v.addr, txn_revision(&r));
                 if v.node != *me {
                     tracing::info!(target: "cluster", pool, owner, addr = %v.addr, from = %v.node, "lease taken over");
                 }
-                return Ok(v.addr);
+                return Ok(grant);
             }
             continue;
         }
@@ -698,14 +782,7 @@ async fn allocate(
             let r = client.txn(txn).await?;
             shared.wrote();
             if r.succeeded() {
-                let rev = txn_revision(&r);
-                // An entry with holders can be here when an allocation given up on (see
-                // `acquire`) took the address first: each holder counts.
-                let mut st = shared.state();
-                let h = st.held.entry(id.clone()).or_insert(Held { addr, rev, refs: 0 });
-                (h.addr, h.rev) = (addr, rev);
-                h.refs += 1;
-                return Ok(addr);
+                return Ok(hold(shared, &id, addr, txn_revision(&r)));
             }
             let raced_for_owner = r.op_responses().into_iter().any(|op| match op {
                 etcd_client::TxnOpResponse::Get(g) => !g.kvs().is_empty(),

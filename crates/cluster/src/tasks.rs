@@ -15,36 +15,45 @@ use crate::store::{
 };
 
 /// Keeps the node's lease alive; when it has run out (the node was cut off for longer than the
-/// TTL), takes a new one and writes everything back.
+/// TTL), takes a new one and writes everything back. A keep-alive goes out a third of the TTL
+/// after the last one answered; one without an answer in time (its member hung) is tried again
+/// at once on another member, so that one member gone costs no more than a request's patience.
 pub(crate) async fn keep_alive(client: Arc<Etcd>, shared: Arc<Shared>) {
     let every = (shared.settings.ttl / 3).max(Duration::from_millis(300));
-    let mut keeper = None;
+    let patience = shared.timeout.min(every);
+    let mut keeper: Option<((etcd_client::LeaseKeeper, etcd_client::LeaseKeepAliveStream), usize)> = None;
+    let mut wait = every;
     loop {
-        tokio::time::sleep(every).await;
+        tokio::time::sleep(wait).await;
+        wait = RETRY.min(every);
         let lease = shared.state().lease;
         if keeper.is_none() {
-            keeper = within(every, client.lease_keep_alive(lease)).await.ok();
+            keeper = within(patience, client.lease_keep_alive(lease)).await.ok();
         }
-        let Some((k, s)) = keeper.as_mut() else {
+        let Some(((k, s), member)) = keeper.as_mut() else {
             shared.state().healthy = false;
-            if lease_gone(&client, lease, every).await {
+            if lease_gone(&client, lease, patience).await {
                 renew_until_done(&client, &shared).await;
+                wait = every;
             }
             continue;
         };
+        let member = *member;
         let answer = async {
             k.keep_alive().await?;
             s.message().await
         };
-        match within(every, answer).await {
+        match within(patience, answer).await {
             Ok(Some(r)) if r.ttl() > 0 => {
                 let mut st = shared.state();
                 st.healthy = true;
                 st.renewed = Instant::now();
+                wait = every;
             }
             Ok(Some(_)) => {
                 keeper = None;
                 renew_until_done(&client, &shared).await;
+                wait = every;
             }
             Ok(None) | Err(_) => {
                 shared.state().healthy = false;
@@ -52,10 +61,10 @@ pub(crate) async fn keep_alive(client: Arc<Etcd>, shared: Arc<Shared>) {
                 // etcd ends the stream of a lease it no longer has (revoked, or run out while
                 // the node was cut off); else the stream's member may be the one gone, and the
                 // next try starts at another.
-                if lease_gone(&client, lease, every).await {
+                client.drop_member(member);
+                if lease_gone(&client, lease, patience).await {
                     renew_until_done(&client, &shared).await;
-                } else {
-                    client.drop_current();
+                    wait = every;
                 }
             }
         }
@@ -66,7 +75,8 @@ pub(crate) async fn keep_alive(client: Arc<Etcd>, shared: Arc<Shared>) {
 /// found); false when it gives no answer.
 async fn lease_gone(client: &Etcd, lease: i64, patience: Duration) -> bool {
     match within(patience, client.lease_time_to_live(lease)).await {
-        Ok(r) => r.ttl() <= 0,
+        // etcd gives -1 for a lease it does not have; 0 is one with less than a second left.
+        Ok(r) => r.ttl() < 0,
         Err(ClusterError::Etcd(e)) => e.to_string().contains("requested lease not found"),
         Err(_) => false,
     }
@@ -88,13 +98,13 @@ async fn renew_until_done(client: &Etcd, shared: &Shared) {
 /// A new lease, and everything the node holds written back on it: its number, record, leases and
 /// directory entries. A lease another node took meanwhile is reported, not taken back. The node
 /// switches to the new lease only when all of it has landed; a try that fails part way is done
-/// again (by the caller) on the same lease, `fresh`, while that has most of its TTL left: what
-/// the failed try wrote is this node's own and is written over.
+/// again (by the caller) on the same lease, `fresh` (the lease and when etcd last renewed it),
+/// kept alive meanwhile: what the failed try wrote is this node's own and is written over.
 async fn renew(client: &Etcd, shared: &Shared, fresh: &mut Option<(i64, Instant)>) -> Result<(), ClusterError> {
     let t = shared.timeout;
     let ttl = shared.settings.ttl;
     let lease = match *fresh {
-        Some((lease, granted)) if granted.elapsed() < ttl / 2 => lease,
+        Some((lease, renewed)) if renewed.elapsed() < ttl / 2 => lease,
         _ => {
             let secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
             let lease = within(t, client.lease_grant(secs)).await?.id();
@@ -117,29 +127,63 @@ async fn renew(client: &Etcd, shared: &Shared, fresh: &mut Option<(i64, Instant)
     }
     within(t, client.put(l.node(me), encode(&record), shared.put_opts(lease))).await?;
     shared.wrote();
-    for ((pool, owner), h) in held {
+    for (id, h) in held {
+        tend(client, shared, fresh).await?;
+        let (pool, owner) = (&id.0, &id.1);
         let v = encode(&LeaseValue { pool: pool.clone(), owner: owner.clone(), addr: h.addr, node: me.clone() });
-        let keys = [(l.lease_owner(&pool, &owner), v.clone()), (l.lease_ip(&pool, h.addr), v)];
+        let keys = [(l.lease_owner(pool, owner), v.clone()), (l.lease_ip(pool, h.addr), v)];
         let ours = |kv: &KeyValue| decode::<LeaseValue>(kv).is_ok_and(|o| o.node == *me);
         let rev = put_unless_others(client, shared, &keys, lease, ours).await?;
-        let mut st = shared.state();
-        match rev {
-            Some(rev) => {
-                if let Some(e) = st.held.get_mut(&(pool, owner)) {
+        // The SAs may have changed while this was written: the entry must still be the one
+        // written, or what was written goes again.
+        let written_for_nobody = {
+            let mut st = shared.state();
+            let same = st.held.get_mut(&id).filter(|e| e.addr == h.addr && e.holding == h.holding);
+            match (rev, same) {
+                (Some(rev), Some(e)) => {
                     e.rev = rev;
+                    if e.refs == 0 {
+                        // Its last SA went meanwhile; the release it queued saw the old revision.
+                        let _ = shared.jobs.send(Job::Release { pool: pool.clone(), owner: owner.clone() });
+                    }
+                    None
+                }
+                (Some(rev), None) => Some(rev),
+                (None, same) => {
+                    if same.is_some() {
+                        st.held.remove(&id);
+                    }
+                    st.leases_taken += 1;
+                    st.events.push_back(ClusterEvent::LeaseTaken {
+                        pool: pool.clone(),
+                        addr: h.addr,
+                        owner: owner.clone(),
+                        by: "?".into(),
+                    });
+                    None
                 }
             }
-            None => {
-                st.held.remove(&(pool.clone(), owner.clone()));
-                st.leases_taken += 1;
-                st.events.push_back(ClusterEvent::LeaseTaken { pool, addr: h.addr, owner, by: "?".into() });
-            }
+        };
+        if let Some(rev) = written_for_nobody {
+            let owner_key = &keys[0].0;
+            let txn = Txn::new()
+                .when([Compare::mod_revision(owner_key.as_bytes(), CompareOp::Equal, rev)])
+                .and_then([TxnOp::delete(owner_key.as_bytes(), None), TxnOp::delete(keys[1].0.as_bytes(), None)]);
+            within(t, client.txn(txn)).await?;
+            shared.wrote();
         }
     }
     for s in listed {
+        tend(client, shared, fresh).await?;
         within(t, client.put(s.key.as_bytes(), encode(&s.entry), shared.put_opts(lease))).await?;
         shared.wrote();
+        // Gone meanwhile (its delete may have run before this put): delete it again.
+        if !shared.state().listed.values().any(|x| x.key == s.key) {
+            within(t, client.delete(s.key.as_bytes(), None)).await?;
+            shared.wrote();
+        }
     }
+    tend(client, shared, fresh).await?;
     let mut st = shared.state();
     st.lease = lease;
     st.lease_renewals += 1;
@@ -147,6 +191,32 @@ async fn renew(client: &Etcd, shared: &Shared, fresh: &mut Option<(i64, Instant)
     st.renewed = Instant::now();
     *fresh = None;
     Ok(())
+}
+
+/// Keeps the lease `fresh` alive during a long write-back: a keep-alive when a third of the TTL
+/// has gone since the last. A lease that ran out all the same is forgotten, so the next try
+/// starts on a new one.
+async fn tend(client: &Etcd, shared: &Shared, fresh: &mut Option<(i64, Instant)>) -> Result<(), ClusterError> {
+    let Some((lease, renewed)) = *fresh else { return Ok(()) };
+    if renewed.elapsed() < shared.settings.ttl / 3 {
+        return Ok(());
+    }
+    let t = shared.timeout;
+    let answer = async {
+        let ((mut k, mut s), _) = client.lease_keep_alive(lease).await?;
+        k.keep_alive().await?;
+        s.message().await
+    };
+    match within(t, answer).await? {
+        Some(r) if r.ttl() > 0 => {
+            *fresh = Some((lease, Instant::now()));
+            Ok(())
+        }
+        _ => {
+            *fresh = None;
+            Err(ClusterError::Raced { key: format!("lease {lease:x}"), tries: 1 })
+        }
+    }
 }
 
 /// Puts `keys` on `lease` in one transaction if each is absent or `mine` says it is this node's
@@ -204,7 +274,7 @@ pub(crate) async fn follow(client: Arc<Etcd>, shared: Arc<Shared>) {
             }
         };
         let opts = WatchOptions::new().with_prefix().with_start_revision(start);
-        if let Ok(mut stream) = client.watch(root.as_bytes(), Some(opts)).await {
+        if let Ok((mut stream, member)) = client.watch(root.as_bytes(), Some(opts)).await {
             while let Ok(Some(r)) = stream.message().await {
                 if r.canceled() {
                     break;
@@ -216,8 +286,8 @@ pub(crate) async fn follow(client: Arc<Etcd>, shared: Arc<Shared>) {
                     }
                 }
             }
+            client.drop_member(member);
         }
-        client.drop_current();
         tokio::time::sleep(RETRY).await;
     }
 }
@@ -227,8 +297,11 @@ fn seen(shared: &Shared, st: &mut State, kind: EventType, kv: &KeyValue) {
     let Ok(key) = kv.key_str() else { return };
     let me = &shared.settings.node;
     match (shared.layout.classify(key), kind) {
-        (Key::Node(_), EventType::Put) => {
-            if let Ok(r) = decode::<NodeRecord>(kv) {
+        (Key::Node(seg), EventType::Put) => {
+            // A record under another node's name would outlive the node (its delete is by key).
+            if let Ok(r) = decode::<NodeRecord>(kv).map_err(|e| tracing::debug!(target: "cluster", key, "{e}"))
+                && crate::layout::segment(&r.node) == seg
+            {
                 st.nodes.insert(r.node.clone(), r);
             }
         }
@@ -237,7 +310,9 @@ fn seen(shared: &Shared, st: &mut State, kind: EventType, kv: &KeyValue) {
         }
         (Key::Lease, EventType::Put) => {
             let Ok(v) = decode::<LeaseValue>(kv) else { return };
-            if v.node == *me {
+            // A value under a key it does not name is no lease of its identity's.
+            let l = &shared.layout;
+            if v.node == *me || (key != l.lease_owner(&v.pool, &v.owner) && key != l.lease_ip(&v.pool, v.addr)) {
                 return;
             }
             let id = (v.pool.clone(), v.owner.clone());
@@ -257,9 +332,13 @@ fn seen(shared: &Shared, st: &mut State, kind: EventType, kv: &KeyValue) {
         (Key::Sa, EventType::Put) => {
             let Ok(e) = decode::<SaEntry>(kv) else { return };
             let Some(by) = e.replaced_by.filter(|by| by != me) else { return };
-            if e.node != *me || st.listed.remove(&(e.spi_i, e.spi_r)).is_none() {
+            let spis = (e.spi_i, e.spi_r);
+            if e.node != *me || st.listed.get(&spis).is_none_or(|l| l.key != key) {
                 return;
             }
+            st.listed.remove(&spis);
+            // The entry is this node's to delete, now that the SA is no longer listed here.
+            let _ = shared.jobs.send(Job::SaDelete { key: key.to_owned() });
             st.sas_replaced += 1;
             st.events.push_back(ClusterEvent::SaReplaced { identity: e.identity, spi_i: e.spi_i, spi_r: e.spi_r, by });
         }
@@ -296,14 +375,44 @@ async fn run(client: &Etcd, shared: &Shared, job: &Job) -> Result<(), ClusterErr
                     TxnOp::delete(owner_key.as_bytes(), None),
                     TxnOp::delete(l.lease_ip(pool, h.addr).as_bytes(), None),
                 ]);
-            within(t, client.txn(txn)).await?;
+            let r = within(t, client.txn(txn)).await?;
             shared.wrote();
             // Done or not ours any more: either way we hold it no more, unless an SA took it
             // again meanwhile (with a write of its own).
             let mut st = shared.state();
-            if st.held.get(&id).is_some_and(|e| e.refs == 0 && e.rev == h.rev) {
-                st.held.remove(&id);
+            match st.held.get(&id) {
+                Some(e) if e.refs == 0 && e.rev == h.rev => {
+                    st.held.remove(&id);
+                }
+                Some(e) if e.refs == 0 && !r.succeeded() => {
+                    // Written back on a new lease meanwhile: again, at the new revision.
+                    return Err(ClusterError::Raced { key: owner_key, tries: 1 });
+                }
+                _ => {}
             }
+        }
+        Job::Orphan { pool, owner } => {
+            let id = (pool.clone(), owner.clone());
+            let owner_key = l.lease_owner(pool, owner);
+            let got = within(t, client.get(owner_key.as_bytes(), None)).await?;
+            let Some(kv) = got.kvs().first() else { return Ok(()) };
+            let Ok(v) = decode::<LeaseValue>(kv) else { return Ok(()) };
+            {
+                let st = shared.state();
+                let held = st.held.get(&id).is_some_and(|h| h.addr == v.addr);
+                if v.node != *me || held || st.allocating.contains_key(&id) {
+                    return Ok(());
+                }
+            }
+            tracing::info!(target: "cluster", pool, owner, addr = %v.addr, "a lease of this node's that no SA holds (an allocation's answer was lost): freeing it");
+            let txn = Txn::new()
+                .when([Compare::mod_revision(owner_key.as_bytes(), CompareOp::Equal, kv.mod_revision())])
+                .and_then([
+                    TxnOp::delete(owner_key.as_bytes(), None),
+                    TxnOp::delete(l.lease_ip(pool, v.addr).as_bytes(), None),
+                ]);
+            within(t, client.txn(txn)).await?;
+            shared.wrote();
         }
         Job::SaPut { key, replace_identity } => {
             let (entry, lease) = {

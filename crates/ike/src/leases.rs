@@ -31,6 +31,10 @@ pub struct Lease {
     pub addr: IpAddr,
     /// The pool's attributes.
     pub attributes: Arc<PoolAttributes>,
+    /// The source's mark of which holding of the address this is, handed back with the release
+    /// (a shared store's: a release from an SA whose holding ended frees nothing of a later one);
+    /// 0 where the source needs none.
+    pub holding: u64,
 }
 
 pub use oxswan_pool::PoolError as LeaseError;
@@ -117,7 +121,7 @@ impl AddressLeases for MemoryLeases {
         let got = self.pools.acquire_for(pools, family, owner.as_bytes(), host.as_bytes(), requested, now)?;
         let (pool, attributes) =
             self.attributes.get(&got.pool).cloned().unwrap_or_else(|| (got.pool.into(), Arc::default()));
-        Ok(Lease { pool, addr: got.addr, attributes })
+        Ok(Lease { pool, addr: got.addr, attributes, holding: 0 })
     }
 
     fn release(&mut self, lease: &Lease, owner: &str, now: Instant) {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use oxswan_cluster::{Cluster, ClusterError, ClusterEvent, ClusterStatus, SaEntry, Settings, Tls};
+use oxswan_cluster::{Cluster, ClusterError, ClusterEvent, ClusterStatus, Grant, SaEntry, Settings, Tls};
 use oxswan_config::Config;
 use oxswan_crypto::{CryptoProvider, Secret};
 use oxswan_ike::leases::{AddressLeases, Lease, LeaseError, PoolAttributes, PoolUsage};
@@ -106,7 +106,14 @@ impl AddressLeases for ClusterLeases {
             }
             let asked = requested.filter(|r| range.contains(*r));
             match self.cluster.acquire(pool, range, owner, asked) {
-                Ok(addr) => return Ok(Lease { pool: pool.clone(), addr, attributes: attributes.clone() }),
+                Ok(g) => {
+                    return Ok(Lease {
+                        pool: pool.clone(),
+                        addr: g.addr,
+                        attributes: attributes.clone(),
+                        holding: g.holding,
+                    });
+                }
                 Err(ClusterError::Exhausted(_)) => tried.push(name.as_str()),
                 Err(e) => return Err(LeaseError::Unavailable(e.to_string())),
             }
@@ -118,7 +125,7 @@ impl AddressLeases for ClusterLeases {
     }
 
     fn release(&mut self, lease: &Lease, owner: &str, _now: Instant) {
-        self.cluster.release(&lease.pool, lease.addr, owner);
+        self.cluster.release(&lease.pool, Grant { addr: lease.addr, holding: lease.holding }, owner);
     }
 
     fn usage(&self) -> Vec<PoolUsage> {

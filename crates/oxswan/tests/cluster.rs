@@ -383,8 +383,9 @@ fn a_killed_gateways_clients_come_back_elsewhere_with_their_addresses() {
     assert!(wait(5, || lab.cluster(1)["nodes"].as_array().unwrap().iter().all(|n| n["node"] != "g0")));
 }
 
-/// etcd loses a member, its leader: nothing stops, new clients come up (the first ones wait out the
-/// election). It loses a second (no quorum):
+/// The member the gateway talks to hangs (its link cut) for two TTLs: the lease stays alive through
+/// the others and new clients come up. etcd loses a member, its leader: nothing stops, new clients
+/// come up (the first ones wait out the election). It loses a second (no quorum):
 /// the tunnels keep working, a new client is refused with a clear reason (INTERNAL_ADDRESS_FAILURE,
 /// and the gateway's log says the cluster store is unreachable), `status` shows it. The members
 /// come back: new clients come up again.
@@ -394,6 +395,20 @@ fn losing_an_etcd_member_changes_nothing_and_losing_quorum_refuses_only_new_clie
     let mut lab = Lab::new("clq", 1, "10s", |_, c| c);
     lab.client(0, &[0]);
     assert!(wait(30, || lab.client_pings(0)), "{}", lab.logs());
+    // The member the gateway talks to first goes out of reach without a word (its link cut:
+    // requests to it hang, nothing is refused). For two TTLs the gateway keeps its lease alive
+    // through the others (it never runs out, so nothing is written back) and serves new clients.
+    lab.net.cut("e0");
+    let cut = Instant::now();
+    let (ok0, r) = lab.load(&[0], "-n 3 -k 3 --no-delete --id 'p{n}.cluster.test'");
+    assert!(ok0, "with a member hung: {r:#}\n{}", lab.logs());
+    std::thread::sleep(Duration::from_secs(20).saturating_sub(cut.elapsed()));
+    let c = lab.cluster(0);
+    assert_eq!(c["lease_renewals"], 0, "the lease never ran out: {c:#}\n{}", lab.logs());
+    assert_eq!(c["healthy"], true, "{c:#}");
+    assert!(lab.client_pings(0));
+    lab.net.mend("e0");
+    lab.etcd.wait_healthy(Duration::from_secs(30));
     let first = leader(&lab.etcd);
     lab.etcd.kill(first);
     let (ok1, r) = lab.load(&[0], "-n 5 -k 5 --no-delete --id 'q{n}.cluster.test'");

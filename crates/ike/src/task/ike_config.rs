@@ -305,8 +305,13 @@ mod tests {
             dns_domains: vec!["corp.example".into()],
         };
         let leases = [
-            Lease { pool: "rw4".into(), addr: "10.10.0.1".parse().unwrap(), attributes: attrs.clone().into() },
-            Lease { pool: "rw6".into(), addr: "fd10::1".parse().unwrap(), attributes: attrs.into() },
+            Lease {
+                pool: "rw4".into(),
+                addr: "10.10.0.1".parse().unwrap(),
+                attributes: attrs.clone().into(),
+                holding: 0,
+            },
+            Lease { pool: "rw6".into(), addr: "fd10::1".parse().unwrap(), attributes: attrs.into(), holding: 0 },
         ];
         let Payload::Cp(cp) = reply(&leases, true, true) else { panic!() };
         let typed: Vec<_> = cp.attributes.iter().map(|a| (a.attribute_type, a.typed().unwrap())).collect();
