@@ -48,6 +48,9 @@ pub enum ClusterEvent {
         owner: String,
         /// The node that holds it now.
         by: String,
+        /// The holding that ended ([`Grant::holding`]): only SAs of it lost the address; a later
+        /// holding of the same address here (the identity came back) is not concerned.
+        holding: u64,
     },
     /// The identity of an IKE SA here came back on another node, which replaces it (`unique`,
     /// INITIAL_CONTACT across gateways): close it.
@@ -206,6 +209,17 @@ impl Shared {
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere while holding the lock leaves plain data behind: go on with it.
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Something failed on the way to etcd: new clients are refused from now on if the lease was
+    /// not renewed for so long that it may run out before another try (two request bounds before
+    /// the TTL), and served meanwhile: one hung member costs nothing.
+    pub(crate) fn suspect(&self) {
+        let stale = self.settings.ttl.saturating_sub(self.timeout * 2).max(self.timeout);
+        let mut st = self.state();
+        if st.renewed.elapsed() > stale {
+            st.healthy = false;
+        }
     }
 
     pub(crate) fn wrote(&self) {
@@ -404,9 +418,9 @@ impl Cluster {
                     }
                 }
             }
-            if let Err(ClusterError::Timeout(_) | ClusterError::Etcd(_)) = &r {
-                // A transaction whose answer was lost may have committed: look for keys of ours
-                // that no SA holds.
+            if r.is_err() {
+                // A transaction whose answer was lost may have committed (and a retry of it on
+                // another member then lost its compare): look for keys of ours no SA holds.
                 let _ = shared.jobs.send(Job::Orphan { pool: id.0.clone(), owner: id.1.clone() });
             }
             if let Err(Ok(grant)) = tx.send(r) {
@@ -433,11 +447,7 @@ impl Cluster {
             }
         });
         if let Err(ClusterError::Timeout(_) | ClusterError::Etcd(_)) = &got {
-            // Fail the next clients at once until the lease is renewed again.
-            let mut st = self.shared.state();
-            if st.renewed.elapsed() > self.shared.timeout {
-                st.healthy = false;
-            }
+            self.shared.suspect();
         }
         got
     }
@@ -547,11 +557,7 @@ impl Cluster {
             Ok(Zeroizing::new(arr))
         });
         if let Err(ClusterError::Timeout(_) | ClusterError::Etcd(_)) = &got {
-            // As for addresses: the next requests fail at once until the lease is renewed.
-            let mut st = self.shared.state();
-            if st.renewed.elapsed() > self.shared.timeout {
-                st.healthy = false;
-            }
+            self.shared.suspect();
         }
         got
     }
@@ -659,8 +665,18 @@ async fn claim_number(client: &Etcd, layout: &Layout, node: &str, lease: i64, t:
         let key = layout.id(n);
         let txn = Txn::new()
             .when([Compare::create_revision(key.as_bytes(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key.as_bytes(), node.as_bytes(), Some(PutOptions::new().with_lease(lease)))]);
-        if within(t, client.txn(txn)).await?.succeeded() {
+            .and_then([TxnOp::put(key.as_bytes(), node.as_bytes(), Some(PutOptions::new().with_lease(lease)))])
+            .or_else([TxnOp::get(key.as_bytes(), None)]);
+        let r = within(t, client.txn(txn)).await?;
+        // Ours already, on this lease: the transaction was retried on another member after it
+        // had committed.
+        let ours = r.op_responses().into_iter().any(|op| match op {
+            etcd_client::TxnOpResponse::Get(g) => {
+                g.kvs().first().is_some_and(|kv| kv.value() == node.as_bytes() && kv.lease() == lease)
+            }
+            _ => false,
+        });
+        if r.succeeded() || ours {
             return Ok(n);
         }
     }

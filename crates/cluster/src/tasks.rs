@@ -31,7 +31,7 @@ pub(crate) async fn keep_alive(client: Arc<Etcd>, shared: Arc<Shared>) {
             keeper = within(patience, client.lease_keep_alive(lease)).await.ok();
         }
         let Some(((k, s), member)) = keeper.as_mut() else {
-            shared.state().healthy = false;
+            shared.suspect();
             if lease_gone(&client, lease, patience).await {
                 renew_until_done(&client, &shared).await;
                 wait = every;
@@ -56,8 +56,10 @@ pub(crate) async fn keep_alive(client: Arc<Etcd>, shared: Arc<Shared>) {
                 wait = every;
             }
             Ok(None) | Err(_) => {
-                shared.state().healthy = false;
+                shared.suspect();
                 keeper = None;
+                // Again at once, through another member.
+                wait = Duration::from_millis(100);
                 // etcd ends the stream of a lease it no longer has (revoked, or run out while
                 // the node was cut off); else the stream's member may be the one gone, and the
                 // next try starts at another.
@@ -128,7 +130,7 @@ async fn renew(client: &Etcd, shared: &Shared, fresh: &mut Option<(i64, Instant)
     within(t, client.put(l.node(me), encode(&record), shared.put_opts(lease))).await?;
     shared.wrote();
     for (id, h) in held {
-        tend(client, shared, fresh).await?;
+        tend(client, shared, fresh, false).await?;
         let (pool, owner) = (&id.0, &id.1);
         let v = encode(&LeaseValue { pool: pool.clone(), owner: owner.clone(), addr: h.addr, node: me.clone() });
         let keys = [(l.lease_owner(pool, owner), v.clone()), (l.lease_ip(pool, h.addr), v)];
@@ -150,16 +152,18 @@ async fn renew(client: &Etcd, shared: &Shared, fresh: &mut Option<(i64, Instant)
                 }
                 (Some(rev), None) => Some(rev),
                 (None, same) => {
+                    // Taken by another node; told once, and only if the holding is still here.
                     if same.is_some() {
                         st.held.remove(&id);
+                        st.leases_taken += 1;
+                        st.events.push_back(ClusterEvent::LeaseTaken {
+                            pool: pool.clone(),
+                            addr: h.addr,
+                            owner: owner.clone(),
+                            by: "?".into(),
+                            holding: h.holding,
+                        });
                     }
-                    st.leases_taken += 1;
-                    st.events.push_back(ClusterEvent::LeaseTaken {
-                        pool: pool.clone(),
-                        addr: h.addr,
-                        owner: owner.clone(),
-                        by: "?".into(),
-                    });
                     None
                 }
             }
@@ -174,7 +178,7 @@ async fn renew(client: &Etcd, shared: &Shared, fresh: &mut Option<(i64, Instant)
         }
     }
     for s in listed {
-        tend(client, shared, fresh).await?;
+        tend(client, shared, fresh, false).await?;
         within(t, client.put(s.key.as_bytes(), encode(&s.entry), shared.put_opts(lease))).await?;
         shared.wrote();
         // Gone meanwhile (its delete may have run before this put): delete it again.
@@ -183,12 +187,13 @@ async fn renew(client: &Etcd, shared: &Shared, fresh: &mut Option<(i64, Instant)
             shared.wrote();
         }
     }
-    tend(client, shared, fresh).await?;
+    // A keep-alive now, so the next one is a whole third of the TTL away.
+    let renewed = tend(client, shared, fresh, true).await?;
     let mut st = shared.state();
     st.lease = lease;
     st.lease_renewals += 1;
     st.healthy = true;
-    st.renewed = Instant::now();
+    st.renewed = renewed;
     *fresh = None;
     Ok(())
 }
@@ -196,11 +201,20 @@ async fn renew(client: &Etcd, shared: &Shared, fresh: &mut Option<(i64, Instant)
 /// Keeps the lease `fresh` alive during a long write-back: a keep-alive when a third of the TTL
 /// has gone since the last. A lease that ran out all the same is forgotten, so the next try
 /// starts on a new one.
-async fn tend(client: &Etcd, shared: &Shared, fresh: &mut Option<(i64, Instant)>) -> Result<(), ClusterError> {
-    let Some((lease, renewed)) = *fresh else { return Ok(()) };
-    if renewed.elapsed() < shared.settings.ttl / 3 {
-        return Ok(());
+/// With `now`, a keep-alive whatever the time. The time of the last one that answered.
+async fn tend(
+    client: &Etcd,
+    shared: &Shared,
+    fresh: &mut Option<(i64, Instant)>,
+    now: bool,
+) -> Result<Instant, ClusterError> {
+    let Some((lease, renewed)) = *fresh else {
+        return Err(ClusterError::Raced { key: "the new lease".into(), tries: 1 });
+    };
+    if !now && renewed.elapsed() < shared.settings.ttl / 3 {
+        return Ok(renewed);
     }
+    let sent = Instant::now();
     let t = shared.timeout;
     let answer = async {
         let ((mut k, mut s), _) = client.lease_keep_alive(lease).await?;
@@ -209,8 +223,8 @@ async fn tend(client: &Etcd, shared: &Shared, fresh: &mut Option<(i64, Instant)>
     };
     match within(t, answer).await? {
         Some(r) if r.ttl() > 0 => {
-            *fresh = Some((lease, Instant::now()));
-            Ok(())
+            *fresh = Some((lease, sent));
+            Ok(sent)
         }
         _ => {
             *fresh = None;
@@ -318,14 +332,16 @@ fn seen(shared: &Shared, st: &mut State, kind: EventType, kv: &KeyValue) {
             let id = (v.pool.clone(), v.owner.clone());
             // Only a write after ours takes it: the watch may bring older ones late (the write
             // this node took the lease over from).
-            if st.held.get(&id).is_some_and(|h| kv.mod_revision() > h.rev) {
-                st.held.remove(&id);
+            if st.held.get(&id).is_some_and(|h| kv.mod_revision() > h.rev)
+                && let Some(h) = st.held.remove(&id)
+            {
                 st.leases_taken += 1;
                 st.events.push_back(ClusterEvent::LeaseTaken {
                     pool: v.pool,
-                    addr: v.addr,
+                    addr: h.addr,
                     owner: v.owner,
                     by: v.node,
+                    holding: h.holding,
                 });
             }
         }

@@ -293,7 +293,13 @@ fn an_identity_keeps_its_address_from_node_to_node_and_the_old_node_is_told() {
     }));
     assert_eq!(
         got,
-        Some(ClusterEvent::LeaseTaken { pool: "p".into(), addr: first.addr, owner: "carol".into(), by: "b".into() })
+        Some(ClusterEvent::LeaseTaken {
+            pool: "p".into(),
+            addr: first.addr,
+            owner: "carol".into(),
+            by: "b".into(),
+            holding: first.holding
+        })
     );
     assert_eq!(a.status().leases_held, 0);
     // a's SAs of carol go; their releases must not free b's lease.

@@ -57,6 +57,8 @@ pub struct IkeSaInfo {
     pub local_vips: Vec<core::net::IpAddr>,
     /// As gateway: the virtual IPs lent to the client.
     pub remote_vips: Vec<core::net::IpAddr>,
+    /// As gateway: the holding of each (`Lease::holding`), in the same order.
+    pub remote_vip_holdings: Vec<u64>,
     /// As client: the DNS servers the gateway named.
     pub dns: Vec<core::net::IpAddr>,
     /// As client: the DNS domains those servers are for (RFC 8598).

@@ -320,10 +320,17 @@ impl Node {
         let mut doomed = Vec::new();
         while let Some(e) = self.cluster.poll_event() {
             match e {
-                ClusterEvent::LeaseTaken { pool, addr, owner, by } => {
+                ClusterEvent::LeaseTaken { pool, addr, owner, by, holding } => {
                     for sa in endpoint.established() {
                         let Some(info) = endpoint.info(sa) else { continue };
-                        if info.remote_vips.contains(&addr) && identity(&info) == owner {
+                        // Only the SAs of the holding that ended: the identity may hold the
+                        // address here again, for newer SAs.
+                        let of_it = info
+                            .remote_vips
+                            .iter()
+                            .zip(&info.remote_vip_holdings)
+                            .any(|(a, h)| *a == addr && *h == holding);
+                        if of_it && identity(&info) == owner {
                             doomed.push((sa, format!("node {by} took its virtual IP {addr} (pool {pool})")));
                         }
                     }

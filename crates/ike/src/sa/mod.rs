@@ -448,6 +448,7 @@ impl SaCore {
             nat: self.nat,
             local_vips: self.vips.local.clone(),
             remote_vips: self.vips.leases.iter().map(|l| l.addr).collect(),
+            remote_vip_holdings: self.vips.leases.iter().map(|l| l.holding).collect(),
             dns: self.vips.dns.clone(),
             dns_domains: self.vips.dns_domains.clone(),
             eap_id: self.eap_identity.clone(),

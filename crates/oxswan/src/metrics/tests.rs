@@ -26,6 +26,7 @@ fn info() -> IkeSaInfo {
         nat: NatState::default(),
         local_vips: Vec::new(),
         remote_vips: Vec::new(),
+        remote_vip_holdings: Vec::new(),
         dns: Vec::new(),
         dns_domains: Vec::new(),
         eap_id: None,
