@@ -16,6 +16,7 @@
 
 mod conn;
 pub mod layout;
+mod leases;
 pub mod pick;
 mod store;
 mod tasks;
@@ -99,6 +100,9 @@ pub enum ClusterError {
         /// How many transactions failed.
         tries: usize,
     },
+    /// A lease this node took ran out before its work on it was done.
+    #[error("the etcd lease {0:x} ran out")]
+    LeaseLost(i64),
     /// A key of this node's changed under each of its writes.
     #[error("{key}: changed under each of {tries} writes")]
     Raced {

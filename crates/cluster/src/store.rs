@@ -19,14 +19,12 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
-use crate::layout::{Layout, LeaseValue, NodeRecord, SaEntry, redirect_target};
+use crate::layout::{Layout, NodeRecord, SaEntry, redirect_target};
+use crate::leases::{allocate, release_held};
 use crate::{ClusterError, Settings};
 
-/// Transactions tried for one address before giving up: each failure means another node won a
-/// race (for the same address, or for the same identity), so a few suffice.
+/// Transactions tried for a node number before giving up.
 const TRIES: usize = 8;
-/// Candidates drawn per read of the pool.
-const CANDIDATES: usize = 4;
 /// Load is published at most this often (it only steers redirects).
 const LOAD_EVERY: Duration = Duration::from_secs(1);
 /// How often the members are asked how they are, for `status`.
@@ -184,8 +182,9 @@ pub(crate) enum Job {
         pool: String,
         owner: String,
     },
+    /// The listed SA of these SPIs, as it is when the job runs (gone: nothing to write).
     SaPut {
-        key: String,
+        spis: (u64, u64),
         replace_identity: bool,
     },
     SaDelete {
@@ -465,8 +464,8 @@ impl Cluster {
     pub fn sa_up(&self, entry: SaEntry, replace: bool) {
         let key = self.shared.layout.sa(&entry.identity, &self.shared.settings.node, entry.spi_i, entry.spi_r);
         let spis = (entry.spi_i, entry.spi_r);
-        self.shared.state().listed.insert(spis, Listed { key: key.clone(), entry });
-        let _ = self.shared.jobs.send(Job::SaPut { key, replace_identity: replace });
+        self.shared.state().listed.insert(spis, Listed { key, entry });
+        let _ = self.shared.jobs.send(Job::SaPut { spis, replace_identity: replace });
     }
 
     /// A listed IKE SA's peer moved (MOBIKE, NAT rebinding).
@@ -477,9 +476,8 @@ impl Cluster {
             return;
         }
         l.entry.remote = remote;
-        let key = l.key.clone();
         drop(st);
-        let _ = self.shared.jobs.send(Job::SaPut { key, replace_identity: false });
+        let _ = self.shared.jobs.send(Job::SaPut { spis: (spi_i, spi_r), replace_identity: false });
     }
 
     /// A listed IKE SA was rekeyed: its entry moves to the new SPIs.
@@ -489,11 +487,10 @@ impl Cluster {
         let old_key = l.key.clone();
         (l.entry.spi_i, l.entry.spi_r) = new;
         l.key = self.shared.layout.sa(&l.entry.identity, &self.shared.settings.node, new.0, new.1);
-        let key = l.key.clone();
         st.listed.insert(new, l);
         drop(st);
         let _ = self.shared.jobs.send(Job::SaDelete { key: old_key });
-        let _ = self.shared.jobs.send(Job::SaPut { key, replace_identity: false });
+        let _ = self.shared.jobs.send(Job::SaPut { spis: new, replace_identity: false });
     }
 
     /// A listed IKE SA is gone.
@@ -685,130 +682,4 @@ async fn claim_number(client: &Etcd, layout: &Layout, node: &str, lease: i64, t:
 
 pub(crate) fn txn_revision(r: &etcd_client::TxnResponse) -> i64 {
     r.header().map(|h| h.revision()).unwrap_or(0)
-}
-
-/// One holder of `grant` of `pool` for `owner` fewer; the last one queues the lease's deletion.
-fn release_held(shared: &Shared, pool: &str, grant: Grant, owner: &str) {
-    let id = (pool.to_owned(), owner.to_owned());
-    let mut st = shared.state();
-    let Some(h) = st.held.get_mut(&id) else { return };
-    if h.addr != grant.addr || h.holding != grant.holding || h.refs == 0 {
-        return;
-    }
-    h.refs -= 1;
-    if h.refs == 0 {
-        drop(st);
-        let _ = shared.jobs.send(Job::Release { pool: id.0, owner: id.1 });
-    }
-}
-
-/// Counts one more SA on the node's holding of `addr` for `id`, written at `rev`: the same
-/// holding if the node holds it still (another SA of the identity, or one whose SAs are going),
-/// else a new one.
-fn hold(shared: &Shared, id: &(String, String), addr: IpAddr, rev: i64) -> Grant {
-    let mut st = shared.state();
-    let next = st.holdings + 1;
-    let h = st.held.entry(id.clone()).or_insert(Held { addr, rev, refs: 0, holding: next });
-    if h.addr != addr {
-        // Another address of the identity's, held before: that holding has ended.
-        *h = Held { addr, rev, refs: 0, holding: next };
-    }
-    h.rev = rev;
-    h.refs += 1;
-    let grant = Grant { addr, holding: h.holding };
-    if grant.holding == next {
-        st.holdings = next;
-    }
-    grant
-}
-
-/// The etcd side of [`Cluster::acquire`].
-async fn allocate(
-    client: &Etcd,
-    shared: &Shared,
-    pool: &str,
-    range: &AddrRange,
-    owner: &str,
-    requested: Option<IpAddr>,
-) -> Result<Grant, ClusterError> {
-    let l = &shared.layout;
-    let me = &shared.settings.node;
-    let owner_key = l.lease_owner(pool, owner);
-    let id = (pool.to_owned(), owner.to_owned());
-    for _ in 0..TRIES {
-        let lease = shared.state().lease;
-        let put = |addr: IpAddr| {
-            let v = encode(&LeaseValue { pool: pool.to_owned(), owner: owner.to_owned(), addr, node: me.clone() });
-            [
-                TxnOp::put(owner_key.as_bytes(), v.clone(), shared.put_opts(lease)),
-                TxnOp::put(l.lease_ip(pool, addr).as_bytes(), v, shared.put_opts(lease)),
-            ]
-        };
-        let held = client.get(owner_key.as_bytes(), None).await?;
-        if let Some(kv) = held.kvs().first() {
-            // The identity holds an address: here (an SA of it is going, or went, and this one
-            // keeps it) or on another node (the client came back here). Take it over, unless
-            // either key changed since we read it.
-            let v: LeaseValue = decode(kv)?;
-            if !range.contains(v.addr) {
-                // Another node lent it from another range: the gateways' pools differ.
-                return Err(ClusterError::BadValue {
-                    key: owner_key.clone(),
-                    why: format!("{} is outside pool {pool} here: do the gateways' [pools] agree?", v.addr),
-                });
-            }
-            let ip_key = l.lease_ip(pool, v.addr);
-            let txn = Txn::new()
-                .when([
-                    Compare::mod_revision(owner_key.as_bytes(), CompareOp::Equal, kv.mod_revision()),
-                    Compare::mod_revision(ip_key.as_bytes(), CompareOp::Equal, kv.mod_revision()),
-                ])
-                .and_then(put(v.addr));
-            let r = client.txn(txn).await?;
-            shared.wrote();
-            if r.succeeded() {
-                let grant = hold(shared, &id, v.addr, txn_revision(&r));
-                if v.node != *me {
-                    tracing::info!(target: "cluster", pool, owner, addr = %v.addr, from = %v.node, "lease taken over");
-                }
-                return Ok(grant);
-            }
-            continue;
-        }
-        let used_keys = client.get(l.pool_ips(pool), Some(GetOptions::new().with_prefix().with_keys_only())).await?;
-        let prefix = l.pool_ips(pool);
-        let used: HashSet<IpAddr> = used_keys
-            .kvs()
-            .iter()
-            .filter_map(|kv| kv.key_str().ok()?.strip_prefix(prefix.as_str())?.parse().ok())
-            .collect();
-        let candidates = crate::pick::candidates(range, &used, owner, requested, CANDIDATES);
-        if candidates.is_empty() {
-            return Err(ClusterError::Exhausted(pool.to_owned()));
-        }
-        for addr in candidates {
-            let ip_key = l.lease_ip(pool, addr);
-            let txn = Txn::new()
-                .when([
-                    Compare::create_revision(owner_key.as_bytes(), CompareOp::Equal, 0),
-                    Compare::create_revision(ip_key.as_bytes(), CompareOp::Equal, 0),
-                ])
-                .and_then(put(addr))
-                .or_else([TxnOp::get(owner_key.as_bytes(), None)]);
-            let r = client.txn(txn).await?;
-            shared.wrote();
-            if r.succeeded() {
-                return Ok(hold(shared, &id, addr, txn_revision(&r)));
-            }
-            let raced_for_owner = r.op_responses().into_iter().any(|op| match op {
-                etcd_client::TxnOpResponse::Get(g) => !g.kvs().is_empty(),
-                _ => false,
-            });
-            if raced_for_owner {
-                // The same identity got an address on another node meanwhile: take that one.
-                break;
-            }
-        }
-    }
-    Err(ClusterError::Contended { pool: pool.to_owned(), tries: TRIES })
 }

@@ -103,17 +103,27 @@ async fn renew_until_done(client: &Etcd, shared: &Shared) {
 /// again (by the caller) on the same lease, `fresh` (the lease and when etcd last renewed it),
 /// kept alive meanwhile: what the failed try wrote is this node's own and is written over.
 async fn renew(client: &Etcd, shared: &Shared, fresh: &mut Option<(i64, Instant)>) -> Result<(), ClusterError> {
-    let t = shared.timeout;
     let ttl = shared.settings.ttl;
-    let lease = match *fresh {
-        Some((lease, renewed)) if renewed.elapsed() < ttl / 2 => lease,
+    let mut cur = match *fresh {
+        Some((lease, renewed)) if renewed.elapsed() < ttl / 2 => (lease, renewed),
         _ => {
             let secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
-            let lease = within(t, client.lease_grant(secs)).await?.id();
-            *fresh = Some((lease, Instant::now()));
-            lease
+            (within(shared.timeout, client.lease_grant(secs)).await?.id(), Instant::now())
         }
     };
+    let r = write_back(client, shared, &mut cur).await;
+    // Done, or the new lease ran out too: the next try starts afresh. Else it goes on with `cur`.
+    *fresh = match r {
+        Ok(()) | Err(ClusterError::LeaseLost(_)) => None,
+        Err(_) => Some(cur),
+    };
+    r
+}
+
+/// [`renew`]'s writes, on the lease `cur` (its id, and when etcd last renewed it).
+async fn write_back(client: &Etcd, shared: &Shared, cur: &mut (i64, Instant)) -> Result<(), ClusterError> {
+    let t = shared.timeout;
+    let lease = cur.0;
     let (number, held, listed, record) = {
         let st = shared.state();
         let held: Vec<_> = st.held.iter().filter(|(_, h)| h.refs > 0).map(|(k, h)| (k.clone(), h.clone())).collect();
@@ -130,7 +140,7 @@ async fn renew(client: &Etcd, shared: &Shared, fresh: &mut Option<(i64, Instant)
     within(t, client.put(l.node(me), encode(&record), shared.put_opts(lease))).await?;
     shared.wrote();
     for (id, h) in held {
-        tend(client, shared, fresh, false).await?;
+        tend(client, shared, cur, false).await?;
         let (pool, owner) = (&id.0, &id.1);
         let v = encode(&LeaseValue { pool: pool.clone(), owner: owner.clone(), addr: h.addr, node: me.clone() });
         let keys = [(l.lease_owner(pool, owner), v.clone()), (l.lease_ip(pool, h.addr), v)];
@@ -178,39 +188,30 @@ async fn renew(client: &Etcd, shared: &Shared, fresh: &mut Option<(i64, Instant)
         }
     }
     for s in listed {
-        tend(client, shared, fresh, false).await?;
+        tend(client, shared, cur, false).await?;
         within(t, client.put(s.key.as_bytes(), encode(&s.entry), shared.put_opts(lease))).await?;
         shared.wrote();
         // Gone meanwhile (its delete may have run before this put): delete it again.
-        if !shared.state().listed.values().any(|x| x.key == s.key) {
+        if shared.state().listed.get(&(s.entry.spi_i, s.entry.spi_r)).is_none_or(|x| x.key != s.key) {
             within(t, client.delete(s.key.as_bytes(), None)).await?;
             shared.wrote();
         }
     }
     // A keep-alive now, so the next one is a whole third of the TTL away.
-    let renewed = tend(client, shared, fresh, true).await?;
+    let renewed = tend(client, shared, cur, true).await?;
     let mut st = shared.state();
     st.lease = lease;
     st.lease_renewals += 1;
     st.healthy = true;
     st.renewed = renewed;
-    *fresh = None;
     Ok(())
 }
 
-/// Keeps the lease `fresh` alive during a long write-back: a keep-alive when a third of the TTL
-/// has gone since the last. A lease that ran out all the same is forgotten, so the next try
-/// starts on a new one.
-/// With `now`, a keep-alive whatever the time. The time of the last one that answered.
-async fn tend(
-    client: &Etcd,
-    shared: &Shared,
-    fresh: &mut Option<(i64, Instant)>,
-    now: bool,
-) -> Result<Instant, ClusterError> {
-    let Some((lease, renewed)) = *fresh else {
-        return Err(ClusterError::Raced { key: "the new lease".into(), tries: 1 });
-    };
+/// Keeps the lease `cur` alive during a long write-back: a keep-alive when a third of the TTL
+/// has gone since the last, or with `now` whatever the time. The time of the last one that
+/// answered; [`ClusterError::LeaseLost`] if the lease ran out all the same.
+async fn tend(client: &Etcd, shared: &Shared, cur: &mut (i64, Instant), now: bool) -> Result<Instant, ClusterError> {
+    let (lease, renewed) = *cur;
     if !now && renewed.elapsed() < shared.settings.ttl / 3 {
         return Ok(renewed);
     }
@@ -223,13 +224,10 @@ async fn tend(
     };
     match within(t, answer).await? {
         Some(r) if r.ttl() > 0 => {
-            *fresh = Some((lease, sent));
+            cur.1 = sent;
             Ok(sent)
         }
-        _ => {
-            *fresh = None;
-            Err(ClusterError::Raced { key: format!("lease {lease:x}"), tries: 1 })
-        }
+        _ => Err(ClusterError::LeaseLost(lease)),
     }
 }
 
@@ -430,11 +428,11 @@ async fn run(client: &Etcd, shared: &Shared, job: &Job) -> Result<(), ClusterErr
             within(t, client.txn(txn)).await?;
             shared.wrote();
         }
-        Job::SaPut { key, replace_identity } => {
-            let (entry, lease) = {
+        Job::SaPut { spis, replace_identity } => {
+            let (key, entry, lease) = {
                 let st = shared.state();
-                let Some(l) = st.listed.values().find(|s| s.key == *key) else { return Ok(()) };
-                (l.entry.clone(), st.lease)
+                let Some(l) = st.listed.get(spis) else { return Ok(()) };
+                (l.key.clone(), l.entry.clone(), st.lease)
             };
             if *replace_identity {
                 let others =

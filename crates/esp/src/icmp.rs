@@ -225,6 +225,12 @@ fn checksum(initial: u32, data: &[u8]) -> u16 {
     !(sum_words(initial, data) as u16)
 }
 
+/// The Internet checksum (RFC 1071) of `data`: an IPv4 header's, or an ICMPv4 message's. Over
+/// data whose checksum field is right it is zero.
+pub fn internet_checksum(data: &[u8]) -> u16 {
+    checksum(0, data)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -376,6 +382,15 @@ mod tests {
         )?;
         assert_eq!(asked, Some((IpAddr::V6(S6), IpAddr::V6(D6))), "asked with the sender and the destination");
         Some(out[..n].to_vec())
+    }
+
+    #[test]
+    fn the_internet_checksum_is_rfc_1071s() {
+        // RFC 1071 §3's example: the words 0001 f203 f4f5 f6f7 sum to ddf2, whose complement is 220d.
+        assert_eq!(internet_checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0x220d);
+        // An odd octet counts as the high half of a last word.
+        assert_eq!(internet_checksum(&[0x00, 0x01, 0xf2]), !0xf201);
+        assert_eq!(internet_checksum(&[]), 0xffff);
     }
 
     #[test]
